@@ -1,0 +1,242 @@
+//! The device record: one line of every report, its status vocabulary and field order.
+
+use std::fmt;
+
+/// What happened to one device. `Ok` is the only status with `ssh_enabled` set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    Ok,
+    Invalid,
+    Unreachable,
+    Timeout,
+    TlsError,
+    AuthFailed,
+    Forbidden,
+    NotAuthorized,
+    Unsupported,
+    ApiError,
+    ProtocolError,
+}
+
+impl Status {
+    pub const ALL: [Status; 11] = [
+        Status::Ok,
+        Status::Invalid,
+        Status::Unreachable,
+        Status::Timeout,
+        Status::TlsError,
+        Status::AuthFailed,
+        Status::Forbidden,
+        Status::NotAuthorized,
+        Status::Unsupported,
+        Status::ApiError,
+        Status::ProtocolError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Invalid => "invalid",
+            Status::Unreachable => "unreachable",
+            Status::Timeout => "timeout",
+            Status::TlsError => "tls_error",
+            Status::AuthFailed => "auth_failed",
+            Status::Forbidden => "forbidden",
+            Status::NotAuthorized => "not_authorized",
+            Status::Unsupported => "unsupported",
+            Status::ApiError => "api_error",
+            Status::ProtocolError => "protocol_error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The desired or observed SSH state of a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SshState {
+    Enabled,
+    Disabled,
+}
+
+impl SshState {
+    pub fn from_enabled(enabled: bool) -> SshState {
+        if enabled {
+            SshState::Enabled
+        } else {
+            SshState::Disabled
+        }
+    }
+
+    pub fn is_enabled(self) -> bool {
+        self == SshState::Enabled
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SshState::Enabled => "enabled",
+            SshState::Disabled => "disabled",
+        }
+    }
+
+    /// Accepts the spellings people put in inventories: enabled/disabled, on/off, yes/no, true/false.
+    pub fn parse(s: &str) -> Option<SshState> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "enabled" | "enable" | "on" | "yes" | "true" => Some(SshState::Enabled),
+            "disabled" | "disable" | "off" | "no" | "false" => Some(SshState::Disabled),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SshState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which device API gave the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    SshCgi,
+    ParamCgi,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::SshCgi => "ssh.cgi",
+            Method::ParamCgi => "param.cgi",
+        }
+    }
+}
+
+/// What remediation planned or did for a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// The state differs and will be (or was) written.
+    Set,
+    /// Already in the desired state.
+    None,
+    /// Could not be read, so nothing is planned.
+    Skip,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Set => "set",
+            Action::None => "none",
+            Action::Skip => "skip",
+        }
+    }
+}
+
+/// Remediation columns, present only in remediation reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remediation {
+    pub action: Action,
+    pub before: Option<bool>,
+    pub after: Option<bool>,
+    pub verified: Option<bool>,
+}
+
+/// One device's result. Field order here is the report's column order (DESIGN.md).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceRecord {
+    /// The address exactly as written in the inventory.
+    pub address: String,
+    pub name: String,
+    pub site: String,
+    pub status: Status,
+    pub ssh_enabled: Option<bool>,
+    pub expect: Option<SshState>,
+    pub compliant: Option<bool>,
+    pub method: Option<Method>,
+    pub api_version: Option<String>,
+    pub supported_versions: Vec<String>,
+    pub http_status: Option<u16>,
+    pub error_code: Option<i64>,
+    pub error: Option<String>,
+    pub attempts: u32,
+    pub elapsed_ms: u64,
+    /// SHA-256 of the device's TLS certificate (lowercase hex), when TLS was used.
+    pub tls_fingerprint: Option<String>,
+    /// RFC 3339 UTC.
+    pub checked_at: String,
+    pub remediation: Option<Remediation>,
+    /// Passthrough inventory columns, in the order of `Inventory::extra_columns`.
+    pub extra: Vec<String>,
+}
+
+/// The fixed report columns, in order.
+pub const COLUMNS: [&str; 17] = [
+    "address",
+    "name",
+    "site",
+    "status",
+    "ssh_enabled",
+    "expect",
+    "compliant",
+    "method",
+    "api_version",
+    "supported_versions",
+    "http_status",
+    "error_code",
+    "error",
+    "attempts",
+    "elapsed_ms",
+    "tls_fingerprint",
+    "checked_at",
+];
+
+/// Columns appended in remediation reports.
+pub const REMEDIATION_COLUMNS: [&str; 4] = ["action", "before", "after", "verified"];
+
+impl DeviceRecord {
+    /// A record with every result field empty; callers fill in what they learned.
+    pub fn new(address: String, name: String, site: String, status: Status) -> DeviceRecord {
+        DeviceRecord {
+            address,
+            name,
+            site,
+            status,
+            ssh_enabled: None,
+            expect: None,
+            compliant: None,
+            method: None,
+            api_version: None,
+            supported_versions: Vec::new(),
+            http_status: None,
+            error_code: None,
+            error: None,
+            attempts: 0,
+            elapsed_ms: 0,
+            tls_fingerprint: None,
+            checked_at: crate::time::now_rfc3339(),
+            remediation: None,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Sets `compliant` from `ssh_enabled` and `expect`; unknown when either is unknown.
+    pub fn judge(&mut self) {
+        self.compliant = match (self.status, self.ssh_enabled, self.expect) {
+            (Status::Ok, Some(on), Some(want)) => Some(on == want.is_enabled()),
+            _ => None,
+        };
+    }
+
+    /// A finding is anything a compliance run must flag: unchecked or non-compliant.
+    pub fn is_finding(&self) -> bool {
+        self.status != Status::Ok || self.compliant == Some(false)
+    }
+}
