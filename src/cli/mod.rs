@@ -1,1 +1,165 @@
-//! placeholder
+//! The command line: clap types, per-command wiring, and the only code that prints to the
+//! terminal (progress bars, summaries, warnings) or chooses the exit code.
+
+pub mod args;
+mod demo;
+mod progress;
+mod scan;
+mod sim;
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+pub use args::Cli;
+use args::Command;
+
+use crate::report::Format;
+use crate::shutdown::{self, Shutdown, ShutdownTrigger};
+
+/// The exit codes of DESIGN.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Done; every device ok and compliant.
+    Clean = 0,
+    /// Done, with findings: non-compliant devices or devices that could not be checked.
+    Findings = 1,
+    /// Usage or input error; nothing done.
+    Usage = 2,
+    /// Interrupted; outputs flushed.
+    Interrupted = 130,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit as u8)
+    }
+}
+
+/// Runs a parsed command line to completion.
+pub fn main(cli: Cli) -> ExitCode {
+    init_logging(verbosity(&cli.command));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Usage.into();
+        }
+    };
+    let result = runtime.block_on(dispatch(cli.command));
+    // Do not wait for lingering connection tasks (idle pooled sockets, hung devices).
+    runtime.shutdown_background();
+    match result {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Exit::Usage.into()
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<Exit> {
+    match command {
+        Command::Scan(args) => scan::run(args).await,
+        Command::Sim(args) => sim::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
+    }
+}
+
+fn verbosity(command: &Command) -> u8 {
+    match command {
+        Command::Scan(a) => a.output.verbose,
+        Command::Sim(_) | Command::Demo(_) => 0,
+    }
+}
+
+/// Tracing to stderr: warnings by default, more with -v, RUST_LOG when set.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "sshfleet=info,warn",
+        _ => "sshfleet=debug,info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// The first SIGINT/SIGTERM asks for a graceful stop; the second aborts at once.
+fn install_signal_handlers(quiet: bool) -> (ShutdownTrigger, Shutdown) {
+    let (trigger, shutdown) = shutdown::channel();
+    let handler = trigger.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        if !quiet {
+            eprintln!("\ninterrupted: finishing devices in flight (press Ctrl-C again to abort)");
+        }
+        handler.trigger();
+        wait_for_signal().await;
+        std::process::exit(Exit::Interrupted as i32);
+    });
+    (trigger, shutdown)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The report format: explicit, else from the extension, else JSON Lines.
+fn resolve_format(path: &Path, explicit: Option<Format>) -> Format {
+    explicit
+        .or_else(|| Format::from_path(path))
+        .unwrap_or(Format::Jsonl)
+}
+
+/// Opens a report destination; `-` is stdout.
+fn open_output(path: &Path) -> anyhow::Result<Box<dyn Write + Send>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(BufWriter::with_capacity(64 * 1024, io::stdout())));
+    }
+    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(Box::new(BufWriter::with_capacity(64 * 1024, file)))
+}
+
+/// Raises the open-file limit and lowers concurrency to what fits, with a warning.
+fn fit_concurrency(wanted: usize, quiet: bool) -> usize {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    // Keep room for the runtime, outputs and the simulator when it runs in-process.
+    let fits = limit.saturating_sub(128).max(1) as usize;
+    if wanted > fits {
+        if !quiet {
+            eprintln!(
+                "warning: concurrency {wanted} needs more open files than the limit allows ({limit}); using {fits}"
+            );
+        }
+        return fits;
+    }
+    wanted.max(1)
+}

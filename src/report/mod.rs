@@ -1,5 +1,172 @@
-//! Report records and their writers (CSV, JSON Lines, JSON), streamed by one writer thread.
+//! Report records and their writers (CSV, JSON Lines, JSON), streamed by one writer thread,
+//! and the run summary.
 
+mod columns;
+mod csv_writer;
+mod json_writer;
 pub mod record;
+mod summary;
+#[cfg(test)]
+mod test_support;
+mod writer_thread;
 
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+use std::str::FromStr;
+
+pub use columns::Schema;
 pub use record::{Action, DeviceRecord, Method, Remediation, SshState, Status};
+pub use summary::{RemediationSummary, SiteSummary, StatusCounts, Summary};
+pub use writer_thread::{spawn_writer, ReportError};
+
+/// A report file format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    /// One JSON object per line; the default, and the format whose shard outputs concatenate.
+    #[default]
+    Jsonl,
+    /// One JSON array, streamed.
+    Json,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+            Format::Json => "json",
+        }
+    }
+
+    /// The format named by a file extension (`.csv`, `.jsonl`/`.ndjson`, `.json`), any case.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" => Some(Format::Csv),
+            "jsonl" | "ndjson" => Some(Format::Jsonl),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Format, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "csv" => Ok(Format::Csv),
+            "jsonl" | "ndjson" => Ok(Format::Jsonl),
+            "json" => Ok(Format::Json),
+            _ => Err(format!(
+                "unknown format {s:?} (expected csv, jsonl or json)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A report output. Records stream in as devices finish; `finish` completes the file (the
+/// JSON array's `]`, the CSV header of an empty report) and flushes it.
+pub trait RecordWriter: Send {
+    fn write(&mut self, rec: &DeviceRecord) -> std::io::Result<()>;
+    fn flush(&mut self) -> std::io::Result<()>;
+    fn finish(&mut self) -> std::io::Result<()>;
+
+    /// What to call this output in an error message (a path, `stdout`); see [`labelled`].
+    fn label(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// A writer for `format` over `out`. Writers buffer; the writer thread flushes them whenever
+/// it has nothing else to do, so output appears as results arrive.
+pub fn writer(
+    format: Format,
+    schema: &Schema,
+    out: Box<dyn Write + Send>,
+) -> Box<dyn RecordWriter> {
+    let layout = schema.layout();
+    match format {
+        Format::Csv => Box::new(csv_writer::CsvWriter::new(layout, out)),
+        Format::Jsonl => Box::new(json_writer::JsonlWriter::new(layout, out)),
+        Format::Json => Box::new(json_writer::JsonArrayWriter::new(layout, out)),
+    }
+}
+
+/// Names an output so that a [`ReportError`] can say which one failed.
+pub fn labelled(label: impl Into<String>, inner: Box<dyn RecordWriter>) -> Box<dyn RecordWriter> {
+    Box::new(Labelled {
+        label: label.into(),
+        inner,
+    })
+}
+
+struct Labelled {
+    label: String,
+    inner: Box<dyn RecordWriter>,
+}
+
+impl RecordWriter for Labelled {
+    fn write(&mut self, rec: &DeviceRecord) -> std::io::Result<()> {
+        self.inner.write(rec)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.inner.finish()
+    }
+
+    fn label(&self) -> Option<&str> {
+        Some(&self.label)
+    }
+}
+
+/// Progress hooks. The engine and the writer call them; the CLI implements them with a
+/// progress bar. The writer thread calls `record` and `output_failed`; `started` and
+/// `finished` belong to whoever runs the scan.
+pub trait Reporter: Send + Sync {
+    fn started(&self, _total: u64) {}
+    fn record(&self, _rec: &DeviceRecord) {}
+    /// An output failed; the others go on. A broken pipe here is the moment to stop a scan
+    /// early (`error.is_broken_pipe()`).
+    fn output_failed(&self, _error: &ReportError) {}
+    fn finished(&self) {}
+}
+
+/// A reporter that reports nothing (tests, `--quiet`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoProgress;
+
+impl Reporter for NoProgress {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_from_name_and_path() {
+        assert_eq!("CSV".parse::<Format>(), Ok(Format::Csv));
+        assert_eq!("ndjson".parse::<Format>(), Ok(Format::Jsonl));
+        assert!("xml".parse::<Format>().is_err());
+        assert_eq!(
+            Format::from_path(Path::new("out/r.JSONL")),
+            Some(Format::Jsonl)
+        );
+        assert_eq!(Format::from_path(Path::new("r.json")), Some(Format::Json));
+        assert_eq!(Format::from_path(Path::new("r.csv")), Some(Format::Csv));
+        assert_eq!(Format::from_path(Path::new("-")), None);
+        assert_eq!(Format::from_path(Path::new("r.txt")), None);
+        assert_eq!(Format::default(), Format::Jsonl);
+    }
+}

@@ -52,6 +52,11 @@ impl Status {
     pub fn parse(s: &str) -> Option<Status> {
         Status::ALL.into_iter().find(|st| st.as_str() == s)
     }
+
+    /// Position in [`Status::ALL`], for per-status counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 impl fmt::Display for Status {
@@ -227,6 +232,13 @@ impl DeviceRecord {
         }
     }
 
+    /// The record of an inventory row that cannot be scanned; `error` says why, with its line.
+    pub fn invalid(address: String, name: String, site: String, error: String) -> DeviceRecord {
+        let mut rec = DeviceRecord::new(address, name, site, Status::Invalid);
+        rec.error = Some(error);
+        rec
+    }
+
     /// Sets `compliant` from `ssh_enabled` and `expect`; unknown when either is unknown.
     pub fn judge(&mut self) {
         self.compliant = match (self.status, self.ssh_enabled, self.expect) {
@@ -238,5 +250,26 @@ impl DeviceRecord {
     /// A finding is anything a compliance run must flag: unchecked or non-compliant.
     pub fn is_finding(&self) -> bool {
         self.status != Status::Ok || self.compliant == Some(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_index_is_position_in_all() {
+        for (i, status) in Status::ALL.into_iter().enumerate() {
+            assert_eq!(status.index(), i);
+            assert_eq!(Status::parse(status.as_str()), Some(status));
+        }
+    }
+
+    #[test]
+    fn invalid_record_is_a_finding_with_its_reason() {
+        let rec = DeviceRecord::invalid("x".into(), "n".into(), "s".into(), "line 2: bad".into());
+        assert_eq!(rec.status, Status::Invalid);
+        assert_eq!(rec.error.as_deref(), Some("line 2: bad"));
+        assert!(rec.is_finding());
     }
 }

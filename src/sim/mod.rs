@@ -1,1 +1,266 @@
-//! placeholder
+//! The fleet simulator: virtual Axis cameras on loopback, each its own listener with its own
+//! SSH state, firmware, authentication and fault. It implements the device side from the
+//! specs on its own and shares no protocol or auth code with `net` or `vapix`.
+//!
+//! # The realistic fault mix
+//!
+//! With [`FaultProfile::Realistic`] the seed fixes exact counts (rounded per mille of the
+//! fleet) at shuffled positions. Faults, 15 % in total, each with the status a correct scan
+//! (`--timeout 5s`, correct trust options) reports:
+//!
+//! | fault            | share | status           |
+//! |------------------|-------|------------------|
+//! | `slow` (0.5–2 s per response) | 3.5 % | `ok` |
+//! | `hang`           | 1.0 % | `timeout`        |
+//! | `closed`         | 2.0 % | `unreachable`    |
+//! | `reset`          | 1.0 % | `protocol_error` |
+//! | `malformed_json` | 1.0 % | `protocol_error` |
+//! | `oversized`      | 0.5 % | `protocol_error` |
+//! | `wrong_password` | 2.5 % | `auth_failed`    |
+//! | `throttled`      | 1.0 % | `forbidden`      |
+//! | `internal_error` | 1.0 % | `api_error`      |
+//! | `no_admin`       | 1.5 % | `not_authorized` |
+//!
+//! In addition, on otherwise clean cameras: firmware variety 6 % (`param_only` 4 % → `ok`
+//! through param.cgi, `ancient` 1 % → `unsupported`, `v2_only` 1 % → `unsupported`) and,
+//! under [`AuthPolicy::Digest`] only, authentication variety 4 % (`digest_no_qop` 2 %,
+//! `digest_sha256` 1 %, `digest_md5_sess` 1 %, all `ok`). Under [`AuthPolicy::None`] the
+//! `wrong_password` cameras are clean too. 30 % of all cameras start with SSH enabled.
+
+mod auth;
+mod camera;
+mod control;
+mod digest;
+mod faults;
+mod fleet;
+mod http;
+mod paramcgi;
+mod ports;
+mod server;
+mod spec;
+mod sshcgi;
+mod tls;
+
+use std::fmt;
+use std::io::{self, BufWriter, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub use fleet::{Fleet, Truth};
+pub use spec::{DeviceAuth, DeviceSpec, Fault, Firmware};
+
+/// Everything a simulated fleet is made of.
+#[derive(Clone)]
+pub struct SimConfig {
+    /// Number of cameras (ignored when `specs` is given).
+    pub devices: usize,
+    pub seed: u64,
+    /// Added before every response.
+    pub latency: Duration,
+    pub faults: FaultProfile,
+    /// TLS on every camera with a certificate from a per-fleet CA.
+    pub https: bool,
+    pub auth: AuthPolicy,
+    pub username: String,
+    pub password: String,
+    pub nonce_lifetime: Duration,
+    /// Serve the control API here (port 0 allowed).
+    pub control: Option<SocketAddr>,
+    /// Explicit per-camera specs, overriding `devices` and `faults`.
+    pub specs: Option<Vec<DeviceSpec>>,
+}
+
+impl Default for SimConfig {
+    fn default() -> SimConfig {
+        SimConfig {
+            devices: 1000,
+            seed: 1,
+            latency: Duration::ZERO,
+            faults: FaultProfile::Realistic,
+            https: false,
+            auth: AuthPolicy::Digest,
+            username: "root".to_owned(),
+            password: "pass".to_owned(),
+            nonce_lifetime: Duration::from_secs(300),
+            control: None,
+            specs: None,
+        }
+    }
+}
+
+impl fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("devices", &self.devices)
+            .field("seed", &self.seed)
+            .field("latency", &self.latency)
+            .field("faults", &self.faults)
+            .field("https", &self.https)
+            .field("auth", &self.auth)
+            .field("username", &self.username)
+            .field("password", &"(redacted)")
+            .field("nonce_lifetime", &self.nonce_lifetime)
+            .field("control", &self.control)
+            .field("specs", &self.specs.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+/// Which faults the generated fleet has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultProfile {
+    /// Every camera clean and modern; only the SSH state varies.
+    None,
+    /// The mix documented in the module docs.
+    Realistic,
+}
+
+/// How cameras that follow the fleet policy authenticate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthPolicy {
+    /// AXIS OS default: Digest (MD5, qop=auth) on HTTP, Basic on HTTPS.
+    Digest,
+    /// Basic everywhere.
+    Basic,
+    /// No authentication.
+    None,
+}
+
+/// A name that is not one of the accepted choices.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{value}` (expected {expected})")]
+pub struct ParseChoiceError {
+    what: &'static str,
+    value: String,
+    expected: &'static str,
+}
+
+impl FaultProfile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultProfile::None => "none",
+            FaultProfile::Realistic => "realistic",
+        }
+    }
+}
+
+impl FromStr for FaultProfile {
+    type Err = ParseChoiceError;
+
+    fn from_str(s: &str) -> Result<FaultProfile, ParseChoiceError> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Ok(FaultProfile::None),
+            "realistic" => Ok(FaultProfile::Realistic),
+            _ => Err(ParseChoiceError {
+                what: "fault profile",
+                value: s.to_owned(),
+                expected: "none or realistic",
+            }),
+        }
+    }
+}
+
+impl fmt::Display for FaultProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl AuthPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthPolicy::Digest => "digest",
+            AuthPolicy::Basic => "basic",
+            AuthPolicy::None => "none",
+        }
+    }
+}
+
+impl FromStr for AuthPolicy {
+    type Err = ParseChoiceError;
+
+    fn from_str(s: &str) -> Result<AuthPolicy, ParseChoiceError> {
+        match s.to_ascii_lowercase().as_str() {
+            "digest" => Ok(AuthPolicy::Digest),
+            "basic" => Ok(AuthPolicy::Basic),
+            "none" => Ok(AuthPolicy::None),
+            _ => Err(ParseChoiceError {
+                what: "auth policy",
+                value: s.to_owned(),
+                expected: "digest, basic or none",
+            }),
+        }
+    }
+}
+
+impl fmt::Display for AuthPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One camera's observable state, as the control API serves it.
+#[derive(serde::Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct DeviceSnapshot {
+    pub address: String,
+    pub ssh_enabled: bool,
+    /// Every HTTP request received, challenged and refused ones included.
+    pub requests: u64,
+    /// Every successful SSH write (ssh.cgi or param.cgi), oldest first.
+    pub writes: Vec<WriteEvent>,
+}
+
+/// One successful write of the SSH state.
+#[derive(serde::Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct WriteEvent {
+    /// Unix time in milliseconds.
+    pub at_ms: u64,
+    /// The state written (a write of the current state is logged too).
+    pub enabled: bool,
+}
+
+/// Starts a fleet, writes the requested files, calls `ready` with the ready line once
+/// everything listens, and serves until `shutdown` fires.
+pub async fn run(
+    cfg: SimConfig,
+    inventory_out: Option<PathBuf>,
+    truth_out: Option<PathBuf>,
+    ca_out: Option<PathBuf>,
+    mut shutdown: crate::shutdown::Shutdown,
+    ready: impl FnOnce(&str),
+) -> io::Result<()> {
+    let fleet = Fleet::start(cfg).await?;
+    if let Some(path) = inventory_out {
+        write_file(&path, |w| fleet.write_inventory(w))?;
+    }
+    if let Some(path) = truth_out {
+        write_file(&path, |w| fleet.write_truth(w))?;
+    }
+    if let Some(path) = ca_out {
+        let pem = fleet.ca_pem().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no CA certificate to write: the simulated fleet is not serving HTTPS",
+            )
+        })?;
+        write_file(&path, |w| w.write_all(pem.as_bytes()))?;
+    }
+    ready(&fleet.ready_line());
+    shutdown.wait().await;
+    fleet.shutdown().await;
+    Ok(())
+}
+
+fn write_file(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<std::fs::File>) -> io::Result<()>,
+) -> io::Result<()> {
+    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let mut w = BufWriter::new(std::fs::File::create(path).map_err(with_path)?);
+    write(&mut w).and_then(|()| w.flush()).map_err(with_path)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,243 @@
+//! Command-line syntax only (clap types). Resolution into settings happens per command.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::inventory::Shard;
+use crate::report::Format;
+
+/// Audit and remediate SSH exposure across fleets of Axis cameras.
+#[derive(Debug, Parser)]
+#[command(name = "sshfleet", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Audit the SSH state of every camera in an inventory.
+    Scan(ScanArgs),
+    /// Serve a simulated camera fleet on loopback until SIGINT/SIGTERM.
+    Sim(SimArgs),
+    /// Run the simulator in-process and scan it: no network, credentials or setup needed.
+    Demo(DemoArgs),
+}
+
+/// Output options shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Report destination; `-` is stdout.
+    #[arg(short, long, default_value = "-", value_name = "PATH")]
+    pub output: PathBuf,
+    /// Report format [default: from the output extension, else jsonl].
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    pub format: Option<Format>,
+    /// No progress bar, no summary; errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// How devices are reached and trusted.
+#[derive(Debug, Clone, Args)]
+pub struct DeviceArgs {
+    /// Inventory CSV (header row; `address` column required).
+    #[arg(long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// Devices checked at once.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub concurrency: usize,
+    /// Deadline for each request: connect, TLS, response.
+    #[arg(long, default_value = "15s", value_parser = parse_duration, value_name = "DUR")]
+    pub timeout: Duration,
+    /// Extra tries after a transient failure (reset connection, 403/429/503 after backoff).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub retries: u32,
+    /// Account used where the inventory row names none.
+    #[arg(long, default_value = "root", value_name = "USER")]
+    pub username: String,
+    /// Environment variable holding the password.
+    #[arg(long, default_value = "SSHFLEET_PASSWORD", value_name = "VAR")]
+    pub password_env: String,
+    /// File whose first line is the password (takes precedence over --password-env).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Extra CA certificates (PEM) trusted besides the system roots.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// SHA-256 certificate pins: `FINGERPRINT` or `ADDRESS FINGERPRINT` per line, or a
+    /// previous scan report with a tls_fingerprint column.
+    #[arg(long, value_name = "FILE")]
+    pub pin_file: Option<PathBuf>,
+    /// Accept any TLS certificate (fingerprints are still recorded).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Allow Basic authentication over plain HTTP (sends the password in clear).
+    #[arg(long)]
+    pub allow_basic_http: bool,
+    /// Global request rate limit, e.g. `50/s` or `600/m`.
+    #[arg(long, value_parser = parse_rate, value_name = "N/s")]
+    pub rate: Option<NonZeroU32>,
+    /// Desired SSH state where the inventory row gives none.
+    #[arg(long, value_enum, value_name = "STATE")]
+    pub expect: Option<ExpectArg>,
+    /// Scan only shard K of N (0-based), by a stable hash of the address
+    /// [default: from JOB_COMPLETION_INDEX/JOB_COMPLETIONS].
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+    /// Scheme for addresses that do not say.
+    #[arg(long, value_enum, default_value_t = SchemeArg::Http)]
+    pub scheme: SchemeArg,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExpectArg {
+    Disabled,
+    Enabled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemeArg {
+    Http,
+    Https,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// Number of simulated cameras.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub devices: usize,
+    /// Seed of the fault mix and SSH states.
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    pub seed: u64,
+    /// Delay added before every response.
+    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DUR")]
+    pub latency: Duration,
+    /// Fault profile: `realistic` or `none`.
+    #[arg(long, default_value = "realistic", value_name = "PROFILE")]
+    pub faults: String,
+    /// Serve HTTPS with a self-signed fleet CA.
+    #[arg(long)]
+    pub https: bool,
+    /// Authentication: `digest` (Digest on HTTP, Basic on HTTPS), `basic` or `none`.
+    #[arg(long, default_value = "digest", value_name = "SCHEME")]
+    pub auth: String,
+    #[arg(long, default_value = "root", value_name = "USER")]
+    pub username: String,
+    /// The simulated cameras' password (not a real secret).
+    #[arg(long, default_value = "pass", value_name = "PASS")]
+    pub password: String,
+    /// Digest nonce lifetime before it goes stale.
+    #[arg(long, default_value = "300s", value_parser = parse_duration, value_name = "DUR")]
+    pub nonce_lifetime: Duration,
+    /// Write an inventory CSV of the fleet.
+    #[arg(long, value_name = "FILE")]
+    pub inventory_out: Option<PathBuf>,
+    /// Write the expected result per device (JSONL).
+    #[arg(long, value_name = "FILE")]
+    pub truth_out: Option<PathBuf>,
+    /// Write the fleet CA certificate (PEM) when --https.
+    #[arg(long, value_name = "FILE")]
+    pub ca_out: Option<PathBuf>,
+    /// Serve the control API (JSON device state, request counts, writes) here.
+    #[arg(long, value_name = "ADDR")]
+    pub control: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Where the reports go.
+    #[arg(long, default_value = "sshfleet-demo", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Simulated cameras.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub devices: usize,
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    pub seed: u64,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `15s`, `500ms`, `2m`, `1h`, or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?} (try 15s, 500ms, 2m)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown duration unit {other:?} (use ms, s, m, h)")),
+    };
+    if !seconds.is_finite() || !(0.0..=86_400.0).contains(&seconds) {
+        return Err(format!("duration {text:?} out of range"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// `50/s`, `600/m`, or a plain number per second; at least one per second.
+pub fn parse_rate(text: &str) -> Result<NonZeroU32, String> {
+    let text = text.trim();
+    let (number, per) = text.split_once('/').unwrap_or((text, "s"));
+    let value: u32 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid rate {text:?} (try 5/s)"))?;
+    let per_second = match per.trim() {
+        "s" | "sec" => value,
+        "m" | "min" => value / 60,
+        other => return Err(format!("unknown rate unit {other:?} (use /s or /m)")),
+    };
+    NonZeroU32::new(per_second).ok_or_else(|| format!("rate {text:?} is below one per second"))
+}
+
+fn parse_format(text: &str) -> Result<Format, String> {
+    text.parse::<Format>().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("1e9").is_err());
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("5/s").map(NonZeroU32::get), Ok(5));
+        assert_eq!(parse_rate("600/m").map(NonZeroU32::get), Ok(10));
+        assert_eq!(parse_rate("7").map(NonZeroU32::get), Ok(7));
+        assert!(parse_rate("0/s").is_err());
+        assert!(parse_rate("30/m").is_err());
+    }
+}

@@ -1,0 +1,158 @@
+//! `sshfleet demo`: the simulator in-process (1,000 cameras, realistic faults), scanned for
+//! real, reports in `./sshfleet-demo/`, and the result checked against the simulator's truth.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead as _, BufReader, BufWriter};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use super::args::{DemoArgs, DeviceArgs, ExpectArg, SchemeArg};
+use super::progress::Progress;
+use super::scan::{execute, prepare};
+use super::{install_signal_handlers, open_output, Exit};
+use crate::report::{self, Format, Reporter};
+use crate::secret::Secret;
+use crate::sim::{Fleet, SimConfig};
+
+pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
+    let dir = &args.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    eprintln!(
+        "sshfleet demo: starting {} simulated cameras on loopback…",
+        args.devices
+    );
+    let config = SimConfig {
+        devices: args.devices,
+        seed: args.seed,
+        ..SimConfig::default()
+    };
+    let password = Secret::new(config.password.clone());
+    let fleet = Fleet::start(config)
+        .await
+        .context("cannot start the simulator")?;
+    let inventory = dir.join("inventory.csv");
+    let truth = dir.join("truth.jsonl");
+    write_file(&inventory, |w| fleet.write_inventory(w))?;
+    write_file(&truth, |w| fleet.write_truth(w))?;
+
+    let started = Instant::now();
+    let prepared = prepare(&demo_scan_args(inventory), password, args.quiet)?;
+    let schema = prepared.schema();
+    let csv_path = dir.join("scan.csv");
+    let jsonl_path = dir.join("scan.jsonl");
+    let sinks = vec![
+        report::writer(Format::Csv, &schema, open_output(&csv_path)?),
+        report::writer(Format::Jsonl, &schema, open_output(&jsonl_path)?),
+    ];
+    let (_trigger, shutdown) = install_signal_handlers(args.quiet);
+    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(args.quiet));
+    let (summary, stats) = execute(prepared, sinks, progress, shutdown).await?;
+    let elapsed = started.elapsed();
+    fleet.shutdown().await;
+    std::fs::write(dir.join("summary.json"), summary.to_json())
+        .context("cannot write summary.json")?;
+
+    eprint!("{}", summary.render_text());
+    super::scan::report_interruption(&stats);
+    let (agree, total) = compare_with_truth(&jsonl_path, &truth)?;
+    eprintln!(
+        "\nscanned {} cameras in {:.1}s ({:.0} devices/s)",
+        summary.total,
+        elapsed.as_secs_f64(),
+        summary.total as f64
+            / elapsed
+                .as_secs_f64()
+                .max(Duration::from_millis(1).as_secs_f64())
+    );
+    eprintln!("agrees with the simulator's truth for {agree}/{total} cameras");
+    eprintln!(
+        "reports: {}, {}, {}",
+        csv_path.display(),
+        jsonl_path.display(),
+        dir.join("summary.json").display()
+    );
+    if stats.interrupted {
+        return Ok(Exit::Interrupted);
+    }
+    Ok(if agree == total {
+        Exit::Clean
+    } else {
+        Exit::Findings
+    })
+}
+
+fn demo_scan_args(inventory: std::path::PathBuf) -> DeviceArgs {
+    DeviceArgs {
+        inventory,
+        concurrency: 256,
+        timeout: Duration::from_secs(5),
+        retries: 1,
+        username: "root".into(),
+        password_env: String::new(),
+        password_file: None,
+        ca_file: None,
+        pin_file: None,
+        insecure: false,
+        allow_basic_http: false,
+        rate: None,
+        expect: Some(ExpectArg::Disabled),
+        shard: None,
+        scheme: SchemeArg::Http,
+    }
+}
+
+fn write_file(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut out = BufWriter::new(file);
+    write(&mut out).with_context(|| format!("cannot write {}", path.display()))?;
+    std::io::Write::flush(&mut out).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Counts devices whose status and SSH state match the simulator's truth.
+fn compare_with_truth(report: &Path, truth: &Path) -> anyhow::Result<(usize, usize)> {
+    let expected = read_jsonl(truth)?
+        .into_iter()
+        .filter_map(|v| {
+            let address = v.get("address")?.as_str()?.to_owned();
+            Some((
+                address,
+                (
+                    v.get("expect_status")?.clone(),
+                    v.get("ssh_enabled")?.clone(),
+                ),
+            ))
+        })
+        .collect::<HashMap<_, _>>();
+    let agree = read_jsonl(report)?
+        .iter()
+        .filter(|v| {
+            let address = v
+                .get("address")
+                .and_then(|a| a.as_str())
+                .unwrap_or_default();
+            expected.get(address).is_some_and(|(status, enabled)| {
+                v.get("status") == Some(status) && v.get("ssh_enabled") == Some(enabled)
+            })
+        })
+        .count();
+    Ok((agree, expected.len()))
+}
+
+fn read_jsonl(path: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    BufReader::new(file)
+        .lines()
+        .map(|line| {
+            let line = line?;
+            serde_json::from_str(&line)
+                .with_context(|| format!("bad JSON line in {}", path.display()))
+        })
+        .collect()
+}

@@ -1,0 +1,283 @@
+//! `sshfleet scan`: resolve flags into a scanner, stream records to the writer, summarise.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use tokio::sync::mpsc;
+
+use super::args::{DeviceArgs, ExpectArg, ScanArgs, SchemeArg};
+use super::progress::Progress;
+use super::{fit_concurrency, install_signal_handlers, open_output, resolve_format, Exit};
+use crate::inventory::{self, Device, InventoryOptions, Row, Scheme, Shard};
+use crate::net::auth::Credentials;
+use crate::net::tls::{Pins, TrustSettings};
+use crate::net::{ClientSettings, HttpClient};
+use crate::report::{
+    self, DeviceRecord, RecordWriter, Reporter, Schema, SshState, Status, Summary,
+};
+use crate::scan::{RunStats, ScanSettings, Scanner};
+use crate::secret::Secret;
+use crate::shutdown::Shutdown;
+use crate::vapix::SessionPolicy;
+
+/// Records in flight between the engine and the writer thread.
+const CHANNEL_CAPACITY: usize = 1024;
+
+pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
+    let quiet = args.output.quiet;
+    let password = resolve_password(&args.device)?;
+    let prepared = prepare(&args.device, password, quiet)?;
+    let format = resolve_format(&args.output.output, args.output.format);
+    let sink = report::writer(
+        format,
+        &prepared.schema(),
+        open_output(&args.output.output)?,
+    );
+    let (_trigger, shutdown) = install_signal_handlers(quiet);
+    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
+    let (summary, stats) = match execute(prepared, vec![sink], progress, shutdown).await {
+        Ok(done) => done,
+        Err(e) if is_broken_pipe(&e) => return Ok(Exit::Clean),
+        Err(e) => return Err(e),
+    };
+    if !quiet {
+        eprint!("{}", summary.render_text());
+        report_interruption(&stats);
+    }
+    Ok(exit_for(&summary, &stats))
+}
+
+/// A scan ready to run: the scanner, the devices of this shard and the rows already judged.
+pub(super) struct PreparedScan {
+    pub scanner: Scanner,
+    pub devices: Vec<Device>,
+    pub invalid: Vec<DeviceRecord>,
+    pub extra_columns: Vec<String>,
+}
+
+impl PreparedScan {
+    pub fn schema(&self) -> Schema {
+        Schema {
+            remediation: false,
+            extra_columns: self.extra_columns.clone(),
+        }
+    }
+}
+
+/// Loads the inventory and builds the scanner; any error here is an input error (exit 2).
+pub(super) fn prepare(
+    args: &DeviceArgs,
+    password: Secret,
+    quiet: bool,
+) -> anyhow::Result<PreparedScan> {
+    let options = InventoryOptions {
+        default_scheme: match args.scheme {
+            SchemeArg::Http => Scheme::Http,
+            SchemeArg::Https => Scheme::Https,
+        },
+    };
+    if args.timeout.is_zero() {
+        bail!("--timeout must be greater than zero");
+    }
+    let mut inventory = inventory::load(&args.inventory, &options)?;
+    if let Some(shard) = resolve_shard(args.shard)? {
+        inventory.retain_shard(shard);
+    }
+    if !quiet {
+        for warning in &inventory.warnings {
+            eprintln!("warning: {warning}");
+        }
+    }
+    let (devices, mut invalid) = split_rows(inventory.rows);
+    let (devices, row_passwords) = resolve_row_passwords(devices, &mut invalid);
+    let concurrency = fit_concurrency(args.concurrency, quiet);
+    let http = HttpClient::new(&client_settings(args)?)?;
+    let settings = ScanSettings {
+        concurrency,
+        credentials: Credentials {
+            username: args.username.clone(),
+            password,
+        },
+        row_passwords,
+        policy: SessionPolicy {
+            retries: args.retries,
+            allow_basic_http: args.allow_basic_http,
+            limiter: args.rate.map(|rate| {
+                Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
+                    rate,
+                )))
+            }),
+            ..SessionPolicy::default()
+        },
+        expect: args.expect.map(|e| match e {
+            ExpectArg::Disabled => SshState::Disabled,
+            ExpectArg::Enabled => SshState::Enabled,
+        }),
+        grace: Duration::from_secs(10).min(args.timeout + Duration::from_secs(1)),
+    };
+    Ok(PreparedScan {
+        scanner: Scanner::new(Arc::new(http), settings),
+        devices,
+        invalid,
+        extra_columns: inventory.extra_columns,
+    })
+}
+
+/// Streams the invalid rows, then every device, through one writer thread.
+pub(super) async fn execute(
+    prepared: PreparedScan,
+    sinks: Vec<Box<dyn RecordWriter>>,
+    progress: Arc<dyn Reporter>,
+    shutdown: Shutdown,
+) -> anyhow::Result<(Summary, RunStats)> {
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    progress.started((prepared.devices.len() + prepared.invalid.len()) as u64);
+    let writer = report::spawn_writer(rx, sinks, progress.clone());
+    for record in prepared.invalid {
+        if tx.send(record).await.is_err() {
+            break;
+        }
+    }
+    let stats = prepared.scanner.run(prepared.devices, tx, shutdown).await;
+    let summary = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .context("writer task failed")?
+        .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
+    progress.finished();
+    Ok((summary, stats))
+}
+
+pub(super) fn exit_for(summary: &Summary, stats: &RunStats) -> Exit {
+    if stats.interrupted {
+        Exit::Interrupted
+    } else if summary.findings() > 0 {
+        Exit::Findings
+    } else {
+        Exit::Clean
+    }
+}
+
+pub(super) fn report_interruption(stats: &RunStats) {
+    if stats.interrupted {
+        eprintln!(
+            "interrupted: {} device(s) not checked; the report holds every device that was",
+            stats.not_checked
+        );
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<report::ReportError>()
+            .is_some_and(report::ReportError::is_broken_pipe)
+            || cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `--password-file` first line, else the `--password-env` variable. A password never comes
+/// from argv (it would show in `ps` and shell history).
+pub(super) fn resolve_password(args: &DeviceArgs) -> anyhow::Result<Secret> {
+    if let Some(path) = &args.password_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read password file {}", path.display()))?;
+        let line = text.lines().next().unwrap_or_default();
+        return Ok(Secret::new(line.trim_end_matches('\r')));
+    }
+    match std::env::var(&args.password_env) {
+        Ok(value) => Ok(Secret::new(value)),
+        Err(std::env::VarError::NotPresent) => bail!(
+            "no password: set the environment variable {} or pass --password-file",
+            args.password_env
+        ),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            bail!(
+                "the environment variable {} is not valid UTF-8",
+                args.password_env
+            )
+        }
+    }
+}
+
+fn resolve_shard(explicit: Option<Shard>) -> anyhow::Result<Option<Shard>> {
+    if explicit.is_some() {
+        return Ok(explicit);
+    }
+    match Shard::from_env() {
+        Some(Ok(shard)) => Ok(Some(shard)),
+        Some(Err(e)) => bail!("JOB_COMPLETION_INDEX/JOB_COMPLETIONS: {e}"),
+        None => Ok(None),
+    }
+}
+
+fn split_rows(rows: Vec<Row>) -> (Vec<Device>, Vec<DeviceRecord>) {
+    let mut devices = Vec::with_capacity(rows.len());
+    let mut invalid = Vec::new();
+    for row in rows {
+        match row {
+            Row::Device(d) => devices.push(d),
+            Row::Invalid(r) => invalid.push(r),
+        }
+    }
+    (devices, invalid)
+}
+
+/// Reads each `password_env` variable once; rows naming an unset variable become invalid.
+fn resolve_row_passwords(
+    devices: Vec<Device>,
+    invalid: &mut Vec<DeviceRecord>,
+) -> (Vec<Device>, HashMap<String, Secret>) {
+    let mut passwords: HashMap<String, Option<Secret>> = HashMap::new();
+    let mut kept = Vec::with_capacity(devices.len());
+    for device in devices {
+        let Some(var) = &device.password_env else {
+            kept.push(device);
+            continue;
+        };
+        let found = passwords
+            .entry(var.clone())
+            .or_insert_with(|| std::env::var(var).ok().map(Secret::new));
+        if found.is_some() {
+            kept.push(device);
+            continue;
+        }
+        let mut record = DeviceRecord::new(
+            device.address.clone(),
+            device.name.clone(),
+            device.site.clone(),
+            Status::Invalid,
+        );
+        record.error = Some(format!(
+            "line {}: password_env {var} is not set in the environment",
+            device.line
+        ));
+        record.expect = device.expect;
+        record.extra = device.extra.clone();
+        invalid.push(record);
+    }
+    let resolved = passwords
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+    (kept, resolved)
+}
+
+fn client_settings(args: &DeviceArgs) -> anyhow::Result<ClientSettings> {
+    let pins = match &args.pin_file {
+        Some(path) => Pins::load(path)?,
+        None => Pins::default(),
+    };
+    Ok(ClientSettings {
+        timeout: args.timeout,
+        trust: TrustSettings {
+            ca_file: args.ca_file.clone(),
+            pins,
+            insecure: args.insecure,
+        },
+        ..ClientSettings::default()
+    })
+}

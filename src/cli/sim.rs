@@ -1,0 +1,55 @@
+//! `sshfleet sim`: serve the simulated fleet until SIGINT/SIGTERM, announcing `ready …`.
+
+use std::io::Write as _;
+
+use anyhow::{anyhow, Context as _};
+
+use super::args::SimArgs;
+use super::{install_signal_handlers, Exit};
+use crate::sim::{self, AuthPolicy, FaultProfile, SimConfig};
+
+pub(super) async fn run(args: SimArgs) -> anyhow::Result<Exit> {
+    let config = config_from(&args)?;
+    let (_trigger, shutdown) = install_signal_handlers(true);
+    sim::run(
+        config,
+        args.inventory_out,
+        args.truth_out,
+        args.ca_out,
+        shutdown,
+        |line: &str| {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{line}");
+            let _ = stdout.flush();
+        },
+    )
+    .await
+    .context("simulator failed")?;
+    Ok(Exit::Clean)
+}
+
+fn config_from(args: &SimArgs) -> anyhow::Result<SimConfig> {
+    let faults: FaultProfile = args.faults.parse().map_err(|_| {
+        anyhow!(
+            "unknown fault profile {:?} (use realistic or none)",
+            args.faults
+        )
+    })?;
+    let auth: AuthPolicy = args
+        .auth
+        .parse()
+        .map_err(|_| anyhow!("unknown auth {:?} (use digest, basic or none)", args.auth))?;
+    Ok(SimConfig {
+        devices: args.devices,
+        seed: args.seed,
+        latency: args.latency,
+        faults,
+        https: args.https,
+        auth,
+        username: args.username.clone(),
+        password: args.password.clone(),
+        nonce_lifetime: args.nonce_lifetime,
+        control: args.control,
+        ..SimConfig::default()
+    })
+}

@@ -1,0 +1,441 @@
+//! The run summary: counts by status, compliance, SSH state, site and remediation outcome,
+//! built record by record (memory grows with the number of sites, not devices).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use super::record::{Action, DeviceRecord, Remediation, Status};
+
+/// Sites listed in the text summary; beyond this the ones with most findings are shown.
+const MAX_SITE_ROWS: usize = 50;
+
+/// Site names are cut to this many characters in the text table.
+const MAX_SITE_CHARS: usize = 32;
+
+/// What a run found. `findings` decides the exit code (DESIGN.md: 1 when non-zero).
+#[derive(Default, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub total: u64,
+    /// Every status, zero included, in [`Status::ALL`] order.
+    pub by_status: StatusCounts,
+    pub compliant: u64,
+    pub non_compliant: u64,
+    /// Compliance unknown: not checked, or checked without a desired state.
+    pub unknown: u64,
+    pub ssh_enabled: u64,
+    pub ssh_disabled: u64,
+    /// Devices not checked (any status but `ok`) plus non-compliant ones.
+    pub findings: u64,
+    pub remediation: RemediationSummary,
+    /// Keyed by the `site` column; devices without one count under `""`.
+    pub by_site: BTreeMap<String, SiteSummary>,
+}
+
+/// A count per status, serialised as an object in [`Status::ALL`] order.
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusCounts([u64; Status::ALL.len()]);
+
+impl StatusCounts {
+    pub fn get(&self, status: Status) -> u64 {
+        self.0[status.index()]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Status, u64)> + '_ {
+        Status::ALL.into_iter().zip(self.0.iter().copied())
+    }
+
+    fn add(&mut self, status: Status) {
+        self.0[status.index()] += 1;
+    }
+}
+
+impl Serialize for StatusCounts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (status, count) in self.iter() {
+            map.serialize_entry(status.as_str(), &count)?;
+        }
+        map.end()
+    }
+}
+
+/// One site's line of the summary.
+#[derive(Default, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SiteSummary {
+    pub total: u64,
+    pub ok: u64,
+    pub findings: u64,
+    pub ssh_enabled: u64,
+    pub non_compliant: u64,
+}
+
+impl SiteSummary {
+    fn add(&mut self, rec: &DeviceRecord) {
+        self.total += 1;
+        self.ok += u64::from(rec.status == Status::Ok);
+        self.findings += u64::from(rec.is_finding());
+        self.ssh_enabled += u64::from(rec.ssh_enabled == Some(true));
+        self.non_compliant += u64::from(rec.compliant == Some(false));
+    }
+}
+
+/// Remediation outcomes. `set`/`none`/`skip` count the planned action; the rest count what
+/// an applied run observed when reading the state back.
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RemediationSummary {
+    /// The state differs: a write is planned (dry run) or was made.
+    pub set: u64,
+    /// Already in the desired state.
+    pub none: u64,
+    /// Not readable, so nothing planned.
+    pub skip: u64,
+    /// Read back in a state different from before.
+    pub changed: u64,
+    /// Read back in the desired state after a write.
+    pub verified: u64,
+    /// A write that did not verify (`verified: false`).
+    pub failed: u64,
+}
+
+impl RemediationSummary {
+    pub fn planned(&self) -> u64 {
+        self.set + self.none + self.skip
+    }
+
+    fn add(&mut self, rem: &Remediation) {
+        match rem.action {
+            Action::Set => self.set += 1,
+            Action::None => self.none += 1,
+            Action::Skip => self.skip += 1,
+        }
+        let changed = rem.before.is_some() && rem.after.is_some() && rem.before != rem.after;
+        self.changed += u64::from(changed);
+        self.verified += u64::from(rem.action == Action::Set && rem.verified == Some(true));
+        self.failed += u64::from(rem.action == Action::Set && rem.verified == Some(false));
+    }
+}
+
+impl Summary {
+    pub fn add(&mut self, rec: &DeviceRecord) {
+        self.total += 1;
+        self.by_status.add(rec.status);
+        match rec.compliant {
+            Some(true) => self.compliant += 1,
+            Some(false) => self.non_compliant += 1,
+            None => self.unknown += 1,
+        }
+        match rec.ssh_enabled {
+            Some(true) => self.ssh_enabled += 1,
+            Some(false) => self.ssh_disabled += 1,
+            None => {}
+        }
+        self.findings += u64::from(rec.is_finding());
+        if let Some(rem) = &rec.remediation {
+            self.remediation.add(rem);
+        }
+        self.add_to_site(rec);
+    }
+
+    /// Looks the site up before allocating its key: most records hit an existing site.
+    fn add_to_site(&mut self, rec: &DeviceRecord) {
+        match self.by_site.get_mut(&rec.site) {
+            Some(site) => site.add(rec),
+            None => {
+                let mut site = SiteSummary::default();
+                site.add(rec);
+                self.by_site.insert(rec.site.clone(), site);
+            }
+        }
+    }
+
+    pub fn findings(&self) -> u64 {
+        self.findings
+    }
+
+    /// Devices that could not be checked (any status but `ok`).
+    pub fn not_checked(&self) -> u64 {
+        self.total - self.by_status.get(Status::Ok)
+    }
+
+    /// The human summary for stderr: totals, non-zero statuses, remediation, sites.
+    pub fn render_text(&self) -> String {
+        self.to_string()
+    }
+
+    /// The summary as a JSON object (pretty-printed: it is read by people too).
+    pub fn to_json(&self) -> String {
+        // Serialising plain counters and string-keyed maps cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_else(|_| String::from("{}"))
+    }
+
+    fn write_totals(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} devices, {} findings ({} non-compliant, {} not checked); {} compliant",
+            self.total,
+            self.findings,
+            self.non_compliant,
+            self.not_checked(),
+            self.compliant
+        )?;
+        // `ok` devices with no desired state are neither compliant nor findings.
+        let unjudged = self.unknown.saturating_sub(self.not_checked());
+        if unjudged > 0 {
+            write!(f, ", {unjudged} without a desired state")?;
+        }
+        writeln!(
+            f,
+            "; SSH enabled on {}, disabled on {}",
+            self.ssh_enabled, self.ssh_disabled
+        )
+    }
+
+    fn write_statuses(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let counts: Vec<String> = self
+            .by_status
+            .iter()
+            .filter(|&(_, n)| n > 0)
+            .map(|(status, n)| format!("{status} {n}"))
+            .collect();
+        if counts.is_empty() {
+            return Ok(());
+        }
+        writeln!(f, "by status: {}", counts.join(", "))
+    }
+
+    fn write_remediation(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.remediation;
+        if r.planned() == 0 {
+            return Ok(());
+        }
+        writeln!(
+            f,
+            "remediation: {} to set, {} already as desired, {} skipped; {} changed, {} verified, {} failed",
+            r.set, r.none, r.skip, r.changed, r.verified, r.failed
+        )
+    }
+
+    fn write_sites(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // One unnamed site means the inventory has no site column: no table.
+        if self.by_site.keys().all(String::is_empty) {
+            return Ok(());
+        }
+        let shown = self.sites_to_show();
+        let names: Vec<String> = shown.iter().map(|(name, _)| display_site(name)).collect();
+        let width = names
+            .iter()
+            .map(|n| n.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(4);
+        writeln!(
+            f,
+            "{:<width$}  {:>7}  {:>7}  {:>8}  {:>11}  {:>13}",
+            "site", "devices", "ok", "findings", "ssh_enabled", "non_compliant"
+        )?;
+        for (name, (_, site)) in names.iter().zip(&shown) {
+            writeln!(
+                f,
+                "{name:<width$}  {:>7}  {:>7}  {:>8}  {:>11}  {:>13}",
+                site.total, site.ok, site.findings, site.ssh_enabled, site.non_compliant
+            )?;
+        }
+        let hidden = self.by_site.len() - shown.len();
+        if hidden > 0 {
+            writeln!(f, "… and {hidden} more sites (the JSON summary lists all)")?;
+        }
+        Ok(())
+    }
+
+    /// All sites by name, or, when there are too many, those with the most findings.
+    fn sites_to_show(&self) -> Vec<(&String, &SiteSummary)> {
+        let mut sites: Vec<_> = self.by_site.iter().collect();
+        if sites.len() > MAX_SITE_ROWS {
+            sites.sort_by(|a, b| b.1.findings.cmp(&a.1.findings).then(a.0.cmp(b.0)));
+            sites.truncate(MAX_SITE_ROWS);
+        }
+        sites
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_totals(f)?;
+        self.write_statuses(f)?;
+        self.write_remediation(f)?;
+        self.write_sites(f)
+    }
+}
+
+/// A site name safe for a terminal: control characters (escape sequences) replaced, cut
+/// to [`MAX_SITE_CHARS`].
+fn display_site(name: &str) -> String {
+    if name.is_empty() {
+        return "(no site)".to_owned();
+    }
+    let mut shown: String = name
+        .chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .take(MAX_SITE_CHARS)
+        .collect();
+    if name.chars().count() > MAX_SITE_CHARS {
+        shown.pop();
+        shown.push('…');
+    }
+    shown
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use super::*;
+    use crate::report::record::SshState;
+
+    fn rec(
+        site: &str,
+        status: Status,
+        enabled: Option<bool>,
+        expect: Option<SshState>,
+    ) -> DeviceRecord {
+        let mut rec = DeviceRecord::new("a".into(), String::new(), site.into(), status);
+        rec.ssh_enabled = enabled;
+        rec.expect = expect;
+        rec.judge();
+        rec
+    }
+
+    fn sample() -> Summary {
+        let off = Some(SshState::Disabled);
+        let mut summary = Summary::default();
+        for rec in [
+            rec("hq", Status::Ok, Some(false), off),
+            rec("hq", Status::Ok, Some(true), off),
+            rec("hq", Status::Timeout, None, off),
+            rec("branch", Status::Ok, Some(true), None),
+            rec("branch", Status::Invalid, None, None),
+        ] {
+            summary.add(&rec);
+        }
+        summary
+    }
+
+    #[test]
+    fn counts_statuses_compliance_and_findings() {
+        let s = sample();
+        assert_eq!(s.total, 5);
+        assert_eq!(s.by_status.get(Status::Ok), 3);
+        assert_eq!(s.by_status.get(Status::Timeout), 1);
+        assert_eq!(s.by_status.get(Status::Invalid), 1);
+        assert_eq!(s.by_status.get(Status::TlsError), 0);
+        assert_eq!((s.compliant, s.non_compliant, s.unknown), (1, 1, 3));
+        assert_eq!((s.ssh_enabled, s.ssh_disabled), (2, 1));
+        assert_eq!(s.findings(), 3);
+        assert_eq!(s.not_checked(), 2);
+        let hq = &s.by_site["hq"];
+        assert_eq!(
+            (
+                hq.total,
+                hq.ok,
+                hq.findings,
+                hq.ssh_enabled,
+                hq.non_compliant
+            ),
+            (3, 2, 2, 1, 1)
+        );
+    }
+
+    #[test]
+    fn json_lists_every_status_in_order() {
+        let json = sample().to_json();
+        // serde_json::Value sorts keys, so the order is checked on the text.
+        let positions: Vec<usize> = Status::ALL
+            .iter()
+            .map(|s| json.find(&format!("\"{s}\":")).unwrap())
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{json}");
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["by_status"]["protocol_error"], 0);
+        assert_eq!(value["findings"], 3);
+        assert_eq!(value["by_site"]["branch"]["total"], 2);
+        assert_eq!(value["remediation"]["set"], 0);
+    }
+
+    #[test]
+    fn text_summary_has_totals_statuses_and_sites() {
+        let text = sample().render_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "5 devices, 3 findings (1 non-compliant, 2 not checked); 1 compliant, \
+             1 without a desired state; SSH enabled on 2, disabled on 1"
+        );
+        assert_eq!(lines[1], "by status: ok 3, invalid 1, timeout 1");
+        assert!(lines[2].starts_with("site    devices"), "{text}");
+        assert!(lines[3].starts_with("branch        2"), "{text}");
+        assert!(lines[4].starts_with("hq            3"), "{text}");
+    }
+
+    #[test]
+    fn text_summary_of_nothing() {
+        assert_eq!(
+            Summary::default().render_text(),
+            "0 devices, 0 findings (0 non-compliant, 0 not checked); 0 compliant; SSH enabled on 0, disabled on 0\n"
+        );
+    }
+
+    #[test]
+    fn remediation_outcomes() {
+        let mut summary = Summary::default();
+        let outcomes = [
+            (Action::Set, Some(true), Some(false), Some(true)),
+            (Action::Set, Some(true), Some(true), Some(false)),
+            (Action::Set, Some(true), None, None),
+            (Action::None, Some(false), None, None),
+            (Action::Skip, None, None, None),
+        ];
+        for (action, before, after, verified) in outcomes {
+            let mut rec = rec("", Status::Ok, before, None);
+            rec.remediation = Some(Remediation {
+                action,
+                before,
+                after,
+                verified,
+            });
+            summary.add(&rec);
+        }
+        let r = summary.remediation;
+        assert_eq!(
+            (r.set, r.none, r.skip, r.changed, r.verified, r.failed),
+            (3, 1, 1, 1, 1, 1)
+        );
+        assert!(summary.render_text().contains("remediation: 3 to set, 1 already as desired, 1 skipped; 1 changed, 1 verified, 1 failed"));
+        assert!(!summary.render_text().contains("site"));
+    }
+
+    #[test]
+    fn hostile_site_names_are_safe_on_a_terminal() {
+        assert_eq!(display_site("\u{1b}[2Jx"), "\u{FFFD}[2Jx");
+        assert_eq!(display_site(""), "(no site)");
+        assert_eq!(
+            display_site(&"s".repeat(40)).chars().count(),
+            MAX_SITE_CHARS
+        );
+    }
+
+    #[test]
+    fn many_sites_show_the_worst_first() {
+        let mut summary = Summary::default();
+        for n in 0..60 {
+            summary.add(&rec(&format!("site-{n:02}"), Status::Ok, Some(false), None));
+        }
+        summary.add(&rec("site-59", Status::Timeout, None, None));
+        let text = summary.render_text();
+        assert!(
+            text.lines().nth(3).unwrap().starts_with("site-59"),
+            "{text}"
+        );
+        assert!(text.contains("… and 10 more sites"));
+    }
+}

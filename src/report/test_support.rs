@@ -1,0 +1,72 @@
+//! Shared fixtures for the report writers' unit tests.
+
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::record::{Action, DeviceRecord, Method, Remediation, SshState, Status};
+
+/// A record with every field set, for golden output tests.
+pub fn full_record() -> DeviceRecord {
+    DeviceRecord {
+        address: "https://10.0.0.7:8443".into(),
+        name: "Lobby, north".into(),
+        site: "hq".into(),
+        status: Status::Ok,
+        ssh_enabled: Some(true),
+        expect: Some(SshState::Disabled),
+        compliant: Some(false),
+        method: Some(Method::SshCgi),
+        api_version: Some("1.1".into()),
+        supported_versions: vec!["1.0".into(), "1.1".into()],
+        http_status: Some(200),
+        error_code: None,
+        error: None,
+        attempts: 2,
+        elapsed_ms: 153,
+        tls_fingerprint: Some("ab12".into()),
+        checked_at: "2026-11-23T12:00:00.123Z".into(),
+        remediation: Some(Remediation {
+            action: Action::Set,
+            before: Some(true),
+            after: Some(false),
+            verified: Some(true),
+        }),
+        extra: vec!["alice".into()],
+    }
+}
+
+/// An in-memory output the test can read after the writer took ownership of a clone.
+#[derive(Clone, Default)]
+pub struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuf {
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An output whose reader went away, like `sshfleet scan | head -1`.
+pub struct BrokenPipe;
+
+impl Write for BrokenPipe {
+    fn write(&mut self, _buf: &[u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::BrokenPipe.into())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Err(io::ErrorKind::BrokenPipe.into())
+    }
+}

@@ -1,0 +1,95 @@
+//! The fleet's TLS identity: one CA made at start (rcgen) and one leaf certificate for
+//! `127.0.0.1` and `localhost` signed by it, served by every camera through tokio-rustls.
+
+use std::io;
+use std::sync::Arc;
+
+use rcgen::{
+    date_time_ymd, BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::TlsAcceptor;
+
+/// What the cameras serve and what clients need to trust it.
+#[derive(Clone)]
+pub struct FleetTls {
+    pub ca_pem: String,
+    pub acceptor: TlsAcceptor,
+}
+
+impl std::fmt::Debug for FleetTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetTls").finish_non_exhaustive()
+    }
+}
+
+fn tls_error(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
+    io::Error::other(e)
+}
+
+/// Generates the CA and the leaf and builds a rustls server config with the ring provider.
+pub fn generate() -> io::Result<FleetTls> {
+    let ca_key = KeyPair::generate().map_err(tls_error)?;
+    let ca = ca_params().self_signed(&ca_key).map_err(tls_error)?;
+    let leaf_key = KeyPair::generate().map_err(tls_error)?;
+    let leaf = leaf_params()?
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .map_err(tls_error)?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(tls_error)?
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .map_err(tls_error)?;
+    Ok(FleetTls {
+        ca_pem: ca.pem(),
+        acceptor: TlsAcceptor::from(Arc::new(config)),
+    })
+}
+
+fn ca_params() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "sshfleet simulator CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = date_time_ymd(2024, 1, 1);
+    params.not_after = date_time_ymd(2049, 12, 31);
+    params
+}
+
+fn leaf_params() -> io::Result<CertificateParams> {
+    let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+    let mut params = CertificateParams::new(names).map_err(tls_error)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "AXIS simulated camera");
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = date_time_ymd(2024, 1, 1);
+    params.not_after = date_time_ymd(2049, 12, 31);
+    Ok(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_a_ca_pem() -> io::Result<()> {
+        let tls = generate()?;
+        assert!(tls.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        Ok(())
+    }
+}

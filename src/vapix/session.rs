@@ -1,0 +1,273 @@
+//! One device's conversation: sequential requests over the pooled client, the auth
+//! handshake with a cached challenge, bounded retries with jitter, and backoff when throttled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use governor::{DefaultDirectRateLimiter, Jitter};
+use http::{header, Method, Request, StatusCode};
+use http_body_util::Full;
+
+use crate::net::auth::{AuthError, AuthSession, Credentials};
+use crate::net::tls::Fingerprint;
+use crate::net::{HttpClient, HttpError, HttpResponse};
+
+/// Least wait after a 403/429/503: AXIS OS blocks a client for 10 s after too many failures.
+pub const THROTTLE_BACKOFF: Duration = Duration::from_secs(10);
+
+/// How one session behaves; shared by every device of a run.
+#[derive(Clone)]
+pub struct SessionPolicy {
+    /// Extra tries of a request after a transient failure or throttling.
+    pub retries: u32,
+    pub allow_basic_http: bool,
+    /// Optional global request rate (scans) — never applied to writes here.
+    pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    pub throttle_backoff: Duration,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> SessionPolicy {
+        SessionPolicy {
+            retries: 1,
+            allow_basic_http: false,
+            limiter: None,
+            throttle_backoff: THROTTLE_BACKOFF,
+        }
+    }
+}
+
+/// Why a request to the device did not produce an answer worth parsing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// 401 although credentials were sent. `privilege` when they had worked on this device.
+    #[error("{}", if *.privilege { "HTTP 401 for an account that authenticated earlier: it lacks the privilege for this API" } else { "HTTP 401: the device rejected the credentials" })]
+    AuthFailed { privilege: bool },
+    #[error(transparent)]
+    AuthRefused(#[from] AuthError),
+    /// 403, 429 or 503 that outlasted the retries.
+    #[error("HTTP {status}: {}", if *.status == 403 { "forbidden (blocked or throttled by the device)" } else { "throttled by the device" })]
+    Throttled { status: u16 },
+}
+
+/// A device's conversation state. Requests are strictly one at a time.
+pub struct DeviceSession<'a> {
+    http: &'a HttpClient,
+    policy: &'a SessionPolicy,
+    creds: &'a Credentials,
+    base: String,
+    tls: bool,
+    auth: AuthSession,
+    /// Credentials have been accepted at least once on this device.
+    authenticated: bool,
+    retries_left: u32,
+    /// HTTP requests sent, including challenged ones.
+    pub requests: u32,
+    /// Device-level tries: 1, plus one per retry taken.
+    pub attempts: u32,
+    pub last_status: Option<u16>,
+    pub fingerprint: Option<Fingerprint>,
+}
+
+impl<'a> DeviceSession<'a> {
+    /// `base` is `scheme://authority` with no trailing slash.
+    pub fn new(
+        http: &'a HttpClient,
+        policy: &'a SessionPolicy,
+        creds: &'a Credentials,
+        base: String,
+    ) -> DeviceSession<'a> {
+        DeviceSession {
+            http,
+            policy,
+            creds,
+            tls: base.starts_with("https://"),
+            base,
+            auth: AuthSession::default(),
+            authenticated: false,
+            retries_left: policy.retries,
+            requests: 0,
+            attempts: 1,
+            last_status: None,
+            fingerprint: None,
+        }
+    }
+
+    /// POSTs a JSON body. `last` asks the device to close the connection afterwards.
+    pub async fn post_json(
+        &mut self,
+        target: &str,
+        body: Bytes,
+        last: bool,
+        retry_transient: bool,
+    ) -> Result<HttpResponse, CallError> {
+        self.exchange(Method::POST, target, body, last, retry_transient)
+            .await
+    }
+
+    pub async fn get(
+        &mut self,
+        target: &str,
+        last: bool,
+        retry_transient: bool,
+    ) -> Result<HttpResponse, CallError> {
+        self.exchange(Method::GET, target, Bytes::new(), last, retry_transient)
+            .await
+    }
+
+    async fn exchange(
+        &mut self,
+        method: Method,
+        target: &str,
+        body: Bytes,
+        last: bool,
+        retry_transient: bool,
+    ) -> Result<HttpResponse, CallError> {
+        let mut challenges = 0u32;
+        let mut rechallenged = false;
+        loop {
+            let authorization = self.auth.authorization(method.as_str(), target, self.creds);
+            let sent_credentials = authorization.is_some();
+            let request = self.build(&method, target, body.clone(), authorization, last)?;
+            let response = match self.send(request).await {
+                Ok(r) => r,
+                Err(e) if retry_transient && e.is_transient() && self.take_retry() => {
+                    tokio::time::sleep(jitter(Duration::from_millis(200))).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            match response.status {
+                StatusCode::UNAUTHORIZED => {
+                    // Without credentials this is the normal challenge; with them it is final,
+                    // except once for a nonce that went stale (or expired without saying so
+                    // on a device where these credentials already worked).
+                    let retry = if !sent_credentials {
+                        challenges += 1;
+                        challenges <= 2
+                    } else if !rechallenged {
+                        rechallenged = true;
+                        self.auth.adopt(
+                            &response.headers,
+                            self.creds,
+                            self.tls,
+                            self.policy.allow_basic_http,
+                        )?;
+                        if self.auth.is_stale() || self.authenticated {
+                            continue;
+                        }
+                        false
+                    } else {
+                        false
+                    };
+                    if !retry {
+                        return Err(CallError::AuthFailed {
+                            privilege: self.authenticated,
+                        });
+                    }
+                    self.auth.adopt(
+                        &response.headers,
+                        self.creds,
+                        self.tls,
+                        self.policy.allow_basic_http,
+                    )?;
+                }
+                StatusCode::FORBIDDEN
+                | StatusCode::TOO_MANY_REQUESTS
+                | StatusCode::SERVICE_UNAVAILABLE => {
+                    if !self.take_retry() {
+                        return Err(CallError::Throttled {
+                            status: response.status.as_u16(),
+                        });
+                    }
+                    tokio::time::sleep(self.backoff(&response)).await;
+                }
+                _ => {
+                    if sent_credentials {
+                        self.authenticated = true;
+                    }
+                    return Ok(response);
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<HttpResponse, HttpError> {
+        if let Some(limiter) = &self.policy.limiter {
+            limiter
+                .until_ready_with_jitter(Jitter::up_to(Duration::from_millis(20)))
+                .await;
+        }
+        self.requests += 1;
+        let response = self.http.send(request).await?;
+        self.last_status = Some(response.status.as_u16());
+        if response.peer.is_some() {
+            self.fingerprint = response.peer;
+        }
+        Ok(response)
+    }
+
+    fn take_retry(&mut self) -> bool {
+        if self.retries_left == 0 {
+            return false;
+        }
+        self.retries_left -= 1;
+        self.attempts += 1;
+        true
+    }
+
+    /// At least the policy backoff, longer if the device says so (capped), plus jitter so a
+    /// site's blocked cameras are not all retried in the same instant.
+    fn backoff(&self, response: &HttpResponse) -> Duration {
+        let asked = response
+            .headers
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.min(60)))
+            .unwrap_or_default();
+        let base = self.policy.throttle_backoff.max(asked);
+        base + jitter(base / 5)
+    }
+
+    fn build(
+        &self,
+        method: &Method,
+        target: &str,
+        body: Bytes,
+        authorization: Option<http::HeaderValue>,
+        last: bool,
+    ) -> Result<Request<Full<Bytes>>, HttpError> {
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(format!("{}{target}", self.base))
+            .header(
+                header::USER_AGENT,
+                concat!("sshfleet/", env!("CARGO_PKG_VERSION")),
+            );
+        if !body.is_empty() {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(value) = authorization {
+            builder = builder.header(header::AUTHORIZATION, value);
+        }
+        if last {
+            builder = builder.header(header::CONNECTION, "close");
+        }
+        builder
+            .body(Full::new(body))
+            .map_err(|e| HttpError::Protocol(format!("cannot build request: {e}")))
+    }
+}
+
+/// A uniformly random duration in `[0, max)`.
+pub fn jitter(max: Duration) -> Duration {
+    let nanos = max.as_nanos().min(u64::MAX as u128) as u64;
+    if nanos == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_nanos(fastrand::u64(..nanos))
+}

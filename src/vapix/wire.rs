@@ -1,0 +1,297 @@
+//! ssh.cgi on the wire: request bodies, and responses parsed once (simd-json) into domain
+//! values. Anything that is not exactly a well-formed answer is `Malformed`, never a guess.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny};
+use serde::Deserialize;
+
+pub const SSH_CGI: &str = "/axis-cgi/ssh.cgi";
+
+/// Echoed back by the device; lets a reader of a capture tell our requests apart.
+const CONTEXT: &str = "sshfleet";
+
+/// A `major.minor` API version as the device lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ApiVersion {
+    pub major: u16,
+    pub minor: u16,
+}
+
+impl ApiVersion {
+    /// Strict `digits.digits`; anything else is not a version we will echo into a request.
+    pub fn parse(s: &str) -> Option<ApiVersion> {
+        let (major, minor) = s.split_once('.')?;
+        let digits =
+            |p: &str| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit());
+        if !digits(major) || !digits(minor) {
+            return None;
+        }
+        Some(ApiVersion {
+            major: major.parse().ok()?,
+            minor: minor.parse().ok()?,
+        })
+    }
+}
+
+impl fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// The highest `1.x` the device lists: the major version this client speaks.
+pub fn pick_version(listed: &[String]) -> Option<ApiVersion> {
+    listed
+        .iter()
+        .filter_map(|v| ApiVersion::parse(v))
+        .filter(|v| v.major == 1)
+        .max()
+}
+
+/// `getSupportedVersions` is sent without `apiVersion` (the device may not know ours).
+pub fn get_supported_versions() -> &'static [u8] {
+    br#"{"context":"sshfleet","method":"getSupportedVersions"}"#
+}
+
+pub fn get_ssh_info(version: ApiVersion) -> Vec<u8> {
+    format!(r#"{{"apiVersion":"{version}","context":"{CONTEXT}","method":"getSshInfo"}}"#)
+        .into_bytes()
+}
+
+pub fn set_ssh_configuration(version: ApiVersion, enabled: bool) -> Vec<u8> {
+    format!(
+        r#"{{"apiVersion":"{version}","context":"{CONTEXT}","method":"setSshConfiguration","params":{{"enabled":{enabled}}}}}"#
+    )
+    .into_bytes()
+}
+
+/// An error object from the device: any integer code (the page itself shows 8000).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceError {
+    pub code: Option<i64>,
+    pub message: String,
+}
+
+impl DeviceError {
+    /// VAPIX 4002: authenticated, but the account may not use this API.
+    pub const NOT_AUTHORIZED: i64 = 4002;
+
+    pub fn is_not_authorized(&self) -> bool {
+        self.code == Some(Self::NOT_AUTHORIZED)
+    }
+}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.code {
+            Some(code) => write!(f, "device error {code}: {}", self.message),
+            None => write!(f, "device error: {}", self.message),
+        }
+    }
+}
+
+/// What a well-formed ssh.cgi response says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply<T> {
+    Data(T),
+    Error(DeviceError),
+}
+
+/// The body was not a well-formed ssh.cgi response.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("malformed ssh.cgi response: {0}")]
+pub struct Malformed(pub String);
+
+#[derive(Deserialize)]
+struct Envelope<D> {
+    #[serde(default = "none")]
+    data: Option<D>,
+    #[serde(default)]
+    error: Option<WireError>,
+}
+
+fn none<D>() -> Option<D> {
+    None
+}
+
+#[derive(Deserialize)]
+struct WireError {
+    #[serde(default, deserialize_with = "lenient_code")]
+    code: Option<i64>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Accepts a code as a JSON integer or a numeric string; anything else is "no code".
+fn lenient_code<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    struct Code;
+    impl<'de> de::Visitor<'de> for Code {
+        type Value = Option<i64>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an error code")
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(i64::try_from(v).ok())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(v.trim().parse().ok())
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(Code)
+}
+
+#[derive(Deserialize)]
+struct VersionsData {
+    #[serde(rename = "apiVersions")]
+    api_versions: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct SshInfoData {
+    enabled: bool,
+}
+
+/// Parses in place (simd-json mutates the buffer). An `error` member always wins over `data`.
+fn parse<D: for<'de> Deserialize<'de>>(body: &mut [u8]) -> Result<Reply<D>, Malformed> {
+    if body.is_empty() {
+        return Err(Malformed("empty body".into()));
+    }
+    let envelope: Envelope<D> =
+        simd_json::serde::from_slice(body).map_err(|e| Malformed(e.to_string()))?;
+    match (envelope.error, envelope.data) {
+        (Some(e), _) => Ok(Reply::Error(DeviceError {
+            code: e.code,
+            message: e.message.unwrap_or_default(),
+        })),
+        (None, Some(data)) => Ok(Reply::Data(data)),
+        (None, None) => Err(Malformed("neither data nor error".into())),
+    }
+}
+
+pub fn parse_supported_versions(body: &mut [u8]) -> Result<Reply<Vec<String>>, Malformed> {
+    Ok(match parse::<VersionsData>(body)? {
+        Reply::Data(d) => Reply::Data(d.api_versions),
+        Reply::Error(e) => Reply::Error(e),
+    })
+}
+
+/// `data.enabled` must be a JSON boolean: a missing or odd value is never read as "disabled".
+pub fn parse_ssh_info(body: &mut [u8]) -> Result<Reply<bool>, Malformed> {
+    Ok(match parse::<SshInfoData>(body)? {
+        Reply::Data(d) => Reply::Data(d.enabled),
+        Reply::Error(e) => Reply::Error(e),
+    })
+}
+
+pub fn parse_set_ssh_configuration(body: &mut [u8]) -> Result<Reply<()>, Malformed> {
+    Ok(match parse::<IgnoredAny>(body)? {
+        Reply::Data(_) => Reply::Data(()),
+        Reply::Error(e) => Reply::Error(e),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(s: &str) -> Vec<u8> {
+        s.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn request_bodies_are_valid_json_per_the_page() {
+        let v = ApiVersion { major: 1, minor: 1 };
+        let info: serde_json::Value = serde_json::from_slice(&get_ssh_info(v)).unwrap_or_default();
+        assert_eq!(info["apiVersion"], "1.1");
+        assert_eq!(info["method"], "getSshInfo");
+        let set: serde_json::Value =
+            serde_json::from_slice(&set_ssh_configuration(v, false)).unwrap_or_default();
+        assert_eq!(set["params"]["enabled"], false);
+        let versions: serde_json::Value =
+            serde_json::from_slice(get_supported_versions()).unwrap_or_default();
+        assert_eq!(versions["method"], "getSupportedVersions");
+        assert!(versions.get("apiVersion").is_none());
+    }
+
+    #[test]
+    fn picks_highest_one_x() {
+        let listed = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            pick_version(&listed(&["1.0", "1.10", "1.2", "2.1"])),
+            Some(ApiVersion {
+                major: 1,
+                minor: 10
+            })
+        );
+        assert_eq!(pick_version(&listed(&["2.0", "2.1"])), None);
+        assert_eq!(pick_version(&listed(&["1.0\"}", "x", ""])), None);
+    }
+
+    #[test]
+    fn parses_page_examples() {
+        let mut ok = bytes(
+            r#"{"apiVersion":"1.0","context":"abc","method":"getSupportedVersions","data":{"apiVersions":["1.0","2.1"]}}"#,
+        );
+        assert_eq!(
+            parse_supported_versions(&mut ok),
+            Ok(Reply::Data(vec!["1.0".into(), "2.1".into()]))
+        );
+        let mut info = bytes(
+            r#"{"apiVersion":"1.0","context":"123","method":"getSshInfo","data":{"enabled":true}}"#,
+        );
+        assert_eq!(parse_ssh_info(&mut info), Ok(Reply::Data(true)));
+        let mut err = bytes(
+            r#"{"apiVersion":"1.0","context":"abc","method":"getSupportedVersions","error":{"code":8000,"message":"Internal error"}}"#,
+        );
+        assert_eq!(
+            parse_supported_versions(&mut err),
+            Ok(Reply::Error(DeviceError {
+                code: Some(8000),
+                message: "Internal error".into()
+            }))
+        );
+        let mut set = bytes(
+            r#"{"apiVersion":"1.0","context":"abc","method":"setSshConfiguration","data":{}}"#,
+        );
+        assert_eq!(parse_set_ssh_configuration(&mut set), Ok(Reply::Data(())));
+    }
+
+    #[test]
+    fn error_member_wins_and_may_lack_method() {
+        let mut both = bytes(
+            r#"{"data":{"enabled":false},"error":{"code":"4002","message":"Authorization failed"}}"#,
+        );
+        let reply = parse_ssh_info(&mut both);
+        assert!(matches!(reply, Ok(Reply::Error(ref e)) if e.is_not_authorized()));
+    }
+
+    #[test]
+    fn never_guesses_disabled() {
+        for body in [
+            r#"{"data":{"enabled":"false"}}"#,
+            r#"{"data":{"enabled":0}}"#,
+            r#"{"data":{}}"#,
+            r#"{"data":{"enabled":null}}"#,
+            r#"{"apiVersion":"1.0"}"#,
+            r#"{"data":{"enabled":false"#,
+            "",
+            "<html>",
+            "null",
+        ] {
+            assert!(parse_ssh_info(&mut bytes(body)).is_err(), "{body}");
+        }
+    }
+}

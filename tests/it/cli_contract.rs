@@ -1,0 +1,225 @@
+//! The command-line contract: exit codes, secrets never shown, Ctrl-C flushes, broken pipes.
+
+use std::time::Duration;
+
+use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig};
+use tokio::io::AsyncReadExt as _;
+
+use crate::support::{args, code, read_jsonl, run, stderr, TestFleet};
+
+#[tokio::test]
+async fn usage_errors_exit_2_and_do_nothing() {
+    let cases: [&[&str]; 5] = [
+        &["scan"],
+        &["scan", "--inventory", "x.csv", "--bogus"],
+        &["scan", "--inventory", "x.csv", "--format", "xml"],
+        &["scan", "--inventory", "x.csv", "--shard", "3/3"],
+        &["frobnicate"],
+    ];
+    for case in cases {
+        let output = run(&args(case), &[("SSHFLEET_PASSWORD", "pass")]).await;
+        assert_eq!(code(&output), 2, "{case:?}: {}", stderr(&output));
+        assert!(output.stdout.is_empty(), "{case:?}");
+    }
+}
+
+#[tokio::test]
+async fn missing_password_is_a_usage_error_naming_the_variable() {
+    let dir = tempfile::tempdir().expect("dir");
+    let inventory = dir.path().join("inv.csv");
+    std::fs::write(&inventory, "address\n127.0.0.1:9\n").expect("write");
+    let output = run(
+        &args(&["scan", "--inventory", &inventory.display().to_string()]),
+        &[],
+    )
+    .await;
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("SSHFLEET_PASSWORD"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_password_appears_in_no_output_or_log() {
+    const SECRET: &str = "S3cr3t-Pa55w0rd!";
+    let spec = |fault, auth| DeviceSpec {
+        ssh_enabled: true,
+        fault,
+        firmware: Firmware::Modern,
+        auth,
+    };
+    let fleet = TestFleet::start(SimConfig {
+        password: SECRET.into(),
+        specs: Some(vec![
+            spec(Fault::None, DeviceAuth::DigestMd5),
+            spec(Fault::WrongPassword, DeviceAuth::DigestMd5),
+            spec(Fault::None, DeviceAuth::Basic),
+        ]),
+        ..SimConfig::default()
+    })
+    .await;
+    let mut everything = String::new();
+    for (out, verbosity) in [("a.jsonl", "-vv"), ("b.csv", "-v"), ("c.json", "-q")] {
+        let out_path = fleet.path(out);
+        let output = run(
+            &args(&[
+                "scan",
+                "--inventory",
+                &fleet.inventory.display().to_string(),
+                "-o",
+                &out_path.display().to_string(),
+                verbosity,
+                "--allow-basic-http",
+            ]),
+            &[("SSHFLEET_PASSWORD", SECRET), ("RUST_LOG", "trace")],
+        )
+        .await;
+        assert_eq!(code(&output), 1, "{}", stderr(&output));
+        everything.push_str(&String::from_utf8_lossy(&output.stdout));
+        everything.push_str(&stderr(&output));
+        everything.push_str(&std::fs::read_to_string(&out_path).unwrap_or_default());
+    }
+    assert!(
+        everything.contains("auth_failed"),
+        "the runs did produce reports"
+    );
+    assert!(!everything.contains(SECRET), "password leaked");
+    // Basic credentials travel base64-encoded: that form must not leak either.
+    let basic = "cm9vdDpTM2NyM3QtUGE1NXcwcmQh"; // base64("root:S3cr3t-Pa55w0rd!")
+    assert!(!everything.contains(basic), "Basic credentials leaked");
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_dispatch_flushes_the_report_and_exits_130() {
+    let clean = DeviceSpec {
+        ssh_enabled: false,
+        fault: Fault::None,
+        firmware: Firmware::Modern,
+        auth: DeviceAuth::Policy,
+    };
+    let hang = DeviceSpec {
+        fault: Fault::Hang,
+        ..clean.clone()
+    };
+    let mut specs = vec![clean.clone(); 5];
+    specs.extend([hang.clone(), hang]);
+    specs.extend(vec![clean; 20]);
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(specs),
+        ..SimConfig::default()
+    })
+    .await;
+    let out = fleet.path("partial.jsonl");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
+        .args([
+            "scan",
+            "--inventory",
+            &fleet.inventory.display().to_string(),
+            "-o",
+            &out.display().to_string(),
+            "--concurrency",
+            "2",
+            "--timeout",
+            "3s",
+            "--retries",
+            "0",
+        ])
+        .env("SSHFLEET_PASSWORD", "pass")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    // Wait (bounded) until the five fast devices are on disk: the report streams.
+    let mut streamed = false;
+    for _ in 0..400 {
+        if read_jsonl(&out).len() >= 5 {
+            streamed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(streamed, "records stream to the file as devices finish");
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits within the grace period")
+        .expect("wait");
+    assert_eq!(status.code(), Some(130));
+    let mut err = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut err).await;
+    }
+    assert!(err.contains("not checked"), "{err}");
+    let records = read_jsonl(&out);
+    assert!(
+        records.len() >= 5 && records.len() < 27,
+        "partial but valid: {}",
+        records.len()
+    );
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_ends_the_run_quietly() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 50,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
+        .args([
+            "scan",
+            "--inventory",
+            &fleet.inventory.display().to_string(),
+            "-q",
+        ])
+        .env("SSHFLEET_PASSWORD", "pass")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("exits")
+        .expect("wait");
+    let err = stderr(&output);
+    assert!(!err.contains("panicked") && !err.contains("error"), "{err}");
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "{:?} {err}",
+        output.status
+    );
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_and_csv_formats_follow_the_extension() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 4,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    fleet.scan("r.json", &[]).await;
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fleet.path("r.json")).unwrap_or_default())
+            .expect("valid JSON");
+    assert_eq!(json.as_array().map(Vec::len), Some(4));
+    fleet.scan("r.csv", &[]).await;
+    let csv = std::fs::read_to_string(fleet.path("r.csv")).unwrap_or_default();
+    assert_eq!(csv.lines().count(), 5, "header + 4 rows");
+    fleet.fleet.shutdown().await;
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real binary and library against the simulator on loopback.
+
+mod support;
+
+mod cli_contract;
+mod inventory_hostile;
+mod scan_auth;
+mod scan_statuses;
+mod scan_tls;
+mod scan_truth;
+mod sim_command;

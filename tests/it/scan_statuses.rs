@@ -1,0 +1,209 @@
+//! Every status of the contract is reached, each from the device behaviour that causes it.
+
+use std::io::Write as _;
+
+use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, Firmware, SimConfig};
+
+use crate::support::{code, stderr, TestFleet};
+
+fn spec(fault: Fault, firmware: Firmware, ssh_enabled: bool) -> DeviceSpec {
+    DeviceSpec {
+        ssh_enabled,
+        fault,
+        firmware,
+        auth: DeviceAuth::Policy,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_device_behaviour_maps_to_its_status() {
+    let cases: Vec<(DeviceSpec, &str, Option<bool>)> = vec![
+        (spec(Fault::None, Firmware::Modern, true), "ok", Some(true)),
+        (
+            spec(Fault::None, Firmware::Modern, false),
+            "ok",
+            Some(false),
+        ),
+        (
+            spec(Fault::Slow, Firmware::Modern, false),
+            "ok",
+            Some(false),
+        ),
+        (
+            spec(Fault::None, Firmware::ParamOnly, true),
+            "ok",
+            Some(true),
+        ),
+        (
+            spec(Fault::None, Firmware::ParamOnly, false),
+            "ok",
+            Some(false),
+        ),
+        (
+            spec(Fault::Closed, Firmware::Modern, false),
+            "unreachable",
+            None,
+        ),
+        (spec(Fault::Hang, Firmware::Modern, false), "timeout", None),
+        (
+            spec(Fault::WrongPassword, Firmware::Modern, false),
+            "auth_failed",
+            None,
+        ),
+        (
+            spec(Fault::Throttled, Firmware::Modern, false),
+            "forbidden",
+            None,
+        ),
+        (
+            spec(Fault::NoAdmin, Firmware::Modern, false),
+            "not_authorized",
+            None,
+        ),
+        (
+            spec(Fault::None, Firmware::Ancient, false),
+            "unsupported",
+            None,
+        ),
+        (
+            spec(Fault::None, Firmware::V2Only, true),
+            "unsupported",
+            None,
+        ),
+        (
+            spec(Fault::InternalError, Firmware::Modern, false),
+            "api_error",
+            None,
+        ),
+        (
+            spec(Fault::MalformedJson, Firmware::Modern, false),
+            "protocol_error",
+            None,
+        ),
+        (
+            spec(Fault::Oversized, Firmware::Modern, false),
+            "protocol_error",
+            None,
+        ),
+        (
+            spec(Fault::Reset, Firmware::Modern, false),
+            "protocol_error",
+            None,
+        ),
+    ];
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(cases.iter().map(|c| c.0.clone()).collect()),
+        ..SimConfig::default()
+    })
+    .await;
+    // One broken row makes the `invalid` status part of the same report.
+    let mut inventory = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&fleet.inventory)
+        .expect("inventory");
+    writeln!(inventory, "10.0.0.1:99999,broken,site-z,disabled").expect("append");
+    drop(inventory);
+
+    let (output, records) = fleet
+        .scan("scan.jsonl", &["--retries", "0", "--timeout", "2s"])
+        .await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert_eq!(records.len(), cases.len() + 1);
+    let truth = fleet.truth();
+    for (i, (spec, status, enabled)) in cases.iter().enumerate() {
+        let address = fleet.fleet.address(i);
+        let record = records
+            .iter()
+            .find(|r| r["address"] == address)
+            .unwrap_or_else(|| panic!("no record for {address}"));
+        assert_eq!(record["status"], *status, "{spec:?}: {record}");
+        assert_eq!(
+            record["ssh_enabled"],
+            serde_json::json!(enabled),
+            "{spec:?}"
+        );
+        assert_eq!(
+            truth[address]["expect_status"], *status,
+            "truth agrees for {spec:?}"
+        );
+        if *status != "ok" {
+            assert!(
+                record["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{record}"
+            );
+            assert_eq!(
+                record["compliant"],
+                serde_json::Value::Null,
+                "unknown, not false"
+            );
+        }
+    }
+    let invalid = records
+        .iter()
+        .find(|r| r["status"] == "invalid")
+        .expect("invalid row");
+    assert!(
+        invalid["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("line "),
+        "{invalid}"
+    );
+    let methods: Vec<_> = records
+        .iter()
+        .filter(|r| r["method"] == "param.cgi")
+        .collect();
+    assert_eq!(methods.len(), 2, "param.cgi devices are marked");
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_device_is_retried_after_backoff_not_hammered() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![spec(Fault::Throttled, Firmware::Modern, false)]),
+        ..SimConfig::default()
+    })
+    .await;
+    let (_, records) = fleet.scan("scan.jsonl", &["--retries", "1"]).await;
+    assert_eq!(records[0]["status"], "forbidden");
+    assert_eq!(records[0]["attempts"], 2);
+    assert_eq!(records[0]["http_status"], 403);
+    // One try, one retry after >= 10 s backoff: nothing more.
+    assert_eq!(fleet.fleet.snapshot()[0].requests, 2);
+    assert!(records[0]["elapsed_ms"].as_u64().unwrap_or(0) >= 10_000);
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_report_has_contract_columns_and_neutralised_cells() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![spec(Fault::None, Firmware::Modern, false)]),
+        ..SimConfig::default()
+    })
+    .await;
+    let mut inventory = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&fleet.inventory)
+        .expect("inventory");
+    writeln!(inventory, "\"=cmd|' /C calc'!A0\",\"+evil\",@site,disabled").expect("append");
+    drop(inventory);
+    let (output, _) = fleet.scan("scan.csv", &[]).await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let text = std::fs::read_to_string(fleet.path("scan.csv")).expect("csv");
+    let header = text.lines().next().unwrap_or_default();
+    assert!(header.starts_with(
+        "address,name,site,status,ssh_enabled,expect,compliant,method,api_version,\
+         supported_versions,http_status,error_code,error,attempts,elapsed_ms,tls_fingerprint,checked_at"
+    ), "{header}");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    for row in reader.records() {
+        let row = row.expect("csv row");
+        for cell in row.iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "formula cell survived: {cell:?}"
+            );
+        }
+    }
+    fleet.fleet.shutdown().await;
+}

@@ -1,0 +1,113 @@
+//! `sshfleet sim` as a separate process: the ready line, the files, the control API, SIGTERM.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+
+use crate::support::{args, by_address, code, read_jsonl, run, stderr};
+
+async fn http_get(url: &str, path: &str) -> String {
+    let authority = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .expect("control reachable");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("control answers")
+    .expect("read");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_announces_ready_serves_control_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("dir");
+    let inventory = dir.path().join("inv.csv");
+    let truth = dir.path().join("truth.jsonl");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
+        .args([
+            "sim",
+            "--devices",
+            "40",
+            "--seed",
+            "3",
+            "--control",
+            "127.0.0.1:0",
+            "--inventory-out",
+            &inventory.display().to_string(),
+            "--truth-out",
+            &truth.display().to_string(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn sim");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("ready in time")
+        .expect("read")
+        .expect("a line");
+    assert!(
+        ready.starts_with("ready devices=40 control=http://127.0.0.1:"),
+        "{ready}"
+    );
+    let control = ready
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("control="))
+        .expect("control url");
+
+    let out = dir.path().join("scan.jsonl");
+    let output = run(
+        &args(&[
+            "scan",
+            "--inventory",
+            &inventory.display().to_string(),
+            "-o",
+            &out.display().to_string(),
+            "--timeout",
+            "5s",
+            "--retries",
+            "0",
+        ]),
+        &[("SSHFLEET_PASSWORD", "pass")],
+    )
+    .await;
+    assert!(matches!(code(&output), 0 | 1), "{}", stderr(&output));
+    let report = by_address(&read_jsonl(&out));
+    for want in read_jsonl(&truth) {
+        let got = &report[want["address"].as_str().expect("address")];
+        assert_eq!(got["status"], want["expect_status"], "{got} vs {want}");
+        assert_eq!(got["ssh_enabled"], want["ssh_enabled"], "{got} vs {want}");
+    }
+
+    let devices: serde_json::Value =
+        serde_json::from_str(&http_get(control, "/devices").await).expect("JSON");
+    let devices = devices.as_array().expect("array");
+    assert_eq!(devices.len(), 40);
+    assert!(devices
+        .iter()
+        .all(|d| d["requests"].as_u64().is_some() && d["writes"].is_array()));
+    assert!(devices.iter().any(|d| d["requests"].as_u64() > Some(0)));
+
+    let pid = child.id().expect("pid").to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("stops")
+        .expect("wait");
+    assert!(status.success(), "{status:?}");
+}

@@ -1,0 +1,122 @@
+//! Shared test plumbing: a simulated fleet with its inventory and truth files, and a way to
+//! run the real binary against it with a bounded wait.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use serde_json::Value;
+use sshfleet::sim::{Fleet, SimConfig};
+use tempfile::TempDir;
+
+pub const PASSWORD: &str = "pass";
+
+/// Upper bound on any one binary run; the binary's own timeouts end it far sooner.
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+pub struct TestFleet {
+    pub fleet: Fleet,
+    pub dir: TempDir,
+    pub inventory: PathBuf,
+    pub truth: PathBuf,
+}
+
+impl TestFleet {
+    pub async fn start(config: SimConfig) -> TestFleet {
+        let fleet = Fleet::start(config).await.expect("simulator starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let inventory = dir.path().join("inventory.csv");
+        let truth = dir.path().join("truth.jsonl");
+        let mut inv = std::fs::File::create(&inventory).unwrap();
+        fleet.write_inventory(&mut inv).unwrap();
+        let mut tr = std::fs::File::create(&truth).unwrap();
+        fleet.write_truth(&mut tr).unwrap();
+        TestFleet {
+            fleet,
+            dir,
+            inventory,
+            truth,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `scan --inventory <fleet> -o <out.jsonl> --timeout 5s` plus `extra`.
+    pub async fn scan(&self, out: &str, extra: &[&str]) -> (Output, Vec<Value>) {
+        let out_path = self.path(out);
+        let mut args = vec![
+            "scan".to_string(),
+            "--inventory".into(),
+            self.inventory.display().to_string(),
+            "-o".into(),
+            out_path.display().to_string(),
+            "--quiet".into(),
+        ];
+        if !extra.contains(&"--timeout") {
+            args.extend(["--timeout".to_string(), "5s".to_string()]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let output = run(&args, &[("SSHFLEET_PASSWORD", PASSWORD)]).await;
+        let records = if out.ends_with(".jsonl") {
+            read_jsonl(&out_path)
+        } else {
+            Vec::new()
+        };
+        (output, records)
+    }
+
+    pub fn truth(&self) -> HashMap<String, Value> {
+        read_jsonl(&self.truth)
+            .into_iter()
+            .map(|v| (v["address"].as_str().unwrap().to_string(), v))
+            .collect()
+    }
+}
+
+/// Runs the real binary with only the given environment (plus PATH), killing it if it
+/// outlives the run limit.
+pub async fn run(args: &[String], env: &[(&str, &str)]) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    tokio::time::timeout(RUN_LIMIT, cmd.output())
+        .await
+        .expect("binary finished within the run limit")
+        .expect("binary ran")
+}
+
+pub fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+pub fn read_jsonl(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSONL line {l:?}: {e}")))
+        .collect()
+}
+
+pub fn by_address(records: &[Value]) -> HashMap<String, Value> {
+    records
+        .iter()
+        .map(|r| (r["address"].as_str().unwrap().to_string(), r.clone()))
+        .collect()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn code(output: &Output) -> i32 {
+    output.status.code().unwrap_or(-1)
+}
