@@ -195,23 +195,28 @@ impl<'a> Iterator for AuthParams<'a> {
     type Item = Token<'a>;
 
     fn next(&mut self) -> Option<Token<'a>> {
-        let s = self.rest.trim_start_matches([' ', '\t', ',']);
-        if s.is_empty() {
-            return None;
+        loop {
+            let s = self.rest.trim_start_matches([' ', '\t', ',']);
+            if s.is_empty() {
+                return None;
+            }
+            let end = s.find([' ', '\t', ',', '=']).unwrap_or(s.len());
+            if end == 0 {
+                // A stray '=' (token68 padding such as `abc==`): skip it.
+                self.rest = &s[1..];
+                continue;
+            }
+            let word = &s[..end];
+            let after = s[end..].trim_start_matches([' ', '\t']);
+            // `k=v` is a parameter; `word==` is token68 padding, not a parameter.
+            if let Some(value) = after.strip_prefix('=').filter(|v| !v.starts_with('=')) {
+                let (value, rest) = read_value(value.trim_start_matches([' ', '\t']));
+                self.rest = rest;
+                return Some(Token::Param(word.to_owned(), value));
+            }
+            self.rest = &s[end..];
+            return Some(Token::Scheme(word));
         }
-        let end = s.find([' ', '\t', ',', '=']).unwrap_or(s.len());
-        let word = &s[..end];
-        let after = s[end..].trim_start_matches([' ', '\t']);
-        // `token68` values (base64 after a scheme) also end in '='; treat `k=` + value as a param
-        // only when the word is followed by '=' and something that is not another '='.
-        if let Some(value_start) = after.strip_prefix('=').filter(|v| !v.starts_with('=')) {
-            let value_start = value_start.trim_start_matches([' ', '\t']);
-            let (value, rest) = read_value(value_start);
-            self.rest = rest;
-            return Some(Token::Param(word.to_owned(), value));
-        }
-        self.rest = &s[end..];
-        Some(Token::Scheme(word))
     }
 }
 
@@ -502,6 +507,21 @@ mod tests {
             "Digest algorithm=ROT13, nonce=\"x\"",
         ] {
             assert_eq!(parse_challenges(&headers(&[text])), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn random_header_text_always_terminates() {
+        let alphabet: Vec<char> = "Digest Basic realm=nonce\"\\,= \tqop=auth stale=true =="
+            .chars()
+            .collect();
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..5_000 {
+            let len = rng.usize(0..80);
+            let text: String = (0..len)
+                .map(|_| alphabet[rng.usize(..alphabet.len())])
+                .collect();
+            let _ = parse_challenges(&headers(&[&text]));
         }
     }
 }

@@ -1,5 +1,11 @@
 //! Integration tests: the real binary and library against the simulator on loopback.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly on anything unexpected"
+)]
+
 mod support;
 
 mod cli_contract;

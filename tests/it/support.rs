@@ -1,7 +1,7 @@
 //! Shared test plumbing: a simulated fleet with its inventory and truth files, and a way to
 //! run the real binary against it with a bounded wait.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, reason = "each test module uses a different part")]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
