@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod inventory;
 pub mod net;
+pub mod remediate;
 pub mod report;
 pub mod scan;
 pub mod secret;

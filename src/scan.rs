@@ -54,6 +54,13 @@ impl Scanner {
         }
     }
 
+    /// Limits every HTTP request of the scan to `rate` per second.
+    pub fn with_request_rate(mut self, rate: std::num::NonZeroU32) -> Scanner {
+        let limiter = governor::RateLimiter::direct(governor::Quota::per_second(rate));
+        Arc::make_mut(&mut self.settings).policy.limiter = Some(Arc::new(limiter));
+        self
+    }
+
     pub fn settings(&self) -> &ScanSettings {
         &self.settings
     }

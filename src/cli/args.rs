@@ -22,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Audit the SSH state of every camera in an inventory.
     Scan(ScanArgs),
+    /// Plan (dry run) or apply an SSH state across an inventory, journaled and verified.
+    Remediate(RemediateArgs),
     /// Serve a simulated camera fleet on loopback until SIGINT/SIGTERM.
     Sim(SimArgs),
     /// Run the simulator in-process and scan it: no network, credentials or setup needed.
@@ -82,9 +84,6 @@ pub struct DeviceArgs {
     /// Allow Basic authentication over plain HTTP (sends the password in clear).
     #[arg(long)]
     pub allow_basic_http: bool,
-    /// Global request rate limit, e.g. `50/s` or `600/m`.
-    #[arg(long, value_parser = parse_rate, value_name = "N/s")]
-    pub rate: Option<NonZeroU32>,
     /// Desired SSH state where the inventory row gives none.
     #[arg(long, value_enum, value_name = "STATE")]
     pub expect: Option<ExpectArg>,
@@ -101,6 +100,42 @@ pub struct DeviceArgs {
 pub struct ScanArgs {
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// Global request rate limit, e.g. `50/s` or `600/m`.
+    #[arg(long, value_parser = parse_rate, value_name = "N/s")]
+    pub rate: Option<NonZeroU32>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RemediateArgs {
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// The SSH state to bring every device to.
+    #[arg(long, value_enum, value_name = "STATE")]
+    pub ssh: ExpectArg,
+    /// Write for real; without it only the plan is printed (dry run).
+    #[arg(long)]
+    pub apply: bool,
+    /// Do not ask for confirmation (required with --apply when not on a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Refuse a plan that would change more than N devices.
+    #[arg(long, value_name = "N")]
+    pub max_changes: Option<usize>,
+    /// Write rate limit across all devices.
+    #[arg(long, default_value = "5/s", value_parser = parse_rate, value_name = "N/s")]
+    pub rate: NonZeroU32,
+    /// Writes allowed back to back before the rate applies.
+    #[arg(long, default_value = "1", value_name = "N")]
+    pub burst: NonZeroU32,
+    /// Write rate limit per site (the inventory's `site` column), on top of --rate.
+    #[arg(long, value_parser = parse_rate, value_name = "N/s")]
+    pub site_rate: Option<NonZeroU32>,
+    /// Journal for crash-safe resume [default: next to the output, or
+    /// ./sshfleet-remediate.journal.jsonl when writing to stdout].
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
 }

@@ -13,9 +13,14 @@ use anyhow::Context as _;
 use super::args::{DemoArgs, DeviceArgs, ExpectArg, SchemeArg};
 use super::progress::Progress;
 use super::scan::{execute, prepare};
-use super::{install_signal_handlers, open_output, Exit};
-use crate::report::{self, Format, Reporter};
+use super::{install_signal_handlers, open_output, Exit, ReportPipe};
+use std::num::NonZeroU32;
+
+use super::scan::PreparedScan;
+use crate::remediate::{Recovered, Remediator, WriteLimits};
+use crate::report::{self, Format, Reporter, Schema, SshState, Summary};
 use crate::secret::Secret;
+use crate::shutdown::Shutdown;
 use crate::sim::{Fleet, SimConfig};
 
 pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
@@ -40,7 +45,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     write_file(&truth, |w| fleet.write_truth(w))?;
 
     let started = Instant::now();
-    let prepared = prepare(&demo_scan_args(inventory), password, args.quiet)?;
+    let prepared = prepare(&demo_scan_args(inventory.clone()), password, args.quiet)?;
     let schema = prepared.schema();
     let csv_path = dir.join("scan.csv");
     let jsonl_path = dir.join("scan.jsonl");
@@ -52,6 +57,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(args.quiet));
     let (summary, stats) = execute(prepared, sinks, progress, shutdown).await?;
     let elapsed = started.elapsed();
+    let plan = plan_remediation(&inventory, dir, args.quiet).await?;
     fleet.shutdown().await;
     std::fs::write(dir.join("summary.json"), summary.to_json())
         .context("cannot write summary.json")?;
@@ -70,10 +76,15 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     );
     eprintln!("agrees with the simulator's truth for {agree}/{total} cameras");
     eprintln!(
-        "reports: {}, {}, {}",
+        "remediation dry run (--ssh disabled): {} to set, {} already disabled, {} unreadable; nothing was changed",
+        plan.remediation.set, plan.remediation.none, plan.remediation.skip
+    );
+    eprintln!(
+        "reports: {}, {}, {}, {}",
         csv_path.display(),
         jsonl_path.display(),
-        dir.join("summary.json").display()
+        dir.join("summary.json").display(),
+        dir.join("remediation-plan.csv").display()
     );
     if stats.interrupted {
         return Ok(Exit::Interrupted);
@@ -83,6 +94,59 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     } else {
         Exit::Findings
     })
+}
+
+/// A remediation dry run over the same fleet: the plan goes to `remediation-plan.csv`.
+async fn plan_remediation(inventory: &Path, dir: &Path, quiet: bool) -> anyhow::Result<Summary> {
+    // No retries: the scan above already waited out the throttled cameras once.
+    let plan_args = DeviceArgs {
+        retries: 0,
+        ..demo_scan_args(inventory.to_owned())
+    };
+    let prepared = prepare(&plan_args, Secret::new("pass"), true)?;
+    let PreparedScan {
+        scanner,
+        devices,
+        invalid,
+        extra_columns,
+        ..
+    } = prepared;
+    let limits = WriteLimits {
+        rate: NonZeroU32::MIN,
+        burst: NonZeroU32::MIN,
+        site_rate: None,
+        jitter: Duration::ZERO,
+    };
+    let remediator = Arc::new(Remediator::new(
+        scanner,
+        SshState::Disabled,
+        &limits,
+        [],
+        None,
+    ));
+    let schema = Schema {
+        remediation: true,
+        extra_columns,
+    };
+    let sink = report::writer(
+        Format::Csv,
+        &schema,
+        open_output(&dir.join("remediation-plan.csv"))?,
+    );
+    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
+    let pipe = ReportPipe::open(vec![sink], progress, devices.len() + invalid.len());
+    pipe.send_all(invalid).await;
+    let _ = remediator
+        .plan(
+            devices,
+            &Recovered::default(),
+            false,
+            pipe.sender(),
+            Shutdown::never(),
+        )
+        .await;
+    let summary = pipe.close().await?;
+    Ok(summary)
 }
 
 fn demo_scan_args(inventory: std::path::PathBuf) -> DeviceArgs {
@@ -98,7 +162,6 @@ fn demo_scan_args(inventory: std::path::PathBuf) -> DeviceArgs {
         pin_file: None,
         insecure: false,
         allow_basic_http: false,
-        rate: None,
         expect: Some(ExpectArg::Disabled),
         shard: None,
         scheme: SchemeArg::Http,

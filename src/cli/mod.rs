@@ -4,6 +4,7 @@
 pub mod args;
 mod demo;
 mod progress;
+mod remediate;
 mod scan;
 mod sim;
 
@@ -16,7 +17,11 @@ use anyhow::Context as _;
 pub use args::Cli;
 use args::Command;
 
-use crate::report::Format;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::report::{self, DeviceRecord, Format, RecordWriter, ReportError, Reporter, Summary};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 
 /// The exit codes of DESIGN.md.
@@ -66,6 +71,7 @@ pub fn main(cli: Cli) -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<Exit> {
     match command {
         Command::Scan(args) => scan::run(args).await,
+        Command::Remediate(args) => remediate::run(args).await,
         Command::Sim(args) => sim::run(args).await,
         Command::Demo(args) => demo::run(args).await,
     }
@@ -74,6 +80,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Exit> {
 fn verbosity(command: &Command) -> u8 {
     match command {
         Command::Scan(a) => a.output.verbose,
+        Command::Remediate(a) => a.output.verbose,
         Command::Sim(_) | Command::Demo(_) => 0,
     }
 }
@@ -162,4 +169,60 @@ fn fit_concurrency(wanted: usize, quiet: bool) -> usize {
         return fits;
     }
     wanted.max(1)
+}
+
+/// Records in flight between the engine and the writer thread.
+const CHANNEL_CAPACITY: usize = 1024;
+
+/// The engine side of one report: a bounded channel into the writer thread.
+struct ReportPipe {
+    tx: mpsc::Sender<DeviceRecord>,
+    writer: std::thread::JoinHandle<Result<Summary, ReportError>>,
+    progress: Arc<dyn Reporter>,
+}
+
+impl ReportPipe {
+    fn open(
+        sinks: Vec<Box<dyn RecordWriter>>,
+        progress: Arc<dyn Reporter>,
+        total: usize,
+    ) -> ReportPipe {
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        progress.started(total as u64);
+        let writer = report::spawn_writer(rx, sinks, progress.clone());
+        ReportPipe {
+            tx,
+            writer,
+            progress,
+        }
+    }
+
+    /// A sender for the engine; the pipe closes when every sender is gone.
+    fn sender(&self) -> mpsc::Sender<DeviceRecord> {
+        self.tx.clone()
+    }
+
+    async fn send_all(&self, records: Vec<DeviceRecord>) {
+        for record in records {
+            if self.tx.send(record).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Waits for the writer to flush and close every output; returns the summary.
+    async fn close(self) -> anyhow::Result<Summary> {
+        let ReportPipe {
+            tx,
+            writer,
+            progress,
+        } = self;
+        drop(tx);
+        let summary = tokio::task::spawn_blocking(move || writer.join())
+            .await
+            .context("writer task failed")?
+            .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
+        progress.finished();
+        Ok(summary)
+    }
 }

@@ -32,6 +32,16 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// Runs `f` (a prompt) with the bar hidden.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.bar {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+}
+
 impl Reporter for Progress {
     fn started(&self, total: u64) {
         if let Some(bar) = &self.bar {

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use tokio::sync::mpsc;
 
 use super::args::{DeviceArgs, ExpectArg, ScanArgs, SchemeArg};
 use super::progress::Progress;
-use super::{fit_concurrency, install_signal_handlers, open_output, resolve_format, Exit};
+use super::{
+    fit_concurrency, install_signal_handlers, open_output, resolve_format, Exit, ReportPipe,
+};
 use crate::inventory::{self, Device, InventoryOptions, Row, Scheme, Shard};
 use crate::net::auth::Credentials;
 use crate::net::tls::{Pins, TrustSettings};
@@ -22,13 +23,13 @@ use crate::secret::Secret;
 use crate::shutdown::Shutdown;
 use crate::vapix::SessionPolicy;
 
-/// Records in flight between the engine and the writer thread.
-const CHANNEL_CAPACITY: usize = 1024;
-
 pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let quiet = args.output.quiet;
     let password = resolve_password(&args.device)?;
-    let prepared = prepare(&args.device, password, quiet)?;
+    let mut prepared = prepare(&args.device, password, quiet)?;
+    if let Some(rate) = args.rate {
+        prepared.scanner = prepared.scanner.with_request_rate(rate);
+    }
     let format = resolve_format(&args.output.output, args.output.format);
     let sink = report::writer(
         format,
@@ -55,6 +56,7 @@ pub(super) struct PreparedScan {
     pub devices: Vec<Device>,
     pub invalid: Vec<DeviceRecord>,
     pub extra_columns: Vec<String>,
+    pub shard: Option<Shard>,
 }
 
 impl PreparedScan {
@@ -82,7 +84,8 @@ pub(super) fn prepare(
         bail!("--timeout must be greater than zero");
     }
     let mut inventory = inventory::load(&args.inventory, &options)?;
-    if let Some(shard) = resolve_shard(args.shard)? {
+    let shard = resolve_shard(args.shard)?;
+    if let Some(shard) = shard {
         inventory.retain_shard(shard);
     }
     if !quiet {
@@ -104,11 +107,6 @@ pub(super) fn prepare(
         policy: SessionPolicy {
             retries: args.retries,
             allow_basic_http: args.allow_basic_http,
-            limiter: args.rate.map(|rate| {
-                Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
-                    rate,
-                )))
-            }),
             ..SessionPolicy::default()
         },
         expect: args.expect.map(|e| match e {
@@ -122,6 +120,7 @@ pub(super) fn prepare(
         devices,
         invalid,
         extra_columns: inventory.extra_columns,
+        shard,
     })
 }
 
@@ -132,20 +131,17 @@ pub(super) async fn execute(
     progress: Arc<dyn Reporter>,
     shutdown: Shutdown,
 ) -> anyhow::Result<(Summary, RunStats)> {
-    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-    progress.started((prepared.devices.len() + prepared.invalid.len()) as u64);
-    let writer = report::spawn_writer(rx, sinks, progress.clone());
-    for record in prepared.invalid {
-        if tx.send(record).await.is_err() {
-            break;
-        }
-    }
-    let stats = prepared.scanner.run(prepared.devices, tx, shutdown).await;
-    let summary = tokio::task::spawn_blocking(move || writer.join())
-        .await
-        .context("writer task failed")?
-        .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
-    progress.finished();
+    let pipe = ReportPipe::open(
+        sinks,
+        progress,
+        prepared.devices.len() + prepared.invalid.len(),
+    );
+    pipe.send_all(prepared.invalid).await;
+    let stats = prepared
+        .scanner
+        .run(prepared.devices, pipe.sender(), shutdown)
+        .await;
+    let summary = pipe.close().await?;
     Ok((summary, stats))
 }
 

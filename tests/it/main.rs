@@ -10,6 +10,7 @@ mod support;
 
 mod cli_contract;
 mod inventory_hostile;
+mod remediate;
 mod scan_auth;
 mod scan_statuses;
 mod scan_tls;

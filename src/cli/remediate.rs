@@ -1,0 +1,157 @@
+//! `sshfleet remediate`: plan by default; with `--apply` (and confirmation) write under the
+//! limits with a journal, then report every device with what was done and verified.
+
+use std::collections::HashSet;
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::bail;
+
+use super::args::{ExpectArg, RemediateArgs};
+use super::progress::Progress;
+use super::scan::{exit_for, prepare, report_interruption, resolve_password, PreparedScan};
+use super::{install_signal_handlers, open_output, resolve_format, Exit, ReportPipe};
+use crate::remediate::{
+    inventory_fingerprint, Journal, JournalHeader, Recovered, Remediator, WriteLimits,
+};
+use crate::report::{self, Reporter, Schema, SshState};
+
+pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
+    let quiet = args.output.quiet;
+    if args.apply && !args.yes && !interactive() {
+        bail!("--apply needs --yes when not run from a terminal; nothing was changed");
+    }
+    let target = match args.ssh {
+        ExpectArg::Disabled => SshState::Disabled,
+        ExpectArg::Enabled => SshState::Enabled,
+    };
+    let password = resolve_password(&args.device)?;
+    let prepared = prepare(&args.device, password, quiet)?;
+    let (journal, recovered) = open_journal(&args, &prepared, target, quiet)?;
+    let limits = WriteLimits {
+        rate: args.rate,
+        burst: args.burst,
+        site_rate: args.site_rate,
+        jitter: Duration::from_millis(50),
+    };
+    let PreparedScan {
+        scanner,
+        devices,
+        invalid,
+        extra_columns,
+        ..
+    } = prepared;
+    let sites: HashSet<String> = devices.iter().map(|d| d.site.clone()).collect();
+    let remediator = Arc::new(Remediator::new(scanner, target, &limits, sites, journal));
+
+    let schema = Schema {
+        remediation: true,
+        extra_columns,
+    };
+    let format = resolve_format(&args.output.output, args.output.format);
+    let sink = report::writer(format, &schema, open_output(&args.output.output)?);
+    let (_trigger, shutdown) = install_signal_handlers(quiet);
+    let progress = Arc::new(Progress::new(quiet));
+    let reporter: Arc<dyn Reporter> = progress.clone();
+    let pipe = ReportPipe::open(vec![sink], reporter, devices.len() + invalid.len());
+    pipe.send_all(invalid).await;
+    let (planned, mut stats) = remediator
+        .plan(
+            devices,
+            &recovered,
+            args.apply,
+            pipe.sender(),
+            shutdown.clone(),
+        )
+        .await;
+    let mut refused = false;
+    if args.apply && !stats.interrupted && !planned.is_empty() {
+        let go = match args.max_changes {
+            Some(max) if planned.len() > max => {
+                eprintln!("refusing: the plan changes {} devices, more than --max-changes {max}; nothing was changed", planned.len());
+                refused = true;
+                false
+            }
+            _ => args.yes || progress.suspend(|| confirm(planned.len(), target)),
+        };
+        if go {
+            let applied = remediator.apply(planned, pipe.sender(), shutdown).await;
+            stats.interrupted |= applied.interrupted;
+            stats.not_checked += applied.not_checked;
+        } else {
+            pipe.send_all(planned.into_iter().map(|p| p.record).collect())
+                .await;
+        }
+    }
+    let summary = pipe.close().await?;
+    if !quiet {
+        eprint!("{}", summary.render_text());
+        if !args.apply {
+            eprintln!("dry run: nothing was changed (add --apply to write)");
+        }
+        report_interruption(&stats);
+    }
+    Ok(if refused {
+        Exit::Usage
+    } else {
+        exit_for(&summary, &stats)
+    })
+}
+
+fn open_journal(
+    args: &RemediateArgs,
+    prepared: &PreparedScan,
+    target: SshState,
+    quiet: bool,
+) -> anyhow::Result<(Option<Journal>, Recovered)> {
+    if !args.apply {
+        return Ok((None, Recovered::default()));
+    }
+    let path = args
+        .journal
+        .clone()
+        .unwrap_or_else(|| default_journal(&args.output.output));
+    let header = JournalHeader::new(
+        inventory_fingerprint(&prepared.devices),
+        target.as_str(),
+        prepared.shard.map(|s| s.to_string()),
+    );
+    let (journal, recovered) = Journal::open(&path, &header)?;
+    if !quiet {
+        let resumed = recovered.outcomes.len() + recovered.pending.len();
+        if resumed > 0 {
+            eprintln!(
+                "journal {}: resuming ({} devices done, {} to re-check)",
+                path.display(),
+                recovered.outcomes.len(),
+                recovered.pending.len()
+            );
+        } else {
+            eprintln!("journal {}", path.display());
+        }
+    }
+    Ok((Some(journal), recovered))
+}
+
+/// Next to the report (`report.csv` → `report.journal.jsonl`), or in the working directory.
+fn default_journal(output: &Path) -> PathBuf {
+    if output.as_os_str() == "-" {
+        return PathBuf::from("sshfleet-remediate.journal.jsonl");
+    }
+    output.with_extension("journal.jsonl")
+}
+
+fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+fn confirm(count: usize, target: SshState) -> bool {
+    eprint!("Set SSH {target} on {count} device(s)? Type 'yes' to apply: ");
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    answer.trim().eq_ignore_ascii_case("yes")
+}

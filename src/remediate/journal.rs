@@ -1,0 +1,402 @@
+//! The remediation journal: append-only JSONL, synced to disk before every device write, so
+//! a run killed at any instant resumes without writing any device twice.
+//!
+//! Lines: one `header` (what the journal is for), then per device an `intent` (synced before
+//! the write goes out) and an `outcome` (after the read-back). A crash can only leave a
+//! truncated last line; it is ignored, because the write it announced was never sent.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+const VERSION: u32 = 1;
+
+/// What a journal belongs to; a resume must match it exactly.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalHeader {
+    pub version: u32,
+    /// SHA-256 over the sorted device keys of the inventory (this shard's devices).
+    pub inventory: String,
+    /// `enabled` or `disabled`.
+    pub target: String,
+    pub shard: Option<String>,
+}
+
+impl JournalHeader {
+    pub fn new(inventory: String, target: &str, shard: Option<String>) -> JournalHeader {
+        JournalHeader {
+            version: VERSION,
+            inventory,
+            target: target.to_owned(),
+            shard,
+        }
+    }
+}
+
+/// The recorded result of one device's write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub after: Option<bool>,
+    pub verified: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Line {
+    Header(JournalHeader),
+    Intent {
+        key: String,
+        address: String,
+        enabled: bool,
+        at_ms: u64,
+    },
+    Outcome {
+        key: String,
+        address: String,
+        #[serde(flatten)]
+        outcome: Outcome,
+        at_ms: u64,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("journal {path} belongs to another run ({reason}); use a new --journal file for this inventory and target")]
+    Mismatch { path: PathBuf, reason: String },
+    #[error(
+        "journal {path}: line {line} is not a journal entry; refusing to guess what was written"
+    )]
+    Corrupt { path: PathBuf, line: usize },
+}
+
+/// What an existing journal says has happened.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Devices whose write finished (verified or not): never touched again.
+    pub outcomes: HashMap<String, Outcome>,
+    /// Devices announced but with no outcome: re-read, written only if still wrong.
+    pub pending: HashSet<String>,
+}
+
+/// An open journal; appends are serialised and synced.
+pub struct Journal {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl Journal {
+    /// Opens (resuming) or creates a journal for `header`.
+    pub fn open(path: &Path, header: &JournalHeader) -> Result<(Journal, Recovered), JournalError> {
+        let io_err = |source| JournalError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io_err)?;
+        let existing = read_existing(&mut file, path)?;
+        if let Some(len) = existing.torn_at {
+            // Cut a torn last line away: it announced nothing that happened, and left in
+            // place it would sit mid-file once the next entry is appended.
+            file.set_len(len)
+                .and_then(|()| file.sync_data())
+                .map_err(io_err)?;
+        }
+        let journal = Journal {
+            path: path.to_owned(),
+            file: Mutex::new(file),
+        };
+        if existing.unterminated {
+            journal.append_raw(b"\n")?;
+        }
+        match &existing.header {
+            Some(found) => check_header(path, found, header)?,
+            None => journal.append(&Line::Header(header.clone()))?,
+        }
+        Ok((journal, existing.recovered))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records that `key` is about to be written; returns once it is on disk.
+    pub fn intent(&self, key: &str, address: &str, enabled: bool) -> Result<(), JournalError> {
+        self.append(&Line::Intent {
+            key: key.to_owned(),
+            address: address.to_owned(),
+            enabled,
+            at_ms: now_ms(),
+        })
+    }
+
+    pub fn outcome(&self, key: &str, address: &str, outcome: Outcome) -> Result<(), JournalError> {
+        self.append(&Line::Outcome {
+            key: key.to_owned(),
+            address: address.to_owned(),
+            outcome,
+            at_ms: now_ms(),
+        })
+    }
+
+    fn append(&self, line: &Line) -> Result<(), JournalError> {
+        let mut bytes = serde_json::to_vec(line).map_err(|e| JournalError::Io {
+            path: self.path.clone(),
+            source: io::Error::other(e),
+        })?;
+        bytes.push(b'\n');
+        self.append_raw(&bytes)
+    }
+
+    /// One `write_all` then `sync_data` under the lock: a line is whole on disk or absent
+    /// (but for a torn tail, which the reader ignores).
+    fn append_raw(&self, bytes: &[u8]) -> Result<(), JournalError> {
+        let mut file = self
+            .file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        file.write_all(bytes)
+            .and_then(|()| file.sync_data())
+            .map_err(|source| JournalError::Io {
+                path: self.path.clone(),
+                source,
+            })
+    }
+}
+
+/// What reading an existing journal found.
+struct Existing {
+    header: Option<JournalHeader>,
+    recovered: Recovered,
+    /// The length to cut the file to when its last line is torn.
+    torn_at: Option<u64>,
+    /// The last entry is whole but lost its newline.
+    unterminated: bool,
+}
+
+fn read_existing(file: &mut File, path: &Path) -> Result<Existing, JournalError> {
+    let io_err = |source| JournalError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    let mut lines: Vec<String> = Vec::new();
+    let mut clean_len = 0u64;
+    let mut reader = BufReader::new(&mut *file);
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).map_err(io_err)?;
+        if n == 0 {
+            break;
+        }
+        if line.ends_with('\n') {
+            clean_len += n as u64;
+        }
+        lines.push(line);
+    }
+    let mut torn = None;
+    let mut header = None;
+    let mut recovered = Recovered::default();
+    let last = lines.len();
+    for (i, text) in lines.iter().enumerate() {
+        if text.trim().is_empty() {
+            continue;
+        }
+        let parsed: Result<Line, _> = serde_json::from_str(text.trim_end());
+        match parsed {
+            Ok(Line::Header(h)) if header.is_none() => header = Some(h),
+            Ok(Line::Header(_)) => {
+                return Err(JournalError::Corrupt {
+                    path: path.to_owned(),
+                    line: i + 1,
+                })
+            }
+            Ok(Line::Intent { key, .. }) => {
+                if !recovered.outcomes.contains_key(&key) {
+                    recovered.pending.insert(key);
+                }
+            }
+            Ok(Line::Outcome { key, outcome, .. }) => {
+                recovered.pending.remove(&key);
+                recovered.outcomes.insert(key, outcome);
+            }
+            // Only the very last line may be torn by a crash.
+            Err(_) if i + 1 == last && !text.ends_with('\n') => torn = Some(clean_len),
+            Err(_) => {
+                return Err(JournalError::Corrupt {
+                    path: path.to_owned(),
+                    line: i + 1,
+                })
+            }
+        }
+    }
+    if header.is_none() && !(recovered.outcomes.is_empty() && recovered.pending.is_empty()) {
+        return Err(JournalError::Corrupt {
+            path: path.to_owned(),
+            line: 1,
+        });
+    }
+    let unterminated = torn.is_none() && lines.last().is_some_and(|l| !l.ends_with('\n'));
+    Ok(Existing {
+        header,
+        recovered,
+        torn_at: torn,
+        unterminated,
+    })
+}
+
+fn check_header(
+    path: &Path,
+    found: &JournalHeader,
+    wanted: &JournalHeader,
+) -> Result<(), JournalError> {
+    let reason = if found.version != wanted.version {
+        format!(
+            "journal format {} (this build writes {})",
+            found.version, wanted.version
+        )
+    } else if found.target != wanted.target {
+        format!(
+            "it sets SSH {}, this run sets SSH {}",
+            found.target, wanted.target
+        )
+    } else if found.inventory != wanted.inventory {
+        "it was written for a different inventory".to_owned()
+    } else if found.shard != wanted.shard {
+        format!(
+            "it was written for shard {}, this run is shard {}",
+            found.shard.as_deref().unwrap_or("(none)"),
+            wanted.shard.as_deref().unwrap_or("(none)")
+        )
+    } else {
+        return Ok(());
+    };
+    Err(JournalError::Mismatch {
+        path: path.to_owned(),
+        reason,
+    })
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> JournalHeader {
+        JournalHeader::new("abc".into(), "disabled", None)
+    }
+
+    fn open(path: &Path) -> (Journal, Recovered) {
+        match Journal::open(path, &header()) {
+            Ok(v) => v,
+            Err(e) => panic!("open: {e}"),
+        }
+    }
+
+    #[test]
+    fn resume_sees_outcomes_and_pending_intents() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("j.jsonl");
+        let (j, rec) = open(&path);
+        assert!(rec.outcomes.is_empty() && rec.pending.is_empty());
+        let done = Outcome {
+            after: Some(false),
+            verified: true,
+            error: None,
+        };
+        for r in [
+            j.intent("a", "a", false),
+            j.outcome("a", "a", done.clone()),
+            j.intent("b", "b", false),
+        ] {
+            assert!(r.is_ok());
+        }
+        drop(j);
+        let (_, rec) = open(&path);
+        assert_eq!(rec.outcomes.get("a"), Some(&done));
+        assert!(rec.pending.contains("b") && !rec.pending.contains("a"));
+    }
+
+    #[test]
+    fn torn_last_line_is_ignored_and_appends_start_fresh() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("j.jsonl");
+        drop(open(&path));
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _ = f.write_all(br#"{"type":"intent","key":"c","addr"#);
+        drop(f);
+        let (j, rec) = open(&path);
+        assert!(rec.pending.is_empty(), "a torn intent was never acted on");
+        assert!(j.intent("d", "d", false).is_ok());
+        drop(j);
+        let (_, rec) = open(&path);
+        assert!(rec.pending.contains("d"));
+    }
+
+    #[test]
+    fn a_whole_last_entry_without_newline_is_kept_and_terminated() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("j.jsonl");
+        drop(open(&path));
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _ =
+            f.write_all(br#"{"type":"intent","key":"e","address":"e","enabled":false,"at_ms":1}"#);
+        drop(f);
+        let (j, rec) = open(&path);
+        assert!(rec.pending.contains("e"));
+        assert!(j.intent("f", "f", false).is_ok());
+        drop(j);
+        let (_, rec) = open(&path);
+        assert!(rec.pending.contains("e") && rec.pending.contains("f"));
+    }
+
+    #[test]
+    fn a_journal_for_another_target_or_inventory_is_refused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("j.jsonl");
+        drop(open(&path));
+        let other_target = JournalHeader::new("abc".into(), "enabled", None);
+        assert!(matches!(
+            Journal::open(&path, &other_target),
+            Err(JournalError::Mismatch { .. })
+        ));
+        let other_inventory = JournalHeader::new("xyz".into(), "disabled", None);
+        assert!(matches!(
+            Journal::open(&path, &other_inventory),
+            Err(JournalError::Mismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_in_the_middle_is_refused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("j.jsonl");
+        let _ = std::fs::write(&path, "not json\n{\"type\":\"intent\"}\n");
+        assert!(matches!(
+            Journal::open(&path, &header()),
+            Err(JournalError::Corrupt { .. })
+        ));
+    }
+}

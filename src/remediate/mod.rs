@@ -1,0 +1,450 @@
+//! Bulk remediation: read every device, plan `set`/`none`/`skip`, and — only when asked —
+//! write the desired SSH state under governor limits, journaled and verified by read-back.
+
+pub mod journal;
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Jitter, Quota, RateLimiter};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::inventory::Device;
+use crate::report::{Action, DeviceRecord, Remediation, SshState, Status};
+use crate::scan::{apply_failure, apply_reading, run_bounded, RunStats, Scanner};
+use crate::shutdown::Shutdown;
+use crate::vapix::{self, Failure, SshReading};
+pub use journal::{Journal, JournalError, JournalHeader, Outcome, Recovered};
+
+/// How writes are paced.
+#[derive(Clone, Debug)]
+pub struct WriteLimits {
+    pub rate: NonZeroU32,
+    pub burst: NonZeroU32,
+    /// Optional limit per `site` column value, on top of the global one.
+    pub site_rate: Option<NonZeroU32>,
+    /// Up to this much extra wait before re-checking a limiter, so a site's cameras are not
+    /// all written in lock-step. It delays, never compresses: spacing stays >= 1/rate.
+    pub jitter: Duration,
+}
+
+/// A device whose state differs from the target, with what the plan read.
+pub struct PlannedWrite {
+    pub device: Device,
+    pub reading: SshReading,
+    pub record: DeviceRecord,
+}
+
+/// Plans and applies one target state over a fleet.
+pub struct Remediator {
+    scanner: Scanner,
+    target: SshState,
+    global: DefaultDirectRateLimiter,
+    sites: HashMap<String, DefaultDirectRateLimiter>,
+    jitter: Duration,
+    /// Devices in the apply phase at once: about two seconds of writes, so no device holds
+    /// an open, authenticated connection long while it waits for its turn.
+    in_flight: usize,
+    journal: Option<Arc<Journal>>,
+    /// Set when the journal cannot be written: no further device may be touched.
+    halted: AtomicBool,
+}
+
+impl Remediator {
+    pub fn new(
+        scanner: Scanner,
+        target: SshState,
+        limits: &WriteLimits,
+        sites: impl IntoIterator<Item = String>,
+        journal: Option<Journal>,
+    ) -> Remediator {
+        let quota = Quota::per_second(limits.rate).allow_burst(limits.burst);
+        let sites = limits
+            .site_rate
+            .map(|rate| {
+                sites
+                    .into_iter()
+                    .map(|s| {
+                        (
+                            s,
+                            RateLimiter::direct(
+                                Quota::per_second(rate).allow_burst(NonZeroU32::MIN),
+                            ),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Remediator {
+            scanner,
+            target,
+            global: RateLimiter::direct(quota),
+            sites,
+            jitter: limits.jitter,
+            in_flight: (2 * limits.rate.get() + limits.burst.get()) as usize,
+            journal: journal.map(Arc::new),
+            halted: AtomicBool::new(false),
+        }
+    }
+
+    /// Reads every device not already finished in the journal. Records of devices needing
+    /// no write go to `out` at once; with `hold_writes`, the devices to write are returned
+    /// instead of reported (the apply phase reports them), else they are reported as planned.
+    pub async fn plan(
+        self: &Arc<Self>,
+        devices: Vec<Device>,
+        recovered: &Recovered,
+        hold_writes: bool,
+        out: mpsc::Sender<DeviceRecord>,
+        shutdown: Shutdown,
+    ) -> (Vec<PlannedWrite>, RunStats) {
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let mut to_read = Vec::with_capacity(devices.len());
+        for device in devices {
+            match recovered.outcomes.get(&device.target.key()) {
+                Some(outcome) => {
+                    let _ = out.send(self.journaled_record(&device, outcome)).await;
+                }
+                None => to_read.push(device),
+            }
+        }
+        let pending = Arc::new(recovered.pending.clone());
+        let this = self.clone();
+        let sink = held.clone();
+        let settings = self.scanner.settings();
+        let stats = run_bounded(
+            to_read,
+            settings.concurrency,
+            settings.grace,
+            shutdown,
+            move |device| {
+                let this = this.clone();
+                let out = out.clone();
+                let sink = sink.clone();
+                let pending = pending.clone();
+                async move {
+                    let key = device.target.key();
+                    let (record, write) = this.plan_one(device).await;
+                    let settled = record
+                        .remediation
+                        .as_ref()
+                        .is_some_and(|r| r.action == Action::None);
+                    if settled && pending.contains(&key) {
+                        // A killed run's write landed: close its journal entry.
+                        this.record_outcome(&key, &record.address, record.ssh_enabled, true, None);
+                    }
+                    match write {
+                        Some(planned) if hold_writes => lock(&sink).push(planned),
+                        _ => {
+                            let _ = out.send(record).await;
+                        }
+                    }
+                }
+            },
+        )
+        .await;
+        let planned = std::mem::take(&mut *lock(&held));
+        (planned, stats)
+    }
+
+    async fn plan_one(&self, device: Device) -> (DeviceRecord, Option<PlannedWrite>) {
+        let started = Instant::now();
+        let creds = self.scanner.credentials_for(&device);
+        let mut session = self.scanner.session(&device, &creds);
+        let outcome = self
+            .scanner
+            .with_deadline(vapix::read_ssh_state(&mut session, true))
+            .await;
+        let mut record = self.scanner.record_for(&device, &session, started);
+        record.expect = Some(self.target);
+        let reading = outcome.as_ref().ok().cloned();
+        apply_reading(&mut record, outcome);
+        let action = match &reading {
+            None => Action::Skip,
+            Some(r) if r.enabled == self.target.is_enabled() => Action::None,
+            Some(_) => Action::Set,
+        };
+        record.remediation = Some(Remediation {
+            action,
+            before: reading.as_ref().map(|r| r.enabled),
+            after: None,
+            verified: None,
+        });
+        let write = match (action, reading) {
+            (Action::Set, Some(reading)) => Some(PlannedWrite {
+                device,
+                reading,
+                record: record.clone(),
+            }),
+            _ => None,
+        };
+        (record, write)
+    }
+
+    /// Writes every planned device under the limits, at most a few in flight so that no
+    /// device waits long on an open connection for its turn.
+    pub async fn apply(
+        self: &Arc<Self>,
+        planned: Vec<PlannedWrite>,
+        out: mpsc::Sender<DeviceRecord>,
+        shutdown: Shutdown,
+    ) -> RunStats {
+        let settings = self.scanner.settings();
+        let in_flight = self.in_flight.min(settings.concurrency).max(1);
+        let this = self.clone();
+        let stop = shutdown.clone();
+        run_bounded(
+            planned,
+            in_flight,
+            settings.grace,
+            shutdown,
+            move |planned| {
+                let this = this.clone();
+                let out = out.clone();
+                let stop = stop.clone();
+                async move {
+                    let record = this.apply_one(planned, stop).await;
+                    let _ = out.send(record).await;
+                }
+            },
+        )
+        .await
+    }
+
+    async fn apply_one(&self, planned: PlannedWrite, mut stop: Shutdown) -> DeviceRecord {
+        let PlannedWrite {
+            device,
+            reading,
+            mut record,
+        } = planned;
+        let started = Instant::now();
+        let key = device.target.key();
+        let want = self.target.is_enabled();
+        let creds = self.scanner.credentials_for(&device);
+        let mut session = self.scanner.session(&device, &creds);
+        // Read again right before writing: the state may have changed since the plan (or a
+        // killed run's write may have landed), and the read authenticates the session so the
+        // write itself goes out at once when its permit comes.
+        let fresh = self
+            .scanner
+            .with_deadline(vapix::read_back(&mut session, &reading, false))
+            .await;
+        let before = match fresh {
+            Ok(now) if now == want => {
+                self.record_outcome(&key, &device.address, Some(now), true, None);
+                return self.finish(
+                    record,
+                    &device,
+                    &session,
+                    started,
+                    Action::None,
+                    Some(now),
+                    Ok(now),
+                );
+            }
+            Ok(now) => now,
+            Err(failure) => {
+                apply_failure(&mut record, &failure);
+                record.remediation = Some(Remediation {
+                    action: Action::Skip,
+                    before: None,
+                    after: None,
+                    verified: None,
+                });
+                return record;
+            }
+        };
+        if self.halted.load(Ordering::SeqCst) || stop.is_triggered() {
+            return not_written(record, before, "not written: the run was stopped");
+        }
+        if let Err(e) = self.journal_intent(&key, &device) {
+            return not_written(record, before, &format!("not written: {e}"));
+        }
+        tokio::select! {
+            biased;
+            _ = stop.wait() => return not_written(record, before, "not written: the run was stopped"),
+            _ = self.permit(&device.site) => {}
+        }
+        let write = self
+            .scanner
+            .with_deadline(vapix::write_ssh_state(&mut session, &reading, want))
+            .await;
+        let after = self
+            .scanner
+            .with_deadline(vapix::read_back(&mut session, &reading, true))
+            .await;
+        let verified = matches!(after, Ok(now) if now == want);
+        let error = match (&write, &after) {
+            (Err(f), _) | (Ok(()), Err(f)) => Some(f.to_string()),
+            (Ok(()), Ok(now)) if !verified => Some(format!(
+                "read-back shows SSH still {}",
+                SshState::from_enabled(*now)
+            )),
+            _ => None,
+        };
+        self.record_outcome(
+            &key,
+            &device.address,
+            after.as_ref().ok().copied(),
+            verified,
+            error,
+        );
+        let result = match write {
+            Err(failure) if !verified => Err(failure),
+            _ => after,
+        };
+        self.finish(
+            record,
+            &device,
+            &session,
+            started,
+            Action::Set,
+            Some(before),
+            result,
+        )
+    }
+
+    /// Waits for the site's limiter, then the global one.
+    async fn permit(&self, site: &str) {
+        let jitter = Jitter::up_to(self.jitter);
+        if let Some(limiter) = self.sites.get(site) {
+            limiter.until_ready_with_jitter(jitter).await;
+        }
+        self.global.until_ready_with_jitter(jitter).await;
+    }
+
+    fn journal_intent(&self, key: &str, device: &Device) -> Result<(), JournalError> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        journal
+            .intent(key, &device.address, self.target.is_enabled())
+            .inspect_err(|_| {
+                self.halted.store(true, Ordering::SeqCst);
+            })
+    }
+
+    fn record_outcome(
+        &self,
+        key: &str,
+        address: &str,
+        after: Option<bool>,
+        verified: bool,
+        error: Option<String>,
+    ) {
+        let Some(journal) = &self.journal else { return };
+        let outcome = Outcome {
+            after,
+            verified,
+            error,
+        };
+        if journal.outcome(key, address, outcome).is_err() {
+            self.halted.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site assembling a record"
+    )]
+    fn finish(
+        &self,
+        base: DeviceRecord,
+        device: &Device,
+        session: &vapix::DeviceSession<'_>,
+        started: Instant,
+        action: Action,
+        before: Option<bool>,
+        result: Result<bool, Failure>,
+    ) -> DeviceRecord {
+        let mut record = self.scanner.record_for(device, session, started);
+        record.expect = Some(self.target);
+        record.method = base.method;
+        record.api_version = base.api_version;
+        record.supported_versions = base.supported_versions;
+        record.attempts += base.attempts;
+        let after = result.as_ref().ok().copied();
+        match result {
+            Ok(now) => {
+                record.status = Status::Ok;
+                record.ssh_enabled = Some(now);
+            }
+            Err(failure) => apply_failure(&mut record, &failure),
+        }
+        record.judge();
+        let verified = (action == Action::Set || after.is_some())
+            .then_some(after == Some(self.target.is_enabled()));
+        record.remediation = Some(Remediation {
+            action,
+            before,
+            after,
+            verified,
+        });
+        record
+    }
+
+    /// A device finished in an earlier run: reported from the journal, not contacted.
+    fn journaled_record(&self, device: &Device, outcome: &Outcome) -> DeviceRecord {
+        let mut record = device.record(Status::Ok);
+        record.expect = Some(self.target);
+        record.attempts = 0;
+        match outcome.after {
+            Some(now) => record.ssh_enabled = Some(now),
+            None => {
+                record.status = Status::ProtocolError;
+                record.error = Some(format!(
+                    "earlier run (journal): {}",
+                    outcome
+                        .error
+                        .as_deref()
+                        .unwrap_or("written but not verified")
+                ));
+            }
+        }
+        record.judge();
+        record.remediation = Some(Remediation {
+            action: Action::Set,
+            before: Some(!self.target.is_enabled()),
+            after: outcome.after,
+            verified: Some(outcome.verified),
+        });
+        record
+    }
+}
+
+fn not_written(mut record: DeviceRecord, before: bool, why: &str) -> DeviceRecord {
+    record.error = Some(why.to_owned());
+    record.ssh_enabled = Some(before);
+    record.judge();
+    record.remediation = Some(Remediation {
+        action: Action::Set,
+        before: Some(before),
+        after: None,
+        verified: None,
+    });
+    record
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Identifies an inventory by its devices, independent of row order and formatting.
+pub fn inventory_fingerprint<'a>(keys: impl IntoIterator<Item = &'a Device>) -> String {
+    let mut keys: Vec<String> = keys.into_iter().map(|d| d.target.key()).collect();
+    keys.sort_unstable();
+    let mut hasher = Sha256::new();
+    for key in keys {
+        hasher.update(key.as_bytes());
+        hasher.update(b"\n");
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,397 @@
+//! Remediation: dry runs touch nothing; applied runs write each device once, under the limits
+//! as the devices saw them, verified, and resumable after SIGKILL from the journal.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig, WriteEvent};
+
+use crate::support::{args, code, read_jsonl, run, stderr, TestFleet, PASSWORD};
+
+fn camera(ssh_enabled: bool, firmware: Firmware) -> DeviceSpec {
+    DeviceSpec {
+        ssh_enabled,
+        fault: Fault::None,
+        firmware,
+        auth: DeviceAuth::Policy,
+    }
+}
+
+async fn remediate(
+    fleet: &TestFleet,
+    out: &str,
+    extra: &[&str],
+) -> (std::process::Output, Vec<serde_json::Value>) {
+    let out_path = fleet.path(out);
+    let mut list = vec![
+        "remediate",
+        "--inventory",
+        fleet.inventory.to_str().unwrap_or_default(),
+        "--ssh",
+        "disabled",
+        "-o",
+        out_path.to_str().unwrap_or_default(),
+        "--timeout",
+        "5s",
+        "--quiet",
+    ];
+    list.extend_from_slice(extra);
+    let output = run(&args(&list), &[("SSHFLEET_PASSWORD", PASSWORD)]).await;
+    (output, read_jsonl(&out_path))
+}
+
+/// The most writes any one-second window holds, from the devices' own timestamps.
+fn busiest_second(writes: &[u64]) -> usize {
+    let mut times = writes.to_vec();
+    times.sort_unstable();
+    let mut best = 0;
+    let mut start = 0;
+    for end in 0..times.len() {
+        while times[end] - times[start] >= 1000 {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
+}
+
+fn all_writes(fleet: &TestFleet) -> Vec<Vec<WriteEvent>> {
+    fleet
+        .fleet
+        .snapshot()
+        .into_iter()
+        .map(|d| d.writes)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_plans_and_writes_nothing() {
+    let mut specs = vec![
+        camera(true, Firmware::Modern),
+        camera(false, Firmware::Modern),
+        camera(true, Firmware::ParamOnly),
+    ];
+    specs.push(DeviceSpec {
+        fault: Fault::WrongPassword,
+        ..camera(true, Firmware::Modern)
+    });
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(specs),
+        ..SimConfig::default()
+    })
+    .await;
+    let (output, records) = remediate(&fleet, "plan.jsonl", &[]).await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let actions: Vec<&str> = (0..4)
+        .map(|i| {
+            let r = records
+                .iter()
+                .find(|r| r["address"] == fleet.fleet.address(i))
+                .expect("record");
+            r["action"].as_str().unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(actions, ["set", "none", "set", "skip"]);
+    assert!(
+        all_writes(&fleet).iter().all(Vec::is_empty),
+        "a dry run writes nothing"
+    );
+    assert!(
+        !fleet.path("plan.journal.jsonl").exists(),
+        "and keeps no journal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_run_fixes_every_device_once_and_verifies() {
+    let mut specs: Vec<DeviceSpec> = (0..24)
+        .map(|i| camera(i % 3 != 0, Firmware::Modern))
+        .collect();
+    specs.extend([
+        camera(true, Firmware::ParamOnly),
+        camera(false, Firmware::ParamOnly),
+    ]);
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(specs.clone()),
+        ..SimConfig::default()
+    })
+    .await;
+    let (output, records) = remediate(
+        &fleet,
+        "apply.jsonl",
+        &["--apply", "--yes", "--rate", "50/s"],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(records.len(), specs.len());
+    for (i, device) in fleet.fleet.snapshot().iter().enumerate() {
+        assert!(!device.ssh_enabled, "device {i} disabled after");
+        assert_eq!(
+            device.writes.len(),
+            usize::from(specs[i].ssh_enabled),
+            "device {i}: {:?}",
+            device.writes
+        );
+        let r = records
+            .iter()
+            .find(|r| r["address"] == fleet.fleet.address(i))
+            .expect("record");
+        if specs[i].ssh_enabled {
+            assert_eq!(r["action"], "set", "{r}");
+            assert_eq!(r["before"], true);
+            assert_eq!(r["after"], false);
+            assert_eq!(r["verified"], true);
+        } else {
+            assert_eq!(r["action"], "none", "{r}");
+        }
+    }
+    let param = records
+        .iter()
+        .find(|r| r["address"] == fleet.fleet.address(24))
+        .expect("record");
+    assert_eq!(param["method"], "param.cgi");
+    assert_eq!(param["verified"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_and_burst_hold_as_seen_by_the_devices() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![camera(true, Firmware::Modern); 30]),
+        ..SimConfig::default()
+    })
+    .await;
+    let (output, _) = remediate(
+        &fleet,
+        "r.jsonl",
+        &["--apply", "--yes", "--rate", "10/s", "--burst", "3"],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let times: Vec<u64> = all_writes(&fleet)
+        .iter()
+        .flatten()
+        .map(|w| w.at_ms)
+        .collect();
+    assert_eq!(times.len(), 30);
+    // GCRA: at most rate + burst writes in any one-second window.
+    assert!(
+        busiest_second(&times) <= 13,
+        "busiest second: {}",
+        busiest_second(&times)
+    );
+    // And the limit is not slack: 30 writes at 10/s take at least ~2.4 s of device time.
+    let span = times.iter().max().unwrap_or(&0) - times.iter().min().unwrap_or(&0);
+    assert!(span >= 2_400, "writes spread over {span} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_site_limit_holds_for_each_site() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![camera(true, Firmware::Modern); 12]),
+        ..SimConfig::default()
+    })
+    .await;
+    let (output, _) = remediate(
+        &fleet,
+        "s.jsonl",
+        &[
+            "--apply",
+            "--yes",
+            "--rate",
+            "100/s",
+            "--burst",
+            "10",
+            "--site-rate",
+            "3/s",
+        ],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let inventory = std::fs::read_to_string(&fleet.inventory).unwrap_or_default();
+    let site_of = |address: &str| {
+        inventory
+            .lines()
+            .find(|l| l.starts_with(address))
+            .and_then(|l| l.split(',').nth(2))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut by_site: std::collections::HashMap<String, Vec<u64>> = Default::default();
+    for (i, writes) in all_writes(&fleet).iter().enumerate() {
+        by_site
+            .entry(site_of(fleet.fleet.address(i)))
+            .or_default()
+            .extend(writes.iter().map(|w| w.at_ms));
+    }
+    assert!(by_site.len() > 1, "the fleet spans sites");
+    for (site, times) in by_site {
+        assert!(
+            busiest_second(&times) <= 4,
+            "site {site}: {}",
+            busiest_second(&times)
+        );
+    }
+}
+
+async fn journal_lines(path: &Path, kind: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&format!("\"type\":\"{kind}\"")))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_several_points_then_resume_writes_each_device_exactly_once() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 60,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    for i in 0..fleet.fleet.len() {
+        fleet.fleet.set_ssh_enabled(i, i % 4 != 0);
+    }
+    let journal = fleet.path("j.jsonl");
+    let out = fleet.path("run.jsonl");
+    let run_args = |rate: &'static str| {
+        args(&[
+            "remediate",
+            "--inventory",
+            fleet.inventory.to_str().unwrap_or_default(),
+            "--ssh",
+            "disabled",
+            "--apply",
+            "--yes",
+            "--rate",
+            rate,
+            "--journal",
+            journal.to_str().unwrap_or_default(),
+            "-o",
+            out.to_str().unwrap_or_default(),
+            "--quiet",
+        ])
+    };
+    for kill_after_intents in [3, 20] {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
+            .args(run_args("10/s"))
+            .env("SSHFLEET_PASSWORD", PASSWORD)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn");
+        let mut reached = false;
+        for _ in 0..800 {
+            if journal_lines(&journal, "intent").await >= kill_after_intents {
+                reached = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(reached, "the run got going");
+        child.start_kill().expect("SIGKILL");
+        let _ = child.wait().await;
+    }
+    let output = run(&run_args("50/s"), &[("SSHFLEET_PASSWORD", PASSWORD)]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    for (i, device) in fleet.fleet.snapshot().iter().enumerate() {
+        assert!(!device.ssh_enabled, "device {i} disabled");
+        assert_eq!(
+            device.writes.len(),
+            usize::from(i % 4 != 0),
+            "device {i} written {:?}",
+            device.writes
+        );
+    }
+    // Every device that was written has an outcome in the journal.
+    assert_eq!(journal_lines(&journal, "outcome").await, 45);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_for_another_target_or_inventory_is_refused() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![camera(true, Firmware::Modern); 3]),
+        ..SimConfig::default()
+    })
+    .await;
+    let journal = fleet.path("j.jsonl");
+    let j = journal.to_str().unwrap_or_default();
+    let (first, _) = remediate(&fleet, "a.jsonl", &["--apply", "--yes", "--journal", j]).await;
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    let output = run(
+        &args(&[
+            "remediate",
+            "--inventory",
+            fleet.inventory.to_str().unwrap_or_default(),
+            "--ssh",
+            "enabled",
+            "--apply",
+            "--yes",
+            "--journal",
+            j,
+            "-o",
+            "-",
+        ]),
+        &[("SSHFLEET_PASSWORD", PASSWORD)],
+    )
+    .await;
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("another run"),
+        "{}",
+        stderr(&output)
+    );
+    let other = fleet.path("other.csv");
+    std::fs::write(&other, format!("address\n{}\n", fleet.fleet.address(0))).expect("write");
+    let output = run(
+        &args(&[
+            "remediate",
+            "--inventory",
+            other.to_str().unwrap_or_default(),
+            "--ssh",
+            "disabled",
+            "--apply",
+            "--yes",
+            "--journal",
+            j,
+            "-o",
+            "-",
+        ]),
+        &[("SSHFLEET_PASSWORD", PASSWORD)],
+    )
+    .await;
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("different inventory"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        all_writes(&fleet).iter().all(|w| w.len() == 1),
+        "no extra writes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_is_refused_without_yes_off_a_terminal_and_beyond_max_changes() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![camera(true, Firmware::Modern); 4]),
+        ..SimConfig::default()
+    })
+    .await;
+    let (output, _) = remediate(&fleet, "a.jsonl", &["--apply"]).await;
+    assert_eq!(code(&output), 2);
+    assert!(stderr(&output).contains("--yes"), "{}", stderr(&output));
+    let (output, records) = remediate(
+        &fleet,
+        "b.jsonl",
+        &["--apply", "--yes", "--max-changes", "3"],
+    )
+    .await;
+    assert_eq!(code(&output), 2);
+    assert_eq!(records.len(), 4, "the plan is still reported");
+    assert!(
+        all_writes(&fleet).iter().all(Vec::is_empty),
+        "nothing written"
+    );
+}
