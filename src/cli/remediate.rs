@@ -52,8 +52,8 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     };
     let format = resolve_format(&args.output.output, args.output.format);
     let sink = report::writer(format, &schema, open_output(&args.output.output)?);
-    let (_trigger, shutdown) = install_signal_handlers(quiet);
-    let progress = Arc::new(Progress::new(quiet));
+    let (trigger, shutdown) = install_signal_handlers(quiet);
+    let progress = Arc::new(Progress::new(quiet).stop_on_output_failure(trigger));
     let reporter: Arc<dyn Reporter> = progress.clone();
     let pipe = ReportPipe::open(vec![sink], reporter, devices.len() + invalid.len());
     pipe.send_all(invalid).await;

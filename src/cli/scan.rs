@@ -36,8 +36,9 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         &prepared.schema(),
         open_output(&args.output.output)?,
     );
-    let (_trigger, shutdown) = install_signal_handlers(quiet);
-    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
+    let (trigger, shutdown) = install_signal_handlers(quiet);
+    let progress: Arc<dyn Reporter> =
+        Arc::new(Progress::new(quiet).stop_on_output_failure(trigger));
     let (summary, stats) = match execute(prepared, vec![sink], progress, shutdown).await {
         Ok(done) => done,
         Err(e) if is_broken_pipe(&e) => return Ok(Exit::Clean),
