@@ -132,5 +132,9 @@ async fn stale_nonce_is_retried_once() {
     for record in &records {
         assert_eq!(record["status"], "ok", "{record}");
     }
+    // challenge, getSupportedVersions, stale getSshInfo, re-challenged getSshInfo: 4, not 5+.
+    for device in fleet.fleet.snapshot() {
+        assert_eq!(device.requests, 4, "exactly one re-challenge: {device:?}");
+    }
     fleet.fleet.shutdown().await;
 }
