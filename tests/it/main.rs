@@ -9,6 +9,7 @@
 mod support;
 
 mod cli_contract;
+mod independent_camera;
 mod inventory_hostile;
 mod remediate;
 mod scan_auth;

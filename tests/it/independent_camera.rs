@@ -1,0 +1,86 @@
+//! Cameras served by an independent implementation (Python's http.server with its own Digest
+//! code, in `fixtures/`) are read correctly: our simulator is not the only judge.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+use crate::support::{args, code, read_jsonl, run, stderr};
+
+async fn start_camera(algorithm: &str, qop: &str, enabled: bool) -> (tokio::process::Child, u16) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/fixtures/independent_camera.py"
+    );
+    let mut child = tokio::process::Command::new("python3")
+        .args([
+            script,
+            algorithm,
+            qop,
+            if enabled { "true" } else { "false" },
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs (it is on every machine this project targets)");
+    let stdout = child.stdout.take().expect("stdout");
+    let line = tokio::time::timeout(
+        Duration::from_secs(20),
+        BufReader::new(stdout).lines().next_line(),
+    )
+    .await
+    .expect("camera starts")
+    .expect("read")
+    .expect("port line");
+    (child, line.trim().parse().expect("a port"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_digest_cameras_are_read_correctly() {
+    let cases = [
+        ("MD5", "auth", true),
+        ("MD5", "none", false),
+        ("SHA-256", "auth", true),
+    ];
+    let mut cameras = Vec::new();
+    let mut inventory = String::from("address,name\n");
+    for (i, (algorithm, qop, enabled)) in cases.iter().enumerate() {
+        let (child, port) = start_camera(algorithm, qop, *enabled).await;
+        inventory.push_str(&format!("127.0.0.1:{port},indep-{i}\n"));
+        cameras.push(child);
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let inv = dir.path().join("inv.csv");
+    let out = dir.path().join("out.jsonl");
+    std::fs::write(&inv, inventory).expect("write");
+    let output = run(
+        &args(&[
+            "scan",
+            "--inventory",
+            inv.to_str().unwrap_or_default(),
+            "-o",
+            out.to_str().unwrap_or_default(),
+            "--timeout",
+            "5s",
+        ]),
+        &[("SSHFLEET_PASSWORD", "pass")],
+    )
+    .await;
+    assert!(matches!(code(&output), 0 | 1), "{}", stderr(&output));
+    let records = read_jsonl(&out);
+    for (i, (algorithm, qop, enabled)) in cases.iter().enumerate() {
+        let record = records
+            .iter()
+            .find(|r| r["name"] == format!("indep-{i}"))
+            .expect("record");
+        assert_eq!(record["status"], "ok", "{algorithm}/{qop}: {record}");
+        assert_eq!(record["ssh_enabled"], *enabled, "{algorithm}/{qop}");
+        assert_eq!(record["api_version"], "1.0");
+    }
+    for mut camera in cameras {
+        drop(camera.stdin.take());
+        let _ = tokio::time::timeout(Duration::from_secs(10), camera.wait()).await;
+    }
+}
