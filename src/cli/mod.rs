@@ -74,7 +74,8 @@ async fn dispatch(command: Command) -> anyhow::Result<Exit> {
 fn verbosity(command: &Command) -> u8 {
     match command {
         Command::Scan(a) => a.output.verbose,
-        Command::Sim(_) | Command::Demo(_) => 0,
+        Command::Sim(a) => a.verbose,
+        Command::Demo(_) => 0,
     }
 }
 
