@@ -14,7 +14,7 @@ use super::auth::{DigestKind, Scheme};
 use super::camera::{Camera, Identity, Settings};
 use super::digest::Clock;
 use super::paramcgi::ParamStyle;
-use super::ports::{self, Port, PortRange};
+use super::ports::{self, Port, PortPlan};
 use super::roster::{self, Truth};
 use super::server::{self, DoneToken, Shared};
 use super::spec::{DeviceAuth, DeviceSpec, Fault};
@@ -39,7 +39,7 @@ pub struct Fleet {
 #[derive(Debug)]
 pub(super) struct Part {
     pub devices: Range<usize>,
-    pub ports: PortRange,
+    pub ports: PortPlan,
     pub tls: Option<TlsIdentity>,
 }
 
@@ -52,7 +52,7 @@ impl Fleet {
         let devices = fleet_len(&cfg);
         let part = Part {
             devices: 0..devices,
-            ports: ports::fleet_range(devices)?,
+            ports: PortPlan::for_fleet(devices)?,
             tls: cfg.https.then(tls::generate_identity).transpose()?,
         };
         Fleet::start_part(cfg, part).await

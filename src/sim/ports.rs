@@ -1,4 +1,4 @@
-//! Loopback ports for the cameras, picked explicitly from a planned range (fast even at
+//! Loopback ports for the cameras, picked explicitly from a planned pool (fast even at
 //! twenty thousand), and the open-file budget their listeners need.
 
 use std::io;
@@ -13,7 +13,8 @@ const FD_MINIMUM_SPARE: u64 = 64;
 /// Descriptors one process keeps for accepted connections and everything else when the fleet
 /// is split across processes: at least this many, and at least a quarter of the limit.
 const FD_PROCESS_RESERVE: u64 = 2048;
-/// Ephemeral ports left to the scanner's own connections when a fleet overflows the range.
+/// The top of the ephemeral range, never taken by cameras: the scanner's own connections
+/// need source ports there.
 const OUTGOING_RESERVE: usize = 4096;
 /// Ports below this are privileged or well known; a fleet never reaches down there.
 const LOWEST_PORT: usize = 1024;
@@ -23,6 +24,14 @@ const LOWEST_PORT: usize = 1024;
 pub struct PortRange {
     pub first: u16,
     pub last: u16,
+}
+
+/// Where a fleet picks its ports: first from `preferred`, then from `overflow` as far as
+/// other programs hold too many of the preferred ones or the fleet is larger than them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortPlan {
+    pub preferred: PortRange,
+    pub overflow: Option<PortRange>,
 }
 
 /// A camera's port: a bound listener, or a port that was free and is left unbound so that
@@ -69,37 +78,75 @@ impl PortRange {
         }
         parts
     }
+
+    /// Every port once, from a random start and wrapping around.
+    fn walk(self) -> impl Iterator<Item = u16> {
+        let span = self.len();
+        let start = fastrand::usize(..span);
+        (0..span).map(move |step| self.nth((start + step) % span))
+    }
 }
 
-/// Where a fleet of `cameras` picks its ports. The kernel's ephemeral range when the fleet
-/// fits there: those ports are meant for transient use, so no service that expects a fixed
-/// port is displaced. A larger fleet reaches below that range instead, and leaves the top of
-/// it to the scanner's own outgoing connections.
-pub fn fleet_range(cameras: usize) -> io::Result<PortRange> {
-    let (low, high) = ephemeral_range();
-    let ephemeral = PortRange {
-        first: low,
-        last: high,
-    };
-    // Some ports are always held by other programs: ask for more than one per camera.
-    let wanted = cameras + (cameras / 16).max(256);
-    if wanted <= ephemeral.len() {
-        return Ok(ephemeral);
+impl PortPlan {
+    /// The pool for a fleet of `cameras`. Preferred: the kernel's ephemeral range less its top
+    /// [`OUTGOING_RESERVE`]; those ports are meant for transient use, so no service that
+    /// expects a fixed port is displaced. Overflow: as many ports again just below it.
+    pub fn for_fleet(cameras: usize) -> io::Result<PortPlan> {
+        let (low, high) = ephemeral_range();
+        let span = usize::from(high - low) + 1;
+        let preferred = PortRange {
+            first: low,
+            last: (usize::from(high) - OUTGOING_RESERVE.min(span / 4)) as u16,
+        };
+        // Some ports are always held by other programs: plan for more than one per camera.
+        let wanted = cameras + (cameras / 16).max(256);
+        let below = usize::from(low).saturating_sub(LOWEST_PORT).min(wanted);
+        let overflow = (below > 0).then(|| PortRange {
+            first: (usize::from(low) - below) as u16,
+            last: low - 1,
+        });
+        let plan = PortPlan {
+            preferred,
+            overflow,
+        };
+        if plan.len() < wanted {
+            let msg =
+                format!("{cameras} cameras need about {wanted} loopback ports; {plan} has too few");
+            return Err(io::Error::new(io::ErrorKind::AddrNotAvailable, msg));
+        }
+        Ok(plan)
     }
-    let last = usize::from(high) - OUTGOING_RESERVE.min(ephemeral.len() / 4);
-    match (last + 1).checked_sub(wanted) {
-        Some(first) if first >= LOWEST_PORT => Ok(PortRange {
-            first: first as u16,
-            last: last as u16,
-        }),
-        _ => Err(io::Error::new(
-            io::ErrorKind::AddrNotAvailable,
-            format!(
-                "{cameras} cameras need about {wanted} loopback ports; at most {} are usable \
-                 ({LOWEST_PORT}-{last})",
-                (last + 1).saturating_sub(LOWEST_PORT)
-            ),
-        )),
+
+    pub fn len(self) -> usize {
+        self.preferred.len() + self.overflow.map_or(0, PortRange::len)
+    }
+
+    /// Disjoint plans, plan `k` sized in proportion to `sizes[k]` in both ranges.
+    pub fn split(self, sizes: &[usize]) -> Vec<PortPlan> {
+        let overflow = self.overflow.map(|o| o.split(sizes));
+        let preferred = self.preferred.split(sizes).into_iter().enumerate();
+        let plans = preferred.map(|(k, preferred)| PortPlan {
+            preferred,
+            overflow: overflow.as_ref().map(|parts| parts[k]),
+        });
+        plans.collect()
+    }
+
+    /// Every port of the plan once: the preferred range from a random start, then the
+    /// overflow range likewise.
+    fn candidates(self) -> impl Iterator<Item = u16> {
+        let overflow = self.overflow.into_iter().flat_map(PortRange::walk);
+        self.preferred.walk().chain(overflow)
+    }
+}
+
+impl std::fmt::Display for PortPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.preferred.first, self.preferred.last)?;
+        match self.overflow {
+            Some(o) => write!(f, " and {}-{}", o.first, o.last),
+            None => Ok(()),
+        }
     }
 }
 
@@ -140,23 +187,20 @@ pub fn reserve_file_descriptors(listeners: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// One port per camera from `range` (`closed[i]` says camera `i` refuses connections), in
+/// One port per camera from `plan` (`closed[i]` says camera `i` refuses connections), in
 /// camera order.
 ///
-/// Ports are picked here, walking the range once from a random start, rather than by binding
-/// port 0: Linux hands out even ports first and, once they run out, scans the whole
-/// half-range on every bind, which makes twenty thousand binds take most of a minute.
-/// The walk never revisits a port, so a closed camera's port is not reused by this fleet.
-pub fn bind_all(closed: &[bool], range: PortRange) -> io::Result<Vec<Port>> {
+/// Ports are picked here, walking the plan once, rather than by binding port 0: Linux hands
+/// out even ports first and, once they run out, scans the whole half-range on every bind,
+/// which makes twenty thousand binds take most of a minute. The walk never revisits a port,
+/// so a closed camera's port is not reused by this fleet.
+pub fn bind_all(closed: &[bool], plan: PortPlan) -> io::Result<Vec<Port>> {
     let n = closed.len();
-    let span = range.len();
-    let start = fastrand::usize(..span);
     let mut ports = Vec::with_capacity(n);
-    for step in 0..span {
+    for port in plan.candidates() {
         let Some(&refuse) = closed.get(ports.len()) else {
             break;
         };
-        let port = range.nth((start + step) % span);
         match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
             Ok(_) if refuse => ports.push(Port::Closed(port)),
             Ok(listener) => ports.push(Port::Listening(listener, port)),
@@ -169,10 +213,8 @@ pub fn bind_all(closed: &[bool], range: PortRange) -> io::Result<Vec<Port>> {
     }
     if ports.len() < n {
         let msg = format!(
-            "only {} free loopback ports in {}-{} for {n} cameras",
-            ports.len(),
-            range.first,
-            range.last
+            "only {} free loopback ports in {plan} for {n} cameras",
+            ports.len()
         );
         return Err(io::Error::new(io::ErrorKind::AddrNotAvailable, msg));
     }
@@ -206,7 +248,7 @@ mod tests {
 
     #[test]
     fn binds_distinct_ports_and_leaves_closed_ones_unbound() -> io::Result<()> {
-        let ports = bind_all(&[false, true, false], fleet_range(3)?)?;
+        let ports = bind_all(&[false, true, false], PortPlan::for_fleet(3)?)?;
         let numbers: Vec<u16> = ports.iter().map(Port::number).collect();
         assert!(numbers[0] != numbers[1] && numbers[1] != numbers[2] && numbers[0] != numbers[2]);
         assert!(matches!(ports[1], Port::Closed(_)));
@@ -238,18 +280,28 @@ mod tests {
     }
 
     #[test]
-    fn fleets_fit_the_ephemeral_range_until_they_overflow_it() -> io::Result<()> {
+    fn fleets_prefer_the_ephemeral_range_and_overflow_below_it() -> io::Result<()> {
         let (low, high) = ephemeral_range();
-        let small = fleet_range(2000)?;
-        assert_eq!((small.first, small.last), (low, high));
-        let span = usize::from(high - low) + 1;
-        let large = fleet_range(span)?;
-        assert!(large.len() > span, "{large:?}");
-        assert!(
-            large.last < high,
-            "the top of the range stays free: {large:?}"
-        );
-        assert!(fleet_range(70_000).is_err());
+        let plan = PortPlan::for_fleet(30_000)?;
+        assert_eq!(plan.preferred.first, low);
+        assert!(plan.preferred.last < high, "the top stays free: {plan}");
+        assert!(plan.len() > 30_000, "{plan}");
+        if let Some(overflow) = plan.overflow {
+            assert_eq!(overflow.last + 1, low);
+        }
+        let first = plan.candidates().take(100).collect::<Vec<_>>();
+        assert!(first
+            .iter()
+            .all(|p| (low..=plan.preferred.last).contains(p)));
+        assert!(PortPlan::for_fleet(70_000).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn split_plans_share_no_port() -> io::Result<()> {
+        let plans = PortPlan::for_fleet(1000)?.split(&[500, 500]);
+        let ports = |plan: PortPlan| plan.candidates().collect::<std::collections::HashSet<_>>();
+        assert!(ports(plans[0]).is_disjoint(&ports(plans[1])));
         Ok(())
     }
 

@@ -180,7 +180,7 @@ fn assign(
     }
     let parts = plan.parts(cfg.devices)?;
     let sizes: Vec<usize> = parts.iter().map(Range::len).collect();
-    let port_ranges = ports::fleet_range(cfg.devices)?.split(&sizes);
+    let port_ranges = ports::PortPlan::for_fleet(cfg.devices)?.split(&sizes);
     let assignments = parts.into_iter().zip(port_ranges).map(|(devices, ports)| {
         let tls = tls.cloned();
         Assignment::new(
@@ -317,7 +317,7 @@ mod tests {
             control: Some(([127, 0, 0, 1], 0).into()),
             ..SimConfig::default()
         };
-        let ports = ports::fleet_range(10)?.split(&[6, 4]);
+        let ports = ports::PortPlan::for_fleet(10)?.split(&[6, 4]);
         let parts = [0..6, 6..10].into_iter().zip(ports);
         let parts = parts.map(|(devices, ports)| Part {
             devices,

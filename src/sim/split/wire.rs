@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::super::fleet::Part;
-use super::super::ports::PortRange;
+use super::super::ports::PortPlan;
 use super::super::tls::TlsIdentity;
 use super::super::SimConfig;
 
@@ -19,7 +19,7 @@ use super::super::SimConfig;
 pub struct Assignment {
     fleet: FleetDescription,
     pub devices: Range<usize>,
-    ports: PortRange,
+    ports: PortPlan,
     tls: Option<TlsIdentity>,
     /// Serve a control API on an ephemeral loopback port for the supervisor to relay.
     control: bool,
@@ -111,10 +111,7 @@ mod tests {
             control: Some(([127, 0, 0, 1], 0).into()),
             ..SimConfig::default()
         };
-        let ports = PortRange {
-            first: 40_000,
-            last: 40_100,
-        };
+        let ports = PortPlan::for_fleet(130)?;
         let part = Part {
             devices: 44..87,
             ports,

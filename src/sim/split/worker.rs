@@ -79,7 +79,7 @@ mod tests {
         };
         let part = Part {
             devices: 4..7,
-            ports: ports::fleet_range(10)?,
+            ports: ports::PortPlan::for_fleet(10)?,
             tls: None,
         };
         let mut input = serde_json::to_vec(&Assignment::new(&cfg, part))?;
