@@ -142,7 +142,7 @@ async fn start(plan: &WorkerPlan, id: &str, assignment: &Assignment) -> io::Resu
         io::Error::new(e.kind(), msg)
     })?;
     let label = label(id, child.id(), &assignment.devices);
-    tracing::info!(pid = child.id(), "started {label}");
+    tracing::info!("started {label}");
     let missing = |what: &str| io::Error::other(format!("{label}: no {what} pipe"));
     let mut stdin = child.stdin.take().ok_or_else(|| missing("stdin"))?;
     let stdout = child.stdout.take().ok_or_else(|| missing("stdout"))?;
