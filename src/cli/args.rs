@@ -192,6 +192,12 @@ pub struct SimArgs {
     /// Serve the control API (JSON device state, request counts, writes) here.
     #[arg(long, value_name = "ADDR")]
     pub control: Option<SocketAddr>,
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Serve part K of N of a fleet assigned on stdin, for a supervising `sshfleet sim`.
+    #[arg(long, hide = true, value_name = "K/N")]
+    pub worker: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

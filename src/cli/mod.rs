@@ -81,7 +81,8 @@ fn verbosity(command: &Command) -> u8 {
     match command {
         Command::Scan(a) => a.output.verbose,
         Command::Remediate(a) => a.output.verbose,
-        Command::Sim(_) | Command::Demo(_) => 0,
+        Command::Sim(a) => a.verbose,
+        Command::Demo(_) => 0,
     }
 }
 

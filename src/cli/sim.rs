@@ -1,4 +1,5 @@
-//! `sshfleet sim`: serve the simulated fleet until SIGINT/SIGTERM, announcing `ready …`.
+//! `sshfleet sim`: serve the simulated fleet until SIGINT/SIGTERM, announcing `ready …`; a
+//! fleet beyond this process's open-file budget is split across worker processes.
 
 use std::io::Write as _;
 
@@ -6,26 +7,73 @@ use anyhow::{anyhow, Context as _};
 
 use super::args::SimArgs;
 use super::{install_signal_handlers, Exit};
-use crate::sim::{self, AuthPolicy, FaultProfile, SimConfig};
+use crate::sim::{self, AuthPolicy, FaultProfile, OutputFiles, SimConfig, WorkerPlan};
+
+/// Overrides the cameras one process serves (tests use it to split small fleets).
+const DEVICES_PER_PROCESS_ENV: &str = "SSHFLEET_SIM_DEVICES_PER_PROCESS";
 
 pub(super) async fn run(args: SimArgs) -> anyhow::Result<Exit> {
+    if let Some(part) = &args.worker {
+        return run_worker(part).await;
+    }
     let config = config_from(&args)?;
+    let workers = worker_plan(&args)?;
+    let files = OutputFiles {
+        inventory: args.inventory_out,
+        truth: args.truth_out,
+        ca: args.ca_out,
+    };
     let (_trigger, shutdown) = install_signal_handlers(true);
-    sim::run(
-        config,
-        args.inventory_out,
-        args.truth_out,
-        args.ca_out,
-        shutdown,
-        |line: &str| {
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(stdout, "{line}");
-            let _ = stdout.flush();
-        },
-    )
-    .await
-    .context("simulator failed")?;
+    sim::run(config, files, workers, shutdown, print_line)
+        .await
+        .context("simulator failed")?;
     Ok(Exit::Clean)
+}
+
+/// One part of a split fleet: the assignment comes on stdin, the announcement goes to stdout.
+async fn run_worker(part: &str) -> anyhow::Result<Exit> {
+    let (trigger, shutdown) = install_signal_handlers(true);
+    sim::serve_worker(std::io::stdin(), trigger, shutdown, print_line)
+        .await
+        .with_context(|| format!("simulator worker {part} failed"))?;
+    Ok(Exit::Clean)
+}
+
+fn print_line(line: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
+/// Workers are planned only when the fleet exceeds what one process should hold.
+fn worker_plan(args: &SimArgs) -> anyhow::Result<Option<WorkerPlan>> {
+    let Some(devices_per_process) = devices_per_process()? else {
+        return Ok(None);
+    };
+    if args.devices <= devices_per_process {
+        return Ok(None);
+    }
+    let program = std::env::current_exe()
+        .context("cannot locate this executable to start simulator workers")?;
+    Ok(Some(WorkerPlan {
+        program,
+        devices_per_process,
+        verbose: args.verbose,
+    }))
+}
+
+/// From the environment override, else the open-file budget (`None`: limit unknown).
+fn devices_per_process() -> anyhow::Result<Option<usize>> {
+    match std::env::var(DEVICES_PER_PROCESS_ENV) {
+        Ok(text) => match text.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(anyhow!(
+                "{DEVICES_PER_PROCESS_ENV} must be a positive number, not {text:?}"
+            )),
+        },
+        Err(std::env::VarError::NotPresent) => Ok(sim::listener_budget()),
+        Err(e) => Err(anyhow!("{DEVICES_PER_PROCESS_ENV}: {e}")),
+    }
 }
 
 fn config_from(args: &SimArgs) -> anyhow::Result<SimConfig> {

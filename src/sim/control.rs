@@ -1,45 +1,93 @@
 //! The control API: plain HTTP JSON with every camera's SSH state, request count and writes
-//! (`GET /devices`, `GET /devices/{index}`).
+//! (`GET /devices`, `GET /devices/{index}`), served from a fleet's own cameras or relayed
+//! from worker processes.
 
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 use super::camera::Camera;
 use super::http::{self, HttpError, Request, Response};
-use super::server::{stopped, DoneToken, Shared};
+use super::server::{stopped, DoneToken};
 
-pub fn spawn(
-    listener: TcpListener,
-    cameras: Arc<[Arc<Camera>]>,
-    shared: Arc<Shared>,
-    done: DoneToken,
-) {
-    tokio::spawn(async move {
-        let mut stop = shared.stop.clone();
-        loop {
-            let accepted = tokio::select! {
-                _ = stopped(&mut stop) => return,
-                accepted = listener.accept() => accepted,
-            };
-            if let Ok((tcp, _)) = accepted {
-                let (cameras, shared, done) = (cameras.clone(), shared.clone(), done.clone());
-                tokio::spawn(async move {
-                    let _done = done;
-                    let mut stop = shared.stop.clone();
-                    tokio::select! {
-                        _ = stopped(&mut stop) => {}
-                        _ = serve(tcp, &cameras) => {}
-                    }
-                });
-            }
-        }
-    });
+/// Where the answers come from; routing and HTTP stay here.
+pub trait DeviceSource: Send + Sync + 'static {
+    /// `GET /devices`: the JSON array of every camera's snapshot, in fleet order.
+    fn all(&self) -> impl Future<Output = Response> + Send;
+    /// `GET /devices/{index}`: one camera's snapshot, or 404.
+    fn one(&self, index: usize) -> impl Future<Output = Response> + Send;
 }
 
-async fn serve(mut tcp: TcpStream, cameras: &[Arc<Camera>]) {
+/// The cameras of this process.
+pub struct Cameras(pub Arc<[Arc<Camera>]>);
+
+impl DeviceSource for Cameras {
+    async fn all(&self) -> Response {
+        let all: Vec<_> = self.0.iter().map(|c| c.snapshot()).collect();
+        json(serde_json::to_vec(&all))
+    }
+
+    async fn one(&self, index: usize) -> Response {
+        match self.0.get(index) {
+            Some(cam) => json(serde_json::to_vec(&cam.snapshot())),
+            None => Response::plain_status(404),
+        }
+    }
+}
+
+fn json(body: serde_json::Result<Vec<u8>>) -> Response {
+    match body {
+        Ok(body) => Response::json(200, body),
+        Err(_) => Response::plain_status(500),
+    }
+}
+
+/// Binds `addr` and serves `source` there until `stop`; returns the API's base URL.
+pub async fn serve<S: DeviceSource>(
+    addr: SocketAddr,
+    source: Arc<S>,
+    stop: watch::Receiver<bool>,
+    done: DoneToken,
+) -> io::Result<String> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("binding the control API on {addr}: {e}")))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(accept_loop(listener, source, stop, done));
+    Ok(url)
+}
+
+async fn accept_loop<S: DeviceSource>(
+    listener: TcpListener,
+    source: Arc<S>,
+    mut stop: watch::Receiver<bool>,
+    done: DoneToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stopped(&mut stop) => return,
+            accepted = listener.accept() => accepted,
+        };
+        if let Ok((tcp, _)) = accepted {
+            let (source, mut stop, done) = (source.clone(), stop.clone(), done.clone());
+            tokio::spawn(async move {
+                let _done = done;
+                tokio::select! {
+                    _ = stopped(&mut stop) => {}
+                    _ = connection(tcp, &*source) => {}
+                }
+            });
+        }
+    }
+}
+
+async fn connection<S: DeviceSource>(mut tcp: TcpStream, source: &S) {
     let mut buf = BytesMut::with_capacity(1024);
     loop {
         let req = match http::read_request(&mut tcp, &mut buf).await {
@@ -52,7 +100,7 @@ async fn serve(mut tcp: TcpStream, cameras: &[Arc<Camera>]) {
                 return;
             }
         };
-        let response = answer(&req, cameras);
+        let response = answer(&req, source).await;
         if response.write_to(&mut tcp, req.keep_alive).await.is_err() || !req.keep_alive {
             let _ = tcp.shutdown().await;
             return;
@@ -60,24 +108,17 @@ async fn serve(mut tcp: TcpStream, cameras: &[Arc<Camera>]) {
     }
 }
 
-fn answer(req: &Request, cameras: &[Arc<Camera>]) -> Response {
+async fn answer<S: DeviceSource>(req: &Request, source: &S) -> Response {
     if req.method != "GET" {
         return Response::plain_status(405).with_header("Allow", "GET");
     }
     let path = req.path().trim_end_matches('/');
-    let body = match path.strip_prefix("/devices") {
-        Some("") => {
-            let all: Vec<_> = cameras.iter().map(|c| c.snapshot()).collect();
-            serde_json::to_vec(&all)
-        }
+    match path.strip_prefix("/devices") {
+        Some("") => source.all().await,
         Some(rest) => match rest.strip_prefix('/').and_then(|i| i.parse::<usize>().ok()) {
-            Some(i) if i < cameras.len() => serde_json::to_vec(&cameras[i].snapshot()),
-            _ => return Response::plain_status(404),
+            Some(i) => source.one(i).await,
+            None => Response::plain_status(404),
         },
-        None => return Response::plain_status(404),
-    };
-    match body {
-        Ok(body) => Response::json(200, body),
-        Err(_) => Response::plain_status(500),
+        None => Response::plain_status(404),
     }
 }

@@ -1,12 +1,12 @@
-//! A running fleet: the cameras with their seeded identities and listener tasks, the
-//! inventory and truth files, snapshots, and an orderly stop.
+//! A running fleet, or one process's part of it: the cameras with their seeded identities and
+//! listener tasks, the inventory and truth files, snapshots, and an orderly stop.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
@@ -14,52 +14,61 @@ use super::auth::{DigestKind, Scheme};
 use super::camera::{Camera, Identity, Settings};
 use super::digest::Clock;
 use super::paramcgi::ParamStyle;
-use super::ports::{self, Port};
+use super::ports::{self, Port, PortPlan};
+use super::roster::{self, Truth};
 use super::server::{self, DoneToken, Shared};
 use super::spec::{DeviceAuth, DeviceSpec, Fault};
-use super::{control, faults, tls, AuthPolicy, DeviceSnapshot, FaultProfile, SimConfig};
-use crate::report::record::Status;
+use super::tls::{self, TlsIdentity};
+use super::{control, faults, AuthPolicy, DeviceSnapshot, FaultProfile, SimConfig};
 use crate::secret::Secret;
-
-const SITES: [&str; 5] = ["site-a", "site-b", "site-c", "site-d", "site-e"];
 
 /// A simulated fleet serving on loopback. Dropping it stops the tasks without waiting.
 pub struct Fleet {
+    /// Fleet-wide index of the first camera (non-zero in a worker's part).
+    first: usize,
     cameras: Arc<[Arc<Camera>]>,
+    ports: Vec<u16>,
     control_url: Option<String>,
     ca_pem: Option<String>,
     stop: watch::Sender<bool>,
     done: Option<mpsc::Receiver<()>>,
 }
 
-/// What a correct scan reports for one camera (a line of the truth file).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Truth {
-    pub address: String,
-    /// Known only when `expect_status` is `ok`.
-    pub ssh_enabled: Option<bool>,
-    pub expect_status: Status,
-    /// The fault/firmware/auth label, `none` for a clean camera.
-    pub fault: String,
-}
-
-#[derive(Serialize)]
-struct TruthLine<'a> {
-    address: &'a str,
-    ssh_enabled: Option<bool>,
-    expect_status: &'a str,
-    fault: &'a str,
+/// The part of a fleet one process serves: which cameras, from which ports, with which TLS
+/// identity (shared by every part).
+#[derive(Debug)]
+pub(super) struct Part {
+    pub devices: Range<usize>,
+    pub ports: PortPlan,
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Fleet {
     /// Binds every listener and starts serving; all cameras answer once this returns.
+    ///
+    /// The whole fleet runs in this process, so it must fit this process's open-file limit
+    /// (an error says so otherwise); `sshfleet sim` splits larger fleets across processes.
     pub async fn start(cfg: SimConfig) -> io::Result<Fleet> {
-        let specs = fleet_specs(&cfg);
+        let devices = fleet_len(&cfg);
+        let part = Part {
+            devices: 0..devices,
+            ports: PortPlan::for_fleet(devices)?,
+            tls: cfg.https.then(tls::generate_identity).transpose()?,
+        };
+        Fleet::start_part(cfg, part).await
+    }
+
+    /// Starts cameras `part.devices` of the fleet `cfg` describes, with the specs and
+    /// identities they have in the whole fleet.
+    pub(super) async fn start_part(cfg: SimConfig, part: Part) -> io::Result<Fleet> {
+        let specs = part_specs(&cfg, &part.devices)?;
         let closed: Vec<bool> = specs.iter().map(|s| s.fault == Fault::Closed).collect();
         ports::reserve_file_descriptors(closed.iter().filter(|c| !**c).count() as u64)?;
-        let tls = cfg.https.then(tls::generate).transpose()?;
-        let ports = ports::bind_all(&closed)?;
-        let cameras = build_cameras(specs, &ports, &cfg);
+        let tls = part.tls.as_ref().map(tls::serve).transpose()?;
+        let ports = ports::bind_all(&closed, part.ports)?;
+        let first = part.devices.start;
+        let cameras = build_cameras(specs, first, &ports, &cfg);
+        let numbers = ports.iter().map(Port::number).collect();
         let (stop, stop_rx) = watch::channel(false);
         let (done_tx, done) = mpsc::channel(1);
         let shared = Arc::new(Shared {
@@ -74,7 +83,9 @@ impl Fleet {
             None => None,
         };
         Ok(Fleet {
+            first,
             cameras,
+            ports: numbers,
             control_url,
             ca_pem: tls.map(|t| t.ca_pem),
             stop,
@@ -103,21 +114,15 @@ impl Fleet {
     /// What a correct scan reports for camera `i` now. Panics if `i >= len()`.
     pub fn truth(&self, i: usize) -> Truth {
         let cam = &self.cameras[i];
-        let expect_status = cam.spec.expect_status(cam.scheme != Scheme::None);
-        Truth {
-            address: cam.address.clone(),
-            ssh_enabled: (expect_status == Status::Ok).then(|| cam.ssh_enabled()),
-            expect_status,
-            fault: cam.spec.label(),
-        }
+        let authenticates = cam.scheme != Scheme::None;
+        roster::truth(&cam.spec, &cam.address, cam.ssh_enabled(), authenticates)
     }
 
     /// CSV with `address,name,site,expect`; every camera is expected `disabled`.
     pub fn write_inventory(&self, mut w: impl Write) -> io::Result<()> {
-        writeln!(w, "address,name,site,expect")?;
+        writeln!(w, "{}", roster::INVENTORY_HEADER)?;
         for (i, cam) in self.cameras.iter().enumerate() {
-            let site = SITES[i % SITES.len()];
-            writeln!(w, "{},cam-{:04},{site},disabled", cam.address, i + 1)?;
+            roster::write_inventory_row(&mut w, self.first + i, &cam.address)?;
         }
         w.flush()
     }
@@ -125,17 +130,14 @@ impl Fleet {
     /// JSON Lines, one [`Truth`] per camera.
     pub fn write_truth(&self, mut w: impl Write) -> io::Result<()> {
         for i in 0..self.len() {
-            let t = self.truth(i);
-            let line = TruthLine {
-                address: &t.address,
-                ssh_enabled: t.ssh_enabled,
-                expect_status: t.expect_status.as_str(),
-                fault: &t.fault,
-            };
-            serde_json::to_writer(&mut w, &line)?;
-            w.write_all(b"\n")?;
+            roster::write_truth_line(&mut w, &self.truth(i))?;
         }
         w.flush()
+    }
+
+    /// Every camera's port, in camera order (closed cameras' ports included).
+    pub(super) fn ports(&self) -> &[u16] {
+        &self.ports
     }
 
     pub fn snapshot(&self) -> Vec<DeviceSnapshot> {
@@ -152,11 +154,7 @@ impl Fleet {
 
     /// `ready devices=N[ control=URL]`, printed once everything listens.
     pub fn ready_line(&self) -> String {
-        let mut line = format!("ready devices={}", self.len());
-        if let Some(url) = &self.control_url {
-            line.push_str(&format!(" control={url}"));
-        }
-        line
+        super::ready_line(self.len(), self.control_url.as_deref())
     }
 
     /// Sets camera `i`'s SSH state without recording a write. Ignores unknown indexes.
@@ -190,20 +188,48 @@ impl std::fmt::Debug for Fleet {
     }
 }
 
-fn build_cameras(specs: Vec<DeviceSpec>, ports: &[Port], cfg: &SimConfig) -> Arc<[Arc<Camera>]> {
+fn build_cameras(
+    specs: Vec<DeviceSpec>,
+    first: usize,
+    ports: &[Port],
+    cfg: &SimConfig,
+) -> Arc<[Arc<Camera>]> {
     specs
         .into_iter()
         .zip(ports)
         .enumerate()
         .map(|(i, (spec, port))| {
             let scheme = resolve_scheme(spec.auth, cfg.auth, cfg.https);
-            let id = identity(i, &spec, port.number(), cfg, scheme);
+            let id = identity(first + i, &spec, port.number(), cfg, scheme);
             Arc::new(Camera::new(spec, id))
         })
         .collect()
 }
 
-fn fleet_specs(cfg: &SimConfig) -> Vec<DeviceSpec> {
+/// Number of cameras in the whole fleet.
+pub(super) fn fleet_len(cfg: &SimConfig) -> usize {
+    cfg.specs.as_ref().map_or(cfg.devices, Vec::len)
+}
+
+/// The specs of cameras `devices`, computed over the whole fleet so that a part's cameras
+/// are exactly the ones the whole fleet has at those positions.
+fn part_specs(cfg: &SimConfig, devices: &Range<usize>) -> io::Result<Vec<DeviceSpec>> {
+    let mut specs = fleet_specs(cfg);
+    if devices.start > devices.end || devices.end > specs.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "cameras {devices:?} are not part of a fleet of {}",
+                specs.len()
+            ),
+        ));
+    }
+    specs.truncate(devices.end);
+    Ok(specs.split_off(devices.start))
+}
+
+/// Every camera's spec, in fleet order; seeded, so equal configs give equal fleets.
+pub(super) fn fleet_specs(cfg: &SimConfig) -> Vec<DeviceSpec> {
     match (&cfg.specs, cfg.faults) {
         (Some(specs), _) => specs.clone(),
         (None, FaultProfile::None) => faults::clean(cfg.devices, cfg.seed),
@@ -231,15 +257,11 @@ fn serve_cameras(
 async fn serve_control(
     addr: SocketAddr,
     cameras: &Arc<[Arc<Camera>]>,
-    shared: &Arc<Shared>,
+    shared: &Shared,
     done: DoneToken,
 ) -> io::Result<String> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| io::Error::new(e.kind(), format!("binding the control API on {addr}: {e}")))?;
-    let url = format!("http://{}", listener.local_addr()?);
-    control::spawn(listener, cameras.clone(), shared.clone(), done);
-    Ok(url)
+    let source = Arc::new(control::Cameras(cameras.clone()));
+    control::serve(addr, source, shared.stop.clone(), done).await
 }
 
 fn settings(cfg: &SimConfig) -> Settings {
@@ -256,10 +278,7 @@ fn settings(cfg: &SimConfig) -> Settings {
 
 /// The seeded per-camera details: address, realm, password, param spelling, slowness.
 fn identity(i: usize, spec: &DeviceSpec, port: u16, cfg: &SimConfig, scheme: Scheme) -> Identity {
-    let address = match cfg.https {
-        true => format!("https://127.0.0.1:{port}"),
-        false => format!("127.0.0.1:{port}"),
-    };
+    let address = roster::address(port, cfg.https);
     let mut rng =
         fastrand::Rng::with_seed(cfg.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let password = match spec.fault {
@@ -277,7 +296,7 @@ fn identity(i: usize, spec: &DeviceSpec, port: u16, cfg: &SimConfig, scheme: Sch
 }
 
 /// AXIS OS default policy: Digest on HTTP, Basic on HTTPS, unless the camera says otherwise.
-fn resolve_scheme(auth: DeviceAuth, policy: AuthPolicy, https: bool) -> Scheme {
+pub(super) fn resolve_scheme(auth: DeviceAuth, policy: AuthPolicy, https: bool) -> Scheme {
     match (auth, policy) {
         (DeviceAuth::Policy, AuthPolicy::Digest) if https => Scheme::Basic,
         (DeviceAuth::Policy, AuthPolicy::Digest) | (DeviceAuth::DigestMd5, _) => {

@@ -26,6 +26,13 @@
 //! under [`AuthPolicy::Digest`] only, authentication variety 4 % (`digest_no_qop` 2 %,
 //! `digest_sha256` 1 %, `digest_md5_sess` 1 %, all `ok`). Under [`AuthPolicy::None`] the
 //! `wrong_password` cameras are clean too. 30 % of all cameras start with SSH enabled.
+//!
+//! # Fleets larger than one process
+//!
+//! Every camera holds a listening socket, so one process serves at most what its open-file
+//! limit allows. [`run`] with a [`WorkerPlan`] splits a larger fleet across worker processes
+//! (the `split` module): the same seeded fleet, camera for camera, behind one ready line,
+//! one inventory, one truth file and one control API.
 
 mod auth;
 mod camera;
@@ -36,8 +43,10 @@ mod fleet;
 mod http;
 mod paramcgi;
 mod ports;
+mod roster;
 mod server;
 mod spec;
+mod split;
 mod sshcgi;
 mod tls;
 
@@ -48,8 +57,11 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use fleet::{Fleet, Truth};
+pub use fleet::Fleet;
+pub use ports::listener_budget;
+pub use roster::Truth;
 pub use spec::{DeviceAuth, DeviceSpec, Fault, Firmware};
+pub use split::{serve_worker, WorkerPlan};
 
 /// Everything a simulated fleet is made of.
 #[derive(Clone)]
@@ -221,36 +233,76 @@ pub struct WriteEvent {
     pub enabled: bool,
 }
 
-/// Starts a fleet, writes the requested files, calls `ready` with the ready line once
-/// everything listens, and serves until `shutdown` fires.
+/// The files [`run`] writes once every camera listens.
+#[derive(Clone, Debug, Default)]
+pub struct OutputFiles {
+    /// An inventory CSV any `scan` accepts.
+    pub inventory: Option<PathBuf>,
+    /// What a correct scan reports per camera (JSONL).
+    pub truth: Option<PathBuf>,
+    /// The fleet CA (PEM); an error unless the fleet serves HTTPS.
+    pub ca: Option<PathBuf>,
+}
+
+/// Starts a fleet — in this process, or across worker processes when `workers` says it does
+/// not fit one — writes the requested files, calls `ready` with the ready line once everything
+/// listens, and serves until `shutdown` fires.
 pub async fn run(
     cfg: SimConfig,
-    inventory_out: Option<PathBuf>,
-    truth_out: Option<PathBuf>,
-    ca_out: Option<PathBuf>,
+    files: OutputFiles,
+    workers: Option<WorkerPlan>,
+    shutdown: crate::shutdown::Shutdown,
+    ready: impl FnOnce(&str),
+) -> io::Result<()> {
+    match workers {
+        Some(plan) if plan.splits(fleet::fleet_len(&cfg)) => {
+            split::run(cfg, plan, files, shutdown, ready).await
+        }
+        _ => run_in_process(cfg, files, shutdown, ready).await,
+    }
+}
+
+async fn run_in_process(
+    cfg: SimConfig,
+    files: OutputFiles,
     mut shutdown: crate::shutdown::Shutdown,
     ready: impl FnOnce(&str),
 ) -> io::Result<()> {
     let fleet = Fleet::start(cfg).await?;
-    if let Some(path) = inventory_out {
-        write_file(&path, |w| fleet.write_inventory(w))?;
+    if let Some(path) = &files.inventory {
+        write_file(path, |w| fleet.write_inventory(w))?;
     }
-    if let Some(path) = truth_out {
-        write_file(&path, |w| fleet.write_truth(w))?;
+    if let Some(path) = &files.truth {
+        write_file(path, |w| fleet.write_truth(w))?;
     }
-    if let Some(path) = ca_out {
-        let pem = fleet.ca_pem().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "no CA certificate to write: the simulated fleet is not serving HTTPS",
-            )
-        })?;
-        write_file(&path, |w| w.write_all(pem.as_bytes()))?;
-    }
+    write_ca(files.ca.as_deref(), fleet.ca_pem().as_deref())?;
     ready(&fleet.ready_line());
     shutdown.wait().await;
     fleet.shutdown().await;
     Ok(())
+}
+
+/// `ready devices=N[ control=URL]`: the one line `sshfleet sim` prints once all listen.
+fn ready_line(devices: usize, control: Option<&str>) -> String {
+    let mut line = format!("ready devices={devices}");
+    if let Some(url) = control {
+        line.push_str(&format!(" control={url}"));
+    }
+    line
+}
+
+/// Writes the CA to `path` when asked for; asking without HTTPS is an error.
+fn write_ca(path: Option<&Path>, ca_pem: Option<&str>) -> io::Result<()> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let pem = ca_pem.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no CA certificate to write: the simulated fleet is not serving HTTPS",
+        )
+    })?;
+    write_file(path, |w| w.write_all(pem.as_bytes()))
 }
 
 fn write_file(

@@ -1,13 +1,38 @@
-//! Loopback ports for the cameras, picked explicitly from the ephemeral range (fast even at
+//! Loopback ports for the cameras, picked explicitly from a planned pool (fast even at
 //! twenty thousand), and the open-file budget their listeners need.
 
 use std::io;
 use std::net::{Ipv4Addr, TcpListener};
 
+use serde::{Deserialize, Serialize};
+
 /// File descriptors wanted beyond the listeners, for connections and everything else.
 const FD_HEADROOM: u64 = 1024;
 /// Below this many spare descriptors the fleet refuses to start.
 const FD_MINIMUM_SPARE: u64 = 64;
+/// Descriptors one process keeps for accepted connections and everything else when the fleet
+/// is split across processes: at least this many, and at least a quarter of the limit.
+const FD_PROCESS_RESERVE: u64 = 2048;
+/// The top of the ephemeral range, never taken by cameras: the scanner's own connections
+/// need source ports there.
+const OUTGOING_RESERVE: usize = 4096;
+/// Ports below this are privileged or well known; a fleet never reaches down there.
+const LOWEST_PORT: usize = 1024;
+
+/// A span of loopback ports, both ends included (`first <= last`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+/// Where a fleet picks its ports: first from `preferred`, then from `overflow` as far as
+/// other programs hold too many of the preferred ones or the fleet is larger than them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortPlan {
+    pub preferred: PortRange,
+    pub overflow: Option<PortRange>,
+}
 
 /// A camera's port: a bound listener, or a port that was free and is left unbound so that
 /// connections to it are refused.
@@ -25,6 +50,116 @@ impl Port {
     }
 }
 
+impl PortRange {
+    pub fn len(self) -> usize {
+        usize::from(self.last.saturating_sub(self.first)) + 1
+    }
+
+    /// The port at `offset` from the start; `offset < len()`.
+    fn nth(self, offset: usize) -> u16 {
+        (usize::from(self.first) + offset) as u16
+    }
+
+    /// Consecutive disjoint parts, part `k` sized in proportion to `sizes[k]`. Disjoint so that
+    /// a port one worker leaves unbound for a `closed` camera is never bound by another.
+    pub fn split(self, sizes: &[usize]) -> Vec<PortRange> {
+        let total = sizes.iter().sum::<usize>().max(1);
+        let boundary = |cumulative: usize| self.len() * cumulative / total;
+        let mut parts = Vec::with_capacity(sizes.len());
+        let mut cumulative = 0;
+        for size in sizes {
+            let start = boundary(cumulative);
+            cumulative += size;
+            let end = boundary(cumulative).max(start + 1);
+            parts.push(PortRange {
+                first: self.nth(start),
+                last: self.nth(end.min(self.len()) - 1),
+            });
+        }
+        parts
+    }
+
+    /// Every port once, from a random start and wrapping around.
+    fn walk(self) -> impl Iterator<Item = u16> {
+        let span = self.len();
+        let start = fastrand::usize(..span);
+        (0..span).map(move |step| self.nth((start + step) % span))
+    }
+}
+
+impl PortPlan {
+    /// The pool for a fleet of `cameras`. Preferred: the kernel's ephemeral range less its top
+    /// [`OUTGOING_RESERVE`]; those ports are meant for transient use, so no service that
+    /// expects a fixed port is displaced. Overflow: as many ports again just below it.
+    pub fn for_fleet(cameras: usize) -> io::Result<PortPlan> {
+        let (low, high) = ephemeral_range();
+        let span = usize::from(high - low) + 1;
+        let preferred = PortRange {
+            first: low,
+            last: (usize::from(high) - OUTGOING_RESERVE.min(span / 4)) as u16,
+        };
+        // Some ports are always held by other programs: plan for more than one per camera.
+        let wanted = cameras + (cameras / 16).max(256);
+        let below = usize::from(low).saturating_sub(LOWEST_PORT).min(wanted);
+        let overflow = (below > 0).then(|| PortRange {
+            first: (usize::from(low) - below) as u16,
+            last: low - 1,
+        });
+        let plan = PortPlan {
+            preferred,
+            overflow,
+        };
+        if plan.len() < wanted {
+            let msg =
+                format!("{cameras} cameras need about {wanted} loopback ports; {plan} has too few");
+            return Err(io::Error::new(io::ErrorKind::AddrNotAvailable, msg));
+        }
+        Ok(plan)
+    }
+
+    pub fn len(self) -> usize {
+        self.preferred.len() + self.overflow.map_or(0, PortRange::len)
+    }
+
+    /// Disjoint plans, plan `k` sized in proportion to `sizes[k]` in both ranges.
+    pub fn split(self, sizes: &[usize]) -> Vec<PortPlan> {
+        let overflow = self.overflow.map(|o| o.split(sizes));
+        let preferred = self.preferred.split(sizes).into_iter().enumerate();
+        let plans = preferred.map(|(k, preferred)| PortPlan {
+            preferred,
+            overflow: overflow.as_ref().map(|parts| parts[k]),
+        });
+        plans.collect()
+    }
+
+    /// Every port of the plan once: the preferred range from a random start, then the
+    /// overflow range likewise.
+    fn candidates(self) -> impl Iterator<Item = u16> {
+        let overflow = self.overflow.into_iter().flat_map(PortRange::walk);
+        self.preferred.walk().chain(overflow)
+    }
+}
+
+impl std::fmt::Display for PortPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.preferred.first, self.preferred.last)?;
+        match self.overflow {
+            Some(o) => write!(f, " and {}-{}", o.first, o.last),
+            None => Ok(()),
+        }
+    }
+}
+
+/// How many camera listeners one process should hold: the open-file limit, raised to the hard
+/// limit, less a reserve for accepted connections. `None` when the limit cannot be read.
+pub fn listener_budget() -> Option<usize> {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).ok()?;
+    let reserve = (limit / 4).max(FD_PROCESS_RESERVE);
+    // Tiny limits still get half for listeners rather than none.
+    let budget = limit.saturating_sub(reserve).max(limit / 2).max(1);
+    Some(usize::try_from(budget).unwrap_or(usize::MAX))
+}
+
 /// Raises the soft open-file limit; refuses to start when the listeners alone would not fit.
 pub fn reserve_file_descriptors(listeners: u64) -> io::Result<()> {
     let limit = match rlimit::increase_nofile_limit(u64::MAX) {
@@ -36,8 +171,9 @@ pub fn reserve_file_descriptors(listeners: u64) -> io::Result<()> {
     };
     if limit < listeners + FD_MINIMUM_SPARE {
         return Err(io::Error::other(format!(
-            "the open-file limit ({limit}) is too low for {listeners} camera listeners; \
-             raise it (ulimit -n) to at least {} or simulate fewer devices",
+            "the open-file limit ({limit}) is too low for {listeners} camera listeners in one \
+             process; raise it (ulimit -n) to at least {}, simulate fewer devices, or use \
+             `sshfleet sim`, which splits a large fleet across worker processes",
             listeners + FD_HEADROOM
         )));
     }
@@ -51,23 +187,20 @@ pub fn reserve_file_descriptors(listeners: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// One port per camera (`closed[i]` says camera `i` refuses connections), in camera order.
+/// One port per camera from `plan` (`closed[i]` says camera `i` refuses connections), in
+/// camera order.
 ///
-/// Ports are picked here, walking the ephemeral range once from a random start, rather than
-/// by binding port 0: Linux hands out even ports first and, once they run out, scans the
-/// whole half-range on every bind, which makes twenty thousand binds take most of a minute.
-/// The walk never revisits a port, so a closed camera's port is not reused by this fleet.
-pub fn bind_all(closed: &[bool]) -> io::Result<Vec<Port>> {
+/// Ports are picked here, walking the plan once, rather than by binding port 0: Linux hands
+/// out even ports first and, once they run out, scans the whole half-range on every bind,
+/// which makes twenty thousand binds take most of a minute. The walk never revisits a port,
+/// so a closed camera's port is not reused by this fleet.
+pub fn bind_all(closed: &[bool], plan: PortPlan) -> io::Result<Vec<Port>> {
     let n = closed.len();
-    let (low, high) = ephemeral_range();
-    let span = u32::from(high - low) + 1;
-    let start = fastrand::u32(..span);
     let mut ports = Vec::with_capacity(n);
-    for step in 0..span {
+    for port in plan.candidates() {
         let Some(&refuse) = closed.get(ports.len()) else {
             break;
         };
-        let port = low + ((start + step) % span) as u16;
         match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
             Ok(_) if refuse => ports.push(Port::Closed(port)),
             Ok(listener) => ports.push(Port::Listening(listener, port)),
@@ -80,7 +213,7 @@ pub fn bind_all(closed: &[bool]) -> io::Result<Vec<Port>> {
     }
     if ports.len() < n {
         let msg = format!(
-            "only {} free loopback ports in {low}-{high} for {n} cameras",
+            "only {} free loopback ports in {plan} for {n} cameras",
             ports.len()
         );
         return Err(io::Error::new(io::ErrorKind::AddrNotAvailable, msg));
@@ -115,7 +248,7 @@ mod tests {
 
     #[test]
     fn binds_distinct_ports_and_leaves_closed_ones_unbound() -> io::Result<()> {
-        let ports = bind_all(&[false, true, false])?;
+        let ports = bind_all(&[false, true, false], PortPlan::for_fleet(3)?)?;
         let numbers: Vec<u16> = ports.iter().map(Port::number).collect();
         assert!(numbers[0] != numbers[1] && numbers[1] != numbers[2] && numbers[0] != numbers[2]);
         assert!(matches!(ports[1], Port::Closed(_)));
@@ -125,5 +258,59 @@ mod tests {
             Some(io::ErrorKind::ConnectionRefused)
         );
         Ok(())
+    }
+
+    #[test]
+    fn split_parts_are_disjoint_consecutive_and_proportional() {
+        let range = PortRange {
+            first: 40_000,
+            last: 40_999,
+        };
+        let parts = range.split(&[44, 43, 43]);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0].first, 40_000);
+        assert_eq!(parts[2].last, 40_999);
+        for pair in parts.windows(2) {
+            assert_eq!(pair[0].last + 1, pair[1].first);
+        }
+        assert!(
+            parts.iter().all(|p| (330..=340).contains(&p.len())),
+            "{parts:?}"
+        );
+    }
+
+    #[test]
+    fn fleets_prefer_the_ephemeral_range_and_overflow_below_it() -> io::Result<()> {
+        let (low, high) = ephemeral_range();
+        let plan = PortPlan::for_fleet(30_000)?;
+        assert_eq!(plan.preferred.first, low);
+        assert!(plan.preferred.last < high, "the top stays free: {plan}");
+        assert!(plan.len() > 30_000, "{plan}");
+        if let Some(overflow) = plan.overflow {
+            assert_eq!(overflow.last + 1, low);
+        }
+        let first = plan.candidates().take(100).collect::<Vec<_>>();
+        assert!(first
+            .iter()
+            .all(|p| (low..=plan.preferred.last).contains(p)));
+        assert!(PortPlan::for_fleet(70_000).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn split_plans_share_no_port() -> io::Result<()> {
+        let plans = PortPlan::for_fleet(1000)?.split(&[500, 500]);
+        let ports = |plan: PortPlan| plan.candidates().collect::<std::collections::HashSet<_>>();
+        assert!(ports(plans[0]).is_disjoint(&ports(plans[1])));
+        Ok(())
+    }
+
+    #[test]
+    fn the_budget_leaves_a_reserve_for_connections() {
+        let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
+        if let (Some(budget), true) = (listener_budget(), limit > 0) {
+            assert!((budget as u64) < limit);
+            assert!(budget as u64 >= limit / 2);
+        }
     }
 }

@@ -1,8 +1,13 @@
 //! The fleet's TLS identity: one CA made at start (rcgen) and one leaf certificate for
 //! `127.0.0.1` and `localhost` signed by it, served by every camera through tokio-rustls.
+//! Worker processes receive the identity so that a split fleet has one CA.
 
 use std::io;
 use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
 
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -28,24 +33,54 @@ fn tls_error(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
     io::Error::other(e)
 }
 
-/// Generates the CA and the leaf and builds a rustls server config with the ring provider.
-pub fn generate() -> io::Result<FleetTls> {
+/// The certificates and the leaf key, in a form that travels to worker processes
+/// (DER as base64). A throwaway simulator key, but still kept out of `Debug`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TlsIdentity {
+    pub ca_pem: String,
+    leaf_der: String,
+    key_der: String,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsIdentity").finish_non_exhaustive()
+    }
+}
+
+/// Generates the CA and a leaf certificate signed by it.
+pub fn generate_identity() -> io::Result<TlsIdentity> {
     let ca_key = KeyPair::generate().map_err(tls_error)?;
     let ca = ca_params().self_signed(&ca_key).map_err(tls_error)?;
     let leaf_key = KeyPair::generate().map_err(tls_error)?;
     let leaf = leaf_params()?
         .signed_by(&leaf_key, &ca, &ca_key)
         .map_err(tls_error)?;
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    Ok(TlsIdentity {
+        ca_pem: ca.pem(),
+        leaf_der: BASE64.encode(leaf.der()),
+        key_der: BASE64.encode(leaf_key.serialize_der()),
+    })
+}
+
+/// A rustls server config (ring provider) serving the identity's leaf.
+pub fn serve(identity: &TlsIdentity) -> io::Result<FleetTls> {
+    let decode = |text: &str| {
+        BASE64
+            .decode(text)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    };
+    let leaf = decode(&identity.leaf_der)?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(decode(&identity.key_der)?));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(tls_error)?
         .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
+        .with_single_cert(vec![leaf.into()], key)
         .map_err(tls_error)?;
     Ok(FleetTls {
-        ca_pem: ca.pem(),
+        ca_pem: identity.ca_pem.clone(),
         acceptor: TlsAcceptor::from(Arc::new(config)),
     })
 }
@@ -87,8 +122,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn generates_a_ca_pem() -> io::Result<()> {
-        let tls = generate()?;
+    fn generates_a_ca_pem_and_serves_its_leaf() -> io::Result<()> {
+        let tls = serve(&generate_identity()?)?;
         assert!(tls.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         Ok(())
     }

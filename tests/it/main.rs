@@ -17,3 +17,4 @@ mod scan_statuses;
 mod scan_tls;
 mod scan_truth;
 mod sim_command;
+mod sim_workers;

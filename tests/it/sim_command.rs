@@ -6,7 +6,8 @@ use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, Buf
 
 use crate::support::{args, by_address, code, read_jsonl, run, stderr};
 
-async fn http_get(url: &str, path: &str) -> String {
+/// The body of `GET path` on a control URL (`http://…`), bounded in time.
+pub async fn http_get(url: &str, path: &str) -> String {
     let authority = url.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(authority)
         .await

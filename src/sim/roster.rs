@@ -1,0 +1,72 @@
+//! What the fleet publishes per camera — its address, inventory row and truth line — derived
+//! from its fleet-wide index, spec and port alone, so that a supervisor of worker processes
+//! writes exactly the files one process would.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::spec::DeviceSpec;
+use crate::report::record::Status;
+
+const SITES: [&str; 5] = ["site-a", "site-b", "site-c", "site-d", "site-e"];
+
+/// The inventory's header; every camera is expected `disabled`.
+pub const INVENTORY_HEADER: &str = "address,name,site,expect";
+
+/// What a correct scan reports for one camera (a line of the truth file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Truth {
+    pub address: String,
+    /// Known only when `expect_status` is `ok`.
+    pub ssh_enabled: Option<bool>,
+    pub expect_status: Status,
+    /// The fault/firmware/auth label, `none` for a clean camera.
+    pub fault: String,
+}
+
+#[derive(Serialize)]
+struct TruthLine<'a> {
+    address: &'a str,
+    ssh_enabled: Option<bool>,
+    expect_status: &'a str,
+    fault: &'a str,
+}
+
+/// The camera's address as the inventory writes it.
+pub fn address(port: u16, https: bool) -> String {
+    match https {
+        true => format!("https://127.0.0.1:{port}"),
+        false => format!("127.0.0.1:{port}"),
+    }
+}
+
+/// The inventory row of the camera at fleet-wide `index`.
+pub fn write_inventory_row(mut w: impl Write, index: usize, address: &str) -> io::Result<()> {
+    let site = SITES[index % SITES.len()];
+    writeln!(w, "{address},cam-{:04},{site},disabled", index + 1)
+}
+
+/// What a correct scan reports for a camera in state `ssh_enabled`. `authenticates` says
+/// whether it asks for credentials at all (see [`DeviceSpec::expect_status`]).
+pub fn truth(spec: &DeviceSpec, address: &str, ssh_enabled: bool, authenticates: bool) -> Truth {
+    let expect_status = spec.expect_status(authenticates);
+    Truth {
+        address: address.to_owned(),
+        ssh_enabled: (expect_status == Status::Ok).then_some(ssh_enabled),
+        expect_status,
+        fault: spec.label(),
+    }
+}
+
+/// One JSON line of the truth file.
+pub fn write_truth_line(mut w: impl Write, t: &Truth) -> io::Result<()> {
+    let line = TruthLine {
+        address: &t.address,
+        ssh_enabled: t.ssh_enabled,
+        expect_status: t.expect_status.as_str(),
+        fault: &t.fault,
+    };
+    serde_json::to_writer(&mut w, &line)?;
+    w.write_all(b"\n")
+}
