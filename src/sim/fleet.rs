@@ -28,6 +28,8 @@ pub struct Fleet {
     first: usize,
     cameras: Arc<[Arc<Camera>]>,
     ports: Vec<u16>,
+    /// The closed cameras' ports, held until the fleet is gone.
+    _closed: Vec<socket2::Socket>,
     control_url: Option<String>,
     ca_pem: Option<String>,
     stop: watch::Sender<bool>,
@@ -63,7 +65,7 @@ impl Fleet {
     pub(super) async fn start_part(cfg: SimConfig, part: Part) -> io::Result<Fleet> {
         let specs = part_specs(&cfg, &part.devices)?;
         let closed: Vec<bool> = specs.iter().map(|s| s.fault == Fault::Closed).collect();
-        ports::reserve_file_descriptors(closed.iter().filter(|c| !**c).count() as u64)?;
+        ports::reserve_file_descriptors(closed.len() as u64)?;
         let tls = part.tls.as_ref().map(tls::serve).transpose()?;
         let ports = ports::bind_all(&closed, part.ports)?;
         let first = part.devices.start;
@@ -77,7 +79,7 @@ impl Fleet {
             tls: tls.as_ref().map(|t| t.acceptor.clone()),
             stop: stop_rx,
         });
-        serve_cameras(&cameras, ports, &shared, &done_tx)?;
+        let held = serve_cameras(&cameras, ports, &shared, &done_tx)?;
         let control_url = match cfg.control {
             Some(addr) => Some(serve_control(addr, &cameras, &shared, done_tx).await?),
             None => None,
@@ -86,6 +88,7 @@ impl Fleet {
             first,
             cameras,
             ports: numbers,
+            _closed: held,
             control_url,
             ca_pem: tls.map(|t| t.ca_pem),
             stop,
@@ -237,21 +240,27 @@ pub(super) fn fleet_specs(cfg: &SimConfig) -> Vec<DeviceSpec> {
     }
 }
 
+/// Spawns every listening camera; returns the closed cameras' sockets, to be held.
 fn serve_cameras(
     cameras: &[Arc<Camera>],
     ports: Vec<Port>,
     shared: &Arc<Shared>,
     done: &DoneToken,
-) -> io::Result<()> {
+) -> io::Result<Vec<socket2::Socket>> {
+    let mut held = Vec::new();
     for (cam, port) in cameras.iter().zip(ports) {
-        let Port::Listening(listener, _) = port else {
-            continue;
+        let listener = match port {
+            Port::Listening(listener, _) => listener,
+            Port::Closed(socket, _) => {
+                held.push(socket);
+                continue;
+            }
         };
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
         server::spawn_camera(listener, cam.clone(), shared.clone(), done.clone());
     }
-    Ok(())
+    Ok(held)
 }
 
 async fn serve_control(

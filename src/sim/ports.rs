@@ -2,9 +2,10 @@
 //! twenty thousand), and the open-file budget their listeners need.
 
 use std::io;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 
 use serde::{Deserialize, Serialize};
+use socket2::{Domain, Protocol, Socket, Type};
 
 /// File descriptors wanted beyond the listeners, for connections and everything else.
 const FD_HEADROOM: u64 = 1024;
@@ -34,18 +35,20 @@ pub struct PortPlan {
     pub overflow: Option<PortRange>,
 }
 
-/// A camera's port: a bound listener, or a port that was free and is left unbound so that
+/// A camera's port: a bound listener, or a socket bound without listening so that
 /// connections to it are refused.
 #[derive(Debug)]
 pub enum Port {
     Listening(TcpListener, u16),
-    Closed(u16),
+    /// Held rather than left free, and without SO_REUSEADDR, so that no other program (a
+    /// parallel test's fleet, another simulator) can bind it and make the camera answer.
+    Closed(Socket, u16),
 }
 
 impl Port {
     pub fn number(&self) -> u16 {
         match self {
-            Port::Listening(_, port) | Port::Closed(port) => *port,
+            Port::Listening(_, port) | Port::Closed(_, port) => *port,
         }
     }
 }
@@ -60,8 +63,8 @@ impl PortRange {
         (usize::from(self.first) + offset) as u16
     }
 
-    /// Consecutive disjoint parts, part `k` sized in proportion to `sizes[k]`. Disjoint so that
-    /// a port one worker leaves unbound for a `closed` camera is never bound by another.
+    /// Consecutive disjoint parts, part `k` sized in proportion to `sizes[k]`, so that workers
+    /// binding at the same time never contend for a port.
     pub fn split(self, sizes: &[usize]) -> Vec<PortRange> {
         let total = sizes.iter().sum::<usize>().max(1);
         let boundary = |cumulative: usize| self.len() * cumulative / total;
@@ -192,8 +195,7 @@ pub fn reserve_file_descriptors(listeners: u64) -> io::Result<()> {
 ///
 /// Ports are picked here, walking the plan once, rather than by binding port 0: Linux hands
 /// out even ports first and, once they run out, scans the whole half-range on every bind,
-/// which makes twenty thousand binds take most of a minute. The walk never revisits a port,
-/// so a closed camera's port is not reused by this fleet.
+/// which makes twenty thousand binds take most of a minute.
 pub fn bind_all(closed: &[bool], plan: PortPlan) -> io::Result<Vec<Port>> {
     let n = closed.len();
     let mut ports = Vec::with_capacity(n);
@@ -201,9 +203,8 @@ pub fn bind_all(closed: &[bool], plan: PortPlan) -> io::Result<Vec<Port>> {
         let Some(&refuse) = closed.get(ports.len()) else {
             break;
         };
-        match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
-            Ok(_) if refuse => ports.push(Port::Closed(port)),
-            Ok(listener) => ports.push(Port::Listening(listener, port)),
+        match bind_one(port, refuse) {
+            Ok(bound) => ports.push(bound),
             Err(e) if is_taken(&e) => continue,
             Err(e) => {
                 let msg = format!("binding camera listener {} of {n}: {e}", ports.len() + 1);
@@ -219,6 +220,16 @@ pub fn bind_all(closed: &[bool], plan: PortPlan) -> io::Result<Vec<Port>> {
         return Err(io::Error::new(io::ErrorKind::AddrNotAvailable, msg));
     }
     Ok(ports)
+}
+
+fn bind_one(port: u16, refuse: bool) -> io::Result<Port> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    if !refuse {
+        return TcpListener::bind(addr).map(|listener| Port::Listening(listener, port));
+    }
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    socket.bind(&addr.into())?;
+    Ok(Port::Closed(socket, port))
 }
 
 fn is_taken(e: &io::Error) -> bool {
@@ -247,15 +258,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn binds_distinct_ports_and_leaves_closed_ones_unbound() -> io::Result<()> {
+    fn binds_distinct_ports_and_holds_closed_ones_without_listening() -> io::Result<()> {
         let ports = bind_all(&[false, true, false], PortPlan::for_fleet(3)?)?;
         let numbers: Vec<u16> = ports.iter().map(Port::number).collect();
         assert!(numbers[0] != numbers[1] && numbers[1] != numbers[2] && numbers[0] != numbers[2]);
-        assert!(matches!(ports[1], Port::Closed(_)));
+        assert!(matches!(ports[1], Port::Closed(..)));
         let refused = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, numbers[1]));
         assert_eq!(
             refused.err().map(|e| e.kind()),
             Some(io::ErrorKind::ConnectionRefused)
+        );
+        let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, numbers[1]));
+        assert_eq!(
+            taken.err().map(|e| e.kind()),
+            Some(io::ErrorKind::AddrInUse)
         );
         Ok(())
     }

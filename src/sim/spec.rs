@@ -78,7 +78,7 @@ pub enum Fault {
     Slow,
     /// Accepts and reads requests, never answers.
     Hang,
-    /// The port was bound and released: connections are refused.
+    /// The port is held by a socket that never listens: connections are refused.
     Closed,
     /// Status line, headers and half the body of every CGI 200, then a TCP reset.
     Reset,
