@@ -157,6 +157,42 @@ pub struct SimArgs {
     /// Serve the control API (JSON device state, request counts, writes) here.
     #[arg(long, value_name = "ADDR")]
     pub control: Option<SocketAddr>,
+    #[command(flatten)]
+    pub equinix: SimEquinixArgs,
+}
+
+/// The mock Equinix Network Edge API of `sshfleet sim`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Mock Equinix API")]
+pub struct SimEquinixArgs {
+    /// Serve a mock Network Edge API with M SSH users on its own port (`equinix=URL` in the
+    /// ready line; client id `sim-client`, secret `sim-secret`).
+    #[arg(long, value_name = "M")]
+    pub equinix_users: Option<usize>,
+    /// Answer every N-th API call with 429.
+    #[arg(long, value_name = "N")]
+    pub equinix_throttle_every: Option<u64>,
+    /// `Retry-After` seconds sent with those 429s [default: none sent].
+    #[arg(long, value_name = "S")]
+    pub equinix_retry_after: Option<u64>,
+    /// Expire the caller's token on every N-th API call (401).
+    #[arg(long, value_name = "N")]
+    pub equinix_expire_every: Option<u64>,
+    /// Lifetime of issued tokens.
+    #[arg(long, default_value = "3599s", value_parser = parse_duration, value_name = "DUR")]
+    pub equinix_token_lifetime: Duration,
+    /// Users added (or, negative, removed) at the front of the list after every listing
+    /// page beyond the first: the total drifts while a client pages.
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
+    pub equinix_drift: i64,
+    /// Report N more users in `pagination.total` than exist (empty trailing pages).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub equinix_overstate_total: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,4 +1,5 @@
-//! `sshfleet sim`: serve the simulated fleet until SIGINT/SIGTERM, announcing `ready …`.
+//! `sshfleet sim`: serve the simulated fleet (and the mock Equinix API) until SIGINT/SIGTERM,
+//! announcing `ready …`.
 
 use std::io::Write as _;
 
@@ -6,7 +7,7 @@ use anyhow::{anyhow, Context as _};
 
 use super::args::SimArgs;
 use super::{install_signal_handlers, Exit};
-use crate::sim::{self, AuthPolicy, FaultProfile, SimConfig};
+use crate::sim::{self, AuthPolicy, EquinixFaults, FaultProfile, SimConfig};
 
 pub(super) async fn run(args: SimArgs) -> anyhow::Result<Exit> {
     let config = config_from(&args)?;
@@ -50,6 +51,20 @@ fn config_from(args: &SimArgs) -> anyhow::Result<SimConfig> {
         password: args.password.clone(),
         nonce_lifetime: args.nonce_lifetime,
         control: args.control,
+        equinix_users: args.equinix.equinix_users,
+        equinix_faults: equinix_faults(&args.equinix),
         ..SimConfig::default()
     })
+}
+
+fn equinix_faults(args: &super::args::SimEquinixArgs) -> EquinixFaults {
+    EquinixFaults {
+        throttle_every: args.equinix_throttle_every,
+        retry_after: args.equinix_retry_after,
+        expire_every: args.equinix_expire_every,
+        token_lifetime: args.equinix_token_lifetime,
+        drift_per_page: args.equinix_drift,
+        total_overstated_by: args.equinix_overstate_total,
+        created_uuid_in_location_only: false,
+    }
 }

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use super::auth::{DigestKind, Scheme};
 use super::camera::{Camera, Identity, Settings};
 use super::digest::Clock;
+use super::equinix::{EquinixMock, EquinixSimConfig};
 use super::paramcgi::ParamStyle;
 use super::ports::{self, Port};
 use super::server::{self, DoneToken, Shared};
@@ -27,6 +28,7 @@ const SITES: [&str; 5] = ["site-a", "site-b", "site-c", "site-d", "site-e"];
 pub struct Fleet {
     cameras: Arc<[Arc<Camera>]>,
     control_url: Option<String>,
+    equinix: Option<EquinixMock>,
     ca_pem: Option<String>,
     stop: watch::Sender<bool>,
     done: Option<mpsc::Receiver<()>>,
@@ -69,6 +71,10 @@ impl Fleet {
             stop: stop_rx,
         });
         serve_cameras(&cameras, ports, &shared, &done_tx)?;
+        let equinix = match cfg.equinix_users {
+            Some(users) => Some(serve_equinix(&cfg, users, &shared, done_tx.clone()).await?),
+            None => None,
+        };
         let control_url = match cfg.control {
             Some(addr) => Some(serve_control(addr, &cameras, &shared, done_tx).await?),
             None => None,
@@ -76,6 +82,7 @@ impl Fleet {
         Ok(Fleet {
             cameras,
             control_url,
+            equinix,
             ca_pem: tls.map(|t| t.ca_pem),
             stop,
             done: Some(done),
@@ -146,15 +153,28 @@ impl Fleet {
         self.control_url.clone()
     }
 
+    /// The mock Equinix API, when `equinix_users` was set.
+    pub fn equinix(&self) -> Option<&EquinixMock> {
+        self.equinix.as_ref()
+    }
+
+    /// The mock Equinix API's base URL (`http://127.0.0.1:PORT`).
+    pub fn equinix_url(&self) -> Option<String> {
+        self.equinix.as_ref().map(|m| m.url().to_owned())
+    }
+
     pub fn ca_pem(&self) -> Option<String> {
         self.ca_pem.clone()
     }
 
-    /// `ready devices=N[ control=URL]`, printed once everything listens.
+    /// `ready devices=N[ control=URL][ equinix=URL]`, printed once everything listens.
     pub fn ready_line(&self) -> String {
         let mut line = format!("ready devices={}", self.len());
         if let Some(url) = &self.control_url {
             line.push_str(&format!(" control={url}"));
+        }
+        if let Some(mock) = &self.equinix {
+            line.push_str(&format!(" equinix={}", mock.url()));
         }
         line
     }
@@ -186,6 +206,7 @@ impl std::fmt::Debug for Fleet {
         f.debug_struct("Fleet")
             .field("devices", &self.len())
             .field("control_url", &self.control_url)
+            .field("equinix", &self.equinix_url())
             .finish_non_exhaustive()
     }
 }
@@ -240,6 +261,23 @@ async fn serve_control(
     let url = format!("http://{}", listener.local_addr()?);
     control::spawn(listener, cameras.clone(), shared.clone(), done);
     Ok(url)
+}
+
+async fn serve_equinix(
+    cfg: &SimConfig,
+    users: usize,
+    shared: &Arc<Shared>,
+    done: DoneToken,
+) -> io::Result<EquinixMock> {
+    let mock_cfg = EquinixSimConfig {
+        users,
+        seed: cfg.seed,
+        latency: cfg.latency,
+        faults: cfg.equinix_faults.clone(),
+    };
+    EquinixMock::start(mock_cfg, 0, shared.stop.clone(), done)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("binding the mock Equinix API: {e}")))
 }
 
 fn settings(cfg: &SimConfig) -> Settings {

@@ -31,6 +31,7 @@ mod auth;
 mod camera;
 mod control;
 mod digest;
+mod equinix;
 mod faults;
 mod fleet;
 mod http;
@@ -48,6 +49,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use equinix::{
+    EquinixFaults, EquinixMock, EquinixSimConfig, LoggedRequest, MockStats, MockUser,
+    CLIENT_ID as EQUINIX_CLIENT_ID, CLIENT_SECRET as EQUINIX_CLIENT_SECRET,
+};
 pub use fleet::{Fleet, Truth};
 pub use spec::{DeviceAuth, DeviceSpec, Fault, Firmware};
 
@@ -70,6 +75,9 @@ pub struct SimConfig {
     pub control: Option<SocketAddr>,
     /// Explicit per-camera specs, overriding `devices` and `faults`.
     pub specs: Option<Vec<DeviceSpec>>,
+    /// Serve a mock Equinix Network Edge API with this many SSH users (on its own port).
+    pub equinix_users: Option<usize>,
+    pub equinix_faults: EquinixFaults,
 }
 
 impl Default for SimConfig {
@@ -86,6 +94,8 @@ impl Default for SimConfig {
             nonce_lifetime: Duration::from_secs(300),
             control: None,
             specs: None,
+            equinix_users: None,
+            equinix_faults: EquinixFaults::default(),
         }
     }
 }
@@ -104,6 +114,8 @@ impl fmt::Debug for SimConfig {
             .field("nonce_lifetime", &self.nonce_lifetime)
             .field("control", &self.control)
             .field("specs", &self.specs.as_ref().map(Vec::len))
+            .field("equinix_users", &self.equinix_users)
+            .field("equinix_faults", &self.equinix_faults)
             .finish()
     }
 }
