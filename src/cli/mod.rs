@@ -3,6 +3,7 @@
 
 pub mod args;
 mod demo;
+mod equinix;
 mod progress;
 mod scan;
 mod sim;
@@ -68,12 +69,14 @@ async fn dispatch(command: Command) -> anyhow::Result<Exit> {
         Command::Scan(args) => scan::run(args).await,
         Command::Sim(args) => sim::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Equinix(args) => equinix::run(args).await,
     }
 }
 
 fn verbosity(command: &Command) -> u8 {
     match command {
         Command::Scan(a) => a.output.verbose,
+        Command::Equinix(a) => equinix::log_level(a),
         Command::Sim(_) | Command::Demo(_) => 0,
     }
 }

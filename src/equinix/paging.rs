@@ -27,6 +27,10 @@ pub struct ListingStats {
     pub total_changed: bool,
     /// The offset of the empty page that ended the listing before `total` was reached.
     pub empty_page_at: Option<u64>,
+    /// The total changed, so the listing was walked a second time, one page at a time.
+    pub rechecked: bool,
+    /// Users found only by that second walk.
+    pub recovered: u64,
     pub interrupted: bool,
     /// The receiver went away (the output closed); the listing stopped early.
     pub output_closed: bool,
@@ -59,6 +63,8 @@ struct Delivery {
     out: mpsc::Sender<SshUser>,
     seen: HashSet<String>,
     stats: ListingStats,
+    /// In the second walk, users seen before are expected, not duplicates.
+    rechecking: bool,
 }
 
 impl PageFetcher {
@@ -79,26 +85,43 @@ impl PageFetcher {
 
     /// Sends every user to `out` in offset order; ends at the first empty page, at `total`
     /// (following it when it grows), on a failed page, or when `shutdown` fires.
+    ///
+    /// Offset paging is not a snapshot: when the total changes, entries shift between pages.
+    /// Concurrent pages can then miss a user that sequential paging would not (pages are
+    /// served out of order), so a listing that saw the total change is walked once more, one
+    /// page at a time, and users it had not delivered yet are added.
     pub async fn run(self, out: mpsc::Sender<SshUser>, shutdown: Shutdown) -> ListingStats {
         let mut delivery = Delivery {
             out,
             seen: HashSet::new(),
             stats: ListingStats::default(),
+            rechecking: false,
         };
+        self.pass(&mut delivery, self.concurrency, &shutdown).await;
+        if delivery.stats.total_changed && self.concurrency > 1 && delivery.may_continue() {
+            delivery.rechecking = true;
+            delivery.stats.rechecked = true;
+            self.pass(&mut delivery, 1, &shutdown).await;
+        }
+        delivery.stats
+    }
+
+    async fn pass(&self, delivery: &mut Delivery, concurrency: usize, shutdown: &Shutdown) {
         let first = match self.client.list_page(&self.filter, 0, self.page_size).await {
             Ok(page) => page,
             Err(e) => {
                 delivery.stats.error = Some(page_error(0, e));
-                return delivery.stats;
+                return;
             }
         };
-        delivery.stats.first_total = first.total;
-        let step = self.step(&first);
-        let more = delivery.take(first).await;
-        if more {
-            self.rest(step, &mut delivery, shutdown).await;
+        if !delivery.rechecking {
+            delivery.stats.first_total = first.total;
         }
-        delivery.stats
+        let step = self.step(&first);
+        let end = first.total.unwrap_or(u64::MAX);
+        if delivery.take(first).await {
+            self.rest(step, end, concurrency, delivery, shutdown).await;
+        }
     }
 
     /// The offset step: the page size, or what the API says (or shows) it serves at most.
@@ -113,10 +136,16 @@ impl PageFetcher {
         }
     }
 
-    async fn rest(&self, step: u64, delivery: &mut Delivery, shutdown: Shutdown) {
+    async fn rest(
+        &self,
+        step: u64,
+        end: u64,
+        concurrency: usize,
+        delivery: &mut Delivery,
+        shutdown: &Shutdown,
+    ) {
         // Without a total, the pages are walked one at a time until one comes back short.
-        let end = delivery.stats.first_total.unwrap_or(u64::MAX);
-        let concurrency = if end == u64::MAX { 1 } else { self.concurrency };
+        let concurrency = if end == u64::MAX { 1 } else { concurrency };
         let mut window = Window {
             tasks: JoinSet::new(),
             early: BTreeMap::new(),
@@ -193,6 +222,10 @@ impl PageFetcher {
 }
 
 impl Delivery {
+    fn may_continue(&self) -> bool {
+        self.stats.error.is_none() && !self.stats.interrupted && !self.stats.output_closed
+    }
+
     /// Counts a page and sends its new users; `false` when the listing should stop.
     async fn take(&mut self, page: Page) -> bool {
         self.stats.pages += 1;
@@ -211,7 +244,7 @@ impl Delivery {
         }
         for user in page.users {
             if !self.seen.insert(user.uuid.clone()) {
-                self.stats.duplicates += 1;
+                self.stats.duplicates += u64::from(!self.rechecking);
                 continue;
             }
             if self.out.send(user).await.is_err() {
@@ -219,6 +252,7 @@ impl Delivery {
                 return false;
             }
             self.stats.users += 1;
+            self.stats.recovered += u64::from(self.rechecking);
         }
         true
     }
