@@ -181,6 +181,9 @@ pub struct SimEquinixArgs {
     /// Expire the caller's token on every N-th API call (401).
     #[arg(long, value_name = "N")]
     pub equinix_expire_every: Option<u64>,
+    /// Fail every N-th API call with 500.
+    #[arg(long, value_name = "N")]
+    pub equinix_error_every: Option<u64>,
     /// Lifetime of issued tokens.
     #[arg(long, default_value = "3599s", value_parser = parse_duration, value_name = "DUR")]
     pub equinix_token_lifetime: Duration,

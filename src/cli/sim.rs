@@ -62,6 +62,7 @@ fn equinix_faults(args: &super::args::SimEquinixArgs) -> EquinixFaults {
         throttle_every: args.equinix_throttle_every,
         retry_after: args.equinix_retry_after,
         expire_every: args.equinix_expire_every,
+        error_every: args.equinix_error_every,
         token_lifetime: args.equinix_token_lifetime,
         drift_per_page: args.equinix_drift,
         total_overstated_by: args.equinix_overstate_total,

@@ -6,9 +6,12 @@
     reason = "a test fails loudly on anything unexpected"
 )]
 
+mod equinix_support;
 mod support;
 
 mod cli_contract;
+mod equinix_paging;
+mod equinix_token;
 mod inventory_hostile;
 mod scan_auth;
 mod scan_statuses;

@@ -3,7 +3,7 @@
 //! It shares no code with `crate::equinix`: its own serde types, its own request handling.
 //!
 //! Faults on request: latency per response (concurrent requests are answered concurrently),
-//! 429 every N-th API call, token expiry every N-th call, a `total` that drifts while a
+//! 429 or 500 every N-th API call, token expiry every N-th call, a `total` that drifts while a
 //! listing is paged, and a `total` that overstates what exists (empty pages at the end).
 
 mod routes;
@@ -51,6 +51,8 @@ pub struct EquinixFaults {
     pub retry_after: Option<u64>,
     /// Every N-th API call finds its token expired (401), as if it had timed out early.
     pub expire_every: Option<u64>,
+    /// Every N-th API call fails with 500 (after doing nothing).
+    pub error_every: Option<u64>,
     /// `token_timeout` of issued tokens; the mock refuses them after this long.
     pub token_lifetime: Duration,
     /// Users added (positive) or removed (negative) at the front of the list after every
@@ -68,6 +70,7 @@ impl Default for EquinixFaults {
             throttle_every: None,
             retry_after: None,
             expire_every: None,
+            error_every: None,
             token_lifetime: Duration::from_secs(3599),
             drift_per_page: 0,
             total_overstated_by: 0,
@@ -86,6 +89,8 @@ pub struct MockStats {
     pub list_requests: u64,
     /// 429s injected.
     pub throttled: u64,
+    /// 500s injected.
+    pub server_errors: u64,
     /// 401s for missing, unknown or expired tokens.
     pub unauthorized: u64,
     /// Requests answered 400/404/405/415 for breaking the spec or naming nothing.

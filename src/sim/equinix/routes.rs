@@ -157,6 +157,12 @@ impl MockState {
         if every(self.faults.throttle_every, self.calls) {
             return self.throttle();
         }
+        if every(self.faults.error_every, self.calls) {
+            self.stats.server_errors += 1;
+            let body =
+                json!({ "errorCode": "INTERNAL_SERVER_ERROR", "errorMessage": "Injected failure" });
+            return Response::json(500, body.to_string());
+        }
         self.route(req)
     }
 
