@@ -10,7 +10,10 @@ mod equinix_support;
 mod support;
 
 mod cli_contract;
+mod equinix_cli;
+mod equinix_ops;
 mod equinix_paging;
+mod equinix_throttle;
 mod equinix_token;
 mod inventory_hostile;
 mod scan_auth;

@@ -122,8 +122,11 @@ pub(super) async fn detach(args: DetachArgs) -> anyhow::Result<Exit> {
     let (Some(user), Some(device)) = (args.user_uuid.clone(), args.device_uuid.clone()) else {
         anyhow::bail!("detach needs USER_UUID DEVICE_UUID, or --username U --all-devices");
     };
+    if !args.write.apply {
+        return plan(&args.api, planned_detach(&user, None, &device));
+    }
     let client = connect(&args.api, 1, Some(&args.write))?;
-    let row = detach_row(&client, &user, None, &device, args.write.apply).await;
+    let row = detach_row(&client, &user, None, &device, true).await;
     let failed = row.error.is_some();
     write_rows(&args.api, &[row])?;
     Ok(if failed { Exit::Findings } else { Exit::Clean })
@@ -200,13 +203,7 @@ async fn detach_row(
     device: &str,
     apply: bool,
 ) -> ChangeRow {
-    let mut row = ChangeRow {
-        action: "detach",
-        user_uuid: Some(user.to_owned()),
-        username: username.map(str::to_owned),
-        device_uuid: Some(device.to_owned()),
-        ..ChangeRow::default()
-    };
+    let mut row = planned_detach(user, username, device);
     if !apply {
         return row;
     }
@@ -219,6 +216,16 @@ async fn detach_row(
         Err(e) => row.error = Some(e.to_string()),
     }
     row
+}
+
+fn planned_detach(user: &str, username: Option<&str>, device: &str) -> ChangeRow {
+    ChangeRow {
+        action: "detach",
+        user_uuid: Some(user.to_owned()),
+        username: username.map(str::to_owned),
+        device_uuid: Some(device.to_owned()),
+        ..ChangeRow::default()
+    }
 }
 
 /// A dry run: the planned change, not applied.

@@ -49,7 +49,7 @@ pub struct Store {
 impl Store {
     pub fn generate(users: usize, seed: u64) -> Store {
         let mut rng = fastrand::Rng::with_seed(seed ^ 0x45_51_55_49_4E_49_58);
-        let device_count = (users / 3).max(8);
+        let device_count = (users / 3).max(20);
         let device_order: Vec<String> = (0..device_count).map(|_| uuid(&mut rng)).collect();
         // Every 20th device is not provisioned: it accepts no new SSH user.
         let devices = device_order
