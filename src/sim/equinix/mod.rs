@@ -162,6 +162,11 @@ impl EquinixMock {
         self.lock().store.sample_devices()
     }
 
+    /// Every device that accepts new SSH users.
+    pub fn active_devices(&self) -> Vec<String> {
+        self.lock().store.active_devices()
+    }
+
     fn lock(&self) -> MutexGuard<'_, routes::MockState> {
         // A panic while holding the lock leaves plain data behind; keep serving it.
         self.state.lock().unwrap_or_else(|p| p.into_inner())

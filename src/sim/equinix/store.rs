@@ -129,6 +129,11 @@ impl Store {
         (pick(true), pick(false))
     }
 
+    pub fn active_devices(&self) -> Vec<String> {
+        let active = |d: &&String| self.devices.get(*d) == Some(&true);
+        self.device_order.iter().filter(active).cloned().collect()
+    }
+
     /// Adds (positive) or removes (negative) users at the front of the list.
     pub fn drift(&mut self, by: i64) {
         if by < 0 {
