@@ -20,7 +20,7 @@ use crate::shutdown::Shutdown;
 const CHANNEL_CAPACITY: usize = 1024;
 
 /// A finished listing: how paging went and what the report holds.
-pub struct Listing {
+pub(crate) struct Listing {
     pub stats: ListingStats,
     pub summary: UserSummary,
     pub elapsed: Duration,
@@ -60,7 +60,7 @@ pub(in super::super) async fn run(args: ListArgs) -> anyhow::Result<Exit> {
 }
 
 /// Runs a listing into `sinks` (one writer thread, bounded channel).
-pub(in super::super) async fn run_listing(
+pub(crate) async fn run_listing(
     fetcher: PageFetcher,
     sinks: Vec<TableWriter<UserRow>>,
     shutdown: Shutdown,
@@ -120,7 +120,7 @@ fn drain(
 }
 
 /// The paging lines of the stderr summary, warnings included.
-pub(in super::super) fn describe(listing: &Listing, page_size: u64, concurrency: usize) -> String {
+pub(crate) fn describe(listing: &Listing, page_size: u64, concurrency: usize) -> String {
     let stats = &listing.stats;
     let mut text = format!(
         "listed {} users in {} pages ({} per page, {} at a time) in {:.2}s\n",

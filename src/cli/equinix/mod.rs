@@ -23,7 +23,7 @@ use crate::net::{ClientSettings, HttpClient};
 use crate::report::ssh_users::{TableRow, TableWriter};
 use crate::secret::Secret;
 
-pub(super) use list::run_listing;
+pub(super) use list::{describe, run_listing};
 
 /// API pages are far larger than camera answers: 10,000 verbose users fit.
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -83,11 +83,35 @@ fn connect(
         },
         max_idle_per_host: parallel.max(1),
     };
-    let http = Arc::new(HttpClient::new(&settings)?);
     let backoff = Backoff {
         retries: api.retries,
         ..Backoff::default()
     };
+    build_client(endpoint, credentials, &settings, backoff, write)
+}
+
+/// The client the demo lists its in-process mock with.
+pub(super) fn mock_client(endpoint: String, parallel: usize) -> anyhow::Result<Arc<EquinixClient>> {
+    let credentials = Credentials::Client {
+        id: crate::sim::EQUINIX_CLIENT_ID.to_owned(),
+        secret: Secret::new(crate::sim::EQUINIX_CLIENT_SECRET),
+    };
+    let settings = ClientSettings {
+        body_limit: BODY_LIMIT,
+        max_idle_per_host: parallel,
+        ..ClientSettings::default()
+    };
+    build_client(endpoint, credentials, &settings, Backoff::default(), None)
+}
+
+fn build_client(
+    endpoint: String,
+    credentials: Credentials,
+    settings: &ClientSettings,
+    backoff: Backoff,
+    write: Option<&WriteArgs>,
+) -> anyhow::Result<Arc<EquinixClient>> {
+    let http = Arc::new(HttpClient::new(settings)?);
     let tokens = TokenSource::new(http.clone(), &endpoint, credentials, backoff.clone());
     let policy = ClientPolicy {
         backoff,
