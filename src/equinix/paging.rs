@@ -1,6 +1,7 @@
 //! The concurrent listing: the first page gives `total`, the remaining pages are fetched
 //! several at a time and delivered in offset order as they complete, de-duplicated by uuid,
-//! stopping at the first empty page. Memory is bounded by the window of pages in flight.
+//! stopping at the first empty (or short) page. Memory is bounded by the window of pages in
+//! flight.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -25,8 +26,9 @@ pub struct ListingStats {
     pub last_total: Option<u64>,
     /// Some page reported a different `total` than the first.
     pub total_changed: bool,
-    /// The offset of the empty page that ended the listing before `total` was reached.
-    pub empty_page_at: Option<u64>,
+    /// The offset of the empty or short page that ended the listing before `total` was
+    /// reached.
+    pub ended_early_at: Option<u64>,
     /// The total changed, so the listing was walked a second time, one page at a time.
     pub rechecked: bool,
     /// Users found only by that second walk.
@@ -119,7 +121,7 @@ impl PageFetcher {
         }
         let step = self.step(&first);
         let end = first.total.unwrap_or(u64::MAX);
-        if delivery.take(first).await {
+        if delivery.take(first, step).await {
             self.rest(step, end, concurrency, delivery, shutdown).await;
         }
     }
@@ -204,18 +206,14 @@ impl PageFetcher {
     /// Delivers the pages that are next in offset order; `false` once the listing is over.
     async fn deliver_ready(window: &mut Window, delivery: &mut Delivery) -> bool {
         while let Some(page) = window.early.remove(&window.next_delivery) {
-            let short = (page.users.len() as u64) < window.step;
             if let Some(total) = page.total {
-                // A grown total extends the listing; a shrunk one ends at an empty page.
+                // A grown total extends the listing; a shrunk one ends at a short page.
                 window.end = window.end.max(total);
             }
-            if !delivery.take(page).await {
+            if !delivery.take(page, window.step).await {
                 return false;
             }
             window.next_delivery += window.step;
-            if window.end == u64::MAX && short {
-                return false;
-            }
         }
         true
     }
@@ -226,8 +224,10 @@ impl Delivery {
         self.stats.error.is_none() && !self.stats.interrupted && !self.stats.output_closed
     }
 
-    /// Counts a page and sends its new users; `false` when the listing should stop.
-    async fn take(&mut self, page: Page) -> bool {
+    /// Counts a page and sends its new users; `false` when the listing should stop: after
+    /// an empty or short page (nothing lies beyond it, whatever `total` said), or when the
+    /// output is gone.
+    async fn take(&mut self, page: Page, step: u64) -> bool {
         self.stats.pages += 1;
         if let Some(total) = page.total {
             if self.stats.first_total.is_some_and(|first| first != total) {
@@ -235,12 +235,10 @@ impl Delivery {
             }
             self.stats.last_total = Some(total);
         }
-        if page.users.is_empty() {
-            let before_end = self.stats.last_total.is_some_and(|t| page.offset < t);
-            if before_end {
-                self.stats.empty_page_at = Some(page.offset);
-            }
-            return false;
+        let reached = page.offset + page.users.len() as u64;
+        let last = (page.users.len() as u64) < step;
+        if last && self.stats.last_total.is_some_and(|total| reached < total) {
+            self.stats.ended_early_at = Some(page.offset);
         }
         for user in page.users {
             if !self.seen.insert(user.uuid.clone()) {
@@ -254,7 +252,7 @@ impl Delivery {
             self.stats.users += 1;
             self.stats.recovered += u64::from(self.rechecking);
         }
-        true
+        !last
     }
 }
 

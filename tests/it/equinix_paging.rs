@@ -45,7 +45,7 @@ async fn an_empty_listing_is_one_page() {
     let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, 8).await;
     assert!(users.is_empty());
     assert_eq!(
-        (stats.pages, stats.first_total, stats.empty_page_at),
+        (stats.pages, stats.first_total, stats.ended_early_at),
         (1, Some(0), None)
     );
 }
@@ -93,7 +93,7 @@ async fn an_overstated_total_stops_at_the_first_empty_page() {
     let fleet = mock(1_000, faults).await;
     let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, 8).await;
     assert_eq!(users.len(), 1_000);
-    assert_eq!(stats.empty_page_at, Some(1_000));
+    assert_eq!(stats.ended_early_at, Some(1_000));
     assert!(stats.error.is_none() && !stats.total_changed);
     // Pages past the empty one may have been in flight, but no more than the window.
     let lists = api(&fleet).stats().list_requests;
@@ -120,4 +120,19 @@ async fn a_failed_page_ends_the_listing_and_names_its_offset() {
     );
     assert_eq!(err.status(), Some(500));
     assert!(err.to_string().contains("INTERNAL_SERVER_ERROR"), "{err}");
+}
+
+#[tokio::test]
+async fn a_short_page_ends_the_listing_whatever_the_total_claims() {
+    let faults = EquinixFaults {
+        total_overstated_by: 2_000_000_000,
+        ..EquinixFaults::default()
+    };
+    let fleet = mock(250, faults).await;
+    let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, 8).await;
+    assert_eq!(users.len(), 250);
+    assert_eq!(stats.ended_early_at, Some(200));
+    // The three pages up to the short one, and at most a window of eight beyond it.
+    let lists = api(&fleet).stats().list_requests;
+    assert!(lists <= 3 + 8, "{lists} list requests");
 }

@@ -147,9 +147,9 @@ pub(crate) fn describe(listing: &Listing, page_size: u64, concurrency: usize) ->
             }
         ));
     }
-    if let Some(offset) = stats.empty_page_at {
+    if let Some(offset) = stats.ended_early_at {
         text.push_str(&format!(
-            "warning: the listing ended at an empty page at offset {offset}, before the total of {}\n",
+            "warning: the listing ended at an empty or short page at offset {offset}, before the total of {}\n",
             count(stats.last_total)
         ));
     }

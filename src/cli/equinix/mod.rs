@@ -206,17 +206,50 @@ fn read_password(var: Option<&str>) -> anyhow::Result<Secret> {
     Ok(Secret::new(first))
 }
 
-/// Writes a few rows to the report destination; a closed stdout is not an error.
+/// Writes a few rows to the report destination.
 fn write_rows<R: TableRow>(api: &ApiArgs, rows: &[R]) -> anyhow::Result<()> {
+    let mut out = open_rows::<R>(api)?;
+    for row in rows {
+        out.write(row)?;
+    }
+    out.finish()
+}
+
+/// The report destination for rows of one kind; a closed stdout is not an error.
+fn open_rows<R: TableRow>(api: &ApiArgs) -> anyhow::Result<Rows<R>> {
     let format = resolve_format(&api.output, api.format);
-    let mut writer = TableWriter::<R>::new(format, open_output(&api.output)?);
-    let written = rows
-        .iter()
-        .try_for_each(|row| writer.write(row))
-        .and_then(|()| writer.finish());
-    match written {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.with_context(|| format!("cannot write {}", api.output.display())),
+    Ok(Rows {
+        writer: TableWriter::new(format, open_output(&api.output)?),
+        label: api.output.display().to_string(),
+    })
+}
+
+struct Rows<R> {
+    writer: TableWriter<R>,
+    label: String,
+}
+
+impl<R: TableRow> Rows<R> {
+    fn write(&mut self, row: &R) -> anyhow::Result<()> {
+        self.checked(|w| w.write(row))
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.checked(TableWriter::flush)
+    }
+
+    fn finish(&mut self) -> anyhow::Result<()> {
+        self.checked(TableWriter::finish)
+    }
+
+    fn checked(
+        &mut self,
+        op: impl FnOnce(&mut TableWriter<R>) -> std::io::Result<()>,
+    ) -> anyhow::Result<()> {
+        match op(&mut self.writer) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other.with_context(|| format!("cannot write {}", self.label)),
+        }
     }
 }
 

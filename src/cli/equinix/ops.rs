@@ -8,7 +8,7 @@ use super::super::args::{
     AttachArgs, AvailableArgs, CreateArgs, DetachArgs, GetArgs, SetPasswordArgs,
 };
 use super::super::{install_signal_handlers, Exit};
-use super::{connect, fail, list, read_password, write_rows};
+use super::{connect, fail, list, open_rows, read_password, write_rows};
 use crate::equinix::{Availability, EquinixClient, EquinixError, NewUser, SshUser};
 use crate::report::ssh_users::{AvailabilityRow, ChangeRow, UserRow};
 
@@ -154,25 +154,27 @@ async fn detach_everywhere(args: &DetachArgs, username: &str) -> anyhow::Result<
             }
         );
     }
-    let mut rows = Vec::with_capacity(targets.len());
+    // Each row is written and flushed as its detach completes: a crash keeps what was done.
+    let mut out = open_rows::<ChangeRow>(&args.api)?;
+    let mut failed = 0;
     for (user, device) in targets {
         if shutdown.is_triggered() {
-            write_rows(&args.api, &rows)?;
+            out.finish()?;
             return Ok(Exit::Interrupted);
         }
-        rows.push(
-            detach_row(
-                &client,
-                &user.uuid,
-                Some(&user.username),
-                device,
-                args.write.apply,
-            )
-            .await,
+        let row = detach_row(
+            &client,
+            &user.uuid,
+            Some(&user.username),
+            device,
+            args.write.apply,
         );
+        let row = row.await;
+        failed += usize::from(row.error.is_some());
+        out.write(&row)?;
+        out.flush()?;
     }
-    let failed = rows.iter().filter(|r| r.error.is_some()).count();
-    write_rows(&args.api, &rows)?;
+    out.finish()?;
     if failed > 0 && !args.api.quiet {
         eprintln!("{failed} detach(es) failed; see the error column");
     }
