@@ -2,6 +2,11 @@
 //! (what every public client does), on the in-process mock with 10,000 users and 50 ms per
 //! response, 100 users per page.
 
+#![expect(
+    clippy::expect_used,
+    reason = "a bench that cannot set up has nothing to measure"
+)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

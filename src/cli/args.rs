@@ -252,7 +252,7 @@ pub enum SshUsersCommand {
 /// How the API is reached, and where the report goes.
 #[derive(Debug, Clone, Args)]
 pub struct ApiArgs {
-    /// API base URL [default: EQUINIX_API_ENDPOINT, else https://api.equinix.com].
+    /// API base URL [default: EQUINIX_API_ENDPOINT, else `https://api.equinix.com`].
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
     /// Deadline for each request: connect, TLS, response.
