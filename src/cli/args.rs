@@ -199,6 +199,10 @@ pub struct SimEquinixArgs {
     /// Report N more users in `pagination.total` than exist (empty trailing pages).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub equinix_overstate_total: u64,
+    /// Refuse association calls (attach/detach) without a `{}` body, as the live API is
+    /// reported to.
+    #[arg(long)]
+    pub equinix_association_needs_body: bool,
 }
 
 #[derive(Debug, Clone, Args)]

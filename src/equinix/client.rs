@@ -261,11 +261,10 @@ impl EquinixClient {
         self.expect_success(&call).await.map(drop)
     }
 
-    /// `POST /ne/v1/sshUsers/{user}/devices/{device}` (body `{}`, as the API expects).
+    /// `POST /ne/v1/sshUsers/{user}/devices/{device}`.
     pub async fn attach(&self, user_uuid: &str, device_uuid: &str) -> Result<(), EquinixError> {
         let target = association(user_uuid, device_uuid)?;
-        let call = Call::write(Method::POST, target, b"{}".to_vec());
-        self.expect_success(&call).await.map(drop)
+        self.association(Method::POST, target).await.map(drop)
     }
 
     /// `DELETE /ne/v1/sshUsers/{user}/devices/{device}`; the user goes with its last device.
@@ -275,8 +274,7 @@ impl EquinixClient {
         device_uuid: &str,
     ) -> Result<Dissociation, EquinixError> {
         let target = association(user_uuid, device_uuid)?;
-        let call = Call::write(Method::DELETE, target, b"{}".to_vec());
-        let mut response = self.expect_success(&call).await?;
+        let (call, mut response) = self.association(Method::DELETE, target).await?;
         if response.body.iter().all(u8::is_ascii_whitespace) {
             // A success without the two booleans: the association is gone, the user unknown.
             return Ok(Dissociation {
@@ -286,6 +284,27 @@ impl EquinixClient {
         }
         let status = response.status.as_u16();
         wire::parse_dissociation(&mut response.body).map_err(|m| self.malformed(&call, status, m))
+    }
+
+    /// The association calls declare no body (a schema-strict server refuses one), yet the
+    /// live API is known to want `{}` with its JSON content type. Both are honoured: the call
+    /// goes out without a body, and once more with `{}` if the refusal is about the body.
+    async fn association(
+        &self,
+        method: Method,
+        target: String,
+    ) -> Result<(Call, HttpResponse), EquinixError> {
+        let bare = Call::write(method.clone(), target.clone(), Vec::new());
+        let response = self.execute(&bare).await?;
+        if response.status.is_success() {
+            return Ok((bare, response));
+        }
+        if !refuses_the_body(&response) {
+            return Err(self.api_error(&bare, &response));
+        }
+        let with_body = Call::write(method, target, b"{}".to_vec());
+        let response = self.expect_success(&with_body).await?;
+        Ok((with_body, response))
     }
 
     async fn expect_success(&self, call: &Call) -> Result<HttpResponse, EquinixError> {
@@ -427,6 +446,24 @@ impl EquinixClient {
             status,
             reason: m.0,
         }
+    }
+}
+
+/// A 415, or a 400 that names none of the API's resource codes: the body, not the request,
+/// may be what was refused.
+fn refuses_the_body(response: &HttpResponse) -> bool {
+    let about_resources = |code: &str| {
+        code.starts_with("SSH_")
+            || code.ends_with("_NOT_FOUND")
+            || code.starts_with("VIRTUAL_DEVICE")
+    };
+    match response.status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => true,
+        StatusCode::BAD_REQUEST => !wire::parse_problems(&response.body)
+            .iter()
+            .filter_map(|p| p.code.as_deref())
+            .any(about_resources),
+        _ => false,
     }
 }
 

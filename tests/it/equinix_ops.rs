@@ -134,3 +134,42 @@ async fn ids_that_would_change_the_path_are_refused_before_any_request() {
     }
     assert_eq!(api(&fleet).stats().api_requests, 0);
 }
+
+#[tokio::test]
+async fn association_calls_go_without_a_body_and_with_one_when_the_api_insists() {
+    for needs_body in [false, true] {
+        let faults = EquinixFaults {
+            association_needs_body: needs_body,
+            ..EquinixFaults::default()
+        };
+        let fleet = mock(3, faults).await;
+        let client = client(&fleet, sim_credentials());
+        let user = api(&fleet).users()[0].clone();
+        let device = api(&fleet)
+            .active_devices()
+            .into_iter()
+            .find(|d| !user.devices.contains(d))
+            .expect("a free device");
+        client.attach(&user.uuid, &device).await.expect("attached");
+        let outcome = client.detach(&user.uuid, &device).await.expect("detached");
+        assert!(outcome.association_deleted);
+        let statuses: Vec<u16> = api(&fleet)
+            .requests()
+            .iter()
+            .filter(|r| r.target.contains("/devices/"))
+            .map(|r| r.status)
+            .collect();
+        let expected: &[u16] = if needs_body {
+            &[415, 201, 415, 200]
+        } else {
+            &[201, 200]
+        };
+        assert_eq!(statuses, expected);
+        // A refusal about the resource is not retried with a body.
+        let again = client
+            .detach(&user.uuid, &device)
+            .await
+            .expect_err("not attached");
+        assert_eq!(again.status(), Some(400));
+    }
+}

@@ -62,6 +62,9 @@ pub struct EquinixFaults {
     pub total_overstated_by: u64,
     /// `POST /sshUsers` answers with the new uuid in the `Location` header only.
     pub created_uuid_in_location_only: bool,
+    /// Association calls without the `{}` body are refused with 415, as the live API is
+    /// reported to do (the OpenAPI file declares no body for them).
+    pub association_needs_body: bool,
 }
 
 impl Default for EquinixFaults {
@@ -75,6 +78,7 @@ impl Default for EquinixFaults {
             drift_per_page: 0,
             total_overstated_by: 0,
             created_uuid_in_location_only: false,
+            association_needs_body: false,
         }
     }
 }

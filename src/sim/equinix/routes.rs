@@ -413,7 +413,8 @@ impl MockState {
         })
     }
 
-    /// Association calls take no body, but the API wants `application/json` and accepts `{}`.
+    /// Association calls take no body per the spec; the API wants `application/json` and
+    /// accepts `{}` (and, with `association_needs_body`, insists on it).
     fn association_body(&mut self, req: &Request) -> Result<(), Response> {
         if !req.query().is_empty() {
             return Err(self.reject(400, "INVALID_REQUEST_FORMAT", "No query expected", None));
@@ -421,7 +422,11 @@ impl MockState {
         if !is_json(req) {
             return Err(self.reject(415, "INVALID_CONTENT_TYPE", "Send application/json", None));
         }
+        let needs_body = self.faults.association_needs_body;
         match &req.body {
+            Body::Full(b) if b.iter().all(u8::is_ascii_whitespace) && needs_body => {
+                Err(self.reject(415, "INVALID_REQUEST_FORMAT", "Send a JSON body ({})", None))
+            }
             Body::Full(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(()),
             Body::Full(b) if serde_json::from_slice::<Map<String, Value>>(b).is_ok() => Ok(()),
             _ => Err(self.reject(400, "INVALID_JSON_FORMAT", "Expected {}", None)),
