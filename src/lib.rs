@@ -1,10 +1,11 @@
 //! sshfleet: audit and remediate SSH exposure across fleets of Axis cameras (VAPIX `ssh.cgi`,
 //! `param.cgi`) and Equinix Network Edge SSH users.
 //!
-//! The engine (`scan`, `vapix`, `net`) never prints and never panics on device input: every
+//! The engine (`scan`, `vapix`, `equinix`, `net`) never prints and never panics on device input: every
 //! device becomes a [`report::DeviceRecord`]. Terminal output lives in `cli` only.
 
 pub mod cli;
+pub mod equinix;
 pub mod inventory;
 pub mod net;
 pub mod remediate;

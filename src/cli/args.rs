@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::inventory::Shard;
 use crate::report::Format;
 
-/// Audit and remediate SSH exposure across fleets of Axis cameras.
+/// Audit and remediate SSH exposure across fleets of Axis cameras and Equinix Network Edge
+/// SSH users.
 #[derive(Debug, Parser)]
 #[command(name = "sshfleet", version, about, max_term_width = 100)]
 pub struct Cli {
@@ -28,6 +29,8 @@ pub enum Command {
     Sim(SimArgs),
     /// Run the simulator in-process and scan it: no network, credentials or setup needed.
     Demo(DemoArgs),
+    /// Equinix Network Edge: audit and manage SSH users through the REST API.
+    Equinix(EquinixArgs),
 }
 
 /// Output options shared by every command.
@@ -198,6 +201,49 @@ pub struct SimArgs {
     /// Serve part K of N of a fleet assigned on stdin, for a supervising `sshfleet sim`.
     #[arg(long, hide = true, value_name = "K/N")]
     pub worker: Option<String>,
+    #[command(flatten)]
+    pub equinix: SimEquinixArgs,
+}
+
+/// The mock Equinix Network Edge API of `sshfleet sim`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Mock Equinix API")]
+pub struct SimEquinixArgs {
+    /// Serve a mock Network Edge API with M SSH users on its own port (`equinix=URL` in the
+    /// ready line; client id `sim-client`, secret `sim-secret`).
+    #[arg(long, value_name = "M")]
+    pub equinix_users: Option<usize>,
+    /// Answer every N-th API call with 429.
+    #[arg(long, value_name = "N")]
+    pub equinix_throttle_every: Option<u64>,
+    /// `Retry-After` seconds sent with those 429s [default: none sent].
+    #[arg(long, value_name = "S")]
+    pub equinix_retry_after: Option<u64>,
+    /// Expire the caller's token on every N-th API call (401).
+    #[arg(long, value_name = "N")]
+    pub equinix_expire_every: Option<u64>,
+    /// Fail every N-th API call with 500.
+    #[arg(long, value_name = "N")]
+    pub equinix_error_every: Option<u64>,
+    /// Lifetime of issued tokens.
+    #[arg(long, default_value = "3599s", value_parser = parse_duration, value_name = "DUR")]
+    pub equinix_token_lifetime: Duration,
+    /// Users added (or, negative, removed) at the front of the list after every listing
+    /// page beyond the first: the total drifts while a client pages.
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
+    pub equinix_drift: i64,
+    /// Report N more users in `pagination.total` than exist (empty trailing pages).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub equinix_overstate_total: u64,
+    /// Refuse association calls (attach/detach) without a `{}` body, as the live API is
+    /// reported to.
+    #[arg(long)]
+    pub equinix_association_needs_body: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -213,6 +259,186 @@ pub struct DemoArgs {
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EquinixArgs {
+    #[command(subcommand)]
+    pub command: EquinixCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EquinixCommand {
+    /// SSH users of Network Edge virtual devices. Credentials from EQUINIX_API_CLIENTID and
+    /// EQUINIX_API_CLIENTSECRET, or a ready token from EQUINIX_API_TOKEN.
+    #[command(subcommand)]
+    SshUsers(SshUsersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SshUsersCommand {
+    /// List every SSH user (pages fetched concurrently) with audit flags; exit 1 on flags.
+    List(ListArgs),
+    /// Show one SSH user by uuid.
+    Get(GetArgs),
+    /// Check whether a username is free (exit 0) or taken/restricted (exit 1).
+    Available(AvailableArgs),
+    /// Create an SSH user on a device (needs --apply).
+    Create(CreateArgs),
+    /// Change an SSH user's password (needs --apply).
+    SetPassword(SetPasswordArgs),
+    /// Give an SSH user access to a device (needs --apply).
+    Attach(AttachArgs),
+    /// Remove an SSH user from a device, or with --username U --all-devices from every
+    /// device it is on (needs --apply). A user is deleted with its last device.
+    Detach(DetachArgs),
+}
+
+/// How the API is reached, and where the report goes.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// API base URL [default: EQUINIX_API_ENDPOINT, else `https://api.equinix.com`].
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Deadline for each request: connect, TLS, response.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DUR")]
+    pub timeout: Duration,
+    /// Extra tries after a 429 (or, for idempotent calls, a 5xx or a dropped connection).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub retries: u32,
+    /// Extra CA certificates (PEM) trusted besides the system roots.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Report destination; `-` is stdout.
+    #[arg(short, long, default_value = "-", value_name = "PATH")]
+    pub output: PathBuf,
+    /// Report format [default: from the output extension, else jsonl].
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    pub format: Option<Format>,
+    /// No summary; errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides. (`--verbose` is
+    /// the API's filter of `list`.)
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    pub log_level: u8,
+}
+
+/// The guard and pace of changes.
+#[derive(Debug, Clone, Args)]
+pub struct WriteArgs {
+    /// Make the change; without it the planned change is only reported.
+    #[arg(long)]
+    pub apply: bool,
+    /// Write rate limit, e.g. `5/s` or `60/m`.
+    #[arg(long, default_value = "5/s", value_parser = parse_rate, value_name = "N/s")]
+    pub rate: NonZeroU32,
+    /// Writes allowed at once before the rate applies.
+    #[arg(long, default_value_t = NonZeroU32::MIN, value_name = "N")]
+    pub burst: NonZeroU32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// Only this SSH username.
+    #[arg(long, value_name = "USER")]
+    pub username: Option<String>,
+    /// Only users of this virtual device (uuid).
+    #[arg(long, value_name = "UUID")]
+    pub device: Option<String>,
+    /// Ask for devices and pod statuses (needed for the device and status flags);
+    /// `--verbose=false` lists uuid and username only.
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub verbose: bool,
+    /// A customer's account (accountUcmId), for resellers.
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+    /// Users per page.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000), value_name = "N")]
+    pub page_size: u64,
+    /// Pages fetched at once after the first (1 = one page at a time).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=64), value_name = "N")]
+    pub page_concurrency: u64,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GetArgs {
+    /// The SSH user's uuid.
+    pub uuid: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AvailableArgs {
+    pub username: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CreateArgs {
+    #[arg(long, value_name = "USER")]
+    pub username: String,
+    /// Environment variable holding the new password [default: ask on the terminal].
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// The virtual device (uuid) the user is created on.
+    #[arg(long, value_name = "UUID")]
+    pub device: String,
+    #[command(flatten)]
+    pub write: WriteArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SetPasswordArgs {
+    /// The SSH user's uuid.
+    pub uuid: String,
+    /// Environment variable holding the new password [default: ask on the terminal].
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+    #[command(flatten)]
+    pub write: WriteArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AttachArgs {
+    pub user_uuid: String,
+    pub device_uuid: String,
+    #[command(flatten)]
+    pub write: WriteArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DetachArgs {
+    /// The SSH user's uuid (with DEVICE_UUID).
+    #[arg(required_unless_present = "all_devices", requires = "device_uuid")]
+    pub user_uuid: Option<String>,
+    pub device_uuid: Option<String>,
+    /// With --all-devices: the user to remove from every device it is on.
+    #[arg(
+        long,
+        value_name = "USER",
+        requires = "all_devices",
+        conflicts_with = "user_uuid"
+    )]
+    pub username: Option<String>,
+    /// Remove --username from every device (lists first, then rate-limited detaches).
+    #[arg(long, requires = "username")]
+    pub all_devices: bool,
+    #[command(flatten)]
+    pub write: WriteArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 /// `15s`, `500ms`, `2m`, `1h`, or plain seconds.

@@ -1,5 +1,6 @@
-//! `sshfleet demo`: the simulator in-process (1,000 cameras, realistic faults), scanned for
-//! real, reports in `./sshfleet-demo/`, and the result checked against the simulator's truth.
+//! `sshfleet demo`: the simulator in-process (1,000 cameras, realistic faults, and a mock
+//! Equinix API of 2,500 SSH users), scanned and listed for real, reports in
+//! `./sshfleet-demo/`, and the results checked against the simulator's truth.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -12,27 +13,35 @@ use anyhow::Context as _;
 
 use super::args::{DemoArgs, DeviceArgs, ExpectArg, SchemeArg};
 use super::progress::Progress;
+use super::scan::PreparedScan;
 use super::scan::{execute, prepare};
 use super::{install_signal_handlers, open_output, Exit, ReportPipe};
-use std::num::NonZeroU32;
-
-use super::scan::PreparedScan;
+use crate::equinix::{ListFilter, PageFetcher};
 use crate::remediate::{Recovered, Remediator, WriteLimits};
+use crate::report::ssh_users::TableWriter;
 use crate::report::{self, Format, Reporter, Schema, SshState, Summary};
 use crate::secret::Secret;
 use crate::shutdown::Shutdown;
 use crate::sim::{Fleet, SimConfig};
+use std::num::NonZeroU32;
+
+/// SSH users of the demo's mock Equinix API.
+const EQUINIX_USERS: usize = 2_500;
+/// The listing's default paging.
+const PAGE_SIZE: u64 = 100;
+const PAGE_CONCURRENCY: usize = 8;
 
 pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     let dir = &args.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     eprintln!(
-        "sshfleet demo: starting {} simulated cameras on loopback…",
+        "sshfleet demo: starting {} simulated cameras and a mock Equinix API ({EQUINIX_USERS} SSH users) on loopback…",
         args.devices
     );
     let config = SimConfig {
         devices: args.devices,
         seed: args.seed,
+        equinix_users: Some(EQUINIX_USERS),
         ..SimConfig::default()
     };
     let password = Secret::new(config.password.clone());
@@ -55,9 +64,10 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     ];
     let (_trigger, shutdown) = install_signal_handlers(args.quiet);
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(args.quiet));
-    let (summary, stats) = execute(prepared, sinks, progress, shutdown).await?;
+    let (summary, stats) = execute(prepared, sinks, progress, shutdown.clone()).await?;
     let elapsed = started.elapsed();
     let plan = plan_remediation(&inventory, dir, args.quiet).await?;
+    let equinix = list_equinix(&fleet, dir, shutdown).await?;
     fleet.shutdown().await;
     std::fs::write(dir.join("summary.json"), summary.to_json())
         .context("cannot write summary.json")?;
@@ -75,21 +85,24 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
                 .max(Duration::from_millis(1).as_secs_f64())
     );
     eprintln!("agrees with the simulator's truth for {agree}/{total} cameras");
+    eprint!("\n{}", equinix.report);
     eprintln!(
         "remediation dry run (--ssh disabled): {} to set, {} already disabled, {} unreadable; nothing was changed",
         plan.remediation.set, plan.remediation.none, plan.remediation.skip
     );
     eprintln!(
-        "reports: {}, {}, {}, {}",
+        "reports: {}, {}, {}, {}, {}, {}",
         csv_path.display(),
         jsonl_path.display(),
         dir.join("summary.json").display(),
-        dir.join("remediation-plan.csv").display()
+        dir.join("remediation-plan.csv").display(),
+        dir.join("equinix-users.csv").display(),
+        dir.join("equinix-users.jsonl").display()
     );
-    if stats.interrupted {
+    if stats.interrupted || equinix.interrupted {
         return Ok(Exit::Interrupted);
     }
-    Ok(if agree == total {
+    Ok(if agree == total && equinix.complete {
         Exit::Clean
     } else {
         Exit::Findings
@@ -147,6 +160,63 @@ async fn plan_remediation(inventory: &Path, dir: &Path, quiet: bool) -> anyhow::
         .await;
     let summary = pipe.close().await?;
     Ok(summary)
+}
+
+/// What the Equinix part of the demo found.
+struct EquinixDemo {
+    report: String,
+    /// Every mock user listed exactly once.
+    complete: bool,
+    interrupted: bool,
+}
+
+/// Lists the mock's SSH users with the default paging into `equinix-users.csv` and `.jsonl`.
+async fn list_equinix(
+    fleet: &Fleet,
+    dir: &Path,
+    shutdown: Shutdown,
+) -> anyhow::Result<EquinixDemo> {
+    let (Some(url), Some(mock)) = (fleet.equinix_url(), fleet.equinix()) else {
+        anyhow::bail!("the simulator started without its Equinix API");
+    };
+    let expected = mock.users().len() as u64;
+    let client = super::equinix::mock_client(url, PAGE_CONCURRENCY)?;
+    let filter = ListFilter {
+        verbose: true,
+        ..ListFilter::default()
+    };
+    let fetcher = PageFetcher::new(client, filter, PAGE_SIZE, PAGE_CONCURRENCY);
+    let sinks = vec![
+        TableWriter::new(Format::Csv, open_output(&dir.join("equinix-users.csv"))?),
+        TableWriter::new(
+            Format::Jsonl,
+            open_output(&dir.join("equinix-users.jsonl"))?,
+        ),
+    ];
+    let listing = super::equinix::run_listing(fetcher, sinks, shutdown).await?;
+    if let Some(e) = &listing.output_error {
+        anyhow::bail!("cannot write the Equinix report: {e}");
+    }
+    let stats = &listing.stats;
+    let complete = stats.error.is_none() && stats.users == expected && stats.duplicates == 0;
+    let mut report = listing.summary.render_text();
+    report.push_str(&super::equinix::describe(
+        &listing,
+        PAGE_SIZE,
+        PAGE_CONCURRENCY,
+    ));
+    if let Some(e) = &stats.error {
+        report.push_str(&format!("error: {e}\n"));
+    }
+    report.push_str(&format!(
+        "equinix listing holds {}/{expected} mock users, each once\n",
+        stats.users
+    ));
+    Ok(EquinixDemo {
+        report,
+        complete,
+        interrupted: stats.interrupted,
+    })
 }
 
 fn demo_scan_args(inventory: std::path::PathBuf) -> DeviceArgs {

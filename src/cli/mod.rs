@@ -3,6 +3,7 @@
 
 pub mod args;
 mod demo;
+mod equinix;
 mod progress;
 mod remediate;
 mod scan;
@@ -74,6 +75,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Exit> {
         Command::Remediate(args) => remediate::run(args).await,
         Command::Sim(args) => sim::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Equinix(args) => equinix::run(args).await,
     }
 }
 
@@ -81,6 +83,7 @@ fn verbosity(command: &Command) -> u8 {
     match command {
         Command::Scan(a) => a.output.verbose,
         Command::Remediate(a) => a.output.verbose,
+        Command::Equinix(a) => equinix::log_level(a),
         Command::Sim(a) => a.verbose,
         Command::Demo(_) => 0,
     }

@@ -1,5 +1,6 @@
-//! `sshfleet sim`: serve the simulated fleet until SIGINT/SIGTERM, announcing `ready …`; a
-//! fleet beyond this process's open-file budget is split across worker processes.
+//! `sshfleet sim`: serve the simulated fleet (and the mock Equinix API) until SIGINT/SIGTERM,
+//! announcing `ready …`; a fleet beyond this process's open-file budget is split across
+//! worker processes.
 
 use std::io::Write as _;
 
@@ -7,7 +8,9 @@ use anyhow::{anyhow, Context as _};
 
 use super::args::SimArgs;
 use super::{install_signal_handlers, Exit};
-use crate::sim::{self, AuthPolicy, FaultProfile, OutputFiles, SimConfig, WorkerPlan};
+use crate::sim::{
+    self, AuthPolicy, EquinixFaults, FaultProfile, OutputFiles, SimConfig, WorkerPlan,
+};
 
 /// Overrides the cameras one process serves (tests use it to split small fleets).
 const DEVICES_PER_PROCESS_ENV: &str = "SSHFLEET_SIM_DEVICES_PER_PROCESS";
@@ -98,6 +101,22 @@ fn config_from(args: &SimArgs) -> anyhow::Result<SimConfig> {
         password: args.password.clone(),
         nonce_lifetime: args.nonce_lifetime,
         control: args.control,
+        equinix_users: args.equinix.equinix_users,
+        equinix_faults: equinix_faults(&args.equinix),
         ..SimConfig::default()
     })
+}
+
+fn equinix_faults(args: &super::args::SimEquinixArgs) -> EquinixFaults {
+    EquinixFaults {
+        throttle_every: args.equinix_throttle_every,
+        retry_after: args.equinix_retry_after,
+        expire_every: args.equinix_expire_every,
+        error_every: args.equinix_error_every,
+        token_lifetime: args.equinix_token_lifetime,
+        drift_per_page: args.equinix_drift,
+        total_overstated_by: args.equinix_overstate_total,
+        created_uuid_in_location_only: false,
+        association_needs_body: args.equinix_association_needs_body,
+    }
 }

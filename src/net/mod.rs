@@ -29,6 +29,9 @@ pub struct ClientSettings {
     pub timeout: Duration,
     pub body_limit: usize,
     pub trust: TrustSettings,
+    /// Idle pooled connections kept per host: 1 for devices (one request at a time each),
+    /// more for an API that is asked several things at once.
+    pub max_idle_per_host: usize,
 }
 
 impl Default for ClientSettings {
@@ -37,6 +40,7 @@ impl Default for ClientSettings {
             timeout: Duration::from_secs(15),
             body_limit: DEFAULT_BODY_LIMIT,
             trust: TrustSettings::default(),
+            max_idle_per_host: 1,
         }
     }
 }
@@ -92,8 +96,7 @@ impl HttpClient {
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(10))
-            // One connection per device: requests to a device are sequential.
-            .pool_max_idle_per_host(1)
+            .pool_max_idle_per_host(settings.max_idle_per_host.max(1))
             .build(connector);
         Ok(HttpClient {
             client,

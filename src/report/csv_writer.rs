@@ -76,7 +76,7 @@ fn render(cell: Cell<'_>) -> Cow<'_, str> {
 }
 
 /// A leading `'` makes spreadsheets show the text instead of evaluating it.
-fn neutralise(text: Cow<'_, str>) -> Cow<'_, str> {
+pub(crate) fn neutralise(text: Cow<'_, str>) -> Cow<'_, str> {
     if text.starts_with(FORMULA_TRIGGERS) {
         Cow::Owned(format!("'{text}"))
     } else {

@@ -5,6 +5,7 @@ mod columns;
 mod csv_writer;
 mod json_writer;
 pub mod record;
+pub mod ssh_users;
 mod summary;
 #[cfg(test)]
 mod test_support;

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use super::auth::{DigestKind, Scheme};
 use super::camera::{Camera, Identity, Settings};
 use super::digest::Clock;
+use super::equinix::{EquinixMock, EquinixSimConfig};
 use super::paramcgi::ParamStyle;
 use super::ports::{self, Port, PortPlan};
 use super::roster::{self, Truth};
@@ -31,6 +32,7 @@ pub struct Fleet {
     /// The closed cameras' ports, held until the fleet is gone.
     _closed: Vec<socket2::Socket>,
     control_url: Option<String>,
+    equinix: Option<EquinixMock>,
     ca_pem: Option<String>,
     stop: watch::Sender<bool>,
     done: Option<mpsc::Receiver<()>>,
@@ -80,6 +82,10 @@ impl Fleet {
             stop: stop_rx,
         });
         let held = serve_cameras(&cameras, ports, &shared, &done_tx)?;
+        let equinix = match cfg.equinix_users {
+            Some(users) => Some(serve_equinix(&cfg, users, &shared, done_tx.clone()).await?),
+            None => None,
+        };
         let control_url = match cfg.control {
             Some(addr) => Some(serve_control(addr, &cameras, &shared, done_tx).await?),
             None => None,
@@ -90,6 +96,7 @@ impl Fleet {
             ports: numbers,
             _closed: held,
             control_url,
+            equinix,
             ca_pem: tls.map(|t| t.ca_pem),
             stop,
             done: Some(done),
@@ -151,13 +158,27 @@ impl Fleet {
         self.control_url.clone()
     }
 
+    /// The mock Equinix API, when `equinix_users` was set.
+    pub fn equinix(&self) -> Option<&EquinixMock> {
+        self.equinix.as_ref()
+    }
+
+    /// The mock Equinix API's base URL (`http://127.0.0.1:PORT`).
+    pub fn equinix_url(&self) -> Option<String> {
+        self.equinix.as_ref().map(|m| m.url().to_owned())
+    }
+
     pub fn ca_pem(&self) -> Option<String> {
         self.ca_pem.clone()
     }
 
-    /// `ready devices=N[ control=URL]`, printed once everything listens.
+    /// `ready devices=N[ control=URL][ equinix=URL]`, printed once everything listens.
     pub fn ready_line(&self) -> String {
-        super::ready_line(self.len(), self.control_url.as_deref())
+        super::ready_line(
+            self.len(),
+            self.control_url.as_deref(),
+            self.equinix.as_ref().map(EquinixMock::url),
+        )
     }
 
     /// Sets camera `i`'s SSH state without recording a write. Ignores unknown indexes.
@@ -187,6 +208,7 @@ impl std::fmt::Debug for Fleet {
         f.debug_struct("Fleet")
             .field("devices", &self.len())
             .field("control_url", &self.control_url)
+            .field("equinix", &self.equinix_url())
             .finish_non_exhaustive()
     }
 }
@@ -271,6 +293,33 @@ async fn serve_control(
 ) -> io::Result<String> {
     let source = Arc::new(control::Cameras(cameras.clone()));
     control::serve(addr, source, shared.stop.clone(), done).await
+}
+
+async fn serve_equinix(
+    cfg: &SimConfig,
+    users: usize,
+    shared: &Arc<Shared>,
+    done: DoneToken,
+) -> io::Result<EquinixMock> {
+    serve_equinix_with(cfg, users, shared.stop.clone(), done).await
+}
+
+/// Starts the mock Equinix API for `cfg`, stopping when `stop` fires.
+pub(super) async fn serve_equinix_with(
+    cfg: &SimConfig,
+    users: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+    done: DoneToken,
+) -> io::Result<EquinixMock> {
+    let mock_cfg = EquinixSimConfig {
+        users,
+        seed: cfg.seed,
+        latency: cfg.latency,
+        faults: cfg.equinix_faults.clone(),
+    };
+    EquinixMock::start(mock_cfg, 0, stop, done)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("binding the mock Equinix API: {e}")))
 }
 
 fn settings(cfg: &SimConfig) -> Settings {

@@ -257,7 +257,10 @@ impl Response {
         for (name, value) in &self.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
-        head.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
+        // 204 and 304 carry no body and, by RFC 9110, no Content-Length either.
+        if !matches!(self.status, 204 | 304) {
+            head.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
+        }
         let connection = if keep_alive { "keep-alive" } else { "close" };
         head.push_str(&format!("Connection: {connection}\r\n\r\n"));
         head.into_bytes()
@@ -277,6 +280,8 @@ pub fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",
+        201 => "Created",
+        204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -284,6 +289,8 @@ pub fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         411 => "Length Required",
         413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         _ => "Unknown",

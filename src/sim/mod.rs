@@ -38,6 +38,7 @@ mod auth;
 mod camera;
 mod control;
 mod digest;
+mod equinix;
 mod faults;
 mod fleet;
 mod http;
@@ -57,6 +58,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use equinix::{
+    EquinixFaults, EquinixMock, EquinixSimConfig, LoggedRequest, MockStats, MockUser,
+    CLIENT_ID as EQUINIX_CLIENT_ID, CLIENT_SECRET as EQUINIX_CLIENT_SECRET,
+};
 pub use fleet::Fleet;
 pub use ports::listener_budget;
 pub use roster::Truth;
@@ -82,6 +87,9 @@ pub struct SimConfig {
     pub control: Option<SocketAddr>,
     /// Explicit per-camera specs, overriding `devices` and `faults`.
     pub specs: Option<Vec<DeviceSpec>>,
+    /// Serve a mock Equinix Network Edge API with this many SSH users (on its own port).
+    pub equinix_users: Option<usize>,
+    pub equinix_faults: EquinixFaults,
 }
 
 impl Default for SimConfig {
@@ -98,6 +106,8 @@ impl Default for SimConfig {
             nonce_lifetime: Duration::from_secs(300),
             control: None,
             specs: None,
+            equinix_users: None,
+            equinix_faults: EquinixFaults::default(),
         }
     }
 }
@@ -116,6 +126,8 @@ impl fmt::Debug for SimConfig {
             .field("nonce_lifetime", &self.nonce_lifetime)
             .field("control", &self.control)
             .field("specs", &self.specs.as_ref().map(Vec::len))
+            .field("equinix_users", &self.equinix_users)
+            .field("equinix_faults", &self.equinix_faults)
             .finish()
     }
 }
@@ -282,11 +294,15 @@ async fn run_in_process(
     Ok(())
 }
 
-/// `ready devices=N[ control=URL]`: the one line `sshfleet sim` prints once all listen.
-fn ready_line(devices: usize, control: Option<&str>) -> String {
+/// `ready devices=N[ control=URL][ equinix=URL]`: the one line `sshfleet sim` prints once
+/// every listener is up.
+fn ready_line(devices: usize, control: Option<&str>, equinix: Option<&str>) -> String {
     let mut line = format!("ready devices={devices}");
     if let Some(url) = control {
         line.push_str(&format!(" control={url}"));
+    }
+    if let Some(url) = equinix {
+        line.push_str(&format!(" equinix={url}"));
     }
     line
 }

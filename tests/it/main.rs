@@ -6,9 +6,16 @@
     reason = "a test fails loudly on anything unexpected"
 )]
 
+mod equinix_support;
 mod support;
 
 mod cli_contract;
+mod equinix_cli;
+mod equinix_ops;
+mod equinix_paging;
+mod equinix_schema;
+mod equinix_throttle;
+mod equinix_token;
 mod independent_camera;
 mod inventory_hostile;
 mod remediate;

@@ -129,8 +129,21 @@ async fn serve(
         Some(addr) => Some(RelayServer::start(addr, fleet.parts, fleet.workers).await?),
         None => None,
     };
+    // Workers serve cameras only; the mock Equinix API, when asked for, lives here.
+    let (stop_mock, mock_stop) = watch::channel(false);
+    let (mock_done, mut mock_gone) = mpsc::channel(1);
+    let mock = match fleet.cfg.equinix_users {
+        Some(users) => {
+            Some(super::fleet::serve_equinix_with(fleet.cfg, users, mock_stop, mock_done).await?)
+        }
+        None => {
+            drop(mock_done);
+            None
+        }
+    };
     let control = relay.as_ref().map(|r| r.url.as_str());
-    ready(&super::ready_line(fleet.cfg.devices, control));
+    let equinix = mock.as_ref().map(super::EquinixMock::url);
+    ready(&super::ready_line(fleet.cfg.devices, control, equinix));
     let died = tokio::select! {
         _ = shutdown.wait() => None,
         exit = crew.next_exit() => exit,
@@ -138,6 +151,9 @@ async fn serve(
     if let Some(relay) = relay {
         relay.stop().await;
     }
+    stop_mock.send_replace(true);
+    drop(mock);
+    let _ = mock_gone.recv().await;
     Ok(died)
 }
 

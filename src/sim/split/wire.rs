@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::super::fleet::Part;
 use super::super::ports::PortPlan;
 use super::super::tls::TlsIdentity;
-use super::super::SimConfig;
+use super::super::{EquinixFaults, SimConfig};
 
 /// Everything one worker needs: the whole fleet's description (so that it computes the same
 /// specs) and which part of it to serve. It travels over a pipe, never the command line,
@@ -85,6 +85,9 @@ impl Assignment {
             nonce_lifetime: f.nonce_lifetime,
             control: self.control.then(|| ([127, 0, 0, 1], 0).into()),
             specs: None,
+            // The supervisor serves the mock Equinix API itself; workers serve cameras only.
+            equinix_users: None,
+            equinix_faults: EquinixFaults::default(),
         };
         let part = Part {
             devices: self.devices,

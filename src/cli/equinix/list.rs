@@ -1,0 +1,207 @@
+//! `ssh-users list`: the concurrent listing streamed through a writer thread into the
+//! report, the summary and warnings on stderr, exit 1 when users carry audit flags.
+
+use std::io;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::sync::mpsc::{self, error::TryRecvError};
+
+use super::super::args::ListArgs;
+use super::super::{install_signal_handlers, open_output, resolve_format, Exit};
+use super::{connect, exit_for};
+use crate::equinix::{EquinixClient, ListFilter, ListingStats, PageFetcher, SshUser};
+use crate::report::ssh_users::{TableWriter, UserRow, UserSummary};
+use crate::shutdown::Shutdown;
+
+/// Users in flight between the fetcher and the writer thread.
+const CHANNEL_CAPACITY: usize = 1024;
+
+/// A finished listing: how paging went and what the report holds.
+pub(crate) struct Listing {
+    pub stats: ListingStats,
+    pub summary: UserSummary,
+    pub elapsed: Duration,
+    /// An output failed (a closed stdout included).
+    pub output_error: Option<io::Error>,
+}
+
+pub(in super::super) async fn run(args: ListArgs) -> anyhow::Result<Exit> {
+    let concurrency = args.page_concurrency as usize;
+    let client = connect(&args.api, concurrency, None)?;
+    let format = resolve_format(&args.api.output, args.api.format);
+    let sinks = vec![TableWriter::new(format, open_output(&args.api.output)?)];
+    let (_trigger, shutdown) = install_signal_handlers(args.api.quiet);
+    let filter = ListFilter {
+        username: args.username.clone(),
+        device_uuid: args.device.clone(),
+        verbose: args.verbose,
+        account_ucm_id: args.account.clone(),
+    };
+    let fetcher = PageFetcher::new(client, filter, args.page_size, concurrency);
+    let listing = run_listing(fetcher, sinks, shutdown).await?;
+    if let Some(e) = &listing.output_error {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            return Ok(Exit::Clean);
+        }
+        return Err(anyhow::anyhow!("cannot write the report: {e}"));
+    }
+    if !args.api.quiet {
+        eprint!("{}", listing.summary.render_text());
+        eprint!("{}", describe(&listing, args.page_size, concurrency));
+    }
+    if let Some(e) = &listing.stats.error {
+        eprintln!("error: {e}");
+        eprintln!("the listing is incomplete: the report holds the users before that page");
+    }
+    Ok(exit_code(&listing))
+}
+
+/// Runs a listing into `sinks` (one writer thread, bounded channel).
+pub(crate) async fn run_listing(
+    fetcher: PageFetcher,
+    sinks: Vec<TableWriter<UserRow>>,
+    shutdown: Shutdown,
+) -> anyhow::Result<Listing> {
+    let started = Instant::now();
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let writer = spawn_writer(rx, sinks);
+    let stats = fetcher.run(tx, shutdown).await;
+    let (summary, output_error) = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .context("writer task failed")?
+        .map_err(|_| anyhow::anyhow!("writer thread panicked"))?;
+    Ok(Listing {
+        stats,
+        summary,
+        elapsed: started.elapsed(),
+        output_error,
+    })
+}
+
+fn spawn_writer(
+    mut rx: mpsc::Receiver<SshUser>,
+    mut sinks: Vec<TableWriter<UserRow>>,
+) -> JoinHandle<(UserSummary, Option<io::Error>)> {
+    std::thread::spawn(move || {
+        let mut summary = UserSummary::new();
+        let result = drain(&mut rx, &mut sinks, &mut summary);
+        // Dropping the receiver stops the fetcher if an output failed.
+        drop(rx);
+        let finished = sinks.iter_mut().try_for_each(TableWriter::finish);
+        (summary, result.and(finished).err())
+    })
+}
+
+/// Writes every user as it arrives, flushing whenever the channel is momentarily empty.
+fn drain(
+    rx: &mut mpsc::Receiver<SshUser>,
+    sinks: &mut [TableWriter<UserRow>],
+    summary: &mut UserSummary,
+) -> io::Result<()> {
+    loop {
+        let user = match rx.try_recv() {
+            Ok(user) => user,
+            Err(TryRecvError::Disconnected) => return Ok(()),
+            Err(TryRecvError::Empty) => {
+                sinks.iter_mut().try_for_each(TableWriter::flush)?;
+                match rx.blocking_recv() {
+                    Some(user) => user,
+                    None => return Ok(()),
+                }
+            }
+        };
+        let row = UserRow::from(&user);
+        sinks.iter_mut().try_for_each(|sink| sink.write(&row))?;
+        summary.add(&row);
+    }
+}
+
+/// The paging lines of the stderr summary, warnings included.
+pub(crate) fn describe(listing: &Listing, page_size: u64, concurrency: usize) -> String {
+    let stats = &listing.stats;
+    let mut text = format!(
+        "listed {} users in {} pages ({} per page, {} at a time) in {:.2}s\n",
+        stats.users,
+        stats.pages,
+        page_size,
+        concurrency,
+        listing.elapsed.as_secs_f64()
+    );
+    if stats.total_changed {
+        text.push_str(&format!(
+            "warning: the API's total changed during the listing ({} -> {}); {} repeated users \
+             were dropped{}; users added or removed meanwhile may be missing or gone\n",
+            count(stats.first_total),
+            count(stats.last_total),
+            stats.duplicates,
+            if stats.rechecked {
+                format!(
+                    ", and a second pass one page at a time found {} more",
+                    stats.recovered
+                )
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if let Some(offset) = stats.ended_early_at {
+        text.push_str(&format!(
+            "warning: the listing ended at an empty or short page at offset {offset}, before the total of {}\n",
+            count(stats.last_total)
+        ));
+    }
+    if stats.interrupted {
+        text.push_str("interrupted: the report holds the pages fetched so far\n");
+    }
+    text
+}
+
+fn count(n: Option<u64>) -> String {
+    n.map_or_else(|| "unknown".to_owned(), |n| n.to_string())
+}
+
+fn exit_code(listing: &Listing) -> Exit {
+    let stats = &listing.stats;
+    if stats.interrupted {
+        Exit::Interrupted
+    } else if let Some(e) = &stats.error {
+        if stats.pages == 0 {
+            exit_for(e)
+        } else {
+            Exit::Findings
+        }
+    } else if listing.summary.flagged > 0 {
+        Exit::Findings
+    } else {
+        Exit::Clean
+    }
+}
+
+/// The users named `username` exactly, with their devices (for the bulk detach).
+pub(super) async fn users_named(
+    client: Arc<EquinixClient>,
+    username: &str,
+) -> Result<Vec<SshUser>, crate::equinix::EquinixError> {
+    let filter = ListFilter {
+        username: Some(username.to_owned()),
+        verbose: true,
+        ..ListFilter::default()
+    };
+    let (tx, mut rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let fetch = tokio::spawn(PageFetcher::new(client, filter, 100, 4).run(tx, Shutdown::never()));
+    let mut found = Vec::new();
+    while let Some(user) = rx.recv().await {
+        // The filter's matching rules are the API's; only an exact match is acted on.
+        if user.username == username {
+            found.push(user);
+        }
+    }
+    let stats = fetch.await.unwrap_or_default();
+    match stats.error {
+        Some(e) => Err(e),
+        None => Ok(found),
+    }
+}

@@ -1,0 +1,259 @@
+//! The single operations of `ssh-users`: get, available, and the writes (create,
+//! set-password, attach, detach, and the bulk detach of one user from every device), each
+//! planned without `--apply` and rate-limited with it.
+
+use std::sync::Arc;
+
+use super::super::args::{
+    AttachArgs, AvailableArgs, CreateArgs, DetachArgs, GetArgs, SetPasswordArgs,
+};
+use super::super::{install_signal_handlers, Exit};
+use super::{connect, fail, list, open_rows, read_password, write_rows};
+use crate::equinix::{Availability, EquinixClient, EquinixError, NewUser, SshUser};
+use crate::report::ssh_users::{AvailabilityRow, ChangeRow, UserRow};
+
+pub(super) async fn get(args: GetArgs) -> anyhow::Result<Exit> {
+    let client = connect(&args.api, 1, None)?;
+    let user = match client.get_user(&args.uuid).await {
+        Ok(user) => user,
+        Err(e) => return Ok(fail(&e)),
+    };
+    let row = UserRow::from(&user);
+    write_rows(&args.api, std::slice::from_ref(&row))?;
+    Ok(if row.flags.is_empty() {
+        Exit::Clean
+    } else {
+        Exit::Findings
+    })
+}
+
+pub(super) async fn available(args: AvailableArgs) -> anyhow::Result<Exit> {
+    let client = connect(&args.api, 1, None)?;
+    let answer = match client.availability(&args.username).await {
+        Ok(answer) => answer,
+        Err(e) => return Ok(fail(&e)),
+    };
+    let row = match answer {
+        Availability::Available => AvailabilityRow {
+            username: args.username.clone(),
+            available: true,
+            error_codes: Vec::new(),
+            reason: None,
+        },
+        Availability::Unavailable(problems) => AvailabilityRow {
+            username: args.username.clone(),
+            available: false,
+            error_codes: problems.iter().filter_map(|p| p.code.clone()).collect(),
+            reason: Some(
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+            .filter(|r| !r.is_empty()),
+        },
+    };
+    write_rows(&args.api, std::slice::from_ref(&row))?;
+    Ok(if row.available {
+        Exit::Clean
+    } else {
+        Exit::Findings
+    })
+}
+
+pub(super) async fn create(args: CreateArgs) -> anyhow::Result<Exit> {
+    let mut row = ChangeRow {
+        action: "create",
+        username: Some(args.username.clone()),
+        device_uuid: Some(args.device.clone()),
+        ..ChangeRow::default()
+    };
+    if !args.write.apply {
+        return plan(&args.api, row);
+    }
+    let password = read_password(args.password_env.as_deref())?;
+    let client = connect(&args.api, 1, Some(&args.write))?;
+    let user = NewUser {
+        username: args.username.clone(),
+        password,
+        device_uuid: args.device.clone(),
+    };
+    let outcome = client.create(&user).await.map(|uuid| {
+        row.user_uuid = Some(uuid);
+    });
+    finish(&args.api, row, outcome)
+}
+
+pub(super) async fn set_password(args: SetPasswordArgs) -> anyhow::Result<Exit> {
+    let row = ChangeRow {
+        action: "set_password",
+        user_uuid: Some(args.uuid.clone()),
+        ..ChangeRow::default()
+    };
+    if !args.write.apply {
+        return plan(&args.api, row);
+    }
+    let password = read_password(args.password_env.as_deref())?;
+    let client = connect(&args.api, 1, Some(&args.write))?;
+    let outcome = client.set_password(&args.uuid, &password).await;
+    finish(&args.api, row, outcome)
+}
+
+pub(super) async fn attach(args: AttachArgs) -> anyhow::Result<Exit> {
+    let row = ChangeRow {
+        action: "attach",
+        user_uuid: Some(args.user_uuid.clone()),
+        device_uuid: Some(args.device_uuid.clone()),
+        ..ChangeRow::default()
+    };
+    if !args.write.apply {
+        return plan(&args.api, row);
+    }
+    let client = connect(&args.api, 1, Some(&args.write))?;
+    let outcome = client.attach(&args.user_uuid, &args.device_uuid).await;
+    finish(&args.api, row, outcome)
+}
+
+pub(super) async fn detach(args: DetachArgs) -> anyhow::Result<Exit> {
+    if let Some(username) = args.username.clone().filter(|_| args.all_devices) {
+        return detach_everywhere(&args, &username).await;
+    }
+    let (Some(user), Some(device)) = (args.user_uuid.clone(), args.device_uuid.clone()) else {
+        anyhow::bail!("detach needs USER_UUID DEVICE_UUID, or --username U --all-devices");
+    };
+    if !args.write.apply {
+        return plan(&args.api, planned_detach(&user, None, &device));
+    }
+    let client = connect(&args.api, 1, Some(&args.write))?;
+    let row = detach_row(&client, &user, None, &device, true).await;
+    let failed = row.error.is_some();
+    write_rows(&args.api, &[row])?;
+    Ok(if failed { Exit::Findings } else { Exit::Clean })
+}
+
+/// Lists the user's entries, then detaches each device under the write rate limit.
+async fn detach_everywhere(args: &DetachArgs, username: &str) -> anyhow::Result<Exit> {
+    let client = connect(&args.api, 4, Some(&args.write))?;
+    let (_trigger, shutdown) = install_signal_handlers(args.api.quiet);
+    let users = match list::users_named(client.clone(), username).await {
+        Ok(users) => users,
+        Err(e) => return Ok(fail(&e)),
+    };
+    let targets = targets(&users);
+    if !args.api.quiet {
+        eprintln!(
+            "{username}: {} user entr{} on {} device(s){}",
+            users.len(),
+            if users.len() == 1 { "y" } else { "ies" },
+            targets.len(),
+            if args.write.apply {
+                ""
+            } else {
+                " (dry run: pass --apply to detach)"
+            }
+        );
+    }
+    // Each row is written and flushed as its detach completes: a crash keeps what was done.
+    let mut out = open_rows::<ChangeRow>(&args.api)?;
+    let mut failed = 0;
+    for (user, device) in targets {
+        if shutdown.is_triggered() {
+            out.finish()?;
+            return Ok(Exit::Interrupted);
+        }
+        let row = detach_row(
+            &client,
+            &user.uuid,
+            Some(&user.username),
+            device,
+            args.write.apply,
+        );
+        let row = row.await;
+        failed += usize::from(row.error.is_some());
+        out.write(&row)?;
+        out.flush()?;
+    }
+    out.finish()?;
+    if failed > 0 && !args.api.quiet {
+        eprintln!("{failed} detach(es) failed; see the error column");
+    }
+    Ok(if failed > 0 {
+        Exit::Findings
+    } else {
+        Exit::Clean
+    })
+}
+
+/// Every (user, device) pair to detach, in listing order.
+fn targets(users: &[SshUser]) -> Vec<(&SshUser, &str)> {
+    users
+        .iter()
+        .flat_map(|u| {
+            u.device_uuids
+                .iter()
+                .flatten()
+                .map(move |d| (u, d.as_str()))
+        })
+        .collect()
+}
+
+async fn detach_row(
+    client: &Arc<EquinixClient>,
+    user: &str,
+    username: Option<&str>,
+    device: &str,
+    apply: bool,
+) -> ChangeRow {
+    let mut row = planned_detach(user, username, device);
+    if !apply {
+        return row;
+    }
+    match client.detach(user, device).await {
+        Ok(outcome) => {
+            row.applied = true;
+            row.user_deleted = Some(outcome.user_deleted);
+            row.association_deleted = Some(outcome.association_deleted);
+        }
+        Err(e) => row.error = Some(e.to_string()),
+    }
+    row
+}
+
+fn planned_detach(user: &str, username: Option<&str>, device: &str) -> ChangeRow {
+    ChangeRow {
+        action: "detach",
+        user_uuid: Some(user.to_owned()),
+        username: username.map(str::to_owned),
+        device_uuid: Some(device.to_owned()),
+        ..ChangeRow::default()
+    }
+}
+
+/// A dry run: the planned change, not applied.
+fn plan(api: &super::super::args::ApiArgs, row: ChangeRow) -> anyhow::Result<Exit> {
+    if !api.quiet {
+        eprintln!("dry run: pass --apply to make this change");
+    }
+    write_rows(api, &[row])?;
+    Ok(Exit::Clean)
+}
+
+fn finish(
+    api: &super::super::args::ApiArgs,
+    mut row: ChangeRow,
+    outcome: Result<(), EquinixError>,
+) -> anyhow::Result<Exit> {
+    let exit = match &outcome {
+        Ok(()) => {
+            row.applied = true;
+            Exit::Clean
+        }
+        Err(e) => {
+            row.error = Some(e.to_string());
+            fail(e)
+        }
+    };
+    write_rows(api, &[row])?;
+    Ok(exit)
+}

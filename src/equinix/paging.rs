@@ -1,0 +1,264 @@
+//! The concurrent listing: the first page gives `total`, the remaining pages are fetched
+//! several at a time and delivered in offset order as they complete, de-duplicated by uuid,
+//! stopping at the first empty (or short) page. Memory is bounded by the window of pages in
+//! flight.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::{EquinixClient, EquinixError, ListFilter, Page, SshUser};
+use crate::shutdown::Shutdown;
+
+/// How a listing went. `error` is set when a page failed; the pages before it were delivered.
+#[derive(Debug, Default)]
+pub struct ListingStats {
+    /// Pages received, the empty one that ended the listing included.
+    pub pages: u64,
+    /// Users delivered (each uuid once).
+    pub users: u64,
+    /// Users seen again on a later page (shifted by changes during the listing) and dropped.
+    pub duplicates: u64,
+    /// `total` on the first page, and the last one seen.
+    pub first_total: Option<u64>,
+    pub last_total: Option<u64>,
+    /// Some page reported a different `total` than the first.
+    pub total_changed: bool,
+    /// The offset of the empty or short page that ended the listing before `total` was
+    /// reached.
+    pub ended_early_at: Option<u64>,
+    /// The total changed, so the listing was walked a second time, one page at a time.
+    pub rechecked: bool,
+    /// Users found only by that second walk.
+    pub recovered: u64,
+    pub interrupted: bool,
+    /// The receiver went away (the output closed); the listing stopped early.
+    pub output_closed: bool,
+    pub error: Option<EquinixError>,
+}
+
+/// Lists every user matching a filter.
+pub struct PageFetcher {
+    client: Arc<EquinixClient>,
+    filter: Arc<ListFilter>,
+    page_size: u64,
+    concurrency: usize,
+}
+
+/// The pages in flight and the ones that arrived ahead of their turn.
+struct Window {
+    tasks: JoinSet<(u64, Result<Page, EquinixError>)>,
+    early: BTreeMap<u64, Page>,
+    /// The next offset to request.
+    next_request: u64,
+    /// The next offset to deliver.
+    next_delivery: u64,
+    step: u64,
+    /// Request pages below this offset (the latest `total`).
+    end: u64,
+}
+
+/// Delivers users once each and keeps the count.
+struct Delivery {
+    out: mpsc::Sender<SshUser>,
+    seen: HashSet<String>,
+    stats: ListingStats,
+    /// In the second walk, users seen before are expected, not duplicates.
+    rechecking: bool,
+}
+
+impl PageFetcher {
+    /// `concurrency` pages at once (1 = one page at a time, as public clients do).
+    pub fn new(
+        client: Arc<EquinixClient>,
+        filter: ListFilter,
+        page_size: u64,
+        concurrency: usize,
+    ) -> PageFetcher {
+        PageFetcher {
+            client,
+            filter: Arc::new(filter),
+            page_size: page_size.max(1),
+            concurrency: concurrency.max(1),
+        }
+    }
+
+    /// Sends every user to `out` in offset order; ends at the first empty page, at `total`
+    /// (following it when it grows), on a failed page, or when `shutdown` fires.
+    ///
+    /// Offset paging is not a snapshot: when the total changes, entries shift between pages.
+    /// Concurrent pages can then miss a user that sequential paging would not (pages are
+    /// served out of order), so a listing that saw the total change is walked once more, one
+    /// page at a time, and users it had not delivered yet are added.
+    pub async fn run(self, out: mpsc::Sender<SshUser>, shutdown: Shutdown) -> ListingStats {
+        let mut delivery = Delivery {
+            out,
+            seen: HashSet::new(),
+            stats: ListingStats::default(),
+            rechecking: false,
+        };
+        self.pass(&mut delivery, self.concurrency, &shutdown).await;
+        if delivery.stats.total_changed && self.concurrency > 1 && delivery.may_continue() {
+            delivery.rechecking = true;
+            delivery.stats.rechecked = true;
+            self.pass(&mut delivery, 1, &shutdown).await;
+        }
+        delivery.stats
+    }
+
+    async fn pass(&self, delivery: &mut Delivery, concurrency: usize, shutdown: &Shutdown) {
+        let first = match self.client.list_page(&self.filter, 0, self.page_size).await {
+            Ok(page) => page,
+            Err(e) => {
+                delivery.stats.error = Some(page_error(0, e));
+                return;
+            }
+        };
+        if !delivery.rechecking {
+            delivery.stats.first_total = first.total;
+        }
+        let step = self.step(&first);
+        let end = first.total.unwrap_or(u64::MAX);
+        if delivery.take(first, step).await {
+            self.rest(step, end, concurrency, delivery, shutdown).await;
+        }
+    }
+
+    /// The offset step: the page size, or what the API says (or shows) it serves at most.
+    fn step(&self, first: &Page) -> u64 {
+        let served = first.users.len() as u64;
+        match first.limit {
+            Some(limit) if limit > 0 => limit.min(self.page_size),
+            None if served > 0 && first.total.is_some_and(|t| t > served) => {
+                served.min(self.page_size)
+            }
+            _ => self.page_size,
+        }
+    }
+
+    async fn rest(
+        &self,
+        step: u64,
+        end: u64,
+        concurrency: usize,
+        delivery: &mut Delivery,
+        shutdown: &Shutdown,
+    ) {
+        // Without a total, the pages are walked one at a time until one comes back short.
+        let concurrency = if end == u64::MAX { 1 } else { concurrency };
+        let mut window = Window {
+            tasks: JoinSet::new(),
+            early: BTreeMap::new(),
+            next_request: step,
+            next_delivery: step,
+            step,
+            end,
+        };
+        loop {
+            if shutdown.is_triggered() {
+                delivery.stats.interrupted = true;
+                return;
+            }
+            self.fill(&mut window, concurrency);
+            let Some(joined) = window.tasks.join_next().await else {
+                return;
+            };
+            let Ok((offset, result)) = joined else {
+                continue;
+            };
+            match result {
+                Ok(page) => {
+                    window.early.insert(offset, page);
+                }
+                Err(e) => {
+                    delivery.stats.error = Some(page_error(offset, e));
+                    return;
+                }
+            }
+            if !Self::deliver_ready(&mut window, delivery).await {
+                return;
+            }
+        }
+    }
+
+    /// Starts requests up to `concurrency` in flight, never more than `concurrency` pages
+    /// ahead of the next one to deliver (which bounds the pages held back).
+    fn fill(&self, window: &mut Window, concurrency: usize) {
+        let horizon = window
+            .next_delivery
+            .saturating_add(window.step.saturating_mul(concurrency as u64));
+        while window.tasks.len() < concurrency
+            && window.next_request < window.end
+            && window.next_request < horizon
+        {
+            let offset = window.next_request;
+            let (client, filter, limit) =
+                (self.client.clone(), self.filter.clone(), self.page_size);
+            window
+                .tasks
+                .spawn(async move { (offset, client.list_page(&filter, offset, limit).await) });
+            window.next_request += window.step;
+        }
+    }
+
+    /// Delivers the pages that are next in offset order; `false` once the listing is over.
+    async fn deliver_ready(window: &mut Window, delivery: &mut Delivery) -> bool {
+        while let Some(page) = window.early.remove(&window.next_delivery) {
+            if let Some(total) = page.total {
+                // A grown total extends the listing; a shrunk one ends at a short page.
+                window.end = window.end.max(total);
+            }
+            if !delivery.take(page, window.step).await {
+                return false;
+            }
+            window.next_delivery += window.step;
+        }
+        true
+    }
+}
+
+impl Delivery {
+    fn may_continue(&self) -> bool {
+        self.stats.error.is_none() && !self.stats.interrupted && !self.stats.output_closed
+    }
+
+    /// Counts a page and sends its new users; `false` when the listing should stop: after
+    /// an empty or short page (nothing lies beyond it, whatever `total` said), or when the
+    /// output is gone.
+    async fn take(&mut self, page: Page, step: u64) -> bool {
+        self.stats.pages += 1;
+        if let Some(total) = page.total {
+            if self.stats.first_total.is_some_and(|first| first != total) {
+                self.stats.total_changed = true;
+            }
+            self.stats.last_total = Some(total);
+        }
+        let reached = page.offset + page.users.len() as u64;
+        let last = (page.users.len() as u64) < step;
+        if last && self.stats.last_total.is_some_and(|total| reached < total) {
+            self.stats.ended_early_at = Some(page.offset);
+        }
+        for user in page.users {
+            if !self.seen.insert(user.uuid.clone()) {
+                self.stats.duplicates += u64::from(!self.rechecking);
+                continue;
+            }
+            if self.out.send(user).await.is_err() {
+                self.stats.output_closed = true;
+                return false;
+            }
+            self.stats.users += 1;
+            self.stats.recovered += u64::from(self.rechecking);
+        }
+        !last
+    }
+}
+
+fn page_error(offset: u64, source: EquinixError) -> EquinixError {
+    EquinixError::Page {
+        offset,
+        source: Box::new(source),
+    }
+}

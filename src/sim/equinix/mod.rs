@@ -1,0 +1,247 @@
+//! The mock Equinix Network Edge API: the OAuth2 token endpoint and the `sshUsers` paths on
+//! their own loopback port, answering with the OpenAPI file's shapes and paging semantics.
+//! It shares no code with `crate::equinix`: its own serde types, its own request handling.
+//!
+//! Faults on request: latency per response (concurrent requests are answered concurrently),
+//! 429 or 500 every N-th API call, token expiry every N-th call, a `total` that drifts while a
+//! listing is paged, and a `total` that overstates what exists (empty pages at the end).
+
+mod routes;
+mod store;
+
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::http::{self, HttpError, Response};
+use super::server::{stopped, DoneToken};
+pub use store::MockUser;
+
+/// The client id and secret the mock accepts.
+pub const CLIENT_ID: &str = "sim-client";
+pub const CLIENT_SECRET: &str = "sim-secret";
+/// Consecutive failed token requests after which the mock locks the client, as the real
+/// service does.
+pub const LOCKOUT_AFTER: u32 = 5;
+/// Entries kept in the request log.
+const LOG_LIMIT: usize = 200_000;
+
+/// What the mock serves and which faults it injects.
+#[derive(Clone, Debug)]
+pub struct EquinixSimConfig {
+    pub users: usize,
+    pub seed: u64,
+    /// Added before every response.
+    pub latency: Duration,
+    pub faults: EquinixFaults,
+}
+
+/// Injected misbehaviour; the default is a well-behaved API.
+#[derive(Clone, Debug)]
+pub struct EquinixFaults {
+    /// Every N-th API call (token requests excluded) is answered 429.
+    pub throttle_every: Option<u64>,
+    /// The `Retry-After` seconds sent with injected 429s; none when `None`.
+    pub retry_after: Option<u64>,
+    /// Every N-th API call finds its token expired (401), as if it had timed out early.
+    pub expire_every: Option<u64>,
+    /// Every N-th API call fails with 500 (after doing nothing).
+    pub error_every: Option<u64>,
+    /// `token_timeout` of issued tokens; the mock refuses them after this long.
+    pub token_lifetime: Duration,
+    /// Users added (positive) or removed (negative) at the front of the list after every
+    /// listing page beyond the first: the `total` drifts and entries shift between pages.
+    pub drift_per_page: i64,
+    /// `pagination.total` claims this many more users than exist (trailing empty pages).
+    pub total_overstated_by: u64,
+    /// `POST /sshUsers` answers with the new uuid in the `Location` header only.
+    pub created_uuid_in_location_only: bool,
+    /// Association calls without the `{}` body are refused with 415, as the live API is
+    /// reported to do (the OpenAPI file declares no body for them).
+    pub association_needs_body: bool,
+}
+
+impl Default for EquinixFaults {
+    fn default() -> EquinixFaults {
+        EquinixFaults {
+            throttle_every: None,
+            retry_after: None,
+            expire_every: None,
+            error_every: None,
+            token_lifetime: Duration::from_secs(3599),
+            drift_per_page: 0,
+            total_overstated_by: 0,
+            created_uuid_in_location_only: false,
+            association_needs_body: false,
+        }
+    }
+}
+
+/// Counters of what the mock saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MockStats {
+    pub token_requests: u64,
+    /// Token requests refused (bad credentials or locked).
+    pub token_refusals: u64,
+    pub api_requests: u64,
+    pub list_requests: u64,
+    /// 429s injected.
+    pub throttled: u64,
+    /// 500s injected.
+    pub server_errors: u64,
+    /// 401s for missing, unknown or expired tokens.
+    pub unauthorized: u64,
+    /// Requests answered 400/404/405/415 for breaking the spec or naming nothing.
+    pub rejected: u64,
+}
+
+/// One request as the mock received it.
+#[derive(Clone, Debug)]
+pub struct LoggedRequest {
+    /// Tokio time (pausable in tests) at arrival.
+    pub at: Instant,
+    pub method: String,
+    pub target: String,
+    pub status: u16,
+}
+
+/// The running mock. Its tasks stop with the fleet.
+#[derive(Clone)]
+pub struct EquinixMock {
+    url: String,
+    state: Arc<Mutex<routes::MockState>>,
+}
+
+impl std::fmt::Debug for EquinixMock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EquinixMock")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EquinixMock {
+    /// Binds a loopback port (0 = any) and serves until `stop` fires.
+    pub async fn start(
+        cfg: EquinixSimConfig,
+        port: u16,
+        stop: watch::Receiver<bool>,
+        done: DoneToken,
+    ) -> io::Result<EquinixMock> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let latency = cfg.latency;
+        let state = Arc::new(Mutex::new(routes::MockState::new(cfg)));
+        tokio::spawn(accept_loop(listener, state.clone(), latency, stop, done));
+        Ok(EquinixMock { url, state })
+    }
+
+    /// `http://127.0.0.1:PORT`: the API base (token and `sshUsers` paths under it).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn stats(&self) -> MockStats {
+        self.lock().stats.clone()
+    }
+
+    /// Every current user, in listing order.
+    pub fn users(&self) -> Vec<MockUser> {
+        self.lock().store.users().to_vec()
+    }
+
+    /// Every request received, oldest first (bounded).
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.lock().log.clone()
+    }
+
+    /// The uuid of a device that accepts new SSH users, and of one that does not.
+    pub fn devices(&self) -> (String, String) {
+        self.lock().store.sample_devices()
+    }
+
+    /// Every device that accepts new SSH users.
+    pub fn active_devices(&self) -> Vec<String> {
+        self.lock().store.active_devices()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, routes::MockState> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<Mutex<routes::MockState>>,
+    latency: Duration,
+    mut stop: watch::Receiver<bool>,
+    done: DoneToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stopped(&mut stop) => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((tcp, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let (state, mut stop, done) = (state.clone(), stop.clone(), done.clone());
+        tokio::spawn(async move {
+            let _done = done;
+            tokio::select! {
+                _ = stopped(&mut stop) => {}
+                _ = serve(tcp, &state, latency) => {}
+            }
+        });
+    }
+}
+
+/// One connection: requests answered in turn, each after the configured latency.
+async fn serve(mut tcp: TcpStream, state: &Mutex<routes::MockState>, latency: Duration) {
+    let _ = tcp.set_nodelay(true);
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        let req = match http::read_request(&mut tcp, &mut buf).await {
+            Ok(Some(req)) => req,
+            Ok(None) | Err(HttpError::Disconnected) => return,
+            Err(HttpError::Reject(status)) => {
+                let _ = Response::plain_status(status)
+                    .write_to(&mut tcp, false)
+                    .await;
+                return;
+            }
+        };
+        let response = {
+            let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+            state.handle(&req, Instant::now())
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        if response.write_to(&mut tcp, req.keep_alive).await.is_err() || !req.keep_alive {
+            let _ = tcp.shutdown().await;
+            return;
+        }
+    }
+}
+
+impl routes::MockState {
+    fn log(&mut self, at: Instant, method: &str, target: &str, status: u16) {
+        if self.log.len() < LOG_LIMIT {
+            self.log.push(LoggedRequest {
+                at,
+                method: method.to_owned(),
+                target: target.to_owned(),
+                status,
+            });
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The concurrent listing against the mock: every user exactly once and in offset order,
+//! under a drifting total, with trailing empty pages, and with pages that fail.
+
+use std::collections::HashMap;
+
+use sshfleet::equinix::client::Backoff;
+use sshfleet::equinix::EquinixError;
+use sshfleet::sim::EquinixFaults;
+
+use crate::equinix_support::{api, client, client_with, list_all, mock, sim_credentials};
+
+fn counts<'a>(uuids: impl Iterator<Item = &'a str>) -> HashMap<&'a str, usize> {
+    let mut counts = HashMap::new();
+    for uuid in uuids {
+        *counts.entry(uuid).or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_user_exactly_once_in_the_api_order_at_any_concurrency() {
+    let fleet = mock(2_500, EquinixFaults::default()).await;
+    let expected: Vec<String> = api(&fleet).users().into_iter().map(|u| u.uuid).collect();
+    for concurrency in [1, 8, 32] {
+        let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, concurrency).await;
+        let got: Vec<&str> = users.iter().map(|u| u.uuid.as_str()).collect();
+        assert_eq!(got, expected, "concurrency {concurrency}");
+        assert_eq!((stats.pages, stats.users, stats.duplicates), (25, 2_500, 0));
+        assert!(!stats.total_changed && stats.error.is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_page_size_that_does_not_divide_the_total() {
+    let fleet = mock(1_002, EquinixFaults::default()).await;
+    let (users, stats) = list_all(client(&fleet, sim_credentials()), 77, 5).await;
+    assert_eq!(users.len(), 1_002);
+    assert_eq!(stats.pages, 14, "13 full pages and a short one");
+    assert!(users.iter().all(|u| u.device_uuids.is_some()), "verbose");
+}
+
+#[tokio::test]
+async fn an_empty_listing_is_one_page() {
+    let fleet = mock(0, EquinixFaults::default()).await;
+    let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, 8).await;
+    assert!(users.is_empty());
+    assert_eq!(
+        (stats.pages, stats.first_total, stats.ended_early_at),
+        (1, Some(0), None)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_growing_total_is_followed_deduplicated_and_reported() {
+    let faults = EquinixFaults {
+        drift_per_page: 7,
+        ..EquinixFaults::default()
+    };
+    let fleet = mock(2_000, faults).await;
+    let originals: Vec<String> = api(&fleet).users().into_iter().map(|u| u.uuid).collect();
+    let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, 8).await;
+    let seen = counts(users.iter().map(|u| u.uuid.as_str()));
+    assert!(seen.values().all(|n| *n == 1), "a user delivered twice");
+    for uuid in &originals {
+        assert_eq!(seen.get(uuid.as_str()), Some(&1), "{uuid} missing");
+    }
+    assert!(stats.total_changed && stats.rechecked, "{stats:?}");
+    assert!(stats.duplicates > 0, "{stats:?}");
+    assert_eq!(stats.first_total, Some(2_000));
+    assert!(stats.last_total > Some(2_000));
+}
+
+#[tokio::test]
+async fn a_shrinking_total_ends_at_an_empty_page_without_repeats() {
+    let faults = EquinixFaults {
+        drift_per_page: -40,
+        ..EquinixFaults::default()
+    };
+    let fleet = mock(1_000, faults).await;
+    let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, 1).await;
+    let seen = counts(users.iter().map(|u| u.uuid.as_str()));
+    assert!(seen.values().all(|n| *n == 1));
+    assert!(stats.total_changed, "{stats:?}");
+    assert!(stats.error.is_none());
+}
+
+#[tokio::test]
+async fn an_overstated_total_stops_at_the_first_empty_page() {
+    let faults = EquinixFaults {
+        total_overstated_by: 450,
+        ..EquinixFaults::default()
+    };
+    let fleet = mock(1_000, faults).await;
+    let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, 8).await;
+    assert_eq!(users.len(), 1_000);
+    assert_eq!(stats.ended_early_at, Some(1_000));
+    assert!(stats.error.is_none() && !stats.total_changed);
+    // Pages past the empty one may have been in flight, but no more than the window.
+    let lists = api(&fleet).stats().list_requests;
+    assert!((11..=15).contains(&lists), "{lists} list requests");
+}
+
+#[tokio::test]
+async fn a_failed_page_ends_the_listing_and_names_its_offset() {
+    let faults = EquinixFaults {
+        error_every: Some(4),
+        ..EquinixFaults::default()
+    };
+    let fleet = mock(1_000, faults).await;
+    let no_retries = Backoff {
+        retries: 0,
+        ..Backoff::default()
+    };
+    let (users, stats) = list_all(client_with(&fleet, sim_credentials(), no_retries), 100, 1).await;
+    assert_eq!(users.len(), 300);
+    let err = stats.error.expect("a page failed");
+    assert!(
+        matches!(err, EquinixError::Page { offset: 300, .. }),
+        "{err}"
+    );
+    assert_eq!(err.status(), Some(500));
+    assert!(err.to_string().contains("INTERNAL_SERVER_ERROR"), "{err}");
+}
+
+#[tokio::test]
+async fn a_short_page_ends_the_listing_whatever_the_total_claims() {
+    let faults = EquinixFaults {
+        total_overstated_by: 2_000_000_000,
+        ..EquinixFaults::default()
+    };
+    let fleet = mock(250, faults).await;
+    let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, 8).await;
+    assert_eq!(users.len(), 250);
+    assert_eq!(stats.ended_early_at, Some(200));
+    // The three pages up to the short one, and at most a window of eight beyond it.
+    let lists = api(&fleet).stats().list_requests;
+    assert!(lists <= 3 + 8, "{lists} list requests");
+}

@@ -1,0 +1,94 @@
+//! Plumbing for the Equinix tests: a mock API in-process and library clients against it.
+
+#![allow(dead_code, reason = "each test module uses a different part")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sshfleet::equinix::client::Backoff;
+use sshfleet::equinix::{
+    ClientPolicy, Credentials, EquinixClient, ListFilter, ListingStats, PageFetcher, SshUser,
+    TokenSource,
+};
+use sshfleet::net::{ClientSettings, HttpClient};
+use sshfleet::secret::Secret;
+use sshfleet::shutdown::Shutdown;
+use sshfleet::sim::{EquinixFaults, EquinixMock, Fleet, SimConfig};
+
+/// A fleet with no cameras and a mock Equinix API of `users` users.
+pub async fn mock(users: usize, faults: EquinixFaults) -> Fleet {
+    mock_with_latency(users, faults, Duration::ZERO).await
+}
+
+pub async fn mock_with_latency(users: usize, faults: EquinixFaults, latency: Duration) -> Fleet {
+    Fleet::start(SimConfig {
+        devices: 0,
+        latency,
+        equinix_users: Some(users),
+        equinix_faults: faults,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("mock starts")
+}
+
+pub fn api(fleet: &Fleet) -> &EquinixMock {
+    fleet.equinix().expect("the fleet serves the mock API")
+}
+
+pub fn sim_credentials() -> Credentials {
+    Credentials::Client {
+        id: "sim-client".into(),
+        secret: Secret::new("sim-secret"),
+    }
+}
+
+pub fn client(fleet: &Fleet, credentials: Credentials) -> Arc<EquinixClient> {
+    client_with(fleet, credentials, Backoff::default())
+}
+
+pub fn client_with(
+    fleet: &Fleet,
+    credentials: Credentials,
+    backoff: Backoff,
+) -> Arc<EquinixClient> {
+    let url = fleet.equinix_url().expect("mock url");
+    let settings = ClientSettings {
+        timeout: Duration::from_secs(30),
+        body_limit: 32 << 20,
+        max_idle_per_host: 8,
+        ..ClientSettings::default()
+    };
+    let http = Arc::new(HttpClient::new(&settings).expect("client"));
+    let tokens = Arc::new(TokenSource::new(
+        http.clone(),
+        &url,
+        credentials,
+        backoff.clone(),
+    ));
+    let policy = ClientPolicy {
+        backoff,
+        write_limiter: None,
+    };
+    Arc::new(EquinixClient::new(http, url, tokens, policy))
+}
+
+/// Lists everything with `concurrency` pages at once; returns the users in delivery order.
+pub async fn list_all(
+    client: Arc<EquinixClient>,
+    page_size: u64,
+    concurrency: usize,
+) -> (Vec<SshUser>, ListingStats) {
+    let filter = ListFilter {
+        verbose: true,
+        ..ListFilter::default()
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let fetcher = PageFetcher::new(client, filter, page_size, concurrency);
+    let run = tokio::spawn(fetcher.run(tx, Shutdown::never()));
+    let mut users = Vec::new();
+    while let Some(user) = rx.recv().await {
+        users.push(user);
+    }
+    (users, run.await.expect("listing task"))
+}
