@@ -1,1 +1,314 @@
-fn main() {}
+//! Whole-fleet bench: the library scanner against the in-process simulator on loopback, clean
+//! cameras only. Prints devices/s, HTTP requests per device and, with added latency, the wall
+//! time against the ideal `ceil(fleet / concurrency) × round trips × latency`.
+//!
+//! `cargo bench --bench fleet` runs both scenarios with the defaults below (a few minutes on
+//! two cores). Sizes come from the environment:
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `SSHFLEET_BENCH_DEVICES` | 10000 | cameras in the simulated fleet |
+//! | `SSHFLEET_BENCH_CONCURRENCY` | 256 | concurrency of the no-latency run |
+//! | `SSHFLEET_BENCH_LATENCY_MS` | 50 | latency the simulator adds to every response |
+//! | `SSHFLEET_BENCH_LATENCY_CONCURRENCY` | 1000 | concurrency of the latency run |
+//! | `SSHFLEET_BENCH_RUNS` | 3 | scans per scenario (the best and the median are printed) |
+//! | `SSHFLEET_BENCH_SCENARIOS` | `throughput,latency` | which scenarios to run |
+//!
+//! CPU time is read from `/proc` (Linux): the scanner's share is the process's less the
+//! simulator's threads, so the figure excludes the simulator serving in-process.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+
+use sshfleet::inventory::{self, InventoryOptions, Row};
+use sshfleet::net::auth::Credentials;
+use sshfleet::net::{ClientSettings, HttpClient};
+use sshfleet::report::{self, DeviceRecord, Format, NoProgress, RecordWriter, Schema, SshState};
+use sshfleet::scan::{ScanSettings, Scanner};
+use sshfleet::secret::Secret;
+use sshfleet::shutdown::Shutdown;
+use sshfleet::sim::{FaultProfile, Fleet, SimConfig};
+use sshfleet::vapix::SessionPolicy;
+
+/// getSupportedVersions (challenged, then answered) and getSshInfo with the cached challenge.
+const ROUND_TRIPS_PER_DEVICE: u32 = 3;
+const SIM_THREAD: &str = "fleet-sim";
+
+struct Settings {
+    devices: usize,
+    concurrency: usize,
+    latency: Duration,
+    latency_concurrency: usize,
+    runs: usize,
+    scenarios: Vec<String>,
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        let latency_ms = env_or("SSHFLEET_BENCH_LATENCY_MS", 50);
+        Settings {
+            devices: env_or("SSHFLEET_BENCH_DEVICES", 10_000),
+            concurrency: env_or("SSHFLEET_BENCH_CONCURRENCY", 256),
+            latency: Duration::from_millis(latency_ms as u64),
+            latency_concurrency: env_or("SSHFLEET_BENCH_LATENCY_CONCURRENCY", 1_000),
+            runs: env_or("SSHFLEET_BENCH_RUNS", 3).max(1),
+            scenarios: std::env::var("SSHFLEET_BENCH_SCENARIOS")
+                .unwrap_or_else(|_| "throughput,latency".into())
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .collect(),
+        }
+    }
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+        Err(_) => default,
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not: only build-check then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("fleet: run with `cargo bench --bench fleet`");
+        return;
+    }
+    let settings = Settings::from_env();
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let sim = tokio::runtime::Builder::new_multi_thread()
+        .thread_name(SIM_THREAD)
+        .enable_all()
+        .build()
+        .expect("simulator runtime");
+    let scan = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("fleet-scan")
+        .enable_all()
+        .build()
+        .expect("scanner runtime");
+    if settings.scenarios.iter().any(|s| s == "throughput") {
+        let latency = Duration::ZERO;
+        scenario(&sim, &scan, &settings, latency, settings.concurrency);
+    }
+    if settings.scenarios.iter().any(|s| s == "latency") {
+        let concurrency = settings.latency_concurrency;
+        scenario(&sim, &scan, &settings, settings.latency, concurrency);
+    }
+}
+
+/// One fleet, `runs` scans of it, and a line per scan plus a summary.
+fn scenario(sim: &Runtime, scan: &Runtime, s: &Settings, latency: Duration, concurrency: usize) {
+    let fleet = sim
+        .block_on(Fleet::start(SimConfig {
+            devices: s.devices,
+            faults: FaultProfile::None,
+            latency,
+            ..SimConfig::default()
+        }))
+        .expect("simulator starts (is the open-file limit high enough?)");
+    println!(
+        "fleet: {} clean cameras, latency {latency:?}, concurrency {concurrency}",
+        fleet.len()
+    );
+    let ideal = ideal_wall(fleet.len(), concurrency, latency);
+    let mut walls = Vec::new();
+    for run in 1..=s.runs {
+        let requests_before = total_requests(&fleet);
+        let cpu_before = scanner_cpu();
+        let started = Instant::now();
+        let checked = scan.block_on(scan_fleet(&fleet, concurrency));
+        let wall = started.elapsed();
+        let cpu = scanner_cpu()
+            .zip(cpu_before)
+            .map(|(after, before)| after - before);
+        let requests = total_requests(&fleet) - requests_before;
+        assert_eq!(
+            checked.mismatches, 0,
+            "the scan disagrees with the simulator's truth"
+        );
+        assert_eq!(checked.records, fleet.len(), "one record per camera");
+        let n = fleet.len() as f64;
+        let mut line = format!(
+            "  run {run}: {:.3} s, {:.0} devices/s, {:.3} requests/device",
+            wall.as_secs_f64(),
+            n / wall.as_secs_f64(),
+            requests as f64 / n
+        );
+        if let Some(cpu) = cpu {
+            line += &format!(", scanner CPU {:.1} µs/device", cpu.as_secs_f64() * 1e6 / n);
+        }
+        if let Some(ideal) = ideal {
+            line += &format!(
+                ", {:.3}x the ideal",
+                wall.as_secs_f64() / ideal.as_secs_f64()
+            );
+        }
+        println!("{line}");
+        walls.push(wall);
+    }
+    walls.sort();
+    let best = walls[0];
+    let median = walls[walls.len() / 2];
+    let n = fleet.len() as f64;
+    let mut line = format!(
+        "  best {:.0} devices/s, median {:.0} devices/s",
+        n / best.as_secs_f64(),
+        n / median.as_secs_f64()
+    );
+    if let Some(ideal) = ideal {
+        line += &format!(
+            "; ideal {:.3} s, median wall {:.3}x the ideal",
+            ideal.as_secs_f64(),
+            median.as_secs_f64() / ideal.as_secs_f64()
+        );
+    }
+    println!("{line}");
+    sim.block_on(fleet.shutdown());
+}
+
+/// `ceil(fleet / concurrency)` waves, each `round trips × latency` long.
+fn ideal_wall(devices: usize, concurrency: usize, latency: Duration) -> Option<Duration> {
+    if latency.is_zero() {
+        return None;
+    }
+    let waves = devices.div_ceil(concurrency.max(1)) as u32;
+    Some(latency * ROUND_TRIPS_PER_DEVICE * waves)
+}
+
+fn total_requests(fleet: &Fleet) -> u64 {
+    fleet.snapshot().iter().map(|d| d.requests).sum()
+}
+
+struct Checked {
+    records: usize,
+    mismatches: usize,
+}
+
+/// A scan as `sshfleet scan` runs it: inventory CSV in, one JSONL writer thread out.
+async fn scan_fleet(fleet: &Fleet, concurrency: usize) -> Checked {
+    let mut csv = Vec::new();
+    fleet.write_inventory(&mut csv).expect("inventory");
+    let inventory =
+        inventory::parse(csv.as_slice(), &InventoryOptions::default()).expect("inventory parses");
+    let devices = inventory
+        .rows
+        .into_iter()
+        .filter_map(|row| match row {
+            Row::Device(d) => Some(d),
+            Row::Invalid(_) => None,
+        })
+        .collect();
+    let truth: HashMap<String, Option<bool>> = (0..fleet.len())
+        .map(|i| {
+            let t = fleet.truth(i);
+            (t.address, t.ssh_enabled)
+        })
+        .collect();
+    let check = Arc::new(Mutex::new(Checked {
+        records: 0,
+        mismatches: 0,
+    }));
+    let sinks: Vec<Box<dyn RecordWriter>> = vec![
+        report::writer(Format::Jsonl, &Schema::default(), Box::new(io::sink())),
+        Box::new(TruthCheck {
+            truth,
+            check: check.clone(),
+        }),
+    ];
+    let (tx, rx) = mpsc::channel(1024);
+    let writer = report::spawn_writer(rx, sinks, Arc::new(NoProgress));
+    scanner(concurrency)
+        .run(devices, tx, Shutdown::never())
+        .await;
+    tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .expect("writer joins")
+        .expect("writer thread")
+        .expect("report written");
+    let mut check = check.lock().unwrap_or_else(PoisonError::into_inner);
+    Checked {
+        records: check.records,
+        mismatches: std::mem::take(&mut check.mismatches),
+    }
+}
+
+fn scanner(concurrency: usize) -> Scanner {
+    let http = HttpClient::new(&ClientSettings::default()).expect("HTTP client");
+    let settings = ScanSettings {
+        concurrency,
+        credentials: Credentials {
+            username: "root".into(),
+            password: Secret::new("pass"),
+        },
+        row_passwords: HashMap::new(),
+        policy: SessionPolicy::default(),
+        expect: Some(SshState::Disabled),
+        grace: Duration::from_secs(10),
+    };
+    Scanner::new(Arc::new(http), settings)
+}
+
+/// A report output that compares every record with the simulator's truth.
+struct TruthCheck {
+    truth: HashMap<String, Option<bool>>,
+    check: Arc<Mutex<Checked>>,
+}
+
+impl RecordWriter for TruthCheck {
+    fn write(&mut self, rec: &DeviceRecord) -> io::Result<()> {
+        let mut check = self.check.lock().unwrap_or_else(PoisonError::into_inner);
+        check.records += 1;
+        let expected = self.truth.get(&rec.address).copied().flatten();
+        if expected.is_none() || rec.ssh_enabled != expected {
+            if check.mismatches < 5 {
+                eprintln!(
+                    "mismatch: {} {} ssh_enabled={:?} expected {expected:?} ({:?})",
+                    rec.address, rec.status, rec.ssh_enabled, rec.error
+                );
+            }
+            check.mismatches += 1;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// CPU time of this process less the simulator's threads (Linux only). The process total
+/// keeps the time of threads that have ended (the writer thread, blocking-pool threads).
+fn scanner_cpu() -> Option<Duration> {
+    let mut ticks = cpu_ticks("/proc/self/stat")?.1;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path().join("stat");
+        match cpu_ticks(&path.to_string_lossy()) {
+            Some((comm, sim)) if comm.contains(SIM_THREAD) => ticks = ticks.saturating_sub(sim),
+            _ => {}
+        }
+    }
+    const TICKS_PER_SECOND: u64 = 100;
+    Some(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
+}
+
+/// `(comm, utime + stime)` of a `/proc/.../stat` file.
+fn cpu_ticks(path: &str) -> Option<(String, u64)> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // `pid (comm) state ...`: comm may hold spaces, so split at the last ')'.
+    let (comm, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((comm.to_owned(), utime + stime))
+}

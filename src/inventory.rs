@@ -179,7 +179,10 @@ fn parse_bytes(bytes: &[u8], opts: &InventoryOptions) -> Result<Inventory, Inven
     if header.unterminated {
         return Err(InventoryError::UnterminatedHeader { line: header.line });
     }
-    let mut builder = Builder::new(Header::parse(&header.record)?, *opts);
+    // Sized up front: growing by doubling would, for a moment, hold up to three times the
+    // rows of a large inventory (bench `inventory_parse`, peak RSS of a 20,000-camera scan).
+    let lines = data.iter().filter(|&&b| b == b'\n').count() + 1;
+    let mut builder = Builder::new(Header::parse(&header.record)?, *opts, lines);
     while let Some(raw) = reader.next_row()? {
         builder.push(&raw);
     }
@@ -214,16 +217,17 @@ struct Builder {
 }
 
 impl Builder {
-    fn new(header: Header, opts: InventoryOptions) -> Builder {
+    fn new(header: Header, opts: InventoryOptions, rows_hint: usize) -> Builder {
         let extra_columns = header.extra.iter().map(|(_, name)| name.clone()).collect();
         Builder {
             header,
             opts,
             inventory: Inventory {
                 extra_columns,
-                ..Inventory::default()
+                rows: Vec::with_capacity(rows_hint),
+                warnings: Vec::new(),
             },
-            seen: HashMap::new(),
+            seen: HashMap::with_capacity(rows_hint),
             unnamed_value_line: None,
         }
     }

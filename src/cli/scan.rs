@@ -224,43 +224,45 @@ fn split_rows(rows: Vec<Row>) -> (Vec<Device>, Vec<DeviceRecord>) {
 }
 
 /// Reads each `password_env` variable once; rows naming an unset variable become invalid.
+/// Filters in place: a second vector of devices would double the inventory's memory.
 fn resolve_row_passwords(
-    devices: Vec<Device>,
+    mut devices: Vec<Device>,
     invalid: &mut Vec<DeviceRecord>,
 ) -> (Vec<Device>, HashMap<String, Secret>) {
     let mut passwords: HashMap<String, Option<Secret>> = HashMap::new();
-    let mut kept = Vec::with_capacity(devices.len());
-    for device in devices {
+    devices.retain(|device| {
         let Some(var) = &device.password_env else {
-            kept.push(device);
-            continue;
+            return true;
         };
         let found = passwords
             .entry(var.clone())
             .or_insert_with(|| std::env::var(var).ok().map(Secret::new));
-        if found.is_some() {
-            kept.push(device);
-            continue;
+        if found.is_none() {
+            invalid.push(unset_password_record(device, var));
         }
-        let mut record = DeviceRecord::new(
-            device.address.clone(),
-            device.name.clone(),
-            device.site.clone(),
-            Status::Invalid,
-        );
-        record.error = Some(format!(
-            "line {}: password_env {var} is not set in the environment",
-            device.line
-        ));
-        record.expect = device.expect;
-        record.extra = device.extra.clone();
-        invalid.push(record);
-    }
+        found.is_some()
+    });
     let resolved = passwords
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect();
-    (kept, resolved)
+    (devices, resolved)
+}
+
+fn unset_password_record(device: &Device, var: &str) -> DeviceRecord {
+    let mut record = DeviceRecord::new(
+        device.address.clone(),
+        device.name.clone(),
+        device.site.clone(),
+        Status::Invalid,
+    );
+    record.error = Some(format!(
+        "line {}: password_env {var} is not set in the environment",
+        device.line
+    ));
+    record.expect = device.expect;
+    record.extra = device.extra.clone();
+    record
 }
 
 fn client_settings(args: &DeviceArgs) -> anyhow::Result<ClientSettings> {

@@ -1,6 +1,7 @@
 //! ssh.cgi on the wire: request bodies, and responses parsed once (simd-json) into domain
 //! values. Anything that is not exactly a well-formed answer is `Malformed`, never a guess.
 
+use std::cell::RefCell;
 use std::fmt;
 
 use serde::de::{self, Deserializer, IgnoredAny};
@@ -164,13 +165,21 @@ struct SshInfoData {
     enabled: bool,
 }
 
+thread_local! {
+    /// simd-json's scratch buffers, kept per thread: allocating them for every parse made
+    /// simd-json 1.5-1.9x slower, and slower than serde_json, on ~100-byte ssh.cgi bodies
+    /// (bench `parse/*`). They grow to the largest body parsed, at most the body cap.
+    static PARSE_BUFFERS: RefCell<simd_json::Buffers> = RefCell::new(simd_json::Buffers::new(512));
+}
+
 /// Parses in place (simd-json mutates the buffer). An `error` member always wins over `data`.
 fn parse<D: for<'de> Deserialize<'de>>(body: &mut [u8]) -> Result<Reply<D>, Malformed> {
     if body.is_empty() {
         return Err(Malformed("empty body".into()));
     }
-    let envelope: Envelope<D> =
-        simd_json::serde::from_slice(body).map_err(|e| Malformed(e.to_string()))?;
+    let envelope: Envelope<D> = PARSE_BUFFERS
+        .with_borrow_mut(|buffers| simd_json::serde::from_slice_with_buffers(body, buffers))
+        .map_err(|e| Malformed(e.to_string()))?;
     match (envelope.error, envelope.data) {
         (Some(e), _) => Ok(Reply::Error(DeviceError {
             code: e.code,
