@@ -17,6 +17,11 @@
 //! CPU time is read from `/proc` (Linux): the scanner's share is the process's less the
 //! simulator's threads, so the figure excludes the simulator serving in-process.
 
+#![expect(
+    clippy::expect_used,
+    reason = "a bench that cannot set up has nothing to measure"
+)]
+
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
