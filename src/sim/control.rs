@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use super::camera::Camera;
 use super::http::{self, HttpError, Request, Response};
+use super::ports;
 use super::server::{stopped, DoneToken};
 
 /// Where the answers come from; routing and HTTP stay here.
@@ -55,12 +56,23 @@ pub async fn serve<S: DeviceSource>(
     stop: watch::Receiver<bool>,
     done: DoneToken,
 ) -> io::Result<String> {
-    let listener = TcpListener::bind(addr)
+    let listener = bind(addr)
         .await
         .map_err(|e| io::Error::new(e.kind(), format!("binding the control API on {addr}: {e}")))?;
     let url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(accept_loop(listener, source, stop, done));
     Ok(url)
+}
+
+/// `127.0.0.1:0` (what the tests, the workers and most users ask for) takes its port from a
+/// port plan, robust where the kernel's ephemeral range is crowded; other addresses bind as is.
+async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    if addr != SocketAddr::from((Ipv4Addr::LOCALHOST, 0)) {
+        return TcpListener::bind(addr).await;
+    }
+    let listener = ports::bind_loopback_listener()?;
+    listener.set_nonblocking(true)?;
+    TcpListener::from_std(listener)
 }
 
 async fn accept_loop<S: DeviceSource>(

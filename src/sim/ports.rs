@@ -95,29 +95,34 @@ impl PortPlan {
     /// [`OUTGOING_RESERVE`]; those ports are meant for transient use, so no service that
     /// expects a fixed port is displaced. Overflow: as many ports again just below it.
     pub fn for_fleet(cameras: usize) -> io::Result<PortPlan> {
-        let (low, high) = ephemeral_range();
-        let span = usize::from(high - low) + 1;
-        let preferred = PortRange {
-            first: low,
-            last: (usize::from(high) - OUTGOING_RESERVE.min(span / 4)) as u16,
-        };
         // Some ports are always held by other programs: plan for more than one per camera.
         let wanted = cameras + (cameras / 16).max(256);
-        let below = usize::from(low).saturating_sub(LOWEST_PORT).min(wanted);
-        let overflow = (below > 0).then(|| PortRange {
-            first: (usize::from(low) - below) as u16,
-            last: low - 1,
-        });
-        let plan = PortPlan {
-            preferred,
-            overflow,
-        };
+        let plan = PortPlan::reaching_down(wanted);
         if plan.len() < wanted {
             let msg =
                 format!("{cameras} cameras need about {wanted} loopback ports; {plan} has too few");
             return Err(io::Error::new(io::ErrorKind::AddrNotAvailable, msg));
         }
         Ok(plan)
+    }
+
+    /// The preferred range, and up to `below` ports under it as overflow.
+    fn reaching_down(below: usize) -> PortPlan {
+        let (low, high) = ephemeral_range();
+        let span = usize::from(high - low) + 1;
+        let preferred = PortRange {
+            first: low,
+            last: (usize::from(high) - OUTGOING_RESERVE.min(span / 4)) as u16,
+        };
+        let below = usize::from(low).saturating_sub(LOWEST_PORT).min(below);
+        let overflow = (below > 0).then(|| PortRange {
+            first: (usize::from(low) - below) as u16,
+            last: low - 1,
+        });
+        PortPlan {
+            preferred,
+            overflow,
+        }
     }
 
     pub fn len(self) -> usize {
@@ -222,6 +227,21 @@ pub fn bind_all(closed: &[bool], plan: PortPlan) -> io::Result<Vec<Port>> {
     Ok(ports)
 }
 
+/// A listener on any free loopback port, picked like a camera's: the kernel's own pick
+/// (port 0) fails outright when other programs crowd its ephemeral range, while a
+/// [`PortPlan`] overflows below it.
+pub fn bind_loopback_listener() -> io::Result<TcpListener> {
+    // Overflow into everything below the ephemeral range: the fleets' own overflow sits
+    // just under it and may fill that part.
+    match bind_all(&[false], PortPlan::reaching_down(usize::MAX))?.pop() {
+        Some(Port::Listening(listener, _)) => Ok(listener),
+        _ => Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "no free loopback port",
+        )),
+    }
+}
+
 fn bind_one(port: u16, refuse: bool) -> io::Result<Port> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     if !refuse {
@@ -310,6 +330,18 @@ mod tests {
             .iter()
             .all(|p| (low..=plan.preferred.last).contains(p)));
         assert!(PortPlan::for_fleet(70_000).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn a_loopback_listener_comes_from_the_widest_plan() -> io::Result<()> {
+        let listener = bind_loopback_listener()?;
+        let port = listener.local_addr()?.port();
+        let plan = PortPlan::reaching_down(usize::MAX);
+        assert!(plan.candidates().any(|p| p == port), "{port} not in {plan}");
+        assert!(plan
+            .overflow
+            .is_none_or(|o| usize::from(o.first) == LOWEST_PORT));
         Ok(())
     }
 
