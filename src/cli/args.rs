@@ -333,6 +333,7 @@ pub struct GetArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct AvailableArgs {
+    /// The SSH username to check.
     pub username: String,
     #[command(flatten)]
     pub api: ApiArgs,
@@ -369,7 +370,9 @@ pub struct SetPasswordArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct AttachArgs {
+    /// The SSH user's uuid.
     pub user_uuid: String,
+    /// The virtual device's uuid.
     pub device_uuid: String,
     #[command(flatten)]
     pub write: WriteArgs,
@@ -382,6 +385,7 @@ pub struct DetachArgs {
     /// The SSH user's uuid (with DEVICE_UUID).
     #[arg(required_unless_present = "all_devices", requires = "device_uuid")]
     pub user_uuid: Option<String>,
+    /// The virtual device's uuid.
     pub device_uuid: Option<String>,
     /// With --all-devices: the user to remove from every device it is on.
     #[arg(
