@@ -374,6 +374,7 @@ pub struct GetArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct AvailableArgs {
+    /// The SSH username to check.
     pub username: String,
     #[command(flatten)]
     pub api: ApiArgs,
@@ -410,7 +411,9 @@ pub struct SetPasswordArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct AttachArgs {
+    /// The SSH user's uuid.
     pub user_uuid: String,
+    /// The virtual device's uuid.
     pub device_uuid: String,
     #[command(flatten)]
     pub write: WriteArgs,
@@ -423,6 +426,7 @@ pub struct DetachArgs {
     /// The SSH user's uuid (with DEVICE_UUID).
     #[arg(required_unless_present = "all_devices", requires = "device_uuid")]
     pub user_uuid: Option<String>,
+    /// The virtual device's uuid.
     pub device_uuid: Option<String>,
     /// With --all-devices: the user to remove from every device it is on.
     #[arg(

@@ -156,13 +156,19 @@ impl PageFetcher {
             step,
             end,
         };
+        let mut stop = shutdown.clone();
         loop {
             if shutdown.is_triggered() {
                 delivery.stats.interrupted = true;
                 return;
             }
             self.fill(&mut window, concurrency);
-            let Some(joined) = window.tasks.join_next().await else {
+            // A stop request abandons the pages in flight (dropping the set aborts them).
+            let joined = tokio::select! {
+                _ = stop.wait() => continue,
+                joined = window.tasks.join_next() => joined,
+            };
+            let Some(joined) = joined else {
                 return;
             };
             let Ok((offset, result)) = joined else {

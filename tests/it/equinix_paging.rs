@@ -136,3 +136,27 @@ async fn a_short_page_ends_the_listing_whatever_the_total_claims() {
     let lists = api(&fleet).stats().list_requests;
     assert!(lists <= 3 + 8, "{lists} list requests");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_request_ends_the_listing_after_the_pages_delivered() {
+    let fleet = crate::equinix_support::mock_with_latency(
+        1_000,
+        EquinixFaults::default(),
+        std::time::Duration::from_secs(1),
+    )
+    .await;
+    let (trigger, shutdown) = sshfleet::shutdown::channel();
+    let filter = sshfleet::equinix::ListFilter::default();
+    let fetcher =
+        sshfleet::equinix::PageFetcher::new(client(&fleet, sim_credentials()), filter, 100, 4);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let run = tokio::spawn(fetcher.run(tx, shutdown));
+    let mut users = 0;
+    while rx.recv().await.is_some() {
+        users += 1;
+        trigger.trigger();
+    }
+    let stats = run.await.expect("listing task");
+    assert!(stats.interrupted, "{stats:?}");
+    assert!(users < 1_000 && users as u64 == stats.users, "{users}");
+}
