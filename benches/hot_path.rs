@@ -43,37 +43,8 @@ fn encode(c: &mut Criterion) {
     group.finish();
 }
 
-/// The same envelope the client parses, for a like-for-like serde_json comparison.
-#[derive(Deserialize)]
-struct Envelope<D> {
-    #[serde(default = "none")]
-    data: Option<D>,
-    #[serde(default)]
-    error: Option<WireError>,
-}
-
-fn none<D>() -> Option<D> {
-    None
-}
-
-#[derive(Deserialize)]
-struct WireError {
-    #[serde(default)]
-    code: Option<i64>,
-    #[serde(default)]
-    message: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct VersionsData {
-    #[serde(rename = "apiVersions")]
-    api_versions: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct SshInfoData {
-    enabled: bool,
-}
+// The client's own wire shapes, so the serde_json comparison parses exactly the same.
+use wire::{Envelope, SshInfoData, VersionsData};
 
 /// What every parser must extract, so none of them can skip work.
 fn digest_of<D>(e: Envelope<D>, data: impl FnOnce(D) -> usize) -> usize {

@@ -97,6 +97,11 @@ impl Scanner {
 
     /// Reads one device and judges it against the expected state.
     pub async fn check(&self, device: &Device) -> DeviceRecord {
+        self.read(device).await.0
+    }
+
+    /// Reads one device: its judged record, and the reading itself when there is one.
+    pub async fn read(&self, device: &Device) -> (DeviceRecord, Option<SshReading>) {
         let started = Instant::now();
         let creds = self.credentials_for(device);
         let mut session = self.session(device, &creds);
@@ -104,8 +109,9 @@ impl Scanner {
             .with_deadline(vapix::read_ssh_state(&mut session, true))
             .await;
         let mut record = self.record_for(device, &session, started);
+        let reading = outcome.as_ref().ok().cloned();
         apply_reading(&mut record, outcome);
-        record
+        (record, reading)
     }
 
     /// The whole-device deadline: enough for every request and retry, then no more.

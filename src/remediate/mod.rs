@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::inventory::Device;
 use crate::report::{Action, DeviceRecord, Remediation, SshState, Status};
-use crate::scan::{apply_failure, apply_reading, run_bounded, RunStats, Scanner};
+use crate::scan::{apply_failure, run_bounded, RunStats, Scanner};
 use crate::shutdown::Shutdown;
 use crate::vapix::{self, Failure, SshReading};
 pub use journal::{Journal, JournalError, JournalHeader, Outcome, Recovered};
@@ -152,17 +152,9 @@ impl Remediator {
     }
 
     async fn plan_one(&self, device: Device) -> (DeviceRecord, Option<PlannedWrite>) {
-        let started = Instant::now();
-        let creds = self.scanner.credentials_for(&device);
-        let mut session = self.scanner.session(&device, &creds);
-        let outcome = self
-            .scanner
-            .with_deadline(vapix::read_ssh_state(&mut session, true))
-            .await;
-        let mut record = self.scanner.record_for(&device, &session, started);
+        let (mut record, reading) = self.scanner.read(&device).await;
         record.expect = Some(self.target);
-        let reading = outcome.as_ref().ok().cloned();
-        apply_reading(&mut record, outcome);
+        record.judge();
         let action = match &reading {
             None => Action::Skip,
             Some(r) if r.enabled == self.target.is_enabled() => Action::None,

@@ -104,24 +104,28 @@ pub enum Reply<T> {
 #[error("malformed ssh.cgi response: {0}")]
 pub struct Malformed(pub String);
 
+/// The shape every ssh.cgi answer shares. Public only so the benches can parse the same
+/// shapes with serde_json for comparison; the rest of the crate sees [`Reply`].
+#[doc(hidden)]
 #[derive(Deserialize)]
-struct Envelope<D> {
+pub struct Envelope<D> {
     #[serde(default = "none")]
-    data: Option<D>,
+    pub data: Option<D>,
     #[serde(default)]
-    error: Option<WireError>,
+    pub error: Option<WireError>,
 }
 
 fn none<D>() -> Option<D> {
     None
 }
 
+#[doc(hidden)]
 #[derive(Deserialize)]
-struct WireError {
+pub struct WireError {
     #[serde(default, deserialize_with = "lenient_code")]
-    code: Option<i64>,
+    pub code: Option<i64>,
     #[serde(default)]
-    message: Option<String>,
+    pub message: Option<String>,
 }
 
 /// Accepts a code as a JSON integer or a numeric string; anything else is "no code".
@@ -154,15 +158,17 @@ fn lenient_code<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error
     d.deserialize_any(Code)
 }
 
+#[doc(hidden)]
 #[derive(Deserialize)]
-struct VersionsData {
+pub struct VersionsData {
     #[serde(rename = "apiVersions")]
-    api_versions: Vec<String>,
+    pub api_versions: Vec<String>,
 }
 
+#[doc(hidden)]
 #[derive(Deserialize)]
-struct SshInfoData {
-    enabled: bool,
+pub struct SshInfoData {
+    pub enabled: bool,
 }
 
 thread_local! {

@@ -3,10 +3,8 @@
 //! mock announced by `sshfleet sim`.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use sshfleet::sim::{EquinixFaults, Fleet};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use crate::equinix_support::{api, mock};
 use crate::support::{code, read_jsonl, run, stderr};
@@ -321,23 +319,12 @@ async fn sim_announces_the_mock_api_in_its_ready_line() {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn sim");
-    let stdout = child.stdout.take().expect("stdout");
-    let ready = tokio::time::timeout(
-        Duration::from_secs(30),
-        BufReader::new(stdout).lines().next_line(),
-    )
-    .await
-    .expect("ready in time")
-    .expect("read")
-    .expect("a line");
+    let ready = crate::support::ready_line(&mut child).await;
     assert!(
         ready.starts_with("ready devices=3 equinix=http://127.0.0.1:"),
         "{ready}"
     );
-    let url = ready
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("equinix="))
-        .expect("url");
+    let url = crate::support::url_in(&ready, "equinix");
     let argv: Vec<String> = [
         "equinix",
         "ssh-users",

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::support::{args, by_address, code, read_jsonl, run, stderr};
+use crate::support::{ready_line, scan_matches_truth, url_in};
 
 /// The body of `GET path` on a control URL (`http://…`), bounded in time.
 pub async fn http_get(url: &str, path: &str) -> String {
@@ -52,45 +52,13 @@ async fn sim_announces_ready_serves_control_and_stops_on_sigterm() {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn sim");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("ready in time")
-        .expect("read")
-        .expect("a line");
+    let ready = ready_line(&mut child).await;
     assert!(
         ready.starts_with("ready devices=40 control=http://127.0.0.1:"),
         "{ready}"
     );
-    let control = ready
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("control="))
-        .expect("control url");
-
-    let out = dir.path().join("scan.jsonl");
-    let output = run(
-        &args(&[
-            "scan",
-            "--inventory",
-            &inventory.display().to_string(),
-            "-o",
-            &out.display().to_string(),
-            "--timeout",
-            "5s",
-            "--retries",
-            "0",
-        ]),
-        &[("SSHFLEET_PASSWORD", "pass")],
-    )
-    .await;
-    assert!(matches!(code(&output), 0 | 1), "{}", stderr(&output));
-    let report = by_address(&read_jsonl(&out));
-    for want in read_jsonl(&truth) {
-        let got = &report[want["address"].as_str().expect("address")];
-        assert_eq!(got["status"], want["expect_status"], "{got} vs {want}");
-        assert_eq!(got["ssh_enabled"], want["ssh_enabled"], "{got} vs {want}");
-    }
+    let control = url_in(&ready, "control");
+    scan_matches_truth(&inventory, &truth, &dir.path().join("scan.jsonl")).await;
 
     let devices: serde_json::Value =
         serde_json::from_str(&http_get(control, "/devices").await).expect("JSON");

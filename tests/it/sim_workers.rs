@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
 use tokio::process::{Child, ChildStderr, Command};
 
 use crate::sim_command::http_get;
-use crate::support::{args, by_address, code, read_jsonl, run, stderr};
+use crate::support::{read_jsonl, scan_matches_truth};
 
 const DEVICES: usize = 130;
 /// 130 cameras at 50 per process: three workers of 44, 43 and 43 cameras.
@@ -172,28 +172,12 @@ async fn a_split_fleet_is_the_fleet_one_process_serves() {
 async fn a_split_fleet_scans_like_its_truth_and_one_control_api_covers_it() {
     let sim = Sim::start("12", Some(PER_PROCESS)).await;
     let inventory = sim.file("inventory.csv");
-    let out = sim.file("scan.jsonl");
-    let output = run(
-        &args(&[
-            "scan",
-            "--inventory",
-            &inventory.display().to_string(),
-            "-o",
-            &out.display().to_string(),
-            "--timeout",
-            "5s",
-            "--quiet",
-        ]),
-        &[("SSHFLEET_PASSWORD", "pass")],
+    scan_matches_truth(
+        &inventory,
+        &sim.file("truth.jsonl"),
+        &sim.file("scan.jsonl"),
     )
     .await;
-    assert!(matches!(code(&output), 0 | 1), "{}", stderr(&output));
-    let report = by_address(&read_jsonl(&out));
-    for want in read_jsonl(&sim.file("truth.jsonl")) {
-        let got = &report[want["address"].as_str().expect("address")];
-        assert_eq!(got["status"], want["expect_status"], "{got} vs {want}");
-        assert_eq!(got["ssh_enabled"], want["ssh_enabled"], "{got} vs {want}");
-    }
 
     let devices: Value =
         serde_json::from_str(&http_get(sim.control(), "/devices").await).expect("one JSON array");

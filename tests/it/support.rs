@@ -120,3 +120,53 @@ pub fn stderr(output: &Output) -> String {
 pub fn code(output: &Output) -> i32 {
     output.status.code().unwrap_or(-1)
 }
+
+/// The first stdout line of a spawned `sshfleet sim`: its `ready …` announcement.
+pub async fn ready_line(child: &mut tokio::process::Child) -> String {
+    use tokio::io::AsyncBufReadExt as _;
+    let stdout = child.stdout.take().expect("sim stdout is piped");
+    let line = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::io::BufReader::new(stdout).lines().next_line(),
+    )
+    .await
+    .expect("ready in time")
+    .expect("read");
+    line.expect("a ready line")
+}
+
+/// The value of `key=` in a ready line (`control`, `equinix`).
+pub fn url_in<'a>(ready: &'a str, key: &str) -> &'a str {
+    ready
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key}= in {ready:?}"))
+}
+
+/// Scans `inventory` with the real binary (`--timeout 5s`) and checks every device of
+/// `truth` against the report.
+pub async fn scan_matches_truth(inventory: &Path, truth: &Path, out: &Path) {
+    let output = run(
+        &args(&[
+            "scan",
+            "--inventory",
+            &inventory.display().to_string(),
+            "-o",
+            &out.display().to_string(),
+            "--timeout",
+            "5s",
+            "--quiet",
+        ]),
+        &[("SSHFLEET_PASSWORD", PASSWORD)],
+    )
+    .await;
+    assert!(matches!(code(&output), 0 | 1), "{}", stderr(&output));
+    let report = by_address(&read_jsonl(out));
+    let truth = read_jsonl(truth);
+    assert_eq!(report.len(), truth.len(), "one record per device");
+    for want in truth {
+        let got = &report[want["address"].as_str().expect("address")];
+        assert_eq!(got["status"], want["expect_status"], "{got} vs {want}");
+        assert_eq!(got["ssh_enabled"], want["ssh_enabled"], "{got} vs {want}");
+    }
+}
