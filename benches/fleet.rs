@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
-use sshfleet::inventory::{self, InventoryOptions, Row};
+use sshfleet::inventory::{self, InventoryOptions};
 use sshfleet::net::auth::Credentials;
 use sshfleet::net::{ClientSettings, HttpClient};
 use sshfleet::report::{self, DeviceRecord, Format, NoProgress, RecordWriter, Schema, SshState};
@@ -202,14 +202,6 @@ async fn scan_fleet(fleet: &Fleet, concurrency: usize) -> Checked {
     fleet.write_inventory(&mut csv).expect("inventory");
     let inventory =
         inventory::parse(csv.as_slice(), &InventoryOptions::default()).expect("inventory parses");
-    let devices = inventory
-        .rows
-        .into_iter()
-        .filter_map(|row| match row {
-            Row::Device(d) => Some(d),
-            Row::Invalid(_) => None,
-        })
-        .collect();
     let truth: HashMap<String, Option<bool>> = (0..fleet.len())
         .map(|i| {
             let t = fleet.truth(i);
@@ -230,7 +222,7 @@ async fn scan_fleet(fleet: &Fleet, concurrency: usize) -> Checked {
     let (tx, rx) = mpsc::channel(1024);
     let writer = report::spawn_writer(rx, sinks, Arc::new(NoProgress));
     scanner(concurrency)
-        .run(devices, tx, Shutdown::never())
+        .run(inventory.rows, tx, Shutdown::never())
         .await;
     tokio::task::spawn_blocking(move || writer.join())
         .await

@@ -8,8 +8,9 @@ mod reader;
 mod shard;
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Cursor, Read, Seek};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use csv::ByteRecord;
 
@@ -18,7 +19,7 @@ use crate::report::{DeviceRecord, SshState, Status};
 use address::{parse_address, parse_port, redact_credentials, Address};
 pub use address::{Host, Scheme, Target};
 use header::{Header, Known};
-use reader::{RawRow, RowReader};
+use reader::{RawRow, Rereader, RowReader};
 pub use shard::{shard_hash, Shard};
 
 /// Cells longer than this make the row invalid. Real cells are short; a huge one is a broken
@@ -81,14 +82,21 @@ impl Row {
             Row::Invalid(rec) => rec.address.clone(),
         }
     }
+
+    pub fn into_device(self) -> Option<Device> {
+        match self {
+            Row::Device(device) => Some(device),
+            Row::Invalid(_) => None,
+        }
+    }
 }
 
-/// A parsed inventory, in file order.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// A validated inventory, in file order.
+#[derive(Clone, Debug)]
 pub struct Inventory {
     /// Names of the passthrough columns, spelled as in the header.
     pub extra_columns: Vec<String>,
-    pub rows: Vec<Row>,
+    pub rows: Rows,
     /// Things worth telling the user that do not make a row invalid (duplicates, ignored
     /// columns), each naming its line.
     pub warnings: Vec<String>,
@@ -102,16 +110,196 @@ impl Inventory {
     }
 
     pub fn device_count(&self) -> usize {
-        self.rows
-            .iter()
-            .filter(|row| matches!(row, Row::Device(_)))
-            .count()
+        self.rows.device_count()
     }
 
     pub fn invalid_count(&self) -> usize {
         self.rows.len() - self.device_count()
     }
 }
+
+/// The rows of an inventory. A valid row is kept as where it lies in the file and parsed
+/// again each time it is read, so devices waiting to be scanned cost about 80 bytes each
+/// (their bytes in the file and this index) rather than the ~300 of a parsed [`Device`]:
+/// a scan's memory is set by its concurrency, not by the size of the fleet.
+#[derive(Clone, Debug)]
+pub struct Rows {
+    source: Arc<Source>,
+    entries: Vec<Entry>,
+}
+
+#[derive(Clone, Debug)]
+enum Entry {
+    /// A row that parsed into a device: its first line and where it starts in the data.
+    Device {
+        line: u64,
+        start: usize,
+    },
+    Invalid(Box<DeviceRecord>),
+}
+
+/// The inventory file and the parser its rows were read with.
+struct Source {
+    bytes: Vec<u8>,
+    /// Where the data starts in `bytes` (after a byte-order mark).
+    start: usize,
+    parser: RowParser,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Source({} bytes)", self.bytes.len())
+    }
+}
+
+impl Source {
+    fn data(&self) -> &[u8] {
+        self.bytes.get(self.start..).unwrap_or_default()
+    }
+
+    fn reader(&self) -> Rereader<Cursor<&[u8]>> {
+        Rereader::new(Cursor::new(self.data()))
+    }
+
+    fn row(&self, reader: &mut Rereader<impl Read + Seek>, entry: &Entry) -> Row {
+        match entry {
+            Entry::Device { line, start } => self.device_row(reader, *line, *start),
+            Entry::Invalid(rec) => Row::Invalid(DeviceRecord::clone(rec)),
+        }
+    }
+
+    fn take_row(&self, reader: &mut Rereader<impl Read + Seek>, entry: Entry) -> Row {
+        match entry {
+            Entry::Device { line, start } => self.device_row(reader, line, start),
+            Entry::Invalid(rec) => Row::Invalid(*rec),
+        }
+    }
+
+    /// Parses a row again. It parsed when the inventory was loaded and its bytes have not
+    /// changed since, so this cannot fail; if it ever did, the row becomes an `invalid`
+    /// record rather than vanishing from the report.
+    fn device_row(&self, reader: &mut Rereader<impl Read + Seek>, line: u64, start: usize) -> Row {
+        let raw = RawRow {
+            line,
+            start,
+            record: reader.record_at(start).unwrap_or_default(),
+            unterminated: false,
+        };
+        match self.parser.device(&raw) {
+            Ok(device) => Row::Device(device),
+            Err(reason) => {
+                let reason = format!("the row could not be read a second time: {reason}");
+                Row::Invalid(self.parser.invalid(&raw, &reason))
+            }
+        }
+    }
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn device_count(&self) -> usize {
+        let is_device = |e: &&Entry| matches!(e, Entry::Device { .. });
+        self.entries.iter().filter(is_device).count()
+    }
+
+    /// Every row, parsed afresh.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Row> + '_ {
+        let mut reader = self.source.reader();
+        let source = &self.source;
+        self.entries
+            .iter()
+            .map(move |entry| source.row(&mut reader, entry))
+    }
+
+    /// The devices, parsed afresh.
+    pub fn devices(&self) -> impl Iterator<Item = Device> + '_ {
+        self.iter().filter_map(Row::into_device)
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&Row) -> bool) {
+        let source = &self.source;
+        let mut reader = source.reader();
+        self.entries
+            .retain(|entry| keep(&source.row(&mut reader, entry)));
+    }
+
+    /// Turns the devices for which `reject` gives a record into that `invalid` record.
+    pub fn reject(&mut self, mut reject: impl FnMut(&Device) -> Option<DeviceRecord>) {
+        let mut reader = self.source.reader();
+        for entry in &mut self.entries {
+            if let Row::Device(device) = self.source.row(&mut reader, entry) {
+                if let Some(rec) = reject(&device) {
+                    *entry = Entry::Invalid(Box::new(rec));
+                }
+            }
+        }
+    }
+
+    /// Removes the invalid rows and returns their records, in file order.
+    pub fn take_invalid(&mut self) -> Vec<DeviceRecord> {
+        let mut invalid = Vec::new();
+        let entries = std::mem::take(&mut self.entries);
+        self.entries.reserve_exact(entries.len());
+        for entry in entries {
+            match entry {
+                Entry::Invalid(rec) => invalid.push(*rec),
+                device => self.entries.push(device),
+            }
+        }
+        invalid
+    }
+}
+
+impl IntoIterator for Rows {
+    type Item = Row;
+    type IntoIter = IntoRows;
+
+    fn into_iter(self) -> IntoRows {
+        IntoRows {
+            reader: Rereader::new(Cursor::new(SharedData(self.source.clone()))),
+            source: self.source,
+            entries: self.entries.into_iter(),
+        }
+    }
+}
+
+/// The rows of an inventory, each parsed as it is taken.
+pub struct IntoRows {
+    source: Arc<Source>,
+    reader: Rereader<Cursor<SharedData>>,
+    entries: std::vec::IntoIter<Entry>,
+}
+
+/// The inventory's data, owned by an iterator's reader.
+struct SharedData(Arc<Source>);
+
+impl AsRef<[u8]> for SharedData {
+    fn as_ref(&self) -> &[u8] {
+        self.0.data()
+    }
+}
+
+impl Iterator for IntoRows {
+    type Item = Row;
+
+    fn next(&mut self) -> Option<Row> {
+        let entry = self.entries.next()?;
+        Some(self.source.take_row(&mut self.reader, entry))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.entries.size_hint()
+    }
+}
+
+impl ExactSizeIterator for IntoRows {}
 
 /// Settings for reading an inventory.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -158,35 +346,41 @@ pub fn load(path: &Path, opts: &InventoryOptions) -> Result<Inventory, Inventory
         path: path.to_owned(),
         source,
     })?;
-    parse_bytes(&bytes, opts)
+    parse_bytes(bytes, opts)
 }
 
 /// Reads and validates an inventory from any reader. The input is read whole: rows are kept
-/// for the run anyway, and the raw bytes let line numbers and quote errors be exact.
+/// as their bytes for the run, and the raw bytes let line numbers and quote errors be exact.
 pub fn parse(mut input: impl Read, opts: &InventoryOptions) -> Result<Inventory, InventoryError> {
     let mut bytes = Vec::new();
     input.read_to_end(&mut bytes).map_err(InventoryError::Io)?;
-    parse_bytes(&bytes, opts)
+    bytes.shrink_to_fit();
+    parse_bytes(bytes, opts)
 }
 
-fn parse_bytes(bytes: &[u8], opts: &InventoryOptions) -> Result<Inventory, InventoryError> {
-    let data = check_encoding(bytes)?;
+fn parse_bytes(bytes: Vec<u8>, opts: &InventoryOptions) -> Result<Inventory, InventoryError> {
+    let data = check_encoding(&bytes)?;
     if data.iter().all(u8::is_ascii_whitespace) {
         return Err(InventoryError::Empty);
     }
+    let start = bytes.len() - data.len();
     let mut reader = RowReader::new(data);
     let header = reader.next_row()?.ok_or(InventoryError::NoHeader)?;
     if header.unterminated {
         return Err(InventoryError::UnterminatedHeader { line: header.line });
     }
     // Sized up front: growing by doubling would, for a moment, hold up to three times the
-    // rows of a large inventory (bench `inventory_parse`, peak RSS of a 20,000-camera scan).
+    // index of a large inventory.
     let lines = data.iter().filter(|&&b| b == b'\n').count() + 1;
-    let mut builder = Builder::new(Header::parse(&header.record)?, *opts, lines);
+    let parser = RowParser {
+        header: Header::parse(&header.record)?,
+        opts: *opts,
+    };
+    let mut builder = Builder::new(parser, lines);
     while let Some(raw) = reader.next_row()? {
         builder.push(&raw);
     }
-    Ok(builder.finish())
+    Ok(builder.finish(bytes, start))
 }
 
 /// Strips a UTF-8 BOM and refuses what is clearly not UTF-8 text, so that a spreadsheet
@@ -207,9 +401,9 @@ fn check_encoding(bytes: &[u8]) -> Result<&[u8], InventoryError> {
 
 /// Turns raw records into rows, drops duplicates and collects warnings.
 struct Builder {
-    header: Header,
-    opts: InventoryOptions,
-    inventory: Inventory,
+    parser: RowParser,
+    entries: Vec<Entry>,
+    warnings: Vec<String>,
     /// Device key -> line of its first row.
     seen: HashMap<String, u64>,
     /// First line where a column without a header name had a value.
@@ -217,16 +411,11 @@ struct Builder {
 }
 
 impl Builder {
-    fn new(header: Header, opts: InventoryOptions, rows_hint: usize) -> Builder {
-        let extra_columns = header.extra.iter().map(|(_, name)| name.clone()).collect();
+    fn new(parser: RowParser, rows_hint: usize) -> Builder {
         Builder {
-            header,
-            opts,
-            inventory: Inventory {
-                extra_columns,
-                rows: Vec::with_capacity(rows_hint),
-                warnings: Vec::new(),
-            },
+            parser,
+            entries: Vec::with_capacity(rows_hint),
+            warnings: Vec::new(),
             seen: HashMap::with_capacity(rows_hint),
             unnamed_value_line: None,
         }
@@ -234,37 +423,49 @@ impl Builder {
 
     fn push(&mut self, raw: &RawRow) {
         self.note_unnamed_values(raw);
-        match self.device(raw) {
+        match self.parser.device(raw) {
             Ok(device) => match self.check_duplicate(&device) {
-                Some(warning) => self.inventory.warnings.push(warning),
-                None => self.inventory.rows.push(Row::Device(device)),
+                Some(warning) => self.warnings.push(warning),
+                None => self.entries.push(Entry::Device {
+                    line: raw.line,
+                    start: raw.start,
+                }),
             },
             Err(reason) => {
-                let rec = self.invalid(raw, &reason);
-                self.inventory.rows.push(Row::Invalid(rec));
+                let rec = self.parser.invalid(raw, &reason);
+                self.entries.push(Entry::Invalid(Box::new(rec)));
             }
         }
     }
 
-    fn finish(mut self) -> Inventory {
-        if self.inventory.rows.is_empty() && self.inventory.warnings.is_empty() {
-            self.inventory
-                .warnings
+    /// The inventory of `bytes`, whose data (from `start`) the pushed rows came from.
+    fn finish(mut self, bytes: Vec<u8>, start: usize) -> Inventory {
+        if self.entries.is_empty() && self.warnings.is_empty() {
+            self.warnings
                 .push("the inventory has a header but no rows".to_owned());
         }
+        let header = &self.parser.header;
         if let Some(line) = self.unnamed_value_line {
-            let columns: Vec<String> = self
-                .header
-                .unnamed
-                .iter()
-                .map(|i| (i + 1).to_string())
-                .collect();
-            self.inventory.warnings.push(format!(
+            let columns: Vec<String> = header.unnamed.iter().map(|i| (i + 1).to_string()).collect();
+            self.warnings.push(format!(
                 "line {line}: values in columns without a header name (column {}) are ignored",
                 columns.join(", ")
             ));
         }
-        self.inventory
+        let extra_columns = header.extra.iter().map(|(_, name)| name.clone()).collect();
+        self.entries.shrink_to_fit();
+        Inventory {
+            extra_columns,
+            rows: Rows {
+                source: Arc::new(Source {
+                    bytes,
+                    start,
+                    parser: self.parser,
+                }),
+                entries: self.entries,
+            },
+            warnings: self.warnings,
+        }
     }
 
     fn note_unnamed_values(&mut self, raw: &RawRow) {
@@ -273,7 +474,7 @@ impl Builder {
                 .get(i)
                 .is_some_and(|c| !c.trim_ascii().is_empty())
         };
-        if self.unnamed_value_line.is_none() && self.header.unnamed.iter().any(has_value) {
+        if self.unnamed_value_line.is_none() && self.parser.header.unnamed.iter().any(has_value) {
             self.unnamed_value_line = Some(raw.line);
         }
     }
@@ -292,7 +493,15 @@ impl Builder {
             }
         }
     }
+}
 
+/// Parses the records of one inventory, given its header.
+struct RowParser {
+    header: Header,
+    opts: InventoryOptions,
+}
+
+impl RowParser {
     fn device(&self, raw: &RawRow) -> Result<Device, String> {
         if raw.unterminated {
             return Err("unterminated quoted field (a stray '\"'?)".to_owned());
@@ -517,17 +726,11 @@ mod tests {
         parse(text.as_ref(), &InventoryOptions::default()).unwrap()
     }
 
-    fn devices(inv: &Inventory) -> Vec<&Device> {
-        inv.rows
-            .iter()
-            .filter_map(|row| match row {
-                Row::Device(device) => Some(device),
-                Row::Invalid(_) => None,
-            })
-            .collect()
+    fn devices(inv: &Inventory) -> Vec<Device> {
+        inv.rows.devices().collect()
     }
 
-    fn invalid(inv: &Inventory) -> Vec<&DeviceRecord> {
+    fn invalid(inv: &Inventory) -> Vec<DeviceRecord> {
         inv.rows
             .iter()
             .filter_map(|row| match row {
@@ -573,7 +776,7 @@ mod tests {
                 "https://cam-3.example:443",
             ]
         );
-        let first = devices(&inv)[5];
+        let first = devices(&inv).remove(5);
         assert_eq!(first.address, "Cam-1.Example");
         assert_eq!(first.line, 7);
         assert!(inv.warnings.is_empty());
@@ -628,13 +831,13 @@ mod tests {
     fn bad_address_is_an_invalid_record_with_its_line() {
         let inv = inventory("address,name,site\n10.0.0.1,a,s\n10.0.0.1:99999,b,hq\n10.0.0.3,c,s\n");
         assert_eq!(devices(&inv).len(), 2);
-        let rec = invalid(&inv)[0];
+        let rec = invalid(&inv).remove(0);
         assert_eq!(rec.status, Status::Invalid);
         assert_eq!(rec.address, "10.0.0.1:99999");
         assert_eq!((rec.name.as_str(), rec.site.as_str()), ("b", "hq"));
         assert_eq!(rec.error.as_deref(), Some("line 3: invalid port \"99999\""));
         // File order is kept: the invalid row sits between the two devices.
-        assert!(matches!(inv.rows[1], Row::Invalid(_)));
+        assert!(matches!(inv.rows.iter().nth(1), Some(Row::Invalid(_))));
     }
 
     #[test]
@@ -644,7 +847,7 @@ mod tests {
              10.0.0.1,cam,hq,alice,CAM_PW,off,a;b,R1\n",
         );
         assert_eq!(inv.extra_columns, ["Owner", "Rack"]);
-        let device = devices(&inv)[0];
+        let device = devices(&inv).remove(0);
         assert_eq!(device.name, "cam");
         assert_eq!(device.site, "hq");
         assert_eq!(device.password_env.as_deref(), Some("CAM_PW"));
@@ -659,7 +862,7 @@ mod tests {
             "address,name,site,scheme,port,username,password_env,expect,tags\n\
              10.0.0.1, cam , hq ,https,8443,admin,PW_HQ,enabled,outdoor\n",
         );
-        let device = devices(&inv)[0];
+        let device = devices(&inv).remove(0);
         assert_eq!(device.target.base_url(), "https://10.0.0.1:8443");
         assert_eq!(device.name, "cam");
         assert_eq!(device.username.as_deref(), Some("admin"));
@@ -739,10 +942,8 @@ mod tests {
     #[test]
     fn bom_and_crlf_are_accepted() {
         let inv = inventory("\u{FEFF}Address,name\r\n10.0.0.1,a\r\n\r\n10.0.0.2,b\r\n");
-        let lines: Vec<(u64, &str)> = devices(&inv)
-            .iter()
-            .map(|d| (d.line, d.name.as_str()))
-            .collect();
+        let devices = devices(&inv);
+        let lines: Vec<(u64, &str)> = devices.iter().map(|d| (d.line, d.name.as_str())).collect();
         assert_eq!(lines, [(2, "a"), (4, "b")]);
     }
 
@@ -795,7 +996,7 @@ mod tests {
     fn invalid_utf8_spoils_only_its_row() {
         let inv = inventory(b"address,name\n10.0.0.1,caf\xE9\n10.0.0.2,ok\n");
         assert_eq!(urls(&inv), ["http://10.0.0.2:80"]);
-        let rec = invalid(&inv)[0];
+        let rec = invalid(&inv).remove(0);
         assert_eq!(
             rec.error.as_deref(),
             Some("line 2: column \"name\" is not valid UTF-8")
@@ -815,7 +1016,7 @@ mod tests {
             ]
         );
         assert_eq!(devices(&inv)[2].line, 6);
-        let rec = invalid(&inv)[0];
+        let rec = invalid(&inv).remove(0);
         assert_eq!(
             rec.error.as_deref(),
             Some("line 3: unterminated quoted field (a stray '\"'?)")
@@ -847,7 +1048,7 @@ mod tests {
     #[test]
     fn credentials_in_the_address_are_never_echoed() {
         let inv = inventory("address\nhttps://root:hunter2@10.0.0.1\n");
-        let rec = invalid(&inv)[0];
+        let rec = invalid(&inv).remove(0);
         assert_eq!(rec.address, "https://(redacted)@10.0.0.1");
         assert!(!rec.error.as_deref().unwrap().contains("hunter2"));
     }
@@ -881,7 +1082,7 @@ mod tests {
     #[test]
     fn invalid_rows_keep_passthrough_values() {
         let inv = inventory("address,owner,name\nnot a host,alice,cam\n");
-        let rec = invalid(&inv)[0];
+        let rec = invalid(&inv).remove(0);
         assert_eq!(rec.extra, ["alice"]);
         assert_eq!(rec.name, "cam");
         assert_eq!(
@@ -938,10 +1139,10 @@ mod tests {
             for index in 0..count {
                 let mut part = whole.clone();
                 part.retain_shard(Shard { index, count });
-                seen.extend(part.rows.iter().map(Row::shard_key));
+                seen.extend(part.rows.iter().map(|row| row.shard_key()));
             }
             seen.sort();
-            let mut all: Vec<String> = whole.rows.iter().map(Row::shard_key).collect();
+            let mut all: Vec<String> = whole.rows.iter().map(|row| row.shard_key()).collect();
             all.sort();
             assert_eq!(seen, all, "{count} shards");
         }
@@ -955,5 +1156,44 @@ mod tests {
         assert_eq!(quoted(&"x".repeat(100)).chars().count(), 64 + 2);
         assert_eq!(truncate_chars("abc".chars(), 3), "abc");
         assert_eq!(truncate_chars("abcd".chars(), 3), "ab…");
+    }
+
+    #[test]
+    fn rows_are_read_again_in_file_order_and_taken_one_by_one() {
+        let text = "# fleet\naddress,name,site\n10.0.0.1,a,x\n\n\"10.0.0.2\",\"b\nc\",y\nnot an address!,d,z\n# end\n10.0.0.3,e,x\n";
+        let mut inv = inventory(text);
+        assert_eq!(inv.rows.len(), 4);
+        let names: Vec<String> = inv.rows.devices().map(|d| d.name).collect();
+        assert_eq!(names, ["a", "b\nc", "e"]);
+        // Reading again gives the same devices every time.
+        assert_eq!(devices(&inv), devices(&inv));
+        let invalid = inv.rows.take_invalid();
+        assert_eq!(invalid.len(), 1);
+        assert!(invalid[0].error.as_deref().unwrap().starts_with("line 7:"));
+        let mut rows = inv.rows.into_iter();
+        assert_eq!(rows.len(), 3);
+        let first = rows.next().and_then(Row::into_device).unwrap();
+        assert_eq!((first.line, first.address.as_str()), (3, "10.0.0.1"));
+        assert_eq!(rows.len(), 2);
+        let lines: Vec<u64> = rows.filter_map(Row::into_device).map(|d| d.line).collect();
+        assert_eq!(lines, [5, 9]);
+    }
+
+    #[test]
+    fn rejected_devices_become_invalid_records() {
+        let mut inv = inventory("address,name\n10.0.0.1,keep\n10.0.0.2,drop\n");
+        inv.rows
+            .reject(|d| (d.name == "drop").then(|| d.record(Status::Invalid)));
+        assert_eq!(inv.device_count(), 1);
+        assert_eq!(inv.invalid_count(), 1);
+        assert_eq!(invalid(&inv)[0].name, "drop");
+    }
+
+    #[test]
+    fn a_waiting_device_costs_an_index_entry_not_a_parsed_row() {
+        // The scan's memory must not grow with the fleet: what the inventory keeps per
+        // device (besides its bytes in the file) stays this small.
+        assert!(std::mem::size_of::<Entry>() <= 24);
+        assert!(std::mem::size_of::<Device>() > 4 * std::mem::size_of::<Entry>());
     }
 }

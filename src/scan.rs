@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::inventory::Device;
+use crate::inventory::{Device, Row};
 use crate::net::auth::Credentials;
 use crate::net::{HttpClient, HttpError};
 use crate::report::{DeviceRecord, SshState, Status};
@@ -69,24 +69,28 @@ impl Scanner {
         &self.http
     }
 
-    /// Scans every device, sending one record per device to `out` as it completes.
+    /// Scans every device, sending one record per row to `out` as it completes (an invalid
+    /// row's record as it is reached). Rows are taken from `rows` only as they are dispatched.
     pub async fn run(
         &self,
-        devices: Vec<Device>,
+        rows: impl IntoIterator<Item = Row, IntoIter: ExactSizeIterator + Send>,
         out: mpsc::Sender<DeviceRecord>,
         shutdown: Shutdown,
     ) -> RunStats {
         let scanner = self.clone();
         run_bounded(
-            devices,
+            rows,
             self.settings.concurrency,
             self.settings.grace,
             shutdown,
-            move |device| {
+            move |row| {
                 let scanner = scanner.clone();
                 let out = out.clone();
                 async move {
-                    let record = scanner.check(&device).await;
+                    let record = match row {
+                        Row::Device(device) => scanner.check(&device).await,
+                        Row::Invalid(record) => record,
+                    };
                     // The writer only goes away when the run is being torn down.
                     let _ = out.send(record).await;
                 }
@@ -241,18 +245,19 @@ pub fn status_of(failure: &Failure) -> Status {
 
 /// Runs `work` for every item with at most `limit` in flight. On a stop request it stops
 /// dispatching, gives in-flight work `grace` to finish, then abandons the rest.
-pub async fn run_bounded<T, F, Fut>(
-    items: Vec<T>,
+pub async fn run_bounded<I, F, Fut>(
+    items: I,
     limit: usize,
     grace: Duration,
     mut shutdown: Shutdown,
     work: F,
 ) -> RunStats
 where
-    T: Send + 'static,
-    F: Fn(T) -> Fut,
+    I: IntoIterator<IntoIter: ExactSizeIterator>,
+    F: Fn(I::Item) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let items = items.into_iter();
     let total = items.len() as u64;
     let permits = Arc::new(Semaphore::new(limit.max(1)));
     let mut tasks = JoinSet::new();

@@ -43,7 +43,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         extra_columns,
         ..
     } = prepared;
-    let sites: HashSet<String> = devices.iter().map(|d| d.site.clone()).collect();
+    let sites: HashSet<String> = devices.devices().map(|d| d.site).collect();
     let remediator = Arc::new(Remediator::new(scanner, target, &limits, sites, journal));
 
     let schema = Schema {
@@ -114,7 +114,7 @@ fn open_journal(
         .clone()
         .unwrap_or_else(|| default_journal(&args.output.output));
     let header = JournalHeader::new(
-        inventory_fingerprint(&prepared.devices),
+        inventory_fingerprint(prepared.devices.devices()),
         target.as_str(),
         prepared.shard.map(|s| s.to_string()),
     );

@@ -11,7 +11,7 @@ use super::progress::Progress;
 use super::{
     fit_concurrency, install_signal_handlers, open_output, resolve_format, Exit, ReportPipe,
 };
-use crate::inventory::{self, Device, InventoryOptions, Row, Scheme, Shard};
+use crate::inventory::{self, Device, InventoryOptions, Rows, Scheme, Shard};
 use crate::net::auth::Credentials;
 use crate::net::tls::{Pins, TrustSettings};
 use crate::net::{ClientSettings, HttpClient};
@@ -54,7 +54,8 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
 /// A scan ready to run: the scanner, the devices of this shard and the rows already judged.
 pub(super) struct PreparedScan {
     pub scanner: Scanner,
-    pub devices: Vec<Device>,
+    /// The devices, parsed one at a time as they are dispatched.
+    pub devices: Rows,
     pub invalid: Vec<DeviceRecord>,
     pub extra_columns: Vec<String>,
     pub shard: Option<Shard>,
@@ -94,8 +95,8 @@ pub(super) fn prepare(
             eprintln!("warning: {warning}");
         }
     }
-    let (devices, mut invalid) = split_rows(inventory.rows);
-    let (devices, row_passwords) = resolve_row_passwords(devices, &mut invalid);
+    let row_passwords = resolve_row_passwords(&mut inventory.rows);
+    let invalid = inventory.rows.take_invalid();
     let concurrency = fit_concurrency(args.concurrency, quiet);
     let http = HttpClient::new(&client_settings(args)?)?;
     let settings = ScanSettings {
@@ -118,7 +119,7 @@ pub(super) fn prepare(
     };
     Ok(PreparedScan {
         scanner: Scanner::new(Arc::new(http), settings),
-        devices,
+        devices: inventory.rows,
         invalid,
         extra_columns: inventory.extra_columns,
         shard,
@@ -211,42 +212,20 @@ fn resolve_shard(explicit: Option<Shard>) -> anyhow::Result<Option<Shard>> {
     }
 }
 
-fn split_rows(rows: Vec<Row>) -> (Vec<Device>, Vec<DeviceRecord>) {
-    let mut devices = Vec::with_capacity(rows.len());
-    let mut invalid = Vec::new();
-    for row in rows {
-        match row {
-            Row::Device(d) => devices.push(d),
-            Row::Invalid(r) => invalid.push(r),
-        }
-    }
-    (devices, invalid)
-}
-
 /// Reads each `password_env` variable once; rows naming an unset variable become invalid.
-/// Filters in place: a second vector of devices would double the inventory's memory.
-fn resolve_row_passwords(
-    mut devices: Vec<Device>,
-    invalid: &mut Vec<DeviceRecord>,
-) -> (Vec<Device>, HashMap<String, Secret>) {
+fn resolve_row_passwords(rows: &mut Rows) -> HashMap<String, Secret> {
     let mut passwords: HashMap<String, Option<Secret>> = HashMap::new();
-    devices.retain(|device| {
-        let Some(var) = &device.password_env else {
-            return true;
-        };
+    rows.reject(|device| {
+        let var = device.password_env.as_ref()?;
         let found = passwords
             .entry(var.clone())
             .or_insert_with(|| std::env::var(var).ok().map(Secret::new));
-        if found.is_none() {
-            invalid.push(unset_password_record(device, var));
-        }
-        found.is_some()
+        found.is_none().then(|| unset_password_record(device, var))
     });
-    let resolved = passwords
+    passwords
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect();
-    (devices, resolved)
+        .collect()
 }
 
 fn unset_password_record(device: &Device, var: &str) -> DeviceRecord {

@@ -1,6 +1,8 @@
 //! Reading CSV records from the raw inventory bytes: blank and comment lines skipped, exact
 //! line numbers, and recovery from an unterminated quote.
 
+use std::io::{Read, Seek};
+
 use csv::ByteRecord;
 
 use super::InventoryError;
@@ -8,6 +10,8 @@ use super::InventoryError;
 /// One CSV record with the line it starts on.
 pub(super) struct RawRow {
     pub line: u64,
+    /// Where the record starts in the data.
+    pub start: usize,
     pub record: ByteRecord,
     /// The record's line opens a quote that is never closed; `record` holds that line only.
     pub unterminated: bool,
@@ -39,8 +43,8 @@ impl<'a> RowReader<'a> {
             let Some((start, mut record)) = self.next_record()? else {
                 return Ok(None);
             };
-            let end = self.base + offset(self.csv.position().byte());
-            let raw = self.data.get(start..end.min(self.data.len()));
+            let end = (self.base + offset(self.csv.position().byte())).min(self.data.len());
+            let raw = self.data.get(start..end);
             let unterminated = ends_inside_quotes(raw.unwrap_or_default());
             if unterminated {
                 record = self.resume_after_line(start);
@@ -50,6 +54,7 @@ impl<'a> RowReader<'a> {
             }
             return Ok(Some(RawRow {
                 line: self.lines.line_at(self.data, start),
+                start,
                 record,
                 unterminated,
             }));
@@ -90,12 +95,43 @@ impl<'a> RowReader<'a> {
     }
 }
 
+/// Reads records again from where [`RowReader`] found them, with one CSV parser for many
+/// rows (building a parser costs more than reading a row).
+pub(super) struct Rereader<R> {
+    csv: csv::Reader<R>,
+}
+
+impl<R: Read + Seek> Rereader<R> {
+    pub fn new(data: R) -> Rereader<R> {
+        Rereader {
+            csv: csv_builder().from_reader(data),
+        }
+    }
+
+    /// The record starting at `start`, a [`RawRow::start`] of the same data.
+    pub fn record_at(&mut self, start: usize) -> Option<ByteRecord> {
+        let mut position = csv::Position::new();
+        position.set_byte(start as u64);
+        self.csv.seek(position).ok()?;
+        let mut record = ByteRecord::new();
+        match self.csv.read_byte_record(&mut record) {
+            Ok(true) => Some(record),
+            _ => None,
+        }
+    }
+}
+
 fn csv_reader(data: &[u8]) -> csv::Reader<&[u8]> {
-    csv::ReaderBuilder::new()
+    csv_builder().from_reader(data)
+}
+
+fn csv_builder() -> csv::ReaderBuilder {
+    let mut builder = csv::ReaderBuilder::new();
+    builder
         .has_headers(false)
         .flexible(true)
-        .comment(Some(b'#'))
-        .from_reader(data)
+        .comment(Some(b'#'));
+    builder
 }
 
 fn offset(byte: u64) -> usize {

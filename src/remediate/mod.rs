@@ -13,7 +13,7 @@ use governor::{DefaultDirectRateLimiter, Jitter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::inventory::Device;
+use crate::inventory::{Device, Row};
 use crate::report::{Action, DeviceRecord, Remediation, SshState, Status};
 use crate::scan::{apply_failure, run_bounded, RunStats, Scanner};
 use crate::shutdown::Shutdown;
@@ -92,48 +92,51 @@ impl Remediator {
     }
 
     /// Reads every device not already finished in the journal. Records of devices needing
-    /// no write go to `out` at once; with `hold_writes`, the devices to write are returned
-    /// instead of reported (the apply phase reports them), else they are reported as planned.
+    /// no write (and of invalid rows) go to `out` at once; with `hold_writes`, the devices to
+    /// write are returned instead of reported (the apply phase reports them), else they are
+    /// reported as planned.
     pub async fn plan(
         self: &Arc<Self>,
-        devices: Vec<Device>,
+        rows: impl IntoIterator<Item = Row, IntoIter: ExactSizeIterator + Send>,
         recovered: &Recovered,
         hold_writes: bool,
         out: mpsc::Sender<DeviceRecord>,
         shutdown: Shutdown,
     ) -> (Vec<PlannedWrite>, RunStats) {
         let held = Arc::new(Mutex::new(Vec::new()));
-        let mut to_read = Vec::with_capacity(devices.len());
-        for device in devices {
-            match recovered.outcomes.get(&device.target.key()) {
-                Some(outcome) => {
-                    let _ = out.send(self.journaled_record(&device, outcome)).await;
-                }
-                None => to_read.push(device),
-            }
-        }
-        let pending = Arc::new(recovered.pending.clone());
+        let recovered = Arc::new(recovered.clone());
         let this = self.clone();
         let sink = held.clone();
         let settings = self.scanner.settings();
         let stats = run_bounded(
-            to_read,
+            rows,
             settings.concurrency,
             settings.grace,
             shutdown,
-            move |device| {
+            move |row| {
                 let this = this.clone();
                 let out = out.clone();
                 let sink = sink.clone();
-                let pending = pending.clone();
+                let recovered = recovered.clone();
                 async move {
+                    let device = match row {
+                        Row::Device(device) => device,
+                        Row::Invalid(record) => {
+                            let _ = out.send(record).await;
+                            return;
+                        }
+                    };
                     let key = device.target.key();
+                    if let Some(outcome) = recovered.outcomes.get(&key) {
+                        let _ = out.send(this.journaled_record(&device, outcome)).await;
+                        return;
+                    }
                     let (record, write) = this.plan_one(device).await;
                     let settled = record
                         .remediation
                         .as_ref()
                         .is_some_and(|r| r.action == Action::None);
-                    if settled && pending.contains(&key) {
+                    if settled && recovered.pending.contains(&key) {
                         // A killed run's write landed: close its journal entry.
                         this.record_outcome(&key, &record.address, record.ssh_enabled, true, None);
                     }
@@ -426,8 +429,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Identifies an inventory by its devices, independent of row order and formatting.
-pub fn inventory_fingerprint<'a>(keys: impl IntoIterator<Item = &'a Device>) -> String {
-    let mut keys: Vec<String> = keys.into_iter().map(|d| d.target.key()).collect();
+pub fn inventory_fingerprint(devices: impl IntoIterator<Item = Device>) -> String {
+    let mut keys: Vec<String> = devices.into_iter().map(|d| d.target.key()).collect();
     keys.sort_unstable();
     let mut hasher = Sha256::new();
     for key in keys {
