@@ -5,11 +5,17 @@
 use std::io;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::Receiver;
 
 use super::{DeviceRecord, RecordWriter, Reporter, Summary};
+
+/// How long the writer waits for more records once the channel is empty.
+const GATHER: Duration = Duration::from_millis(2);
+/// The longest records wait in an output's buffer while results keep arriving.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
 /// An output that failed. Carries which one, the I/O error and, once the run is over, the
 /// summary of every record (the records kept flowing to the other outputs).
@@ -98,15 +104,27 @@ struct Fanout {
 }
 
 impl Fanout {
-    /// Flushes whenever the channel is momentarily empty: output keeps pace with results
-    /// without a flush per record when they arrive in bursts.
+    /// Takes records in batches: when the channel runs dry it waits [`GATHER`] for more
+    /// before sleeping on the channel, so that a fast scan wakes this thread (and writes)
+    /// once per batch rather than once per record. Outputs are flushed when the channel stays
+    /// empty and at least every [`FLUSH_EVERY`] while records keep coming: output keeps pace
+    /// with results.
     fn run(mut self, mut rx: Receiver<DeviceRecord>) -> Result<Summary, ReportError> {
+        let mut flushed = Instant::now();
         loop {
             let rec = match rx.try_recv() {
                 Ok(rec) => rec,
                 Err(TryRecvError::Disconnected) => break,
                 Err(TryRecvError::Empty) => {
+                    std::thread::sleep(GATHER);
+                    if !rx.is_empty() && flushed.elapsed() < FLUSH_EVERY {
+                        continue;
+                    }
                     self.each_sink(|w| w.flush());
+                    flushed = Instant::now();
+                    if !rx.is_empty() {
+                        continue;
+                    }
                     match rx.blocking_recv() {
                         Some(rec) => rec,
                         None => break,
