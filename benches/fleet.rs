@@ -15,12 +15,21 @@
 //! | `SSHFLEET_BENCH_SCENARIOS` | `throughput,latency` | which scenarios to run |
 //!
 //! CPU time is read from `/proc` (Linux): the scanner's share is the process's less the
-//! simulator's threads, so the figure excludes the simulator serving in-process.
+//! simulator's threads, so the figure excludes the simulator serving in-process. `cores busy`
+//! is the whole process's CPU time over the wall time: below the machine's core count, the run
+//! spent time waiting rather than computing.
+//!
+//! Each scan leaves its connections in TIME-WAIT for a minute, which slows the next connects:
+//! compare figures taken with few TIME-WAIT sockets (`ss -tan state time-wait | wc -l`).
 
 #![expect(
     clippy::expect_used,
     reason = "a bench that cannot set up has nothing to measure"
 )]
+
+/// The allocator of the `sshfleet` binary, so that the bench measures what users run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::HashMap;
 use std::io;
@@ -126,13 +135,14 @@ fn scenario(sim: &Runtime, scan: &Runtime, s: &Settings, latency: Duration, conc
     let mut walls = Vec::new();
     for run in 1..=s.runs {
         let requests_before = total_requests(&fleet);
-        let cpu_before = scanner_cpu();
+        let cpu_before = cpu_time();
         let started = Instant::now();
         let checked = scan.block_on(scan_fleet(&fleet, concurrency));
         let wall = started.elapsed();
-        let cpu = scanner_cpu()
-            .zip(cpu_before)
-            .map(|(after, before)| after - before);
+        let cpu = cpu_time().zip(cpu_before).map(|(after, before)| CpuTime {
+            process: after.process.saturating_sub(before.process),
+            scanner: after.scanner.saturating_sub(before.scanner),
+        });
         let requests = total_requests(&fleet) - requests_before;
         assert_eq!(
             checked.mismatches, 0,
@@ -147,7 +157,11 @@ fn scenario(sim: &Runtime, scan: &Runtime, s: &Settings, latency: Duration, conc
             requests as f64 / n
         );
         if let Some(cpu) = cpu {
-            line += &format!(", scanner CPU {:.1} µs/device", cpu.as_secs_f64() * 1e6 / n);
+            line += &format!(
+                ", scanner CPU {:.1} µs/device, {:.2} cores busy",
+                cpu.scanner.as_secs_f64() * 1e6 / n,
+                cpu.process.as_secs_f64() / wall.as_secs_f64()
+            );
         }
         if let Some(ideal) = ideal {
             line += &format!(
@@ -286,17 +300,29 @@ impl RecordWriter for TruthCheck {
 
 /// CPU time of this process less the simulator's threads (Linux only). The process total
 /// keeps the time of threads that have ended (the writer thread, blocking-pool threads).
-fn scanner_cpu() -> Option<Duration> {
-    let mut ticks = cpu_ticks("/proc/self/stat")?.1;
+struct CpuTime {
+    /// The whole process: scanner, simulator, writer.
+    process: Duration,
+    /// The process less the simulator's threads.
+    scanner: Duration,
+}
+
+fn cpu_time() -> Option<CpuTime> {
+    let process = cpu_ticks("/proc/self/stat")?.1;
+    let mut scanner = process;
     for task in std::fs::read_dir("/proc/self/task").ok()? {
         let path = task.ok()?.path().join("stat");
         match cpu_ticks(&path.to_string_lossy()) {
-            Some((comm, sim)) if comm.contains(SIM_THREAD) => ticks = ticks.saturating_sub(sim),
+            Some((comm, sim)) if comm.contains(SIM_THREAD) => scanner = scanner.saturating_sub(sim),
             _ => {}
         }
     }
     const TICKS_PER_SECOND: u64 = 100;
-    Some(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
+    let time = |ticks: u64| Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND);
+    Some(CpuTime {
+        process: time(process),
+        scanner: time(scanner),
+    })
 }
 
 /// `(comm, utime + stime)` of a `/proc/.../stat` file.

@@ -253,25 +253,35 @@ impl Response {
 
     /// Status line and headers, including Content-Length and Connection.
     pub fn head_bytes(&self, keep_alive: bool) -> Vec<u8> {
-        let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
+        let mut out = Vec::with_capacity(256 + self.body.len());
+        self.write_head(&mut out, keep_alive);
+        out
+    }
+
+    fn write_head(&self, out: &mut Vec<u8>, keep_alive: bool) {
+        use std::io::Write as _;
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (name, value) in &self.headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
+            let _ = write!(out, "{name}: {value}\r\n");
         }
         // 204 and 304 carry no body and, by RFC 9110, no Content-Length either.
         if !matches!(self.status, 204 | 304) {
-            head.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
+            let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
         }
         let connection = if keep_alive { "keep-alive" } else { "close" };
-        head.push_str(&format!("Connection: {connection}\r\n\r\n"));
-        head.into_bytes()
+        let _ = write!(out, "Connection: {connection}\r\n\r\n");
     }
 
+    /// Head and body in one write, so that a response is one segment as from a camera's
+    /// web server (two writes cost a second packet and wake-up per response).
     pub async fn write_to<S>(&self, io: &mut S, keep_alive: bool) -> io::Result<()>
     where
         S: AsyncWrite + Unpin,
     {
-        io.write_all(&self.head_bytes(keep_alive)).await?;
-        io.write_all(&self.body).await?;
+        let mut out = self.head_bytes(keep_alive);
+        out.extend_from_slice(&self.body);
+        io.write_all(&out).await?;
         io.flush().await
     }
 }

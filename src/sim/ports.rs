@@ -341,7 +341,10 @@ mod tests {
         if usize::from(low) >= FLEET_FLOOR + MIN_PREFERRED {
             assert_eq!(usize::from(plan.preferred.first), FLEET_FLOOR);
             assert_eq!(plan.preferred.last + 1, low);
-            assert!(overflow.is_some_and(|o| o.first == low && o.last < high), "{plan}");
+            assert!(
+                overflow.is_some_and(|o| o.first == low && o.last < high),
+                "{plan}"
+            );
             let first = plan.candidates().take(100).collect::<Vec<_>>();
             assert!(first.iter().all(|&p| p < low), "{first:?}");
         } else {
