@@ -2,10 +2,11 @@
 //! sequential session, every outcome turned into exactly one [`DeviceRecord`] status.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::inventory::{Device, Row};
@@ -73,7 +74,7 @@ impl Scanner {
     /// row's record as it is reached). Rows are taken from `rows` only as they are dispatched.
     pub async fn run(
         &self,
-        rows: impl IntoIterator<Item = Row, IntoIter: ExactSizeIterator + Send>,
+        rows: impl IntoIterator<Item = Row, IntoIter: ExactSizeIterator + Send + 'static>,
         out: mpsc::Sender<DeviceRecord>,
         shutdown: Shutdown,
     ) -> RunStats {
@@ -244,7 +245,11 @@ pub fn status_of(failure: &Failure) -> Status {
 }
 
 /// Runs `work` for every item with at most `limit` in flight. On a stop request it stops
-/// dispatching, gives in-flight work `grace` to finish, then abandons the rest.
+/// taking items, gives in-flight work `grace` to finish, then abandons the rest.
+///
+/// `limit` long-lived tasks take items one at a time from the shared iterator: no task to
+/// spawn, permit to pass or dispatcher to wake per item, and an item is only produced (a
+/// device row parsed) when a task is free to work on it.
 pub async fn run_bounded<I, F, Fut>(
     items: I,
     limit: usize,
@@ -253,51 +258,163 @@ pub async fn run_bounded<I, F, Fut>(
     work: F,
 ) -> RunStats
 where
-    I: IntoIterator<IntoIter: ExactSizeIterator>,
-    F: Fn(I::Item) -> Fut,
+    I: IntoIterator<IntoIter: ExactSizeIterator + Send + 'static>,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let items = items.into_iter();
     let total = items.len() as u64;
-    let permits = Arc::new(Semaphore::new(limit.max(1)));
-    let mut tasks = JoinSet::new();
-    let mut stats = RunStats::default();
-    for item in items {
-        let permit = tokio::select! {
-            biased;
-            _ = shutdown.wait() => None,
-            permit = permits.clone().acquire_owned() => permit.ok(),
-        };
-        let Some(permit) = permit else {
-            stats.interrupted = true;
-            break;
-        };
-        while tasks.try_join_next().is_some() {}
-        let fut = work(item);
-        tasks.spawn(async move {
-            fut.await;
-            drop(permit);
+    let queue = Arc::new(Queue {
+        items: Mutex::new(items),
+        stopped: AtomicBool::new(false),
+        taken: AtomicU64::new(0),
+        in_flight: AtomicU64::new(0),
+    });
+    let work = Arc::new(work);
+    let mut workers = JoinSet::new();
+    let workers_needed = usize::try_from(total)
+        .unwrap_or(usize::MAX)
+        .min(limit.max(1));
+    for _ in 0..workers_needed {
+        let queue = queue.clone();
+        let work = work.clone();
+        workers.spawn(async move {
+            while let Some(item) = queue.take() {
+                work(item).await;
+                queue.in_flight.fetch_sub(1, Ordering::Relaxed);
+            }
         });
-        stats.dispatched += 1;
     }
-    if !stats.interrupted {
-        tokio::select! {
-            _ = join_all(&mut tasks) => {}
-            _ = shutdown.wait() => stats.interrupted = true,
-        }
+    let mut stats = RunStats::default();
+    tokio::select! {
+        _ = join_all(&mut workers) => {}
+        _ = shutdown.wait() => stats.interrupted = true,
     }
-    if stats.interrupted
-        && tokio::time::timeout(grace, join_all(&mut tasks))
+    if stats.interrupted {
+        queue.stopped.store(true, Ordering::Relaxed);
+        if tokio::time::timeout(grace, join_all(&mut workers))
             .await
             .is_err()
-    {
-        stats.not_checked += tasks.len() as u64;
-        tasks.abort_all();
+        {
+            stats.not_checked += queue.in_flight.load(Ordering::Relaxed);
+            workers.abort_all();
+        }
     }
-    stats.not_checked += total - stats.dispatched;
+    // Taken under the lock: no worker takes an item after this.
+    queue.stopped.store(true, Ordering::Relaxed);
+    stats.dispatched = queue.taken_total();
+    stats.not_checked += total.saturating_sub(stats.dispatched);
     stats
+}
+
+/// The items of [`run_bounded`], taken one at a time by its workers.
+struct Queue<I> {
+    items: Mutex<I>,
+    /// Set on a stop request: no item is taken after it.
+    stopped: AtomicBool,
+    taken: AtomicU64,
+    in_flight: AtomicU64,
+}
+
+impl<I: Iterator> Queue<I> {
+    fn take(&self) -> Option<I::Item> {
+        let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.stopped.load(Ordering::Relaxed) {
+            return None;
+        }
+        let item = items.next()?;
+        self.taken.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Some(item)
+    }
+
+    fn taken_total(&self) -> u64 {
+        // The lock orders this read after every take.
+        let _items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        self.taken.load(Ordering::Relaxed)
+    }
 }
 
 async fn join_all(tasks: &mut JoinSet<()>) {
     while tasks.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_item_runs_once_and_never_more_than_the_limit_at_a_time() {
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (r, p, s) = (running.clone(), peak.clone(), seen.clone());
+        let stats = run_bounded(
+            0..200u32,
+            7,
+            Duration::from_secs(1),
+            Shutdown::never(),
+            move |i| {
+                let (running, peak, seen) = (r.clone(), p.clone(), s.clone());
+                async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    seen.lock().unwrap().push(i);
+                    running.fetch_sub(1, Ordering::SeqCst);
+                }
+            },
+        )
+        .await;
+        assert_eq!(
+            stats,
+            RunStats {
+                dispatched: 200,
+                not_checked: 0,
+                interrupted: false
+            }
+        );
+        assert_eq!(peak.load(Ordering::SeqCst), 7);
+        let mut seen = seen.lock().unwrap().clone();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..200).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_takes_no_new_items_and_counts_what_was_abandoned() {
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let started = Arc::new(AtomicUsize::new(0));
+        let counter = started.clone();
+        let stopper = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            trigger.trigger();
+        });
+        // Items 0-2 finish at once, then item 3 onwards hang past the grace period.
+        let stats = run_bounded(
+            0..100u32,
+            3,
+            Duration::from_millis(50),
+            shutdown,
+            move |i| {
+                let started = counter.clone();
+                async move {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    if i >= 3 {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                }
+            },
+        )
+        .await;
+        stopper.await.unwrap();
+        assert!(stats.interrupted);
+        assert_eq!(stats.dispatched, 6);
+        assert_eq!(started.load(Ordering::SeqCst), 6);
+        // Three hung items abandoned, 94 never started.
+        assert_eq!(stats.not_checked, 3 + 94);
+    }
 }

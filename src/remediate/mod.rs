@@ -97,7 +97,7 @@ impl Remediator {
     /// reported as planned.
     pub async fn plan(
         self: &Arc<Self>,
-        rows: impl IntoIterator<Item = Row, IntoIter: ExactSizeIterator + Send>,
+        rows: impl IntoIterator<Item = Row, IntoIter: ExactSizeIterator + Send + 'static>,
         recovered: &Recovered,
         hold_writes: bool,
         out: mpsc::Sender<DeviceRecord>,
