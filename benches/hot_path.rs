@@ -297,6 +297,47 @@ fn writers(c: &mut Criterion) {
     group.finish();
 }
 
+/// An `SshUserPageResponse` as the API sends it: `users` verbose users on a page of 100.
+fn equinix_page_body(users: usize) -> Vec<u8> {
+    let data: Vec<String> = (0..users)
+        .map(|i| {
+            format!(
+                r#"{{"uuid":"7d5f3e2a-1b4c-4d6e-8f90-{i:012x}","username":"netops{i:04}","deviceUuids":["3da0a663-20d9-4b8f-8c5d-d5cf706840c8","{i:08x}-9a1b-4c2d-8e3f-1029384756ab"],"metroStatusMap":{{"SV":{{"status":"ACTIVE"}},"DC":{{"status":"PENDING"}}}}}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"pagination":{{"offset":200,"limit":100,"total":2437,"next":"/ne/v1/sshUsers?offset=300&limit=100","previous":"/ne/v1/sshUsers?offset=100&limit=100"}},"data":[{}]}}"#,
+        data.join(",")
+    )
+    .into_bytes()
+}
+
+fn equinix_page(c: &mut Criterion) {
+    let mut group = c.benchmark_group("equinix_page");
+    for users in [1usize, 10, 100] {
+        let body = equinix_page_body(users);
+        let parsed = sshfleet::equinix::wire::parse_page(&mut body.clone(), 0);
+        assert_eq!(
+            parsed.map(|p| p.users.len()).ok(),
+            Some(users),
+            "the page parses"
+        );
+        group.throughput(Throughput::Elements(users as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(users), &body, |b, body| {
+            b.iter_batched_ref(
+                || body.clone(),
+                |body| {
+                    let page = sshfleet::equinix::wire::parse_page(body, 0);
+                    page.map(|p| p.users.len()).unwrap_or_default()
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     encode,
@@ -304,6 +345,7 @@ criterion_group!(
     digest,
     device,
     inventory_parse,
+    equinix_page,
     writers
 );
 criterion_main!(benches);

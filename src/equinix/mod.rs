@@ -5,7 +5,8 @@ pub mod client;
 pub mod errors;
 pub mod paging;
 pub mod token;
-mod wire;
+#[doc(hidden)] // public for the benches only: the wire shapes are not an API
+pub mod wire;
 
 use std::fmt;
 
