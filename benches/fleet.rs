@@ -1,6 +1,8 @@
 //! Whole-fleet bench: the library scanner against the in-process simulator on loopback, clean
 //! cameras only. Prints devices/s, HTTP requests per device and, with added latency, the wall
-//! time against the ideal `ceil(fleet / concurrency) × round trips × latency`.
+//! time against the ideal `ceil(fleet / concurrency) × round trips × latency`. The memory
+//! scenario runs the `sshfleet` binary itself against `sshfleet sim` in their own processes
+//! and compares the scanner's peak RSS on 2,000 and 20,000 cameras.
 //!
 //! `cargo bench --bench fleet` runs both scenarios with the defaults below (a few minutes on
 //! two cores). Sizes come from the environment:
@@ -12,7 +14,8 @@
 //! | `SSHFLEET_BENCH_LATENCY_MS` | 50 | latency the simulator adds to every response |
 //! | `SSHFLEET_BENCH_LATENCY_CONCURRENCY` | 1000 | concurrency of the latency run |
 //! | `SSHFLEET_BENCH_RUNS` | 3 | scans per scenario (the best and the median are printed) |
-//! | `SSHFLEET_BENCH_SCENARIOS` | `throughput,latency` | which scenarios to run |
+//! | `SSHFLEET_BENCH_MEMORY_DEVICES` | 20000 | the larger fleet of the memory run (the smaller is a tenth) |
+//! | `SSHFLEET_BENCH_SCENARIOS` | `throughput,latency,memory` | which scenarios to run |
 //!
 //! CPU time is read from `/proc` (Linux): the scanner's share is the process's less the
 //! simulator's threads, so the figure excludes the simulator serving in-process. `cores busy`
@@ -59,6 +62,7 @@ struct Settings {
     latency: Duration,
     latency_concurrency: usize,
     runs: usize,
+    memory_devices: usize,
     scenarios: Vec<String>,
 }
 
@@ -71,8 +75,9 @@ impl Settings {
             latency: Duration::from_millis(latency_ms as u64),
             latency_concurrency: env_or("SSHFLEET_BENCH_LATENCY_CONCURRENCY", 1_000),
             runs: env_or("SSHFLEET_BENCH_RUNS", 3).max(1),
+            memory_devices: env_or("SSHFLEET_BENCH_MEMORY_DEVICES", 20_000).max(10),
             scenarios: std::env::var("SSHFLEET_BENCH_SCENARIOS")
-                .unwrap_or_else(|_| "throughput,latency".into())
+                .unwrap_or_else(|_| "throughput,latency,memory".into())
                 .split(',')
                 .map(|s| s.trim().to_owned())
                 .collect(),
@@ -115,6 +120,104 @@ fn main() {
         let concurrency = settings.latency_concurrency;
         scenario(&sim, &scan, &settings, settings.latency, concurrency);
     }
+    if settings.scenarios.iter().any(|s| s == "memory") {
+        memory(&settings);
+    }
+}
+
+/// Peak memory of `sshfleet scan` (the binary users run, in its own process) on a small and
+/// a ten times larger fleet of the same `sshfleet sim`.
+fn memory(s: &Settings) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let large = dir.path().join("large.csv");
+    let small = dir.path().join("small.csv");
+    let sim = SimProcess::start(s.memory_devices, &large);
+    let text = std::fs::read_to_string(&large).expect("inventory");
+    let rows = s.memory_devices / 10;
+    let head: Vec<&str> = text.lines().take(rows + 1).collect();
+    std::fs::write(&small, head.join("\n") + "\n").expect("small inventory");
+    println!(
+        "memory: sshfleet scan, default concurrency, peak RSS of {rows} vs {} cameras",
+        s.memory_devices
+    );
+    let mut ratios = Vec::new();
+    for run in 1..=s.runs {
+        let small_kib = scan_peak_kib(&small);
+        let large_kib = scan_peak_kib(&large);
+        let ratio = large_kib as f64 / small_kib as f64;
+        println!(
+            "  run {run}: {rows} cameras {:.1} MiB, {} cameras {:.1} MiB: {ratio:.2}x",
+            small_kib as f64 / 1024.0,
+            s.memory_devices,
+            large_kib as f64 / 1024.0
+        );
+        ratios.push(ratio);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "  worst {:.2}x, median {:.2}x",
+        ratios[ratios.len() - 1],
+        ratios[ratios.len() / 2]
+    );
+    drop(sim);
+}
+
+/// `sshfleet sim` in its own process (it splits a large fleet across workers itself).
+struct SimProcess(std::process::Child);
+
+impl SimProcess {
+    fn start(devices: usize, inventory: &std::path::Path) -> SimProcess {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
+            .args(["sim", "--faults", "none", "--seed", "5", "--devices"])
+            .arg(devices.to_string())
+            .arg("--inventory-out")
+            .arg(inventory)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sshfleet sim starts");
+        let stdout = child.stdout.take().expect("sim stdout");
+        let ready = io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.starts_with("ready"));
+        assert!(ready, "sshfleet sim never became ready");
+        SimProcess(child)
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `sshfleet scan` on `inventory` and returns its peak resident set (`VmHWM`, KiB),
+/// read from `/proc` until it exits.
+fn scan_peak_kib(inventory: &std::path::Path) -> u64 {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
+        .args(["scan", "--quiet", "-o", "/dev/null", "--inventory"])
+        .arg(inventory)
+        .env("SSHFLEET_PASSWORD", "pass")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("sshfleet scan starts");
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while child.try_wait().expect("scan status").is_none() {
+        assert!(Instant::now() < deadline, "the scan did not finish");
+        let hwm = std::fs::read_to_string(&status).ok().and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        });
+        peak = peak.max(hwm.unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(peak > 0, "no memory reading (is /proc mounted?)");
+    peak
 }
 
 /// One fleet, `runs` scans of it, and a line per scan plus a summary.
