@@ -7,15 +7,13 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::camera::Camera;
-use super::http::{self, HttpError, Request, Response};
+use super::http::{Request, Response};
 use super::ports;
-use super::server::{stopped, DoneToken};
+use super::server::{accept_plain, answer_requests, DoneToken};
 
 /// Where the answers come from; routing and HTTP stay here.
 pub trait DeviceSource: Send + Sync + 'static {
@@ -78,46 +76,17 @@ async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 async fn accept_loop<S: DeviceSource>(
     listener: TcpListener,
     source: Arc<S>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     done: DoneToken,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            _ = stopped(&mut stop) => return,
-            accepted = listener.accept() => accepted,
-        };
-        if let Ok((tcp, _)) = accepted {
-            let (source, mut stop, done) = (source.clone(), stop.clone(), done.clone());
-            tokio::spawn(async move {
-                let _done = done;
-                tokio::select! {
-                    _ = stopped(&mut stop) => {}
-                    _ = connection(tcp, &*source) => {}
-                }
-            });
-        }
-    }
-}
-
-async fn connection<S: DeviceSource>(mut tcp: TcpStream, source: &S) {
-    let mut buf = BytesMut::with_capacity(1024);
-    loop {
-        let req = match http::read_request(&mut tcp, &mut buf).await {
-            Ok(Some(req)) => req,
-            Ok(None) | Err(HttpError::Disconnected) => return,
-            Err(HttpError::Reject(status)) => {
-                let _ = Response::plain_status(status)
-                    .write_to(&mut tcp, false)
-                    .await;
-                return;
-            }
-        };
-        let response = answer(&req, source).await;
-        if response.write_to(&mut tcp, req.keep_alive).await.is_err() || !req.keep_alive {
-            let _ = tcp.shutdown().await;
-            return;
-        }
-    }
+    accept_plain(listener, stop, done, move |tcp| {
+        let source = source.clone();
+        answer_requests(tcp, 1024, move |req| {
+            let source = source.clone();
+            async move { answer(&req, &*source).await }
+        })
+    })
+    .await;
 }
 
 async fn answer<S: DeviceSource>(req: &Request, source: &S) -> Response {

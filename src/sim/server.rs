@@ -30,6 +30,68 @@ pub async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopping| *stopping).await;
 }
 
+/// Accepts connections on a plain-HTTP listener (the control API, the Equinix mock) until
+/// `stop`, each served by `serve` on its own task that `stop` also ends. An accept error (out
+/// of file descriptors, say) pauses briefly rather than spinning.
+pub async fn accept_plain<F, Fut>(
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    done: DoneToken,
+    serve: F,
+) where
+    F: Fn(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            _ = stopped(&mut stop) => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((tcp, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let connection = serve(tcp);
+        let (mut stop, done) = (stop.clone(), done.clone());
+        tokio::spawn(async move {
+            let _done = done;
+            tokio::select! {
+                _ = stopped(&mut stop) => {}
+                _ = connection => {}
+            }
+        });
+    }
+}
+
+/// Answers the requests of one plain-HTTP connection in turn until the client closes it or
+/// asks to; a request refused while being read gets its status and the connection closes.
+pub async fn answer_requests<F, Fut>(mut tcp: TcpStream, buffer: usize, mut answer: F)
+where
+    F: FnMut(http::Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let _ = tcp.set_nodelay(true);
+    let mut buf = BytesMut::with_capacity(buffer);
+    loop {
+        let req = match http::read_request(&mut tcp, &mut buf).await {
+            Ok(Some(req)) => req,
+            Ok(None) | Err(HttpError::Disconnected) => return,
+            Err(HttpError::Reject(status)) => {
+                let _ = Response::plain_status(status)
+                    .write_to(&mut tcp, false)
+                    .await;
+                return;
+            }
+        };
+        let keep_alive = req.keep_alive;
+        let response = answer(req).await;
+        if response.write_to(&mut tcp, keep_alive).await.is_err() || !keep_alive {
+            let _ = tcp.shutdown().await;
+            return;
+        }
+    }
+}
+
 /// A connection the cameras can serve and, for faults, reset.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
     fn tcp(&self) -> &TcpStream;

@@ -13,14 +13,11 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::http::{self, HttpError, Response};
-use super::server::{stopped, DoneToken};
+use super::server::{accept_plain, answer_requests, DoneToken};
 pub use store::MockUser;
 
 /// The client id and secret the mock accepts.
@@ -181,56 +178,27 @@ async fn accept_loop(
     listener: TcpListener,
     state: Arc<Mutex<routes::MockState>>,
     latency: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     done: DoneToken,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            _ = stopped(&mut stop) => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((tcp, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        };
-        let (state, mut stop, done) = (state.clone(), stop.clone(), done.clone());
-        tokio::spawn(async move {
-            let _done = done;
-            tokio::select! {
-                _ = stopped(&mut stop) => {}
-                _ = serve(tcp, &state, latency) => {}
+    accept_plain(listener, stop, done, move |tcp| {
+        let state = state.clone();
+        answer_requests(tcp, 4096, move |req| {
+            let state = state.clone();
+            async move {
+                // Each request is answered after the configured latency.
+                let response = {
+                    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+                    state.handle(&req, Instant::now())
+                };
+                if !latency.is_zero() {
+                    tokio::time::sleep(latency).await;
+                }
+                response
             }
-        });
-    }
-}
-
-/// One connection: requests answered in turn, each after the configured latency.
-async fn serve(mut tcp: TcpStream, state: &Mutex<routes::MockState>, latency: Duration) {
-    let _ = tcp.set_nodelay(true);
-    let mut buf = BytesMut::with_capacity(4096);
-    loop {
-        let req = match http::read_request(&mut tcp, &mut buf).await {
-            Ok(Some(req)) => req,
-            Ok(None) | Err(HttpError::Disconnected) => return,
-            Err(HttpError::Reject(status)) => {
-                let _ = Response::plain_status(status)
-                    .write_to(&mut tcp, false)
-                    .await;
-                return;
-            }
-        };
-        let response = {
-            let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-            state.handle(&req, Instant::now())
-        };
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
-        }
-        if response.write_to(&mut tcp, req.keep_alive).await.is_err() || !req.keep_alive {
-            let _ = tcp.shutdown().await;
-            return;
-        }
-    }
+        })
+    })
+    .await;
 }
 
 impl routes::MockState {
