@@ -35,7 +35,8 @@ pub struct ScanSettings {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RunStats {
     pub dispatched: u64,
-    /// Devices never started, or abandoned after the grace period, because of a stop request.
+    /// Devices never started or never finished: not reached, or abandoned after the grace
+    /// period, because of a stop request.
     pub not_checked: u64,
     pub interrupted: bool,
 }
@@ -268,8 +269,7 @@ where
     let queue = Arc::new(Queue {
         items: Mutex::new(items),
         stopped: AtomicBool::new(false),
-        taken: AtomicU64::new(0),
-        in_flight: AtomicU64::new(0),
+        completed: AtomicU64::new(0),
     });
     let work = Arc::new(work);
     let mut workers = JoinSet::new();
@@ -282,7 +282,7 @@ where
         workers.spawn(async move {
             while let Some(item) = queue.take() {
                 work(item).await;
-                queue.in_flight.fetch_sub(1, Ordering::Relaxed);
+                queue.completed.fetch_add(1, Ordering::Relaxed);
             }
         });
     }
@@ -297,14 +297,12 @@ where
             .await
             .is_err()
         {
-            stats.not_checked += queue.in_flight.load(Ordering::Relaxed);
             workers.abort_all();
         }
     }
-    // Taken under the lock: no worker takes an item after this.
-    queue.stopped.store(true, Ordering::Relaxed);
-    stats.dispatched = queue.taken_total();
-    stats.not_checked += total.saturating_sub(stats.dispatched);
+    // Every worker has ended: these counts are final.
+    stats.dispatched = total - queue.remaining();
+    stats.not_checked = total - queue.completed.load(Ordering::Relaxed);
     stats
 }
 
@@ -313,26 +311,21 @@ struct Queue<I> {
     items: Mutex<I>,
     /// Set on a stop request: no item is taken after it.
     stopped: AtomicBool,
-    taken: AtomicU64,
-    in_flight: AtomicU64,
+    completed: AtomicU64,
 }
 
-impl<I: Iterator> Queue<I> {
+impl<I: ExactSizeIterator> Queue<I> {
     fn take(&self) -> Option<I::Item> {
         let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
         if self.stopped.load(Ordering::Relaxed) {
             return None;
         }
-        let item = items.next()?;
-        self.taken.fetch_add(1, Ordering::Relaxed);
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        Some(item)
+        items.next()
     }
 
-    fn taken_total(&self) -> u64 {
-        // The lock orders this read after every take.
-        let _items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
-        self.taken.load(Ordering::Relaxed)
+    fn remaining(&self) -> u64 {
+        let items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        items.len() as u64
     }
 }
 

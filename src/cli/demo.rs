@@ -152,7 +152,7 @@ async fn plan_remediation(inventory: &Path, dir: &Path, quiet: bool) -> anyhow::
     let _ = remediator
         .plan(
             devices,
-            &Recovered::default(),
+            Recovered::default(),
             false,
             pipe.sender(),
             Shutdown::never(),

@@ -60,7 +60,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let (planned, mut stats) = remediator
         .plan(
             devices,
-            &recovered,
+            recovered,
             args.apply,
             pipe.sender(),
             shutdown.clone(),

@@ -77,7 +77,7 @@ pub enum JournalError {
 }
 
 /// What an existing journal says has happened.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Recovered {
     /// Devices whose write finished (verified or not): never touched again.
     pub outcomes: HashMap<String, Outcome>,

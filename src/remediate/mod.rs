@@ -98,13 +98,13 @@ impl Remediator {
     pub async fn plan(
         self: &Arc<Self>,
         rows: impl IntoIterator<Item = Row, IntoIter: ExactSizeIterator + Send + 'static>,
-        recovered: &Recovered,
+        recovered: Recovered,
         hold_writes: bool,
         out: mpsc::Sender<DeviceRecord>,
         shutdown: Shutdown,
     ) -> (Vec<PlannedWrite>, RunStats) {
         let held = Arc::new(Mutex::new(Vec::new()));
-        let recovered = Arc::new(recovered.clone());
+        let recovered = Arc::new(recovered);
         let this = self.clone();
         let sink = held.clone();
         let settings = self.scanner.settings();

@@ -106,9 +106,8 @@ struct Fanout {
 impl Fanout {
     /// Takes records in batches: when the channel runs dry it waits [`GATHER`] for more
     /// before sleeping on the channel, so that a fast scan wakes this thread (and writes)
-    /// once per batch rather than once per record. Outputs are flushed when the channel stays
-    /// empty and at least every [`FLUSH_EVERY`] while records keep coming: output keeps pace
-    /// with results.
+    /// once per batch rather than once per record. Outputs are flushed whenever the channel
+    /// stays empty, and at most [`FLUSH_EVERY`] apart while batches keep coming.
     fn run(mut self, mut rx: Receiver<DeviceRecord>) -> Result<Summary, ReportError> {
         let mut flushed = Instant::now();
         loop {
@@ -117,12 +116,12 @@ impl Fanout {
                 Err(TryRecvError::Disconnected) => break,
                 Err(TryRecvError::Empty) => {
                     std::thread::sleep(GATHER);
-                    if !rx.is_empty() && flushed.elapsed() < FLUSH_EVERY {
-                        continue;
+                    let more = !rx.is_empty();
+                    if !more || flushed.elapsed() >= FLUSH_EVERY {
+                        self.each_sink(|w| w.flush());
+                        flushed = Instant::now();
                     }
-                    self.each_sink(|w| w.flush());
-                    flushed = Instant::now();
-                    if !rx.is_empty() {
+                    if more {
                         continue;
                     }
                     match rx.blocking_recv() {
