@@ -309,6 +309,15 @@ mod tests {
         }
     }
 
+    /// Appends raw bytes, as a run killed mid-write leaves them.
+    fn append_raw(path: &Path, bytes: &[u8]) {
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .unwrap_or_else(|e| panic!("{e}"));
+        f.write_all(bytes).unwrap_or_else(|e| panic!("{e}"));
+    }
+
     #[test]
     fn resume_sees_outcomes_and_pending_intents() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -338,12 +347,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("j.jsonl");
         drop(open(&path));
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let _ = f.write_all(br#"{"type":"intent","key":"c","addr"#);
-        drop(f);
+        append_raw(&path, br#"{"type":"intent","key":"c","addr"#);
         let (j, rec) = open(&path);
         assert!(rec.pending.is_empty(), "a torn intent was never acted on");
         assert!(j.intent("d", "d", false).is_ok());
@@ -357,13 +361,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("j.jsonl");
         drop(open(&path));
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let _ =
-            f.write_all(br#"{"type":"intent","key":"e","address":"e","enabled":false,"at_ms":1}"#);
-        drop(f);
+        append_raw(
+            &path,
+            br#"{"type":"intent","key":"e","address":"e","enabled":false,"at_ms":1}"#,
+        );
         let (j, rec) = open(&path);
         assert!(rec.pending.contains("e"));
         assert!(j.intent("f", "f", false).is_ok());

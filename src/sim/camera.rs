@@ -235,28 +235,36 @@ fn oversized_body() -> Bytes {
     .clone()
 }
 
+/// A camera without authentication for unit tests: `fault` and `firmware` on a clean spec.
+#[cfg(test)]
+pub(super) fn test_camera(
+    fault: Fault,
+    firmware: super::spec::Firmware,
+    ssh_enabled: bool,
+) -> Camera {
+    let spec = DeviceSpec {
+        fault,
+        firmware,
+        ..DeviceSpec::clean(ssh_enabled)
+    };
+    let id = Identity {
+        address: "127.0.0.1:1".to_owned(),
+        realm: "AXIS_ACCC8E000001".to_owned(),
+        scheme: super::auth::Scheme::None,
+        password: crate::secret::Secret::new("pass"),
+        param_style: super::paramcgi::ParamStyle::default(),
+        slow_delay: Duration::ZERO,
+    };
+    Camera::new(spec, id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sim::spec::Firmware;
 
     fn camera(fault: Fault, firmware: Firmware) -> Camera {
-        let spec = DeviceSpec {
-            fault,
-            firmware,
-            ..DeviceSpec::clean(true)
-        };
-        Camera::new(
-            spec,
-            Identity {
-                address: "127.0.0.1:1".to_owned(),
-                realm: "AXIS_ACCC8E000001".to_owned(),
-                scheme: Scheme::None,
-                password: Secret::new("pass"),
-                param_style: ParamStyle::default(),
-                slow_delay: Duration::ZERO,
-            },
-        )
+        test_camera(fault, firmware, true)
     }
 
     fn settings() -> Settings {

@@ -218,28 +218,11 @@ pub fn discovery(cam: &Camera, req: &Request) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::auth::Scheme;
-    use crate::sim::camera::Identity;
-    use crate::sim::paramcgi::ParamStyle;
-    use crate::sim::spec::{DeviceSpec, Firmware};
+    use crate::sim::spec::Firmware;
     use bytes::Bytes;
-    use std::time::Duration;
 
     fn camera(fault: Fault, firmware: Firmware) -> Camera {
-        let spec = DeviceSpec {
-            fault,
-            firmware,
-            ..DeviceSpec::clean(false)
-        };
-        let id = Identity {
-            address: "127.0.0.1:1".to_owned(),
-            realm: "AXIS_ACCC8E000001".to_owned(),
-            scheme: Scheme::None,
-            password: crate::secret::Secret::new("pass"),
-            param_style: ParamStyle::default(),
-            slow_delay: Duration::ZERO,
-        };
-        Camera::new(spec, id)
+        crate::sim::camera::test_camera(fault, firmware, false)
     }
 
     fn call(cam: &Camera, body: &str) -> (u16, Value) {
