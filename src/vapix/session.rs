@@ -150,12 +150,7 @@ impl<'a> DeviceSession<'a> {
                         challenges <= 2
                     } else if !rechallenged {
                         rechallenged = true;
-                        self.auth.adopt(
-                            &response.headers,
-                            self.creds,
-                            self.tls,
-                            self.policy.allow_basic_http,
-                        )?;
+                        self.adopt(&response.headers)?;
                         if self.auth.is_stale() || self.authenticated {
                             continue;
                         }
@@ -168,12 +163,7 @@ impl<'a> DeviceSession<'a> {
                             privilege: self.authenticated,
                         });
                     }
-                    self.auth.adopt(
-                        &response.headers,
-                        self.creds,
-                        self.tls,
-                        self.policy.allow_basic_http,
-                    )?;
+                    self.adopt(&response.headers)?;
                 }
                 StatusCode::FORBIDDEN
                 | StatusCode::TOO_MANY_REQUESTS
@@ -208,6 +198,14 @@ impl<'a> DeviceSession<'a> {
             self.fingerprint = response.peer;
         }
         Ok(response)
+    }
+
+    /// Takes the device's challenge for the next requests.
+    fn adopt(&mut self, headers: &http::HeaderMap) -> Result<(), CallError> {
+        let allow_basic_http = self.policy.allow_basic_http;
+        self.auth
+            .adopt(headers, self.creds, self.tls, allow_basic_http)?;
+        Ok(())
     }
 
     fn take_retry(&mut self) -> bool {
