@@ -20,18 +20,19 @@ impl ShutdownTrigger {
     pub fn trigger(&self) {
         self.0.send_replace(true);
     }
+}
 
-    pub fn subscribe(&self) -> Shutdown {
-        Shutdown(self.0.subscribe())
+impl Default for Shutdown {
+    fn default() -> Shutdown {
+        Shutdown::never()
     }
 }
 
 impl Shutdown {
-    /// A receiver that never fires, for callers without a stop signal.
+    /// A receiver that never fires, for callers without a stop signal. Its sender is gone,
+    /// which [`Shutdown::wait`] reads as "nothing will ever stop us".
     pub fn never() -> Shutdown {
-        let (tx, rx) = watch::channel(false);
-        // Keep the sender alive forever so `changed()` never resolves with an error.
-        std::mem::forget(tx);
+        let (_, rx) = watch::channel(false);
         Shutdown(rx)
     }
 

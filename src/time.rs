@@ -1,6 +1,6 @@
 //! Wall-clock timestamps in RFC 3339 UTC, without a calendar dependency.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Now as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn now_rfc3339() -> String {
@@ -25,6 +25,42 @@ pub fn format_rfc3339_millis(unix_ms: i64) -> String {
     )
 }
 
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form servers send in `Retry-After`.
+/// Out-of-range fields and instants no clock can hold are `None`, never a panic.
+pub fn parse_http_date(text: &str) -> Option<SystemTime> {
+    let mut parts = text.split_whitespace().skip(1);
+    let day: i64 = parts.next()?.parse().ok()?;
+    let month = parts.next()?;
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut clock = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|name| *name == month)? as i64 + 1;
+    let in_range = (1..=31).contains(&day)
+        && (0..=9999).contains(&year)
+        && (0..24).contains(&h)
+        && (0..60).contains(&m)
+        && (0..=60).contains(&s);
+    if !in_range {
+        return None;
+    }
+    let secs = days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s;
+    UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
+/// Howard Hinnant's civil-to-days algorithm (proleptic Gregorian); years 0..=9999 only.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -42,6 +78,29 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_http_dates_and_refuses_absurd_ones() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(UNIX_EPOCH + Duration::from_secs(784_111_777))
+        );
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 2000 00:00:00 GMT"),
+            Some(UNIX_EPOCH + Duration::from_secs(951_782_400))
+        );
+        for absurd in [
+            "Fri, 31 Dec 99999999 23:59:59 GMT",
+            "Fri, 31 Dec 9223372036854775807 23:59:59 GMT",
+            "Fri, 99 Dec 2026 23:59:59 GMT",
+            "Fri, 31 Dec 2026 99:59:59 GMT",
+            "Thu, 01 Jan 1969 00:00:00 GMT",
+            "Fri, 31 Foo 2026 23:59:59 GMT",
+            "",
+        ] {
+            assert_eq!(parse_http_date(absurd), None, "{absurd}");
+        }
+    }
 
     #[test]
     fn formats_known_instants() {

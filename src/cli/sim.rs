@@ -118,5 +118,6 @@ fn equinix_faults(args: &super::args::SimEquinixArgs) -> EquinixFaults {
         total_overstated_by: args.equinix_overstate_total,
         created_uuid_in_location_only: false,
         association_needs_body: args.equinix_association_needs_body,
+        ..EquinixFaults::default()
     }
 }

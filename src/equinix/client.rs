@@ -3,7 +3,7 @@
 //! idempotent calls only, and the write rate limit.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Jitter};
@@ -13,100 +13,14 @@ use http_body_util::Full;
 use super::errors::{EquinixError, TokenError};
 use super::token::{Bearer, TokenSource};
 use super::{wire, Availability, Dissociation, ListFilter, Page, SshUser};
+pub use crate::net::retry::Backoff;
+use crate::net::retry::{pause, retry_after, Paused, USER_AGENT};
 use crate::net::{HttpClient, HttpError, HttpResponse};
 use crate::secret::Secret;
-
-pub const USER_AGENT: &str = concat!("sshfleet/", env!("CARGO_PKG_VERSION"));
+use crate::shutdown::Shutdown;
+use tracing::Instrument as _;
 
 const USERS: &str = "/ne/v1/sshUsers";
-
-/// Retries and their waits: exponential from `base` with jitter, capped at `max`.
-#[derive(Clone, Debug)]
-pub struct Backoff {
-    /// Extra tries after a 429, a 5xx or a transport failure (the last two: idempotent only).
-    pub retries: u32,
-    pub base: Duration,
-    /// Longest wait; a `Retry-After` beyond it is not waited for (the call fails instead).
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Backoff {
-        Backoff {
-            retries: 4,
-            base: Duration::from_millis(500),
-            max: Duration::from_secs(60),
-        }
-    }
-}
-
-impl Backoff {
-    /// The wait before retry number `attempt + 1`: what the server asked for (plus up to
-    /// 10 % so that clients told the same instant do not return together), else
-    /// `base * 2^attempt`, half fixed and half random.
-    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        if let Some(asked) = retry_after {
-            return asked + jitter(asked / 10);
-        }
-        let exp = self
-            .base
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max);
-        exp / 2 + jitter(exp / 2)
-    }
-
-    /// Whether a server's `Retry-After` is short enough to wait for.
-    fn accepts(&self, retry_after: Option<Duration>) -> bool {
-        retry_after.map_or(true, |asked| asked <= self.max)
-    }
-}
-
-/// A uniformly random duration in `[0, max)`.
-fn jitter(max: Duration) -> Duration {
-    let nanos = max.as_nanos().min(u128::from(u64::MAX)) as u64;
-    if nanos == 0 {
-        return Duration::ZERO;
-    }
-    Duration::from_nanos(fastrand::u64(..nanos))
-}
-
-/// `Retry-After` as delta-seconds or an HTTP date.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = parse_http_date(text)?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
-}
-
-/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form servers send.
-fn parse_http_date(text: &str) -> Option<SystemTime> {
-    let mut parts = text.split_whitespace().skip(1);
-    let day: i64 = parts.next()?.parse().ok()?;
-    let month = parts.next()?;
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut clock = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + h * 3600 + m * 60 + s;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
-}
-
-/// Howard Hinnant's civil-to-days algorithm (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
 
 /// How calls behave; shared by every call of a run.
 #[derive(Clone, Debug, Default)]
@@ -114,6 +28,8 @@ pub struct ClientPolicy {
     pub backoff: Backoff,
     /// Every write waits here first (required for writes by the CLI).
     pub write_limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// Ends every wait between retries (Ctrl-C, SIGTERM).
+    pub stop: Shutdown,
 }
 
 /// What `create` needs.
@@ -319,6 +235,12 @@ impl EquinixClient {
     /// Sends `call` until it has an answer worth returning: renews the token once on 401,
     /// waits out 429s, retries 5xx and transport failures when the call is idempotent.
     async fn execute(&self, call: &Call) -> Result<HttpResponse, EquinixError> {
+        let span =
+            tracing::debug_span!("equinix", method = call.method_name(), target = %call.target);
+        self.execute_traced(call).instrument(span).await
+    }
+
+    async fn execute_traced(&self, call: &Call) -> Result<HttpResponse, EquinixError> {
         let mut bearer = self.tokens.bearer().await?;
         let mut renewed = false;
         let mut attempt = 0;
@@ -326,13 +248,14 @@ impl EquinixClient {
             let response = match self.send_once(call, &bearer).await {
                 Ok(response) => response,
                 Err(e) if self.may_retry_transport(call, &e, attempt) => {
-                    tokio::time::sleep(self.policy.backoff.delay(attempt, None)).await;
+                    self.wait_to_retry(call, attempt, None, &e).await?;
                     attempt += 1;
                     continue;
                 }
                 Err(e) => return Err(self.http_error(call, e)),
             };
             let status = response.status;
+            tracing::debug!(status = status.as_u16(), "answered");
             if status == StatusCode::UNAUTHORIZED {
                 if renewed {
                     return Err(self.unauthorized(call, &response));
@@ -343,11 +266,30 @@ impl EquinixClient {
             }
             let asked = retry_after(&response.headers);
             if self.may_retry_status(call, status, asked, attempt) {
-                tokio::time::sleep(self.policy.backoff.delay(attempt, asked)).await;
+                self.wait_to_retry(call, attempt, asked, &status).await?;
                 attempt += 1;
                 continue;
             }
             return Ok(response);
+        }
+    }
+
+    /// The backoff before retry `attempt + 1`, cut short by a stop request.
+    async fn wait_to_retry(
+        &self,
+        call: &Call,
+        attempt: u32,
+        asked: Option<Duration>,
+        cause: &(dyn std::fmt::Display + Sync),
+    ) -> Result<(), EquinixError> {
+        let wait = self.policy.backoff.delay(attempt, asked);
+        tracing::debug!(attempt, ?wait, %cause, "retrying");
+        match pause(wait, &self.policy.stop).await {
+            Paused::Elapsed => Ok(()),
+            Paused::Stopped => Err(EquinixError::Interrupted {
+                method: call.method_name(),
+                url: self.url(call),
+            }),
         }
     }
 
@@ -575,35 +517,5 @@ mod tests {
         assert_eq!(location_uuid(&headers).as_deref(), Some("12828472-e6e9"));
         headers.insert(header::LOCATION, "/ne/v1/sshUsers/abc?x=1".parse().unwrap());
         assert_eq!(location_uuid(&headers).as_deref(), Some("abc"));
-    }
-
-    #[test]
-    fn retry_after_in_seconds_or_as_a_date() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::RETRY_AFTER, "7".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
-        headers.insert(
-            header::RETRY_AFTER,
-            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
-        );
-        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
-        assert_eq!(
-            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777))
-        );
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_and_honours_the_server() {
-        let backoff = Backoff::default();
-        for attempt in 0..6 {
-            let d = backoff.delay(attempt, None);
-            let full = (backoff.base * (1 << attempt)).min(backoff.max);
-            assert!(d >= full / 2 && d <= full, "{attempt}: {d:?}");
-        }
-        let asked = Duration::from_secs(3);
-        let d = backoff.delay(0, Some(asked));
-        assert!(d >= asked && d <= asked + asked / 10);
-        assert!(!backoff.accepts(Some(Duration::from_secs(3600))));
     }
 }

@@ -71,6 +71,16 @@ pub enum TokenError {
     },
     #[error("POST {url}: malformed token response: {reason}")]
     Malformed { url: String, reason: String },
+    /// The token endpoint asked to wait longer than sshfleet waits (`Retry-After`).
+    #[error("POST {url}: HTTP 429: the API asks to wait {asked_secs} s before the next token request, longer than the longest wait ({max_secs} s); try again later")]
+    WaitTooLong {
+        url: String,
+        asked_secs: u64,
+        max_secs: u64,
+    },
+    /// A stop request (Ctrl-C, SIGTERM) ended a wait between token requests.
+    #[error("POST {url}: interrupted while waiting to retry the token request")]
+    Interrupted { url: String },
     /// The ready token of `EQUINIX_API_TOKEN` was refused and cannot be renewed.
     #[error("the API refused the token from EQUINIX_API_TOKEN (HTTP 401); it cannot be renewed without client credentials")]
     StaticTokenRefused,
@@ -130,6 +140,9 @@ pub enum EquinixError {
         value: String,
         reason: &'static str,
     },
+    /// A stop request (Ctrl-C, SIGTERM) ended a wait between retries.
+    #[error("{method} {url}: interrupted while waiting to retry")]
+    Interrupted { method: &'static str, url: String },
     /// A page of the listing failed; the pages before it were delivered.
     #[error("page at offset {offset}: {source}")]
     Page {

@@ -3,7 +3,6 @@
 //! expires, one renewal at a time; a token request refused for its credentials is never sent
 //! again (the account locks after five failures in a row).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,17 +12,22 @@ use http_body_util::Full;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::client::Backoff;
 use super::errors::TokenError;
 use super::wire;
+use crate::net::retry::{self, Backoff, Paused, USER_AGENT};
 use crate::net::{HttpClient, HttpResponse};
 use crate::secret::Secret;
+use crate::shutdown::Shutdown;
 
 /// The token endpoint, relative to the API base.
 pub const TOKEN_PATH: &str = "/oauth2/v1/token";
 
 /// Assumed lifetime when the token response does not say.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
+
+/// Longest lifetime believed: a grant claiming more (`1e30`, `u64::MAX`) is renewed after
+/// a day, never trusted into an instant no clock can hold.
+const MAX_LIFETIME: Duration = Duration::from_secs(86_400);
 
 /// Renew this long before expiry at most (public clients renew about 10 s early; a little
 /// more leaves room for a slow renewal).
@@ -73,8 +77,8 @@ pub struct TokenSource {
     url: String,
     credentials: Credentials,
     backoff: Backoff,
+    stop: Shutdown,
     state: Mutex<State>,
-    requests: AtomicU64,
 }
 
 impl TokenSource {
@@ -90,14 +94,15 @@ impl TokenSource {
             url: format!("{base}{TOKEN_PATH}"),
             credentials,
             backoff,
+            stop: Shutdown::never(),
             state: Mutex::new(State::default()),
-            requests: AtomicU64::new(0),
         }
     }
 
-    /// Token requests sent so far.
-    pub fn requests_sent(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+    /// Ends every wait between token requests when `stop` fires.
+    pub fn with_stop(mut self, stop: Shutdown) -> TokenSource {
+        self.stop = stop;
+        self
     }
 
     /// A token that is not about to expire. Concurrent callers wait for one renewal.
@@ -140,10 +145,7 @@ impl TokenSource {
                         }
                         e
                     })?;
-                (
-                    value,
-                    Some(Instant::now() + lifetime - renew_margin(lifetime)),
-                )
+                (value, Some(renewal_instant(Instant::now(), lifetime)))
             }
         };
         state.generation += 1;
@@ -158,8 +160,9 @@ impl TokenSource {
         Ok(bearer)
     }
 
-    /// Retries only what may pass a moment later (5xx, 429, resets, timeouts); a refusal of
-    /// the credentials returns at once.
+    /// Retries only what may pass a moment later (5xx, 429, resets, timeouts), and only when
+    /// the server's `Retry-After` is within the longest wait; a refusal of the credentials
+    /// returns at once, and so does a stop request during a wait.
     async fn request_with_retries(
         &self,
         id: &str,
@@ -167,14 +170,28 @@ impl TokenSource {
     ) -> Result<(Secret, Duration), TokenError> {
         let mut attempt = 0;
         loop {
-            match self.request_once(id, secret).await {
+            let (e, asked) = match self.request_once(id, secret).await {
                 Ok(grant) => return Ok(grant),
-                Err((e, retry_after)) if e.is_transient() && attempt < self.backoff.retries => {
-                    tokio::time::sleep(self.backoff.delay(attempt, retry_after)).await;
-                    attempt += 1;
-                }
-                Err((e, _)) => return Err(e),
+                Err(failure) => failure,
+            };
+            if !e.is_transient() || attempt >= self.backoff.retries {
+                return Err(e);
             }
+            if !self.backoff.accepts(asked) {
+                return Err(TokenError::WaitTooLong {
+                    url: self.url.clone(),
+                    asked_secs: asked.map_or(0, |a| a.as_secs()),
+                    max_secs: self.backoff.max.as_secs(),
+                });
+            }
+            let wait = self.backoff.delay(attempt, asked);
+            tracing::debug!(url = %self.url, attempt, ?wait, error = %e, "token request retried");
+            if retry::pause(wait, &self.stop).await == Paused::Stopped {
+                return Err(TokenError::Interrupted {
+                    url: self.url.clone(),
+                });
+            }
+            attempt += 1;
         }
     }
 
@@ -184,7 +201,7 @@ impl TokenSource {
         secret: &Secret,
     ) -> Result<(Secret, Duration), (TokenError, Option<Duration>)> {
         let request = self.build(id, secret).map_err(|e| (e, None))?;
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(url = %self.url, "token requested");
         let mut response = self.http.send(request).await.map_err(|source| {
             let e = TokenError::Http {
                 url: self.url.clone(),
@@ -193,7 +210,7 @@ impl TokenSource {
             (e, None)
         })?;
         if response.status != StatusCode::OK {
-            let retry_after = super::client::retry_after(&response.headers);
+            let retry_after = retry::retry_after(&response.headers);
             return Err((self.refusal(&response), retry_after));
         }
         let grant = wire::parse_token(&mut response.body).map_err(|m| {
@@ -206,7 +223,8 @@ impl TokenSource {
         let lifetime = grant
             .lifetime_secs
             .filter(|s| *s > 0)
-            .map_or(DEFAULT_LIFETIME, Duration::from_secs);
+            .map_or(DEFAULT_LIFETIME, Duration::from_secs)
+            .min(MAX_LIFETIME);
         Ok((grant.access_token, lifetime))
     }
 
@@ -233,7 +251,7 @@ impl TokenSource {
             .uri(&self.url)
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json")
-            .header(header::USER_AGENT, super::client::USER_AGENT)
+            .header(header::USER_AGENT, USER_AGENT)
             .body(Full::new(Bytes::from(wire::token_request(id, secret))))
             .map_err(|e| TokenError::Malformed {
                 url: self.url.clone(),
@@ -245,6 +263,14 @@ impl TokenSource {
 /// How long before expiry to renew: 30 s, or half the lifetime of a short-lived token.
 fn renew_margin(lifetime: Duration) -> Duration {
     MAX_RENEW_MARGIN.min(lifetime / 2)
+}
+
+/// When a token of `lifetime` got at `now` is renewed; an instant past what the clock holds
+/// means "renew after the longest believed lifetime" rather than a panic.
+fn renewal_instant(now: Instant, lifetime: Duration) -> Instant {
+    let lifetime = lifetime.min(MAX_LIFETIME);
+    let ahead = lifetime.saturating_sub(renew_margin(lifetime));
+    now.checked_add(ahead).unwrap_or(now)
 }
 
 #[cfg(test)]
@@ -260,6 +286,23 @@ mod tests {
         assert_eq!(
             renew_margin(Duration::from_secs(10)),
             Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn absurd_lifetimes_are_renewed_within_a_day() {
+        let now = Instant::now();
+        for lifetime in [
+            Duration::MAX,
+            Duration::from_secs(u64::MAX),
+            MAX_LIFETIME * 2,
+        ] {
+            let at = renewal_instant(now, lifetime);
+            assert!(at > now && at <= now + MAX_LIFETIME, "{lifetime:?}");
+        }
+        assert_eq!(
+            renewal_instant(now, Duration::from_secs(3600)),
+            now + Duration::from_secs(3570)
         );
     }
 

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod connector;
+pub mod retry;
 pub mod tls;
 
 use std::error::Error as _;

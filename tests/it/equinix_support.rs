@@ -52,6 +52,16 @@ pub fn client_with(
     credentials: Credentials,
     backoff: Backoff,
 ) -> Arc<EquinixClient> {
+    client_stopped_by(fleet, credentials, backoff, Shutdown::never())
+}
+
+/// A client whose waits between retries (API calls and token requests) end on `stop`.
+pub fn client_stopped_by(
+    fleet: &Fleet,
+    credentials: Credentials,
+    backoff: Backoff,
+    stop: Shutdown,
+) -> Arc<EquinixClient> {
     let url = fleet.equinix_url().expect("mock url");
     let settings = ClientSettings {
         timeout: Duration::from_secs(30),
@@ -60,15 +70,13 @@ pub fn client_with(
         ..ClientSettings::default()
     };
     let http = Arc::new(HttpClient::new(&settings).expect("client"));
-    let tokens = Arc::new(TokenSource::new(
-        http.clone(),
-        &url,
-        credentials,
-        backoff.clone(),
-    ));
+    let tokens = Arc::new(
+        TokenSource::new(http.clone(), &url, credentials, backoff.clone()).with_stop(stop.clone()),
+    );
     let policy = ClientPolicy {
         backoff,
         write_limiter: None,
+        stop,
     };
     Arc::new(EquinixClient::new(http, url, tokens, policy))
 }

@@ -7,7 +7,10 @@ use sshfleet::equinix::{Credentials, EquinixError, TokenError};
 use sshfleet::secret::Secret;
 use sshfleet::sim::EquinixFaults;
 
-use crate::equinix_support::{api, client, mock, sim_credentials};
+use sshfleet::equinix::client::Backoff;
+use sshfleet::shutdown;
+
+use crate::equinix_support::{api, client, client_stopped_by, mock, sim_credentials};
 use crate::support::{args, code, run, stderr};
 
 #[tokio::test(start_paused = true)]
@@ -159,4 +162,129 @@ async fn the_mock_locks_the_client_after_five_failures_and_each_run_tries_once()
         "{}",
         stderr(&output)
     );
+}
+
+#[tokio::test]
+async fn absurd_token_lifetimes_neither_crash_nor_renew_on_every_call() {
+    for text in ["18446744073709551615", "1e30", "-5", "soon", "0"] {
+        let faults = EquinixFaults {
+            token_timeout_text: Some(text.into()),
+            ..EquinixFaults::default()
+        };
+        let fleet = mock(5, faults).await;
+        let client = client(&fleet, sim_credentials());
+        let uuid = api(&fleet).users()[0].uuid.clone();
+        for _ in 0..3 {
+            client.get_user(&uuid).await.expect("the token works");
+        }
+        let stats = api(&fleet).stats();
+        assert_eq!(stats.token_requests, 1, "token_timeout {text:?}: {stats:?}");
+    }
+}
+
+/// An IMF-fixdate a year from now (the weekday is not checked by readers, so any will do).
+fn http_date_a_year_ahead() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    let later = now.as_millis() as i64 + 365 * 86_400_000;
+    let iso = sshfleet::time::format_rfc3339_millis(later);
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month: usize = iso[5..7].parse().expect("month");
+    format!(
+        "Mon, {} {} {} {} GMT",
+        &iso[8..10],
+        MONTHS[month - 1],
+        &iso[0..4],
+        &iso[11..19]
+    )
+}
+
+#[tokio::test]
+async fn a_token_wait_beyond_the_longest_wait_fails_at_once_without_sleeping() {
+    let a_year_ahead = http_date_a_year_ahead();
+    let too_long = [
+        "18446744073709551615",
+        "999999",
+        a_year_ahead.as_str(),
+        "99999999999999999999999999999",
+    ];
+    for asked in too_long {
+        let faults = EquinixFaults {
+            token_throttle: Some(asked.into()),
+            ..EquinixFaults::default()
+        };
+        let fleet = mock(5, faults).await;
+        let client = client(&fleet, sim_credentials());
+        let started = std::time::Instant::now();
+        let err = client.get_user("abc").await.expect_err("throttled");
+        assert!(
+            matches!(err, EquinixError::Token(TokenError::WaitTooLong { .. })),
+            "Retry-After {asked:?}: {err}"
+        );
+        assert!(err.to_string().contains("longest wait"), "{err}");
+        assert_eq!(api(&fleet).stats().token_requests, 1, "{asked:?}");
+        // Generous: the point is that it did not sleep for what was asked.
+        assert!(started.elapsed() < Duration::from_secs(20), "{asked:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_stop_request_ends_a_wait_between_token_requests() {
+    let faults = EquinixFaults {
+        token_throttle: Some("50".into()),
+        ..EquinixFaults::default()
+    };
+    let fleet = mock(5, faults).await;
+    let (trigger, stop) = shutdown::channel();
+    let client = client_stopped_by(&fleet, sim_credentials(), Backoff::default(), stop);
+    let call = tokio::spawn(async move { client.get_user("abc").await });
+    // The first request is answered at once; the client then waits 50 s to retry.
+    for _ in 0..200 {
+        if api(&fleet).stats().token_requests >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(api(&fleet).stats().token_requests, 1);
+    trigger.trigger();
+    let err = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the wait ends on the stop request")
+        .expect("task")
+        .expect_err("interrupted");
+    assert!(
+        matches!(err, EquinixError::Token(TokenError::Interrupted { .. })),
+        "{err}"
+    );
+    assert_eq!(api(&fleet).stats().token_requests, 1);
+}
+
+#[tokio::test]
+async fn the_binary_reports_a_token_wait_it_will_not_sit_through() {
+    let faults = EquinixFaults {
+        token_throttle: Some("999999".into()),
+        ..EquinixFaults::default()
+    };
+    let fleet = mock(5, faults).await;
+    let url = fleet.equinix_url().expect("url");
+    let output = run(
+        &args(&["equinix", "ssh-users", "list", "--endpoint", &url, "-q"]),
+        &[
+            ("EQUINIX_API_CLIENTID", "sim-client"),
+            ("EQUINIX_API_CLIENTSECRET", "sim-secret"),
+        ],
+    )
+    .await;
+    let err = stderr(&output);
+    // An API failure before any page: exit 1, per the Equinix exit-code table.
+    assert_eq!(code(&output), 1, "{err}");
+    assert!(
+        err.contains("999999 s") && err.contains("longest wait"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(api(&fleet).stats().token_requests, 1);
 }

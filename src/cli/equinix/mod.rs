@@ -119,6 +119,7 @@ fn build_client(
             let quota = Quota::per_second(w.rate).allow_burst(w.burst);
             Arc::new(RateLimiter::direct(quota))
         }),
+        stop: crate::shutdown::Shutdown::never(),
     };
     Ok(Arc::new(EquinixClient::new(
         http,

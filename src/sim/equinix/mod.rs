@@ -62,6 +62,11 @@ pub struct EquinixFaults {
     /// Association calls without the `{}` body are refused with 415, as the live API is
     /// reported to do (the OpenAPI file declares no body for them).
     pub association_needs_body: bool,
+    /// Issued tokens claim this `token_timeout` text instead of their real lifetime (a
+    /// hostile or broken token service: `"18446744073709551615"`, `"1e30"`).
+    pub token_timeout_text: Option<String>,
+    /// Every token request is answered 429 with this raw `Retry-After` value.
+    pub token_throttle: Option<String>,
 }
 
 impl Default for EquinixFaults {
@@ -76,6 +81,8 @@ impl Default for EquinixFaults {
             total_overstated_by: 0,
             created_uuid_in_location_only: false,
             association_needs_body: false,
+            token_timeout_text: None,
+            token_throttle: None,
         }
     }
 }

@@ -94,6 +94,11 @@ impl MockState {
 
     fn token(&mut self, req: &Request, now: Instant) -> Response {
         self.stats.token_requests += 1;
+        if let Some(wait) = &self.faults.token_throttle {
+            self.stats.throttled += 1;
+            return token_error(429, "TOO_MANY_REQUESTS", "Slow down")
+                .with_header("Retry-After", wait.clone());
+        }
         if req.method != "POST" {
             return self.reject(405, "METHOD_NOT_ALLOWED", "Use POST", None);
         }
@@ -135,7 +140,11 @@ impl MockState {
         self.tokens.insert(token.clone(), now + lifetime);
         let body = json!({
             "access_token": token,
-            "token_timeout": lifetime.as_secs().to_string(),
+            "token_timeout": self
+                .faults
+                .token_timeout_text
+                .clone()
+                .unwrap_or_else(|| lifetime.as_secs().to_string()),
             "user_name": "sim-user",
             "token_type": "Bearer",
         });
