@@ -1,6 +1,27 @@
 //! The command line: clap types, per-command wiring, and the only code that prints to the
 //! terminal (progress bars, summaries, warnings) or chooses the exit code.
 
+// Diagnostics never stop a run: stderr may be full, closed or a dead pipe, and the report
+// matters more than any message about it. These stand in for `eprint!`/`eprintln!`, which
+// panic when the write fails (the lint below keeps them out of this module).
+#![deny(clippy::print_stderr)]
+
+/// `eprint!` whose write may fail without consequence.
+macro_rules! diag {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::write!(::std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` whose write may fail without consequence.
+macro_rules! diagln {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::writeln!(::std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 pub mod args;
 mod demo;
 mod equinix;
@@ -53,7 +74,7 @@ pub fn main(cli: Cli) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            diagln!("error: cannot start the async runtime: {e}");
             return Exit::Usage.into();
         }
     };
@@ -63,7 +84,7 @@ pub fn main(cli: Cli) -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            diagln!("error: {e:#}");
             Exit::Usage.into()
         }
     }
@@ -101,6 +122,9 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        // Its own report of a failed write is an `eprintln!`, which would panic on the very
+        // stderr that just failed.
+        .log_internal_errors(false)
         .with_target(false)
         .try_init();
 }
@@ -112,7 +136,7 @@ fn install_signal_handlers(quiet: bool) -> (ShutdownTrigger, Shutdown) {
     tokio::spawn(async move {
         wait_for_signal().await;
         if !quiet {
-            eprintln!("\ninterrupted: finishing devices in flight (press Ctrl-C again to abort)");
+            diagln!("\ninterrupted: finishing devices in flight (press Ctrl-C again to abort)");
         }
         handler.trigger();
         wait_for_signal().await;
@@ -166,7 +190,7 @@ fn fit_concurrency(wanted: usize, quiet: bool) -> usize {
     let fits = limit.saturating_sub(128).max(1) as usize;
     if wanted > fits {
         if !quiet {
-            eprintln!(
+            diagln!(
                 "warning: concurrency {wanted} needs more open files than the limit allows ({limit}); using {fits}"
             );
         }

@@ -70,7 +70,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     if args.apply && !stats.interrupted && !planned.is_empty() {
         let go = match args.max_changes {
             Some(max) if planned.len() > max => {
-                eprintln!("refusing: the plan changes {} devices, more than --max-changes {max}; nothing was changed", planned.len());
+                diagln!("refusing: the plan changes {} devices, more than --max-changes {max}; nothing was changed", planned.len());
                 refused = true;
                 false
             }
@@ -87,9 +87,9 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     }
     let summary = pipe.close().await?;
     if !quiet {
-        eprint!("{}", summary.render_text());
+        diag!("{}", summary.render_text());
         if !args.apply {
-            eprintln!("dry run: nothing was changed (add --apply to write)");
+            diagln!("dry run: nothing was changed (add --apply to write)");
         }
         report_interruption(&stats);
     }
@@ -122,14 +122,14 @@ fn open_journal(
     if !quiet {
         let resumed = recovered.outcomes.len() + recovered.pending.len();
         if resumed > 0 {
-            eprintln!(
+            diagln!(
                 "journal {}: resuming ({} devices done, {} to re-check)",
                 path.display(),
                 recovered.outcomes.len(),
                 recovered.pending.len()
             );
         } else {
-            eprintln!("journal {}", path.display());
+            diagln!("journal {}", path.display());
         }
     }
     Ok((Some(journal), recovered))
@@ -148,7 +148,7 @@ fn interactive() -> bool {
 }
 
 fn confirm(count: usize, target: SshState) -> bool {
-    eprint!("Set SSH {target} on {count} device(s)? Type 'yes' to apply: ");
+    diag!("Set SSH {target} on {count} device(s)? Type 'yes' to apply: ");
     let mut answer = String::new();
     if std::io::stdin().read_line(&mut answer).is_err() {
         return false;

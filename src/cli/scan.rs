@@ -45,7 +45,7 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         Err(e) => return Err(e),
     };
     if !quiet {
-        eprint!("{}", summary.render_text());
+        diag!("{}", summary.render_text());
         report_interruption(&stats);
     }
     Ok(exit_for(&summary, &stats))
@@ -92,12 +92,18 @@ pub(super) fn prepare(
     }
     if !quiet {
         for warning in &inventory.warnings {
-            eprintln!("warning: {warning}");
+            diagln!("warning: {warning}");
         }
     }
     let row_passwords = resolve_row_passwords(&mut inventory.rows);
     let invalid = inventory.rows.take_invalid();
     let concurrency = fit_concurrency(args.concurrency, quiet);
+    tracing::info!(
+        devices = inventory.rows.len(),
+        invalid = invalid.len(),
+        concurrency,
+        "inventory loaded"
+    );
     let http = HttpClient::new(&client_settings(args)?)?;
     let settings = ScanSettings {
         concurrency,
@@ -159,7 +165,7 @@ pub(super) fn exit_for(summary: &Summary, stats: &RunStats) -> Exit {
 
 pub(super) fn report_interruption(stats: &RunStats) {
     if stats.interrupted {
-        eprintln!(
+        diagln!(
             "interrupted: {} device(s) not checked; the report holds every device that was",
             stats.not_checked
         );
