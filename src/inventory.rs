@@ -885,19 +885,19 @@ mod tests {
     }
 
     #[test]
-    fn header_is_case_insensitive_and_keeps_passthrough_spelling() {
+    fn header_is_case_insensitive_and_keeps_passthrough_spelling_and_carries_tags() {
         let inv = inventory(
             " Address ,NAME,Site, Owner ,Password Env,EXPECT,Tags,Rack\n\
              10.0.0.1,cam,hq,alice,CAM_PW,off,a;b,R1\n",
         );
-        assert_eq!(inv.extra_columns, ["Owner", "Rack"]);
+        assert_eq!(inv.extra_columns, ["Owner", "tags", "Rack"]);
         let device = devices(&inv).remove(0);
         assert_eq!(device.name, "cam");
         assert_eq!(device.site, "hq");
         assert_eq!(device.password_env.as_deref(), Some("CAM_PW"));
         assert_eq!(device.expect, Some(SshState::Disabled));
         assert_eq!(device.tags, "a;b");
-        assert_eq!(device.extra, ["alice", "R1"]);
+        assert_eq!(device.extra, ["alice", "a;b", "R1"]);
     }
 
     #[test]
