@@ -55,6 +55,9 @@ pub enum Exit {
     Findings = 1,
     /// Usage or input error; nothing done.
     Usage = 2,
+    /// Work was done, but an output could not be written in full: the report, or the
+    /// remediation journal (writes then stop). Stderr names which and why.
+    OutputFailed = 4,
     /// Interrupted; outputs flushed.
     Interrupted = 130,
 }
@@ -197,6 +200,27 @@ fn fit_concurrency(wanted: usize, quiet: bool) -> usize {
         return fits;
     }
     wanted.max(1)
+}
+
+/// A report that failed after work was done: said on stderr (even with `--quiet`, it is an
+/// error), an exit of its own. A reader gone from stdout (`| head`) ends the run quietly.
+fn report_failed(error: &anyhow::Error) -> Exit {
+    if is_broken_pipe(error) {
+        return Exit::Clean;
+    }
+    diagln!("error: {error:#}");
+    Exit::OutputFailed
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<ReportError>()
+            .is_some_and(ReportError::is_broken_pipe)
+            || cause
+                .downcast_ref::<io::Error>()
+                .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Records in flight between the engine and the writer thread.

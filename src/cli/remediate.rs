@@ -12,9 +12,12 @@ use anyhow::bail;
 use super::args::{ExpectArg, RemediateArgs};
 use super::progress::Progress;
 use super::scan::{exit_for, prepare, report_interruption, resolve_password, PreparedScan};
-use super::{install_signal_handlers, open_output, resolve_format, Exit, ReportPipe};
+use super::{
+    install_signal_handlers, open_output, report_failed, resolve_format, Exit, ReportPipe,
+};
 use crate::remediate::{
-    inventory_fingerprint, Journal, JournalHeader, Recovered, Remediator, WriteLimits,
+    inventory_fingerprint, Journal, JournalFailure, JournalHeader, Recovered, Remediator,
+    WriteLimits,
 };
 use crate::report::{self, Reporter, Schema, SshState};
 
@@ -85,7 +88,23 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
                 .await;
         }
     }
-    let summary = pipe.close().await?;
+    let closed = pipe.close().await;
+    // A failed journal stopped the writes: that outranks every other outcome but a lost
+    // report, and is said after the summary of what was done.
+    let journal_failure = remediator.journal_failure();
+    let summary = match closed {
+        Ok(summary) => summary,
+        Err(e) => {
+            let exit = report_failed(&e);
+            return Ok(match journal_failure {
+                Some(failure) => {
+                    report_journal_failure(&failure);
+                    Exit::OutputFailed
+                }
+                None => exit,
+            });
+        }
+    };
     if !quiet {
         diag!("{}", summary.render_text());
         if !args.apply {
@@ -93,11 +112,29 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         }
         report_interruption(&stats);
     }
+    if let Some(failure) = journal_failure {
+        report_journal_failure(&failure);
+        return Ok(Exit::OutputFailed);
+    }
     Ok(if refused {
         Exit::Usage
     } else {
         exit_for(&summary, &stats)
     })
+}
+
+/// Said even with `--quiet`: the run did not do what was asked, and the journal is short.
+fn report_journal_failure(failure: &JournalFailure) {
+    diagln!("error: {}", failure.error);
+    diagln!(
+        "error: device writes stopped there: {} device(s) not written, {} written without \
+         their outcome in the journal; the report holds what was done. Rerun with --journal {} \
+         once it can be written: devices without an outcome are read again and written only \
+         if still wrong.",
+        failure.unwritten,
+        failure.unjournaled,
+        failure.error.path().display()
+    );
 }
 
 fn open_journal(

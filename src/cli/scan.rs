@@ -9,7 +9,8 @@ use anyhow::{bail, Context as _};
 use super::args::{DeviceArgs, ExpectArg, ScanArgs, SchemeArg};
 use super::progress::Progress;
 use super::{
-    fit_concurrency, install_signal_handlers, open_output, resolve_format, Exit, ReportPipe,
+    fit_concurrency, install_signal_handlers, open_output, report_failed, resolve_format, Exit,
+    ReportPipe,
 };
 use crate::inventory::{self, Device, InventoryOptions, Rows, Scheme, Shard};
 use crate::net::auth::Credentials;
@@ -41,8 +42,7 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         Arc::new(Progress::new(quiet).stop_on_output_failure(trigger));
     let (summary, stats) = match execute(prepared, vec![sink], progress, shutdown).await {
         Ok(done) => done,
-        Err(e) if is_broken_pipe(&e) => return Ok(Exit::Clean),
-        Err(e) => return Err(e),
+        Err(e) => return Ok(report_failed(&e)),
     };
     if !quiet {
         diag!("{}", summary.render_text());
@@ -170,17 +170,6 @@ pub(super) fn report_interruption(stats: &RunStats) {
             stats.not_checked
         );
     }
-}
-
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        cause
-            .downcast_ref::<report::ReportError>()
-            .is_some_and(report::ReportError::is_broken_pipe)
-            || cause
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }
 
 /// `--password-file` first line, else the `--password-env` variable. A password never comes
