@@ -408,6 +408,45 @@ struct Builder {
     seen: HashMap<String, u64>,
     /// First line where a column without a header name had a value.
     unnamed_value_line: Option<u64>,
+    /// Duplicate rows beyond the first [`DUPLICATE_WARNINGS`], told as one count.
+    unwarned_duplicates: UnwarnedDuplicates,
+}
+
+/// Duplicate rows warned about one by one; the rest are counted, so that a file of
+/// duplicates cannot bury the terminal (or the memory) in warnings.
+const DUPLICATE_WARNINGS: usize = 10;
+
+#[derive(Default)]
+struct UnwarnedDuplicates {
+    warned: usize,
+    count: u64,
+    first_line: u64,
+    last_line: u64,
+}
+
+impl UnwarnedDuplicates {
+    /// Takes the warning for the duplicate at `line`, or counts it.
+    fn admit(&mut self, line: u64, warning: String) -> Option<String> {
+        if self.warned < DUPLICATE_WARNINGS {
+            self.warned += 1;
+            return Some(warning);
+        }
+        if self.count == 0 {
+            self.first_line = line;
+        }
+        self.count = self.count.saturating_add(1);
+        self.last_line = line;
+        None
+    }
+
+    fn summary(&self) -> Option<String> {
+        (self.count > 0).then(|| {
+            format!(
+                "{} more duplicate rows skipped (lines {} to {})",
+                self.count, self.first_line, self.last_line
+            )
+        })
+    }
 }
 
 impl Builder {
@@ -418,6 +457,7 @@ impl Builder {
             warnings: Vec::new(),
             seen: HashMap::with_capacity(rows_hint),
             unnamed_value_line: None,
+            unwarned_duplicates: UnwarnedDuplicates::default(),
         }
     }
 
@@ -425,7 +465,10 @@ impl Builder {
         self.note_unnamed_values(raw);
         match self.parser.device(raw) {
             Ok(device) => match self.check_duplicate(&device) {
-                Some(warning) => self.warnings.push(warning),
+                Some(warning) => {
+                    let admitted = self.unwarned_duplicates.admit(raw.line, warning);
+                    self.warnings.extend(admitted);
+                }
                 None => self.entries.push(Entry::Device {
                     line: raw.line,
                     start: raw.start,
@@ -444,6 +487,7 @@ impl Builder {
             self.warnings
                 .push("the inventory has a header but no rows".to_owned());
         }
+        self.warnings.extend(self.unwarned_duplicates.summary());
         let header = &self.parser.header;
         if let Some(line) = self.unnamed_value_line {
             let columns: Vec<String> = header.unnamed.iter().map(|i| (i + 1).to_string()).collect();
@@ -841,19 +885,19 @@ mod tests {
     }
 
     #[test]
-    fn header_is_case_insensitive_and_keeps_passthrough_spelling() {
+    fn header_is_case_insensitive_and_keeps_passthrough_spelling_and_carries_tags() {
         let inv = inventory(
             " Address ,NAME,Site, Owner ,Password Env,EXPECT,Tags,Rack\n\
              10.0.0.1,cam,hq,alice,CAM_PW,off,a;b,R1\n",
         );
-        assert_eq!(inv.extra_columns, ["Owner", "Rack"]);
+        assert_eq!(inv.extra_columns, ["Owner", "tags", "Rack"]);
         let device = devices(&inv).remove(0);
         assert_eq!(device.name, "cam");
         assert_eq!(device.site, "hq");
         assert_eq!(device.password_env.as_deref(), Some("CAM_PW"));
         assert_eq!(device.expect, Some(SshState::Disabled));
         assert_eq!(device.tags, "a;b");
-        assert_eq!(device.extra, ["alice", "R1"]);
+        assert_eq!(device.extra, ["alice", "a;b", "R1"]);
     }
 
     #[test]
@@ -1112,6 +1156,25 @@ mod tests {
                 "line 6: duplicate of line 4 (http://cam.example:80); skipped",
                 "line 8: duplicate of line 7 (http://[::1]:80); skipped",
             ]
+        );
+    }
+
+    #[test]
+    fn duplicates_beyond_ten_are_counted_in_one_warning() {
+        let mut text = "address\n10.0.0.1\n".to_owned();
+        for _ in 0..25 {
+            text.push_str("10.0.0.1\n");
+        }
+        let inv = inventory(&text);
+        assert_eq!(inv.device_count(), 1);
+        assert_eq!(inv.warnings.len(), 11, "{:?}", inv.warnings);
+        assert_eq!(
+            inv.warnings[9],
+            "line 12: duplicate of line 2 (http://10.0.0.1:80); skipped"
+        );
+        assert_eq!(
+            inv.warnings[10],
+            "15 more duplicate rows skipped (lines 13 to 27)"
         );
     }
 

@@ -34,7 +34,7 @@ const PAGE_CONCURRENCY: usize = 8;
 pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     let dir = &args.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    eprintln!(
+    diagln!(
         "sshfleet demo: starting {} simulated cameras and a mock Equinix API ({EQUINIX_USERS} SSH users) on loopback…",
         args.devices
     );
@@ -72,10 +72,10 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     std::fs::write(dir.join("summary.json"), summary.to_json())
         .context("cannot write summary.json")?;
 
-    eprint!("{}", summary.render_text());
+    diag!("{}", summary.render_text());
     super::scan::report_interruption(&stats);
     let (agree, total) = compare_with_truth(&jsonl_path, &truth)?;
-    eprintln!(
+    diagln!(
         "\nscanned {} cameras in {:.1}s ({:.0} devices/s)",
         summary.total,
         elapsed.as_secs_f64(),
@@ -84,13 +84,13 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
                 .as_secs_f64()
                 .max(Duration::from_millis(1).as_secs_f64())
     );
-    eprintln!("agrees with the simulator's truth for {agree}/{total} cameras");
-    eprint!("\n{}", equinix.report);
-    eprintln!(
+    diagln!("agrees with the simulator's truth for {agree}/{total} cameras");
+    diag!("\n{}", equinix.report);
+    diagln!(
         "remediation dry run (--ssh disabled): {} to set, {} already disabled, {} unreadable; nothing was changed",
         plan.remediation.set, plan.remediation.none, plan.remediation.skip
     );
-    eprintln!(
+    diagln!(
         "reports: {}, {}, {}, {}, {}, {}",
         csv_path.display(),
         jsonl_path.display(),

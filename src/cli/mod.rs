@@ -1,6 +1,27 @@
 //! The command line: clap types, per-command wiring, and the only code that prints to the
 //! terminal (progress bars, summaries, warnings) or chooses the exit code.
 
+// Diagnostics never stop a run: stderr may be full, closed or a dead pipe, and the report
+// matters more than any message about it. These stand in for `eprint!`/`eprintln!`, which
+// panic when the write fails (the lint below keeps them out of this module).
+#![deny(clippy::print_stderr)]
+
+/// `eprint!` whose write may fail without consequence.
+macro_rules! diag {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::write!(::std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` whose write may fail without consequence.
+macro_rules! diagln {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::writeln!(::std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 pub mod args;
 mod demo;
 mod equinix;
@@ -34,6 +55,9 @@ pub enum Exit {
     Findings = 1,
     /// Usage or input error; nothing done.
     Usage = 2,
+    /// Work was done, but an output could not be written in full: the report, or the
+    /// remediation journal (writes then stop). Stderr names which and why.
+    OutputFailed = 4,
     /// Interrupted; outputs flushed.
     Interrupted = 130,
 }
@@ -53,7 +77,7 @@ pub fn main(cli: Cli) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            diagln!("error: cannot start the async runtime: {e}");
             return Exit::Usage.into();
         }
     };
@@ -63,7 +87,7 @@ pub fn main(cli: Cli) -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            diagln!("error: {e:#}");
             Exit::Usage.into()
         }
     }
@@ -101,6 +125,9 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        // Its own report of a failed write is an `eprintln!`, which would panic on the very
+        // stderr that just failed.
+        .log_internal_errors(false)
         .with_target(false)
         .try_init();
 }
@@ -112,7 +139,7 @@ fn install_signal_handlers(quiet: bool) -> (ShutdownTrigger, Shutdown) {
     tokio::spawn(async move {
         wait_for_signal().await;
         if !quiet {
-            eprintln!("\ninterrupted: finishing devices in flight (press Ctrl-C again to abort)");
+            diagln!("\ninterrupted: finishing devices in flight (press Ctrl-C again to abort)");
         }
         handler.trigger();
         wait_for_signal().await;
@@ -166,13 +193,34 @@ fn fit_concurrency(wanted: usize, quiet: bool) -> usize {
     let fits = limit.saturating_sub(128).max(1) as usize;
     if wanted > fits {
         if !quiet {
-            eprintln!(
+            diagln!(
                 "warning: concurrency {wanted} needs more open files than the limit allows ({limit}); using {fits}"
             );
         }
         return fits;
     }
     wanted.max(1)
+}
+
+/// A report that failed after work was done: said on stderr (even with `--quiet`, it is an
+/// error), an exit of its own. A reader gone from stdout (`| head`) ends the run quietly.
+fn report_failed(error: &anyhow::Error) -> Exit {
+    if is_broken_pipe(error) {
+        return Exit::Clean;
+    }
+    diagln!("error: {error:#}");
+    Exit::OutputFailed
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<ReportError>()
+            .is_some_and(ReportError::is_broken_pipe)
+            || cause
+                .downcast_ref::<io::Error>()
+                .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Records in flight between the engine and the writer thread.

@@ -12,9 +12,12 @@ use anyhow::bail;
 use super::args::{ExpectArg, RemediateArgs};
 use super::progress::Progress;
 use super::scan::{exit_for, prepare, report_interruption, resolve_password, PreparedScan};
-use super::{install_signal_handlers, open_output, resolve_format, Exit, ReportPipe};
+use super::{
+    install_signal_handlers, open_output, report_failed, resolve_format, Exit, ReportPipe,
+};
 use crate::remediate::{
-    inventory_fingerprint, Journal, JournalHeader, Recovered, Remediator, WriteLimits,
+    inventory_fingerprint, Journal, JournalFailure, JournalHeader, Recovered, Remediator,
+    WriteLimits,
 };
 use crate::report::{self, Reporter, Schema, SshState};
 
@@ -70,7 +73,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     if args.apply && !stats.interrupted && !planned.is_empty() {
         let go = match args.max_changes {
             Some(max) if planned.len() > max => {
-                eprintln!("refusing: the plan changes {} devices, more than --max-changes {max}; nothing was changed", planned.len());
+                diagln!("refusing: the plan changes {} devices, more than --max-changes {max}; nothing was changed", planned.len());
                 refused = true;
                 false
             }
@@ -85,19 +88,53 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
                 .await;
         }
     }
-    let summary = pipe.close().await?;
+    let closed = pipe.close().await;
+    // A failed journal stopped the writes: that outranks every other outcome but a lost
+    // report, and is said after the summary of what was done.
+    let journal_failure = remediator.journal_failure();
+    let summary = match closed {
+        Ok(summary) => summary,
+        Err(e) => {
+            let exit = report_failed(&e);
+            return Ok(match journal_failure {
+                Some(failure) => {
+                    report_journal_failure(&failure);
+                    Exit::OutputFailed
+                }
+                None => exit,
+            });
+        }
+    };
     if !quiet {
-        eprint!("{}", summary.render_text());
+        diag!("{}", summary.render_text());
         if !args.apply {
-            eprintln!("dry run: nothing was changed (add --apply to write)");
+            diagln!("dry run: nothing was changed (add --apply to write)");
         }
         report_interruption(&stats);
+    }
+    if let Some(failure) = journal_failure {
+        report_journal_failure(&failure);
+        return Ok(Exit::OutputFailed);
     }
     Ok(if refused {
         Exit::Usage
     } else {
         exit_for(&summary, &stats)
     })
+}
+
+/// Said even with `--quiet`: the run did not do what was asked, and the journal is short.
+fn report_journal_failure(failure: &JournalFailure) {
+    diagln!("error: {}", failure.error);
+    diagln!(
+        "error: device writes stopped there: {} device(s) not written, {} written without \
+         their outcome in the journal; the report holds what was done. Rerun with --journal {} \
+         once it can be written: devices without an outcome are read again and written only \
+         if still wrong.",
+        failure.unwritten,
+        failure.unjournaled,
+        failure.error.path().display()
+    );
 }
 
 fn open_journal(
@@ -122,14 +159,14 @@ fn open_journal(
     if !quiet {
         let resumed = recovered.outcomes.len() + recovered.pending.len();
         if resumed > 0 {
-            eprintln!(
+            diagln!(
                 "journal {}: resuming ({} devices done, {} to re-check)",
                 path.display(),
                 recovered.outcomes.len(),
                 recovered.pending.len()
             );
         } else {
-            eprintln!("journal {}", path.display());
+            diagln!("journal {}", path.display());
         }
     }
     Ok((Some(journal), recovered))
@@ -148,7 +185,7 @@ fn interactive() -> bool {
 }
 
 fn confirm(count: usize, target: SshState) -> bool {
-    eprint!("Set SSH {target} on {count} device(s)? Type 'yes' to apply: ");
+    diag!("Set SSH {target} on {count} device(s)? Type 'yes' to apply: ");
     let mut answer = String::new();
     if std::io::stdin().read_line(&mut answer).is_err() {
         return false;

@@ -9,7 +9,8 @@ use anyhow::{bail, Context as _};
 use super::args::{DeviceArgs, ExpectArg, ScanArgs, SchemeArg};
 use super::progress::Progress;
 use super::{
-    fit_concurrency, install_signal_handlers, open_output, resolve_format, Exit, ReportPipe,
+    fit_concurrency, install_signal_handlers, open_output, report_failed, resolve_format, Exit,
+    ReportPipe,
 };
 use crate::inventory::{self, Device, InventoryOptions, Rows, Scheme, Shard};
 use crate::net::auth::Credentials;
@@ -41,11 +42,10 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         Arc::new(Progress::new(quiet).stop_on_output_failure(trigger));
     let (summary, stats) = match execute(prepared, vec![sink], progress, shutdown).await {
         Ok(done) => done,
-        Err(e) if is_broken_pipe(&e) => return Ok(Exit::Clean),
-        Err(e) => return Err(e),
+        Err(e) => return Ok(report_failed(&e)),
     };
     if !quiet {
-        eprint!("{}", summary.render_text());
+        diag!("{}", summary.render_text());
         report_interruption(&stats);
     }
     Ok(exit_for(&summary, &stats))
@@ -92,12 +92,18 @@ pub(super) fn prepare(
     }
     if !quiet {
         for warning in &inventory.warnings {
-            eprintln!("warning: {warning}");
+            diagln!("warning: {warning}");
         }
     }
     let row_passwords = resolve_row_passwords(&mut inventory.rows);
     let invalid = inventory.rows.take_invalid();
     let concurrency = fit_concurrency(args.concurrency, quiet);
+    tracing::info!(
+        devices = inventory.rows.len(),
+        invalid = invalid.len(),
+        concurrency,
+        "inventory loaded"
+    );
     let http = HttpClient::new(&client_settings(args)?)?;
     let settings = ScanSettings {
         concurrency,
@@ -159,22 +165,11 @@ pub(super) fn exit_for(summary: &Summary, stats: &RunStats) -> Exit {
 
 pub(super) fn report_interruption(stats: &RunStats) {
     if stats.interrupted {
-        eprintln!(
+        diagln!(
             "interrupted: {} device(s) not checked; the report holds every device that was",
             stats.not_checked
         );
     }
-}
-
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        cause
-            .downcast_ref::<report::ReportError>()
-            .is_some_and(report::ReportError::is_broken_pipe)
-            || cause
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }
 
 /// `--password-file` first line, else the `--password-env` variable. A password never comes

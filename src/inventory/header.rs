@@ -59,6 +59,13 @@ impl Header {
             }
             let key = normalise_column(name);
             match KNOWN_COLUMNS.iter().position(|k| *k == key) {
+                // `tags` is read (Device::tags) and also carried into the report: the record
+                // has no field of its own for it, so it goes with the passthrough columns,
+                // in inventory order, under its documented name.
+                Some(k) if k == Known::Tags as usize => {
+                    known[k] = Some(i);
+                    extra.push((i, KNOWN_COLUMNS[k].to_owned()));
+                }
                 Some(k) => known[k] = Some(i),
                 None => extra.push((i, name.clone())),
             }

@@ -153,7 +153,8 @@ pub struct TrustSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
-    #[error("cannot read {path}: {source}")]
+    // The I/O error is the source, not part of the message: `{:#}` prints it once.
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -164,7 +165,7 @@ pub enum TlsSetupError {
     BadCertificate { path: PathBuf, reason: String },
     #[error("{path}: line {line} holds no SHA-256 fingerprint")]
     BadPin { path: PathBuf, line: usize },
-    #[error("TLS setup failed: {0}")]
+    #[error("TLS setup failed")]
     Rustls(#[from] rustls::Error),
 }
 

@@ -66,14 +66,30 @@ enum Line {
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("journal {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    /// The I/O error is part of the message, not a `source`: the message also goes into
+    /// device records, and `{:#}` would otherwise print the OS error twice.
+    #[error("journal {path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
+    #[error("journal {path}: an earlier write failed and could not be undone; nothing more is written to it")]
+    Broken { path: PathBuf },
     #[error("journal {path} belongs to another run ({reason}); use a new --journal file for this inventory and target")]
     Mismatch { path: PathBuf, reason: String },
     #[error(
         "journal {path}: line {line} is not a journal entry; refusing to guess what was written"
     )]
     Corrupt { path: PathBuf, line: usize },
+}
+
+impl JournalError {
+    /// The journal the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            JournalError::Io { path, .. }
+            | JournalError::Broken { path }
+            | JournalError::Mismatch { path, .. }
+            | JournalError::Corrupt { path, .. } => path,
+        }
+    }
 }
 
 /// What an existing journal says has happened.
@@ -88,15 +104,25 @@ pub struct Recovered {
 /// An open journal; appends are serialised and synced.
 pub struct Journal {
     path: PathBuf,
-    file: Mutex<File>,
+    file: Mutex<Appender>,
+}
+
+/// The file under the journal's lock.
+struct Appender {
+    file: File,
+    /// Bytes of whole entries: a failed append is cut back to this.
+    len: u64,
+    /// A failed append could not be cut back: the file may end in a torn line, and anything
+    /// appended after it would sit behind that line, mid-file.
+    broken: bool,
 }
 
 impl Journal {
     /// Opens (resuming) or creates a journal for `header`.
     pub fn open(path: &Path, header: &JournalHeader) -> Result<(Journal, Recovered), JournalError> {
-        let io_err = |source| JournalError::Io {
+        let io_err = |error| JournalError::Io {
             path: path.to_owned(),
-            source,
+            error,
         };
         let mut file = OpenOptions::new()
             .read(true)
@@ -105,16 +131,22 @@ impl Journal {
             .open(path)
             .map_err(io_err)?;
         let existing = read_existing(&mut file, path)?;
-        if let Some(len) = existing.torn_at {
+        let mut len = existing.len;
+        if let Some(clean) = existing.torn_at {
             // Cut a torn last line away: it announced nothing that happened, and left in
             // place it would sit mid-file once the next entry is appended.
-            file.set_len(len)
+            file.set_len(clean)
                 .and_then(|()| file.sync_data())
                 .map_err(io_err)?;
+            len = clean;
         }
         let journal = Journal {
             path: path.to_owned(),
-            file: Mutex::new(file),
+            file: Mutex::new(Appender {
+                file,
+                len,
+                broken: false,
+            }),
         };
         if existing.unterminated {
             journal.append_raw(b"\n")?;
@@ -152,29 +184,64 @@ impl Journal {
     fn append(&self, line: &Line) -> Result<(), JournalError> {
         let mut bytes = serde_json::to_vec(line).map_err(|e| JournalError::Io {
             path: self.path.clone(),
-            source: io::Error::other(e),
+            error: io::Error::other(e),
         })?;
         bytes.push(b'\n');
         self.append_raw(&bytes)
     }
 
     /// One `write_all` then `sync_data` under the lock: a line is whole on disk or absent
-    /// (but for a torn tail, which the reader ignores).
+    /// (but for a torn tail after a crash, which the reader ignores). A failed append (a
+    /// full disk) is cut back off, so the entries after it still start on a line of their
+    /// own; if even that fails, the journal refuses every later append.
     fn append_raw(&self, bytes: &[u8]) -> Result<(), JournalError> {
-        let mut file = self
+        let mut appender = self
             .file
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        file.write_all(bytes)
-            .and_then(|()| file.sync_data())
-            .map_err(|source| JournalError::Io {
+        if appender.broken {
+            return Err(JournalError::Broken {
                 path: self.path.clone(),
-                source,
-            })
+            });
+        }
+        let written = appender
+            .file
+            .write_all(bytes)
+            .and_then(|()| appender.file.sync_data());
+        match written {
+            Ok(()) => {
+                appender.len = appender.len.saturating_add(bytes.len() as u64);
+                Ok(())
+            }
+            Err(error) => {
+                let clean = appender.len;
+                let undone = appender
+                    .file
+                    .set_len(clean)
+                    .and_then(|()| appender.file.sync_data());
+                appender.broken = undone.is_err();
+                Err(JournalError::Io {
+                    path: self.path.clone(),
+                    error,
+                })
+            }
+        }
+    }
+
+    /// Makes every later append go to `file` (a test stands in a failing one).
+    #[cfg(test)]
+    fn replace_file(&self, file: File) {
+        let mut appender = self
+            .file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        appender.file = file;
+        appender.len = 0;
     }
 }
 
 /// What reading an existing journal found.
+#[derive(Default)]
 struct Existing {
     header: Option<JournalHeader>,
     recovered: Recovered,
@@ -182,16 +249,24 @@ struct Existing {
     torn_at: Option<u64>,
     /// The last entry is whole but lost its newline.
     unterminated: bool,
+    /// The length of the file as read.
+    len: u64,
 }
 
 fn read_existing(file: &mut File, path: &Path) -> Result<Existing, JournalError> {
-    let io_err = |source| JournalError::Io {
+    let io_err = |error| JournalError::Io {
         path: path.to_owned(),
-        source,
+        error,
     };
+    // A device or a FIFO holds no past to read (and /dev/full or /dev/zero would read
+    // forever); it is appended to like a file.
+    if !file.metadata().map_err(io_err)?.is_file() {
+        return Ok(Existing::default());
+    }
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let mut lines: Vec<String> = Vec::new();
     let mut clean_len = 0u64;
+    let mut len = 0u64;
     let mut reader = BufReader::new(&mut *file);
     loop {
         let mut line = String::new();
@@ -199,6 +274,7 @@ fn read_existing(file: &mut File, path: &Path) -> Result<Existing, JournalError>
         if n == 0 {
             break;
         }
+        len += n as u64;
         if line.ends_with('\n') {
             clean_len += n as u64;
         }
@@ -252,6 +328,7 @@ fn read_existing(file: &mut File, path: &Path) -> Result<Existing, JournalError>
         recovered,
         torn_at: torn,
         unterminated,
+        len,
     })
 }
 
@@ -388,6 +465,50 @@ mod tests {
             Journal::open(&path, &other_inventory),
             Err(JournalError::Mismatch { .. })
         ));
+    }
+
+    #[test]
+    fn a_failed_append_is_an_error_naming_the_journal_and_the_os_error_once() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("j.jsonl");
+        let (j, _) = open(&path);
+        let full = OpenOptions::new()
+            .append(true)
+            .open("/dev/full")
+            .unwrap_or_else(|e| panic!("{e}"));
+        j.replace_file(full);
+        let Err(e) = j.intent("a", "a", false) else {
+            panic!("an intent on a full disk is an error")
+        };
+        let shown = format!("{:#}", anyhow::Error::from(e));
+        assert!(shown.contains(&path.display().to_string()), "{shown}");
+        assert_eq!(
+            shown.matches("No space left on device").count(),
+            1,
+            "{shown}"
+        );
+        // /dev/full cannot be cut back, so nothing more may be appended behind the failure.
+        assert!(matches!(
+            j.outcome(
+                "a",
+                "a",
+                Outcome {
+                    after: None,
+                    verified: false,
+                    error: None
+                }
+            ),
+            Err(JournalError::Broken { .. })
+        ));
+    }
+
+    #[test]
+    fn a_journal_on_a_device_is_not_read_and_fails_at_its_header() {
+        let err = match Journal::open(Path::new("/dev/full"), &header()) {
+            Ok(_) => panic!("/dev/full takes no header"),
+            Err(e) => e,
+        };
+        assert!(matches!(err, JournalError::Io { .. }), "{err}");
     }
 
     #[test]

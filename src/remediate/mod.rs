@@ -5,7 +5,7 @@ pub mod journal;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,22 @@ pub struct Remediator {
     journal: Option<Arc<Journal>>,
     /// Set when the journal cannot be written: no further device may be touched.
     halted: AtomicBool,
+    /// The first failed journal write and what it cost, for the caller to report.
+    journal_failure: Mutex<Option<JournalError>>,
+    unwritten: AtomicUsize,
+    unjournaled: AtomicUsize,
+}
+
+/// The journal could not be written during a run: writes stopped there.
+#[derive(Debug)]
+pub struct JournalFailure {
+    /// The first failed write.
+    pub error: JournalError,
+    /// Devices left unwritten because their intent could not be journaled.
+    pub unwritten: usize,
+    /// Devices written (and read back) whose outcome is missing from the journal; a rerun
+    /// with the journal reads them again and finds them done.
+    pub unjournaled: usize,
 }
 
 impl Remediator {
@@ -88,6 +104,9 @@ impl Remediator {
             in_flight: (2 * limits.rate.get() + limits.burst.get()) as usize,
             journal: journal.map(Arc::new),
             halted: AtomicBool::new(false),
+            journal_failure: Mutex::new(None),
+            unwritten: AtomicUsize::new(0),
+            unjournaled: AtomicUsize::new(0),
         }
     }
 
@@ -217,6 +236,11 @@ impl Remediator {
             mut record,
         } = planned;
         let started = Instant::now();
+        if self.halted.load(Ordering::SeqCst) {
+            // Not even read again: the journal failed, so this device cannot be written.
+            self.unwritten.fetch_add(1, Ordering::Relaxed);
+            return not_written(record, reading.enabled, JOURNAL_HALTED);
+        }
         let key = device.target.key();
         let want = self.target.is_enabled();
         let creds = self.scanner.credentials_for(&device);
@@ -253,11 +277,18 @@ impl Remediator {
                 return record;
             }
         };
-        if self.halted.load(Ordering::SeqCst) || stop.is_triggered() {
+        if self.halted.load(Ordering::SeqCst) {
+            self.unwritten.fetch_add(1, Ordering::Relaxed);
+            return not_written(record, before, JOURNAL_HALTED);
+        }
+        if stop.is_triggered() {
             return not_written(record, before, "not written: the run was stopped");
         }
         if let Err(e) = self.journal_intent(&key, &device) {
-            return not_written(record, before, &format!("not written: {e}"));
+            let why = format!("not written: {e}");
+            self.unwritten.fetch_add(1, Ordering::Relaxed);
+            self.journal_failed(e);
+            return not_written(record, before, &why);
         }
         tokio::select! {
             biased;
@@ -286,13 +317,13 @@ impl Remediator {
             &device.address,
             after.as_ref().ok().copied(),
             verified,
-            error,
+            error.clone(),
         );
         let result = match write {
             Err(failure) if !verified => Err(failure),
             _ => after,
         };
-        self.finish(
+        let mut record = self.finish(
             record,
             &device,
             &session,
@@ -300,7 +331,13 @@ impl Remediator {
             Action::Set,
             Some(before),
             result,
-        )
+        );
+        if !verified && record.error.is_none() {
+            // The write was taken but the read-back disagrees: the record must say why it is
+            // unverified, as the journal does.
+            record.error = error;
+        }
+        record
     }
 
     /// Waits for the site's limiter, then the global one.
@@ -316,11 +353,23 @@ impl Remediator {
         let Some(journal) = &self.journal else {
             return Ok(());
         };
-        journal
-            .intent(key, &device.address, self.target.is_enabled())
-            .inspect_err(|_| {
-                self.halted.store(true, Ordering::SeqCst);
-            })
+        journal.intent(key, &device.address, self.target.is_enabled())
+    }
+
+    /// Stops every later write and keeps the first error for [`Remediator::journal_failure`].
+    fn journal_failed(&self, error: JournalError) {
+        self.halted.store(true, Ordering::SeqCst);
+        lock(&self.journal_failure).get_or_insert(error);
+    }
+
+    /// What a failed journal write stopped, once the run is over; `None` if it never failed.
+    pub fn journal_failure(&self) -> Option<JournalFailure> {
+        let error = lock(&self.journal_failure).take()?;
+        Some(JournalFailure {
+            error,
+            unwritten: self.unwritten.load(Ordering::Relaxed),
+            unjournaled: self.unjournaled.load(Ordering::Relaxed),
+        })
     }
 
     fn record_outcome(
@@ -337,8 +386,9 @@ impl Remediator {
             verified,
             error,
         };
-        if journal.outcome(key, address, outcome).is_err() {
-            self.halted.store(true, Ordering::SeqCst);
+        if let Err(e) = journal.outcome(key, address, outcome) {
+            self.unjournaled.fetch_add(1, Ordering::Relaxed);
+            self.journal_failed(e);
         }
     }
 
@@ -410,6 +460,8 @@ impl Remediator {
         record
     }
 }
+
+const JOURNAL_HALTED: &str = "not written: the journal cannot be written";
 
 fn not_written(mut record: DeviceRecord, before: bool, why: &str) -> DeviceRecord {
     record.error = Some(why.to_owned());

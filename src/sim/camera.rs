@@ -99,14 +99,17 @@ impl Camera {
         self.ssh_enabled.store(enabled, Ordering::Relaxed);
     }
 
-    /// A successful write through ssh.cgi or param.cgi: change the state and log it.
+    /// A successful write through ssh.cgi or param.cgi: change the state and log it (a
+    /// camera that ignores writes only logs it).
     pub fn write_ssh(&self, enabled: bool) {
         let at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis() as u64;
         let mut writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        self.ssh_enabled.store(enabled, Ordering::Relaxed);
+        if self.spec.fault != Fault::IgnoresWrites {
+            self.ssh_enabled.store(enabled, Ordering::Relaxed);
+        }
         writes.push(WriteEvent { at_ms, enabled });
     }
 

@@ -53,7 +53,7 @@ impl DeviceSpec {
         let firmware = self.firmware.expect_status();
         let has_ssh_cgi = self.firmware.has_ssh_cgi();
         match self.fault {
-            Fault::None | Fault::Slow => firmware,
+            Fault::None | Fault::Slow | Fault::IgnoresWrites => firmware,
             Fault::Hang => Status::Timeout,
             Fault::Closed => Status::Unreachable,
             Fault::Throttled => Status::Forbidden,
@@ -94,6 +94,9 @@ pub enum Fault {
     InternalError,
     /// Every ssh.cgi method fails with error 4002 (the account lacks admin rights).
     NoAdmin,
+    /// Acknowledges every SSH write and keeps its state (a setting a policy enforces). Not
+    /// part of the realistic mix: it exists so tests can see a write fail verification.
+    IgnoresWrites,
 }
 
 impl Fault {
@@ -110,6 +113,7 @@ impl Fault {
             Fault::Throttled => "throttled",
             Fault::InternalError => "internal_error",
             Fault::NoAdmin => "no_admin",
+            Fault::IgnoresWrites => "ignores_writes",
         }
     }
 }
@@ -246,6 +250,7 @@ mod tests {
             (Fault::Throttled, Status::Forbidden),
             (Fault::InternalError, Status::ApiError),
             (Fault::NoAdmin, Status::NotAuthorized),
+            (Fault::IgnoresWrites, Status::Ok),
         ];
         for (fault, status) in cases {
             assert_eq!(spec(fault, Firmware::Modern).expect_status(true), status);

@@ -250,3 +250,92 @@ async fn json_and_csv_formats_follow_the_extension() {
     assert_eq!(csv.lines().count(), 5, "header + 4 rows");
     fleet.fleet.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tags_column_is_carried_into_csv_and_json_reports() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 2,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    let inventory = format!(
+        "address,Owner,Tags,expect\n{},alice,outdoor;poe,disabled\n{},bob,,disabled\n",
+        fleet.fleet.address(0),
+        fleet.fleet.address(1)
+    );
+    std::fs::write(&fleet.inventory, inventory).unwrap();
+    let (_, records) = fleet.scan("tags.jsonl", &[]).await;
+    let first = records
+        .iter()
+        .find(|r| r["address"] == fleet.fleet.address(0))
+        .expect("record");
+    assert_eq!(first["tags"], "outdoor;poe", "{first}");
+    // serde_json's map sorts keys, so the order is read from the text.
+    let text = std::fs::read_to_string(fleet.path("tags.jsonl")).unwrap();
+    let line = text.lines().next().unwrap();
+    let at = |key: &str| {
+        line.find(&format!("\"{key}\":"))
+            .unwrap_or_else(|| panic!("{key}"))
+    };
+    assert!(
+        at("checked_at") < at("Owner") && at("Owner") < at("tags"),
+        "passthrough columns last, in inventory order: {line}"
+    );
+    fleet.scan("tags.json", &[]).await;
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fleet.path("tags.json")).unwrap()).unwrap();
+    assert!(json
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["tags"] == "outdoor;poe"));
+    fleet.scan("tags.csv", &[]).await;
+    let csv = std::fs::read_to_string(fleet.path("tags.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().ends_with(",Owner,tags"), "{csv}");
+    assert!(csv.contains(",alice,outdoor;poe\n"), "{csv}");
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_os_error_is_reported_once_in_a_message() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 1,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    let missing = fleet.path("no-such-dir");
+    let ca = missing.join("ca.pem");
+    let (output, _) = fleet
+        .scan("ca.jsonl", &["--ca-file", ca.to_str().unwrap()])
+        .await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 2, "{err}");
+    assert!(err.contains(ca.to_str().unwrap()), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    let journal = missing.join("j.jsonl");
+    let output = run(
+        &args(&[
+            "remediate",
+            "--inventory",
+            fleet.inventory.to_str().unwrap(),
+            "--ssh",
+            "disabled",
+            "--apply",
+            "--yes",
+            "--journal",
+            journal.to_str().unwrap(),
+            "-o",
+            fleet.path("r.jsonl").to_str().unwrap(),
+        ]),
+        &[("SSHFLEET_PASSWORD", crate::support::PASSWORD)],
+    )
+    .await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 2, "{err}");
+    assert!(err.contains(journal.to_str().unwrap()), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    fleet.fleet.shutdown().await;
+}

@@ -10,6 +10,7 @@ mod equinix_support;
 mod support;
 
 mod cli_contract;
+mod diagnostics;
 mod equinix_cli;
 mod equinix_ops;
 mod equinix_paging;

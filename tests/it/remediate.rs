@@ -395,3 +395,159 @@ async fn apply_is_refused_without_yes_off_a_terminal_and_beyond_max_changes() {
         "nothing written"
     );
 }
+
+/// Runs the real binary with the journal's file system "full" after `journal_bytes`:
+/// RLIMIT_FSIZE makes every write past it fail (EFBIG), as a full disk fails with ENOSPC.
+/// SIGXFSZ is ignored so the write fails instead of killing the process. The report goes to
+/// stdout, which the limit does not touch.
+async fn remediate_with_file_size_limit(
+    fleet: &TestFleet,
+    journal: &Path,
+    journal_bytes: u64,
+) -> std::process::Output {
+    let script = r#"trap '' XFSZ; exec prlimit --fsize="$0" -- "$@""#;
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.args(["-c", script, &journal_bytes.to_string()])
+        .arg(env!("CARGO_BIN_EXE_sshfleet"))
+        .args([
+            "remediate",
+            "--inventory",
+            fleet.inventory.to_str().unwrap_or_default(),
+            "--ssh",
+            "disabled",
+            "--apply",
+            "--yes",
+            "--rate",
+            "50/s",
+            "--journal",
+            journal.to_str().unwrap_or_default(),
+            "-o",
+            "-",
+            "--timeout",
+            "5s",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SSHFLEET_PASSWORD", PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("finished in time")
+        .expect("ran")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_that_fills_up_stops_writes_says_so_and_exits_4() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![camera(true, Firmware::Modern); 30]),
+        ..SimConfig::default()
+    })
+    .await;
+    let journal = fleet.path("full.journal.jsonl");
+    // The header and a handful of entries fit; the rest of the run's entries do not.
+    let output = remediate_with_file_size_limit(&fleet, &journal, 900).await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 4, "{err}");
+    assert!(
+        err.contains(&journal.display().to_string()) && err.contains("journal"),
+        "names the journal: {err}"
+    );
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSONL"))
+        .collect();
+    assert_eq!(records.len(), 30, "the report keeps every device");
+    // Every line left in the journal is whole, and no device went out without its intent.
+    let intents: std::collections::HashSet<String> = read_jsonl(&journal)
+        .into_iter()
+        .filter(|l| l["type"] == "intent")
+        .map(|l| l["address"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let mut written = 0;
+    for (i, device) in fleet.fleet.snapshot().iter().enumerate() {
+        let address = fleet.fleet.address(i);
+        let record = records
+            .iter()
+            .find(|r| r["address"] == address)
+            .expect("record");
+        if device.writes.is_empty() {
+            assert_eq!(record["verified"], serde_json::Value::Null, "{record}");
+            assert!(
+                record["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("not written")),
+                "{record}"
+            );
+        } else {
+            written += 1;
+            assert_eq!(device.writes.len(), 1);
+            assert!(intents.contains(address), "{address} written unjournaled");
+            assert_eq!(record["verified"], true, "{record}");
+        }
+    }
+    assert!(written > 0 && written < 30, "{written} written");
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_that_cannot_be_written_at_start_changes_nothing_and_exits_2() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![camera(true, Firmware::Modern); 3]),
+        ..SimConfig::default()
+    })
+    .await;
+    let journal = fleet.path("journal-on-full-disk");
+    std::os::unix::fs::symlink("/dev/full", &journal).expect("symlink");
+    let (output, _) = remediate(
+        &fleet,
+        "a.jsonl",
+        &[
+            "--apply",
+            "--yes",
+            "--journal",
+            journal.to_str().unwrap_or_default(),
+        ],
+    )
+    .await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 2, "{err}");
+    assert!(err.contains(&journal.display().to_string()), "{err}");
+    assert_eq!(
+        err.matches("No space left on device").count(),
+        1,
+        "the OS error once: {err}"
+    );
+    assert!(all_writes(&fleet).iter().all(Vec::is_empty));
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_device_ignores_is_unverified_with_an_error() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![DeviceSpec {
+            fault: Fault::IgnoresWrites,
+            ..camera(true, Firmware::Modern)
+        }]),
+        ..SimConfig::default()
+    })
+    .await;
+    let (output, records) = remediate(
+        &fleet,
+        "ignored.jsonl",
+        &["--apply", "--yes", "--rate", "50/s"],
+    )
+    .await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let record = &records[0];
+    assert_eq!(record["action"], "set", "{record}");
+    assert_eq!(record["after"], true, "{record}");
+    assert_eq!(record["verified"], false, "{record}");
+    assert_eq!(record["compliant"], false, "{record}");
+    let error = record["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("read-back shows SSH still enabled"),
+        "{record}"
+    );
+    fleet.fleet.shutdown().await;
+}

@@ -49,12 +49,12 @@ pub(in super::super) async fn run(args: ListArgs) -> anyhow::Result<Exit> {
         return Err(anyhow::anyhow!("cannot write the report: {e}"));
     }
     if !args.api.quiet {
-        eprint!("{}", listing.summary.render_text());
-        eprint!("{}", describe(&listing, args.page_size, concurrency));
+        diag!("{}", listing.summary.render_text());
+        diag!("{}", describe(&listing, args.page_size, concurrency));
     }
     if let Some(e) = &listing.stats.error {
-        eprintln!("error: {e}");
-        eprintln!("the listing is incomplete: the report holds the users before that page");
+        diagln!("error: {e}");
+        diagln!("the listing is incomplete: the report holds the users before that page");
     }
     Ok(exit_code(&listing))
 }

@@ -71,7 +71,7 @@ fn connect(
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let endpoint = resolve_endpoint(api.endpoint.as_deref(), env("EQUINIX_API_ENDPOINT"))?;
     if plain_http_to_remote(&endpoint) && !api.quiet {
-        eprintln!("warning: {endpoint} is plain HTTP: credentials and tokens travel in clear");
+        diagln!("warning: {endpoint} is plain HTTP: credentials and tokens travel in clear");
     }
     let credentials = resolve_credentials(env)?;
     let settings = ClientSettings {
@@ -270,7 +270,7 @@ fn exit_for(error: &EquinixError) -> Exit {
 }
 
 fn fail(error: &EquinixError) -> Exit {
-    eprintln!("error: {error}");
+    diagln!("error: {error}");
     exit_for(error)
 }
 

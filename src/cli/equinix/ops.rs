@@ -142,7 +142,7 @@ async fn detach_everywhere(args: &DetachArgs, username: &str) -> anyhow::Result<
     };
     let targets = targets(&users);
     if !args.api.quiet {
-        eprintln!(
+        diagln!(
             "{username}: {} user entr{} on {} device(s){}",
             users.len(),
             if users.len() == 1 { "y" } else { "ies" },
@@ -176,7 +176,7 @@ async fn detach_everywhere(args: &DetachArgs, username: &str) -> anyhow::Result<
     }
     out.finish()?;
     if failed > 0 && !args.api.quiet {
-        eprintln!("{failed} detach(es) failed; see the error column");
+        diagln!("{failed} detach(es) failed; see the error column");
     }
     Ok(if failed > 0 {
         Exit::Findings
@@ -233,7 +233,7 @@ fn planned_detach(user: &str, username: Option<&str>, device: &str) -> ChangeRow
 /// A dry run: the planned change, not applied.
 fn plan(api: &super::super::args::ApiArgs, row: ChangeRow) -> anyhow::Result<Exit> {
     if !api.quiet {
-        eprintln!("dry run: pass --apply to make this change");
+        diagln!("dry run: pass --apply to make this change");
     }
     write_rows(api, &[row])?;
     Ok(Exit::Clean)
