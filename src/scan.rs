@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::inventory::{Device, Row};
 use crate::net::auth::Credentials;
@@ -15,7 +16,9 @@ use crate::net::{HttpClient, HttpError};
 use crate::report::{DeviceRecord, SshState, Status};
 use crate::secret::Secret;
 use crate::shutdown::Shutdown;
-use crate::vapix::{self, CallError, DeviceSession, Failure, SessionPolicy, SshReading};
+use crate::vapix::{
+    self, CallError, Connection, DeviceSession, Failure, SessionPolicy, SshReading,
+};
 
 /// Everything a scan needs besides the devices.
 #[derive(Clone)]
@@ -108,16 +111,33 @@ impl Scanner {
 
     /// Reads one device: its judged record, and the reading itself when there is one.
     pub async fn read(&self, device: &Device) -> (DeviceRecord, Option<SshReading>) {
+        let span = device_span(device);
+        let (record, reading) = self.read_in_span(device).instrument(span.clone()).await;
+        span.in_scope(|| log_outcome(&record, "read"));
+        (record, reading)
+    }
+
+    async fn read_in_span(&self, device: &Device) -> (DeviceRecord, Option<SshReading>) {
         let started = Instant::now();
         let creds = self.credentials_for(device);
         let mut session = self.session(device, &creds);
+        let deadline = session.deadline();
         let outcome = self
-            .with_deadline(vapix::read_ssh_state(&mut session, true))
+            .with_deadline(
+                deadline,
+                vapix::read_ssh_state(&mut session, Connection::Close),
+            )
             .await;
         let mut record = self.record_for(device, &session, started);
         let reading = outcome.as_ref().ok().cloned();
         apply_reading(&mut record, outcome);
         (record, reading)
+    }
+
+    /// A device deadline starting now; past `device_deadline` from now when the clock allows.
+    pub fn deadline_from_now(&self) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        now.checked_add(self.device_deadline()).unwrap_or(now)
     }
 
     /// The whole-device deadline: enough for every request and retry, then no more.
@@ -128,16 +148,17 @@ impl Scanner {
         per_request * (4 + 2 * retries) + backoff * retries
     }
 
-    /// Runs one device step under the device deadline; overrunning it is a `timeout`.
+    /// Runs one device step until the device's deadline (its session's); overrunning it is
+    /// a `timeout`.
     pub async fn with_deadline<T>(
         &self,
+        deadline: tokio::time::Instant,
         step: impl std::future::Future<Output = Result<T, Failure>>,
     ) -> Result<T, Failure> {
-        let deadline = self.device_deadline();
-        tokio::time::timeout(deadline, step)
+        tokio::time::timeout_at(deadline, step)
             .await
             .unwrap_or(Err(Failure::Call(CallError::Http(HttpError::Timeout(
-                deadline,
+                self.device_deadline(),
             )))))
     }
 
@@ -163,6 +184,7 @@ impl Scanner {
             &self.settings.policy,
             creds,
             device.target.base_url(),
+            self.deadline_from_now(),
         )
     }
 
@@ -173,20 +195,34 @@ impl Scanner {
         session: &DeviceSession<'_>,
         started: Instant,
     ) -> DeviceRecord {
-        let mut record = DeviceRecord::new(
-            device.address.clone(),
-            device.name.clone(),
-            device.site.clone(),
-            Status::Ok,
-        );
+        let mut record = device.record(Status::Ok);
         record.expect = device.expect.or(self.settings.expect);
         record.attempts = session.attempts;
         record.http_status = session.last_status;
         record.tls_fingerprint = session.fingerprint.map(|f| f.to_string());
-        record.elapsed_ms = started.elapsed().as_millis() as u64;
-        record.extra = device.extra.clone();
+        record.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         record
     }
+}
+
+/// The span every event about one device is logged in (`-vv` shows its requests).
+pub fn device_span(device: &Device) -> tracing::Span {
+    tracing::info_span!("device", address = %device.address, site = %device.site)
+}
+
+/// One line per device at `-v`: what was found, how long it took, and why when it failed.
+pub fn log_outcome(record: &DeviceRecord, step: &'static str) {
+    let ssh = record
+        .ssh_enabled
+        .map_or("unknown", |on| if on { "enabled" } else { "disabled" });
+    tracing::info!(
+        status = %record.status,
+        ssh,
+        attempts = record.attempts,
+        elapsed_ms = record.elapsed_ms,
+        error = record.error.as_deref().unwrap_or(""),
+        "{step}"
+    );
 }
 
 /// Fills in the result of a read and judges compliance.
@@ -215,7 +251,7 @@ pub fn apply_failure(record: &mut DeviceRecord, failure: &Failure) {
             record.http_status = Some(*http_status);
         }
         Failure::Malformed { http_status, .. } => record.http_status = Some(*http_status),
-        Failure::Call(CallError::Throttled { status }) => record.http_status = Some(*status),
+        Failure::Call(CallError::Throttled { status, .. }) => record.http_status = Some(*status),
         Failure::Call(CallError::AuthFailed { .. }) => record.http_status = Some(401),
         _ => {}
     }
@@ -236,7 +272,9 @@ pub fn status_of(failure: &Failure) -> Status {
         Failure::Call(CallError::AuthFailed { privilege: true }) => Status::NotAuthorized,
         Failure::Call(CallError::AuthFailed { privilege: false }) => Status::AuthFailed,
         Failure::Call(CallError::AuthRefused(_)) => Status::AuthFailed,
-        Failure::Call(CallError::Throttled { status: 403 | 429 }) => Status::Forbidden,
+        Failure::Call(CallError::Throttled {
+            status: 403 | 429, ..
+        }) => Status::Forbidden,
         Failure::Call(CallError::Throttled { .. }) => Status::ApiError,
         Failure::Device { error, .. } if error.is_not_authorized() => Status::NotAuthorized,
         Failure::Device { .. } => Status::ApiError,

@@ -129,6 +129,8 @@ fn init_logging(verbose: u8) {
         // stderr that just failed.
         .log_internal_errors(false)
         .with_target(false)
+        // Colour codes only for a person at a terminal, not in a log file or a pipe.
+        .with_ansi(std::io::IsTerminal::is_terminal(&io::stderr()))
         .try_init();
 }
 

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use governor::{DefaultDirectRateLimiter, Jitter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::inventory::{Device, Row};
 use crate::report::{Action, DeviceRecord, Remediation, SshState, Status};
-use crate::scan::{apply_failure, run_bounded, RunStats, Scanner};
+use crate::scan::{self, apply_failure, run_bounded, RunStats, Scanner};
 use crate::shutdown::Shutdown;
-use crate::vapix::{self, Failure, SshReading};
+use crate::vapix::{self, Connection, Failure, SshReading};
 pub use journal::{Journal, JournalError, JournalHeader, Outcome, Recovered};
 
 /// How writes are paced.
@@ -221,7 +222,9 @@ impl Remediator {
                 let out = out.clone();
                 let stop = stop.clone();
                 async move {
-                    let record = this.apply_one(planned, stop).await;
+                    let span = scan::device_span(&planned.device);
+                    let record = this.apply_one(planned, stop).instrument(span.clone()).await;
+                    span.in_scope(|| scan::log_outcome(&record, "remediated"));
                     let _ = out.send(record).await;
                 }
             },
@@ -250,7 +253,10 @@ impl Remediator {
         // write itself goes out at once when its permit comes.
         let fresh = self
             .scanner
-            .with_deadline(vapix::read_back(&mut session, &reading, false))
+            .with_deadline(
+                session.deadline(),
+                vapix::read_back(&mut session, &reading, Connection::KeepAlive),
+            )
             .await;
         let before = match fresh {
             Ok(now) if now == want => {
@@ -295,13 +301,23 @@ impl Remediator {
             _ = stop.wait() => return not_written(record, before, "not written: the run was stopped"),
             _ = self.permit(&device.site) => {}
         }
+        // The write and its read-back share one device deadline, counted from the permit
+        // (the wait for it is the run's rate limit, not the device's time).
+        session.renew_deadline(self.scanner.deadline_from_now());
+        let deadline = session.deadline();
         let write = self
             .scanner
-            .with_deadline(vapix::write_ssh_state(&mut session, &reading, want))
+            .with_deadline(
+                deadline,
+                vapix::write_ssh_state(&mut session, &reading, want),
+            )
             .await;
         let after = self
             .scanner
-            .with_deadline(vapix::read_back(&mut session, &reading, true))
+            .with_deadline(
+                deadline,
+                vapix::read_back(&mut session, &reading, Connection::Close),
+            )
             .await;
         let verified = matches!(after, Ok(now) if now == want);
         let error = match (&write, &after) {

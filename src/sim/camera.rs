@@ -136,6 +136,9 @@ impl Camera {
         if self.spec.fault == Fault::Throttled || self.guard.is_blocked(arrival.at) {
             return Response::plain_status(403);
         }
+        if self.spec.fault == Fault::ThrottledLong {
+            return Response::plain_status(429).with_header("Retry-After", "999999");
+        }
         let path = req.path();
         if path == "/axis-cgi/apidiscovery.cgi" {
             return self.inject_fault(sshcgi::discovery(self, req));
@@ -207,9 +210,31 @@ impl Camera {
                 let cut = response.body.len() * 2 / 3;
                 response.body = response.body.slice(..cut);
             }
+            Fault::ForeignAnswers => response.body = foreign(&response.body, is_json),
             _ => {}
         }
         response
+    }
+}
+
+/// The answer to someone else's request: another `context` in JSON, and a second, opposite
+/// `Network.SSH.Enabled` line in a param.cgi listing.
+fn foreign(body: &Bytes, is_json: bool) -> Bytes {
+    let text = String::from_utf8_lossy(body);
+    if is_json {
+        return Bytes::from(text.replace(r#""context":"sshfleet""#, r#""context":"someone-else""#));
+    }
+    let opposite = if text.contains("Enabled=yes") {
+        "no"
+    } else {
+        "yes"
+    };
+    match text.lines().find(|l| l.contains("Network.SSH.Enabled=")) {
+        Some(line) => {
+            let (key, _) = line.split_once('=').unwrap_or((line, ""));
+            Bytes::from(format!("{text}{key}={opposite}\r\n"))
+        }
+        None => body.clone(),
     }
 }
 

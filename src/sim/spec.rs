@@ -56,7 +56,10 @@ impl DeviceSpec {
             Fault::None | Fault::Slow | Fault::IgnoresWrites => firmware,
             Fault::Hang => Status::Timeout,
             Fault::Closed => Status::Unreachable,
-            Fault::Throttled => Status::Forbidden,
+            Fault::Throttled | Fault::ThrottledLong => Status::Forbidden,
+            // Ancient firmware lists no SSH parameter to contradict.
+            Fault::ForeignAnswers if self.firmware != Firmware::Ancient => Status::ProtocolError,
+            Fault::ForeignAnswers => firmware,
             Fault::WrongPassword if authenticates => Status::AuthFailed,
             Fault::WrongPassword => firmware,
             // Every firmware answers some CGI request with a 200 that carries the fault.
@@ -97,6 +100,13 @@ pub enum Fault {
     /// Acknowledges every SSH write and keeps its state (a setting a policy enforces). Not
     /// part of the realistic mix: it exists so tests can see a write fail verification.
     IgnoresWrites,
+    /// HTTP 429 with `Retry-After: 999999` to everything (a device asking to be left alone
+    /// for eleven days). Not part of the realistic mix.
+    ThrottledLong,
+    /// Answers as if to another client's request: ssh.cgi echoes another `context`, and
+    /// param.cgi lists `Network.SSH.Enabled` twice with different values. Not part of the
+    /// realistic mix.
+    ForeignAnswers,
 }
 
 impl Fault {
@@ -114,6 +124,8 @@ impl Fault {
             Fault::InternalError => "internal_error",
             Fault::NoAdmin => "no_admin",
             Fault::IgnoresWrites => "ignores_writes",
+            Fault::ThrottledLong => "throttled_long",
+            Fault::ForeignAnswers => "foreign_answers",
         }
     }
 }
@@ -251,6 +263,8 @@ mod tests {
             (Fault::InternalError, Status::ApiError),
             (Fault::NoAdmin, Status::NotAuthorized),
             (Fault::IgnoresWrites, Status::Ok),
+            (Fault::ThrottledLong, Status::Forbidden),
+            (Fault::ForeignAnswers, Status::ProtocolError),
         ];
         for (fault, status) in cases {
             assert_eq!(spec(fault, Firmware::Modern).expect_status(true), status);

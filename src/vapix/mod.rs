@@ -10,7 +10,7 @@ use http::StatusCode;
 
 use crate::net::HttpResponse;
 use crate::report::Method;
-pub use session::{CallError, DeviceSession, SessionPolicy};
+pub use session::{CallError, Connection, DeviceSession, Resend, SessionPolicy};
 use wire::{ApiVersion, DeviceError, Reply};
 
 /// The SSH state of a device and how it was read.
@@ -39,16 +39,23 @@ pub enum Failure {
     Malformed { reason: String, http_status: u16 },
 }
 
-/// Reads the SSH state: ssh.cgi when the device has it, else param.cgi.
-/// `last` marks the final request so the connection is closed rather than pooled.
+/// Reads the SSH state: ssh.cgi when the device has it, else param.cgi. `after` says
+/// whether the connection is still wanted once the state is read.
 pub async fn read_ssh_state(
     session: &mut DeviceSession<'_>,
-    last: bool,
+    after: Connection,
 ) -> Result<SshReading, Failure> {
     let body = Bytes::from_static(wire::get_supported_versions());
-    let mut response = session.post_json(wire::SSH_CGI, body, false, true).await?;
+    let mut response = session
+        .post_json(
+            wire::SSH_CGI,
+            body,
+            Connection::KeepAlive,
+            Resend::IfTransient,
+        )
+        .await?;
     if response.status == StatusCode::NOT_FOUND {
-        return read_param(session, last).await;
+        return read_param(session, after).await;
     }
     let listed = expect_reply(&mut response, wire::parse_supported_versions)?;
     let Some(version) = wire::pick_version(&listed) else {
@@ -56,7 +63,7 @@ pub async fn read_ssh_state(
             "no 1.x ssh.cgi version among {listed:?}"
         )));
     };
-    let enabled = read_ssh_info(session, version, last).await?;
+    let enabled = read_ssh_info(session, version, after).await?;
     Ok(SshReading {
         enabled,
         method: Method::SshCgi,
@@ -69,10 +76,12 @@ pub async fn read_ssh_state(
 pub async fn read_ssh_info(
     session: &mut DeviceSession<'_>,
     version: ApiVersion,
-    last: bool,
+    after: Connection,
 ) -> Result<bool, Failure> {
     let body = Bytes::from(wire::get_ssh_info(version));
-    let mut response = session.post_json(wire::SSH_CGI, body, last, true).await?;
+    let mut response = session
+        .post_json(wire::SSH_CGI, body, after, Resend::IfTransient)
+        .await?;
     expect_reply(&mut response, wire::parse_ssh_info)
 }
 
@@ -80,11 +89,11 @@ pub async fn read_ssh_info(
 pub async fn read_back(
     session: &mut DeviceSession<'_>,
     reading: &SshReading,
-    last: bool,
+    after: Connection,
 ) -> Result<bool, Failure> {
     match reading.api_version {
-        Some(version) => read_ssh_info(session, version, last).await,
-        None => read_param(session, last).await.map(|r| r.enabled),
+        Some(version) => read_ssh_info(session, version, after).await,
+        None => read_param(session, after).await.map(|r| r.enabled),
     }
 }
 
@@ -98,12 +107,18 @@ pub async fn write_ssh_state(
     match reading.api_version {
         Some(version) => {
             let body = Bytes::from(wire::set_ssh_configuration(version, enabled));
-            let mut response = session.post_json(wire::SSH_CGI, body, false, false).await?;
+            let mut response = session
+                .post_json(wire::SSH_CGI, body, Connection::KeepAlive, Resend::Never)
+                .await?;
             expect_reply(&mut response, wire::parse_set_ssh_configuration)
         }
         None => {
             let response = session
-                .get(param::update_target(enabled), false, false)
+                .get(
+                    param::update_target(enabled),
+                    Connection::KeepAlive,
+                    Resend::Never,
+                )
                 .await?;
             let status = response.status.as_u16();
             if response.status != StatusCode::OK {
@@ -120,8 +135,13 @@ pub async fn write_ssh_state(
     }
 }
 
-async fn read_param(session: &mut DeviceSession<'_>, last: bool) -> Result<SshReading, Failure> {
-    let response = session.get(param::LIST_SSH, last, true).await?;
+async fn read_param(
+    session: &mut DeviceSession<'_>,
+    after: Connection,
+) -> Result<SshReading, Failure> {
+    let response = session
+        .get(param::LIST_SSH, after, Resend::IfTransient)
+        .await?;
     let status = response.status.as_u16();
     match response.status {
         StatusCode::OK => {}

@@ -25,6 +25,7 @@ pub enum ListReply {
 pub fn parse_list(body: &[u8]) -> ListReply {
     let text = latin1(body);
     let mut error_line = None;
+    let mut found: Option<bool> = None;
     for line in text.lines().map(str::trim) {
         if line.starts_with("# Error") || line.starts_with("#Error") {
             error_line.get_or_insert_with(|| line.to_owned());
@@ -36,14 +37,25 @@ pub fn parse_list(body: &[u8]) -> ListReply {
         let key = key.trim();
         let key = key.strip_prefix("root.").unwrap_or(key);
         if key.eq_ignore_ascii_case("Network.SSH.Enabled") {
-            return match parse_bool(value) {
-                Some(on) => ListReply::Enabled(on),
-                None => ListReply::Malformed(format!(
+            let Some(on) = parse_bool(value) else {
+                return ListReply::Malformed(format!(
                     "unrecognised Network.SSH.Enabled value {:?}",
                     truncate(value.trim(), 40)
-                )),
+                ));
             };
+            // The same parameter twice with different values: which one the device uses is
+            // unknowable, so neither is reported.
+            if found.is_some_and(|earlier| earlier != on) {
+                return ListReply::Malformed(
+                    "param.cgi answer gives Network.SSH.Enabled twice, with different values"
+                        .into(),
+                );
+            }
+            found = Some(on);
         }
+    }
+    if let Some(on) = found {
+        return ListReply::Enabled(on);
     }
     match error_line {
         Some(line) => ListReply::NoParameter(truncate(&line, 200).to_owned()),
@@ -120,6 +132,24 @@ mod tests {
             parse_list(b"root.Network.SSH.Enabled=maybe"),
             ListReply::Malformed(_)
         ));
+    }
+
+    #[test]
+    fn the_parameter_given_twice_is_read_only_when_both_agree() {
+        for body in [
+            "root.Network.SSH.Enabled=no\nroot.Network.SSH.Enabled=yes\n",
+            "Network.SSH.Enabled=yes\nroot.Network.SSH.Enabled=off\n",
+        ] {
+            assert!(
+                matches!(parse_list(body.as_bytes()), ListReply::Malformed(ref r) if r.contains("twice")),
+                "{body}"
+            );
+        }
+        let agreeing = b"root.Network.SSH.Enabled=no\nNetwork.SSH.Enabled=off\n";
+        assert_eq!(parse_list(agreeing), ListReply::Enabled(false));
+        // A garbled second value is no agreement either.
+        let garbled = b"root.Network.SSH.Enabled=no\nroot.Network.SSH.Enabled=perhaps\n";
+        assert!(matches!(parse_list(garbled), ListReply::Malformed(_)));
     }
 
     #[test]

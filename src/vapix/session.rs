@@ -8,8 +8,10 @@ use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Jitter};
 use http::{header, Method, Request, StatusCode};
 use http_body_util::Full;
+use tokio::time::Instant;
 
 use crate::net::auth::{AuthError, AuthSession, Credentials};
+use crate::net::retry::{self, jitter, MAX_RETRY_AFTER, USER_AGENT};
 use crate::net::tls::Fingerprint;
 use crate::net::{HttpClient, HttpError, HttpResponse};
 
@@ -48,9 +50,32 @@ pub enum CallError {
     AuthFailed { privilege: bool },
     #[error(transparent)]
     AuthRefused(#[from] AuthError),
-    /// 403, 429 or 503 that outlasted the retries.
-    #[error("HTTP {status}: {}", if *.status == 403 { "forbidden (blocked or throttled by the device)" } else { "throttled by the device" })]
-    Throttled { status: u16 },
+    /// 403, 429 or 503 that outlasted the retries, or that asked (`Retry-After`) for a
+    /// longer wait than sshfleet gives a device: then it fails at once instead of sleeping
+    /// into a timeout.
+    #[error("HTTP {status}: {}{}", if *.status == 403 { "forbidden (blocked or throttled by the device)" } else { "throttled by the device" }, match .asked_secs { Some(secs) => format!("; it asks to wait {secs} s, beyond this device's deadline"), None => String::new() })]
+    Throttled {
+        status: u16,
+        /// The wait the device asked for when it was too long to honour.
+        asked_secs: Option<u64>,
+    },
+}
+
+/// Whether the connection stays open for the device's next request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connection {
+    KeepAlive,
+    /// The device's last request: ask it to close rather than pool the connection.
+    Close,
+}
+
+/// Whether a request that failed in transit (reset, timeout) may be sent again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resend {
+    /// Reads: sending again changes nothing on the device.
+    IfTransient,
+    /// Writes: whether one applied is learned by reading back, never by writing again.
+    Never,
 }
 
 /// A device's conversation state. Requests are strictly one at a time.
@@ -64,6 +89,8 @@ pub struct DeviceSession<'a> {
     /// Credentials have been accepted at least once on this device.
     authenticated: bool,
     retries_left: u32,
+    /// No wait (backoff, throttling) is started that would end after this instant.
+    deadline: Instant,
     /// HTTP requests sent, including challenged ones.
     pub requests: u32,
     /// Device-level tries: 1, plus one per retry taken.
@@ -73,12 +100,13 @@ pub struct DeviceSession<'a> {
 }
 
 impl<'a> DeviceSession<'a> {
-    /// `base` is `scheme://authority` with no trailing slash.
+    /// `base` is `scheme://authority` with no trailing slash; `deadline` ends the device.
     pub fn new(
         http: &'a HttpClient,
         policy: &'a SessionPolicy,
         creds: &'a Credentials,
         base: String,
+        deadline: Instant,
     ) -> DeviceSession<'a> {
         DeviceSession {
             http,
@@ -89,6 +117,7 @@ impl<'a> DeviceSession<'a> {
             auth: AuthSession::default(),
             authenticated: false,
             retries_left: policy.retries,
+            deadline,
             requests: 0,
             attempts: 1,
             last_status: None,
@@ -96,25 +125,36 @@ impl<'a> DeviceSession<'a> {
         }
     }
 
-    /// POSTs a JSON body. `last` asks the device to close the connection afterwards.
+    /// When the device's time is up.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Gives the device a new deadline (remediation: after waiting for its write permit,
+    /// which is the run's rate limit and not the device's time).
+    pub fn renew_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+    }
+
+    /// POSTs a JSON body.
     pub async fn post_json(
         &mut self,
         target: &str,
         body: Bytes,
-        last: bool,
-        retry_transient: bool,
+        connection: Connection,
+        resend: Resend,
     ) -> Result<HttpResponse, CallError> {
-        self.exchange(Method::POST, target, body, last, retry_transient)
+        self.exchange(Method::POST, target, body, connection, resend)
             .await
     }
 
     pub async fn get(
         &mut self,
         target: &str,
-        last: bool,
-        retry_transient: bool,
+        connection: Connection,
+        resend: Resend,
     ) -> Result<HttpResponse, CallError> {
-        self.exchange(Method::GET, target, Bytes::new(), last, retry_transient)
+        self.exchange(Method::GET, target, Bytes::new(), connection, resend)
             .await
     }
 
@@ -123,18 +163,21 @@ impl<'a> DeviceSession<'a> {
         method: Method,
         target: &str,
         body: Bytes,
-        last: bool,
-        retry_transient: bool,
+        connection: Connection,
+        resend: Resend,
     ) -> Result<HttpResponse, CallError> {
         let mut challenges = 0u32;
         let mut rechallenged = false;
         loop {
             let authorization = self.auth.authorization(method.as_str(), target, self.creds);
             let sent_credentials = authorization.is_some();
-            let request = self.build(&method, target, body.clone(), authorization, last)?;
+            let request = self.build(&method, target, body.clone(), authorization, connection)?;
             let response = match self.send(request).await {
                 Ok(r) => r,
-                Err(e) if retry_transient && e.is_transient() && self.take_retry() => {
+                Err(e)
+                    if resend == Resend::IfTransient && e.is_transient() && self.take_retry() =>
+                {
+                    tracing::debug!(error = %e, "request failed in transit; sent again");
                     tokio::time::sleep(jitter(Duration::from_millis(200))).await;
                     continue;
                 }
@@ -168,12 +211,29 @@ impl<'a> DeviceSession<'a> {
                 StatusCode::FORBIDDEN
                 | StatusCode::TOO_MANY_REQUESTS
                 | StatusCode::SERVICE_UNAVAILABLE => {
-                    if !self.take_retry() {
+                    let status = response.status.as_u16();
+                    let asked = retry::retry_after(&response.headers);
+                    let wait = self.backoff(asked);
+                    // A wait past the device's deadline would only end as a timeout: say now
+                    // what the device said.
+                    let too_long = asked.is_some_and(|a| a > MAX_RETRY_AFTER)
+                        || Instant::now()
+                            .checked_add(wait)
+                            .map_or(true, |end| end >= self.deadline);
+                    if too_long {
                         return Err(CallError::Throttled {
-                            status: response.status.as_u16(),
+                            status,
+                            asked_secs: asked.map(|a| a.as_secs()),
                         });
                     }
-                    tokio::time::sleep(self.backoff(&response)).await;
+                    if !self.take_retry() {
+                        return Err(CallError::Throttled {
+                            status,
+                            asked_secs: None,
+                        });
+                    }
+                    tracing::debug!(status, ?wait, "throttled by the device; backing off");
+                    tokio::time::sleep(wait).await;
                 }
                 _ => {
                     if sent_credentials {
@@ -219,16 +279,10 @@ impl<'a> DeviceSession<'a> {
 
     /// At least the policy backoff, longer if the device says so (capped), plus jitter so a
     /// site's blocked cameras are not all retried in the same instant.
-    fn backoff(&self, response: &HttpResponse) -> Duration {
-        let asked = response
-            .headers
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| Duration::from_secs(s.min(60)))
-            .unwrap_or_default();
+    fn backoff(&self, asked: Option<Duration>) -> Duration {
+        let asked = asked.unwrap_or_default().min(MAX_RETRY_AFTER);
         let base = self.policy.throttle_backoff.max(asked);
-        base + jitter(base / 5)
+        base.saturating_add(jitter(base / 5))
     }
 
     fn build(
@@ -237,35 +291,23 @@ impl<'a> DeviceSession<'a> {
         target: &str,
         body: Bytes,
         authorization: Option<http::HeaderValue>,
-        last: bool,
+        connection: Connection,
     ) -> Result<Request<Full<Bytes>>, HttpError> {
         let mut builder = Request::builder()
             .method(method.clone())
             .uri(format!("{}{target}", self.base))
-            .header(
-                header::USER_AGENT,
-                concat!("sshfleet/", env!("CARGO_PKG_VERSION")),
-            );
+            .header(header::USER_AGENT, USER_AGENT);
         if !body.is_empty() {
             builder = builder.header(header::CONTENT_TYPE, "application/json");
         }
         if let Some(value) = authorization {
             builder = builder.header(header::AUTHORIZATION, value);
         }
-        if last {
+        if connection == Connection::Close {
             builder = builder.header(header::CONNECTION, "close");
         }
         builder
             .body(Full::new(body))
             .map_err(|e| HttpError::Protocol(format!("cannot build request: {e}")))
     }
-}
-
-/// A uniformly random duration in `[0, max)`.
-pub fn jitter(max: Duration) -> Duration {
-    let nanos = max.as_nanos().min(u64::MAX as u128) as u64;
-    if nanos == 0 {
-        return Duration::ZERO;
-    }
-    Duration::from_nanos(fastrand::u64(..nanos))
 }

@@ -113,6 +113,107 @@ pub struct Envelope<D> {
     pub data: Option<D>,
     #[serde(default)]
     pub error: Option<WireError>,
+    /// The method the answer is for, when the device says.
+    #[serde(default)]
+    pub method: Option<WireMethod>,
+    /// Whether the echoed `context` is ours, when the device echoes one.
+    #[serde(default)]
+    pub context: Option<WireContext>,
+}
+
+/// The ssh.cgi methods this client calls, read without allocating; anything else is `Other`.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireMethod {
+    GetSupportedVersions,
+    GetSshInfo,
+    SetSshConfiguration,
+    Other,
+}
+
+impl WireMethod {
+    fn name(self) -> &'static str {
+        match self {
+            WireMethod::GetSupportedVersions => "getSupportedVersions",
+            WireMethod::GetSshInfo => "getSshInfo",
+            WireMethod::SetSshConfiguration => "setSshConfiguration",
+            WireMethod::Other => "another method",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WireMethod {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<WireMethod, D::Error> {
+        Ok(match Name::deserialize(d)?.0.as_deref() {
+            Some("getSupportedVersions") => WireMethod::GetSupportedVersions,
+            Some("getSshInfo") => WireMethod::GetSshInfo,
+            Some("setSshConfiguration") => WireMethod::SetSshConfiguration,
+            _ => WireMethod::Other,
+        })
+    }
+}
+
+/// An echoed `context`: ours (`sshfleet`) or someone else's.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireContext {
+    Ours,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for WireContext {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<WireContext, D::Error> {
+        Ok(match Name::deserialize(d)?.0.as_deref() {
+            Some(CONTEXT) => WireContext::Ours,
+            _ => WireContext::Other,
+        })
+    }
+}
+
+/// A JSON string borrowed from the body when it can be (no escapes), else copied; any other
+/// JSON value is `None`, so a number or an object in `method` is simply not our method.
+struct Name<'de>(Option<std::borrow::Cow<'de, str>>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Name<'de>, D::Error> {
+        struct Visitor;
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Name(Some(std::borrow::Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Name(Some(std::borrow::Cow::Owned(v.to_owned()))))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Name(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Name(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Name(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Name(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Name(None))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Name(None))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Name(None))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 fn none<D>() -> Option<D> {
@@ -179,13 +280,30 @@ thread_local! {
 }
 
 /// Parses in place (simd-json mutates the buffer). An `error` member always wins over `data`.
-fn parse<D: for<'de> Deserialize<'de>>(body: &mut [u8]) -> Result<Reply<D>, Malformed> {
+/// An answer that names another method, or echoes another context, is not an answer to this
+/// request (a proxy or a confused device mixing up answers) and is never taken as a reading.
+fn parse<D: for<'de> Deserialize<'de>>(
+    body: &mut [u8],
+    expected: WireMethod,
+) -> Result<Reply<D>, Malformed> {
     if body.is_empty() {
         return Err(Malformed("empty body".into()));
     }
     let envelope: Envelope<D> = PARSE_BUFFERS
         .with_borrow_mut(|buffers| simd_json::serde::from_slice_with_buffers(body, buffers))
         .map_err(|e| Malformed(e.to_string()))?;
+    if let Some(method) = envelope.method.filter(|m| *m != expected) {
+        return Err(Malformed(format!(
+            "answer for {}, not for {}",
+            method.name(),
+            expected.name()
+        )));
+    }
+    if envelope.context == Some(WireContext::Other) {
+        return Err(Malformed(format!(
+            "answer echoes another request's context, not {CONTEXT:?}"
+        )));
+    }
     match (envelope.error, envelope.data) {
         (Some(e), _) => Ok(Reply::Error(DeviceError {
             code: e.code,
@@ -197,25 +315,29 @@ fn parse<D: for<'de> Deserialize<'de>>(body: &mut [u8]) -> Result<Reply<D>, Malf
 }
 
 pub fn parse_supported_versions(body: &mut [u8]) -> Result<Reply<Vec<String>>, Malformed> {
-    Ok(match parse::<VersionsData>(body)? {
-        Reply::Data(d) => Reply::Data(d.api_versions),
-        Reply::Error(e) => Reply::Error(e),
-    })
+    Ok(
+        match parse::<VersionsData>(body, WireMethod::GetSupportedVersions)? {
+            Reply::Data(d) => Reply::Data(d.api_versions),
+            Reply::Error(e) => Reply::Error(e),
+        },
+    )
 }
 
 /// `data.enabled` must be a JSON boolean: a missing or odd value is never read as "disabled".
 pub fn parse_ssh_info(body: &mut [u8]) -> Result<Reply<bool>, Malformed> {
-    Ok(match parse::<SshInfoData>(body)? {
+    Ok(match parse::<SshInfoData>(body, WireMethod::GetSshInfo)? {
         Reply::Data(d) => Reply::Data(d.enabled),
         Reply::Error(e) => Reply::Error(e),
     })
 }
 
 pub fn parse_set_ssh_configuration(body: &mut [u8]) -> Result<Reply<()>, Malformed> {
-    Ok(match parse::<IgnoredAny>(body)? {
-        Reply::Data(_) => Reply::Data(()),
-        Reply::Error(e) => Reply::Error(e),
-    })
+    Ok(
+        match parse::<IgnoredAny>(body, WireMethod::SetSshConfiguration)? {
+            Reply::Data(_) => Reply::Data(()),
+            Reply::Error(e) => Reply::Error(e),
+        },
+    )
 }
 
 #[cfg(test)]
@@ -257,19 +379,21 @@ mod tests {
 
     #[test]
     fn parses_page_examples() {
+        // The page's answers, echoing the context our requests send (the page's own requests
+        // send "abc" and "123").
         let mut ok = bytes(
-            r#"{"apiVersion":"1.0","context":"abc","method":"getSupportedVersions","data":{"apiVersions":["1.0","2.1"]}}"#,
+            r#"{"apiVersion":"1.0","context":"sshfleet","method":"getSupportedVersions","data":{"apiVersions":["1.0","2.1"]}}"#,
         );
         assert_eq!(
             parse_supported_versions(&mut ok),
             Ok(Reply::Data(vec!["1.0".into(), "2.1".into()]))
         );
         let mut info = bytes(
-            r#"{"apiVersion":"1.0","context":"123","method":"getSshInfo","data":{"enabled":true}}"#,
+            r#"{"apiVersion":"1.0","context":"sshfleet","method":"getSshInfo","data":{"enabled":true}}"#,
         );
         assert_eq!(parse_ssh_info(&mut info), Ok(Reply::Data(true)));
         let mut err = bytes(
-            r#"{"apiVersion":"1.0","context":"abc","method":"getSupportedVersions","error":{"code":8000,"message":"Internal error"}}"#,
+            r#"{"apiVersion":"1.0","context":"sshfleet","method":"getSupportedVersions","error":{"code":8000,"message":"Internal error"}}"#,
         );
         assert_eq!(
             parse_supported_versions(&mut err),
@@ -279,7 +403,7 @@ mod tests {
             }))
         );
         let mut set = bytes(
-            r#"{"apiVersion":"1.0","context":"abc","method":"setSshConfiguration","data":{}}"#,
+            r#"{"apiVersion":"1.0","context":"sshfleet","method":"setSshConfiguration","data":{}}"#,
         );
         assert_eq!(parse_set_ssh_configuration(&mut set), Ok(Reply::Data(())));
     }
@@ -291,6 +415,35 @@ mod tests {
         );
         let reply = parse_ssh_info(&mut both);
         assert!(matches!(reply, Ok(Reply::Error(ref e)) if e.is_not_authorized()));
+    }
+
+    #[test]
+    fn an_answer_for_another_method_or_context_is_no_reading() {
+        for body in [
+            r#"{"method":"getSupportedVersions","data":{"enabled":false}}"#,
+            r#"{"method":"getSshInf","data":{"enabled":false}}"#,
+            r#"{"method":7,"data":{"enabled":false}}"#,
+            r#"{"method":"getSshInfo","context":"other","data":{"enabled":false}}"#,
+            r#"{"context":{"a":1},"data":{"enabled":false}}"#,
+            r#"{"method":"setSshConfiguration","error":{"code":8000,"message":"x"}}"#,
+        ] {
+            let reply = parse_ssh_info(&mut bytes(body));
+            assert!(reply.is_err(), "{body}: {reply:?}");
+        }
+        // The method and our context, escaped or not, or absent, are fine.
+        for body in [
+            r#"{"method":"getSshInfo","context":"sshfleet","data":{"enabled":false}}"#,
+            r#"{"method":"getSsh\u0049nfo","context":"ssh\u0066leet","data":{"enabled":false}}"#,
+            r#"{"data":{"enabled":false}}"#,
+        ] {
+            assert_eq!(
+                parse_ssh_info(&mut bytes(body)),
+                Ok(Reply::Data(false)),
+                "{body}"
+            );
+        }
+        let mut set = bytes(r#"{"method":"getSshInfo","data":{}}"#);
+        assert!(parse_set_ssh_configuration(&mut set).is_err());
     }
 
     #[test]

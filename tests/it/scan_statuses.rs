@@ -207,3 +207,103 @@ async fn csv_report_has_contract_columns_and_neutralised_cells() {
     }
     fleet.fleet.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_asking_for_an_endless_wait_is_forbidden_at_once_not_a_timeout() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![spec(Fault::ThrottledLong, Firmware::Modern, false)]),
+        ..SimConfig::default()
+    })
+    .await;
+    let (output, records) = fleet
+        .scan("scan.jsonl", &["--retries", "1", "--timeout", "3s"])
+        .await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let record = &records[0];
+    assert_eq!(record["status"], "forbidden", "{record}");
+    assert_eq!(record["http_status"], 429, "{record}");
+    let error = record["error"].as_str().unwrap_or_default();
+    assert!(error.contains("999999 s"), "{record}");
+    // It answered at once: no sleeping into the 3 s timeout, and no second request.
+    assert!(
+        record["elapsed_ms"].as_u64().unwrap_or(u64::MAX) < 3_000,
+        "{record}"
+    );
+    assert_eq!(fleet.fleet.snapshot()[0].requests, 1);
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_to_another_request_are_never_read_as_a_state() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![
+            spec(Fault::ForeignAnswers, Firmware::Modern, false),
+            spec(Fault::ForeignAnswers, Firmware::ParamOnly, false),
+            spec(Fault::ForeignAnswers, Firmware::ParamOnly, true),
+        ]),
+        ..SimConfig::default()
+    })
+    .await;
+    let (output, records) = fleet.scan("scan.jsonl", &["--retries", "0"]).await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert_eq!(records.len(), 3);
+    let truth = fleet.truth();
+    for record in &records {
+        assert_eq!(record["status"], "protocol_error", "{record}");
+        assert_eq!(record["ssh_enabled"], serde_json::Value::Null, "{record}");
+        let address = record["address"].as_str().unwrap_or_default();
+        assert_eq!(truth[address]["expect_status"], "protocol_error");
+    }
+    let errors: Vec<&str> = records.iter().filter_map(|r| r["error"].as_str()).collect();
+    assert!(errors.iter().any(|e| e.contains("context")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("twice")), "{errors:?}");
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_scans_log_one_line_per_device_and_debug_shows_the_backoff() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![
+            spec(Fault::None, Firmware::Modern, true),
+            spec(Fault::None, Firmware::ParamOnly, false),
+            spec(Fault::Closed, Firmware::Modern, false),
+        ]),
+        ..SimConfig::default()
+    })
+    .await;
+    let (output, records) = fleet.scan("scan.jsonl", &["-v", "--retries", "0"]).await;
+    let err = stderr(&output);
+    assert_eq!(records.len(), 3, "{err}");
+    for record in &records {
+        let address = record["address"].as_str().unwrap_or_default();
+        let status = record["status"].as_str().unwrap_or_default();
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains(address) && l.contains(" read "))
+            .collect();
+        assert_eq!(lines.len(), 1, "one line for {address}:\n{err}");
+        assert!(
+            lines[0].contains(&format!("status={status}")),
+            "{}",
+            lines[0]
+        );
+        assert!(!lines[0].contains('\u{1b}'), "no colour codes in a pipe");
+    }
+    assert!(!err.contains("DEBUG"), "-v is info, not debug:\n{err}");
+    fleet.fleet.shutdown().await;
+
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![spec(Fault::Throttled, Firmware::Modern, false)]),
+        ..SimConfig::default()
+    })
+    .await;
+    let (output, _) = fleet.scan("scan.jsonl", &["-vv", "--retries", "1"]).await;
+    let err = stderr(&output);
+    assert!(
+        err.lines().any(|l| l.contains("DEBUG")
+            && l.contains("backing off")
+            && l.contains(fleet.fleet.address(0))),
+        "{err}"
+    );
+    fleet.fleet.shutdown().await;
+}
