@@ -70,10 +70,6 @@ impl Scanner {
         &self.settings
     }
 
-    pub fn http(&self) -> &HttpClient {
-        &self.http
-    }
-
     /// Scans every device, sending one record per row to `out` as it completes (an invalid
     /// row's record as it is reached). Rows are taken from `rows` only as they are dispatched.
     pub async fn run(

@@ -57,10 +57,6 @@ impl ReportError {
         }
     }
 
-    pub fn io_error(&self) -> &io::Error {
-        &self.source
-    }
-
     /// The summary of the whole run; present on the error returned by the writer thread.
     pub fn summary(&self) -> Option<&Summary> {
         self.summary.as_deref()
