@@ -196,6 +196,7 @@ impl Scanner {
         record.attempts = session.attempts;
         record.http_status = session.last_status;
         record.tls_fingerprint = session.fingerprint.map(|f| f.to_string());
+        record.serial = session.serial.clone();
         record.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         record
     }

@@ -103,7 +103,16 @@ pub struct DigestChallenge {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Challenge {
     Digest(DigestChallenge),
-    Basic,
+    Basic { realm: String },
+}
+
+impl Challenge {
+    pub fn realm(&self) -> &str {
+        match self {
+            Challenge::Digest(c) => &c.realm,
+            Challenge::Basic { realm } => realm,
+        }
+    }
 }
 
 /// Picks the strongest usable challenge among all `WWW-Authenticate` headers.
@@ -114,7 +123,7 @@ pub fn parse_challenges(headers: &HeaderMap) -> Option<Challenge> {
         for challenge in split_challenges(text) {
             best = match (best, challenge) {
                 (None, c) => Some(c),
-                (Some(Challenge::Basic), c) => Some(c),
+                (Some(Challenge::Basic { .. }), c) => Some(c),
                 (Some(Challenge::Digest(a)), Challenge::Digest(b))
                     if b.algorithm.strength() > a.algorithm.strength() =>
                 {
@@ -150,7 +159,12 @@ fn split_challenges(text: &str) -> Vec<Challenge> {
 
 fn build_challenge(scheme: &str, params: Vec<(String, String)>) -> Option<Challenge> {
     if scheme.eq_ignore_ascii_case("basic") {
-        return Some(Challenge::Basic);
+        let realm = params
+            .into_iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("realm"))
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        return Some(Challenge::Basic { realm });
     }
     if !scheme.eq_ignore_ascii_case("digest") {
         return None;
@@ -270,6 +284,8 @@ pub struct AuthSession {
     cnonce: String,
     nc: u32,
     basic: bool,
+    /// The realm of the last challenge seen, whether or not it could be answered.
+    realm: Option<String>,
 }
 
 /// Why no credentials can be sent.
@@ -290,7 +306,11 @@ impl AuthSession {
         tls: bool,
         allow_basic_http: bool,
     ) -> Result<(), AuthError> {
-        match parse_challenges(headers) {
+        let challenge = parse_challenges(headers);
+        if let Some(c) = &challenge {
+            self.realm = Some(c.realm().to_owned());
+        }
+        match challenge {
             Some(Challenge::Digest(c)) => {
                 self.cnonce.clear();
                 push_hex(&mut self.cnonce, &fastrand::u64(..).to_be_bytes());
@@ -307,14 +327,19 @@ impl AuthSession {
                 self.basic = false;
                 Ok(())
             }
-            Some(Challenge::Basic) if tls || allow_basic_http => {
+            Some(Challenge::Basic { .. }) if tls || allow_basic_http => {
                 self.challenge = None;
                 self.basic = true;
                 Ok(())
             }
-            Some(Challenge::Basic) => Err(AuthError::BasicOverHttp),
+            Some(Challenge::Basic { .. }) => Err(AuthError::BasicOverHttp),
             None => Err(AuthError::NoChallenge),
         }
+    }
+
+    /// The realm of the last challenge the device sent (AXIS OS puts its serial there).
+    pub fn realm(&self) -> Option<&str> {
+        self.realm.as_deref()
     }
 
     /// Whether the last adopted challenge said `stale=true`.
@@ -512,6 +537,7 @@ mod tests {
             session.adopt(&h, &c, false, false),
             Err(AuthError::BasicOverHttp)
         );
+        assert_eq!(session.realm(), Some("AXIS"), "known even when refused");
         assert_eq!(session.adopt(&h, &c, true, false), Ok(()));
         let header = session.authorization("GET", "/", &c);
         assert_eq!(

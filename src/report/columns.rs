@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde::{Serialize, Serializer};
 
-use super::record::{DeviceRecord, Remediation, COLUMNS, REMEDIATION_COLUMNS};
+use super::record::{DeviceRecord, Remediation, ADDED_COLUMNS, COLUMNS, REMEDIATION_COLUMNS};
 
 /// Which columns a report has beyond the fixed ones.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,6 +24,7 @@ impl Schema {
         COLUMNS
             .iter()
             .chain(remediation)
+            .chain(ADDED_COLUMNS.iter())
             .map(|c| (*c).to_owned())
             .chain(layout.extra_keys)
             .collect()
@@ -44,6 +45,7 @@ fn extra_keys(extra: &[String]) -> Vec<String> {
     let mut taken: HashSet<String> = COLUMNS
         .iter()
         .chain(REMEDIATION_COLUMNS.iter())
+        .chain(ADDED_COLUMNS.iter())
         .map(|c| (*c).to_owned())
         .collect();
     extra
@@ -82,6 +84,9 @@ impl Layout {
                 f(key, cell)?;
             }
         }
+        for (key, cell) in ADDED_COLUMNS.iter().zip(added_cells(rec)) {
+            f(key, cell)?;
+        }
         for (i, key) in self.extra_keys.iter().enumerate() {
             // A record built without passthrough values still gets every column.
             let value = rec.extra.get(i).map_or("", String::as_str);
@@ -96,6 +101,7 @@ impl Layout {
         COLUMNS
             .iter()
             .chain(remediation)
+            .chain(ADDED_COLUMNS.iter())
             .copied()
             .chain(self.extra_keys.iter().map(String::as_str))
     }
@@ -133,6 +139,16 @@ fn record_cells(rec: &DeviceRecord) -> [Cell<'_>; COLUMNS.len()] {
         Cell::Unsigned(Some(rec.elapsed_ms)),
         Cell::Text(rec.tls_fingerprint.as_deref()),
         Cell::Text(Some(&rec.checked_at)),
+    ]
+}
+
+fn added_cells(rec: &DeviceRecord) -> [Cell<'_>; ADDED_COLUMNS.len()] {
+    let drift = rec.drift.as_ref();
+    [
+        Cell::Text(rec.serial.as_deref()),
+        Cell::Word(drift.map(|d| d.change.as_str())),
+        Cell::Text(drift.map(|d| d.first_seen.as_str())),
+        Cell::Text(drift.map(|d| d.state_since.as_str())),
     ]
 }
 
@@ -178,17 +194,21 @@ mod tests {
                 "Status".into(),
                 "inventory_status".into(),
                 "action".into(),
+                "Serial".into(),
             ],
         };
         let columns = schema.columns();
         assert_eq!(&columns[..COLUMNS.len()], COLUMNS);
+        let added = COLUMNS.len() + ADDED_COLUMNS.len();
+        assert_eq!(&columns[COLUMNS.len()..added], ADDED_COLUMNS);
         assert_eq!(
-            &columns[COLUMNS.len()..],
+            &columns[added..],
             [
                 "owner",
                 "inventory_Status",
                 "inventory_inventory_status",
-                "inventory_action"
+                "inventory_action",
+                "inventory_Serial"
             ]
         );
     }
@@ -200,10 +220,20 @@ mod tests {
             extra_columns: vec!["rack".into()],
         };
         let columns = schema.columns();
-        assert_eq!(columns.len(), COLUMNS.len() + 5);
+        assert_eq!(columns.len(), COLUMNS.len() + 9);
         assert_eq!(
             &columns[COLUMNS.len()..],
-            ["action", "before", "after", "verified", "rack"]
+            [
+                "action",
+                "before",
+                "after",
+                "verified",
+                "serial",
+                "change",
+                "first_seen",
+                "state_since",
+                "rack"
+            ]
         );
         assert!(schema
             .layout()

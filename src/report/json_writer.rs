@@ -139,6 +139,8 @@ mod tests {
                 r#""error_code":null,"error":null,"attempts":2,"elapsed_ms":153,"#,
                 r#""tls_fingerprint":"ab12","checked_at":"2026-11-23T12:00:00.123Z","#,
                 r#""action":"set","before":true,"after":false,"verified":true,"#,
+                r#""serial":"ACCC8E012345","change":"regressed","#,
+                r#""first_seen":"2026-11-01T08:00:00.000Z","state_since":"2026-11-23T12:00:00.123Z","#,
                 r#""owner":"alice","inventory_error":""}"#,
                 "\n"
             )
@@ -157,7 +159,11 @@ mod tests {
         assert_eq!(object["ssh_enabled"], serde_json::Value::Null);
         assert_eq!(object["supported_versions"], serde_json::json!([]));
         assert_eq!(object["attempts"], 0);
-        assert_eq!(object.len(), super::super::record::COLUMNS.len());
+        assert_eq!(
+            object.len(),
+            super::super::record::COLUMNS.len() + super::super::record::ADDED_COLUMNS.len()
+        );
+        assert_eq!(object["change"], serde_json::Value::Null);
     }
 
     #[test]

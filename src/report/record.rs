@@ -145,6 +145,76 @@ impl Action {
     }
 }
 
+/// How a device compares with the previous run (or `--baseline`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Change {
+    /// Not in the previous run.
+    New,
+    Unchanged,
+    /// SSH turned on, or compliant turned non-compliant: new exposure.
+    Regressed,
+    /// SSH turned off, or non-compliant turned compliant.
+    Fixed,
+    /// Was read last time, cannot be read now.
+    Lost,
+    /// Could not be read last time, is read now.
+    Recovered,
+    /// The same device (by serial) at another address, in the same state.
+    Moved,
+    /// In the previous run, not in this one (drift output only, never a scan record).
+    Gone,
+}
+
+impl Change {
+    pub const ALL: [Change; 8] = [
+        Change::New,
+        Change::Unchanged,
+        Change::Regressed,
+        Change::Fixed,
+        Change::Lost,
+        Change::Recovered,
+        Change::Moved,
+        Change::Gone,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::New => "new",
+            Change::Unchanged => "unchanged",
+            Change::Regressed => "regressed",
+            Change::Fixed => "fixed",
+            Change::Lost => "lost",
+            Change::Recovered => "recovered",
+            Change::Moved => "moved",
+            Change::Gone => "gone",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Change> {
+        Change::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Position in [`Change::ALL`], for counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A record's place in the device's history: the change, when the device was first seen and
+/// since when it has been in its present state (RFC 3339 UTC).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Drift {
+    pub change: Change,
+    pub first_seen: String,
+    pub state_since: String,
+}
+
 /// Remediation columns, present only in remediation reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Remediation {
@@ -178,6 +248,10 @@ pub struct DeviceRecord {
     /// RFC 3339 UTC.
     pub checked_at: String,
     pub remediation: Option<Remediation>,
+    /// The device serial from its authentication realm (`AXIS_ACCC8E012345`), when it said.
+    pub serial: Option<String>,
+    /// Against the previous run, when there is one to compare with.
+    pub drift: Option<Drift>,
     /// Passthrough inventory columns, in the order of `Inventory::extra_columns`.
     pub extra: Vec<String>,
 }
@@ -206,6 +280,10 @@ pub const COLUMNS: [&str; 17] = [
 /// Columns appended in remediation reports.
 pub const REMEDIATION_COLUMNS: [&str; 4] = ["action", "before", "after", "verified"];
 
+/// Columns added since the first report, in every report after the remediation columns
+/// (empty where not asked or unknown).
+pub const ADDED_COLUMNS: [&str; 4] = ["serial", "change", "first_seen", "state_since"];
+
 impl DeviceRecord {
     /// A record with every result field empty; callers fill in what they learned.
     pub fn new(address: String, name: String, site: String, status: Status) -> DeviceRecord {
@@ -228,6 +306,8 @@ impl DeviceRecord {
             tls_fingerprint: None,
             checked_at: crate::time::now_rfc3339(),
             remediation: None,
+            serial: None,
+            drift: None,
             extra: Vec::new(),
         }
     }

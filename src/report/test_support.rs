@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::record::{Action, DeviceRecord, Method, Remediation, SshState, Status};
+use super::record::{Action, Change, DeviceRecord, Drift, Method, Remediation, SshState, Status};
 
 /// A record with every field set, for golden output tests.
 pub fn full_record() -> DeviceRecord {
@@ -30,6 +30,12 @@ pub fn full_record() -> DeviceRecord {
             before: Some(true),
             after: Some(false),
             verified: Some(true),
+        }),
+        serial: Some("ACCC8E012345".into()),
+        drift: Some(Drift {
+            change: Change::Regressed,
+            first_seen: "2026-11-01T08:00:00.000Z".into(),
+            state_since: "2026-11-23T12:00:00.123Z".into(),
         }),
         extra: vec!["alice".into()],
     }

@@ -125,7 +125,13 @@ impl Fleet {
     pub fn truth(&self, i: usize) -> Truth {
         let cam = &self.cameras[i];
         let authenticates = cam.scheme != Scheme::None;
-        roster::truth(&cam.spec, &cam.address, cam.ssh_enabled(), authenticates)
+        roster::truth(
+            self.first + i,
+            &cam.spec,
+            &cam.address,
+            cam.ssh_enabled(),
+            authenticates,
+        )
     }
 
     /// CSV with `address,name,site,expect`; every camera is expected `disabled`.
@@ -345,7 +351,7 @@ fn identity(i: usize, spec: &DeviceSpec, port: u16, cfg: &SimConfig, scheme: Sch
     };
     Identity {
         address,
-        realm: format!("AXIS_ACCC8E{:06X}", (0x01_2345 + i) & 0xFF_FFFF),
+        realm: roster::realm(i),
         scheme,
         password,
         param_style: ParamStyle::pick(&mut rng),

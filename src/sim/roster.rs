@@ -6,8 +6,9 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::spec::DeviceSpec;
+use super::spec::{DeviceSpec, Fault};
 use crate::report::record::Status;
+use crate::vapix::identity::serial_from_realm;
 
 const SITES: [&str; 5] = ["site-a", "site-b", "site-c", "site-d", "site-e"];
 
@@ -23,6 +24,9 @@ pub struct Truth {
     pub expect_status: Status,
     /// The fault/firmware/auth label, `none` for a clean camera.
     pub fault: String,
+    /// The serial a scan learns from the camera's challenge (none when it never sends one,
+    /// or its realm is not in the AXIS OS form).
+    pub serial: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -31,6 +35,19 @@ struct TruthLine<'a> {
     ssh_enabled: Option<bool>,
     expect_status: &'a str,
     fault: &'a str,
+    serial: Option<&'a str>,
+}
+
+/// One camera in 97 has a realm that names no serial (older or rebranded firmware, a proxy).
+const FOREIGN_REALM_EVERY: usize = 97;
+
+/// The authentication realm of the camera at fleet-wide `index`: AXIS OS style with a
+/// serial unique in the fleet, or now and then a realm without one.
+pub fn realm(index: usize) -> String {
+    if index % FOREIGN_REALM_EVERY == FOREIGN_REALM_EVERY - 1 {
+        return "Restricted area".to_owned();
+    }
+    format!("AXIS_ACCC8E{:06X}", (0x01_2345 + index) & 0xFF_FFFF)
 }
 
 /// The camera's address as the inventory writes it.
@@ -49,13 +66,29 @@ pub fn write_inventory_row(mut w: impl Write, index: usize, address: &str) -> io
 
 /// What a correct scan reports for a camera in state `ssh_enabled`. `authenticates` says
 /// whether it asks for credentials at all (see [`DeviceSpec::expect_status`]).
-pub fn truth(spec: &DeviceSpec, address: &str, ssh_enabled: bool, authenticates: bool) -> Truth {
+pub fn truth(
+    index: usize,
+    spec: &DeviceSpec,
+    address: &str,
+    ssh_enabled: bool,
+    authenticates: bool,
+) -> Truth {
     let expect_status = spec.expect_status(authenticates);
+    // Cameras that never answer, or refuse everything before authentication, send no
+    // challenge to learn a serial from.
+    let challenges = authenticates
+        && !matches!(
+            spec.fault,
+            Fault::Closed | Fault::Hang | Fault::Throttled | Fault::ThrottledLong
+        );
     Truth {
         address: address.to_owned(),
         ssh_enabled: (expect_status == Status::Ok).then_some(ssh_enabled),
         expect_status,
         fault: spec.label(),
+        serial: challenges
+            .then(|| serial_from_realm(&realm(index)))
+            .flatten(),
     }
 }
 
@@ -66,6 +99,7 @@ pub fn write_truth_line(mut w: impl Write, t: &Truth) -> io::Result<()> {
         ssh_enabled: t.ssh_enabled,
         expect_status: t.expect_status.as_str(),
         fault: &t.fault,
+        serial: t.serial.as_deref(),
     };
     serde_json::to_writer(&mut w, &line)?;
     w.write_all(b"\n")

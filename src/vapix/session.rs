@@ -97,6 +97,8 @@ pub struct DeviceSession<'a> {
     pub attempts: u32,
     pub last_status: Option<u16>,
     pub fingerprint: Option<Fingerprint>,
+    /// The serial named by the device's realm, from its first challenge.
+    pub serial: Option<String>,
 }
 
 impl<'a> DeviceSession<'a> {
@@ -122,6 +124,7 @@ impl<'a> DeviceSession<'a> {
             attempts: 1,
             last_status: None,
             fingerprint: None,
+            serial: None,
         }
     }
 
@@ -263,8 +266,16 @@ impl<'a> DeviceSession<'a> {
     /// Takes the device's challenge for the next requests.
     fn adopt(&mut self, headers: &http::HeaderMap) -> Result<(), CallError> {
         let allow_basic_http = self.policy.allow_basic_http;
-        self.auth
-            .adopt(headers, self.creds, self.tls, allow_basic_http)?;
+        let adopted = self
+            .auth
+            .adopt(headers, self.creds, self.tls, allow_basic_http);
+        if self.serial.is_none() {
+            self.serial = self
+                .auth
+                .realm()
+                .and_then(super::identity::serial_from_realm);
+        }
+        adopted?;
         Ok(())
     }
 

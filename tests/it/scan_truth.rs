@@ -21,18 +21,35 @@ async fn realistic_fleet_report_matches_truth_for_every_device() {
     let mut mismatches = Vec::new();
     for (address, want) in &truth {
         let got = &report[address];
-        if got["status"] != want["expect_status"] || got["ssh_enabled"] != want["ssh_enabled"] {
+        if got["status"] != want["expect_status"]
+            || got["ssh_enabled"] != want["ssh_enabled"]
+            || got["serial"] != want["serial"]
+        {
             mismatches.push(format!(
-                "{address} ({}): got {}/{} want {}/{} ({})",
+                "{address} ({}): got {}/{}/{} want {}/{}/{} ({})",
                 want["fault"],
                 got["status"],
                 got["ssh_enabled"],
+                got["serial"],
                 want["expect_status"],
                 want["ssh_enabled"],
+                want["serial"],
                 got["error"]
             ));
         }
     }
+    // Serials are unique, and a few cameras name none.
+    let serials: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["serial"].as_str())
+        .collect();
+    let distinct: std::collections::HashSet<&&str> = serials.iter().collect();
+    assert_eq!(distinct.len(), serials.len(), "serials are unique");
+    assert!(
+        serials.len() > 400 && serials.len() < records.len(),
+        "{}",
+        serials.len()
+    );
     assert!(
         mismatches.is_empty(),
         "{} mismatches:\n{}",

@@ -168,5 +168,6 @@ pub async fn scan_matches_truth(inventory: &Path, truth: &Path, out: &Path) {
         let got = &report[want["address"].as_str().expect("address")];
         assert_eq!(got["status"], want["expect_status"], "{got} vs {want}");
         assert_eq!(got["ssh_enabled"], want["ssh_enabled"], "{got} vs {want}");
+        assert_eq!(got["serial"], want["serial"], "{got} vs {want}");
     }
 }

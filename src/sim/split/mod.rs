@@ -258,9 +258,9 @@ fn publish(fleet: &Announced<'_>, files: &OutputFiles) -> io::Result<()> {
     }
     if let Some(path) = &files.truth {
         super::write_file(path, |w| {
-            for (spec, address) in specs.iter().zip(&addresses) {
+            for (index, (spec, address)) in specs.iter().zip(&addresses).enumerate() {
                 let authenticates = resolve_scheme(spec.auth, cfg.auth, cfg.https) != Scheme::None;
-                let truth = roster::truth(spec, address, spec.ssh_enabled, authenticates);
+                let truth = roster::truth(index, spec, address, spec.ssh_enabled, authenticates);
                 roster::write_truth_line(&mut *w, &truth)?;
             }
             Ok(())
