@@ -18,6 +18,7 @@ mod equinix_throttle;
 mod equinix_token;
 mod independent_camera;
 mod inventory_hostile;
+mod net_heads;
 mod remediate;
 mod scan_auth;
 mod scan_statuses;
