@@ -105,41 +105,95 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
-/// The first SIGINT/SIGTERM asks for a graceful stop; the second aborts at once.
-fn install_signal_handlers(quiet: bool) -> (ShutdownTrigger, Shutdown) {
+/// What the first Ctrl-C stops: told to the user in the `interrupted: …` line.
+#[derive(Clone, Copy, Debug)]
+enum Stopping {
+    /// Scans and remediations: no new device starts, those in flight finish.
+    Devices,
+    /// An Equinix listing: pages in flight are abandoned, those received are kept.
+    Pages,
+    /// The bulk detach: no new detach starts, those in flight finish.
+    Detaches,
+    /// Nothing is said (the simulator).
+    Quietly,
+}
+
+impl Stopping {
+    fn message(self) -> Option<&'static str> {
+        match self {
+            Stopping::Devices => Some("finishing devices in flight"),
+            Stopping::Pages => Some("stopping the listing; the report keeps the pages received"),
+            Stopping::Detaches => Some("finishing the detaches in flight"),
+            Stopping::Quietly => None,
+        }
+    }
+}
+
+/// The first SIGINT/SIGTERM asks for a graceful stop; the second aborts at once. The signals
+/// are registered before this returns, so that no request can start while a Ctrl-C would
+/// still kill the process outright.
+fn install_signal_handlers(quiet: bool, stopping: Stopping) -> (ShutdownTrigger, Shutdown) {
     let (trigger, shutdown) = shutdown::channel();
     let handler = trigger.clone();
+    let mut signals = StopSignals::register();
     tokio::spawn(async move {
-        wait_for_signal().await;
-        if !quiet {
-            eprintln!("\ninterrupted: finishing devices in flight (press Ctrl-C again to abort)");
+        signals.next().await;
+        if let Some(message) = stopping.message().filter(|_| !quiet) {
+            eprintln!("\ninterrupted: {message} (press Ctrl-C again to abort)");
         }
         handler.trigger();
-        wait_for_signal().await;
+        signals.next().await;
         std::process::exit(Exit::Interrupted as i32);
     });
     (trigger, shutdown)
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM (Ctrl-C elsewhere), listened to from the moment of registration.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn register() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            StopSignals {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        StopSignals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            let interrupt = async {
+                match &mut self.interrupt {
+                    Some(signal) => drop(signal.recv().await),
+                    None => drop(tokio::signal::ctrl_c().await),
+                }
+            };
+            let terminate = async {
+                match &mut self.terminate {
+                    Some(signal) => drop(signal.recv().await),
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = interrupt => {}
+                () = terminate => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use tokio::sync::mpsc::{self, error::TryRecvError};
 
 use super::super::args::ListArgs;
-use super::super::{install_signal_handlers, open_output, resolve_format, Exit};
+use super::super::{install_signal_handlers, open_output, resolve_format, Exit, Stopping};
 use super::{connect, exit_for};
 use crate::equinix::{EquinixClient, ListFilter, ListingStats, PageFetcher, SshUser};
 use crate::report::ssh_users::{TableWriter, UserRow, UserSummary};
@@ -33,7 +33,7 @@ pub(in super::super) async fn run(args: ListArgs) -> anyhow::Result<Exit> {
     let client = connect(&args.api, concurrency, None)?;
     let format = resolve_format(&args.api.output, args.api.format);
     let sinks = vec![TableWriter::new(format, open_output(&args.api.output)?)];
-    let (_trigger, shutdown) = install_signal_handlers(args.api.quiet);
+    let (_trigger, shutdown) = install_signal_handlers(args.api.quiet, Stopping::Pages);
     let filter = ListFilter {
         username: args.username.clone(),
         device_uuid: args.device.clone(),
