@@ -109,7 +109,17 @@ impl PageFetcher {
     }
 
     async fn pass(&self, delivery: &mut Delivery, concurrency: usize, shutdown: &Shutdown) {
-        let first = match self.client.list_page(&self.filter, 0, self.page_size).await {
+        // The first page may wait for a token and its retries: a stop request ends it too.
+        let mut stop = shutdown.clone();
+        let first = tokio::select! {
+            biased;
+            () = stop.wait() => {
+                delivery.stats.interrupted = true;
+                return;
+            }
+            first = self.client.list_page(&self.filter, 0, self.page_size) => first,
+        };
+        let first = match first {
             Ok(page) => page,
             Err(e) => {
                 delivery.stats.error = Some(page_error(0, e));

@@ -160,3 +160,60 @@ async fn a_stop_request_ends_the_listing_after_the_pages_delivered() {
     assert!(stats.interrupted, "{stats:?}");
     assert!(users < 1_000 && users as u64 == stats.users, "{users}");
 }
+
+/// An API that accepts connections and reads requests but never answers; resolves once the
+/// first request has arrived, and keeps that connection open.
+async fn silent_api() -> (String, tokio::sync::oneshot::Receiver<()>) {
+    use tokio::io::AsyncReadExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (arrived, wait) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.expect("accept");
+        let mut buf = [0u8; 4096];
+        let _ = tcp.read(&mut buf).await;
+        let _ = arrived.send(());
+        // Hold the connection: nothing is ever answered.
+        let _ = tcp.read(&mut buf).await;
+    });
+    (url, wait)
+}
+
+#[tokio::test]
+async fn a_stop_request_during_the_first_page_ends_the_listing_at_once() {
+    let (url, arrived) = silent_api().await;
+    let http = std::sync::Arc::new(
+        sshfleet::net::HttpClient::new(&sshfleet::net::ClientSettings {
+            timeout: std::time::Duration::from_secs(3600),
+            ..sshfleet::net::ClientSettings::default()
+        })
+        .expect("client"),
+    );
+    let tokens = std::sync::Arc::new(sshfleet::equinix::TokenSource::new(
+        http.clone(),
+        &url,
+        sim_credentials(),
+        Backoff::default(),
+    ));
+    let client = std::sync::Arc::new(sshfleet::equinix::EquinixClient::new(
+        http,
+        url,
+        tokens,
+        sshfleet::equinix::ClientPolicy::default(),
+    ));
+    let (trigger, shutdown) = sshfleet::shutdown::channel();
+    let fetcher = sshfleet::equinix::PageFetcher::new(client, Default::default(), 100, 8);
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    let run = tokio::spawn(fetcher.run(tx, shutdown));
+    arrived.await.expect("the token request arrived");
+    trigger.trigger();
+    let stats = tokio::time::timeout(std::time::Duration::from_secs(20), run)
+        .await
+        .expect("the listing ends without waiting for the request deadline")
+        .expect("listing task");
+    assert!(stats.interrupted, "{stats:?}");
+    assert_eq!((stats.pages, stats.users), (0, 0));
+    assert!(stats.error.is_none(), "{stats:?}");
+}
