@@ -130,6 +130,14 @@ pub enum EquinixError {
         value: String,
         reason: &'static str,
     },
+    /// A full page held only users listed before, though the total had not grown: the API
+    /// ignores `offset` (or serves one page forever). The listing stopped there, incomplete.
+    #[error("the page at offset {offset} holds only users already listed: the API seems to ignore `offset`; stopped with {listed} of {total} users", total = count(*.total))]
+    NoProgress {
+        offset: u64,
+        listed: u64,
+        total: Option<u64>,
+    },
     /// A page of the listing failed; the pages before it were delivered.
     #[error("page at offset {offset}: {source}")]
     Page {
@@ -137,6 +145,13 @@ pub enum EquinixError {
         #[source]
         source: Box<EquinixError>,
     },
+}
+
+fn count(total: Option<u64>) -> String {
+    total.map_or_else(
+        || "an unknown total".to_owned(),
+        |t| format!("a total of {t}"),
+    )
 }
 
 impl EquinixError {

@@ -12,7 +12,8 @@ use tokio::task::JoinSet;
 use super::{EquinixClient, EquinixError, ListFilter, Page, SshUser};
 use crate::shutdown::Shutdown;
 
-/// How a listing went. `error` is set when a page failed; the pages before it were delivered.
+/// How a listing went. `error` is set when a page failed or brought nothing new (the listing
+/// is then incomplete); the pages before it were delivered.
 #[derive(Debug, Default)]
 pub struct ListingStats {
     /// Pages received, the empty one that ended the listing included.
@@ -131,7 +132,7 @@ impl PageFetcher {
         }
         let step = self.step(&first);
         let end = first.total.unwrap_or(u64::MAX);
-        if delivery.take(first, step).await {
+        if delivery.take(first, 0, step).await {
             self.rest(step, end, concurrency, delivery, shutdown).await;
         }
     }
@@ -226,7 +227,7 @@ impl PageFetcher {
                 // A grown total extends the listing; a shrunk one ends at a short page.
                 window.end = window.end.max(total);
             }
-            if !delivery.take(page, window.step).await {
+            if !delivery.take(page, window.next_delivery, window.step).await {
                 return false;
             }
             window.next_delivery += window.step;
@@ -240,10 +241,20 @@ impl Delivery {
         self.stats.error.is_none() && !self.stats.interrupted && !self.stats.output_closed
     }
 
-    /// Counts a page and sends its new users; `false` when the listing should stop: after
-    /// an empty or short page (nothing lies beyond it, whatever `total` said), or when the
-    /// output is gone.
-    async fn take(&mut self, page: Page, step: u64) -> bool {
+    /// The total grew since the first page: users added at the front shift those already
+    /// listed onto later pages, so a page of repeats is no sign of a broken API.
+    fn total_grew(&self) -> bool {
+        matches!(
+            (self.stats.first_total, self.stats.last_total),
+            (Some(first), Some(last)) if last > first
+        )
+    }
+
+    /// Counts a page (requested at `offset`) and sends its new users; `false` when the
+    /// listing should stop: after an empty or short page (nothing lies beyond it, whatever
+    /// `total` said), after a full page of users all listed before (an API that ignores
+    /// `offset` serves the same page forever), or when the output is gone.
+    async fn take(&mut self, page: Page, offset: u64, step: u64) -> bool {
         self.stats.pages += 1;
         if let Some(total) = page.total {
             if self.stats.first_total.is_some_and(|first| first != total) {
@@ -256,6 +267,7 @@ impl Delivery {
         if last && self.stats.last_total.is_some_and(|total| reached < total) {
             self.stats.ended_early_at = Some(page.offset);
         }
+        let mut fresh = 0u64;
         for user in page.users {
             if !self.seen.insert(user.uuid.clone()) {
                 self.stats.duplicates += u64::from(!self.rechecking);
@@ -267,6 +279,16 @@ impl Delivery {
             }
             self.stats.users += 1;
             self.stats.recovered += u64::from(self.rechecking);
+            fresh += 1;
+        }
+        // The second walk expects repeats; it ends at the total it follows.
+        if !last && fresh == 0 && !self.rechecking && !self.total_grew() {
+            self.stats.error = Some(EquinixError::NoProgress {
+                offset,
+                listed: self.stats.users,
+                total: self.stats.last_total,
+            });
+            return false;
         }
         !last
     }

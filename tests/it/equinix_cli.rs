@@ -402,3 +402,22 @@ async fn ctrl_c_during_the_first_page_exits_130_at_once_with_the_report_closed()
     assert_eq!(parsed, serde_json::json!([]));
     let _ = api.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_listing_the_api_does_not_advance_exits_1_and_says_it_is_incomplete() {
+    let faults = EquinixFaults {
+        ignore_offset: true,
+        ..EquinixFaults::default()
+    };
+    let fleet = mock(1_000, faults).await;
+    // Brief users carry no audit flags: only the incomplete listing can make the exit 1.
+    let output = ssh_users(&fleet, &["list", "--verbose=false", "-q"], &CREDENTIALS).await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 1, "{err}");
+    assert!(err.contains("ignore `offset`"), "{err}");
+    assert!(err.contains("100 of a total of 1000"), "{err}");
+    assert!(err.contains("the listing is incomplete"), "{err}");
+    let rows = String::from_utf8_lossy(&output.stdout).lines().count();
+    assert_eq!(rows, 100);
+    assert!(api(&fleet).stats().list_requests <= 2 + 8);
+}

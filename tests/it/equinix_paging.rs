@@ -217,3 +217,32 @@ async fn a_stop_request_during_the_first_page_ends_the_listing_at_once() {
     assert_eq!((stats.pages, stats.users), (0, 0));
     assert!(stats.error.is_none(), "{stats:?}");
 }
+
+#[tokio::test]
+async fn an_api_that_ignores_offset_ends_the_listing_as_incomplete() {
+    for concurrency in [1, 8] {
+        let faults = EquinixFaults {
+            ignore_offset: true,
+            ..EquinixFaults::default()
+        };
+        let fleet = mock(1_000, faults).await;
+        let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, concurrency).await;
+        assert_eq!(users.len(), 100);
+        let err = stats.error.expect("the listing is reported incomplete");
+        assert_eq!(
+            err,
+            EquinixError::NoProgress {
+                offset: 100,
+                listed: 100,
+                total: Some(1_000)
+            }
+        );
+        assert!(err.to_string().contains("ignore `offset`"), "{err}");
+        // The first page, the repeat, and at most the rest of the window in flight.
+        let lists = api(&fleet).stats().list_requests;
+        assert!(
+            lists <= 2 + concurrency as u64,
+            "{concurrency}: {lists} list requests"
+        );
+    }
+}

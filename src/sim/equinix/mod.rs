@@ -4,7 +4,8 @@
 //!
 //! Faults on request: latency per response (concurrent requests are answered concurrently),
 //! 429 or 500 every N-th API call, token expiry every N-th call, a `total` that drifts while a
-//! listing is paged, and a `total` that overstates what exists (empty pages at the end).
+//! listing is paged, a `total` that overstates what exists (empty pages at the end), and
+//! listings that ignore `offset`.
 
 mod routes;
 mod store;
@@ -57,6 +58,9 @@ pub struct EquinixFaults {
     pub drift_per_page: i64,
     /// `pagination.total` claims this many more users than exist (trailing empty pages).
     pub total_overstated_by: u64,
+    /// Listings ignore `offset`: every page is the first one (and says `offset` 0), as a
+    /// broken gateway or API version might serve.
+    pub ignore_offset: bool,
     /// `POST /sshUsers` answers with the new uuid in the `Location` header only.
     pub created_uuid_in_location_only: bool,
     /// Association calls without the `{}` body are refused with 415, as the live API is
@@ -74,6 +78,7 @@ impl Default for EquinixFaults {
             token_lifetime: Duration::from_secs(3599),
             drift_per_page: 0,
             total_overstated_by: 0,
+            ignore_offset: false,
             created_uuid_in_location_only: false,
             association_needs_body: false,
         }

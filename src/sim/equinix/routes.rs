@@ -262,6 +262,7 @@ impl MockState {
                     .map_or(true, |d| u.devices.contains(d))
             })
             .collect();
+        let offset = if self.faults.ignore_offset { 0 } else { offset };
         let data: Vec<Value> = matching
             .iter()
             .skip(offset)
