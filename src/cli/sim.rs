@@ -116,8 +116,7 @@ fn equinix_faults(args: &super::args::SimEquinixArgs) -> EquinixFaults {
         token_lifetime: args.equinix_token_lifetime,
         drift_per_page: args.equinix_drift,
         total_overstated_by: args.equinix_overstate_total,
-        ignore_offset: false,
-        created_uuid_in_location_only: false,
         association_needs_body: args.equinix_association_needs_body,
+        ..EquinixFaults::default()
     }
 }

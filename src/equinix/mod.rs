@@ -148,6 +148,8 @@ pub struct Page {
     /// The API's total at the time of this page, when it says.
     pub total: Option<u64>,
     pub users: Vec<SshUser>,
+    /// The size of the response body this page was parsed from.
+    pub body_bytes: usize,
 }
 
 /// What `DELETE …/devices/{deviceUuid}` reports.

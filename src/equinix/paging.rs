@@ -1,7 +1,7 @@
 //! The concurrent listing: the first page gives `total`, the remaining pages are fetched
 //! several at a time and delivered in offset order as they complete, de-duplicated by uuid,
 //! stopping at the first empty (or short) page. Memory is bounded by the window of pages in
-//! flight.
+//! flight, which is narrowed when pages are large so that it holds about a byte budget.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -11,6 +11,11 @@ use tokio::task::JoinSet;
 
 use super::{EquinixClient, EquinixError, ListFilter, Page, SshUser};
 use crate::shutdown::Shutdown;
+
+/// The pages of a listing held at once (requested, or received ahead of their turn) take
+/// about this many bytes at most, whatever the page concurrency asks: one page can be as
+/// large as the 32 MiB body cap, and eight of those would be a quarter of a GiB.
+pub const DEFAULT_WINDOW_BYTES: usize = 64 * 1024 * 1024;
 
 /// How a listing went. `error` is set when a page failed or brought nothing new (the listing
 /// is then incomplete); the pages before it were delivered.
@@ -37,6 +42,10 @@ pub struct ListingStats {
     pub interrupted: bool,
     /// The receiver went away (the output closed); the listing stopped early.
     pub output_closed: bool,
+    /// The fewest pages held at once because pages were large (the byte budget), when that
+    /// was fewer than the page concurrency; and the largest page body seen.
+    pub narrowed_to: Option<usize>,
+    pub largest_page_bytes: usize,
     pub error: Option<EquinixError>,
 }
 
@@ -46,6 +55,7 @@ pub struct PageFetcher {
     filter: Arc<ListFilter>,
     page_size: u64,
     concurrency: usize,
+    window_bytes: usize,
 }
 
 /// The pages in flight and the ones that arrived ahead of their turn.
@@ -59,6 +69,8 @@ struct Window {
     step: u64,
     /// Request pages below this offset (the latest `total`).
     end: u64,
+    /// At most this many pages requested and not yet delivered.
+    width: usize,
 }
 
 /// Delivers users once each and keeps the count.
@@ -83,7 +95,14 @@ impl PageFetcher {
             filter: Arc::new(filter),
             page_size: page_size.max(1),
             concurrency: concurrency.max(1),
+            window_bytes: DEFAULT_WINDOW_BYTES,
         }
+    }
+
+    /// Holds about `bytes` of pages at once (at least one page, whatever its size).
+    pub fn with_window_bytes(mut self, bytes: usize) -> PageFetcher {
+        self.window_bytes = bytes;
+        self
     }
 
     /// Sends every user to `out` in offset order; ends at the first empty page, at `total`
@@ -166,14 +185,16 @@ impl PageFetcher {
             next_delivery: step,
             step,
             end,
+            width: concurrency,
         };
+        self.narrow(&mut window, concurrency, delivery);
         let mut stop = shutdown.clone();
         loop {
             if shutdown.is_triggered() {
                 delivery.stats.interrupted = true;
                 return;
             }
-            self.fill(&mut window, concurrency);
+            self.fill(&mut window);
             // A stop request abandons the pages in flight (dropping the set aborts them).
             let joined = tokio::select! {
                 _ = stop.wait() => continue,
@@ -187,6 +208,8 @@ impl PageFetcher {
             };
             match result {
                 Ok(page) => {
+                    delivery.note_size(&page);
+                    self.narrow(&mut window, concurrency, delivery);
                     window.early.insert(offset, page);
                 }
                 Err(e) => {
@@ -200,13 +223,29 @@ impl PageFetcher {
         }
     }
 
-    /// Starts requests up to `concurrency` in flight, never more than `concurrency` pages
-    /// ahead of the next one to deliver (which bounds the pages held back).
-    fn fill(&self, window: &mut Window, concurrency: usize) {
+    /// Fits the window to the byte budget: as many pages as the largest one seen fits in
+    /// it, at least one, at most `concurrency`.
+    fn narrow(&self, window: &mut Window, concurrency: usize, delivery: &mut Delivery) {
+        let stats = &mut delivery.stats;
+        window.width = window_width(self.window_bytes, stats.largest_page_bytes, concurrency);
+        if window.width < concurrency {
+            stats.narrowed_to = Some(
+                stats
+                    .narrowed_to
+                    .map_or(window.width, |n| n.min(window.width)),
+            );
+        }
+    }
+
+    /// Starts requests up to the window's width in flight, never more than that many pages
+    /// ahead of the next one to deliver (which bounds the pages held back: requested and
+    /// not yet delivered are at most `width` together).
+    fn fill(&self, window: &mut Window) {
+        let width = window.width;
         let horizon = window
             .next_delivery
-            .saturating_add(window.step.saturating_mul(concurrency as u64));
-        while window.tasks.len() < concurrency
+            .saturating_add(window.step.saturating_mul(width as u64));
+        while window.tasks.len() < width
             && window.next_request < window.end
             && window.next_request < horizon
         {
@@ -241,6 +280,10 @@ impl Delivery {
         self.stats.error.is_none() && !self.stats.interrupted && !self.stats.output_closed
     }
 
+    fn note_size(&mut self, page: &Page) {
+        self.stats.largest_page_bytes = self.stats.largest_page_bytes.max(page.body_bytes);
+    }
+
     /// The total grew since the first page: users added at the front shift those already
     /// listed onto later pages, so a page of repeats is no sign of a broken API.
     fn total_grew(&self) -> bool {
@@ -255,6 +298,7 @@ impl Delivery {
     /// `total` said), after a full page of users all listed before (an API that ignores
     /// `offset` serves the same page forever), or when the output is gone.
     async fn take(&mut self, page: Page, offset: u64, step: u64) -> bool {
+        self.note_size(&page);
         self.stats.pages += 1;
         if let Some(total) = page.total {
             if self.stats.first_total.is_some_and(|first| first != total) {
@@ -294,9 +338,35 @@ impl Delivery {
     }
 }
 
+/// How many pages of `largest` bytes fit in `budget`: at least one, at most `concurrency`.
+fn window_width(budget: usize, largest: usize, concurrency: usize) -> usize {
+    (budget / largest.max(1)).clamp(1, concurrency.max(1))
+}
+
 fn page_error(offset: u64, source: EquinixError) -> EquinixError {
     EquinixError::Page {
         offset,
         source: Box::new(source),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_holds_as_many_pages_as_the_budget_fits() {
+        const MIB: usize = 1024 * 1024;
+        // Small pages: the page concurrency decides.
+        assert_eq!(window_width(DEFAULT_WINDOW_BYTES, 30_000, 8), 8);
+        // Pages at the 32 MiB body cap: two fit in 64 MiB.
+        assert_eq!(window_width(DEFAULT_WINDOW_BYTES, 32 * MIB, 8), 2);
+        assert_eq!(window_width(DEFAULT_WINDOW_BYTES, 20 * MIB, 8), 3);
+        // A page larger than the whole budget still goes, one at a time.
+        assert_eq!(window_width(MIB, 5 * MIB, 8), 1);
+        assert_eq!(window_width(0, 100, 8), 1);
+        // Before any page is seen, and with a nonsensical concurrency.
+        assert_eq!(window_width(DEFAULT_WINDOW_BYTES, 0, 8), 8);
+        assert_eq!(window_width(DEFAULT_WINDOW_BYTES, 100, 0), 1);
     }
 }

@@ -246,3 +246,68 @@ async fn an_api_that_ignores_offset_ends_the_listing_as_incomplete() {
         );
     }
 }
+
+/// Lists the mock's users (uuid and username only, so the padding is nearly all of a page)
+/// with `concurrency` pages at once and a byte budget; a hang guard bounds the run.
+async fn list_padded(
+    fleet: &sshfleet::sim::Fleet,
+    concurrency: usize,
+    window_bytes: Option<usize>,
+) -> (Vec<String>, sshfleet::equinix::ListingStats) {
+    let mut fetcher = sshfleet::equinix::PageFetcher::new(
+        client(fleet, sim_credentials()),
+        sshfleet::equinix::ListFilter::default(),
+        100,
+        concurrency,
+    );
+    if let Some(bytes) = window_bytes {
+        fetcher = fetcher.with_window_bytes(bytes);
+    }
+    let (users, stats) = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        crate::equinix_support::list_with(fetcher),
+    )
+    .await
+    .expect("the mock's held pages were released: enough were requested at once");
+    (users.into_iter().map(|u| u.uuid).collect(), stats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_pages_narrow_the_window_to_its_byte_budget() {
+    const PADDING: usize = 256 * 1024;
+    let faults = |hold| EquinixFaults {
+        page_padding: PADDING,
+        hold_pages_until: Some(hold),
+        ..EquinixFaults::default()
+    };
+    // The default budget holds eight such pages: the mock sees all eight at once (it
+    // answers none of them before), so the concurrency is real and the client's to narrow.
+    let fleet = mock(1_000, faults(8)).await;
+    let expected: Vec<String> = api(&fleet).users().into_iter().map(|u| u.uuid).collect();
+    let (got, stats) = list_padded(&fleet, 8, None).await;
+    assert_eq!(got, expected);
+    assert_eq!(api(&fleet).stats().max_lists_in_flight, 8);
+    assert_eq!(stats.narrowed_to, None, "{stats:?}");
+    assert!(stats.largest_page_bytes > PADDING, "{stats:?}");
+
+    // Two and a half pages of budget: at most two pages requested and not yet delivered.
+    // The mock holds pages until two are in flight (the window really is two wide), and
+    // records whether a third ever arrived before one was answered.
+    let fleet = crate::equinix_support::mock_with_latency(
+        1_000,
+        faults(2),
+        std::time::Duration::from_millis(10),
+    )
+    .await;
+    let expected: Vec<String> = api(&fleet).users().into_iter().map(|u| u.uuid).collect();
+    let budget = PADDING * 5 / 2;
+    let (got, stats) = list_padded(&fleet, 8, Some(budget)).await;
+    assert_eq!(got, expected, "every user once, in order");
+    assert_eq!((stats.pages, stats.users, stats.duplicates), (10, 1_000, 0));
+    assert!(stats.error.is_none(), "{stats:?}");
+    assert_eq!(budget / stats.largest_page_bytes, 2, "{stats:?}");
+    assert_eq!(stats.narrowed_to, Some(2), "{stats:?}");
+    let mock = api(&fleet).stats();
+    assert_eq!(mock.max_lists_in_flight, 2, "{mock:?}");
+    assert_eq!(mock.list_requests, 10, "{mock:?}");
+}

@@ -122,12 +122,19 @@ fn drain(
 /// The paging lines of the stderr summary, warnings included.
 pub(crate) fn describe(listing: &Listing, page_size: u64, concurrency: usize) -> String {
     let stats = &listing.stats;
+    let at_once = match stats.narrowed_to {
+        // The byte budget of the window, not the page concurrency, set the pace.
+        Some(n) => format!(
+            "{n} at a time, not {concurrency}: pages of up to {:.1} MiB",
+            stats.largest_page_bytes as f64 / (1024.0 * 1024.0)
+        ),
+        None => format!("{concurrency} at a time"),
+    };
     let mut text = format!(
-        "listed {} users in {} pages ({} per page, {} at a time) in {:.2}s\n",
+        "listed {} users in {} pages ({} per page, {at_once}) in {:.2}s\n",
         stats.users,
         stats.pages,
         page_size,
-        concurrency,
         listing.elapsed.as_secs_f64()
     );
     if stats.total_changed {
