@@ -138,6 +138,15 @@ pub enum EquinixError {
         listed: u64,
         total: Option<u64>,
     },
+    /// An empty or short page came before the API's `total`: it counts users it does not
+    /// serve (or serves no longer). The users served were delivered; the listing is
+    /// incomplete by the API's own count.
+    #[error("the page at offset {offset} is empty or short, though the API's total is {total}: stopped with {listed} users; the rest could not be listed")]
+    EndedEarly {
+        offset: u64,
+        listed: u64,
+        total: u64,
+    },
     /// A page of the listing failed; the pages before it were delivered.
     #[error("page at offset {offset}: {source}")]
     Page {

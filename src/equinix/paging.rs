@@ -17,8 +17,9 @@ use crate::shutdown::Shutdown;
 /// large as the 32 MiB body cap, and eight of those would be a quarter of a GiB.
 pub const DEFAULT_WINDOW_BYTES: usize = 64 * 1024 * 1024;
 
-/// How a listing went. `error` is set when a page failed or brought nothing new (the listing
-/// is then incomplete); the pages before it were delivered.
+/// How a listing went. `error` is set when a page failed, brought nothing new, or ended the
+/// listing short of the API's total (the listing is then incomplete); the pages before it
+/// were delivered.
 #[derive(Debug, Default)]
 pub struct ListingStats {
     /// Pages received, the empty one that ended the listing included.
@@ -295,8 +296,9 @@ impl Delivery {
 
     /// Counts a page (requested at `offset`) and sends its new users; `false` when the
     /// listing should stop: after an empty or short page (nothing lies beyond it, whatever
-    /// `total` said), after a full page of users all listed before (an API that ignores
-    /// `offset` serves the same page forever), or when the output is gone.
+    /// `total` said; before that total, the listing is incomplete), after a full page of
+    /// users all listed before (an API that ignores `offset` serves the same page forever),
+    /// or when the output is gone.
     async fn take(&mut self, page: Page, offset: u64, step: u64) -> bool {
         self.note_size(&page);
         self.stats.pages += 1;
@@ -306,11 +308,16 @@ impl Delivery {
             }
             self.stats.last_total = Some(total);
         }
-        let reached = page.offset + page.users.len() as u64;
+        let reached = page.offset.saturating_add(page.users.len() as u64);
         let last = (page.users.len() as u64) < step;
-        if last && self.stats.last_total.is_some_and(|total| reached < total) {
+        let short_of = self
+            .stats
+            .last_total
+            .filter(|total| last && reached < *total);
+        if short_of.is_some() {
             self.stats.ended_early_at = Some(page.offset);
         }
+        let page_offset = page.offset;
         let mut fresh = 0u64;
         for user in page.users {
             if !self.seen.insert(user.uuid.clone()) {
@@ -324,6 +331,14 @@ impl Delivery {
             self.stats.users += 1;
             self.stats.recovered += u64::from(self.rechecking);
             fresh += 1;
+        }
+        if let Some(total) = short_of {
+            self.stats.error = Some(EquinixError::EndedEarly {
+                offset: page_offset,
+                listed: self.stats.users,
+                total,
+            });
+            return false;
         }
         // The second walk expects repeats; it ends at the total it follows.
         if !last && fresh == 0 && !self.rechecking && !self.total_grew() {

@@ -411,13 +411,49 @@ async fn a_listing_the_api_does_not_advance_exits_1_and_says_it_is_incomplete() 
     };
     let fleet = mock(1_000, faults).await;
     // Brief users carry no audit flags: only the incomplete listing can make the exit 1.
+    // Even with -q, the incomplete listing is said on stderr.
     let output = ssh_users(&fleet, &["list", "--verbose=false", "-q"], &CREDENTIALS).await;
     let err = stderr(&output);
     assert_eq!(code(&output), 1, "{err}");
+    assert!(err.contains("warning: the page at offset 100"), "{err}");
     assert!(err.contains("ignore `offset`"), "{err}");
     assert!(err.contains("100 of a total of 1000"), "{err}");
     assert!(err.contains("the listing is incomplete"), "{err}");
-    let rows = String::from_utf8_lossy(&output.stdout).lines().count();
-    assert_eq!(rows, 100);
+    let first_page: Vec<String> = api(&fleet).users()[..100]
+        .iter()
+        .map(|u| u.uuid.clone())
+        .collect();
+    assert_eq!(stdout_uuids(&output), first_page, "each user once");
     assert!(api(&fleet).stats().list_requests <= 2 + 8);
+}
+
+/// The `uuid` of every JSON Lines row on stdout, in order.
+fn stdout_uuids(output: &std::process::Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let row: serde_json::Value = serde_json::from_str(line).expect("a JSON row");
+            row["uuid"].as_str().expect("uuid").to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_listing_short_of_the_apis_total_exits_1_with_a_warning() {
+    let faults = EquinixFaults {
+        total_overstated_by: 900,
+        ..EquinixFaults::default()
+    };
+    let fleet = mock(100, faults).await;
+    let output = ssh_users(&fleet, &["list", "--verbose=false", "-q"], &CREDENTIALS).await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 1, "{err}");
+    assert!(
+        err.contains("warning: the page at offset 100 is empty or short"),
+        "{err}"
+    );
+    assert!(err.contains("total is 1000"), "{err}");
+    assert!(err.contains("the report holds the 100 users"), "{err}");
+    let expected: Vec<String> = api(&fleet).users().into_iter().map(|u| u.uuid).collect();
+    assert_eq!(stdout_uuids(&output), expected);
 }

@@ -94,7 +94,16 @@ async fn an_overstated_total_stops_at_the_first_empty_page() {
     let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, 8).await;
     assert_eq!(users.len(), 1_000);
     assert_eq!(stats.ended_early_at, Some(1_000));
-    assert!(stats.error.is_none() && !stats.total_changed);
+    assert!(!stats.total_changed);
+    // Every user served was delivered, but the API counts 450 more: incomplete.
+    assert_eq!(
+        stats.error,
+        Some(EquinixError::EndedEarly {
+            offset: 1_000,
+            listed: 1_000,
+            total: 1_450
+        })
+    );
     // Pages past the empty one may have been in flight, but no more than the window.
     let lists = api(&fleet).stats().list_requests;
     assert!((11..=15).contains(&lists), "{lists} list requests");
@@ -132,6 +141,14 @@ async fn a_short_page_ends_the_listing_whatever_the_total_claims() {
     let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, 8).await;
     assert_eq!(users.len(), 250);
     assert_eq!(stats.ended_early_at, Some(200));
+    assert_eq!(
+        stats.error,
+        Some(EquinixError::EndedEarly {
+            offset: 200,
+            listed: 250,
+            total: 2_000_000_250
+        })
+    );
     // The three pages up to the short one, and at most a window of eight beyond it.
     let lists = api(&fleet).stats().list_requests;
     assert!(lists <= 3 + 8, "{lists} list requests");
@@ -226,8 +243,13 @@ async fn an_api_that_ignores_offset_ends_the_listing_as_incomplete() {
             ..EquinixFaults::default()
         };
         let fleet = mock(1_000, faults).await;
+        let first_page: Vec<String> = api(&fleet).users()[..100]
+            .iter()
+            .map(|u| u.uuid.clone())
+            .collect();
         let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, concurrency).await;
-        assert_eq!(users.len(), 100);
+        let got: Vec<&str> = users.iter().map(|u| u.uuid.as_str()).collect();
+        assert_eq!(got, first_page, "the repeated page's users, once each");
         let err = stats.error.expect("the listing is reported incomplete");
         assert_eq!(
             err,
@@ -310,4 +332,59 @@ async fn large_pages_narrow_the_window_to_its_byte_budget() {
     let mock = api(&fleet).stats();
     assert_eq!(mock.max_lists_in_flight, 2, "{mock:?}");
     assert_eq!(mock.list_requests, 10, "{mock:?}");
+}
+
+#[tokio::test]
+async fn an_api_that_ignores_offset_and_gives_no_total_stops_at_the_first_repeat() {
+    // Without a total nothing bounds the walk but the pages themselves.
+    let faults = EquinixFaults {
+        ignore_offset: true,
+        omit_total: true,
+        ..EquinixFaults::default()
+    };
+    let fleet = mock(1_000, faults).await;
+    let first_page: Vec<String> = api(&fleet).users()[..100]
+        .iter()
+        .map(|u| u.uuid.clone())
+        .collect();
+    let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, 8).await;
+    let got: Vec<&str> = users.iter().map(|u| u.uuid.as_str()).collect();
+    assert_eq!(got, first_page);
+    assert_eq!(
+        stats.error,
+        Some(EquinixError::NoProgress {
+            offset: 100,
+            listed: 100,
+            total: None
+        })
+    );
+    // One page at a time without a total: the first page and its repeat, nothing more.
+    assert_eq!(api(&fleet).stats().list_requests, 2);
+}
+
+#[tokio::test]
+async fn a_total_of_1000_with_100_users_served_is_an_incomplete_listing() {
+    let faults = EquinixFaults {
+        total_overstated_by: 900,
+        ..EquinixFaults::default()
+    };
+    let fleet = mock(100, faults).await;
+    let expected: Vec<String> = api(&fleet).users().into_iter().map(|u| u.uuid).collect();
+    let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, 8).await;
+    let got: Vec<String> = users.into_iter().map(|u| u.uuid).collect();
+    assert_eq!(got, expected);
+    assert_eq!(stats.first_total, Some(1_000));
+    let err = stats.error.expect("the listing is reported incomplete");
+    assert_eq!(
+        err,
+        EquinixError::EndedEarly {
+            offset: 100,
+            listed: 100,
+            total: 1_000
+        }
+    );
+    assert!(err.to_string().contains("total is 1000"), "{err}");
+    // The first page, then at most a window of eight pages past it.
+    let lists = api(&fleet).stats().list_requests;
+    assert!((2..=1 + 8).contains(&lists), "{lists} list requests");
 }

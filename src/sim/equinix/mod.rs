@@ -62,6 +62,8 @@ pub struct EquinixFaults {
     /// Listings ignore `offset`: every page is the first one (and says `offset` 0), as a
     /// broken gateway or API version might serve.
     pub ignore_offset: bool,
+    /// Listing pages carry no `pagination.total` (the client cannot bound the listing by it).
+    pub omit_total: bool,
     /// Every listing page carries this many bytes of filler (an unknown member, which
     /// clients ignore): large pages without more users.
     pub page_padding: usize,
@@ -87,6 +89,7 @@ impl Default for EquinixFaults {
             drift_per_page: 0,
             total_overstated_by: 0,
             ignore_offset: false,
+            omit_total: false,
             page_padding: 0,
             hold_pages_until: None,
             created_uuid_in_location_only: false,

@@ -277,6 +277,12 @@ impl MockState {
             "pagination": { "offset": offset, "limit": limit, "total": total },
             "data": data,
         });
+        if let Some(pagination) = page["pagination"]
+            .as_object_mut()
+            .filter(|_| self.faults.omit_total)
+        {
+            pagination.remove("total");
+        }
         if self.faults.page_padding > 0 {
             page["padding"] = Value::String("x".repeat(self.faults.page_padding));
         }
