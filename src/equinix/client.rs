@@ -10,9 +10,9 @@ use governor::{DefaultDirectRateLimiter, Jitter};
 use http::{header, HeaderMap, Method, Request, StatusCode};
 use http_body_util::Full;
 
-use super::errors::{EquinixError, TokenError};
+use super::errors::{ApiProblem, EquinixError, TokenError};
 use super::token::{Bearer, TokenSource};
-use super::{wire, Availability, Dissociation, ListFilter, Page, SshUser};
+use super::{redact, wire, Availability, Dissociation, ListFilter, Page, SshUser};
 use crate::net::{HttpClient, HttpError, HttpResponse};
 use crate::secret::Secret;
 
@@ -226,9 +226,7 @@ impl EquinixClient {
         let response = self.execute(&call).await?;
         match response.status {
             s if s.is_success() => Ok(Availability::Available),
-            StatusCode::BAD_REQUEST => Ok(Availability::Unavailable(wire::parse_problems(
-                &response.body,
-            ))),
+            StatusCode::BAD_REQUEST => Ok(Availability::Unavailable(self.problems(&response))),
             _ => Err(self.api_error(&call, &response)),
         }
     }
@@ -238,7 +236,10 @@ impl EquinixClient {
         segment("device uuid", &user.device_uuid)?;
         let body = wire::create_request(&user.username, &user.password, &user.device_uuid);
         let call = Call::write(Method::POST, USERS.to_owned(), body);
-        let mut response = self.expect_success(&call).await?;
+        let mut response = self
+            .expect_success(&call)
+            .await
+            .map_err(|e| redact::error(e, std::slice::from_ref(&user.password)))?;
         let status = response.status.as_u16();
         let from_body =
             wire::parse_created(&mut response.body).map_err(|m| self.malformed(&call, status, m));
@@ -258,7 +259,10 @@ impl EquinixClient {
     pub async fn set_password(&self, uuid: &str, password: &Secret) -> Result<(), EquinixError> {
         let target = format!("{USERS}/{}", segment("user uuid", uuid)?);
         let call = Call::write(Method::PUT, target, wire::update_request(password));
-        self.expect_success(&call).await.map(drop)
+        self.expect_success(&call)
+            .await
+            .map(drop)
+            .map_err(|e| redact::error(e, std::slice::from_ref(password)))
     }
 
     /// `POST /ne/v1/sshUsers/{user}/devices/{device}`.
@@ -427,15 +431,20 @@ impl EquinixClient {
             method: call.method_name(),
             url: self.url(call),
             status: response.status.as_u16(),
-            problems: wire::parse_problems(&response.body),
+            problems: self.problems(response),
         }
+    }
+
+    /// The API's problems in `response`, without the secrets it may echo.
+    fn problems(&self, response: &HttpResponse) -> Vec<ApiProblem> {
+        redact::problems(wire::parse_problems(&response.body), &self.tokens.secrets())
     }
 
     fn unauthorized(&self, call: &Call, response: &HttpResponse) -> EquinixError {
         EquinixError::Unauthorized {
             method: call.method_name(),
             url: self.url(call),
-            problems: wire::parse_problems(&response.body),
+            problems: self.problems(response),
         }
     }
 
@@ -444,7 +453,7 @@ impl EquinixClient {
             method: call.method_name(),
             url: self.url(call),
             status,
-            reason: m.0,
+            reason: redact::text(&m.0, &self.tokens.secrets()),
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod errors;
 pub mod paging;
+mod redact;
 pub mod token;
 #[doc(hidden)] // public for the benches only: the wire shapes are not an API
 pub mod wire;

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::client::Backoff;
 use super::errors::TokenError;
-use super::wire;
+use super::{redact, wire};
 use crate::net::{HttpClient, HttpResponse};
 use crate::secret::Secret;
 
@@ -75,7 +75,12 @@ pub struct TokenSource {
     backoff: Backoff,
     state: Mutex<State>,
     requests: AtomicU64,
+    /// The latest tokens issued, for redacting them from error text (read without waiting).
+    issued: std::sync::Mutex<Vec<Secret>>,
 }
+
+/// Issued tokens remembered for redaction: the current one and a few it replaced.
+const ISSUED_KEPT: usize = 4;
 
 impl TokenSource {
     /// `base` is the API base (`https://api.equinix.com`), without a trailing slash.
@@ -92,7 +97,31 @@ impl TokenSource {
             backoff,
             state: Mutex::new(State::default()),
             requests: AtomicU64::new(0),
+            issued: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// Every secret this source knows (the client secret or ready token, and the latest
+    /// tokens issued): none of them may appear in an error message.
+    pub fn secrets(&self) -> Vec<Secret> {
+        let mut secrets = match &self.credentials {
+            Credentials::Token(token) => vec![token.clone()],
+            Credentials::Client { secret, .. } => vec![secret.clone()],
+        };
+        secrets.extend(
+            self.issued
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        );
+        secrets
+    }
+
+    fn remember(&self, token: &Secret) {
+        let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+        issued.push(token.clone());
+        let excess = issued.len().saturating_sub(ISSUED_KEPT);
+        issued.drain(..excess);
     }
 
     /// Token requests sent so far.
@@ -135,11 +164,14 @@ impl TokenSource {
             Credentials::Client { id, secret } => {
                 let (value, lifetime) =
                     self.request_with_retries(id, secret).await.map_err(|e| {
+                        // The endpoint may echo the secret it was sent.
+                        let e = redact::token_error(e, std::slice::from_ref(secret));
                         if matches!(e, TokenError::Rejected { .. }) {
                             state.refused = Some(e.clone());
                         }
                         e
                     })?;
+                self.remember(&value);
                 (
                     value,
                     Some(Instant::now() + lifetime - renew_margin(lifetime)),

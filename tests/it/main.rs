@@ -13,6 +13,7 @@ mod cli_contract;
 mod equinix_cli;
 mod equinix_ops;
 mod equinix_paging;
+mod equinix_redact;
 mod equinix_schema;
 mod equinix_throttle;
 mod equinix_token;
