@@ -339,7 +339,7 @@ impl EquinixClient {
             let status = response.status;
             if status == StatusCode::UNAUTHORIZED {
                 if renewed {
-                    return Err(self.unauthorized(call, &response));
+                    return Err(self.unauthorized(call, &response, true));
                 }
                 renewed = true;
                 bearer = self.renew(&bearer, call, &response).await?;
@@ -363,7 +363,7 @@ impl EquinixClient {
     ) -> Result<Bearer, EquinixError> {
         match self.tokens.renew(stale).await {
             Ok(bearer) => Ok(bearer),
-            Err(TokenError::StaticTokenRefused) => Err(self.unauthorized(call, response)),
+            Err(TokenError::StaticTokenRefused) => Err(self.unauthorized(call, response, false)),
             Err(e) => Err(e.into()),
         }
     }
@@ -440,11 +440,12 @@ impl EquinixClient {
         redact::problems(wire::parse_problems(&response.body), &self.tokens.secrets())
     }
 
-    fn unauthorized(&self, call: &Call, response: &HttpResponse) -> EquinixError {
+    fn unauthorized(&self, call: &Call, response: &HttpResponse, renewed: bool) -> EquinixError {
         EquinixError::Unauthorized {
             method: call.method_name(),
             url: self.url(call),
             problems: self.problems(response),
+            renewed,
         }
     }
 

@@ -109,12 +109,15 @@ pub enum EquinixError {
         status: u16,
         problems: Vec<ApiProblem>,
     },
-    /// 401 again after the token was renewed.
-    #[error("{method} {url}: HTTP 401 even with a freshly renewed token{problems}", problems = Problems(.problems))]
+    /// 401 again after the token was renewed, or for a ready token, which cannot be.
+    #[error("{method} {url}: HTTP 401 {after}{problems}", after = after_401(*.renewed), problems = Problems(.problems))]
     Unauthorized {
         method: &'static str,
         url: String,
         problems: Vec<ApiProblem>,
+        /// The token was renewed for this call (client credentials); `false` for the ready
+        /// token of `EQUINIX_API_TOKEN`.
+        renewed: bool,
     },
     #[error("{method} {url}: malformed response (HTTP {status}): {reason}")]
     Malformed {
@@ -154,6 +157,14 @@ pub enum EquinixError {
         #[source]
         source: Box<EquinixError>,
     },
+}
+
+fn after_401(renewed: bool) -> &'static str {
+    if renewed {
+        "even with a freshly renewed token"
+    } else {
+        "for the ready token from EQUINIX_API_TOKEN, which cannot be renewed without client credentials"
+    }
 }
 
 fn count(total: Option<u64>) -> String {

@@ -105,10 +105,12 @@ pub fn error(e: EquinixError, secrets: &[Secret]) -> EquinixError {
             method,
             url,
             problems: p,
+            renewed,
         } => EquinixError::Unauthorized {
             method,
             url,
             problems: problems(p, secrets),
+            renewed,
         },
         EquinixError::Malformed {
             method,
