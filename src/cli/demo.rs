@@ -62,7 +62,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         report::writer(Format::Csv, &schema, open_output(&csv_path)?),
         report::writer(Format::Jsonl, &schema, open_output(&jsonl_path)?),
     ];
-    let (_trigger, shutdown) = install_signal_handlers(args.quiet, Stopping::Devices);
+    let (_trigger, shutdown) = install_signal_handlers(args.quiet, Stopping::Demo);
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(args.quiet));
     let (summary, stats) = execute(prepared, sinks, progress, shutdown.clone()).await?;
     let elapsed = started.elapsed();

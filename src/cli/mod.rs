@@ -110,8 +110,10 @@ fn init_logging(verbose: u8) {
 enum Stopping {
     /// Scans and remediations: no new device starts, those in flight finish.
     Devices,
-    /// An Equinix listing: pages in flight are abandoned, those received are kept.
+    /// An Equinix listing: pages in flight are abandoned; the users written are kept.
     Pages,
+    /// The demo: its scan finishes the devices in flight, its listing abandons its pages.
+    Demo,
     /// The bulk detach: no new detach starts, those in flight finish.
     Detaches,
     /// Nothing is said (the simulator).
@@ -122,7 +124,12 @@ impl Stopping {
     fn message(self) -> Option<&'static str> {
         match self {
             Stopping::Devices => Some("finishing devices in flight"),
-            Stopping::Pages => Some("stopping the listing; the report keeps the pages received"),
+            Stopping::Pages => Some(
+                "stopping the listing: pages in flight are abandoned; the report keeps the users written so far",
+            ),
+            Stopping::Demo => Some(
+                "finishing cameras in flight, abandoning Equinix pages in flight; the reports keep what was written so far",
+            ),
             Stopping::Detaches => Some("finishing the detaches in flight"),
             Stopping::Quietly => None,
         }
@@ -282,5 +289,27 @@ impl ReportPipe {
             .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
         progress.finished();
         Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ctrl_c_says_what_it_stops_for_each_kind_of_run() {
+        let said = |s: Stopping| s.message().unwrap_or_default();
+        assert_eq!(said(Stopping::Devices), "finishing devices in flight");
+        // A listing finishes no device and keeps no page in flight: it keeps what it wrote.
+        let pages = said(Stopping::Pages);
+        assert!(pages.contains("pages in flight are abandoned"), "{pages}");
+        assert!(pages.contains("users written so far"), "{pages}");
+        assert!(!pages.contains("devices"), "{pages}");
+        let demo = said(Stopping::Demo);
+        assert!(
+            demo.contains("cameras in flight") && demo.contains("Equinix pages"),
+            "{demo}"
+        );
+        assert_eq!(Stopping::Quietly.message(), None);
     }
 }

@@ -395,6 +395,8 @@ async fn ctrl_c_during_the_first_page_exits_130_at_once_with_the_report_closed()
     }
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("stopping the listing"), "{err}");
+    assert!(err.contains("pages in flight are abandoned"), "{err}");
+    assert!(err.contains("the users written so far"), "{err}");
     assert!(!err.contains("devices in flight"), "{err}");
     // The report is closed properly: an empty JSON array, not a truncated file.
     let report = std::fs::read_to_string(&out).expect("report");

@@ -155,7 +155,10 @@ pub(crate) fn describe(listing: &Listing, page_size: u64, concurrency: usize) ->
         ));
     }
     if stats.interrupted {
-        text.push_str("interrupted: the report holds the pages fetched so far\n");
+        text.push_str(&format!(
+            "interrupted: the report holds the {} users listed before the stop; pages in flight were abandoned\n",
+            stats.users
+        ));
     }
     text
 }
