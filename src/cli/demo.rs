@@ -15,7 +15,7 @@ use super::args::{DemoArgs, DeviceArgs, ExpectArg, SchemeArg};
 use super::progress::Progress;
 use super::scan::PreparedScan;
 use super::scan::{execute, prepare};
-use super::{install_signal_handlers, open_output, Exit, ReportPipe};
+use super::{install_signal_handlers, open_output, Exit, ReportPipe, Stopping};
 use crate::equinix::{ListFilter, PageFetcher};
 use crate::remediate::{Recovered, Remediator, WriteLimits};
 use crate::report::ssh_users::TableWriter;
@@ -62,7 +62,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         report::writer(Format::Csv, &schema, open_output(&csv_path)?),
         report::writer(Format::Jsonl, &schema, open_output(&jsonl_path)?),
     ];
-    let (_trigger, shutdown) = install_signal_handlers(args.quiet);
+    let (_trigger, shutdown) = install_signal_handlers(args.quiet, Stopping::Demo);
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(args.quiet));
     let (summary, stats) = execute(prepared, sinks, progress, shutdown.clone()).await?;
     let elapsed = started.elapsed();

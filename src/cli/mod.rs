@@ -134,41 +134,102 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
-/// The first SIGINT/SIGTERM asks for a graceful stop; the second aborts at once.
-fn install_signal_handlers(quiet: bool) -> (ShutdownTrigger, Shutdown) {
+/// What the first Ctrl-C stops: told to the user in the `interrupted: …` line.
+#[derive(Clone, Copy, Debug)]
+enum Stopping {
+    /// Scans and remediations: no new device starts, those in flight finish.
+    Devices,
+    /// An Equinix listing: pages in flight are abandoned; the users written are kept.
+    Pages,
+    /// The demo: its scan finishes the devices in flight, its listing abandons its pages.
+    Demo,
+    /// The bulk detach: no new detach starts, those in flight finish.
+    Detaches,
+    /// Nothing is said (the simulator).
+    Quietly,
+}
+
+impl Stopping {
+    fn message(self) -> Option<&'static str> {
+        match self {
+            Stopping::Devices => Some("finishing devices in flight"),
+            Stopping::Pages => Some(
+                "stopping the listing: pages in flight are abandoned; the report keeps the users written so far",
+            ),
+            Stopping::Demo => Some(
+                "finishing cameras in flight, abandoning Equinix pages in flight; the reports keep what was written so far",
+            ),
+            Stopping::Detaches => Some("finishing the detaches in flight"),
+            Stopping::Quietly => None,
+        }
+    }
+}
+
+/// The first SIGINT/SIGTERM asks for a graceful stop; the second aborts at once. The signals
+/// are registered before this returns, so that no request can start while a Ctrl-C would
+/// still kill the process outright.
+fn install_signal_handlers(quiet: bool, stopping: Stopping) -> (ShutdownTrigger, Shutdown) {
     let (trigger, shutdown) = shutdown::channel();
     let handler = trigger.clone();
+    let mut signals = StopSignals::register();
     tokio::spawn(async move {
-        wait_for_signal().await;
-        if !quiet {
-            diagln!("\ninterrupted: finishing devices in flight (press Ctrl-C again to abort)");
+        signals.next().await;
+        if let Some(message) = stopping.message().filter(|_| !quiet) {
+            diagln!("\ninterrupted: {message} (press Ctrl-C again to abort)");
         }
         handler.trigger();
-        wait_for_signal().await;
+        signals.next().await;
         std::process::exit(Exit::Interrupted as i32);
     });
     (trigger, shutdown)
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM (Ctrl-C elsewhere), listened to from the moment of registration.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn register() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            StopSignals {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        StopSignals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            let interrupt = async {
+                match &mut self.interrupt {
+                    Some(signal) => drop(signal.recv().await),
+                    None => drop(tokio::signal::ctrl_c().await),
+                }
+            };
+            let terminate = async {
+                match &mut self.terminate {
+                    Some(signal) => drop(signal.recv().await),
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = interrupt => {}
+                () = terminate => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -278,5 +339,27 @@ impl ReportPipe {
             .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
         progress.finished();
         Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ctrl_c_says_what_it_stops_for_each_kind_of_run() {
+        let said = |s: Stopping| s.message().unwrap_or_default();
+        assert_eq!(said(Stopping::Devices), "finishing devices in flight");
+        // A listing finishes no device and keeps no page in flight: it keeps what it wrote.
+        let pages = said(Stopping::Pages);
+        assert!(pages.contains("pages in flight are abandoned"), "{pages}");
+        assert!(pages.contains("users written so far"), "{pages}");
+        assert!(!pages.contains("devices"), "{pages}");
+        let demo = said(Stopping::Demo);
+        assert!(
+            demo.contains("cameras in flight") && demo.contains("Equinix pages"),
+            "{demo}"
+        );
+        assert_eq!(Stopping::Quietly.message(), None);
     }
 }

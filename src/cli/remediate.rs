@@ -13,7 +13,7 @@ use super::args::{ExpectArg, RemediateArgs};
 use super::progress::Progress;
 use super::scan::{exit_for, prepare, report_interruption, resolve_password, PreparedScan};
 use super::{
-    install_signal_handlers, open_output, report_failed, resolve_format, Exit, ReportPipe,
+    install_signal_handlers, open_output, report_failed, resolve_format, Exit, ReportPipe, Stopping,
 };
 use crate::remediate::{
     inventory_fingerprint, Journal, JournalFailure, JournalHeader, Recovered, Remediator,
@@ -55,7 +55,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     };
     let format = resolve_format(&args.output.output, args.output.format);
     let sink = report::writer(format, &schema, open_output(&args.output.output)?);
-    let (trigger, shutdown) = install_signal_handlers(quiet);
+    let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
     let progress = Arc::new(Progress::new(quiet).stop_on_output_failure(trigger));
     let reporter: Arc<dyn Reporter> = progress.clone();
     let pipe = ReportPipe::open(vec![sink], reporter, devices.len() + invalid.len());

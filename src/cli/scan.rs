@@ -10,7 +10,7 @@ use super::args::{DeviceArgs, ExpectArg, ScanArgs, SchemeArg};
 use super::progress::Progress;
 use super::{
     fit_concurrency, install_signal_handlers, open_output, report_failed, resolve_format, Exit,
-    ReportPipe,
+    ReportPipe, Stopping,
 };
 use crate::inventory::{self, Device, InventoryOptions, Rows, Scheme, Shard};
 use crate::net::auth::Credentials;
@@ -37,7 +37,7 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         &prepared.schema(),
         open_output(&args.output.output)?,
     );
-    let (trigger, shutdown) = install_signal_handlers(quiet);
+    let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
     let progress: Arc<dyn Reporter> =
         Arc::new(Progress::new(quiet).stop_on_output_failure(trigger));
     let (summary, stats) = match execute(prepared, vec![sink], progress, shutdown).await {

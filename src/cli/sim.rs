@@ -7,7 +7,7 @@ use std::io::Write as _;
 use anyhow::{anyhow, Context as _};
 
 use super::args::SimArgs;
-use super::{install_signal_handlers, Exit};
+use super::{install_signal_handlers, Exit, Stopping};
 use crate::sim::{
     self, AuthPolicy, EquinixFaults, FaultProfile, OutputFiles, SimConfig, WorkerPlan,
 };
@@ -26,7 +26,7 @@ pub(super) async fn run(args: SimArgs) -> anyhow::Result<Exit> {
         truth: args.truth_out,
         ca: args.ca_out,
     };
-    let (_trigger, shutdown) = install_signal_handlers(true);
+    let (_trigger, shutdown) = install_signal_handlers(true, Stopping::Quietly);
     sim::run(config, files, workers, shutdown, print_line)
         .await
         .context("simulator failed")?;
@@ -35,7 +35,7 @@ pub(super) async fn run(args: SimArgs) -> anyhow::Result<Exit> {
 
 /// One part of a split fleet: the assignment comes on stdin, the announcement goes to stdout.
 async fn run_worker(part: &str) -> anyhow::Result<Exit> {
-    let (trigger, shutdown) = install_signal_handlers(true);
+    let (trigger, shutdown) = install_signal_handlers(true, Stopping::Quietly);
     sim::serve_worker(std::io::stdin(), trigger, shutdown, print_line)
         .await
         .with_context(|| format!("simulator worker {part} failed"))?;
@@ -116,7 +116,6 @@ fn equinix_faults(args: &super::args::SimEquinixArgs) -> EquinixFaults {
         token_lifetime: args.equinix_token_lifetime,
         drift_per_page: args.equinix_drift,
         total_overstated_by: args.equinix_overstate_total,
-        created_uuid_in_location_only: false,
         association_needs_body: args.equinix_association_needs_body,
         ..EquinixFaults::default()
     }

@@ -10,9 +10,9 @@ use governor::{DefaultDirectRateLimiter, Jitter};
 use http::{header, HeaderMap, Method, Request, StatusCode};
 use http_body_util::Full;
 
-use super::errors::{EquinixError, TokenError};
+use super::errors::{ApiProblem, EquinixError, TokenError};
 use super::token::{Bearer, TokenSource};
-use super::{wire, Availability, Dissociation, ListFilter, Page, SshUser};
+use super::{redact, wire, Availability, Dissociation, ListFilter, Page, SshUser};
 pub use crate::net::retry::Backoff;
 use crate::net::retry::{pause, retry_after, Paused, USER_AGENT};
 use crate::net::{HttpClient, HttpError, HttpResponse};
@@ -142,9 +142,7 @@ impl EquinixClient {
         let response = self.execute(&call).await?;
         match response.status {
             s if s.is_success() => Ok(Availability::Available),
-            StatusCode::BAD_REQUEST => Ok(Availability::Unavailable(wire::parse_problems(
-                &response.body,
-            ))),
+            StatusCode::BAD_REQUEST => Ok(Availability::Unavailable(self.problems(&response))),
             _ => Err(self.api_error(&call, &response)),
         }
     }
@@ -154,7 +152,10 @@ impl EquinixClient {
         segment("device uuid", &user.device_uuid)?;
         let body = wire::create_request(&user.username, &user.password, &user.device_uuid);
         let call = Call::write(Method::POST, USERS.to_owned(), body);
-        let mut response = self.expect_success(&call).await?;
+        let mut response = self
+            .expect_success(&call)
+            .await
+            .map_err(|e| redact::error(e, std::slice::from_ref(&user.password)))?;
         let status = response.status.as_u16();
         let from_body =
             wire::parse_created(&mut response.body).map_err(|m| self.malformed(&call, status, m));
@@ -174,7 +175,10 @@ impl EquinixClient {
     pub async fn set_password(&self, uuid: &str, password: &Secret) -> Result<(), EquinixError> {
         let target = format!("{USERS}/{}", segment("user uuid", uuid)?);
         let call = Call::write(Method::PUT, target, wire::update_request(password));
-        self.expect_success(&call).await.map(drop)
+        self.expect_success(&call)
+            .await
+            .map(drop)
+            .map_err(|e| redact::error(e, std::slice::from_ref(password)))
     }
 
     /// `POST /ne/v1/sshUsers/{user}/devices/{device}`.
@@ -258,7 +262,7 @@ impl EquinixClient {
             tracing::debug!(status = status.as_u16(), "answered");
             if status == StatusCode::UNAUTHORIZED {
                 if renewed {
-                    return Err(self.unauthorized(call, &response));
+                    return Err(self.unauthorized(call, &response, true));
                 }
                 renewed = true;
                 bearer = self.renew(&bearer, call, &response).await?;
@@ -301,7 +305,7 @@ impl EquinixClient {
     ) -> Result<Bearer, EquinixError> {
         match self.tokens.renew(stale).await {
             Ok(bearer) => Ok(bearer),
-            Err(TokenError::StaticTokenRefused) => Err(self.unauthorized(call, response)),
+            Err(TokenError::StaticTokenRefused) => Err(self.unauthorized(call, response, false)),
             Err(e) => Err(e.into()),
         }
     }
@@ -369,15 +373,21 @@ impl EquinixClient {
             method: call.method_name(),
             url: self.url(call),
             status: response.status.as_u16(),
-            problems: wire::parse_problems(&response.body),
+            problems: self.problems(response),
         }
     }
 
-    fn unauthorized(&self, call: &Call, response: &HttpResponse) -> EquinixError {
+    /// The API's problems in `response`, without the secrets it may echo.
+    fn problems(&self, response: &HttpResponse) -> Vec<ApiProblem> {
+        redact::problems(wire::parse_problems(&response.body), &self.tokens.secrets())
+    }
+
+    fn unauthorized(&self, call: &Call, response: &HttpResponse, renewed: bool) -> EquinixError {
         EquinixError::Unauthorized {
             method: call.method_name(),
             url: self.url(call),
-            problems: wire::parse_problems(&response.body),
+            problems: self.problems(response),
+            renewed,
         }
     }
 
@@ -386,7 +396,7 @@ impl EquinixClient {
             method: call.method_name(),
             url: self.url(call),
             status,
-            reason: m.0,
+            reason: redact::text(&m.0, &self.tokens.secrets()),
         }
     }
 }

@@ -119,12 +119,15 @@ pub enum EquinixError {
         status: u16,
         problems: Vec<ApiProblem>,
     },
-    /// 401 again after the token was renewed.
-    #[error("{method} {url}: HTTP 401 even with a freshly renewed token{problems}", problems = Problems(.problems))]
+    /// 401 again after the token was renewed, or for a ready token, which cannot be.
+    #[error("{method} {url}: HTTP 401 {after}{problems}", after = after_401(*.renewed), problems = Problems(.problems))]
     Unauthorized {
         method: &'static str,
         url: String,
         problems: Vec<ApiProblem>,
+        /// The token was renewed for this call (client credentials); `false` for the ready
+        /// token of `EQUINIX_API_TOKEN`.
+        renewed: bool,
     },
     #[error("{method} {url}: malformed response (HTTP {status}): {reason}")]
     Malformed {
@@ -143,6 +146,23 @@ pub enum EquinixError {
     /// A stop request (Ctrl-C, SIGTERM) ended a wait between retries.
     #[error("{method} {url}: interrupted while waiting to retry")]
     Interrupted { method: &'static str, url: String },
+    /// A full page held only users listed before, though the total had not grown: the API
+    /// ignores `offset` (or serves one page forever). The listing stopped there, incomplete.
+    #[error("the page at offset {offset} holds only users already listed: the API seems to ignore `offset`; stopped with {listed} of {total} users", total = count(*.total))]
+    NoProgress {
+        offset: u64,
+        listed: u64,
+        total: Option<u64>,
+    },
+    /// An empty or short page came before the API's `total`: it counts users it does not
+    /// serve (or serves no longer). The users served were delivered; the listing is
+    /// incomplete by the API's own count.
+    #[error("the page at offset {offset} is empty or short, though the API's total is {total}: stopped with {listed} users; the rest could not be listed")]
+    EndedEarly {
+        offset: u64,
+        listed: u64,
+        total: u64,
+    },
     /// A page of the listing failed; the pages before it were delivered.
     #[error("page at offset {offset}: {source}")]
     Page {
@@ -150,6 +170,21 @@ pub enum EquinixError {
         #[source]
         source: Box<EquinixError>,
     },
+}
+
+fn after_401(renewed: bool) -> &'static str {
+    if renewed {
+        "even with a freshly renewed token"
+    } else {
+        "for the ready token from EQUINIX_API_TOKEN, which cannot be renewed without client credentials"
+    }
+}
+
+fn count(total: Option<u64>) -> String {
+    total.map_or_else(
+        || "an unknown total".to_owned(),
+        |t| format!("a total of {t}"),
+    )
 }
 
 impl EquinixError {

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod errors;
 pub mod paging;
+mod redact;
 pub mod token;
 #[doc(hidden)] // public for the benches only: the wire shapes are not an API
 pub mod wire;
@@ -148,6 +149,8 @@ pub struct Page {
     /// The API's total at the time of this page, when it says.
     pub total: Option<u64>,
     pub users: Vec<SshUser>,
+    /// The size of the response body this page was parsed from.
+    pub body_bytes: usize,
 }
 
 /// What `DELETE …/devices/{deviceUuid}` reports.

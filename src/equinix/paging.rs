@@ -1,7 +1,7 @@
 //! The concurrent listing: the first page gives `total`, the remaining pages are fetched
 //! several at a time and delivered in offset order as they complete, de-duplicated by uuid,
 //! stopping at the first empty (or short) page. Memory is bounded by the window of pages in
-//! flight.
+//! flight, which is narrowed when pages are large so that it holds about a byte budget.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -12,7 +12,14 @@ use tokio::task::JoinSet;
 use super::{EquinixClient, EquinixError, ListFilter, Page, SshUser};
 use crate::shutdown::Shutdown;
 
-/// How a listing went. `error` is set when a page failed; the pages before it were delivered.
+/// The pages of a listing held at once (requested, or received ahead of their turn) take
+/// about this many bytes at most, whatever the page concurrency asks: one page can be as
+/// large as the 32 MiB body cap, and eight of those would be a quarter of a GiB.
+pub const DEFAULT_WINDOW_BYTES: usize = 64 * 1024 * 1024;
+
+/// How a listing went. `error` is set when a page failed, brought nothing new, or ended the
+/// listing short of the API's total (the listing is then incomplete); the pages before it
+/// were delivered.
 #[derive(Debug, Default)]
 pub struct ListingStats {
     /// Pages received, the empty one that ended the listing included.
@@ -36,6 +43,10 @@ pub struct ListingStats {
     pub interrupted: bool,
     /// The receiver went away (the output closed); the listing stopped early.
     pub output_closed: bool,
+    /// The fewest pages held at once because pages were large (the byte budget), when that
+    /// was fewer than the page concurrency; and the largest page body seen.
+    pub narrowed_to: Option<usize>,
+    pub largest_page_bytes: usize,
     pub error: Option<EquinixError>,
 }
 
@@ -45,6 +56,7 @@ pub struct PageFetcher {
     filter: Arc<ListFilter>,
     page_size: u64,
     concurrency: usize,
+    window_bytes: usize,
 }
 
 /// The pages in flight and the ones that arrived ahead of their turn.
@@ -58,6 +70,8 @@ struct Window {
     step: u64,
     /// Request pages below this offset (the latest `total`).
     end: u64,
+    /// At most this many pages requested and not yet delivered.
+    width: usize,
 }
 
 /// Delivers users once each and keeps the count.
@@ -82,7 +96,14 @@ impl PageFetcher {
             filter: Arc::new(filter),
             page_size: page_size.max(1),
             concurrency: concurrency.max(1),
+            window_bytes: DEFAULT_WINDOW_BYTES,
         }
+    }
+
+    /// Holds about `bytes` of pages at once (at least one page, whatever its size).
+    pub fn with_window_bytes(mut self, bytes: usize) -> PageFetcher {
+        self.window_bytes = bytes;
+        self
     }
 
     /// Sends every user to `out` in offset order; ends at the first empty page, at `total`
@@ -109,7 +130,17 @@ impl PageFetcher {
     }
 
     async fn pass(&self, delivery: &mut Delivery, concurrency: usize, shutdown: &Shutdown) {
-        let first = match self.client.list_page(&self.filter, 0, self.page_size).await {
+        // The first page may wait for a token and its retries: a stop request ends it too.
+        let mut stop = shutdown.clone();
+        let first = tokio::select! {
+            biased;
+            () = stop.wait() => {
+                delivery.stats.interrupted = true;
+                return;
+            }
+            first = self.client.list_page(&self.filter, 0, self.page_size) => first,
+        };
+        let first = match first {
             Ok(page) => page,
             Err(e) => {
                 delivery.stats.error = Some(page_error(0, e));
@@ -121,7 +152,7 @@ impl PageFetcher {
         }
         let step = self.step(&first);
         let end = first.total.unwrap_or(u64::MAX);
-        if delivery.take(first, step).await {
+        if delivery.take(first, 0, step).await {
             self.rest(step, end, concurrency, delivery, shutdown).await;
         }
     }
@@ -155,14 +186,16 @@ impl PageFetcher {
             next_delivery: step,
             step,
             end,
+            width: concurrency,
         };
+        self.narrow(&mut window, concurrency, delivery);
         let mut stop = shutdown.clone();
         loop {
             if shutdown.is_triggered() {
                 delivery.stats.interrupted = true;
                 return;
             }
-            self.fill(&mut window, concurrency);
+            self.fill(&mut window);
             // A stop request abandons the pages in flight (dropping the set aborts them).
             let joined = tokio::select! {
                 _ = stop.wait() => continue,
@@ -176,6 +209,8 @@ impl PageFetcher {
             };
             match result {
                 Ok(page) => {
+                    delivery.note_size(&page);
+                    self.narrow(&mut window, concurrency, delivery);
                     window.early.insert(offset, page);
                 }
                 Err(e) => {
@@ -189,13 +224,29 @@ impl PageFetcher {
         }
     }
 
-    /// Starts requests up to `concurrency` in flight, never more than `concurrency` pages
-    /// ahead of the next one to deliver (which bounds the pages held back).
-    fn fill(&self, window: &mut Window, concurrency: usize) {
+    /// Fits the window to the byte budget: as many pages as the largest one seen fits in
+    /// it, at least one, at most `concurrency`.
+    fn narrow(&self, window: &mut Window, concurrency: usize, delivery: &mut Delivery) {
+        let stats = &mut delivery.stats;
+        window.width = window_width(self.window_bytes, stats.largest_page_bytes, concurrency);
+        if window.width < concurrency {
+            stats.narrowed_to = Some(
+                stats
+                    .narrowed_to
+                    .map_or(window.width, |n| n.min(window.width)),
+            );
+        }
+    }
+
+    /// Starts requests up to the window's width in flight, never more than that many pages
+    /// ahead of the next one to deliver (which bounds the pages held back: requested and
+    /// not yet delivered are at most `width` together).
+    fn fill(&self, window: &mut Window) {
+        let width = window.width;
         let horizon = window
             .next_delivery
-            .saturating_add(window.step.saturating_mul(concurrency as u64));
-        while window.tasks.len() < concurrency
+            .saturating_add(window.step.saturating_mul(width as u64));
+        while window.tasks.len() < width
             && window.next_request < window.end
             && window.next_request < horizon
         {
@@ -216,7 +267,7 @@ impl PageFetcher {
                 // A grown total extends the listing; a shrunk one ends at a short page.
                 window.end = window.end.max(total);
             }
-            if !delivery.take(page, window.step).await {
+            if !delivery.take(page, window.next_delivery, window.step).await {
                 return false;
             }
             window.next_delivery += window.step;
@@ -230,10 +281,26 @@ impl Delivery {
         self.stats.error.is_none() && !self.stats.interrupted && !self.stats.output_closed
     }
 
-    /// Counts a page and sends its new users; `false` when the listing should stop: after
-    /// an empty or short page (nothing lies beyond it, whatever `total` said), or when the
-    /// output is gone.
-    async fn take(&mut self, page: Page, step: u64) -> bool {
+    fn note_size(&mut self, page: &Page) {
+        self.stats.largest_page_bytes = self.stats.largest_page_bytes.max(page.body_bytes);
+    }
+
+    /// The total grew since the first page: users added at the front shift those already
+    /// listed onto later pages, so a page of repeats is no sign of a broken API.
+    fn total_grew(&self) -> bool {
+        matches!(
+            (self.stats.first_total, self.stats.last_total),
+            (Some(first), Some(last)) if last > first
+        )
+    }
+
+    /// Counts a page (requested at `offset`) and sends its new users; `false` when the
+    /// listing should stop: after an empty or short page (nothing lies beyond it, whatever
+    /// `total` said; before that total, the listing is incomplete), after a full page of
+    /// users all listed before (an API that ignores `offset` serves the same page forever),
+    /// or when the output is gone.
+    async fn take(&mut self, page: Page, offset: u64, step: u64) -> bool {
+        self.note_size(&page);
         self.stats.pages += 1;
         if let Some(total) = page.total {
             if self.stats.first_total.is_some_and(|first| first != total) {
@@ -241,11 +308,17 @@ impl Delivery {
             }
             self.stats.last_total = Some(total);
         }
-        let reached = page.offset + page.users.len() as u64;
+        let reached = page.offset.saturating_add(page.users.len() as u64);
         let last = (page.users.len() as u64) < step;
-        if last && self.stats.last_total.is_some_and(|total| reached < total) {
+        let short_of = self
+            .stats
+            .last_total
+            .filter(|total| last && reached < *total);
+        if short_of.is_some() {
             self.stats.ended_early_at = Some(page.offset);
         }
+        let page_offset = page.offset;
+        let mut fresh = 0u64;
         for user in page.users {
             if !self.seen.insert(user.uuid.clone()) {
                 self.stats.duplicates += u64::from(!self.rechecking);
@@ -257,14 +330,58 @@ impl Delivery {
             }
             self.stats.users += 1;
             self.stats.recovered += u64::from(self.rechecking);
+            fresh += 1;
+        }
+        if let Some(total) = short_of {
+            self.stats.error = Some(EquinixError::EndedEarly {
+                offset: page_offset,
+                listed: self.stats.users,
+                total,
+            });
+            return false;
+        }
+        // The second walk expects repeats; it ends at the total it follows.
+        if !last && fresh == 0 && !self.rechecking && !self.total_grew() {
+            self.stats.error = Some(EquinixError::NoProgress {
+                offset,
+                listed: self.stats.users,
+                total: self.stats.last_total,
+            });
+            return false;
         }
         !last
     }
+}
+
+/// How many pages of `largest` bytes fit in `budget`: at least one, at most `concurrency`.
+fn window_width(budget: usize, largest: usize, concurrency: usize) -> usize {
+    (budget / largest.max(1)).clamp(1, concurrency.max(1))
 }
 
 fn page_error(offset: u64, source: EquinixError) -> EquinixError {
     EquinixError::Page {
         offset,
         source: Box::new(source),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_holds_as_many_pages_as_the_budget_fits() {
+        const MIB: usize = 1024 * 1024;
+        // Small pages: the page concurrency decides.
+        assert_eq!(window_width(DEFAULT_WINDOW_BYTES, 30_000, 8), 8);
+        // Pages at the 32 MiB body cap: two fit in 64 MiB.
+        assert_eq!(window_width(DEFAULT_WINDOW_BYTES, 32 * MIB, 8), 2);
+        assert_eq!(window_width(DEFAULT_WINDOW_BYTES, 20 * MIB, 8), 3);
+        // A page larger than the whole budget still goes, one at a time.
+        assert_eq!(window_width(MIB, 5 * MIB, 8), 1);
+        assert_eq!(window_width(0, 100, 8), 1);
+        // Before any page is seen, and with a nonsensical concurrency.
+        assert_eq!(window_width(DEFAULT_WINDOW_BYTES, 0, 8), 8);
+        assert_eq!(window_width(DEFAULT_WINDOW_BYTES, 100, 0), 1);
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::errors::TokenError;
-use super::wire;
+use super::{redact, wire};
 use crate::net::retry::{self, Backoff, Paused, USER_AGENT};
 use crate::net::{HttpClient, HttpResponse};
 use crate::secret::Secret;
@@ -79,7 +79,12 @@ pub struct TokenSource {
     backoff: Backoff,
     stop: Shutdown,
     state: Mutex<State>,
+    /// The latest tokens issued, for redacting them from error text (read without waiting).
+    issued: std::sync::Mutex<Vec<Secret>>,
 }
+
+/// Issued tokens remembered for redaction: the current one and a few it replaced.
+const ISSUED_KEPT: usize = 4;
 
 impl TokenSource {
     /// `base` is the API base (`https://api.equinix.com`), without a trailing slash.
@@ -96,6 +101,7 @@ impl TokenSource {
             backoff,
             stop: Shutdown::never(),
             state: Mutex::new(State::default()),
+            issued: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -103,6 +109,29 @@ impl TokenSource {
     pub fn with_stop(mut self, stop: Shutdown) -> TokenSource {
         self.stop = stop;
         self
+    }
+
+    /// Every secret this source knows (the client secret or ready token, and the latest
+    /// tokens issued): none of them may appear in an error message.
+    pub fn secrets(&self) -> Vec<Secret> {
+        let mut secrets = match &self.credentials {
+            Credentials::Token(token) => vec![token.clone()],
+            Credentials::Client { secret, .. } => vec![secret.clone()],
+        };
+        secrets.extend(
+            self.issued
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        );
+        secrets
+    }
+
+    fn remember(&self, token: &Secret) {
+        let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+        issued.push(token.clone());
+        let excess = issued.len().saturating_sub(ISSUED_KEPT);
+        issued.drain(..excess);
     }
 
     /// A token that is not about to expire. Concurrent callers wait for one renewal.
@@ -140,11 +169,14 @@ impl TokenSource {
             Credentials::Client { id, secret } => {
                 let (value, lifetime) =
                     self.request_with_retries(id, secret).await.map_err(|e| {
+                        // The endpoint may echo the secret it was sent.
+                        let e = redact::token_error(e, std::slice::from_ref(secret));
                         if matches!(e, TokenError::Rejected { .. }) {
                             state.refused = Some(e.clone());
                         }
                         e
                     })?;
+                self.remember(&value);
                 (value, Some(renewal_instant(Instant::now(), lifetime)))
             }
         };

@@ -156,6 +156,7 @@ struct WirePagination {
 
 /// `SshUserPageResponse`. `requested_offset` stands in when the API omits `pagination`.
 pub fn parse_page(body: &mut [u8], requested_offset: u64) -> Result<Page, Malformed> {
+    let body_bytes = body.len();
     let wire: WirePage = parse(body)?;
     let pagination = wire.pagination.unwrap_or(WirePagination {
         offset: None,
@@ -172,6 +173,7 @@ pub fn parse_page(body: &mut [u8], requested_offset: u64) -> Result<Page, Malfor
             .into_iter()
             .map(SshUser::from)
             .collect(),
+        body_bytes,
     })
 }
 

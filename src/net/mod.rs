@@ -23,8 +23,14 @@ use tls::{Fingerprint, TlsConfigs, TlsSetupError, TrustSettings};
 /// Default cap on a response body: VAPIX answers are a few hundred bytes.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
-/// Read buffer per connection (bodies larger than this take more reads, up to the cap).
-const READ_BUFFER: usize = 2048;
+/// The largest response head (status line and headers) read. Real heads are a few hundred
+/// bytes, but a long `Content-Security-Policy`, several cookies or challenges, or a long
+/// Digest nonce can take a few KiB; anything past this is refused as a protocol error.
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// Header lines read at most in one head. This is hyper's default, which parses headers on
+/// the stack; setting `http1_max_headers` moves them to a heap allocation per response.
+pub const MAX_HEADER_LINES: usize = 100;
 
 /// Settings for the run's one HTTP client.
 #[derive(Clone, Debug)]
@@ -101,9 +107,12 @@ impl HttpClient {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(settings.max_idle_per_host.max(1))
-            // VAPIX answers fit in a couple of KiB; hyper's adaptive buffer starts at 8 KiB per
-            // connection, which at a few hundred connections is most of the scan's memory.
-            .http1_read_buf_exact_size(READ_BUFFER)
+            // hyper's read buffer is also its head limit. An exact 2 KiB buffer refused
+            // legitimate heads, so the buffer is adaptive: it starts at 8 KiB, doubles only
+            // while reads fill it, shrinks back, and never exceeds `MAX_HEAD` (a head that
+            // fills it is refused). Memory per connection stays bounded by that cap, and
+            // connections are O(concurrency), not O(fleet).
+            .http1_max_buf_size(MAX_HEAD)
             .build(connector);
         Ok(HttpClient {
             client,
@@ -128,6 +137,7 @@ impl HttpClient {
         let response = self.client.request(request).await.map_err(classify)?;
         let peer = response.extensions().get::<PeerCertificate>().map(|p| p.0);
         let (parts, body) = response.into_parts();
+        check_head(&parts)?;
         let body = read_capped(body, &parts.headers, self.body_limit).await?;
         Ok(HttpResponse {
             status: parts.status,
@@ -136,6 +146,26 @@ impl HttpClient {
             peer,
         })
     }
+}
+
+/// Refuses a head larger than `MAX_HEAD`. hyper stops reading a head once its buffer holds
+/// `MAX_HEAD` bytes, but a single read may overshoot into the buffer's spare capacity (at most
+/// as much again), so a head slightly larger can still parse: this makes the limit exact.
+fn check_head(parts: &http::response::Parts) -> Result<(), HttpError> {
+    // "HTTP/1.1 200 " plus the reason phrase and CRLF, then "name: value\r\n" per line.
+    let status_line = 13 + parts.status.canonical_reason().map_or(0, str::len) + 2;
+    let size = parts
+        .headers
+        .iter()
+        .fold(status_line, |sum, (name, value)| {
+            sum.saturating_add(name.as_str().len() + value.len() + 4)
+        });
+    if size > MAX_HEAD {
+        return Err(HttpError::Protocol(format!(
+            "response head larger than {MAX_HEAD} bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// Reads a body, refusing more than `limit` bytes (checked up front when the length is declared).

@@ -344,3 +344,118 @@ async fn sim_announces_the_mock_api_in_its_ready_line() {
     assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 121);
     child.start_kill().expect("kill");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_the_first_page_exits_130_at_once_with_the_report_closed() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().join("users.json");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
+        .args([
+            "equinix",
+            "ssh-users",
+            "list",
+            "--endpoint",
+            &endpoint,
+            "-o",
+        ])
+        .arg(&out)
+        .env_clear()
+        .envs(CREDENTIALS)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    // The token request of the first page arrives and is never answered (the default
+    // timeout and retries would keep the listing waiting for about 19 s).
+    let (mut api, _) = tokio::time::timeout(std::time::Duration::from_secs(30), listener.accept())
+        .await
+        .expect("the listing connects")
+        .expect("accept");
+    let mut buf = [0u8; 4096];
+    let _ = api.read(&mut buf).await.expect("request");
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits at once, not after the request deadline")
+        .expect("wait");
+    let mut err = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut err).await;
+    }
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("stopping the listing"), "{err}");
+    assert!(err.contains("pages in flight are abandoned"), "{err}");
+    assert!(err.contains("the users written so far"), "{err}");
+    assert!(!err.contains("devices in flight"), "{err}");
+    // The report is closed properly: an empty JSON array, not a truncated file.
+    let report = std::fs::read_to_string(&out).expect("report");
+    let parsed: serde_json::Value = serde_json::from_str(&report).expect("valid JSON");
+    assert_eq!(parsed, serde_json::json!([]));
+    let _ = api.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_listing_the_api_does_not_advance_exits_1_and_says_it_is_incomplete() {
+    let faults = EquinixFaults {
+        ignore_offset: true,
+        ..EquinixFaults::default()
+    };
+    let fleet = mock(1_000, faults).await;
+    // Brief users carry no audit flags: only the incomplete listing can make the exit 1.
+    // Even with -q, the incomplete listing is said on stderr.
+    let output = ssh_users(&fleet, &["list", "--verbose=false", "-q"], &CREDENTIALS).await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 1, "{err}");
+    assert!(err.contains("warning: the page at offset 100"), "{err}");
+    assert!(err.contains("ignore `offset`"), "{err}");
+    assert!(err.contains("100 of a total of 1000"), "{err}");
+    assert!(err.contains("the listing is incomplete"), "{err}");
+    let first_page: Vec<String> = api(&fleet).users()[..100]
+        .iter()
+        .map(|u| u.uuid.clone())
+        .collect();
+    assert_eq!(stdout_uuids(&output), first_page, "each user once");
+    assert!(api(&fleet).stats().list_requests <= 2 + 8);
+}
+
+/// The `uuid` of every JSON Lines row on stdout, in order.
+fn stdout_uuids(output: &std::process::Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let row: serde_json::Value = serde_json::from_str(line).expect("a JSON row");
+            row["uuid"].as_str().expect("uuid").to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_listing_short_of_the_apis_total_exits_1_with_a_warning() {
+    let faults = EquinixFaults {
+        total_overstated_by: 900,
+        ..EquinixFaults::default()
+    };
+    let fleet = mock(100, faults).await;
+    let output = ssh_users(&fleet, &["list", "--verbose=false", "-q"], &CREDENTIALS).await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 1, "{err}");
+    assert!(
+        err.contains("warning: the page at offset 100 is empty or short"),
+        "{err}"
+    );
+    assert!(err.contains("total is 1000"), "{err}");
+    assert!(err.contains("the report holds the 100 users"), "{err}");
+    let expected: Vec<String> = api(&fleet).users().into_iter().map(|u| u.uuid).collect();
+    assert_eq!(stdout_uuids(&output), expected);
+}

@@ -94,7 +94,16 @@ async fn an_overstated_total_stops_at_the_first_empty_page() {
     let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, 8).await;
     assert_eq!(users.len(), 1_000);
     assert_eq!(stats.ended_early_at, Some(1_000));
-    assert!(stats.error.is_none() && !stats.total_changed);
+    assert!(!stats.total_changed);
+    // Every user served was delivered, but the API counts 450 more: incomplete.
+    assert_eq!(
+        stats.error,
+        Some(EquinixError::EndedEarly {
+            offset: 1_000,
+            listed: 1_000,
+            total: 1_450
+        })
+    );
     // Pages past the empty one may have been in flight, but no more than the window.
     let lists = api(&fleet).stats().list_requests;
     assert!((11..=15).contains(&lists), "{lists} list requests");
@@ -132,6 +141,14 @@ async fn a_short_page_ends_the_listing_whatever_the_total_claims() {
     let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, 8).await;
     assert_eq!(users.len(), 250);
     assert_eq!(stats.ended_early_at, Some(200));
+    assert_eq!(
+        stats.error,
+        Some(EquinixError::EndedEarly {
+            offset: 200,
+            listed: 250,
+            total: 2_000_000_250
+        })
+    );
     // The three pages up to the short one, and at most a window of eight beyond it.
     let lists = api(&fleet).stats().list_requests;
     assert!(lists <= 3 + 8, "{lists} list requests");
@@ -159,4 +176,215 @@ async fn a_stop_request_ends_the_listing_after_the_pages_delivered() {
     let stats = run.await.expect("listing task");
     assert!(stats.interrupted, "{stats:?}");
     assert!(users < 1_000 && users as u64 == stats.users, "{users}");
+}
+
+/// An API that accepts connections and reads requests but never answers; resolves once the
+/// first request has arrived, and keeps that connection open.
+async fn silent_api() -> (String, tokio::sync::oneshot::Receiver<()>) {
+    use tokio::io::AsyncReadExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (arrived, wait) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.expect("accept");
+        let mut buf = [0u8; 4096];
+        let _ = tcp.read(&mut buf).await;
+        let _ = arrived.send(());
+        // Hold the connection: nothing is ever answered.
+        let _ = tcp.read(&mut buf).await;
+    });
+    (url, wait)
+}
+
+#[tokio::test]
+async fn a_stop_request_during_the_first_page_ends_the_listing_at_once() {
+    let (url, arrived) = silent_api().await;
+    let http = std::sync::Arc::new(
+        sshfleet::net::HttpClient::new(&sshfleet::net::ClientSettings {
+            timeout: std::time::Duration::from_secs(3600),
+            ..sshfleet::net::ClientSettings::default()
+        })
+        .expect("client"),
+    );
+    let tokens = std::sync::Arc::new(sshfleet::equinix::TokenSource::new(
+        http.clone(),
+        &url,
+        sim_credentials(),
+        Backoff::default(),
+    ));
+    let client = std::sync::Arc::new(sshfleet::equinix::EquinixClient::new(
+        http,
+        url,
+        tokens,
+        sshfleet::equinix::ClientPolicy::default(),
+    ));
+    let (trigger, shutdown) = sshfleet::shutdown::channel();
+    let fetcher = sshfleet::equinix::PageFetcher::new(client, Default::default(), 100, 8);
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    let run = tokio::spawn(fetcher.run(tx, shutdown));
+    arrived.await.expect("the token request arrived");
+    trigger.trigger();
+    let stats = tokio::time::timeout(std::time::Duration::from_secs(20), run)
+        .await
+        .expect("the listing ends without waiting for the request deadline")
+        .expect("listing task");
+    assert!(stats.interrupted, "{stats:?}");
+    assert_eq!((stats.pages, stats.users), (0, 0));
+    assert!(stats.error.is_none(), "{stats:?}");
+}
+
+#[tokio::test]
+async fn an_api_that_ignores_offset_ends_the_listing_as_incomplete() {
+    for concurrency in [1, 8] {
+        let faults = EquinixFaults {
+            ignore_offset: true,
+            ..EquinixFaults::default()
+        };
+        let fleet = mock(1_000, faults).await;
+        let first_page: Vec<String> = api(&fleet).users()[..100]
+            .iter()
+            .map(|u| u.uuid.clone())
+            .collect();
+        let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, concurrency).await;
+        let got: Vec<&str> = users.iter().map(|u| u.uuid.as_str()).collect();
+        assert_eq!(got, first_page, "the repeated page's users, once each");
+        let err = stats.error.expect("the listing is reported incomplete");
+        assert_eq!(
+            err,
+            EquinixError::NoProgress {
+                offset: 100,
+                listed: 100,
+                total: Some(1_000)
+            }
+        );
+        assert!(err.to_string().contains("ignore `offset`"), "{err}");
+        // The first page, the repeat, and at most the rest of the window in flight.
+        let lists = api(&fleet).stats().list_requests;
+        assert!(
+            lists <= 2 + concurrency as u64,
+            "{concurrency}: {lists} list requests"
+        );
+    }
+}
+
+/// Lists the mock's users (uuid and username only, so the padding is nearly all of a page)
+/// with `concurrency` pages at once and a byte budget; a hang guard bounds the run.
+async fn list_padded(
+    fleet: &sshfleet::sim::Fleet,
+    concurrency: usize,
+    window_bytes: Option<usize>,
+) -> (Vec<String>, sshfleet::equinix::ListingStats) {
+    let mut fetcher = sshfleet::equinix::PageFetcher::new(
+        client(fleet, sim_credentials()),
+        sshfleet::equinix::ListFilter::default(),
+        100,
+        concurrency,
+    );
+    if let Some(bytes) = window_bytes {
+        fetcher = fetcher.with_window_bytes(bytes);
+    }
+    let (users, stats) = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        crate::equinix_support::list_with(fetcher),
+    )
+    .await
+    .expect("the mock's held pages were released: enough were requested at once");
+    (users.into_iter().map(|u| u.uuid).collect(), stats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_pages_narrow_the_window_to_its_byte_budget() {
+    const PADDING: usize = 256 * 1024;
+    let faults = |hold| EquinixFaults {
+        page_padding: PADDING,
+        hold_pages_until: Some(hold),
+        ..EquinixFaults::default()
+    };
+    // The default budget holds eight such pages: the mock sees all eight at once (it
+    // answers none of them before), so the concurrency is real and the client's to narrow.
+    let fleet = mock(1_000, faults(8)).await;
+    let expected: Vec<String> = api(&fleet).users().into_iter().map(|u| u.uuid).collect();
+    let (got, stats) = list_padded(&fleet, 8, None).await;
+    assert_eq!(got, expected);
+    assert_eq!(api(&fleet).stats().max_lists_in_flight, 8);
+    assert_eq!(stats.narrowed_to, None, "{stats:?}");
+    assert!(stats.largest_page_bytes > PADDING, "{stats:?}");
+
+    // Two and a half pages of budget: at most two pages requested and not yet delivered.
+    // The mock holds pages until two are in flight (the window really is two wide), and
+    // records whether a third ever arrived before one was answered.
+    let fleet = crate::equinix_support::mock_with_latency(
+        1_000,
+        faults(2),
+        std::time::Duration::from_millis(10),
+    )
+    .await;
+    let expected: Vec<String> = api(&fleet).users().into_iter().map(|u| u.uuid).collect();
+    let budget = PADDING * 5 / 2;
+    let (got, stats) = list_padded(&fleet, 8, Some(budget)).await;
+    assert_eq!(got, expected, "every user once, in order");
+    assert_eq!((stats.pages, stats.users, stats.duplicates), (10, 1_000, 0));
+    assert!(stats.error.is_none(), "{stats:?}");
+    assert_eq!(budget / stats.largest_page_bytes, 2, "{stats:?}");
+    assert_eq!(stats.narrowed_to, Some(2), "{stats:?}");
+    let mock = api(&fleet).stats();
+    assert_eq!(mock.max_lists_in_flight, 2, "{mock:?}");
+    assert_eq!(mock.list_requests, 10, "{mock:?}");
+}
+
+#[tokio::test]
+async fn an_api_that_ignores_offset_and_gives_no_total_stops_at_the_first_repeat() {
+    // Without a total nothing bounds the walk but the pages themselves.
+    let faults = EquinixFaults {
+        ignore_offset: true,
+        omit_total: true,
+        ..EquinixFaults::default()
+    };
+    let fleet = mock(1_000, faults).await;
+    let first_page: Vec<String> = api(&fleet).users()[..100]
+        .iter()
+        .map(|u| u.uuid.clone())
+        .collect();
+    let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, 8).await;
+    let got: Vec<&str> = users.iter().map(|u| u.uuid.as_str()).collect();
+    assert_eq!(got, first_page);
+    assert_eq!(
+        stats.error,
+        Some(EquinixError::NoProgress {
+            offset: 100,
+            listed: 100,
+            total: None
+        })
+    );
+    // One page at a time without a total: the first page and its repeat, nothing more.
+    assert_eq!(api(&fleet).stats().list_requests, 2);
+}
+
+#[tokio::test]
+async fn a_total_of_1000_with_100_users_served_is_an_incomplete_listing() {
+    let faults = EquinixFaults {
+        total_overstated_by: 900,
+        ..EquinixFaults::default()
+    };
+    let fleet = mock(100, faults).await;
+    let expected: Vec<String> = api(&fleet).users().into_iter().map(|u| u.uuid).collect();
+    let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, 8).await;
+    let got: Vec<String> = users.into_iter().map(|u| u.uuid).collect();
+    assert_eq!(got, expected);
+    assert_eq!(stats.first_total, Some(1_000));
+    let err = stats.error.expect("the listing is reported incomplete");
+    assert_eq!(
+        err,
+        EquinixError::EndedEarly {
+            offset: 100,
+            listed: 100,
+            total: 1_000
+        }
+    );
+    assert!(err.to_string().contains("total is 1000"), "{err}");
+    // The first page, then at most a window of eight pages past it.
+    let lists = api(&fleet).stats().list_requests;
+    assert!((2..=1 + 8).contains(&lists), "{lists} list requests");
 }

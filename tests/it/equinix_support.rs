@@ -91,8 +91,12 @@ pub async fn list_all(
         verbose: true,
         ..ListFilter::default()
     };
+    list_with(PageFetcher::new(client, filter, page_size, concurrency)).await
+}
+
+/// Runs `fetcher` to its end; returns the users in delivery order.
+pub async fn list_with(fetcher: PageFetcher) -> (Vec<SshUser>, ListingStats) {
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let fetcher = PageFetcher::new(client, filter, page_size, concurrency);
     let run = tokio::spawn(fetcher.run(tx, Shutdown::never()));
     let mut users = Vec::new();
     while let Some(user) = rx.recv().await {

@@ -71,7 +71,15 @@ async fn a_second_401_after_renewal_is_final() {
         .get_user("x")
         .await
         .expect_err("every call is refused");
-    assert!(matches!(err, EquinixError::Unauthorized { .. }), "{err}");
+    assert!(
+        matches!(err, EquinixError::Unauthorized { renewed: true, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("HTTP 401 even with a freshly renewed token"),
+        "{err}"
+    );
     let stats = api(&fleet).stats();
     assert_eq!(
         (stats.token_requests, stats.api_requests),
@@ -119,7 +127,19 @@ async fn a_ready_token_is_used_as_is_and_its_refusal_is_final() {
     let fleet = mock(10, EquinixFaults::default()).await;
     let client = client(&fleet, Credentials::Token(Secret::new("not-a-token")));
     let err = client.get_user("abc").await.expect_err("unknown token");
-    assert!(matches!(err, EquinixError::Unauthorized { .. }), "{err}");
+    assert!(
+        matches!(err, EquinixError::Unauthorized { renewed: false, .. }),
+        "{err}"
+    );
+    // Nothing was renewed: the message says why not, not that a renewal failed.
+    let message = err.to_string();
+    assert!(!message.contains("renewed token"), "{message}");
+    assert!(
+        message.contains(
+            "HTTP 401 for the ready token from EQUINIX_API_TOKEN, which cannot be renewed"
+        ),
+        "{message}"
+    );
     let stats = api(&fleet).stats();
     assert_eq!(
         (stats.token_requests, stats.api_requests),

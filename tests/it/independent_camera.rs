@@ -9,6 +9,15 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use crate::support::{args, code, read_jsonl, run, stderr};
 
 async fn start_camera(algorithm: &str, qop: &str, enabled: bool) -> (tokio::process::Child, u16) {
+    start_camera_with(algorithm, qop, enabled, &[]).await
+}
+
+async fn start_camera_with(
+    algorithm: &str,
+    qop: &str,
+    enabled: bool,
+    extra: &[&str],
+) -> (tokio::process::Child, u16) {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/it/fixtures/independent_camera.py"
@@ -20,6 +29,7 @@ async fn start_camera(algorithm: &str, qop: &str, enabled: bool) -> (tokio::proc
             qop,
             if enabled { "true" } else { "false" },
         ])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -83,4 +93,32 @@ async fn independent_digest_cameras_are_read_correctly() {
         drop(camera.stdin.take());
         let _ = tokio::time::timeout(Duration::from_secs(10), camera.wait()).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_nonces_and_long_headers_are_read_correctly() {
+    let (mut camera, port) = start_camera_with("MD5", "auth", true, &["long-heads"]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let inv = dir.path().join("inv.csv");
+    let out = dir.path().join("out.jsonl");
+    std::fs::write(&inv, format!("address,name\n127.0.0.1:{port},long\n")).expect("write");
+    let output = run(
+        &args(&[
+            "scan",
+            "--inventory",
+            inv.to_str().unwrap_or_default(),
+            "-o",
+            out.to_str().unwrap_or_default(),
+            "--timeout",
+            "5s",
+        ]),
+        &[("SSHFLEET_PASSWORD", "pass")],
+    )
+    .await;
+    let records = read_jsonl(&out);
+    assert_eq!(records.len(), 1, "{}", stderr(&output));
+    assert_eq!(records[0]["status"], "ok", "{}", records[0]);
+    assert_eq!(records[0]["ssh_enabled"], true);
+    drop(camera.stdin.take());
+    let _ = tokio::time::timeout(Duration::from_secs(10), camera.wait()).await;
 }

@@ -10,9 +10,9 @@ use anyhow::Context as _;
 use tokio::sync::mpsc::{self, error::TryRecvError};
 
 use super::super::args::ListArgs;
-use super::super::{install_signal_handlers, open_output, resolve_format, Exit};
+use super::super::{install_signal_handlers, open_output, resolve_format, Exit, Stopping};
 use super::{connect, exit_for};
-use crate::equinix::{EquinixClient, ListFilter, ListingStats, PageFetcher, SshUser};
+use crate::equinix::{EquinixClient, EquinixError, ListFilter, ListingStats, PageFetcher, SshUser};
 use crate::report::ssh_users::{TableWriter, UserRow, UserSummary};
 use crate::shutdown::Shutdown;
 
@@ -33,7 +33,7 @@ pub(in super::super) async fn run(args: ListArgs) -> anyhow::Result<Exit> {
     let client = connect(&args.api, concurrency, None)?;
     let format = resolve_format(&args.api.output, args.api.format);
     let sinks = vec![TableWriter::new(format, open_output(&args.api.output)?)];
-    let (_trigger, shutdown) = install_signal_handlers(args.api.quiet);
+    let (_trigger, shutdown) = install_signal_handlers(args.api.quiet, Stopping::Pages);
     let filter = ListFilter {
         username: args.username.clone(),
         device_uuid: args.device.clone(),
@@ -53,8 +53,8 @@ pub(in super::super) async fn run(args: ListArgs) -> anyhow::Result<Exit> {
         diag!("{}", describe(&listing, args.page_size, concurrency));
     }
     if let Some(e) = &listing.stats.error {
-        diagln!("error: {e}");
-        diagln!("the listing is incomplete: the report holds the users before that page");
+        // Printed even with -q: an incomplete report must never pass for a whole one.
+        diagln!("{}", incomplete(e, listing.stats.users));
     }
     Ok(exit_code(&listing))
 }
@@ -122,12 +122,19 @@ fn drain(
 /// The paging lines of the stderr summary, warnings included.
 pub(crate) fn describe(listing: &Listing, page_size: u64, concurrency: usize) -> String {
     let stats = &listing.stats;
+    let at_once = match stats.narrowed_to {
+        // The byte budget of the window, not the page concurrency, set the pace.
+        Some(n) => format!(
+            "{n} at a time, not {concurrency}: pages of up to {:.1} MiB",
+            stats.largest_page_bytes as f64 / (1024.0 * 1024.0)
+        ),
+        None => format!("{concurrency} at a time"),
+    };
     let mut text = format!(
-        "listed {} users in {} pages ({} per page, {} at a time) in {:.2}s\n",
+        "listed {} users in {} pages ({} per page, {at_once}) in {:.2}s\n",
         stats.users,
         stats.pages,
         page_size,
-        concurrency,
         listing.elapsed.as_secs_f64()
     );
     if stats.total_changed {
@@ -147,16 +154,25 @@ pub(crate) fn describe(listing: &Listing, page_size: u64, concurrency: usize) ->
             }
         ));
     }
-    if let Some(offset) = stats.ended_early_at {
+    if stats.interrupted {
         text.push_str(&format!(
-            "warning: the listing ended at an empty or short page at offset {offset}, before the total of {}\n",
-            count(stats.last_total)
+            "interrupted: the report holds the {} users listed before the stop; pages in flight were abandoned\n",
+            stats.users
         ));
     }
-    if stats.interrupted {
-        text.push_str("interrupted: the report holds the pages fetched so far\n");
-    }
     text
+}
+
+/// Why the listing is incomplete: a warning when the API's answers contradict each other
+/// (every call succeeded), an error when a call failed.
+fn incomplete(error: &EquinixError, listed: u64) -> String {
+    let kind = match error {
+        EquinixError::NoProgress { .. } | EquinixError::EndedEarly { .. } => "warning",
+        _ => "error",
+    };
+    format!(
+        "{kind}: {error}\nthe listing is incomplete: the report holds the {listed} users listed before it stopped"
+    )
 }
 
 fn count(n: Option<u64>) -> String {
@@ -203,5 +219,73 @@ pub(super) async fn users_named(
     match stats.error {
         Some(e) => Err(e),
         None => Ok(found),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(stats: ListingStats) -> Listing {
+        Listing {
+            stats,
+            summary: UserSummary::new(),
+            elapsed: Duration::ZERO,
+            output_error: None,
+        }
+    }
+
+    #[test]
+    fn the_summary_says_when_large_pages_narrowed_the_window() {
+        let narrowed = listing(ListingStats {
+            pages: 3,
+            users: 250,
+            narrowed_to: Some(2),
+            largest_page_bytes: 30 * 1024 * 1024,
+            ..ListingStats::default()
+        });
+        let text = describe(&narrowed, 100, 8);
+        assert!(
+            text.starts_with(
+                "listed 250 users in 3 pages (100 per page, 2 at a time, not 8: pages of up to 30.0 MiB)"
+            ),
+            "{text}"
+        );
+        let text = describe(&listing(ListingStats::default()), 100, 8);
+        assert!(text.contains("(100 per page, 8 at a time)"), "{text}");
+    }
+
+    #[test]
+    fn a_listing_short_of_the_total_is_a_warning_and_exit_1() {
+        let short = EquinixError::EndedEarly {
+            offset: 100,
+            listed: 100,
+            total: 1_000,
+        };
+        let text = incomplete(&short, 100);
+        assert!(
+            text.starts_with("warning: the page at offset 100"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("holds the 100 users listed before it stopped"),
+            "{text}"
+        );
+        let stats = ListingStats {
+            pages: 2,
+            users: 100,
+            error: Some(short),
+            ..ListingStats::default()
+        };
+        assert_eq!(exit_code(&listing(stats)), Exit::Findings);
+        let failed = EquinixError::Page {
+            offset: 300,
+            source: Box::new(EquinixError::InvalidInput {
+                what: "x",
+                value: "y".into(),
+                reason: "z",
+            }),
+        };
+        assert!(incomplete(&failed, 300).starts_with("error: page at offset 300"));
     }
 }

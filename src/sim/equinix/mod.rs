@@ -4,7 +4,9 @@
 //!
 //! Faults on request: latency per response (concurrent requests are answered concurrently),
 //! 429 or 500 every N-th API call, token expiry every N-th call, a `total` that drifts while a
-//! listing is paged, and a `total` that overstates what exists (empty pages at the end).
+//! listing is paged, a `total` that overstates what exists (empty pages at the end),
+//! listings that ignore `offset`, padded (large) pages, and pages held back until several
+//! are requested at once (to observe a client's concurrency without timing it).
 
 mod routes;
 mod store;
@@ -57,6 +59,18 @@ pub struct EquinixFaults {
     pub drift_per_page: i64,
     /// `pagination.total` claims this many more users than exist (trailing empty pages).
     pub total_overstated_by: u64,
+    /// Listings ignore `offset`: every page is the first one (and says `offset` 0), as a
+    /// broken gateway or API version might serve.
+    pub ignore_offset: bool,
+    /// Listing pages carry no `pagination.total` (the client cannot bound the listing by it).
+    pub omit_total: bool,
+    /// Every listing page carries this many bytes of filler (an unknown member, which
+    /// clients ignore): large pages without more users.
+    pub page_padding: usize,
+    /// Listing pages past the first are held until this many listing requests are in
+    /// flight at once; from then on (once) every page is answered. The client's concurrency
+    /// is then observed, not raced.
+    pub hold_pages_until: Option<usize>,
     /// `POST /sshUsers` answers with the new uuid in the `Location` header only.
     pub created_uuid_in_location_only: bool,
     /// Association calls without the `{}` body are refused with 415, as the live API is
@@ -79,6 +93,10 @@ impl Default for EquinixFaults {
             token_lifetime: Duration::from_secs(3599),
             drift_per_page: 0,
             total_overstated_by: 0,
+            ignore_offset: false,
+            omit_total: false,
+            page_padding: 0,
+            hold_pages_until: None,
             created_uuid_in_location_only: false,
             association_needs_body: false,
             token_timeout_text: None,
@@ -95,6 +113,8 @@ pub struct MockStats {
     pub token_refusals: u64,
     pub api_requests: u64,
     pub list_requests: u64,
+    /// The most listing requests received and not yet answered at one time.
+    pub max_lists_in_flight: u64,
     /// 429s injected.
     pub throttled: u64,
     /// 500s injected.
@@ -140,9 +160,16 @@ impl EquinixMock {
     ) -> io::Result<EquinixMock> {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let latency = cfg.latency;
+        let (latency, hold) = (cfg.latency, cfg.faults.hold_pages_until);
         let state = Arc::new(Mutex::new(routes::MockState::new(cfg)));
-        tokio::spawn(accept_loop(listener, state.clone(), latency, stop, done));
+        tokio::spawn(accept_loop(
+            listener,
+            state.clone(),
+            latency,
+            hold,
+            stop,
+            done,
+        ));
         Ok(EquinixMock { url, state })
     }
 
@@ -176,30 +203,47 @@ impl EquinixMock {
     }
 
     fn lock(&self) -> MutexGuard<'_, routes::MockState> {
-        // A panic while holding the lock leaves plain data behind; keep serving it.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
+}
+
+fn lock(state: &Mutex<routes::MockState>) -> MutexGuard<'_, routes::MockState> {
+    // A panic while holding the lock leaves plain data behind; keep serving it.
+    state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 async fn accept_loop(
     listener: TcpListener,
     state: Arc<Mutex<routes::MockState>>,
     latency: Duration,
+    hold: Option<usize>,
     stop: watch::Receiver<bool>,
     done: DoneToken,
 ) {
+    let gate = Arc::new(watch::Sender::new(hold.is_none()));
     accept_plain(listener, stop, done, move |tcp| {
-        let state = state.clone();
+        let (state, gate) = (state.clone(), gate.clone());
         answer_requests(tcp, 4096, move |req| {
-            let state = state.clone();
+            let (state, gate) = (state.clone(), gate.clone());
             async move {
+                let listing = req.method == "GET" && req.path() == routes::USERS;
+                if listing {
+                    let in_flight = lock(&state).list_started();
+                    if hold.is_some_and(|n| in_flight >= n as u64) {
+                        gate.send_replace(true);
+                    }
+                    if !is_first_page(&req) {
+                        // The gate's sender lives as long as this task: this cannot fail.
+                        let _ = gate.subscribe().wait_for(|open| *open).await;
+                    }
+                }
                 // Each request is answered after the configured latency.
-                let response = {
-                    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-                    state.handle(&req, Instant::now())
-                };
+                let response = lock(&state).handle(&req, Instant::now());
                 if !latency.is_zero() {
                     tokio::time::sleep(latency).await;
+                }
+                if listing {
+                    lock(&state).list_finished();
                 }
                 response
             }
@@ -208,7 +252,26 @@ async fn accept_loop(
     .await;
 }
 
+/// A listing request without `offset`, or at offset 0.
+fn is_first_page(req: &super::http::Request) -> bool {
+    req.query()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("offset="))
+        .map_or(true, |offset| offset.trim_start_matches('0').is_empty())
+}
+
 impl routes::MockState {
+    /// A listing request arrived; how many are in flight now.
+    fn list_started(&mut self) -> u64 {
+        self.lists_in_flight += 1;
+        self.stats.max_lists_in_flight = self.stats.max_lists_in_flight.max(self.lists_in_flight);
+        self.lists_in_flight
+    }
+
+    fn list_finished(&mut self) {
+        self.lists_in_flight = self.lists_in_flight.saturating_sub(1);
+    }
+
     fn log(&mut self, at: Instant, method: &str, target: &str, status: u16) {
         if self.log.len() < LOG_LIMIT {
             self.log.push(LoggedRequest {

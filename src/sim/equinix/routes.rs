@@ -12,7 +12,7 @@ use super::store::{check_username, Refusal, Store};
 use super::{EquinixFaults, EquinixSimConfig, MockStats, CLIENT_ID, CLIENT_SECRET, LOCKOUT_AFTER};
 use crate::sim::http::{Body, Request, Response};
 
-const USERS: &str = "/ne/v1/sshUsers";
+pub const USERS: &str = "/ne/v1/sshUsers";
 /// The one account the mock knows (`accountUcmId`).
 pub const ACCOUNT_UCM_ID: &str = "133598";
 
@@ -20,6 +20,8 @@ pub struct MockState {
     pub store: Store,
     pub stats: MockStats,
     pub log: Vec<super::LoggedRequest>,
+    /// Listing requests received and not yet answered.
+    pub lists_in_flight: u64,
     faults: EquinixFaults,
     /// Live tokens and when they expire.
     tokens: HashMap<String, Instant>,
@@ -70,6 +72,7 @@ impl MockState {
             store: Store::generate(cfg.users, cfg.seed),
             stats: MockStats::default(),
             log: Vec::new(),
+            lists_in_flight: 0,
             faults: cfg.faults,
             tokens: HashMap::new(),
             failures_in_a_row: 0,
@@ -271,6 +274,7 @@ impl MockState {
                     .map_or(true, |d| u.devices.contains(d))
             })
             .collect();
+        let offset = if self.faults.ignore_offset { 0 } else { offset };
         let data: Vec<Value> = matching
             .iter()
             .skip(offset)
@@ -278,10 +282,20 @@ impl MockState {
             .map(|u| user_json(u, verbose))
             .collect();
         let total = matching.len() as u64 + self.faults.total_overstated_by;
-        json!({
+        let mut page = json!({
             "pagination": { "offset": offset, "limit": limit, "total": total },
             "data": data,
-        })
+        });
+        if let Some(pagination) = page["pagination"]
+            .as_object_mut()
+            .filter(|_| self.faults.omit_total)
+        {
+            pagination.remove("total");
+        }
+        if self.faults.page_padding > 0 {
+            page["padding"] = Value::String("x".repeat(self.faults.page_padding));
+        }
+        page
     }
 
     fn get(&mut self, req: &Request, uuid: &str) -> Response {
