@@ -459,3 +459,64 @@ async fn a_listing_short_of_the_apis_total_exits_1_with_a_warning() {
     let expected: Vec<String> = api(&fleet).users().into_iter().map(|u| u.uuid).collect();
     assert_eq!(stdout_uuids(&output), expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_ends_a_wait_for_the_token_endpoint_and_exits_130() {
+    use tokio::io::AsyncReadExt as _;
+    let faults = EquinixFaults {
+        // Within the longest wait: the client sleeps 50 s before asking again.
+        token_throttle: Some("50".into()),
+        ..EquinixFaults::default()
+    };
+    let fleet = mock(5, faults).await;
+    let url = fleet.equinix_url().expect("url");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
+        .args([
+            "equinix",
+            "ssh-users",
+            "detach",
+            "--all-devices",
+            "--username",
+            "someone",
+            "--endpoint",
+            &url,
+        ])
+        .env_clear()
+        .envs(CREDENTIALS)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    for _ in 0..300 {
+        if api(&fleet).stats().token_requests >= 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(api(&fleet).stats().token_requests, 1);
+    // Give the client a moment to start its wait, then interrupt it.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("exits on the signal, not after the 50 s wait")
+        .expect("wait");
+    let mut err = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut err).await;
+    }
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert_eq!(
+        api(&fleet).stats().token_requests,
+        1,
+        "no second token request"
+    );
+}

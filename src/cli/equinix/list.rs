@@ -11,7 +11,7 @@ use tokio::sync::mpsc::{self, error::TryRecvError};
 
 use super::super::args::ListArgs;
 use super::super::{install_signal_handlers, open_output, resolve_format, Exit, Stopping};
-use super::{connect, exit_for};
+use super::{connect_until, exit_for};
 use crate::equinix::{EquinixClient, EquinixError, ListFilter, ListingStats, PageFetcher, SshUser};
 use crate::report::ssh_users::{TableWriter, UserRow, UserSummary};
 use crate::shutdown::Shutdown;
@@ -30,10 +30,12 @@ pub(crate) struct Listing {
 
 pub(in super::super) async fn run(args: ListArgs) -> anyhow::Result<Exit> {
     let concurrency = args.page_concurrency as usize;
-    let client = connect(&args.api, concurrency, None)?;
+    // Listening before anything is sent: a Ctrl-C during the token request or the first
+    // page ends the run too. Settings are checked before the output is created.
+    let (_trigger, shutdown) = install_signal_handlers(args.api.quiet, Stopping::Pages);
+    let client = connect_until(&args.api, concurrency, None, shutdown.clone())?;
     let format = resolve_format(&args.api.output, args.api.format);
     let sinks = vec![TableWriter::new(format, open_output(&args.api.output)?)];
-    let (_trigger, shutdown) = install_signal_handlers(args.api.quiet, Stopping::Pages);
     let filter = ListFilter {
         username: args.username.clone(),
         device_uuid: args.device.clone(),

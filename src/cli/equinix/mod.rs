@@ -22,6 +22,7 @@ use crate::net::tls::TrustSettings;
 use crate::net::{ClientSettings, HttpClient};
 use crate::report::ssh_users::{TableRow, TableWriter};
 use crate::secret::Secret;
+use crate::shutdown::Shutdown;
 
 pub(super) use list::{describe, run_listing};
 
@@ -65,6 +66,17 @@ fn connect(
     parallel: usize,
     write: Option<&WriteArgs>,
 ) -> anyhow::Result<Arc<EquinixClient>> {
+    connect_until(api, parallel, write, Shutdown::never())
+}
+
+/// [`connect`] for a command that listens for Ctrl-C: `stop` ends every wait between
+/// retries (API calls and token requests alike).
+fn connect_until(
+    api: &ApiArgs,
+    parallel: usize,
+    write: Option<&WriteArgs>,
+    stop: Shutdown,
+) -> anyhow::Result<Arc<EquinixClient>> {
     if api.timeout.is_zero() {
         bail!("--timeout must be greater than zero");
     }
@@ -87,7 +99,7 @@ fn connect(
         retries: api.retries,
         ..Backoff::default()
     };
-    build_client(endpoint, credentials, &settings, backoff, write)
+    build_client(endpoint, credentials, &settings, backoff, write, stop)
 }
 
 /// The client the demo lists its in-process mock with.
@@ -101,7 +113,14 @@ pub(super) fn mock_client(endpoint: String, parallel: usize) -> anyhow::Result<A
         max_idle_per_host: parallel,
         ..ClientSettings::default()
     };
-    build_client(endpoint, credentials, &settings, Backoff::default(), None)
+    build_client(
+        endpoint,
+        credentials,
+        &settings,
+        Backoff::default(),
+        None,
+        Shutdown::never(),
+    )
 }
 
 fn build_client(
@@ -110,16 +129,18 @@ fn build_client(
     settings: &ClientSettings,
     backoff: Backoff,
     write: Option<&WriteArgs>,
+    stop: Shutdown,
 ) -> anyhow::Result<Arc<EquinixClient>> {
     let http = Arc::new(HttpClient::new(settings)?);
-    let tokens = TokenSource::new(http.clone(), &endpoint, credentials, backoff.clone());
+    let tokens = TokenSource::new(http.clone(), &endpoint, credentials, backoff.clone())
+        .with_stop(stop.clone());
     let policy = ClientPolicy {
         backoff,
         write_limiter: write.map(|w| {
             let quota = Quota::per_second(w.rate).allow_burst(w.burst);
             Arc::new(RateLimiter::direct(quota))
         }),
-        stop: crate::shutdown::Shutdown::never(),
+        stop,
     };
     Ok(Arc::new(EquinixClient::new(
         http,
@@ -265,6 +286,9 @@ fn exit_for(error: &EquinixError) -> Exit {
             Exit::Usage
         }
         EquinixError::Page { source, .. } => exit_for(source),
+        EquinixError::Interrupted { .. } | EquinixError::Token(TokenError::Interrupted { .. }) => {
+            Exit::Interrupted
+        }
         _ => Exit::Findings,
     }
 }

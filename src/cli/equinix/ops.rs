@@ -8,7 +8,7 @@ use super::super::args::{
     AttachArgs, AvailableArgs, CreateArgs, DetachArgs, GetArgs, SetPasswordArgs,
 };
 use super::super::{install_signal_handlers, Exit, Stopping};
-use super::{connect, fail, list, open_rows, read_password, write_rows};
+use super::{connect, connect_until, fail, list, open_rows, read_password, write_rows};
 use crate::equinix::{Availability, EquinixClient, EquinixError, NewUser, SshUser};
 use crate::report::ssh_users::{AvailabilityRow, ChangeRow, UserRow};
 
@@ -134,8 +134,8 @@ pub(super) async fn detach(args: DetachArgs) -> anyhow::Result<Exit> {
 
 /// Lists the user's entries, then detaches each device under the write rate limit.
 async fn detach_everywhere(args: &DetachArgs, username: &str) -> anyhow::Result<Exit> {
-    let client = connect(&args.api, 4, Some(&args.write))?;
     let (_trigger, shutdown) = install_signal_handlers(args.api.quiet, Stopping::Detaches);
+    let client = connect_until(&args.api, 4, Some(&args.write), shutdown.clone())?;
     let users = match list::users_named(client.clone(), username).await {
         Ok(users) => users,
         Err(e) => return Ok(fail(&e)),
