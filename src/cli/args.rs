@@ -31,6 +31,20 @@ pub enum Command {
     Demo(DemoArgs),
     /// Equinix Network Edge: audit and manage SSH users through the REST API.
     Equinix(EquinixArgs),
+    /// The changes between two reports: new, regressed, fixed, lost, recovered, moved, gone.
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// The earlier report (JSONL, JSON or CSV that sshfleet wrote).
+    #[arg(value_name = "OLD")]
+    pub old: PathBuf,
+    /// The later report.
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Output options shared by every command.
@@ -107,7 +121,32 @@ pub struct ScanArgs {
     #[arg(long, value_parser = parse_rate, value_name = "N/s")]
     pub rate: Option<NonZeroU32>,
     #[command(flatten)]
+    pub compliance: ComplianceArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Compliance over time: the previous run to compare with, and what fails the run.
+#[derive(Debug, Clone, Args)]
+pub struct ComplianceArgs {
+    /// A previous report of the same scope (JSONL, JSON or CSV that sshfleet wrote): every
+    /// record gets its change since then, and devices no longer present are listed as gone.
+    #[arg(long, value_name = "REPORT")]
+    pub baseline: Option<PathBuf>,
+    /// What makes the run exit 1: any finding, only new exposure since the baseline, or
+    /// nothing.
+    #[arg(long, value_enum, default_value = "findings", value_name = "WHAT")]
+    pub fail_on: FailOn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// Any device non-compliant or not checked.
+    Findings,
+    /// New exposure since the baseline only (regressed, or new and non-compliant).
+    Regressions,
+    /// Never for findings (errors, interruptions and failed outputs still count).
+    Never,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -139,6 +178,8 @@ pub struct RemediateArgs {
     /// ./sshfleet-remediate.journal.jsonl when writing to stdout].
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    #[command(flatten)]
+    pub compliance: ComplianceArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }

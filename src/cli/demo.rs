@@ -64,7 +64,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     ];
     let (_trigger, shutdown) = install_signal_handlers(args.quiet, Stopping::Demo);
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(args.quiet));
-    let (summary, stats) = execute(prepared, sinks, progress, shutdown.clone()).await?;
+    let (summary, stats) = execute(prepared, sinks, progress, shutdown.clone(), None).await?;
     let elapsed = started.elapsed();
     let plan = plan_remediation(&inventory, dir, args.quiet).await?;
     let equinix = list_equinix(&fleet, dir, shutdown).await?;

@@ -24,6 +24,7 @@ macro_rules! diagln {
 
 pub mod args;
 mod demo;
+mod diff;
 mod equinix;
 mod progress;
 mod remediate;
@@ -100,6 +101,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Exit> {
         Command::Sim(args) => sim::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Equinix(args) => equinix::run(args).await,
+        Command::Diff(args) => diff::run(args),
     }
 }
 
@@ -110,6 +112,7 @@ fn verbosity(command: &Command) -> u8 {
         Command::Equinix(a) => equinix::log_level(a),
         Command::Sim(a) => a.verbose,
         Command::Demo(_) => 0,
+        Command::Diff(a) => a.output.verbose,
     }
 }
 
@@ -302,9 +305,19 @@ impl ReportPipe {
         progress: Arc<dyn Reporter>,
         total: usize,
     ) -> ReportPipe {
+        ReportPipe::with_baseline(sinks, progress, total, None)
+    }
+
+    /// A pipe whose records get their drift against `baseline` before they are written.
+    fn with_baseline(
+        sinks: Vec<Box<dyn RecordWriter>>,
+        progress: Arc<dyn Reporter>,
+        total: usize,
+        baseline: Option<report::Baseline>,
+    ) -> ReportPipe {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         progress.started(total as u64);
-        let writer = report::spawn_writer(rx, sinks, progress.clone());
+        let writer = report::spawn_drift_writer(rx, sinks, progress.clone(), baseline);
         ReportPipe {
             tx,
             writer,

@@ -11,7 +11,10 @@ use anyhow::bail;
 
 use super::args::{ExpectArg, RemediateArgs};
 use super::progress::Progress;
-use super::scan::{exit_for, prepare, report_interruption, resolve_password, PreparedScan};
+use super::scan::{
+    exit_for, forget_gone_if_interrupted, load_baseline, prepare, report_interruption,
+    resolve_password, PreparedScan,
+};
 use super::{
     install_signal_handlers, open_output, report_failed, resolve_format, Exit, ReportPipe, Stopping,
 };
@@ -30,6 +33,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         ExpectArg::Disabled => SshState::Disabled,
         ExpectArg::Enabled => SshState::Enabled,
     };
+    let baseline = load_baseline(&args.compliance, quiet)?;
     let password = resolve_password(&args.device)?;
     let prepared = prepare(&args.device, password, quiet)?;
     let (journal, recovered) = open_journal(&args, &prepared, target, quiet)?;
@@ -58,7 +62,12 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
     let progress = Arc::new(Progress::new(quiet).stop_on_output_failure(trigger));
     let reporter: Arc<dyn Reporter> = progress.clone();
-    let pipe = ReportPipe::open(vec![sink], reporter, devices.len() + invalid.len());
+    let pipe = ReportPipe::with_baseline(
+        vec![sink],
+        reporter,
+        devices.len() + invalid.len(),
+        baseline,
+    );
     pipe.send_all(invalid).await;
     let (planned, mut stats) = remediator
         .plan(
@@ -92,7 +101,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     // A failed journal stopped the writes: that outranks every other outcome but a lost
     // report, and is said after the summary of what was done.
     let journal_failure = remediator.journal_failure();
-    let summary = match closed {
+    let mut summary = match closed {
         Ok(summary) => summary,
         Err(e) => {
             let exit = report_failed(&e);
@@ -105,6 +114,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
             });
         }
     };
+    forget_gone_if_interrupted(&mut summary, &stats);
     if !quiet {
         diag!("{}", summary.render_text());
         if !args.apply {
@@ -119,7 +129,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     Ok(if refused {
         Exit::Usage
     } else {
-        exit_for(&summary, &stats)
+        exit_for(&summary, &stats, args.compliance.fail_on)
     })
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
-use super::args::{DeviceArgs, ExpectArg, ScanArgs, SchemeArg};
+use super::args::{ComplianceArgs, DeviceArgs, ExpectArg, FailOn, ScanArgs, SchemeArg};
 use super::progress::Progress;
 use super::{
     fit_concurrency, install_signal_handlers, open_output, report_failed, resolve_format, Exit,
@@ -26,6 +26,7 @@ use crate::vapix::SessionPolicy;
 
 pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let quiet = args.output.quiet;
+    let baseline = load_baseline(&args.compliance, quiet)?;
     let password = resolve_password(&args.device)?;
     let mut prepared = prepare(&args.device, password, quiet)?;
     if let Some(rate) = args.rate {
@@ -40,15 +41,48 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
     let progress: Arc<dyn Reporter> =
         Arc::new(Progress::new(quiet).stop_on_output_failure(trigger));
-    let (summary, stats) = match execute(prepared, vec![sink], progress, shutdown).await {
+    let run = execute(prepared, vec![sink], progress, shutdown, baseline).await;
+    let (mut summary, stats) = match run {
         Ok(done) => done,
         Err(e) => return Ok(report_failed(&e)),
     };
+    forget_gone_if_interrupted(&mut summary, &stats);
     if !quiet {
         diag!("{}", summary.render_text());
         report_interruption(&stats);
     }
-    Ok(exit_for(&summary, &stats))
+    Ok(exit_for(&summary, &stats, args.compliance.fail_on))
+}
+
+/// Reads `--baseline` before anything else happens; a bad one is an input error (exit 2).
+pub(super) fn load_baseline(
+    args: &ComplianceArgs,
+    quiet: bool,
+) -> anyhow::Result<Option<report::Baseline>> {
+    let Some(path) = &args.baseline else {
+        if args.fail_on == FailOn::Regressions {
+            bail!(
+                "--fail-on regressions needs a previous run to compare with: add --baseline REPORT"
+            );
+        }
+        return Ok(None);
+    };
+    let previous = report::read::read_report(path)?;
+    if previous.is_empty() && !quiet {
+        diagln!(
+            "warning: the baseline {} holds no devices: every device is new",
+            path.display()
+        );
+    }
+    tracing::info!(devices = previous.len(), path = %path.display(), "baseline loaded");
+    Ok(Some(report::Baseline::new(previous)))
+}
+
+/// Devices an interrupted run did not reach are not gone: only a whole run says so.
+pub(super) fn forget_gone_if_interrupted(summary: &mut Summary, stats: &RunStats) {
+    if let (true, Some(drift)) = (stats.interrupted, summary.drift.as_mut()) {
+        drift.forget_gone();
+    }
 }
 
 /// A scan ready to run: the scanner, the devices of this shard and the rows already judged.
@@ -138,11 +172,13 @@ pub(super) async fn execute(
     sinks: Vec<Box<dyn RecordWriter>>,
     progress: Arc<dyn Reporter>,
     shutdown: Shutdown,
+    baseline: Option<report::Baseline>,
 ) -> anyhow::Result<(Summary, RunStats)> {
-    let pipe = ReportPipe::open(
+    let pipe = ReportPipe::with_baseline(
         sinks,
         progress,
         prepared.devices.len() + prepared.invalid.len(),
+        baseline,
     );
     pipe.send_all(prepared.invalid).await;
     let stats = prepared
@@ -153,10 +189,15 @@ pub(super) async fn execute(
     Ok((summary, stats))
 }
 
-pub(super) fn exit_for(summary: &Summary, stats: &RunStats) -> Exit {
+pub(super) fn exit_for(summary: &Summary, stats: &RunStats, fail_on: FailOn) -> Exit {
+    let failing = match fail_on {
+        FailOn::Findings => summary.findings(),
+        FailOn::Regressions => summary.new_exposure,
+        FailOn::Never => 0,
+    };
     if stats.interrupted {
         Exit::Interrupted
-    } else if summary.findings() > 0 {
+    } else if failing > 0 {
         Exit::Findings
     } else {
         Exit::Clean

@@ -8,7 +8,7 @@ use super::columns::{Cell, Layout};
 use super::{DeviceRecord, RecordWriter};
 
 /// Characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
-const FORMULA_TRIGGERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+pub(crate) const FORMULA_TRIGGERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
 pub(crate) struct CsvWriter {
     out: csv::Writer<Box<dyn Write + Send>>,

@@ -3,7 +3,10 @@
 
 mod columns;
 mod csv_writer;
+pub mod diff;
+pub mod drift;
 mod json_writer;
+pub mod read;
 pub mod record;
 pub mod ssh_users;
 mod summary;
@@ -17,9 +20,10 @@ use std::path::Path;
 use std::str::FromStr;
 
 pub use columns::Schema;
-pub use record::{Action, DeviceRecord, Method, Remediation, SshState, Status};
+pub use drift::{Baseline, DriftSummary};
+pub use record::{Action, Change, DeviceRecord, Drift, Method, Remediation, SshState, Status};
 pub use summary::{RemediationSummary, SiteSummary, StatusCounts, Summary};
-pub use writer_thread::{spawn_writer, ReportError};
+pub use writer_thread::{spawn_drift_writer, spawn_writer, ReportError};
 
 /// A report file format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

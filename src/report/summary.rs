@@ -6,7 +6,8 @@ use std::fmt;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use super::record::{Action, DeviceRecord, Remediation, Status};
+use super::drift::{is_new_exposure, DriftSummary};
+use super::record::{Action, Change, DeviceRecord, Remediation, Status};
 
 /// Sites listed in the text summary; beyond this the ones with most findings are shown.
 const MAX_SITE_ROWS: usize = 50;
@@ -31,6 +32,13 @@ pub struct Summary {
     pub remediation: RemediationSummary,
     /// Keyed by the `site` column; devices without one count under `""`.
     pub by_site: BTreeMap<String, SiteSummary>,
+    /// Against the previous run, when there was one (`--baseline`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftSummary>,
+    /// New exposure since the previous run: `regressed` devices, and `new` ones that are
+    /// non-compliant (or, without a desired state, have SSH on). What `--fail-on regressions`
+    /// counts.
+    pub new_exposure: u64,
 }
 
 /// A count per status, serialised as an object in [`Status::ALL`] order.
@@ -135,6 +143,14 @@ impl Summary {
         if let Some(rem) = &rec.remediation {
             self.remediation.add(rem);
         }
+        if let Some(drift) = &rec.drift {
+            self.drift
+                .get_or_insert_with(DriftSummary::default)
+                .by_change
+                .add(drift.change);
+            let exposed = is_new_exposure(drift.change, rec.compliant, rec.ssh_enabled);
+            self.new_exposure += u64::from(exposed);
+        }
         self.add_to_site(rec);
     }
 
@@ -217,6 +233,48 @@ impl Summary {
         )
     }
 
+    fn write_drift(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(drift) = &self.drift else {
+            return Ok(());
+        };
+        let counts: Vec<String> = drift
+            .by_change
+            .iter()
+            .filter(|&(_, n)| n > 0)
+            .map(|(change, n)| format!("{change} {n}"))
+            .collect();
+        writeln!(
+            f,
+            "since the previous run: {}; new exposure on {}",
+            if counts.is_empty() {
+                "no devices".to_owned()
+            } else {
+                counts.join(", ")
+            },
+            self.new_exposure
+        )?;
+        let gone = drift.by_change.get(Change::Gone);
+        if gone > 0 {
+            let names: Vec<String> = drift
+                .gone
+                .iter()
+                .take(10)
+                .map(|g| display_site(&g.address))
+                .collect();
+            let more = gone.saturating_sub(names.len() as u64);
+            write!(
+                f,
+                "gone (in the previous run, not in this one): {}",
+                names.join(", ")
+            )?;
+            if more > 0 {
+                write!(f, " … and {more} more")?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+
     fn write_sites(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // One unnamed site means the inventory has no site column: no table.
         if self.by_site.keys().all(String::is_empty) {
@@ -265,6 +323,7 @@ impl fmt::Display for Summary {
         self.write_totals(f)?;
         self.write_statuses(f)?;
         self.write_remediation(f)?;
+        self.write_drift(f)?;
         self.write_sites(f)
     }
 }

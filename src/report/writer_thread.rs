@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::Receiver;
 
-use super::{DeviceRecord, RecordWriter, Reporter, Summary};
+use super::{Baseline, DeviceRecord, RecordWriter, Reporter, Summary};
 
 /// How long the writer waits for more records once the channel is empty.
 const GATHER: Duration = Duration::from_millis(2);
@@ -71,6 +71,21 @@ pub fn spawn_writer(
     sinks: Vec<Box<dyn RecordWriter>>,
     reporter: Arc<dyn Reporter>,
 ) -> JoinHandle<Result<Summary, ReportError>> {
+    spawn_drift_writer(rx, sinks, reporter, None)
+}
+
+/// [`spawn_writer`] that first gives every record its drift against `baseline` (the
+/// previous run), and counts the devices gone since into the summary when the run ends.
+pub fn spawn_drift_writer(
+    rx: Receiver<DeviceRecord>,
+    sinks: Vec<Box<dyn RecordWriter>>,
+    reporter: Arc<dyn Reporter>,
+    baseline: Option<Baseline>,
+) -> JoinHandle<Result<Summary, ReportError>> {
+    let summary = Summary {
+        drift: baseline.as_ref().map(|_| Default::default()),
+        ..Summary::default()
+    };
     let fanout = Fanout {
         sinks: sinks
             .into_iter()
@@ -80,7 +95,8 @@ pub fn spawn_writer(
             })
             .collect(),
         reporter,
-        summary: Summary::default(),
+        summary,
+        baseline,
         first_error: None,
     };
     std::thread::spawn(move || fanout.run(rx))
@@ -96,6 +112,7 @@ struct Fanout {
     sinks: Vec<Sink>,
     reporter: Arc<dyn Reporter>,
     summary: Summary,
+    baseline: Option<Baseline>,
     first_error: Option<ReportError>,
 }
 
@@ -126,18 +143,24 @@ impl Fanout {
                     }
                 }
             };
-            self.record(&rec);
+            self.record(rec);
         }
         self.finish()
     }
 
-    fn record(&mut self, rec: &DeviceRecord) {
-        self.each_sink(|w| w.write(rec));
-        self.summary.add(rec);
-        self.reporter.record(rec);
+    fn record(&mut self, mut rec: DeviceRecord) {
+        if let Some(baseline) = &mut self.baseline {
+            baseline.annotate(&mut rec);
+        }
+        self.each_sink(|w| w.write(&rec));
+        self.summary.add(&rec);
+        self.reporter.record(&rec);
     }
 
     fn finish(mut self) -> Result<Summary, ReportError> {
+        if let (Some(baseline), Some(drift)) = (&self.baseline, &mut self.summary.drift) {
+            baseline.finish_into(drift);
+        }
         self.each_sink(|w| w.finish());
         match self.first_error {
             None => Ok(self.summary),

@@ -11,6 +11,7 @@ mod support;
 
 mod cli_contract;
 mod diagnostics;
+mod drift;
 mod equinix_cli;
 mod equinix_ops;
 mod equinix_paging;

@@ -1,0 +1,47 @@
+//! `sshfleet diff OLD NEW`: the changes between two reports, and a summary of them.
+
+use super::args::DiffArgs;
+use super::{open_output, resolve_format, Exit};
+use crate::report::diff::{diff, write_rows};
+use crate::report::drift::is_new_exposure;
+use crate::report::read::read_report;
+
+pub(super) fn run(args: DiffArgs) -> anyhow::Result<Exit> {
+    let old = read_report(&args.old)?;
+    let new = read_report(&args.new)?;
+    let (before, after) = (old.len(), new.len());
+    let (rows, counts) = diff(old, &new);
+    let format = resolve_format(&args.output.output, args.output.format);
+    let written = write_rows(format, &rows, open_output(&args.output.output)?);
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Ok(Exit::Clean);
+        }
+        diagln!("error: cannot write the changes: {e}");
+        return Ok(Exit::OutputFailed);
+    }
+    let exposure = rows
+        .iter()
+        .filter(|r| is_new_exposure(r.change, r.compliant, r.ssh_enabled))
+        .count();
+    if !args.output.quiet {
+        let listed: Vec<String> = counts
+            .iter()
+            .filter(|&(_, n)| n > 0)
+            .map(|(change, n)| format!("{change} {n}"))
+            .collect();
+        diagln!(
+            "{before} devices before, {after} after: {}; new exposure on {exposure}",
+            if listed.is_empty() {
+                "nothing to compare".to_owned()
+            } else {
+                listed.join(", ")
+            }
+        );
+    }
+    Ok(if exposure > 0 {
+        Exit::Findings
+    } else {
+        Exit::Clean
+    })
+}

@@ -1,0 +1,374 @@
+//! Reading back a report sshfleet wrote (JSON Lines, a JSON array or CSV), for drift against
+//! a previous run and for `sshfleet diff`. Only the fields that say what a device was are
+//! kept, so a 100,000-device report costs a few tens of MiB, not a parsed document.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::csv_writer::FORMULA_TRIGGERS;
+use super::record::{Change, Status};
+
+/// Longest line or cell accepted from a report file (a record is well under 8 KiB).
+const MAX_LINE: u64 = 1 << 20;
+
+/// What a previous report said about one device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    pub address: String,
+    pub serial: Option<String>,
+    pub name: String,
+    pub site: String,
+    pub status: Status,
+    pub ssh_enabled: Option<bool>,
+    pub compliant: Option<bool>,
+    pub checked_at: String,
+    pub first_seen: Option<String>,
+    pub state_since: Option<String>,
+    /// The change that report recorded (a `diff` of two drift reports keeps it).
+    pub change: Option<Change>,
+}
+
+impl Observation {
+    /// Whether the device was read (its SSH state known).
+    pub fn readable(&self) -> bool {
+        self.status == Status::Ok
+    }
+}
+
+/// A report that cannot be read back, with where.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read the report {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}, {where_}: {reason}", path.display())]
+    Malformed {
+        path: PathBuf,
+        /// `line N` or `record N`.
+        where_: String,
+        reason: String,
+    },
+}
+
+/// The fields read from a JSON record; everything else is ignored. Unknown is `null`.
+#[derive(Deserialize)]
+struct WireRecord {
+    address: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    site: Option<String>,
+    status: String,
+    #[serde(default)]
+    ssh_enabled: Option<bool>,
+    #[serde(default)]
+    compliant: Option<bool>,
+    #[serde(default)]
+    checked_at: Option<String>,
+    #[serde(default)]
+    serial: Option<String>,
+    #[serde(default)]
+    first_seen: Option<String>,
+    #[serde(default)]
+    state_since: Option<String>,
+    #[serde(default)]
+    change: Option<String>,
+}
+
+impl WireRecord {
+    fn into_observation(self) -> Result<Observation, String> {
+        let status = Status::parse(&self.status)
+            .ok_or_else(|| format!("unknown status {:?}", truncate(&self.status)))?;
+        let change = match self.change.as_deref().filter(|c| !c.is_empty()) {
+            None => None,
+            Some(c) => {
+                Some(Change::parse(c).ok_or_else(|| format!("unknown change {:?}", truncate(c)))?)
+            }
+        };
+        let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
+        Ok(Observation {
+            address: self.address,
+            serial: non_empty(self.serial),
+            name: self.name.unwrap_or_default(),
+            site: self.site.unwrap_or_default(),
+            status,
+            ssh_enabled: self.ssh_enabled,
+            compliant: self.compliant,
+            checked_at: self.checked_at.unwrap_or_default(),
+            first_seen: non_empty(self.first_seen),
+            state_since: non_empty(self.state_since),
+            change,
+        })
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// Reads every record of the report at `path`, whichever format it is in (told by its first
+/// byte: `[` a JSON array, `{` JSON Lines, anything else CSV with a header).
+pub fn read_report(path: &Path) -> Result<Vec<Observation>, ReadError> {
+    let io_err = |source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let mut reader = BufReader::new(file);
+    let first = loop {
+        let buf = reader.fill_buf().map_err(io_err)?;
+        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(i) => {
+                let byte = buf[i];
+                reader.consume(i);
+                break Some(byte);
+            }
+            None if buf.is_empty() => break None,
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    };
+    match first {
+        None => Ok(Vec::new()),
+        Some(b'[') => read_json_array(path, reader),
+        Some(b'{') => read_jsonl(path, reader),
+        Some(_) => read_csv(path, reader),
+    }
+}
+
+fn malformed(path: &Path, where_: String, reason: impl ToString) -> ReadError {
+    ReadError::Malformed {
+        path: path.to_owned(),
+        where_,
+        reason: reason.to_string(),
+    }
+}
+
+fn read_jsonl(path: &Path, reader: impl BufRead) -> Result<Vec<Observation>, ReadError> {
+    let mut out = Vec::new();
+    let mut reader = reader.take(0);
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        reader.set_limit(MAX_LINE);
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|source| ReadError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        let where_ = || format!("line {number}");
+        if !line.ends_with(b"\n") && n as u64 >= MAX_LINE {
+            return Err(malformed(path, where_(), "line longer than 1 MiB"));
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let wire: WireRecord =
+            serde_json::from_slice(&line).map_err(|e| malformed(path, where_(), e))?;
+        out.push(
+            wire.into_observation()
+                .map_err(|e| malformed(path, where_(), e))?,
+        );
+    }
+    Ok(out)
+}
+
+fn read_json_array(path: &Path, reader: impl Read) -> Result<Vec<Observation>, ReadError> {
+    let records: Vec<WireRecord> = serde_json::from_reader(reader).map_err(|e| {
+        malformed(
+            path,
+            format!("line {}", e.line()),
+            format!("not a JSON array of records: {e}"),
+        )
+    })?;
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(i, wire)| {
+            wire.into_observation()
+                .map_err(|e| malformed(path, format!("record {}", i + 1), e))
+        })
+        .collect()
+}
+
+/// The CSV writer prefixes cells that would start a spreadsheet formula with `'`; undo it.
+fn unneutralise(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(FORMULA_TRIGGERS) => rest,
+        _ => cell,
+    }
+}
+
+fn read_csv(path: &Path, reader: impl Read) -> Result<Vec<Observation>, ReadError> {
+    let mut csv = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(reader);
+    let header = csv
+        .headers()
+        .map_err(|e| malformed(path, "line 1".into(), e))?
+        .clone();
+    let column = |name: &str| header.iter().position(|h| h == name);
+    let (Some(address), Some(status)) = (column("address"), column("status")) else {
+        return Err(malformed(
+            path,
+            "line 1".into(),
+            "not an sshfleet report: no address and status columns",
+        ));
+    };
+    let columns = [
+        column("name"),
+        column("site"),
+        column("ssh_enabled"),
+        column("compliant"),
+        column("checked_at"),
+        column("serial"),
+        column("first_seen"),
+        column("state_since"),
+        column("change"),
+    ];
+    let mut out = Vec::new();
+    for (i, row) in csv.records().enumerate() {
+        let where_ = || format!("line {}", i + 2);
+        let row = row.map_err(|e| malformed(path, where_(), e))?;
+        let cell = |index: Option<usize>| -> Option<String> {
+            let text = unneutralise(row.get(index?)?);
+            (!text.is_empty()).then(|| text.to_owned())
+        };
+        let boolean = |index: Option<usize>| -> Result<Option<bool>, ReadError> {
+            match cell(index).as_deref() {
+                None => Ok(None),
+                Some("true") => Ok(Some(true)),
+                Some("false") => Ok(Some(false)),
+                Some(other) => Err(malformed(
+                    path,
+                    where_(),
+                    format!("not a boolean: {:?}", truncate(other)),
+                )),
+            }
+        };
+        let [name, site, ssh_enabled, compliant, checked_at, serial, first_seen, state_since, change] =
+            columns;
+        let wire = WireRecord {
+            address: cell(Some(address)).unwrap_or_default(),
+            name: cell(name),
+            site: cell(site),
+            status: cell(Some(status)).unwrap_or_default(),
+            ssh_enabled: boolean(ssh_enabled)?,
+            compliant: boolean(compliant)?,
+            checked_at: cell(checked_at),
+            serial: cell(serial),
+            first_seen: cell(first_seen),
+            state_since: cell(state_since),
+            change: cell(change),
+        };
+        out.push(
+            wire.into_observation()
+                .map_err(|e| malformed(path, where_(), e))?,
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use super::super::test_support::{full_record, SharedBuf};
+    use super::super::{writer, Format, Schema};
+    use super::*;
+
+    fn written(format: Format) -> tempfile::NamedTempFile {
+        let buf = SharedBuf::default();
+        let schema = Schema {
+            remediation: true,
+            extra_columns: vec!["owner".into()],
+        };
+        let mut w = writer(format, &schema, Box::new(buf.clone()));
+        let mut hostile = full_record();
+        hostile.address = "=cmd|'/C calc'!A0".into();
+        hostile.name = "-lobby".into();
+        hostile.serial = None;
+        hostile.drift = None;
+        hostile.status = Status::Timeout;
+        hostile.ssh_enabled = None;
+        hostile.compliant = None;
+        for rec in [full_record(), hostile] {
+            w.write(&rec).unwrap();
+        }
+        w.finish().unwrap();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), buf.text()).unwrap();
+        file
+    }
+
+    #[test]
+    fn every_format_sshfleet_writes_reads_back_the_same() {
+        let mut seen = Vec::new();
+        for format in [Format::Jsonl, Format::Json, Format::Csv] {
+            let file = written(format);
+            let rows = read_report(file.path()).unwrap();
+            assert_eq!(rows.len(), 2, "{format:?}");
+            assert_eq!(rows[0].address, "https://10.0.0.7:8443");
+            assert_eq!(rows[0].serial.as_deref(), Some("ACCC8E012345"));
+            assert_eq!(rows[0].ssh_enabled, Some(true));
+            assert_eq!(rows[0].compliant, Some(false));
+            assert_eq!(rows[0].change, Some(Change::Regressed));
+            assert_eq!(
+                rows[0].first_seen.as_deref(),
+                Some("2026-11-01T08:00:00.000Z")
+            );
+            assert_eq!(rows[1].address, "=cmd|'/C calc'!A0", "{format:?}");
+            assert_eq!(rows[1].name, "-lobby");
+            assert_eq!(rows[1].status, Status::Timeout);
+            assert_eq!(rows[1].ssh_enabled, None);
+            seen.push(rows);
+        }
+        assert!(seen.windows(2).all(|w| w[0] == w[1]));
+    }
+
+    #[test]
+    fn bad_files_say_where() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let cases: [(&str, &str); 5] = [
+            (
+                "{\"address\":\"a\",\"status\":\"ok\"}\n{\"address\":",
+                "line 2",
+            ),
+            (
+                "{\"address\":\"a\",\"status\":\"fine\"}\n",
+                "unknown status",
+            ),
+            (
+                "[{\"address\":\"a\",\"status\":\"ok\"},{\"status\":\"ok\"}]",
+                "line 1",
+            ),
+            ("address,name\nx,y\n", "no address and status"),
+            (
+                "address,status,ssh_enabled\nx,ok,maybe\n",
+                "line 2: not a boolean",
+            ),
+        ];
+        for (text, want) in cases {
+            std::fs::write(file.path(), text).unwrap();
+            let err = read_report(file.path()).unwrap_err().to_string();
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
+        std::fs::write(file.path(), "  \n").unwrap();
+        assert!(read_report(file.path()).unwrap().is_empty());
+        let missing = read_report(Path::new("/nonexistent/report.jsonl")).unwrap_err();
+        assert!(missing.to_string().contains("cannot read the report"));
+    }
+}

@@ -1,0 +1,256 @@
+//! Compliance over time from report files: two scans of one fleet, with changes made between
+//! them by another client, report exactly those changes; `diff` says the same.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use sshfleet::sim::{FaultProfile, SimConfig};
+
+use crate::support::{args, by_address, code, read_jsonl, run, stderr, TestFleet, PASSWORD};
+
+/// Rewrites a JSON Lines report, record by record.
+fn rewrite(path: &std::path::Path, mut edit: impl FnMut(&mut Value)) {
+    let mut records = read_jsonl(path);
+    for rec in &mut records {
+        edit(rec);
+    }
+    let text: String = records.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_scan_reports_exactly_what_changed_since_the_first() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 40,
+        seed: 11,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    for i in 0..fleet.fleet.len() {
+        fleet.fleet.set_ssh_enabled(i, false);
+    }
+    fleet.fleet.set_ssh_enabled(5, true);
+    let (output, first) = fleet.scan("first.jsonl", &["--expect", "disabled"]).await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert!(
+        first.iter().all(|r| r["change"].is_null()),
+        "no baseline, no drift"
+    );
+    let serial_of: HashMap<String, String> = first
+        .iter()
+        .map(|r| {
+            (
+                r["address"].as_str().unwrap().to_owned(),
+                r["serial"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+
+    // Between the runs: another client turns SSH on for 2 and 3 and off for 5; camera 7
+    // is the one that used to answer at another address (the baseline says so); cameras 8
+    // and 9 swapped addresses; the row of camera 12 leaves the inventory.
+    let address = |i: usize| fleet.fleet.address(i).to_owned();
+    fleet.fleet.set_ssh_enabled(2, true);
+    fleet.fleet.set_ssh_enabled(3, true);
+    fleet.fleet.set_ssh_enabled(5, false);
+    fleet.fleet.set_ssh_enabled(9, true);
+    let baseline = fleet.path("first.jsonl");
+    let (a8, a9) = (address(8), address(9));
+    rewrite(&baseline, |rec| {
+        let at = rec["address"].as_str().unwrap().to_owned();
+        if at == address(7) {
+            rec["address"] = "127.0.0.1:9".into();
+        } else if at == a8 {
+            rec["address"] = a9.clone().into();
+        } else if at == a9 {
+            rec["address"] = a8.clone().into();
+        }
+    });
+    let inventory = std::fs::read_to_string(&fleet.inventory).unwrap();
+    let removed = address(12);
+    let kept: String = inventory
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{removed},")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&fleet.inventory, kept).unwrap();
+
+    let baseline_arg = baseline.display().to_string();
+    let second_arg = fleet.path("second.jsonl").display().to_string();
+    // Not quiet: the summary on stderr is part of what is checked.
+    let output = run(
+        &args(&[
+            "scan",
+            "--inventory",
+            &fleet.inventory.display().to_string(),
+            "-o",
+            &second_arg,
+            "--timeout",
+            "5s",
+            "--expect",
+            "disabled",
+            "--baseline",
+            &baseline_arg,
+            "--fail-on",
+            "regressions",
+        ]),
+        &[("SSHFLEET_PASSWORD", PASSWORD)],
+    )
+    .await;
+    let second = read_jsonl(&fleet.path("second.jsonl"));
+    assert_eq!(
+        code(&output),
+        1,
+        "new exposure fails the run: {}",
+        stderr(&output)
+    );
+    let report = by_address(&second);
+    assert_eq!(second.len(), 39);
+    let change = |i: usize| {
+        report[&address(i)]["change"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(change(2), "regressed");
+    assert_eq!(change(3), "regressed");
+    assert_eq!(change(5), "fixed");
+    assert_eq!(change(7), "moved");
+    // 9 turned SSH on and swapped places with 8: matched by serial, so it is 9's own
+    // change (regressed), and 8 just moved.
+    assert_eq!(change(8), "moved");
+    assert_eq!(change(9), "regressed");
+    let others: Vec<_> = (0..40)
+        .filter(|i| ![2, 3, 5, 7, 8, 9, 12].contains(i))
+        .filter(|&i| change(i) != "unchanged")
+        .collect();
+    assert!(
+        others.is_empty(),
+        "only the changed cameras changed: {others:?}"
+    );
+    for rec in &second {
+        assert_eq!(
+            rec["serial"],
+            serial_of[rec["address"].as_str().unwrap()].as_str()
+        );
+        assert!(
+            rec["first_seen"].as_str().is_some_and(|t| !t.is_empty()),
+            "{rec}"
+        );
+    }
+    // A regression starts a new state period; an unchanged camera keeps the first's.
+    let first_by = by_address(&first);
+    assert_eq!(
+        report[&address(0)]["state_since"],
+        first_by[&address(0)]["checked_at"]
+    );
+    assert_ne!(
+        report[&address(2)]["state_since"],
+        first_by[&address(2)]["checked_at"]
+    );
+    let err = stderr(&output);
+    assert!(
+        err.contains("regressed 3") && err.contains("gone 1"),
+        "{err}"
+    );
+    assert!(err.contains(&removed), "the gone device is named: {err}");
+
+    // Nothing new since the second run: --fail-on regressions passes, although SSH is still
+    // on where it should not be (findings remain, and the default would fail).
+    let (output, third) = fleet
+        .scan(
+            "third.jsonl",
+            &[
+                "--expect",
+                "disabled",
+                "--baseline",
+                &second_arg,
+                "--fail-on",
+                "regressions",
+            ],
+        )
+        .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        third.iter().all(|r| r["change"] == "unchanged"),
+        "{third:?}"
+    );
+    let (output, _) = fleet
+        .scan(
+            "fourth.jsonl",
+            &["--expect", "disabled", "--baseline", &second_arg],
+        )
+        .await;
+    assert_eq!(code(&output), 1, "findings still fail by default");
+
+    // diff of the first and second reports says the same, in CSV.
+    let out = fleet.path("changes.csv");
+    let output = run(
+        &args(&[
+            "diff",
+            &baseline_arg,
+            &second_arg,
+            "-o",
+            &out.display().to_string(),
+        ]),
+        &[],
+    )
+    .await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let mut changes: Vec<(String, String)> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].to_owned(), r[1].to_owned())
+        })
+        .collect();
+    changes.sort();
+    let mut want = vec![
+        ("regressed".to_owned(), address(2)),
+        ("regressed".to_owned(), address(3)),
+        ("fixed".to_owned(), address(5)),
+        ("moved".to_owned(), address(7)),
+        ("moved".to_owned(), address(8)),
+        ("regressed".to_owned(), address(9)),
+        ("gone".to_owned(), removed.clone()),
+    ];
+    want.sort();
+    assert_eq!(changes, want);
+    let summary = stderr(&output);
+    assert!(summary.contains("40 devices before, 39 after"), "{summary}");
+}
+
+#[tokio::test]
+async fn a_bad_baseline_or_regressions_without_one_changes_nothing_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.csv");
+    std::fs::write(&inventory, "address\n127.0.0.1:9\n").unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"address\":\"a\",\"status\":\"ok\"}\nnot json\n").unwrap();
+    let out = dir.path().join("out.jsonl");
+    let inv = inventory.display().to_string();
+    let out_arg = out.display().to_string();
+    let cases: [(&[&str], &str); 3] = [
+        (&["--baseline", &bad.display().to_string()], "line 2"),
+        (
+            &["--baseline", "/nonexistent/prev.jsonl"],
+            "cannot read the report",
+        ),
+        (&["--fail-on", "regressions"], "needs a previous run"),
+    ];
+    for (extra, want) in cases {
+        let mut argv = vec!["scan", "--inventory", &inv, "-o", &out_arg];
+        argv.extend_from_slice(extra);
+        let output = run(&args(&argv), &[("SSHFLEET_PASSWORD", PASSWORD)]).await;
+        assert_eq!(code(&output), 2, "{extra:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(want),
+            "{extra:?}: {}",
+            stderr(&output)
+        );
+        assert!(!out.exists(), "{extra:?}: no report is started");
+    }
+}
