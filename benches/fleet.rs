@@ -365,6 +365,7 @@ fn scanner(concurrency: usize) -> Scanner {
         policy: SessionPolicy::default(),
         expect: Some(SshState::Disabled),
         grace: Duration::from_secs(10),
+        waivers: None,
     };
     Scanner::new(Arc::new(http), settings)
 }

@@ -16,3 +16,4 @@ pub mod shutdown;
 pub mod sim;
 pub mod time;
 pub mod vapix;
+pub mod waivers;

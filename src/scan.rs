@@ -19,6 +19,7 @@ use crate::shutdown::Shutdown;
 use crate::vapix::{
     self, CallError, Connection, DeviceSession, Failure, SessionPolicy, SshReading,
 };
+use crate::waivers::Waivers;
 
 /// Everything a scan needs besides the devices.
 #[derive(Clone)]
@@ -32,6 +33,8 @@ pub struct ScanSettings {
     pub expect: Option<SshState>,
     /// How long in-flight devices may take to finish after a stop request.
     pub grace: Duration,
+    /// Accountable exceptions (`--waivers`), applied to every judged record.
+    pub waivers: Option<Arc<Waivers>>,
 }
 
 /// How a run ended.
@@ -63,6 +66,12 @@ impl Scanner {
     pub fn with_request_rate(mut self, rate: std::num::NonZeroU32) -> Scanner {
         let limiter = governor::RateLimiter::direct(governor::Quota::per_second(rate));
         Arc::make_mut(&mut self.settings).policy.limiter = Some(Arc::new(limiter));
+        self
+    }
+
+    /// Applies `waivers` to every record this scanner judges.
+    pub fn with_waivers(mut self, waivers: Arc<Waivers>) -> Scanner {
+        Arc::make_mut(&mut self.settings).waivers = Some(waivers);
         self
     }
 
@@ -127,7 +136,15 @@ impl Scanner {
         let mut record = self.record_for(device, &session, started);
         let reading = outcome.as_ref().ok().cloned();
         apply_reading(&mut record, outcome);
+        self.apply_waivers(device, &mut record);
         (record, reading)
+    }
+
+    /// Sets the record's waiver (or clears it) after it was judged.
+    pub fn apply_waivers(&self, device: &Device, record: &mut DeviceRecord) {
+        if let Some(waivers) = &self.settings.waivers {
+            waivers.apply(device, record);
+        }
     }
 
     /// A device deadline starting now; past `device_deadline` from now when the clock allows.

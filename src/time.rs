@@ -50,6 +50,39 @@ pub fn parse_http_date(text: &str) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(secs).ok()?))
 }
 
+/// A calendar date `YYYY-MM-DD` as days since 1970-01-01; `None` for anything else,
+/// including dates that do not exist (`2027-02-30`).
+pub fn parse_date(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    let shaped = bytes.len() == 10
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
+    if !shaped {
+        return None;
+    }
+    let year: i64 = text[0..4].parse().ok()?;
+    let month: i64 = text[5..7].parse().ok()?;
+    let day: i64 = text[8..10].parse().ok()?;
+    if !(1..=12).contains(&month) || day < 1 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    // Round-trips only when the day exists in that month.
+    (civil_from_days(days) == (year, month as u32, day as u32)).then_some(days)
+}
+
+/// Today (UTC) as days since 1970-01-01.
+pub fn today() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_secs() / 86_400).unwrap_or(i64::MAX)
+}
+
 /// Howard Hinnant's civil-to-days algorithm (proleptic Gregorian); years 0..=9999 only.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -78,6 +111,28 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_strict_and_must_exist() {
+        assert_eq!(parse_date("1970-01-01"), Some(0));
+        assert_eq!(parse_date("2027-03-31"), Some(20_908));
+        assert_eq!(parse_date("2028-02-29").map(|d| d - 20_908), Some(335));
+        for bad in [
+            "2027-02-29",
+            "2027-13-01",
+            "2027-00-10",
+            "2027-04-31",
+            "2027-3-31",
+            "27-03-31",
+            "2027/03/31",
+            "2027-03-31T00:00",
+            "",
+            "yesterday",
+            "+027-03-31",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn parses_http_dates_and_refuses_absurd_ones() {

@@ -137,6 +137,10 @@ pub struct ComplianceArgs {
     /// nothing.
     #[arg(long, value_enum, default_value = "findings", value_name = "WHAT")]
     pub fail_on: FailOn,
+    /// Accountable exceptions (TOML): each allows matching devices an SSH state, with a
+    /// reason, an owner and an expiry date. Waived devices are reported but not findings.
+    #[arg(long, value_name = "FILE")]
+    pub waivers: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

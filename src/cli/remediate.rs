@@ -12,8 +12,8 @@ use anyhow::bail;
 use super::args::{ExpectArg, RemediateArgs};
 use super::progress::Progress;
 use super::scan::{
-    exit_for, forget_gone_if_interrupted, load_baseline, prepare, report_interruption,
-    resolve_password, PreparedScan,
+    exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, prepare,
+    report_interruption, report_waivers, resolve_password, PreparedScan,
 };
 use super::{
     install_signal_handlers, open_output, report_failed, resolve_format, Exit, ReportPipe, Stopping,
@@ -34,8 +34,12 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         ExpectArg::Enabled => SshState::Enabled,
     };
     let baseline = load_baseline(&args.compliance, quiet)?;
+    let waivers = load_waivers(&args.compliance)?;
     let password = resolve_password(&args.device)?;
-    let prepared = prepare(&args.device, password, quiet)?;
+    let mut prepared = prepare(&args.device, password, quiet)?;
+    if let Some(waivers) = &waivers {
+        prepared.scanner = prepared.scanner.with_waivers(waivers.clone());
+    }
     let (journal, recovered) = open_journal(&args, &prepared, target, quiet)?;
     let limits = WriteLimits {
         rate: args.rate,
@@ -117,6 +121,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     forget_gone_if_interrupted(&mut summary, &stats);
     if !quiet {
         diag!("{}", summary.render_text());
+        report_waivers(waivers.as_deref());
         if !args.apply {
             diagln!("dry run: nothing was changed (add --apply to write)");
         }

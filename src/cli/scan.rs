@@ -23,12 +23,17 @@ use crate::scan::{RunStats, ScanSettings, Scanner};
 use crate::secret::Secret;
 use crate::shutdown::Shutdown;
 use crate::vapix::SessionPolicy;
+use crate::waivers::Waivers;
 
 pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let quiet = args.output.quiet;
     let baseline = load_baseline(&args.compliance, quiet)?;
+    let waivers = load_waivers(&args.compliance)?;
     let password = resolve_password(&args.device)?;
     let mut prepared = prepare(&args.device, password, quiet)?;
+    if let Some(waivers) = &waivers {
+        prepared.scanner = prepared.scanner.with_waivers(waivers.clone());
+    }
     if let Some(rate) = args.rate {
         prepared.scanner = prepared.scanner.with_request_rate(rate);
     }
@@ -49,9 +54,47 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     forget_gone_if_interrupted(&mut summary, &stats);
     if !quiet {
         diag!("{}", summary.render_text());
+        report_waivers(waivers.as_deref());
         report_interruption(&stats);
     }
     Ok(exit_for(&summary, &stats, args.compliance.fail_on))
+}
+
+/// Reads `--waivers` before anything else happens; a bad file refuses the run (exit 2).
+pub(super) fn load_waivers(args: &ComplianceArgs) -> anyhow::Result<Option<Arc<Waivers>>> {
+    let Some(path) = &args.waivers else {
+        return Ok(None);
+    };
+    let waivers = Waivers::load(path, crate::time::today())?;
+    tracing::info!(waivers = waivers.len(), path = %path.display(), "waivers loaded");
+    Ok(Some(Arc::new(waivers)))
+}
+
+/// The waivers' part of the summary: what they hid, what resurfaced, what expires soon
+/// and what matched nothing.
+pub(super) fn report_waivers(waivers: Option<&Waivers>) {
+    let Some(waivers) = waivers else {
+        return;
+    };
+    let report = waivers.report();
+    for (id, owner, expires, n) in &report.used {
+        diagln!("waiver {id} ({owner}, until {expires}) allows {n} device(s)");
+    }
+    for (id, owner, expires, n) in &report.resurfaced {
+        diagln!("EXPIRED waiver {id} ({owner}, expired after {expires}): {n} device(s) are findings again");
+    }
+    for (id, owner, expires) in &report.expiring {
+        diagln!(
+            "waiver {id} ({owner}) expires {expires}, within {} days",
+            crate::waivers::EXPIRING_WITHIN_DAYS
+        );
+    }
+    if !report.unmatched.is_empty() {
+        diagln!(
+            "waivers matching no device: {}",
+            report.unmatched.join(", ")
+        );
+    }
 }
 
 /// Reads `--baseline` before anything else happens; a bad one is an input error (exit 2).
@@ -156,6 +199,7 @@ pub(super) fn prepare(
             ExpectArg::Enabled => SshState::Enabled,
         }),
         grace: Duration::from_secs(10).min(args.timeout + Duration::from_secs(1)),
+        waivers: None,
     };
     Ok(PreparedScan {
         scanner: Scanner::new(Arc::new(http), settings),

@@ -178,9 +178,11 @@ impl Remediator {
         let (mut record, reading) = self.scanner.read(&device).await;
         record.expect = Some(self.target);
         record.judge();
+        self.scanner.apply_waivers(&device, &mut record);
         let action = match &reading {
             None => Action::Skip,
             Some(r) if r.enabled == self.target.is_enabled() => Action::None,
+            Some(_) if record.waiver.is_some() => Action::Waived,
             Some(_) => Action::Set,
         };
         record.remediation = Some(Remediation {

@@ -149,6 +149,7 @@ fn added_cells(rec: &DeviceRecord) -> [Cell<'_>; ADDED_COLUMNS.len()] {
         Cell::Word(drift.map(|d| d.change.as_str())),
         Cell::Text(drift.map(|d| d.first_seen.as_str())),
         Cell::Text(drift.map(|d| d.state_since.as_str())),
+        Cell::Text(rec.waiver.as_deref()),
     ]
 }
 
@@ -220,7 +221,7 @@ mod tests {
             extra_columns: vec!["rack".into()],
         };
         let columns = schema.columns();
-        assert_eq!(columns.len(), COLUMNS.len() + 9);
+        assert_eq!(columns.len(), COLUMNS.len() + 10);
         assert_eq!(
             &columns[COLUMNS.len()..],
             [
@@ -232,6 +233,7 @@ mod tests {
                 "change",
                 "first_seen",
                 "state_since",
+                "waiver",
                 "rack"
             ]
         );

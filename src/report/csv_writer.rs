@@ -121,11 +121,11 @@ mod tests {
             csv_of(&schema, &[full_record()]),
             "address,name,site,status,ssh_enabled,expect,compliant,method,api_version,\
              supported_versions,http_status,error_code,error,attempts,elapsed_ms,tls_fingerprint,\
-             checked_at,action,before,after,verified,serial,change,first_seen,state_since,owner,\
-             inventory_status\n\
+             checked_at,action,before,after,verified,serial,change,first_seen,state_since,waiver,\
+             owner,inventory_status\n\
              https://10.0.0.7:8443,\"Lobby, north\",hq,ok,true,disabled,false,ssh.cgi,1.1,1.0;1.1,\
              200,,,2,153,ab12,2026-11-23T12:00:00.123Z,set,true,false,true,ACCC8E012345,regressed,\
-             2026-11-01T08:00:00.000Z,2026-11-23T12:00:00.123Z,alice,\n"
+             2026-11-01T08:00:00.000Z,2026-11-23T12:00:00.123Z,,alice,\n"
         );
     }
 
@@ -144,7 +144,7 @@ mod tests {
         let out = csv_of(&Schema::default(), &[rec]);
         assert_eq!(
             out.lines().nth(1),
-            Some("cam,,,timeout,,,,,,,,,,0,0,,t,,,,")
+            Some("cam,,,timeout,,,,,,,,,,0,0,,t,,,,,")
         );
     }
 
@@ -176,7 +176,7 @@ mod tests {
         assert_eq!(&row[8], "'@SUM(A1)");
         assert_eq!(&row[9], "'\tx");
         assert_eq!(&row[12], "'-2 bad");
-        assert_eq!(&row[21], "'\rcr");
+        assert_eq!(&row[22], "'\rcr");
         // Our own vocabulary and numbers are never touched.
         assert_eq!(&row[3], "ok");
     }

@@ -141,6 +141,7 @@ mod tests {
                 r#""action":"set","before":true,"after":false,"verified":true,"#,
                 r#""serial":"ACCC8E012345","change":"regressed","#,
                 r#""first_seen":"2026-11-01T08:00:00.000Z","state_since":"2026-11-23T12:00:00.123Z","#,
+                r#""waiver":null,"#,
                 r#""owner":"alice","inventory_error":""}"#,
                 "\n"
             )

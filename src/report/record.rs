@@ -133,6 +133,8 @@ pub enum Action {
     None,
     /// Could not be read, so nothing is planned.
     Skip,
+    /// In another state than the target, but a waiver in force allows it: never written.
+    Waived,
 }
 
 impl Action {
@@ -141,6 +143,7 @@ impl Action {
             Action::Set => "set",
             Action::None => "none",
             Action::Skip => "skip",
+            Action::Waived => "waived",
         }
     }
 }
@@ -252,6 +255,9 @@ pub struct DeviceRecord {
     pub serial: Option<String>,
     /// Against the previous run, when there is one to compare with.
     pub drift: Option<Drift>,
+    /// The waiver that allows this device's state (`ID owner=… expires=…`): then the
+    /// device is not a finding.
+    pub waiver: Option<String>,
     /// Passthrough inventory columns, in the order of `Inventory::extra_columns`.
     pub extra: Vec<String>,
 }
@@ -282,7 +288,7 @@ pub const REMEDIATION_COLUMNS: [&str; 4] = ["action", "before", "after", "verifi
 
 /// Columns added since the first report, in every report after the remediation columns
 /// (empty where not asked or unknown).
-pub const ADDED_COLUMNS: [&str; 4] = ["serial", "change", "first_seen", "state_since"];
+pub const ADDED_COLUMNS: [&str; 5] = ["serial", "change", "first_seen", "state_since", "waiver"];
 
 impl DeviceRecord {
     /// A record with every result field empty; callers fill in what they learned.
@@ -308,6 +314,7 @@ impl DeviceRecord {
             remediation: None,
             serial: None,
             drift: None,
+            waiver: None,
             extra: Vec::new(),
         }
     }
@@ -327,9 +334,10 @@ impl DeviceRecord {
         };
     }
 
-    /// A finding is anything a compliance run must flag: unchecked or non-compliant.
+    /// A finding is anything a compliance run must flag: unchecked, or non-compliant
+    /// without a waiver in force.
     pub fn is_finding(&self) -> bool {
-        self.status != Status::Ok || self.compliant == Some(false)
+        self.status != Status::Ok || (self.compliant == Some(false) && self.waiver.is_none())
     }
 }
 

@@ -27,8 +27,10 @@ pub struct Summary {
     pub unknown: u64,
     pub ssh_enabled: u64,
     pub ssh_disabled: u64,
-    /// Devices not checked (any status but `ok`) plus non-compliant ones.
+    /// Devices not checked (any status but `ok`) plus non-compliant ones not waived.
     pub findings: u64,
+    /// Non-compliant devices a waiver in force allows (not findings).
+    pub waived: u64,
     pub remediation: RemediationSummary,
     /// Keyed by the `site` column; devices without one count under `""`.
     pub by_site: BTreeMap<String, SiteSummary>,
@@ -99,6 +101,8 @@ pub struct RemediationSummary {
     pub none: u64,
     /// Not readable, so nothing planned.
     pub skip: u64,
+    /// Allowed by a waiver, so never written.
+    pub waived: u64,
     /// Read back in a state different from before.
     pub changed: u64,
     /// Read back in the desired state after a write.
@@ -109,7 +113,7 @@ pub struct RemediationSummary {
 
 impl RemediationSummary {
     pub fn planned(&self) -> u64 {
-        self.set + self.none + self.skip
+        self.set + self.none + self.skip + self.waived
     }
 
     fn add(&mut self, rem: &Remediation) {
@@ -117,6 +121,7 @@ impl RemediationSummary {
             Action::Set => self.set += 1,
             Action::None => self.none += 1,
             Action::Skip => self.skip += 1,
+            Action::Waived => self.waived += 1,
         }
         let changed = rem.before.is_some() && rem.after.is_some() && rem.before != rem.after;
         self.changed += u64::from(changed);
@@ -140,6 +145,7 @@ impl Summary {
             None => {}
         }
         self.findings += u64::from(rec.is_finding());
+        self.waived += u64::from(rec.waiver.is_some());
         if let Some(rem) = &rec.remediation {
             self.remediation.add(rem);
         }
@@ -148,7 +154,8 @@ impl Summary {
                 .get_or_insert_with(DriftSummary::default)
                 .by_change
                 .add(drift.change);
-            let exposed = is_new_exposure(drift.change, rec.compliant, rec.ssh_enabled);
+            let exposed = rec.waiver.is_none()
+                && is_new_exposure(drift.change, rec.compliant, rec.ssh_enabled);
             self.new_exposure += u64::from(exposed);
         }
         self.add_to_site(rec);
@@ -192,10 +199,13 @@ impl Summary {
             "{} devices, {} findings ({} non-compliant, {} not checked); {} compliant",
             self.total,
             self.findings,
-            self.non_compliant,
+            self.non_compliant.saturating_sub(self.waived),
             self.not_checked(),
             self.compliant
         )?;
+        if self.waived > 0 {
+            write!(f, ", {} waived", self.waived)?;
+        }
         // `ok` devices with no desired state are neither compliant nor findings.
         let unjudged = self.unknown.saturating_sub(self.not_checked());
         if unjudged > 0 {

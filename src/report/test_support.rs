@@ -37,6 +37,7 @@ pub fn full_record() -> DeviceRecord {
             first_seen: "2026-11-01T08:00:00.000Z".into(),
             state_since: "2026-11-23T12:00:00.123Z".into(),
         }),
+        waiver: None,
         extra: vec!["alice".into()],
     }
 }

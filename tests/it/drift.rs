@@ -254,3 +254,143 @@ async fn a_bad_baseline_or_regressions_without_one_changes_nothing_and_exits_2()
         assert!(!out.exists(), "{extra:?}: no report is started");
     }
 }
+
+/// A waiver file: `(id, name glob, expires)` each allowing SSH on.
+fn waiver_file(dir: &std::path::Path, waivers: &[(&str, &str, &str)]) -> String {
+    let mut text = String::from("# reviewed in git\n");
+    for (id, name, expires) in waivers {
+        text.push_str(&format!(
+            "[[waiver]]\nid = \"{id}\"\nmatch = {{ name = \"{name}\" }}\nssh = \"enabled\"\n\
+             reason = \"vendor access\"\nowner = \"secops@example.com\"\nexpires = \"{expires}\"\n\n"
+        ));
+    }
+    let path = dir.join("waivers.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waivers_hide_findings_until_they_expire_and_remediation_never_writes_them() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 6,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    for i in 0..6 {
+        fleet.fleet.set_ssh_enabled(i, i == 2 || i == 4);
+    }
+    let waivers = waiver_file(
+        fleet.dir.path(),
+        &[
+            ("W-1", "cam-0003", "2999-12-31"),
+            ("W-2", "cam-0005", "2020-01-01"),
+            ("W-unused", "nobody-*", "2999-12-31"),
+        ],
+    );
+    let scan = |out: &'static str, extra: Vec<String>| {
+        let mut argv = vec![
+            "scan".to_string(),
+            "--inventory".into(),
+            fleet.inventory.display().to_string(),
+            "-o".into(),
+            fleet.path(out).display().to_string(),
+            "--timeout".into(),
+            "5s".into(),
+        ];
+        argv.extend(extra);
+        async move { run(&argv, &[("SSHFLEET_PASSWORD", PASSWORD)]).await }
+    };
+    let output = scan("waived.jsonl", vec!["--waivers".into(), waivers.clone()]).await;
+    let err = stderr(&output);
+    // cam-0003 (index 2) is waived; cam-0005 (index 4) had a waiver that expired.
+    assert_eq!(code(&output), 1, "{err}");
+    let records = by_address(&read_jsonl(&fleet.path("waived.jsonl")));
+    let waived = &records[fleet.fleet.address(2)];
+    assert_eq!(
+        waived["compliant"], false,
+        "still non-compliant, on the record"
+    );
+    assert!(
+        waived["waiver"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("W-1 owner=secops@example.com expires=2999-12-31")),
+        "{waived}"
+    );
+    assert_eq!(records[fleet.fleet.address(4)]["waiver"], Value::Null);
+    assert!(err.contains("1 findings"), "{err}");
+    assert!(err.contains("1 waived"), "{err}");
+    assert!(err.contains("EXPIRED waiver W-2"), "{err}");
+    assert!(
+        err.contains("waivers matching no device: W-unused"),
+        "{err}"
+    );
+
+    // With cam-0005 compliant again, the waived device alone leaves the run clean.
+    fleet.fleet.set_ssh_enabled(4, false);
+    let output = scan("clean.jsonl", vec!["--waivers".into(), waivers.clone()]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+
+    // Remediation plans the waived device as `waived` and never writes it.
+    let out = fleet.path("fix.jsonl");
+    let journal = fleet.path("fix.journal.jsonl");
+    let argv = args(&[
+        "remediate",
+        "--inventory",
+        &fleet.inventory.display().to_string(),
+        "--ssh",
+        "disabled",
+        "--apply",
+        "--yes",
+        "--waivers",
+        &waivers,
+        "-o",
+        &out.display().to_string(),
+        "--journal",
+        &journal.display().to_string(),
+        "--timeout",
+        "5s",
+        "--rate",
+        "100/s",
+    ]);
+    let output = run(&argv, &[("SSHFLEET_PASSWORD", PASSWORD)]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let records = by_address(&read_jsonl(&out));
+    assert_eq!(records[fleet.fleet.address(2)]["action"], "waived");
+    assert!(fleet.fleet.snapshot()[2].writes.is_empty(), "never written");
+    assert!(fleet.fleet.snapshot()[2].ssh_enabled, "still as waived");
+}
+
+#[tokio::test]
+async fn a_waiver_without_an_owner_refuses_the_run_naming_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.csv");
+    std::fs::write(&inventory, "address\n127.0.0.1:9\n").unwrap();
+    let waivers = dir.path().join("waivers.toml");
+    std::fs::write(
+        &waivers,
+        "[[waiver]]\nid = \"W-1\"\nmatch = { site = \"hq\" }\nssh = \"enabled\"\nreason = \"r\"\nexpires = \"2027-01-01\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out.jsonl");
+    let output = run(
+        &args(&[
+            "scan",
+            "--inventory",
+            &inventory.display().to_string(),
+            "--waivers",
+            &waivers.display().to_string(),
+            "-o",
+            &out.display().to_string(),
+        ]),
+        &[("SSHFLEET_PASSWORD", PASSWORD)],
+    )
+    .await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 2, "{err}");
+    assert!(
+        err.contains("waivers.toml, line 1: waiver W-1: `owner` is missing"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
