@@ -5,9 +5,9 @@ use std::collections::HashSet;
 
 use serde::{Serialize, Serializer};
 
-use super::record::{DeviceRecord, Remediation, COLUMNS, REMEDIATION_COLUMNS};
+use super::record::{DeviceRecord, Remediation, COLUMNS, LATER_COLUMNS, REMEDIATION_COLUMNS};
 
-/// Which columns a report has beyond the fixed ones.
+/// Which columns a report has beyond the fixed ones (and [`LATER_COLUMNS`], always there).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Schema {
     /// Append `action, before, after, verified`.
@@ -24,6 +24,7 @@ impl Schema {
         COLUMNS
             .iter()
             .chain(remediation)
+            .chain(LATER_COLUMNS.iter())
             .map(|c| (*c).to_owned())
             .chain(layout.extra_keys)
             .collect()
@@ -44,6 +45,7 @@ fn extra_keys(extra: &[String]) -> Vec<String> {
     let mut taken: HashSet<String> = COLUMNS
         .iter()
         .chain(REMEDIATION_COLUMNS.iter())
+        .chain(LATER_COLUMNS.iter())
         .map(|c| (*c).to_owned())
         .collect();
     extra
@@ -82,6 +84,9 @@ impl Layout {
                 f(key, cell)?;
             }
         }
+        for (key, cell) in LATER_COLUMNS.iter().zip(later_cells(rec)) {
+            f(key, cell)?;
+        }
         for (i, key) in self.extra_keys.iter().enumerate() {
             // A record built without passthrough values still gets every column.
             let value = rec.extra.get(i).map_or("", String::as_str);
@@ -96,6 +101,7 @@ impl Layout {
         COLUMNS
             .iter()
             .chain(remediation)
+            .chain(LATER_COLUMNS.iter())
             .copied()
             .chain(self.extra_keys.iter().map(String::as_str))
     }
@@ -145,6 +151,15 @@ fn remediation_cells(rem: Option<&Remediation>) -> [Cell<'static>; REMEDIATION_C
     ]
 }
 
+/// The columns of [`LATER_COLUMNS`]; the banner came from a device, so it is `Text`.
+fn later_cells(rec: &DeviceRecord) -> [Cell<'_>; LATER_COLUMNS.len()] {
+    [
+        Cell::Word(rec.ssh_port.map(|p| p.as_str())),
+        Cell::Text(rec.ssh_banner.as_deref()),
+        Cell::Word(rec.exposure.map(|e| e.as_str())),
+    ]
+}
+
 /// JSON rendering: typed values, `null` for unknown, text as is (formula neutralising is
 /// for spreadsheets only).
 impl Serialize for Cell<'_> {
@@ -178,17 +193,21 @@ mod tests {
                 "Status".into(),
                 "inventory_status".into(),
                 "action".into(),
+                "Exposure".into(),
             ],
         };
         let columns = schema.columns();
         assert_eq!(&columns[..COLUMNS.len()], COLUMNS);
+        let after = COLUMNS.len() + LATER_COLUMNS.len();
+        assert_eq!(&columns[COLUMNS.len()..after], LATER_COLUMNS);
         assert_eq!(
-            &columns[COLUMNS.len()..],
+            &columns[after..],
             [
                 "owner",
                 "inventory_Status",
                 "inventory_inventory_status",
-                "inventory_action"
+                "inventory_action",
+                "inventory_Exposure"
             ]
         );
     }
@@ -200,10 +219,19 @@ mod tests {
             extra_columns: vec!["rack".into()],
         };
         let columns = schema.columns();
-        assert_eq!(columns.len(), COLUMNS.len() + 5);
+        assert_eq!(columns.len(), COLUMNS.len() + 8);
         assert_eq!(
             &columns[COLUMNS.len()..],
-            ["action", "before", "after", "verified", "rack"]
+            [
+                "action",
+                "before",
+                "after",
+                "verified",
+                "ssh_port",
+                "ssh_banner",
+                "exposure",
+                "rack"
+            ]
         );
         assert!(schema
             .layout()

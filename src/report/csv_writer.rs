@@ -121,9 +121,11 @@ mod tests {
             csv_of(&schema, &[full_record()]),
             "address,name,site,status,ssh_enabled,expect,compliant,method,api_version,\
              supported_versions,http_status,error_code,error,attempts,elapsed_ms,tls_fingerprint,\
-             checked_at,action,before,after,verified,owner,inventory_status\n\
+             checked_at,action,before,after,verified,ssh_port,ssh_banner,exposure,owner,\
+             inventory_status\n\
              https://10.0.0.7:8443,\"Lobby, north\",hq,ok,true,disabled,false,ssh.cgi,1.1,1.0;1.1,\
-             200,,,2,153,ab12,2026-11-23T12:00:00.123Z,set,true,false,true,alice,\n"
+             200,,,2,153,ab12,2026-11-23T12:00:00.123Z,set,true,false,true,open,\
+             SSH-2.0-OpenSSH_8.9,consistent,alice,\n"
         );
     }
 
@@ -140,7 +142,7 @@ mod tests {
             ..rec
         };
         let out = csv_of(&Schema::default(), &[rec]);
-        assert_eq!(out.lines().nth(1), Some("cam,,,timeout,,,,,,,,,,0,0,,t"));
+        assert_eq!(out.lines().nth(1), Some("cam,,,timeout,,,,,,,,,,0,0,,t,,,"));
     }
 
     #[test]
@@ -158,6 +160,7 @@ mod tests {
         rec.error = Some("-2 bad".into());
         rec.api_version = Some("@SUM(A1)".into());
         rec.supported_versions = vec!["\tx".into()];
+        rec.ssh_banner = Some("=cmd|' /C calc'!A0".into());
         rec.extra = vec!["\rcr".into()];
         let schema = Schema {
             remediation: false,
@@ -171,9 +174,11 @@ mod tests {
         assert_eq!(&row[8], "'@SUM(A1)");
         assert_eq!(&row[9], "'\tx");
         assert_eq!(&row[12], "'-2 bad");
-        assert_eq!(&row[17], "'\rcr");
+        assert_eq!(&row[18], "'=cmd|' /C calc'!A0");
+        assert_eq!(&row[20], "'\rcr");
         // Our own vocabulary and numbers are never touched.
         assert_eq!(&row[3], "ok");
+        assert_eq!(&row[17], "open");
     }
 
     #[test]

@@ -139,6 +139,7 @@ mod tests {
                 r#""error_code":null,"error":null,"attempts":2,"elapsed_ms":153,"#,
                 r#""tls_fingerprint":"ab12","checked_at":"2026-11-23T12:00:00.123Z","#,
                 r#""action":"set","before":true,"after":false,"verified":true,"#,
+                r#""ssh_port":"open","ssh_banner":"SSH-2.0-OpenSSH_8.9","exposure":"consistent","#,
                 r#""owner":"alice","inventory_error":""}"#,
                 "\n"
             )
@@ -157,7 +158,13 @@ mod tests {
         assert_eq!(object["ssh_enabled"], serde_json::Value::Null);
         assert_eq!(object["supported_versions"], serde_json::json!([]));
         assert_eq!(object["attempts"], 0);
-        assert_eq!(object.len(), super::super::record::COLUMNS.len());
+        assert_eq!(object["ssh_port"], serde_json::Value::Null);
+        assert_eq!(object["exposure"], serde_json::Value::Null);
+        let record = super::super::record::COLUMNS.len();
+        assert_eq!(
+            object.len(),
+            record + super::super::record::LATER_COLUMNS.len()
+        );
     }
 
     #[test]

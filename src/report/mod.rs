@@ -17,8 +17,10 @@ use std::path::Path;
 use std::str::FromStr;
 
 pub use columns::Schema;
-pub use record::{Action, DeviceRecord, Method, Remediation, SshState, Status};
-pub use summary::{RemediationSummary, SiteSummary, StatusCounts, Summary};
+pub use record::{
+    Action, DeviceRecord, Exposure, Method, PortState, Remediation, SshState, Status,
+};
+pub use summary::{ExposureSummary, RemediationSummary, SiteSummary, StatusCounts, Summary};
 pub use writer_thread::{spawn_writer, ReportError};
 
 /// A report file format.

@@ -3,7 +3,9 @@
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::record::{Action, DeviceRecord, Method, Remediation, SshState, Status};
+use super::record::{
+    Action, DeviceRecord, Exposure, Method, PortState, Remediation, SshState, Status,
+};
 
 /// A record with every field set, for golden output tests.
 pub fn full_record() -> DeviceRecord {
@@ -31,6 +33,9 @@ pub fn full_record() -> DeviceRecord {
             after: Some(false),
             verified: Some(true),
         }),
+        ssh_port: Some(PortState::Open),
+        ssh_banner: Some("SSH-2.0-OpenSSH_8.9".into()),
+        exposure: Some(Exposure::Consistent),
         extra: vec!["alice".into()],
     }
 }
