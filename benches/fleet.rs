@@ -365,6 +365,7 @@ fn scanner(concurrency: usize) -> Scanner {
         policy: SessionPolicy::default(),
         expect: Some(SshState::Disabled),
         grace: Duration::from_secs(10),
+        probe: None,
     };
     Scanner::new(Arc::new(http), settings)
 }

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use crate::inventory::{Device, Row};
 use crate::net::auth::Credentials;
 use crate::net::{HttpClient, HttpError};
+use crate::probe::{self, ProbeSettings, SshProbe};
 use crate::report::{DeviceRecord, SshState, Status};
 use crate::secret::Secret;
 use crate::shutdown::Shutdown;
@@ -29,6 +30,8 @@ pub struct ScanSettings {
     pub expect: Option<SshState>,
     /// How long in-flight devices may take to finish after a stop request.
     pub grace: Duration,
+    /// Probe each device's SSH port too (`--probe-ssh`); `None`: no extra connection.
+    pub probe: Option<ProbeSettings>,
 }
 
 /// How a run ended.
@@ -111,13 +114,27 @@ impl Scanner {
         let started = Instant::now();
         let creds = self.credentials_for(device);
         let mut session = self.session(device, &creds);
-        let outcome = self
-            .with_deadline(vapix::read_ssh_state(&mut session, true))
-            .await;
+        // The probe shares the device's slot and runs beside its requests, within its own
+        // deadline, which is shorter than the device's.
+        let (outcome, probe) = tokio::join!(
+            self.with_deadline(vapix::read_ssh_state(&mut session, true)),
+            self.probe_ssh(device),
+        );
         let mut record = self.record_for(device, &session, started);
+        if let Some(probe) = probe {
+            probe.apply_to(&mut record);
+        }
         let reading = outcome.as_ref().ok().cloned();
         apply_reading(&mut record, outcome);
         (record, reading)
+    }
+
+    /// The SSH port probe, when asked for; `None` otherwise (no connection made).
+    async fn probe_ssh(&self, device: &Device) -> Option<SshProbe> {
+        let mut settings = self.settings.probe?;
+        settings.deadline = settings.deadline.min(self.device_deadline());
+        let port = device.ssh_port.unwrap_or(probe::DEFAULT_SSH_PORT);
+        probe::probe_ssh(&device.target.host, port, settings).await
     }
 
     /// The whole-device deadline: enough for every request and retry, then no more.
@@ -201,6 +218,7 @@ pub fn apply_reading(record: &mut DeviceRecord, outcome: Result<SshReading, Fail
         }
         Err(failure) => apply_failure(record, &failure),
     }
+    record.assess_exposure();
     record.judge();
 }
 
@@ -208,6 +226,7 @@ pub fn apply_reading(record: &mut DeviceRecord, outcome: Result<SshReading, Fail
 pub fn apply_failure(record: &mut DeviceRecord, failure: &Failure) {
     record.status = status_of(failure);
     record.ssh_enabled = None;
+    record.exposure = None;
     record.error = Some(failure.to_string());
     match failure {
         Failure::Device { error, http_status } => {

@@ -16,6 +16,7 @@ use crate::inventory::{self, Device, InventoryOptions, Rows, Scheme, Shard};
 use crate::net::auth::Credentials;
 use crate::net::tls::{Pins, TrustSettings};
 use crate::net::{ClientSettings, HttpClient};
+use crate::probe::ProbeSettings;
 use crate::report::{
     self, DeviceRecord, RecordWriter, Reporter, Schema, SshState, Status, Summary,
 };
@@ -122,6 +123,9 @@ pub(super) fn prepare(
             ExpectArg::Enabled => SshState::Enabled,
         }),
         grace: Duration::from_secs(10).min(args.timeout + Duration::from_secs(1)),
+        probe: args
+            .probe_ssh
+            .then(|| ProbeSettings::for_timeout(args.timeout)),
     };
     Ok(PreparedScan {
         scanner: Scanner::new(Arc::new(http), settings),
