@@ -7,12 +7,12 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::spec::DeviceSpec;
-use crate::report::record::Status;
+use crate::report::record::{Exposure, PortState, Status};
 
 const SITES: [&str; 5] = ["site-a", "site-b", "site-c", "site-d", "site-e"];
 
 /// The inventory's header; every camera is expected `disabled`.
-pub const INVENTORY_HEADER: &str = "address,name,site,expect";
+pub const INVENTORY_HEADER: &str = "address,name,site,expect,ssh_port";
 
 /// What a correct scan reports for one camera (a line of the truth file).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,8 +21,12 @@ pub struct Truth {
     /// Known only when `expect_status` is `ok`.
     pub ssh_enabled: Option<bool>,
     pub expect_status: Status,
-    /// The fault/firmware/auth label, `none` for a clean camera.
+    /// The fault/firmware/auth/SSH port label, `none` for a clean camera.
     pub fault: String,
+    /// What `--probe-ssh` sees on the camera's SSH port.
+    pub ssh_port: PortState,
+    /// What a scan with `--probe-ssh` reports; known only when `ssh_enabled` is.
+    pub exposure: Option<Exposure>,
 }
 
 #[derive(Serialize)]
@@ -31,6 +35,8 @@ struct TruthLine<'a> {
     ssh_enabled: Option<bool>,
     expect_status: &'a str,
     fault: &'a str,
+    ssh_port: &'a str,
+    exposure: Option<&'a str>,
 }
 
 /// The camera's address as the inventory writes it.
@@ -42,20 +48,33 @@ pub fn address(port: u16, https: bool) -> String {
 }
 
 /// The inventory row of the camera at fleet-wide `index`.
-pub fn write_inventory_row(mut w: impl Write, index: usize, address: &str) -> io::Result<()> {
+pub fn write_inventory_row(
+    mut w: impl Write,
+    index: usize,
+    address: &str,
+    ssh_port: u16,
+) -> io::Result<()> {
     let site = SITES[index % SITES.len()];
-    writeln!(w, "{address},cam-{:04},{site},disabled", index + 1)
+    writeln!(
+        w,
+        "{address},cam-{:04},{site},disabled,{ssh_port}",
+        index + 1
+    )
 }
 
 /// What a correct scan reports for a camera in state `ssh_enabled`. `authenticates` says
 /// whether it asks for credentials at all (see [`DeviceSpec::expect_status`]).
 pub fn truth(spec: &DeviceSpec, address: &str, ssh_enabled: bool, authenticates: bool) -> Truth {
     let expect_status = spec.expect_status(authenticates);
+    let reported = (expect_status == Status::Ok).then_some(ssh_enabled);
+    let ssh_port = spec.ssh.expect_port(ssh_enabled);
     Truth {
         address: address.to_owned(),
-        ssh_enabled: (expect_status == Status::Ok).then_some(ssh_enabled),
+        ssh_enabled: reported,
         expect_status,
         fault: spec.label(),
+        ssh_port,
+        exposure: Exposure::of(reported, Some(ssh_port)),
     }
 }
 
@@ -66,6 +85,8 @@ pub fn write_truth_line(mut w: impl Write, t: &Truth) -> io::Result<()> {
         ssh_enabled: t.ssh_enabled,
         expect_status: t.expect_status.as_str(),
         fault: &t.fault,
+        ssh_port: t.ssh_port.as_str(),
+        exposure: t.exposure.map(Exposure::as_str),
     };
     serde_json::to_writer(&mut w, &line)?;
     w.write_all(b"\n")

@@ -44,6 +44,8 @@ struct FleetDescription {
 pub struct Announcement {
     /// One port per camera of the part, in camera order.
     pub ports: Vec<u16>,
+    /// One SSH port per camera of the part, in camera order.
+    pub ssh_ports: Vec<u16>,
     /// The worker's own control API, when asked for.
     pub control: Option<String>,
 }
