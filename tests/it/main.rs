@@ -19,6 +19,7 @@ mod equinix_throttle;
 mod equinix_token;
 mod independent_camera;
 mod inventory_hostile;
+mod probe_ssh;
 mod remediate;
 mod scan_auth;
 mod scan_statuses;
