@@ -29,7 +29,7 @@ pub struct Fleet {
     first: usize,
     cameras: Arc<[Arc<Camera>]>,
     ports: Vec<u16>,
-    /// Every camera's SSH port, in camera order.
+    /// Every camera's SSH port, in camera order; empty without [`SimConfig::ssh_ports`].
     ssh_ports: Vec<u16>,
     /// The closed cameras' ports, held until the fleet is gone.
     _closed: Vec<socket2::Socket>,
@@ -70,7 +70,9 @@ impl Fleet {
         let specs = part_specs(&cfg, &part.devices)?;
         // The HTTP ports, then the SSH ports, each refusing or listening as it starts.
         let mut refuse: Vec<bool> = specs.iter().map(|s| s.fault == Fault::Closed).collect();
-        refuse.extend(specs.iter().map(|s| !s.ssh.listens(s.ssh_enabled)));
+        if cfg.ssh_ports {
+            refuse.extend(specs.iter().map(|s| !s.ssh.listens(s.ssh_enabled)));
+        }
         ports::reserve_file_descriptors(refuse.len() as u64)?;
         let tls = part.tls.as_ref().map(tls::serve).transpose()?;
         let mut ports = ports::bind_all(&refuse, part.ports)?;
@@ -127,9 +129,10 @@ impl Fleet {
         &self.cameras[i].address
     }
 
-    /// Camera `i`'s SSH port (the inventory's `ssh_port`). Panics if `i >= len()`.
-    pub fn ssh_port(&self, i: usize) -> u16 {
-        self.ssh_ports[i]
+    /// Camera `i`'s SSH port (the inventory's `ssh_port`); `None` when the fleet serves
+    /// none (or there is no camera `i`).
+    pub fn ssh_port(&self, i: usize) -> Option<u16> {
+        self.ssh_ports.get(i).copied()
     }
 
     /// Camera `i`'s spec. Panics if `i >= len()`.
@@ -141,14 +144,21 @@ impl Fleet {
     pub fn truth(&self, i: usize) -> Truth {
         let cam = &self.cameras[i];
         let authenticates = cam.scheme != Scheme::None;
-        roster::truth(&cam.spec, &cam.address, cam.ssh_enabled(), authenticates)
+        let ssh_served = self.ssh_port(i).is_some();
+        roster::truth(
+            &cam.spec,
+            &cam.address,
+            cam.ssh_enabled(),
+            authenticates,
+            ssh_served,
+        )
     }
 
     /// CSV with `address,name,site,expect,ssh_port`; every camera is expected `disabled`.
     pub fn write_inventory(&self, mut w: impl Write) -> io::Result<()> {
         writeln!(w, "{}", roster::INVENTORY_HEADER)?;
         for (i, cam) in self.cameras.iter().enumerate() {
-            let ssh_port = self.ssh_ports[i];
+            let ssh_port = self.ssh_port(i);
             roster::write_inventory_row(&mut w, self.first + i, &cam.address, ssh_port)?;
         }
         w.flush()

@@ -101,6 +101,9 @@ pub struct SimConfig {
     pub control: Option<SocketAddr>,
     /// Explicit per-camera specs, overriding `devices` and `faults`.
     pub specs: Option<Vec<DeviceSpec>>,
+    /// Give every camera its SSH port (the default). Off for measurements of the HTTP side
+    /// alone, where a second listener per camera would only halve the fleet that fits.
+    pub ssh_ports: bool,
     /// Serve a mock Equinix Network Edge API with this many SSH users (on its own port).
     pub equinix_users: Option<usize>,
     pub equinix_faults: EquinixFaults,
@@ -120,6 +123,7 @@ impl Default for SimConfig {
             nonce_lifetime: Duration::from_secs(300),
             control: None,
             specs: None,
+            ssh_ports: true,
             equinix_users: None,
             equinix_faults: EquinixFaults::default(),
         }
@@ -140,6 +144,7 @@ impl fmt::Debug for SimConfig {
             .field("nonce_lifetime", &self.nonce_lifetime)
             .field("control", &self.control)
             .field("specs", &self.specs.as_ref().map(Vec::len))
+            .field("ssh_ports", &self.ssh_ports)
             .field("equinix_users", &self.equinix_users)
             .field("equinix_faults", &self.equinix_faults)
             .finish()

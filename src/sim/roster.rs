@@ -23,8 +23,8 @@ pub struct Truth {
     pub expect_status: Status,
     /// The fault/firmware/auth/SSH port label, `none` for a clean camera.
     pub fault: String,
-    /// What `--probe-ssh` sees on the camera's SSH port.
-    pub ssh_port: PortState,
+    /// What `--probe-ssh` sees on the camera's SSH port; `None` when it has none.
+    pub ssh_port: Option<PortState>,
     /// What a scan with `--probe-ssh` reports; known only when `ssh_enabled` is.
     pub exposure: Option<Exposure>,
 }
@@ -35,7 +35,7 @@ struct TruthLine<'a> {
     ssh_enabled: Option<bool>,
     expect_status: &'a str,
     fault: &'a str,
-    ssh_port: &'a str,
+    ssh_port: Option<&'a str>,
     exposure: Option<&'a str>,
 }
 
@@ -52,9 +52,10 @@ pub fn write_inventory_row(
     mut w: impl Write,
     index: usize,
     address: &str,
-    ssh_port: u16,
+    ssh_port: Option<u16>,
 ) -> io::Result<()> {
     let site = SITES[index % SITES.len()];
+    let ssh_port = ssh_port.map_or(String::new(), |p| p.to_string());
     writeln!(
         w,
         "{address},cam-{:04},{site},disabled,{ssh_port}",
@@ -63,18 +64,25 @@ pub fn write_inventory_row(
 }
 
 /// What a correct scan reports for a camera in state `ssh_enabled`. `authenticates` says
-/// whether it asks for credentials at all (see [`DeviceSpec::expect_status`]).
-pub fn truth(spec: &DeviceSpec, address: &str, ssh_enabled: bool, authenticates: bool) -> Truth {
+/// whether it asks for credentials at all (see [`DeviceSpec::expect_status`]), `ssh_served`
+/// whether it has an SSH port.
+pub fn truth(
+    spec: &DeviceSpec,
+    address: &str,
+    ssh_enabled: bool,
+    authenticates: bool,
+    ssh_served: bool,
+) -> Truth {
     let expect_status = spec.expect_status(authenticates);
     let reported = (expect_status == Status::Ok).then_some(ssh_enabled);
-    let ssh_port = spec.ssh.expect_port(ssh_enabled);
+    let ssh_port = ssh_served.then(|| spec.ssh.expect_port(ssh_enabled));
     Truth {
         address: address.to_owned(),
         ssh_enabled: reported,
         expect_status,
         fault: spec.label(),
         ssh_port,
-        exposure: Exposure::of(reported, Some(ssh_port)),
+        exposure: Exposure::of(reported, ssh_port),
     }
 }
 
@@ -85,7 +93,7 @@ pub fn write_truth_line(mut w: impl Write, t: &Truth) -> io::Result<()> {
         ssh_enabled: t.ssh_enabled,
         expect_status: t.expect_status.as_str(),
         fault: &t.fault,
-        ssh_port: t.ssh_port.as_str(),
+        ssh_port: t.ssh_port.map(PortState::as_str),
         exposure: t.exposure.map(Exposure::as_str),
     };
     serde_json::to_writer(&mut w, &line)?;

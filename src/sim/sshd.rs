@@ -199,7 +199,7 @@ mod tests {
     }
 
     async fn connect(fleet: &Fleet, i: usize) -> std::io::Result<TcpStream> {
-        let port = fleet.ssh_port(i);
+        let port = fleet.ssh_port(i).ok_or(ErrorKind::NotFound)?;
         let connecting = TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port));
         tokio::time::timeout(BOUND, connecting).await?
     }
@@ -307,6 +307,28 @@ mod tests {
             refused.err().map(|e| e.kind()),
             Some(ErrorKind::ConnectionRefused)
         );
+        fleet.shutdown().await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_fleet_without_ssh_ports_lists_none_and_expects_nothing_of_them() -> TestResult {
+        let fleet = Fleet::start(SimConfig {
+            specs: Some(vec![camera(SshFault::None, true)]),
+            ssh_ports: false,
+            ..SimConfig::default()
+        })
+        .await?;
+        assert_eq!(fleet.ssh_port(0), None);
+        let mut inventory = Vec::new();
+        fleet.write_inventory(&mut inventory)?;
+        let inventory = String::from_utf8(inventory)?;
+        assert!(inventory
+            .lines()
+            .nth(1)
+            .is_some_and(|row| row.ends_with(",disabled,")));
+        let truth = fleet.truth(0);
+        assert_eq!((truth.ssh_port, truth.exposure), (None, None));
         fleet.shutdown().await;
         Ok(())
     }

@@ -449,7 +449,7 @@ async fn realistic_fleet_writes_inventory_and_truth() -> TestResult {
         format!(
             "{},cam-0001,site-a,disabled,{}",
             fleet.address(0),
-            fleet.ssh_port(0)
+            fleet.ssh_port(0).unwrap_or_default()
         )
     );
     let mut truth = Vec::new();

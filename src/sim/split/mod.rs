@@ -244,7 +244,8 @@ fn publish(fleet: &Announced<'_>, files: &OutputFiles) -> io::Result<()> {
         .iter()
         .flat_map(|a| a.ssh_ports.iter().copied())
         .collect();
-    if addresses.len() != specs.len() || ssh_ports.len() != specs.len() {
+    let ssh_served = cfg.ssh_ports;
+    if addresses.len() != specs.len() || (ssh_served && ssh_ports.len() != specs.len()) {
         let msg = format!(
             "the workers announced {} ports and {} SSH ports for {} cameras",
             addresses.len(),
@@ -256,8 +257,9 @@ fn publish(fleet: &Announced<'_>, files: &OutputFiles) -> io::Result<()> {
     if let Some(path) = &files.inventory {
         super::write_file(path, |w| {
             writeln!(w, "{}", roster::INVENTORY_HEADER)?;
-            for (i, (address, ssh_port)) in addresses.iter().zip(&ssh_ports).enumerate() {
-                roster::write_inventory_row(&mut *w, i, address, *ssh_port)?;
+            for (i, address) in addresses.iter().enumerate() {
+                let ssh_port = ssh_ports.get(i).copied();
+                roster::write_inventory_row(&mut *w, i, address, ssh_port)?;
             }
             Ok(())
         })?;
@@ -266,7 +268,8 @@ fn publish(fleet: &Announced<'_>, files: &OutputFiles) -> io::Result<()> {
         super::write_file(path, |w| {
             for (spec, address) in specs.iter().zip(&addresses) {
                 let authenticates = resolve_scheme(spec.auth, cfg.auth, cfg.https) != Scheme::None;
-                let truth = roster::truth(spec, address, spec.ssh_enabled, authenticates);
+                let truth =
+                    roster::truth(spec, address, spec.ssh_enabled, authenticates, ssh_served);
                 roster::write_truth_line(&mut *w, &truth)?;
             }
             Ok(())
