@@ -77,10 +77,10 @@ pub async fn probe_ssh(host: &Host, port: u16, settings: ProbeSettings) -> Optio
     let deadline = Instant::now() + settings.deadline;
     let addrs = resolve(host, port, deadline).await?;
     let stream = match connect(&addrs, deadline).await {
-        Connected::Stream(stream) => stream,
-        Connected::Refused => return Some(SshProbe::closed()),
-        Connected::NoAnswer => return Some(SshProbe::filtered()),
-        Connected::LocalError(e) => {
+        Ok(stream) => stream,
+        Err(NotConnected::Refused) => return Some(SshProbe::closed()),
+        Err(NotConnected::NoAnswer) => return Some(SshProbe::filtered()),
+        Err(NotConnected::LocalError(e)) => {
             tracing::warn!(%host, port, error = %e, "SSH probe not made");
             return None;
         }
@@ -121,56 +121,70 @@ async fn resolve(host: &Host, port: u16, deadline: Instant) -> Option<Vec<Socket
     }
 }
 
-enum Connected {
-    Stream(TcpStream),
+/// Why no connection was made, most telling first: a refusal says the port is closed,
+/// silence that something drops packets, a local error nothing about the device.
+#[derive(Debug)]
+enum NotConnected {
     Refused,
     /// Timed out, or the host or network is unreachable.
     NoAnswer,
     LocalError(io::Error),
 }
 
-/// Tries each address in turn; a refusal from any of them outranks silence from others.
-async fn connect(addrs: &[SocketAddr], deadline: Instant) -> Connected {
-    let mut outcome = Connected::NoAnswer;
+impl NotConnected {
+    /// A connect error's meaning for the port. Errors about this machine rather than the
+    /// device (no free source port, an address family it lacks) make no finding.
+    fn of(e: io::Error) -> NotConnected {
+        match e.kind() {
+            io::ErrorKind::ConnectionRefused => NotConnected::Refused,
+            io::ErrorKind::AddrNotAvailable
+            | io::ErrorKind::AddrInUse
+            | io::ErrorKind::Unsupported
+            | io::ErrorKind::InvalidInput
+            | io::ErrorKind::PermissionDenied
+            | io::ErrorKind::OutOfMemory => NotConnected::LocalError(e),
+            // Timed out, host or network unreachable, reset during the handshake.
+            _ => NotConnected::NoAnswer,
+        }
+    }
+
+    fn rank(&self) -> u8 {
+        match self {
+            NotConnected::Refused => 2,
+            NotConnected::NoAnswer => 1,
+            NotConnected::LocalError(_) => 0,
+        }
+    }
+
+    /// The more telling of two outcomes (for a name with several addresses).
+    fn or(self, other: NotConnected) -> NotConnected {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// Tries each address in turn until one connects or the deadline passes.
+async fn connect(addrs: &[SocketAddr], deadline: Instant) -> Result<TcpStream, NotConnected> {
+    let mut failed: Option<NotConnected> = None;
     for addr in addrs {
-        match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
-            Err(_) => return outcome_after_timeout(outcome),
-            Ok(Ok(stream)) => return Connected::Stream(stream),
-            Ok(Err(e)) => match classify(&e) {
-                Connected::Refused => outcome = Connected::Refused,
-                Connected::LocalError(_) if !matches!(outcome, Connected::Refused) => {
-                    outcome = Connected::LocalError(e);
-                }
-                _ => {}
-            },
-        }
+        let attempt = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => NotConnected::of(e),
+            Err(_) => {
+                // The deadline is spent: no other address gets a try.
+                let silent = NotConnected::NoAnswer;
+                return Err(failed.map_or(NotConnected::NoAnswer, |f| f.or(silent)));
+            }
+        };
+        failed = Some(match failed {
+            Some(f) => f.or(attempt),
+            None => attempt,
+        });
     }
-    outcome
-}
-
-fn outcome_after_timeout(before: Connected) -> Connected {
-    match before {
-        Connected::Refused => Connected::Refused,
-        _ => Connected::NoAnswer,
-    }
-}
-
-/// A connect error's meaning for the port. Errors that are about this machine rather than
-/// the device (no free source port, an address family it lacks) make no finding.
-fn classify(e: &io::Error) -> Connected {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => Connected::Refused,
-        io::ErrorKind::AddrNotAvailable
-        | io::ErrorKind::AddrInUse
-        | io::ErrorKind::Unsupported
-        | io::ErrorKind::InvalidInput
-        | io::ErrorKind::PermissionDenied
-        | io::ErrorKind::OutOfMemory => {
-            Connected::LocalError(io::Error::new(e.kind(), e.to_string()))
-        }
-        // Timed out, host or network unreachable, reset during the handshake: no answer.
-        _ => Connected::NoAnswer,
-    }
+    Err(failed.unwrap_or(NotConnected::NoAnswer))
 }
 
 /// Reads until the identification line, a reason to give up, or the deadline. Reads go

@@ -152,3 +152,28 @@ fn the_deadline_is_the_timeout_capped_at_five_seconds() {
     let long = ProbeSettings::for_timeout(Duration::from_secs(15));
     assert_eq!(long.deadline, MAX_PROBE_DEADLINE);
 }
+
+#[test]
+fn a_refusal_outranks_silence_and_silence_a_local_error() {
+    let local = || NotConnected::LocalError(io::Error::from(io::ErrorKind::AddrNotAvailable));
+    assert!(matches!(
+        local().or(NotConnected::NoAnswer),
+        NotConnected::NoAnswer
+    ));
+    assert!(matches!(
+        NotConnected::NoAnswer.or(NotConnected::Refused),
+        NotConnected::Refused
+    ));
+    assert!(matches!(
+        NotConnected::Refused.or(local()),
+        NotConnected::Refused
+    ));
+    assert!(matches!(
+        NotConnected::of(io::Error::from(io::ErrorKind::ConnectionRefused)),
+        NotConnected::Refused
+    ));
+    assert!(matches!(
+        NotConnected::of(io::Error::from(io::ErrorKind::TimedOut)),
+        NotConnected::NoAnswer
+    ));
+}
