@@ -192,7 +192,7 @@ pub fn listener_budget() -> Option<usize> {
     Some(usize::try_from(budget).unwrap_or(usize::MAX))
 }
 
-/// How many cameras one process should serve: [`listener_budget`] shared by each camera's
+/// How many cameras one process should serve: the listener budget shared by each camera's
 /// listeners.
 pub fn camera_budget() -> Option<usize> {
     listener_budget().map(|budget| (budget / LISTENERS_PER_CAMERA).max(1))
