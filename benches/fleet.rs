@@ -227,6 +227,8 @@ fn scenario(sim: &Runtime, scan: &Runtime, s: &Settings, latency: Duration, conc
             devices: s.devices,
             faults: FaultProfile::None,
             latency,
+            // The HTTP side alone: an SSH listener per camera would halve the fleet that fits.
+            ssh_ports: false,
             ..SimConfig::default()
         }))
         .expect("simulator starts (is the open-file limit high enough?)");
@@ -366,6 +368,7 @@ fn scanner(concurrency: usize) -> Scanner {
         expect: Some(SshState::Disabled),
         grace: Duration::from_secs(10),
         waivers: None,
+        probe: None,
     };
     Scanner::new(Arc::new(http), settings)
 }

@@ -47,6 +47,8 @@ pub struct Device {
     pub password_env: Option<String>,
     pub expect: Option<SshState>,
     pub tags: String,
+    /// The port `--probe-ssh` connects to, when the row names one (else 22).
+    pub ssh_port: Option<u16>,
     /// Passthrough values, aligned with [`Inventory::extra_columns`].
     pub extra: Vec<String>,
 }
@@ -563,6 +565,7 @@ impl RowParser {
             password_env: parse_password_env(cells.known(Known::PasswordEnv))?,
             expect: parse_expect(cells.known(Known::Expect))?,
             tags: cells.known(Known::Tags).to_owned(),
+            ssh_port: parse_ssh_port(cells.known(Known::SshPort))?,
             extra: cells.extra(),
         })
     }
@@ -714,6 +717,18 @@ fn parse_password_env(cell: &str) -> Result<Option<String>, String> {
         return Err("password_env must be the name of an environment variable (letters, digits and _, not starting with a digit); the value is not shown".to_owned());
     }
     Ok(Some(cell.to_owned()))
+}
+
+fn parse_ssh_port(cell: &str) -> Result<Option<u16>, String> {
+    match cell {
+        "" => Ok(None),
+        _ => parse_port(cell).map(Some).map_err(|_| {
+            format!(
+                "invalid ssh_port {} (expected a port number, 1-65535)",
+                quoted(cell)
+            )
+        }),
+    }
 }
 
 fn parse_expect(cell: &str) -> Result<Option<SshState>, String> {
@@ -1121,6 +1136,27 @@ mod tests {
             ]
         );
         assert_eq!(devices(&inv)[0].expect, Some(SshState::Disabled));
+    }
+
+    #[test]
+    fn ssh_port_is_a_port_number_or_the_row_is_invalid() {
+        let inv = inventory(
+            "address,SSH Port\n10.0.0.1,2222\n10.0.0.2,\n10.0.0.3,0\n10.0.0.4,65536\n10.0.0.5,22x\n10.0.0.6, 65535 \n",
+        );
+        let ports: Vec<Option<u16>> = devices(&inv).iter().map(|d| d.ssh_port).collect();
+        assert_eq!(ports, [Some(2222), None, Some(65535)]);
+        assert!(
+            inv.extra_columns.is_empty(),
+            "ssh_port is not passed through"
+        );
+        assert_eq!(
+            errors(&inv),
+            [
+                "line 4: invalid ssh_port \"0\" (expected a port number, 1-65535)",
+                "line 5: invalid ssh_port \"65536\" (expected a port number, 1-65535)",
+                "line 6: invalid ssh_port \"22x\" (expected a port number, 1-65535)",
+            ]
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod equinix;
 pub mod inventory;
 pub mod net;
+pub mod probe;
 pub mod remediate;
 pub mod report;
 pub mod scan;

@@ -13,6 +13,7 @@ use tracing::Instrument;
 use crate::inventory::{Device, Row};
 use crate::net::auth::Credentials;
 use crate::net::{HttpClient, HttpError};
+use crate::probe::{self, ProbeSettings, SshProbe};
 use crate::report::{DeviceRecord, SshState, Status};
 use crate::secret::Secret;
 use crate::shutdown::Shutdown;
@@ -35,6 +36,8 @@ pub struct ScanSettings {
     pub grace: Duration,
     /// Accountable exceptions (`--waivers`), applied to every judged record.
     pub waivers: Option<Arc<Waivers>>,
+    /// Probe each device's SSH port too (`--probe-ssh`); `None`: no extra connection.
+    pub probe: Option<ProbeSettings>,
 }
 
 /// How a run ended.
@@ -127,13 +130,19 @@ impl Scanner {
         let creds = self.credentials_for(device);
         let mut session = self.session(device, &creds);
         let deadline = session.deadline();
-        let outcome = self
-            .with_deadline(
+        // The probe shares the device's slot and runs beside its requests, within its own
+        // deadline, which is shorter than the device's.
+        let (outcome, probe) = tokio::join!(
+            self.with_deadline(
                 deadline,
-                vapix::read_ssh_state(&mut session, Connection::Close),
-            )
-            .await;
+                vapix::read_ssh_state(&mut session, Connection::Close)
+            ),
+            self.probe_ssh(device),
+        );
         let mut record = self.record_for(device, &session, started);
+        if let Some(probe) = probe {
+            probe.apply_to(&mut record);
+        }
         let reading = outcome.as_ref().ok().cloned();
         apply_reading(&mut record, outcome);
         self.apply_waivers(device, &mut record);
@@ -151,6 +160,14 @@ impl Scanner {
     pub fn deadline_from_now(&self) -> tokio::time::Instant {
         let now = tokio::time::Instant::now();
         now.checked_add(self.device_deadline()).unwrap_or(now)
+    }
+
+    /// The SSH port probe, when asked for; `None` otherwise (no connection made).
+    async fn probe_ssh(&self, device: &Device) -> Option<SshProbe> {
+        let mut settings = self.settings.probe?;
+        settings.deadline = settings.deadline.min(self.device_deadline());
+        let port = device.ssh_port.unwrap_or(probe::DEFAULT_SSH_PORT);
+        probe::probe_ssh(&device.target.host, port, settings).await
     }
 
     /// The whole-device deadline: enough for every request and retry, then no more.
@@ -251,6 +268,7 @@ pub fn apply_reading(record: &mut DeviceRecord, outcome: Result<SshReading, Fail
         }
         Err(failure) => apply_failure(record, &failure),
     }
+    record.assess_exposure();
     record.judge();
 }
 
@@ -258,6 +276,7 @@ pub fn apply_reading(record: &mut DeviceRecord, outcome: Result<SshReading, Fail
 pub fn apply_failure(record: &mut DeviceRecord, failure: &Failure) {
     record.status = status_of(failure);
     record.ssh_enabled = None;
+    record.exposure = None;
     record.error = Some(failure.to_string());
     match failure {
         Failure::Device { error, http_status } => {

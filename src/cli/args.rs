@@ -111,6 +111,10 @@ pub struct DeviceArgs {
     /// Scheme for addresses that do not say.
     #[arg(long, value_enum, default_value_t = SchemeArg::Http)]
     pub scheme: SchemeArg,
+    /// Also connect to each device's SSH port (22, or the inventory's ssh_port column) and
+    /// read its identification line: one more TCP connection per device, never a login.
+    #[arg(long)]
+    pub probe_ssh: bool,
 }
 
 #[derive(Debug, Clone, Args)]

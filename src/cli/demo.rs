@@ -235,6 +235,7 @@ fn demo_scan_args(inventory: std::path::PathBuf) -> DeviceArgs {
         expect: Some(ExpectArg::Disabled),
         shard: None,
         scheme: SchemeArg::Http,
+        probe_ssh: false,
     }
 }
 

@@ -16,6 +16,7 @@ use crate::inventory::{self, Device, InventoryOptions, Rows, Scheme, Shard};
 use crate::net::auth::Credentials;
 use crate::net::tls::{Pins, TrustSettings};
 use crate::net::{ClientSettings, HttpClient};
+use crate::probe::ProbeSettings;
 use crate::report::{
     self, DeviceRecord, RecordWriter, Reporter, Schema, SshState, Status, Summary,
 };
@@ -200,6 +201,9 @@ pub(super) fn prepare(
         }),
         grace: Duration::from_secs(10).min(args.timeout + Duration::from_secs(1)),
         waivers: None,
+        probe: args
+            .probe_ssh
+            .then(|| ProbeSettings::for_timeout(args.timeout)),
     };
     Ok(PreparedScan {
         scanner: Scanner::new(Arc::new(http), settings),

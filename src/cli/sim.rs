@@ -74,7 +74,7 @@ fn devices_per_process() -> anyhow::Result<Option<usize>> {
                 "{DEVICES_PER_PROCESS_ENV} must be a positive number, not {text:?}"
             )),
         },
-        Err(std::env::VarError::NotPresent) => Ok(sim::listener_budget()),
+        Err(std::env::VarError::NotPresent) => Ok(sim::camera_budget()),
         Err(e) => Err(anyhow!("{DEVICES_PER_PROCESS_ENV}: {e}")),
     }
 }

@@ -8,7 +8,7 @@ use csv::ByteRecord;
 use super::{quoted, InventoryError};
 
 /// The known columns, in the order of [`Header::known`].
-const KNOWN_COLUMNS: [&str; 9] = [
+const KNOWN_COLUMNS: [&str; 10] = [
     "address",
     "name",
     "site",
@@ -18,6 +18,7 @@ const KNOWN_COLUMNS: [&str; 9] = [
     "password_env",
     "expect",
     "tags",
+    "ssh_port",
 ];
 
 #[derive(Clone, Copy)]
@@ -31,6 +32,7 @@ pub(super) enum Known {
     PasswordEnv,
     Expect,
     Tags,
+    SshPort,
 }
 
 /// Where each column lives in a record.
@@ -164,6 +166,7 @@ mod tests {
             (Known::PasswordEnv, "password_env"),
             (Known::Expect, "expect"),
             (Known::Tags, "tags"),
+            (Known::SshPort, "ssh_port"),
         ];
         for (column, name) in order {
             assert_eq!(KNOWN_COLUMNS[column as usize], name);

@@ -430,6 +430,10 @@ impl Remediator {
         record.api_version = base.api_version;
         record.supported_versions = base.supported_versions;
         record.attempts += base.attempts;
+        // The port was probed with the planning read, before any write: it is reported as
+        // seen then, and its agreement with a configuration since changed is not judged.
+        record.ssh_port = base.ssh_port;
+        record.ssh_banner = base.ssh_banner;
         let after = result.as_ref().ok().copied();
         match result {
             Ok(now) => {

@@ -5,9 +5,11 @@ use std::collections::HashSet;
 
 use serde::{Serialize, Serializer};
 
-use super::record::{DeviceRecord, Remediation, ADDED_COLUMNS, COLUMNS, REMEDIATION_COLUMNS};
+use super::record::{
+    DeviceRecord, Remediation, ADDED_COLUMNS, COLUMNS, LATER_COLUMNS, REMEDIATION_COLUMNS,
+};
 
-/// Which columns a report has beyond the fixed ones.
+/// Which columns a report has beyond the fixed ones (and [`LATER_COLUMNS`], always there).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Schema {
     /// Append `action, before, after, verified`.
@@ -25,6 +27,7 @@ impl Schema {
             .iter()
             .chain(remediation)
             .chain(ADDED_COLUMNS.iter())
+            .chain(LATER_COLUMNS.iter())
             .map(|c| (*c).to_owned())
             .chain(layout.extra_keys)
             .collect()
@@ -46,6 +49,7 @@ fn extra_keys(extra: &[String]) -> Vec<String> {
         .iter()
         .chain(REMEDIATION_COLUMNS.iter())
         .chain(ADDED_COLUMNS.iter())
+        .chain(LATER_COLUMNS.iter())
         .map(|c| (*c).to_owned())
         .collect();
     extra
@@ -87,6 +91,9 @@ impl Layout {
         for (key, cell) in ADDED_COLUMNS.iter().zip(added_cells(rec)) {
             f(key, cell)?;
         }
+        for (key, cell) in LATER_COLUMNS.iter().zip(later_cells(rec)) {
+            f(key, cell)?;
+        }
         for (i, key) in self.extra_keys.iter().enumerate() {
             // A record built without passthrough values still gets every column.
             let value = rec.extra.get(i).map_or("", String::as_str);
@@ -102,6 +109,7 @@ impl Layout {
             .iter()
             .chain(remediation)
             .chain(ADDED_COLUMNS.iter())
+            .chain(LATER_COLUMNS.iter())
             .copied()
             .chain(self.extra_keys.iter().map(String::as_str))
     }
@@ -162,6 +170,15 @@ fn remediation_cells(rem: Option<&Remediation>) -> [Cell<'static>; REMEDIATION_C
     ]
 }
 
+/// The columns of [`LATER_COLUMNS`]; the banner came from a device, so it is `Text`.
+fn later_cells(rec: &DeviceRecord) -> [Cell<'_>; LATER_COLUMNS.len()] {
+    [
+        Cell::Word(rec.ssh_port.map(|p| p.as_str())),
+        Cell::Text(rec.ssh_banner.as_deref()),
+        Cell::Word(rec.exposure.map(|e| e.as_str())),
+    ]
+}
+
 /// JSON rendering: typed values, `null` for unknown, text as is (formula neutralising is
 /// for spreadsheets only).
 impl Serialize for Cell<'_> {
@@ -196,20 +213,24 @@ mod tests {
                 "inventory_status".into(),
                 "action".into(),
                 "Serial".into(),
+                "Exposure".into(),
             ],
         };
         let columns = schema.columns();
         assert_eq!(&columns[..COLUMNS.len()], COLUMNS);
         let added = COLUMNS.len() + ADDED_COLUMNS.len();
         assert_eq!(&columns[COLUMNS.len()..added], ADDED_COLUMNS);
+        let after = added + LATER_COLUMNS.len();
+        assert_eq!(&columns[added..after], LATER_COLUMNS);
         assert_eq!(
-            &columns[added..],
+            &columns[after..],
             [
                 "owner",
                 "inventory_Status",
                 "inventory_inventory_status",
                 "inventory_action",
-                "inventory_Serial"
+                "inventory_Serial",
+                "inventory_Exposure"
             ]
         );
     }
@@ -221,7 +242,7 @@ mod tests {
             extra_columns: vec!["rack".into()],
         };
         let columns = schema.columns();
-        assert_eq!(columns.len(), COLUMNS.len() + 10);
+        assert_eq!(columns.len(), COLUMNS.len() + 13);
         assert_eq!(
             &columns[COLUMNS.len()..],
             [
@@ -234,6 +255,9 @@ mod tests {
                 "first_seen",
                 "state_since",
                 "waiver",
+                "ssh_port",
+                "ssh_banner",
+                "exposure",
                 "rack"
             ]
         );

@@ -142,6 +142,7 @@ mod tests {
                 r#""serial":"ACCC8E012345","change":"regressed","#,
                 r#""first_seen":"2026-11-01T08:00:00.000Z","state_since":"2026-11-23T12:00:00.123Z","#,
                 r#""waiver":null,"#,
+                r#""ssh_port":"open","ssh_banner":"SSH-2.0-OpenSSH_8.9","exposure":"consistent","#,
                 r#""owner":"alice","inventory_error":""}"#,
                 "\n"
             )
@@ -160,11 +161,14 @@ mod tests {
         assert_eq!(object["ssh_enabled"], serde_json::Value::Null);
         assert_eq!(object["supported_versions"], serde_json::json!([]));
         assert_eq!(object["attempts"], 0);
+        assert_eq!(object["change"], serde_json::Value::Null);
+        assert_eq!(object["ssh_port"], serde_json::Value::Null);
+        assert_eq!(object["exposure"], serde_json::Value::Null);
+        use super::super::record::{ADDED_COLUMNS, COLUMNS, LATER_COLUMNS};
         assert_eq!(
             object.len(),
-            super::super::record::COLUMNS.len() + super::super::record::ADDED_COLUMNS.len()
+            COLUMNS.len() + ADDED_COLUMNS.len() + LATER_COLUMNS.len()
         );
-        assert_eq!(object["change"], serde_json::Value::Null);
     }
 
     #[test]

@@ -21,8 +21,10 @@ use std::str::FromStr;
 
 pub use columns::Schema;
 pub use drift::{Baseline, DriftSummary};
-pub use record::{Action, Change, DeviceRecord, Drift, Method, Remediation, SshState, Status};
-pub use summary::{RemediationSummary, SiteSummary, StatusCounts, Summary};
+pub use record::{
+    Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshState, Status,
+};
+pub use summary::{ExposureSummary, RemediationSummary, SiteSummary, StatusCounts, Summary};
 pub use writer_thread::{spawn_drift_writer, spawn_writer, ReportError};
 
 /// A report file format.

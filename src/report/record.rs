@@ -209,6 +209,41 @@ impl fmt::Display for Change {
     }
 }
 
+/// What the SSH port probe (`--probe-ssh`) saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PortState {
+    /// The connection was accepted and the server sent something: an identification line
+    /// (`ssh_banner`), or bytes that are not one (`ssh_banner` empty).
+    Open,
+    /// The connection was refused.
+    Closed,
+    /// Nothing answered within the probe deadline: the connect timed out or the host was
+    /// unreachable, or a connection was accepted but not one byte came.
+    Filtered,
+}
+
+impl PortState {
+    pub const ALL: [PortState; 3] = [PortState::Open, PortState::Closed, PortState::Filtered];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortState::Open => "open",
+            PortState::Closed => "closed",
+            PortState::Filtered => "filtered",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PortState> {
+        PortState::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl fmt::Display for PortState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A record's place in the device's history: the change, when the device was first seen and
 /// since when it has been in its present state (RFC 3339 UTC).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -216,6 +251,54 @@ pub struct Drift {
     pub change: Change,
     pub first_seen: String,
     pub state_since: String,
+}
+
+/// How the configured SSH state (VAPIX) and the probed port agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Exposure {
+    /// Enabled and the port is open, or disabled and it is not.
+    Consistent,
+    /// Enabled, but the port does not answer from here (firewalled, or the service is down).
+    ConfigOnly,
+    /// Disabled, yet the port answers: something else listens, or the device misreports.
+    PortOnly,
+}
+
+impl Exposure {
+    pub const ALL: [Exposure; 3] = [
+        Exposure::Consistent,
+        Exposure::ConfigOnly,
+        Exposure::PortOnly,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exposure::Consistent => "consistent",
+            Exposure::ConfigOnly => "config_only",
+            Exposure::PortOnly => "port_only",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Exposure> {
+        Exposure::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+
+    /// The exposure of a device whose configuration says `ssh_enabled` and whose port was
+    /// seen `port`; unknown unless both are known.
+    pub fn of(ssh_enabled: Option<bool>, port: Option<PortState>) -> Option<Exposure> {
+        let open = port? == PortState::Open;
+        Some(match (ssh_enabled?, open) {
+            (true, true) | (false, false) => Exposure::Consistent,
+            (true, false) => Exposure::ConfigOnly,
+            (false, true) => Exposure::PortOnly,
+        })
+    }
+}
+
+impl fmt::Display for Exposure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Remediation columns, present only in remediation reports.
@@ -258,6 +341,13 @@ pub struct DeviceRecord {
     /// The waiver that allows this device's state (`ID owner=… expires=…`): then the
     /// device is not a finding.
     pub waiver: Option<String>,
+    /// What the SSH port probe saw; `None` when not probed.
+    pub ssh_port: Option<PortState>,
+    /// The server's identification line, sanitised (printable ASCII, at most 253
+    /// characters); `None` when none was read.
+    pub ssh_banner: Option<String>,
+    /// Configuration against port; `None` when not probed or the SSH state is unknown.
+    pub exposure: Option<Exposure>,
     /// Passthrough inventory columns, in the order of `Inventory::extra_columns`.
     pub extra: Vec<String>,
 }
@@ -289,6 +379,9 @@ pub const REMEDIATION_COLUMNS: [&str; 4] = ["action", "before", "after", "verifi
 /// Columns added since the first report, in every report after the remediation columns
 /// (empty where not asked or unknown).
 pub const ADDED_COLUMNS: [&str; 5] = ["serial", "change", "first_seen", "state_since", "waiver"];
+/// Columns added since the first release: in every report, after the remediation columns,
+/// empty where not asked for (DESIGN.md).
+pub const LATER_COLUMNS: [&str; 3] = ["ssh_port", "ssh_banner", "exposure"];
 
 impl DeviceRecord {
     /// A record with every result field empty; callers fill in what they learned.
@@ -315,6 +408,9 @@ impl DeviceRecord {
             serial: None,
             drift: None,
             waiver: None,
+            ssh_port: None,
+            ssh_banner: None,
+            exposure: None,
             extra: Vec::new(),
         }
     }
@@ -326,10 +422,21 @@ impl DeviceRecord {
         rec
     }
 
+    /// Sets `exposure` from `ssh_enabled` and `ssh_port`, as they are now.
+    pub fn assess_exposure(&mut self) {
+        self.exposure = Exposure::of(self.ssh_enabled, self.ssh_port);
+    }
+
     /// Sets `compliant` from `ssh_enabled` and `expect`; unknown when either is unknown.
+    /// An SSH server answering on a device configured off (`port_only`) is never compliant:
+    /// with `expect disabled` it is the exposure the audit looks for, and with `expect
+    /// enabled` the configuration is wrong anyway.
     pub fn judge(&mut self) {
+        let answers_while_off = self.exposure == Some(Exposure::PortOnly);
         self.compliant = match (self.status, self.ssh_enabled, self.expect) {
-            (Status::Ok, Some(on), Some(want)) => Some(on == want.is_enabled()),
+            (Status::Ok, Some(on), Some(want)) => {
+                Some(on == want.is_enabled() && !answers_while_off)
+            }
             _ => None,
         };
     }
@@ -351,6 +458,53 @@ mod tests {
             assert_eq!(status.index(), i);
             assert_eq!(Status::parse(status.as_str()), Some(status));
         }
+    }
+
+    #[test]
+    fn exposure_compares_configuration_and_port() {
+        use PortState::{Closed, Filtered, Open};
+        let cases = [
+            (Some(true), Some(Open), Some(Exposure::Consistent)),
+            (Some(true), Some(Closed), Some(Exposure::ConfigOnly)),
+            (Some(true), Some(Filtered), Some(Exposure::ConfigOnly)),
+            (Some(false), Some(Open), Some(Exposure::PortOnly)),
+            (Some(false), Some(Closed), Some(Exposure::Consistent)),
+            (Some(false), Some(Filtered), Some(Exposure::Consistent)),
+            (None, Some(Open), None),
+            (Some(true), None, None),
+        ];
+        for (enabled, port, want) in cases {
+            assert_eq!(Exposure::of(enabled, port), want, "{enabled:?} {port:?}");
+        }
+        for e in Exposure::ALL {
+            assert_eq!(Exposure::parse(e.as_str()), Some(e));
+        }
+        for p in PortState::ALL {
+            assert_eq!(PortState::parse(p.as_str()), Some(p));
+        }
+    }
+
+    #[test]
+    fn an_ssh_server_on_a_device_configured_off_is_not_compliant() {
+        let mut rec = DeviceRecord::new("x".into(), "n".into(), "s".into(), Status::Ok);
+        rec.ssh_enabled = Some(false);
+        rec.expect = Some(SshState::Disabled);
+        rec.judge();
+        assert_eq!(rec.compliant, Some(true));
+        rec.ssh_port = Some(PortState::Open);
+        rec.assess_exposure();
+        rec.judge();
+        assert_eq!(rec.exposure, Some(Exposure::PortOnly));
+        assert_eq!(rec.compliant, Some(false));
+        assert!(rec.is_finding());
+        // A device configured on whose port does not answer is compliant with `enabled`.
+        rec.ssh_enabled = Some(true);
+        rec.ssh_port = Some(PortState::Filtered);
+        rec.expect = Some(SshState::Enabled);
+        rec.assess_exposure();
+        rec.judge();
+        assert_eq!(rec.exposure, Some(Exposure::ConfigOnly));
+        assert_eq!(rec.compliant, Some(true));
     }
 
     #[test]

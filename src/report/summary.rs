@@ -7,7 +7,7 @@ use std::fmt;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use super::drift::{is_new_exposure, DriftSummary};
-use super::record::{Action, Change, DeviceRecord, Remediation, Status};
+use super::record::{Action, Change, DeviceRecord, Exposure, PortState, Remediation, Status};
 
 /// Sites listed in the text summary; beyond this the ones with most findings are shown.
 const MAX_SITE_ROWS: usize = 50;
@@ -32,6 +32,8 @@ pub struct Summary {
     /// Non-compliant devices a waiver in force allows (not findings).
     pub waived: u64,
     pub remediation: RemediationSummary,
+    /// What the SSH port probe saw; all zero without `--probe-ssh`.
+    pub exposure: ExposureSummary,
     /// Keyed by the `site` column; devices without one count under `""`.
     pub by_site: BTreeMap<String, SiteSummary>,
     /// Against the previous run, when there was one (`--baseline`).
@@ -88,6 +90,39 @@ impl SiteSummary {
         self.findings += u64::from(rec.is_finding());
         self.ssh_enabled += u64::from(rec.ssh_enabled == Some(true));
         self.non_compliant += u64::from(rec.compliant == Some(false));
+    }
+}
+
+/// The SSH port probe's results and how they agree with the configuration.
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ExposureSummary {
+    /// Devices whose SSH port was probed.
+    pub probed: u64,
+    pub open: u64,
+    pub closed: u64,
+    pub filtered: u64,
+    pub consistent: u64,
+    /// Configured on, but the port does not answer from here.
+    pub config_only: u64,
+    /// Configured off, yet an SSH server answers: non-compliant, a finding.
+    pub port_only: u64,
+}
+
+impl ExposureSummary {
+    fn add(&mut self, rec: &DeviceRecord) {
+        let Some(port) = rec.ssh_port else { return };
+        self.probed += 1;
+        match port {
+            PortState::Open => self.open += 1,
+            PortState::Closed => self.closed += 1,
+            PortState::Filtered => self.filtered += 1,
+        }
+        match rec.exposure {
+            Some(Exposure::Consistent) => self.consistent += 1,
+            Some(Exposure::ConfigOnly) => self.config_only += 1,
+            Some(Exposure::PortOnly) => self.port_only += 1,
+            None => {}
+        }
     }
 }
 
@@ -158,6 +193,7 @@ impl Summary {
                 && is_new_exposure(drift.change, rec.compliant, rec.ssh_enabled);
             self.new_exposure += u64::from(exposed);
         }
+        self.exposure.add(rec);
         self.add_to_site(rec);
     }
 
@@ -229,6 +265,30 @@ impl Summary {
             return Ok(());
         }
         writeln!(f, "by status: {}", counts.join(", "))
+    }
+
+    fn write_exposure(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = &self.exposure;
+        if e.probed == 0 {
+            return Ok(());
+        }
+        writeln!(
+            f,
+            "ssh port: {} probed, {} open, {} closed, {} filtered",
+            e.probed, e.open, e.closed, e.filtered
+        )?;
+        if e.port_only > 0 {
+            writeln!(
+                f,
+                "PORT_ONLY: {} device(s) answer SSH although configured disabled",
+                e.port_only
+            )?;
+        }
+        writeln!(
+            f,
+            "exposure: {} port_only, {} config_only, {} consistent",
+            e.port_only, e.config_only, e.consistent
+        )
     }
 
     fn write_remediation(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -332,6 +392,7 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.write_totals(f)?;
         self.write_statuses(f)?;
+        self.write_exposure(f)?;
         self.write_remediation(f)?;
         self.write_drift(f)?;
         self.write_sites(f)
@@ -481,6 +542,54 @@ mod tests {
         );
         assert!(summary.render_text().contains("remediation: 3 to set, 1 already as desired, 1 skipped; 1 changed, 1 verified, 1 failed"));
         assert!(!summary.render_text().contains("site"));
+    }
+
+    #[test]
+    fn probed_ports_and_exposure_are_counted_and_port_only_stands_out() {
+        let off = Some(SshState::Disabled);
+        let mut summary = Summary::default();
+        assert!(!summary.render_text().contains("exposure"));
+        let probed = [
+            (Some(true), PortState::Open),
+            (Some(true), PortState::Filtered),
+            (Some(false), PortState::Open),
+            (Some(false), PortState::Closed),
+            (None, PortState::Open),
+        ];
+        for (enabled, port) in probed {
+            let status = if enabled.is_some() {
+                Status::Ok
+            } else {
+                Status::Timeout
+            };
+            let mut rec = rec("", status, enabled, off);
+            rec.ssh_port = Some(port);
+            rec.assess_exposure();
+            rec.judge();
+            summary.add(&rec);
+        }
+        summary.add(&rec("", Status::Ok, Some(false), off));
+        let e = summary.exposure;
+        assert_eq!((e.probed, e.open, e.closed, e.filtered), (5, 3, 1, 1));
+        assert_eq!((e.consistent, e.config_only, e.port_only), (2, 1, 1));
+        // Enabled-and-open, enabled-and-filtered, port_only and the timeout are findings.
+        assert_eq!(summary.findings(), 4);
+        let text = summary.render_text();
+        assert!(
+            text.contains("ssh port: 5 probed, 3 open, 1 closed, 1 filtered"),
+            "{text}"
+        );
+        assert!(
+            text.contains("PORT_ONLY: 1 device(s) answer SSH although configured disabled"),
+            "{text}"
+        );
+        assert!(
+            text.contains("exposure: 1 port_only, 1 config_only, 2 consistent"),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&summary.to_json()).unwrap();
+        assert_eq!(json["exposure"]["port_only"], 1);
+        assert_eq!(json["exposure"]["probed"], 5);
     }
 
     #[test]

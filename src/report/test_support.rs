@@ -3,7 +3,9 @@
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::record::{Action, Change, DeviceRecord, Drift, Method, Remediation, SshState, Status};
+use super::record::{
+    Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshState, Status,
+};
 
 /// A record with every field set, for golden output tests.
 pub fn full_record() -> DeviceRecord {
@@ -38,6 +40,9 @@ pub fn full_record() -> DeviceRecord {
             state_since: "2026-11-23T12:00:00.123Z".into(),
         }),
         waiver: None,
+        ssh_port: Some(PortState::Open),
+        ssh_banner: Some("SSH-2.0-OpenSSH_8.9".into()),
+        exposure: Some(Exposure::Consistent),
         extra: vec!["alice".into()],
     }
 }

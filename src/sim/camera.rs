@@ -1,11 +1,12 @@
 //! One virtual camera: its SSH state, counters and write log, and how it answers a request
 //! (brute-force block, authentication gate, routing to the CGIs, payload faults).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::auth::{Authority, Guard, Scheme, Verdict};
@@ -57,8 +58,10 @@ pub struct Camera {
     pub param_style: ParamStyle,
     /// Extra delay before every response of a `Slow` camera.
     pub slow_delay: Duration,
-    ssh_enabled: AtomicBool,
+    /// The SSH state; its SSH port follows it through [`Camera::watch_ssh`].
+    ssh_enabled: watch::Sender<bool>,
     requests: AtomicU64,
+    ssh_connections: AtomicU64,
     writes: Mutex<Vec<WriteEvent>>,
     guard: Guard,
 }
@@ -77,7 +80,7 @@ impl Camera {
     pub fn new(spec: DeviceSpec, id: Identity) -> Camera {
         Camera {
             address: id.address,
-            ssh_enabled: AtomicBool::new(spec.ssh_enabled),
+            ssh_enabled: watch::Sender::new(spec.ssh_enabled),
             spec,
             scheme: id.scheme,
             realm: id.realm,
@@ -85,18 +88,25 @@ impl Camera {
             param_style: id.param_style,
             slow_delay: id.slow_delay,
             requests: AtomicU64::new(0),
+            ssh_connections: AtomicU64::new(0),
             writes: Mutex::new(Vec::new()),
             guard: Guard::default(),
         }
     }
 
     pub fn ssh_enabled(&self) -> bool {
-        self.ssh_enabled.load(Ordering::Relaxed)
+        *self.ssh_enabled.borrow()
+    }
+
+    /// The SSH state, to wait for its changes.
+    pub fn watch_ssh(&self) -> watch::Receiver<bool> {
+        self.ssh_enabled.subscribe()
     }
 
     /// Changes the state without recording a write (a test hook).
     pub fn set_ssh_enabled(&self, enabled: bool) {
-        self.ssh_enabled.store(enabled, Ordering::Relaxed);
+        self.ssh_enabled
+            .send_if_modified(|now| std::mem::replace(now, enabled) != enabled);
     }
 
     /// A successful write through ssh.cgi or param.cgi: change the state and log it (a
@@ -108,13 +118,17 @@ impl Camera {
             .as_millis() as u64;
         let mut writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         if self.spec.fault != Fault::IgnoresWrites {
-            self.ssh_enabled.store(enabled, Ordering::Relaxed);
+            self.set_ssh_enabled(enabled);
         }
         writes.push(WriteEvent { at_ms, enabled });
     }
 
     pub fn count_request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_ssh_connection(&self) {
+        self.ssh_connections.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> DeviceSnapshot {
@@ -127,6 +141,7 @@ impl Camera {
             address: self.address.clone(),
             ssh_enabled: self.ssh_enabled(),
             requests: self.requests.load(Ordering::Relaxed),
+            ssh_connections: self.ssh_connections.load(Ordering::Relaxed),
             writes,
         }
     }

@@ -1,7 +1,7 @@
 //! The seeded fleet mixes: which cameras get which fault, firmware and auth profile, and which
 //! have SSH enabled. Counts are exact per mix (cumulative rounding), positions are shuffled.
 
-use super::spec::{DeviceAuth, DeviceSpec, Fault, Firmware};
+use super::spec::{DeviceAuth, DeviceSpec, Fault, Firmware, SshFault};
 use super::AuthPolicy;
 
 /// Share of cameras with SSH enabled, in per mille, for every profile.
@@ -13,11 +13,13 @@ enum Slot {
     Fault(Fault),
     Firmware(Firmware),
     Auth(DeviceAuth),
+    Ssh(SshFault),
 }
 
 /// The realistic mix in per mille of the fleet; the rest is clean. Faults sum to 150 ‰ (15 %),
-/// firmware variety to 60 ‰ and authentication variety to 40 ‰, on top of the faults.
-const REALISTIC: [(Slot, u64); 16] = [
+/// firmware variety to 60 ‰, authentication variety to 40 ‰ and SSH port faults to 40 ‰,
+/// on top of the faults. New entries go last: the cameras of the earlier ones stay put.
+const REALISTIC: [(Slot, u64); 20] = [
     (Slot::Fault(Fault::Slow), 35),
     (Slot::Fault(Fault::Hang), 10),
     (Slot::Fault(Fault::Closed), 20),
@@ -34,6 +36,10 @@ const REALISTIC: [(Slot, u64); 16] = [
     (Slot::Auth(DeviceAuth::DigestNoQop), 20),
     (Slot::Auth(DeviceAuth::DigestSha256), 10),
     (Slot::Auth(DeviceAuth::DigestMd5Sess), 10),
+    (Slot::Ssh(SshFault::Firewalled), 20),
+    (Slot::Ssh(SshFault::StrayListener), 10),
+    (Slot::Ssh(SshFault::Trickle), 5),
+    (Slot::Ssh(SshFault::EndlessLine), 5),
 ];
 
 /// Clean modern cameras; only the SSH state varies.
@@ -92,6 +98,7 @@ fn apply(slot: Option<Slot>, ssh_enabled: bool, policy: AuthPolicy) -> DeviceSpe
         Some(Slot::Fault(fault)) => spec.fault = fault,
         Some(Slot::Firmware(firmware)) => spec.firmware = firmware,
         Some(Slot::Auth(auth)) if policy == AuthPolicy::Digest => spec.auth = auth,
+        Some(Slot::Ssh(ssh)) => spec.ssh = ssh,
         Some(Slot::Auth(_)) | None => {}
     }
     spec
@@ -142,6 +149,7 @@ mod tests {
                     Slot::Fault(f) => s.fault == f,
                     Slot::Firmware(f) => s.firmware == f,
                     Slot::Auth(a) => s.auth == a,
+                    Slot::Ssh(f) => s.ssh == f,
                 })
                 .count();
             assert_eq!(count as u64, per_mille, "{slot:?}");

@@ -20,7 +20,7 @@ use super::roster::{self, Truth};
 use super::server::{self, DoneToken, Shared};
 use super::spec::{DeviceAuth, DeviceSpec, Fault};
 use super::tls::{self, TlsIdentity};
-use super::{control, faults, AuthPolicy, DeviceSnapshot, FaultProfile, SimConfig};
+use super::{control, faults, sshd, AuthPolicy, DeviceSnapshot, FaultProfile, SimConfig};
 use crate::secret::Secret;
 
 /// A simulated fleet serving on loopback. Dropping it stops the tasks without waiting.
@@ -29,6 +29,8 @@ pub struct Fleet {
     first: usize,
     cameras: Arc<[Arc<Camera>]>,
     ports: Vec<u16>,
+    /// Every camera's SSH port, in camera order; empty without [`SimConfig::ssh_ports`].
+    ssh_ports: Vec<u16>,
     /// The closed cameras' ports, held until the fleet is gone.
     _closed: Vec<socket2::Socket>,
     control_url: Option<String>,
@@ -66,13 +68,19 @@ impl Fleet {
     /// identities they have in the whole fleet.
     pub(super) async fn start_part(cfg: SimConfig, part: Part) -> io::Result<Fleet> {
         let specs = part_specs(&cfg, &part.devices)?;
-        let closed: Vec<bool> = specs.iter().map(|s| s.fault == Fault::Closed).collect();
-        ports::reserve_file_descriptors(closed.len() as u64)?;
+        // The HTTP ports, then the SSH ports, each refusing or listening as it starts.
+        let mut refuse: Vec<bool> = specs.iter().map(|s| s.fault == Fault::Closed).collect();
+        if cfg.ssh_ports {
+            refuse.extend(specs.iter().map(|s| !s.ssh.listens(s.ssh_enabled)));
+        }
+        ports::reserve_file_descriptors(refuse.len() as u64)?;
         let tls = part.tls.as_ref().map(tls::serve).transpose()?;
-        let ports = ports::bind_all(&closed, part.ports)?;
+        let mut ports = ports::bind_all(&refuse, part.ports)?;
+        let ssh = ports.split_off(specs.len());
         let first = part.devices.start;
         let cameras = build_cameras(specs, first, &ports, &cfg);
         let numbers = ports.iter().map(Port::number).collect();
+        let ssh_numbers = ssh.iter().map(Port::number).collect();
         let (stop, stop_rx) = watch::channel(false);
         let (done_tx, done) = mpsc::channel(1);
         let shared = Arc::new(Shared {
@@ -82,6 +90,10 @@ impl Fleet {
             stop: stop_rx,
         });
         let held = serve_cameras(&cameras, ports, &shared, &done_tx)?;
+        for (cam, port) in cameras.iter().zip(ssh) {
+            let serving = sshd::serve(port, cam.clone(), shared.stop.clone(), done_tx.clone());
+            tokio::spawn(serving);
+        }
         let equinix = match cfg.equinix_users {
             Some(users) => Some(serve_equinix(&cfg, users, &shared, done_tx.clone()).await?),
             None => None,
@@ -94,6 +106,7 @@ impl Fleet {
             first,
             cameras,
             ports: numbers,
+            ssh_ports: ssh_numbers,
             _closed: held,
             control_url,
             equinix,
@@ -116,6 +129,12 @@ impl Fleet {
         &self.cameras[i].address
     }
 
+    /// Camera `i`'s SSH port (the inventory's `ssh_port`); `None` when the fleet serves
+    /// none (or there is no camera `i`).
+    pub fn ssh_port(&self, i: usize) -> Option<u16> {
+        self.ssh_ports.get(i).copied()
+    }
+
     /// Camera `i`'s spec. Panics if `i >= len()`.
     pub fn spec(&self, i: usize) -> &DeviceSpec {
         &self.cameras[i].spec
@@ -125,20 +144,23 @@ impl Fleet {
     pub fn truth(&self, i: usize) -> Truth {
         let cam = &self.cameras[i];
         let authenticates = cam.scheme != Scheme::None;
+        let ssh_served = self.ssh_port(i).is_some();
         roster::truth(
             self.first + i,
             &cam.spec,
             &cam.address,
             cam.ssh_enabled(),
             authenticates,
+            ssh_served,
         )
     }
 
-    /// CSV with `address,name,site,expect`; every camera is expected `disabled`.
+    /// CSV with `address,name,site,expect,ssh_port`; every camera is expected `disabled`.
     pub fn write_inventory(&self, mut w: impl Write) -> io::Result<()> {
         writeln!(w, "{}", roster::INVENTORY_HEADER)?;
         for (i, cam) in self.cameras.iter().enumerate() {
-            roster::write_inventory_row(&mut w, self.first + i, &cam.address)?;
+            let ssh_port = self.ssh_port(i);
+            roster::write_inventory_row(&mut w, self.first + i, &cam.address, ssh_port)?;
         }
         w.flush()
     }
@@ -154,6 +176,11 @@ impl Fleet {
     /// Every camera's port, in camera order (closed cameras' ports included).
     pub(super) fn ports(&self) -> &[u16] {
         &self.ports
+    }
+
+    /// Every camera's SSH port, in camera order.
+    pub(super) fn ssh_ports(&self) -> &[u16] {
+        &self.ssh_ports
     }
 
     pub fn snapshot(&self) -> Vec<DeviceSnapshot> {

@@ -27,6 +27,19 @@
 //! `digest_sha256` 1 %, `digest_md5_sess` 1 %, all `ok`). Under [`AuthPolicy::None`] the
 //! `wrong_password` cameras are clean too. 30 % of all cameras start with SSH enabled.
 //!
+//! # SSH ports
+//!
+//! Every camera has a second loopback port, its SSH port (the inventory's `ssh_port`). It
+//! follows the camera's SSH state — listening with `SSH-2.0-OpenSSH_8.9` when enabled,
+//! refusing connections when disabled, rebound whenever the state changes — except on the
+//! cameras with an SSH port fault, 4 % of the realistic mix, again on otherwise clean
+//! cameras ([`SshFault`]): `ssh_firewalled` 2 % (accepts and holds every connection without a
+//! byte, whatever the state: the probe sees `filtered`, a loopback stand-in for a dropping
+//! firewall that is deterministic), `ssh_stray_listener` 1 % (answers whatever the
+//! configuration says), `ssh_trickle` 0.5 % (the line one byte every 500 ms) and
+//! `ssh_endless_line` 0.5 % (a line that never ends). The truth file's `ssh_port` and
+//! `exposure` say what a scan with `--probe-ssh` reports.
+//!
 //! # Fleets larger than one process
 //!
 //! Every camera holds a listening socket, so one process serves at most what its open-file
@@ -49,6 +62,7 @@ mod server;
 mod spec;
 mod split;
 mod sshcgi;
+mod sshd;
 mod tls;
 
 use std::fmt;
@@ -63,9 +77,9 @@ pub use equinix::{
     CLIENT_ID as EQUINIX_CLIENT_ID, CLIENT_SECRET as EQUINIX_CLIENT_SECRET,
 };
 pub use fleet::Fleet;
-pub use ports::listener_budget;
+pub use ports::camera_budget;
 pub use roster::Truth;
-pub use spec::{DeviceAuth, DeviceSpec, Fault, Firmware};
+pub use spec::{DeviceAuth, DeviceSpec, Fault, Firmware, SshFault};
 pub use split::{serve_worker, WorkerPlan};
 
 /// Everything a simulated fleet is made of.
@@ -87,6 +101,9 @@ pub struct SimConfig {
     pub control: Option<SocketAddr>,
     /// Explicit per-camera specs, overriding `devices` and `faults`.
     pub specs: Option<Vec<DeviceSpec>>,
+    /// Give every camera its SSH port (the default). Off for measurements of the HTTP side
+    /// alone, where a second listener per camera would only halve the fleet that fits.
+    pub ssh_ports: bool,
     /// Serve a mock Equinix Network Edge API with this many SSH users (on its own port).
     pub equinix_users: Option<usize>,
     pub equinix_faults: EquinixFaults,
@@ -106,6 +123,7 @@ impl Default for SimConfig {
             nonce_lifetime: Duration::from_secs(300),
             control: None,
             specs: None,
+            ssh_ports: true,
             equinix_users: None,
             equinix_faults: EquinixFaults::default(),
         }
@@ -126,6 +144,7 @@ impl fmt::Debug for SimConfig {
             .field("nonce_lifetime", &self.nonce_lifetime)
             .field("control", &self.control)
             .field("specs", &self.specs.as_ref().map(Vec::len))
+            .field("ssh_ports", &self.ssh_ports)
             .field("equinix_users", &self.equinix_users)
             .field("equinix_faults", &self.equinix_faults)
             .finish()
@@ -232,6 +251,8 @@ pub struct DeviceSnapshot {
     pub ssh_enabled: bool,
     /// Every HTTP request received, challenged and refused ones included.
     pub requests: u64,
+    /// Every connection accepted on its SSH port.
+    pub ssh_connections: u64,
     /// Every successful SSH write (ssh.cgi or param.cgi), oldest first.
     pub writes: Vec<WriteEvent>,
 }

@@ -7,6 +7,8 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
 
+/// Listening sockets per camera: its HTTP port and its SSH port.
+pub const LISTENERS_PER_CAMERA: usize = 2;
 /// File descriptors wanted beyond the listeners, for connections and everything else.
 const FD_HEADROOM: u64 = 1024;
 /// Below this many spare descriptors the fleet refuses to start.
@@ -97,12 +99,15 @@ impl PortRange {
 impl PortPlan {
     /// The pool for a fleet of `cameras`: [`PortPlan::loopback`], if it is large enough.
     pub fn for_fleet(cameras: usize) -> io::Result<PortPlan> {
-        // Some ports are always held by other programs: plan for more than one per camera.
-        let wanted = cameras + (cameras / 16).max(256);
+        // Some ports are always held by other programs: plan for more than two per camera.
+        let sockets = cameras.saturating_mul(LISTENERS_PER_CAMERA);
+        let wanted = sockets + (sockets / 16).max(256);
         let plan = PortPlan::loopback();
         if plan.len() < wanted {
-            let msg =
-                format!("{cameras} cameras need about {wanted} loopback ports; {plan} has too few");
+            let msg = format!(
+                "{cameras} cameras need about {wanted} loopback ports (HTTP and SSH); {plan} \
+                 has too few"
+            );
             return Err(io::Error::new(io::ErrorKind::AddrNotAvailable, msg));
         }
         Ok(plan)
@@ -187,6 +192,12 @@ pub fn listener_budget() -> Option<usize> {
     Some(usize::try_from(budget).unwrap_or(usize::MAX))
 }
 
+/// How many cameras one process should serve: the listener budget shared by each camera's
+/// listeners.
+pub fn camera_budget() -> Option<usize> {
+    listener_budget().map(|budget| (budget / LISTENERS_PER_CAMERA).max(1))
+}
+
 /// Raises the soft open-file limit; refuses to start when the listeners alone would not fit.
 pub fn reserve_file_descriptors(listeners: u64) -> io::Result<()> {
     let limit = match rlimit::increase_nofile_limit(u64::MAX) {
@@ -259,6 +270,22 @@ pub fn bind_loopback_listener() -> io::Result<TcpListener> {
     }
 }
 
+/// Binds `port` again, listening or refusing, after the socket that held it was closed
+/// (a camera's SSH port following its SSH state). A refusing socket goes without
+/// SO_REUSEADDR where it can, as in [`bind_all`]; if a connection of the closed listener
+/// still lingers on the port, it needs the option to bind at all.
+pub fn bind_again(port: u16, refuse: bool) -> io::Result<Port> {
+    match bind_one(port, refuse) {
+        Err(e) if refuse && e.kind() == io::ErrorKind::AddrInUse => {
+            let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+            socket.set_reuse_address(true)?;
+            socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into())?;
+            Ok(Port::Closed(socket, port))
+        }
+        other => other,
+    }
+}
+
 fn bind_one(port: u16, refuse: bool) -> io::Result<Port> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     if !refuse {
@@ -314,6 +341,31 @@ mod tests {
     }
 
     #[test]
+    fn a_port_can_change_between_listening_and_refusing() -> io::Result<()> {
+        let mut ports = bind_all(&[true], PortPlan::for_fleet(1)?)?;
+        let Some(Port::Closed(held, number)) = ports.pop() else {
+            panic!("a refusing port");
+        };
+        drop(held);
+        let Port::Listening(listener, _) = bind_again(number, false)? else {
+            panic!("a listening port");
+        };
+        let client = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, number))?;
+        let (accepted, _) = listener.accept()?;
+        drop(listener);
+        // A connection of the old listener is still there while the port refuses.
+        let refusing = bind_again(number, true)?;
+        assert!(matches!(refusing, Port::Closed(..)));
+        let refused = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, number));
+        assert_eq!(
+            refused.err().map(|e| e.kind()),
+            Some(io::ErrorKind::ConnectionRefused)
+        );
+        drop((client, accepted));
+        Ok(())
+    }
+
+    #[test]
     fn split_parts_are_disjoint_consecutive_and_proportional() {
         let range = PortRange {
             first: 40_000,
@@ -335,7 +387,7 @@ mod tests {
     #[test]
     fn fleets_keep_out_of_the_ephemeral_range_while_they_fit() -> io::Result<()> {
         let (low, high) = ephemeral_range();
-        let plan = PortPlan::for_fleet(30_000)?;
+        let plan = PortPlan::for_fleet(15_000)?;
         assert!(plan.len() > 30_000, "{plan}");
         let overflow = plan.overflow;
         if usize::from(low) >= FLEET_FLOOR + MIN_PREFERRED {
@@ -350,7 +402,7 @@ mod tests {
         } else {
             assert_eq!(plan.preferred.first, low);
         }
-        assert!(PortPlan::for_fleet(70_000).is_err());
+        assert!(PortPlan::for_fleet(35_000).is_err(), "two ports per camera");
         Ok(())
     }
 

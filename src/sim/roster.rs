@@ -7,13 +7,13 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::spec::{DeviceSpec, Fault};
-use crate::report::record::Status;
+use crate::report::record::{Exposure, PortState, Status};
 use crate::vapix::identity::serial_from_realm;
 
 const SITES: [&str; 5] = ["site-a", "site-b", "site-c", "site-d", "site-e"];
 
 /// The inventory's header; every camera is expected `disabled`.
-pub const INVENTORY_HEADER: &str = "address,name,site,expect";
+pub const INVENTORY_HEADER: &str = "address,name,site,expect,ssh_port";
 
 /// What a correct scan reports for one camera (a line of the truth file).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,11 +22,15 @@ pub struct Truth {
     /// Known only when `expect_status` is `ok`.
     pub ssh_enabled: Option<bool>,
     pub expect_status: Status,
-    /// The fault/firmware/auth label, `none` for a clean camera.
+    /// The fault/firmware/auth/SSH port label, `none` for a clean camera.
     pub fault: String,
     /// The serial a scan learns from the camera's challenge (none when it never sends one,
     /// or its realm is not in the AXIS OS form).
     pub serial: Option<String>,
+    /// What `--probe-ssh` sees on the camera's SSH port; `None` when it has none.
+    pub ssh_port: Option<PortState>,
+    /// What a scan with `--probe-ssh` reports; known only when `ssh_enabled` is.
+    pub exposure: Option<Exposure>,
 }
 
 #[derive(Serialize)]
@@ -36,6 +40,8 @@ struct TruthLine<'a> {
     expect_status: &'a str,
     fault: &'a str,
     serial: Option<&'a str>,
+    ssh_port: Option<&'a str>,
+    exposure: Option<&'a str>,
 }
 
 /// One camera in 97 has a realm that names no serial (older or rebranded firmware, a proxy).
@@ -59,21 +65,32 @@ pub fn address(port: u16, https: bool) -> String {
 }
 
 /// The inventory row of the camera at fleet-wide `index`.
-pub fn write_inventory_row(mut w: impl Write, index: usize, address: &str) -> io::Result<()> {
+pub fn write_inventory_row(
+    mut w: impl Write,
+    index: usize,
+    address: &str,
+    ssh_port: Option<u16>,
+) -> io::Result<()> {
     let site = SITES[index % SITES.len()];
-    writeln!(w, "{address},cam-{:04},{site},disabled", index + 1)
+    let ssh_port = ssh_port.map_or(String::new(), |p| p.to_string());
+    writeln!(
+        w,
+        "{address},cam-{:04},{site},disabled,{ssh_port}",
+        index + 1
+    )
 }
 
-/// What a correct scan reports for a camera in state `ssh_enabled`. `authenticates` says
-/// whether it asks for credentials at all (see [`DeviceSpec::expect_status`]).
+/// What a correct scan reports for the camera at fleet-wide `index` in state `ssh_enabled`.
+/// `authenticates` says whether it asks for credentials at all (see
+/// [`DeviceSpec::expect_status`]), `ssh_served` whether it has an SSH port.
 pub fn truth(
     index: usize,
     spec: &DeviceSpec,
     address: &str,
     ssh_enabled: bool,
     authenticates: bool,
+    ssh_served: bool,
 ) -> Truth {
-    let expect_status = spec.expect_status(authenticates);
     // Cameras that never answer, or refuse everything before authentication, send no
     // challenge to learn a serial from.
     let challenges = authenticates
@@ -81,14 +98,19 @@ pub fn truth(
             spec.fault,
             Fault::Closed | Fault::Hang | Fault::Throttled | Fault::ThrottledLong
         );
+    let expect_status = spec.expect_status(authenticates);
+    let reported = (expect_status == Status::Ok).then_some(ssh_enabled);
+    let ssh_port = ssh_served.then(|| spec.ssh.expect_port(ssh_enabled));
     Truth {
         address: address.to_owned(),
-        ssh_enabled: (expect_status == Status::Ok).then_some(ssh_enabled),
+        ssh_enabled: reported,
         expect_status,
         fault: spec.label(),
         serial: challenges
             .then(|| serial_from_realm(&realm(index)))
             .flatten(),
+        ssh_port,
+        exposure: Exposure::of(reported, ssh_port),
     }
 }
 
@@ -100,6 +122,8 @@ pub fn write_truth_line(mut w: impl Write, t: &Truth) -> io::Result<()> {
         expect_status: t.expect_status.as_str(),
         fault: &t.fault,
         serial: t.serial.as_deref(),
+        ssh_port: t.ssh_port.map(PortState::as_str),
+        exposure: t.exposure.map(Exposure::as_str),
     };
     serde_json::to_writer(&mut w, &line)?;
     w.write_all(b"\n")

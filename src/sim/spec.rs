@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::report::record::Status;
+use crate::report::record::{PortState, Status};
 
 /// The full description of one simulated camera.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,6 +13,8 @@ pub struct DeviceSpec {
     pub fault: Fault,
     pub firmware: Firmware,
     pub auth: DeviceAuth,
+    /// How its SSH port behaves.
+    pub ssh: SshFault,
 }
 
 impl DeviceSpec {
@@ -23,6 +25,7 @@ impl DeviceSpec {
             fault: Fault::None,
             firmware: Firmware::Modern,
             auth: DeviceAuth::Policy,
+            ssh: SshFault::None,
         }
     }
 
@@ -37,6 +40,9 @@ impl DeviceSpec {
         }
         if self.auth != DeviceAuth::Policy {
             parts.push(self.auth.as_str());
+        }
+        if self.ssh != SshFault::None {
+            parts.push(self.ssh.as_str());
         }
         if parts.is_empty() {
             "none".to_owned()
@@ -131,6 +137,65 @@ impl Fault {
 }
 
 impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a camera's SSH port behaves. Without a fault it follows the SSH state: listening
+/// with an OpenSSH identification line when enabled, refusing connections when disabled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SshFault {
+    None,
+    /// A firewall in the path: connections are accepted and held, never a byte is sent,
+    /// whatever the SSH state (the probe sees `filtered`).
+    Firewalled,
+    /// An SSH server answers whatever the configuration says (another daemon, or a device
+    /// that misreports): `port_only` when configured disabled.
+    StrayListener,
+    /// When enabled, the identification line comes one byte every 500 ms (10.5 s in all).
+    Trickle,
+    /// When enabled, `SSH-2.0-` and then bytes without a line end, for as long as the
+    /// client reads.
+    EndlessLine,
+    /// When enabled, a formula line first, then an identification line full of control
+    /// characters, a spreadsheet formula and HTML. Not part of the realistic mix.
+    HostileBanner,
+}
+
+impl SshFault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SshFault::None => "ssh_normal",
+            SshFault::Firewalled => "ssh_firewalled",
+            SshFault::StrayListener => "ssh_stray_listener",
+            SshFault::Trickle => "ssh_trickle",
+            SshFault::EndlessLine => "ssh_endless_line",
+            SshFault::HostileBanner => "ssh_hostile_banner",
+        }
+    }
+
+    /// Whether the port accepts connections when the SSH state is `ssh_enabled`.
+    pub fn listens(self, ssh_enabled: bool) -> bool {
+        match self {
+            SshFault::Firewalled | SshFault::StrayListener => true,
+            _ => ssh_enabled,
+        }
+    }
+
+    /// What `--probe-ssh` sees on the port when the SSH state is `ssh_enabled`. Every
+    /// listening port but the firewalled one sends its first byte at once, so this holds
+    /// for any probe deadline.
+    pub fn expect_port(self, ssh_enabled: bool) -> PortState {
+        match self {
+            SshFault::Firewalled => PortState::Filtered,
+            _ if self.listens(ssh_enabled) => PortState::Open,
+            _ => PortState::Closed,
+        }
+    }
+}
+
+impl fmt::Display for SshFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -246,6 +311,26 @@ mod tests {
         let mut s = spec(Fault::Slow, Firmware::ParamOnly);
         s.auth = DeviceAuth::DigestSha256;
         assert_eq!(s.label(), "slow+param_only+digest_sha256");
+    }
+
+    #[test]
+    fn ssh_faults_decide_what_the_probe_sees() {
+        use PortState::{Closed, Filtered, Open};
+        let cases = [
+            (SshFault::None, [Closed, Open]),
+            (SshFault::Firewalled, [Filtered, Filtered]),
+            (SshFault::StrayListener, [Open, Open]),
+            (SshFault::Trickle, [Closed, Open]),
+            (SshFault::EndlessLine, [Closed, Open]),
+            (SshFault::HostileBanner, [Closed, Open]),
+        ];
+        for (fault, [off, on]) in cases {
+            assert_eq!(fault.expect_port(false), off, "{fault}");
+            assert_eq!(fault.expect_port(true), on, "{fault}");
+        }
+        let mut s = DeviceSpec::clean(false);
+        s.ssh = SshFault::Trickle;
+        assert_eq!(s.label(), "ssh_trickle");
     }
 
     #[test]

@@ -443,10 +443,14 @@ async fn realistic_fleet_writes_inventory_and_truth() -> TestResult {
     let inventory = String::from_utf8(inventory)?;
     let lines: Vec<&str> = inventory.lines().collect();
     assert_eq!(lines.len(), 201);
-    assert_eq!(lines[0], "address,name,site,expect");
+    assert_eq!(lines[0], "address,name,site,expect,ssh_port");
     assert_eq!(
         lines[1],
-        format!("{},cam-0001,site-a,disabled", fleet.address(0))
+        format!(
+            "{},cam-0001,site-a,disabled,{}",
+            fleet.address(0),
+            fleet.ssh_port(0).unwrap_or_default()
+        )
     );
     let mut truth = Vec::new();
     fleet.write_truth(&mut truth)?;
@@ -460,6 +464,11 @@ async fn realistic_fleet_writes_inventory_and_truth() -> TestResult {
         let ok = row["expect_status"] == "ok";
         assert_eq!(row["ssh_enabled"].is_boolean(), ok, "{row}");
         assert!(row["fault"].is_string() && row["address"].is_string());
+        assert!(
+            ["open", "closed", "filtered"].contains(&row["ssh_port"].as_str().unwrap_or("")),
+            "{row}"
+        );
+        assert_eq!(row["exposure"].is_string(), ok, "{row}");
     }
     let faulty = (0..fleet.len()).filter(|&i| fleet.spec(i).fault != Fault::None);
     assert_eq!(faulty.count(), 30);

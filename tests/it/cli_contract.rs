@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig};
+use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig, SshFault};
 use tokio::io::AsyncReadExt as _;
 
 use crate::support::{args, code, read_jsonl, run, stderr, TestFleet};
@@ -49,6 +49,7 @@ async fn the_password_appears_in_no_output_or_log() {
         fault,
         firmware: Firmware::Modern,
         auth,
+        ssh: SshFault::None,
     };
     let fleet = TestFleet::start(SimConfig {
         password: SECRET.into(),
@@ -99,6 +100,7 @@ async fn ctrl_c_stops_dispatch_flushes_the_report_and_exits_130() {
         fault: Fault::None,
         firmware: Firmware::Modern,
         auth: DeviceAuth::Policy,
+        ssh: SshFault::None,
     };
     let hang = DeviceSpec {
         fault: Fault::Hang,
@@ -176,6 +178,7 @@ async fn a_closed_stdout_ends_the_run_quietly_and_early() {
         fault: Fault::None,
         firmware: Firmware::Modern,
         auth: DeviceAuth::Policy,
+        ssh: SshFault::None,
     };
     let mut specs = vec![clean.clone()];
     specs.extend(vec![

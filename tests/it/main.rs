@@ -22,6 +22,7 @@ mod equinix_token;
 mod independent_camera;
 mod inventory_hostile;
 mod net_heads;
+mod probe_ssh;
 mod remediate;
 mod scan_auth;
 mod scan_statuses;

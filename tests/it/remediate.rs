@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig, WriteEvent};
+use sshfleet::sim::{
+    DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig, SshFault, WriteEvent,
+};
 
 use crate::support::{args, code, read_jsonl, run, stderr, TestFleet, PASSWORD};
 
@@ -14,6 +16,7 @@ fn camera(ssh_enabled: bool, firmware: Firmware) -> DeviceSpec {
         fault: Fault::None,
         firmware,
         auth: DeviceAuth::Policy,
+        ssh: SshFault::None,
     }
 }
 

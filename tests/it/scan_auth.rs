@@ -1,6 +1,8 @@
 //! Authentication as cameras do it: every Digest flavour, Basic only over TLS, no hammering.
 
-use sshfleet::sim::{AuthPolicy, DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig};
+use sshfleet::sim::{
+    AuthPolicy, DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig, SshFault,
+};
 
 use crate::support::{code, stderr, TestFleet};
 
@@ -10,6 +12,7 @@ fn with_auth(auth: DeviceAuth) -> DeviceSpec {
         fault: Fault::None,
         firmware: Firmware::Modern,
         auth,
+        ssh: SshFault::None,
     }
 }
 

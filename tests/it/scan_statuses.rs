@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 
-use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, Firmware, SimConfig};
+use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, Firmware, SimConfig, SshFault};
 
 use crate::support::{code, stderr, TestFleet};
 
@@ -12,6 +12,7 @@ fn spec(fault: Fault, firmware: Firmware, ssh_enabled: bool) -> DeviceSpec {
         fault,
         firmware,
         auth: DeviceAuth::Policy,
+        ssh: SshFault::None,
     }
 }
 

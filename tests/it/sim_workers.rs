@@ -128,7 +128,8 @@ fn is_running(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// Every line of a file with its address column (the first) removed: ports differ per run.
+/// Every line of a file with its address column (the first) and, in the inventory, its
+/// `ssh_port` column (the last) removed: ports differ per run.
 fn without_addresses(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).expect("file");
     let lines = text
@@ -138,10 +139,12 @@ fn without_addresses(path: &Path) -> Vec<String> {
                 fields.remove("address");
                 Value::Object(fields).to_string()
             }
-            _ => line
-                .split_once(',')
-                .map_or(line, |(_, rest)| rest)
-                .to_owned(),
+            _ => {
+                let rest = line.split_once(',').map_or(line, |(_, rest)| rest);
+                rest.rsplit_once(',')
+                    .map_or(rest, |(kept, _)| kept)
+                    .to_owned()
+            }
         });
     lines.collect()
 }

@@ -239,10 +239,17 @@ fn publish(fleet: &Announced<'_>, files: &OutputFiles) -> io::Result<()> {
     let specs = fleet_specs(cfg);
     let ports = fleet.workers.iter().flat_map(|a| a.ports.iter().copied());
     let addresses: Vec<String> = ports.map(|p| roster::address(p, cfg.https)).collect();
-    if addresses.len() != specs.len() {
+    let ssh_ports: Vec<u16> = fleet
+        .workers
+        .iter()
+        .flat_map(|a| a.ssh_ports.iter().copied())
+        .collect();
+    let ssh_served = cfg.ssh_ports;
+    if addresses.len() != specs.len() || (ssh_served && ssh_ports.len() != specs.len()) {
         let msg = format!(
-            "the workers announced {} ports for {} cameras",
+            "the workers announced {} ports and {} SSH ports for {} cameras",
             addresses.len(),
+            ssh_ports.len(),
             specs.len()
         );
         return Err(io::Error::new(io::ErrorKind::InvalidData, msg));
@@ -251,7 +258,8 @@ fn publish(fleet: &Announced<'_>, files: &OutputFiles) -> io::Result<()> {
         super::write_file(path, |w| {
             writeln!(w, "{}", roster::INVENTORY_HEADER)?;
             for (i, address) in addresses.iter().enumerate() {
-                roster::write_inventory_row(&mut *w, i, address)?;
+                let ssh_port = ssh_ports.get(i).copied();
+                roster::write_inventory_row(&mut *w, i, address, ssh_port)?;
             }
             Ok(())
         })?;
@@ -260,7 +268,14 @@ fn publish(fleet: &Announced<'_>, files: &OutputFiles) -> io::Result<()> {
         super::write_file(path, |w| {
             for (index, (spec, address)) in specs.iter().zip(&addresses).enumerate() {
                 let authenticates = resolve_scheme(spec.auth, cfg.auth, cfg.https) != Scheme::None;
-                let truth = roster::truth(index, spec, address, spec.ssh_enabled, authenticates);
+                let truth = roster::truth(
+                    index,
+                    spec,
+                    address,
+                    spec.ssh_enabled,
+                    authenticates,
+                    ssh_served,
+                );
                 roster::write_truth_line(&mut *w, &truth)?;
             }
             Ok(())
@@ -347,10 +362,12 @@ mod tests {
         let mut csv = Vec::new();
         fleet.write_inventory(&mut csv)?;
         let text = String::from_utf8_lossy(&csv);
+        // Name, site and expect: the address and SSH port differ from fleet to fleet.
         let rows = text
             .lines()
             .skip(1)
-            .map(|row| row.split_once(',').map(|r| r.1));
+            .map(|row| row.split_once(',').and_then(|r| r.1.rsplit_once(',')))
+            .map(|r| r.map(|r| r.0));
         Ok(rows.map(|r| r.unwrap_or_default().to_owned()).collect())
     }
 
@@ -363,8 +380,20 @@ mod tests {
             assert_eq!(second.spec(i), whole.spec(6 + i));
             let (a, b) = (second.truth(i), whole.truth(6 + i));
             assert_eq!(
-                (a.ssh_enabled, a.expect_status, a.fault),
-                (b.ssh_enabled, b.expect_status, b.fault)
+                (
+                    a.ssh_enabled,
+                    a.expect_status,
+                    a.fault,
+                    a.ssh_port,
+                    a.exposure
+                ),
+                (
+                    b.ssh_enabled,
+                    b.expect_status,
+                    b.fault,
+                    b.ssh_port,
+                    b.exposure
+                )
             );
         }
         assert_eq!(rows(&second)?, rows(&whole)?[6..]);
@@ -383,6 +412,7 @@ mod tests {
             .iter()
             .map(|f| Announcement {
                 ports: f.ports().to_vec(),
+                ssh_ports: f.ssh_ports().to_vec(),
                 control: f.control_url(),
             })
             .collect();

@@ -37,6 +37,7 @@ struct FleetDescription {
     username: String,
     password: String,
     nonce_lifetime: Duration,
+    ssh_ports: bool,
 }
 
 /// What a worker reports once every camera of its part listens.
@@ -44,6 +45,8 @@ struct FleetDescription {
 pub struct Announcement {
     /// One port per camera of the part, in camera order.
     pub ports: Vec<u16>,
+    /// One SSH port per camera of the part, in camera order.
+    pub ssh_ports: Vec<u16>,
     /// The worker's own control API, when asked for.
     pub control: Option<String>,
 }
@@ -61,6 +64,7 @@ impl Assignment {
                 username: cfg.username.clone(),
                 password: cfg.password.clone(),
                 nonce_lifetime: cfg.nonce_lifetime,
+                ssh_ports: cfg.ssh_ports,
             },
             devices: part.devices,
             ports: part.ports,
@@ -85,6 +89,7 @@ impl Assignment {
             nonce_lifetime: f.nonce_lifetime,
             control: self.control.then(|| ([127, 0, 0, 1], 0).into()),
             specs: None,
+            ssh_ports: f.ssh_ports,
             // The supervisor serves the mock Equinix API itself; workers serve cameras only.
             equinix_users: None,
             equinix_faults: EquinixFaults::default(),

@@ -21,6 +21,7 @@ pub async fn serve_worker(
     let fleet = Fleet::start_part(cfg, part).await?;
     let announcement = Announcement {
         ports: fleet.ports().to_vec(),
+        ssh_ports: fleet.ssh_ports().to_vec(),
         control: fleet.control_url(),
     };
     announce(&serde_json::to_string(&announcement)?);

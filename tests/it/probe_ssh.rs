@@ -1,0 +1,292 @@
+//! `--probe-ssh`: the SSH port of every simulated camera reported as the truth says, its
+//! faults bounded by the probe deadline, hostile banners inert, and no connection at all
+//! without the flag.
+
+use serde_json::Value;
+use sshfleet::sim::{DeviceSpec, Fault, FaultProfile, SimConfig, SshFault};
+
+use crate::support::{args, by_address, code, read_jsonl, run, stderr, TestFleet, PASSWORD};
+
+fn camera(ssh: SshFault, ssh_enabled: bool) -> DeviceSpec {
+    DeviceSpec {
+        ssh,
+        ..DeviceSpec::clean(ssh_enabled)
+    }
+}
+
+/// Every camera of the report against the truth: status, SSH state, port and exposure.
+fn mismatches(fleet: &TestFleet, records: &[Value]) -> Vec<String> {
+    let truth = fleet.truth();
+    let report = by_address(records);
+    assert_eq!(report.len(), truth.len(), "one record per device");
+    let keys = [
+        ("status", "expect_status"),
+        ("ssh_enabled", "ssh_enabled"),
+        ("ssh_port", "ssh_port"),
+        ("exposure", "exposure"),
+    ];
+    let mut wrong = Vec::new();
+    for (address, want) in &truth {
+        let got = &report[address];
+        for (report_key, truth_key) in keys {
+            if got[report_key] != want[truth_key] {
+                wrong.push(format!(
+                    "{address} ({}): {report_key} {} want {} ({})",
+                    want["fault"], got[report_key], want[truth_key], got["error"]
+                ));
+            }
+        }
+    }
+    wrong
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_ssh_port_fault_and_state_is_reported_as_the_truth_says() {
+    let mut specs = Vec::new();
+    for ssh in [
+        SshFault::None,
+        SshFault::Firewalled,
+        SshFault::StrayListener,
+        SshFault::Trickle,
+        SshFault::EndlessLine,
+        SshFault::HostileBanner,
+    ] {
+        specs.extend([camera(ssh, true), camera(ssh, false)]);
+    }
+    // Unreadable configurations: the port is still probed, its exposure unknown.
+    specs.push(DeviceSpec {
+        fault: Fault::Closed,
+        ..camera(SshFault::None, true)
+    });
+    specs.push(DeviceSpec {
+        fault: Fault::WrongPassword,
+        ..camera(SshFault::StrayListener, false)
+    });
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(specs),
+        ..SimConfig::default()
+    })
+    .await;
+    let (output, records) = fleet
+        .scan("probe.jsonl", &["--probe-ssh", "--timeout", "2s"])
+        .await;
+    assert_eq!(code(&output), 1, "findings expected: {}", stderr(&output));
+    let wrong = mismatches(&fleet, &records);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let truth = fleet.truth();
+    let of = |kind: &str| truth.values().filter(|t| t["exposure"] == kind).count();
+    // The truth itself covers every finding, so matching it means something.
+    assert!(of("consistent") > 0 && of("config_only") > 0 && of("port_only") > 0);
+    let banners: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["ssh_banner"].as_str())
+        .collect();
+    assert!(banners.contains(&"SSH-2.0-OpenSSH_8.9"), "{banners:?}");
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_realistic_fleet_probed_matches_the_truth_for_every_camera() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 400,
+        seed: 13,
+        faults: FaultProfile::Realistic,
+        ..SimConfig::default()
+    })
+    .await;
+    let faulty = (0..fleet.fleet.len())
+        .filter(|&i| fleet.fleet.spec(i).ssh != SshFault::None)
+        .count();
+    assert_eq!(faulty, 16, "4 % of the cameras have an SSH port fault");
+    let (output, records) = fleet
+        .scan("probe.jsonl", &["--probe-ssh", "--retries", "0"])
+        .await;
+    assert_eq!(code(&output), 1, "findings expected: {}", stderr(&output));
+    let wrong = mismatches(&fleet, &records);
+    assert!(
+        wrong.is_empty(),
+        "{} mismatches:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickled_endless_and_silent_ports_cost_at_most_the_probe_deadline() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![
+            camera(SshFault::Trickle, true),
+            camera(SshFault::EndlessLine, true),
+            camera(SshFault::Firewalled, true),
+        ]),
+        ..SimConfig::default()
+    })
+    .await;
+    // The probe deadline is the 2 s timeout; the trickle alone would take 10.5 s, and the
+    // device deadline (12 s) would let it.
+    let (output, records) = fleet
+        .scan("slow.jsonl", &["--probe-ssh", "--timeout", "2s"])
+        .await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert_eq!(records.len(), 3);
+    for rec in &records {
+        let elapsed = rec["elapsed_ms"].as_u64().unwrap();
+        assert!(elapsed <= 2000 + 1500, "past the probe deadline: {rec}");
+        assert_eq!(rec["status"], "ok", "{rec}");
+        assert_eq!(rec["ssh_banner"], Value::Null, "no complete line: {rec}");
+    }
+    let ports: Vec<&Value> = records.iter().map(|r| &r["ssh_port"]).collect();
+    assert_eq!(ports, ["open", "open", "filtered"]);
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_probe_ssh_no_connection_reaches_any_ssh_port() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(
+            [
+                SshFault::None,
+                SshFault::Firewalled,
+                SshFault::StrayListener,
+            ]
+            .into_iter()
+            .flat_map(|ssh| [camera(ssh, true), camera(ssh, false)])
+            .collect(),
+        ),
+        ..SimConfig::default()
+    })
+    .await;
+    let (output, records) = fleet.scan("plain.jsonl", &[]).await;
+    assert!(matches!(code(&output), 0 | 1), "{}", stderr(&output));
+    let connections: Vec<u64> = fleet
+        .fleet
+        .snapshot()
+        .iter()
+        .map(|d| d.ssh_connections)
+        .collect();
+    assert_eq!(connections, [0; 6], "no probe, no connection");
+    for rec in &records {
+        for column in ["ssh_port", "ssh_banner", "exposure"] {
+            assert_eq!(rec[column], Value::Null, "{column} without a probe: {rec}");
+        }
+    }
+    // With the flag: exactly one connection to every port that listens.
+    let (output, _) = fleet.scan("probed.jsonl", &["--probe-ssh"]).await;
+    assert!(matches!(code(&output), 0 | 1), "{}", stderr(&output));
+    let connections: Vec<u64> = fleet
+        .fleet
+        .snapshot()
+        .iter()
+        .map(|d| d.ssh_connections)
+        .collect();
+    assert_eq!(connections, [1, 0, 1, 1, 1, 1]);
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_banners_are_inert_in_csv_and_kept_sanitised_in_json() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![camera(SshFault::HostileBanner, true)]),
+        ..SimConfig::default()
+    })
+    .await;
+    let (output, _) = fleet.scan("hostile.csv", &["--probe-ssh"]).await;
+    assert!(matches!(code(&output), 0 | 1), "{}", stderr(&output));
+    let text = std::fs::read_to_string(fleet.path("hostile.csv")).unwrap();
+    assert!(
+        text.bytes()
+            .all(|b| b == b'\n' || (b' '..=b'~').contains(&b)),
+        "only printable ASCII and line ends: {text:?}"
+    );
+    assert_eq!(text.lines().count(), 2, "one header, one row: {text}");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let column = header.iter().position(|h| h == "ssh_banner").unwrap();
+    let row = reader.records().next().unwrap().unwrap();
+    let sanitised = "SSH-2.0-=cmd|' /C calc'!A0 ?[2J?<script>alert(1)</script>??";
+    assert_eq!(&row[column], sanitised);
+    for cell in row.iter() {
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+            "formula cell: {cell:?}"
+        );
+    }
+    let (_, records) = fleet.scan("hostile.jsonl", &["--probe-ssh"]).await;
+    assert_eq!(records[0]["ssh_banner"], sanitised);
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ssh_server_on_a_camera_configured_off_is_a_finding_in_scan_and_remediate() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![
+            camera(SshFault::StrayListener, false),
+            camera(SshFault::None, false),
+        ]),
+        ..SimConfig::default()
+    })
+    .await;
+    let out = fleet.path("scan.jsonl");
+    let inventory = fleet.inventory.display().to_string();
+    let scan = args(&[
+        "scan",
+        "--inventory",
+        &inventory,
+        "-o",
+        &out.display().to_string(),
+        "--probe-ssh",
+    ]);
+    let output = run(&scan, &[("SSHFLEET_PASSWORD", PASSWORD)]).await;
+    assert_eq!(
+        code(&output),
+        1,
+        "port_only is a finding: {}",
+        stderr(&output)
+    );
+    let summary = stderr(&output);
+    assert!(
+        summary.contains("PORT_ONLY: 1 device(s) answer SSH although configured disabled"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("exposure: 1 port_only, 0 config_only, 1 consistent"),
+        "{summary}"
+    );
+    let records = read_jsonl(&out);
+    let stray = &by_address(&records)[fleet.fleet.address(0)];
+    assert_eq!(
+        (
+            &stray["exposure"],
+            &stray["compliant"],
+            &stray["ssh_enabled"]
+        ),
+        (
+            &Value::from("port_only"),
+            &Value::from(false),
+            &Value::from(false)
+        )
+    );
+
+    let plan = fleet.path("plan.jsonl");
+    let remediate = args(&[
+        "remediate",
+        "--inventory",
+        &inventory,
+        "--ssh",
+        "disabled",
+        "-o",
+        &plan.display().to_string(),
+        "--probe-ssh",
+        "--quiet",
+    ]);
+    let output = run(&remediate, &[("SSHFLEET_PASSWORD", PASSWORD)]).await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let records = read_jsonl(&plan);
+    let stray = &by_address(&records)[fleet.fleet.address(0)];
+    // Nothing to write (configured off already), and still a finding.
+    assert_eq!(stray["action"], "none", "{stray}");
+    assert_eq!(stray["exposure"], "port_only", "{stray}");
+    assert_eq!(stray["compliant"], false, "{stray}");
+    fleet.fleet.shutdown().await;
+}
