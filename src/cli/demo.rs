@@ -67,6 +67,8 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     let (summary, stats) = execute(prepared, sinks, progress, shutdown.clone(), None).await?;
     let elapsed = started.elapsed();
     let plan = plan_remediation(&inventory, dir, args.quiet).await?;
+    let drift =
+        rescan_after_changes(&fleet, &inventory, dir, &jsonl_path, shutdown.clone()).await?;
     let equinix = list_equinix(&fleet, dir, shutdown).await?;
     fleet.shutdown().await;
     std::fs::write(dir.join("summary.json"), summary.to_json())
@@ -91,10 +93,18 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         plan.remediation.set, plan.remediation.none, plan.remediation.skip
     );
     diagln!(
-        "reports: {}, {}, {}, {}, {}, {}",
+        "\nsecond scan, after another client turned SSH on for {} cameras and off for {} (--baseline scan.jsonl):",
+        drift.turned_on.len(),
+        drift.turned_off.len()
+    );
+    diag!("{}", drift.summary_line);
+    diagln!("regressed: {}", drift.regressed.join(", "));
+    diagln!(
+        "reports: {}, {}, {}, {}, {}, {}, {}",
         csv_path.display(),
         jsonl_path.display(),
         dir.join("summary.json").display(),
+        dir.join("rescan.jsonl").display(),
         dir.join("remediation-plan.csv").display(),
         dir.join("equinix-users.csv").display(),
         dir.join("equinix-users.jsonl").display()
@@ -102,10 +112,108 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     if stats.interrupted || equinix.interrupted {
         return Ok(Exit::Interrupted);
     }
-    Ok(if agree == total && equinix.complete {
+    let drift_right =
+        drift.regressed_addresses == drift.turned_on && drift.fixed_addresses == drift.turned_off;
+    if !drift_right {
+        diagln!("error: the second scan's drift does not match the changes made between the scans");
+    }
+    Ok(if agree == total && equinix.complete && drift_right {
         Exit::Clean
     } else {
         Exit::Findings
+    })
+}
+
+/// What the demo's second scan found against its first.
+struct DemoDrift {
+    /// Addresses the "other client" changed, in camera order.
+    turned_on: Vec<String>,
+    turned_off: Vec<String>,
+    regressed_addresses: Vec<String>,
+    fixed_addresses: Vec<String>,
+    /// `address (name)` of each regressed camera.
+    regressed: Vec<String>,
+    /// The summary's drift line.
+    summary_line: String,
+}
+
+/// Another client turns SSH on for three readable cameras and off for two; a second scan
+/// against the first as its baseline (`rescan.jsonl`) must report exactly those as
+/// `regressed` and `fixed`.
+async fn rescan_after_changes(
+    fleet: &Fleet,
+    inventory: &Path,
+    dir: &Path,
+    baseline: &Path,
+    shutdown: Shutdown,
+) -> anyhow::Result<DemoDrift> {
+    let mut turned_on = Vec::new();
+    let mut turned_off = Vec::new();
+    for i in 0..fleet.len() {
+        let truth = fleet.truth(i);
+        match truth.ssh_enabled {
+            Some(false) if turned_on.len() < 3 => {
+                fleet.set_ssh_enabled(i, true);
+                turned_on.push(truth.address);
+            }
+            Some(true) if turned_off.len() < 2 => {
+                fleet.set_ssh_enabled(i, false);
+                turned_off.push(truth.address);
+            }
+            _ => {}
+        }
+    }
+    let previous = report::read::read_report(baseline)?;
+    let args = DeviceArgs {
+        retries: 0,
+        ..demo_scan_args(inventory.to_owned())
+    };
+    let prepared = prepare(&args, Secret::new("pass"), true)?;
+    let schema = prepared.schema();
+    let rescan = dir.join("rescan.jsonl");
+    let sinks = vec![report::writer(
+        Format::Jsonl,
+        &schema,
+        open_output(&rescan)?,
+    )];
+    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(true));
+    let baseline = Some(report::Baseline::new(previous));
+    let (summary, _) = execute(prepared, sinks, progress, shutdown, baseline).await?;
+    let mut regressed_addresses = Vec::new();
+    let mut fixed_addresses = Vec::new();
+    let mut regressed = Vec::new();
+    for rec in report::read::read_report(&rescan)? {
+        match rec.change {
+            Some(report::Change::Regressed) => {
+                regressed.push(format!("{} ({})", rec.address, rec.name));
+                regressed_addresses.push(rec.address);
+            }
+            Some(report::Change::Fixed) => fixed_addresses.push(rec.address),
+            _ => {}
+        }
+    }
+    // Records arrive as devices finish; compare in camera order.
+    let order: HashMap<&str, usize> = (0..fleet.len()).map(|i| (fleet.address(i), i)).collect();
+    let by_camera = |v: &mut Vec<String>| v.sort_by_key(|a| order.get(a.as_str()).copied());
+    by_camera(&mut regressed_addresses);
+    by_camera(&mut fixed_addresses);
+    regressed.sort_by_key(|r| {
+        let address = r.split(' ').next().unwrap_or_default();
+        order.get(address).copied()
+    });
+    let summary_line = summary
+        .render_text()
+        .lines()
+        .find(|l| l.starts_with("since the previous run"))
+        .map(|l| format!("{l}\n"))
+        .unwrap_or_default();
+    Ok(DemoDrift {
+        turned_on,
+        turned_off,
+        regressed_addresses,
+        fixed_addresses,
+        regressed,
+        summary_line,
     })
 }
 

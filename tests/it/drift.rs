@@ -394,3 +394,28 @@ async fn a_waiver_without_an_owner_refuses_the_run_naming_file_line_and_field() 
     );
     assert!(!out.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_shows_the_drift_of_its_second_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let output = run(
+        &args(&[
+            "demo",
+            "--devices",
+            "60",
+            "--dir",
+            &out.display().to_string(),
+            "-q",
+        ]),
+        &[],
+    )
+    .await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 0, "{err}");
+    let rescan = read_jsonl(&out.join("rescan.jsonl"));
+    assert_eq!(rescan.len(), 60);
+    let count = |change: &str| rescan.iter().filter(|r| r["change"] == change).count();
+    assert_eq!((count("regressed"), count("fixed")), (3, 2), "{err}");
+    assert!(err.contains("regressed 3, fixed 2"), "{err}");
+}
