@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod equinix;
+pub mod history;
 pub mod inventory;
 pub mod net;
 pub mod probe;

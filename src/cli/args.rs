@@ -33,6 +33,43 @@ pub enum Command {
     Equinix(EquinixArgs),
     /// The changes between two reports: new, regressed, fixed, lost, recovered, moved, gone.
     Diff(DiffArgs),
+    /// The run history (`--history FILE`): list runs, show a device's timeline, prune.
+    History(HistoryArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// The history file (SQLite) that `scan`/`remediate --history` wrote.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    #[command(subcommand)]
+    pub command: HistoryCommand,
+    /// JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum HistoryCommand {
+    /// The latest runs, newest first.
+    Runs {
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        limit: usize,
+    },
+    /// Every state period of one device, by address or serial.
+    Device {
+        #[arg(value_name = "ADDRESS|SERIAL")]
+        device: String,
+    },
+    /// Remove old runs (and the state periods only they held).
+    Prune {
+        /// Keep the newest N runs.
+        #[arg(long, value_name = "N")]
+        keep_runs: Option<u64>,
+        /// Remove runs started longer ago than this: `90d`, `12w`, `36h`.
+        #[arg(long, value_parser = parse_age, value_name = "AGE")]
+        older_than: Option<Duration>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -145,6 +182,10 @@ pub struct ComplianceArgs {
     /// reason, an owner and an expiry date. Waived devices are reported but not findings.
     #[arg(long, value_name = "FILE")]
     pub waivers: Option<PathBuf>,
+    /// Run history (SQLite, created when missing): records this run, and compares every
+    /// device with the previous completed run of the same inventory and shard.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -515,6 +556,29 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("duration {text:?} out of range"));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// An age in whole hours, days or weeks (`36h`, `90d`, `12w`), at most 100 years.
+pub fn parse_age(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid age {text:?} (try 90d, 12w, 36h)"))?;
+    let unit_secs: u64 = match unit {
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        other => return Err(format!("unknown age unit {other:?} (use h, d, w)")),
+    };
+    let secs = value
+        .checked_mul(unit_secs)
+        .filter(|s| *s <= 100 * 366 * 86_400)
+        .ok_or_else(|| format!("age {text:?} out of range"))?;
+    Ok(Duration::from_secs(secs))
 }
 
 /// `50/s`, `600/m`, or a plain number per second; at least one per second.

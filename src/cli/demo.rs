@@ -64,7 +64,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     ];
     let (_trigger, shutdown) = install_signal_handlers(args.quiet, Stopping::Demo);
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(args.quiet));
-    let (summary, stats) = execute(prepared, sinks, progress, shutdown.clone(), None).await?;
+    let (summary, stats) = execute(prepared, sinks, progress, shutdown.clone(), None, None).await?;
     let elapsed = started.elapsed();
     let plan = plan_remediation(&inventory, dir, args.quiet).await?;
     let drift =
@@ -178,7 +178,7 @@ async fn rescan_after_changes(
     )];
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(true));
     let baseline = Some(report::Baseline::new(previous));
-    let (summary, _) = execute(prepared, sinks, progress, shutdown, baseline).await?;
+    let (summary, _) = execute(prepared, sinks, progress, shutdown, baseline, None).await?;
     let mut regressed_addresses = Vec::new();
     let mut fixed_addresses = Vec::new();
     let mut regressed = Vec::new();

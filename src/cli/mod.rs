@@ -26,6 +26,7 @@ pub mod args;
 mod demo;
 mod diff;
 mod equinix;
+mod history;
 mod progress;
 mod remediate;
 mod scan;
@@ -102,6 +103,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Exit> {
         Command::Demo(args) => demo::run(args).await,
         Command::Equinix(args) => equinix::run(args).await,
         Command::Diff(args) => diff::run(args),
+        Command::History(args) => history::run(args),
     }
 }
 
@@ -113,6 +115,7 @@ fn verbosity(command: &Command) -> u8 {
         Command::Sim(a) => a.verbose,
         Command::Demo(_) => 0,
         Command::Diff(a) => a.output.verbose,
+        Command::History(_) => 0,
     }
 }
 
@@ -305,7 +308,7 @@ impl ReportPipe {
         progress: Arc<dyn Reporter>,
         total: usize,
     ) -> ReportPipe {
-        ReportPipe::with_baseline(sinks, progress, total, None)
+        ReportPipe::with_baseline(sinks, progress, total, None, None)
     }
 
     /// A pipe whose records get their drift against `baseline` before they are written.
@@ -314,10 +317,11 @@ impl ReportPipe {
         progress: Arc<dyn Reporter>,
         total: usize,
         baseline: Option<report::Baseline>,
+        store: Option<report::SharedStore>,
     ) -> ReportPipe {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         progress.started(total as u64);
-        let writer = report::spawn_drift_writer(rx, sinks, progress.clone(), baseline);
+        let writer = report::spawn_drift_writer(rx, sinks, progress.clone(), baseline, store);
         ReportPipe {
             tx,
             writer,

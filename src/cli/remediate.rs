@@ -13,7 +13,7 @@ use super::args::{ExpectArg, RemediateArgs};
 use super::progress::Progress;
 use super::scan::{
     exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, prepare,
-    report_interruption, report_waivers, resolve_password, PreparedScan,
+    report_interruption, report_waivers, resolve_password, Comparison, PreparedScan,
 };
 use super::{
     install_signal_handlers, open_output, report_failed, resolve_format, Exit, ReportPipe, Stopping,
@@ -41,6 +41,18 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         prepared.scanner = prepared.scanner.with_waivers(waivers.clone());
     }
     let (journal, recovered) = open_journal(&args, &prepared, target, quiet)?;
+    let mut comparison = Comparison::open(
+        &args.compliance,
+        baseline,
+        &args.device.inventory,
+        &prepared,
+        if args.apply {
+            "remediate --apply"
+        } else {
+            "remediate"
+        },
+        Some(target.as_str().to_owned()),
+    )?;
     let limits = WriteLimits {
         rate: args.rate,
         burst: args.burst,
@@ -66,11 +78,13 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
     let progress = Arc::new(Progress::new(quiet).stop_on_output_failure(trigger));
     let reporter: Arc<dyn Reporter> = progress.clone();
+    let (baseline, store) = comparison.parts();
     let pipe = ReportPipe::with_baseline(
         vec![sink],
         reporter,
         devices.len() + invalid.len(),
         baseline,
+        store,
     );
     pipe.send_all(invalid).await;
     let (planned, mut stats) = remediator
@@ -127,9 +141,13 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         }
         report_interruption(&stats);
     }
+    let history_failed = comparison.finish(&summary, &stats, quiet);
     if let Some(failure) = journal_failure {
         report_journal_failure(&failure);
         return Ok(Exit::OutputFailed);
+    }
+    if let Some(exit) = history_failed {
+        return Ok(exit);
     }
     Ok(if refused {
         Exit::Usage

@@ -12,6 +12,7 @@ use super::{
     fit_concurrency, install_signal_handlers, open_output, report_failed, resolve_format, Exit,
     ReportPipe, Stopping,
 };
+use crate::history::{History, Recorder, RunInfo};
 use crate::inventory::{self, Device, InventoryOptions, Rows, Scheme, Shard};
 use crate::net::auth::Credentials;
 use crate::net::tls::{Pins, TrustSettings};
@@ -25,6 +26,8 @@ use crate::secret::Secret;
 use crate::shutdown::Shutdown;
 use crate::vapix::SessionPolicy;
 use crate::waivers::Waivers;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let quiet = args.output.quiet;
@@ -32,6 +35,14 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let waivers = load_waivers(&args.compliance)?;
     let password = resolve_password(&args.device)?;
     let mut prepared = prepare(&args.device, password, quiet)?;
+    let mut comparison = Comparison::open(
+        &args.compliance,
+        baseline,
+        &args.device.inventory,
+        &prepared,
+        "scan",
+        None,
+    )?;
     if let Some(waivers) = &waivers {
         prepared.scanner = prepared.scanner.with_waivers(waivers.clone());
     }
@@ -47,7 +58,8 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
     let progress: Arc<dyn Reporter> =
         Arc::new(Progress::new(quiet).stop_on_output_failure(trigger));
-    let run = execute(prepared, vec![sink], progress, shutdown, baseline).await;
+    let (baseline, store) = comparison.parts();
+    let run = execute(prepared, vec![sink], progress, shutdown, baseline, store).await;
     let (mut summary, stats) = match run {
         Ok(done) => done,
         Err(e) => return Ok(report_failed(&e)),
@@ -58,7 +70,90 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         report_waivers(waivers.as_deref());
         report_interruption(&stats);
     }
+    if let Some(exit) = comparison.finish(&summary, &stats, quiet) {
+        return Ok(exit);
+    }
     Ok(exit_for(&summary, &stats, args.compliance.fail_on))
+}
+
+/// What a run compares with: a `--baseline` report, or the previous run of its scope in the
+/// `--history` file (which also records this run).
+pub(super) struct Comparison {
+    baseline: Option<report::Baseline>,
+    recorder: Option<Arc<Mutex<Recorder>>>,
+    path: Option<PathBuf>,
+}
+
+impl Comparison {
+    /// Opens the history (taking its lock for the whole run) before anything is sent; a
+    /// history that cannot be used refuses the run (exit 2).
+    pub(super) fn open(
+        args: &ComplianceArgs,
+        baseline: Option<report::Baseline>,
+        inventory: &Path,
+        prepared: &PreparedScan,
+        command: &'static str,
+        target: Option<String>,
+    ) -> anyhow::Result<Comparison> {
+        let Some(path) = &args.history else {
+            return Ok(Comparison {
+                baseline,
+                recorder: None,
+                path: None,
+            });
+        };
+        let fingerprint = crate::remediate::inventory_fingerprint(prepared.devices.devices());
+        let canonical = std::fs::canonicalize(inventory).unwrap_or_else(|_| inventory.to_owned());
+        let shard = prepared.shard.map(|s| s.to_string());
+        let scope = match &shard {
+            Some(shard) => format!("{}#shard={shard}", canonical.display()),
+            None => canonical.display().to_string(),
+        };
+        let info = RunInfo {
+            command,
+            scope,
+            inventory_fingerprint: fingerprint,
+            shard,
+            target,
+        };
+        let (recorder, previous) = History::open(path)?.begin_run(&info)?;
+        tracing::info!(
+            run = recorder.run_id(),
+            previous = previous.len(),
+            "history opened"
+        );
+        Ok(Comparison {
+            // The first run of a scope has nothing to compare with: every device is new.
+            baseline: Some(report::Baseline::new(previous)),
+            recorder: Some(Arc::new(Mutex::new(recorder))),
+            path: Some(path.clone()),
+        })
+    }
+
+    /// The writer's part: the baseline to annotate with, the store to record into.
+    pub(super) fn parts(&mut self) -> (Option<report::Baseline>, Option<report::SharedStore>) {
+        let store = self.recorder.clone().map(|r| -> report::SharedStore { r });
+        (self.baseline.take(), store)
+    }
+
+    /// Commits the run to the history; `Some(exit)` when that failed (an output failure).
+    pub(super) fn finish(&self, summary: &Summary, stats: &RunStats, quiet: bool) -> Option<Exit> {
+        let recorder = self.recorder.as_ref()?;
+        let mut recorder = recorder.lock().unwrap_or_else(PoisonError::into_inner);
+        match recorder.finish(summary, stats.interrupted) {
+            Ok(run) => {
+                if !quiet {
+                    let path = self.path.as_deref().unwrap_or(Path::new(""));
+                    diagln!("recorded as run {run} in {}", path.display());
+                }
+                None
+            }
+            Err(e) => {
+                diagln!("error: {e}; the report is complete, the history did not record this run");
+                Some(Exit::OutputFailed)
+            }
+        }
+    }
 }
 
 /// Reads `--waivers` before anything else happens; a bad file refuses the run (exit 2).
@@ -103,10 +198,13 @@ pub(super) fn load_baseline(
     args: &ComplianceArgs,
     quiet: bool,
 ) -> anyhow::Result<Option<report::Baseline>> {
+    if args.baseline.is_some() && args.history.is_some() {
+        bail!("--baseline and --history both name the previous run: give one");
+    }
     let Some(path) = &args.baseline else {
-        if args.fail_on == FailOn::Regressions {
+        if args.fail_on == FailOn::Regressions && args.history.is_none() {
             bail!(
-                "--fail-on regressions needs a previous run to compare with: add --baseline REPORT"
+                "--fail-on regressions needs a previous run to compare with: add --baseline REPORT or --history FILE"
             );
         }
         return Ok(None);
@@ -221,12 +319,14 @@ pub(super) async fn execute(
     progress: Arc<dyn Reporter>,
     shutdown: Shutdown,
     baseline: Option<report::Baseline>,
+    store: Option<report::SharedStore>,
 ) -> anyhow::Result<(Summary, RunStats)> {
     let pipe = ReportPipe::with_baseline(
         sinks,
         progress,
         prepared.devices.len() + prepared.invalid.len(),
         baseline,
+        store,
     );
     pipe.send_all(prepared.invalid).await;
     let stats = prepared

@@ -192,6 +192,7 @@ mod tests {
             first_seen: None,
             state_since: None,
             change: None,
+            stored: None,
         }
     }
 

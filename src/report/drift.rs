@@ -237,9 +237,13 @@ impl Baseline {
         (drift, Some(before))
     }
 
-    /// Fills in `rec.drift`.
-    pub fn annotate(&mut self, rec: &mut DeviceRecord) {
-        rec.drift = Some(self.drift_of(rec));
+    /// Fills in `rec.drift`; returns what the previous run saw of the device, if it did.
+    pub fn annotate(&mut self, rec: &mut DeviceRecord) -> Option<&Observation> {
+        let seen = Seen::of(rec);
+        let (drift, before) =
+            self.compare(&rec.address, rec.serial.as_deref(), seen, &rec.checked_at);
+        rec.drift = Some(drift);
+        before
     }
 
     /// The devices of the previous run that this run has not seen.
@@ -288,6 +292,7 @@ mod tests {
             first_seen: Some("2026-11-01T00:00:00.000Z".into()),
             state_since: Some("2026-11-15T00:00:00.000Z".into()),
             change: None,
+            stored: None,
         }
     }
 

@@ -25,7 +25,7 @@ pub use record::{
     Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshState, Status,
 };
 pub use summary::{ExposureSummary, RemediationSummary, SiteSummary, StatusCounts, Summary};
-pub use writer_thread::{spawn_drift_writer, spawn_writer, ReportError};
+pub use writer_thread::{spawn_drift_writer, spawn_writer, ReportError, RunStore, SharedStore};
 
 /// A report file format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -29,6 +29,17 @@ pub struct Observation {
     pub state_since: Option<String>,
     /// The change that report recorded (a `diff` of two drift reports keeps it).
     pub change: Option<Change>,
+    /// Where a history keeps this device's states (`--history`), when it came from one.
+    pub stored: Option<Stored>,
+}
+
+/// The history rows an observation was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// The device in its scope.
+    pub track: i64,
+    /// Its latest state period.
+    pub interval: i64,
 }
 
 impl Observation {
@@ -104,6 +115,7 @@ impl WireRecord {
             first_seen: non_empty(self.first_seen),
             state_since: non_empty(self.state_since),
             change,
+            stored: None,
         })
     }
 }

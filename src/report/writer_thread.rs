@@ -10,7 +10,17 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::Receiver;
 
+use super::read::Observation;
 use super::{Baseline, DeviceRecord, RecordWriter, Reporter, Summary};
+
+/// Where a run's records are kept besides its outputs (the history): told each record and
+/// what the previous run saw of that device.
+pub trait RunStore: Send {
+    fn record(&mut self, rec: &DeviceRecord, before: Option<&Observation>);
+}
+
+/// A store shared between the writer thread and the command that finishes the run.
+pub type SharedStore = Arc<std::sync::Mutex<dyn RunStore>>;
 
 /// How long the writer waits for more records once the channel is empty.
 const GATHER: Duration = Duration::from_millis(2);
@@ -71,7 +81,7 @@ pub fn spawn_writer(
     sinks: Vec<Box<dyn RecordWriter>>,
     reporter: Arc<dyn Reporter>,
 ) -> JoinHandle<Result<Summary, ReportError>> {
-    spawn_drift_writer(rx, sinks, reporter, None)
+    spawn_drift_writer(rx, sinks, reporter, None, None)
 }
 
 /// [`spawn_writer`] that first gives every record its drift against `baseline` (the
@@ -81,6 +91,7 @@ pub fn spawn_drift_writer(
     sinks: Vec<Box<dyn RecordWriter>>,
     reporter: Arc<dyn Reporter>,
     baseline: Option<Baseline>,
+    store: Option<SharedStore>,
 ) -> JoinHandle<Result<Summary, ReportError>> {
     let summary = Summary {
         drift: baseline.as_ref().map(|_| Default::default()),
@@ -97,6 +108,7 @@ pub fn spawn_drift_writer(
         reporter,
         summary,
         baseline,
+        store,
         first_error: None,
     };
     std::thread::spawn(move || fanout.run(rx))
@@ -113,6 +125,7 @@ struct Fanout {
     reporter: Arc<dyn Reporter>,
     summary: Summary,
     baseline: Option<Baseline>,
+    store: Option<SharedStore>,
     first_error: Option<ReportError>,
 }
 
@@ -149,8 +162,15 @@ impl Fanout {
     }
 
     fn record(&mut self, mut rec: DeviceRecord) {
-        if let Some(baseline) = &mut self.baseline {
-            baseline.annotate(&mut rec);
+        let before = match &mut self.baseline {
+            Some(baseline) => baseline.annotate(&mut rec),
+            None => None,
+        };
+        if let Some(store) = &self.store {
+            store
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .record(&rec, before);
         }
         self.each_sink(|w| w.write(&rec));
         self.summary.add(&rec);

@@ -419,3 +419,169 @@ async fn the_demo_shows_the_drift_of_its_second_scan() {
     assert_eq!((count("regressed"), count("fixed")), (3, 2), "{err}");
     assert!(err.contains("regressed 3, fixed 2"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_file_records_runs_and_gives_the_next_run_its_drift() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 12,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    for i in 0..12 {
+        fleet.fleet.set_ssh_enabled(i, false);
+    }
+    let history = fleet.path("history.sqlite").display().to_string();
+    let scan = |out: &'static str, extra: &'static [&'static str]| {
+        let mut argv = vec![
+            "scan".to_string(),
+            "--inventory".into(),
+            fleet.inventory.display().to_string(),
+            "-o".into(),
+            fleet.path(out).display().to_string(),
+            "--timeout".into(),
+            "5s".into(),
+            "--expect".into(),
+            "disabled".into(),
+            "--history".into(),
+            history.clone(),
+        ];
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        async move { run(&argv, &[("SSHFLEET_PASSWORD", PASSWORD)]).await }
+    };
+    let output = scan("one.jsonl", &["--fail-on", "regressions"]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("recorded as run 1"),
+        "{}",
+        stderr(&output)
+    );
+    let first = read_jsonl(&fleet.path("one.jsonl"));
+    assert!(
+        first.iter().all(|r| r["change"] == "new"),
+        "the first run sees every device new"
+    );
+
+    fleet.fleet.set_ssh_enabled(4, true);
+    let output = scan("two.jsonl", &["--fail-on", "regressions"]).await;
+    assert_eq!(code(&output), 1, "new exposure: {}", stderr(&output));
+    let second = by_address(&read_jsonl(&fleet.path("two.jsonl")));
+    let address = fleet.fleet.address(4).to_owned();
+    assert_eq!(second[&address]["change"], "regressed");
+    assert_eq!(second[fleet.fleet.address(0)]["change"], "unchanged");
+    assert_eq!(
+        second[fleet.fleet.address(0)]["first_seen"],
+        by_address(&first)[fleet.fleet.address(0)]["checked_at"]
+    );
+
+    let output = scan("three.jsonl", &["--fail-on", "regressions"]).await;
+    assert_eq!(
+        code(&output),
+        0,
+        "nothing new since run 2: {}",
+        stderr(&output)
+    );
+
+    let runs = run(&args(&["history", &history, "runs", "--json"]), &[]).await;
+    assert_eq!(code(&runs), 0, "{}", stderr(&runs));
+    let runs: Value = serde_json::from_slice(&runs.stdout).unwrap();
+    let ids: Vec<i64> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [3, 2, 1]);
+    assert_eq!(runs[1]["regressed"], 1);
+    let timeline = run(
+        &args(&["history", &history, "device", &address, "--json"]),
+        &[],
+    )
+    .await;
+    let periods: Value = serde_json::from_slice(&timeline.stdout).unwrap();
+    let periods = periods.as_array().unwrap();
+    assert_eq!(periods.len(), 2, "{periods:?}");
+    assert_eq!(
+        (
+            periods[1]["run_first"].as_i64(),
+            periods[1]["run_last"].as_i64()
+        ),
+        (Some(2), Some(3))
+    );
+    assert_eq!(periods[1]["ssh_enabled"], true);
+
+    // Another sshfleet holding the history: refused at once, nothing scanned or written.
+    let lock = rusqlite::Connection::open(fleet.path("history.sqlite")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let before = fleet
+        .fleet
+        .snapshot()
+        .iter()
+        .map(|d| d.requests)
+        .sum::<u64>();
+    let output = scan("locked.jsonl", &[]).await;
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is locked by another sshfleet run"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!fleet.path("locked.jsonl").exists());
+    assert_eq!(
+        fleet
+            .fleet
+            .snapshot()
+            .iter()
+            .map(|d| d.requests)
+            .sum::<u64>(),
+        before
+    );
+    lock.execute_batch("ROLLBACK").unwrap();
+
+    let pruned = run(
+        &args(&["history", &history, "prune", "--keep-runs", "1"]),
+        &[],
+    )
+    .await;
+    assert_eq!(code(&pruned), 0, "{}", stderr(&pruned));
+    assert!(String::from_utf8_lossy(&pruned.stdout).contains("pruned 2 run(s)"));
+}
+
+#[tokio::test]
+async fn a_history_that_is_not_ours_or_from_a_newer_sshfleet_is_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.csv");
+    std::fs::write(&inventory, "address\n127.0.0.1:9\n").unwrap();
+    let garbage = dir.path().join("garbage.sqlite");
+    let text = "this is not a database, it is a shopping list: eggs, milk, bread, tea";
+    std::fs::write(&garbage, text).unwrap();
+    let newer = dir.path().join("newer.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&newer).unwrap();
+        conn.execute_batch("CREATE TABLE meta (key, value); PRAGMA user_version = 42;")
+            .unwrap();
+    }
+    let out = dir.path().join("out.jsonl");
+    for (file, want) in [
+        (&garbage, "not an sshfleet history"),
+        (&newer, "written by a newer sshfleet"),
+    ] {
+        let output = run(
+            &args(&[
+                "scan",
+                "--inventory",
+                &inventory.display().to_string(),
+                "--history",
+                &file.display().to_string(),
+                "-o",
+                &out.display().to_string(),
+            ]),
+            &[("SSHFLEET_PASSWORD", PASSWORD)],
+        )
+        .await;
+        assert_eq!(code(&output), 2, "{}", stderr(&output));
+        assert!(stderr(&output).contains(want), "{}", stderr(&output));
+        assert!(!out.exists());
+    }
+    assert_eq!(std::fs::read_to_string(&garbage).unwrap(), text);
+}
