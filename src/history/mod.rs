@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 use crate::report::read::{Observation, Stored};
 use crate::report::{Change, DeviceRecord, Status, Summary};
 
-/// The schema this build writes. Each step of [`MIGRATIONS`] takes the file one version up.
+/// The schema this build writes; each migration step takes a file one version up.
 pub const SCHEMA_VERSION: i64 = 1;
 
 /// How long to wait for another process's lock before saying the file is locked.
