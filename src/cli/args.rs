@@ -186,6 +186,10 @@ pub struct ComplianceArgs {
     /// device with the previous completed run of the same inventory and shard.
     #[arg(long, value_name = "FILE")]
     pub history: Option<PathBuf>,
+    /// Write the run's metrics in the Prometheus text format (for node_exporter's textfile
+    /// collector), replacing the file atomically when the run ends.
+    #[arg(long, value_name = "FILE.prom")]
+    pub metrics_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

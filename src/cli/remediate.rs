@@ -13,7 +13,7 @@ use super::args::{ExpectArg, RemediateArgs};
 use super::progress::Progress;
 use super::scan::{
     exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, prepare,
-    report_interruption, report_waivers, resolve_password, Comparison, PreparedScan,
+    report_interruption, report_waivers, resolve_password, Comparison, MetricsOut, PreparedScan,
 };
 use super::{
     install_signal_handlers, open_output, report_failed, resolve_format, Exit, ReportPipe, Stopping,
@@ -26,6 +26,7 @@ use crate::report::{self, Reporter, Schema, SshState};
 
 pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let quiet = args.output.quiet;
+    let metrics = MetricsOut::check(&args.compliance, "remediate")?;
     if args.apply && !args.yes && !interactive() {
         bail!("--apply needs --yes when not run from a terminal; nothing was changed");
     }
@@ -59,6 +60,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         site_rate: args.site_rate,
         jitter: Duration::from_millis(50),
     };
+    let metrics = metrics.map(|m| m.shard(prepared.shard));
     let PreparedScan {
         scanner,
         devices,
@@ -122,6 +124,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let mut summary = match closed {
         Ok(summary) => summary,
         Err(e) => {
+            MetricsOut::after_report_failure(metrics.as_ref(), &e, quiet);
             let exit = report_failed(&e);
             return Ok(match journal_failure {
                 Some(failure) => {
@@ -142,11 +145,14 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         report_interruption(&stats);
     }
     let history_failed = comparison.finish(&summary, &stats, quiet);
+    let succeeded =
+        !stats.interrupted && !refused && history_failed.is_none() && journal_failure.is_none();
+    let metrics_failed = metrics.and_then(|m| m.write(&summary, succeeded, quiet));
     if let Some(failure) = journal_failure {
         report_journal_failure(&failure);
         return Ok(Exit::OutputFailed);
     }
-    if let Some(exit) = history_failed {
+    if let Some(exit) = history_failed.or(metrics_failed) {
         return Ok(exit);
     }
     Ok(if refused {

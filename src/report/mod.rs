@@ -6,6 +6,7 @@ mod csv_writer;
 pub mod diff;
 pub mod drift;
 mod json_writer;
+pub mod metrics;
 pub mod read;
 pub mod record;
 pub mod ssh_users;
