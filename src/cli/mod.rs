@@ -246,6 +246,18 @@ fn resolve_format(path: &Path, explicit: Option<Format>) -> Format {
         .unwrap_or(Format::Jsonl)
 }
 
+/// The format of an output that is not a device report (Equinix rows, diff rows): JUnit's
+/// one-test-case-per-device has no meaning there.
+fn resolve_table_format(path: &Path, explicit: Option<Format>) -> anyhow::Result<Format> {
+    let format = resolve_format(path, explicit);
+    if format == Format::Junit {
+        anyhow::bail!(
+            "JUnit output is for device reports (scan, remediate): give --format csv, jsonl or json"
+        );
+    }
+    Ok(format)
+}
+
 /// Opens a report destination; `-` is stdout.
 fn open_output(path: &Path) -> anyhow::Result<Box<dyn Write + Send>> {
     if path.as_os_str() == "-" {

@@ -21,6 +21,7 @@ mod equinix_throttle;
 mod equinix_token;
 mod independent_camera;
 mod inventory_hostile;
+mod junit;
 mod metrics;
 mod net_heads;
 mod probe_ssh;
