@@ -35,6 +35,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// The run history (`--history FILE`): list runs, show a device's timeline, prune.
     History(HistoryArgs),
+    /// Work on reports sshfleet wrote: merge shard reports into one fleet view.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -190,6 +192,38 @@ pub struct ComplianceArgs {
     /// collector), replacing the file atomically when the run ends.
     #[arg(long, value_name = "FILE.prom")]
     pub metrics_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub command: ReportCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ReportCommand {
+    /// Merge shard reports into one report, summary and metrics (and, with --history, one
+    /// recorded run), proving that they cover the inventory: every row exactly once.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// The inventory the shards were scanned from (the whole fleet).
+    #[arg(long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// Shard reports (JSONL, JSON or CSV that `scan` or `remediate` wrote), in any order; a
+    /// directory stands for every `.jsonl`, `.json` and `.csv` file in it.
+    #[arg(required = true, value_name = "SHARD")]
+    pub shards: Vec<PathBuf>,
+    /// A shard report last written longer ago than this is stale (a pod that did not run
+    /// this time): the fleet is then not covered.
+    #[arg(long, value_parser = parse_age, value_name = "AGE")]
+    pub max_age: Option<Duration>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub compliance: ComplianceArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -29,6 +29,7 @@ mod equinix;
 mod history;
 mod progress;
 mod remediate;
+mod reports;
 mod scan;
 mod sim;
 
@@ -104,6 +105,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Exit> {
         Command::Equinix(args) => equinix::run(args).await,
         Command::Diff(args) => diff::run(args),
         Command::History(args) => history::run(args),
+        Command::Report(args) => reports::run(args).await,
     }
 }
 
@@ -116,6 +118,9 @@ fn verbosity(command: &Command) -> u8 {
         Command::Demo(_) => 0,
         Command::Diff(a) => a.output.verbose,
         Command::History(_) => 0,
+        Command::Report(a) => match &a.command {
+            args::ReportCommand::Merge(m) => m.output.verbose,
+        },
     }
 }
 

@@ -179,6 +179,14 @@ impl MetricsOut {
     }
 }
 
+/// The devices a run covers, as the history keys its runs: the inventory file, its rows
+/// (fingerprinted), and the shard.
+pub(super) struct Scope<'a> {
+    pub inventory: &'a Path,
+    pub devices: &'a Rows,
+    pub shard: Option<Shard>,
+}
+
 /// What a run compares with: a `--baseline` report, or the previous run of its scope in the
 /// `--history` file (which also records this run).
 pub(super) struct Comparison {
@@ -198,6 +206,22 @@ impl Comparison {
         command: &'static str,
         target: Option<String>,
     ) -> anyhow::Result<Comparison> {
+        let scope = Scope {
+            inventory,
+            devices: &prepared.devices,
+            shard: prepared.shard,
+        };
+        Comparison::for_scope(args, baseline, scope, command, target)
+    }
+
+    /// As [`Comparison::open`], for the devices of `scope` (a merge has no scanner).
+    pub(super) fn for_scope(
+        args: &ComplianceArgs,
+        baseline: Option<report::Baseline>,
+        scope: Scope<'_>,
+        command: &'static str,
+        target: Option<String>,
+    ) -> anyhow::Result<Comparison> {
         let Some(path) = &args.history else {
             return Ok(Comparison {
                 baseline,
@@ -205,9 +229,10 @@ impl Comparison {
                 path: None,
             });
         };
-        let fingerprint = crate::remediate::inventory_fingerprint(prepared.devices.devices());
+        let inventory = scope.inventory;
+        let fingerprint = crate::remediate::inventory_fingerprint(scope.devices.devices());
         let canonical = std::fs::canonicalize(inventory).unwrap_or_else(|_| inventory.to_owned());
-        let shard = prepared.shard.map(|s| s.to_string());
+        let shard = scope.shard.map(|s| s.to_string());
         let scope = match &shard {
             Some(shard) => format!("{}#shard={shard}", canonical.display()),
             None => canonical.display().to_string(),

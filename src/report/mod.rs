@@ -2,6 +2,7 @@
 //! and the run summary.
 
 mod columns;
+pub mod coverage;
 mod csv_writer;
 pub mod diff;
 pub mod drift;
@@ -10,6 +11,7 @@ mod junit_writer;
 pub mod metrics;
 pub mod read;
 pub mod record;
+pub mod replay;
 pub mod ssh_users;
 mod summary;
 #[cfg(test)]

@@ -12,7 +12,7 @@ use super::csv_writer::FORMULA_TRIGGERS;
 use super::record::{Change, Status};
 
 /// Longest line or cell accepted from a report file (a record is well under 8 KiB).
-const MAX_LINE: u64 = 1 << 20;
+pub(super) const MAX_LINE: u64 = 1 << 20;
 
 /// What a previous report said about one device.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -156,7 +156,7 @@ pub fn read_report(path: &Path) -> Result<Vec<Observation>, ReadError> {
     }
 }
 
-fn malformed(path: &Path, where_: String, reason: impl ToString) -> ReadError {
+pub(super) fn malformed(path: &Path, where_: String, reason: impl ToString) -> ReadError {
     ReadError::Malformed {
         path: path.to_owned(),
         where_,
@@ -218,7 +218,7 @@ fn read_json_array(path: &Path, reader: impl Read) -> Result<Vec<Observation>, R
 }
 
 /// The CSV writer prefixes cells that would start a spreadsheet formula with `'`; undo it.
-fn unneutralise(cell: &str) -> &str {
+pub(super) fn unneutralise(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
         Some(rest) if rest.starts_with(FORMULA_TRIGGERS) => rest,
         _ => cell,
