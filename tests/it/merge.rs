@@ -200,7 +200,13 @@ async fn a_missing_row_a_duplicate_and_a_stranger_fail_the_merge_by_name() {
         .set_modified(two_days_ago)
         .unwrap();
     let dir_arg = dir.display().to_string();
-    let output = merge(&fleet, "from-dir.jsonl", &[dir_arg.clone()], &[]).await;
+    let output = merge(
+        &fleet,
+        "from-dir.jsonl",
+        std::slice::from_ref(&dir_arg),
+        &[],
+    )
+    .await;
     let err = stderr(&output);
     assert!(err.contains("coverage: all 40 inventory rows"), "{err}");
     let output = merge(&fleet, "from-dir.jsonl", &[dir_arg], &["--max-age", "36h"]).await;
