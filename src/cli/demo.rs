@@ -216,8 +216,14 @@ async fn rescan_after_changes(
         ..demo_scan_args(inventory.to_owned())
     };
     let prepared = prepare(&args, Secret::new("pass"), true)?;
-    let mut comparison =
-        Comparison::open(&history_args(history), None, inventory, &prepared, "scan", None)?;
+    let mut comparison = Comparison::open(
+        &history_args(history),
+        None,
+        inventory,
+        &prepared,
+        "scan",
+        None,
+    )?;
     let schema = prepared.schema();
     let rescan = dir.join("rescan.jsonl");
     let sinks = vec![report::writer(
@@ -229,7 +235,10 @@ async fn rescan_after_changes(
     let (baseline, store) = comparison.parts();
     let (summary, stats) = execute(prepared, sinks, progress, shutdown, baseline, store).await?;
     if comparison.finish(&summary, &stats, true).is_some() {
-        anyhow::bail!("the second scan could not be recorded in {}", history.display());
+        anyhow::bail!(
+            "the second scan could not be recorded in {}",
+            history.display()
+        );
     }
     let mut regressed_cameras: Vec<(String, String)> = Vec::new();
     let mut fixed_addresses = Vec::new();
