@@ -369,6 +369,7 @@ fn scanner(concurrency: usize) -> Scanner {
         grace: Duration::from_secs(10),
         waivers: None,
         probe: None,
+        device_info: false,
     };
     Scanner::new(Arc::new(http), settings)
 }

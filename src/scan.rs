@@ -18,7 +18,7 @@ use crate::report::{DeviceRecord, SshState, Status};
 use crate::secret::Secret;
 use crate::shutdown::Shutdown;
 use crate::vapix::{
-    self, CallError, Connection, DeviceSession, Failure, SessionPolicy, SshReading,
+    self, deviceinfo, CallError, Connection, DeviceSession, Failure, SessionPolicy, SshReading,
 };
 use crate::waivers::Waivers;
 
@@ -38,6 +38,9 @@ pub struct ScanSettings {
     pub waivers: Option<Arc<Waivers>>,
     /// Probe each device's SSH port too (`--probe-ssh`); `None`: no extra connection.
     pub probe: Option<ProbeSettings>,
+    /// Read model, firmware and serial from `basicdeviceinfo.cgi` too (`--device-info`): one
+    /// more request per device.
+    pub device_info: bool,
 }
 
 /// How a run ended.
@@ -132,19 +135,40 @@ impl Scanner {
         let deadline = session.deadline();
         // The probe shares the device's slot and runs beside its requests, within its own
         // deadline, which is shorter than the device's.
-        let (outcome, probe) = tokio::join!(
-            self.with_deadline(
-                deadline,
-                vapix::read_ssh_state(&mut session, Connection::Close)
-            ),
-            self.probe_ssh(device),
-        );
+        let device_info = self.settings.device_info;
+        let reads = async {
+            let after = match device_info {
+                true => Connection::KeepAlive,
+                false => Connection::Close,
+            };
+            let outcome = self
+                .with_deadline(deadline, vapix::read_ssh_state(&mut session, after))
+                .await;
+            // Facts are worth asking a device that answered, even one without a usable SSH API
+            // (old firmware is exactly what a team wants to find).
+            let answered = matches!(&outcome, Ok(_) | Err(Failure::Unsupported(_)));
+            let facts = match device_info && answered {
+                true => Some(
+                    self.with_deadline(
+                        deadline,
+                        deviceinfo::read_device_facts(&mut session, Connection::Close),
+                    )
+                    .await,
+                ),
+                false => None,
+            };
+            (outcome, facts)
+        };
+        let ((outcome, facts), probe) = tokio::join!(reads, self.probe_ssh(device));
         let mut record = self.record_for(device, &session, started);
         if let Some(probe) = probe {
             probe.apply_to(&mut record);
         }
         let reading = outcome.as_ref().ok().cloned();
         apply_reading(&mut record, outcome);
+        if let Some(facts) = facts {
+            apply_facts(&mut record, facts);
+        }
         self.apply_waivers(device, &mut record);
         (record, reading)
     }
@@ -233,6 +257,30 @@ impl Scanner {
         record.serial = session.serial.clone();
         record.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         record
+    }
+}
+
+/// Puts what `basicdeviceinfo.cgi` said into the record. The serial it names is the
+/// device's own word and wins over the realm's; a failure leaves the SSH result as it is
+/// and says why in `error` when there is no other error to say.
+pub fn apply_facts(record: &mut DeviceRecord, facts: Result<deviceinfo::DeviceFacts, Failure>) {
+    match facts {
+        Ok(facts) => {
+            if let (Some(realm), Some(own)) = (&record.serial, &facts.serial) {
+                if realm != own {
+                    tracing::warn!(realm = %realm, device = %own, "the realm names another serial than the device");
+                }
+            }
+            record.serial = facts.serial.or(record.serial.take());
+            record.model = facts.model;
+            record.firmware = facts.firmware;
+        }
+        Err(failure) => {
+            tracing::debug!(error = %failure, "no device facts");
+            if record.error.is_none() {
+                record.error = Some(format!("device info: {failure}"));
+            }
+        }
     }
 }
 

@@ -154,6 +154,10 @@ pub struct DeviceArgs {
     /// read its identification line: one more TCP connection per device, never a login.
     #[arg(long)]
     pub probe_ssh: bool,
+    /// Also read model, firmware and serial from basicdeviceinfo.cgi (one more request per
+    /// device): columns `model`, `firmware`, and SSH-enabled devices by firmware in the summary.
+    #[arg(long)]
+    pub device_info: bool,
 }
 
 #[derive(Debug, Clone, Args)]

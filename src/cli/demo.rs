@@ -402,6 +402,7 @@ fn demo_scan_args(inventory: std::path::PathBuf) -> DeviceArgs {
         shard: None,
         scheme: SchemeArg::Http,
         probe_ssh: false,
+        device_info: false,
     }
 }
 

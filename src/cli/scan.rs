@@ -430,6 +430,7 @@ pub(super) fn prepare(
         probe: args
             .probe_ssh
             .then(|| ProbeSettings::for_timeout(args.timeout)),
+        device_info: args.device_info,
     };
     Ok(PreparedScan {
         scanner: Scanner::new(Arc::new(http), settings),

@@ -175,12 +175,15 @@ fn remediation_cells(rem: Option<&Remediation>) -> [Cell<'static>; REMEDIATION_C
     ]
 }
 
-/// The columns of [`LATER_COLUMNS`]; the banner came from a device, so it is `Text`.
+/// The columns of [`LATER_COLUMNS`]; the banner, model and firmware came from a device, so
+/// they are `Text`.
 fn later_cells(rec: &DeviceRecord) -> [Cell<'_>; LATER_COLUMNS.len()] {
     [
         Cell::Word(rec.ssh_port.map(|p| p.as_str())),
         Cell::Text(rec.ssh_banner.as_deref()),
         Cell::Word(rec.exposure.map(|e| e.as_str())),
+        Cell::Text(rec.model.as_deref()),
+        Cell::Text(rec.firmware.as_deref()),
     ]
 }
 
@@ -247,7 +250,7 @@ mod tests {
             extra_columns: vec!["rack".into()],
         };
         let columns = schema.columns();
-        assert_eq!(columns.len(), COLUMNS.len() + 13);
+        assert_eq!(columns.len(), COLUMNS.len() + 15);
         assert_eq!(
             &columns[COLUMNS.len()..],
             [
@@ -263,6 +266,8 @@ mod tests {
                 "ssh_port",
                 "ssh_banner",
                 "exposure",
+                "model",
+                "firmware",
                 "rack"
             ]
         );

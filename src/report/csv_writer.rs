@@ -122,11 +122,11 @@ mod tests {
             "address,name,site,status,ssh_enabled,expect,compliant,method,api_version,\
              supported_versions,http_status,error_code,error,attempts,elapsed_ms,tls_fingerprint,\
              checked_at,action,before,after,verified,serial,change,first_seen,state_since,waiver,\
-             ssh_port,ssh_banner,exposure,owner,inventory_status\n\
+             ssh_port,ssh_banner,exposure,model,firmware,owner,inventory_status\n\
              https://10.0.0.7:8443,\"Lobby, north\",hq,ok,true,disabled,false,ssh.cgi,1.1,1.0;1.1,\
              200,,,2,153,ab12,2026-11-23T12:00:00.123Z,set,true,false,true,ACCC8E012345,regressed,\
              2026-11-01T08:00:00.000Z,2026-11-23T12:00:00.123Z,,open,SSH-2.0-OpenSSH_8.9,consistent,\
-             alice,\n"
+             P3265-LVE,10.12.114,alice,\n"
         );
     }
 
@@ -145,7 +145,7 @@ mod tests {
         let out = csv_of(&Schema::default(), &[rec]);
         assert_eq!(
             out.lines().nth(1),
-            Some("cam,,,timeout,,,,,,,,,,0,0,,t,,,,,,,,")
+            Some("cam,,,timeout,,,,,,,,,,0,0,,t,,,,,,,,,,")
         );
     }
 
@@ -165,6 +165,7 @@ mod tests {
         rec.api_version = Some("@SUM(A1)".into());
         rec.supported_versions = vec!["\tx".into()];
         rec.ssh_banner = Some("=cmd|' /C calc'!A0".into());
+        rec.model = Some("@model".into());
         rec.extra = vec!["\rcr".into()];
         let schema = Schema {
             remediation: false,
@@ -179,7 +180,8 @@ mod tests {
         assert_eq!(&row[9], "'\tx");
         assert_eq!(&row[12], "'-2 bad");
         assert_eq!(&row[23], "'=cmd|' /C calc'!A0");
-        assert_eq!(&row[25], "'\rcr");
+        assert_eq!(&row[25], "'@model");
+        assert_eq!(&row[27], "'\rcr");
         // Our own vocabulary and numbers are never touched.
         assert_eq!(&row[3], "ok");
         assert_eq!(&row[22], "open");

@@ -143,6 +143,7 @@ mod tests {
                 r#""first_seen":"2026-11-01T08:00:00.000Z","state_since":"2026-11-23T12:00:00.123Z","#,
                 r#""waiver":null,"#,
                 r#""ssh_port":"open","ssh_banner":"SSH-2.0-OpenSSH_8.9","exposure":"consistent","#,
+                r#""model":"P3265-LVE","firmware":"10.12.114","#,
                 r#""owner":"alice","inventory_error":""}"#,
                 "\n"
             )

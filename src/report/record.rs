@@ -360,6 +360,10 @@ pub struct DeviceRecord {
     pub ssh_banner: Option<String>,
     /// Configuration against port; `None` when not probed or the SSH state is unknown.
     pub exposure: Option<Exposure>,
+    /// The product number from `basicdeviceinfo.cgi` (`--device-info`), e.g. `P3265-LVE`.
+    pub model: Option<String>,
+    /// The firmware (AXIS OS) version from `basicdeviceinfo.cgi` (`--device-info`).
+    pub firmware: Option<String>,
     /// Passthrough inventory columns, in the order of `Inventory::extra_columns`.
     pub extra: Vec<String>,
 }
@@ -393,7 +397,7 @@ pub const REMEDIATION_COLUMNS: [&str; 4] = ["action", "before", "after", "verifi
 pub const ADDED_COLUMNS: [&str; 5] = ["serial", "change", "first_seen", "state_since", "waiver"];
 /// Columns added since the first release: in every report, after the remediation columns,
 /// empty where not asked for (DESIGN.md).
-pub const LATER_COLUMNS: [&str; 3] = ["ssh_port", "ssh_banner", "exposure"];
+pub const LATER_COLUMNS: [&str; 5] = ["ssh_port", "ssh_banner", "exposure", "model", "firmware"];
 
 impl DeviceRecord {
     /// A record with every result field empty; callers fill in what they learned.
@@ -423,6 +427,8 @@ impl DeviceRecord {
             ssh_port: None,
             ssh_banner: None,
             exposure: None,
+            model: None,
+            firmware: None,
             extra: Vec::new(),
         }
     }

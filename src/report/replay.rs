@@ -204,6 +204,8 @@ fn record_from(cells: &impl Cells, extra_keys: &[String]) -> Result<(DeviceRecor
     rec.ssh_port = word(cells, "ssh_port", PortState::parse)?;
     rec.ssh_banner = text("ssh_banner");
     rec.exposure = word(cells, "exposure", Exposure::parse)?;
+    rec.model = text("model");
+    rec.firmware = text("firmware");
     rec.extra = extra_keys
         .iter()
         .map(|key| cells.text(key).unwrap_or_default())

@@ -43,6 +43,9 @@ pub struct Summary {
     /// non-compliant (or, without a desired state, have SSH on). What `--fail-on regressions`
     /// counts.
     pub new_exposure: u64,
+    /// SSH-enabled devices by firmware version (`--device-info`); empty without it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ssh_enabled_by_firmware: BTreeMap<String, u64>,
 }
 
 /// A count per status, serialised as an object in [`Status::ALL`] order.
@@ -202,6 +205,14 @@ impl Summary {
             self.new_exposure += u64::from(exposed);
         }
         self.exposure.add(rec);
+        if let (Some(true), Some(firmware)) = (rec.ssh_enabled, &rec.firmware) {
+            match self.ssh_enabled_by_firmware.get_mut(firmware) {
+                Some(n) => *n += 1,
+                None => {
+                    self.ssh_enabled_by_firmware.insert(firmware.clone(), 1);
+                }
+            }
+        }
         self.add_to_site(rec);
     }
 
@@ -403,7 +414,26 @@ impl fmt::Display for Summary {
         self.write_exposure(f)?;
         self.write_remediation(f)?;
         self.write_drift(f)?;
+        self.write_firmware(f)?;
         self.write_sites(f)
+    }
+}
+
+impl Summary {
+    /// `SSH enabled by firmware: 10.12.114 3, 9.80.3 1`, most first (firmware versions are
+    /// sanitised device text: printable ASCII).
+    fn write_firmware(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.ssh_enabled_by_firmware.is_empty() {
+            return Ok(());
+        }
+        let mut counts: Vec<(&String, &u64)> = self.ssh_enabled_by_firmware.iter().collect();
+        counts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let listed: Vec<String> = counts
+            .iter()
+            .take(MAX_SITE_ROWS)
+            .map(|(firmware, n)| format!("{} {n}", display_site(firmware)))
+            .collect();
+        writeln!(f, "SSH enabled by firmware: {}", listed.join(", "))
     }
 }
 

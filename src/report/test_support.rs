@@ -43,6 +43,8 @@ pub fn full_record() -> DeviceRecord {
         ssh_port: Some(PortState::Open),
         ssh_banner: Some("SSH-2.0-OpenSSH_8.9".into()),
         exposure: Some(Exposure::Consistent),
+        model: Some("P3265-LVE".into()),
+        firmware: Some("10.12.114".into()),
         extra: vec!["alice".into()],
     }
 }

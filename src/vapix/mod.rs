@@ -1,6 +1,7 @@
 //! The Axis wire protocol: ssh.cgi (`getSupportedVersions` → `getSshInfo`,
 //! `setSshConfiguration`) with the `param.cgi` fallback for firmware without ssh.cgi.
 
+pub mod deviceinfo;
 pub mod identity;
 pub mod param;
 pub mod session;
