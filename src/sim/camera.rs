@@ -53,6 +53,8 @@ pub struct Camera {
     pub spec: DeviceSpec,
     pub scheme: Scheme,
     pub realm: String,
+    /// What `basicdeviceinfo.cgi` answers; `None`: it has none (404).
+    pub facts: Option<super::roster::Facts>,
     /// The password this camera accepts (not the fleet's for `WrongPassword`).
     password: Secret,
     pub param_style: ParamStyle,
@@ -70,6 +72,7 @@ pub struct Camera {
 pub struct Identity {
     pub address: String,
     pub realm: String,
+    pub facts: Option<super::roster::Facts>,
     pub scheme: Scheme,
     pub password: Secret,
     pub param_style: ParamStyle,
@@ -84,6 +87,7 @@ impl Camera {
             spec,
             scheme: id.scheme,
             realm: id.realm,
+            facts: id.facts,
             password: id.password,
             param_style: id.param_style,
             slow_delay: id.slow_delay,
@@ -169,6 +173,9 @@ impl Camera {
                 only(req, "POST", || sshcgi::handle(self, req))
             }
             "/axis-cgi/param.cgi" => only(req, "GET", || paramcgi::handle(self, req)),
+            "/axis-cgi/basicdeviceinfo.cgi" => {
+                only(req, "POST", || super::deviceinfo::handle(self, req))
+            }
             _ => Response::plain_status(404),
         };
         self.inject_fault(response)
@@ -293,6 +300,7 @@ pub(super) fn test_camera(
     let id = Identity {
         address: "127.0.0.1:1".to_owned(),
         realm: "AXIS_ACCC8E000001".to_owned(),
+        facts: super::roster::facts(0, firmware),
         scheme: super::auth::Scheme::None,
         password: crate::secret::Secret::new("pass"),
         param_style: super::paramcgi::ParamStyle::default(),

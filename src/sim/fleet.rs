@@ -379,6 +379,7 @@ fn identity(i: usize, spec: &DeviceSpec, port: u16, cfg: &SimConfig, scheme: Sch
     Identity {
         address,
         realm: roster::realm(i),
+        facts: roster::facts(i, spec.firmware),
         scheme,
         password,
         param_style: ParamStyle::pick(&mut rng),

@@ -50,6 +50,7 @@
 mod auth;
 mod camera;
 mod control;
+mod deviceinfo;
 mod digest;
 mod equinix;
 mod faults;

@@ -190,6 +190,7 @@ mod tests {
         let id = Identity {
             address: "127.0.0.1:1".to_owned(),
             realm: "AXIS_ACCC8E000001".to_owned(),
+            facts: None,
             scheme: Scheme::None,
             password: crate::secret::Secret::new("pass"),
             param_style,

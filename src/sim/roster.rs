@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::spec::{DeviceSpec, Fault};
+use super::spec::{DeviceSpec, Fault, Firmware};
 use crate::report::record::{Exposure, PortState, Status};
 use crate::vapix::identity::serial_from_realm;
 
@@ -31,6 +31,10 @@ pub struct Truth {
     pub ssh_port: Option<PortState>,
     /// What a scan with `--probe-ssh` reports; known only when `ssh_enabled` is.
     pub exposure: Option<Exposure>,
+    /// What a scan with `--device-info` reports: the camera answered its SSH read (or said
+    /// it has no usable SSH API) and has `basicdeviceinfo.cgi`, unharmed by its fault.
+    pub model: Option<String>,
+    pub firmware: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -42,6 +46,46 @@ struct TruthLine<'a> {
     serial: Option<&'a str>,
     ssh_port: Option<&'a str>,
     exposure: Option<&'a str>,
+    model: Option<&'a str>,
+    firmware: Option<&'a str>,
+}
+
+/// Models of the simulated fleet: product number and full name.
+const MODELS: [(&str, &str); 6] = [
+    ("P3265-LVE", "AXIS P3265-LVE Dome Camera"),
+    ("M3106-L Mk II", "AXIS M3106-L Mk II Network Camera"),
+    ("Q6135-LE", "AXIS Q6135-LE PTZ Network Camera"),
+    ("P1455-LE", "AXIS P1455-LE Network Camera"),
+    ("M3086-V", "AXIS M3086-V Network Camera"),
+    ("Q1656", "AXIS Q1656 Box Camera"),
+];
+
+/// What a camera says of itself through `basicdeviceinfo.cgi`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Facts {
+    pub model: &'static str,
+    pub product: &'static str,
+    pub firmware: &'static str,
+    pub serial: String,
+}
+
+/// The facts of the camera at fleet-wide `index`, `None` when its firmware predates
+/// `basicdeviceinfo.cgi`. The serial is the one its realm names, also for cameras whose
+/// realm does not say it.
+pub fn facts(index: usize, firmware: Firmware) -> Option<Facts> {
+    let version = match firmware {
+        Firmware::Modern => ["10.12.114", "11.11.73", "12.2.62"][index % 3],
+        Firmware::V2Only => "13.0.4",
+        Firmware::ParamOnly => "9.80.3.8",
+        Firmware::Ancient => return None,
+    };
+    let (model, product) = MODELS[(index / 5) % MODELS.len()];
+    Some(Facts {
+        model,
+        product,
+        firmware: version,
+        serial: format!("ACCC8E{:06X}", (0x01_2345 + index) & 0xFF_FFFF),
+    })
 }
 
 /// One camera in 97 has a realm that names no serial (older or rebranded firmware, a proxy).
@@ -101,6 +145,11 @@ pub fn truth(
     let expect_status = spec.expect_status(authenticates);
     let reported = (expect_status == Status::Ok).then_some(ssh_enabled);
     let ssh_port = ssh_served.then(|| spec.ssh.expect_port(ssh_enabled));
+    let answered = matches!(expect_status, Status::Ok | Status::Unsupported);
+    // A cut-off JSON answer breaks basicdeviceinfo.cgi too; no other fault of a camera that
+    // answered its SSH read touches it.
+    let facts =
+        facts(index, spec.firmware).filter(|_| answered && spec.fault != Fault::MalformedJson);
     Truth {
         address: address.to_owned(),
         ssh_enabled: reported,
@@ -111,6 +160,8 @@ pub fn truth(
             .flatten(),
         ssh_port,
         exposure: Exposure::of(reported, ssh_port),
+        model: facts.as_ref().map(|f| f.model.to_owned()),
+        firmware: facts.as_ref().map(|f| f.firmware.to_owned()),
     }
 }
 
@@ -124,6 +175,8 @@ pub fn write_truth_line(mut w: impl Write, t: &Truth) -> io::Result<()> {
         serial: t.serial.as_deref(),
         ssh_port: t.ssh_port.map(PortState::as_str),
         exposure: t.exposure.map(Exposure::as_str),
+        model: t.model.as_deref(),
+        firmware: t.firmware.as_deref(),
     };
     serde_json::to_writer(&mut w, &line)?;
     w.write_all(b"\n")

@@ -33,6 +33,8 @@ pub struct DeviceFacts {
 #[derive(Deserialize)]
 struct Answer {
     #[serde(default)]
+    context: Option<serde_json::Value>,
+    #[serde(default)]
     data: Option<Data>,
     #[serde(default)]
     error: Option<ErrorObject>,
@@ -95,6 +97,12 @@ pub async fn read_device_facts(
 pub fn parse_facts(body: &[u8]) -> Result<DeviceFacts, String> {
     let answer: Answer = serde_json::from_slice(body)
         .map_err(|e| format!("basicdeviceinfo.cgi answer is not the expected JSON: {e}"))?;
+    if let Some(context) = answer.context.filter(|c| c.as_str() != Some("sshfleet")) {
+        return Err(format!(
+            "basicdeviceinfo.cgi answered another request (context {})",
+            sanitise(&context.to_string()).unwrap_or_default()
+        ));
+    }
     if let Some(error) = answer.error {
         return Err(format!(
             "basicdeviceinfo.cgi error {}: {}",

@@ -11,6 +11,7 @@ mod support;
 
 mod cli_contract;
 mod deploy;
+mod device_info;
 mod diagnostics;
 mod drift;
 mod equinix_cli;
