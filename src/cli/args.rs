@@ -35,6 +35,40 @@ pub enum Command {
     Diff(DiffArgs),
     /// The run history (`--history FILE`): list runs, show a device's timeline, prune.
     History(HistoryArgs),
+    /// Reports from reports: the HTML page of a report file or of a history run.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub command: ReportCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ReportCommand {
+    /// One self-contained HTML file (charts, trend, drift, a filterable device table) from a
+    /// report sshfleet wrote, or from a run of a history.
+    Html(ReportHtmlArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportHtmlArgs {
+    /// A report (JSONL, JSON or CSV that sshfleet wrote).
+    #[arg(value_name = "REPORT", required_unless_present = "history")]
+    pub report: Option<PathBuf>,
+    /// Take the devices from this history instead (with the trend of their runs).
+    #[arg(long, value_name = "FILE", conflicts_with = "report")]
+    pub history: Option<PathBuf>,
+    /// The history's run [default: the latest finished run].
+    #[arg(long, value_name = "ID", requires = "history")]
+    pub run: Option<i64>,
+    /// Where the page goes.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// No message on success; errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -186,6 +220,10 @@ pub struct ComplianceArgs {
     /// device with the previous completed run of the same inventory and shard.
     #[arg(long, value_name = "FILE")]
     pub history: Option<PathBuf>,
+    /// Also write a self-contained HTML report (summary, per-site charts, trend with
+    /// --history, drift, a filterable table of every device) when the run is over.
+    #[arg(long, value_name = "FILE")]
+    pub html_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

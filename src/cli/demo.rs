@@ -18,6 +18,7 @@ use super::scan::{execute, prepare};
 use super::{install_signal_handlers, open_output, Exit, ReportPipe, Stopping};
 use crate::equinix::{ListFilter, PageFetcher};
 use crate::remediate::{Recovered, Remediator, WriteLimits};
+use crate::report::html::{DeviceRows, HtmlReport, HtmlSink, TrendPoint};
 use crate::report::ssh_users::TableWriter;
 use crate::report::{self, Format, Reporter, Schema, SshState, Summary};
 use crate::secret::Secret;
@@ -54,6 +55,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     write_file(&truth, |w| fleet.write_truth(w))?;
 
     let started = Instant::now();
+    let scanned_at = crate::time::now_rfc3339();
     let prepared = prepare(&demo_scan_args(inventory.clone()), password, args.quiet)?;
     let schema = prepared.schema();
     let csv_path = dir.join("scan.csv");
@@ -109,7 +111,16 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         dir.join("equinix-users.csv").display(),
         dir.join("equinix-users.jsonl").display()
     );
+    let html = write_html(dir, &summary, &drift, scanned_at)?;
+    // The page's path is the last line, for `xdg-open "$(sshfleet demo 2>&1 | tail -1)"`.
+    let announce = || {
+        diagln!(
+            "\nthe HTML report, to open in a browser:\n{}",
+            html.display()
+        )
+    };
     if stats.interrupted || equinix.interrupted {
+        announce();
         return Ok(Exit::Interrupted);
     }
     let drift_right =
@@ -117,11 +128,44 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     if !drift_right {
         diagln!("error: the second scan's drift does not match the changes made between the scans");
     }
+    announce();
     Ok(if agree == total && equinix.complete && drift_right {
         Exit::Clean
     } else {
         Exit::Findings
     })
+}
+
+/// `report.html`: the second scan, with the trend of both scans and its drift since the
+/// first.
+fn write_html(
+    dir: &Path,
+    first: &Summary,
+    drift: &DemoDrift,
+    first_at: String,
+) -> anyhow::Result<std::path::PathBuf> {
+    let path = dir.join("report.html");
+    let now = crate::time::now_rfc3339();
+    let report = HtmlReport {
+        context: format!(
+            "demo: second scan of {} simulated cameras, against the first",
+            drift.summary.total
+        ),
+        generated_at: now.clone(),
+        summary: &drift.summary,
+        rows: &drift.rows,
+        trend: vec![
+            TrendPoint::from_summary("scan 1", &first_at, first),
+            TrendPoint::from_summary("scan 2", &now, &drift.summary),
+        ],
+        expiring: Vec::new(),
+        applied: None,
+        today: crate::time::today(),
+    };
+    report
+        .write_to(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
 }
 
 /// What the demo's second scan found against its first.
@@ -135,6 +179,9 @@ struct DemoDrift {
     regressed: Vec<String>,
     /// The summary's drift line.
     summary_line: String,
+    /// The second scan's devices and summary, for the HTML report.
+    rows: DeviceRows,
+    summary: Summary,
 }
 
 /// Another client turns SSH on for three readable cameras and off for two; a second scan
@@ -171,11 +218,11 @@ async fn rescan_after_changes(
     let prepared = prepare(&args, Secret::new("pass"), true)?;
     let schema = prepared.schema();
     let rescan = dir.join("rescan.jsonl");
-    let sinks = vec![report::writer(
-        Format::Jsonl,
-        &schema,
-        open_output(&rescan)?,
-    )];
+    let (html_sink, html_rows) = HtmlSink::new(&dir.join("report.html"));
+    let sinks = vec![
+        report::writer(Format::Jsonl, &schema, open_output(&rescan)?),
+        Box::new(html_sink),
+    ];
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(true));
     let baseline = Some(report::Baseline::new(previous));
     let (summary, _) = execute(prepared, sinks, progress, shutdown, baseline, None).await?;
@@ -214,6 +261,8 @@ async fn rescan_after_changes(
         fixed_addresses,
         regressed,
         summary_line,
+        rows: html_rows.take(),
+        summary,
     })
 }
 

@@ -27,6 +27,7 @@ mod demo;
 mod diff;
 mod equinix;
 mod history;
+mod html;
 mod progress;
 mod remediate;
 mod scan;
@@ -104,6 +105,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Exit> {
         Command::Equinix(args) => equinix::run(args).await,
         Command::Diff(args) => diff::run(args),
         Command::History(args) => history::run(args),
+        Command::Report(args) => html::run(args),
     }
 }
 
@@ -116,6 +118,7 @@ fn verbosity(command: &Command) -> u8 {
         Command::Demo(_) => 0,
         Command::Diff(a) => a.output.verbose,
         Command::History(_) => 0,
+        Command::Report(_) => 0,
     }
 }
 

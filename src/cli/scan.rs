@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 
 use super::args::{ComplianceArgs, DeviceArgs, ExpectArg, FailOn, ScanArgs, SchemeArg};
+use super::html::HtmlOut;
 use super::progress::Progress;
 use super::{
     fit_concurrency, install_signal_handlers, open_output, report_failed, resolve_format, Exit,
@@ -55,11 +56,16 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         &prepared.schema(),
         open_output(&args.output.output)?,
     );
+    let mut sinks = vec![sink];
+    let html = HtmlOut::open(args.compliance.html_out.as_deref()).map(|(html, sink)| {
+        sinks.push(sink);
+        html
+    });
     let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
     let progress: Arc<dyn Reporter> =
         Arc::new(Progress::new(quiet).stop_on_output_failure(trigger));
     let (baseline, store) = comparison.parts();
-    let run = execute(prepared, vec![sink], progress, shutdown, baseline, store).await;
+    let run = execute(prepared, sinks, progress, shutdown, baseline, store).await;
     let (mut summary, stats) = match run {
         Ok(done) => done,
         Err(e) => return Ok(report_failed(&e)),
@@ -70,7 +76,18 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         report_waivers(waivers.as_deref());
         report_interruption(&stats);
     }
-    if let Some(exit) = comparison.finish(&summary, &stats, quiet) {
+    let history_failed = comparison.finish(&summary, &stats, quiet);
+    let html_failed = html.and_then(|html| {
+        let context = format!("scan of {}", args.device.inventory.display());
+        html.write(
+            context,
+            &summary,
+            comparison.run(),
+            waivers.as_deref(),
+            None,
+        )
+    });
+    if let Some(exit) = history_failed.or(html_failed) {
         return Ok(exit);
     }
     Ok(exit_for(&summary, &stats, args.compliance.fail_on))
@@ -134,6 +151,13 @@ impl Comparison {
     pub(super) fn parts(&mut self) -> (Option<report::Baseline>, Option<report::SharedStore>) {
         let store = self.recorder.clone().map(|r| -> report::SharedStore { r });
         (self.baseline.take(), store)
+    }
+
+    /// The history file and this run's id in it, when there is one.
+    pub(super) fn run(&self) -> Option<(&Path, i64)> {
+        let run = self.recorder.as_ref()?;
+        let id = run.lock().unwrap_or_else(PoisonError::into_inner).run_id();
+        Some((self.path.as_deref()?, id))
     }
 
     /// Commits the run to the history; `Some(exit)` when that failed (an output failure).

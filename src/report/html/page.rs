@@ -466,14 +466,14 @@ fn remediation(report: &HtmlReport<'_>) -> Markup {
 /// The table's columns: key (as the script knows it), heading, grid width.
 fn columns(rows: &DeviceRows) -> Vec<(&'static str, &'static str, &'static str)> {
     let mut cols = vec![
-        ("serial", "Serial", "150px"),
+        ("serial", "Serial", "140px"),
         ("address", "Address", "minmax(150px, 1fr)"),
         ("name", "Name", "minmax(110px, 1fr)"),
         ("site", "Site", "minmax(90px, 0.8fr)"),
-        ("status", "Status", "128px"),
-        ("ssh", "SSH", "86px"),
+        ("status", "Status", "136px"),
+        ("ssh", "SSH", "100px"),
         ("standing", "Compliance", "138px"),
-        ("change", "Change", "104px"),
+        ("change", "Change", "116px"),
     ];
     if rows.has_exposure() {
         cols.push(("exposure", "Exposure", "108px"));

@@ -179,7 +179,7 @@ type Series = (&'static str, &'static str, fn(&TrendPoint) -> u64);
 /// axis (with the fleet size as a dashed line).
 pub fn trend(points: &[TrendPoint]) -> Markup {
     let (w, h) = (WIDTH, 280.0);
-    let (left, right, top, bottom) = (64.0, 24.0, 16.0, 52.0);
+    let (left, right, top, bottom) = (72.0, 56.0, 16.0, 52.0);
     let plot_w = w - left - right;
     let plot_h = h - top - bottom;
     let max = points.iter().map(|p| p.devices).max().unwrap_or(0);
