@@ -514,3 +514,59 @@ async fn report_html_from_a_report_file_and_from_the_history_agree_with_the_scan
         stderr(&missing)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_applied_remediation_reports_what_it_wrote_and_verified() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 12,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    let out = fleet.path("applied.jsonl");
+    let html = fleet.path("applied.html");
+    let journal = fleet.path("applied.journal.jsonl");
+    let output = run(
+        &args(&[
+            "remediate",
+            "--inventory",
+            &fleet.inventory.display().to_string(),
+            "--ssh",
+            "disabled",
+            "--apply",
+            "--yes",
+            "--rate",
+            "100/s",
+            "--burst",
+            "100",
+            "--journal",
+            &journal.display().to_string(),
+            "-o",
+            &out.display().to_string(),
+            "--html-out",
+            &html.display().to_string(),
+            "--timeout",
+            "5s",
+            "--quiet",
+        ]),
+        &[("SSHFLEET_PASSWORD", PASSWORD)],
+    )
+    .await;
+    assert!(code(&output) <= 1, "{}", stderr(&output));
+    let records = read_jsonl(&out);
+    let set = count(&records, |r| r["action"] == "set");
+    assert!(set > 0, "the fleet has cameras with SSH on");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("Remediation (applied)"));
+    assert_eq!(headline_value(&page, "remediation-set"), set.to_string());
+    assert_eq!(
+        headline_value(&page, "remediation-verified"),
+        count(&records, |r| r["action"] == "set" && r["verified"] == true).to_string()
+    );
+    assert_eq!(
+        headline_value(&page, "headline-devices"),
+        records.len().to_string()
+    );
+    // The table knows the action of every device.
+    assert!(page.contains("data-col=\"action\""));
+}

@@ -121,7 +121,7 @@ pub struct DeviceRows {
     pub name: Vec<String>,
     pub site: Vec<u32>,
     pub status: Vec<u8>,
-    /// 1 enabled, 0 disabled, [`NONE`] unknown.
+    /// 1 enabled, 0 disabled, `u8::MAX` unknown.
     pub ssh: Vec<u8>,
     pub standing: Vec<u8>,
     pub change: Vec<u8>,
