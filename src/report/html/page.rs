@@ -583,6 +583,50 @@ mod tests {
     }
 
     #[test]
+    fn waivers_expiring_soon_come_first_and_are_counted() {
+        let mut rows = DeviceRows::default();
+        let mut summary = Summary::default();
+        let today = crate::time::parse_date("2026-12-03").unwrap_or_default();
+        for (i, label) in [
+            "W-far owner=ops expires=2027-06-01",
+            "W-soon owner=Jane Doe expires=2026-12-06",
+            "W-soon owner=Jane Doe expires=2026-12-06",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut rec =
+                DeviceRecord::new(format!("10.0.0.{i}"), "n".into(), "s".into(), Status::Ok);
+            rec.compliant = Some(false);
+            rec.waiver = Some(label.into());
+            rows.push(&rec);
+            summary.add(&rec);
+        }
+        let page = HtmlReport {
+            context: String::new(),
+            generated_at: String::new(),
+            summary: &summary,
+            rows: &rows,
+            trend: Vec::new(),
+            expiring: vec![ExpiringWaiver {
+                id: "W-idle".into(),
+                owner: "nobody".into(),
+                expires: "2026-12-10".into(),
+            }],
+            applied: None,
+            today,
+        }
+        .render();
+        assert!(page.contains("data-testid=\"waivers-expiring\" data-count=\"2\""));
+        let soon = page.find("W-soon").unwrap_or(usize::MAX);
+        let idle = page.find("W-idle").unwrap_or(usize::MAX);
+        let far = page.find("W-far").unwrap_or(0);
+        assert!(soon < idle && idle < far, "soonest first");
+        assert!(page.contains("none this run"));
+        assert!(page.contains("data-testid=\"headline-waived\" data-value=\"3\""));
+    }
+
+    #[test]
     fn waiver_labels_come_apart() {
         assert_eq!(
             parse_label("W-7 owner=Jane Doe expires=2026-12-10 ticket=OPS-1"),
