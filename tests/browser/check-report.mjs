@@ -123,7 +123,14 @@ try {
   }
   // The printed page must not depend on the script either.
   await page.emulateMedia({ media: "print" });
-  out.print_table_hidden = await page.evaluate(() => getComputedStyle(document.querySelector(".table")).display === "none");
+  Object.assign(out, await page.evaluate(() => {
+    const findings = document.querySelector('[data-testid="printed-findings"]');
+    return {
+      print_table_hidden: getComputedStyle(document.querySelector(".table")).display === "none",
+      printed_findings: findings && getComputedStyle(findings).display !== "none"
+        ? findings.querySelectorAll("tbody tr").length : 0,
+    };
+  }));
 } catch (e) {
   out.error = String(e && e.stack ? e.stack : e);
 } finally {

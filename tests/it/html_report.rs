@@ -229,6 +229,12 @@ async fn the_report_in_a_browser_shows_the_scans_numbers_sites_trend_and_drift()
     );
     assert_eq!(seen["search"]["serials"], serde_json::json!([serial]));
     assert_eq!(seen["print_table_hidden"], true);
+    // Printed, the findings stand in for the table.
+    let findings = count(&records, |r| {
+        r["status"] != "ok" || (r["compliant"] == false && r["waiver"].is_null())
+    });
+    assert!(findings > 0);
+    assert_eq!(seen["printed_findings"], findings.min(200));
     assert!(screenshot.exists());
     eprintln!("screenshot of the report: {}", screenshot.display());
 }

@@ -21,6 +21,9 @@ const SCRIPT: &str = include_str!("report.js");
 /// Devices listed by name in the drift section; the table holds them all.
 const DRIFT_LISTED: usize = 100;
 
+/// Findings listed on the printed page.
+const PRINTED_FINDINGS: usize = 200;
+
 /// The order drift is told in: what needs action first.
 const DRIFT_ORDER: [Change; 8] = [
     Change::Regressed,
@@ -516,6 +519,52 @@ fn devices(rows: &DeviceRows) -> Markup {
                 div.nojs { "The device table needs JavaScript. The summary above does not; the report files (CSV, JSON) hold every device." }
             }
             p.print-only { "The interactive device table (" (thousands(rows.len() as u64)) " devices) is in the HTML file; open it in a browser to filter and search." }
+            (printed_findings(rows))
+        }
+    }
+}
+
+/// For the printed page, which has no interactive table: the findings themselves,
+/// non-compliant devices first, then those not checked.
+fn printed_findings(rows: &DeviceRows) -> Markup {
+    let mut findings: Vec<usize> = Vec::new();
+    let mut total = 0u64;
+    for wanted in [Standing::NonCompliant, Standing::NotChecked] {
+        for i in 0..rows.len() {
+            if rows.standing_of(i) == wanted {
+                total += 1;
+                if findings.len() < PRINTED_FINDINGS {
+                    findings.push(i);
+                }
+            }
+        }
+    }
+    if findings.is_empty() {
+        return html! {};
+    }
+    html! {
+        div.print-only data-testid="printed-findings" {
+            h3 { "Findings" }
+            table.list {
+                thead { tr { th { "Compliance" } th { "Serial" } th { "Address" } th { "Name" } th { "Site" } th { "Status" } th { "Error" } } }
+                tbody {
+                    @for &i in &findings {
+                        @let standing = rows.standing_of(i);
+                        tr {
+                            td { (standing.label()) }
+                            td { (rows.serial[i]) }
+                            td { (rows.address[i]) }
+                            td { (rows.name[i]) }
+                            td { (site_label(rows.sites.get(rows.site[i]))) }
+                            td { (rows.status_of(i).as_str()) }
+                            td { (rows.errors.get(rows.error[i])) }
+                        }
+                    }
+                }
+            }
+            @if total > findings.len() as u64 {
+                p.note { "The first " (findings.len()) " of " (thousands(total)) " findings." }
+            }
         }
     }
 }
