@@ -530,6 +530,7 @@ fn printed_findings(rows: &DeviceRows) -> Markup {
     let mut findings: Vec<usize> = Vec::new();
     let mut total = 0u64;
     for wanted in [Standing::NonCompliant, Standing::NotChecked] {
+        let start = findings.len();
         for i in 0..rows.len() {
             if rows.standing_of(i) == wanted {
                 total += 1;
@@ -538,6 +539,11 @@ fn printed_findings(rows: &DeviceRows) -> Markup {
                 }
             }
         }
+        // By site, then name: how a site manager reads a list.
+        findings[start..].sort_by(|&a, &b| {
+            let key = |i: usize| (rows.sites.get(rows.site[i]), rows.name[i].as_str());
+            key(a).cmp(&key(b))
+        });
     }
     if findings.is_empty() {
         return html! {};
@@ -546,17 +552,18 @@ fn printed_findings(rows: &DeviceRows) -> Markup {
         div.print-only data-testid="printed-findings" {
             h3 { "Findings" }
             table.list {
-                thead { tr { th { "Compliance" } th { "Serial" } th { "Address" } th { "Name" } th { "Site" } th { "Status" } th { "Error" } } }
+                thead { tr { th { "Compliance" } th { "Site" } th { "Name" } th { "Serial" } th { "Address" } th { "Status" } th { "SSH" } th { "Error" } } }
                 tbody {
                     @for &i in &findings {
                         @let standing = rows.standing_of(i);
                         tr {
                             td { (standing.label()) }
+                            td { (site_label(rows.sites.get(rows.site[i]))) }
+                            td { (rows.name[i]) }
                             td { (rows.serial[i]) }
                             td { (rows.address[i]) }
-                            td { (rows.name[i]) }
-                            td { (site_label(rows.sites.get(rows.site[i]))) }
                             td { (rows.status_of(i).as_str()) }
+                            td { (ssh_text(rows.ssh[i])) }
                             td { (rows.errors.get(rows.error[i])) }
                         }
                     }
