@@ -19,6 +19,7 @@ const option = (name) => {
 const site = option("--site");
 const search = option("--search");
 const screenshot = option("--screenshot");
+const sort = option("--sort");
 const executablePath = process.env.SSHFLEET_CHROMIUM || "/usr/bin/chromium";
 
 const profile = mkdtempSync(join(tmpdir(), "sshfleet-chromium-"));
@@ -109,6 +110,19 @@ try {
     }));
     out.search.ms = Date.now() - t;
     await page.click("#filter-reset");
+  }
+
+  if (sort !== undefined) {
+    const firstOf = () => page.evaluate((key) => {
+      const rows = Array.from(document.querySelectorAll('[data-testid="device-row"]:not([hidden])'));
+      rows.sort((a, b) => new DOMMatrix(getComputedStyle(a).transform).f - new DOMMatrix(getComputedStyle(b).transform).f);
+      return rows.length ? rows[0].querySelector(".c-" + key + " span").textContent : null;
+    }, sort);
+    await page.click(`button[data-col="${sort}"]`);
+    const ascending = await firstOf();
+    await page.click(`button[data-col="${sort}"]`);
+    out.sort = { ascending, descending: await firstOf() };
+    await page.click(`button[data-col="${sort}"]`);
   }
 
   // Hover over every row in view and every name cell: an injected handler would fire.

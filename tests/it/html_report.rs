@@ -165,6 +165,8 @@ async fn the_report_in_a_browser_shows_the_scans_numbers_sites_trend_and_drift()
             "site-b",
             "--search",
             &serial,
+            "--sort",
+            "name",
             "--screenshot",
             &screenshot.display().to_string(),
         ],
@@ -228,6 +230,16 @@ async fn the_report_in_a_browser_shows_the_scans_numbers_sites_trend_and_drift()
         "the serial {serial} finds its camera"
     );
     assert_eq!(seen["search"]["serials"], serde_json::json!([serial]));
+    let names: Vec<&str> = records
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    let (first, last) = (names.iter().min().unwrap(), names.iter().max().unwrap());
+    assert_eq!(seen["sort"]["ascending"], *first, "sorted by name");
+    assert_eq!(
+        seen["sort"]["descending"], *last,
+        "sorted by name, descending"
+    );
     assert_eq!(seen["print_table_hidden"], true);
     // Printed, the findings stand in for the table.
     let findings = count(&records, |r| {
