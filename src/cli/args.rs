@@ -35,40 +35,9 @@ pub enum Command {
     Diff(DiffArgs),
     /// The run history (`--history FILE`): list runs, show a device's timeline, prune.
     History(HistoryArgs),
-    /// Reports from reports: the HTML page of a report file or of a history run.
+    /// Work on reports sshfleet wrote: merge shard reports into one fleet view, or render
+    /// the HTML page of a report or of a history run.
     Report(ReportArgs),
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ReportArgs {
-    #[command(subcommand)]
-    pub command: ReportCommand,
-}
-
-#[derive(Debug, Clone, Subcommand)]
-pub enum ReportCommand {
-    /// One self-contained HTML file (charts, trend, drift, a filterable device table) from a
-    /// report sshfleet wrote, or from a run of a history.
-    Html(ReportHtmlArgs),
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ReportHtmlArgs {
-    /// A report (JSONL, JSON or CSV that sshfleet wrote).
-    #[arg(value_name = "REPORT", required_unless_present = "history")]
-    pub report: Option<PathBuf>,
-    /// Take the devices from this history instead (with the trend of their runs).
-    #[arg(long, value_name = "FILE", conflicts_with = "report")]
-    pub history: Option<PathBuf>,
-    /// The history's run [default: the latest finished run].
-    #[arg(long, value_name = "ID", requires = "history")]
-    pub run: Option<i64>,
-    /// Where the page goes.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
-    /// No message on success; errors only.
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -220,10 +189,68 @@ pub struct ComplianceArgs {
     /// device with the previous completed run of the same inventory and shard.
     #[arg(long, value_name = "FILE")]
     pub history: Option<PathBuf>,
+    /// Write the run's metrics in the Prometheus text format (for node_exporter's textfile
+    /// collector), replacing the file atomically when the run ends.
+    #[arg(long, value_name = "FILE.prom")]
+    pub metrics_out: Option<PathBuf>,
     /// Also write a self-contained HTML report (summary, per-site charts, trend with
     /// --history, drift, a filterable table of every device) when the run is over.
     #[arg(long, value_name = "FILE")]
     pub html_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub command: ReportCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ReportCommand {
+    /// Merge shard reports into one report, summary and metrics (and, with --history, one
+    /// recorded run), proving that they cover the inventory: every row exactly once.
+    Merge(MergeArgs),
+    /// One self-contained HTML file (charts, trend, drift, a filterable device table) from a
+    /// report sshfleet wrote, or from a run of a history.
+    Html(ReportHtmlArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportHtmlArgs {
+    /// A report (JSONL, JSON or CSV that sshfleet wrote).
+    #[arg(value_name = "REPORT", required_unless_present = "history")]
+    pub report: Option<PathBuf>,
+    /// Take the devices from this history instead (with the trend of their runs).
+    #[arg(long, value_name = "FILE", conflicts_with = "report")]
+    pub history: Option<PathBuf>,
+    /// The history's run [default: the latest finished run].
+    #[arg(long, value_name = "ID", requires = "history")]
+    pub run: Option<i64>,
+    /// Where the page goes.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// No message on success; errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// The inventory the shards were scanned from (the whole fleet).
+    #[arg(long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// Shard reports (JSONL, JSON or CSV that `scan` or `remediate` wrote), in any order; a
+    /// directory stands for every `.jsonl`, `.json` and `.csv` file in it.
+    #[arg(required = true, value_name = "SHARD")]
+    pub shards: Vec<PathBuf>,
+    /// A shard report last written longer ago than this is stale (a pod that did not run
+    /// this time): the fleet is then not covered.
+    #[arg(long, value_parser = parse_age, value_name = "AGE")]
+    pub max_age: Option<Duration>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub compliance: ComplianceArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

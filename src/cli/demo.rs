@@ -5,16 +5,16 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, BufWriter};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::args::{DemoArgs, DeviceArgs, ExpectArg, SchemeArg};
+use super::args::{ComplianceArgs, DemoArgs, DeviceArgs, ExpectArg, FailOn, SchemeArg};
 use super::progress::Progress;
 use super::scan::PreparedScan;
-use super::scan::{execute, prepare};
+use super::scan::{execute, prepare, Comparison};
 use super::{install_signal_handlers, open_output, Exit, ReportPipe, Stopping};
 use crate::equinix::{ListFilter, PageFetcher};
 use crate::remediate::{Recovered, Remediator, WriteLimits};
@@ -54,9 +54,18 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     write_file(&inventory, |w| fleet.write_inventory(w))?;
     write_file(&truth, |w| fleet.write_truth(w))?;
 
+    let history = fresh_history(dir)?;
     let started = Instant::now();
     let scanned_at = crate::time::now_rfc3339();
     let prepared = prepare(&demo_scan_args(inventory.clone()), password, args.quiet)?;
+    let mut comparison = Comparison::open(
+        &history_args(&history),
+        None,
+        &inventory,
+        &prepared,
+        "scan",
+        None,
+    )?;
     let schema = prepared.schema();
     let csv_path = dir.join("scan.csv");
     let jsonl_path = dir.join("scan.jsonl");
@@ -66,11 +75,15 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     ];
     let (_trigger, shutdown) = install_signal_handlers(args.quiet, Stopping::Demo);
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(args.quiet));
-    let (summary, stats) = execute(prepared, sinks, progress, shutdown.clone(), None, None).await?;
+    let (baseline, store) = comparison.parts();
+    let (summary, stats) =
+        execute(prepared, sinks, progress, shutdown.clone(), baseline, store).await?;
     let elapsed = started.elapsed();
+    if let Some(exit) = comparison.finish(&summary, &stats, true) {
+        return Ok(exit);
+    }
     let plan = plan_remediation(&inventory, dir, args.quiet).await?;
-    let drift =
-        rescan_after_changes(&fleet, &inventory, dir, &jsonl_path, shutdown.clone()).await?;
+    let drift = rescan_after_changes(&fleet, &inventory, dir, &history, shutdown.clone()).await?;
     let equinix = list_equinix(&fleet, dir, shutdown).await?;
     fleet.shutdown().await;
     std::fs::write(dir.join("summary.json"), summary.to_json())
@@ -95,12 +108,18 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         plan.remediation.set, plan.remediation.none, plan.remediation.skip
     );
     diagln!(
-        "\nsecond scan, after another client turned SSH on for {} cameras and off for {} (--baseline scan.jsonl):",
+        "\nsecond scan, after another client turned SSH on for {} cameras and off for {} (--history {}):",
         drift.turned_on.len(),
-        drift.turned_off.len()
+        drift.turned_off.len(),
+        history.display()
     );
     diag!("{}", drift.summary_line);
     diagln!("regressed: {}", drift.regressed.join(", "));
+    diagln!(
+        "both scans are runs in {} (sshfleet history {} runs)",
+        history.display(),
+        history.display()
+    );
     diagln!(
         "reports: {}, {}, {}, {}, {}, {}, {}",
         csv_path.display(),
@@ -111,7 +130,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         dir.join("equinix-users.csv").display(),
         dir.join("equinix-users.jsonl").display()
     );
-    let html = write_html(dir, &summary, &drift, scanned_at)?;
+    let html = write_html(dir, &history, &summary, &drift, scanned_at)?;
     // The page's path is the last line, for `xdg-open "$(sshfleet demo 2>&1 | tail -1)"`.
     let announce = || {
         diagln!(
@@ -136,10 +155,11 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     })
 }
 
-/// `report.html`: the second scan, with the trend of both scans and its drift since the
-/// first.
+/// `report.html`: the second scan, with the trend of both scans (from the history) and its
+/// drift since the first.
 fn write_html(
     dir: &Path,
+    history: &Path,
     first: &Summary,
     drift: &DemoDrift,
     first_at: String,
@@ -154,10 +174,13 @@ fn write_html(
         generated_at: now.clone(),
         summary: &drift.summary,
         rows: &drift.rows,
-        trend: vec![
-            TrendPoint::from_summary("scan 1", &first_at, first),
-            TrendPoint::from_summary("scan 2", &now, &drift.summary),
-        ],
+        // The history holds both runs; should it have failed, the two summaries say the same.
+        trend: super::html::latest_trend(history).unwrap_or_else(|_| {
+            vec![
+                TrendPoint::from_summary("scan 1", &first_at, first),
+                TrendPoint::from_summary("scan 2", &now, &drift.summary),
+            ]
+        }),
         expiring: Vec::new(),
         applied: None,
         today: crate::time::today(),
@@ -184,14 +207,44 @@ struct DemoDrift {
     summary: Summary,
 }
 
-/// Another client turns SSH on for three readable cameras and off for two; a second scan
-/// against the first as its baseline (`rescan.jsonl`) must report exactly those as
-/// `regressed` and `fixed`.
+/// The demo's history file, emptied: the demo owns its directory, and each demo starts a
+/// new simulated fleet (new ports, so new addresses) that an old history would call moved.
+fn fresh_history(dir: &Path) -> anyhow::Result<PathBuf> {
+    let history = dir.join("history.sqlite");
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = history.clone().into_os_string();
+        name.push(suffix);
+        match std::fs::remove_file(&name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot remove {}", history.display()))
+            }
+        }
+    }
+    Ok(history)
+}
+
+/// `--history FILE`, nothing else.
+fn history_args(history: &Path) -> ComplianceArgs {
+    ComplianceArgs {
+        baseline: None,
+        fail_on: FailOn::Findings,
+        waivers: None,
+        history: Some(history.to_owned()),
+        metrics_out: None,
+        html_out: None,
+    }
+}
+
+/// Another client turns SSH on for three readable cameras and off for two; a second scan,
+/// recorded in the history as the run after the first (`rescan.jsonl`), must report exactly
+/// those as `regressed` and `fixed`.
 async fn rescan_after_changes(
     fleet: &Fleet,
     inventory: &Path,
     dir: &Path,
-    baseline: &Path,
+    history: &Path,
     shutdown: Shutdown,
 ) -> anyhow::Result<DemoDrift> {
     let mut turned_on = Vec::new();
@@ -210,12 +263,19 @@ async fn rescan_after_changes(
             _ => {}
         }
     }
-    let previous = report::read::read_report(baseline)?;
     let args = DeviceArgs {
         retries: 0,
         ..demo_scan_args(inventory.to_owned())
     };
     let prepared = prepare(&args, Secret::new("pass"), true)?;
+    let mut comparison = Comparison::open(
+        &history_args(history),
+        None,
+        inventory,
+        &prepared,
+        "scan",
+        None,
+    )?;
     let schema = prepared.schema();
     let rescan = dir.join("rescan.jsonl");
     let (html_sink, html_rows) = HtmlSink::new(&dir.join("report.html"));
@@ -224,30 +284,33 @@ async fn rescan_after_changes(
         Box::new(html_sink),
     ];
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(true));
-    let baseline = Some(report::Baseline::new(previous));
-    let (summary, _) = execute(prepared, sinks, progress, shutdown, baseline, None).await?;
-    let mut regressed_addresses = Vec::new();
+    let (baseline, store) = comparison.parts();
+    let (summary, stats) = execute(prepared, sinks, progress, shutdown, baseline, store).await?;
+    if comparison.finish(&summary, &stats, true).is_some() {
+        anyhow::bail!(
+            "the second scan could not be recorded in {}",
+            history.display()
+        );
+    }
+    let mut regressed_cameras: Vec<(String, String)> = Vec::new();
     let mut fixed_addresses = Vec::new();
-    let mut regressed = Vec::new();
     for rec in report::read::read_report(&rescan)? {
         match rec.change {
-            Some(report::Change::Regressed) => {
-                regressed.push(format!("{} ({})", rec.address, rec.name));
-                regressed_addresses.push(rec.address);
-            }
+            Some(report::Change::Regressed) => regressed_cameras.push((rec.address, rec.name)),
             Some(report::Change::Fixed) => fixed_addresses.push(rec.address),
             _ => {}
         }
     }
     // Records arrive as devices finish; compare in camera order.
     let order: HashMap<&str, usize> = (0..fleet.len()).map(|i| (fleet.address(i), i)).collect();
-    let by_camera = |v: &mut Vec<String>| v.sort_by_key(|a| order.get(a.as_str()).copied());
-    by_camera(&mut regressed_addresses);
-    by_camera(&mut fixed_addresses);
-    regressed.sort_by_key(|r| {
-        let address = r.split(' ').next().unwrap_or_default();
-        order.get(address).copied()
-    });
+    let place = |address: &str| order.get(address).copied();
+    regressed_cameras.sort_by_key(|(address, _)| place(address));
+    fixed_addresses.sort_by_key(|a| place(a));
+    let regressed = regressed_cameras
+        .iter()
+        .map(|(address, name)| format!("{address} ({name})"))
+        .collect();
+    let regressed_addresses = regressed_cameras.into_iter().map(|(a, _)| a).collect();
     let summary_line = summary
         .render_text()
         .lines()

@@ -1,17 +1,17 @@
 //! `sshfleet diff OLD NEW`: the changes between two reports, and a summary of them.
 
 use super::args::DiffArgs;
-use super::{open_output, resolve_format, Exit};
+use super::{open_output, resolve_table_format, Exit};
 use crate::report::diff::{diff, write_rows};
 use crate::report::drift::is_new_exposure;
 use crate::report::read::read_report;
 
 pub(super) fn run(args: DiffArgs) -> anyhow::Result<Exit> {
+    let format = resolve_table_format(&args.output.output, args.output.format)?;
     let old = read_report(&args.old)?;
     let new = read_report(&args.new)?;
     let (before, after) = (old.len(), new.len());
     let (rows, counts) = diff(old, &new);
-    let format = resolve_format(&args.output.output, args.output.format);
     let written = write_rows(format, &rows, open_output(&args.output.output)?);
     if let Err(e) = written {
         if e.kind() == std::io::ErrorKind::BrokenPipe {

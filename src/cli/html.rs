@@ -1,11 +1,11 @@
-//! `--html-out FILE` on `scan` and `remediate`, and `sshfleet report html`: gather rows as
+//! `--html-out FILE` on `scan`, `remediate` and `report merge`, and `sshfleet report html`: gather rows as
 //! records stream, then write the page once the summary (and the history) is final.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 
-use super::args::{ReportArgs, ReportCommand, ReportHtmlArgs};
+use super::args::ReportHtmlArgs;
 use super::Exit;
 use crate::history::History;
 use crate::report::html::{source, ExpiringWaiver, HtmlReport, HtmlRows, HtmlSink, TrendPoint};
@@ -81,6 +81,15 @@ fn history_trend(path: &Path, run: i64) -> anyhow::Result<Vec<TrendPoint>> {
     Ok(source::trend_of(&history, &row)?)
 }
 
+/// The trend up to the latest finished run of the history at `path`.
+pub(super) fn latest_trend(path: &Path) -> anyhow::Result<Vec<TrendPoint>> {
+    let history = History::open(path)?;
+    let Some(row) = history.run(None)? else {
+        bail!("no finished run in {}", path.display());
+    };
+    Ok(source::trend_of(&history, &row)?)
+}
+
 fn expiring(waivers: &Waivers) -> Vec<ExpiringWaiver> {
     waivers
         .report()
@@ -90,14 +99,8 @@ fn expiring(waivers: &Waivers) -> Vec<ExpiringWaiver> {
         .collect()
 }
 
-pub(super) fn run(args: ReportArgs) -> anyhow::Result<Exit> {
-    match args.command {
-        ReportCommand::Html(args) => html(args),
-    }
-}
-
 /// `sshfleet report html`: the page of a report file, or of a history run.
-fn html(args: ReportHtmlArgs) -> anyhow::Result<Exit> {
+pub(super) fn render(args: ReportHtmlArgs) -> anyhow::Result<Exit> {
     let (loaded, context) = match (&args.report, &args.history) {
         (Some(report), None) => {
             let loaded = source::from_report(report)?;

@@ -30,6 +30,7 @@ mod history;
 mod html;
 mod progress;
 mod remediate;
+mod reports;
 mod scan;
 mod sim;
 
@@ -105,7 +106,7 @@ async fn dispatch(command: Command) -> anyhow::Result<Exit> {
         Command::Equinix(args) => equinix::run(args).await,
         Command::Diff(args) => diff::run(args),
         Command::History(args) => history::run(args),
-        Command::Report(args) => html::run(args),
+        Command::Report(args) => reports::run(args).await,
     }
 }
 
@@ -118,7 +119,10 @@ fn verbosity(command: &Command) -> u8 {
         Command::Demo(_) => 0,
         Command::Diff(a) => a.output.verbose,
         Command::History(_) => 0,
-        Command::Report(_) => 0,
+        Command::Report(a) => match &a.command {
+            args::ReportCommand::Merge(m) => m.output.verbose,
+            args::ReportCommand::Html(_) => 0,
+        },
     }
 }
 
@@ -247,6 +251,18 @@ fn resolve_format(path: &Path, explicit: Option<Format>) -> Format {
     explicit
         .or_else(|| Format::from_path(path))
         .unwrap_or(Format::Jsonl)
+}
+
+/// The format of an output that is not a device report (Equinix rows, diff rows): JUnit's
+/// one-test-case-per-device has no meaning there.
+fn resolve_table_format(path: &Path, explicit: Option<Format>) -> anyhow::Result<Format> {
+    let format = resolve_format(path, explicit);
+    if format == Format::Junit {
+        anyhow::bail!(
+            "JUnit output is for device reports (scan, remediate): give --format csv, jsonl or json"
+        );
+    }
+    Ok(format)
 }
 
 /// Opens a report destination; `-` is stdout.

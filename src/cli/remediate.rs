@@ -14,7 +14,7 @@ use super::html::HtmlOut;
 use super::progress::Progress;
 use super::scan::{
     exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, prepare,
-    report_interruption, report_waivers, resolve_password, Comparison, PreparedScan,
+    report_interruption, report_waivers, resolve_password, Comparison, MetricsOut, PreparedScan,
 };
 use super::{
     install_signal_handlers, open_output, report_failed, resolve_format, Exit, ReportPipe, Stopping,
@@ -27,6 +27,7 @@ use crate::report::{self, Reporter, Schema, SshState};
 
 pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let quiet = args.output.quiet;
+    let metrics = MetricsOut::check(&args.compliance, "remediate")?;
     if args.apply && !args.yes && !interactive() {
         bail!("--apply needs --yes when not run from a terminal; nothing was changed");
     }
@@ -60,6 +61,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         site_rate: args.site_rate,
         jitter: Duration::from_millis(50),
     };
+    let metrics = metrics.map(|m| m.shard(prepared.shard));
     let PreparedScan {
         scanner,
         devices,
@@ -131,6 +133,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let mut summary = match closed {
         Ok(summary) => summary,
         Err(e) => {
+            MetricsOut::after_report_failure(metrics.as_ref(), &e, quiet);
             let exit = report_failed(&e);
             return Ok(match journal_failure {
                 Some(failure) => {
@@ -151,6 +154,9 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         report_interruption(&stats);
     }
     let history_failed = comparison.finish(&summary, &stats, quiet);
+    let succeeded =
+        !stats.interrupted && !refused && history_failed.is_none() && journal_failure.is_none();
+    let metrics_failed = metrics.and_then(|m| m.write(&summary, succeeded, quiet));
     let html_failed = html.and_then(|html| {
         let context = format!(
             "remediate --ssh {}{} of {}",
@@ -167,12 +173,11 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
             Some(args.apply),
         )
     });
-    let history_failed = history_failed.or(html_failed);
     if let Some(failure) = journal_failure {
         report_journal_failure(&failure);
         return Ok(Exit::OutputFailed);
     }
-    if let Some(exit) = history_failed {
+    if let Some(exit) = history_failed.or(metrics_failed).or(html_failed) {
         return Ok(exit);
     }
     Ok(if refused {

@@ -32,6 +32,7 @@ use std::sync::{Mutex, PoisonError};
 
 pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let quiet = args.output.quiet;
+    let metrics = MetricsOut::check(&args.compliance, "scan")?;
     let baseline = load_baseline(&args.compliance, quiet)?;
     let waivers = load_waivers(&args.compliance)?;
     let password = resolve_password(&args.device)?;
@@ -65,10 +66,14 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let progress: Arc<dyn Reporter> =
         Arc::new(Progress::new(quiet).stop_on_output_failure(trigger));
     let (baseline, store) = comparison.parts();
+    let metrics = metrics.map(|m| m.shard(prepared.shard));
     let run = execute(prepared, sinks, progress, shutdown, baseline, store).await;
     let (mut summary, stats) = match run {
         Ok(done) => done,
-        Err(e) => return Ok(report_failed(&e)),
+        Err(e) => {
+            MetricsOut::after_report_failure(metrics.as_ref(), &e, quiet);
+            return Ok(report_failed(&e));
+        }
     };
     forget_gone_if_interrupted(&mut summary, &stats);
     if !quiet {
@@ -76,7 +81,9 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         report_waivers(waivers.as_deref());
         report_interruption(&stats);
     }
-    let history_failed = comparison.finish(&summary, &stats, quiet);
+    let recorded = comparison.finish(&summary, &stats, quiet);
+    let written =
+        metrics.and_then(|m| m.write(&summary, !stats.interrupted && recorded.is_none(), quiet));
     let html_failed = html.and_then(|html| {
         let context = format!("scan of {}", args.device.inventory.display());
         html.write(
@@ -87,10 +94,113 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
             None,
         )
     });
-    if let Some(exit) = history_failed.or(html_failed) {
+    if let Some(exit) = recorded.or(written).or(html_failed) {
         return Ok(exit);
     }
     Ok(exit_for(&summary, &stats, args.compliance.fail_on))
+}
+
+/// `--metrics-out`: where the run's metrics go, and what they say about the run itself.
+pub(super) struct MetricsOut {
+    path: PathBuf,
+    command: &'static str,
+    shard: Option<String>,
+    started: std::time::Instant,
+}
+
+impl MetricsOut {
+    /// Checks the destination before any work (a directory that is not there refuses the
+    /// run, exit 2); the clock of the run's duration starts here.
+    pub(super) fn check(
+        args: &ComplianceArgs,
+        command: &'static str,
+    ) -> anyhow::Result<Option<MetricsOut>> {
+        let Some(path) = &args.metrics_out else {
+            return Ok(None);
+        };
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            bail!(
+                "--metrics-out {}: the directory {} does not exist",
+                path.display(),
+                dir.display()
+            );
+        }
+        if path.is_dir() {
+            bail!(
+                "--metrics-out {} is a directory; name a file",
+                path.display()
+            );
+        }
+        Ok(Some(MetricsOut {
+            path: path.clone(),
+            command,
+            shard: None,
+            started: std::time::Instant::now(),
+        }))
+    }
+
+    /// Labels every sample with the shard this run covers.
+    pub(super) fn shard(mut self, shard: Option<Shard>) -> MetricsOut {
+        self.shard = shard.map(|s| s.to_string());
+        self
+    }
+
+    /// Writes the metrics; `Some(exit)` when that failed (an output failure, exit 4).
+    pub(super) fn write(&self, summary: &Summary, succeeded: bool, quiet: bool) -> Option<Exit> {
+        let facts = report::metrics::RunFacts {
+            command: self.command,
+            shard: self.shard.clone(),
+            duration: self.started.elapsed(),
+            finished: std::time::SystemTime::now(),
+            succeeded,
+        };
+        let previous = report::metrics::previous_success(&self.path);
+        let text = report::metrics::render(summary, &facts, previous);
+        match report::metrics::write_atomically(&self.path, &text) {
+            Ok(()) => {
+                if !quiet {
+                    diagln!("metrics written to {}", self.path.display());
+                }
+                None
+            }
+            Err(e) => {
+                diagln!(
+                    "error: cannot write the metrics to {}: {e}; the report is complete",
+                    self.path.display()
+                );
+                Some(Exit::OutputFailed)
+            }
+        }
+    }
+
+    /// A run whose report failed still tells the metrics (as a failed run), so that the
+    /// alert on the last success is not the only sign.
+    pub(super) fn after_report_failure(
+        metrics: Option<&MetricsOut>,
+        error: &anyhow::Error,
+        quiet: bool,
+    ) {
+        let Some(metrics) = metrics else { return };
+        let summary = error
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<report::ReportError>())
+            .and_then(report::ReportError::summary);
+        if let Some(summary) = summary {
+            let _ = metrics.write(summary, false, quiet);
+        }
+    }
+}
+
+/// The devices a run covers, as the history keys its runs: the inventory file, its rows
+/// (fingerprinted), and the shard.
+pub(super) struct Scope<'a> {
+    pub inventory: &'a Path,
+    pub devices: &'a Rows,
+    pub shard: Option<Shard>,
 }
 
 /// What a run compares with: a `--baseline` report, or the previous run of its scope in the
@@ -112,6 +222,22 @@ impl Comparison {
         command: &'static str,
         target: Option<String>,
     ) -> anyhow::Result<Comparison> {
+        let scope = Scope {
+            inventory,
+            devices: &prepared.devices,
+            shard: prepared.shard,
+        };
+        Comparison::for_scope(args, baseline, scope, command, target)
+    }
+
+    /// As [`Comparison::open`], for the devices of `scope` (a merge has no scanner).
+    pub(super) fn for_scope(
+        args: &ComplianceArgs,
+        baseline: Option<report::Baseline>,
+        scope: Scope<'_>,
+        command: &'static str,
+        target: Option<String>,
+    ) -> anyhow::Result<Comparison> {
         let Some(path) = &args.history else {
             return Ok(Comparison {
                 baseline,
@@ -119,9 +245,10 @@ impl Comparison {
                 path: None,
             });
         };
-        let fingerprint = crate::remediate::inventory_fingerprint(prepared.devices.devices());
+        let inventory = scope.inventory;
+        let fingerprint = crate::remediate::inventory_fingerprint(scope.devices.devices());
         let canonical = std::fs::canonicalize(inventory).unwrap_or_else(|_| inventory.to_owned());
-        let shard = prepared.shard.map(|s| s.to_string());
+        let shard = scope.shard.map(|s| s.to_string());
         let scope = match &shard {
             Some(shard) => format!("{}#shard={shard}", canonical.display()),
             None => canonical.display().to_string(),

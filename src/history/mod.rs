@@ -315,6 +315,13 @@ impl History {
         let Some(previous) = previous else {
             return Ok(Vec::new());
         };
+        // Sized once: the baseline is held for the whole run, and a vector grown by doubling
+        // would peak at twice what it keeps.
+        let devices: i64 =
+            self.conn
+                .query_row("SELECT devices FROM runs WHERE id = ?1", [previous], |r| {
+                    r.get(0)
+                })?;
         let mut stmt = self.conn.prepare(
             "SELECT i.id, t.id, t.first_seen, i.first_seen, i.last_seen, i.address, i.serial,
                     i.name, i.site, i.status, i.ssh_enabled, i.compliant
@@ -342,7 +349,11 @@ impl History {
                 change: None,
             })
         })?;
-        rows.collect()
+        let mut out = Vec::with_capacity(usize::try_from(devices).unwrap_or(0).min(10_000_000));
+        for row in rows {
+            out.push(row?);
+        }
+        Ok(out)
     }
 
     /// The latest runs, newest first.

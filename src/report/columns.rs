@@ -33,6 +33,11 @@ impl Schema {
             .collect()
     }
 
+    /// The passthrough columns as the report names them (see [`Schema::columns`]).
+    pub fn extra_keys(&self) -> Vec<String> {
+        extra_keys(&self.extra_columns)
+    }
+
     pub(crate) fn layout(&self) -> Layout {
         Layout {
             remediation: self.remediation,

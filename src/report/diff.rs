@@ -131,6 +131,12 @@ pub fn write_rows(format: Format, rows: &[DiffRow], out: Box<dyn Write + Send>) 
             serde_json::to_writer_pretty(&mut out, rows).map_err(io::Error::from)?;
             out.write_all(b"\n")?;
         }
+        Format::Junit => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "JUnit output is for device reports, not for changes",
+            ))
+        }
     }
     out.flush()
 }

@@ -2,8 +2,6 @@
 //! the same by serial when both runs know it (so a camera that changed address is `moved`,
 //! and two that swapped addresses are not confused), else by address.
 
-use std::collections::HashMap;
-
 use super::read::Observation;
 use super::record::{Change, DeviceRecord, Drift, Status};
 
@@ -14,8 +12,11 @@ const GONE_LISTED: usize = 50;
 #[derive(Debug)]
 pub struct Baseline {
     entries: Vec<Observation>,
-    by_serial: HashMap<String, usize>,
-    by_address: HashMap<String, usize>,
+    /// Positions in `entries` of those with a serial, sorted by serial (4 bytes an entry
+    /// rather than a map's copy of every key: a 100,000-device baseline is held whole).
+    by_serial: Vec<u32>,
+    /// Positions in `entries`, sorted by address.
+    by_address: Vec<u32>,
     matched: Vec<bool>,
 }
 
@@ -149,15 +150,23 @@ fn state_changed(before: &Observation, now: Seen) -> bool {
 }
 
 impl Baseline {
-    pub fn new(entries: Vec<Observation>) -> Baseline {
-        let mut by_serial = HashMap::new();
-        let mut by_address = HashMap::new();
-        for (i, e) in entries.iter().enumerate() {
-            if let Some(serial) = &e.serial {
-                by_serial.entry(serial.clone()).or_insert(i);
-            }
-            by_address.entry(e.address.clone()).or_insert(i);
-        }
+    pub fn new(mut entries: Vec<Observation>) -> Baseline {
+        entries.shrink_to_fit();
+        // Past u32::MAX observations (never, in practice) the rest are not indexed: those
+        // devices would read as new, not be confused with others.
+        let count = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+        let mut by_address: Vec<u32> = (0..count).collect();
+        // Stable sorts: among equal keys the first observation comes first, and is the one
+        // a lookup finds.
+        by_address.sort_by(|&a, &b| {
+            entries[a as usize]
+                .address
+                .cmp(&entries[b as usize].address)
+        });
+        let mut by_serial: Vec<u32> = (0..count)
+            .filter(|&i| entries[i as usize].serial.is_some())
+            .collect();
+        by_serial.sort_by(|&a, &b| entries[a as usize].serial.cmp(&entries[b as usize].serial));
         let matched = vec![false; entries.len()];
         Baseline {
             entries,
@@ -165,6 +174,18 @@ impl Baseline {
             by_address,
             matched,
         }
+    }
+
+    /// The first entry (in file order) whose `key` is `wanted`, through an index sorted by it.
+    fn lookup(
+        &self,
+        index: &[u32],
+        wanted: &str,
+        key: fn(&Observation) -> Option<&str>,
+    ) -> Option<usize> {
+        let at = index.partition_point(|&i| key(&self.entries[i as usize]) < Some(wanted));
+        let &i = index.get(at)?;
+        (key(&self.entries[i as usize]) == Some(wanted)).then_some(i as usize)
     }
 
     pub fn len(&self) -> usize {
@@ -179,10 +200,12 @@ impl Baseline {
     /// unless the device at that address then had another serial. `bool`: found at another
     /// address.
     fn find(&self, address: &str, serial: Option<&str>) -> Option<(usize, bool)> {
-        if let Some(&i) = serial.and_then(|s| self.by_serial.get(s)) {
+        let by_serial =
+            serial.and_then(|s| self.lookup(&self.by_serial, s, |o| o.serial.as_deref()));
+        if let Some(i) = by_serial {
             return Some((i, self.entries[i].address != address));
         }
-        let &i = self.by_address.get(address)?;
+        let i = self.lookup(&self.by_address, address, |o| Some(o.address.as_str()))?;
         match (&self.entries[i].serial, serial) {
             (Some(then), Some(now)) if then != now => None,
             _ => Some((i, false)),

@@ -2,13 +2,17 @@
 //! one writer thread, and the run summary.
 
 mod columns;
+pub mod coverage;
 pub(crate) mod csv_writer;
 pub mod diff;
 pub mod drift;
 pub mod html;
 mod json_writer;
+mod junit_writer;
+pub mod metrics;
 pub mod read;
 pub mod record;
+pub mod replay;
 pub mod ssh_users;
 mod summary;
 #[cfg(test)]
@@ -37,6 +41,8 @@ pub enum Format {
     Jsonl,
     /// One JSON array, streamed.
     Json,
+    /// JUnit XML, one test case per device (device reports only).
+    Junit,
 }
 
 impl Format {
@@ -45,16 +51,19 @@ impl Format {
             Format::Csv => "csv",
             Format::Jsonl => "jsonl",
             Format::Json => "json",
+            Format::Junit => "junit",
         }
     }
 
-    /// The format named by a file extension (`.csv`, `.jsonl`/`.ndjson`, `.json`), any case.
+    /// The format named by a file extension (`.csv`, `.jsonl`/`.ndjson`, `.json`, `.xml`
+    /// for JUnit), any case.
     pub fn from_path(path: &Path) -> Option<Format> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         match ext.as_str() {
             "csv" => Some(Format::Csv),
             "jsonl" | "ndjson" => Some(Format::Jsonl),
             "json" => Some(Format::Json),
+            "xml" => Some(Format::Junit),
             _ => None,
         }
     }
@@ -68,8 +77,9 @@ impl FromStr for Format {
             "csv" => Ok(Format::Csv),
             "jsonl" | "ndjson" => Ok(Format::Jsonl),
             "json" => Ok(Format::Json),
+            "junit" => Ok(Format::Junit),
             _ => Err(format!(
-                "unknown format {s:?} (expected csv, jsonl or json)"
+                "unknown format {s:?} (expected csv, jsonl, json or junit)"
             )),
         }
     }
@@ -106,6 +116,7 @@ pub fn writer(
         Format::Csv => Box::new(csv_writer::CsvWriter::new(layout, out)),
         Format::Jsonl => Box::new(json_writer::JsonlWriter::new(layout, out)),
         Format::Json => Box::new(json_writer::JsonArrayWriter::new(layout, out)),
+        Format::Junit => Box::new(junit_writer::JunitWriter::new(out)),
     }
 }
 
@@ -173,6 +184,8 @@ mod tests {
         );
         assert_eq!(Format::from_path(Path::new("r.json")), Some(Format::Json));
         assert_eq!(Format::from_path(Path::new("r.csv")), Some(Format::Csv));
+        assert_eq!(Format::from_path(Path::new("r.XML")), Some(Format::Junit));
+        assert_eq!("junit".parse::<Format>(), Ok(Format::Junit));
         assert_eq!(Format::from_path(Path::new("-")), None);
         assert_eq!(Format::from_path(Path::new("r.txt")), None);
         assert_eq!(Format::default(), Format::Jsonl);

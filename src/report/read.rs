@@ -12,7 +12,7 @@ use super::csv_writer::FORMULA_TRIGGERS;
 use super::record::{Change, Status};
 
 /// Longest line or cell accepted from a report file (a record is well under 8 KiB).
-const MAX_LINE: u64 = 1 << 20;
+pub(super) const MAX_LINE: u64 = 1 << 20;
 
 /// What a previous report said about one device.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,15 +148,34 @@ pub fn read_report(path: &Path) -> Result<Vec<Observation>, ReadError> {
             }
         }
     };
-    match first {
-        None => Ok(Vec::new()),
-        Some(b'[') => read_json_array(path, reader),
-        Some(b'{') => read_jsonl(path, reader),
-        Some(_) => read_csv(path, reader),
+    let lines = || count_lines(path).map_err(io_err);
+    let mut out = match first {
+        None => Vec::new(),
+        Some(b'[') => read_json_array(path, reader)?,
+        Some(b'{') => read_jsonl(path, reader, Vec::with_capacity(lines()?))?,
+        Some(_) => read_csv(path, reader, Vec::with_capacity(lines()?))?,
+    };
+    out.shrink_to_fit();
+    Ok(out)
+}
+
+/// Line breaks in the file: an upper bound on its records, so that the vector holding them
+/// is allocated once (a baseline is held for a whole run; growth by doubling would peak at
+/// twice what it keeps).
+fn count_lines(path: &Path) -> io::Result<usize> {
+    let mut file = File::open(path)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut lines = 0usize;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(lines.saturating_add(1));
+        }
+        lines = lines.saturating_add(buf[..n].iter().filter(|&&b| b == b'\n').count());
     }
 }
 
-fn malformed(path: &Path, where_: String, reason: impl ToString) -> ReadError {
+pub(super) fn malformed(path: &Path, where_: String, reason: impl ToString) -> ReadError {
     ReadError::Malformed {
         path: path.to_owned(),
         where_,
@@ -164,8 +183,11 @@ fn malformed(path: &Path, where_: String, reason: impl ToString) -> ReadError {
     }
 }
 
-fn read_jsonl(path: &Path, reader: impl BufRead) -> Result<Vec<Observation>, ReadError> {
-    let mut out = Vec::new();
+fn read_jsonl(
+    path: &Path,
+    reader: impl BufRead,
+    mut out: Vec<Observation>,
+) -> Result<Vec<Observation>, ReadError> {
     let mut reader = reader.take(0);
     let mut line = Vec::new();
     let mut number = 0u64;
@@ -218,14 +240,18 @@ fn read_json_array(path: &Path, reader: impl Read) -> Result<Vec<Observation>, R
 }
 
 /// The CSV writer prefixes cells that would start a spreadsheet formula with `'`; undo it.
-fn unneutralise(cell: &str) -> &str {
+pub(super) fn unneutralise(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
         Some(rest) if rest.starts_with(FORMULA_TRIGGERS) => rest,
         _ => cell,
     }
 }
 
-fn read_csv(path: &Path, reader: impl Read) -> Result<Vec<Observation>, ReadError> {
+fn read_csv(
+    path: &Path,
+    reader: impl Read,
+    mut out: Vec<Observation>,
+) -> Result<Vec<Observation>, ReadError> {
     let mut csv = csv::ReaderBuilder::new()
         .flexible(false)
         .from_reader(reader);
@@ -252,7 +278,6 @@ fn read_csv(path: &Path, reader: impl Read) -> Result<Vec<Observation>, ReadErro
         column("state_since"),
         column("change"),
     ];
-    let mut out = Vec::new();
     for (i, row) in csv.records().enumerate() {
         let where_ = || format!("line {}", i + 2);
         let row = row.map_err(|e| malformed(path, where_(), e))?;

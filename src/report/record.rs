@@ -122,6 +122,12 @@ impl Method {
             Method::ParamCgi => "param.cgi",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Method> {
+        [Method::SshCgi, Method::ParamCgi]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
 }
 
 /// What remediation planned or did for a device.
@@ -145,6 +151,12 @@ impl Action {
             Action::Skip => "skip",
             Action::Waived => "waived",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        [Action::Set, Action::None, Action::Skip, Action::Waived]
+            .into_iter()
+            .find(|a| a.as_str() == s)
     }
 }
 

@@ -80,7 +80,12 @@ pub struct SiteSummary {
     pub ok: u64,
     pub findings: u64,
     pub ssh_enabled: u64,
+    pub compliant: u64,
+    /// Waived devices included.
     pub non_compliant: u64,
+    /// Non-compliant devices a waiver in force allows.
+    pub waived: u64,
+    pub by_status: StatusCounts,
 }
 
 impl SiteSummary {
@@ -89,7 +94,10 @@ impl SiteSummary {
         self.ok += u64::from(rec.status == Status::Ok);
         self.findings += u64::from(rec.is_finding());
         self.ssh_enabled += u64::from(rec.ssh_enabled == Some(true));
+        self.compliant += u64::from(rec.compliant == Some(true));
         self.non_compliant += u64::from(rec.compliant == Some(false));
+        self.waived += u64::from(rec.waiver.is_some());
+        self.by_status.add(rec.status);
     }
 }
 

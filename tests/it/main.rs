@@ -10,6 +10,7 @@ mod equinix_support;
 mod support;
 
 mod cli_contract;
+mod deploy;
 mod diagnostics;
 mod drift;
 mod equinix_cli;
@@ -22,6 +23,9 @@ mod equinix_token;
 mod html_report;
 mod independent_camera;
 mod inventory_hostile;
+mod junit;
+mod merge;
+mod metrics;
 mod net_heads;
 mod probe_ssh;
 mod remediate;

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use tokio::sync::mpsc::{self, error::TryRecvError};
 
 use super::super::args::ListArgs;
-use super::super::{install_signal_handlers, open_output, resolve_format, Exit, Stopping};
+use super::super::{install_signal_handlers, open_output, resolve_table_format, Exit, Stopping};
 use super::{connect_until, exit_for};
 use crate::equinix::{EquinixClient, EquinixError, ListFilter, ListingStats, PageFetcher, SshUser};
 use crate::report::ssh_users::{TableWriter, UserRow, UserSummary};
@@ -34,7 +34,7 @@ pub(in super::super) async fn run(args: ListArgs) -> anyhow::Result<Exit> {
     // page ends the run too. Settings are checked before the output is created.
     let (_trigger, shutdown) = install_signal_handlers(args.api.quiet, Stopping::Pages);
     let client = connect_until(&args.api, concurrency, None, shutdown.clone())?;
-    let format = resolve_format(&args.api.output, args.api.format);
+    let format = resolve_table_format(&args.api.output, args.api.format)?;
     let sinks = vec![TableWriter::new(format, open_output(&args.api.output)?)];
     let filter = ListFilter {
         username: args.username.clone(),

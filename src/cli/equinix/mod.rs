@@ -12,7 +12,7 @@ use anyhow::{bail, Context as _};
 use governor::{Quota, RateLimiter};
 
 use super::args::{ApiArgs, EquinixArgs, EquinixCommand, SshUsersCommand, WriteArgs};
-use super::{open_output, resolve_format, Exit};
+use super::{open_output, resolve_table_format, Exit};
 use crate::equinix::client::Backoff;
 use crate::equinix::{
     ClientPolicy, Credentials, EquinixClient, EquinixError, TokenError, TokenSource,
@@ -239,7 +239,7 @@ fn write_rows<R: TableRow>(api: &ApiArgs, rows: &[R]) -> anyhow::Result<()> {
 
 /// The report destination for rows of one kind; a closed stdout is not an error.
 fn open_rows<R: TableRow>(api: &ApiArgs) -> anyhow::Result<Rows<R>> {
-    let format = resolve_format(&api.output, api.format);
+    let format = resolve_table_format(&api.output, api.format)?;
     Ok(Rows {
         writer: TableWriter::new(format, open_output(&api.output)?),
         label: api.output.display().to_string(),

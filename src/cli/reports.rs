@@ -1,0 +1,285 @@
+//! `sshfleet report merge`: shard reports into one fleet view, with proof of coverage.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context as _};
+
+use super::args::{MergeArgs, ReportArgs, ReportCommand};
+use super::html::HtmlOut;
+use super::progress::Progress;
+use super::scan::{exit_for, load_baseline, Comparison, MetricsOut, Scope};
+use super::{open_output, report_failed, resolve_format, Exit, ReportPipe};
+use crate::inventory::{self, InventoryOptions, Row};
+use crate::report::coverage::{Admit, Coverage, CoverageReport};
+use crate::report::replay::{first_shape, replay};
+use crate::report::{self, Reporter, Schema};
+use crate::scan::RunStats;
+
+/// Missing and duplicate rows listed one per line; beyond this they are counted.
+const MAX_LISTED: usize = 50;
+
+pub(super) async fn run(args: ReportArgs) -> anyhow::Result<Exit> {
+    match args.command {
+        ReportCommand::Merge(args) => merge(args).await,
+        ReportCommand::Html(args) => super::html::render(args),
+    }
+}
+
+async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
+    let quiet = args.output.quiet;
+    if args.compliance.waivers.is_some() {
+        bail!("--waivers applies where devices are judged (scan, remediate); each shard record keeps the waiver its run gave it");
+    }
+    let metrics = MetricsOut::check(&args.compliance, "report merge")?;
+    let shards = shard_files(&args.shards)?;
+    let stale = stale_shards(&shards, args.max_age);
+    let baseline = load_baseline(&args.compliance, quiet)?;
+    let inventory = inventory::load(&args.inventory, &InventoryOptions::default())?;
+    if !quiet {
+        for warning in &inventory.warnings {
+            diagln!("warning: {warning}");
+        }
+    }
+    let expected: Vec<(String, u64)> = inventory
+        .rows
+        .iter()
+        .map(|row| expected_row(&row))
+        .collect();
+    let total = expected.len();
+    let mut remediation = false;
+    for path in &shards {
+        remediation |= first_shape(path)?.is_some_and(|s| s.remediation);
+    }
+    let schema = Schema {
+        remediation,
+        extra_columns: inventory.extra_columns.clone(),
+    };
+    let scope = Scope {
+        inventory: &args.inventory,
+        devices: &inventory.rows,
+        shard: None,
+    };
+    let mut comparison =
+        Comparison::for_scope(&args.compliance, baseline, scope, "report merge", None)?;
+    let format = resolve_format(&args.output.output, args.output.format);
+    let mut sinks = vec![report::writer(
+        format,
+        &schema,
+        open_output(&args.output.output)?,
+    )];
+    let html = HtmlOut::open(args.compliance.html_out.as_deref()).map(|(html, sink)| {
+        sinks.push(sink);
+        html
+    });
+    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
+    let (baseline, store) = comparison.parts();
+    let pipe = ReportPipe::with_baseline(sinks, progress, total, baseline, store);
+
+    let tx = pipe.sender();
+    let keys = schema.extra_keys();
+    let files = shards.clone();
+    let mut coverage = Coverage::new(expected);
+    // Files are read on a blocking thread; records go to the writer as they are read.
+    let read = tokio::task::spawn_blocking(move || {
+        for (i, path) in files.iter().enumerate() {
+            replay(path, &keys, |rec, _| {
+                if coverage.admit(&rec.address, i) == Admit::Row {
+                    // The writer only goes away after a failure it reports itself.
+                    let _ = tx.blocking_send(rec);
+                }
+                Ok(())
+            })?;
+        }
+        Ok::<_, report::read::ReadError>(coverage)
+    })
+    .await;
+    let closed = pipe.close().await;
+    let coverage = match read {
+        Ok(Ok(coverage)) => coverage.finish(),
+        Ok(Err(e)) => {
+            diagln!("error: {e}");
+            diagln!("error: the merge stopped there; the output holds the records read before it and nothing was recorded");
+            return Ok(Exit::Usage);
+        }
+        Err(e) => bail!("the shard reader failed: {e}"),
+    };
+    let summary = match closed {
+        Ok(summary) => summary,
+        Err(e) => {
+            MetricsOut::after_report_failure(metrics.as_ref(), &e, quiet);
+            return Ok(report_failed(&e));
+        }
+    };
+    if !quiet {
+        diag!("{}", summary.render_text());
+    }
+    say_coverage(&coverage, &shards, quiet);
+    for (path, age) in &stale {
+        diagln!(
+            "stale: {} was last written {} ago, more than --max-age",
+            path.display(),
+            crate::time::human_age(*age)
+        );
+    }
+    let stats = RunStats::default();
+    let covered = coverage.is_covered() && stale.is_empty();
+    let recorded = comparison.finish(&summary, &stats, quiet);
+    let written = metrics.and_then(|m| m.write(&summary, covered && recorded.is_none(), quiet));
+    let html_failed = html.and_then(|html| {
+        let context = format!(
+            "merge of {} shard reports of {}",
+            shards.len(),
+            args.inventory.display()
+        );
+        html.write(context, &summary, comparison.run(), None, None)
+    });
+    if let Some(exit) = recorded.or(written).or(html_failed) {
+        return Ok(exit);
+    }
+    if !covered {
+        return Ok(Exit::Findings);
+    }
+    Ok(exit_for(&summary, &stats, args.compliance.fail_on))
+}
+
+/// The shard files: each file given, and the reports in each directory given (sorted, so
+/// that which of two duplicates is merged does not depend on the file system).
+fn shard_files(given: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in given {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let entries = std::fs::read_dir(path)
+            .with_context(|| format!("cannot list the shard directory {}", path.display()))?;
+        let mut found: Vec<PathBuf> = Vec::new();
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot list {}", path.display()))?;
+            let file = entry.path();
+            let report = matches!(
+                report::Format::from_path(&file),
+                Some(report::Format::Jsonl | report::Format::Json | report::Format::Csv)
+            );
+            if report && file.is_file() {
+                found.push(file);
+            }
+        }
+        if found.is_empty() {
+            bail!(
+                "the shard directory {} holds no report (.jsonl, .json, .csv)",
+                path.display()
+            );
+        }
+        found.sort();
+        files.extend(found);
+    }
+    Ok(files)
+}
+
+/// Shards whose file is older than `max_age`, with their age.
+fn stale_shards(shards: &[PathBuf], max_age: Option<Duration>) -> Vec<(PathBuf, Duration)> {
+    let Some(max_age) = max_age else {
+        return Vec::new();
+    };
+    let now = SystemTime::now();
+    shards
+        .iter()
+        .filter_map(|path| {
+            let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+            let age = now.duration_since(modified).unwrap_or_default();
+            (age > max_age).then(|| (path.clone(), age))
+        })
+        .collect()
+}
+
+/// The address a row's record carries, and the row's line.
+fn expected_row(row: &Row) -> (String, u64) {
+    match row {
+        Row::Device(device) => (device.address.clone(), device.line),
+        Row::Invalid(rec) => (rec.address.clone(), line_of(rec.error.as_deref())),
+    }
+}
+
+/// An invalid row's line, from its error (`line 12: …`); 0 when it does not say.
+fn line_of(error: Option<&str>) -> u64 {
+    error
+        .and_then(|e| e.strip_prefix("line "))
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Coverage is said even with `--quiet` when it fails: it is why the merge exits 1.
+fn say_coverage(report: &CoverageReport, shards: &[PathBuf], quiet: bool) {
+    let shard = |i: usize| {
+        shards
+            .get(i)
+            .map_or_else(String::new, |p| p.display().to_string())
+    };
+    if report.is_covered() {
+        if !quiet {
+            diagln!(
+                "coverage: all {} inventory rows, each exactly once, from {} shard report(s)",
+                report.expected,
+                shards.len()
+            );
+        }
+        return;
+    }
+    diagln!(
+        "coverage: NOT COVERED: {} of {} inventory rows merged; {} missing, {} duplicated, {} not in the inventory",
+        report.merged,
+        report.expected,
+        report.missing.len(),
+        report.duplicates.len(),
+        report.extra_count
+    );
+    for m in report.missing.iter().take(MAX_LISTED) {
+        diagln!("missing: line {} {}", m.line, m.address);
+    }
+    if report.missing.len() > MAX_LISTED {
+        diagln!("missing: … and {} more", report.missing.len() - MAX_LISTED);
+    }
+    for d in report.duplicates.iter().take(MAX_LISTED) {
+        let list: Vec<String> = d.shards.iter().map(|&i| shard(i)).collect();
+        diagln!(
+            "duplicate: line {} {} in {} (the first is merged)",
+            d.line,
+            d.address,
+            list.join(", ")
+        );
+    }
+    if report.duplicates.len() > MAX_LISTED {
+        diagln!(
+            "duplicate: … and {} more",
+            report.duplicates.len() - MAX_LISTED
+        );
+    }
+    for (address, i) in report.extra.iter().take(MAX_LISTED) {
+        diagln!(
+            "not in the inventory: {address} in {} (left out)",
+            shard(*i)
+        );
+    }
+    if report.extra_count > MAX_LISTED as u64 {
+        diagln!(
+            "not in the inventory: … and {} more",
+            report.extra_count - MAX_LISTED as u64
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_rows_line_comes_from_its_error() {
+        assert_eq!(line_of(Some("line 12: address is empty")), 12);
+        assert_eq!(line_of(Some("password_env X is not set")), 0);
+        assert_eq!(line_of(None), 0);
+    }
+}

@@ -1,0 +1,468 @@
+//! Reading a report sshfleet wrote back into whole records, one at a time, so that shard
+//! reports can be merged into one report that is written exactly as a scan writes it. Where
+//! [`super::read`] keeps only what drift needs, this keeps every column.
+//!
+//! JSON Lines and CSV are read a line at a time; a JSON array is read element by element,
+//! never as a whole document.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+use super::read::{malformed, unneutralise, ReadError, MAX_LINE};
+use super::record::{
+    Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshState, Status,
+};
+
+/// What a report file holds besides its records: whether it is a remediation report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shape {
+    pub remediation: bool,
+}
+
+/// Calls `each` with every record of the report at `path`, in file order. `extra_keys` are
+/// the passthrough columns to carry (as the report names them; see `Schema::columns`).
+/// Stops at the first malformed record, naming it, or at the first error `each` returns.
+/// Returns how many records were read.
+pub fn replay(
+    path: &Path,
+    extra_keys: &[String],
+    mut each: impl FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
+) -> Result<u64, ReadError> {
+    let io_err = |source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let first = loop {
+        let buf = reader.fill_buf().map_err(io_err)?;
+        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(i) => {
+                let byte = buf[i];
+                reader.consume(i);
+                break Some(byte);
+            }
+            None if buf.is_empty() => break None,
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    };
+    match first {
+        None => Ok(0),
+        Some(b'[') => replay_json_array(path, reader, extra_keys, &mut each),
+        Some(b'{') => replay_jsonl(path, reader, extra_keys, &mut each),
+        Some(_) => replay_csv(path, reader, extra_keys, &mut each),
+    }
+}
+
+/// The shape of the report at `path`, told by its first record (`None` when it has none).
+pub fn first_shape(path: &Path) -> Result<Option<Shape>, ReadError> {
+    let mut shape = None;
+    let read = replay(path, &[], |_, s| {
+        shape = Some(s);
+        // Stops the read: one record tells.
+        Err(malformed(path, String::new(), "first record read"))
+    });
+    match (read, shape) {
+        (_, Some(shape)) => Ok(Some(shape)),
+        (Ok(_), None) => Ok(None),
+        (Err(e), None) => Err(e),
+    }
+}
+
+/// One record's cells by column name, as text (a JSON value is turned into the text the CSV
+/// writer gives it: `true`, `42`, a list joined by `;`; `null` is absent).
+trait Cells {
+    fn text(&self, key: &str) -> Option<String>;
+    fn has(&self, key: &str) -> bool;
+}
+
+impl Cells for Map<String, Value> {
+    fn text(&self, key: &str) -> Option<String> {
+        match self.get(key)? {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Array(items) => Some(
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(";"),
+            ),
+            Value::Object(_) => Some(String::from("{…}")),
+        }
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.contains_key(key)
+    }
+}
+
+struct CsvRow<'a> {
+    columns: &'a HashMap<String, usize>,
+    row: &'a csv::StringRecord,
+}
+
+impl Cells for CsvRow<'_> {
+    fn text(&self, key: &str) -> Option<String> {
+        let cell = self.row.get(*self.columns.get(key)?)?;
+        (!cell.is_empty()).then(|| unneutralise(cell).to_owned())
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.columns.contains_key(key)
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// The record in `cells`; `Err` says which field is wrong.
+fn record_from(cells: &impl Cells, extra_keys: &[String]) -> Result<(DeviceRecord, Shape), String> {
+    fn word<T>(
+        cells: &impl Cells,
+        key: &str,
+        parse: fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, String> {
+        match cells.text(key).filter(|t| !t.is_empty()) {
+            None => Ok(None),
+            Some(text) => parse(&text)
+                .map(Some)
+                .ok_or_else(|| format!("{key}: unknown value {:?}", truncate(&text))),
+        }
+    }
+    fn number<T: std::str::FromStr>(cells: &impl Cells, key: &str) -> Result<Option<T>, String> {
+        word(cells, key, |t| t.parse().ok())
+    }
+    let boolean = |key: &str| {
+        word(cells, key, |t| match t {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        })
+    };
+    let text = |key: &str| cells.text(key).filter(|t| !t.is_empty());
+    let address = cells
+        .text("address")
+        .ok_or_else(|| String::from("no address"))?;
+    let status = word(cells, "status", Status::parse)?.ok_or_else(|| String::from("no status"))?;
+    let mut rec = DeviceRecord::new(
+        address,
+        text("name").unwrap_or_default(),
+        text("site").unwrap_or_default(),
+        status,
+    );
+    rec.ssh_enabled = boolean("ssh_enabled")?;
+    rec.expect = word(cells, "expect", SshState::parse)?;
+    rec.compliant = boolean("compliant")?;
+    rec.method = word(cells, "method", Method::parse)?;
+    rec.api_version = text("api_version");
+    rec.supported_versions = text("supported_versions")
+        .map(|list| {
+            list.split(';')
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    rec.http_status = number(cells, "http_status")?;
+    rec.error_code = number(cells, "error_code")?;
+    rec.error = text("error");
+    rec.attempts = number(cells, "attempts")?.unwrap_or(0);
+    rec.elapsed_ms = number(cells, "elapsed_ms")?.unwrap_or(0);
+    rec.tls_fingerprint = text("tls_fingerprint");
+    rec.checked_at = text("checked_at").unwrap_or_default();
+    let remediation = cells.has("action");
+    if let Some(action) = word(cells, "action", Action::parse)? {
+        rec.remediation = Some(Remediation {
+            action,
+            before: boolean("before")?,
+            after: boolean("after")?,
+            verified: boolean("verified")?,
+        });
+    }
+    rec.serial = text("serial");
+    if let Some(change) = word(cells, "change", Change::parse)? {
+        rec.drift = Some(Drift {
+            change,
+            first_seen: text("first_seen").unwrap_or_default(),
+            state_since: text("state_since").unwrap_or_default(),
+        });
+    }
+    rec.waiver = text("waiver");
+    rec.ssh_port = word(cells, "ssh_port", PortState::parse)?;
+    rec.ssh_banner = text("ssh_banner");
+    rec.exposure = word(cells, "exposure", Exposure::parse)?;
+    rec.extra = extra_keys
+        .iter()
+        .map(|key| cells.text(key).unwrap_or_default())
+        .collect();
+    Ok((rec, Shape { remediation }))
+}
+
+fn replay_jsonl(
+    path: &Path,
+    reader: impl BufRead,
+    extra_keys: &[String],
+    each: &mut impl FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
+) -> Result<u64, ReadError> {
+    let mut reader = reader.take(0);
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    let mut records = 0u64;
+    loop {
+        line.clear();
+        reader.set_limit(MAX_LINE);
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|source| ReadError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        if n == 0 {
+            return Ok(records);
+        }
+        number += 1;
+        let where_ = || format!("line {number}");
+        if !line.ends_with(b"\n") && n as u64 >= MAX_LINE {
+            return Err(malformed(path, where_(), "line longer than 1 MiB"));
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let object: Map<String, Value> =
+            serde_json::from_slice(&line).map_err(|e| malformed(path, where_(), e))?;
+        let (rec, shape) =
+            record_from(&object, extra_keys).map_err(|e| malformed(path, where_(), e))?;
+        records += 1;
+        each(rec, shape)?;
+    }
+}
+
+fn replay_csv(
+    path: &Path,
+    reader: impl Read,
+    extra_keys: &[String],
+    each: &mut impl FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
+) -> Result<u64, ReadError> {
+    let mut csv = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(reader);
+    let header = csv
+        .headers()
+        .map_err(|e| malformed(path, "line 1".into(), e))?
+        .clone();
+    let columns: HashMap<String, usize> = header
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name.to_owned(), i))
+        .collect();
+    if !(columns.contains_key("address") && columns.contains_key("status")) {
+        return Err(malformed(
+            path,
+            "line 1".into(),
+            "not an sshfleet report: no address and status columns",
+        ));
+    }
+    let mut row = csv::StringRecord::new();
+    let mut records = 0u64;
+    loop {
+        let line = csv.position().line();
+        let more = csv
+            .read_record(&mut row)
+            .map_err(|e| malformed(path, format!("line {line}"), e))?;
+        if !more {
+            return Ok(records);
+        }
+        let cells = CsvRow {
+            columns: &columns,
+            row: &row,
+        };
+        let (rec, shape) = record_from(&cells, extra_keys).map_err(|e| {
+            malformed(
+                path,
+                format!("line {}", row.position().map_or(line, |p| p.line())),
+                e,
+            )
+        })?;
+        records += 1;
+        each(rec, shape)?;
+    }
+}
+
+/// A JSON array read one element at a time through serde's sequence access.
+fn replay_json_array(
+    path: &Path,
+    reader: impl Read,
+    extra_keys: &[String],
+    each: &mut impl FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
+) -> Result<u64, ReadError> {
+    struct Elements<'a, F> {
+        path: &'a Path,
+        extra_keys: &'a [String],
+        each: &'a mut F,
+        /// A failure of `each` or of a record, kept whole (serde's error carries text only).
+        failed: &'a mut Option<ReadError>,
+    }
+    impl<'de, F> Visitor<'de> for Elements<'_, F>
+    where
+        F: FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
+    {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON array of records")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
+            let mut n = 0u64;
+            while let Some(object) = seq.next_element::<Map<String, Value>>()? {
+                n += 1;
+                let result = record_from(&object, self.extra_keys)
+                    .map_err(|e| malformed(self.path, format!("record {n}"), e))
+                    .and_then(|(rec, shape)| (self.each)(rec, shape));
+                if let Err(e) = result {
+                    *self.failed = Some(e);
+                    return Err(serde::de::Error::custom("stopped"));
+                }
+            }
+            Ok(n)
+        }
+    }
+    impl<'de, F> DeserializeSeed<'de> for Elements<'_, F>
+    where
+        F: FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
+    {
+        type Value = u64;
+
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+    let mut failed = None;
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let seed = Elements {
+        path,
+        extra_keys,
+        each,
+        failed: &mut failed,
+    };
+    let read = seed.deserialize(&mut de).and_then(|n| de.end().map(|()| n));
+    match (read, failed) {
+        (_, Some(e)) => Err(e),
+        (Ok(n), None) => Ok(n),
+        (Err(e), None) => Err(malformed(
+            path,
+            format!("line {}", e.line()),
+            format!("not a JSON array of records: {e}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use super::*;
+    use crate::report::test_support::{full_record, SharedBuf};
+    use crate::report::{writer, Format, Schema};
+
+    fn written(
+        format: Format,
+        schema: &Schema,
+        records: &[DeviceRecord],
+    ) -> tempfile::NamedTempFile {
+        let buf = SharedBuf::default();
+        let mut w = writer(format, schema, Box::new(buf.clone()));
+        for rec in records {
+            w.write(rec).unwrap();
+        }
+        w.finish().unwrap();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), buf.text()).unwrap();
+        file
+    }
+
+    fn replayed(path: &Path, extra: &[String]) -> Vec<(DeviceRecord, Shape)> {
+        let mut out = Vec::new();
+        replay(path, extra, |rec, shape| {
+            out.push((rec, shape));
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn every_format_gives_back_the_record_it_was_written_from() {
+        let schema = Schema {
+            remediation: true,
+            extra_columns: vec!["owner".into()],
+        };
+        let keys = vec!["owner".to_owned()];
+        let mut hostile = full_record();
+        hostile.name = "=HYPERLINK(\"x\")".into();
+        hostile.error = Some("-1, \"quoted\"\nnext line".into());
+        hostile.remediation = None;
+        hostile.drift = None;
+        let mut sparse = DeviceRecord::new(
+            "10.0.0.9".into(),
+            String::new(),
+            String::new(),
+            Status::Timeout,
+        );
+        sparse.checked_at = "2026-12-01T00:00:00.000Z".into();
+        sparse.extra = vec![String::new()];
+        let records = vec![full_record(), hostile, sparse];
+        for format in [Format::Jsonl, Format::Json, Format::Csv] {
+            let file = written(format, &schema, &records);
+            let back = replayed(file.path(), &keys);
+            let recs: Vec<DeviceRecord> = back.iter().map(|(r, _)| r.clone()).collect();
+            assert_eq!(recs, records, "{format}");
+            assert!(back.iter().all(|(_, s)| s.remediation), "{format}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_record_is_named_by_line_or_position() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            file.path(),
+            "{\"address\":\"a\",\"status\":\"ok\"}\n{\"address\":\"b\",\"status\":\"weird\"}\n",
+        )
+        .unwrap();
+        let err = replay(file.path(), &[], |_, _| Ok(()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("status"), "{err}");
+        std::fs::write(
+            file.path(),
+            "[{\"address\":\"a\",\"status\":\"ok\"},{\"status\":\"ok\"}]",
+        )
+        .unwrap();
+        let err = replay(file.path(), &[], |_, _| Ok(()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("record 2") && err.contains("address"), "{err}");
+        std::fs::write(file.path(), "address,status\nx,ok\ny,ok,extra\n").unwrap();
+        let err = replay(file.path(), &[], |_, _| Ok(()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3"), "{err}");
+        std::fs::write(file.path(), "name,site\nx,y\n").unwrap();
+        let err = replay(file.path(), &[], |_, _| Ok(()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not an sshfleet report"), "{err}");
+    }
+}
