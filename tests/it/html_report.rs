@@ -588,3 +588,45 @@ async fn an_applied_remediation_reports_what_it_wrote_and_verified() {
     // The table knows the action of every device.
     assert!(page.contains("data-col=\"action\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_of_shards_writes_the_fleets_page() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 30,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    let mut shards = Vec::new();
+    for k in 0..3 {
+        let name = format!("shard{k}.jsonl");
+        let (output, _) = fleet.scan(&name, &["--shard", &format!("{k}/3")]).await;
+        assert!(code(&output) <= 1, "{}", stderr(&output));
+        shards.push(fleet.path(&name).display().to_string());
+    }
+    let html = fleet.path("fleet.html");
+    let mut argv = args(&[
+        "report",
+        "merge",
+        "--inventory",
+        &fleet.inventory.display().to_string(),
+        "-o",
+        &fleet.path("fleet.jsonl").display().to_string(),
+        "--html-out",
+        &html.display().to_string(),
+        "--quiet",
+    ]);
+    argv.extend(shards);
+    let output = run(&argv, &[]).await;
+    assert!(code(&output) <= 1, "{}", stderr(&output));
+    let records = read_jsonl(&fleet.path("fleet.jsonl"));
+    assert_eq!(records.len(), 30);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(headline_value(&page, "headline-devices"), "30");
+    assert_eq!(
+        headline_value(&page, "headline-ssh-enabled"),
+        count(&records, |r| r["ssh_enabled"] == true).to_string()
+    );
+    assert!(page.contains("merge of 3 shard reports"));
+    assert_eq!(page.matches("data-testid=\"site-bar\"").count(), 5);
+}
