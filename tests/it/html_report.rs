@@ -630,3 +630,42 @@ async fn a_merge_of_shards_writes_the_fleets_page() {
     assert!(page.contains("merge of 3 shard reports"));
     assert_eq!(page.matches("data-testid=\"site-bar\"").count(), 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_ends_with_the_path_of_its_report_with_both_runs_and_their_drift() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let output = run(
+        &args(&[
+            "demo",
+            "--devices",
+            "60",
+            "--dir",
+            &out.display().to_string(),
+            "-q",
+        ]),
+        &[],
+    )
+    .await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 0, "{err}");
+    let html = out.join("report.html");
+    assert_eq!(
+        err.lines().last(),
+        Some(html.display().to_string().as_str())
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(headline_value(&page, "headline-devices"), "60");
+    assert_eq!(headline_value(&page, "headline-regressions"), "3");
+    assert!(page.contains("data-testid=\"trend-chart\" data-points=\"2\""));
+    if !browser_available() {
+        return;
+    }
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("html-demo-screenshot.png");
+    let seen = open_in_browser(&html, &["--screenshot", &screenshot.display().to_string()]).await;
+    assert_inert(&seen);
+    assert_eq!(seen["row_count"], 60);
+    assert_eq!(seen["drift_counts"]["regressed"], 3);
+    assert_eq!(seen["drift_counts"]["fixed"], 2);
+    eprintln!("screenshot of the demo's report: {}", screenshot.display());
+}
