@@ -2,7 +2,7 @@
 // prints what a person would see as one JSON object on stdout; the Rust tests
 // (tests/it/html_report.rs) assert on it. This script judges nothing itself.
 //
-//   node check-report.mjs REPORT.html [--site NAME] [--search TEXT] [--screenshot PNG]
+//   node check-report.mjs REPORT.html [--site NAME] [--search TEXT] [--sort COLUMN] [--screenshot PNG]
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -125,16 +125,18 @@ try {
     await page.click(`button[data-col="${sort}"]`);
   }
 
+  // Before the hovering below scrolls the table.
+  if (screenshot) {
+    await page.screenshot({ path: screenshot, fullPage: true });
+    out.screenshot = screenshot;
+  }
+
   // Hover over every row in view and every name cell: an injected handler would fire.
   for (const row of await page.locator('[data-testid="device-row"]:not([hidden])').all()) {
     await row.hover({ timeout: 2000 }).catch(() => {});
     if (out.requests.length > 50) { break; }
   }
 
-  if (screenshot) {
-    await page.screenshot({ path: screenshot, fullPage: true });
-    out.screenshot = screenshot;
-  }
   // The printed page must not depend on the script either.
   await page.emulateMedia({ media: "print" });
   Object.assign(out, await page.evaluate(() => {
