@@ -35,7 +35,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// The run history (`--history FILE`): list runs, show a device's timeline, prune.
     History(HistoryArgs),
-    /// Work on reports sshfleet wrote: merge shard reports into one fleet view.
+    /// Work on reports sshfleet wrote: merge shard reports into one fleet view, or render
+    /// the HTML page of a report or of a history run.
     Report(ReportArgs),
 }
 
@@ -196,6 +197,10 @@ pub struct ComplianceArgs {
     /// collector), replacing the file atomically when the run ends.
     #[arg(long, value_name = "FILE.prom")]
     pub metrics_out: Option<PathBuf>,
+    /// Also write a self-contained HTML report (summary, per-site charts, trend with
+    /// --history, drift, a filterable table of every device) when the run is over.
+    #[arg(long, value_name = "FILE")]
+    pub html_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -209,6 +214,28 @@ pub enum ReportCommand {
     /// Merge shard reports into one report, summary and metrics (and, with --history, one
     /// recorded run), proving that they cover the inventory: every row exactly once.
     Merge(MergeArgs),
+    /// One self-contained HTML file (charts, trend, drift, a filterable device table) from a
+    /// report sshfleet wrote, or from a run of a history.
+    Html(ReportHtmlArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportHtmlArgs {
+    /// A report (JSONL, JSON or CSV that sshfleet wrote).
+    #[arg(value_name = "REPORT", required_unless_present = "history")]
+    pub report: Option<PathBuf>,
+    /// Take the devices from this history instead (with the trend of their runs).
+    #[arg(long, value_name = "FILE", conflicts_with = "report")]
+    pub history: Option<PathBuf>,
+    /// The history's run [default: the latest finished run].
+    #[arg(long, value_name = "ID", requires = "history")]
+    pub run: Option<i64>,
+    /// Where the page goes.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// No message on success; errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Args)]

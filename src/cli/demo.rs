@@ -18,6 +18,7 @@ use super::scan::{execute, prepare, Comparison};
 use super::{install_signal_handlers, open_output, Exit, ReportPipe, Stopping};
 use crate::equinix::{ListFilter, PageFetcher};
 use crate::remediate::{Recovered, Remediator, WriteLimits};
+use crate::report::html::{DeviceRows, HtmlReport, HtmlSink, TrendPoint};
 use crate::report::ssh_users::TableWriter;
 use crate::report::{self, Format, Reporter, Schema, SshState, Summary};
 use crate::secret::Secret;
@@ -55,6 +56,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
 
     let history = fresh_history(dir)?;
     let started = Instant::now();
+    let scanned_at = crate::time::now_rfc3339();
     let prepared = prepare(&demo_scan_args(inventory.clone()), password, args.quiet)?;
     let mut comparison = Comparison::open(
         &history_args(&history),
@@ -128,7 +130,16 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         dir.join("equinix-users.csv").display(),
         dir.join("equinix-users.jsonl").display()
     );
+    let html = write_html(dir, &history, &summary, &drift, scanned_at)?;
+    // The page's path is the last line, for `xdg-open "$(sshfleet demo 2>&1 | tail -1)"`.
+    let announce = || {
+        diagln!(
+            "\nthe HTML report, to open in a browser:\n{}",
+            html.display()
+        )
+    };
     if stats.interrupted || equinix.interrupted {
+        announce();
         return Ok(Exit::Interrupted);
     }
     let drift_right =
@@ -136,11 +147,48 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     if !drift_right {
         diagln!("error: the second scan's drift does not match the changes made between the scans");
     }
+    announce();
     Ok(if agree == total && equinix.complete && drift_right {
         Exit::Clean
     } else {
         Exit::Findings
     })
+}
+
+/// `report.html`: the second scan, with the trend of both scans (from the history) and its
+/// drift since the first.
+fn write_html(
+    dir: &Path,
+    history: &Path,
+    first: &Summary,
+    drift: &DemoDrift,
+    first_at: String,
+) -> anyhow::Result<std::path::PathBuf> {
+    let path = dir.join("report.html");
+    let now = crate::time::now_rfc3339();
+    let report = HtmlReport {
+        context: format!(
+            "demo: second scan of {} simulated cameras, against the first",
+            drift.summary.total
+        ),
+        generated_at: now.clone(),
+        summary: &drift.summary,
+        rows: &drift.rows,
+        // The history holds both runs; should it have failed, the two summaries say the same.
+        trend: super::html::latest_trend(history).unwrap_or_else(|_| {
+            vec![
+                TrendPoint::from_summary("scan 1", &first_at, first),
+                TrendPoint::from_summary("scan 2", &now, &drift.summary),
+            ]
+        }),
+        expiring: Vec::new(),
+        applied: None,
+        today: crate::time::today(),
+    };
+    report
+        .write_to(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
 }
 
 /// What the demo's second scan found against its first.
@@ -154,6 +202,9 @@ struct DemoDrift {
     regressed: Vec<String>,
     /// The summary's drift line.
     summary_line: String,
+    /// The second scan's devices and summary, for the HTML report.
+    rows: DeviceRows,
+    summary: Summary,
 }
 
 /// The demo's history file, emptied: the demo owns its directory, and each demo starts a
@@ -182,6 +233,7 @@ fn history_args(history: &Path) -> ComplianceArgs {
         waivers: None,
         history: Some(history.to_owned()),
         metrics_out: None,
+        html_out: None,
     }
 }
 
@@ -226,11 +278,11 @@ async fn rescan_after_changes(
     )?;
     let schema = prepared.schema();
     let rescan = dir.join("rescan.jsonl");
-    let sinks = vec![report::writer(
-        Format::Jsonl,
-        &schema,
-        open_output(&rescan)?,
-    )];
+    let (html_sink, html_rows) = HtmlSink::new(&dir.join("report.html"));
+    let sinks = vec![
+        report::writer(Format::Jsonl, &schema, open_output(&rescan)?),
+        Box::new(html_sink),
+    ];
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(true));
     let (baseline, store) = comparison.parts();
     let (summary, stats) = execute(prepared, sinks, progress, shutdown, baseline, store).await?;
@@ -272,6 +324,8 @@ async fn rescan_after_changes(
         fixed_addresses,
         regressed,
         summary_line,
+        rows: html_rows.take(),
+        summary,
     })
 }
 

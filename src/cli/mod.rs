@@ -27,6 +27,7 @@ mod demo;
 mod diff;
 mod equinix;
 mod history;
+mod html;
 mod progress;
 mod remediate;
 mod reports;
@@ -120,6 +121,7 @@ fn verbosity(command: &Command) -> u8 {
         Command::History(_) => 0,
         Command::Report(a) => match &a.command {
             args::ReportCommand::Merge(m) => m.output.verbose,
+            args::ReportCommand::Html(_) => 0,
         },
     }
 }

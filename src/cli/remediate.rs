@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::bail;
 
 use super::args::{ExpectArg, RemediateArgs};
+use super::html::HtmlOut;
 use super::progress::Progress;
 use super::scan::{
     exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, prepare,
@@ -76,13 +77,21 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         extra_columns,
     };
     let format = resolve_format(&args.output.output, args.output.format);
-    let sink = report::writer(format, &schema, open_output(&args.output.output)?);
+    let mut sinks = vec![report::writer(
+        format,
+        &schema,
+        open_output(&args.output.output)?,
+    )];
+    let html = HtmlOut::open(args.compliance.html_out.as_deref()).map(|(html, sink)| {
+        sinks.push(sink);
+        html
+    });
     let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
     let progress = Arc::new(Progress::new(quiet).stop_on_output_failure(trigger));
     let reporter: Arc<dyn Reporter> = progress.clone();
     let (baseline, store) = comparison.parts();
     let pipe = ReportPipe::with_baseline(
-        vec![sink],
+        sinks,
         reporter,
         devices.len() + invalid.len(),
         baseline,
@@ -148,11 +157,27 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let succeeded =
         !stats.interrupted && !refused && history_failed.is_none() && journal_failure.is_none();
     let metrics_failed = metrics.and_then(|m| m.write(&summary, succeeded, quiet));
+    let html_failed = html.and_then(|html| {
+        let context = format!(
+            "remediate --ssh {}{} of {}",
+            target.as_str(),
+            if args.apply { " --apply" } else { " (dry run)" },
+            args.device.inventory.display()
+        );
+        let waivers = waivers.as_deref();
+        html.write(
+            context,
+            &summary,
+            comparison.run(),
+            waivers,
+            Some(args.apply),
+        )
+    });
     if let Some(failure) = journal_failure {
         report_journal_failure(&failure);
         return Ok(Exit::OutputFailed);
     }
-    if let Some(exit) = history_failed.or(metrics_failed) {
+    if let Some(exit) = history_failed.or(metrics_failed).or(html_failed) {
         return Ok(exit);
     }
     Ok(if refused {

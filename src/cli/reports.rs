@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context as _};
 
 use super::args::{MergeArgs, ReportArgs, ReportCommand};
+use super::html::HtmlOut;
 use super::progress::Progress;
 use super::scan::{exit_for, load_baseline, Comparison, MetricsOut, Scope};
 use super::{open_output, report_failed, resolve_format, Exit, ReportPipe};
@@ -22,6 +23,7 @@ const MAX_LISTED: usize = 50;
 pub(super) async fn run(args: ReportArgs) -> anyhow::Result<Exit> {
     match args.command {
         ReportCommand::Merge(args) => merge(args).await,
+        ReportCommand::Html(args) => super::html::render(args),
     }
 }
 
@@ -62,10 +64,18 @@ async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
     let mut comparison =
         Comparison::for_scope(&args.compliance, baseline, scope, "report merge", None)?;
     let format = resolve_format(&args.output.output, args.output.format);
-    let sink = report::writer(format, &schema, open_output(&args.output.output)?);
+    let mut sinks = vec![report::writer(
+        format,
+        &schema,
+        open_output(&args.output.output)?,
+    )];
+    let html = HtmlOut::open(args.compliance.html_out.as_deref()).map(|(html, sink)| {
+        sinks.push(sink);
+        html
+    });
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
     let (baseline, store) = comparison.parts();
-    let pipe = ReportPipe::with_baseline(vec![sink], progress, total, baseline, store);
+    let pipe = ReportPipe::with_baseline(sinks, progress, total, baseline, store);
 
     let tx = pipe.sender();
     let keys = schema.extra_keys();
@@ -117,7 +127,15 @@ async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
     let covered = coverage.is_covered() && stale.is_empty();
     let recorded = comparison.finish(&summary, &stats, quiet);
     let written = metrics.and_then(|m| m.write(&summary, covered && recorded.is_none(), quiet));
-    if let Some(exit) = recorded.or(written) {
+    let html_failed = html.and_then(|html| {
+        let context = format!(
+            "merge of {} shard reports of {}",
+            shards.len(),
+            args.inventory.display()
+        );
+        html.write(context, &summary, comparison.run(), None, None)
+    });
+    if let Some(exit) = recorded.or(written).or(html_failed) {
         return Ok(exit);
     }
     if !covered {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 
 use super::args::{ComplianceArgs, DeviceArgs, ExpectArg, FailOn, ScanArgs, SchemeArg};
+use super::html::HtmlOut;
 use super::progress::Progress;
 use super::{
     fit_concurrency, install_signal_handlers, open_output, report_failed, resolve_format, Exit,
@@ -56,12 +57,17 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         &prepared.schema(),
         open_output(&args.output.output)?,
     );
+    let mut sinks = vec![sink];
+    let html = HtmlOut::open(args.compliance.html_out.as_deref()).map(|(html, sink)| {
+        sinks.push(sink);
+        html
+    });
     let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
     let progress: Arc<dyn Reporter> =
         Arc::new(Progress::new(quiet).stop_on_output_failure(trigger));
     let (baseline, store) = comparison.parts();
     let metrics = metrics.map(|m| m.shard(prepared.shard));
-    let run = execute(prepared, vec![sink], progress, shutdown, baseline, store).await;
+    let run = execute(prepared, sinks, progress, shutdown, baseline, store).await;
     let (mut summary, stats) = match run {
         Ok(done) => done,
         Err(e) => {
@@ -78,7 +84,17 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let recorded = comparison.finish(&summary, &stats, quiet);
     let written =
         metrics.and_then(|m| m.write(&summary, !stats.interrupted && recorded.is_none(), quiet));
-    if let Some(exit) = recorded.or(written) {
+    let html_failed = html.and_then(|html| {
+        let context = format!("scan of {}", args.device.inventory.display());
+        html.write(
+            context,
+            &summary,
+            comparison.run(),
+            waivers.as_deref(),
+            None,
+        )
+    });
+    if let Some(exit) = recorded.or(written).or(html_failed) {
         return Ok(exit);
     }
     Ok(exit_for(&summary, &stats, args.compliance.fail_on))
@@ -262,6 +278,13 @@ impl Comparison {
     pub(super) fn parts(&mut self) -> (Option<report::Baseline>, Option<report::SharedStore>) {
         let store = self.recorder.clone().map(|r| -> report::SharedStore { r });
         (self.baseline.take(), store)
+    }
+
+    /// The history file and this run's id in it, when there is one.
+    pub(super) fn run(&self) -> Option<(&Path, i64)> {
+        let run = self.recorder.as_ref()?;
+        let id = run.lock().unwrap_or_else(PoisonError::into_inner).run_id();
+        Some((self.path.as_deref()?, id))
     }
 
     /// Commits the run to the history; `Some(exit)` when that failed (an output failure).

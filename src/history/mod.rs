@@ -391,6 +391,80 @@ impl History {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// One run by id, or without an id the latest finished one.
+    pub fn run(&self, id: Option<i64>) -> Result<Option<RunRow>, HistoryError> {
+        let found = match id {
+            Some(id) => self.conn.query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                [id],
+                run_row,
+            ),
+            None => self.conn.query_row(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE finished_at IS NOT NULL
+                     ORDER BY id DESC LIMIT 1"
+                ),
+                [],
+                run_row,
+            ),
+        };
+        found.optional().map_err(|e| self.err(e))
+    }
+
+    /// The finished runs of `scope` up to run `up_to`, newest first, at most `limit`.
+    pub fn scope_runs(
+        &self,
+        scope: &str,
+        up_to: i64,
+        limit: usize,
+    ) -> Result<Vec<RunRow>, HistoryError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs
+             WHERE scope = ?1 AND id <= ?2 AND finished_at IS NOT NULL
+             ORDER BY id DESC LIMIT ?3"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![scope, up_to, limit], run_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The state period of every device of `scope` that run `run` saw, in device order.
+    pub fn run_periods(&self, scope: &str, run: i64) -> Result<Vec<Period>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT t.scope, i.run_first, i.run_last, i.first_seen, i.last_seen, i.address,
+                        i.serial, i.name, i.site, i.status, i.ssh_enabled, i.compliant, i.waiver
+                 FROM intervals i JOIN tracks t ON t.id = i.track
+                 WHERE t.scope = ?1 AND i.run_first <= ?2 AND i.run_last >= ?2
+                 ORDER BY t.id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![scope, run], |r| {
+                Ok(Period {
+                    scope: r.get(0)?,
+                    run_first: r.get(1)?,
+                    run_last: r.get(2)?,
+                    first_seen: r.get(3)?,
+                    last_seen: r.get(4)?,
+                    address: r.get(5)?,
+                    serial: r.get(6)?,
+                    name: r.get(7)?,
+                    site: r.get(8)?,
+                    status: r.get(9)?,
+                    ssh_enabled: r.get(10)?,
+                    compliant: r.get(11)?,
+                    waiver: r.get(12)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
     /// Every state period of the device with this serial or address, oldest first.
     pub fn timeline(&self, device: &str) -> Result<Vec<Period>, HistoryError> {
         let mut stmt = self
@@ -473,6 +547,29 @@ impl History {
             self.err(e)
         })
     }
+}
+
+/// The columns of a [`RunRow`], in [`run_row`]'s order.
+const RUN_COLUMNS: &str = "id, command, scope, started_at, finished_at, interrupted, devices,
+    findings, compliant, non_compliant, not_checked, ssh_enabled, waived, regressed";
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: r.get(0)?,
+        command: r.get(1)?,
+        scope: r.get(2)?,
+        started_at: r.get(3)?,
+        finished_at: r.get(4)?,
+        interrupted: r.get(5)?,
+        devices: r.get(6)?,
+        findings: r.get(7)?,
+        compliant: r.get(8)?,
+        non_compliant: r.get(9)?,
+        not_checked: r.get(10)?,
+        ssh_enabled: r.get(11)?,
+        waived: r.get(12)?,
+        regressed: r.get(13)?,
+    })
 }
 
 /// Records one run; every write goes into the run's one transaction.

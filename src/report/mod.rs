@@ -1,11 +1,12 @@
-//! Report records and their writers (CSV, JSON Lines, JSON), streamed by one writer thread,
-//! and the run summary.
+//! Report records and their writers (CSV, JSON Lines, JSON, and the HTML page), streamed by
+//! one writer thread, and the run summary.
 
 mod columns;
 pub mod coverage;
-mod csv_writer;
+pub(crate) mod csv_writer;
 pub mod diff;
 pub mod drift;
+pub mod html;
 mod json_writer;
 mod junit_writer;
 pub mod metrics;

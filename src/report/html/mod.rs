@@ -1,0 +1,201 @@
+//! The HTML report: one self-contained file (inline CSS, SVG and script, nothing fetched)
+//! with the headline, per-site bars, trend, drift, waivers and a device table that stays
+//! usable at 100,000 devices. Rows are gathered as records stream; the page is rendered
+//! once the run's summary is known.
+
+mod data;
+mod page;
+mod rows;
+pub mod source;
+mod svg;
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+pub use data::script_safe;
+pub use rows::{DeviceRows, Standing};
+
+use super::{DeviceRecord, RecordWriter, Summary};
+use crate::history::RunRow;
+
+/// One run in the trend chart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrendPoint {
+    /// `run 12`, or `scan 1` without a history.
+    pub label: String,
+    /// When it ran, short (`12-03 11:52`).
+    pub when: String,
+    pub devices: u64,
+    pub compliant: u64,
+    pub ssh_enabled: u64,
+}
+
+impl TrendPoint {
+    pub fn from_run(run: &RunRow) -> TrendPoint {
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        TrendPoint {
+            label: format!("run {}", run.id),
+            when: short_time(&run.started_at),
+            devices: count(run.devices),
+            compliant: count(run.compliant),
+            ssh_enabled: count(run.ssh_enabled),
+        }
+    }
+
+    pub fn from_summary(label: impl Into<String>, when: &str, summary: &Summary) -> TrendPoint {
+        TrendPoint {
+            label: label.into(),
+            when: short_time(when),
+            devices: summary.total,
+            compliant: summary.compliant,
+            ssh_enabled: summary.ssh_enabled,
+        }
+    }
+}
+
+/// `2026-12-03T11:52:07.123Z` → `12-03 11:52`; anything else unchanged.
+fn short_time(rfc3339: &str) -> String {
+    match (rfc3339.get(5..10), rfc3339.get(11..16)) {
+        (Some(day), Some(time)) if rfc3339.len() >= 16 => format!("{day} {time}"),
+        _ => rfc3339.to_owned(),
+    }
+}
+
+/// A waiver from the waivers file that expires soon (it may match no device of this run).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpiringWaiver {
+    pub id: String,
+    pub owner: String,
+    pub expires: String,
+}
+
+/// Everything one page shows.
+pub struct HtmlReport<'a> {
+    /// What produced it: `scan of inventory.csv`, `report of scan.jsonl`.
+    pub context: String,
+    /// RFC 3339 UTC.
+    pub generated_at: String,
+    pub summary: &'a Summary,
+    pub rows: &'a DeviceRows,
+    /// Oldest first; empty without a history.
+    pub trend: Vec<TrendPoint>,
+    /// Waivers of the waivers file expiring soon, besides those seen in the rows.
+    pub expiring: Vec<ExpiringWaiver>,
+    /// Remediation: `Some(true)` when the run wrote, `Some(false)` for a dry run.
+    pub applied: Option<bool>,
+    /// Today, days since 1970-01-01 (for the days left on each waiver).
+    pub today: i64,
+}
+
+impl HtmlReport<'_> {
+    /// The page as one string.
+    pub fn render(&self) -> String {
+        page::render(self)
+    }
+
+    /// Writes the page to `path` atomically: a temporary file beside it, then a rename, so
+    /// a reader never sees half a report and a failed run leaves the old one in place.
+    pub fn write_to(&self, path: &Path) -> io::Result<()> {
+        write_atomic(path, self.render().as_bytes())
+    }
+}
+
+/// Writes `bytes` to a temporary file in `path`'s directory, syncs it, and renames it over
+/// `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report.html".to_owned());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The rows an [`HtmlSink`] gathered, for rendering once the run is over.
+#[derive(Clone, Default)]
+pub struct HtmlRows(Arc<Mutex<DeviceRows>>);
+
+impl HtmlRows {
+    /// Takes the rows gathered so far, leaving none.
+    pub fn take(&self) -> DeviceRows {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// A report output that keeps each record as a compact row; the page itself is written
+/// after the run (see [`HtmlReport::write_to`]), when the summary is known.
+pub struct HtmlSink {
+    rows: HtmlRows,
+    label: String,
+}
+
+impl HtmlSink {
+    /// A sink for the page at `path`, and the handle its rows are taken from.
+    pub fn new(path: &Path) -> (HtmlSink, HtmlRows) {
+        let rows = HtmlRows::default();
+        let sink = HtmlSink {
+            rows: rows.clone(),
+            label: path.display().to_string(),
+        };
+        (sink, rows)
+    }
+}
+
+impl RecordWriter for HtmlSink {
+    fn write(&mut self, rec: &DeviceRecord) -> io::Result<()> {
+        self.rows
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(rec);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn label(&self) -> Option<&str> {
+        Some(&self.label)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_shortened_for_the_axis() {
+        assert_eq!(short_time("2026-12-03T11:52:07.123Z"), "12-03 11:52");
+        assert_eq!(short_time("yesterday"), "yesterday");
+    }
+
+    #[test]
+    fn an_atomic_write_replaces_the_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("r.html");
+        write_atomic(&path, b"one").unwrap_or_else(|e| panic!("{e}"));
+        write_atomic(&path, b"two").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(std::fs::read(&path).ok().as_deref(), Some(&b"two"[..]));
+        let entries = std::fs::read_dir(dir.path()).map_or(0, |d| d.count());
+        assert_eq!(entries, 1);
+    }
+}
