@@ -6,6 +6,8 @@
 
 pub mod cli;
 pub mod equinix;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod history;
 pub mod inventory;
 pub mod net;

@@ -21,6 +21,7 @@ mod equinix_redact;
 mod equinix_schema;
 mod equinix_throttle;
 mod equinix_token;
+mod fuzz_corpus;
 mod html_report;
 mod independent_camera;
 mod inventory_hostile;
