@@ -279,15 +279,28 @@ pub fn bind_again(port: u16, refuse: bool) -> io::Result<Port> {
         Err(e) if refuse && e.kind() == io::ErrorKind::AddrInUse => {
             let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
             socket.set_reuse_address(true)?;
-            socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into())?;
+            socket.bind(&SocketAddr::from((listen_ip(), port)).into())?;
             Ok(Port::Closed(socket, port))
         }
         other => other,
     }
 }
 
+/// The address every camera listens on: loopback, unless `SSHFLEET_SIM_IP` names another
+/// local IPv4 address (a simulator in a network namespace of its own, reached over a veth
+/// link). Read once; worker processes inherit the variable.
+pub fn listen_ip() -> Ipv4Addr {
+    static IP: std::sync::OnceLock<Ipv4Addr> = std::sync::OnceLock::new();
+    *IP.get_or_init(|| {
+        std::env::var("SSHFLEET_SIM_IP")
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(Ipv4Addr::LOCALHOST)
+    })
+}
+
 fn bind_one(port: u16, refuse: bool) -> io::Result<Port> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let addr = SocketAddr::from((listen_ip(), port));
     if !refuse {
         return TcpListener::bind(addr).map(|listener| Port::Listening(listener, port));
     }

@@ -102,9 +102,10 @@ pub fn realm(index: usize) -> String {
 
 /// The camera's address as the inventory writes it.
 pub fn address(port: u16, https: bool) -> String {
+    let ip = super::ports::listen_ip();
     match https {
-        true => format!("https://127.0.0.1:{port}"),
-        false => format!("127.0.0.1:{port}"),
+        true => format!("https://{ip}:{port}"),
+        false => format!("{ip}:{port}"),
     }
 }
 

@@ -103,7 +103,11 @@ fn ca_params() -> CertificateParams {
 }
 
 fn leaf_params() -> io::Result<CertificateParams> {
-    let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+    let mut names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+    let ip = super::ports::listen_ip();
+    if !ip.is_loopback() {
+        names.push(ip.to_string());
+    }
     let mut params = CertificateParams::new(names).map_err(tls_error)?;
     params.distinguished_name = rcgen::DistinguishedName::new();
     params

@@ -29,6 +29,7 @@ mod junit;
 mod merge;
 mod metrics;
 mod net_heads;
+mod netns;
 mod probe_ssh;
 mod remediate;
 mod scan_auth;
