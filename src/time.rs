@@ -4,10 +4,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Now as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn now_rfc3339() -> String {
+    format_rfc3339_millis(now_unix_ms())
+}
+
+/// Now in milliseconds since the Unix epoch (0 before it).
+pub fn now_unix_ms() -> i64 {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    format_rfc3339_millis(since.as_millis() as i64)
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Unix milliseconds as RFC 3339 UTC with millisecond precision.

@@ -296,6 +296,17 @@ pub struct RemediateArgs {
     /// ./sshfleet-remediate.journal.jsonl when writing to stdout].
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Dry run only: write the plan (each device to change, as observed, with a checksum)
+    /// for review; apply it later with --plan FILE --apply.
+    #[arg(long, value_name = "FILE", conflicts_with = "plan")]
+    pub plan_out: Option<PathBuf>,
+    /// Apply exactly this saved plan: devices not in it are never written, and a device no
+    /// longer as planned is reported `stale` and not written.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// A saved plan older than this is refused.
+    #[arg(long, default_value = "24h", value_parser = parse_age, value_name = "AGE")]
+    pub plan_max_age: Duration,
     #[command(flatten)]
     pub compliance: ComplianceArgs,
     #[command(flatten)]

@@ -19,9 +19,10 @@ use super::scan::{
 use super::{
     install_signal_handlers, open_output, report_failed, resolve_format, Exit, ReportPipe, Stopping,
 };
+use crate::remediate::plan::Plan;
 use crate::remediate::{
-    inventory_fingerprint, Journal, JournalFailure, JournalHeader, Recovered, Remediator,
-    WriteLimits,
+    inventory_fingerprint, planned_device, Journal, JournalFailure, JournalHeader, Recovered,
+    Remediator, WriteLimits,
 };
 use crate::report::{self, Reporter, Schema, SshState};
 
@@ -35,12 +36,22 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         ExpectArg::Disabled => SshState::Disabled,
         ExpectArg::Enabled => SshState::Enabled,
     };
+    if args.plan_out.is_some() && args.apply {
+        bail!("--plan-out writes the plan of a dry run for review; leave out --apply (then apply it with --plan FILE --apply)");
+    }
+    let saved = match &args.plan {
+        Some(path) => Some(Plan::load(path, args.plan_max_age)?),
+        None => None,
+    };
     let baseline = load_baseline(&args.compliance, quiet)?;
     let waivers = load_waivers(&args.compliance)?;
     let password = resolve_password(&args.device)?;
     let mut prepared = prepare(&args.device, password, quiet)?;
     if let Some(waivers) = &waivers {
         prepared.scanner = prepared.scanner.with_waivers(waivers.clone());
+    }
+    if let (Some(plan), Some(path)) = (&saved, &args.plan) {
+        check_plan(plan, path, &prepared, target)?;
     }
     let (journal, recovered) = open_journal(&args, &prepared, target, quiet)?;
     let mut comparison = Comparison::open(
@@ -62,6 +73,14 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         jitter: Duration::from_millis(50),
     };
     let metrics = metrics.map(|m| m.shard(prepared.shard));
+    let mut new_plan = args.plan_out.as_ref().map(|_| {
+        Plan::new(
+            &args.device.inventory,
+            inventory_fingerprint(prepared.devices.devices()),
+            target.as_str(),
+            prepared.shard.map(|s| s.to_string()),
+        )
+    });
     let PreparedScan {
         scanner,
         devices,
@@ -70,7 +89,11 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         ..
     } = prepared;
     let sites: HashSet<String> = devices.devices().map(|d| d.site).collect();
-    let remediator = Arc::new(Remediator::new(scanner, target, &limits, sites, journal));
+    let mut remediator = Remediator::new(scanner, target, &limits, sites, journal);
+    if let Some(plan) = &saved {
+        remediator = remediator.with_plan(plan);
+    }
+    let remediator = Arc::new(remediator);
 
     let schema = Schema {
         remediation: true,
@@ -102,11 +125,37 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         .plan(
             devices,
             recovered,
-            args.apply,
+            args.apply || new_plan.is_some(),
             pipe.sender(),
             shutdown.clone(),
         )
         .await;
+    if let (Some(plan), Some(path)) = (new_plan.as_mut(), &args.plan_out) {
+        plan.devices = planned.iter().map(planned_device).collect();
+        if let Some(waivers) = &waivers {
+            plan.waivers = waivers.report().used.iter().map(|u| u.0.clone()).collect();
+        }
+        if stats.interrupted {
+            diagln!("interrupted: no plan written (a plan must cover every device)");
+        } else {
+            plan.write(path)?;
+            if !quiet {
+                diagln!(
+                    "plan of {} write(s) written to {} (apply it with --plan {} --apply)",
+                    plan.devices.len(),
+                    path.display(),
+                    path.display()
+                );
+            }
+        }
+        pipe.send_all(planned.iter().map(|p| p.record.clone()).collect())
+            .await;
+    }
+    let planned = if new_plan.is_some() {
+        Vec::new()
+    } else {
+        planned
+    };
     let mut refused = false;
     if args.apply && !stats.interrupted && !planned.is_empty() {
         let go = match args.max_changes {
@@ -185,6 +234,40 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     } else {
         exit_for(&summary, &stats, args.compliance.fail_on)
     })
+}
+
+/// A saved plan applies to the inventory, shard and target it was made for, or not at all.
+fn check_plan(
+    plan: &Plan,
+    path: &Path,
+    prepared: &PreparedScan,
+    target: SshState,
+) -> anyhow::Result<()> {
+    if plan.target != target.as_str() {
+        bail!(
+            "the plan {} sets SSH {}, not {target}: give --ssh {}",
+            path.display(),
+            plan.target,
+            plan.target
+        );
+    }
+    let shard = prepared.shard.map(|s| s.to_string());
+    if plan.shard != shard {
+        bail!(
+            "the plan {} was made for shard {}, this run is shard {}",
+            path.display(),
+            plan.shard.as_deref().unwrap_or("(none)"),
+            shard.as_deref().unwrap_or("(none)")
+        );
+    }
+    if inventory_fingerprint(prepared.devices.devices()) != plan.inventory_fingerprint {
+        bail!(
+            "the inventory has changed since the plan {} was made (its devices differ from the plan's {}); plan again",
+            path.display(),
+            plan.inventory
+        );
+    }
+    Ok(())
 }
 
 /// Said even with `--quiet`: the run did not do what was asked, and the journal is short.

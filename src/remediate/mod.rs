@@ -2,6 +2,7 @@
 //! write the desired SSH state under governor limits, journaled and verified by read-back.
 
 pub mod journal;
+pub mod plan;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -57,6 +58,8 @@ pub struct Remediator {
     journal_failure: Mutex<Option<JournalError>>,
     unwritten: AtomicUsize,
     unjournaled: AtomicUsize,
+    /// `--plan`: only these devices may be written, and only while they are as planned.
+    plan: Option<HashMap<String, plan::PlannedDevice>>,
 }
 
 /// The journal could not be written during a run: writes stopped there.
@@ -108,7 +111,15 @@ impl Remediator {
             journal_failure: Mutex::new(None),
             unwritten: AtomicUsize::new(0),
             unjournaled: AtomicUsize::new(0),
+            plan: None,
         }
+    }
+
+    /// Applies exactly `plan`: devices not in it are never written, and a planned device no
+    /// longer as the plan saw it is `stale` and not written.
+    pub fn with_plan(mut self, plan: &plan::Plan) -> Remediator {
+        self.plan = Some(plan.by_key());
+        self
     }
 
     /// Reads every device not already finished in the journal. Records of devices needing
@@ -151,7 +162,8 @@ impl Remediator {
                         let _ = out.send(this.journaled_record(&device, outcome)).await;
                         return;
                     }
-                    let (record, write) = this.plan_one(device).await;
+                    let ours = recovered.pending.contains(&key);
+                    let (record, write) = this.plan_one(device, ours).await;
                     let settled = record
                         .remediation
                         .as_ref()
@@ -174,7 +186,10 @@ impl Remediator {
         (planned, stats)
     }
 
-    async fn plan_one(&self, device: Device) -> (DeviceRecord, Option<PlannedWrite>) {
+    /// `ours`: a killed run of this journal may have written the device (its intent is
+    /// journaled without an outcome): found in the target state, that is this run's write,
+    /// not another client's change.
+    async fn plan_one(&self, device: Device, ours: bool) -> (DeviceRecord, Option<PlannedWrite>) {
         let (mut record, reading) = self.scanner.read(&device).await;
         record.expect = Some(self.target);
         record.judge();
@@ -191,6 +206,31 @@ impl Remediator {
             after: None,
             verified: None,
         });
+        let action = match (&self.plan, &reading) {
+            (Some(_), Some(now)) if ours && now.enabled == self.target.is_enabled() => action,
+            (Some(plan), Some(now)) => match plan.get(&device.target.key()) {
+                None if action == Action::Set => {
+                    record.error = Some(
+                        "not in the saved plan: not written (plan again to include it)".into(),
+                    );
+                    Action::Skip
+                }
+                None => action,
+                // Another client changed it since the plan was approved: even if it is in the
+                // target state now, the reviewer approved something else.
+                Some(planned) => match stale_reason(planned, now, record.serial.as_deref()) {
+                    Some(why) => {
+                        record.error = Some(format!("stale: {why}; not written (plan again)"));
+                        Action::Stale
+                    }
+                    None => action,
+                },
+            },
+            _ => action,
+        };
+        if let Some(rem) = record.remediation.as_mut() {
+            rem.action = action;
+        }
         let write = match (action, reading) {
             (Action::Set, Some(reading)) => Some(PlannedWrite {
                 device,
@@ -503,6 +543,62 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Identifies an inventory by its devices, independent of row order and formatting.
+/// Why a planned device is not as its plan saw it, if it is not: another serial at its
+/// address, another SSH state, another API.
+fn stale_reason(
+    planned: &plan::PlannedDevice,
+    now: &SshReading,
+    serial: Option<&str>,
+) -> Option<String> {
+    if let (Some(then), Some(now)) = (planned.serial.as_deref(), serial) {
+        if then != now {
+            return Some(format!(
+                "another device answers at this address (serial {now}, the plan saw {then})"
+            ));
+        }
+    }
+    if now.enabled != planned.observed_enabled {
+        return Some(format!(
+            "SSH is {} now, the plan saw it {} at {}",
+            on_off(now.enabled),
+            on_off(planned.observed_enabled),
+            planned.observed_at
+        ));
+    }
+    let method = now.method.as_str();
+    let version = now.api_version.map(|v| v.to_string());
+    if method != planned.method || version != planned.api_version {
+        return Some(format!(
+            "read through {method} {} now, the plan read it through {} {}",
+            version.as_deref().unwrap_or(""),
+            planned.method,
+            planned.api_version.as_deref().unwrap_or("")
+        ));
+    }
+    None
+}
+
+fn on_off(enabled: bool) -> &'static str {
+    if enabled {
+        "enabled"
+    } else {
+        "disabled"
+    }
+}
+
+/// The plan's entry for a device about to be written, from what planning read.
+pub fn planned_device(write: &PlannedWrite) -> plan::PlannedDevice {
+    plan::PlannedDevice {
+        key: write.device.target.key(),
+        address: write.device.address.clone(),
+        serial: write.record.serial.clone(),
+        observed_enabled: write.reading.enabled,
+        method: write.reading.method.as_str().to_owned(),
+        api_version: write.reading.api_version.map(|v| v.to_string()),
+        observed_at: write.record.checked_at.clone(),
+    }
+}
+
 pub fn inventory_fingerprint(devices: impl IntoIterator<Item = Device>) -> String {
     let mut keys: Vec<String> = devices.into_iter().map(|d| d.target.key()).collect();
     keys.sort_unstable();

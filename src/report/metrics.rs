@@ -209,6 +209,7 @@ pub fn render(summary: &Summary, facts: &RunFacts, previous_success: Option<f64>
             ("none", rem.none),
             ("skip", rem.skip),
             ("waived", rem.waived),
+            ("stale", rem.stale),
             ("verified", rem.verified),
             ("failed", rem.failed),
         ] {

@@ -141,6 +141,9 @@ pub enum Action {
     Skip,
     /// In another state than the target, but a waiver in force allows it: never written.
     Waived,
+    /// A saved plan's device that is no longer as the plan saw it (another state, another
+    /// serial at its address, another API): never written.
+    Stale,
 }
 
 impl Action {
@@ -150,13 +153,20 @@ impl Action {
             Action::None => "none",
             Action::Skip => "skip",
             Action::Waived => "waived",
+            Action::Stale => "stale",
         }
     }
 
+    pub const ALL: [Action; 5] = [
+        Action::Set,
+        Action::None,
+        Action::Skip,
+        Action::Waived,
+        Action::Stale,
+    ];
+
     pub fn parse(s: &str) -> Option<Action> {
-        [Action::Set, Action::None, Action::Skip, Action::Waived]
-            .into_iter()
-            .find(|a| a.as_str() == s)
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
     }
 }
 

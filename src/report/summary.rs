@@ -149,6 +149,8 @@ pub struct RemediationSummary {
     pub skip: u64,
     /// Allowed by a waiver, so never written.
     pub waived: u64,
+    /// A saved plan's device no longer as planned, so never written.
+    pub stale: u64,
     /// Read back in a state different from before.
     pub changed: u64,
     /// Read back in the desired state after a write.
@@ -159,7 +161,7 @@ pub struct RemediationSummary {
 
 impl RemediationSummary {
     pub fn planned(&self) -> u64 {
-        self.set + self.none + self.skip + self.waived
+        self.set + self.none + self.skip + self.waived + self.stale
     }
 
     fn add(&mut self, rem: &Remediation) {
@@ -168,6 +170,7 @@ impl RemediationSummary {
             Action::None => self.none += 1,
             Action::Skip => self.skip += 1,
             Action::Waived => self.waived += 1,
+            Action::Stale => self.stale += 1,
         }
         let changed = rem.before.is_some() && rem.after.is_some() && rem.before != rem.after;
         self.changed += u64::from(changed);
@@ -319,7 +322,15 @@ impl Summary {
             f,
             "remediation: {} to set, {} already as desired, {} skipped; {} changed, {} verified, {} failed",
             r.set, r.none, r.skip, r.changed, r.verified, r.failed
-        )
+        )?;
+        if r.stale > 0 {
+            writeln!(
+                f,
+                "STALE: {} device(s) of the saved plan are no longer as planned: not written (plan again)",
+                r.stale
+            )?;
+        }
+        Ok(())
     }
 
     fn write_drift(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -30,6 +30,7 @@ mod merge;
 mod metrics;
 mod net_heads;
 mod netns;
+mod plan;
 mod probe_ssh;
 mod remediate;
 mod scan_auth;

@@ -20,7 +20,7 @@ fn camera(ssh_enabled: bool, firmware: Firmware) -> DeviceSpec {
     }
 }
 
-async fn remediate(
+pub(crate) async fn remediate(
     fleet: &TestFleet,
     out: &str,
     extra: &[&str],
@@ -58,7 +58,7 @@ fn busiest_second(writes: &[u64]) -> usize {
     best
 }
 
-fn all_writes(fleet: &TestFleet) -> Vec<Vec<WriteEvent>> {
+pub(crate) fn all_writes(fleet: &TestFleet) -> Vec<Vec<WriteEvent>> {
     fleet
         .fleet
         .snapshot()

@@ -110,9 +110,7 @@ fn non_empty(v: Option<String>) -> Option<String> {
 }
 
 fn parse_action(s: &str) -> Option<Action> {
-    [Action::Set, Action::None, Action::Skip, Action::Waived]
-        .into_iter()
-        .find(|a| a.as_str() == s)
+    Action::ALL.into_iter().find(|a| a.as_str() == s)
 }
 
 impl WireRecord {

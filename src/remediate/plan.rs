@@ -1,0 +1,236 @@
+//! Saved plans (`remediate --plan-out`, then `--plan --apply`): the writes a reviewer
+//! approved, applied exactly. A plan names each device to change by its identity (serial
+//! when known, and address), the state observed and when, and how it was read; it carries
+//! the inventory's fingerprint, the target, the waivers that held devices back and a
+//! checksum of all of it, so an edited or stale plan is refused rather than half-applied.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// What the file says it is.
+const FORMAT: &str = "sshfleet-plan";
+const VERSION: u32 = 1;
+/// A plan file is small (some hundred bytes a device); more than this is not one of ours.
+const MAX_PLAN_BYTES: u64 = 256 << 20;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format: String,
+    pub version: u32,
+    /// RFC 3339 UTC, and the same instant in milliseconds (what the age check uses).
+    pub created_at: String,
+    pub created_unix_ms: i64,
+    /// The inventory as given when planning; credentials are read from it again.
+    pub inventory: String,
+    pub inventory_fingerprint: String,
+    /// `enabled` or `disabled`.
+    pub target: String,
+    pub shard: Option<String>,
+    /// Waivers that held devices back when planning (`ID` each).
+    pub waivers: Vec<String>,
+    pub devices: Vec<PlannedDevice>,
+    /// SHA-256 (hex) of the plan with this field empty.
+    #[serde(default)]
+    pub checksum: String,
+}
+
+/// One device the plan changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedDevice {
+    /// The device key (scheme, host, port), as the journal keys it.
+    pub key: String,
+    pub address: String,
+    pub serial: Option<String>,
+    /// The SSH state read when planning.
+    pub observed_enabled: bool,
+    /// `ssh.cgi` or `param.cgi`, and the ssh.cgi version used.
+    pub method: String,
+    pub api_version: Option<String>,
+    pub observed_at: String,
+}
+
+/// A plan that cannot be applied; each refuses the run (exit 2) before anything is sent.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("cannot read the plan {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} is not an sshfleet plan: {reason}", path.display())]
+    NotAPlan { path: PathBuf, reason: String },
+    #[error("the plan {} was changed after it was written (checksum mismatch); plan again", path.display())]
+    Edited { path: PathBuf },
+    #[error("the plan {} is {age} old, more than --plan-max-age {max}; plan again", path.display())]
+    TooOld {
+        path: PathBuf,
+        age: String,
+        max: String,
+    },
+    #[error("cannot write the plan {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Plan {
+    pub fn new(
+        inventory: &Path,
+        inventory_fingerprint: String,
+        target: &str,
+        shard: Option<String>,
+    ) -> Plan {
+        let now_ms = crate::time::now_unix_ms();
+        Plan {
+            format: FORMAT.to_owned(),
+            version: VERSION,
+            created_at: crate::time::format_rfc3339_millis(now_ms),
+            created_unix_ms: now_ms,
+            inventory: inventory.display().to_string(),
+            inventory_fingerprint,
+            target: target.to_owned(),
+            shard,
+            waivers: Vec::new(),
+            devices: Vec::new(),
+            checksum: String::new(),
+        }
+    }
+
+    /// The checksum of everything but the checksum.
+    fn digest(&self) -> String {
+        let mut unsealed = self.clone();
+        unsealed.checksum.clear();
+        // Serialising owned strings, numbers and vectors cannot fail.
+        let bytes = serde_json::to_vec(&unsealed).unwrap_or_default();
+        Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Seals the plan and writes it (a temporary file, then a rename: never half a plan).
+    pub fn write(&mut self, path: &Path) -> Result<(), PlanError> {
+        self.devices.sort_by(|a, b| a.key.cmp(&b.key));
+        self.waivers.sort();
+        self.waivers.dedup();
+        self.checksum = self.digest();
+        let err = |source| PlanError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        let text = serde_json::to_string_pretty(self).map_err(|e| err(io::Error::other(e)))?;
+        crate::report::metrics::write_atomically(path, &(text + "\n")).map_err(err)
+    }
+
+    /// Reads and checks a plan: ours, unedited, and not older than `max_age`.
+    pub fn load(path: &Path, max_age: Duration) -> Result<Plan, PlanError> {
+        use std::io::Read as _;
+        let read_err = |source| PlanError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .map_err(read_err)?
+            .take(MAX_PLAN_BYTES)
+            .read_to_string(&mut text)
+            .map_err(read_err)?;
+        let not_a_plan = |reason: String| PlanError::NotAPlan {
+            path: path.to_owned(),
+            reason,
+        };
+        let plan: Plan = serde_json::from_str(&text).map_err(|e| not_a_plan(e.to_string()))?;
+        if plan.format != FORMAT || plan.version != VERSION {
+            return Err(not_a_plan(format!(
+                "format {:?} version {} (this sshfleet writes {FORMAT:?} version {VERSION})",
+                plan.format, plan.version
+            )));
+        }
+        if plan.checksum != plan.digest() {
+            return Err(PlanError::Edited {
+                path: path.to_owned(),
+            });
+        }
+        let age_ms = crate::time::now_unix_ms().saturating_sub(plan.created_unix_ms);
+        let age = Duration::from_millis(u64::try_from(age_ms).unwrap_or(0));
+        if age > max_age {
+            return Err(PlanError::TooOld {
+                path: path.to_owned(),
+                age: crate::time::human_age(age),
+                max: crate::time::human_age(max_age),
+            });
+        }
+        Ok(plan)
+    }
+
+    /// The planned devices by key.
+    pub fn by_key(&self) -> HashMap<String, PlannedDevice> {
+        self.devices
+            .iter()
+            .map(|d| (d.key.clone(), d.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        let mut plan = Plan::new(Path::new("cams.csv"), "f00d".into(), "disabled", None);
+        plan.devices.push(PlannedDevice {
+            key: "http://10.0.0.1:80".into(),
+            address: "10.0.0.1".into(),
+            serial: Some("ACCC8E012345".into()),
+            observed_enabled: true,
+            method: "ssh.cgi".into(),
+            api_version: Some("1.1".into()),
+            observed_at: "2026-12-03T10:00:00.000Z".into(),
+        });
+        plan
+    }
+
+    #[test]
+    fn a_written_plan_loads_and_an_edited_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        let mut written = plan();
+        written.write(&path).unwrap();
+        let loaded = Plan::load(&path, Duration::from_secs(3600)).unwrap();
+        assert_eq!(loaded, written);
+        // Whitespace is not content; a changed value is.
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("\n", "\n  ")).unwrap();
+        assert!(Plan::load(&path, Duration::from_secs(3600)).is_ok());
+        std::fs::write(&path, text.replace("10.0.0.1\"", "10.0.0.2\"")).unwrap();
+        assert!(matches!(
+            Plan::load(&path, Duration::from_secs(3600)),
+            Err(PlanError::Edited { .. })
+        ));
+        std::fs::write(&path, "{\"format\":\"other\"}").unwrap();
+        assert!(matches!(
+            Plan::load(&path, Duration::from_secs(3600)),
+            Err(PlanError::NotAPlan { .. })
+        ));
+    }
+
+    #[test]
+    fn an_old_plan_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        let mut old = plan();
+        old.created_unix_ms -= 25 * 3600 * 1000;
+        old.write(&path).unwrap();
+        let err = Plan::load(&path, Duration::from_secs(24 * 3600)).unwrap_err();
+        assert!(err.to_string().contains("25h old"), "{err}");
+    }
+}
