@@ -307,6 +307,21 @@ pub struct RemediateArgs {
     /// A saved plan older than this is refused.
     #[arg(long, default_value = "24h", value_parser = parse_age, value_name = "AGE")]
     pub plan_max_age: Duration,
+    /// Write in waves, canary first: counts and shares of the plan (`1,10,5%,25%,100%`); the
+    /// last wave takes the rest. Waves spread over sites.
+    #[arg(long, value_parser = parse_waves, value_name = "LIST")]
+    pub waves: Option<crate::remediate::waves::Waves>,
+    /// Failed writes or verifications (over the run) beyond which no further wave starts:
+    /// a count or a share of the plan (`3`, `2%`). The devices left are `deferred` (exit 3).
+    #[arg(long, value_parser = parse_budget, value_name = "N|P%")]
+    pub max_failures: Option<crate::remediate::waves::Budget>,
+    /// Wait between waves.
+    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DUR")]
+    pub wave_pause: Duration,
+    /// Go on after a run of this journal was stopped by --max-failures (from the wave it
+    /// stopped before).
+    #[arg(long)]
+    pub continue_after_failures: bool,
     #[command(flatten)]
     pub compliance: ComplianceArgs,
     #[command(flatten)]
@@ -659,6 +674,14 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
         .filter(|s| *s <= 100 * 366 * 86_400)
         .ok_or_else(|| format!("age {text:?} out of range"))?;
     Ok(Duration::from_secs(secs))
+}
+
+fn parse_waves(text: &str) -> Result<crate::remediate::waves::Waves, String> {
+    text.parse()
+}
+
+fn parse_budget(text: &str) -> Result<crate::remediate::waves::Budget, String> {
+    text.parse()
 }
 
 /// `50/s`, `600/m`, or a plain number per second; at least one per second.

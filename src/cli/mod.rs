@@ -59,6 +59,9 @@ pub enum Exit {
     Findings = 1,
     /// Usage or input error; nothing done.
     Usage = 2,
+    /// Remediation stopped early on purpose (the failure budget was exceeded): rerun with
+    /// the journal to continue.
+    Stopped = 3,
     /// Work was done, but an output could not be written in full: the report, or the
     /// remediation journal (writes then stop). Stderr names which and why.
     OutputFailed = 4,

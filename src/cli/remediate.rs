@@ -22,7 +22,7 @@ use super::{
 use crate::remediate::plan::Plan;
 use crate::remediate::{
     inventory_fingerprint, planned_device, Journal, JournalFailure, JournalHeader, Recovered,
-    Remediator, WriteLimits,
+    Remediator, Staging, WriteLimits,
 };
 use crate::report::{self, Reporter, Schema, SshState};
 
@@ -53,7 +53,30 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     if let (Some(plan), Some(path)) = (&saved, &args.plan) {
         check_plan(plan, path, &prepared, target)?;
     }
-    let (journal, recovered) = open_journal(&args, &prepared, target, quiet)?;
+    let (journal, mut recovered) = open_journal(&args, &prepared, target, quiet)?;
+    let journal_path = journal
+        .as_ref()
+        .map(|j| j.path().to_owned())
+        .unwrap_or_default();
+    let mut staging = Staging {
+        waves: args.waves.clone().unwrap_or_default(),
+        max_failures: args.max_failures,
+        pause: args.wave_pause,
+        first_wave: 0,
+    };
+    let continuing = match recovered.stopped.take() {
+        Some(stop) if !args.continue_after_failures => bail!(
+            "the last run of this journal was stopped by its failure budget before wave {} ({} failed writes or verifications, {} allowed); look at the failed devices, then rerun with --continue-after-failures to go on",
+            stop.next_wave + 1,
+            stop.failures,
+            stop.allowed
+        ),
+        Some(stop) => {
+            staging.first_wave = stop.next_wave;
+            true
+        }
+        None => false,
+    };
     let mut comparison = Comparison::open(
         &args.compliance,
         baseline,
@@ -157,6 +180,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         planned
     };
     let mut refused = false;
+    let mut budget_stop = None;
     if args.apply && !stats.interrupted && !planned.is_empty() {
         let go = match args.max_changes {
             Some(max) if planned.len() > max => {
@@ -167,9 +191,17 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
             _ => args.yes || progress.suspend(|| confirm(planned.len(), target)),
         };
         if go {
-            let applied = remediator.apply(planned, pipe.sender(), shutdown).await;
-            stats.interrupted |= applied.interrupted;
-            stats.not_checked += applied.not_checked;
+            if continuing {
+                if let Err(e) = remediator.journal_continued() {
+                    diagln!("error: {e}");
+                }
+            }
+            let applied = remediator
+                .apply_waves(planned, &staging, pipe.sender(), shutdown)
+                .await;
+            stats.interrupted |= applied.stats.interrupted;
+            stats.not_checked += applied.stats.not_checked;
+            budget_stop = applied.budget_stop;
         } else {
             pipe.send_all(planned.into_iter().map(|p| p.record).collect())
                 .await;
@@ -228,6 +260,16 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     }
     if let Some(exit) = history_failed.or(metrics_failed).or(html_failed) {
         return Ok(exit);
+    }
+    if let Some(stop) = budget_stop {
+        diagln!(
+            "stopped: {} failed writes or verifications exceeded --max-failures ({}) before wave {}; the devices left are deferred. Rerun with --journal {} --continue-after-failures to go on.",
+            stop.failures,
+            stop.allowed,
+            stop.next_wave + 1,
+            journal_path.display()
+        );
+        return Ok(Exit::Stopped);
     }
     Ok(if refused {
         Exit::Usage

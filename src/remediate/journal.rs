@@ -62,6 +62,17 @@ enum Line {
         outcome: Outcome,
         at_ms: u64,
     },
+    /// The failure budget stopped the run before wave `next_wave` (0-based).
+    Stopped {
+        next_wave: usize,
+        failures: usize,
+        allowed: usize,
+        at_ms: u64,
+    },
+    /// A run told `--continue-after-failures` went on after a stop.
+    Continued {
+        at_ms: u64,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +110,17 @@ pub struct Recovered {
     pub outcomes: HashMap<String, Outcome>,
     /// Devices announced but with no outcome: re-read, written only if still wrong.
     pub pending: HashSet<String>,
+    /// The failure budget stopped the last run, and no run has continued since.
+    pub stopped: Option<BudgetStop>,
+}
+
+/// Where and why the failure budget stopped a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BudgetStop {
+    /// The wave the run would have started next (0-based).
+    pub next_wave: usize,
+    pub failures: usize,
+    pub allowed: usize,
 }
 
 /// An open journal; appends are serialised and synced.
@@ -170,6 +192,21 @@ impl Journal {
             enabled,
             at_ms: now_ms(),
         })
+    }
+
+    /// Records that the failure budget stopped the run before `stop.next_wave`.
+    pub fn stopped(&self, stop: BudgetStop) -> Result<(), JournalError> {
+        self.append(&Line::Stopped {
+            next_wave: stop.next_wave,
+            failures: stop.failures,
+            allowed: stop.allowed,
+            at_ms: now_ms(),
+        })
+    }
+
+    /// Records that this run goes on after a budget stop (`--continue-after-failures`).
+    pub fn continued(&self) -> Result<(), JournalError> {
+        self.append(&Line::Continued { at_ms: now_ms() })
     }
 
     pub fn outcome(&self, key: &str, address: &str, outcome: Outcome) -> Result<(), JournalError> {
@@ -306,6 +343,19 @@ fn read_existing(file: &mut File, path: &Path) -> Result<Existing, JournalError>
                 recovered.pending.remove(&key);
                 recovered.outcomes.insert(key, outcome);
             }
+            Ok(Line::Stopped {
+                next_wave,
+                failures,
+                allowed,
+                ..
+            }) => {
+                recovered.stopped = Some(BudgetStop {
+                    next_wave,
+                    failures,
+                    allowed,
+                });
+            }
+            Ok(Line::Continued { .. }) => recovered.stopped = None,
             // Only the very last line may be torn by a crash.
             Err(_) if i + 1 == last && !text.ends_with('\n') => torn = Some(clean_len),
             Err(_) => {

@@ -3,6 +3,7 @@
 
 pub mod journal;
 pub mod plan;
+pub mod waves;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -32,6 +33,40 @@ pub struct WriteLimits {
     /// Up to this much extra wait before re-checking a limiter, so a site's cameras are not
     /// all written in lock-step. It delays, never compresses: spacing stays >= 1/rate.
     pub jitter: Duration,
+}
+
+/// How the writes are staged (`--waves`, `--max-failures`, `--wave-pause`).
+#[derive(Clone, Debug, Default)]
+pub struct Staging {
+    pub waves: waves::Waves,
+    pub max_failures: Option<waves::Budget>,
+    pub pause: Duration,
+    /// Waves already gone through by the run this one continues (from the journal).
+    pub first_wave: usize,
+}
+
+/// What the apply phase did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Applied {
+    pub stats: RunStats,
+    /// Failed writes and verifications.
+    pub failures: usize,
+    /// The last wave that ran (1-based, counting the waves of a continued run).
+    pub waves_done: usize,
+    /// Set when the failure budget stopped the run.
+    pub budget_stop: Option<journal::BudgetStop>,
+}
+
+/// A write that went out and did not verify, or could not be made (not one held back).
+fn is_failed_write(record: &DeviceRecord) -> bool {
+    let Some(rem) = &record.remediation else {
+        return false;
+    };
+    let held_back = record
+        .error
+        .as_deref()
+        .is_some_and(|e| e.starts_with("not written"));
+    rem.action == Action::Set && rem.verified != Some(true) && !held_back
 }
 
 /// A device whose state differs from the target, with what the plan read.
@@ -274,6 +309,127 @@ impl Remediator {
         .await
     }
 
+    /// Writes the plan in waves (see [`waves`]): each wave written and verified before the
+    /// next, a pause between waves, and a stop before the next wave once the failed writes
+    /// and verifications exceed the budget; the devices left are reported `deferred` and the
+    /// stop is journaled. `first_wave` skips waves a stopped run already went through.
+    pub async fn apply_waves(
+        self: &Arc<Self>,
+        planned: Vec<PlannedWrite>,
+        staging: &Staging,
+        out: mpsc::Sender<DeviceRecord>,
+        mut shutdown: Shutdown,
+    ) -> Applied {
+        let total = planned.len();
+        let mut planned = planned;
+        // Planning finishes devices in any order: sort, then spread over sites.
+        planned.sort_by_cached_key(|p| p.device.target.key());
+        let ordered = waves::spread_over_sites(planned, |p| p.device.site.as_str());
+        let wave_list = waves::Waves(
+            staging
+                .waves
+                .0
+                .iter()
+                .skip(staging.first_wave)
+                .copied()
+                .collect(),
+        );
+        let wave_list = if wave_list.0.is_empty() {
+            waves::Waves::default()
+        } else {
+            wave_list
+        };
+        let sizes = wave_list.sizes(total);
+        let allowed = staging.max_failures.map(|b| b.allowed(total));
+        let failures = Arc::new(AtomicUsize::new(0));
+        let mut rest = ordered.into_iter();
+        let mut applied = Applied::default();
+        for (i, &size) in sizes.iter().enumerate() {
+            let wave: Vec<PlannedWrite> = rest.by_ref().take(size).collect();
+            let number = staging.first_wave + i + 1;
+            tracing::info!(wave = number, devices = wave.len(), "wave starts");
+            let stats = self
+                .apply_counting(wave, out.clone(), shutdown.clone(), failures.clone())
+                .await;
+            applied.stats.dispatched += stats.dispatched;
+            applied.stats.not_checked += stats.not_checked;
+            applied.waves_done = number;
+            if stats.interrupted || shutdown.is_triggered() {
+                applied.stats.interrupted = true;
+                break;
+            }
+            let failed = failures.load(Ordering::SeqCst);
+            if let Some(allowed) = allowed.filter(|&a| failed > a) {
+                let stop = journal::BudgetStop {
+                    next_wave: staging.first_wave + i + 1,
+                    failures: failed,
+                    allowed,
+                };
+                applied.budget_stop = Some(stop);
+                if let Some(journal) = &self.journal {
+                    if let Err(e) = journal.stopped(stop) {
+                        self.journal_failed(e);
+                    }
+                }
+                let why = format!(
+                    "deferred: {failed} failed write(s) or verification(s) exceeded --max-failures ({allowed}) after wave {number}"
+                );
+                for left in rest.by_ref() {
+                    let mut record = left.record;
+                    record.error = Some(why.clone());
+                    if let Some(rem) = record.remediation.as_mut() {
+                        rem.action = Action::Deferred;
+                    }
+                    let _ = out.send(record).await;
+                }
+                break;
+            }
+            if i + 1 < sizes.len() && !staging.pause.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(staging.pause) => {}
+                    () = shutdown.wait() => {}
+                }
+            }
+        }
+        applied.failures = failures.load(Ordering::SeqCst);
+        // Devices of waves never started (a stop request): reported, not dropped.
+        for left in rest {
+            let before = left.reading.enabled;
+            let _ = out
+                .send(not_written(
+                    left.record,
+                    before,
+                    "not written: the run was stopped",
+                ))
+                .await;
+        }
+        applied
+    }
+
+    /// One wave: [`Remediator::apply`], counting failed writes and verifications.
+    async fn apply_counting(
+        self: &Arc<Self>,
+        planned: Vec<PlannedWrite>,
+        out: mpsc::Sender<DeviceRecord>,
+        shutdown: Shutdown,
+        failures: Arc<AtomicUsize>,
+    ) -> RunStats {
+        let (tx, mut rx) = mpsc::channel::<DeviceRecord>(64);
+        let forward = tokio::spawn(async move {
+            while let Some(record) = rx.recv().await {
+                if is_failed_write(&record) {
+                    failures.fetch_add(1, Ordering::SeqCst);
+                }
+                if out.send(record).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let stats = self.apply(planned, tx, shutdown).await;
+        let _ = forward.await;
+        stats
+    }
+
     async fn apply_one(&self, planned: PlannedWrite, mut stop: Shutdown) -> DeviceRecord {
         let PlannedWrite {
             device,
@@ -421,6 +577,14 @@ impl Remediator {
     }
 
     /// What a failed journal write stopped, once the run is over; `None` if it never failed.
+    /// Journals that this run goes on after a budget stop (`--continue-after-failures`).
+    pub fn journal_continued(&self) -> Result<(), JournalError> {
+        match &self.journal {
+            Some(journal) => journal.continued(),
+            None => Ok(()),
+        }
+    }
+
     pub fn journal_failure(&self) -> Option<JournalFailure> {
         let error = lock(&self.journal_failure).take()?;
         Some(JournalFailure {
@@ -542,7 +706,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Identifies an inventory by its devices, independent of row order and formatting.
 /// Why a planned device is not as its plan saw it, if it is not: another serial at its
 /// address, another SSH state, another API.
 fn stale_reason(
@@ -599,6 +762,7 @@ pub fn planned_device(write: &PlannedWrite) -> plan::PlannedDevice {
     }
 }
 
+/// Identifies an inventory by its devices, independent of row order and formatting.
 pub fn inventory_fingerprint(devices: impl IntoIterator<Item = Device>) -> String {
     let mut keys: Vec<String> = devices.into_iter().map(|d| d.target.key()).collect();
     keys.sort_unstable();

@@ -210,6 +210,7 @@ pub fn render(summary: &Summary, facts: &RunFacts, previous_success: Option<f64>
             ("skip", rem.skip),
             ("waived", rem.waived),
             ("stale", rem.stale),
+            ("deferred", rem.deferred),
             ("verified", rem.verified),
             ("failed", rem.failed),
         ] {

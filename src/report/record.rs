@@ -144,6 +144,8 @@ pub enum Action {
     /// A saved plan's device that is no longer as the plan saw it (another state, another
     /// serial at its address, another API): never written.
     Stale,
+    /// Left for a later run: the failure budget was exceeded before its wave.
+    Deferred,
 }
 
 impl Action {
@@ -154,15 +156,17 @@ impl Action {
             Action::Skip => "skip",
             Action::Waived => "waived",
             Action::Stale => "stale",
+            Action::Deferred => "deferred",
         }
     }
 
-    pub const ALL: [Action; 5] = [
+    pub const ALL: [Action; 6] = [
         Action::Set,
         Action::None,
         Action::Skip,
         Action::Waived,
         Action::Stale,
+        Action::Deferred,
     ];
 
     pub fn parse(s: &str) -> Option<Action> {

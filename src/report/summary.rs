@@ -151,6 +151,8 @@ pub struct RemediationSummary {
     pub waived: u64,
     /// A saved plan's device no longer as planned, so never written.
     pub stale: u64,
+    /// Left for a later run by the failure budget.
+    pub deferred: u64,
     /// Read back in a state different from before.
     pub changed: u64,
     /// Read back in the desired state after a write.
@@ -161,7 +163,7 @@ pub struct RemediationSummary {
 
 impl RemediationSummary {
     pub fn planned(&self) -> u64 {
-        self.set + self.none + self.skip + self.waived + self.stale
+        self.set + self.none + self.skip + self.waived + self.stale + self.deferred
     }
 
     fn add(&mut self, rem: &Remediation) {
@@ -171,6 +173,7 @@ impl RemediationSummary {
             Action::Skip => self.skip += 1,
             Action::Waived => self.waived += 1,
             Action::Stale => self.stale += 1,
+            Action::Deferred => self.deferred += 1,
         }
         let changed = rem.before.is_some() && rem.after.is_some() && rem.before != rem.after;
         self.changed += u64::from(changed);
@@ -323,6 +326,13 @@ impl Summary {
             "remediation: {} to set, {} already as desired, {} skipped; {} changed, {} verified, {} failed",
             r.set, r.none, r.skip, r.changed, r.verified, r.failed
         )?;
+        if r.deferred > 0 {
+            writeln!(
+                f,
+                "DEFERRED: {} device(s) not written: the failure budget was exceeded (rerun with the journal and --continue-after-failures)",
+                r.deferred
+            )?;
+        }
         if r.stale > 0 {
             writeln!(
                 f,

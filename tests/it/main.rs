@@ -39,3 +39,4 @@ mod scan_tls;
 mod scan_truth;
 mod sim_command;
 mod sim_workers;
+mod waves;

@@ -1,0 +1,171 @@
+//! Waves with a failure budget: writes go out canary first, wave after wave, and a run whose
+//! failures exceed `--max-failures` stops before the next wave, leaves the rest `deferred`
+//! (exit 3), and stays stopped until told `--continue-after-failures`.
+
+use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, Firmware, SimConfig, SshFault};
+
+use crate::remediate::{all_writes, remediate};
+use crate::support::{code, stderr, TestFleet};
+
+fn camera(fault: Fault) -> DeviceSpec {
+    DeviceSpec {
+        ssh_enabled: true,
+        fault,
+        firmware: Firmware::Modern,
+        auth: DeviceAuth::Policy,
+        ssh: SshFault::None,
+    }
+}
+
+/// 30 cameras with SSH on; those in `failing` acknowledge writes and keep SSH on.
+async fn fleet(failing: &[usize]) -> TestFleet {
+    let specs = (0..30)
+        .map(|i| match failing.contains(&i) {
+            true => camera(Fault::IgnoresWrites),
+            false => camera(Fault::None),
+        })
+        .collect();
+    TestFleet::start(SimConfig {
+        specs: Some(specs),
+        ..SimConfig::default()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waves_go_out_one_after_another_with_a_pause() {
+    let fleet = fleet(&[]).await;
+    let (output, records) = remediate(
+        &fleet,
+        "waves.jsonl",
+        &[
+            "--apply",
+            "--yes",
+            "--rate",
+            "100/s",
+            "--waves",
+            "1,4,50%,100%",
+            "--wave-pause",
+            "600ms",
+        ],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(records.iter().filter(|r| r["verified"] == true).count(), 30);
+    let mut times: Vec<u64> = all_writes(&fleet)
+        .iter()
+        .map(|w| {
+            assert_eq!(w.len(), 1, "each camera written once");
+            w[0].at_ms
+        })
+        .collect();
+    times.sort_unstable();
+    // Wave sizes 1, 4, 15, 10: a pause of at least ~600 ms before writes 2, 6 and 21.
+    let gap = |i: usize| times[i] - times[i - 1];
+    for boundary in [1, 5, 20] {
+        assert!(
+            gap(boundary) >= 550,
+            "no pause before write {}: {times:?}",
+            boundary + 1
+        );
+    }
+    // Inside a wave, writes follow at the rate (100/s), far below the pause.
+    assert!(gap(3) < 400 && gap(10) < 400, "{times:?}");
+    // The canary waves spread over sites: the first five writes hit five different sites.
+    let site_of: std::collections::HashMap<String, String> = records
+        .iter()
+        .map(|r| {
+            (
+                r["address"].as_str().unwrap().to_owned(),
+                r["site"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut first: Vec<(u64, String)> = (0..30)
+        .map(|i| {
+            let w = &all_writes(&fleet)[i];
+            (w[0].at_ms, site_of[fleet.fleet.address(i)].clone())
+        })
+        .collect();
+    first.sort();
+    let sites: std::collections::HashSet<&String> = first.iter().take(5).map(|(_, s)| s).collect();
+    assert_eq!(sites.len(), 5, "{first:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_exceeded_stops_before_the_next_wave_and_stays_stopped() {
+    // Six failing cameras: whichever wave they fall in, two failures exceed a budget of 1.
+    let failing = [0, 5, 10, 15, 20, 25];
+    let fleet = fleet(&failing).await;
+    let journal = fleet.path("budget.journal.jsonl").display().to_string();
+    let args = |extra: &[&'static str]| -> Vec<String> {
+        let mut list: Vec<String> = [
+            "--apply",
+            "--yes",
+            "--rate",
+            "100/s",
+            "--waves",
+            "2,4,25%,100%",
+            "--journal",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        list.push(journal.clone());
+        list.extend(extra.iter().map(|s| s.to_string()));
+        list
+    };
+    let first = args(&["--max-failures", "1"]);
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let (output, records) = remediate(&fleet, "first.jsonl", &first).await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 3, "{err}");
+    assert!(err.contains("--continue-after-failures"), "{err}");
+    assert_eq!(records.len(), 30, "every device accounted for");
+    let deferred = records.iter().filter(|r| r["action"] == "deferred").count();
+    let written: usize = all_writes(&fleet).iter().map(Vec::len).sum();
+    assert!(deferred > 0, "{records:?}");
+    assert_eq!(
+        written + deferred,
+        30,
+        "each device written or deferred, never both"
+    );
+    let failed = records.iter().filter(|r| r["verified"] == false).count();
+    assert!(failed >= 2, "more failures than the budget: {failed}");
+    for r in records.iter().filter(|r| r["action"] == "deferred") {
+        assert!(
+            r["error"]
+                .as_str()
+                .unwrap()
+                .contains("exceeded --max-failures"),
+            "{r}"
+        );
+    }
+
+    // Stopped stays stopped.
+    let (again, _) = remediate(&fleet, "again.jsonl", &first).await;
+    assert_eq!(code(&again), 2, "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("stopped by its failure budget"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(
+        all_writes(&fleet).iter().map(Vec::len).sum::<usize>(),
+        written
+    );
+
+    // Told to continue, it goes on from where it stopped, never writing a device twice.
+    let go_on = args(&["--continue-after-failures", "--max-failures", "100%"]);
+    let go_on: Vec<&str> = go_on.iter().map(String::as_str).collect();
+    let (go_on, after) = remediate(&fleet, "continued.jsonl", &go_on).await;
+    assert!(matches!(code(&go_on), 1 | 3), "{}", stderr(&go_on));
+    assert!(after.iter().all(|r| r["action"] != "deferred"), "{after:?}");
+    for (i, w) in all_writes(&fleet).iter().enumerate() {
+        assert_eq!(w.len(), 1, "camera {i} written once over both runs");
+    }
+    let snapshot = fleet.fleet.snapshot();
+    for (i, d) in snapshot.iter().enumerate() {
+        assert_eq!(d.ssh_enabled, failing.contains(&i), "camera {i}");
+    }
+}
