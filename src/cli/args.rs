@@ -304,6 +304,10 @@ pub struct RemediateArgs {
     /// longer as planned is reported `stale` and not written.
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
+    /// Put back what this journal's run changed: the devices it wrote and verified, each to
+    /// its state before, if still as that run left it. `--ssh` names the state put back.
+    #[arg(long, value_name = "JOURNAL", conflicts_with_all = ["plan", "plan_out"])]
+    pub revert: Option<PathBuf>,
     /// A saved plan older than this is refused.
     #[arg(long, default_value = "24h", value_parser = parse_age, value_name = "AGE")]
     pub plan_max_age: Duration,

@@ -19,6 +19,7 @@ use super::scan::{
 use super::{
     install_signal_handlers, open_output, report_failed, resolve_format, Exit, ReportPipe, Stopping,
 };
+use crate::remediate::journal::read_journal;
 use crate::remediate::plan::Plan;
 use crate::remediate::{
     inventory_fingerprint, planned_device, Journal, JournalFailure, JournalHeader, Recovered,
@@ -53,6 +54,10 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     if let (Some(plan), Some(path)) = (&saved, &args.plan) {
         check_plan(plan, path, &prepared, target)?;
     }
+    let reverted = match &args.revert {
+        Some(path) => Some(check_revert(&args, path, &prepared, target)?),
+        None => None,
+    };
     let (journal, mut recovered) = open_journal(&args, &prepared, target, quiet)?;
     let journal_path = journal
         .as_ref()
@@ -115,6 +120,9 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let mut remediator = Remediator::new(scanner, target, &limits, sites, journal);
     if let Some(plan) = &saved {
         remediator = remediator.with_plan(plan);
+    }
+    if let Some((recovered, journal_target)) = &reverted {
+        remediator = remediator.with_revert(recovered, *journal_target);
     }
     let remediator = Arc::new(remediator);
 
@@ -276,6 +284,56 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     } else {
         exit_for(&summary, &stats, args.compliance.fail_on)
     })
+}
+
+/// A journal can be reverted over the inventory and shard it was made for, to the state
+/// opposite its target, with a journal of its own.
+fn check_revert(
+    args: &RemediateArgs,
+    path: &Path,
+    prepared: &PreparedScan,
+    target: SshState,
+) -> anyhow::Result<(Recovered, SshState)> {
+    let (header, recovered) = read_journal(path)?;
+    let journal_target = match header.target.as_str() {
+        "enabled" => SshState::Enabled,
+        "disabled" => SshState::Disabled,
+        other => bail!(
+            "the journal {} has an unknown target {other:?}",
+            path.display()
+        ),
+    };
+    if journal_target == target {
+        bail!(
+            "the journal {} set SSH {journal_target}; its revert puts back the other state: give --ssh {}",
+            path.display(),
+            if journal_target.is_enabled() { "disabled" } else { "enabled" }
+        );
+    }
+    if header.shard != prepared.shard.map(|s| s.to_string()) {
+        bail!("the journal {} was made for another shard", path.display());
+    }
+    if header.inventory != inventory_fingerprint(prepared.devices.devices()) {
+        bail!(
+            "the inventory has changed since the journal {} was written; revert with the inventory it was made for",
+            path.display()
+        );
+    }
+    let own = args
+        .journal
+        .clone()
+        .unwrap_or_else(|| default_journal(&args.output.output));
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    if args.apply && same(&own, path) {
+        bail!(
+            "the revert needs a journal of its own: give --journal FILE other than {}",
+            path.display()
+        );
+    }
+    Ok((recovered, journal_target))
 }
 
 /// A saved plan applies to the inventory, shard and target it was made for, or not at all.

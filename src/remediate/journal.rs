@@ -277,6 +277,20 @@ impl Journal {
     }
 }
 
+/// A finished journal read back for `--revert`: what it was for, and what it recorded.
+pub fn read_journal(path: &Path) -> Result<(JournalHeader, Recovered), JournalError> {
+    let mut file = File::open(path).map_err(|error| JournalError::Io {
+        path: path.to_owned(),
+        error,
+    })?;
+    let existing = read_existing(&mut file, path)?;
+    let header = existing.header.ok_or_else(|| JournalError::Corrupt {
+        path: path.to_owned(),
+        line: 1,
+    })?;
+    Ok((header, existing.recovered))
+}
+
 /// What reading an existing journal found.
 #[derive(Default)]
 struct Existing {

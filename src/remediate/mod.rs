@@ -95,6 +95,8 @@ pub struct Remediator {
     unjournaled: AtomicUsize,
     /// `--plan`: only these devices may be written, and only while they are as planned.
     plan: Option<HashMap<String, plan::PlannedDevice>>,
+    /// What the plan is, in messages: `the saved plan`, `the reverted journal`.
+    plan_source: &'static str,
 }
 
 /// The journal could not be written during a run: writes stopped there.
@@ -147,6 +149,7 @@ impl Remediator {
             unwritten: AtomicUsize::new(0),
             unjournaled: AtomicUsize::new(0),
             plan: None,
+            plan_source: "the saved plan",
         }
     }
 
@@ -154,6 +157,39 @@ impl Remediator {
     /// longer as the plan saw it is `stale` and not written.
     pub fn with_plan(mut self, plan: &plan::Plan) -> Remediator {
         self.plan = Some(plan.by_key());
+        self
+    }
+
+    /// Puts back what `journal` changed: only the devices its run wrote and verified, and
+    /// only while they are still in the state that run left them in.
+    pub fn with_revert(
+        mut self,
+        recovered: &journal::Recovered,
+        journal_target: SshState,
+    ) -> Remediator {
+        let after = journal_target.is_enabled();
+        let devices = recovered
+            .outcomes
+            .iter()
+            .filter(|(_, o)| o.verified && o.after == Some(after))
+            .map(|(key, _)| {
+                (
+                    key.clone(),
+                    plan::PlannedDevice {
+                        key: key.clone(),
+                        address: String::new(),
+                        serial: None,
+                        observed_enabled: after,
+                        // Any API: the device is put back the way it is read now.
+                        method: String::new(),
+                        api_version: None,
+                        observed_at: "the end of the reverted run".to_owned(),
+                    },
+                )
+            })
+            .collect();
+        self.plan = Some(devices);
+        self.plan_source = "the reverted journal";
         self
     }
 
@@ -255,7 +291,10 @@ impl Remediator {
                 // target state now, the reviewer approved something else.
                 Some(planned) => match stale_reason(planned, now, record.serial.as_deref()) {
                     Some(why) => {
-                        record.error = Some(format!("stale: {why}; not written (plan again)"));
+                        record.error = Some(format!(
+                            "stale: {why}; not written (changed since {})",
+                            self.plan_source
+                        ));
                         Action::Stale
                     }
                     None => action,
@@ -730,6 +769,9 @@ fn stale_reason(
     }
     let method = now.method.as_str();
     let version = now.api_version.map(|v| v.to_string());
+    if planned.method.is_empty() {
+        return None;
+    }
     if method != planned.method || version != planned.api_version {
         return Some(format!(
             "read through {method} {} now, the plan read it through {} {}",

@@ -33,6 +33,7 @@ mod netns;
 mod plan;
 mod probe_ssh;
 mod remediate;
+mod revert;
 mod scan_auth;
 mod scan_statuses;
 mod scan_tls;
