@@ -326,6 +326,11 @@ pub struct RemediateArgs {
     /// stopped before).
     #[arg(long)]
     pub continue_after_failures: bool,
+    /// Change window `HH:MM-HH:MM[,TZ]` (may cross midnight; TZ `UTC` or `+02:00`): writes
+    /// start only inside it; when it closes the writes in flight finish and verify, the
+    /// devices left are `deferred` (exit 3).
+    #[arg(long, value_parser = parse_window, value_name = "WINDOW")]
+    pub window: Option<crate::remediate::window::Window>,
     #[command(flatten)]
     pub compliance: ComplianceArgs,
     #[command(flatten)]
@@ -678,6 +683,10 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
         .filter(|s| *s <= 100 * 366 * 86_400)
         .ok_or_else(|| format!("age {text:?} out of range"))?;
     Ok(Duration::from_secs(secs))
+}
+
+fn parse_window(text: &str) -> Result<crate::remediate::window::Window, String> {
+    text.parse()
 }
 
 fn parse_waves(text: &str) -> Result<crate::remediate::waves::Waves, String> {

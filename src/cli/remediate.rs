@@ -124,6 +124,9 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     if let Some((recovered, journal_target)) = &reverted {
         remediator = remediator.with_revert(recovered, *journal_target);
     }
+    if let Some(window) = args.window {
+        remediator = remediator.with_window(window);
+    }
     let remediator = Arc::new(remediator);
 
     let schema = Schema {
@@ -268,6 +271,17 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     }
     if let Some(exit) = history_failed.or(metrics_failed).or(html_failed) {
         return Ok(exit);
+    }
+    let outside = remediator.deferred_by_window();
+    if outside > 0 {
+        diagln!(
+            "deferred: {outside} device(s) not written: outside the change window {}; rerun with --journal {} inside the next window to continue",
+            args.window.map(|w| w.to_string()).unwrap_or_default(),
+            journal_path.display()
+        );
+        if budget_stop.is_none() {
+            return Ok(Exit::Stopped);
+        }
     }
     if let Some(stop) = budget_stop {
         diagln!(

@@ -4,6 +4,7 @@
 pub mod journal;
 pub mod plan;
 pub mod waves;
+pub mod window;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -97,6 +98,10 @@ pub struct Remediator {
     plan: Option<HashMap<String, plan::PlannedDevice>>,
     /// What the plan is, in messages: `the saved plan`, `the reverted journal`.
     plan_source: &'static str,
+    /// `--window`: writes start only inside it.
+    window: Option<window::Window>,
+    /// Devices left unwritten because the window was closed.
+    outside_window: AtomicUsize,
 }
 
 /// The journal could not be written during a run: writes stopped there.
@@ -150,7 +155,37 @@ impl Remediator {
             unjournaled: AtomicUsize::new(0),
             plan: None,
             plan_source: "the saved plan",
+            window: None,
+            outside_window: AtomicUsize::new(0),
         }
+    }
+
+    /// Starts device writes only inside `window`.
+    pub fn with_window(mut self, window: window::Window) -> Remediator {
+        self.window = Some(window);
+        self
+    }
+
+    /// Devices deferred because the change window was closed when their write was due.
+    pub fn deferred_by_window(&self) -> usize {
+        self.outside_window.load(Ordering::Relaxed)
+    }
+
+    /// `Some(record)` when the window is closed now: the device is deferred, not written.
+    fn outside_window(&self, record: &DeviceRecord) -> Option<DeviceRecord> {
+        let window = self.window?;
+        if window.contains(crate::time::now_unix_ms()) {
+            return None;
+        }
+        self.outside_window.fetch_add(1, Ordering::Relaxed);
+        let mut record = record.clone();
+        record.error = Some(format!(
+            "deferred: outside the change window {window}; a rerun with the journal inside the next window continues"
+        ));
+        if let Some(rem) = record.remediation.as_mut() {
+            rem.action = Action::Deferred;
+        }
+        Some(record)
     }
 
     /// Applies exactly `plan`: devices not in it are never written, and a planned device no
@@ -527,6 +562,9 @@ impl Remediator {
         if stop.is_triggered() {
             return not_written(record, before, "not written: the run was stopped");
         }
+        if let Some(deferred) = self.outside_window(&record) {
+            return deferred;
+        }
         if let Err(e) = self.journal_intent(&key, &device) {
             let why = format!("not written: {e}");
             self.unwritten.fetch_add(1, Ordering::Relaxed);
@@ -537,6 +575,11 @@ impl Remediator {
             biased;
             _ = stop.wait() => return not_written(record, before, "not written: the run was stopped"),
             _ = self.permit(&device.site) => {}
+        }
+        // The wait for the permit may have outlasted the window. The intent stays without an
+        // outcome: the next run reads the device again and writes it only if still wrong.
+        if let Some(deferred) = self.outside_window(&record) {
+            return deferred;
         }
         // The write and its read-back share one device deadline, counted from the permit
         // (the wait for it is the run's rate limit, not the device's time).

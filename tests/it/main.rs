@@ -41,3 +41,4 @@ mod scan_truth;
 mod sim_command;
 mod sim_workers;
 mod waves;
+mod window;
