@@ -326,6 +326,9 @@ pub struct RemediateArgs {
     /// stopped before).
     #[arg(long)]
     pub continue_after_failures: bool,
+    /// On a terminal, ask before each wave after the first.
+    #[arg(long, requires = "waves")]
+    pub confirm_waves: bool,
     /// Change window `HH:MM-HH:MM[,TZ]` (may cross midnight; TZ `UTC` or `+02:00`): writes
     /// start only inside it; when it closes the writes in flight finish and verify, the
     /// devices left are `deferred` (exit 3).

@@ -33,6 +33,9 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     if args.apply && !args.yes && !interactive() {
         bail!("--apply needs --yes when not run from a terminal; nothing was changed");
     }
+    if args.confirm_waves && !interactive() {
+        bail!("--confirm-waves asks on a terminal, and this is not one; nothing was changed");
+    }
     let target = match args.ssh {
         ExpectArg::Disabled => SshState::Disabled,
         ExpectArg::Enabled => SshState::Enabled,
@@ -68,6 +71,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         max_failures: args.max_failures,
         pause: args.wave_pause,
         first_wave: 0,
+        confirm: None,
     };
     let continuing = match recovered.stopped.take() {
         Some(stop) if !args.continue_after_failures => bail!(
@@ -146,6 +150,12 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
     let progress = Arc::new(Progress::new(quiet).stop_on_output_failure(trigger));
     let reporter: Arc<dyn Reporter> = progress.clone();
+    if args.confirm_waves {
+        let asker = progress.clone();
+        staging.confirm = Some(Arc::new(move |wave, devices| {
+            asker.suspend(|| confirm_wave(wave, devices, target))
+        }));
+    }
     let (baseline, store) = comparison.parts();
     let pipe = ReportPipe::with_baseline(
         sinks,
@@ -192,6 +202,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     };
     let mut refused = false;
     let mut budget_stop = None;
+    let mut declined = false;
     if args.apply && !stats.interrupted && !planned.is_empty() {
         let go = match args.max_changes {
             Some(max) if planned.len() > max => {
@@ -213,6 +224,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
             stats.interrupted |= applied.stats.interrupted;
             stats.not_checked += applied.stats.not_checked;
             budget_stop = applied.budget_stop;
+            declined = applied.declined;
         } else {
             pipe.send_all(planned.into_iter().map(|p| p.record).collect())
                 .await;
@@ -271,6 +283,13 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     }
     if let Some(exit) = history_failed.or(metrics_failed).or(html_failed) {
         return Ok(exit);
+    }
+    if declined {
+        diagln!(
+            "stopped: a wave was not confirmed; the devices left are deferred. Rerun with --journal {} to go on.",
+            journal_path.display()
+        );
+        return Ok(Exit::Stopped);
     }
     let outside = remediator.deferred_by_window();
     if outside > 0 {
@@ -443,6 +462,15 @@ fn default_journal(output: &Path) -> PathBuf {
 
 fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+fn confirm_wave(wave: usize, count: usize, target: SshState) -> bool {
+    diag!("Wave {wave}: set SSH {target} on {count} more device(s)? Type 'yes' to go on: ");
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    answer.trim().eq_ignore_ascii_case("yes")
 }
 
 fn confirm(count: usize, target: SshState) -> bool {

@@ -36,14 +36,20 @@ pub struct WriteLimits {
     pub jitter: Duration,
 }
 
-/// How the writes are staged (`--waves`, `--max-failures`, `--wave-pause`).
-#[derive(Clone, Debug, Default)]
+/// Asked before each wave after the first (`--confirm-waves`): the wave's number and size;
+/// `false` defers the rest.
+pub type ConfirmWave = Arc<dyn Fn(usize, usize) -> bool + Send + Sync>;
+
+/// How the writes are staged (`--waves`, `--max-failures`, `--wave-pause`,
+/// `--confirm-waves`).
+#[derive(Clone, Default)]
 pub struct Staging {
     pub waves: waves::Waves,
     pub max_failures: Option<waves::Budget>,
     pub pause: Duration,
     /// Waves already gone through by the run this one continues (from the journal).
     pub first_wave: usize,
+    pub confirm: Option<ConfirmWave>,
 }
 
 /// What the apply phase did.
@@ -56,6 +62,8 @@ pub struct Applied {
     pub waves_done: usize,
     /// Set when the failure budget stopped the run.
     pub budget_stop: Option<journal::BudgetStop>,
+    /// A wave was not confirmed: the rest was deferred.
+    pub declined: bool,
 }
 
 /// A write that went out and did not verify, or could not be made (not one held back).
@@ -462,6 +470,26 @@ impl Remediator {
                 tokio::select! {
                     () = tokio::time::sleep(staging.pause) => {}
                     () = shutdown.wait() => {}
+                }
+            }
+            if let (Some(ask), Some(&next)) = (&staging.confirm, sizes.get(i + 1)) {
+                let ask = ask.clone();
+                let wave = number + 1;
+                let go = tokio::task::spawn_blocking(move || ask(wave, next))
+                    .await
+                    .unwrap_or(false);
+                if !go {
+                    applied.declined = true;
+                    let why = format!("deferred: wave {wave} was not confirmed");
+                    for left in rest.by_ref() {
+                        let mut record = left.record;
+                        record.error = Some(why.clone());
+                        if let Some(rem) = record.remediation.as_mut() {
+                            rem.action = Action::Deferred;
+                        }
+                        let _ = out.send(record).await;
+                    }
+                    break;
                 }
             }
         }

@@ -169,3 +169,79 @@ async fn a_budget_exceeded_stops_before_the_next_wave_and_stays_stopped() {
         assert_eq!(d.ssh_enabled, failing.contains(&i), "camera {i}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirm_waves_asks_on_a_terminal_and_a_no_defers_the_rest() {
+    use tokio::io::AsyncWriteExt as _;
+    let fleet = fleet(&[]).await;
+    let inventory = fleet.inventory.display().to_string();
+    let out = fleet.path("asked.jsonl");
+    let command = format!(
+        "{} remediate --inventory {inventory} --ssh disabled --apply --yes --rate 100/s --timeout 5s \
+         --waves 3,100% --confirm-waves -o {} --journal {}",
+        env!("CARGO_BIN_EXE_sshfleet"),
+        out.display(),
+        fleet.path("asked.journal.jsonl").display()
+    );
+    // Off a terminal it refuses at once.
+    let off = crate::support::run(
+        &crate::support::args(&[
+            "remediate",
+            "--inventory",
+            &inventory,
+            "--ssh",
+            "disabled",
+            "--apply",
+            "--yes",
+            "--waves",
+            "3,100%",
+            "--confirm-waves",
+            "-o",
+            &out.display().to_string(),
+        ]),
+        &[("SSHFLEET_PASSWORD", crate::support::PASSWORD)],
+    )
+    .await;
+    assert_eq!(code(&off), 2, "{}", stderr(&off));
+    assert!(
+        stderr(&off).contains("asks on a terminal"),
+        "{}",
+        stderr(&off)
+    );
+    assert!(all_writes(&fleet).iter().all(Vec::is_empty));
+
+    // On a terminal (util-linux `script` gives it one), the answer `no` after the canary
+    // wave defers the rest.
+    let Ok(mut child) = tokio::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("SSHFLEET_PASSWORD", crate::support::PASSWORD)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+    else {
+        eprintln!("SKIPPED PART: no `script` (util-linux) to give the run a terminal");
+        return;
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"no\n").await.unwrap();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the run ends")
+        .unwrap();
+    drop(stdin);
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        shown.contains("Wave 2: set SSH disabled on 27 more device(s)?"),
+        "{shown}"
+    );
+    assert_eq!(output.status.code(), Some(3), "{shown}");
+    let written: usize = all_writes(&fleet).iter().map(Vec::len).sum();
+    assert_eq!(written, 3, "only the canary wave");
+    let records = crate::support::read_jsonl(&out);
+    assert_eq!(
+        records.iter().filter(|r| r["action"] == "deferred").count(),
+        27
+    );
+}
