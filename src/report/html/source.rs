@@ -2,25 +2,17 @@
 //! (JSON Lines, JSON or CSV), or one run of a `--history` database. Either way every
 //! device passes through [`Summary::add`], so the page's numbers are the summary's.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-
-use serde::Deserialize;
 
 use super::{DeviceRows, TrendPoint};
 use crate::history::{History, HistoryError, Period, RunRow};
 use crate::report::read::{Observation, ReadError};
-use crate::report::record::{
-    Action, Change, DeviceRecord, Drift, Exposure, PortState, Remediation, SshState, Status,
-};
+use crate::report::record::{DeviceRecord, Status};
+use crate::report::replay::replay;
 use crate::report::{Baseline, DriftSummary, Summary};
 
 /// Runs drawn in the trend.
 pub const TREND_RUNS: usize = 30;
-
-/// Longest line accepted from a JSON Lines report.
-const MAX_LINE: u64 = 1 << 20;
 
 /// What a page is made of, read back.
 #[derive(Debug, Default)]
@@ -62,264 +54,15 @@ pub enum SourceError {
     NoRun { path: String, which: String },
 }
 
-/// The fields of a JSON record the page shows; everything else is ignored.
-#[derive(Deserialize, Default)]
-struct WireRecord {
-    address: String,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    site: Option<String>,
-    status: String,
-    #[serde(default)]
-    ssh_enabled: Option<bool>,
-    #[serde(default)]
-    expect: Option<String>,
-    #[serde(default)]
-    compliant: Option<bool>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    checked_at: Option<String>,
-    #[serde(default)]
-    serial: Option<String>,
-    #[serde(default)]
-    change: Option<String>,
-    #[serde(default)]
-    first_seen: Option<String>,
-    #[serde(default)]
-    state_since: Option<String>,
-    #[serde(default)]
-    waiver: Option<String>,
-    #[serde(default)]
-    ssh_port: Option<String>,
-    #[serde(default)]
-    exposure: Option<String>,
-    #[serde(default)]
-    action: Option<String>,
-    #[serde(default)]
-    before: Option<bool>,
-    #[serde(default)]
-    after: Option<bool>,
-    #[serde(default)]
-    verified: Option<bool>,
-}
-
-fn non_empty(v: Option<String>) -> Option<String> {
-    v.filter(|s| !s.is_empty())
-}
-
-fn parse_action(s: &str) -> Option<Action> {
-    Action::ALL.into_iter().find(|a| a.as_str() == s)
-}
-
-impl WireRecord {
-    fn into_record(self) -> Result<DeviceRecord, String> {
-        let status = Status::parse(&self.status)
-            .ok_or_else(|| format!("unknown status {:?}", cut(&self.status)))?;
-        let mut rec = DeviceRecord::new(
-            self.address,
-            self.name.unwrap_or_default(),
-            self.site.unwrap_or_default(),
-            status,
-        );
-        rec.ssh_enabled = self.ssh_enabled;
-        rec.expect = self.expect.as_deref().and_then(SshState::parse);
-        rec.compliant = self.compliant;
-        rec.error = non_empty(self.error);
-        rec.checked_at = self.checked_at.unwrap_or_default();
-        rec.serial = non_empty(self.serial);
-        rec.waiver = non_empty(self.waiver);
-        rec.ssh_port = self.ssh_port.as_deref().and_then(PortState::parse);
-        rec.exposure = self.exposure.as_deref().and_then(Exposure::parse);
-        if let Some(c) = non_empty(self.change) {
-            let change =
-                Change::parse(&c).ok_or_else(|| format!("unknown change {:?}", cut(&c)))?;
-            rec.drift = Some(Drift {
-                change,
-                first_seen: self.first_seen.unwrap_or_default(),
-                state_since: self.state_since.unwrap_or_default(),
-            });
-        }
-        if let Some(action) = self.action.as_deref().and_then(parse_action) {
-            rec.remediation = Some(Remediation {
-                action,
-                before: self.before,
-                after: self.after,
-                verified: self.verified,
-            });
-        }
-        Ok(rec)
-    }
-}
-
-fn cut(s: &str) -> String {
-    s.chars().take(40).collect()
-}
-
-fn malformed(path: &Path, where_: String, reason: impl ToString) -> ReadError {
-    ReadError::Malformed {
-        path: path.to_owned(),
-        where_,
-        reason: reason.to_string(),
-    }
-}
-
-/// Every device of the report at `path`, whichever format it is in (told by its first
-/// byte, as [`crate::report::read::read_report`] does).
+/// Every device of the report at `path`, whichever format it is in (read back whole, as
+/// `report merge` reads its shards).
 pub fn from_report(path: &Path) -> Result<Loaded, SourceError> {
-    let io_err = |source| ReadError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let file = File::open(path).map_err(io_err)?;
-    let mut reader = BufReader::with_capacity(256 * 1024, file);
-    let first = loop {
-        let buf = reader.fill_buf().map_err(io_err)?;
-        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
-            Some(i) => {
-                let byte = buf[i];
-                reader.consume(i);
-                break Some(byte);
-            }
-            None if buf.is_empty() => break None,
-            None => {
-                let n = buf.len();
-                reader.consume(n);
-            }
-        }
-    };
     let mut loaded = Loaded::default();
-    match first {
-        None => {}
-        Some(b'[') => read_json_array(path, reader, &mut loaded)?,
-        Some(b'{') => read_jsonl(path, reader, &mut loaded)?,
-        Some(_) => read_csv(path, reader, &mut loaded)?,
-    }
-    Ok(loaded)
-}
-
-fn read_jsonl(path: &Path, reader: impl BufRead, loaded: &mut Loaded) -> Result<(), ReadError> {
-    let mut reader = reader.take(0);
-    let mut line = Vec::new();
-    let mut number = 0u64;
-    loop {
-        line.clear();
-        reader.set_limit(MAX_LINE);
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|source| ReadError::Io {
-                path: path.to_owned(),
-                source,
-            })?;
-        if n == 0 {
-            return Ok(());
-        }
-        number += 1;
-        let where_ = || format!("line {number}");
-        if !line.ends_with(b"\n") && n as u64 >= MAX_LINE {
-            return Err(malformed(path, where_(), "line longer than 1 MiB"));
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let wire: WireRecord =
-            serde_json::from_slice(&line).map_err(|e| malformed(path, where_(), e))?;
-        let rec = wire
-            .into_record()
-            .map_err(|e| malformed(path, where_(), e))?;
+    replay(path, &[], |rec, _| {
         loaded.add(&rec);
-    }
-}
-
-fn read_json_array(path: &Path, reader: impl Read, loaded: &mut Loaded) -> Result<(), ReadError> {
-    let records: Vec<WireRecord> = serde_json::from_reader(reader).map_err(|e| {
-        malformed(
-            path,
-            format!("line {}", e.line()),
-            format!("not a JSON array of records: {e}"),
-        )
+        Ok(())
     })?;
-    for (i, wire) in records.into_iter().enumerate() {
-        let rec = wire
-            .into_record()
-            .map_err(|e| malformed(path, format!("record {}", i + 1), e))?;
-        loaded.add(&rec);
-    }
-    Ok(())
-}
-
-/// The CSV writer prefixes cells that would start a spreadsheet formula with `'`; undo it.
-fn unneutralise(cell: &str) -> &str {
-    match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(crate::report::csv_writer::FORMULA_TRIGGERS) => rest,
-        _ => cell,
-    }
-}
-
-fn read_csv(path: &Path, reader: impl Read, loaded: &mut Loaded) -> Result<(), ReadError> {
-    let mut csv = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_reader(reader);
-    let header = csv
-        .headers()
-        .map_err(|e| malformed(path, "line 1".into(), e))?
-        .clone();
-    let column = |name: &str| header.iter().position(|h| h == name);
-    if column("address").is_none() || column("status").is_none() {
-        return Err(malformed(
-            path,
-            "line 1".into(),
-            "not an sshfleet report: no address and status columns",
-        ));
-    }
-    for (i, row) in csv.records().enumerate() {
-        let where_ = || format!("line {}", i + 2);
-        let row = row.map_err(|e| malformed(path, where_(), e))?;
-        let cell = |name: &str| -> Option<String> {
-            let text = unneutralise(row.get(column(name)?)?);
-            (!text.is_empty()).then(|| text.to_owned())
-        };
-        let boolean = |name: &str| -> Result<Option<bool>, ReadError> {
-            match cell(name).as_deref() {
-                None => Ok(None),
-                Some("true") => Ok(Some(true)),
-                Some("false") => Ok(Some(false)),
-                Some(other) => Err(malformed(
-                    path,
-                    where_(),
-                    format!("{name} is not a boolean: {:?}", cut(other)),
-                )),
-            }
-        };
-        let wire = WireRecord {
-            address: cell("address").unwrap_or_default(),
-            name: cell("name"),
-            site: cell("site"),
-            status: cell("status").unwrap_or_default(),
-            ssh_enabled: boolean("ssh_enabled")?,
-            expect: cell("expect"),
-            compliant: boolean("compliant")?,
-            error: cell("error"),
-            checked_at: cell("checked_at"),
-            serial: cell("serial"),
-            change: cell("change"),
-            first_seen: cell("first_seen"),
-            state_since: cell("state_since"),
-            waiver: cell("waiver"),
-            ssh_port: cell("ssh_port"),
-            exposure: cell("exposure"),
-            action: cell("action"),
-            before: boolean("before")?,
-            after: boolean("after")?,
-            verified: boolean("verified")?,
-        };
-        let rec = wire
-            .into_record()
-            .map_err(|e| malformed(path, where_(), e))?;
-        loaded.add(&rec);
-    }
-    Ok(())
+    Ok(loaded)
 }
 
 /// The trend of `run`'s scope up to and including it, oldest first.
@@ -411,6 +154,7 @@ fn record(p: Period) -> DeviceRecord {
 #[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
+    use crate::report::Change;
 
     #[test]
     fn every_format_reads_back_into_the_same_summary() {
