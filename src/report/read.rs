@@ -131,23 +131,7 @@ pub fn read_report(path: &Path) -> Result<Vec<Observation>, ReadError> {
         path: path.to_owned(),
         source,
     };
-    let file = File::open(path).map_err(io_err)?;
-    let mut reader = BufReader::new(file);
-    let first = loop {
-        let buf = reader.fill_buf().map_err(io_err)?;
-        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
-            Some(i) => {
-                let byte = buf[i];
-                reader.consume(i);
-                break Some(byte);
-            }
-            None if buf.is_empty() => break None,
-            None => {
-                let n = buf.len();
-                reader.consume(n);
-            }
-        }
-    };
+    let (reader, first) = open_report(path)?;
     let lines = || count_lines(path).map_err(io_err);
     let mut out = match first {
         None => Vec::new(),
@@ -157,6 +141,33 @@ pub fn read_report(path: &Path) -> Result<Vec<Observation>, ReadError> {
     };
     out.shrink_to_fit();
     Ok(out)
+}
+
+/// Opens a report and tells its format by its first byte that is not white space (`[` a
+/// JSON array, `{` JSON Lines, anything else CSV; `None`: an empty file), the reader left at
+/// that byte.
+pub(super) fn open_report(path: &Path) -> Result<(BufReader<File>, Option<u8>), ReadError> {
+    let io_err = |source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    loop {
+        let buf = reader.fill_buf().map_err(io_err)?;
+        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(i) => {
+                let byte = buf[i];
+                reader.consume(i);
+                return Ok((reader, Some(byte)));
+            }
+            None if buf.is_empty() => return Ok((reader, None)),
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    }
 }
 
 /// Line breaks in the file: an upper bound on its records, so that the vector holding them
@@ -183,11 +194,13 @@ pub(super) fn malformed(path: &Path, where_: String, reason: impl ToString) -> R
     }
 }
 
-fn read_jsonl(
+/// Calls `each` with every line of a JSON Lines file that is not blank, and its name for
+/// messages (`line 12`). A line longer than [`MAX_LINE`] is an error, not a memory bill.
+pub(super) fn for_each_line(
     path: &Path,
     reader: impl BufRead,
-    mut out: Vec<Observation>,
-) -> Result<Vec<Observation>, ReadError> {
+    mut each: impl FnMut(&[u8], &dyn Fn() -> String) -> Result<(), ReadError>,
+) -> Result<(), ReadError> {
     let mut reader = reader.take(0);
     let mut line = Vec::new();
     let mut number = 0u64;
@@ -201,7 +214,7 @@ fn read_jsonl(
                 source,
             })?;
         if n == 0 {
-            break;
+            return Ok(());
         }
         number += 1;
         let where_ = || format!("line {number}");
@@ -211,13 +224,24 @@ fn read_jsonl(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let wire: WireRecord =
-            serde_json::from_slice(&line).map_err(|e| malformed(path, where_(), e))?;
-        out.push(
-            wire.into_observation()
-                .map_err(|e| malformed(path, where_(), e))?,
-        );
+        each(&line, &where_)?;
     }
+}
+
+fn read_jsonl(
+    path: &Path,
+    reader: impl BufRead,
+    mut out: Vec<Observation>,
+) -> Result<Vec<Observation>, ReadError> {
+    for_each_line(path, reader, |line, where_| {
+        let wire: WireRecord =
+            serde_json::from_slice(line).map_err(|e| malformed(path, where_(), e))?;
+        let observation = wire
+            .into_observation()
+            .map_err(|e| malformed(path, where_(), e))?;
+        out.push(observation);
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -7,14 +7,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::read::{malformed, unneutralise, ReadError, MAX_LINE};
+use super::read::{for_each_line, malformed, open_report, unneutralise, ReadError};
 use super::record::{
     Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshState, Status,
 };
@@ -34,27 +33,7 @@ pub fn replay(
     extra_keys: &[String],
     mut each: impl FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
 ) -> Result<u64, ReadError> {
-    let io_err = |source| ReadError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let file = File::open(path).map_err(io_err)?;
-    let mut reader = BufReader::with_capacity(256 * 1024, file);
-    let first = loop {
-        let buf = reader.fill_buf().map_err(io_err)?;
-        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
-            Some(i) => {
-                let byte = buf[i];
-                reader.consume(i);
-                break Some(byte);
-            }
-            None if buf.is_empty() => break None,
-            None => {
-                let n = buf.len();
-                reader.consume(n);
-            }
-        }
-    };
+    let (reader, first) = open_report(path)?;
     match first {
         None => Ok(0),
         Some(b'[') => replay_json_array(path, reader, extra_keys, &mut each),
@@ -219,37 +198,16 @@ fn replay_jsonl(
     extra_keys: &[String],
     each: &mut impl FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
 ) -> Result<u64, ReadError> {
-    let mut reader = reader.take(0);
-    let mut line = Vec::new();
-    let mut number = 0u64;
     let mut records = 0u64;
-    loop {
-        line.clear();
-        reader.set_limit(MAX_LINE);
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|source| ReadError::Io {
-                path: path.to_owned(),
-                source,
-            })?;
-        if n == 0 {
-            return Ok(records);
-        }
-        number += 1;
-        let where_ = || format!("line {number}");
-        if !line.ends_with(b"\n") && n as u64 >= MAX_LINE {
-            return Err(malformed(path, where_(), "line longer than 1 MiB"));
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
+    for_each_line(path, reader, |line, where_| {
         let object: Map<String, Value> =
-            serde_json::from_slice(&line).map_err(|e| malformed(path, where_(), e))?;
+            serde_json::from_slice(line).map_err(|e| malformed(path, where_(), e))?;
         let (rec, shape) =
             record_from(&object, extra_keys).map_err(|e| malformed(path, where_(), e))?;
         records += 1;
-        each(rec, shape)?;
-    }
+        each(rec, shape)
+    })?;
+    Ok(records)
 }
 
 fn replay_csv(
