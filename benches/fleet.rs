@@ -40,12 +40,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
-use tokio::sync::mpsc;
 
 use sshfleet::inventory::{self, InventoryOptions};
 use sshfleet::net::auth::Credentials;
 use sshfleet::net::{ClientSettings, HttpClient};
-use sshfleet::report::{self, DeviceRecord, Format, NoProgress, RecordWriter, Schema, SshState};
+use sshfleet::report::pipeline::OnOutputFailure;
+use sshfleet::report::{
+    self, DeviceRecord, Format, NoProgress, RecordSinks, RecordWriter, Schema, SshState,
+};
 use sshfleet::scan::{ScanSettings, Scanner};
 use sshfleet::secret::Secret;
 use sshfleet::shutdown::Shutdown;
@@ -338,16 +340,13 @@ async fn scan_fleet(fleet: &Fleet, concurrency: usize) -> Checked {
             check: check.clone(),
         }),
     ];
-    let (tx, rx) = mpsc::channel(1024);
-    let writer = report::spawn_writer(rx, sinks, Arc::new(NoProgress));
+    let total = inventory.rows.len();
+    let sinks = RecordSinks::new(sinks, Arc::new(NoProgress));
+    let pipe = report::record_pipeline(sinks, total, OnOutputFailure::Continue);
     scanner(concurrency)
-        .run(inventory.rows, tx, Shutdown::never())
+        .run(inventory.rows, pipe.sender(), Shutdown::never())
         .await;
-    tokio::task::spawn_blocking(move || writer.join())
-        .await
-        .expect("writer joins")
-        .expect("writer thread")
-        .expect("report written");
+    report::finish(pipe).await.expect("report written");
     let mut check = check.lock().unwrap_or_else(PoisonError::into_inner);
     Checked {
         records: check.records,

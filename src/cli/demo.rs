@@ -15,12 +15,13 @@ use super::args::{ComplianceArgs, DemoArgs, DeviceArgs, ExpectArg, FailOn, Schem
 use super::progress::Progress;
 use super::scan::PreparedScan;
 use super::scan::{execute, prepare, Comparison};
-use super::{install_signal_handlers, open_output, Exit, ReportPipe, Stopping};
+use super::{install_signal_handlers, open_output, report_output, Exit, Stopping};
 use crate::equinix::{ListFilter, PageFetcher};
 use crate::remediate::{Recovered, Remediator, WriteLimits};
 use crate::report::html::{DeviceRows, HtmlReport, HtmlSink, TrendPoint};
+use crate::report::pipeline::{Named, OnOutputFailure};
 use crate::report::ssh_users::TableWriter;
-use crate::report::{self, Format, Reporter, Schema, SshState, Summary};
+use crate::report::{self, Format, RecordSinks, Reporter, Schema, SshState, Summary};
 use crate::secret::Secret;
 use crate::shutdown::Shutdown;
 use crate::sim::{Fleet, SimConfig};
@@ -70,14 +71,20 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     let csv_path = dir.join("scan.csv");
     let jsonl_path = dir.join("scan.jsonl");
     let sinks = vec![
-        report::writer(Format::Csv, &schema, open_output(&csv_path)?),
-        report::writer(Format::Jsonl, &schema, open_output(&jsonl_path)?),
+        report_output(Format::Csv, &schema, &csv_path)?,
+        report_output(Format::Jsonl, &schema, &jsonl_path)?,
     ];
     let (_trigger, shutdown) = install_signal_handlers(args.quiet, Stopping::Demo);
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(args.quiet));
     let (baseline, store) = comparison.parts();
+    let sinks = RecordSinks {
+        outputs: sinks,
+        reporter: progress,
+        baseline,
+        store,
+    };
     let (summary, stats) =
-        execute(prepared, sinks, progress, shutdown.clone(), baseline, store).await?;
+        execute(prepared, sinks, OnOutputFailure::Continue, shutdown.clone()).await?;
     let elapsed = started.elapsed();
     if let Some(exit) = comparison.finish(&summary, &stats, true) {
         return Ok(exit);
@@ -280,12 +287,18 @@ async fn rescan_after_changes(
     let rescan = dir.join("rescan.jsonl");
     let (html_sink, html_rows) = HtmlSink::new(&dir.join("report.html"));
     let sinks = vec![
-        report::writer(Format::Jsonl, &schema, open_output(&rescan)?),
+        report_output(Format::Jsonl, &schema, &rescan)?,
         Box::new(html_sink),
     ];
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(true));
     let (baseline, store) = comparison.parts();
-    let (summary, stats) = execute(prepared, sinks, progress, shutdown, baseline, store).await?;
+    let sinks = RecordSinks {
+        outputs: sinks,
+        reporter: progress,
+        baseline,
+        store,
+    };
+    let (summary, stats) = execute(prepared, sinks, OnOutputFailure::Continue, shutdown).await?;
     if comparison.finish(&summary, &stats, true).is_some() {
         anyhow::bail!(
             "the second scan could not be recorded in {}",
@@ -361,13 +374,11 @@ async fn plan_remediation(inventory: &Path, dir: &Path, quiet: bool) -> anyhow::
         remediation: true,
         extra_columns,
     };
-    let sink = report::writer(
-        Format::Csv,
-        &schema,
-        open_output(&dir.join("remediation-plan.csv"))?,
-    );
+    let sink = report_output(Format::Csv, &schema, &dir.join("remediation-plan.csv"))?;
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
-    let pipe = ReportPipe::open(vec![sink], progress, devices.len() + invalid.len());
+    let sinks = RecordSinks::new(vec![sink], progress);
+    let total = devices.len() + invalid.len();
+    let pipe = report::record_pipeline(sinks, total, OnOutputFailure::Continue);
     pipe.send_all(invalid).await;
     let _ = remediator
         .plan(
@@ -378,8 +389,7 @@ async fn plan_remediation(inventory: &Path, dir: &Path, quiet: bool) -> anyhow::
             Shutdown::never(),
         )
         .await;
-    let summary = pipe.close().await?;
-    Ok(summary)
+    report::finish(pipe).await
 }
 
 /// What the Equinix part of the demo found.
@@ -406,16 +416,17 @@ async fn list_equinix(
         ..ListFilter::default()
     };
     let fetcher = PageFetcher::new(client, filter, PAGE_SIZE, PAGE_CONCURRENCY);
+    let table = |format, path: PathBuf| -> anyhow::Result<_> {
+        let output = TableWriter::new(format, open_output(&path)?);
+        Ok(Named::new(path.display().to_string(), output))
+    };
     let sinks = vec![
-        TableWriter::new(Format::Csv, open_output(&dir.join("equinix-users.csv"))?),
-        TableWriter::new(
-            Format::Jsonl,
-            open_output(&dir.join("equinix-users.jsonl"))?,
-        ),
+        table(Format::Csv, dir.join("equinix-users.csv"))?,
+        table(Format::Jsonl, dir.join("equinix-users.jsonl"))?,
     ];
-    let listing = super::equinix::run_listing(fetcher, sinks, shutdown).await?;
-    if let Some(e) = &listing.output_error {
-        anyhow::bail!("cannot write the Equinix report: {e}");
+    let mut listing = super::equinix::run_listing(fetcher, sinks, shutdown).await?;
+    if let Some(e) = listing.output_error.take() {
+        return Err(e.into());
     }
     let stats = &listing.stats;
     let complete = stats.error.is_none() && stats.users == expected && stats.duplicates == 0;

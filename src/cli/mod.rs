@@ -43,11 +43,7 @@ use anyhow::Context as _;
 pub use args::Cli;
 use args::Command;
 
-use std::sync::Arc;
-
-use tokio::sync::mpsc;
-
-use crate::report::{self, DeviceRecord, Format, RecordWriter, ReportError, Reporter, Summary};
+use crate::report::{self, Format, ReportError};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 
 /// The exit codes of DESIGN.md.
@@ -268,6 +264,25 @@ fn resolve_table_format(path: &Path, explicit: Option<Format>) -> anyhow::Result
     Ok(format)
 }
 
+/// A device report output of `format` at `path` (`-` is stdout), named by its path in errors.
+fn report_output(
+    format: Format,
+    schema: &report::Schema,
+    path: &Path,
+) -> anyhow::Result<report::RecordOutput> {
+    let writer = report::writer(format, schema, open_output(path)?);
+    Ok(report::named(output_name(path), writer))
+}
+
+/// What an output is called in messages: its path, or `stdout`.
+fn output_name(path: &Path) -> String {
+    if path.as_os_str() == "-" {
+        "stdout".to_owned()
+    } else {
+        path.display().to_string()
+    }
+}
+
 /// Opens a report destination; `-` is stdout.
 fn open_output(path: &Path) -> anyhow::Result<Box<dyn Write + Send>> {
     if path.as_os_str() == "-" {
@@ -312,73 +327,6 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
                 .downcast_ref::<io::Error>()
                 .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
-}
-
-/// Records in flight between the engine and the writer thread.
-const CHANNEL_CAPACITY: usize = 1024;
-
-/// The engine side of one report: a bounded channel into the writer thread.
-struct ReportPipe {
-    tx: mpsc::Sender<DeviceRecord>,
-    writer: std::thread::JoinHandle<Result<Summary, ReportError>>,
-    progress: Arc<dyn Reporter>,
-}
-
-impl ReportPipe {
-    fn open(
-        sinks: Vec<Box<dyn RecordWriter>>,
-        progress: Arc<dyn Reporter>,
-        total: usize,
-    ) -> ReportPipe {
-        ReportPipe::with_baseline(sinks, progress, total, None, None)
-    }
-
-    /// A pipe whose records get their drift against `baseline` before they are written.
-    fn with_baseline(
-        sinks: Vec<Box<dyn RecordWriter>>,
-        progress: Arc<dyn Reporter>,
-        total: usize,
-        baseline: Option<report::Baseline>,
-        store: Option<report::SharedStore>,
-    ) -> ReportPipe {
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        progress.started(total as u64);
-        let writer = report::spawn_drift_writer(rx, sinks, progress.clone(), baseline, store);
-        ReportPipe {
-            tx,
-            writer,
-            progress,
-        }
-    }
-
-    /// A sender for the engine; the pipe closes when every sender is gone.
-    fn sender(&self) -> mpsc::Sender<DeviceRecord> {
-        self.tx.clone()
-    }
-
-    async fn send_all(&self, records: Vec<DeviceRecord>) {
-        for record in records {
-            if self.tx.send(record).await.is_err() {
-                break;
-            }
-        }
-    }
-
-    /// Waits for the writer to flush and close every output; returns the summary.
-    async fn close(self) -> anyhow::Result<Summary> {
-        let ReportPipe {
-            tx,
-            writer,
-            progress,
-        } = self;
-        drop(tx);
-        let summary = tokio::task::spawn_blocking(move || writer.join())
-            .await
-            .context("writer task failed")?
-            .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
-        progress.finished();
-        Ok(summary)
-    }
 }
 
 #[cfg(test)]

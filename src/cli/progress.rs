@@ -6,14 +6,11 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::{DeviceRecord, ReportError, Reporter, Status};
-use crate::shutdown::ShutdownTrigger;
+use crate::report::{DeviceRecord, Reporter, Status};
 
 pub(super) struct Progress {
     bar: Option<ProgressBar>,
     findings: AtomicU64,
-    /// Stops the run when the report can no longer be written (e.g. `| head` closed the pipe).
-    stop: Option<ShutdownTrigger>,
 }
 
 impl Progress {
@@ -31,14 +28,7 @@ impl Progress {
         Progress {
             bar,
             findings: AtomicU64::new(0),
-            stop: None,
         }
-    }
-
-    /// Checking more devices is pointless once the report cannot be written.
-    pub fn stop_on_output_failure(mut self, trigger: ShutdownTrigger) -> Progress {
-        self.stop = Some(trigger);
-        self
     }
 }
 
@@ -65,12 +55,6 @@ impl Reporter for Progress {
         if rec.status != Status::Ok || rec.compliant == Some(false) {
             let n = self.findings.fetch_add(1, Ordering::Relaxed) + 1;
             bar.set_message(format!("{n} findings"));
-        }
-    }
-
-    fn output_failed(&self, _error: &ReportError) {
-        if let Some(stop) = &self.stop {
-            stop.trigger();
         }
     }
 

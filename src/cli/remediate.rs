@@ -17,7 +17,7 @@ use super::scan::{
     report_interruption, report_waivers, resolve_password, Comparison, MetricsOut, PreparedScan,
 };
 use super::{
-    install_signal_handlers, open_output, report_failed, resolve_format, Exit, ReportPipe, Stopping,
+    install_signal_handlers, report_failed, report_output, resolve_format, Exit, Stopping,
 };
 use crate::remediate::journal::read_journal;
 use crate::remediate::plan::Plan;
@@ -25,7 +25,8 @@ use crate::remediate::{
     inventory_fingerprint, planned_device, Journal, JournalFailure, JournalHeader, Recovered,
     Remediator, Staging, WriteLimits,
 };
-use crate::report::{self, Reporter, Schema, SshState};
+use crate::report::pipeline::OnOutputFailure;
+use crate::report::{self, RecordSinks, Reporter, Schema, SshState};
 
 pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let quiet = args.output.quiet;
@@ -138,17 +139,13 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         extra_columns,
     };
     let format = resolve_format(&args.output.output, args.output.format);
-    let mut sinks = vec![report::writer(
-        format,
-        &schema,
-        open_output(&args.output.output)?,
-    )];
+    let mut sinks = vec![report_output(format, &schema, &args.output.output)?];
     let html = HtmlOut::open(args.compliance.html_out.as_deref()).map(|(html, sink)| {
         sinks.push(sink);
         html
     });
     let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
-    let progress = Arc::new(Progress::new(quiet).stop_on_output_failure(trigger));
+    let progress = Arc::new(Progress::new(quiet));
     let reporter: Arc<dyn Reporter> = progress.clone();
     if args.confirm_waves {
         let asker = progress.clone();
@@ -157,13 +154,14 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         }));
     }
     let (baseline, store) = comparison.parts();
-    let pipe = ReportPipe::with_baseline(
-        sinks,
+    let sinks = RecordSinks {
+        outputs: sinks,
         reporter,
-        devices.len() + invalid.len(),
         baseline,
         store,
-    );
+    };
+    let total = devices.len() + invalid.len();
+    let pipe = report::record_pipeline(sinks, total, OnOutputFailure::Stop(trigger));
     pipe.send_all(invalid).await;
     let (planned, mut stats) = remediator
         .plan(
@@ -192,7 +190,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
                 );
             }
         }
-        pipe.send_all(planned.iter().map(|p| p.record.clone()).collect())
+        pipe.send_all(planned.iter().map(|p| p.record.clone()))
             .await;
     }
     let planned = if new_plan.is_some() {
@@ -226,11 +224,10 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
             budget_stop = applied.budget_stop;
             declined = applied.declined;
         } else {
-            pipe.send_all(planned.into_iter().map(|p| p.record).collect())
-                .await;
+            pipe.send_all(planned.into_iter().map(|p| p.record)).await;
         }
     }
-    let closed = pipe.close().await;
+    let closed = report::finish(pipe).await;
     // A failed journal stopped the writes: that outranks every other outcome but a lost
     // report, and is said after the summary of what was done.
     let journal_failure = remediator.journal_failure();

@@ -10,9 +10,10 @@ use super::args::{MergeArgs, ReportArgs, ReportCommand};
 use super::html::HtmlOut;
 use super::progress::Progress;
 use super::scan::{exit_for, load_baseline, Comparison, MetricsOut, Scope};
-use super::{open_output, report_failed, resolve_format, Exit, ReportPipe};
+use super::{report_failed, report_output, resolve_format, Exit};
 use crate::inventory::{self, InventoryOptions, Row};
 use crate::report::coverage::{Admit, Coverage, CoverageReport};
+use crate::report::pipeline::OnOutputFailure;
 use crate::report::replay::{first_shape, replay};
 use crate::report::{self, Reporter, Schema};
 use crate::scan::RunStats;
@@ -64,19 +65,20 @@ async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
     let mut comparison =
         Comparison::for_scope(&args.compliance, baseline, scope, "report merge", None)?;
     let format = resolve_format(&args.output.output, args.output.format);
-    let mut sinks = vec![report::writer(
-        format,
-        &schema,
-        open_output(&args.output.output)?,
-    )];
+    let mut sinks = vec![report_output(format, &schema, &args.output.output)?];
     let html = HtmlOut::open(args.compliance.html_out.as_deref()).map(|(html, sink)| {
         sinks.push(sink);
         html
     });
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
     let (baseline, store) = comparison.parts();
-    let pipe = ReportPipe::with_baseline(sinks, progress, total, baseline, store);
-
+    let sinks = report::RecordSinks {
+        outputs: sinks,
+        reporter: progress,
+        baseline,
+        store,
+    };
+    let pipe = report::record_pipeline(sinks, total, OnOutputFailure::Continue);
     let tx = pipe.sender();
     let keys = schema.extra_keys();
     let files = shards.clone();
@@ -95,7 +97,7 @@ async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
         Ok::<_, report::read::ReadError>(coverage)
     })
     .await;
-    let closed = pipe.close().await;
+    let closed = report::finish(pipe).await;
     let coverage = match read {
         Ok(Ok(coverage)) => coverage.finish(),
         Ok(Err(e)) => {

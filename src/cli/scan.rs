@@ -10,8 +10,8 @@ use super::args::{ComplianceArgs, DeviceArgs, ExpectArg, FailOn, ScanArgs, Schem
 use super::html::HtmlOut;
 use super::progress::Progress;
 use super::{
-    fit_concurrency, install_signal_handlers, open_output, report_failed, resolve_format, Exit,
-    ReportPipe, Stopping,
+    fit_concurrency, install_signal_handlers, report_failed, report_output, resolve_format, Exit,
+    Stopping,
 };
 use crate::history::{History, Recorder, RunInfo};
 use crate::inventory::{self, Device, InventoryOptions, Rows, Scheme, Shard};
@@ -19,9 +19,8 @@ use crate::net::auth::Credentials;
 use crate::net::tls::{Pins, TrustSettings};
 use crate::net::{ClientSettings, HttpClient};
 use crate::probe::ProbeSettings;
-use crate::report::{
-    self, DeviceRecord, RecordWriter, Reporter, Schema, SshState, Status, Summary,
-};
+use crate::report::pipeline::OnOutputFailure;
+use crate::report::{self, DeviceRecord, RecordSinks, Reporter, Schema, SshState, Status, Summary};
 use crate::scan::{RunStats, ScanSettings, Scanner};
 use crate::secret::Secret;
 use crate::shutdown::Shutdown;
@@ -52,22 +51,23 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         prepared.scanner = prepared.scanner.with_request_rate(rate);
     }
     let format = resolve_format(&args.output.output, args.output.format);
-    let sink = report::writer(
-        format,
-        &prepared.schema(),
-        open_output(&args.output.output)?,
-    );
+    let sink = report_output(format, &prepared.schema(), &args.output.output)?;
     let mut sinks = vec![sink];
     let html = HtmlOut::open(args.compliance.html_out.as_deref()).map(|(html, sink)| {
         sinks.push(sink);
         html
     });
     let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
-    let progress: Arc<dyn Reporter> =
-        Arc::new(Progress::new(quiet).stop_on_output_failure(trigger));
+    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
     let (baseline, store) = comparison.parts();
     let metrics = metrics.map(|m| m.shard(prepared.shard));
-    let run = execute(prepared, sinks, progress, shutdown, baseline, store).await;
+    let sinks = RecordSinks {
+        outputs: sinks,
+        reporter: progress,
+        baseline,
+        store,
+    };
+    let run = execute(prepared, sinks, OnOutputFailure::Stop(trigger), shutdown).await;
     let (mut summary, stats) = match run {
         Ok(done) => done,
         Err(e) => {
@@ -188,7 +188,7 @@ impl MetricsOut {
         let summary = error
             .chain()
             .find_map(|cause| cause.downcast_ref::<report::ReportError>())
-            .and_then(report::ReportError::summary);
+            .map(report::ReportError::summary);
         if let Some(summary) = summary {
             let _ = metrics.write(summary, false, quiet);
         }
@@ -467,25 +467,18 @@ pub(super) fn prepare(
 /// Streams the invalid rows, then every device, through one writer thread.
 pub(super) async fn execute(
     prepared: PreparedScan,
-    sinks: Vec<Box<dyn RecordWriter>>,
-    progress: Arc<dyn Reporter>,
+    sinks: RecordSinks,
+    on_failure: OnOutputFailure,
     shutdown: Shutdown,
-    baseline: Option<report::Baseline>,
-    store: Option<report::SharedStore>,
 ) -> anyhow::Result<(Summary, RunStats)> {
-    let pipe = ReportPipe::with_baseline(
-        sinks,
-        progress,
-        prepared.devices.len() + prepared.invalid.len(),
-        baseline,
-        store,
-    );
+    let total = prepared.devices.len() + prepared.invalid.len();
+    let pipe = report::record_pipeline(sinks, total, on_failure);
     pipe.send_all(prepared.invalid).await;
     let stats = prepared
         .scanner
         .run(prepared.devices, pipe.sender(), shutdown)
         .await;
-    let summary = pipe.close().await?;
+    let summary = report::finish(pipe).await?;
     Ok((summary, stats))
 }
 

@@ -10,14 +10,15 @@ pub mod html;
 mod json_writer;
 mod junit_writer;
 pub mod metrics;
+pub mod pipeline;
 pub mod read;
 pub mod record;
+mod records;
 pub mod replay;
 pub mod ssh_users;
 mod summary;
 #[cfg(test)]
 mod test_support;
-mod writer_thread;
 
 use std::fmt;
 use std::io::Write;
@@ -29,8 +30,11 @@ pub use drift::{Baseline, DriftSummary};
 pub use record::{
     Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshState, Status,
 };
+pub use records::{
+    finish, into_summary, named, record_pipeline, RecordOutput, RecordPipeline, RecordSinks,
+    Records, ReportError, RunStore, SharedStore,
+};
 pub use summary::{ExposureSummary, RemediationSummary, SiteSummary, StatusCounts, Summary};
-pub use writer_thread::{spawn_drift_writer, spawn_writer, ReportError, RunStore, SharedStore};
 
 /// A report file format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -98,7 +102,7 @@ pub trait RecordWriter: Send {
     fn flush(&mut self) -> std::io::Result<()>;
     fn finish(&mut self) -> std::io::Result<()>;
 
-    /// What to call this output in an error message (a path, `stdout`); see [`labelled`].
+    /// What to call this output in an error message (a path); see [`pipeline::Named`].
     fn label(&self) -> Option<&str> {
         None
     }
@@ -120,46 +124,12 @@ pub fn writer(
     }
 }
 
-/// Names an output so that a [`ReportError`] can say which one failed.
-pub fn labelled(label: impl Into<String>, inner: Box<dyn RecordWriter>) -> Box<dyn RecordWriter> {
-    Box::new(Labelled {
-        label: label.into(),
-        inner,
-    })
-}
-
-struct Labelled {
-    label: String,
-    inner: Box<dyn RecordWriter>,
-}
-
-impl RecordWriter for Labelled {
-    fn write(&mut self, rec: &DeviceRecord) -> std::io::Result<()> {
-        self.inner.write(rec)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-
-    fn finish(&mut self) -> std::io::Result<()> {
-        self.inner.finish()
-    }
-
-    fn label(&self) -> Option<&str> {
-        Some(&self.label)
-    }
-}
-
-/// Progress hooks. The engine and the writer call them; the CLI implements them with a
-/// progress bar. The writer thread calls `record` and `output_failed`; `started` and
-/// `finished` belong to whoever runs the scan.
+/// Progress hooks. The record pipeline calls them (`started` when it opens, `record` for
+/// each record written, `finished` when it closes); the CLI implements them with a progress
+/// bar. An output failure is not theirs to handle: see [`pipeline::OnOutputFailure`].
 pub trait Reporter: Send + Sync {
     fn started(&self, _total: u64) {}
     fn record(&self, _rec: &DeviceRecord) {}
-    /// An output failed; the others go on. A broken pipe here is the moment to stop a scan
-    /// early (`error.is_broken_pipe()`).
-    fn output_failed(&self, _error: &ReportError) {}
     fn finished(&self) {}
 }
 

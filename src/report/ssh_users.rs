@@ -10,6 +10,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use super::csv_writer::{into_io, neutralise};
+use super::pipeline::{Collect, Output};
 use super::Format;
 use crate::equinix::{AuditFlag, SshUser};
 
@@ -236,6 +237,51 @@ impl<R: TableRow> TableWriter<R> {
                 .write_all(if self.rows == 0 { b"[]\n" } else { b"\n]\n" })?;
         }
         self.flush()
+    }
+}
+
+impl<R: TableRow> Output<R> for TableWriter<R> {
+    fn write(&mut self, row: &R) -> io::Result<()> {
+        TableWriter::write(self, row)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        TableWriter::flush(self)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        TableWriter::finish(self)
+    }
+}
+
+/// The writer thread's work on a listing: each user becomes a row and is counted.
+pub struct Users {
+    summary: UserSummary,
+}
+
+impl Default for Users {
+    fn default() -> Users {
+        Users {
+            summary: UserSummary::new(),
+        }
+    }
+}
+
+impl Collect for Users {
+    type Item = SshUser;
+    type Row = UserRow;
+    type Summary = UserSummary;
+
+    fn row(&mut self, user: SshUser) -> UserRow {
+        UserRow::from(&user)
+    }
+
+    fn count(&mut self, row: &UserRow) {
+        self.summary.add(row);
+    }
+
+    fn finish(self) -> UserSummary {
+        self.summary
     }
 }
 

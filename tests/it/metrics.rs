@@ -234,6 +234,12 @@ async fn a_run_whose_report_fails_keeps_the_last_success_and_says_it_failed() {
     // The report cannot be written: exit 4, and the metrics say the run failed.
     let (failed, _) = fleet.scan("/dev/full", &["--metrics-out", &prom_arg]).await;
     assert_eq!(code(&failed), 4, "{}", stderr(&failed));
+    // The failed output is named by its path, with the system's reason.
+    assert!(
+        stderr(&failed).contains("cannot write the report to /dev/full: No space left on device"),
+        "{}",
+        stderr(&failed)
+    );
     promtool_accepts(&prom);
     let after = samples(&std::fs::read_to_string(&prom).unwrap());
     assert_eq!(after["sshfleet_run_success"], "0");

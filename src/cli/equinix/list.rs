@@ -1,22 +1,22 @@
 //! `ssh-users list`: the concurrent listing streamed through a writer thread into the
 //! report, the summary and warnings on stderr, exit 1 when users carry audit flags.
 
-use std::io;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-use tokio::sync::mpsc::{self, error::TryRecvError};
+use tokio::sync::mpsc;
 
 use super::super::args::ListArgs;
-use super::super::{install_signal_handlers, open_output, resolve_table_format, Exit, Stopping};
+use super::super::{
+    install_signal_handlers, open_output, output_name, resolve_table_format, Exit, Stopping,
+};
 use super::{connect_until, exit_for};
 use crate::equinix::{EquinixClient, EquinixError, ListFilter, ListingStats, PageFetcher, SshUser};
-use crate::report::ssh_users::{TableWriter, UserRow, UserSummary};
+use crate::report::pipeline::{Named, OnOutputFailure, OutputError, Pipeline};
+use crate::report::ssh_users::{TableWriter, UserRow, UserSummary, Users};
 use crate::shutdown::Shutdown;
 
-/// Users in flight between the fetcher and the writer thread.
+/// Users in flight between the fetcher and the bulk detach.
 const CHANNEL_CAPACITY: usize = 1024;
 
 /// A finished listing: how paging went and what the report holds.
@@ -25,7 +25,7 @@ pub(crate) struct Listing {
     pub summary: UserSummary,
     pub elapsed: Duration,
     /// An output failed (a closed stdout included).
-    pub output_error: Option<io::Error>,
+    pub output_error: Option<OutputError>,
 }
 
 pub(in super::super) async fn run(args: ListArgs) -> anyhow::Result<Exit> {
@@ -35,7 +35,8 @@ pub(in super::super) async fn run(args: ListArgs) -> anyhow::Result<Exit> {
     let (_trigger, shutdown) = install_signal_handlers(args.api.quiet, Stopping::Pages);
     let client = connect_until(&args.api, concurrency, None, shutdown.clone())?;
     let format = resolve_table_format(&args.api.output, args.api.format)?;
-    let sinks = vec![TableWriter::new(format, open_output(&args.api.output)?)];
+    let output = TableWriter::new(format, open_output(&args.api.output)?);
+    let sinks = vec![Named::new(output_name(&args.api.output), output)];
     let filter = ListFilter {
         username: args.username.clone(),
         device_uuid: args.device.clone(),
@@ -43,12 +44,12 @@ pub(in super::super) async fn run(args: ListArgs) -> anyhow::Result<Exit> {
         account_ucm_id: args.account.clone(),
     };
     let fetcher = PageFetcher::new(client, filter, args.page_size, concurrency);
-    let listing = run_listing(fetcher, sinks, shutdown).await?;
-    if let Some(e) = &listing.output_error {
-        if e.kind() == io::ErrorKind::BrokenPipe {
+    let mut listing = run_listing(fetcher, sinks, shutdown).await?;
+    if let Some(e) = listing.output_error.take() {
+        if e.is_broken_pipe() {
             return Ok(Exit::Clean);
         }
-        return Err(anyhow::anyhow!("cannot write the report: {e}"));
+        return Err(e.into());
     }
     if !args.api.quiet {
         diag!("{}", listing.summary.render_text());
@@ -61,64 +62,23 @@ pub(in super::super) async fn run(args: ListArgs) -> anyhow::Result<Exit> {
     Ok(exit_code(&listing))
 }
 
-/// Runs a listing into `sinks` (one writer thread, bounded channel).
+/// Runs a listing into `sinks` through the report pipeline. An output that fails closes
+/// the channel, which ends the listing: what was already listed is still written elsewhere.
 pub(crate) async fn run_listing(
     fetcher: PageFetcher,
-    sinks: Vec<TableWriter<UserRow>>,
+    sinks: Vec<Named<TableWriter<UserRow>>>,
     shutdown: Shutdown,
 ) -> anyhow::Result<Listing> {
     let started = Instant::now();
-    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-    let writer = spawn_writer(rx, sinks);
-    let stats = fetcher.run(tx, shutdown).await;
-    let (summary, output_error) = tokio::task::spawn_blocking(move || writer.join())
-        .await
-        .context("writer task failed")?
-        .map_err(|_| anyhow::anyhow!("writer thread panicked"))?;
+    let pipe = Pipeline::start(Users::default(), sinks, OnOutputFailure::CloseChannel);
+    let stats = fetcher.run(pipe.sender(), shutdown).await;
+    let closed = pipe.close().await?;
     Ok(Listing {
         stats,
-        summary,
+        summary: closed.summary,
         elapsed: started.elapsed(),
-        output_error,
+        output_error: closed.failure,
     })
-}
-
-fn spawn_writer(
-    mut rx: mpsc::Receiver<SshUser>,
-    mut sinks: Vec<TableWriter<UserRow>>,
-) -> JoinHandle<(UserSummary, Option<io::Error>)> {
-    std::thread::spawn(move || {
-        let mut summary = UserSummary::new();
-        let result = drain(&mut rx, &mut sinks, &mut summary);
-        // Dropping the receiver stops the fetcher if an output failed.
-        drop(rx);
-        let finished = sinks.iter_mut().try_for_each(TableWriter::finish);
-        (summary, result.and(finished).err())
-    })
-}
-
-/// Writes every user as it arrives, flushing whenever the channel is momentarily empty.
-fn drain(
-    rx: &mut mpsc::Receiver<SshUser>,
-    sinks: &mut [TableWriter<UserRow>],
-    summary: &mut UserSummary,
-) -> io::Result<()> {
-    loop {
-        let user = match rx.try_recv() {
-            Ok(user) => user,
-            Err(TryRecvError::Disconnected) => return Ok(()),
-            Err(TryRecvError::Empty) => {
-                sinks.iter_mut().try_for_each(TableWriter::flush)?;
-                match rx.blocking_recv() {
-                    Some(user) => user,
-                    None => return Ok(()),
-                }
-            }
-        };
-        let row = UserRow::from(&user);
-        sinks.iter_mut().try_for_each(|sink| sink.write(&row))?;
-        summary.add(&row);
-    }
 }
 
 /// The paging lines of the stderr summary, warnings included.
@@ -209,15 +169,20 @@ pub(super) async fn users_named(
         ..ListFilter::default()
     };
     let (tx, mut rx) = mpsc::channel(CHANNEL_CAPACITY);
-    let fetch = tokio::spawn(PageFetcher::new(client, filter, 100, 4).run(tx, Shutdown::never()));
-    let mut found = Vec::new();
-    while let Some(user) = rx.recv().await {
-        // The filter's matching rules are the API's; only an exact match is acted on.
-        if user.username == username {
-            found.push(user);
+    // Fetched and gathered in this task: a fetcher that panics takes the command with it
+    // rather than leaving a partial list that looks complete.
+    let fetch = PageFetcher::new(client, filter, 100, 4).run(tx, Shutdown::never());
+    let gather = async {
+        let mut found = Vec::new();
+        while let Some(user) = rx.recv().await {
+            // The filter's matching rules are the API's; only an exact match is acted on.
+            if user.username == username {
+                found.push(user);
+            }
         }
-    }
-    let stats = fetch.await.unwrap_or_default();
+        found
+    };
+    let (stats, found) = tokio::join!(fetch, gather);
     match stats.error {
         Some(e) => Err(e),
         None => Ok(found),
