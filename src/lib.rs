@@ -16,6 +16,7 @@ pub mod remediate;
 pub mod report;
 pub mod scan;
 pub mod secret;
+pub mod settings;
 pub mod shutdown;
 pub mod sim;
 pub mod time;

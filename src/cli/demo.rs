@@ -11,21 +11,21 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::args::{ComplianceArgs, DemoArgs, DeviceArgs, ExpectArg, FailOn, SchemeArg};
+use super::args::DemoArgs;
 use super::progress::Progress;
-use super::scan::PreparedScan;
-use super::scan::{execute, prepare, Comparison};
+use super::runs::{execute, report_interruption, say_warnings, Comparison};
 use super::{install_signal_handlers, open_output, report_output, Exit, Stopping};
 use crate::equinix::{ListFilter, PageFetcher};
-use crate::remediate::{Recovered, Remediator, WriteLimits};
 use crate::report::html::{DeviceRows, HtmlReport, HtmlSink, TrendPoint};
 use crate::report::pipeline::{Named, OnOutputFailure};
 use crate::report::ssh_users::TableWriter;
-use crate::report::{self, Format, RecordSinks, Reporter, Schema, SshState, Summary};
+use crate::report::{self, Format, RecordSinks, Reporter, SshState, Summary};
 use crate::secret::Secret;
+use crate::settings::{
+    ComplianceSettings, DeviceSettings, PasswordSource, ProcessEnv, RemediateSettings,
+};
 use crate::shutdown::Shutdown;
 use crate::sim::{Fleet, SimConfig};
-use std::num::NonZeroU32;
 
 /// SSH users of the demo's mock Equinix API.
 const EQUINIX_USERS: usize = 2_500;
@@ -58,9 +58,14 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     let history = fresh_history(dir)?;
     let started = Instant::now();
     let scanned_at = crate::time::now_rfc3339();
-    let prepared = prepare(&demo_scan_args(inventory.clone()), password, args.quiet)?;
+    let device = DeviceSettings {
+        password: PasswordSource::Given(password),
+        ..demo_device(inventory.clone())
+    };
+    let prepared = device.build(&ProcessEnv)?;
+    say_warnings(&prepared, args.quiet);
     let mut comparison = Comparison::open(
-        &history_args(&history),
+        &ComplianceSettings::with_history(history.clone()),
         None,
         &inventory,
         &prepared,
@@ -97,7 +102,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         .context("cannot write summary.json")?;
 
     diag!("{}", summary.render_text());
-    super::scan::report_interruption(&stats);
+    report_interruption(&stats);
     let (agree, total) = compare_with_truth(&jsonl_path, &truth)?;
     diagln!(
         "\nscanned {} cameras in {:.1}s ({:.0} devices/s)",
@@ -232,18 +237,6 @@ fn fresh_history(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(history)
 }
 
-/// `--history FILE`, nothing else.
-fn history_args(history: &Path) -> ComplianceArgs {
-    ComplianceArgs {
-        baseline: None,
-        fail_on: FailOn::Findings,
-        waivers: None,
-        history: Some(history.to_owned()),
-        metrics_out: None,
-        html_out: None,
-    }
-}
-
 /// Another client turns SSH on for three readable cameras and off for two; a second scan,
 /// recorded in the history as the run after the first (`rescan.jsonl`), must report exactly
 /// those as `regressed` and `fixed`.
@@ -270,13 +263,13 @@ async fn rescan_after_changes(
             _ => {}
         }
     }
-    let args = DeviceArgs {
+    let device = DeviceSettings {
         retries: 0,
-        ..demo_scan_args(inventory.to_owned())
+        ..demo_device(inventory.to_owned())
     };
-    let prepared = prepare(&args, Secret::new("pass"), true)?;
+    let prepared = device.build(&ProcessEnv)?;
     let mut comparison = Comparison::open(
-        &history_args(history),
+        &ComplianceSettings::with_history(history.to_owned()),
         None,
         inventory,
         &prepared,
@@ -345,51 +338,14 @@ async fn rescan_after_changes(
 /// A remediation dry run over the same fleet: the plan goes to `remediation-plan.csv`.
 async fn plan_remediation(inventory: &Path, dir: &Path, quiet: bool) -> anyhow::Result<Summary> {
     // No retries: the scan above already waited out the throttled cameras once.
-    let plan_args = DeviceArgs {
+    let device = DeviceSettings {
         retries: 0,
-        ..demo_scan_args(inventory.to_owned())
+        ..demo_device(inventory.to_owned())
     };
-    let prepared = prepare(&plan_args, Secret::new("pass"), true)?;
-    let PreparedScan {
-        scanner,
-        devices,
-        invalid,
-        extra_columns,
-        ..
-    } = prepared;
-    let limits = WriteLimits {
-        rate: NonZeroU32::MIN,
-        burst: NonZeroU32::MIN,
-        site_rate: None,
-        jitter: Duration::ZERO,
-    };
-    let remediator = Arc::new(Remediator::new(
-        scanner,
-        SshState::Disabled,
-        &limits,
-        [],
-        None,
-    ));
-    let schema = Schema {
-        remediation: true,
-        extra_columns,
-    };
-    let sink = report_output(Format::Csv, &schema, &dir.join("remediation-plan.csv"))?;
+    let settings = RemediateSettings::dry_run(device, SshState::Disabled);
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
-    let sinks = RecordSinks::new(vec![sink], progress);
-    let total = devices.len() + invalid.len();
-    let pipe = report::record_pipeline(sinks, total, OnOutputFailure::Continue);
-    pipe.send_all(invalid).await;
-    let _ = remediator
-        .plan(
-            devices,
-            Recovered::default(),
-            false,
-            pipe.sender(),
-            Shutdown::never(),
-        )
-        .await;
-    report::finish(pipe).await
+    let output = dir.join("remediation-plan.csv");
+    super::remediate::dry_run(&settings, &output, Format::Csv, progress).await
 }
 
 /// What the Equinix part of the demo found.
@@ -450,24 +406,14 @@ async fn list_equinix(
     })
 }
 
-fn demo_scan_args(inventory: std::path::PathBuf) -> DeviceArgs {
-    DeviceArgs {
-        inventory,
-        concurrency: 256,
+/// How the demo reaches its simulator: the defaults, a 5 s timeout, the simulator's
+/// password, SSH expected off.
+fn demo_device(inventory: PathBuf) -> DeviceSettings {
+    let password = PasswordSource::Given(Secret::new(SimConfig::default().password));
+    DeviceSettings {
         timeout: Duration::from_secs(5),
-        retries: 1,
-        username: "root".into(),
-        password_env: String::new(),
-        password_file: None,
-        ca_file: None,
-        pin_file: None,
-        insecure: false,
-        allow_basic_http: false,
-        expect: Some(ExpectArg::Disabled),
-        shard: None,
-        scheme: SchemeArg::Http,
-        probe_ssh: false,
-        device_info: false,
+        expect: Some(SshState::Disabled),
+        ..DeviceSettings::new(inventory, password)
     }
 }
 

@@ -31,6 +31,8 @@ mod html;
 mod progress;
 mod remediate;
 mod reports;
+mod resolve;
+mod runs;
 mod scan;
 mod sim;
 
@@ -290,22 +292,6 @@ fn open_output(path: &Path) -> anyhow::Result<Box<dyn Write + Send>> {
     }
     let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     Ok(Box::new(BufWriter::with_capacity(64 * 1024, file)))
-}
-
-/// Raises the open-file limit and lowers concurrency to what fits, with a warning.
-fn fit_concurrency(wanted: usize, quiet: bool) -> usize {
-    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
-    // Keep room for the runtime, outputs and the simulator when it runs in-process.
-    let fits = limit.saturating_sub(128).max(1) as usize;
-    if wanted > fits {
-        if !quiet {
-            diagln!(
-                "warning: concurrency {wanted} needs more open files than the limit allows ({limit}); using {fits}"
-            );
-        }
-        return fits;
-    }
-    wanted.max(1)
 }
 
 /// A report that failed after work was done: said on stderr (even with `--quiet`, it is an

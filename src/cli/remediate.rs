@@ -1,81 +1,238 @@
 //! `sshfleet remediate`: plan by default; with `--apply` (and confirmation) write under the
 //! limits with a journal, then report every device with what was done and verified.
+//!
+//! A run goes in three steps: [`Setup::open`] reads and checks everything before the first
+//! request (a refusal is exit 2 with nothing sent); [`stream`] plans, then writes the plan
+//! file or applies the plan in waves, every record through the report pipeline; [`conclude`]
+//! says what happened and picks the exit code.
 
 use std::collections::HashSet;
-use std::io::IsTerminal as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::bail;
 
-use super::args::{ExpectArg, RemediateArgs};
+use super::args::RemediateArgs;
 use super::html::HtmlOut;
 use super::progress::Progress;
-use super::scan::{
-    exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, prepare,
-    report_interruption, report_waivers, resolve_password, Comparison, MetricsOut, PreparedScan,
+use super::runs::{
+    exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, report_interruption,
+    report_waivers, say_warnings, Comparison, MetricsOut,
 };
 use super::{
-    install_signal_handlers, report_failed, report_output, resolve_format, Exit, Stopping,
+    install_signal_handlers, report_failed, report_output, resolve, resolve_format, Exit, Stopping,
 };
-use crate::remediate::journal::read_journal;
+use crate::inventory::Rows;
+use crate::remediate::journal::{read_journal, BudgetStop};
 use crate::remediate::plan::Plan;
 use crate::remediate::{
-    inventory_fingerprint, planned_device, Journal, JournalFailure, JournalHeader, Recovered,
-    Remediator, Staging, WriteLimits,
+    inventory_fingerprint, planned_device, Journal, JournalFailure, JournalHeader, PlannedWrite,
+    Recovered, Remediator, Staging,
 };
 use crate::report::pipeline::OnOutputFailure;
-use crate::report::{self, RecordSinks, Reporter, Schema, SshState};
+use crate::report::{
+    self, DeviceRecord, RecordPipeline, RecordSinks, Reporter, Schema, SshState, Summary,
+};
+use crate::scan::RunStats;
+use crate::settings::{PreparedScan, ProcessEnv, RemediateSettings};
+use crate::shutdown::Shutdown;
+use crate::waivers::Waivers;
 
 pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
+    let settings = resolve::remediate(&args, &ProcessEnv)?;
     let quiet = args.output.quiet;
-    let metrics = MetricsOut::check(&args.compliance, "remediate")?;
-    if args.apply && !args.yes && !interactive() {
-        bail!("--apply needs --yes when not run from a terminal; nothing was changed");
+    let (mut setup, work) = Setup::open(&settings, quiet)?;
+    let format = resolve_format(&args.output.output, args.output.format);
+    let mut outputs = vec![report_output(format, &setup.schema, &args.output.output)?];
+    let html = HtmlOut::open(settings.compliance.html_out.as_deref()).map(|(html, sink)| {
+        outputs.push(sink);
+        html
+    });
+    let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
+    let progress = Arc::new(Progress::new(quiet));
+    if settings.confirm_waves {
+        let (asker, target) = (progress.clone(), settings.target);
+        setup.staging.confirm = Some(Arc::new(move |wave, devices| {
+            asker.suspend(|| confirm_wave(wave, devices, target))
+        }));
     }
-    if args.confirm_waves && !interactive() {
-        bail!("--confirm-waves asks on a terminal, and this is not one; nothing was changed");
-    }
-    let target = match args.ssh {
-        ExpectArg::Disabled => SshState::Disabled,
-        ExpectArg::Enabled => SshState::Enabled,
+    let reporter: Arc<dyn Reporter> = progress.clone();
+    let (baseline, store) = setup.comparison.parts();
+    let sinks = RecordSinks {
+        outputs,
+        reporter,
+        baseline,
+        store,
     };
-    if args.plan_out.is_some() && args.apply {
-        bail!("--plan-out writes the plan of a dry run for review; leave out --apply (then apply it with --plan FILE --apply)");
-    }
-    let saved = match &args.plan {
-        Some(path) => Some(Plan::load(path, args.plan_max_age)?),
-        None => None,
+    let total = work.devices.len() + work.invalid.len();
+    let pipe = report::record_pipeline(sinks, total, OnOutputFailure::Stop(trigger));
+    let confirm = |count| progress.suspend(|| confirm(count, settings.target));
+    let streamed = stream(
+        &settings, &mut setup, work, &pipe, &confirm, shutdown, quiet,
+    )
+    .await?;
+    let closed = report::finish(pipe).await;
+    let concluded = Concluded {
+        settings: &settings,
+        setup: &setup,
+        streamed: &streamed,
+        quiet,
     };
-    let baseline = load_baseline(&args.compliance, quiet)?;
-    let waivers = load_waivers(&args.compliance)?;
-    let password = resolve_password(&args.device)?;
-    let mut prepared = prepare(&args.device, password, quiet)?;
-    if let Some(waivers) = &waivers {
-        prepared.scanner = prepared.scanner.with_waivers(waivers.clone());
+    Ok(concluded.exit(closed, html))
+}
+
+/// A dry run of `settings` into one report (the demo's plan): the same setup and plan as
+/// `remediate`, nothing written to a device.
+pub(super) async fn dry_run(
+    settings: &RemediateSettings,
+    output: &Path,
+    format: report::Format,
+    reporter: Arc<dyn Reporter>,
+) -> anyhow::Result<Summary> {
+    if settings.holds_writes() {
+        bail!("a dry run neither writes nor holds its plan");
     }
-    if let (Some(plan), Some(path)) = (&saved, &args.plan) {
-        check_plan(plan, path, &prepared, target)?;
+    let (mut setup, work) = Setup::open(settings, true)?;
+    let outputs = vec![report_output(format, &setup.schema, output)?];
+    let total = work.devices.len() + work.invalid.len();
+    let sinks = RecordSinks::new(outputs, reporter);
+    let pipe = report::record_pipeline(sinks, total, OnOutputFailure::Continue);
+    let never = |_| false;
+    stream(
+        settings,
+        &mut setup,
+        work,
+        &pipe,
+        &never,
+        Shutdown::never(),
+        true,
+    )
+    .await?;
+    report::finish(pipe).await
+}
+
+/// Everything read and checked before the first request.
+struct Setup {
+    metrics: Option<MetricsOut>,
+    waivers: Option<Arc<Waivers>>,
+    comparison: Comparison,
+    remediator: Arc<Remediator>,
+    schema: Schema,
+    staging: Staging,
+    /// A run stopped by its failure budget goes on (`--continue-after-failures`).
+    continuing: bool,
+    /// The plan this dry run writes (`--plan-out`).
+    new_plan: Option<Plan>,
+}
+
+/// What the run goes through: the rows judged already, the devices, what the journal knew.
+struct Work {
+    invalid: Vec<DeviceRecord>,
+    devices: Rows,
+    recovered: Recovered,
+}
+
+impl Setup {
+    /// Opens the metrics, the saved plan, the baseline, the waivers, the inventory, the
+    /// journal and the history, in that order; the first that cannot be used refuses the run.
+    fn open(settings: &RemediateSettings, quiet: bool) -> anyhow::Result<(Setup, Work)> {
+        let target = settings.target;
+        let metrics = MetricsOut::check(&settings.compliance, "remediate")?;
+        let saved = match &settings.plan {
+            Some(path) => Some(Plan::load(path, settings.plan_max_age)?),
+            None => None,
+        };
+        let baseline = load_baseline(&settings.compliance, quiet)?;
+        let waivers = load_waivers(&settings.compliance)?;
+        let mut prepared = settings.device.build(&ProcessEnv)?;
+        say_warnings(&prepared, quiet);
+        if let Some(waivers) = &waivers {
+            prepared.scanner = prepared.scanner.with_waivers(waivers.clone());
+        }
+        if let (Some(plan), Some(path)) = (&saved, &settings.plan) {
+            check_plan(plan, path, &prepared, target)?;
+        }
+        let reverted = match &settings.revert {
+            Some(path) => Some(check_revert(settings, path, &prepared)?),
+            None => None,
+        };
+        let (journal, mut recovered) = open_journal(settings, &prepared, quiet)?;
+        let (staging, continuing) = staging(settings, &mut recovered)?;
+        let command = if settings.apply {
+            "remediate --apply"
+        } else {
+            "remediate"
+        };
+        let inventory = &settings.device.inventory;
+        let target_name = Some(target.as_str().to_owned());
+        let comparison = Comparison::open(
+            &settings.compliance,
+            baseline,
+            inventory,
+            &prepared,
+            command,
+            target_name,
+        )?;
+        let new_plan = settings.plan_out.as_ref().map(|_| {
+            let fingerprint = inventory_fingerprint(prepared.devices.devices());
+            let shard = prepared.shard.map(|s| s.to_string());
+            Plan::new(inventory, fingerprint, target.as_str(), shard)
+        });
+        let schema = Schema {
+            remediation: true,
+            extra_columns: prepared.extra_columns.clone(),
+        };
+        let PreparedScan {
+            scanner,
+            devices,
+            invalid,
+            ..
+        } = prepared;
+        let sites: HashSet<String> = devices.devices().map(|d| d.site).collect();
+        let mut remediator = Remediator::new(scanner, target, &settings.limits, sites, journal);
+        if let Some(plan) = &saved {
+            remediator = remediator.with_plan(plan);
+        }
+        if let Some((recovered, journal_target)) = &reverted {
+            remediator = remediator.with_revert(recovered, *journal_target);
+        }
+        if let Some(window) = settings.window {
+            remediator = remediator.with_window(window);
+        }
+        let setup = Setup {
+            metrics: metrics.map(|m| m.shard(settings.device.shard)),
+            waivers,
+            comparison,
+            remediator: Arc::new(remediator),
+            schema,
+            staging,
+            continuing,
+            new_plan,
+        };
+        let work = Work {
+            invalid,
+            devices,
+            recovered,
+        };
+        Ok((setup, work))
     }
-    let reverted = match &args.revert {
-        Some(path) => Some(check_revert(&args, path, &prepared, target)?),
-        None => None,
-    };
-    let (journal, mut recovered) = open_journal(&args, &prepared, target, quiet)?;
-    let journal_path = journal
-        .as_ref()
-        .map(|j| j.path().to_owned())
-        .unwrap_or_default();
+}
+
+/// The waves of this run, and whether it continues one its failure budget stopped (which
+/// only `--continue-after-failures` allows).
+fn staging(
+    settings: &RemediateSettings,
+    recovered: &mut Recovered,
+) -> anyhow::Result<(Staging, bool)> {
     let mut staging = Staging {
-        waves: args.waves.clone().unwrap_or_default(),
-        max_failures: args.max_failures,
-        pause: args.wave_pause,
+        waves: settings.waves.clone(),
+        max_failures: settings.max_failures,
+        pause: settings.wave_pause,
         first_wave: 0,
         confirm: None,
     };
     let continuing = match recovered.stopped.take() {
-        Some(stop) if !args.continue_after_failures => bail!(
+        Some(stop) if !settings.continue_after_failures => bail!(
             "the last run of this journal was stopped by its failure budget before wave {} ({} failed writes or verifications, {} allowed); look at the failed devices, then rerun with --continue-after-failures to go on",
             stop.next_wave + 1,
             stop.failures,
@@ -87,243 +244,266 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         }
         None => false,
     };
-    let mut comparison = Comparison::open(
-        &args.compliance,
-        baseline,
-        &args.device.inventory,
-        &prepared,
-        if args.apply {
-            "remediate --apply"
-        } else {
-            "remediate"
-        },
-        Some(target.as_str().to_owned()),
-    )?;
-    let limits = WriteLimits {
-        rate: args.rate,
-        burst: args.burst,
-        site_rate: args.site_rate,
-        jitter: Duration::from_millis(50),
-    };
-    let metrics = metrics.map(|m| m.shard(prepared.shard));
-    let mut new_plan = args.plan_out.as_ref().map(|_| {
-        Plan::new(
-            &args.device.inventory,
-            inventory_fingerprint(prepared.devices.devices()),
-            target.as_str(),
-            prepared.shard.map(|s| s.to_string()),
-        )
-    });
-    let PreparedScan {
-        scanner,
-        devices,
-        invalid,
-        extra_columns,
-        ..
-    } = prepared;
-    let sites: HashSet<String> = devices.devices().map(|d| d.site).collect();
-    let mut remediator = Remediator::new(scanner, target, &limits, sites, journal);
-    if let Some(plan) = &saved {
-        remediator = remediator.with_plan(plan);
-    }
-    if let Some((recovered, journal_target)) = &reverted {
-        remediator = remediator.with_revert(recovered, *journal_target);
-    }
-    if let Some(window) = args.window {
-        remediator = remediator.with_window(window);
-    }
-    let remediator = Arc::new(remediator);
+    Ok((staging, continuing))
+}
 
-    let schema = Schema {
-        remediation: true,
-        extra_columns,
-    };
-    let format = resolve_format(&args.output.output, args.output.format);
-    let mut sinks = vec![report_output(format, &schema, &args.output.output)?];
-    let html = HtmlOut::open(args.compliance.html_out.as_deref()).map(|(html, sink)| {
-        sinks.push(sink);
-        html
-    });
-    let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
-    let progress = Arc::new(Progress::new(quiet));
-    let reporter: Arc<dyn Reporter> = progress.clone();
-    if args.confirm_waves {
-        let asker = progress.clone();
-        staging.confirm = Some(Arc::new(move |wave, devices| {
-            asker.suspend(|| confirm_wave(wave, devices, target))
-        }));
-    }
-    let (baseline, store) = comparison.parts();
-    let sinks = RecordSinks {
-        outputs: sinks,
-        reporter,
-        baseline,
-        store,
-    };
-    let total = devices.len() + invalid.len();
-    let pipe = report::record_pipeline(sinks, total, OnOutputFailure::Stop(trigger));
-    pipe.send_all(invalid).await;
-    let (planned, mut stats) = remediator
+/// What the plan and apply phases did.
+#[derive(Default)]
+struct Streamed {
+    stats: RunStats,
+    /// `--max-changes` refused the plan.
+    refused: bool,
+    budget_stop: Option<BudgetStop>,
+    /// A wave was not confirmed.
+    declined: bool,
+}
+
+/// Plans every device, then writes the plan file (`--plan-out`) or applies the plan; every
+/// record goes through `pipe`.
+async fn stream(
+    settings: &RemediateSettings,
+    setup: &mut Setup,
+    work: Work,
+    pipe: &RecordPipeline,
+    confirm: &dyn Fn(usize) -> bool,
+    shutdown: Shutdown,
+    quiet: bool,
+) -> anyhow::Result<Streamed> {
+    pipe.send_all(work.invalid).await;
+    let (mut planned, stats) = setup
+        .remediator
         .plan(
-            devices,
-            recovered,
-            args.apply || new_plan.is_some(),
+            work.devices,
+            work.recovered,
+            settings.holds_writes(),
             pipe.sender(),
             shutdown.clone(),
         )
         .await;
-    if let (Some(plan), Some(path)) = (new_plan.as_mut(), &args.plan_out) {
-        plan.devices = planned.iter().map(planned_device).collect();
-        if let Some(waivers) = &waivers {
-            plan.waivers = waivers.report().used.iter().map(|u| u.0.clone()).collect();
-        }
-        if stats.interrupted {
-            diagln!("interrupted: no plan written (a plan must cover every device)");
-        } else {
-            plan.write(path)?;
-            if !quiet {
-                diagln!(
-                    "plan of {} write(s) written to {} (apply it with --plan {} --apply)",
-                    plan.devices.len(),
-                    path.display(),
-                    path.display()
-                );
-            }
-        }
-        pipe.send_all(planned.iter().map(|p| p.record.clone()))
-            .await;
-    }
-    let planned = if new_plan.is_some() {
-        Vec::new()
-    } else {
-        planned
+    let mut streamed = Streamed {
+        stats,
+        ..Streamed::default()
     };
-    let mut refused = false;
-    let mut budget_stop = None;
-    let mut declined = false;
-    if args.apply && !stats.interrupted && !planned.is_empty() {
-        let go = match args.max_changes {
-            Some(max) if planned.len() > max => {
-                diagln!("refusing: the plan changes {} devices, more than --max-changes {max}; nothing was changed", planned.len());
-                refused = true;
-                false
-            }
-            _ => args.yes || progress.suspend(|| confirm(planned.len(), target)),
-        };
-        if go {
-            if continuing {
-                if let Err(e) = remediator.journal_continued() {
-                    diagln!("error: {e}");
-                }
-            }
-            let applied = remediator
-                .apply_waves(planned, &staging, pipe.sender(), shutdown)
-                .await;
-            stats.interrupted |= applied.stats.interrupted;
-            stats.not_checked += applied.stats.not_checked;
-            budget_stop = applied.budget_stop;
-            declined = applied.declined;
-        } else {
-            pipe.send_all(planned.into_iter().map(|p| p.record)).await;
-        }
+    if let (Some(plan), Some(path)) = (setup.new_plan.as_mut(), &settings.plan_out) {
+        write_plan(
+            plan,
+            path,
+            &planned,
+            setup.waivers.as_deref(),
+            &stats,
+            quiet,
+        )?;
+        pipe.send_all(planned.drain(..).map(|p| p.record)).await;
     }
-    let closed = report::finish(pipe).await;
-    // A failed journal stopped the writes: that outranks every other outcome but a lost
-    // report, and is said after the summary of what was done.
-    let journal_failure = remediator.journal_failure();
-    let mut summary = match closed {
-        Ok(summary) => summary,
-        Err(e) => {
-            MetricsOut::after_report_failure(metrics.as_ref(), &e, quiet);
-            let exit = report_failed(&e);
-            return Ok(match journal_failure {
-                Some(failure) => {
-                    report_journal_failure(&failure);
-                    Exit::OutputFailed
-                }
-                None => exit,
-            });
-        }
-    };
-    forget_gone_if_interrupted(&mut summary, &stats);
+    if settings.apply && !stats.interrupted && !planned.is_empty() {
+        apply(
+            settings,
+            setup,
+            planned,
+            pipe,
+            confirm,
+            shutdown,
+            &mut streamed,
+        )
+        .await;
+    }
+    Ok(streamed)
+}
+
+/// `--plan-out`: the plan of this dry run, for review; none when the run was interrupted.
+fn write_plan(
+    plan: &mut Plan,
+    path: &Path,
+    planned: &[PlannedWrite],
+    waivers: Option<&Waivers>,
+    stats: &RunStats,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    plan.devices = planned.iter().map(planned_device).collect();
+    if let Some(waivers) = waivers {
+        plan.waivers = waivers.report().used.iter().map(|u| u.0.clone()).collect();
+    }
+    if stats.interrupted {
+        diagln!("interrupted: no plan written (a plan must cover every device)");
+        return Ok(());
+    }
+    plan.write(path)?;
     if !quiet {
+        diagln!(
+            "plan of {} write(s) written to {} (apply it with --plan {} --apply)",
+            plan.devices.len(),
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `--apply`: within `--max-changes` and once confirmed, writes the plan in its waves; a
+/// plan not written is reported as planned.
+async fn apply(
+    settings: &RemediateSettings,
+    setup: &Setup,
+    planned: Vec<PlannedWrite>,
+    pipe: &RecordPipeline,
+    confirm: &dyn Fn(usize) -> bool,
+    shutdown: Shutdown,
+    streamed: &mut Streamed,
+) {
+    let go = match settings.max_changes {
+        Some(max) if planned.len() > max => {
+            diagln!("refusing: the plan changes {} devices, more than --max-changes {max}; nothing was changed", planned.len());
+            streamed.refused = true;
+            false
+        }
+        _ => settings.assume_yes || confirm(planned.len()),
+    };
+    if !go {
+        pipe.send_all(planned.into_iter().map(|p| p.record)).await;
+        return;
+    }
+    if setup.continuing {
+        if let Err(e) = setup.remediator.journal_continued() {
+            diagln!("error: {e}");
+        }
+    }
+    let applied = setup
+        .remediator
+        .apply_waves(planned, &setup.staging, pipe.sender(), shutdown)
+        .await;
+    streamed.stats.interrupted |= applied.stats.interrupted;
+    streamed.stats.not_checked += applied.stats.not_checked;
+    streamed.budget_stop = applied.budget_stop;
+    streamed.declined = applied.declined;
+}
+
+/// The end of a run: what is said, what is recorded, and the exit code.
+struct Concluded<'a> {
+    settings: &'a RemediateSettings,
+    setup: &'a Setup,
+    streamed: &'a Streamed,
+    quiet: bool,
+}
+
+impl Concluded<'_> {
+    /// A failed journal stopped the writes: that outranks every other outcome but a lost
+    /// report, and is said after the summary of what was done.
+    fn exit(&self, closed: anyhow::Result<Summary>, html: Option<HtmlOut>) -> Exit {
+        let journal_failure = self.setup.remediator.journal_failure();
+        let mut summary = match closed {
+            Ok(summary) => summary,
+            Err(e) => {
+                MetricsOut::after_report_failure(self.setup.metrics.as_ref(), &e, self.quiet);
+                let exit = report_failed(&e);
+                return match journal_failure {
+                    Some(failure) => {
+                        report_journal_failure(&failure);
+                        Exit::OutputFailed
+                    }
+                    None => exit,
+                };
+            }
+        };
+        let stats = &self.streamed.stats;
+        forget_gone_if_interrupted(&mut summary, stats);
+        self.say_summary(&summary);
+        let failed = self.record(&summary, journal_failure.is_none(), html);
+        if let Some(failure) = journal_failure {
+            report_journal_failure(&failure);
+            return Exit::OutputFailed;
+        }
+        if let Some(exit) = failed {
+            return exit;
+        }
+        self.stopped().unwrap_or_else(|| {
+            if self.streamed.refused {
+                Exit::Usage
+            } else {
+                exit_for(&summary, stats, self.settings.compliance.fail_on)
+            }
+        })
+    }
+
+    fn say_summary(&self, summary: &Summary) {
+        if self.quiet {
+            return;
+        }
         diag!("{}", summary.render_text());
-        report_waivers(waivers.as_deref());
-        if !args.apply {
+        report_waivers(self.setup.waivers.as_deref());
+        if !self.settings.apply {
             diagln!("dry run: nothing was changed (add --apply to write)");
         }
-        report_interruption(&stats);
+        report_interruption(&self.streamed.stats);
     }
-    let history_failed = comparison.finish(&summary, &stats, quiet);
-    let succeeded =
-        !stats.interrupted && !refused && history_failed.is_none() && journal_failure.is_none();
-    let metrics_failed = metrics.and_then(|m| m.write(&summary, succeeded, quiet));
-    let html_failed = html.and_then(|html| {
-        let context = format!(
-            "remediate --ssh {}{} of {}",
-            target.as_str(),
-            if args.apply { " --apply" } else { " (dry run)" },
-            args.device.inventory.display()
-        );
-        let waivers = waivers.as_deref();
-        html.write(
-            context,
-            &summary,
-            comparison.run(),
-            waivers,
-            Some(args.apply),
-        )
-    });
-    if let Some(failure) = journal_failure {
-        report_journal_failure(&failure);
-        return Ok(Exit::OutputFailed);
+
+    /// Records the run in the history, the metrics and the HTML page; the first that
+    /// failed gives the exit.
+    fn record(&self, summary: &Summary, journal_ok: bool, html: Option<HtmlOut>) -> Option<Exit> {
+        let (settings, setup, quiet) = (self.settings, self.setup, self.quiet);
+        let stats = &self.streamed.stats;
+        let history_failed = setup.comparison.finish(summary, stats, quiet);
+        let succeeded =
+            !stats.interrupted && !self.streamed.refused && history_failed.is_none() && journal_ok;
+        let metrics = setup.metrics.as_ref();
+        let metrics_failed = metrics.and_then(|m| m.write(summary, succeeded, quiet));
+        let html_failed = html.and_then(|html| {
+            let context = format!(
+                "remediate --ssh {}{} of {}",
+                settings.target.as_str(),
+                if settings.apply {
+                    " --apply"
+                } else {
+                    " (dry run)"
+                },
+                settings.device.inventory.display()
+            );
+            let waivers = setup.waivers.as_deref();
+            let run = setup.comparison.run();
+            html.write(context, summary, run, waivers, Some(settings.apply))
+        });
+        history_failed.or(metrics_failed).or(html_failed)
     }
-    if let Some(exit) = history_failed.or(metrics_failed).or(html_failed) {
-        return Ok(exit);
-    }
-    if declined {
-        diagln!(
-            "stopped: a wave was not confirmed; the devices left are deferred. Rerun with --journal {} to go on.",
-            journal_path.display()
-        );
-        return Ok(Exit::Stopped);
-    }
-    let outside = remediator.deferred_by_window();
-    if outside > 0 {
-        diagln!(
-            "deferred: {outside} device(s) not written: outside the change window {}; rerun with --journal {} inside the next window to continue",
-            args.window.map(|w| w.to_string()).unwrap_or_default(),
-            journal_path.display()
-        );
-        if budget_stop.is_none() {
-            return Ok(Exit::Stopped);
+
+    /// A run that stopped before its plan was done: a wave not confirmed, the change window
+    /// closed, or the failure budget spent (exit 3, with how to go on).
+    fn stopped(&self) -> Option<Exit> {
+        let journal = self.settings.journal.display();
+        if self.streamed.declined {
+            diagln!(
+                "stopped: a wave was not confirmed; the devices left are deferred. Rerun with --journal {journal} to go on."
+            );
+            return Some(Exit::Stopped);
+        }
+        let outside = self.setup.remediator.deferred_by_window();
+        if outside > 0 {
+            diagln!(
+                "deferred: {outside} device(s) not written: outside the change window {}; rerun with --journal {journal} inside the next window to continue",
+                self.settings.window.map(|w| w.to_string()).unwrap_or_default(),
+            );
+        }
+        match &self.streamed.budget_stop {
+            Some(stop) => {
+                diagln!(
+                    "stopped: {} failed writes or verifications exceeded --max-failures ({}) before wave {}; the devices left are deferred. Rerun with --journal {journal} --continue-after-failures to go on.",
+                    stop.failures,
+                    stop.allowed,
+                    stop.next_wave + 1,
+                );
+                Some(Exit::Stopped)
+            }
+            None => (outside > 0).then_some(Exit::Stopped),
         }
     }
-    if let Some(stop) = budget_stop {
-        diagln!(
-            "stopped: {} failed writes or verifications exceeded --max-failures ({}) before wave {}; the devices left are deferred. Rerun with --journal {} --continue-after-failures to go on.",
-            stop.failures,
-            stop.allowed,
-            stop.next_wave + 1,
-            journal_path.display()
-        );
-        return Ok(Exit::Stopped);
-    }
-    Ok(if refused {
-        Exit::Usage
-    } else {
-        exit_for(&summary, &stats, args.compliance.fail_on)
-    })
 }
 
 /// A journal can be reverted over the inventory and shard it was made for, to the state
 /// opposite its target, with a journal of its own.
 fn check_revert(
-    args: &RemediateArgs,
+    settings: &RemediateSettings,
     path: &Path,
     prepared: &PreparedScan,
-    target: SshState,
 ) -> anyhow::Result<(Recovered, SshState)> {
+    let target = settings.target;
     let (header, recovered) = read_journal(path)?;
     let journal_target = match header.target.as_str() {
         "enabled" => SshState::Enabled,
@@ -349,15 +529,12 @@ fn check_revert(
             path.display()
         );
     }
-    let own = args
-        .journal
-        .clone()
-        .unwrap_or_else(|| default_journal(&args.output.output));
+    let own = &settings.journal;
     let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     };
-    if args.apply && same(&own, path) {
+    if settings.apply && same(own, path) {
         bail!(
             "the revert needs a journal of its own: give --journal FILE other than {}",
             path.display()
@@ -415,24 +592,20 @@ fn report_journal_failure(failure: &JournalFailure) {
 }
 
 fn open_journal(
-    args: &RemediateArgs,
+    settings: &RemediateSettings,
     prepared: &PreparedScan,
-    target: SshState,
     quiet: bool,
 ) -> anyhow::Result<(Option<Journal>, Recovered)> {
-    if !args.apply {
+    if !settings.apply {
         return Ok((None, Recovered::default()));
     }
-    let path = args
-        .journal
-        .clone()
-        .unwrap_or_else(|| default_journal(&args.output.output));
+    let path = &settings.journal;
     let header = JournalHeader::new(
         inventory_fingerprint(prepared.devices.devices()),
-        target.as_str(),
+        settings.target.as_str(),
         prepared.shard.map(|s| s.to_string()),
     );
-    let (journal, recovered) = Journal::open(&path, &header)?;
+    let (journal, recovered) = Journal::open(path, &header)?;
     if !quiet {
         let resumed = recovered.outcomes.len() + recovered.pending.len();
         if resumed > 0 {
@@ -447,18 +620,6 @@ fn open_journal(
         }
     }
     Ok((Some(journal), recovered))
-}
-
-/// Next to the report (`report.csv` → `report.journal.jsonl`), or in the working directory.
-fn default_journal(output: &Path) -> PathBuf {
-    if output.as_os_str() == "-" {
-        return PathBuf::from("sshfleet-remediate.journal.jsonl");
-    }
-    output.with_extension("journal.jsonl")
-}
-
-fn interactive() -> bool {
-    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 fn confirm_wave(wave: usize, count: usize, target: SshState) -> bool {

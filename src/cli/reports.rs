@@ -9,8 +9,8 @@ use anyhow::{bail, Context as _};
 use super::args::{MergeArgs, ReportArgs, ReportCommand};
 use super::html::HtmlOut;
 use super::progress::Progress;
-use super::scan::{exit_for, load_baseline, Comparison, MetricsOut, Scope};
-use super::{report_failed, report_output, resolve_format, Exit};
+use super::runs::{exit_for, load_baseline, Comparison, MetricsOut, Scope};
+use super::{report_failed, report_output, resolve, resolve_format, Exit};
 use crate::inventory::{self, InventoryOptions, Row};
 use crate::report::coverage::{Admit, Coverage, CoverageReport};
 use crate::report::pipeline::OnOutputFailure;
@@ -33,10 +33,11 @@ async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
     if args.compliance.waivers.is_some() {
         bail!("--waivers applies where devices are judged (scan, remediate); each shard record keeps the waiver its run gave it");
     }
-    let metrics = MetricsOut::check(&args.compliance, "report merge")?;
+    let compliance = resolve::compliance(&args.compliance)?;
+    let metrics = MetricsOut::check(&compliance, "report merge")?;
     let shards = shard_files(&args.shards)?;
     let stale = stale_shards(&shards, args.max_age);
-    let baseline = load_baseline(&args.compliance, quiet)?;
+    let baseline = load_baseline(&compliance, quiet)?;
     let inventory = inventory::load(&args.inventory, &InventoryOptions::default())?;
     if !quiet {
         for warning in &inventory.warnings {
@@ -62,11 +63,10 @@ async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
         devices: &inventory.rows,
         shard: None,
     };
-    let mut comparison =
-        Comparison::for_scope(&args.compliance, baseline, scope, "report merge", None)?;
+    let mut comparison = Comparison::for_scope(&compliance, baseline, scope, "report merge", None)?;
     let format = resolve_format(&args.output.output, args.output.format);
     let mut sinks = vec![report_output(format, &schema, &args.output.output)?];
-    let html = HtmlOut::open(args.compliance.html_out.as_deref()).map(|(html, sink)| {
+    let html = HtmlOut::open(compliance.html_out.as_deref()).map(|(html, sink)| {
         sinks.push(sink);
         html
     });
@@ -143,7 +143,7 @@ async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
     if !covered {
         return Ok(Exit::Findings);
     }
-    Ok(exit_for(&summary, &stats, args.compliance.fail_on))
+    Ok(exit_for(&summary, &stats, compliance.fail_on))
 }
 
 /// The shard files: each file given, and the reports in each directory given (sorted, so

@@ -38,8 +38,9 @@ impl Shard {
     /// The shard of a Kubernetes Indexed Job pod, from `JOB_COMPLETION_INDEX` and
     /// `JOB_COMPLETIONS`. `None` outside such a pod; an error when the pair is incomplete or
     /// malformed, because scanning the whole fleet from every pod is never what was meant.
-    pub fn from_env() -> Option<Result<Shard, String>> {
-        from_vars(std::env::var_os(INDEX_VAR), std::env::var_os(COUNT_VAR))
+    /// `var` looks a variable up (the process environment, or a test's).
+    pub fn from_env(var: impl Fn(&str) -> Option<OsString>) -> Option<Result<Shard, String>> {
+        from_vars(var(INDEX_VAR), var(COUNT_VAR))
     }
 
     /// Whether the row with this key belongs to this shard. See [`shard_hash`].

@@ -1,0 +1,316 @@
+//! Flags into settings: pure functions from the clap types (syntax only) and the injected
+//! environment to [`crate::settings`] values. Nothing here reads a file or opens a socket;
+//! the settings' `build` steps do the effects.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::bail;
+
+use super::args::{
+    ComplianceArgs, DeviceArgs, ExpectArg, FailOn as FailOnArg, RemediateArgs, SchemeArg,
+};
+use crate::inventory::{Scheme, Shard};
+use crate::remediate::WriteLimits;
+use crate::report::SshState;
+use crate::settings::{
+    ComplianceSettings, DeviceSettings, Env, FailOn, PasswordSource, RemediateSettings,
+};
+
+/// `--inventory`, `--timeout`, credentials, trust, shard and the device options.
+pub fn device(args: &DeviceArgs, env: &dyn Env) -> anyhow::Result<DeviceSettings> {
+    if args.timeout.is_zero() {
+        bail!("--timeout must be greater than zero");
+    }
+    check_username(&args.username)?;
+    let password = match &args.password_file {
+        Some(path) => PasswordSource::File(path.clone()),
+        None => PasswordSource::Env(args.password_env.clone()),
+    };
+    Ok(DeviceSettings {
+        inventory: args.inventory.clone(),
+        scheme: match args.scheme {
+            SchemeArg::Http => Scheme::Http,
+            SchemeArg::Https => Scheme::Https,
+        },
+        timeout: args.timeout,
+        concurrency: args.concurrency,
+        retries: args.retries,
+        username: args.username.clone(),
+        password,
+        ca_file: args.ca_file.clone(),
+        pin_file: args.pin_file.clone(),
+        insecure: args.insecure,
+        allow_basic_http: args.allow_basic_http,
+        expect: args.expect.map(ssh_state),
+        shard: shard(args.shard, env)?,
+        probe_ssh: args.probe_ssh,
+        device_info: args.device_info,
+    })
+}
+
+/// The SSH state a flag names.
+pub fn ssh_state(arg: ExpectArg) -> SshState {
+    match arg {
+        ExpectArg::Disabled => SshState::Disabled,
+        ExpectArg::Enabled => SshState::Enabled,
+    }
+}
+
+/// The previous run to compare with, the waivers, the extra outputs and what fails the run.
+pub fn compliance(args: &ComplianceArgs) -> anyhow::Result<ComplianceSettings> {
+    if args.baseline.is_some() && args.history.is_some() {
+        bail!("--baseline and --history both name the previous run: give one");
+    }
+    let fail_on = match args.fail_on {
+        FailOnArg::Findings => FailOn::Findings,
+        FailOnArg::Regressions => FailOn::Regressions,
+        FailOnArg::Never => FailOn::Never,
+    };
+    if fail_on == FailOn::Regressions && args.baseline.is_none() && args.history.is_none() {
+        bail!(
+            "--fail-on regressions needs a previous run to compare with: add --baseline REPORT or --history FILE"
+        );
+    }
+    Ok(ComplianceSettings {
+        baseline: args.baseline.clone(),
+        history: args.history.clone(),
+        waivers: args.waivers.clone(),
+        metrics_out: args.metrics_out.clone(),
+        html_out: args.html_out.clone(),
+        fail_on,
+    })
+}
+
+/// `remediate`: the device run, the target, the write limits and the staging. Refuses
+/// what cannot go well before anything is read: `--apply` off a terminal without `--yes`,
+/// `--confirm-waves` off a terminal, a plan written by a run that writes.
+pub fn remediate(args: &RemediateArgs, env: &dyn Env) -> anyhow::Result<RemediateSettings> {
+    if args.apply && !args.yes && !env.interactive() {
+        bail!("--apply needs --yes when not run from a terminal; nothing was changed");
+    }
+    if args.confirm_waves && !env.interactive() {
+        bail!("--confirm-waves asks on a terminal, and this is not one; nothing was changed");
+    }
+    if args.plan_out.is_some() && args.apply {
+        bail!("--plan-out writes the plan of a dry run for review; leave out --apply (then apply it with --plan FILE --apply)");
+    }
+    Ok(RemediateSettings {
+        device: device(&args.device, env)?,
+        compliance: compliance(&args.compliance)?,
+        target: ssh_state(args.ssh),
+        apply: args.apply,
+        assume_yes: args.yes,
+        max_changes: args.max_changes,
+        limits: WriteLimits {
+            rate: args.rate,
+            burst: args.burst,
+            site_rate: args.site_rate,
+            jitter: Duration::from_millis(50),
+        },
+        journal: args
+            .journal
+            .clone()
+            .unwrap_or_else(|| default_journal(&args.output.output)),
+        plan_out: args.plan_out.clone(),
+        plan: args.plan.clone(),
+        plan_max_age: args.plan_max_age,
+        revert: args.revert.clone(),
+        waves: args.waves.clone().unwrap_or_default(),
+        max_failures: args.max_failures,
+        wave_pause: args.wave_pause,
+        continue_after_failures: args.continue_after_failures,
+        confirm_waves: args.confirm_waves,
+        window: args.window,
+    })
+}
+
+/// `--shard K/N`, else Kubernetes' `JOB_COMPLETION_INDEX`/`JOB_COMPLETIONS`.
+fn shard(explicit: Option<Shard>, env: &dyn Env) -> anyhow::Result<Option<Shard>> {
+    if explicit.is_some() {
+        return Ok(explicit);
+    }
+    match Shard::from_env(|name| env.var_os(name)) {
+        Some(Ok(shard)) => Ok(Some(shard)),
+        Some(Err(e)) => bail!("JOB_COMPLETION_INDEX/JOB_COMPLETIONS: {e}"),
+        None => Ok(None),
+    }
+}
+
+/// `--username` follows the inventory's rule for its `username` column: Basic
+/// authentication cannot carry a `:` in the user name, and control characters have no place
+/// in a header.
+fn check_username(username: &str) -> anyhow::Result<()> {
+    if username.chars().any(char::is_control) {
+        bail!("--username contains a control character");
+    }
+    if username.contains(':') {
+        bail!("--username must not contain ':'");
+    }
+    Ok(())
+}
+
+/// Next to the report (`report.csv` → `report.journal.jsonl`), or in the working directory.
+pub fn default_journal(output: &Path) -> PathBuf {
+    if output.as_os_str() == "-" {
+        return PathBuf::from("sshfleet-remediate.journal.jsonl");
+    }
+    output.with_extension("journal.jsonl")
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use std::collections::HashMap;
+
+    use clap::Parser as _;
+
+    use super::super::args::{Cli, Command};
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn scan_args(extra: &[&str]) -> super::super::args::ScanArgs {
+        let argv = ["sshfleet", "scan", "--inventory", "inv.csv"];
+        let cli = Cli::try_parse_from(argv.iter().chain(extra)).unwrap();
+        match cli.command {
+            Command::Scan(args) => args,
+            _ => unreachable!("parsed a scan"),
+        }
+    }
+
+    #[test]
+    fn flags_resolve_to_settings_with_the_documented_defaults() {
+        let args = scan_args(&["--expect", "disabled", "--scheme", "https"]);
+        let settings = device(&args.device, &env(&[])).unwrap();
+        assert_eq!(settings.concurrency, crate::settings::DEFAULT_CONCURRENCY);
+        assert_eq!(settings.timeout, crate::settings::DEFAULT_TIMEOUT);
+        assert_eq!(settings.username, "root");
+        assert_eq!(settings.expect, Some(SshState::Disabled));
+        assert_eq!(settings.scheme, Scheme::Https);
+        assert_eq!(settings.shard, None);
+        assert!(
+            matches!(&settings.password, PasswordSource::Env(var) if var == "SSHFLEET_PASSWORD")
+        );
+        let with_file = scan_args(&["--password-file", "pw.txt", "--password-env", "X"]);
+        let settings = device(&with_file.device, &env(&[])).unwrap();
+        assert!(
+            matches!(&settings.password, PasswordSource::File(p) if p == Path::new("pw.txt")),
+            "the file takes precedence over the variable"
+        );
+    }
+
+    #[test]
+    fn the_shard_comes_from_the_flag_else_from_the_job_index() {
+        let job = env(&[("JOB_COMPLETION_INDEX", "2"), ("JOB_COMPLETIONS", "4")]);
+        let from_job = device(&scan_args(&[]).device, &job).unwrap();
+        assert_eq!(from_job.shard, Some(Shard::new(2, 4).unwrap()));
+        let explicit = device(&scan_args(&["--shard", "1/3"]).device, &job).unwrap();
+        assert_eq!(explicit.shard, Some(Shard::new(1, 3).unwrap()));
+        let bad = env(&[("JOB_COMPLETION_INDEX", "5"), ("JOB_COMPLETIONS", "4")]);
+        let err = device(&scan_args(&[]).device, &bad).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("JOB_COMPLETION_INDEX/JOB_COMPLETIONS: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_username_basic_auth_cannot_carry_is_refused() {
+        let err = device(&scan_args(&["--username", "a:b"]).device, &env(&[])).unwrap_err();
+        assert_eq!(err.to_string(), "--username must not contain ':'");
+        let err = device(&scan_args(&["--username", "a\u{7}"]).device, &env(&[])).unwrap_err();
+        assert_eq!(err.to_string(), "--username contains a control character");
+        let err = device(&scan_args(&["--timeout", "0s"]).device, &env(&[])).unwrap_err();
+        assert_eq!(err.to_string(), "--timeout must be greater than zero");
+    }
+
+    #[test]
+    fn compliance_needs_one_previous_run_for_regressions() {
+        let both = scan_args(&["--baseline", "a.jsonl", "--history", "h.sqlite"]);
+        let err = compliance(&both.compliance).unwrap_err();
+        assert!(err.to_string().contains("give one"), "{err}");
+        let alone = scan_args(&["--fail-on", "regressions"]);
+        let err = compliance(&alone.compliance).unwrap_err();
+        assert!(err.to_string().contains("needs a previous run"), "{err}");
+        let with_history = scan_args(&["--fail-on", "regressions", "--history", "h.sqlite"]);
+        let settings = compliance(&with_history.compliance).unwrap();
+        assert_eq!(settings.fail_on, FailOn::Regressions);
+        assert_eq!(settings.history.as_deref(), Some(Path::new("h.sqlite")));
+    }
+
+    fn remediate_args(extra: &[&str]) -> RemediateArgs {
+        let argv = [
+            "sshfleet",
+            "remediate",
+            "--inventory",
+            "inv.csv",
+            "--ssh",
+            "disabled",
+        ];
+        let cli = Cli::try_parse_from(argv.iter().chain(extra)).unwrap();
+        match cli.command {
+            Command::Remediate(args) => args,
+            _ => unreachable!("parsed a remediate"),
+        }
+    }
+
+    /// A person at a terminal.
+    struct Terminal;
+
+    impl Env for Terminal {
+        fn var_os(&self, _name: &str) -> Option<std::ffi::OsString> {
+            None
+        }
+
+        fn interactive(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_write_off_a_terminal_needs_yes_and_a_saved_plan_is_a_dry_runs() {
+        let batch = env(&[]);
+        let err = remediate(&remediate_args(&["--apply"]), &batch).unwrap_err();
+        assert!(err.to_string().starts_with("--apply needs --yes"), "{err}");
+        assert!(remediate(&remediate_args(&["--apply"]), &Terminal).is_ok());
+        let yes = remediate(&remediate_args(&["--apply", "--yes"]), &batch).unwrap();
+        assert!(yes.apply && yes.assume_yes && yes.holds_writes());
+        let waves = remediate_args(&["--waves", "1,50%", "--confirm-waves"]);
+        let err = remediate(&waves, &batch).unwrap_err();
+        assert!(err.to_string().contains("asks on a terminal"), "{err}");
+        let both = remediate_args(&["--plan-out", "p.json", "--apply", "--yes"]);
+        assert!(remediate(&both, &batch).is_err());
+        let dry = remediate(&remediate_args(&["--plan-out", "p.json"]), &batch).unwrap();
+        assert!(!dry.apply && dry.holds_writes());
+    }
+
+    #[test]
+    fn remediation_defaults_are_the_documented_ones() {
+        let settings = remediate(&remediate_args(&["-o", "out/r.csv"]), &env(&[])).unwrap();
+        assert_eq!(settings.target, SshState::Disabled);
+        assert_eq!(settings.limits.rate.get(), 5);
+        assert_eq!(settings.limits.burst.get(), 1);
+        assert_eq!(settings.plan_max_age, Duration::from_secs(24 * 3600));
+        assert_eq!(settings.journal, Path::new("out/r.journal.jsonl"));
+        assert!(!settings.holds_writes());
+    }
+
+    #[test]
+    fn the_journal_sits_next_to_the_report() {
+        assert_eq!(
+            default_journal(Path::new("out/report.csv")),
+            Path::new("out/report.journal.jsonl")
+        );
+        assert_eq!(
+            default_journal(Path::new("-")),
+            Path::new("sshfleet-remediate.journal.jsonl")
+        );
+    }
+}

@@ -1,0 +1,460 @@
+//! Resolved settings: what a command was asked to do, as plain values (no clap types), and
+//! the one step that does the effects of starting a device run — reading the password and
+//! the inventory, taking the shard, raising the open-file limit, building the client — and
+//! hands out the engine objects. The CLI resolves flags into these (`cli::resolve`); the demo
+//! and the benches build them directly.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+
+use crate::inventory::{self, InventoryOptions, Rows, Scheme, Shard};
+use crate::net::auth::Credentials;
+use crate::net::tls::{Pins, TrustSettings};
+use crate::net::{ClientSettings, HttpClient};
+use crate::probe::ProbeSettings;
+use crate::remediate::waves::{Budget, Waves};
+use crate::remediate::window::Window;
+use crate::remediate::WriteLimits;
+use crate::report::{DeviceRecord, Schema, SshState, Status};
+use crate::scan::{ScanSettings, Scanner};
+use crate::secret::Secret;
+use crate::vapix::SessionPolicy;
+
+/// Defaults shared by the flags and by settings built in code.
+pub const DEFAULT_CONCURRENCY: usize = 256;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+pub const DEFAULT_USERNAME: &str = "root";
+pub const DEFAULT_PASSWORD_ENV: &str = "SSHFLEET_PASSWORD";
+
+/// The process environment, injected so that resolution can be tested without touching it.
+pub trait Env {
+    fn var_os(&self, name: &str) -> Option<OsString>;
+
+    /// Whether a person is there to answer (stdin and stderr are terminals).
+    fn interactive(&self) -> bool {
+        false
+    }
+}
+
+/// The real environment of this process.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var_os(&self, name: &str) -> Option<OsString> {
+        std::env::var_os(name)
+    }
+
+    fn interactive(&self) -> bool {
+        use std::io::IsTerminal as _;
+        std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+    }
+}
+
+/// A fixed environment (tests, the demo).
+impl Env for HashMap<String, String> {
+    fn var_os(&self, name: &str) -> Option<OsString> {
+        self.get(name).map(OsString::from)
+    }
+}
+
+/// Where the default password comes from. It never comes from argv (it would show in `ps`
+/// and in shell history).
+#[derive(Clone, Debug)]
+pub enum PasswordSource {
+    /// The first line of this file.
+    File(PathBuf),
+    /// This environment variable.
+    Env(String),
+    /// Known already (the demo's simulator).
+    Given(Secret),
+}
+
+/// How devices are reached, trusted and judged: everything a device run needs.
+#[derive(Clone, Debug)]
+pub struct DeviceSettings {
+    pub inventory: PathBuf,
+    /// Scheme for addresses that do not say.
+    pub scheme: Scheme,
+    /// Deadline of each request.
+    pub timeout: Duration,
+    pub concurrency: usize,
+    /// Extra tries after a transient failure.
+    pub retries: u32,
+    /// Account used where a row names none.
+    pub username: String,
+    pub password: PasswordSource,
+    pub ca_file: Option<PathBuf>,
+    pub pin_file: Option<PathBuf>,
+    pub insecure: bool,
+    pub allow_basic_http: bool,
+    /// Desired state where a row gives none.
+    pub expect: Option<SshState>,
+    /// This run's part of the inventory.
+    pub shard: Option<Shard>,
+    pub probe_ssh: bool,
+    pub device_info: bool,
+}
+
+impl DeviceSettings {
+    /// The defaults of the flags, for `inventory` and `password`.
+    pub fn new(inventory: PathBuf, password: PasswordSource) -> DeviceSettings {
+        DeviceSettings {
+            inventory,
+            scheme: Scheme::Http,
+            timeout: DEFAULT_TIMEOUT,
+            concurrency: DEFAULT_CONCURRENCY,
+            retries: 1,
+            username: DEFAULT_USERNAME.to_owned(),
+            password,
+            ca_file: None,
+            pin_file: None,
+            insecure: false,
+            allow_basic_http: false,
+            expect: None,
+            shard: None,
+            probe_ssh: false,
+            device_info: false,
+        }
+    }
+
+    /// Does the effects of starting a run: reads the password and the inventory, keeps this
+    /// shard's rows, resolves the rows' `password_env` variables, fits the concurrency to the
+    /// open-file limit and builds the client. Any error here is an input error: nothing was
+    /// sent yet.
+    pub fn build(&self, env: &dyn Env) -> anyhow::Result<PreparedScan> {
+        if self.timeout.is_zero() {
+            bail!("--timeout must be greater than zero");
+        }
+        let password = read_password(&self.password, env)?;
+        let options = InventoryOptions {
+            default_scheme: self.scheme,
+        };
+        let mut inventory = inventory::load(&self.inventory, &options)?;
+        if let Some(shard) = self.shard {
+            inventory.retain_shard(shard);
+        }
+        let mut warnings = std::mem::take(&mut inventory.warnings);
+        let row_passwords = resolve_row_passwords(&mut inventory.rows, env);
+        let invalid = inventory.rows.take_invalid();
+        let (concurrency, warning) = fit_concurrency(self.concurrency);
+        warnings.extend(warning);
+        tracing::info!(
+            devices = inventory.rows.len(),
+            invalid = invalid.len(),
+            concurrency,
+            "inventory loaded"
+        );
+        let http = HttpClient::new(&self.client_settings()?)?;
+        let scan = ScanSettings {
+            concurrency,
+            credentials: Credentials {
+                username: self.username.clone(),
+                password,
+            },
+            row_passwords,
+            policy: SessionPolicy {
+                retries: self.retries,
+                allow_basic_http: self.allow_basic_http,
+                ..SessionPolicy::default()
+            },
+            expect: self.expect,
+            grace: Duration::from_secs(10).min(self.timeout + Duration::from_secs(1)),
+            waivers: None,
+            probe: self
+                .probe_ssh
+                .then(|| ProbeSettings::for_timeout(self.timeout)),
+            device_info: self.device_info,
+        };
+        Ok(PreparedScan {
+            scanner: Scanner::new(Arc::new(http), scan),
+            devices: inventory.rows,
+            invalid,
+            extra_columns: inventory.extra_columns,
+            shard: self.shard,
+            warnings,
+        })
+    }
+
+    fn client_settings(&self) -> anyhow::Result<ClientSettings> {
+        let pins = match &self.pin_file {
+            Some(path) => Pins::load(path)?,
+            None => Pins::default(),
+        };
+        Ok(ClientSettings {
+            timeout: self.timeout,
+            trust: TrustSettings {
+                ca_file: self.ca_file.clone(),
+                pins,
+                insecure: self.insecure,
+            },
+            ..ClientSettings::default()
+        })
+    }
+}
+
+/// Compliance over time: what the run compares with, what it also writes, what fails it.
+#[derive(Clone, Debug, Default)]
+pub struct ComplianceSettings {
+    /// A previous report of the same scope.
+    pub baseline: Option<PathBuf>,
+    /// The run history (SQLite): records this run, compares with the previous one.
+    pub history: Option<PathBuf>,
+    /// Accountable exceptions (TOML).
+    pub waivers: Option<PathBuf>,
+    pub metrics_out: Option<PathBuf>,
+    pub html_out: Option<PathBuf>,
+    pub fail_on: FailOn,
+}
+
+impl ComplianceSettings {
+    /// Only `--history FILE`.
+    pub fn with_history(history: PathBuf) -> ComplianceSettings {
+        ComplianceSettings {
+            history: Some(history),
+            ..ComplianceSettings::default()
+        }
+    }
+}
+
+/// What makes a run exit 1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FailOn {
+    /// Any device non-compliant or not checked.
+    #[default]
+    Findings,
+    /// New exposure since the previous run only.
+    Regressions,
+    /// Never for findings (errors, interruptions and failed outputs still count).
+    Never,
+}
+
+/// `remediate`: the device run, the state to bring it to, and how writes are made.
+#[derive(Clone, Debug)]
+pub struct RemediateSettings {
+    pub device: DeviceSettings,
+    pub compliance: ComplianceSettings,
+    pub target: SshState,
+    /// Write for real; else a dry run.
+    pub apply: bool,
+    /// Confirmation given ahead (`--yes`): no question is asked.
+    pub assume_yes: bool,
+    /// Refuse a plan that changes more devices.
+    pub max_changes: Option<usize>,
+    pub limits: WriteLimits,
+    /// The journal of the writes (used with `apply`).
+    pub journal: PathBuf,
+    /// Write the plan of this dry run here.
+    pub plan_out: Option<PathBuf>,
+    /// Apply exactly this saved plan.
+    pub plan: Option<PathBuf>,
+    pub plan_max_age: Duration,
+    /// Put back what this journal's run changed.
+    pub revert: Option<PathBuf>,
+    pub waves: Waves,
+    pub max_failures: Option<Budget>,
+    pub wave_pause: Duration,
+    pub continue_after_failures: bool,
+    /// Ask before each wave after the first.
+    pub confirm_waves: bool,
+    pub window: Option<Window>,
+}
+
+impl RemediateSettings {
+    /// A dry run to `target` with the flags' defaults.
+    pub fn dry_run(device: DeviceSettings, target: SshState) -> RemediateSettings {
+        RemediateSettings {
+            device,
+            compliance: ComplianceSettings::default(),
+            target,
+            apply: false,
+            assume_yes: false,
+            max_changes: None,
+            limits: WriteLimits {
+                rate: NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN),
+                burst: NonZeroU32::MIN,
+                site_rate: None,
+                jitter: Duration::from_millis(50),
+            },
+            journal: PathBuf::from("sshfleet-remediate.journal.jsonl"),
+            plan_out: None,
+            plan: None,
+            plan_max_age: Duration::from_secs(24 * 3600),
+            revert: None,
+            waves: Waves::default(),
+            max_failures: None,
+            wave_pause: Duration::ZERO,
+            continue_after_failures: false,
+            confirm_waves: false,
+            window: None,
+        }
+    }
+
+    /// Whether the planned writes are kept for a later phase (applying them, or writing the
+    /// plan file) rather than reported as planned straight away.
+    pub fn holds_writes(&self) -> bool {
+        self.apply || self.plan_out.is_some()
+    }
+}
+
+/// A device run ready to go: the scanner, this shard's devices and the rows already judged.
+pub struct PreparedScan {
+    pub scanner: Scanner,
+    /// The devices, parsed one at a time as they are dispatched.
+    pub devices: Rows,
+    /// Rows judged before the run (invalid, or naming an unset password variable).
+    pub invalid: Vec<DeviceRecord>,
+    pub extra_columns: Vec<String>,
+    pub shard: Option<Shard>,
+    /// Said to the user before the run (unless quiet): inventory warnings, a lowered
+    /// concurrency.
+    pub warnings: Vec<String>,
+}
+
+impl PreparedScan {
+    /// The report columns of a scan of these devices.
+    pub fn schema(&self) -> Schema {
+        Schema {
+            remediation: false,
+            extra_columns: self.extra_columns.clone(),
+        }
+    }
+}
+
+/// The password file's first line, else the environment variable's value.
+fn read_password(source: &PasswordSource, env: &dyn Env) -> anyhow::Result<Secret> {
+    match source {
+        PasswordSource::Given(secret) => Ok(secret.clone()),
+        PasswordSource::File(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read password file {}", path.display()))?;
+            let line = text.lines().next().unwrap_or_default();
+            Ok(Secret::new(line.trim_end_matches('\r')))
+        }
+        PasswordSource::Env(var) => match env.var_os(var).map(OsString::into_string) {
+            Some(Ok(value)) => Ok(Secret::new(value)),
+            None => {
+                bail!("no password: set the environment variable {var} or pass --password-file")
+            }
+            Some(Err(_)) => bail!("the environment variable {var} is not valid UTF-8"),
+        },
+    }
+}
+
+/// Reads each `password_env` variable once; rows naming an unset variable become invalid.
+fn resolve_row_passwords(rows: &mut Rows, env: &dyn Env) -> HashMap<String, Secret> {
+    let mut passwords: HashMap<String, Option<Secret>> = HashMap::new();
+    rows.reject(|device| {
+        let var = device.password_env.as_ref()?;
+        let found = passwords.entry(var.clone()).or_insert_with(|| {
+            let value = env.var_os(var)?.into_string().ok()?;
+            Some(Secret::new(value))
+        });
+        found.is_none().then(|| unset_password_record(device, var))
+    });
+    passwords
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+}
+
+fn unset_password_record(device: &inventory::Device, var: &str) -> DeviceRecord {
+    let mut record = DeviceRecord::new(
+        device.address.clone(),
+        device.name.clone(),
+        device.site.clone(),
+        Status::Invalid,
+    );
+    record.error = Some(format!(
+        "line {}: password_env {var} is not set in the environment",
+        device.line
+    ));
+    record.expect = device.expect;
+    record.extra = device.extra.clone();
+    record
+}
+
+/// Raises the open-file limit and lowers concurrency to what fits, with a warning.
+fn fit_concurrency(wanted: usize) -> (usize, Option<String>) {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    // Keep room for the runtime, outputs and the simulator when it runs in-process.
+    let fits = usize::try_from(limit.saturating_sub(128).max(1)).unwrap_or(usize::MAX);
+    if wanted > fits {
+        let warning = format!(
+            "concurrency {wanted} needs more open files than the limit allows ({limit}); using {fits}"
+        );
+        return (fits, Some(warning));
+    }
+    (wanted.max(1), None)
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_password_comes_from_its_file_first_line_or_its_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "s3cret\r\nignored\n").unwrap();
+        let none = env(&[]);
+        let from_file = read_password(&PasswordSource::File(file), &none).unwrap();
+        assert_eq!(from_file.expose(), "s3cret");
+        let vars = env(&[("PW", "from-env")]);
+        let from_env = read_password(&PasswordSource::Env("PW".into()), &vars).unwrap();
+        assert_eq!(from_env.expose(), "from-env");
+        let missing = read_password(&PasswordSource::Env("PW".into()), &none).unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "no password: set the environment variable PW or pass --password-file"
+        );
+    }
+
+    #[test]
+    fn rows_naming_an_unset_variable_become_invalid_records_and_the_rest_get_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inventory.csv");
+        std::fs::write(
+            &path,
+            "address,password_env\n10.0.0.1,CAM_A\n10.0.0.2,CAM_B\n10.0.0.3,\n",
+        )
+        .unwrap();
+        let mut settings = DeviceSettings::new(path, PasswordSource::Given(Secret::new("p")));
+        settings.concurrency = 4;
+        let prepared = settings.build(&env(&[("CAM_A", "a-pass")])).unwrap();
+        assert_eq!(prepared.devices.len(), 2);
+        assert_eq!(prepared.invalid.len(), 1);
+        let rejected = &prepared.invalid[0];
+        assert_eq!(rejected.address, "10.0.0.2");
+        assert_eq!(rejected.status, Status::Invalid);
+        assert_eq!(
+            rejected.error.as_deref(),
+            Some("line 3: password_env CAM_B is not set in the environment")
+        );
+    }
+
+    #[test]
+    fn a_zero_timeout_is_refused_before_anything_is_read() {
+        let mut settings = DeviceSettings::new(
+            PathBuf::from("/no/such/inventory.csv"),
+            PasswordSource::Env("UNSET".into()),
+        );
+        settings.timeout = Duration::ZERO;
+        let err = settings.build(&env(&[])).err().unwrap();
+        assert_eq!(err.to_string(), "--timeout must be greater than zero");
+    }
+}
