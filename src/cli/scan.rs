@@ -441,7 +441,7 @@ pub(super) fn prepare(
         row_passwords,
         policy: SessionPolicy {
             retries: args.retries,
-            allow_basic_http: args.allow_basic_http,
+            basic_over_http: crate::net::auth::BasicOverHttp::from_flag(args.allow_basic_http),
             ..SessionPolicy::default()
         },
         expect: args.expect.map(|e| match e {
