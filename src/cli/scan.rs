@@ -442,6 +442,7 @@ pub(super) fn prepare(
         policy: SessionPolicy {
             retries: args.retries,
             basic_over_http: crate::net::auth::BasicOverHttp::from_flag(args.allow_basic_http),
+            throttle_backoff: crate::vapix::session::throttle_backoff_from_env(),
             ..SessionPolicy::default()
         },
         expect: args.expect.map(|e| match e {

@@ -24,6 +24,20 @@ use handshake::{Answer, Nonce, Sent, State, Step};
 /// Least wait after a 403/429/503: AXIS OS blocks a client for 10 s after too many failures.
 pub const THROTTLE_BACKOFF: Duration = Duration::from_secs(10);
 
+/// Test-only knob, never documented to users: milliseconds that replace [`THROTTLE_BACKOFF`],
+/// so that the integration tests can watch a throttled device being retried without waiting
+/// 10 s (as uv's `UV_TEST_NO_HTTP_RETRY_DELAY`). Read by [`throttle_backoff_from_env`] only.
+pub const TEST_THROTTLE_BACKOFF_ENV: &str = "SSHFLEET_TEST_THROTTLE_BACKOFF_MS";
+
+/// [`THROTTLE_BACKOFF`], unless the test-only [`TEST_THROTTLE_BACKOFF_ENV`] holds a number of
+/// milliseconds. For the CLI's one `SessionPolicy`; anything unparsable is ignored.
+pub fn throttle_backoff_from_env() -> Duration {
+    std::env::var(TEST_THROTTLE_BACKOFF_ENV)
+        .ok()
+        .and_then(|ms| ms.trim().parse().ok())
+        .map_or(THROTTLE_BACKOFF, Duration::from_millis)
+}
+
 /// Pause before a request that failed in transit is sent again (plus jitter).
 const TRANSIT_PAUSE: Duration = Duration::from_millis(200);
 

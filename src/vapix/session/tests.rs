@@ -148,6 +148,10 @@ async fn a_throttled_device_is_retried_once_after_the_backoff() -> TestResult {
     assert!(waited >= THROTTLE_BACKOFF, "{waited:?}");
     assert!(waited < THROTTLE_BACKOFF * 6 / 5, "{waited:?}");
     assert!(real_start.elapsed() < THROTTLE_BACKOFF / 2);
+    // The camera saw the pause too, on the same virtual clock.
+    let arrivals = fleet.arrivals(0);
+    assert_eq!(arrivals.len(), 2, "{arrivals:?}");
+    assert_eq!(arrivals[1].duration_since(arrivals[0]), waited);
     fleet.shutdown().await;
     Ok(())
 }
