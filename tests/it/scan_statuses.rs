@@ -315,7 +315,14 @@ async fn verbose_scans_log_one_line_per_device_and_debug_shows_the_backoff() {
         ..SimConfig::default()
     })
     .await;
-    let (output, _) = fleet.scan("scan.jsonl", &["-vv", "--retries", "1"]).await;
+    // The backoff itself is not under test here: the test-only knob makes it 50 ms.
+    let (output, _) = fleet
+        .scan_with_env(
+            "scan.jsonl",
+            &["-vv", "--retries", "1"],
+            &[(TEST_THROTTLE_BACKOFF_ENV, "50")],
+        )
+        .await;
     let err = stderr(&output);
     assert!(
         err.lines().any(|l| l.contains("DEBUG")
