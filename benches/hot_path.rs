@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderValue};
 use serde::Deserialize;
 
 use sshfleet::inventory::{self, InventoryOptions, Row};
-use sshfleet::net::auth::{AuthSession, Credentials};
+use sshfleet::net::auth::{AuthSession, BasicOverHttp, Credentials, Transport};
 use sshfleet::report::{self, DeviceRecord, Format, Method, Schema, SshState, Status};
 use sshfleet::secret::Secret;
 use sshfleet::vapix::wire::{self, ApiVersion};
@@ -173,10 +173,17 @@ fn digest(c: &mut Criterion) {
         let headers = challenge(value);
         group.bench_with_input(BenchmarkId::new("adopt", name), &headers, |b, h| {
             let mut session = AuthSession::default();
-            b.iter(|| session.adopt(black_box(h), &creds, false, false))
+            b.iter(|| {
+                session.adopt(
+                    black_box(h),
+                    &creds,
+                    Transport::Plain,
+                    BasicOverHttp::Refuse,
+                )
+            })
         });
         let mut session = AuthSession::default();
-        let adopted = session.adopt(&headers, &creds, false, false);
+        let adopted = session.adopt(&headers, &creds, Transport::Plain, BasicOverHttp::Refuse);
         assert!(adopted.is_ok(), "challenge {name} not adopted");
         group.bench_function(BenchmarkId::new("authorization", name), |b| {
             b.iter(|| session.authorization("POST", black_box(wire::SSH_CGI), &creds))
@@ -197,7 +204,7 @@ fn device(c: &mut Criterion) {
             || (VERSIONS.as_bytes().to_vec(), SSH_INFO.as_bytes().to_vec()),
             |(versions, info)| {
                 let mut auth = AuthSession::default();
-                let _ = auth.adopt(&headers, &creds, false, false);
+                let _ = auth.adopt(&headers, &creds, Transport::Plain, BasicOverHttp::Refuse);
                 let first = auth.authorization("POST", wire::SSH_CGI, &creds);
                 black_box((first, wire::get_supported_versions()));
                 let listed = match wire::parse_supported_versions(versions) {

@@ -9,7 +9,7 @@ use std::io::Cursor;
 use http::{HeaderMap, HeaderValue};
 
 use crate::inventory::{self, InventoryOptions, Row};
-use crate::net::auth::{parse_challenges, AuthSession, Credentials};
+use crate::net::auth::{parse_challenges, AuthSession, BasicOverHttp, Credentials, Transport};
 use crate::secret::Secret;
 
 /// The targets, by name (the `fuzz/fuzz_targets/*.rs` files and corpus directories).
@@ -99,7 +99,10 @@ pub fn challenge(data: &[u8]) {
         password: Secret::new("pass"),
     };
     let mut session = AuthSession::default();
-    if session.adopt(&headers, &creds, true, true).is_ok() {
+    if session
+        .adopt(&headers, &creds, Transport::Tls, BasicOverHttp::Allow)
+        .is_ok()
+    {
         if let Some(header) = session.authorization("POST", "/axis-cgi/ssh.cgi", &creds) {
             let text = header.as_bytes();
             assert!(

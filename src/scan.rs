@@ -459,29 +459,41 @@ mod tests {
 
     use super::*;
 
+    /// Bounds the waits of these tests: a hang here is a failure, never a synchronisation.
+    const BOUND: Duration = Duration::from_secs(20);
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_item_runs_once_and_never_more_than_the_limit_at_a_time() {
         let running = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (r, p, s) = (running.clone(), peak.clone(), seen.clone());
-        let stats = run_bounded(
+        // The first 7 items wait for each other: they can only all pass with 7 in flight,
+        // and every item after them is free to overtake or overlap as it will.
+        let first_seven = Arc::new(tokio::sync::Barrier::new(7));
+        let (r, p, s, b) = (running.clone(), peak.clone(), seen.clone(), first_seven);
+        let run = run_bounded(
             0..200u32,
             7,
             Duration::from_secs(1),
             Shutdown::never(),
             move |i| {
-                let (running, peak, seen) = (r.clone(), p.clone(), s.clone());
+                let (running, peak, seen, barrier) = (r.clone(), p.clone(), s.clone(), b.clone());
                 async move {
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     peak.fetch_max(now, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    if i < 7 {
+                        barrier.wait().await;
+                    } else {
+                        tokio::task::yield_now().await;
+                    }
                     seen.lock().unwrap().push(i);
                     running.fetch_sub(1, Ordering::SeqCst);
                 }
             },
-        )
-        .await;
+        );
+        let stats = tokio::time::timeout(BOUND, run)
+            .await
+            .unwrap_or_else(|_| panic!("fewer than 7 items in flight: the first seven never met"));
         assert_eq!(
             stats,
             RunStats {
@@ -500,33 +512,37 @@ mod tests {
     async fn a_stop_takes_no_new_items_and_counts_what_was_abandoned() {
         let (trigger, shutdown) = crate::shutdown::channel();
         let started = Arc::new(AtomicUsize::new(0));
-        let counter = started.clone();
+        let all_hung = Arc::new(tokio::sync::Notify::new());
+        let (counter, hung) = (started.clone(), all_hung.clone());
+        // Items 0-2 finish at once, then items 3-5 hang forever, one per worker: after the
+        // sixth start no worker is free, so the stop comes when exactly 6 were taken.
         let stopper = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            all_hung.notified().await;
             trigger.trigger();
         });
-        // Items 0-2 finish at once, then item 3 onwards hang past the grace period.
-        let stats = run_bounded(
+        let run = run_bounded(
             0..100u32,
             3,
             Duration::from_millis(50),
             shutdown,
             move |i| {
-                let started = counter.clone();
+                let (started, hung) = (counter.clone(), hung.clone());
                 async move {
-                    started.fetch_add(1, Ordering::SeqCst);
+                    if started.fetch_add(1, Ordering::SeqCst) + 1 == 6 {
+                        hung.notify_one();
+                    }
                     if i >= 3 {
-                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        std::future::pending::<()>().await;
                     }
                 }
             },
-        )
-        .await;
+        );
+        let stats = tokio::time::timeout(BOUND, run).await.unwrap();
         stopper.await.unwrap();
         assert!(stats.interrupted);
         assert_eq!(stats.dispatched, 6);
         assert_eq!(started.load(Ordering::SeqCst), 6);
-        // Three hung items abandoned, 94 never started.
+        // Three hung items abandoned after the grace period, 94 never started.
         assert_eq!(stats.not_checked, 3 + 94);
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 
 use crate::inventory::{self, InventoryOptions, Rows, Scheme, Shard};
-use crate::net::auth::Credentials;
+use crate::net::auth::{BasicOverHttp, Credentials};
 use crate::net::tls::{Pins, TrustSettings};
 use crate::net::{ClientSettings, HttpClient};
 use crate::probe::ProbeSettings;
@@ -24,7 +24,7 @@ use crate::remediate::WriteLimits;
 use crate::report::{DeviceRecord, Schema, SshState, Status};
 use crate::scan::{ScanSettings, Scanner};
 use crate::secret::Secret;
-use crate::vapix::SessionPolicy;
+use crate::vapix::{session, SessionPolicy};
 
 /// Defaults shared by the flags and by settings built in code.
 pub const DEFAULT_CONCURRENCY: usize = 256;
@@ -161,7 +161,8 @@ impl DeviceSettings {
             row_passwords,
             policy: SessionPolicy {
                 retries: self.retries,
-                allow_basic_http: self.allow_basic_http,
+                basic_over_http: BasicOverHttp::from_flag(self.allow_basic_http),
+                throttle_backoff: test_throttle_backoff(env),
                 ..SessionPolicy::default()
             },
             expect: self.expect,
@@ -378,6 +379,12 @@ fn unset_password_record(device: &inventory::Device, var: &str) -> DeviceRecord 
     record.expect = device.expect;
     record.extra = device.extra.clone();
     record
+}
+
+/// The backoff after throttling: the device's, unless a test asks for a shorter one.
+fn test_throttle_backoff(env: &dyn Env) -> Duration {
+    let value = env.var_os(session::TEST_THROTTLE_BACKOFF_ENV);
+    session::throttle_backoff_from(value.as_ref().and_then(|v| v.to_str()))
 }
 
 /// Raises the open-file limit and lowers concurrency to what fits, with a warning.

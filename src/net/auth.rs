@@ -288,6 +288,33 @@ pub struct AuthSession {
     realm: Option<String>,
 }
 
+/// Whether the connection to the device is encrypted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Plain,
+    Tls,
+}
+
+/// Whether a Basic challenge may be answered over plain HTTP (`--allow-basic-http`), where
+/// the password travels in clear.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BasicOverHttp {
+    #[default]
+    Refuse,
+    Allow,
+}
+
+impl BasicOverHttp {
+    /// From the command line's `--allow-basic-http` switch.
+    pub fn from_flag(allowed: bool) -> BasicOverHttp {
+        if allowed {
+            BasicOverHttp::Allow
+        } else {
+            BasicOverHttp::Refuse
+        }
+    }
+}
+
 /// Why no credentials can be sent.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -298,13 +325,13 @@ pub enum AuthError {
 }
 
 impl AuthSession {
-    /// Adopts the challenge of a 401. `tls` says whether the connection is encrypted.
+    /// Adopts the challenge of a 401 received over `transport`.
     pub fn adopt(
         &mut self,
         headers: &HeaderMap,
         creds: &Credentials,
-        tls: bool,
-        allow_basic_http: bool,
+        transport: Transport,
+        basic: BasicOverHttp,
     ) -> Result<(), AuthError> {
         let challenge = parse_challenges(headers);
         if let Some(c) = &challenge {
@@ -327,7 +354,9 @@ impl AuthSession {
                 self.basic = false;
                 Ok(())
             }
-            Some(Challenge::Basic { .. }) if tls || allow_basic_http => {
+            Some(Challenge::Basic { .. })
+                if transport == Transport::Tls || basic == BasicOverHttp::Allow =>
+            {
                 self.challenge = None;
                 self.basic = true;
                 Ok(())
@@ -367,26 +396,26 @@ impl AuthSession {
         header.push_str("Digest username=\"");
         header.push_str(&quote(&creds.username));
         header.push('"');
-        push_param(&mut header, "realm", &c.realm, true);
-        push_param(&mut header, "nonce", &c.nonce, true);
-        push_param(&mut header, "uri", uri, true);
-        push_param(&mut header, "algorithm", c.algorithm.name(), false);
+        push_quoted(&mut header, "realm", &c.realm);
+        push_quoted(&mut header, "nonce", &c.nonce);
+        push_quoted(&mut header, "uri", uri);
+        push_token(&mut header, "algorithm", c.algorithm.name());
         let response = if c.qop_auth {
             let mut nc = String::with_capacity(8);
             push_hex(&mut nc, &self.nc.to_be_bytes());
             let response =
                 c.algorithm
                     .hash(&[&self.ha1, &c.nonce, &nc, &self.cnonce, "auth", &ha2]);
-            push_param(&mut header, "qop", "auth", false);
-            push_param(&mut header, "nc", &nc, false);
-            push_param(&mut header, "cnonce", &self.cnonce, true);
+            push_token(&mut header, "qop", "auth");
+            push_token(&mut header, "nc", &nc);
+            push_quoted(&mut header, "cnonce", &self.cnonce);
             response
         } else {
             c.algorithm.hash(&[&self.ha1, &c.nonce, &ha2])
         };
-        push_param(&mut header, "response", &response, true);
+        push_quoted(&mut header, "response", &response);
         if let Some(opaque) = &c.opaque {
-            push_param(&mut header, "opaque", opaque, true);
+            push_quoted(&mut header, "opaque", opaque);
         }
         HeaderValue::from_str(&header).ok().map(sensitive)
     }
@@ -405,18 +434,24 @@ fn sensitive(mut value: HeaderValue) -> HeaderValue {
     value
 }
 
-/// Appends `, key=value`, quoting and escaping the value when asked.
-fn push_param(header: &mut String, key: &str, value: &str, quoted: bool) {
+/// Appends `, key="value"`, escaping the value as a quoted-string.
+fn push_quoted(header: &mut String, key: &str, value: &str) {
+    push_key(header, key);
+    header.push('"');
+    header.push_str(&quote(value));
+    header.push('"');
+}
+
+/// Appends `, key=value` for a value that is a token (`algorithm`, `qop`, `nc`).
+fn push_token(header: &mut String, key: &str, value: &str) {
+    push_key(header, key);
+    header.push_str(value);
+}
+
+fn push_key(header: &mut String, key: &str) {
     header.push_str(", ");
     header.push_str(key);
     header.push('=');
-    if quoted {
-        header.push('"');
-        header.push_str(&quote(value));
-        header.push('"');
-    } else {
-        header.push_str(value);
-    }
 }
 
 /// Escapes `"` and `\` inside a quoted-string.
@@ -467,7 +502,10 @@ mod tests {
             r#"Digest realm="testrealm@host.com", qop="auth,auth-int", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", opaque="5ccc069c403ebaf9f0171e9517f40e41""#,
         ]);
         let c = creds("Mufasa", "Circle Of Life");
-        assert_eq!(session.adopt(&h, &c, false, false), Ok(()));
+        assert_eq!(
+            session.adopt(&h, &c, Transport::Plain, BasicOverHttp::Refuse),
+            Ok(())
+        );
         session.cnonce = "0a4f113b".into();
         let header = session.authorization("GET", "/dir/index.html", &c);
         let header = header.unwrap_or_else(|| HeaderValue::from_static(""));
@@ -485,7 +523,10 @@ mod tests {
         let mut session = AuthSession::default();
         let h = headers(&[r#"Digest realm="r", nonce="n", qop="auth""#]);
         let c = creds("root", "pass");
-        assert_eq!(session.adopt(&h, &c, false, false), Ok(()));
+        assert_eq!(
+            session.adopt(&h, &c, Transport::Plain, BasicOverHttp::Refuse),
+            Ok(())
+        );
         let first = session.authorization("POST", "/axis-cgi/ssh.cgi", &c);
         let second = session.authorization("POST", "/axis-cgi/ssh.cgi", &c);
         assert_eq!(first.map(|h| field(&h, "nc")), Some("00000001".into()));
@@ -499,7 +540,10 @@ mod tests {
             r#"Digest realm="testrealm@host.com", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093""#,
         ]);
         let c = creds("Mufasa", "Circle Of Life");
-        assert_eq!(session.adopt(&h, &c, false, false), Ok(()));
+        assert_eq!(
+            session.adopt(&h, &c, Transport::Plain, BasicOverHttp::Refuse),
+            Ok(())
+        );
         let header = session.authorization("GET", "/dir/index.html", &c);
         let header = header.unwrap_or_else(|| HeaderValue::from_static(""));
         // H(H(A1):nonce:H(A2)) computed independently.
@@ -518,7 +562,10 @@ mod tests {
             r#"Digest realm="http-auth@example.org", qop="auth, auth-int", algorithm=MD5, nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v""#,
         ]);
         let c = creds("Mufasa", "Circle of Life");
-        assert_eq!(session.adopt(&h, &c, false, false), Ok(()));
+        assert_eq!(
+            session.adopt(&h, &c, Transport::Plain, BasicOverHttp::Refuse),
+            Ok(())
+        );
         session.cnonce = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ".into();
         let header = session.authorization("GET", "/dir/index.html", &c);
         let header = header.unwrap_or_else(|| HeaderValue::from_static(""));
@@ -534,11 +581,30 @@ mod tests {
         let c = creds("root", "pass");
         let mut session = AuthSession::default();
         assert_eq!(
-            session.adopt(&h, &c, false, false),
+            session.adopt(&h, &c, Transport::Plain, BasicOverHttp::Refuse),
             Err(AuthError::BasicOverHttp)
         );
         assert_eq!(session.realm(), Some("AXIS"), "known even when refused");
-        assert_eq!(session.adopt(&h, &c, true, false), Ok(()));
+        assert_eq!(
+            session.authorization("GET", "/", &c),
+            None,
+            "nothing adopted"
+        );
+        assert_eq!(
+            session.adopt(&h, &c, Transport::Plain, BasicOverHttp::Allow),
+            Ok(()),
+            "--allow-basic-http"
+        );
+        let header = session.authorization("GET", "/", &c);
+        assert_eq!(
+            header.as_ref().and_then(|h| h.to_str().ok()),
+            Some("Basic cm9vdDpwYXNz")
+        );
+        let mut session = AuthSession::default();
+        assert_eq!(
+            session.adopt(&h, &c, Transport::Tls, BasicOverHttp::Refuse),
+            Ok(())
+        );
         let header = session.authorization("GET", "/", &c);
         assert_eq!(
             header.as_ref().and_then(|h| h.to_str().ok()),
@@ -562,7 +628,12 @@ mod tests {
         assert_eq!(c.algorithm, Algorithm::Md5Sess);
         let mut session = AuthSession::default();
         assert_eq!(
-            session.adopt(&h, &creds("ro\"ot", "p"), false, false),
+            session.adopt(
+                &h,
+                &creds("ro\"ot", "p"),
+                Transport::Plain,
+                BasicOverHttp::Refuse
+            ),
             Ok(())
         );
         let header = session.authorization("GET", "/", &creds("ro\"ot", "p"));
@@ -578,7 +649,15 @@ mod tests {
     fn stale_flag_is_read() {
         let h = headers(&[r#"Digest realm="y", nonce="abc", stale=TRUE, qop="auth""#]);
         let mut session = AuthSession::default();
-        assert_eq!(session.adopt(&h, &creds("a", "b"), false, false), Ok(()));
+        assert_eq!(
+            session.adopt(
+                &h,
+                &creds("a", "b"),
+                Transport::Plain,
+                BasicOverHttp::Refuse
+            ),
+            Ok(())
+        );
         assert!(session.is_stale());
     }
 

@@ -1,6 +1,7 @@
 //! One virtual camera: its SSH state, counters and write log, and how it answers a request
 //! (brute-force block, authentication gate, routing to the CGIs, payload faults).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -47,6 +48,9 @@ impl Arrival {
 /// Size of the body an `Oversized` camera sends.
 const OVERSIZED_BYTES: usize = 4 * 1024 * 1024;
 
+/// Arrival times kept per camera (the latest ones), for tests that measure a client's pauses.
+const ARRIVALS_KEPT: usize = 16;
+
 #[derive(Debug)]
 pub struct Camera {
     pub address: String,
@@ -63,6 +67,8 @@ pub struct Camera {
     /// The SSH state; its SSH port follows it through [`Camera::watch_ssh`].
     ssh_enabled: watch::Sender<bool>,
     requests: AtomicU64,
+    /// When the latest requests arrived, oldest first; at most [`ARRIVALS_KEPT`].
+    arrivals: Mutex<VecDeque<Instant>>,
     ssh_connections: AtomicU64,
     writes: Mutex<Vec<WriteEvent>>,
     guard: Guard,
@@ -92,6 +98,7 @@ impl Camera {
             param_style: id.param_style,
             slow_delay: id.slow_delay,
             requests: AtomicU64::new(0),
+            arrivals: Mutex::new(VecDeque::new()),
             ssh_connections: AtomicU64::new(0),
             writes: Mutex::new(Vec::new()),
             guard: Guard::default(),
@@ -129,6 +136,17 @@ impl Camera {
 
     pub fn count_request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut arrivals = self.arrivals.lock().unwrap_or_else(|p| p.into_inner());
+        if arrivals.len() == ARRIVALS_KEPT {
+            arrivals.pop_front();
+        }
+        arrivals.push_back(Instant::now());
+    }
+
+    /// When the latest requests (up to 16) arrived, oldest first.
+    pub fn arrivals(&self) -> Vec<Instant> {
+        let arrivals = self.arrivals.lock().unwrap_or_else(|p| p.into_inner());
+        arrivals.iter().copied().collect()
     }
 
     pub fn count_ssh_connection(&self) {

@@ -187,6 +187,16 @@ impl Fleet {
         self.cameras.iter().map(|c| c.snapshot()).collect()
     }
 
+    /// When camera `i`'s latest requests (up to 16) arrived, oldest first, on the tokio
+    /// clock: for tests that measure a client's pauses between requests. In-process only
+    /// (not part of the control API); empty if there is no camera `i`.
+    pub fn arrivals(&self, i: usize) -> Vec<tokio::time::Instant> {
+        self.cameras
+            .get(i)
+            .map(|c| c.arrivals())
+            .unwrap_or_default()
+    }
+
     pub fn control_url(&self) -> Option<String> {
         self.control_url.clone()
     }

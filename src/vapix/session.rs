@@ -1,5 +1,10 @@
 //! One device's conversation: sequential requests over the pooled client, the auth
 //! handshake with a cached challenge, bounded retries with jitter, and backoff when throttled.
+//! What follows each answer is decided in [`handshake`]; this module does the sending.
+
+mod handshake;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,20 +15,38 @@ use http::{header, Method, Request, StatusCode};
 use http_body_util::Full;
 use tokio::time::Instant;
 
-use crate::net::auth::{AuthError, AuthSession, Credentials};
+use crate::net::auth::{self, AuthError, AuthSession, BasicOverHttp, Credentials, Transport};
 use crate::net::retry::{self, jitter, MAX_RETRY_AFTER, USER_AGENT};
 use crate::net::tls::Fingerprint;
 use crate::net::{HttpClient, HttpError, HttpResponse};
+use handshake::{Answer, Nonce, Sent, State, Step};
 
 /// Least wait after a 403/429/503: AXIS OS blocks a client for 10 s after too many failures.
 pub const THROTTLE_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Test-only knob, never documented to users: milliseconds that replace [`THROTTLE_BACKOFF`],
+/// so that the integration tests can watch a throttled device being retried without waiting
+/// 10 s (as uv's `UV_TEST_NO_HTTP_RETRY_DELAY`). Read in one place, by the device settings'
+/// build step, and given to [`throttle_backoff_from`].
+pub const TEST_THROTTLE_BACKOFF_ENV: &str = "SSHFLEET_TEST_THROTTLE_BACKOFF_MS";
+
+/// [`THROTTLE_BACKOFF`], unless the test-only [`TEST_THROTTLE_BACKOFF_ENV`] holds a number of
+/// milliseconds (`millis`: its value); anything unparsable is ignored.
+pub fn throttle_backoff_from(millis: Option<&str>) -> Duration {
+    millis
+        .and_then(|ms| ms.trim().parse().ok())
+        .map_or(THROTTLE_BACKOFF, Duration::from_millis)
+}
+
+/// Pause before a request that failed in transit is sent again (plus jitter).
+const TRANSIT_PAUSE: Duration = Duration::from_millis(200);
 
 /// How one session behaves; shared by every device of a run.
 #[derive(Clone)]
 pub struct SessionPolicy {
     /// Extra tries of a request after a transient failure or throttling.
     pub retries: u32,
-    pub allow_basic_http: bool,
+    pub basic_over_http: BasicOverHttp,
     /// Optional global request rate (scans) — never applied to writes here.
     pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
     pub throttle_backoff: Duration,
@@ -33,7 +56,7 @@ impl Default for SessionPolicy {
     fn default() -> SessionPolicy {
         SessionPolicy {
             retries: 1,
-            allow_basic_http: false,
+            basic_over_http: BasicOverHttp::Refuse,
             limiter: None,
             throttle_backoff: THROTTLE_BACKOFF,
         }
@@ -84,11 +107,10 @@ pub struct DeviceSession<'a> {
     policy: &'a SessionPolicy,
     creds: &'a Credentials,
     base: String,
-    tls: bool,
+    transport: Transport,
     auth: AuthSession,
-    /// Credentials have been accepted at least once on this device.
-    authenticated: bool,
-    retries_left: u32,
+    /// What the handshake has learned and spent so far.
+    state: State,
     /// No wait (backoff, throttling) is started that would end after this instant.
     deadline: Instant,
     /// HTTP requests sent, including challenged ones.
@@ -114,11 +136,14 @@ impl<'a> DeviceSession<'a> {
             http,
             policy,
             creds,
-            tls: base.starts_with("https://"),
+            transport: if base.starts_with("https://") {
+                Transport::Tls
+            } else {
+                Transport::Plain
+            },
             base,
             auth: AuthSession::default(),
-            authenticated: false,
-            retries_left: policy.retries,
+            state: State::new(policy.retries),
             deadline,
             requests: 0,
             attempts: 1,
@@ -169,82 +194,91 @@ impl<'a> DeviceSession<'a> {
         connection: Connection,
         resend: Resend,
     ) -> Result<HttpResponse, CallError> {
-        let mut challenges = 0u32;
-        let mut rechallenged = false;
+        self.state = self.state.for_request();
         loop {
-            let authorization = self.auth.authorization(method.as_str(), target, self.creds);
-            let sent_credentials = authorization.is_some();
-            let request = self.build(&method, target, body.clone(), authorization, connection)?;
-            let response = match self.send(request).await {
-                Ok(r) => r,
-                Err(e)
-                    if resend == Resend::IfTransient && e.is_transient() && self.take_retry() =>
-                {
-                    tracing::debug!(error = %e, "request failed in transit; sent again");
-                    tokio::time::sleep(jitter(Duration::from_millis(200))).await;
-                    continue;
+            let (sent, request) = self.request(&method, target, &body, connection)?;
+            let result = self.send(request).await;
+            let answer = self.answer_to(&result, sent, resend);
+            let (state, step) = handshake::on_answer(self.state, answer);
+            self.state = state;
+            match step {
+                Step::Done => return result.map_err(CallError::from),
+                Step::Fail(error) => return Err(error),
+                Step::Rechallenge => self.adopt_from(&result)?,
+                Step::AdoptAndFail(error) => {
+                    self.adopt_from(&result)?;
+                    return Err(error);
                 }
-                Err(e) => return Err(e.into()),
-            };
-            match response.status {
-                StatusCode::UNAUTHORIZED => {
-                    // Without credentials this is the normal challenge; with them it is final,
-                    // except once for a nonce that went stale (or expired without saying so
-                    // on a device where these credentials already worked).
-                    let retry = if !sent_credentials {
-                        challenges += 1;
-                        challenges <= 2
-                    } else if !rechallenged {
-                        rechallenged = true;
-                        self.adopt(&response.headers)?;
-                        if self.auth.is_stale() || self.authenticated {
-                            continue;
-                        }
-                        false
-                    } else {
-                        false
-                    };
-                    if !retry {
-                        return Err(CallError::AuthFailed {
-                            privilege: self.authenticated,
-                        });
-                    }
-                    self.adopt(&response.headers)?;
-                }
-                StatusCode::FORBIDDEN
-                | StatusCode::TOO_MANY_REQUESTS
-                | StatusCode::SERVICE_UNAVAILABLE => {
-                    let status = response.status.as_u16();
-                    let asked = retry::retry_after(&response.headers);
-                    let wait = self.backoff(asked);
-                    // A wait past the device's deadline would only end as a timeout: say now
-                    // what the device said.
-                    let too_long = asked.is_some_and(|a| a > MAX_RETRY_AFTER)
-                        || Instant::now()
-                            .checked_add(wait)
-                            .map_or(true, |end| end >= self.deadline);
-                    if too_long {
-                        return Err(CallError::Throttled {
-                            status,
-                            asked_secs: asked.map(|a| a.as_secs()),
-                        });
-                    }
-                    if !self.take_retry() {
-                        return Err(CallError::Throttled {
-                            status,
-                            asked_secs: None,
-                        });
-                    }
-                    tracing::debug!(status, ?wait, "throttled by the device; backing off");
-                    tokio::time::sleep(wait).await;
-                }
-                _ => {
-                    if sent_credentials {
-                        self.authenticated = true;
-                    }
-                    return Ok(response);
+                Step::Backoff(wait) => self.back_off(wait, &result).await,
+            }
+        }
+    }
+
+    /// The next request, with the credentials the cached challenge allows, if any.
+    fn request(
+        &mut self,
+        method: &Method,
+        target: &str,
+        body: &Bytes,
+        connection: Connection,
+    ) -> Result<(Sent, Request<Full<Bytes>>), HttpError> {
+        let authorization = self.auth.authorization(method.as_str(), target, self.creds);
+        let sent = match authorization {
+            Some(_) => Sent::Credentials,
+            None => Sent::Anonymous,
+        };
+        let request = self.build(method, target, body.clone(), authorization, connection)?;
+        Ok((sent, request))
+    }
+
+    /// Sleeps before the next try, which is one more device-level attempt.
+    async fn back_off(&mut self, wait: Duration, result: &Result<HttpResponse, HttpError>) {
+        self.attempts = self.attempts.saturating_add(1);
+        match result {
+            Ok(response) => tracing::debug!(
+                status = response.status.as_u16(),
+                ?wait,
+                "throttled by the device; backing off"
+            ),
+            Err(error) => tracing::debug!(error = %error, "request failed in transit; sent again"),
+        }
+        tokio::time::sleep(wait).await;
+    }
+
+    /// What became of a request, as the handshake needs to know it.
+    fn answer_to(
+        &self,
+        result: &Result<HttpResponse, HttpError>,
+        sent: Sent,
+        resend: Resend,
+    ) -> Answer {
+        let response = match result {
+            Ok(response) => response,
+            Err(error) => {
+                return Answer::Lost {
+                    error: error.clone(),
+                    resend,
+                    pause: jitter(TRANSIT_PAUSE),
                 }
             }
+        };
+        match response.status {
+            StatusCode::UNAUTHORIZED => Answer::Unauthorized {
+                sent,
+                nonce: nonce_of(&response.headers),
+            },
+            StatusCode::FORBIDDEN
+            | StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::SERVICE_UNAVAILABLE => {
+                let asked = retry::retry_after(&response.headers);
+                Answer::Throttled {
+                    status: response.status.as_u16(),
+                    asked,
+                    wait: self.backoff(asked),
+                    remaining: self.deadline.saturating_duration_since(Instant::now()),
+                }
+            }
+            _ => Answer::Answered { sent },
         }
     }
 
@@ -254,7 +288,7 @@ impl<'a> DeviceSession<'a> {
                 .until_ready_with_jitter(Jitter::up_to(Duration::from_millis(20)))
                 .await;
         }
-        self.requests += 1;
+        self.requests = self.requests.saturating_add(1);
         let response = self.http.send(request).await?;
         self.last_status = Some(response.status.as_u16());
         if response.peer.is_some() {
@@ -263,12 +297,23 @@ impl<'a> DeviceSession<'a> {
         Ok(response)
     }
 
+    /// Takes the challenge of the 401 in `result` for the next requests.
+    fn adopt_from(&mut self, result: &Result<HttpResponse, HttpError>) -> Result<(), CallError> {
+        match result {
+            Ok(response) => self.adopt(&response.headers),
+            // Only 401s are adopted, and a request that failed in transit has none.
+            Err(error) => Err(error.clone().into()),
+        }
+    }
+
     /// Takes the device's challenge for the next requests.
     fn adopt(&mut self, headers: &http::HeaderMap) -> Result<(), CallError> {
-        let allow_basic_http = self.policy.allow_basic_http;
-        let adopted = self
-            .auth
-            .adopt(headers, self.creds, self.tls, allow_basic_http);
+        let adopted = self.auth.adopt(
+            headers,
+            self.creds,
+            self.transport,
+            self.policy.basic_over_http,
+        );
         if self.serial.is_none() {
             self.serial = self
                 .auth
@@ -277,15 +322,6 @@ impl<'a> DeviceSession<'a> {
         }
         adopted?;
         Ok(())
-    }
-
-    fn take_retry(&mut self) -> bool {
-        if self.retries_left == 0 {
-            return false;
-        }
-        self.retries_left -= 1;
-        self.attempts += 1;
-        true
     }
 
     /// At least the policy backoff, longer if the device says so (capped), plus jitter so a
@@ -320,5 +356,14 @@ impl<'a> DeviceSession<'a> {
         builder
             .body(Full::new(body))
             .map_err(|e| HttpError::Protocol(format!("cannot build request: {e}")))
+    }
+}
+
+/// Whether a 401's challenge calls the nonce just used stale. The same challenge the session
+/// adopts next: a Digest one with `stale=true`.
+fn nonce_of(headers: &http::HeaderMap) -> Nonce {
+    match auth::parse_challenges(headers) {
+        Some(auth::Challenge::Digest(c)) if c.stale => Nonce::Stale,
+        _ => Nonce::Fresh,
     }
 }

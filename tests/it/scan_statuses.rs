@@ -1,8 +1,10 @@
 //! Every status of the contract is reached, each from the device behaviour that causes it.
 
 use std::io::Write as _;
+use std::time::Duration;
 
 use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, Firmware, SimConfig, SshFault};
+use sshfleet::vapix::session::{TEST_THROTTLE_BACKOFF_ENV, THROTTLE_BACKOFF};
 
 use crate::support::{code, stderr, TestFleet};
 
@@ -160,18 +162,33 @@ async fn each_device_behaviour_maps_to_its_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttled_device_is_retried_after_backoff_not_hammered() {
+    // The real backoff is 10 s; the test-only knob shortens it so the test measures the
+    // pause between the simulator's recorded arrivals instead of sleeping 10 s.
+    let backoff = Duration::from_millis(300);
     let fleet = TestFleet::start(SimConfig {
         specs: Some(vec![spec(Fault::Throttled, Firmware::Modern, false)]),
         ..SimConfig::default()
     })
     .await;
-    let (_, records) = fleet.scan("scan.jsonl", &["--retries", "1"]).await;
+    let knob = backoff.as_millis().to_string();
+    let (_, records) = fleet
+        .scan_with_env(
+            "scan.jsonl",
+            &["--retries", "1"],
+            &[(TEST_THROTTLE_BACKOFF_ENV, &knob)],
+        )
+        .await;
     assert_eq!(records[0]["status"], "forbidden");
     assert_eq!(records[0]["attempts"], 2);
     assert_eq!(records[0]["http_status"], 403);
-    // One try, one retry after >= 10 s backoff: nothing more.
+    // One try, one retry after the backoff (plus at most 20 % jitter): nothing more.
     assert_eq!(fleet.fleet.snapshot()[0].requests, 2);
-    assert!(records[0]["elapsed_ms"].as_u64().unwrap_or(0) >= 10_000);
+    let arrivals = fleet.fleet.arrivals(0);
+    assert_eq!(arrivals.len(), 2, "{arrivals:?}");
+    let pause = arrivals[1].duration_since(arrivals[0]);
+    assert!(pause >= backoff, "retried after {pause:?}");
+    assert!(pause < THROTTLE_BACKOFF, "the knob was ignored: {pause:?}");
+    assert!(records[0]["elapsed_ms"].as_u64().unwrap_or(0) >= 300);
     fleet.fleet.shutdown().await;
 }
 
@@ -298,7 +315,14 @@ async fn verbose_scans_log_one_line_per_device_and_debug_shows_the_backoff() {
         ..SimConfig::default()
     })
     .await;
-    let (output, _) = fleet.scan("scan.jsonl", &["-vv", "--retries", "1"]).await;
+    // The backoff itself is not under test here: the test-only knob makes it 50 ms.
+    let (output, _) = fleet
+        .scan_with_env(
+            "scan.jsonl",
+            &["-vv", "--retries", "1"],
+            &[(TEST_THROTTLE_BACKOFF_ENV, "50")],
+        )
+        .await;
     let err = stderr(&output);
     assert!(
         err.lines().any(|l| l.contains("DEBUG")

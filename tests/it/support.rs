@@ -48,6 +48,16 @@ impl TestFleet {
 
     /// `scan --inventory <fleet> -o <out.jsonl> --timeout 5s` plus `extra`.
     pub async fn scan(&self, out: &str, extra: &[&str]) -> (Output, Vec<Value>) {
+        self.scan_with_env(out, extra, &[]).await
+    }
+
+    /// [`TestFleet::scan`] with more environment variables than the password.
+    pub async fn scan_with_env(
+        &self,
+        out: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Output, Vec<Value>) {
         let out_path = self.path(out);
         let mut args = vec![
             "scan".to_string(),
@@ -61,7 +71,9 @@ impl TestFleet {
             args.extend(["--timeout".to_string(), "5s".to_string()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        let output = run(&args, &[("SSHFLEET_PASSWORD", PASSWORD)]).await;
+        let mut env = env.to_vec();
+        env.push(("SSHFLEET_PASSWORD", PASSWORD));
+        let output = run(&args, &env).await;
         let records = if out.ends_with(".jsonl") {
             read_jsonl(&out_path)
         } else {
