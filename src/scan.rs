@@ -162,7 +162,7 @@ impl Scanner {
         let ((outcome, facts), probe) = tokio::join!(reads, self.probe_ssh(device));
         let mut record = self.record_for(device, &session, started);
         if let Some(probe) = probe {
-            probe.apply_to(&mut record);
+            record.apply_probe(probe);
         }
         let reading = outcome.as_ref().ok().cloned();
         apply_reading(&mut record, outcome);
