@@ -105,7 +105,7 @@ impl Scanner {
                 async move {
                     let record = match row {
                         Row::Device(device) => scanner.check(&device).await,
-                        Row::Invalid(record) => record,
+                        Row::Invalid(row) => DeviceRecord::from_invalid(&row),
                     };
                     // The writer only goes away when the run is being torn down.
                     let _ = out.send(record).await;
@@ -249,7 +249,7 @@ impl Scanner {
         session: &DeviceSession<'_>,
         started: Instant,
     ) -> DeviceRecord {
-        let mut record = device.record(Status::Ok);
+        let mut record = DeviceRecord::for_device(device, Status::Ok);
         record.expect = device.expect.or(self.settings.expect);
         record.attempts = session.attempts;
         record.http_status = session.last_status;

@@ -14,14 +14,12 @@ use super::{
     ReportPipe, Stopping,
 };
 use crate::history::{History, Recorder, RunInfo};
-use crate::inventory::{self, Device, InventoryOptions, Rows, Scheme, Shard};
+use crate::inventory::{self, InventoryOptions, RowError, Rows, Scheme, Shard};
 use crate::net::auth::Credentials;
 use crate::net::tls::{Pins, TrustSettings};
 use crate::net::{ClientSettings, HttpClient};
 use crate::probe::ProbeSettings;
-use crate::report::{
-    self, DeviceRecord, RecordWriter, Reporter, Schema, SshState, Status, Summary,
-};
+use crate::report::{self, DeviceRecord, RecordWriter, Reporter, Schema, SshState, Summary};
 use crate::scan::{RunStats, ScanSettings, Scanner};
 use crate::secret::Secret;
 use crate::shutdown::Shutdown;
@@ -423,7 +421,12 @@ pub(super) fn prepare(
         }
     }
     let row_passwords = resolve_row_passwords(&mut inventory.rows);
-    let invalid = inventory.rows.take_invalid();
+    let invalid: Vec<DeviceRecord> = inventory
+        .rows
+        .take_invalid()
+        .iter()
+        .map(DeviceRecord::from_invalid)
+        .collect();
     let concurrency = fit_concurrency(args.concurrency, quiet);
     tracing::info!(
         devices = inventory.rows.len(),
@@ -556,28 +559,14 @@ fn resolve_row_passwords(rows: &mut Rows) -> HashMap<String, Secret> {
         let found = passwords
             .entry(var.clone())
             .or_insert_with(|| std::env::var(var).ok().map(Secret::new));
-        found.is_none().then(|| unset_password_record(device, var))
+        found
+            .is_none()
+            .then(|| RowError::PasswordEnvUnset { var: var.clone() })
     });
     passwords
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect()
-}
-
-fn unset_password_record(device: &Device, var: &str) -> DeviceRecord {
-    let mut record = DeviceRecord::new(
-        device.address.clone(),
-        device.name.clone(),
-        device.site.clone(),
-        Status::Invalid,
-    );
-    record.error = Some(format!(
-        "line {}: password_env {var} is not set in the environment",
-        device.line
-    ));
-    record.expect = device.expect;
-    record.extra = device.extra.clone();
-    record
 }
 
 fn client_settings(args: &DeviceArgs) -> anyhow::Result<ClientSettings> {

@@ -1,6 +1,7 @@
 //! The device record: one line of every report, and its field order. Its vocabulary (status,
 //! SSH state, port state…) lives in `crate::model` and is re-exported here.
 
+use crate::inventory::{Device, InvalidRow};
 pub use crate::model::{Action, Change, Exposure, Method, PortState, SshState, Status};
 use crate::probe::SshProbe;
 
@@ -133,10 +134,32 @@ impl DeviceRecord {
         }
     }
 
-    /// The record of an inventory row that cannot be scanned; `error` says why, with its line.
-    pub fn invalid(address: String, name: String, site: String, error: String) -> DeviceRecord {
-        let mut rec = DeviceRecord::new(address, name, site, Status::Invalid);
-        rec.error = Some(error);
+    /// A record for `device` carrying its inventory fields (address, name, site, expect,
+    /// passthrough values); the scan fills in the rest.
+    pub fn for_device(device: &Device, status: Status) -> DeviceRecord {
+        let mut rec = DeviceRecord::new(
+            device.address.clone(),
+            device.name.clone(),
+            device.site.clone(),
+            status,
+        );
+        rec.expect = device.expect;
+        rec.extra = device.extra.clone();
+        rec
+    }
+
+    /// The `invalid` record of an inventory row that cannot be scanned; `error` says why,
+    /// with its line (`line 7: address contains whitespace`).
+    pub fn from_invalid(row: &InvalidRow) -> DeviceRecord {
+        let mut rec = DeviceRecord::new(
+            row.address.clone(),
+            row.name.clone(),
+            row.site.clone(),
+            Status::Invalid,
+        );
+        rec.error = Some(row.to_string());
+        rec.expect = row.expect;
+        rec.extra = row.extra.clone();
         rec
     }
 
@@ -173,8 +196,10 @@ impl DeviceRecord {
 }
 
 #[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
+    use crate::inventory::{self, InventoryOptions, RowError};
 
     #[test]
     fn an_ssh_server_on_a_device_configured_off_is_not_compliant() {
@@ -201,9 +226,59 @@ mod tests {
 
     #[test]
     fn invalid_record_is_a_finding_with_its_reason() {
-        let rec = DeviceRecord::invalid("x".into(), "n".into(), "s".into(), "line 2: bad".into());
+        let inv = inventory::parse(
+            &b"address,name,site,owner\n10.0.0.1:0,n,s,alice\n"[..],
+            &InventoryOptions::default(),
+        )
+        .unwrap();
+        let mut rows = inv.rows;
+        let row = rows.take_invalid().remove(0);
+        let rec = DeviceRecord::from_invalid(&row);
         assert_eq!(rec.status, Status::Invalid);
-        assert_eq!(rec.error.as_deref(), Some("line 2: bad"));
+        assert_eq!(rec.error.as_deref(), Some("line 2: invalid port \"0\""));
+        assert_eq!(
+            (rec.address.as_str(), rec.name.as_str()),
+            ("10.0.0.1:0", "n")
+        );
+        assert_eq!(
+            (rec.site.as_str(), rec.extra.as_slice()),
+            ("s", &["alice".to_owned()][..])
+        );
+        assert_eq!(rec.expect, None);
         assert!(rec.is_finding());
+    }
+
+    #[test]
+    fn device_record_carries_the_inventory_fields() {
+        let inv = inventory::parse(
+            &b"address,name,site,expect,owner\n10.0.0.1,cam,hq,on,alice\n"[..],
+            &InventoryOptions::default(),
+        )
+        .unwrap();
+        let device = inv.rows.devices().next().unwrap();
+        let rec = DeviceRecord::for_device(&device, Status::Ok);
+        assert_eq!(rec.address, "10.0.0.1");
+        assert_eq!((rec.name.as_str(), rec.site.as_str()), ("cam", "hq"));
+        assert_eq!(rec.expect, Some(SshState::Enabled));
+        assert_eq!(rec.extra, ["alice"]);
+        assert_eq!((rec.status, rec.error.as_deref()), (Status::Ok, None));
+    }
+
+    #[test]
+    fn a_rejected_device_keeps_its_inventory_fields() {
+        let inv = inventory::parse(
+            &b"address,name,site,expect\n10.0.0.1,cam,hq,off\n"[..],
+            &InventoryOptions::default(),
+        )
+        .unwrap();
+        let device = inv.rows.devices().next().unwrap();
+        let reason = RowError::PasswordEnvUnset {
+            var: "CAM_PW".into(),
+        };
+        let rec = DeviceRecord::from_invalid(&InvalidRow::of_device(&device, reason));
+        let mut want = DeviceRecord::for_device(&device, Status::Invalid);
+        want.error = Some("line 2: password_env CAM_PW is not set in the environment".into());
+        want.checked_at.clone_from(&rec.checked_at);
+        assert_eq!(rec, want);
     }
 }
