@@ -54,8 +54,8 @@ pub fn inventory(data: &[u8]) {
                     device.line
                 );
             }
-            Row::Invalid(rec) => {
-                let error = rec.error.as_deref().unwrap_or_default();
+            Row::Invalid(row) => {
+                let error = row.reason.to_string();
                 assert!(!error.is_empty(), "an invalid row without a reason");
             }
         }

@@ -10,6 +10,7 @@ pub mod equinix;
 pub mod fuzzing;
 pub mod history;
 pub mod inventory;
+pub mod model;
 pub mod net;
 pub mod probe;
 pub mod remediate;

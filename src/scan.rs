@@ -105,7 +105,7 @@ impl Scanner {
                 async move {
                     let record = match row {
                         Row::Device(device) => scanner.check(&device).await,
-                        Row::Invalid(record) => record,
+                        Row::Invalid(row) => DeviceRecord::from_invalid(&row),
                     };
                     // The writer only goes away when the run is being torn down.
                     let _ = out.send(record).await;
@@ -162,7 +162,7 @@ impl Scanner {
         let ((outcome, facts), probe) = tokio::join!(reads, self.probe_ssh(device));
         let mut record = self.record_for(device, &session, started);
         if let Some(probe) = probe {
-            probe.apply_to(&mut record);
+            record.apply_probe(probe);
         }
         let reading = outcome.as_ref().ok().cloned();
         apply_reading(&mut record, outcome);
@@ -249,7 +249,7 @@ impl Scanner {
         session: &DeviceSession<'_>,
         started: Instant,
     ) -> DeviceRecord {
-        let mut record = device.record(Status::Ok);
+        let mut record = DeviceRecord::for_device(device, Status::Ok);
         record.expect = device.expect.or(self.settings.expect);
         record.attempts = session.attempts;
         record.http_status = session.last_status;

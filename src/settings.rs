@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
-use crate::inventory::{self, InventoryOptions, Rows, Scheme, Shard};
+use crate::inventory::{self, InventoryOptions, RowError, Rows, Scheme, Shard};
 use crate::net::auth::{BasicOverHttp, Credentials};
 use crate::net::tls::{Pins, TrustSettings};
 use crate::net::{ClientSettings, HttpClient};
@@ -21,7 +21,7 @@ use crate::probe::ProbeSettings;
 use crate::remediate::waves::{Budget, Waves};
 use crate::remediate::window::Window;
 use crate::remediate::WriteLimits;
-use crate::report::{DeviceRecord, Schema, SshState, Status};
+use crate::report::{DeviceRecord, Schema, SshState};
 use crate::scan::{ScanSettings, Scanner};
 use crate::secret::Secret;
 use crate::vapix::{session, SessionPolicy};
@@ -143,6 +143,7 @@ impl DeviceSettings {
         let mut warnings = std::mem::take(&mut inventory.warnings);
         let row_passwords = resolve_row_passwords(&mut inventory.rows, env);
         let invalid = inventory.rows.take_invalid();
+        let invalid: Vec<DeviceRecord> = invalid.iter().map(DeviceRecord::from_invalid).collect();
         let (concurrency, warning) = fit_concurrency(self.concurrency);
         warnings.extend(warning);
         tracing::info!(
@@ -357,28 +358,14 @@ fn resolve_row_passwords(rows: &mut Rows, env: &dyn Env) -> HashMap<String, Secr
             let value = env.var_os(var)?.into_string().ok()?;
             Some(Secret::new(value))
         });
-        found.is_none().then(|| unset_password_record(device, var))
+        found
+            .is_none()
+            .then(|| RowError::PasswordEnvUnset { var: var.clone() })
     });
     passwords
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect()
-}
-
-fn unset_password_record(device: &inventory::Device, var: &str) -> DeviceRecord {
-    let mut record = DeviceRecord::new(
-        device.address.clone(),
-        device.name.clone(),
-        device.site.clone(),
-        Status::Invalid,
-    );
-    record.error = Some(format!(
-        "line {}: password_env {var} is not set in the environment",
-        device.line
-    ));
-    record.expect = device.expect;
-    record.extra = device.extra.clone();
-    record
 }
 
 /// The backoff after throttling: the device's, unless a test asks for a shorter one.
@@ -447,7 +434,7 @@ mod tests {
         assert_eq!(prepared.invalid.len(), 1);
         let rejected = &prepared.invalid[0];
         assert_eq!(rejected.address, "10.0.0.2");
-        assert_eq!(rejected.status, Status::Invalid);
+        assert_eq!(rejected.status, crate::model::Status::Invalid);
         assert_eq!(
             rejected.error.as_deref(),
             Some("line 3: password_env CAM_B is not set in the environment")

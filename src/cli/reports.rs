@@ -201,17 +201,8 @@ fn stale_shards(shards: &[PathBuf], max_age: Option<Duration>) -> Vec<(PathBuf, 
 fn expected_row(row: &Row) -> (String, u64) {
     match row {
         Row::Device(device) => (device.address.clone(), device.line),
-        Row::Invalid(rec) => (rec.address.clone(), line_of(rec.error.as_deref())),
+        Row::Invalid(row) => (row.address.clone(), row.line),
     }
-}
-
-/// An invalid row's line, from its error (`line 12: …`); 0 when it does not say.
-fn line_of(error: Option<&str>) -> u64 {
-    error
-        .and_then(|e| e.strip_prefix("line "))
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|digits| digits.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Coverage is said even with `--quiet` when it fails: it is why the merge exits 1.
@@ -271,17 +262,5 @@ fn say_coverage(report: &CoverageReport, shards: &[PathBuf], quiet: bool) {
             "not in the inventory: … and {} more",
             report.extra_count - MAX_LISTED as u64
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_invalid_rows_line_comes_from_its_error() {
-        assert_eq!(line_of(Some("line 12: address is empty")), 12);
-        assert_eq!(line_of(Some("password_env X is not set")), 0);
-        assert_eq!(line_of(None), 0);
     }
 }

@@ -5,7 +5,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
-use super::quoted;
+use super::error::AddressError;
+use super::text::{quoted, Quoted};
 
 /// Addresses longer than this are rejected: no real host name or URL comes close.
 pub(crate) const MAX_ADDRESS_BYTES: usize = 2048;
@@ -13,10 +14,6 @@ pub(crate) const MAX_ADDRESS_BYTES: usize = 2048;
 /// RFC 1035 limits.
 const MAX_NAME_BYTES: usize = 253;
 const MAX_LABEL_BYTES: usize = 63;
-
-/// The message for `user:pass@` in an address. It never echoes the cell: it holds a password.
-const CREDENTIALS_IN_ADDRESS: &str =
-    "address must not contain credentials (user@ or user:password@); use the username and password_env columns";
 
 /// How to talk to a device.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -126,12 +123,12 @@ pub(crate) struct Address {
     pub port: Option<u16>,
 }
 
-/// Parses a trimmed address cell. The error is a reason fit for `line N: <reason>`.
-pub(crate) fn parse_address(cell: &str) -> Result<Address, String> {
+/// Parses a trimmed address cell.
+pub(crate) fn parse_address(cell: &str) -> Result<Address, AddressError> {
     check_shape(cell)?;
     // Checked before anything echoes a part of the cell: the part may be a password.
     if cell.contains('@') {
-        return Err(CREDENTIALS_IN_ADDRESS.to_owned());
+        return Err(AddressError::Credentials);
     }
     if let Some((scheme, rest)) = cell.split_once("://") {
         // `=HYPERLINK("http://…` is no URL with an odd scheme; it gets the generic message.
@@ -140,10 +137,7 @@ pub(crate) fn parse_address(cell: &str) -> Result<Address, String> {
         }
     }
     if cell.contains(['/', '?', '#']) {
-        return Err(format!(
-            "address {} is not a host, host:port or http(s):// URL",
-            quoted(cell)
-        ));
+        return Err(AddressError::NotAHost(Quoted::new(cell)));
     }
     let (host, port) = parse_authority(cell)?;
     Ok(Address {
@@ -153,41 +147,34 @@ pub(crate) fn parse_address(cell: &str) -> Result<Address, String> {
     })
 }
 
-fn check_shape(cell: &str) -> Result<(), String> {
+fn check_shape(cell: &str) -> Result<(), AddressError> {
     if cell.is_empty() {
-        return Err("address is empty".to_owned());
+        return Err(AddressError::Empty);
     }
     if cell.len() > MAX_ADDRESS_BYTES {
-        return Err(format!("address is longer than {MAX_ADDRESS_BYTES} bytes"));
+        return Err(AddressError::TooLong);
     }
     if cell.contains(['\n', '\r']) {
-        return Err("address spans several lines (a stray '\"' in the row?)".to_owned());
+        return Err(AddressError::SpansLines);
     }
     if cell.chars().any(char::is_control) {
-        return Err("address contains a control character".to_owned());
+        return Err(AddressError::ControlCharacter);
     }
     if cell.chars().any(char::is_whitespace) {
-        return Err("address contains whitespace".to_owned());
+        return Err(AddressError::Whitespace);
     }
     Ok(())
 }
 
 /// `http(s)://authority[/]`: a base URL. Paths, queries and fragments are refused because
 /// the scanner adds its own paths; silently dropping one would hide a mistake.
-fn parse_url(scheme: &str, rest: &str) -> Result<Address, String> {
-    let scheme = Scheme::parse(scheme).ok_or_else(|| {
-        format!(
-            "unsupported URL scheme {} (expected http or https)",
-            quoted(scheme)
-        )
-    })?;
+fn parse_url(scheme: &str, rest: &str) -> Result<Address, AddressError> {
+    let scheme = Scheme::parse(scheme)
+        .ok_or_else(|| AddressError::UnsupportedScheme(Quoted::new(scheme)))?;
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
     if !tail.is_empty() && tail != "/" {
-        return Err(format!(
-            "URL path {} is not allowed; give the device's base URL",
-            quoted(tail)
-        ));
+        return Err(AddressError::UrlPath(Quoted::new(tail)));
     }
     let (host, port) = parse_authority(authority)?;
     Ok(Address {
@@ -199,9 +186,9 @@ fn parse_url(scheme: &str, rest: &str) -> Result<Address, String> {
 
 /// `host`, `host:port`, a bare IPv6 literal (never with a port: `::1:80` is an address), or
 /// `[v6]` / `[v6]:port`.
-fn parse_authority(s: &str) -> Result<(Host, Option<u16>), String> {
+fn parse_authority(s: &str) -> Result<(Host, Option<u16>), AddressError> {
     if s.is_empty() {
-        return Err("address has no host".to_owned());
+        return Err(AddressError::NoHost);
     }
     if let Some(inner) = s.strip_prefix('[') {
         return parse_bracketed(inner);
@@ -212,16 +199,14 @@ fn parse_authority(s: &str) -> Result<(Host, Option<u16>), String> {
     match s.split_once(':') {
         None => Ok((parse_host(s)?, None)),
         Some((host, port)) if !port.contains(':') => {
-            Ok((parse_host(host)?, Some(parse_port(port)?)))
+            Ok((parse_host(host)?, Some(address_port(port)?)))
         }
         Some(_) => Err(invalid_ipv6(s)),
     }
 }
 
-fn parse_bracketed(inner: &str) -> Result<(Host, Option<u16>), String> {
-    let (literal, after) = inner
-        .split_once(']')
-        .ok_or_else(|| "unclosed '[' in address".to_owned())?;
+fn parse_bracketed(inner: &str) -> Result<(Host, Option<u16>), AddressError> {
+    let (literal, after) = inner.split_once(']').ok_or(AddressError::UnclosedBracket)?;
     let ip = literal
         .parse::<Ipv6Addr>()
         .map_err(|_| invalid_ipv6(literal))?;
@@ -230,29 +215,23 @@ fn parse_bracketed(inner: &str) -> Result<(Host, Option<u16>), String> {
         _ => {
             let port = after
                 .strip_prefix(':')
-                .ok_or_else(|| format!("unexpected {} after ']'", quoted(after)))?;
-            Some(parse_port(port)?)
+                .ok_or_else(|| AddressError::AfterBracket(Quoted::new(after)))?;
+            Some(address_port(port)?)
         }
     };
     Ok((Host::Ip(IpAddr::V6(ip)), port))
 }
 
-fn invalid_ipv6(s: &str) -> String {
+fn invalid_ipv6(s: &str) -> AddressError {
     if s.contains('%') {
-        return format!(
-            "invalid IPv6 address {}: zone identifiers (%) are not supported",
-            quoted(s)
-        );
+        return AddressError::Ipv6Zone(Quoted::new(s));
     }
-    format!(
-        "invalid IPv6 address {} (a port goes after brackets: [v6]:port)",
-        quoted(s)
-    )
+    AddressError::InvalidIpv6(Quoted::new(s))
 }
 
 /// An IPv4 literal or a DNS name. A name whose last label is all digits is refused: it is a
 /// mistyped IPv4 address (`10.0.0.256`, `010.0.0.1`), which resolvers read in surprising ways.
-fn parse_host(s: &str) -> Result<Host, String> {
+fn parse_host(s: &str) -> Result<Host, AddressError> {
     if let Ok(ip) = s.parse::<Ipv4Addr>() {
         return Ok(Host::Ip(IpAddr::V4(ip)));
     }
@@ -260,9 +239,12 @@ fn parse_host(s: &str) -> Result<Host, String> {
     let name = s.strip_suffix('.').unwrap_or(s);
     let last = name.rsplit('.').next().unwrap_or(name);
     if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("invalid IPv4 address {}", quoted(s)));
+        return Err(AddressError::InvalidIpv4(Quoted::new(s)));
     }
-    check_host_name(name).map_err(|why| format!("invalid host name {}: {why}", quoted(s)))?;
+    check_host_name(name).map_err(|why| AddressError::InvalidHostName {
+        name: Quoted::new(s),
+        why,
+    })?;
     Ok(Host::Name(s.to_ascii_lowercase()))
 }
 
@@ -299,15 +281,15 @@ fn check_label(label: &str) -> Result<(), &'static str> {
 }
 
 /// A port number, 1 to 65535, decimal digits only.
-pub(crate) fn parse_port(s: &str) -> Result<u16, String> {
-    let invalid = || format!("invalid port {}", quoted(s));
+pub(crate) fn parse_port(s: &str) -> Option<u16> {
     if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid());
+        return None;
     }
-    match s.parse::<u16>() {
-        Ok(port) if port > 0 => Ok(port),
-        _ => Err(invalid()),
-    }
+    s.parse::<u16>().ok().filter(|&port| port > 0)
+}
+
+fn address_port(s: &str) -> Result<u16, AddressError> {
+    parse_port(s).ok_or_else(|| AddressError::InvalidPort(Quoted::new(s)))
 }
 
 /// Replaces the userinfo of an address (everything before its last `@`, after any `scheme://`)
@@ -334,11 +316,15 @@ mod tests {
         }
     }
 
-    fn err(cell: &str) -> String {
+    fn refused(cell: &str) -> AddressError {
         match parse_address(cell) {
             Ok(address) => panic!("{cell:?} was accepted as {address:?}"),
             Err(why) => why,
         }
+    }
+
+    fn err(cell: &str) -> String {
+        refused(cell).to_string()
     }
 
     fn ip(s: &str) -> Host {
@@ -396,25 +382,45 @@ mod tests {
 
     #[test]
     fn refuses_malformed_hosts() {
-        assert!(err("10.0.0.256").contains("invalid IPv4"));
-        assert!(err("010.0.0.1").contains("invalid IPv4"));
-        assert!(err("999").contains("invalid IPv4"));
-        assert!(err("cam_01.example").contains("invalid host name"));
-        assert!(err("-cam.example").contains("starts or ends"));
-        assert!(err("cam..example").contains("empty label"));
-        assert!(err(&format!("{}.example", "a".repeat(64))).contains("63"));
-        assert!(err(&"a.".repeat(130)).contains("253"));
-        assert!(err("kamera.bücher.example").contains("ASCII"));
-        assert!(err("fe80::1::2").contains("IPv6"));
-        assert!(err("fe80::1%eth0").contains("zone"));
-        assert!(err("[fe80::1%25eth0]:80").contains("zone"));
-        assert!(err("[10.0.0.1]").contains("IPv6"));
-        assert!(err("[::1").contains("unclosed"));
-        assert!(err("[::1]8443").contains("after ']'"));
-        assert!(err("10.0.0.0/24").contains("not a host"));
+        use AddressError as E;
+        let host_name = |cell: &str| match refused(cell) {
+            E::InvalidHostName { name, why } => {
+                assert_eq!(name, Quoted::new(cell));
+                why
+            }
+            other => panic!("{cell:?}: {other:?}"),
+        };
+        assert!(matches!(refused("10.0.0.256"), E::InvalidIpv4(_)));
+        assert!(matches!(refused("010.0.0.1"), E::InvalidIpv4(_)));
+        assert!(matches!(refused("999"), E::InvalidIpv4(_)));
+        assert!(host_name("cam_01.example").contains("only letters"));
+        assert!(host_name("-cam.example").contains("starts or ends"));
+        assert!(host_name("cam..example").contains("empty label"));
+        assert!(host_name(&format!("{}.example", "a".repeat(64))).contains("63"));
+        assert!(host_name(&"a.".repeat(130)).contains("253"));
+        assert!(host_name("kamera.bücher.example").contains("ASCII"));
+        assert!(matches!(refused("fe80::1::2"), E::InvalidIpv6(_)));
+        assert!(matches!(refused("fe80::1%eth0"), E::Ipv6Zone(_)));
+        assert!(matches!(refused("[fe80::1%25eth0]:80"), E::Ipv6Zone(_)));
+        assert!(matches!(refused("[10.0.0.1]"), E::InvalidIpv6(_)));
+        assert_eq!(refused("[::1"), E::UnclosedBracket);
+        assert!(matches!(refused("[::1]8443"), E::AfterBracket(q) if q.as_str() == "8443"));
+        assert!(matches!(refused("10.0.0.0/24"), E::NotAHost(_)));
+        assert_eq!(refused(""), E::Empty);
+        assert_eq!(refused("10.0.0.1 cam"), E::Whitespace);
+        assert_eq!(refused("10.0.0.1\0"), E::ControlCharacter);
+        assert_eq!(refused("10.0.0.1\n"), E::SpansLines);
+        assert_eq!(refused(&"9".repeat(3000)), E::TooLong);
+        // The messages reports carry.
         assert_eq!(err(""), "address is empty");
-        assert!(err("10.0.0.1 cam").contains("whitespace"));
-        assert!(err("10.0.0.1\0").contains("control"));
+        assert_eq!(
+            err("fe80::1%eth0"),
+            "invalid IPv6 address \"fe80::1%eth0\": zone identifiers (%) are not supported"
+        );
+        assert_eq!(
+            err("cam..example"),
+            "invalid host name \"cam..example\": empty label"
+        );
     }
 
     #[test]
@@ -424,17 +430,30 @@ mod tests {
         assert_eq!(err("10.0.0.1:"), "invalid port \"\"");
         assert_eq!(err("10.0.0.1:+80"), "invalid port \"+80\"");
         assert_eq!(err("[::1]:65536"), "invalid port \"65536\"");
-        assert_eq!(parse_port("65535"), Ok(65535));
-        assert_eq!(parse_port("00080"), Ok(80));
+        assert_eq!(parse_port("65535"), Some(65535));
+        assert_eq!(parse_port("00080"), Some(80));
     }
 
     #[test]
     fn refuses_url_extras() {
-        assert!(err("ftp://10.0.0.1").contains("unsupported URL scheme"));
-        assert!(err("=HYPERLINK(\"http://x\")").contains("not a host"));
-        assert!(err("http://10.0.0.1/axis-cgi/ssh.cgi").contains("URL path"));
-        assert!(err("http://10.0.0.1?x=1").contains("URL path"));
-        assert!(err("http://").contains("no host"));
+        use AddressError as E;
+        assert!(
+            matches!(refused("ftp://10.0.0.1"), E::UnsupportedScheme(q) if q.as_str() == "ftp")
+        );
+        assert!(matches!(
+            refused("=HYPERLINK(\"http://x\")"),
+            E::NotAHost(_)
+        ));
+        assert!(matches!(
+            refused("http://10.0.0.1/axis-cgi/ssh.cgi"),
+            E::UrlPath(q) if q.as_str() == "/axis-cgi/ssh.cgi"
+        ));
+        assert!(matches!(refused("http://10.0.0.1?x=1"), E::UrlPath(_)));
+        assert_eq!(refused("http://"), E::NoHost);
+        assert_eq!(
+            err("http://10.0.0.1?x=1"),
+            "URL path \"?x=1\" is not allowed; give the device's base URL"
+        );
     }
 
     #[test]
@@ -444,6 +463,7 @@ mod tests {
             "root:hunter2@10.0.0.1",
             "hunter2@cam",
         ] {
+            assert_eq!(refused(cell), AddressError::Credentials);
             let why = err(cell);
             assert!(!why.contains("hunter2"), "{why}");
             assert!(why.contains("credentials"), "{why}");

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use csv::ByteRecord;
 
-use super::{quoted, InventoryError};
+use super::error::InventoryError;
+use super::text::quoted;
 
 /// The known columns, in the order of [`Header::known`].
 const KNOWN_COLUMNS: [&str; 10] = [

@@ -5,7 +5,7 @@ use std::io::{Read, Seek};
 
 use csv::ByteRecord;
 
-use super::InventoryError;
+use super::error::InventoryError;
 
 /// One CSV record with the line it starts on.
 pub(super) struct RawRow {

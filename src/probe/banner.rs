@@ -91,10 +91,10 @@ impl IdentScan {
     }
 
     /// `filtered` when nothing at all answered; any answer, even a close, means `open`.
-    pub fn port_state(&self) -> crate::report::PortState {
+    pub fn port_state(&self) -> crate::model::PortState {
         match self.outcome {
-            Some(Identification::Silent) => crate::report::PortState::Filtered,
-            _ => crate::report::PortState::Open,
+            Some(Identification::Silent) => crate::model::PortState::Filtered,
+            _ => crate::model::PortState::Open,
         }
     }
 
@@ -136,7 +136,7 @@ pub fn sanitise(line: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::PortState;
+    use crate::model::PortState;
 
     /// Feeds `chunks` as successive reads, then `end` if the scan still wants more.
     fn scan(chunks: &[&[u8]], end: fn(&mut IdentScan)) -> IdentScan {

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::inventory::Host;
-use crate::report::{DeviceRecord, PortState};
+use crate::model::PortState;
 
 use banner::IdentScan;
 pub use banner::{sanitise, MAX_LINES, MAX_LINE_BYTES};
@@ -61,12 +61,6 @@ impl SshProbe {
             port: PortState::Filtered,
             banner: None,
         }
-    }
-
-    /// Fills in the record's probe columns (its exposure is judged with its SSH state).
-    pub fn apply_to(self, record: &mut DeviceRecord) {
-        record.ssh_port = Some(self.port);
-        record.ssh_banner = self.banner;
     }
 }
 

@@ -266,8 +266,8 @@ impl Remediator {
                 async move {
                     let device = match row {
                         Row::Device(device) => device,
-                        Row::Invalid(record) => {
-                            let _ = out.send(record).await;
+                        Row::Invalid(row) => {
+                            let _ = out.send(DeviceRecord::from_invalid(&row)).await;
                             return;
                         }
                     };
@@ -770,7 +770,7 @@ impl Remediator {
 
     /// A device finished in an earlier run: reported from the journal, not contacted.
     fn journaled_record(&self, device: &Device, outcome: &Outcome) -> DeviceRecord {
-        let mut record = device.record(Status::Ok);
+        let mut record = DeviceRecord::for_device(device, Status::Ok);
         record.expect = Some(self.target);
         record.attempts = 0;
         match outcome.after {

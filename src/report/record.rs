@@ -1,274 +1,9 @@
-//! The device record: one line of every report, its status vocabulary and field order.
+//! The device record: one line of every report, and its field order. Its vocabulary (status,
+//! SSH state, port state…) lives in `crate::model` and is re-exported here.
 
-use std::fmt;
-
-/// What happened to one device. `Ok` is the only status with `ssh_enabled` set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Status {
-    Ok,
-    Invalid,
-    Unreachable,
-    Timeout,
-    TlsError,
-    AuthFailed,
-    Forbidden,
-    NotAuthorized,
-    Unsupported,
-    ApiError,
-    ProtocolError,
-}
-
-impl Status {
-    pub const ALL: [Status; 11] = [
-        Status::Ok,
-        Status::Invalid,
-        Status::Unreachable,
-        Status::Timeout,
-        Status::TlsError,
-        Status::AuthFailed,
-        Status::Forbidden,
-        Status::NotAuthorized,
-        Status::Unsupported,
-        Status::ApiError,
-        Status::ProtocolError,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Invalid => "invalid",
-            Status::Unreachable => "unreachable",
-            Status::Timeout => "timeout",
-            Status::TlsError => "tls_error",
-            Status::AuthFailed => "auth_failed",
-            Status::Forbidden => "forbidden",
-            Status::NotAuthorized => "not_authorized",
-            Status::Unsupported => "unsupported",
-            Status::ApiError => "api_error",
-            Status::ProtocolError => "protocol_error",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Status> {
-        Status::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
-    /// Position in [`Status::ALL`], for per-status counters.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The desired or observed SSH state of a device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SshState {
-    Enabled,
-    Disabled,
-}
-
-impl SshState {
-    pub fn from_enabled(enabled: bool) -> SshState {
-        if enabled {
-            SshState::Enabled
-        } else {
-            SshState::Disabled
-        }
-    }
-
-    pub fn is_enabled(self) -> bool {
-        self == SshState::Enabled
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SshState::Enabled => "enabled",
-            SshState::Disabled => "disabled",
-        }
-    }
-
-    /// Accepts the spellings people put in inventories: enabled/disabled, on/off, yes/no, true/false.
-    pub fn parse(s: &str) -> Option<SshState> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "enabled" | "enable" | "on" | "yes" | "true" => Some(SshState::Enabled),
-            "disabled" | "disable" | "off" | "no" | "false" => Some(SshState::Disabled),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for SshState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Which device API gave the answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    SshCgi,
-    ParamCgi,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::SshCgi => "ssh.cgi",
-            Method::ParamCgi => "param.cgi",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Method> {
-        [Method::SshCgi, Method::ParamCgi]
-            .into_iter()
-            .find(|m| m.as_str() == s)
-    }
-}
-
-/// What remediation planned or did for a device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// The state differs and will be (or was) written.
-    Set,
-    /// Already in the desired state.
-    None,
-    /// Could not be read, so nothing is planned.
-    Skip,
-    /// In another state than the target, but a waiver in force allows it: never written.
-    Waived,
-    /// A saved plan's device that is no longer as the plan saw it (another state, another
-    /// serial at its address, another API): never written.
-    Stale,
-    /// Left for a later run: the failure budget was exceeded before its wave.
-    Deferred,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Set => "set",
-            Action::None => "none",
-            Action::Skip => "skip",
-            Action::Waived => "waived",
-            Action::Stale => "stale",
-            Action::Deferred => "deferred",
-        }
-    }
-
-    pub const ALL: [Action; 6] = [
-        Action::Set,
-        Action::None,
-        Action::Skip,
-        Action::Waived,
-        Action::Stale,
-        Action::Deferred,
-    ];
-
-    pub fn parse(s: &str) -> Option<Action> {
-        Action::ALL.into_iter().find(|a| a.as_str() == s)
-    }
-}
-
-/// How a device compares with the previous run (or `--baseline`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Change {
-    /// Not in the previous run.
-    New,
-    Unchanged,
-    /// SSH turned on, or compliant turned non-compliant: new exposure.
-    Regressed,
-    /// SSH turned off, or non-compliant turned compliant.
-    Fixed,
-    /// Was read last time, cannot be read now.
-    Lost,
-    /// Could not be read last time, is read now.
-    Recovered,
-    /// The same device (by serial) at another address, in the same state.
-    Moved,
-    /// In the previous run, not in this one (drift output only, never a scan record).
-    Gone,
-}
-
-impl Change {
-    pub const ALL: [Change; 8] = [
-        Change::New,
-        Change::Unchanged,
-        Change::Regressed,
-        Change::Fixed,
-        Change::Lost,
-        Change::Recovered,
-        Change::Moved,
-        Change::Gone,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Change::New => "new",
-            Change::Unchanged => "unchanged",
-            Change::Regressed => "regressed",
-            Change::Fixed => "fixed",
-            Change::Lost => "lost",
-            Change::Recovered => "recovered",
-            Change::Moved => "moved",
-            Change::Gone => "gone",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Change> {
-        Change::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-
-    /// Position in [`Change::ALL`], for counters.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What the SSH port probe (`--probe-ssh`) saw.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PortState {
-    /// The connection was accepted and the server sent something: an identification line
-    /// (`ssh_banner`), or bytes that are not one (`ssh_banner` empty).
-    Open,
-    /// The connection was refused.
-    Closed,
-    /// Nothing answered within the probe deadline: the connect timed out or the host was
-    /// unreachable, or a connection was accepted but not one byte came.
-    Filtered,
-}
-
-impl PortState {
-    pub const ALL: [PortState; 3] = [PortState::Open, PortState::Closed, PortState::Filtered];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PortState::Open => "open",
-            PortState::Closed => "closed",
-            PortState::Filtered => "filtered",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<PortState> {
-        PortState::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-}
-
-impl fmt::Display for PortState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::inventory::{Device, InvalidRow};
+pub use crate::model::{Action, Change, Exposure, Method, PortState, SshState, Status};
+use crate::probe::SshProbe;
 
 /// A record's place in the device's history: the change, when the device was first seen and
 /// since when it has been in its present state (RFC 3339 UTC).
@@ -277,54 +12,6 @@ pub struct Drift {
     pub change: Change,
     pub first_seen: String,
     pub state_since: String,
-}
-
-/// How the configured SSH state (VAPIX) and the probed port agree.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Exposure {
-    /// Enabled and the port is open, or disabled and it is not.
-    Consistent,
-    /// Enabled, but the port does not answer from here (firewalled, or the service is down).
-    ConfigOnly,
-    /// Disabled, yet the port answers: something else listens, or the device misreports.
-    PortOnly,
-}
-
-impl Exposure {
-    pub const ALL: [Exposure; 3] = [
-        Exposure::Consistent,
-        Exposure::ConfigOnly,
-        Exposure::PortOnly,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Exposure::Consistent => "consistent",
-            Exposure::ConfigOnly => "config_only",
-            Exposure::PortOnly => "port_only",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Exposure> {
-        Exposure::ALL.into_iter().find(|e| e.as_str() == s)
-    }
-
-    /// The exposure of a device whose configuration says `ssh_enabled` and whose port was
-    /// seen `port`; unknown unless both are known.
-    pub fn of(ssh_enabled: Option<bool>, port: Option<PortState>) -> Option<Exposure> {
-        let open = port? == PortState::Open;
-        Some(match (ssh_enabled?, open) {
-            (true, true) | (false, false) => Exposure::Consistent,
-            (true, false) => Exposure::ConfigOnly,
-            (false, true) => Exposure::PortOnly,
-        })
-    }
-}
-
-impl fmt::Display for Exposure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// Remediation columns, present only in remediation reports.
@@ -447,11 +134,39 @@ impl DeviceRecord {
         }
     }
 
-    /// The record of an inventory row that cannot be scanned; `error` says why, with its line.
-    pub fn invalid(address: String, name: String, site: String, error: String) -> DeviceRecord {
-        let mut rec = DeviceRecord::new(address, name, site, Status::Invalid);
-        rec.error = Some(error);
+    /// A record for `device` carrying its inventory fields (address, name, site, expect,
+    /// passthrough values); the scan fills in the rest.
+    pub fn for_device(device: &Device, status: Status) -> DeviceRecord {
+        let mut rec = DeviceRecord::new(
+            device.address.clone(),
+            device.name.clone(),
+            device.site.clone(),
+            status,
+        );
+        rec.expect = device.expect;
+        rec.extra = device.extra.clone();
         rec
+    }
+
+    /// The `invalid` record of an inventory row that cannot be scanned; `error` says why,
+    /// with its line (`line 7: address contains whitespace`).
+    pub fn from_invalid(row: &InvalidRow) -> DeviceRecord {
+        let mut rec = DeviceRecord::new(
+            row.address.clone(),
+            row.name.clone(),
+            row.site.clone(),
+            Status::Invalid,
+        );
+        rec.error = Some(row.to_string());
+        rec.expect = row.expect;
+        rec.extra = row.extra.clone();
+        rec
+    }
+
+    /// Fills in the probe columns (the exposure is judged later, with the SSH state).
+    pub fn apply_probe(&mut self, probe: SshProbe) {
+        self.ssh_port = Some(probe.port);
+        self.ssh_banner = probe.banner;
     }
 
     /// Sets `exposure` from `ssh_enabled` and `ssh_port`, as they are now.
@@ -481,40 +196,10 @@ impl DeviceRecord {
 }
 
 #[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_index_is_position_in_all() {
-        for (i, status) in Status::ALL.into_iter().enumerate() {
-            assert_eq!(status.index(), i);
-            assert_eq!(Status::parse(status.as_str()), Some(status));
-        }
-    }
-
-    #[test]
-    fn exposure_compares_configuration_and_port() {
-        use PortState::{Closed, Filtered, Open};
-        let cases = [
-            (Some(true), Some(Open), Some(Exposure::Consistent)),
-            (Some(true), Some(Closed), Some(Exposure::ConfigOnly)),
-            (Some(true), Some(Filtered), Some(Exposure::ConfigOnly)),
-            (Some(false), Some(Open), Some(Exposure::PortOnly)),
-            (Some(false), Some(Closed), Some(Exposure::Consistent)),
-            (Some(false), Some(Filtered), Some(Exposure::Consistent)),
-            (None, Some(Open), None),
-            (Some(true), None, None),
-        ];
-        for (enabled, port, want) in cases {
-            assert_eq!(Exposure::of(enabled, port), want, "{enabled:?} {port:?}");
-        }
-        for e in Exposure::ALL {
-            assert_eq!(Exposure::parse(e.as_str()), Some(e));
-        }
-        for p in PortState::ALL {
-            assert_eq!(PortState::parse(p.as_str()), Some(p));
-        }
-    }
+    use crate::inventory::{self, InventoryOptions, RowError};
 
     #[test]
     fn an_ssh_server_on_a_device_configured_off_is_not_compliant() {
@@ -541,9 +226,59 @@ mod tests {
 
     #[test]
     fn invalid_record_is_a_finding_with_its_reason() {
-        let rec = DeviceRecord::invalid("x".into(), "n".into(), "s".into(), "line 2: bad".into());
+        let inv = inventory::parse(
+            &b"address,name,site,owner\n10.0.0.1:0,n,s,alice\n"[..],
+            &InventoryOptions::default(),
+        )
+        .unwrap();
+        let mut rows = inv.rows;
+        let row = rows.take_invalid().remove(0);
+        let rec = DeviceRecord::from_invalid(&row);
         assert_eq!(rec.status, Status::Invalid);
-        assert_eq!(rec.error.as_deref(), Some("line 2: bad"));
+        assert_eq!(rec.error.as_deref(), Some("line 2: invalid port \"0\""));
+        assert_eq!(
+            (rec.address.as_str(), rec.name.as_str()),
+            ("10.0.0.1:0", "n")
+        );
+        assert_eq!(
+            (rec.site.as_str(), rec.extra.as_slice()),
+            ("s", &["alice".to_owned()][..])
+        );
+        assert_eq!(rec.expect, None);
         assert!(rec.is_finding());
+    }
+
+    #[test]
+    fn device_record_carries_the_inventory_fields() {
+        let inv = inventory::parse(
+            &b"address,name,site,expect,owner\n10.0.0.1,cam,hq,on,alice\n"[..],
+            &InventoryOptions::default(),
+        )
+        .unwrap();
+        let device = inv.rows.devices().next().unwrap();
+        let rec = DeviceRecord::for_device(&device, Status::Ok);
+        assert_eq!(rec.address, "10.0.0.1");
+        assert_eq!((rec.name.as_str(), rec.site.as_str()), ("cam", "hq"));
+        assert_eq!(rec.expect, Some(SshState::Enabled));
+        assert_eq!(rec.extra, ["alice"]);
+        assert_eq!((rec.status, rec.error.as_deref()), (Status::Ok, None));
+    }
+
+    #[test]
+    fn a_rejected_device_keeps_its_inventory_fields() {
+        let inv = inventory::parse(
+            &b"address,name,site,expect\n10.0.0.1,cam,hq,off\n"[..],
+            &InventoryOptions::default(),
+        )
+        .unwrap();
+        let device = inv.rows.devices().next().unwrap();
+        let reason = RowError::PasswordEnvUnset {
+            var: "CAM_PW".into(),
+        };
+        let rec = DeviceRecord::from_invalid(&InvalidRow::of_device(&device, reason));
+        let mut want = DeviceRecord::for_device(&device, Status::Invalid);
+        want.error = Some("line 2: password_env CAM_PW is not set in the environment".into());
+        want.checked_at.clone_from(&rec.checked_at);
+        assert_eq!(rec, want);
     }
 }

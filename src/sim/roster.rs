@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::spec::{DeviceSpec, Fault, Firmware};
-use crate::report::record::{Exposure, PortState, Status};
+use crate::model::{Exposure, PortState, Status};
 use crate::vapix::identity::serial_from_realm;
 
 const SITES: [&str; 5] = ["site-a", "site-b", "site-c", "site-d", "site-e"];

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::report::record::{PortState, Status};
+use crate::model::{PortState, Status};
 
 /// The full description of one simulated camera.
 #[derive(Clone, Debug, PartialEq, Eq)]

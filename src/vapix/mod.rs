@@ -10,8 +10,8 @@ pub mod wire;
 use bytes::Bytes;
 use http::StatusCode;
 
+use crate::model::Method;
 use crate::net::HttpResponse;
-use crate::report::Method;
 pub use session::{CallError, Connection, DeviceSession, Resend, SessionPolicy};
 use wire::{ApiVersion, DeviceError, Reply};
 
