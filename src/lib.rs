@@ -5,6 +5,7 @@
 //! device becomes a [`report::DeviceRecord`]. Terminal output lives in `cli` only.
 
 pub mod cli;
+pub mod device;
 pub mod equinix;
 #[doc(hidden)]
 pub mod fuzzing;

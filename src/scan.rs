@@ -4,22 +4,21 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::device::{self, DeviceContext};
 use crate::inventory::{Device, Row};
 use crate::net::auth::Credentials;
-use crate::net::{HttpClient, HttpError};
+use crate::net::HttpClient;
 use crate::probe::{self, ProbeSettings, SshProbe};
-use crate::report::{DeviceRecord, SshState, Status};
+use crate::report::{DeviceRecord, Finding, SshState};
 use crate::secret::Secret;
 use crate::shutdown::Shutdown;
-use crate::vapix::{
-    self, deviceinfo, CallError, Connection, DeviceSession, Failure, SessionPolicy, SshReading,
-};
+use crate::vapix::{Connection, Failure, SessionPolicy, SshReading};
 use crate::waivers::Waivers;
 
 /// Everything a scan needs besides the devices.
@@ -129,10 +128,7 @@ impl Scanner {
     }
 
     async fn read_in_span(&self, device: &Device) -> (DeviceRecord, Option<SshReading>) {
-        let started = Instant::now();
-        let creds = self.credentials_for(device);
-        let mut session = self.session(device, &creds);
-        let deadline = session.deadline();
+        let mut ctx = self.context(device);
         // The probe shares the device's slot and runs beside its requests, within its own
         // deadline, which is shorter than the device's.
         let device_info = self.settings.device_info;
@@ -141,36 +137,31 @@ impl Scanner {
                 true => Connection::KeepAlive,
                 false => Connection::Close,
             };
-            let outcome = self
-                .with_deadline(deadline, vapix::read_ssh_state(&mut session, after))
-                .await;
+            let outcome = ctx.read(after).await;
             // Facts are worth asking a device that answered, even one without a usable SSH API
             // (old firmware is exactly what a team wants to find).
             let answered = matches!(&outcome, Ok(_) | Err(Failure::Unsupported(_)));
             let facts = match device_info && answered {
-                true => Some(
-                    self.with_deadline(
-                        deadline,
-                        deviceinfo::read_device_facts(&mut session, Connection::Close),
-                    )
-                    .await,
-                ),
+                true => Some(ctx.facts().await),
                 false => None,
             };
             (outcome, facts)
         };
         let ((outcome, facts), probe) = tokio::join!(reads, self.probe_ssh(device));
-        let mut record = self.record_for(device, &session, started);
+        let mut record = ctx.record();
         if let Some(probe) = probe {
             record.apply_probe(probe);
         }
-        let reading = outcome.as_ref().ok().cloned();
-        apply_reading(&mut record, outcome);
+        let finding = match &outcome {
+            Ok(reading) => Finding::Read(reading),
+            Err(failure) => Finding::Failed(failure),
+        };
+        record.conclude(finding);
         if let Some(facts) = facts {
-            apply_facts(&mut record, facts);
+            record.add_facts(facts);
         }
         self.apply_waivers(device, &mut record);
-        (record, reading)
+        (record, outcome.ok())
     }
 
     /// Sets the record's waiver (or clears it) after it was judged.
@@ -180,107 +171,19 @@ impl Scanner {
         }
     }
 
-    /// A device deadline starting now; past `device_deadline` from now when the clock allows.
-    pub fn deadline_from_now(&self) -> tokio::time::Instant {
-        let now = tokio::time::Instant::now();
-        now.checked_add(self.device_deadline()).unwrap_or(now)
+    /// A context for one device, its clock started now: read, write and read-back under
+    /// one deadline.
+    pub fn context<'a>(&'a self, device: &'a Device) -> DeviceContext<'a> {
+        DeviceContext::new(&self.http, &self.settings, device)
     }
 
     /// The SSH port probe, when asked for; `None` otherwise (no connection made).
     async fn probe_ssh(&self, device: &Device) -> Option<SshProbe> {
         let mut settings = self.settings.probe?;
-        settings.deadline = settings.deadline.min(self.device_deadline());
+        let whole = device::device_time(self.http.timeout(), &self.settings);
+        settings.deadline = settings.deadline.min(whole);
         let port = device.ssh_port.unwrap_or(probe::DEFAULT_SSH_PORT);
         probe::probe_ssh(&device.target.host, port, settings).await
-    }
-
-    /// The whole-device deadline: enough for every request and retry, then no more.
-    pub fn device_deadline(&self) -> Duration {
-        let per_request = self.http.timeout();
-        let retries = self.settings.policy.retries;
-        let backoff = self.settings.policy.throttle_backoff * 6 / 5;
-        per_request * (4 + 2 * retries) + backoff * retries
-    }
-
-    /// Runs one device step until the device's deadline (its session's); overrunning it is
-    /// a `timeout`.
-    pub async fn with_deadline<T>(
-        &self,
-        deadline: tokio::time::Instant,
-        step: impl std::future::Future<Output = Result<T, Failure>>,
-    ) -> Result<T, Failure> {
-        tokio::time::timeout_at(deadline, step)
-            .await
-            .unwrap_or(Err(Failure::Call(CallError::Http(HttpError::Timeout(
-                self.device_deadline(),
-            )))))
-    }
-
-    pub fn credentials_for(&self, device: &Device) -> Credentials {
-        let defaults = &self.settings.credentials;
-        Credentials {
-            username: device
-                .username
-                .clone()
-                .unwrap_or_else(|| defaults.username.clone()),
-            password: device
-                .password_env
-                .as_ref()
-                .and_then(|var| self.settings.row_passwords.get(var))
-                .cloned()
-                .unwrap_or_else(|| defaults.password.clone()),
-        }
-    }
-
-    pub fn session<'a>(&'a self, device: &Device, creds: &'a Credentials) -> DeviceSession<'a> {
-        DeviceSession::new(
-            &self.http,
-            &self.settings.policy,
-            creds,
-            device.target.base_url(),
-            self.deadline_from_now(),
-        )
-    }
-
-    /// A record carrying what the session saw (requests, TLS, timing), not yet the result.
-    pub fn record_for(
-        &self,
-        device: &Device,
-        session: &DeviceSession<'_>,
-        started: Instant,
-    ) -> DeviceRecord {
-        let mut record = DeviceRecord::for_device(device, Status::Ok);
-        record.expect = device.expect.or(self.settings.expect);
-        record.attempts = session.attempts;
-        record.http_status = session.last_status;
-        record.tls_fingerprint = session.fingerprint.map(|f| f.to_string());
-        record.serial = session.serial.clone();
-        record.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        record
-    }
-}
-
-/// Puts what `basicdeviceinfo.cgi` said into the record. The serial it names is the
-/// device's own word and wins over the realm's; a failure leaves the SSH result as it is
-/// and says why in `error` when there is no other error to say.
-pub fn apply_facts(record: &mut DeviceRecord, facts: Result<deviceinfo::DeviceFacts, Failure>) {
-    match facts {
-        Ok(facts) => {
-            if let (Some(realm), Some(own)) = (&record.serial, &facts.serial) {
-                if realm != own {
-                    tracing::warn!(realm = %realm, device = %own, "the realm names another serial than the device");
-                }
-            }
-            record.serial = facts.serial.or(record.serial.take());
-            record.model = facts.model;
-            record.firmware = facts.firmware;
-        }
-        Err(failure) => {
-            tracing::debug!(error = %failure, "no device facts");
-            if record.error.is_none() {
-                record.error = Some(format!("device info: {failure}"));
-            }
-        }
     }
 }
 
@@ -302,66 +205,6 @@ pub fn log_outcome(record: &DeviceRecord, step: &'static str) {
         error = record.error.as_deref().unwrap_or(""),
         "{step}"
     );
-}
-
-/// Fills in the result of a read and judges compliance.
-pub fn apply_reading(record: &mut DeviceRecord, outcome: Result<SshReading, Failure>) {
-    match outcome {
-        Ok(reading) => {
-            record.status = Status::Ok;
-            record.ssh_enabled = Some(reading.enabled);
-            record.method = Some(reading.method);
-            record.api_version = reading.api_version.map(|v| v.to_string());
-            record.supported_versions = reading.supported_versions;
-        }
-        Err(failure) => apply_failure(record, &failure),
-    }
-    record.assess_exposure();
-    record.judge();
-}
-
-/// Maps a failure to its one status; the message goes to `error`.
-pub fn apply_failure(record: &mut DeviceRecord, failure: &Failure) {
-    record.status = status_of(failure);
-    record.ssh_enabled = None;
-    record.exposure = None;
-    record.error = Some(failure.to_string());
-    match failure {
-        Failure::Device { error, http_status } => {
-            record.error_code = error.code;
-            record.http_status = Some(*http_status);
-        }
-        Failure::Malformed { http_status, .. } => record.http_status = Some(*http_status),
-        Failure::Call(CallError::Throttled { status, .. }) => record.http_status = Some(*status),
-        Failure::Call(CallError::AuthFailed { .. }) => record.http_status = Some(401),
-        _ => {}
-    }
-}
-
-pub fn status_of(failure: &Failure) -> Status {
-    match failure {
-        Failure::Call(CallError::Http(e)) => match e {
-            HttpError::Refused | HttpError::Dns(_) | HttpError::Unreachable(_) => {
-                Status::Unreachable
-            }
-            HttpError::Timeout(_) => Status::Timeout,
-            HttpError::Tls(_) => Status::TlsError,
-            HttpError::Reset(_) | HttpError::Oversized(_) | HttpError::Protocol(_) => {
-                Status::ProtocolError
-            }
-        },
-        Failure::Call(CallError::AuthFailed { privilege: true }) => Status::NotAuthorized,
-        Failure::Call(CallError::AuthFailed { privilege: false }) => Status::AuthFailed,
-        Failure::Call(CallError::AuthRefused(_)) => Status::AuthFailed,
-        Failure::Call(CallError::Throttled {
-            status: 403 | 429, ..
-        }) => Status::Forbidden,
-        Failure::Call(CallError::Throttled { .. }) => Status::ApiError,
-        Failure::Device { error, .. } if error.is_not_authorized() => Status::NotAuthorized,
-        Failure::Device { .. } => Status::ApiError,
-        Failure::Unsupported(_) => Status::Unsupported,
-        Failure::Malformed { .. } => Status::ProtocolError,
-    }
 }
 
 /// Runs `work` for every item with at most `limit` in flight. On a stop request it stops

@@ -1,6 +1,7 @@
 //! Bulk remediation: read every device, plan `set`/`none`/`skip`, and — only when asked —
 //! write the desired SSH state under governor limits, journaled and verified by read-back.
 
+mod apply;
 pub mod journal;
 pub mod plan;
 pub mod waves;
@@ -10,7 +11,7 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Jitter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
@@ -18,10 +19,11 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::inventory::{Device, Row};
-use crate::report::{Action, DeviceRecord, Remediation, SshState, Status};
-use crate::scan::{self, apply_failure, run_bounded, RunStats, Scanner};
+use crate::report::{Action, DeviceRecord, Finding, Remediation, SshState, Status};
+use crate::scan::{self, run_bounded, RunStats, Scanner};
 use crate::shutdown::Shutdown;
-use crate::vapix::{self, Connection, Failure, SshReading};
+use crate::vapix::SshReading;
+use apply::{not_written, STOPPED};
 pub use journal::{Journal, JournalError, JournalHeader, Outcome, Recovered};
 
 /// How writes are paced.
@@ -497,13 +499,7 @@ impl Remediator {
         // Devices of waves never started (a stop request): reported, not dropped.
         for left in rest {
             let before = left.reading.enabled;
-            let _ = out
-                .send(not_written(
-                    left.record,
-                    before,
-                    "not written: the run was stopped",
-                ))
-                .await;
+            let _ = out.send(not_written(left.record, before, STOPPED)).await;
         }
         applied
     }
@@ -530,138 +526,6 @@ impl Remediator {
         let stats = self.apply(planned, tx, shutdown).await;
         let _ = forward.await;
         stats
-    }
-
-    async fn apply_one(&self, planned: PlannedWrite, mut stop: Shutdown) -> DeviceRecord {
-        let PlannedWrite {
-            device,
-            reading,
-            mut record,
-        } = planned;
-        let started = Instant::now();
-        if self.halted.load(Ordering::SeqCst) {
-            // Not even read again: the journal failed, so this device cannot be written.
-            self.unwritten.fetch_add(1, Ordering::Relaxed);
-            return not_written(record, reading.enabled, JOURNAL_HALTED);
-        }
-        let key = device.target.key();
-        let want = self.target.is_enabled();
-        let creds = self.scanner.credentials_for(&device);
-        let mut session = self.scanner.session(&device, &creds);
-        // Read again right before writing: the state may have changed since the plan (or a
-        // killed run's write may have landed), and the read authenticates the session so the
-        // write itself goes out at once when its permit comes.
-        let fresh = self
-            .scanner
-            .with_deadline(
-                session.deadline(),
-                vapix::read_back(&mut session, &reading, Connection::KeepAlive),
-            )
-            .await;
-        let before = match fresh {
-            Ok(now) if now == want => {
-                self.record_outcome(&key, &device.address, Some(now), true, None);
-                return self.finish(
-                    record,
-                    &device,
-                    &session,
-                    started,
-                    Action::None,
-                    Some(now),
-                    Ok(now),
-                );
-            }
-            Ok(now) => now,
-            Err(failure) => {
-                apply_failure(&mut record, &failure);
-                record.remediation = Some(Remediation {
-                    action: Action::Skip,
-                    before: None,
-                    after: None,
-                    verified: None,
-                });
-                return record;
-            }
-        };
-        if self.halted.load(Ordering::SeqCst) {
-            self.unwritten.fetch_add(1, Ordering::Relaxed);
-            return not_written(record, before, JOURNAL_HALTED);
-        }
-        if stop.is_triggered() {
-            return not_written(record, before, "not written: the run was stopped");
-        }
-        if let Some(deferred) = self.outside_window(&record) {
-            return deferred;
-        }
-        if let Err(e) = self.journal_intent(&key, &device) {
-            let why = format!("not written: {e}");
-            self.unwritten.fetch_add(1, Ordering::Relaxed);
-            self.journal_failed(e);
-            return not_written(record, before, &why);
-        }
-        tokio::select! {
-            biased;
-            _ = stop.wait() => return not_written(record, before, "not written: the run was stopped"),
-            _ = self.permit(&device.site) => {}
-        }
-        // The wait for the permit may have outlasted the window. The intent stays without an
-        // outcome: the next run reads the device again and writes it only if still wrong.
-        if let Some(deferred) = self.outside_window(&record) {
-            return deferred;
-        }
-        // The write and its read-back share one device deadline, counted from the permit
-        // (the wait for it is the run's rate limit, not the device's time).
-        session.renew_deadline(self.scanner.deadline_from_now());
-        let deadline = session.deadline();
-        let write = self
-            .scanner
-            .with_deadline(
-                deadline,
-                vapix::write_ssh_state(&mut session, &reading, want),
-            )
-            .await;
-        let after = self
-            .scanner
-            .with_deadline(
-                deadline,
-                vapix::read_back(&mut session, &reading, Connection::Close),
-            )
-            .await;
-        let verified = matches!(after, Ok(now) if now == want);
-        let error = match (&write, &after) {
-            (Err(f), _) | (Ok(()), Err(f)) => Some(f.to_string()),
-            (Ok(()), Ok(now)) if !verified => Some(format!(
-                "read-back shows SSH still {}",
-                SshState::from_enabled(*now)
-            )),
-            _ => None,
-        };
-        self.record_outcome(
-            &key,
-            &device.address,
-            after.as_ref().ok().copied(),
-            verified,
-            error.clone(),
-        );
-        let result = match write {
-            Err(failure) if !verified => Err(failure),
-            _ => after,
-        };
-        let mut record = self.finish(
-            record,
-            &device,
-            &session,
-            started,
-            Action::Set,
-            Some(before),
-            result,
-        );
-        if !verified && record.error.is_none() {
-            // The write was taken but the read-back disagrees: the record must say why it is
-            // unverified, as the journal does.
-            record.error = error;
-        }
-        record
     }
 
     /// Waits for the site's limiter, then the global one.
@@ -724,69 +588,24 @@ impl Remediator {
         }
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site assembling a record"
-    )]
-    fn finish(
-        &self,
-        base: DeviceRecord,
-        device: &Device,
-        session: &vapix::DeviceSession<'_>,
-        started: Instant,
-        action: Action,
-        before: Option<bool>,
-        result: Result<bool, Failure>,
-    ) -> DeviceRecord {
-        let mut record = self.scanner.record_for(device, session, started);
-        record.expect = Some(self.target);
-        record.method = base.method;
-        record.api_version = base.api_version;
-        record.supported_versions = base.supported_versions;
-        record.attempts += base.attempts;
-        // The port was probed with the planning read, before any write: it is reported as
-        // seen then, and its agreement with a configuration since changed is not judged.
-        record.ssh_port = base.ssh_port;
-        record.ssh_banner = base.ssh_banner;
-        let after = result.as_ref().ok().copied();
-        match result {
-            Ok(now) => {
-                record.status = Status::Ok;
-                record.ssh_enabled = Some(now);
-            }
-            Err(failure) => apply_failure(&mut record, &failure),
-        }
-        record.judge();
-        let verified = (action == Action::Set || after.is_some())
-            .then_some(after == Some(self.target.is_enabled()));
-        record.remediation = Some(Remediation {
-            action,
-            before,
-            after,
-            verified,
-        });
-        record
-    }
-
     /// A device finished in an earlier run: reported from the journal, not contacted.
     fn journaled_record(&self, device: &Device, outcome: &Outcome) -> DeviceRecord {
         let mut record = DeviceRecord::for_device(device, Status::Ok);
         record.expect = Some(self.target);
         record.attempts = 0;
         match outcome.after {
-            Some(now) => record.ssh_enabled = Some(now),
+            Some(now) => record.conclude(Finding::State(now)),
             None => {
-                record.status = Status::ProtocolError;
-                record.error = Some(format!(
-                    "earlier run (journal): {}",
-                    outcome
-                        .error
-                        .as_deref()
-                        .unwrap_or("written but not verified")
-                ));
+                let why = outcome
+                    .error
+                    .as_deref()
+                    .unwrap_or("written but not verified");
+                record.conclude(Finding::Unknown {
+                    status: Status::ProtocolError,
+                    error: &format!("earlier run (journal): {why}"),
+                });
             }
         }
-        record.judge();
         record.remediation = Some(Remediation {
             action: Action::Set,
             before: Some(!self.target.is_enabled()),
@@ -795,21 +614,6 @@ impl Remediator {
         });
         record
     }
-}
-
-const JOURNAL_HALTED: &str = "not written: the journal cannot be written";
-
-fn not_written(mut record: DeviceRecord, before: bool, why: &str) -> DeviceRecord {
-    record.error = Some(why.to_owned());
-    record.ssh_enabled = Some(before);
-    record.judge();
-    record.remediation = Some(Remediation {
-        action: Action::Set,
-        before: Some(before),
-        after: None,
-        verified: None,
-    });
-    record
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

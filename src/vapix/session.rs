@@ -105,7 +105,7 @@ pub enum Resend {
 pub struct DeviceSession<'a> {
     http: &'a HttpClient,
     policy: &'a SessionPolicy,
-    creds: &'a Credentials,
+    creds: Credentials,
     base: String,
     transport: Transport,
     auth: AuthSession,
@@ -128,7 +128,7 @@ impl<'a> DeviceSession<'a> {
     pub fn new(
         http: &'a HttpClient,
         policy: &'a SessionPolicy,
-        creds: &'a Credentials,
+        creds: Credentials,
         base: String,
         deadline: Instant,
     ) -> DeviceSession<'a> {
@@ -222,7 +222,9 @@ impl<'a> DeviceSession<'a> {
         body: &Bytes,
         connection: Connection,
     ) -> Result<(Sent, Request<Full<Bytes>>), HttpError> {
-        let authorization = self.auth.authorization(method.as_str(), target, self.creds);
+        let authorization = self
+            .auth
+            .authorization(method.as_str(), target, &self.creds);
         let sent = match authorization {
             Some(_) => Sent::Credentials,
             None => Sent::Anonymous,
@@ -310,7 +312,7 @@ impl<'a> DeviceSession<'a> {
     fn adopt(&mut self, headers: &http::HeaderMap) -> Result<(), CallError> {
         let adopted = self.auth.adopt(
             headers,
-            self.creds,
+            &self.creds,
             self.transport,
             self.policy.basic_over_http,
         );

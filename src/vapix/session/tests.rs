@@ -52,7 +52,7 @@ fn session<'a>(
     time: Duration,
 ) -> DeviceSession<'a> {
     let base = format!("http://{}", fleet.address(0));
-    DeviceSession::new(http, policy, creds, base, Instant::now() + time)
+    DeviceSession::new(http, policy, creds.clone(), base, Instant::now() + time)
 }
 
 async fn versions(session: &mut DeviceSession<'_>) -> Result<HttpResponse, CallError> {
