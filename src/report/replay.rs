@@ -13,7 +13,9 @@ use std::path::Path;
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::read::{for_each_line, malformed, open_report, unneutralise, ReadError};
+use super::read::{
+    csv_report, for_each_line, malformed, open_report, truncate, unneutralise, ReadError,
+};
 use super::record::{
     Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshState, Status,
 };
@@ -130,10 +132,6 @@ impl Cells for CsvRow<'_> {
     }
 }
 
-fn truncate(s: &str) -> String {
-    s.chars().take(40).collect()
-}
-
 /// The record in `cells`; `Err` says which field is wrong (the first, in column order).
 fn record_from(cells: &impl Cells, extra_keys: &[String]) -> Result<(DeviceRecord, Shape), String> {
     let address = cells
@@ -241,25 +239,12 @@ fn replay_csv(
     extra_keys: &[String],
     each: &mut impl FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
 ) -> Result<u64, ReadError> {
-    let mut csv = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_reader(reader);
-    let header = csv
-        .headers()
-        .map_err(|e| malformed(path, "line 1".into(), e))?
-        .clone();
+    let (mut csv, header) = csv_report(path, reader)?;
     let columns: HashMap<String, usize> = header
         .iter()
         .enumerate()
         .map(|(i, name)| (name.to_owned(), i))
         .collect();
-    if !(columns.contains_key("address") && columns.contains_key("status")) {
-        return Err(malformed(
-            path,
-            "line 1".into(),
-            "not an sshfleet report: no address and status columns",
-        ));
-    }
     let mut row = csv::StringRecord::new();
     let mut records = 0u64;
     loop {
