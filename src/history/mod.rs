@@ -396,33 +396,11 @@ impl History {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT id, command, scope, started_at, finished_at, interrupted, devices,
-                        findings, compliant, non_compliant, not_checked, ssh_enabled, waived,
-                        regressed
-                 FROM runs ORDER BY id DESC LIMIT ?1",
-            )
+            .prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?1"
+            ))
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([limit], |r| {
-                Ok(RunRow {
-                    id: r.get(0)?,
-                    command: r.get(1)?,
-                    scope: r.get(2)?,
-                    started_at: r.get(3)?,
-                    finished_at: r.get(4)?,
-                    interrupted: r.get(5)?,
-                    devices: r.get(6)?,
-                    findings: r.get(7)?,
-                    compliant: r.get(8)?,
-                    non_compliant: r.get(9)?,
-                    not_checked: r.get(10)?,
-                    ssh_enabled: r.get(11)?,
-                    waived: r.get(12)?,
-                    regressed: r.get(13)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([limit], run_row).map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
