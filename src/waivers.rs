@@ -80,6 +80,72 @@ struct RawMatch {
     tag: Option<String>,
 }
 
+impl RawWaiver {
+    /// The waiver `id` (already checked) that starts on `line` of `text`, or the line and
+    /// the problem of its first field that is missing or wrong.
+    fn check(self, id: String, line: usize, text: &str) -> Result<Waiver, (usize, String)> {
+        let required = |value: Option<String>, field: &str| {
+            value
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| (line, format!("`{field}` is missing or empty")))
+        };
+        let reason = required(self.reason, "reason")?;
+        let owner = required(self.owner, "owner")?;
+        let allows = self
+            .ssh
+            .as_deref()
+            .and_then(SshState::parse)
+            .ok_or_else(|| (line, "`ssh` must be \"enabled\" or \"disabled\"".into()))?;
+        let expires = self
+            .expires
+            .ok_or_else(|| (line, "`expires` is missing".into()))?;
+        let expires_line = line_of(text, expires.span().start);
+        let expires = expires.into_inner();
+        let expires_day = crate::time::parse_date(&expires).ok_or_else(|| {
+            (
+                expires_line,
+                format!("`expires` {expires:?} is not a date (YYYY-MM-DD)"),
+            )
+        })?;
+        let selectors = self.matches.unwrap_or_default().selectors();
+        if selectors.is_empty() {
+            return Err((
+                line,
+                "`match` must name at least one of serial, address, name, site, tag".into(),
+            ));
+        }
+        Ok(Waiver {
+            id,
+            allows,
+            reason,
+            owner,
+            expires,
+            expires_day,
+            ticket: self.ticket.filter(|t| !t.trim().is_empty()),
+            selectors,
+            matched: AtomicU64::new(0),
+            waived: AtomicU64::new(0),
+            resurfaced: AtomicU64::new(0),
+        })
+    }
+}
+
+impl RawMatch {
+    /// The fields it names, in the order they are tried.
+    fn selectors(self) -> Vec<(Field, String)> {
+        [
+            (Field::Serial, self.serial),
+            (Field::Address, self.address),
+            (Field::Name, self.name),
+            (Field::Site, self.site),
+            (Field::Tag, self.tag),
+        ]
+        .into_iter()
+        .filter_map(|(field, pattern)| pattern.map(|p| (field, p)))
+        .collect()
+    }
+}
+
 /// One waiver, checked.
 #[derive(Debug)]
 pub struct Waiver {
@@ -164,77 +230,25 @@ impl Waivers {
         let mut waivers = Vec::with_capacity(file.waiver.len());
         for (i, spanned) in file.waiver.into_iter().enumerate() {
             let line = line_of(text, spanned.span().start);
-            let raw = spanned.into_inner();
-            let id = raw
-                .id
-                .clone()
-                .filter(|id| !id.trim().is_empty())
-                .unwrap_or_else(|| format!("#{} (no id)", i + 1));
-            let invalid = |line: usize, problem: String| WaiverError::Invalid {
+            let mut raw = spanned.into_inner();
+            let id = raw.id.take().filter(|id| !id.trim().is_empty());
+            let invalid = |id: String, (line, problem): (usize, String)| WaiverError::Invalid {
                 path: path.to_owned(),
                 line,
-                id: id.clone(),
+                id,
                 problem,
             };
-            if raw.id.as_deref().map_or(true, |s| s.trim().is_empty()) {
-                return Err(invalid(line, "`id` is missing".into()));
-            }
-            if !seen.insert(id.clone()) {
-                return Err(invalid(line, "the same id is used twice".into()));
-            }
-            let required = |value: Option<String>, field: &str| {
-                value
-                    .filter(|v| !v.trim().is_empty())
-                    .ok_or_else(|| invalid(line, format!("`{field}` is missing or empty")))
+            let Some(id) = id else {
+                let id = format!("#{} (no id)", i + 1);
+                return Err(invalid(id, (line, "`id` is missing".into())));
             };
-            let reason = required(raw.reason, "reason")?;
-            let owner = required(raw.owner, "owner")?;
-            let allows = raw
-                .ssh
-                .as_deref()
-                .and_then(SshState::parse)
-                .ok_or_else(|| invalid(line, "`ssh` must be \"enabled\" or \"disabled\"".into()))?;
-            let expires = raw
-                .expires
-                .ok_or_else(|| invalid(line, "`expires` is missing".into()))?;
-            let expires_line = line_of(text, expires.span().start);
-            let expires = expires.into_inner();
-            let expires_day = crate::time::parse_date(&expires).ok_or_else(|| {
-                invalid(
-                    expires_line,
-                    format!("`expires` {expires:?} is not a date (YYYY-MM-DD)"),
-                )
-            })?;
-            let m = raw.matches.unwrap_or_default();
-            let selectors: Vec<(Field, String)> = [
-                (Field::Serial, m.serial),
-                (Field::Address, m.address),
-                (Field::Name, m.name),
-                (Field::Site, m.site),
-                (Field::Tag, m.tag),
-            ]
-            .into_iter()
-            .filter_map(|(field, pattern)| pattern.map(|p| (field, p)))
-            .collect();
-            if selectors.is_empty() {
-                return Err(invalid(
-                    line,
-                    "`match` must name at least one of serial, address, name, site, tag".into(),
-                ));
+            if !seen.insert(id.clone()) {
+                return Err(invalid(id, (line, "the same id is used twice".into())));
             }
-            waivers.push(Waiver {
-                id,
-                allows,
-                reason,
-                owner,
-                expires,
-                expires_day,
-                ticket: raw.ticket.filter(|t| !t.trim().is_empty()),
-                selectors,
-                matched: AtomicU64::new(0),
-                waived: AtomicU64::new(0),
-                resurfaced: AtomicU64::new(0),
-            });
+            match raw.check(id.clone(), line, text) {
+                Ok(waiver) => waivers.push(waiver),
+                Err(problem) => return Err(invalid(id, problem)),
+            }
         }
         Ok(Waivers { waivers, today })
     }

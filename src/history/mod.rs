@@ -148,6 +148,27 @@ pub struct Period {
     pub waiver: Option<String>,
 }
 
+impl Period {
+    /// A row of [`History::periods`]' query.
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Period> {
+        Ok(Period {
+            scope: r.get(0)?,
+            run_first: r.get(1)?,
+            run_last: r.get(2)?,
+            first_seen: r.get(3)?,
+            last_seen: r.get(4)?,
+            address: r.get(5)?,
+            serial: r.get(6)?,
+            name: r.get(7)?,
+            site: r.get(8)?,
+            status: r.get(9)?,
+            ssh_enabled: r.get(10)?,
+            compliant: r.get(11)?,
+            waiver: r.get(12)?,
+        })
+    }
+}
+
 /// What `prune` removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pruned {
@@ -196,6 +217,39 @@ impl History {
     }
 
     fn prepare_schema(&self) -> Result<(), HistoryError> {
+        let version = self.schema_version()?;
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(mode, "history: the file system does not allow WAL");
+        }
+        self.conn
+            .execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+            .map_err(|e| self.err(e))?;
+        self.migrate_from(version)?;
+        let app: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'application'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if app.as_deref() != Some("sshfleet") {
+            return Err(HistoryError::NotHistory {
+                path: self.path.clone(),
+                reason: "no sshfleet marker".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The file's schema version, refused when a newer sshfleet wrote it, or when it is an
+    /// SQLite file of something else (version 0 with tables).
+    fn schema_version(&self) -> Result<i64, HistoryError> {
         let version: i64 = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -220,16 +274,12 @@ impl History {
                 });
             }
         }
-        let mode: String = self
-            .conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(mode, "history: the file system does not allow WAL");
-        }
-        self.conn
-            .execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
-            .map_err(|e| self.err(e))?;
+        Ok(version)
+    }
+
+    /// Runs every migration after `version`, each in its own transaction with the version
+    /// it brings the file to.
+    fn migrate_from(&self, version: i64) -> Result<(), HistoryError> {
         for (step, sql) in MIGRATIONS.iter().enumerate() {
             let to = i64::try_from(step).unwrap_or(i64::MAX).saturating_add(1);
             if version >= to {
@@ -240,21 +290,6 @@ impl History {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 return Err(self.err(e));
             }
-        }
-        let app: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'application'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        if app.as_deref() != Some("sshfleet") {
-            return Err(HistoryError::NotHistory {
-                path: self.path.clone(),
-                reason: "no sshfleet marker".into(),
-            });
         }
         Ok(())
     }
@@ -361,33 +396,11 @@ impl History {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT id, command, scope, started_at, finished_at, interrupted, devices,
-                        findings, compliant, non_compliant, not_checked, ssh_enabled, waived,
-                        regressed
-                 FROM runs ORDER BY id DESC LIMIT ?1",
-            )
+            .prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?1"
+            ))
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([limit], |r| {
-                Ok(RunRow {
-                    id: r.get(0)?,
-                    command: r.get(1)?,
-                    scope: r.get(2)?,
-                    started_at: r.get(3)?,
-                    finished_at: r.get(4)?,
-                    interrupted: r.get(5)?,
-                    devices: r.get(6)?,
-                    findings: r.get(7)?,
-                    compliant: r.get(8)?,
-                    non_compliant: r.get(9)?,
-                    not_checked: r.get(10)?,
-                    ssh_enabled: r.get(11)?,
-                    waived: r.get(12)?,
-                    regressed: r.get(13)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([limit], run_row).map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
@@ -433,68 +446,38 @@ impl History {
 
     /// The state period of every device of `scope` that run `run` saw, in device order.
     pub fn run_periods(&self, scope: &str, run: i64) -> Result<Vec<Period>, HistoryError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT t.scope, i.run_first, i.run_last, i.first_seen, i.last_seen, i.address,
-                        i.serial, i.name, i.site, i.status, i.ssh_enabled, i.compliant, i.waiver
-                 FROM intervals i JOIN tracks t ON t.id = i.track
-                 WHERE t.scope = ?1 AND i.run_first <= ?2 AND i.run_last >= ?2
-                 ORDER BY t.id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![scope, run], |r| {
-                Ok(Period {
-                    scope: r.get(0)?,
-                    run_first: r.get(1)?,
-                    run_last: r.get(2)?,
-                    first_seen: r.get(3)?,
-                    last_seen: r.get(4)?,
-                    address: r.get(5)?,
-                    serial: r.get(6)?,
-                    name: r.get(7)?,
-                    site: r.get(8)?,
-                    status: r.get(9)?,
-                    ssh_enabled: r.get(10)?,
-                    compliant: r.get(11)?,
-                    waiver: r.get(12)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+        self.periods(
+            "WHERE t.scope = ?1 AND i.run_first <= ?2 AND i.run_last >= ?2
+             ORDER BY t.id",
+            params![scope, run],
+        )
     }
 
     /// Every state period of the device with this serial or address, oldest first.
     pub fn timeline(&self, device: &str) -> Result<Vec<Period>, HistoryError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT t.scope, i.run_first, i.run_last, i.first_seen, i.last_seen, i.address,
-                        i.serial, i.name, i.site, i.status, i.ssh_enabled, i.compliant, i.waiver
-                 FROM intervals i JOIN tracks t ON t.id = i.track
-                 WHERE i.track IN (SELECT track FROM intervals WHERE address = ?1 OR serial = ?2)
-                 ORDER BY i.track, i.id",
-            )
-            .map_err(|e| self.err(e))?;
+        self.periods(
+            "WHERE i.track IN (SELECT track FROM intervals WHERE address = ?1 OR serial = ?2)
+             ORDER BY i.track, i.id",
+            params![device, device.to_ascii_uppercase()],
+        )
+    }
+
+    /// The periods that `filter` (a `WHERE` and `ORDER BY` over intervals `i` and tracks
+    /// `t`) selects.
+    fn periods(
+        &self,
+        filter: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<Period>, HistoryError> {
+        let sql = format!(
+            "SELECT t.scope, i.run_first, i.run_last, i.first_seen, i.last_seen, i.address,
+                    i.serial, i.name, i.site, i.status, i.ssh_enabled, i.compliant, i.waiver
+             FROM intervals i JOIN tracks t ON t.id = i.track
+             {filter}"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![device, device.to_ascii_uppercase()], |r| {
-                Ok(Period {
-                    scope: r.get(0)?,
-                    run_first: r.get(1)?,
-                    run_last: r.get(2)?,
-                    first_seen: r.get(3)?,
-                    last_seen: r.get(4)?,
-                    address: r.get(5)?,
-                    serial: r.get(6)?,
-                    name: r.get(7)?,
-                    site: r.get(8)?,
-                    status: r.get(9)?,
-                    ssh_enabled: r.get(10)?,
-                    compliant: r.get(11)?,
-                    waiver: r.get(12)?,
-                })
-            })
+            .query_map(params, Period::from_row)
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }

@@ -309,91 +309,111 @@ fn read_existing(file: &mut File, path: &Path) -> Result<Existing, JournalError>
         path: path.to_owned(),
         error,
     };
+    let corrupt = |line| JournalError::Corrupt {
+        path: path.to_owned(),
+        line,
+    };
     // A device or a FIFO holds no past to read (and /dev/full or /dev/zero would read
     // forever); it is appended to like a file.
     if !file.metadata().map_err(io_err)?.is_file() {
         return Ok(Existing::default());
     }
-    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
-    let mut lines: Vec<String> = Vec::new();
-    let mut clean_len = 0u64;
-    let mut len = 0u64;
-    let mut reader = BufReader::new(&mut *file);
-    loop {
-        let mut line = String::new();
-        let n = reader.read_line(&mut line).map_err(io_err)?;
-        if n == 0 {
-            break;
-        }
-        len += n as u64;
-        if line.ends_with('\n') {
-            clean_len += n as u64;
-        }
-        lines.push(line);
-    }
+    let raw = read_lines(file).map_err(io_err)?;
     let mut torn = None;
     let mut header = None;
     let mut recovered = Recovered::default();
-    let last = lines.len();
-    for (i, text) in lines.iter().enumerate() {
+    let last = raw.lines.len();
+    for (i, text) in raw.lines.iter().enumerate() {
         if text.trim().is_empty() {
             continue;
         }
         let parsed: Result<Line, _> = serde_json::from_str(text.trim_end());
         match parsed {
             Ok(Line::Header(h)) if header.is_none() => header = Some(h),
-            Ok(Line::Header(_)) => {
-                return Err(JournalError::Corrupt {
-                    path: path.to_owned(),
-                    line: i + 1,
-                })
-            }
-            Ok(Line::Intent { key, .. }) => {
-                if !recovered.outcomes.contains_key(&key) {
-                    recovered.pending.insert(key);
-                }
-            }
-            Ok(Line::Outcome { key, outcome, .. }) => {
-                recovered.pending.remove(&key);
-                recovered.outcomes.insert(key, outcome);
-            }
-            Ok(Line::Stopped {
-                next_wave,
-                failures,
-                allowed,
-                ..
-            }) => {
-                recovered.stopped = Some(BudgetStop {
-                    next_wave,
-                    failures,
-                    allowed,
-                });
-            }
-            Ok(Line::Continued { .. }) => recovered.stopped = None,
+            Ok(Line::Header(_)) => return Err(corrupt(i + 1)),
+            Ok(entry) => recovered.record(entry),
             // Only the very last line may be torn by a crash.
-            Err(_) if i + 1 == last && !text.ends_with('\n') => torn = Some(clean_len),
-            Err(_) => {
-                return Err(JournalError::Corrupt {
-                    path: path.to_owned(),
-                    line: i + 1,
-                })
-            }
+            Err(_) if i + 1 == last && !text.ends_with('\n') => torn = Some(raw.clean_len),
+            Err(_) => return Err(corrupt(i + 1)),
         }
     }
     if header.is_none() && !(recovered.outcomes.is_empty() && recovered.pending.is_empty()) {
-        return Err(JournalError::Corrupt {
-            path: path.to_owned(),
-            line: 1,
-        });
+        return Err(corrupt(1));
     }
-    let unterminated = torn.is_none() && lines.last().is_some_and(|l| !l.ends_with('\n'));
+    let unterminated = torn.is_none() && raw.lines.last().is_some_and(|l| !l.ends_with('\n'));
     Ok(Existing {
         header,
         recovered,
         torn_at: torn,
         unterminated,
-        len,
+        len: raw.len,
     })
+}
+
+/// A journal file's lines as read, each with its newline when it has one.
+struct RawLines {
+    lines: Vec<String>,
+    /// The length of the lines that end in a newline (all but a torn last one).
+    clean_len: u64,
+    /// The length of the file as read.
+    len: u64,
+}
+
+/// Every line of `file`, from its start.
+fn read_lines(file: &mut File) -> io::Result<RawLines> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut raw = RawLines {
+        lines: Vec::new(),
+        clean_len: 0,
+        len: 0,
+    };
+    let mut reader = BufReader::new(&mut *file);
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line)? as u64;
+        if n == 0 {
+            break;
+        }
+        raw.len = raw.len.saturating_add(n);
+        if line.ends_with('\n') {
+            raw.clean_len = raw.clean_len.saturating_add(n);
+        }
+        raw.lines.push(line);
+    }
+    Ok(raw)
+}
+
+impl Recovered {
+    /// What one entry after the header adds: an intent is pending until its outcome, an
+    /// outcome is final, a stop holds until a run continues.
+    fn record(&mut self, entry: Line) {
+        match entry {
+            // The reader takes the header itself: there is one, before any entry.
+            Line::Header(_) => {}
+            Line::Intent { key, .. } => {
+                if !self.outcomes.contains_key(&key) {
+                    self.pending.insert(key);
+                }
+            }
+            Line::Outcome { key, outcome, .. } => {
+                self.pending.remove(&key);
+                self.outcomes.insert(key, outcome);
+            }
+            Line::Stopped {
+                next_wave,
+                failures,
+                allowed,
+                ..
+            } => {
+                self.stopped = Some(BudgetStop {
+                    next_wave,
+                    failures,
+                    allowed,
+                });
+            }
+            Line::Continued { .. } => self.stopped = None,
+        }
+    }
 }
 
 fn check_header(
@@ -584,5 +604,49 @@ mod tests {
             Journal::open(&path, &header()),
             Err(JournalError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn an_outcome_is_final_and_a_continue_lifts_the_stop() {
+        let intent = |key: &str| Line::Intent {
+            key: key.into(),
+            address: key.into(),
+            enabled: false,
+            at_ms: 1,
+        };
+        let done = Outcome {
+            after: Some(false),
+            verified: true,
+            error: None,
+        };
+        let mut rec = Recovered::default();
+        rec.record(intent("a"));
+        rec.record(intent("b"));
+        rec.record(Line::Outcome {
+            key: "a".into(),
+            address: "a".into(),
+            outcome: done.clone(),
+            at_ms: 2,
+        });
+        // A later intent for a finished device (a resumed run re-announcing it) stays done.
+        rec.record(intent("a"));
+        assert_eq!(rec.outcomes.get("a"), Some(&done));
+        assert!(!rec.pending.contains("a") && rec.pending.contains("b"));
+        rec.record(Line::Stopped {
+            next_wave: 2,
+            failures: 3,
+            allowed: 1,
+            at_ms: 3,
+        });
+        assert_eq!(
+            rec.stopped,
+            Some(BudgetStop {
+                next_wave: 2,
+                failures: 3,
+                allowed: 1
+            })
+        );
+        rec.record(Line::Continued { at_ms: 4 });
+        assert_eq!(rec.stopped, None);
     }
 }

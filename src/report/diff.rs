@@ -177,28 +177,15 @@ fn write_csv(rows: &[DiffRow], out: &mut impl Write) -> io::Result<()> {
 #[cfg(test)]
 #[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
-    use super::super::record::Status;
-    use super::super::test_support::SharedBuf;
+    use super::super::test_support::{observation, SharedBuf};
     use super::*;
 
     fn obs(address: &str, serial: Option<&str>, ssh: Option<bool>) -> Observation {
         Observation {
-            address: address.into(),
-            serial: serial.map(str::to_owned),
             name: format!("=name-{address}"),
             site: "hq".into(),
-            status: if ssh.is_some() {
-                Status::Ok
-            } else {
-                Status::Timeout
-            },
-            ssh_enabled: ssh,
-            compliant: ssh.map(|on| !on),
             checked_at: "t".into(),
-            first_seen: None,
-            state_since: None,
-            change: None,
-            stored: None,
+            ..observation(address, serial, ssh)
         }
     }
 

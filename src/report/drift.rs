@@ -296,26 +296,15 @@ impl Baseline {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::observation;
     use super::*;
 
     fn seen_before(address: &str, serial: Option<&str>, ssh: Option<bool>) -> Observation {
         Observation {
-            address: address.into(),
-            serial: serial.map(str::to_owned),
-            name: String::new(),
-            site: String::new(),
-            status: if ssh.is_some() {
-                Status::Ok
-            } else {
-                Status::Timeout
-            },
-            ssh_enabled: ssh,
-            compliant: ssh.map(|on| !on),
             checked_at: "2026-12-01T00:00:00.000Z".into(),
             first_seen: Some("2026-11-01T00:00:00.000Z".into()),
             state_since: Some("2026-11-15T00:00:00.000Z".into()),
-            change: None,
-            stored: None,
+            ..observation(address, serial, ssh)
         }
     }
 

@@ -42,6 +42,45 @@ pub fn render(summary: &Summary, facts: &RunFacts, previous_success: Option<f64>
         text: String::with_capacity(4096 + summary.by_site.len() * 512),
         shard: facts.shard.as_deref(),
     };
+    run_families(&mut out, facts, previous_success);
+    device_families(&mut out, summary);
+    if let Some(drift) = &summary.drift {
+        let by_change = Change::ALL.map(|change| (change.as_str(), drift.by_change.get(change)));
+        out.labelled(
+            "sshfleet_drift_devices",
+            "Devices by their change since the previous run of the same scope.",
+            "change",
+            &by_change,
+        );
+    }
+    if summary.exposure.probed > 0 {
+        exposure_families(&mut out, &summary.exposure);
+    }
+    let rem = &summary.remediation;
+    if rem.planned() > 0 {
+        out.labelled(
+            "sshfleet_remediation_devices",
+            "Remediation outcomes: the planned action (set, none, skip, waived) and what was read back (verified, failed).",
+            "outcome",
+            &[
+                ("set", rem.set),
+                ("none", rem.none),
+                ("skip", rem.skip),
+                ("waived", rem.waived),
+                ("stale", rem.stale),
+                ("deferred", rem.deferred),
+                ("verified", rem.verified),
+                ("failed", rem.failed),
+            ],
+        );
+    }
+    site_families(&mut out, summary);
+    out.text
+}
+
+/// The run itself: what ran, whether it succeeded, how long it took, when it ended, and
+/// when a run last succeeded (this one, or `previous_success` when this one failed).
+fn run_families(out: &mut Exposition<'_>, facts: &RunFacts, previous_success: Option<f64>) {
     out.family(
         "sshfleet_run_info",
         "The sshfleet run that wrote this file (always 1).",
@@ -54,175 +93,128 @@ pub fn render(summary: &Summary, facts: &RunFacts, previous_success: Option<f64>
         ],
         1.0,
     );
-    out.family(
+    out.gauge(
         "sshfleet_run_success",
         "1 when the run reached every device and wrote every output, else 0.",
-    );
-    out.sample(
-        "sshfleet_run_success",
-        &[],
         f64::from(u8::from(facts.succeeded)),
     );
-    out.family(
+    out.gauge(
         "sshfleet_run_duration_seconds",
         "Wall-clock duration of the run.",
-    );
-    out.sample(
-        "sshfleet_run_duration_seconds",
-        &[],
         facts.duration.as_secs_f64(),
     );
     let finished = unix_seconds(facts.finished);
-    out.family(
+    out.gauge(
         "sshfleet_run_timestamp_seconds",
         "When the run ended, in seconds since the Unix epoch.",
+        finished,
     );
-    out.sample("sshfleet_run_timestamp_seconds", &[], finished);
     let last_success = if facts.succeeded {
         Some(finished)
     } else {
         previous_success
     };
     if let Some(at) = last_success {
-        out.family(
+        out.gauge(
             LAST_SUCCESS,
             "When a run last succeeded, in seconds since the Unix epoch (kept across failed runs).",
+            at,
         );
-        out.sample(LAST_SUCCESS, &[], at);
     }
+}
 
-    out.family("sshfleet_devices", "Devices in the run.");
-    out.sample("sshfleet_devices", &[], count(summary.total));
-    out.family(
+/// Fleet-wide device counts: by status, by SSH and compliance state, and the findings.
+fn device_families(out: &mut Exposition<'_>, summary: &Summary) {
+    out.gauge(
+        "sshfleet_devices",
+        "Devices in the run.",
+        count(summary.total),
+    );
+    let by_status: Vec<(&str, u64)> = summary
+        .by_status
+        .iter()
+        .map(|(status, n)| (status.as_str(), n))
+        .collect();
+    out.labelled(
         "sshfleet_devices_by_status",
         "Devices by the status of their check (ok, timeout, unauthorized, ...).",
+        "status",
+        &by_status,
     );
-    for (status, n) in summary.by_status.iter() {
-        out.sample(
-            "sshfleet_devices_by_status",
-            &[("status", status.as_str())],
-            count(n),
-        );
+    for (name, help, value) in device_gauges(summary) {
+        out.gauge(name, help, value);
     }
-    out.family(
-        "sshfleet_devices_ssh_enabled",
-        "Devices read with SSH enabled.",
-    );
-    out.sample(
-        "sshfleet_devices_ssh_enabled",
-        &[],
-        count(summary.ssh_enabled),
-    );
-    out.family(
-        "sshfleet_devices_compliant",
-        "Devices read in their desired SSH state.",
-    );
-    out.sample("sshfleet_devices_compliant", &[], count(summary.compliant));
-    out.family(
-        "sshfleet_devices_non_compliant",
-        "Devices read in another SSH state than desired, waived ones included.",
-    );
-    out.sample(
-        "sshfleet_devices_non_compliant",
-        &[],
-        count(summary.non_compliant),
-    );
-    out.family(
-        "sshfleet_devices_waived",
-        "Non-compliant devices that a waiver in force allows.",
-    );
-    out.sample("sshfleet_devices_waived", &[], count(summary.waived));
-    out.family(
-        "sshfleet_devices_not_checked",
-        "Devices whose SSH state could not be read.",
-    );
-    out.sample(
-        "sshfleet_devices_not_checked",
-        &[],
-        count(summary.not_checked()),
-    );
-    out.family(
-        "sshfleet_findings",
-        "Findings: devices not checked plus non-compliant devices not waived (exit code 1).",
-    );
-    out.sample("sshfleet_findings", &[], count(summary.findings()));
-    out.family(
-        "sshfleet_compliance_ratio",
-        "Compliant and waived devices over devices read with a desired state (NaN when none).",
-    );
-    out.sample("sshfleet_compliance_ratio", &[], compliance_ratio(summary));
-    out.family(
-        "sshfleet_new_exposure",
-        "New exposure since the previous run: regressed devices and new non-compliant ones.",
-    );
-    out.sample("sshfleet_new_exposure", &[], count(summary.new_exposure));
-    if let Some(drift) = &summary.drift {
-        out.family(
-            "sshfleet_drift_devices",
-            "Devices by their change since the previous run of the same scope.",
-        );
-        for change in Change::ALL {
-            out.sample(
-                "sshfleet_drift_devices",
-                &[("change", change.as_str())],
-                count(drift.by_change.get(change)),
-            );
-        }
-    }
-    if summary.exposure.probed > 0 {
-        let e = &summary.exposure;
-        out.family(
-            "sshfleet_ssh_port_devices",
-            "Devices by what their SSH port probe saw (open, closed, filtered).",
-        );
-        for (state, n) in [
+}
+
+/// The fleet-wide one-sample families after the status counts, in the file's order:
+/// name, help, value.
+fn device_gauges(summary: &Summary) -> [(&'static str, &'static str, f64); 8] {
+    [
+        (
+            "sshfleet_devices_ssh_enabled",
+            "Devices read with SSH enabled.",
+            count(summary.ssh_enabled),
+        ),
+        (
+            "sshfleet_devices_compliant",
+            "Devices read in their desired SSH state.",
+            count(summary.compliant),
+        ),
+        (
+            "sshfleet_devices_non_compliant",
+            "Devices read in another SSH state than desired, waived ones included.",
+            count(summary.non_compliant),
+        ),
+        (
+            "sshfleet_devices_waived",
+            "Non-compliant devices that a waiver in force allows.",
+            count(summary.waived),
+        ),
+        (
+            "sshfleet_devices_not_checked",
+            "Devices whose SSH state could not be read.",
+            count(summary.not_checked()),
+        ),
+        (
+            "sshfleet_findings",
+            "Findings: devices not checked plus non-compliant devices not waived (exit code 1).",
+            count(summary.findings()),
+        ),
+        (
+            "sshfleet_compliance_ratio",
+            "Compliant and waived devices over devices read with a desired state (NaN when none).",
+            compliance_ratio(summary),
+        ),
+        (
+            "sshfleet_new_exposure",
+            "New exposure since the previous run: regressed devices and new non-compliant ones.",
+            count(summary.new_exposure),
+        ),
+    ]
+}
+
+/// What the SSH port probe saw, and how it agrees with the configuration.
+fn exposure_families(out: &mut Exposition<'_>, e: &super::ExposureSummary) {
+    out.labelled(
+        "sshfleet_ssh_port_devices",
+        "Devices by what their SSH port probe saw (open, closed, filtered).",
+        "state",
+        &[
             ("open", e.open),
             ("closed", e.closed),
             ("filtered", e.filtered),
-        ] {
-            out.sample("sshfleet_ssh_port_devices", &[("state", state)], count(n));
-        }
-        out.family(
-            "sshfleet_exposure_devices",
-            "Devices by how the port probe agrees with the configuration.",
-        );
-        for (exposure, n) in [
+        ],
+    );
+    out.labelled(
+        "sshfleet_exposure_devices",
+        "Devices by how the port probe agrees with the configuration.",
+        "exposure",
+        &[
             ("consistent", e.consistent),
             ("config_only", e.config_only),
             ("port_only", e.port_only),
-        ] {
-            out.sample(
-                "sshfleet_exposure_devices",
-                &[("exposure", exposure)],
-                count(n),
-            );
-        }
-    }
-    let rem = &summary.remediation;
-    if rem.planned() > 0 {
-        out.family(
-            "sshfleet_remediation_devices",
-            "Remediation outcomes: the planned action (set, none, skip, waived) and what was read back (verified, failed).",
-        );
-        for (outcome, n) in [
-            ("set", rem.set),
-            ("none", rem.none),
-            ("skip", rem.skip),
-            ("waived", rem.waived),
-            ("stale", rem.stale),
-            ("deferred", rem.deferred),
-            ("verified", rem.verified),
-            ("failed", rem.failed),
-        ] {
-            out.sample(
-                "sshfleet_remediation_devices",
-                &[("outcome", outcome)],
-                count(n),
-            );
-        }
-    }
-    site_families(&mut out, summary);
-    out.text
+        ],
+    );
 }
 
 /// Per-site families, one sample per site (and per status of that site that occurs).
@@ -350,6 +342,20 @@ impl Exposition<'_> {
     fn family(&mut self, name: &str, help: &str) {
         let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
         let _ = writeln!(self.text, "# TYPE {name} gauge");
+    }
+
+    /// A family of one sample without labels of its own.
+    fn gauge(&mut self, name: &str, help: &str, value: f64) {
+        self.family(name, help);
+        self.sample(name, &[], value);
+    }
+
+    /// A family with one sample per value of a single label, in the order given.
+    fn labelled(&mut self, name: &str, help: &str, label: &str, counts: &[(&str, u64)]) {
+        self.family(name, help);
+        for &(value, n) in counts {
+            self.sample(name, &[(label, value)], count(n));
+        }
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {

@@ -120,7 +120,8 @@ impl WireRecord {
     }
 }
 
-fn truncate(s: &str) -> String {
+/// At most the first 40 characters of `s`, for a message.
+pub(super) fn truncate(s: &str) -> String {
     s.chars().take(40).collect()
 }
 
@@ -271,11 +272,12 @@ pub(super) fn unneutralise(cell: &str) -> &str {
     }
 }
 
-fn read_csv(
+/// A CSV report's reader, past its header, and the header. A file without `address` and
+/// `status` columns is not a report sshfleet wrote.
+pub(super) fn csv_report<R: Read>(
     path: &Path,
-    reader: impl Read,
-    mut out: Vec<Observation>,
-) -> Result<Vec<Observation>, ReadError> {
+    reader: R,
+) -> Result<(csv::Reader<R>, csv::StringRecord), ReadError> {
     let mut csv = csv::ReaderBuilder::new()
         .flexible(false)
         .from_reader(reader);
@@ -283,65 +285,101 @@ fn read_csv(
         .headers()
         .map_err(|e| malformed(path, "line 1".into(), e))?
         .clone();
-    let column = |name: &str| header.iter().position(|h| h == name);
-    let (Some(address), Some(status)) = (column("address"), column("status")) else {
+    let has = |name: &str| header.iter().any(|h| h == name);
+    if !(has("address") && has("status")) {
         return Err(malformed(
             path,
             "line 1".into(),
             "not an sshfleet report: no address and status columns",
         ));
-    };
-    let columns = [
-        column("name"),
-        column("site"),
-        column("ssh_enabled"),
-        column("compliant"),
-        column("checked_at"),
-        column("serial"),
-        column("first_seen"),
-        column("state_since"),
-        column("change"),
-    ];
+    }
+    Ok((csv, header))
+}
+
+fn read_csv(
+    path: &Path,
+    reader: impl Read,
+    mut out: Vec<Observation>,
+) -> Result<Vec<Observation>, ReadError> {
+    let (mut csv, header) = csv_report(path, reader)?;
+    let columns = CsvColumns::of(&header);
     for (i, row) in csv.records().enumerate() {
         let where_ = || format!("line {}", i + 2);
         let row = row.map_err(|e| malformed(path, where_(), e))?;
-        let cell = |index: Option<usize>| -> Option<String> {
-            let text = unneutralise(row.get(index?)?);
-            (!text.is_empty()).then(|| text.to_owned())
-        };
-        let boolean = |index: Option<usize>| -> Result<Option<bool>, ReadError> {
-            match cell(index).as_deref() {
-                None => Ok(None),
-                Some("true") => Ok(Some(true)),
-                Some("false") => Ok(Some(false)),
-                Some(other) => Err(malformed(
-                    path,
-                    where_(),
-                    format!("not a boolean: {:?}", truncate(other)),
-                )),
-            }
-        };
-        let [name, site, ssh_enabled, compliant, checked_at, serial, first_seen, state_since, change] =
-            columns;
-        let wire = WireRecord {
-            address: cell(Some(address)).unwrap_or_default(),
-            name: cell(name),
-            site: cell(site),
-            status: cell(Some(status)).unwrap_or_default(),
-            ssh_enabled: boolean(ssh_enabled)?,
-            compliant: boolean(compliant)?,
-            checked_at: cell(checked_at),
-            serial: cell(serial),
-            first_seen: cell(first_seen),
-            state_since: cell(state_since),
-            change: cell(change),
-        };
+        let wire = columns
+            .wire(&row)
+            .map_err(|e| malformed(path, where_(), e))?;
         out.push(
             wire.into_observation()
                 .map_err(|e| malformed(path, where_(), e))?,
         );
     }
     Ok(out)
+}
+
+/// Where the columns drift reads stand in a CSV header (the first of a name); any may be
+/// absent but `address` and `status`.
+struct CsvColumns {
+    address: Option<usize>,
+    name: Option<usize>,
+    site: Option<usize>,
+    status: Option<usize>,
+    ssh_enabled: Option<usize>,
+    compliant: Option<usize>,
+    checked_at: Option<usize>,
+    serial: Option<usize>,
+    first_seen: Option<usize>,
+    state_since: Option<usize>,
+    change: Option<usize>,
+}
+
+impl CsvColumns {
+    fn of(header: &csv::StringRecord) -> CsvColumns {
+        let column = |name: &str| header.iter().position(|h| h == name);
+        CsvColumns {
+            address: column("address"),
+            name: column("name"),
+            site: column("site"),
+            status: column("status"),
+            ssh_enabled: column("ssh_enabled"),
+            compliant: column("compliant"),
+            checked_at: column("checked_at"),
+            serial: column("serial"),
+            first_seen: column("first_seen"),
+            state_since: column("state_since"),
+            change: column("change"),
+        }
+    }
+
+    /// The fields of `row`, as a JSON record would give them: an empty cell is absent.
+    /// `Err` is a boolean column holding something else.
+    fn wire(&self, row: &csv::StringRecord) -> Result<WireRecord, String> {
+        let cell = |index: Option<usize>| -> Option<String> {
+            let text = unneutralise(row.get(index?)?);
+            (!text.is_empty()).then(|| text.to_owned())
+        };
+        let boolean = |index: Option<usize>| -> Result<Option<bool>, String> {
+            match cell(index).as_deref() {
+                None => Ok(None),
+                Some("true") => Ok(Some(true)),
+                Some("false") => Ok(Some(false)),
+                Some(other) => Err(format!("not a boolean: {:?}", truncate(other))),
+            }
+        };
+        Ok(WireRecord {
+            address: cell(self.address).unwrap_or_default(),
+            name: cell(self.name),
+            site: cell(self.site),
+            status: cell(self.status).unwrap_or_default(),
+            ssh_enabled: boolean(self.ssh_enabled)?,
+            compliant: boolean(self.compliant)?,
+            checked_at: cell(self.checked_at),
+            serial: cell(self.serial),
+            first_seen: cell(self.first_seen),
+            state_since: cell(self.state_since),
+            change: cell(self.change),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,9 @@ use std::path::Path;
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::read::{for_each_line, malformed, open_report, unneutralise, ReadError};
+use super::read::{
+    csv_report, for_each_line, malformed, open_report, truncate, unneutralise, ReadError,
+};
 use super::record::{
     Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshState, Status,
 };
@@ -62,6 +64,33 @@ pub fn first_shape(path: &Path) -> Result<Option<Shape>, ReadError> {
 trait Cells {
     fn text(&self, key: &str) -> Option<String>;
     fn has(&self, key: &str) -> bool;
+
+    /// The cell's text, absent when empty.
+    fn filled(&self, key: &str) -> Option<String> {
+        self.text(key).filter(|t| !t.is_empty())
+    }
+
+    /// The cell read by `parse`; `Err` names the key and the value it did not know.
+    fn word<T>(&self, key: &str, parse: fn(&str) -> Option<T>) -> Result<Option<T>, String> {
+        match self.filled(key) {
+            None => Ok(None),
+            Some(text) => parse(&text)
+                .map(Some)
+                .ok_or_else(|| format!("{key}: unknown value {:?}", truncate(&text))),
+        }
+    }
+
+    fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, String> {
+        self.word(key, |t| t.parse().ok())
+    }
+
+    fn boolean(&self, key: &str) -> Result<Option<bool>, String> {
+        self.word(key, |t| match t {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        })
+    }
 }
 
 impl Cells for Map<String, Value> {
@@ -103,51 +132,47 @@ impl Cells for CsvRow<'_> {
     }
 }
 
-fn truncate(s: &str) -> String {
-    s.chars().take(40).collect()
-}
-
-/// The record in `cells`; `Err` says which field is wrong.
+/// The record in `cells`; `Err` says which field is wrong (the first, in column order).
 fn record_from(cells: &impl Cells, extra_keys: &[String]) -> Result<(DeviceRecord, Shape), String> {
-    fn word<T>(
-        cells: &impl Cells,
-        key: &str,
-        parse: fn(&str) -> Option<T>,
-    ) -> Result<Option<T>, String> {
-        match cells.text(key).filter(|t| !t.is_empty()) {
-            None => Ok(None),
-            Some(text) => parse(&text)
-                .map(Some)
-                .ok_or_else(|| format!("{key}: unknown value {:?}", truncate(&text))),
-        }
-    }
-    fn number<T: std::str::FromStr>(cells: &impl Cells, key: &str) -> Result<Option<T>, String> {
-        word(cells, key, |t| t.parse().ok())
-    }
-    let boolean = |key: &str| {
-        word(cells, key, |t| match t {
-            "true" => Some(true),
-            "false" => Some(false),
-            _ => None,
-        })
-    };
-    let text = |key: &str| cells.text(key).filter(|t| !t.is_empty());
     let address = cells
         .text("address")
         .ok_or_else(|| String::from("no address"))?;
-    let status = word(cells, "status", Status::parse)?.ok_or_else(|| String::from("no status"))?;
+    let status = cells
+        .word("status", Status::parse)?
+        .ok_or_else(|| String::from("no status"))?;
     let mut rec = DeviceRecord::new(
         address,
-        text("name").unwrap_or_default(),
-        text("site").unwrap_or_default(),
+        cells.filled("name").unwrap_or_default(),
+        cells.filled("site").unwrap_or_default(),
         status,
     );
-    rec.ssh_enabled = boolean("ssh_enabled")?;
-    rec.expect = word(cells, "expect", SshState::parse)?;
-    rec.compliant = boolean("compliant")?;
-    rec.method = word(cells, "method", Method::parse)?;
-    rec.api_version = text("api_version");
-    rec.supported_versions = text("supported_versions")
+    read_check(cells, &mut rec)?;
+    let remediation = cells.has("action");
+    rec.remediation = remediation_from(cells)?;
+    rec.serial = cells.filled("serial");
+    rec.drift = drift_from(cells)?;
+    rec.waiver = cells.filled("waiver");
+    rec.ssh_port = cells.word("ssh_port", PortState::parse)?;
+    rec.ssh_banner = cells.filled("ssh_banner");
+    rec.exposure = cells.word("exposure", Exposure::parse)?;
+    rec.model = cells.filled("model");
+    rec.firmware = cells.filled("firmware");
+    rec.extra = extra_keys
+        .iter()
+        .map(|key| cells.text(key).unwrap_or_default())
+        .collect();
+    Ok((rec, Shape { remediation }))
+}
+
+/// The columns of the check itself, from `ssh_enabled` to `checked_at`.
+fn read_check(cells: &impl Cells, rec: &mut DeviceRecord) -> Result<(), String> {
+    rec.ssh_enabled = cells.boolean("ssh_enabled")?;
+    rec.expect = cells.word("expect", SshState::parse)?;
+    rec.compliant = cells.boolean("compliant")?;
+    rec.method = cells.word("method", Method::parse)?;
+    rec.api_version = cells.filled("api_version");
+    rec.supported_versions = cells
+        .filled("supported_versions")
         .map(|list| {
             list.split(';')
                 .filter(|v| !v.is_empty())
@@ -155,41 +180,39 @@ fn record_from(cells: &impl Cells, extra_keys: &[String]) -> Result<(DeviceRecor
                 .collect()
         })
         .unwrap_or_default();
-    rec.http_status = number(cells, "http_status")?;
-    rec.error_code = number(cells, "error_code")?;
-    rec.error = text("error");
-    rec.attempts = number(cells, "attempts")?.unwrap_or(0);
-    rec.elapsed_ms = number(cells, "elapsed_ms")?.unwrap_or(0);
-    rec.tls_fingerprint = text("tls_fingerprint");
-    rec.checked_at = text("checked_at").unwrap_or_default();
-    let remediation = cells.has("action");
-    if let Some(action) = word(cells, "action", Action::parse)? {
-        rec.remediation = Some(Remediation {
-            action,
-            before: boolean("before")?,
-            after: boolean("after")?,
-            verified: boolean("verified")?,
-        });
-    }
-    rec.serial = text("serial");
-    if let Some(change) = word(cells, "change", Change::parse)? {
-        rec.drift = Some(Drift {
-            change,
-            first_seen: text("first_seen").unwrap_or_default(),
-            state_since: text("state_since").unwrap_or_default(),
-        });
-    }
-    rec.waiver = text("waiver");
-    rec.ssh_port = word(cells, "ssh_port", PortState::parse)?;
-    rec.ssh_banner = text("ssh_banner");
-    rec.exposure = word(cells, "exposure", Exposure::parse)?;
-    rec.model = text("model");
-    rec.firmware = text("firmware");
-    rec.extra = extra_keys
-        .iter()
-        .map(|key| cells.text(key).unwrap_or_default())
-        .collect();
-    Ok((rec, Shape { remediation }))
+    rec.http_status = cells.number("http_status")?;
+    rec.error_code = cells.number("error_code")?;
+    rec.error = cells.filled("error");
+    rec.attempts = cells.number("attempts")?.unwrap_or(0);
+    rec.elapsed_ms = cells.number("elapsed_ms")?.unwrap_or(0);
+    rec.tls_fingerprint = cells.filled("tls_fingerprint");
+    rec.checked_at = cells.filled("checked_at").unwrap_or_default();
+    Ok(())
+}
+
+/// The remediation columns, when the record has an action.
+fn remediation_from(cells: &impl Cells) -> Result<Option<Remediation>, String> {
+    let Some(action) = cells.word("action", Action::parse)? else {
+        return Ok(None);
+    };
+    Ok(Some(Remediation {
+        action,
+        before: cells.boolean("before")?,
+        after: cells.boolean("after")?,
+        verified: cells.boolean("verified")?,
+    }))
+}
+
+/// The drift columns, when the record has a change.
+fn drift_from(cells: &impl Cells) -> Result<Option<Drift>, String> {
+    let Some(change) = cells.word("change", Change::parse)? else {
+        return Ok(None);
+    };
+    Ok(Some(Drift {
+        change,
+        first_seen: cells.filled("first_seen").unwrap_or_default(),
+        state_since: cells.filled("state_since").unwrap_or_default(),
+    }))
 }
 
 fn replay_jsonl(
@@ -216,25 +239,12 @@ fn replay_csv(
     extra_keys: &[String],
     each: &mut impl FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
 ) -> Result<u64, ReadError> {
-    let mut csv = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_reader(reader);
-    let header = csv
-        .headers()
-        .map_err(|e| malformed(path, "line 1".into(), e))?
-        .clone();
+    let (mut csv, header) = csv_report(path, reader)?;
     let columns: HashMap<String, usize> = header
         .iter()
         .enumerate()
         .map(|(i, name)| (name.to_owned(), i))
         .collect();
-    if !(columns.contains_key("address") && columns.contains_key("status")) {
-        return Err(malformed(
-            path,
-            "line 1".into(),
-            "not an sshfleet report: no address and status columns",
-        ));
-    }
     let mut row = csv::StringRecord::new();
     let mut records = 0u64;
     loop {
@@ -268,48 +278,6 @@ fn replay_json_array(
     extra_keys: &[String],
     each: &mut impl FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
 ) -> Result<u64, ReadError> {
-    struct Elements<'a, F> {
-        path: &'a Path,
-        extra_keys: &'a [String],
-        each: &'a mut F,
-        /// A failure of `each` or of a record, kept whole (serde's error carries text only).
-        failed: &'a mut Option<ReadError>,
-    }
-    impl<'de, F> Visitor<'de> for Elements<'_, F>
-    where
-        F: FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
-    {
-        type Value = u64;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a JSON array of records")
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
-            let mut n = 0u64;
-            while let Some(object) = seq.next_element::<Map<String, Value>>()? {
-                n += 1;
-                let result = record_from(&object, self.extra_keys)
-                    .map_err(|e| malformed(self.path, format!("record {n}"), e))
-                    .and_then(|(rec, shape)| (self.each)(rec, shape));
-                if let Err(e) = result {
-                    *self.failed = Some(e);
-                    return Err(serde::de::Error::custom("stopped"));
-                }
-            }
-            Ok(n)
-        }
-    }
-    impl<'de, F> DeserializeSeed<'de> for Elements<'_, F>
-    where
-        F: FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
-    {
-        type Value = u64;
-
-        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
-            d.deserialize_seq(self)
-        }
-    }
     let mut failed = None;
     let mut de = serde_json::Deserializer::from_reader(reader);
     let seed = Elements {
@@ -327,6 +295,53 @@ fn replay_json_array(
             format!("line {}", e.line()),
             format!("not a JSON array of records: {e}"),
         )),
+    }
+}
+
+/// The elements of a JSON array of records, each handed to `each` as it is read; the
+/// array's length is the value.
+struct Elements<'a, F> {
+    path: &'a Path,
+    extra_keys: &'a [String],
+    each: &'a mut F,
+    /// A failure of `each` or of a record, kept whole (serde's error carries text only).
+    failed: &'a mut Option<ReadError>,
+}
+
+impl<'de, F> Visitor<'de> for Elements<'_, F>
+where
+    F: FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
+{
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array of records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
+        let mut n = 0u64;
+        while let Some(object) = seq.next_element::<Map<String, Value>>()? {
+            n = n.saturating_add(1);
+            let result = record_from(&object, self.extra_keys)
+                .map_err(|e| malformed(self.path, format!("record {n}"), e))
+                .and_then(|(rec, shape)| (self.each)(rec, shape));
+            if let Err(e) = result {
+                *self.failed = Some(e);
+                return Err(serde::de::Error::custom("stopped"));
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl<'de, F> DeserializeSeed<'de> for Elements<'_, F>
+where
+    F: FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
+{
+    type Value = u64;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+        d.deserialize_seq(self)
     }
 }
 

@@ -3,9 +3,33 @@
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use super::read::Observation;
 use super::record::{
     Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshState, Status,
 };
+
+/// A device as a previous report saw it: read (SSH on or off, compliant when off) or, without
+/// `ssh`, timed out; names, dates and drift left empty for the test to fill in.
+pub fn observation(address: &str, serial: Option<&str>, ssh: Option<bool>) -> Observation {
+    Observation {
+        address: address.into(),
+        serial: serial.map(str::to_owned),
+        name: String::new(),
+        site: String::new(),
+        status: if ssh.is_some() {
+            Status::Ok
+        } else {
+            Status::Timeout
+        },
+        ssh_enabled: ssh,
+        compliant: ssh.map(|on| !on),
+        checked_at: String::new(),
+        first_seen: None,
+        state_since: None,
+        change: None,
+        stored: None,
+    }
+}
 
 /// A record with every field set, for golden output tests.
 pub fn full_record() -> DeviceRecord {

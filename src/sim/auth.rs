@@ -272,16 +272,9 @@ impl Guard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use md5::{Digest as _, Md5};
+    use crate::sim::tests::md5_hex;
 
     const SECRET: &[u8] = b"0123456789abcdef";
-
-    fn md5_hex(s: &str) -> String {
-        Md5::digest(s.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
 
     fn authority(scheme: Scheme, now_us: u64) -> Authority<'static> {
         Authority {

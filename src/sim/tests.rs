@@ -117,7 +117,8 @@ fn get(target: &str, authorization: &str) -> String {
     format!("GET {target} HTTP/1.1\r\nHost: cam\r\nAuthorization: {authorization}\r\n\r\n")
 }
 
-fn md5_hex(s: &str) -> String {
+/// MD5 in hex, computed here rather than by the simulator's own digest code.
+pub(super) fn md5_hex(s: &str) -> String {
     Md5::digest(s.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

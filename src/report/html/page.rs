@@ -12,7 +12,7 @@ use super::rows::{DeviceRows, Standing};
 use super::svg::{self, percent, site_label, thousands};
 use super::{ExpiringWaiver, HtmlReport};
 use crate::report::record::Change;
-use crate::report::Summary;
+use crate::report::{DriftSummary, Summary};
 use crate::waivers::EXPIRING_WITHIN_DAYS;
 
 const CSS: &str = include_str!("report.css");
@@ -20,6 +20,14 @@ const SCRIPT: &str = include_str!("report.js");
 
 /// Devices listed by name in the drift section; the table holds them all.
 const DRIFT_LISTED: usize = 100;
+
+/// The changes whose devices the drift section lists by name, in this order.
+const DRIFT_LISTED_CHANGES: [Change; 4] = [
+    Change::Regressed,
+    Change::Lost,
+    Change::Fixed,
+    Change::Recovered,
+];
 
 /// Findings listed on the printed page.
 const PRINTED_FINDINGS: usize = 200;
@@ -248,13 +256,28 @@ fn drift(s: &Summary, rows: &DeviceRows) -> Markup {
             }
         };
     };
+    let listed = listed_changes(rows);
+    html! {
+        section.drift #drift {
+            h2 { "Drift since the last run" }
+            p.lead { "New exposure since then: " b data-testid="new-exposure" { (thousands(s.new_exposure)) } " device(s). Regressions first." }
+            (drift_chips(drift))
+            @if !listed.is_empty() {
+                (changed_devices(drift, rows, &listed))
+            }
+            @if !drift.gone.is_empty() {
+                (gone_devices(drift))
+            }
+        }
+    }
+}
+
+/// The rows of the devices listed by name in the drift section: those with a change in
+/// [`DRIFT_LISTED_CHANGES`], by change in that order then in row order, at most
+/// [`DRIFT_LISTED`] of them.
+fn listed_changes(rows: &DeviceRows) -> Vec<usize> {
     let mut listed: Vec<usize> = Vec::new();
-    for change in [
-        Change::Regressed,
-        Change::Lost,
-        Change::Fixed,
-        Change::Recovered,
-    ] {
+    for change in DRIFT_LISTED_CHANGES {
         for i in 0..rows.len() {
             if listed.len() >= DRIFT_LISTED {
                 break;
@@ -264,72 +287,81 @@ fn drift(s: &Summary, rows: &DeviceRows) -> Markup {
             }
         }
     }
+    listed
+}
+
+/// A chip per change that occurred, in [`DRIFT_ORDER`]; all but `gone` filter the table.
+fn drift_chips(drift: &DriftSummary) -> Markup {
     html! {
-        section.drift #drift {
-            h2 { "Drift since the last run" }
-            p.lead { "New exposure since then: " b data-testid="new-exposure" { (thousands(s.new_exposure)) } " device(s). Regressions first." }
-            div.chips data-testid="drift-counts" {
-                @for change in DRIFT_ORDER {
-                    @let n = drift.by_change.get(change);
-                    @if n > 0 {
-                        @if change == Change::Gone {
-                            span.chip data-change=(change.as_str()) data-count=(n) { (change.as_str()) " " b { (thousands(n)) } }
-                        } @else {
-                            a class={ "chip " (change.as_str()) } href="#devices" data-change=(change.as_str())
-                                data-count=(n) data-filter-change=(change.index()) {
-                                (change.as_str()) " " b { (thousands(n)) }
-                            }
+        div.chips data-testid="drift-counts" {
+            @for change in DRIFT_ORDER {
+                @let n = drift.by_change.get(change);
+                @if n > 0 {
+                    @if change == Change::Gone {
+                        span.chip data-change=(change.as_str()) data-count=(n) { (change.as_str()) " " b { (thousands(n)) } }
+                    } @else {
+                        a class={ "chip " (change.as_str()) } href="#devices" data-change=(change.as_str())
+                            data-count=(n) data-filter-change=(change.index()) {
+                            (change.as_str()) " " b { (thousands(n)) }
                         }
                     }
                 }
             }
-            @if !listed.is_empty() {
-                div.panel {
-                    table.list data-testid="drift-devices" {
-                        thead { tr { th { "Change" } th { "Serial" } th { "Address" } th { "Name" } th { "Site" } th { "SSH" } th { "Compliance" } } }
-                        tbody {
-                            @for &i in &listed {
-                                @let change = rows.change_of(i).map_or("", Change::as_str);
-                                @let standing = rows.standing_of(i);
-                                tr {
-                                    td { span class={ "badge b-ch-" (change) } { (change) } }
-                                    td { (rows.serial[i]) }
-                                    td { (rows.address[i]) }
-                                    td { (rows.name[i]) }
-                                    td { (site_label(rows.sites.get(rows.site[i]))) }
-                                    td { (ssh_text(rows.ssh[i])) }
-                                    td { span class={ "badge b-" (standing.as_str()) } { (standing.label()) } }
-                                }
-                            }
+        }
+    }
+}
+
+/// The table of the `listed` changed devices, and a note when there are more.
+fn changed_devices(drift: &DriftSummary, rows: &DeviceRows, listed: &[usize]) -> Markup {
+    html! {
+        div.panel {
+            table.list data-testid="drift-devices" {
+                thead { tr { th { "Change" } th { "Serial" } th { "Address" } th { "Name" } th { "Site" } th { "SSH" } th { "Compliance" } } }
+                tbody {
+                    @for &i in listed {
+                        @let change = rows.change_of(i).map_or("", Change::as_str);
+                        @let standing = rows.standing_of(i);
+                        tr {
+                            td { span class={ "badge b-ch-" (change) } { (change) } }
+                            td { (rows.serial[i]) }
+                            td { (rows.address[i]) }
+                            td { (rows.name[i]) }
+                            td { (site_label(rows.sites.get(rows.site[i]))) }
+                            td { (ssh_text(rows.ssh[i])) }
+                            td { span class={ "badge b-" (standing.as_str()) } { (standing.label()) } }
                         }
-                    }
-                    @let changed: u64 = [Change::Regressed, Change::Lost, Change::Fixed, Change::Recovered].iter().map(|c| drift.by_change.get(*c)).sum();
-                    @if changed > listed.len() as u64 {
-                        p.note { "The first " (listed.len()) " of " (thousands(changed)) " changed devices; filter the device table by change for all." }
                     }
                 }
             }
-            @if !drift.gone.is_empty() {
-                h3 { "Gone: in the last run, not in this one" }
-                div.panel {
-                    table.list data-testid="gone-devices" {
-                        thead { tr { th { "Serial" } th { "Address" } th { "Name" } th { "Site" } } }
-                        tbody {
-                            @for g in &drift.gone {
-                                tr {
-                                    td { (g.serial.as_deref().unwrap_or("")) }
-                                    td { (g.address) }
-                                    td { (g.name) }
-                                    td { (site_label(&g.site)) }
-                                }
-                            }
+            @let changed: u64 = DRIFT_LISTED_CHANGES.iter().map(|c| drift.by_change.get(*c)).sum();
+            @if changed > listed.len() as u64 {
+                p.note { "The first " (listed.len()) " of " (thousands(changed)) " changed devices; filter the device table by change for all." }
+            }
+        }
+    }
+}
+
+/// The devices of the last run that this one did not see, and a note when there are more.
+fn gone_devices(drift: &DriftSummary) -> Markup {
+    html! {
+        h3 { "Gone: in the last run, not in this one" }
+        div.panel {
+            table.list data-testid="gone-devices" {
+                thead { tr { th { "Serial" } th { "Address" } th { "Name" } th { "Site" } } }
+                tbody {
+                    @for g in &drift.gone {
+                        tr {
+                            td { (g.serial.as_deref().unwrap_or("")) }
+                            td { (g.address) }
+                            td { (g.name) }
+                            td { (site_label(&g.site)) }
                         }
                     }
-                    @let gone = drift.by_change.get(Change::Gone);
-                    @if gone > drift.gone.len() as u64 {
-                        p.note { "The first " (drift.gone.len()) " of " (thousands(gone)) " gone devices." }
-                    }
                 }
+            }
+            @let gone = drift.by_change.get(Change::Gone);
+            @if gone > drift.gone.len() as u64 {
+                p.note { "The first " (drift.gone.len()) " of " (thousands(gone)) " gone devices." }
             }
         }
     }
@@ -579,7 +611,7 @@ fn printed_findings(rows: &DeviceRows) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::record::{DeviceRecord, Status};
+    use crate::report::record::{DeviceRecord, Drift, Status};
 
     fn report_of(rows: &DeviceRows, summary: &Summary) -> String {
         HtmlReport {
@@ -692,5 +724,36 @@ mod tests {
             parse_label("W-8 owner=ops expires=2027-01-01"),
             ("W-8".into(), "ops".into(), "2027-01-01".into())
         );
+    }
+
+    fn rows_with(changes: impl Iterator<Item = Change>) -> DeviceRows {
+        let mut rows = DeviceRows::default();
+        for (i, change) in changes.enumerate() {
+            let mut rec =
+                DeviceRecord::new(i.to_string(), String::new(), String::new(), Status::Ok);
+            rec.drift = Some(Drift {
+                change,
+                first_seen: String::new(),
+                state_since: String::new(),
+            });
+            rows.push(&rec);
+        }
+        rows
+    }
+
+    #[test]
+    fn drift_lists_regressions_first_and_at_most_its_share() {
+        let changes = [Change::Fixed, Change::New, Change::Regressed, Change::Lost];
+        // Regressed, lost, fixed, recovered in that order; `new` is never listed by name.
+        let few = rows_with(changes.into_iter().cycle().take(8));
+        assert_eq!(listed_changes(&few), [2, 6, 3, 7, 0, 4]);
+        // With more than fit, the 100 regressions (rows 2, 6, ...) take every place.
+        let many = rows_with(changes.into_iter().cycle().take(400));
+        let listed = listed_changes(&many);
+        assert_eq!(listed.len(), DRIFT_LISTED);
+        assert_eq!(listed[..3], [2, 6, 10]);
+        assert!(listed
+            .iter()
+            .all(|&i| many.change_of(i) == Some(Change::Regressed)));
     }
 }

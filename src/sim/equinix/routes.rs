@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::store::{check_username, Refusal, Store};
 use super::{EquinixFaults, EquinixSimConfig, MockStats, CLIENT_ID, CLIENT_SECRET, LOCKOUT_AFTER};
+use crate::sim::digest::hex;
 use crate::sim::http::{Body, Request, Response};
 
 pub const USERS: &str = "/ne/v1/sshUsers";
@@ -137,7 +138,7 @@ impl MockState {
     fn issue_token(&mut self, now: Instant) -> Response {
         let mut raw = [0u8; 18];
         self.rng.fill(&mut raw);
-        let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let token = hex(&raw);
         let lifetime = self.faults.token_lifetime;
         self.tokens.retain(|_, expiry| *expiry > now);
         self.tokens.insert(token.clone(), now + lifetime);

@@ -286,7 +286,7 @@ fn uuid(rng: &mut fastrand::Rng) -> String {
     rng.fill(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let hex = crate::sim::digest::hex(&b);
     format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],
