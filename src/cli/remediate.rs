@@ -16,12 +16,10 @@ use super::args::RemediateArgs;
 use super::html::HtmlOut;
 use super::progress::Progress;
 use super::runs::{
-    exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, report_interruption,
-    report_waivers, say_warnings, Comparison, MetricsOut,
+    exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, outputs,
+    report_interruption, report_waivers, say_warnings, Comparison, Ending, MetricsOut,
 };
-use super::{
-    install_signal_handlers, report_failed, report_output, resolve, resolve_format, Exit, Stopping,
-};
+use super::{install_signal_handlers, report_failed, report_output, resolve, Exit, Stopping};
 use crate::inventory::Rows;
 use crate::remediate::journal::{read_journal, BudgetStop};
 use crate::remediate::plan::Plan;
@@ -42,12 +40,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let settings = resolve::remediate(&args, &ProcessEnv)?;
     let quiet = args.output.quiet;
     let (mut setup, work) = Setup::open(&settings, quiet)?;
-    let format = resolve_format(&args.output.output, args.output.format);
-    let mut outputs = vec![report_output(format, &setup.schema, &args.output.output)?];
-    let html = HtmlOut::open(settings.compliance.html_out.as_deref()).map(|(html, sink)| {
-        outputs.push(sink);
-        html
-    });
+    let (outputs, html) = outputs(&args.output, &setup.schema, &settings.compliance)?;
     let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
     let progress = Arc::new(Progress::new(quiet));
     if settings.confirm_waves {
@@ -149,34 +142,19 @@ impl Setup {
         if let Some(waivers) = &waivers {
             prepared.scanner = prepared.scanner.with_waivers(waivers.clone());
         }
-        if let (Some(plan), Some(path)) = (&saved, &settings.plan) {
-            check_plan(plan, path, &prepared, target)?;
-        }
-        let reverted = match &settings.revert {
-            Some(path) => Some(check_revert(settings, path, &prepared)?),
-            None => None,
-        };
+        let reverted = check_sources(settings, saved.as_ref(), &prepared)?;
         let (journal, mut recovered) = open_journal(settings, &prepared, quiet)?;
         let (staging, continuing) = staging(settings, &mut recovered)?;
-        let command = if settings.apply {
-            "remediate --apply"
-        } else {
-            "remediate"
-        };
-        let inventory = &settings.device.inventory;
-        let target_name = Some(target.as_str().to_owned());
-        let comparison = Comparison::open(
-            &settings.compliance,
-            baseline,
-            inventory,
-            &prepared,
-            command,
-            target_name,
-        )?;
+        let comparison = compare(settings, baseline, &prepared)?;
         let new_plan = settings.plan_out.as_ref().map(|_| {
             let fingerprint = inventory_fingerprint(prepared.devices.devices());
             let shard = prepared.shard.map(|s| s.to_string());
-            Plan::new(inventory, fingerprint, target.as_str(), shard)
+            Plan::new(
+                &settings.device.inventory,
+                fingerprint,
+                target.as_str(),
+                shard,
+            )
         });
         let schema = Schema {
             remediation: true,
@@ -189,16 +167,8 @@ impl Setup {
             ..
         } = prepared;
         let sites: HashSet<String> = devices.devices().map(|d| d.site).collect();
-        let mut remediator = Remediator::new(scanner, target, &settings.limits, sites, journal);
-        if let Some(plan) = &saved {
-            remediator = remediator.with_plan(plan);
-        }
-        if let Some((recovered, journal_target)) = &reverted {
-            remediator = remediator.with_revert(recovered, *journal_target);
-        }
-        if let Some(window) = settings.window {
-            remediator = remediator.with_window(window);
-        }
+        let remediator = Remediator::new(scanner, target, &settings.limits, sites, journal);
+        let remediator = with_options(remediator, settings, saved.as_ref(), reverted.as_ref());
         let setup = Setup {
             metrics: metrics.map(|m| m.shard(settings.device.shard)),
             waivers,
@@ -216,6 +186,64 @@ impl Setup {
         };
         Ok((setup, work))
     }
+}
+
+/// A saved plan and a reverted journal must be of this inventory, shard and target; the
+/// journal's devices to put back.
+fn check_sources(
+    settings: &RemediateSettings,
+    saved: Option<&Plan>,
+    prepared: &PreparedScan,
+) -> anyhow::Result<Option<(Recovered, SshState)>> {
+    if let (Some(plan), Some(path)) = (saved, &settings.plan) {
+        check_plan(plan, path, prepared, settings.target)?;
+    }
+    match &settings.revert {
+        Some(path) => Ok(Some(check_revert(settings, path, prepared)?)),
+        None => Ok(None),
+    }
+}
+
+/// The history's view of this run: `remediate` or `remediate --apply`, with its target.
+fn compare(
+    settings: &RemediateSettings,
+    baseline: Option<report::Baseline>,
+    prepared: &PreparedScan,
+) -> anyhow::Result<Comparison> {
+    let command = if settings.apply {
+        "remediate --apply"
+    } else {
+        "remediate"
+    };
+    let target = Some(settings.target.as_str().to_owned());
+    let inventory = &settings.device.inventory;
+    Comparison::open(
+        &settings.compliance,
+        baseline,
+        inventory,
+        prepared,
+        command,
+        target,
+    )
+}
+
+/// The remediator held to the saved plan, reverting a journal, or inside the window.
+fn with_options(
+    mut remediator: Remediator,
+    settings: &RemediateSettings,
+    saved: Option<&Plan>,
+    reverted: Option<&(Recovered, SshState)>,
+) -> Remediator {
+    if let Some(plan) = saved {
+        remediator = remediator.with_plan(plan);
+    }
+    if let Some((recovered, journal_target)) = reverted {
+        remediator = remediator.with_revert(recovered, *journal_target);
+    }
+    if let Some(window) = settings.window {
+        remediator = remediator.with_window(window);
+    }
+    remediator
 }
 
 /// The waves of this run, and whether it continues one its failure budget stopped (which
@@ -439,29 +467,27 @@ impl Concluded<'_> {
     /// Records the run in the history, the metrics and the HTML page; the first that
     /// failed gives the exit.
     fn record(&self, summary: &Summary, journal_ok: bool, html: Option<HtmlOut>) -> Option<Exit> {
-        let (settings, setup, quiet) = (self.settings, self.setup, self.quiet);
+        let (settings, setup) = (self.settings, self.setup);
         let stats = &self.streamed.stats;
-        let history_failed = setup.comparison.finish(summary, stats, quiet);
-        let succeeded =
-            !stats.interrupted && !self.streamed.refused && history_failed.is_none() && journal_ok;
-        let metrics = setup.metrics.as_ref();
-        let metrics_failed = metrics.and_then(|m| m.write(summary, succeeded, quiet));
-        let html_failed = html.and_then(|html| {
-            let context = format!(
-                "remediate --ssh {}{} of {}",
-                settings.target.as_str(),
-                if settings.apply {
-                    " --apply"
-                } else {
-                    " (dry run)"
-                },
-                settings.device.inventory.display()
-            );
-            let waivers = setup.waivers.as_deref();
-            let run = setup.comparison.run();
-            html.write(context, summary, run, waivers, Some(settings.apply))
-        });
-        history_failed.or(metrics_failed).or(html_failed)
+        let ending = Ending {
+            comparison: &setup.comparison,
+            metrics: setup.metrics.as_ref(),
+            waivers: setup.waivers.as_deref(),
+            quiet: self.quiet,
+        };
+        let context = format!(
+            "remediate --ssh {}{} of {}",
+            settings.target.as_str(),
+            if settings.apply {
+                " --apply"
+            } else {
+                " (dry run)"
+            },
+            settings.device.inventory.display()
+        );
+        let succeeded = !stats.interrupted && !self.streamed.refused && journal_ok;
+        let html = html.map(|html| (html, context));
+        ending.record(summary, stats, succeeded, html, Some(settings.apply))
     }
 
     /// A run that stopped before its plan was done: a wave not confirmed, the change window

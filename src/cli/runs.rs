@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::bail;
 
+use super::args::OutputArgs;
+use super::html::HtmlOut;
 use super::Exit;
 use crate::history::{History, Recorder, RunInfo};
 use crate::inventory::{Rows, Shard};
@@ -337,4 +339,52 @@ pub(super) fn say_warnings(prepared: &PreparedScan, quiet: bool) {
             diagln!("warning: {warning}");
         }
     }
+}
+
+/// What a run writes besides its report once it is over: its run in the history, its
+/// metrics and its HTML page.
+pub(super) struct Ending<'a> {
+    pub comparison: &'a Comparison,
+    pub metrics: Option<&'a MetricsOut>,
+    pub waivers: Option<&'a Waivers>,
+    pub quiet: bool,
+}
+
+impl Ending<'_> {
+    /// Records the run; `succeeded` is the run's own verdict (the metrics also count a
+    /// history that failed). The first write that failed gives the exit (an output failure).
+    pub(super) fn record(
+        &self,
+        summary: &Summary,
+        stats: &RunStats,
+        succeeded: bool,
+        html: Option<(HtmlOut, String)>,
+        applied: Option<bool>,
+    ) -> Option<Exit> {
+        let history_failed = self.comparison.finish(summary, stats, self.quiet);
+        let succeeded = succeeded && history_failed.is_none();
+        let metrics_failed = self
+            .metrics
+            .and_then(|m| m.write(summary, succeeded, self.quiet));
+        let html_failed = html.and_then(|(html, context)| {
+            let run = self.comparison.run();
+            html.write(context, summary, run, self.waivers, applied)
+        });
+        history_failed.or(metrics_failed).or(html_failed)
+    }
+}
+
+/// The report and, with `--html-out`, the page's rows as a second output.
+pub(super) fn outputs(
+    output: &OutputArgs,
+    schema: &report::Schema,
+    compliance: &ComplianceSettings,
+) -> anyhow::Result<(Vec<report::RecordOutput>, Option<HtmlOut>)> {
+    let format = super::resolve_format(&output.output, output.format);
+    let mut sinks = vec![super::report_output(format, schema, &output.output)?];
+    let html = HtmlOut::open(compliance.html_out.as_deref()).map(|(html, sink)| {
+        sinks.push(sink);
+        html
+    });
+    Ok((sinks, html))
 }

@@ -3,15 +3,12 @@
 use std::sync::Arc;
 
 use super::args::ScanArgs;
-use super::html::HtmlOut;
 use super::progress::Progress;
 use super::runs::{
-    execute, exit_for, forget_gone_if_interrupted, load_baseline, load_waivers,
-    report_interruption, report_waivers, say_warnings, Comparison, MetricsOut,
+    execute, exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, outputs,
+    report_interruption, report_waivers, say_warnings, Comparison, Ending, MetricsOut,
 };
-use super::{
-    install_signal_handlers, report_failed, report_output, resolve, resolve_format, Exit, Stopping,
-};
+use super::{install_signal_handlers, report_failed, resolve, Exit, Stopping};
 use crate::report::pipeline::OnOutputFailure;
 use crate::report::{RecordSinks, Reporter};
 use crate::settings::ProcessEnv;
@@ -25,6 +22,7 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let waivers = load_waivers(&compliance)?;
     let mut prepared = device.build(&ProcessEnv)?;
     say_warnings(&prepared, quiet);
+    let metrics = metrics.map(|m| m.shard(prepared.shard));
     let mut comparison = Comparison::open(
         &compliance,
         baseline,
@@ -39,17 +37,10 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     if let Some(rate) = args.rate {
         prepared.scanner = prepared.scanner.with_request_rate(rate);
     }
-    let format = resolve_format(&args.output.output, args.output.format);
-    let sink = report_output(format, &prepared.schema(), &args.output.output)?;
-    let mut sinks = vec![sink];
-    let html = HtmlOut::open(compliance.html_out.as_deref()).map(|(html, sink)| {
-        sinks.push(sink);
-        html
-    });
+    let (sinks, html) = outputs(&args.output, &prepared.schema(), &compliance)?;
     let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
     let (baseline, store) = comparison.parts();
-    let metrics = metrics.map(|m| m.shard(prepared.shard));
     let sinks = RecordSinks {
         outputs: sinks,
         reporter: progress,
@@ -70,21 +61,13 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         report_waivers(waivers.as_deref());
         report_interruption(&stats);
     }
-    let recorded = comparison.finish(&summary, &stats, quiet);
-    let written =
-        metrics.and_then(|m| m.write(&summary, !stats.interrupted && recorded.is_none(), quiet));
-    let html_failed = html.and_then(|html| {
-        let context = format!("scan of {}", args.device.inventory.display());
-        html.write(
-            context,
-            &summary,
-            comparison.run(),
-            waivers.as_deref(),
-            None,
-        )
-    });
-    if let Some(exit) = recorded.or(written).or(html_failed) {
-        return Ok(exit);
-    }
-    Ok(exit_for(&summary, &stats, compliance.fail_on))
+    let ending = Ending {
+        comparison: &comparison,
+        metrics: metrics.as_ref(),
+        waivers: waivers.as_deref(),
+        quiet,
+    };
+    let html = html.map(|html| (html, format!("scan of {}", args.device.inventory.display())));
+    let failed = ending.record(&summary, &stats, !stats.interrupted, html, None);
+    Ok(failed.unwrap_or_else(|| exit_for(&summary, &stats, compliance.fail_on)))
 }

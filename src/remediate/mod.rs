@@ -4,6 +4,7 @@
 mod apply;
 pub mod journal;
 pub mod plan;
+mod staged;
 pub mod waves;
 pub mod window;
 
@@ -23,7 +24,6 @@ use crate::report::{Action, DeviceRecord, Finding, Remediation, SshState, Status
 use crate::scan::{self, run_bounded, RunStats, Scanner};
 use crate::shutdown::Shutdown;
 use crate::vapix::SshReading;
-use apply::{not_written, STOPPED};
 pub use journal::{Journal, JournalError, JournalHeader, Outcome, Recovered};
 
 /// How writes are paced.
@@ -391,117 +391,6 @@ impl Remediator {
             },
         )
         .await
-    }
-
-    /// Writes the plan in waves (see [`waves`]): each wave written and verified before the
-    /// next, a pause between waves, and a stop before the next wave once the failed writes
-    /// and verifications exceed the budget; the devices left are reported `deferred` and the
-    /// stop is journaled. `first_wave` skips waves a stopped run already went through.
-    pub async fn apply_waves(
-        self: &Arc<Self>,
-        planned: Vec<PlannedWrite>,
-        staging: &Staging,
-        out: mpsc::Sender<DeviceRecord>,
-        mut shutdown: Shutdown,
-    ) -> Applied {
-        let total = planned.len();
-        let mut planned = planned;
-        // Planning finishes devices in any order: sort, then spread over sites.
-        planned.sort_by_cached_key(|p| p.device.target.key());
-        let ordered = waves::spread_over_sites(planned, |p| p.device.site.as_str());
-        let wave_list = waves::Waves(
-            staging
-                .waves
-                .0
-                .iter()
-                .skip(staging.first_wave)
-                .copied()
-                .collect(),
-        );
-        let wave_list = if wave_list.0.is_empty() {
-            waves::Waves::default()
-        } else {
-            wave_list
-        };
-        let sizes = wave_list.sizes(total);
-        let allowed = staging.max_failures.map(|b| b.allowed(total));
-        let failures = Arc::new(AtomicUsize::new(0));
-        let mut rest = ordered.into_iter();
-        let mut applied = Applied::default();
-        for (i, &size) in sizes.iter().enumerate() {
-            let wave: Vec<PlannedWrite> = rest.by_ref().take(size).collect();
-            let number = staging.first_wave + i + 1;
-            tracing::info!(wave = number, devices = wave.len(), "wave starts");
-            let stats = self
-                .apply_counting(wave, out.clone(), shutdown.clone(), failures.clone())
-                .await;
-            applied.stats.dispatched += stats.dispatched;
-            applied.stats.not_checked += stats.not_checked;
-            applied.waves_done = number;
-            if stats.interrupted || shutdown.is_triggered() {
-                applied.stats.interrupted = true;
-                break;
-            }
-            let failed = failures.load(Ordering::SeqCst);
-            if let Some(allowed) = allowed.filter(|&a| failed > a) {
-                let stop = journal::BudgetStop {
-                    next_wave: staging.first_wave + i + 1,
-                    failures: failed,
-                    allowed,
-                };
-                applied.budget_stop = Some(stop);
-                if let Some(journal) = &self.journal {
-                    if let Err(e) = journal.stopped(stop) {
-                        self.journal_failed(e);
-                    }
-                }
-                let why = format!(
-                    "deferred: {failed} failed write(s) or verification(s) exceeded --max-failures ({allowed}) after wave {number}"
-                );
-                for left in rest.by_ref() {
-                    let mut record = left.record;
-                    record.error = Some(why.clone());
-                    if let Some(rem) = record.remediation.as_mut() {
-                        rem.action = Action::Deferred;
-                    }
-                    let _ = out.send(record).await;
-                }
-                break;
-            }
-            if i + 1 < sizes.len() && !staging.pause.is_zero() {
-                tokio::select! {
-                    () = tokio::time::sleep(staging.pause) => {}
-                    () = shutdown.wait() => {}
-                }
-            }
-            if let (Some(ask), Some(&next)) = (&staging.confirm, sizes.get(i + 1)) {
-                let ask = ask.clone();
-                let wave = number + 1;
-                let go = tokio::task::spawn_blocking(move || ask(wave, next))
-                    .await
-                    .unwrap_or(false);
-                if !go {
-                    applied.declined = true;
-                    let why = format!("deferred: wave {wave} was not confirmed");
-                    for left in rest.by_ref() {
-                        let mut record = left.record;
-                        record.error = Some(why.clone());
-                        if let Some(rem) = record.remediation.as_mut() {
-                            rem.action = Action::Deferred;
-                        }
-                        let _ = out.send(record).await;
-                    }
-                    break;
-                }
-            }
-        }
-        applied.failures = failures.load(Ordering::SeqCst);
-        // Devices of waves never started (a stop request): reported, not dropped.
-        for left in rest {
-            let before = left.reading.enabled;
-            let _ = out.send(not_written(left.record, before, STOPPED)).await;
-        }
-        applied
     }
 
     /// One wave: [`Remediator::apply`], counting failed writes and verifications.

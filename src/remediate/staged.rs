@@ -1,0 +1,152 @@
+//! The plan written in waves (see [`super::waves`]): canary first, each wave written and
+//! verified before the next, a pause and a question between waves, and a stop before the
+//! next wave once the failed writes and verifications exceed the budget.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::apply::{not_written, STOPPED};
+use super::{journal, waves, Applied, PlannedWrite, Remediator, Staging};
+use crate::report::{Action, DeviceRecord};
+use crate::shutdown::Shutdown;
+
+impl Remediator {
+    /// Writes the plan in waves; the devices left after a budget stop or an unconfirmed wave
+    /// are reported `deferred`, and a budget stop is journaled. `staging.first_wave` skips
+    /// the waves a stopped run already went through.
+    pub async fn apply_waves(
+        self: &Arc<Self>,
+        planned: Vec<PlannedWrite>,
+        staging: &Staging,
+        out: mpsc::Sender<DeviceRecord>,
+        mut shutdown: Shutdown,
+    ) -> Applied {
+        let total = planned.len();
+        let (ordered, sizes) = waves_of(planned, staging);
+        let allowed = staging.max_failures.map(|b| b.allowed(total));
+        let failures = Arc::new(AtomicUsize::new(0));
+        let mut rest = ordered.into_iter();
+        let mut applied = Applied::default();
+        for (i, &size) in sizes.iter().enumerate() {
+            let wave: Vec<PlannedWrite> = rest.by_ref().take(size).collect();
+            let number = staging.first_wave + i + 1;
+            tracing::info!(wave = number, devices = wave.len(), "wave starts");
+            let stats = self
+                .apply_counting(wave, out.clone(), shutdown.clone(), failures.clone())
+                .await;
+            applied.stats.dispatched += stats.dispatched;
+            applied.stats.not_checked += stats.not_checked;
+            applied.waves_done = number;
+            if stats.interrupted || shutdown.is_triggered() {
+                applied.stats.interrupted = true;
+                break;
+            }
+            let failed = failures.load(Ordering::SeqCst);
+            if let Some(why) = self.over_budget(allowed, failed, number, &mut applied) {
+                defer_rest(&mut rest, &why, &out).await;
+                break;
+            }
+            let Some(&next) = sizes.get(i + 1) else { break };
+            if !between_waves(staging, number + 1, next, &mut shutdown).await {
+                applied.declined = true;
+                let why = format!("deferred: wave {} was not confirmed", number + 1);
+                defer_rest(&mut rest, &why, &out).await;
+                break;
+            }
+        }
+        applied.failures = failures.load(Ordering::SeqCst);
+        // Devices of waves never started (a stop request): reported, not dropped.
+        for left in rest {
+            let before = left.reading.enabled;
+            let _ = out.send(not_written(left.record, before, STOPPED)).await;
+        }
+        applied
+    }
+
+    /// After wave `number`: when `failed` exceeds the budget, the stop (journaled) and why
+    /// the devices left are deferred.
+    fn over_budget(
+        &self,
+        allowed: Option<usize>,
+        failed: usize,
+        number: usize,
+        applied: &mut Applied,
+    ) -> Option<String> {
+        let allowed = allowed.filter(|&a| failed > a)?;
+        let stop = journal::BudgetStop {
+            next_wave: number,
+            failures: failed,
+            allowed,
+        };
+        applied.budget_stop = Some(stop);
+        if let Some(journal) = &self.journal {
+            if let Err(e) = journal.stopped(stop) {
+                self.journal_failed(e);
+            }
+        }
+        Some(format!(
+            "deferred: {failed} failed write(s) or verification(s) exceeded --max-failures ({allowed}) after wave {number}"
+        ))
+    }
+}
+
+/// The planned writes in a stable order spread over sites, and the sizes of the waves left.
+fn waves_of(mut planned: Vec<PlannedWrite>, staging: &Staging) -> (Vec<PlannedWrite>, Vec<usize>) {
+    let total = planned.len();
+    // Planning finishes devices in any order: sort, then spread over sites.
+    planned.sort_by_cached_key(|p| p.device.target.key());
+    let ordered = waves::spread_over_sites(planned, |p| p.device.site.as_str());
+    let left: Vec<_> = staging
+        .waves
+        .0
+        .iter()
+        .skip(staging.first_wave)
+        .copied()
+        .collect();
+    let left = if left.is_empty() {
+        waves::Waves::default()
+    } else {
+        waves::Waves(left)
+    };
+    (ordered, left.sizes(total))
+}
+
+/// The pause before wave `wave` (cut short by a stop request), then the question, if asked
+/// for; `false` when the wave was not confirmed.
+async fn between_waves(
+    staging: &Staging,
+    wave: usize,
+    devices: usize,
+    shutdown: &mut Shutdown,
+) -> bool {
+    if !staging.pause.is_zero() {
+        tokio::select! {
+            () = tokio::time::sleep(staging.pause) => {}
+            () = shutdown.wait() => {}
+        }
+    }
+    let Some(ask) = staging.confirm.clone() else {
+        return true;
+    };
+    tokio::task::spawn_blocking(move || ask(wave, devices))
+        .await
+        .unwrap_or(false)
+}
+
+/// Reports every device left as `deferred`, with why.
+async fn defer_rest(
+    rest: &mut impl Iterator<Item = PlannedWrite>,
+    why: &str,
+    out: &mpsc::Sender<DeviceRecord>,
+) {
+    for left in rest {
+        let mut record = left.record;
+        record.error = Some(why.to_owned());
+        if let Some(rem) = record.remediation.as_mut() {
+            rem.action = Action::Deferred;
+        }
+        let _ = out.send(record).await;
+    }
+}
