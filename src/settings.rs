@@ -64,6 +64,15 @@ impl Env for HashMap<String, String> {
     }
 }
 
+/// A fixed environment of these variables (tests).
+#[cfg(test)]
+pub(crate) fn test_env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 /// Where the default password comes from. It never comes from argv (it would show in `ps`
 /// and in shell history).
 #[derive(Clone, Debug)]
@@ -393,12 +402,7 @@ fn fit_concurrency(wanted: usize) -> (usize, Option<String>) {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use super::test_env as env;
 
     #[test]
     fn the_password_comes_from_its_file_first_line_or_its_variable() {

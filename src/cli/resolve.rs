@@ -161,19 +161,12 @@ pub fn default_journal(output: &Path) -> PathBuf {
 #[cfg(test)]
 #[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
-    use std::collections::HashMap;
-
     use clap::Parser as _;
 
     use super::super::args::{Cli, Command};
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::settings::test_env as env;
 
     fn scan_args(extra: &[&str]) -> super::super::args::ScanArgs {
         let argv = ["sshfleet", "scan", "--inventory", "inv.csv"];
