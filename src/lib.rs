@@ -14,6 +14,7 @@ pub mod inventory;
 pub mod model;
 pub mod net;
 pub mod probe;
+pub mod rate;
 pub mod remediate;
 pub mod report;
 pub mod scan;

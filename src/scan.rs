@@ -67,9 +67,9 @@ impl Scanner {
         }
     }
 
-    /// Limits every HTTP request of the scan to `rate` per second.
-    pub fn with_request_rate(mut self, rate: std::num::NonZeroU32) -> Scanner {
-        let limiter = governor::RateLimiter::direct(governor::Quota::per_second(rate));
+    /// Limits every HTTP request of the scan to `rate`.
+    pub fn with_request_rate(mut self, rate: crate::rate::Rate) -> Scanner {
+        let limiter = governor::RateLimiter::direct(rate.quota());
         Arc::make_mut(&mut self.settings).policy.limiter = Some(Arc::new(limiter));
         self
     }

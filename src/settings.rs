@@ -18,6 +18,7 @@ use crate::net::auth::{BasicOverHttp, Credentials};
 use crate::net::tls::{Pins, TrustSettings};
 use crate::net::{ClientSettings, HttpClient};
 use crate::probe::ProbeSettings;
+use crate::rate::Rate;
 use crate::remediate::waves::{Budget, Waves};
 use crate::remediate::window::Window;
 use crate::remediate::WriteLimits;
@@ -288,7 +289,7 @@ impl RemediateSettings {
             assume_yes: false,
             max_changes: None,
             limits: WriteLimits {
-                rate: NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN),
+                rate: Rate::per_second(NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN)),
                 burst: NonZeroU32::MIN,
                 site_rate: None,
                 jitter: Duration::from_millis(50),

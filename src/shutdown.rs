@@ -50,3 +50,39 @@ impl Shutdown {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Whether `wait` resolves within a minute of (paused) time.
+    async fn fires(mut stop: Shutdown) -> bool {
+        tokio::time::timeout(Duration::from_secs(60), stop.wait())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_never_and_a_dropped_trigger_never_fire() {
+        let never = Shutdown::never();
+        assert!(!never.is_triggered());
+        assert!(!fires(never).await);
+        let (trigger, stop) = channel();
+        drop(trigger);
+        assert!(!fires(stop).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_trigger_reaches_every_clone_even_late_ones() {
+        let (trigger, stop) = channel();
+        let early = stop.clone();
+        trigger.trigger();
+        let late = stop.clone();
+        assert!(late.is_triggered());
+        assert!(fires(early).await);
+        assert!(fires(late).await);
+        assert!(fires(stop).await);
+    }
+}

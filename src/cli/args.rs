@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::inventory::Shard;
+use crate::rate::Rate;
 use crate::report::Format;
 
 /// Audit and remediate SSH exposure across fleets of Axis cameras and Equinix Network Edge
@@ -167,7 +168,7 @@ pub struct ScanArgs {
     pub device: DeviceArgs,
     /// Global request rate limit, e.g. `50/s` or `600/m`.
     #[arg(long, value_parser = parse_rate, value_name = "N/s")]
-    pub rate: Option<NonZeroU32>,
+    pub rate: Option<Rate>,
     #[command(flatten)]
     pub compliance: ComplianceArgs,
     #[command(flatten)]
@@ -285,13 +286,13 @@ pub struct RemediateArgs {
     pub max_changes: Option<usize>,
     /// Write rate limit across all devices.
     #[arg(long, default_value = "5/s", value_parser = parse_rate, value_name = "N/s")]
-    pub rate: NonZeroU32,
+    pub rate: Rate,
     /// Writes allowed back to back before the rate applies.
     #[arg(long, default_value = "1", value_name = "N")]
     pub burst: NonZeroU32,
     /// Write rate limit per site (the inventory's `site` column), on top of --rate.
     #[arg(long, value_parser = parse_rate, value_name = "N/s")]
-    pub site_rate: Option<NonZeroU32>,
+    pub site_rate: Option<Rate>,
     /// Journal for crash-safe resume [default: next to the output, or
     /// ./sshfleet-remediate.journal.jsonl when writing to stdout].
     #[arg(long, value_name = "FILE")]
@@ -529,7 +530,7 @@ pub struct WriteArgs {
     pub apply: bool,
     /// Write rate limit, e.g. `5/s` or `60/m`.
     #[arg(long, default_value = "5/s", value_parser = parse_rate, value_name = "N/s")]
-    pub rate: NonZeroU32,
+    pub rate: Rate,
     /// Writes allowed at once before the rate applies.
     #[arg(long, default_value_t = NonZeroU32::MIN, value_name = "N")]
     pub burst: NonZeroU32,
@@ -700,20 +701,9 @@ fn parse_budget(text: &str) -> Result<crate::remediate::waves::Budget, String> {
     text.parse()
 }
 
-/// `50/s`, `600/m`, or a plain number per second; at least one per second.
-pub fn parse_rate(text: &str) -> Result<NonZeroU32, String> {
-    let text = text.trim();
-    let (number, per) = text.split_once('/').unwrap_or((text, "s"));
-    let value: u32 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid rate {text:?} (try 5/s)"))?;
-    let per_second = match per.trim() {
-        "s" | "sec" => value,
-        "m" | "min" => value / 60,
-        other => return Err(format!("unknown rate unit {other:?} (use /s or /m)")),
-    };
-    NonZeroU32::new(per_second).ok_or_else(|| format!("rate {text:?} is below one per second"))
+/// `50/s`, `600/m`, `90/m`, or a plain number per second; not zero.
+fn parse_rate(text: &str) -> Result<Rate, String> {
+    text.parse()
 }
 
 fn parse_format(text: &str) -> Result<Format, String> {
@@ -737,10 +727,12 @@ mod tests {
 
     #[test]
     fn rates() {
-        assert_eq!(parse_rate("5/s").map(NonZeroU32::get), Ok(5));
-        assert_eq!(parse_rate("600/m").map(NonZeroU32::get), Ok(10));
-        assert_eq!(parse_rate("7").map(NonZeroU32::get), Ok(7));
+        let rate = |text: &str| parse_rate(text).map(|r| r.to_string());
+        assert_eq!(rate("5/s").as_deref(), Ok("5/s"));
+        assert_eq!(rate("600/m").as_deref(), Ok("600/m"));
+        assert_eq!(rate("7").as_deref(), Ok("7/s"));
+        assert_eq!(rate("30/m").as_deref(), Ok("30/m"));
         assert!(parse_rate("0/s").is_err());
-        assert!(parse_rate("30/m").is_err());
+        assert!(parse_rate("5/h").is_err());
     }
 }

@@ -285,10 +285,23 @@ mod tests {
     }
 
     #[test]
+    fn rate_per_minute_reaches_the_write_limits() {
+        let args = remediate_args(&["--rate", "90/m", "--site-rate", "30/m"]);
+        let settings = remediate(&args, &env(&[])).unwrap();
+        let global = settings.limits.rate.quota();
+        assert_eq!(
+            global.replenish_interval(),
+            Duration::from_nanos(666_666_666)
+        );
+        let site = settings.limits.site_rate.unwrap().quota();
+        assert_eq!(site.replenish_interval(), Duration::from_secs(2));
+    }
+
+    #[test]
     fn remediation_defaults_are_the_documented_ones() {
         let settings = remediate(&remediate_args(&["-o", "out/r.csv"]), &env(&[])).unwrap();
         assert_eq!(settings.target, SshState::Disabled);
-        assert_eq!(settings.limits.rate.get(), 5);
+        assert_eq!(settings.limits.rate.to_string(), "5/s");
         assert_eq!(settings.limits.burst.get(), 1);
         assert_eq!(settings.plan_max_age, Duration::from_secs(24 * 3600));
         assert_eq!(settings.journal, Path::new("out/r.journal.jsonl"));

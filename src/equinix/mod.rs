@@ -1,6 +1,7 @@
 //! The Equinix Network Edge client for SSH users: a shared token source, every `sshUsers`
 //! operation with retries and backoff, and a concurrent page fetcher. Never prints.
 
+pub mod bulk;
 pub mod client;
 pub mod errors;
 pub mod paging;

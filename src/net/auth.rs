@@ -371,6 +371,21 @@ impl AuthSession {
         self.realm.as_deref()
     }
 
+    /// The adopted scheme, for logs: `Basic`, or `Digest` with its algorithm. Never the
+    /// nonce, the cnonce or anything derived from the credentials.
+    pub fn scheme(&self) -> Option<&'static str> {
+        match &self.challenge {
+            Some(c) => Some(match c.algorithm {
+                Algorithm::Md5 => "Digest MD5",
+                Algorithm::Md5Sess => "Digest MD5-sess",
+                Algorithm::Sha256 => "Digest SHA-256",
+                Algorithm::Sha256Sess => "Digest SHA-256-sess",
+            }),
+            None if self.basic => Some("Basic"),
+            None => None,
+        }
+    }
+
     /// Whether the last adopted challenge said `stale=true`.
     pub fn is_stale(&self) -> bool {
         self.challenge.as_ref().is_some_and(|c| c.stale)

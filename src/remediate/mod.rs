@@ -14,12 +14,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Jitter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, Jitter, RateLimiter};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::inventory::{Device, Row};
+use crate::rate::Rate;
 use crate::report::{Action, DeviceRecord, Finding, Remediation, SshState, Status};
 use crate::scan::{self, run_bounded, RunStats, Scanner};
 use crate::shutdown::Shutdown;
@@ -29,10 +30,10 @@ pub use journal::{Journal, JournalError, JournalHeader, Outcome, Recovered};
 /// How writes are paced.
 #[derive(Clone, Debug)]
 pub struct WriteLimits {
-    pub rate: NonZeroU32,
+    pub rate: Rate,
     pub burst: NonZeroU32,
     /// Optional limit per `site` column value, on top of the global one.
-    pub site_rate: Option<NonZeroU32>,
+    pub site_rate: Option<Rate>,
     /// Up to this much extra wait before re-checking a limiter, so a site's cameras are not
     /// all written in lock-step. It delays, never compresses: spacing stays >= 1/rate.
     pub jitter: Duration,
@@ -134,7 +135,7 @@ impl Remediator {
         sites: impl IntoIterator<Item = String>,
         journal: Option<Journal>,
     ) -> Remediator {
-        let quota = Quota::per_second(limits.rate).allow_burst(limits.burst);
+        let quota = limits.rate.quota().allow_burst(limits.burst);
         let sites = limits
             .site_rate
             .map(|rate| {
@@ -143,9 +144,7 @@ impl Remediator {
                     .map(|s| {
                         (
                             s,
-                            RateLimiter::direct(
-                                Quota::per_second(rate).allow_burst(NonZeroU32::MIN),
-                            ),
+                            RateLimiter::direct(rate.quota().allow_burst(NonZeroU32::MIN)),
                         )
                     })
                     .collect()
@@ -157,7 +156,9 @@ impl Remediator {
             global: RateLimiter::direct(quota),
             sites,
             jitter: limits.jitter,
-            in_flight: (2 * limits.rate.get() + limits.burst.get()) as usize,
+            in_flight: (limits.rate.per_second_ceil().get())
+                .saturating_mul(2)
+                .saturating_add(limits.burst.get()) as usize,
             journal: journal.map(Arc::new),
             halted: AtomicBool::new(false),
             journal_failure: Mutex::new(None),

@@ -93,10 +93,15 @@ pub async fn read_back(
     reading: &SshReading,
     after: Connection,
 ) -> Result<bool, Failure> {
-    match reading.api_version {
+    let enabled = match reading.api_version {
         Some(version) => read_ssh_info(session, version, after).await,
         None => read_param(session, after).await.map(|r| r.enabled),
+    };
+    match &enabled {
+        Ok(enabled) => tracing::debug!(api = reading.method.as_str(), enabled, "read back"),
+        Err(error) => tracing::debug!(api = reading.method.as_str(), %error, "read-back failed"),
     }
+    enabled
 }
 
 /// Writes the SSH state through the API the device was read with. Never retried on a
@@ -106,35 +111,49 @@ pub async fn write_ssh_state(
     reading: &SshReading,
     enabled: bool,
 ) -> Result<(), Failure> {
-    match reading.api_version {
-        Some(version) => {
-            let body = Bytes::from(wire::set_ssh_configuration(version, enabled));
-            let mut response = session
-                .post_json(wire::SSH_CGI, body, Connection::KeepAlive, Resend::Never)
-                .await?;
-            expect_reply(&mut response, wire::parse_set_ssh_configuration)
-        }
-        None => {
-            let response = session
-                .get(
-                    param::update_target(enabled),
-                    Connection::KeepAlive,
-                    Resend::Never,
-                )
-                .await?;
-            let status = response.status.as_u16();
-            if response.status != StatusCode::OK {
-                return Err(unexpected_status(status));
-            }
-            param::parse_update(&response.body).map_err(|reason| Failure::Device {
-                error: DeviceError {
-                    code: None,
-                    message: format!("param.cgi update failed: {reason}"),
-                },
-                http_status: status,
-            })
-        }
+    let written = match reading.api_version {
+        Some(version) => write_ssh_cgi(session, version, enabled).await,
+        None => write_param(session, enabled).await,
+    };
+    let api = reading.method.as_str();
+    match &written {
+        Ok(()) => tracing::debug!(api, enabled, "SSH state written"),
+        Err(error) => tracing::debug!(api, enabled, %error, "SSH state write failed"),
     }
+    written
+}
+
+async fn write_ssh_cgi(
+    session: &mut DeviceSession<'_>,
+    version: ApiVersion,
+    enabled: bool,
+) -> Result<(), Failure> {
+    let body = Bytes::from(wire::set_ssh_configuration(version, enabled));
+    let mut response = session
+        .post_json(wire::SSH_CGI, body, Connection::KeepAlive, Resend::Never)
+        .await?;
+    expect_reply(&mut response, wire::parse_set_ssh_configuration)
+}
+
+async fn write_param(session: &mut DeviceSession<'_>, enabled: bool) -> Result<(), Failure> {
+    let response = session
+        .get(
+            param::update_target(enabled),
+            Connection::KeepAlive,
+            Resend::Never,
+        )
+        .await?;
+    let status = response.status.as_u16();
+    if response.status != StatusCode::OK {
+        return Err(unexpected_status(status));
+    }
+    param::parse_update(&response.body).map_err(|reason| Failure::Device {
+        error: DeviceError {
+            code: None,
+            message: format!("param.cgi update failed: {reason}"),
+        },
+        http_status: status,
+    })
 }
 
 async fn read_param(

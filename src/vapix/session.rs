@@ -291,7 +291,26 @@ impl<'a> DeviceSession<'a> {
                 .await;
         }
         self.requests = self.requests.saturating_add(1);
-        let response = self.http.send(request).await?;
+        // The method and path only: the query is VAPIX parameters, the headers hold the
+        // credentials and are never logged.
+        let (method, uri) = (request.method().clone(), request.uri().clone());
+        let started = Instant::now();
+        let response = self.http.send(request).await;
+        let elapsed = started.elapsed();
+        let response = match response {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::debug!(%method, path = uri.path(), ?elapsed, %error, "request failed");
+                return Err(error);
+            }
+        };
+        tracing::debug!(
+            %method,
+            path = uri.path(),
+            status = response.status.as_u16(),
+            ?elapsed,
+            "request answered"
+        );
         self.last_status = Some(response.status.as_u16());
         if response.peer.is_some() {
             self.fingerprint = response.peer;
@@ -323,6 +342,12 @@ impl<'a> DeviceSession<'a> {
                 .and_then(super::identity::serial_from_realm);
         }
         adopted?;
+        tracing::debug!(
+            realm = self.auth.realm().unwrap_or_default(),
+            scheme = self.auth.scheme().unwrap_or_default(),
+            stale = self.auth.is_stale(),
+            "challenge adopted"
+        );
         Ok(())
     }
 

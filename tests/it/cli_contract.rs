@@ -62,25 +62,51 @@ async fn the_password_appears_in_no_output_or_log() {
     })
     .await;
     let mut everything = String::new();
-    for (out, verbosity) in [("a.jsonl", "-vv"), ("b.csv", "-v"), ("c.json", "-q")] {
+    // RUST_LOG overrides -v, so -vv runs once without it too; remediate adds the writes.
+    let runs = [
+        ("scan", "a.jsonl", "-vv", Some("trace")),
+        ("scan", "b.csv", "-v", Some("trace")),
+        ("scan", "c.json", "-q", Some("trace")),
+        ("scan", "d.jsonl", "-vv", None),
+        ("remediate", "e.jsonl", "-vv", None),
+        ("remediate", "f.jsonl", "-vv", Some("trace")),
+    ];
+    let mut debug = String::new();
+    for (command, out, verbosity, rust_log) in runs {
         let out_path = fleet.path(out);
-        let output = run(
-            &args(&[
-                "scan",
-                "--inventory",
-                &fleet.inventory.display().to_string(),
-                "-o",
-                &out_path.display().to_string(),
-                verbosity,
-                "--allow-basic-http",
-            ]),
-            &[("SSHFLEET_PASSWORD", SECRET), ("RUST_LOG", "trace")],
-        )
-        .await;
-        assert_eq!(code(&output), 1, "{}", stderr(&output));
+        let mut argv = args(&[
+            command,
+            "--inventory",
+            &fleet.inventory.display().to_string(),
+            "-o",
+            &out_path.display().to_string(),
+            verbosity,
+            "--allow-basic-http",
+        ]);
+        if command == "remediate" {
+            argv.extend(args(&["--ssh", "disabled", "--apply", "--yes"]));
+        }
+        let mut env = vec![("SSHFLEET_PASSWORD", SECRET)];
+        env.extend(rust_log.map(|level| ("RUST_LOG", level)));
+        let output = run(&argv, &env).await;
+        assert_ne!(code(&output), 0, "{}", stderr(&output));
         everything.push_str(&String::from_utf8_lossy(&output.stdout));
         everything.push_str(&stderr(&output));
         everything.push_str(&std::fs::read_to_string(&out_path).unwrap_or_default());
+        if rust_log.is_none() {
+            debug.push_str(&stderr(&output));
+        }
+    }
+    // -vv shows each request, challenge, write and read-back: the check above sees them.
+    for event in [
+        "request answered",
+        "challenge adopted",
+        "scheme=\"Digest MD5\"",
+        "scheme=\"Basic\"",
+        "SSH state written",
+        "read back",
+    ] {
+        assert!(debug.contains(event), "no {event:?} at -vv:\n{debug}");
     }
     assert!(
         everything.contains("auth_failed"),

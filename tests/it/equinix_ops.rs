@@ -1,8 +1,10 @@
 //! Every sshUsers operation through the library against the mock, with the API's error
 //! codes surfacing in the errors.
 
-use sshfleet::equinix::{Availability, EquinixError, NewUser, PodStatus};
+use sshfleet::equinix::bulk::{BulkDetach, Finished, Outcome};
+use sshfleet::equinix::{Availability, Credentials, EquinixError, NewUser, PodStatus};
 use sshfleet::secret::Secret;
+use sshfleet::shutdown::Shutdown;
 use sshfleet::sim::EquinixFaults;
 
 use crate::equinix_support::{api, client, mock, sim_credentials};
@@ -172,4 +174,111 @@ async fn association_calls_go_without_a_body_and_with_one_when_the_api_insists()
             .expect_err("not attached");
         assert_eq!(again.status(), Some(400));
     }
+}
+
+/// A mock user on at least two devices, and how many entries share its name.
+fn user_on_several_devices(fleet: &sshfleet::sim::Fleet) -> (sshfleet::sim::MockUser, usize) {
+    let users = api(fleet).users();
+    let user = users
+        .iter()
+        .find(|u| u.devices.len() >= 2)
+        .cloned()
+        .expect("a user on several devices");
+    let entries = users.iter().filter(|u| u.username == user.username).count();
+    (user, entries)
+}
+
+#[tokio::test]
+async fn bulk_plan_pairs_the_exactly_named_entries_with_their_devices() {
+    let fleet = mock(120, EquinixFaults::default()).await;
+    let (user, entries) = user_on_several_devices(&fleet);
+    let plan = BulkDetach::plan(client(&fleet, sim_credentials()), &user.username)
+        .await
+        .expect("listed");
+    assert_eq!(plan.entries, entries);
+    let mine: Vec<&str> = plan
+        .targets
+        .iter()
+        .filter(|t| t.user_uuid == user.uuid)
+        .map(|t| t.device_uuid.as_str())
+        .collect();
+    assert_eq!(
+        mine,
+        user.devices.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert!(plan.targets.iter().all(|t| t.username == user.username));
+}
+
+#[tokio::test]
+async fn bulk_a_failed_fetch_is_an_error_not_an_empty_list() {
+    let fleet = mock(20, EquinixFaults::default()).await;
+    let (user, _) = user_on_several_devices(&fleet);
+    let wrong = Credentials::Client {
+        id: "sim-client".into(),
+        secret: Secret::new("wrong-secret"),
+    };
+    let failed = BulkDetach::plan(client(&fleet, wrong), &user.username).await;
+    assert!(failed.is_err(), "{failed:?}");
+    let nobody = BulkDetach::plan(client(&fleet, sim_credentials()), "nobody_here")
+        .await
+        .expect("an empty listing is fine");
+    assert_eq!((nobody.entries, nobody.targets.len()), (0, 0));
+}
+
+#[tokio::test]
+async fn bulk_run_plans_without_apply_stops_on_the_signal_and_detaches_with_it() {
+    let fleet = mock(20, EquinixFaults::default()).await;
+    let (user, _) = user_on_several_devices(&fleet);
+    let client = client(&fleet, sim_credentials());
+    let plan = BulkDetach::from_users(&[client.get_user(&user.uuid).await.expect("user")]);
+    let deletes = || {
+        api(&fleet)
+            .requests()
+            .iter()
+            .filter(|r| r.method == "DELETE")
+            .count()
+    };
+    let mut seen = Vec::new();
+    let dry = plan
+        .run(&client, false, &Shutdown::never(), |t, o| {
+            seen.push((t.device_uuid.clone(), matches!(o, Outcome::Planned)));
+            Ok::<_, ()>(())
+        })
+        .await;
+    assert_eq!(dry, Ok(Finished::Done { failed: 0 }));
+    let all_planned: Vec<_> = user.devices.iter().map(|d| (d.clone(), true)).collect();
+    assert_eq!(seen, all_planned);
+    assert_eq!(deletes(), 0);
+
+    let (trigger, stop) = sshfleet::shutdown::channel();
+    trigger.trigger();
+    let stopped = plan
+        .run(&client, true, &stop, |_, _| Err("no outcome expected"))
+        .await;
+    assert_eq!(stopped, Ok(Finished::Interrupted));
+    assert_eq!(deletes(), 0);
+
+    let mut done = Vec::new();
+    let applied = plan
+        .run(&client, true, &Shutdown::never(), |_, o| match o {
+            Outcome::Detached(d) => {
+                done.push(d.user_deleted);
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        })
+        .await;
+    assert_eq!(applied, Ok(Finished::Done { failed: 0 }));
+    assert_eq!(done.last(), Some(&true), "the last detach takes the user");
+    assert_eq!(done.len(), user.devices.len());
+    assert!(api(&fleet).users().iter().all(|u| u.uuid != user.uuid));
+    let again = plan
+        .run(&client, true, &Shutdown::never(), |_, _| Ok::<_, ()>(()))
+        .await;
+    assert_eq!(
+        again,
+        Ok(Finished::Done {
+            failed: user.devices.len()
+        })
+    );
 }

@@ -1,23 +1,17 @@
 //! `ssh-users list`: the concurrent listing streamed through a writer thread into the
 //! report, the summary and warnings on stderr, exit 1 when users carry audit flags.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use tokio::sync::mpsc;
 
 use super::super::args::ListArgs;
 use super::super::{
     install_signal_handlers, open_output, output_name, resolve_table_format, Exit, Stopping,
 };
 use super::{connect_until, exit_for};
-use crate::equinix::{EquinixClient, EquinixError, ListFilter, ListingStats, PageFetcher, SshUser};
+use crate::equinix::{EquinixError, ListFilter, ListingStats, PageFetcher};
 use crate::report::pipeline::{Named, OnOutputFailure, OutputError, Pipeline};
 use crate::report::ssh_users::{TableWriter, UserRow, UserSummary, Users};
 use crate::shutdown::Shutdown;
-
-/// Users in flight between the fetcher and the bulk detach.
-const CHANNEL_CAPACITY: usize = 1024;
 
 /// A finished listing: how paging went and what the report holds.
 pub(crate) struct Listing {
@@ -155,37 +149,6 @@ fn exit_code(listing: &Listing) -> Exit {
         Exit::Findings
     } else {
         Exit::Clean
-    }
-}
-
-/// The users named `username` exactly, with their devices (for the bulk detach).
-pub(super) async fn users_named(
-    client: Arc<EquinixClient>,
-    username: &str,
-) -> Result<Vec<SshUser>, crate::equinix::EquinixError> {
-    let filter = ListFilter {
-        username: Some(username.to_owned()),
-        verbose: true,
-        ..ListFilter::default()
-    };
-    let (tx, mut rx) = mpsc::channel(CHANNEL_CAPACITY);
-    // Fetched and gathered in this task: a fetcher that panics takes the command with it
-    // rather than leaving a partial list that looks complete.
-    let fetch = PageFetcher::new(client, filter, 100, 4).run(tx, Shutdown::never());
-    let gather = async {
-        let mut found = Vec::new();
-        while let Some(user) = rx.recv().await {
-            // The filter's matching rules are the API's; only an exact match is acted on.
-            if user.username == username {
-                found.push(user);
-            }
-        }
-        found
-    };
-    let (stats, found) = tokio::join!(fetch, gather);
-    match stats.error {
-        Some(e) => Err(e),
-        None => Ok(found),
     }
 }
 

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
-use governor::{Quota, RateLimiter};
+use governor::RateLimiter;
 
 use super::args::{ApiArgs, EquinixArgs, EquinixCommand, SshUsersCommand, WriteArgs};
 use super::{open_output, resolve_table_format, Exit};
@@ -137,7 +137,7 @@ fn build_client(
     let policy = ClientPolicy {
         backoff,
         write_limiter: write.map(|w| {
-            let quota = Quota::per_second(w.rate).allow_burst(w.burst);
+            let quota = w.rate.quota().allow_burst(w.burst);
             Arc::new(RateLimiter::direct(quota))
         }),
         stop,

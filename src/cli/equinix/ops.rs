@@ -2,14 +2,13 @@
 //! set-password, attach, detach, and the bulk detach of one user from every device), each
 //! planned without `--apply` and rate-limited with it.
 
-use std::sync::Arc;
-
 use super::super::args::{
     AttachArgs, AvailableArgs, CreateArgs, DetachArgs, GetArgs, SetPasswordArgs,
 };
 use super::super::{install_signal_handlers, Exit, Stopping};
-use super::{connect, connect_until, fail, list, open_rows, read_password, write_rows};
-use crate::equinix::{Availability, EquinixClient, EquinixError, NewUser, SshUser};
+use super::{connect, connect_until, fail, open_rows, read_password, write_rows};
+use crate::equinix::bulk::{BulkDetach, Finished, Outcome};
+use crate::equinix::{Availability, EquinixError, NewUser};
 use crate::report::ssh_users::{AvailabilityRow, ChangeRow, UserRow};
 
 pub(super) async fn get(args: GetArgs) -> anyhow::Result<Exit> {
@@ -126,7 +125,11 @@ pub(super) async fn detach(args: DetachArgs) -> anyhow::Result<Exit> {
         return plan(&args.api, planned_detach(&user, None, &device));
     }
     let client = connect(&args.api, 1, Some(&args.write))?;
-    let row = detach_row(&client, &user, None, &device, true).await;
+    let outcome = match client.detach(&user, &device).await {
+        Ok(done) => Outcome::Detached(done),
+        Err(e) => Outcome::Failed(e),
+    };
+    let row = detach_row(planned_detach(&user, None, &device), outcome);
     let failed = row.error.is_some();
     write_rows(&args.api, &[row])?;
     Ok(if failed { Exit::Findings } else { Exit::Clean })
@@ -136,17 +139,16 @@ pub(super) async fn detach(args: DetachArgs) -> anyhow::Result<Exit> {
 async fn detach_everywhere(args: &DetachArgs, username: &str) -> anyhow::Result<Exit> {
     let (_trigger, shutdown) = install_signal_handlers(args.api.quiet, Stopping::Detaches);
     let client = connect_until(&args.api, 4, Some(&args.write), shutdown.clone())?;
-    let users = match list::users_named(client.clone(), username).await {
-        Ok(users) => users,
+    let plan = match BulkDetach::plan(client.clone(), username).await {
+        Ok(plan) => plan,
         Err(e) => return Ok(fail(&e)),
     };
-    let targets = targets(&users);
     if !args.api.quiet {
         diagln!(
             "{username}: {} user entr{} on {} device(s){}",
-            users.len(),
-            if users.len() == 1 { "y" } else { "ies" },
-            targets.len(),
+            plan.entries,
+            if plan.entries == 1 { "y" } else { "ies" },
+            plan.targets.len(),
             if args.write.apply {
                 ""
             } else {
@@ -156,66 +158,40 @@ async fn detach_everywhere(args: &DetachArgs, username: &str) -> anyhow::Result<
     }
     // Each row is written and flushed as its detach completes: a crash keeps what was done.
     let mut out = open_rows::<ChangeRow>(&args.api)?;
-    let mut failed = 0;
-    for (user, device) in targets {
-        if shutdown.is_triggered() {
-            out.finish()?;
-            return Ok(Exit::Interrupted);
-        }
-        let row = detach_row(
-            &client,
-            &user.uuid,
-            Some(&user.username),
-            device,
-            args.write.apply,
-        );
-        let row = row.await;
-        failed += usize::from(row.error.is_some());
-        out.write(&row)?;
-        out.flush()?;
-    }
+    let finished = plan
+        .run(&client, args.write.apply, &shutdown, |target, outcome| {
+            let planned = planned_detach(
+                &target.user_uuid,
+                Some(&target.username),
+                &target.device_uuid,
+            );
+            out.write(&detach_row(planned, outcome))?;
+            out.flush()
+        })
+        .await?;
     out.finish()?;
-    if failed > 0 && !args.api.quiet {
-        diagln!("{failed} detach(es) failed; see the error column");
-    }
-    Ok(if failed > 0 {
-        Exit::Findings
-    } else {
-        Exit::Clean
+    Ok(match finished {
+        Finished::Interrupted => Exit::Interrupted,
+        Finished::Done { failed: 0 } => Exit::Clean,
+        Finished::Done { failed } => {
+            if !args.api.quiet {
+                diagln!("{failed} detach(es) failed; see the error column");
+            }
+            Exit::Findings
+        }
     })
 }
 
-/// Every (user, device) pair to detach, in listing order.
-fn targets(users: &[SshUser]) -> Vec<(&SshUser, &str)> {
-    users
-        .iter()
-        .flat_map(|u| {
-            u.device_uuids
-                .iter()
-                .flatten()
-                .map(move |d| (u, d.as_str()))
-        })
-        .collect()
-}
-
-async fn detach_row(
-    client: &Arc<EquinixClient>,
-    user: &str,
-    username: Option<&str>,
-    device: &str,
-    apply: bool,
-) -> ChangeRow {
-    let mut row = planned_detach(user, username, device);
-    if !apply {
-        return row;
-    }
-    match client.detach(user, device).await {
-        Ok(outcome) => {
+/// The row of one detach: as planned, with what the API answered.
+fn detach_row(mut row: ChangeRow, outcome: Outcome) -> ChangeRow {
+    match outcome {
+        Outcome::Planned => {}
+        Outcome::Detached(done) => {
             row.applied = true;
-            row.user_deleted = Some(outcome.user_deleted);
-            row.association_deleted = Some(outcome.association_deleted);
+            row.user_deleted = Some(done.user_deleted);
+            row.association_deleted = Some(done.association_deleted);
         }
-        Err(e) => row.error = Some(e.to_string()),
+        Outcome::Failed(e) => row.error = Some(e.to_string()),
     }
     row
 }
