@@ -7,116 +7,137 @@ use anyhow::bail;
 
 use super::args::{HistoryArgs, HistoryCommand};
 use super::Exit;
-use crate::history::History;
+use crate::history::{History, Period, RunRow};
 
 pub(super) fn run(args: HistoryArgs) -> anyhow::Result<Exit> {
     if !args.file.exists() {
         bail!("no history at {}", args.file.display());
     }
     let history = History::open(&args.file)?;
-    let mut out = std::io::stdout().lock();
-    let written = match args.command {
-        HistoryCommand::Runs { limit } => {
-            let runs = history.runs(limit)?;
-            if args.json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&runs)?)
-            } else {
-                let mut text = format!(
-                    "{:>5}  {:<24}  {:<18}  {:>7}  {:>8}  {:>11}  {:>9}  {:>6}  scope\n",
-                    "run",
-                    "started",
-                    "command",
-                    "devices",
-                    "findings",
-                    "ssh_enabled",
-                    "regressed",
-                    "waived"
-                );
-                for r in &runs {
-                    let command = if r.interrupted {
-                        format!("{} (interrupted)", r.command)
-                    } else if r.finished_at.is_none() {
-                        format!("{} (unfinished)", r.command)
-                    } else {
-                        r.command.clone()
-                    };
-                    text.push_str(&format!(
-                        "{:>5}  {:<24}  {:<18}  {:>7}  {:>8}  {:>11}  {:>9}  {:>6}  {}\n",
-                        r.id,
-                        r.started_at,
-                        command,
-                        r.devices,
-                        r.findings,
-                        r.ssh_enabled,
-                        r.regressed,
-                        r.waived,
-                        printable(&r.scope)
-                    ));
-                }
-                out.write_all(text.as_bytes())
-            }
-        }
-        HistoryCommand::Device { device } => {
-            let periods = history.timeline(&device)?;
-            if periods.is_empty() {
+    let text = match args.command {
+        HistoryCommand::Runs { limit } => runs(&history, limit, args.json)?,
+        HistoryCommand::Device { device } => match timeline(&history, &device, args.json)? {
+            Some(text) => text,
+            None => {
                 diagln!("no device {device:?} in {}", args.file.display());
                 return Ok(Exit::Findings);
             }
-            if args.json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&periods)?)
-            } else {
-                let mut text = String::new();
-                for p in &periods {
-                    let ssh = match p.ssh_enabled {
-                        Some(true) => "enabled",
-                        Some(false) => "disabled",
-                        None => "unknown",
-                    };
-                    text.push_str(&format!(
-                        "{} .. {}  runs {}-{}  {} {}  {}  ssh {ssh}{}{}\n",
-                        p.first_seen,
-                        p.last_seen,
-                        p.run_first,
-                        p.run_last,
-                        printable(&p.address),
-                        p.serial.as_deref().map(printable).unwrap_or_default(),
-                        p.status,
-                        match p.compliant {
-                            Some(false) => "  NON-COMPLIANT",
-                            _ => "",
-                        },
-                        p.waiver
-                            .as_deref()
-                            .map(|w| format!("  waiver {}", printable(w)))
-                            .unwrap_or_default(),
-                    ));
-                }
-                out.write_all(text.as_bytes())
-            }
-        }
+        },
         HistoryCommand::Prune {
             keep_runs,
             older_than,
-        } => {
-            if keep_runs.is_none() && older_than.is_none() {
-                bail!("prune needs --keep-runs N or --older-than AGE");
-            }
-            let before = older_than.map(|age| {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default();
-                let then = now.saturating_sub(age).max(Duration::ZERO);
-                crate::time::format_rfc3339_millis(i64::try_from(then.as_millis()).unwrap_or(0))
-            });
-            let pruned = history.prune(keep_runs, before.as_deref())?;
-            writeln!(
-                out,
-                "pruned {} run(s), {} state period(s), {} device(s) no longer seen",
-                pruned.runs, pruned.periods, pruned.devices
-            )
-        }
+        } => prune(&history, keep_runs, older_than)?,
     };
-    match written {
+    to_stdout(&text)
+}
+
+/// `history runs`: the latest runs, as JSON or as a table.
+fn runs(history: &History, limit: usize, json: bool) -> anyhow::Result<String> {
+    let runs = history.runs(limit)?;
+    if json {
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&runs)?));
+    }
+    Ok(runs_table(&runs))
+}
+
+/// The runs as a table for a terminal, a header line and a line a run.
+fn runs_table(runs: &[RunRow]) -> String {
+    let mut text = format!(
+        "{:>5}  {:<24}  {:<18}  {:>7}  {:>8}  {:>11}  {:>9}  {:>6}  scope\n",
+        "run", "started", "command", "devices", "findings", "ssh_enabled", "regressed", "waived"
+    );
+    for r in runs {
+        let command = if r.interrupted {
+            format!("{} (interrupted)", r.command)
+        } else if r.finished_at.is_none() {
+            format!("{} (unfinished)", r.command)
+        } else {
+            r.command.clone()
+        };
+        text.push_str(&format!(
+            "{:>5}  {:<24}  {:<18}  {:>7}  {:>8}  {:>11}  {:>9}  {:>6}  {}\n",
+            r.id,
+            r.started_at,
+            command,
+            r.devices,
+            r.findings,
+            r.ssh_enabled,
+            r.regressed,
+            r.waived,
+            printable(&r.scope)
+        ));
+    }
+    text
+}
+
+/// `history device`: one device's state periods as JSON or text; `None` when it has none.
+fn timeline(history: &History, device: &str, json: bool) -> anyhow::Result<Option<String>> {
+    let periods = history.timeline(device)?;
+    if periods.is_empty() {
+        return Ok(None);
+    }
+    if json {
+        return Ok(Some(format!(
+            "{}\n",
+            serde_json::to_string_pretty(&periods)?
+        )));
+    }
+    Ok(Some(periods.iter().map(period_line).collect()))
+}
+
+/// One state period as a line for a terminal.
+fn period_line(p: &Period) -> String {
+    let ssh = match p.ssh_enabled {
+        Some(true) => "enabled",
+        Some(false) => "disabled",
+        None => "unknown",
+    };
+    format!(
+        "{} .. {}  runs {}-{}  {} {}  {}  ssh {ssh}{}{}\n",
+        p.first_seen,
+        p.last_seen,
+        p.run_first,
+        p.run_last,
+        printable(&p.address),
+        p.serial.as_deref().map(printable).unwrap_or_default(),
+        p.status,
+        match p.compliant {
+            Some(false) => "  NON-COMPLIANT",
+            _ => "",
+        },
+        p.waiver
+            .as_deref()
+            .map(|w| format!("  waiver {}", printable(w)))
+            .unwrap_or_default(),
+    )
+}
+
+/// `history prune`: removes old runs and says how much went.
+fn prune(
+    history: &History,
+    keep_runs: Option<u64>,
+    older_than: Option<Duration>,
+) -> anyhow::Result<String> {
+    if keep_runs.is_none() && older_than.is_none() {
+        bail!("prune needs --keep-runs N or --older-than AGE");
+    }
+    let before = older_than.map(|age| {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let then = now.saturating_sub(age).max(Duration::ZERO);
+        crate::time::format_rfc3339_millis(i64::try_from(then.as_millis()).unwrap_or(0))
+    });
+    let pruned = history.prune(keep_runs, before.as_deref())?;
+    Ok(format!(
+        "pruned {} run(s), {} state period(s), {} device(s) no longer seen\n",
+        pruned.runs, pruned.periods, pruned.devices
+    ))
+}
+
+/// Writes the text to stdout; a reader that went away (a closed pipe) is no failure.
+fn to_stdout(text: &str) -> anyhow::Result<Exit> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Exit::Clean),
         Err(e) => Err(e.into()),
         Ok(()) => Ok(Exit::Clean),

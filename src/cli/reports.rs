@@ -11,12 +11,13 @@ use super::html::HtmlOut;
 use super::progress::Progress;
 use super::runs::{exit_for, load_baseline, Comparison, MetricsOut, Scope};
 use super::{report_failed, report_output, resolve, resolve_format, Exit};
-use crate::inventory::{self, InventoryOptions, Row};
+use crate::inventory::{self, Inventory, InventoryOptions, Row};
 use crate::report::coverage::{Admit, Coverage, CoverageReport};
 use crate::report::pipeline::OnOutputFailure;
 use crate::report::replay::{first_shape, replay};
-use crate::report::{self, Reporter, Schema};
+use crate::report::{self, Reporter, Schema, Summary};
 use crate::scan::RunStats;
+use crate::settings::ComplianceSettings;
 
 /// Missing and duplicate rows listed one per line; beyond this they are counted.
 const MAX_LISTED: usize = 50;
@@ -29,6 +30,75 @@ pub(super) async fn run(args: ReportArgs) -> anyhow::Result<Exit> {
 }
 
 async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
+    let quiet = args.output.quiet;
+    let mut inputs = open_inputs(&args)?;
+    let scope = Scope {
+        inventory: &args.inventory,
+        devices: &inputs.inventory.rows,
+        shard: None,
+    };
+    let mut comparison = Comparison::for_scope(
+        &inputs.compliance,
+        inputs.baseline.take(),
+        scope,
+        "report merge",
+        None,
+    )?;
+    let format = resolve_format(&args.output.output, args.output.format);
+    let mut sinks = vec![report_output(format, &inputs.schema, &args.output.output)?];
+    let html = HtmlOut::open(inputs.compliance.html_out.as_deref()).map(|(html, sink)| {
+        sinks.push(sink);
+        html
+    });
+    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
+    let (baseline, store) = comparison.parts();
+    let sinks = report::RecordSinks {
+        outputs: sinks,
+        reporter: progress,
+        baseline,
+        store,
+    };
+    let expected = std::mem::take(&mut inputs.expected);
+    let pipe = report::record_pipeline(sinks, expected.len(), OnOutputFailure::Continue);
+    let keys = inputs.schema.extra_keys();
+    let Some((coverage, closed)) = stream_shards(&inputs.shards, keys, expected, pipe).await?
+    else {
+        return Ok(Exit::Usage);
+    };
+    let summary = match closed {
+        Ok(summary) => summary,
+        Err(e) => {
+            MetricsOut::after_report_failure(inputs.metrics.as_ref(), &e, quiet);
+            return Ok(report_failed(&e));
+        }
+    };
+    Ok(conclude(
+        &args,
+        &inputs,
+        &comparison,
+        html,
+        &summary,
+        &coverage,
+    ))
+}
+
+/// What a merge reads and checks before any output is opened.
+struct MergeInputs {
+    compliance: ComplianceSettings,
+    metrics: Option<MetricsOut>,
+    shards: Vec<PathBuf>,
+    /// Shards older than `--max-age`, with their age.
+    stale: Vec<(PathBuf, Duration)>,
+    baseline: Option<report::Baseline>,
+    inventory: Inventory,
+    /// Each inventory row's address and line, for the coverage.
+    expected: Vec<(String, u64)>,
+    schema: Schema,
+}
+
+/// Resolves the settings and reads the shard list, the baseline and the inventory (its
+/// warnings said unless quiet), refusing what a merge cannot use.
+fn open_inputs(args: &MergeArgs) -> anyhow::Result<MergeInputs> {
     let quiet = args.output.quiet;
     if args.compliance.waivers.is_some() {
         bail!("--waivers applies where devices are judged (scan, remediate); each shard record keeps the waiver its run gave it");
@@ -49,7 +119,6 @@ async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
         .iter()
         .map(|row| expected_row(&row))
         .collect();
-    let total = expected.len();
     let mut remediation = false;
     for path in &shards {
         remediation |= first_shape(path)?.is_some_and(|s| s.remediation);
@@ -58,32 +127,30 @@ async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
         remediation,
         extra_columns: inventory.extra_columns.clone(),
     };
-    let scope = Scope {
-        inventory: &args.inventory,
-        devices: &inventory.rows,
-        shard: None,
-    };
-    let mut comparison = Comparison::for_scope(&compliance, baseline, scope, "report merge", None)?;
-    let format = resolve_format(&args.output.output, args.output.format);
-    let mut sinks = vec![report_output(format, &schema, &args.output.output)?];
-    let html = HtmlOut::open(compliance.html_out.as_deref()).map(|(html, sink)| {
-        sinks.push(sink);
-        html
-    });
-    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
-    let (baseline, store) = comparison.parts();
-    let sinks = report::RecordSinks {
-        outputs: sinks,
-        reporter: progress,
+    Ok(MergeInputs {
+        compliance,
+        metrics,
+        shards,
+        stale,
         baseline,
-        store,
-    };
-    let pipe = report::record_pipeline(sinks, total, OnOutputFailure::Continue);
+        inventory,
+        expected,
+        schema,
+    })
+}
+
+/// Reads the shards on a blocking thread, each record sent to the writer as it is read,
+/// then closes the writer: the coverage and the writer's outcome, or `None` (said) when a
+/// shard could not be read.
+async fn stream_shards(
+    shards: &[PathBuf],
+    keys: Vec<String>,
+    expected: Vec<(String, u64)>,
+    pipe: report::RecordPipeline,
+) -> anyhow::Result<Option<(CoverageReport, anyhow::Result<Summary>)>> {
     let tx = pipe.sender();
-    let keys = schema.extra_keys();
-    let files = shards.clone();
+    let files = shards.to_vec();
     let mut coverage = Coverage::new(expected);
-    // Files are read on a blocking thread; records go to the writer as they are read.
     let read = tokio::task::spawn_blocking(move || {
         for (i, path) in files.iter().enumerate() {
             replay(path, &keys, |rec, _| {
@@ -98,27 +165,33 @@ async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
     })
     .await;
     let closed = report::finish(pipe).await;
-    let coverage = match read {
-        Ok(Ok(coverage)) => coverage.finish(),
+    match read {
+        Ok(Ok(coverage)) => Ok(Some((coverage.finish(), closed))),
         Ok(Err(e)) => {
             diagln!("error: {e}");
             diagln!("error: the merge stopped there; the output holds the records read before it and nothing was recorded");
-            return Ok(Exit::Usage);
+            Ok(None)
         }
         Err(e) => bail!("the shard reader failed: {e}"),
-    };
-    let summary = match closed {
-        Ok(summary) => summary,
-        Err(e) => {
-            MetricsOut::after_report_failure(metrics.as_ref(), &e, quiet);
-            return Ok(report_failed(&e));
-        }
-    };
+    }
+}
+
+/// Says the summary, the coverage and the stale shards, records the run (history, metrics,
+/// HTML) and gives the exit: a failed output first, then missing coverage, then findings.
+fn conclude(
+    args: &MergeArgs,
+    inputs: &MergeInputs,
+    comparison: &Comparison,
+    html: Option<HtmlOut>,
+    summary: &Summary,
+    coverage: &CoverageReport,
+) -> Exit {
+    let quiet = args.output.quiet;
     if !quiet {
         diag!("{}", summary.render_text());
     }
-    say_coverage(&coverage, &shards, quiet);
-    for (path, age) in &stale {
+    say_coverage(coverage, &inputs.shards, quiet);
+    for (path, age) in &inputs.stale {
         diagln!(
             "stale: {} was last written {} ago, more than --max-age",
             path.display(),
@@ -126,24 +199,27 @@ async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
         );
     }
     let stats = RunStats::default();
-    let covered = coverage.is_covered() && stale.is_empty();
-    let recorded = comparison.finish(&summary, &stats, quiet);
-    let written = metrics.and_then(|m| m.write(&summary, covered && recorded.is_none(), quiet));
+    let covered = coverage.is_covered() && inputs.stale.is_empty();
+    let recorded = comparison.finish(summary, &stats, quiet);
+    let written = inputs
+        .metrics
+        .as_ref()
+        .and_then(|m| m.write(summary, covered && recorded.is_none(), quiet));
     let html_failed = html.and_then(|html| {
         let context = format!(
             "merge of {} shard reports of {}",
-            shards.len(),
+            inputs.shards.len(),
             args.inventory.display()
         );
-        html.write(context, &summary, comparison.run(), None, None)
+        html.write(context, summary, comparison.run(), None, None)
     });
     if let Some(exit) = recorded.or(written).or(html_failed) {
-        return Ok(exit);
+        return exit;
     }
     if !covered {
-        return Ok(Exit::Findings);
+        return Exit::Findings;
     }
-    Ok(exit_for(&summary, &stats, compliance.fail_on))
+    exit_for(summary, &stats, inputs.compliance.fail_on)
 }
 
 /// The shard files: each file given, and the reports in each directory given (sorted, so
