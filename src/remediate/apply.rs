@@ -112,10 +112,9 @@ impl Remediator {
     ) -> Written {
         let want = self.target.is_enabled();
         let write = ctx.write(reading, want).await;
-        tracing::debug!(ok = write.is_ok(), enabled = want, "write sent");
         let after = ctx.read_back(reading, Connection::Close).await;
         let verified = matches!(after, Ok(now) if now == want);
-        tracing::debug!(verified, "read back");
+        tracing::debug!(verified, "verification");
         let error = match (&write, &after) {
             (Err(f), _) | (Ok(()), Err(f)) => Some(f.to_string()),
             (Ok(()), Ok(now)) if !verified => Some(format!(
