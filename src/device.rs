@@ -3,15 +3,43 @@
 //! [`DeviceContext`]; what it saw (requests, TLS, realm serial, timing) goes into the record
 //! through [`DeviceContext::record`].
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::inventory::Device;
+use crate::model::SshState;
 use crate::net::auth::Credentials;
 use crate::net::{HttpClient, HttpError};
+use crate::probe::ProbeSettings;
 use crate::report::{DeviceRecord, Status};
-use crate::scan::ScanSettings;
-use crate::vapix::{self, deviceinfo, CallError, Connection, DeviceSession, Failure, SshReading};
+use crate::secret::Secret;
+use crate::vapix::{
+    self, deviceinfo, CallError, Connection, DeviceSession, Failure, SessionPolicy, SshReading,
+};
+use crate::waivers::Waivers;
+
+/// Everything a scan needs besides the devices.
+#[derive(Clone)]
+pub struct ScanSettings {
+    pub concurrency: usize,
+    pub credentials: Credentials,
+    /// Passwords of the inventory's `password_env` columns, resolved once at start.
+    pub row_passwords: HashMap<String, Secret>,
+    pub policy: SessionPolicy,
+    /// The desired state where a row gives none.
+    pub expect: Option<SshState>,
+    /// How long in-flight devices may take to finish after a stop request.
+    pub grace: Duration,
+    /// Accountable exceptions (`--waivers`), applied to every judged record.
+    pub waivers: Option<Arc<Waivers>>,
+    /// Probe each device's SSH port too (`--probe-ssh`); `None`: no extra connection.
+    pub probe: Option<ProbeSettings>,
+    /// Read model, firmware and serial from `basicdeviceinfo.cgi` too (`--device-info`): one
+    /// more request per device.
+    pub device_info: bool,
+}
 
 /// The whole-device time: enough for every request and retry of a read and a write, then no
 /// more. Waiting for a write permit (the run's rate limit) is not the device's time.

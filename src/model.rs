@@ -321,6 +321,9 @@ impl fmt::Display for Exposure {
     }
 }
 
+/// Waivers expiring within this many days are listed as expiring soon.
+pub const EXPIRING_WITHIN_DAYS: i64 = 14;
+
 #[cfg(test)]
 mod tests {
     use super::*;

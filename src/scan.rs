@@ -1,7 +1,6 @@
 //! The device pipeline: at most `concurrency` devices in flight, each read through its own
 //! sequential session, every outcome turned into exactly one [`DeviceRecord`] status.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -10,37 +9,15 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+pub use crate::device::ScanSettings;
 use crate::device::{self, DeviceContext};
 use crate::inventory::{Device, Row};
-use crate::net::auth::Credentials;
 use crate::net::HttpClient;
-use crate::probe::{self, ProbeSettings, SshProbe};
-use crate::report::{DeviceRecord, Finding, SshState};
-use crate::secret::Secret;
+use crate::probe::{self, SshProbe};
+use crate::report::{DeviceRecord, Finding};
 use crate::shutdown::Shutdown;
-use crate::vapix::{Connection, Failure, SessionPolicy, SshReading};
+use crate::vapix::{Connection, Failure, SshReading};
 use crate::waivers::Waivers;
-
-/// Everything a scan needs besides the devices.
-#[derive(Clone)]
-pub struct ScanSettings {
-    pub concurrency: usize,
-    pub credentials: Credentials,
-    /// Passwords of the inventory's `password_env` columns, resolved once at start.
-    pub row_passwords: HashMap<String, Secret>,
-    pub policy: SessionPolicy,
-    /// The desired state where a row gives none.
-    pub expect: Option<SshState>,
-    /// How long in-flight devices may take to finish after a stop request.
-    pub grace: Duration,
-    /// Accountable exceptions (`--waivers`), applied to every judged record.
-    pub waivers: Option<Arc<Waivers>>,
-    /// Probe each device's SSH port too (`--probe-ssh`); `None`: no extra connection.
-    pub probe: Option<ProbeSettings>,
-    /// Read model, firmware and serial from `basicdeviceinfo.cgi` too (`--device-info`): one
-    /// more request per device.
-    pub device_info: bool,
-}
 
 /// How a run ended.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -24,8 +24,7 @@ use toml::Spanned;
 use crate::inventory::Device;
 use crate::report::{DeviceRecord, SshState, Status};
 
-/// Waivers expiring within this many days are listed as expiring soon.
-pub const EXPIRING_WITHIN_DAYS: i64 = 14;
+pub use crate::model::EXPIRING_WITHIN_DAYS;
 
 /// Largest waiver file read (a few thousand waivers fit in far less).
 const MAX_FILE_BYTES: u64 = 4 << 20;

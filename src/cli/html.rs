@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 
 use super::args::ReportHtmlArgs;
+use super::html_source as source;
 use super::Exit;
 use crate::history::History;
-use crate::report::html::{source, ExpiringWaiver, HtmlReport, HtmlRows, HtmlSink, TrendPoint};
+use crate::report::html::{ExpiringWaiver, HtmlReport, HtmlRows, HtmlSink, TrendPoint};
 use crate::report::{RecordWriter, Summary};
 use crate::waivers::Waivers;
 

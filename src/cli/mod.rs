@@ -28,6 +28,7 @@ mod diff;
 mod equinix;
 mod history;
 mod html;
+mod html_source;
 mod progress;
 mod remediate;
 mod reports;

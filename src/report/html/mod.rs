@@ -6,7 +6,6 @@
 mod data;
 mod page;
 mod rows;
-pub mod source;
 mod svg;
 
 use std::io::{self, Write};
@@ -17,7 +16,6 @@ pub use data::script_safe;
 pub use rows::{DeviceRows, Standing};
 
 use super::{DeviceRecord, RecordWriter, Summary};
-use crate::history::RunRow;
 
 /// One run in the trend chart.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,14 +30,20 @@ pub struct TrendPoint {
 }
 
 impl TrendPoint {
-    pub fn from_run(run: &RunRow) -> TrendPoint {
-        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    /// A point labelled `label`, of a run at `when` (RFC 3339), with its counts.
+    pub fn new(
+        label: String,
+        when: &str,
+        devices: u64,
+        compliant: u64,
+        ssh_enabled: u64,
+    ) -> TrendPoint {
         TrendPoint {
-            label: format!("run {}", run.id),
-            when: short_time(&run.started_at),
-            devices: count(run.devices),
-            compliant: count(run.compliant),
-            ssh_enabled: count(run.ssh_enabled),
+            label,
+            when: short_time(when),
+            devices,
+            compliant,
+            ssh_enabled,
         }
     }
 

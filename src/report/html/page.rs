@@ -11,9 +11,9 @@ use super::data::device_json;
 use super::rows::{DeviceRows, Standing};
 use super::svg::{self, percent, site_label, thousands};
 use super::{ExpiringWaiver, HtmlReport};
+use crate::model::EXPIRING_WITHIN_DAYS;
 use crate::report::record::Change;
 use crate::report::{DriftSummary, Summary};
-use crate::waivers::EXPIRING_WITHIN_DAYS;
 
 const CSS: &str = include_str!("report.css");
 const SCRIPT: &str = include_str!("report.js");

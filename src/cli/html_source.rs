@@ -4,12 +4,24 @@
 
 use std::path::Path;
 
-use super::{DeviceRows, TrendPoint};
 use crate::history::{History, HistoryError, Period, RunRow};
+use crate::report::html::{DeviceRows, TrendPoint};
 use crate::report::read::{Observation, ReadError};
 use crate::report::record::{DeviceRecord, Status};
 use crate::report::replay::replay;
 use crate::report::{Baseline, DriftSummary, Summary};
+
+/// A recorded run as a point of the trend.
+fn trend_point(run: &RunRow) -> TrendPoint {
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    TrendPoint::new(
+        format!("run {}", run.id),
+        &run.started_at,
+        count(run.devices),
+        count(run.compliant),
+        count(run.ssh_enabled),
+    )
+}
 
 /// Runs drawn in the trend.
 pub const TREND_RUNS: usize = 30;
@@ -70,7 +82,7 @@ pub fn trend_of(history: &History, run: &RunRow) -> Result<Vec<TrendPoint>, Hist
     let mut runs = history.scope_runs(&run.scope, run.id, TREND_RUNS)?;
     runs.retain(|r| !r.interrupted || r.id == run.id);
     runs.reverse();
-    Ok(runs.iter().map(TrendPoint::from_run).collect())
+    Ok(runs.iter().map(trend_point).collect())
 }
 
 /// Run `run` (default: the latest finished) of the history at `path`: its devices as the
