@@ -9,7 +9,7 @@ const MAX_ECHO_CHARS: usize = 256;
 /// How much of a value an error message quotes, in characters.
 const MAX_QUOTE_CHARS: usize = 64;
 
-/// A value for an error message: at most [`MAX_QUOTE_CHARS`] characters, shown quoted and
+/// A value for an error message: at most `MAX_QUOTE_CHARS` characters, shown quoted and
 /// escaped (`"a\"b\n"`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Quoted(String);

@@ -1,6 +1,6 @@
 //! One device's conversation: sequential requests over the pooled client, the auth
 //! handshake with a cached challenge, bounded retries with jitter, and backoff when throttled.
-//! What follows each answer is decided in [`handshake`]; this module does the sending.
+//! What follows each answer is decided in `handshake`; this module does the sending.
 
 mod handshake;
 #[cfg(test)]
