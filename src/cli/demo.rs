@@ -19,7 +19,8 @@ use crate::equinix::{ListFilter, PageFetcher};
 use crate::report::html::{DeviceRows, HtmlReport, HtmlSink, TrendPoint};
 use crate::report::pipeline::{Named, OnOutputFailure};
 use crate::report::ssh_users::TableWriter;
-use crate::report::{self, Format, RecordSinks, Reporter, SshState, Summary};
+use crate::report::{self, Format, RecordOutput, RecordSinks, Reporter, Schema, SshState, Summary};
+use crate::scan::RunStats;
 use crate::secret::Secret;
 use crate::settings::{
     ComplianceSettings, DeviceSettings, PasswordSource, ProcessEnv, RemediateSettings,
@@ -40,6 +41,58 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         "sshfleet demo: starting {} simulated cameras and a mock Equinix API ({EQUINIX_USERS} SSH users) on loopback…",
         args.devices
     );
+    let (fleet, password) = start_fleet(&args).await?;
+    let inventory = dir.join("inventory.csv");
+    let truth = dir.join("truth.jsonl");
+    write_file(&inventory, |w| fleet.write_inventory(w))?;
+    write_file(&truth, |w| fleet.write_truth(w))?;
+    let history = fresh_history(dir)?;
+    let (_trigger, shutdown) = install_signal_handlers(args.quiet, Stopping::Demo);
+    let started = Instant::now();
+    let scanned_at = crate::time::now_rfc3339();
+    let device = DeviceSettings {
+        password: PasswordSource::Given(password),
+        ..demo_device(inventory.clone())
+    };
+    let (csv_path, jsonl_path) = (dir.join("scan.csv"), dir.join("scan.jsonl"));
+    let outputs = |schema: &Schema| -> anyhow::Result<Vec<RecordOutput>> {
+        Ok(vec![
+            report_output(Format::Csv, schema, &csv_path)?,
+            report_output(Format::Jsonl, schema, &jsonl_path)?,
+        ])
+    };
+    let first = recorded_scan(device, &history, outputs, args.quiet, shutdown.clone()).await?;
+    let (summary, stats) = match first {
+        Ok(scanned) => scanned,
+        Err(exit) => return Ok(exit),
+    };
+    let elapsed = started.elapsed();
+    let plan = plan_remediation(&inventory, dir, args.quiet).await?;
+    let drift = rescan_after_changes(&fleet, &inventory, dir, &history, shutdown.clone()).await?;
+    let equinix = list_equinix(&fleet, dir, shutdown).await?;
+    fleet.shutdown().await;
+    std::fs::write(dir.join("summary.json"), summary.to_json())
+        .context("cannot write summary.json")?;
+    let (agree, total) = compare_with_truth(&jsonl_path, &truth)?;
+    let results = DemoResults {
+        dir,
+        history: &history,
+        summary: &summary,
+        stats: &stats,
+        elapsed,
+        agree,
+        total,
+        plan: &plan,
+        drift: &drift,
+        equinix: &equinix,
+    };
+    results.say();
+    let html = write_html(dir, &history, &summary, &drift, scanned_at)?;
+    Ok(results.verdict(&html))
+}
+
+/// The simulated fleet with its mock Equinix API, and the password its cameras take.
+async fn start_fleet(args: &DemoArgs) -> anyhow::Result<(Fleet, Secret)> {
     let config = SimConfig {
         devices: args.devices,
         seed: args.seed,
@@ -50,121 +103,130 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     let fleet = Fleet::start(config)
         .await
         .context("cannot start the simulator")?;
-    let inventory = dir.join("inventory.csv");
-    let truth = dir.join("truth.jsonl");
-    write_file(&inventory, |w| fleet.write_inventory(w))?;
-    write_file(&truth, |w| fleet.write_truth(w))?;
+    Ok((fleet, password))
+}
 
-    let history = fresh_history(dir)?;
-    let started = Instant::now();
-    let scanned_at = crate::time::now_rfc3339();
-    let device = DeviceSettings {
-        password: PasswordSource::Given(password),
-        ..demo_device(inventory.clone())
-    };
+/// One demo scan recorded in the history: its summary and stats, or the exit of a history
+/// that could not record it.
+async fn recorded_scan(
+    device: DeviceSettings,
+    history: &Path,
+    outputs: impl FnOnce(&Schema) -> anyhow::Result<Vec<RecordOutput>>,
+    quiet: bool,
+    shutdown: Shutdown,
+) -> anyhow::Result<Result<(Summary, RunStats), Exit>> {
     let prepared = device.build(&ProcessEnv)?;
-    say_warnings(&prepared, args.quiet);
-    let mut comparison = Comparison::open(
-        &ComplianceSettings::with_history(history.clone()),
-        None,
-        &inventory,
-        &prepared,
-        "scan",
-        None,
-    )?;
-    let schema = prepared.schema();
-    let csv_path = dir.join("scan.csv");
-    let jsonl_path = dir.join("scan.jsonl");
-    let sinks = vec![
-        report_output(Format::Csv, &schema, &csv_path)?,
-        report_output(Format::Jsonl, &schema, &jsonl_path)?,
-    ];
-    let (_trigger, shutdown) = install_signal_handlers(args.quiet, Stopping::Demo);
-    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(args.quiet));
+    say_warnings(&prepared, quiet);
+    let compliance = ComplianceSettings::with_history(history.to_owned());
+    let inventory = &device.inventory;
+    let mut comparison = Comparison::open(&compliance, None, inventory, &prepared, "scan", None)?;
+    let outputs = outputs(&prepared.schema())?;
+    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
     let (baseline, store) = comparison.parts();
     let sinks = RecordSinks {
-        outputs: sinks,
+        outputs,
         reporter: progress,
         baseline,
         store,
     };
-    let (summary, stats) =
-        execute(prepared, sinks, OnOutputFailure::Continue, shutdown.clone()).await?;
-    let elapsed = started.elapsed();
-    if let Some(exit) = comparison.finish(&summary, &stats, true) {
-        return Ok(exit);
+    let (summary, stats) = execute(prepared, sinks, OnOutputFailure::Continue, shutdown).await?;
+    match comparison.finish(&summary, &stats, true) {
+        Some(exit) => Ok(Err(exit)),
+        None => Ok(Ok((summary, stats))),
     }
-    let plan = plan_remediation(&inventory, dir, args.quiet).await?;
-    let drift = rescan_after_changes(&fleet, &inventory, dir, &history, shutdown.clone()).await?;
-    let equinix = list_equinix(&fleet, dir, shutdown).await?;
-    fleet.shutdown().await;
-    std::fs::write(dir.join("summary.json"), summary.to_json())
-        .context("cannot write summary.json")?;
+}
 
-    diag!("{}", summary.render_text());
-    report_interruption(&stats);
-    let (agree, total) = compare_with_truth(&jsonl_path, &truth)?;
-    diagln!(
-        "\nscanned {} cameras in {:.1}s ({:.0} devices/s)",
-        summary.total,
-        elapsed.as_secs_f64(),
-        summary.total as f64
-            / elapsed
-                .as_secs_f64()
-                .max(Duration::from_millis(1).as_secs_f64())
-    );
-    diagln!("agrees with the simulator's truth for {agree}/{total} cameras");
-    diag!("\n{}", equinix.report);
-    diagln!(
-        "remediation dry run (--ssh disabled): {} to set, {} already disabled, {} unreadable; nothing was changed",
-        plan.remediation.set, plan.remediation.none, plan.remediation.skip
-    );
-    diagln!(
-        "\nsecond scan, after another client turned SSH on for {} cameras and off for {} (--history {}):",
-        drift.turned_on.len(),
-        drift.turned_off.len(),
-        history.display()
-    );
-    diag!("{}", drift.summary_line);
-    diagln!("regressed: {}", drift.regressed.join(", "));
-    diagln!(
-        "both scans are runs in {} (sshfleet history {} runs)",
-        history.display(),
-        history.display()
-    );
-    diagln!(
-        "reports: {}, {}, {}, {}, {}, {}, {}",
-        csv_path.display(),
-        jsonl_path.display(),
-        dir.join("summary.json").display(),
-        dir.join("rescan.jsonl").display(),
-        dir.join("remediation-plan.csv").display(),
-        dir.join("equinix-users.csv").display(),
-        dir.join("equinix-users.jsonl").display()
-    );
-    let html = write_html(dir, &history, &summary, &drift, scanned_at)?;
-    // The page's path is the last line, for `xdg-open "$(sshfleet demo 2>&1 | tail -1)"`.
-    let announce = || {
+/// Everything the demo found, to say and to judge.
+struct DemoResults<'a> {
+    dir: &'a Path,
+    history: &'a Path,
+    summary: &'a Summary,
+    stats: &'a RunStats,
+    elapsed: Duration,
+    agree: usize,
+    total: usize,
+    plan: &'a Summary,
+    drift: &'a DemoDrift,
+    equinix: &'a EquinixDemo,
+}
+
+impl DemoResults<'_> {
+    /// The summary of the first scan, its speed and agreement with the truth, the Equinix
+    /// listing, the plan, the drift of the second scan and where the reports are.
+    fn say(&self) {
+        let (summary, drift, history) = (self.summary, self.drift, self.history.display());
+        diag!("{}", summary.render_text());
+        report_interruption(self.stats);
+        let secs = self.elapsed.as_secs_f64();
+        let rate = summary.total as f64 / secs.max(Duration::from_millis(1).as_secs_f64());
         diagln!(
-            "\nthe HTML report, to open in a browser:\n{}",
-            html.display()
-        )
-    };
-    if stats.interrupted || equinix.interrupted {
+            "\nscanned {} cameras in {secs:.1}s ({rate:.0} devices/s)",
+            summary.total
+        );
+        diagln!(
+            "agrees with the simulator's truth for {}/{} cameras",
+            self.agree,
+            self.total
+        );
+        diag!("\n{}", self.equinix.report);
+        let rem = &self.plan.remediation;
+        diagln!(
+            "remediation dry run (--ssh disabled): {} to set, {} already disabled, {} unreadable; nothing was changed",
+            rem.set, rem.none, rem.skip
+        );
+        diagln!(
+            "\nsecond scan, after another client turned SSH on for {} cameras and off for {} (--history {history}):",
+            drift.turned_on.len(),
+            drift.turned_off.len(),
+        );
+        diag!("{}", drift.summary_line);
+        diagln!("regressed: {}", drift.regressed.join(", "));
+        diagln!("both scans are runs in {history} (sshfleet history {history} runs)");
+        let files = [
+            "scan.csv",
+            "scan.jsonl",
+            "summary.json",
+            "rescan.jsonl",
+            "remediation-plan.csv",
+            "equinix-users.csv",
+            "equinix-users.jsonl",
+        ];
+        let paths: Vec<String> = files
+            .iter()
+            .map(|f| self.dir.join(f).display().to_string())
+            .collect();
+        diagln!("reports: {}", paths.join(", "));
+    }
+
+    /// Exit 0 when the reports agree with the truth, the listing is whole and the drift is
+    /// exactly the changes made; the page's path is the last line either way, for
+    /// `xdg-open "$(sshfleet demo 2>&1 | tail -1)"`.
+    fn verdict(&self, html: &Path) -> Exit {
+        let announce = || {
+            diagln!(
+                "\nthe HTML report, to open in a browser:\n{}",
+                html.display()
+            )
+        };
+        if self.stats.interrupted || self.equinix.interrupted {
+            announce();
+            return Exit::Interrupted;
+        }
+        let drift = self.drift;
+        let drift_right = drift.regressed_addresses == drift.turned_on
+            && drift.fixed_addresses == drift.turned_off;
+        if !drift_right {
+            diagln!(
+                "error: the second scan's drift does not match the changes made between the scans"
+            );
+        }
         announce();
-        return Ok(Exit::Interrupted);
+        if self.agree == self.total && self.equinix.complete && drift_right {
+            Exit::Clean
+        } else {
+            Exit::Findings
+        }
     }
-    let drift_right =
-        drift.regressed_addresses == drift.turned_on && drift.fixed_addresses == drift.turned_off;
-    if !drift_right {
-        diagln!("error: the second scan's drift does not match the changes made between the scans");
-    }
-    announce();
-    Ok(if agree == total && equinix.complete && drift_right {
-        Exit::Clean
-    } else {
-        Exit::Findings
-    })
 }
 
 /// `report.html`: the second scan, with the trend of both scans (from the history) and its
@@ -247,71 +309,26 @@ async fn rescan_after_changes(
     history: &Path,
     shutdown: Shutdown,
 ) -> anyhow::Result<DemoDrift> {
-    let mut turned_on = Vec::new();
-    let mut turned_off = Vec::new();
-    for i in 0..fleet.len() {
-        let truth = fleet.truth(i);
-        match truth.ssh_enabled {
-            Some(false) if turned_on.len() < 3 => {
-                fleet.set_ssh_enabled(i, true);
-                turned_on.push(truth.address);
-            }
-            Some(true) if turned_off.len() < 2 => {
-                fleet.set_ssh_enabled(i, false);
-                turned_off.push(truth.address);
-            }
-            _ => {}
-        }
-    }
+    let (turned_on, turned_off) = another_client(fleet);
     let device = DeviceSettings {
         retries: 0,
         ..demo_device(inventory.to_owned())
     };
-    let prepared = device.build(&ProcessEnv)?;
-    let mut comparison = Comparison::open(
-        &ComplianceSettings::with_history(history.to_owned()),
-        None,
-        inventory,
-        &prepared,
-        "scan",
-        None,
-    )?;
-    let schema = prepared.schema();
     let rescan = dir.join("rescan.jsonl");
     let (html_sink, html_rows) = HtmlSink::new(&dir.join("report.html"));
-    let sinks = vec![
-        report_output(Format::Jsonl, &schema, &rescan)?,
-        Box::new(html_sink),
-    ];
-    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(true));
-    let (baseline, store) = comparison.parts();
-    let sinks = RecordSinks {
-        outputs: sinks,
-        reporter: progress,
-        baseline,
-        store,
+    let outputs = |schema: &Schema| -> anyhow::Result<Vec<RecordOutput>> {
+        Ok(vec![
+            report_output(Format::Jsonl, schema, &rescan)?,
+            Box::new(html_sink),
+        ])
     };
-    let (summary, stats) = execute(prepared, sinks, OnOutputFailure::Continue, shutdown).await?;
-    if comparison.finish(&summary, &stats, true).is_some() {
+    let Ok((summary, _)) = recorded_scan(device, history, outputs, true, shutdown).await? else {
         anyhow::bail!(
             "the second scan could not be recorded in {}",
             history.display()
         );
-    }
-    let mut regressed_cameras: Vec<(String, String)> = Vec::new();
-    let mut fixed_addresses = Vec::new();
-    for rec in report::read::read_report(&rescan)? {
-        match rec.change {
-            Some(report::Change::Regressed) => regressed_cameras.push((rec.address, rec.name)),
-            Some(report::Change::Fixed) => fixed_addresses.push(rec.address),
-            _ => {}
-        }
-    }
-    // Records arrive as devices finish; compare in camera order.
-    let order: HashMap<&str, usize> = (0..fleet.len()).map(|i| (fleet.address(i), i)).collect();
-    let place = |address: &str| order.get(address).copied();
-    regressed_cameras.sort_by_key(|(address, _)| place(address));
-    fixed_addresses.sort_by_key(|a| place(a));
+    };
+    let (regressed_cameras, fixed_addresses) = changes_in(&rescan, fleet)?;
     let regressed = regressed_cameras
         .iter()
         .map(|(address, name)| format!("{address} ({name})"))
@@ -333,6 +350,50 @@ async fn rescan_after_changes(
         rows: html_rows.take(),
         summary,
     })
+}
+
+/// Another client turns SSH on for three readable cameras and off for two: the addresses
+/// turned on, and those turned off, in camera order.
+fn another_client(fleet: &Fleet) -> (Vec<String>, Vec<String>) {
+    let mut turned_on = Vec::new();
+    let mut turned_off = Vec::new();
+    for i in 0..fleet.len() {
+        let truth = fleet.truth(i);
+        match truth.ssh_enabled {
+            Some(false) if turned_on.len() < 3 => {
+                fleet.set_ssh_enabled(i, true);
+                turned_on.push(truth.address);
+            }
+            Some(true) if turned_off.len() < 2 => {
+                fleet.set_ssh_enabled(i, false);
+                turned_off.push(truth.address);
+            }
+            _ => {}
+        }
+    }
+    (turned_on, turned_off)
+}
+
+/// A camera's address and name.
+type Camera = (String, String);
+
+/// The regressed cameras (address, name) and the fixed addresses of a report, in camera
+/// order (records arrive as devices finish).
+fn changes_in(report: &Path, fleet: &Fleet) -> anyhow::Result<(Vec<Camera>, Vec<String>)> {
+    let mut regressed = Vec::new();
+    let mut fixed = Vec::new();
+    for rec in report::read::read_report(report)? {
+        match rec.change {
+            Some(report::Change::Regressed) => regressed.push((rec.address, rec.name)),
+            Some(report::Change::Fixed) => fixed.push(rec.address),
+            _ => {}
+        }
+    }
+    let order: HashMap<&str, usize> = (0..fleet.len()).map(|i| (fleet.address(i), i)).collect();
+    let place = |address: &str| order.get(address).copied();
+    regressed.sort_by_key(|(address, _)| place(address));
+    fixed.sort_by_key(|a| place(a));
+    Ok((regressed, fixed))
 }
 
 /// A remediation dry run over the same fleet: the plan goes to `remediation-plan.csv`.
