@@ -80,6 +80,69 @@ pub fn parse_date(text: &str) -> Option<i64> {
     (civil_from_days(days) == (year, month as u32, day as u32)).then_some(days)
 }
 
+/// An RFC 3339 instant (`2026-12-03T17:55:17.763Z`, fraction optional, `Z` or an offset
+/// such as `+01:00`) as Unix milliseconds; sub-millisecond digits are dropped. `None` for
+/// anything else, including days and times that do not exist.
+pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+    let (date, rest) = (text.get(..10)?, text.get(10..)?);
+    let days = parse_date(date)?;
+    let rest = rest.strip_prefix(['T', 't'])?;
+    let bytes = rest.as_bytes();
+    let shaped = bytes.len() >= 8
+        && bytes[2] == b':'
+        && bytes[5] == b':'
+        && [0, 1, 3, 4, 6, 7]
+            .iter()
+            .all(|&i| bytes[i].is_ascii_digit());
+    if !shaped {
+        return None;
+    }
+    let field = |at: usize| i64::from(bytes[at] - b'0') * 10 + i64::from(bytes[at + 1] - b'0');
+    let (h, m, s) = (field(0), field(3), field(6));
+    if h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    let mut rest = &rest[8..];
+    let mut millis = 0i64;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        for (i, b) in fraction.bytes().take(3).enumerate().take(digits) {
+            millis += i64::from(b - b'0') * [100, 10, 1][i];
+        }
+        rest = &fraction[digits..];
+    }
+    let offset_minutes = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let zone = rest.get(1..)?.as_bytes();
+            let ok = zone.len() == 5
+                && zone[2] == b':'
+                && [0, 1, 3, 4].iter().all(|&i| zone[i].is_ascii_digit());
+            if !ok {
+                return None;
+            }
+            let (zh, zm) = (
+                i64::from(zone[0] - b'0') * 10 + i64::from(zone[1] - b'0'),
+                i64::from(zone[3] - b'0') * 10 + i64::from(zone[4] - b'0'),
+            );
+            if zh > 23 || zm > 59 {
+                return None;
+            }
+            sign * (zh * 60 + zm)
+        }
+    };
+    let secs = days * 86_400 + h * 3600 + m * 60 + s - offset_minutes * 60;
+    secs.checked_mul(1000)?.checked_add(millis)
+}
+
 /// Today (UTC) as days since 1970-01-01.
 pub fn today() -> i64 {
     let since = SystemTime::now()
@@ -147,6 +210,41 @@ mod tests {
             "+027-03-31",
         ] {
             assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_instants_round_trip_and_odd_ones_are_refused() {
+        for text in [
+            "2026-12-03T17:55:17.763Z",
+            "1970-01-01T00:00:00.000Z",
+            "2028-02-29T23:59:59.999Z",
+        ] {
+            let ms = parse_rfc3339_ms(text);
+            assert_eq!(ms.map(format_rfc3339_millis).as_deref(), Some(text));
+        }
+        let at = parse_rfc3339_ms("2026-12-03T17:55:17.763Z");
+        assert_eq!(parse_rfc3339_ms("2026-12-03T18:55:17.7631+01:00"), at);
+        assert_eq!(
+            parse_rfc3339_ms("2026-12-03T17:55:17Z").map(|ms| ms % 1000),
+            Some(0)
+        );
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01.5Z"), Some(1500));
+        for bad in [
+            "",
+            "2026-12-03",
+            "2026-12-03 17:55:17Z",
+            "2026-12-03T17:55:17",
+            "2026-12-03T24:00:00Z",
+            "2026-12-03T17:60:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-12-03T17:55:17.Z",
+            "2026-12-03T17:55:17.763Zjunk",
+            "2026-12-03T17:55:17+1:00",
+            "2026-12-03T1:55:17Z",
+            "2026-12-03T17:55:17.763\u{e9}",
+        ] {
+            assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
         }
     }
 

@@ -10,6 +10,7 @@ use crate::report::read::{Observation, ReadError};
 use crate::report::record::{DeviceRecord, Status};
 use crate::report::replay::replay;
 use crate::report::{Baseline, DriftSummary, Summary};
+use crate::time::parse_rfc3339_ms;
 
 /// A recorded run as a point of the trend.
 fn trend_point(run: &RunRow) -> TrendPoint {
@@ -143,9 +144,9 @@ fn observation(p: Period) -> Observation {
         site: p.site,
         ssh_enabled: p.ssh_enabled,
         compliant: p.compliant,
-        checked_at: p.last_seen,
+        checked_at: parse_rfc3339_ms(&p.last_seen),
         first_seen: None,
-        state_since: Some(p.first_seen),
+        state_since: parse_rfc3339_ms(&p.first_seen),
         change: None,
         stored: None,
     }

@@ -371,9 +371,9 @@ impl History {
                     interval: r.get(0)?,
                     track: r.get(1)?,
                 }),
-                first_seen: Some(r.get(2)?),
-                state_since: Some(r.get(3)?),
-                checked_at: r.get(4)?,
+                first_seen: instant(r, 2)?,
+                state_since: instant(r, 3)?,
+                checked_at: instant(r, 4)?,
                 address: r.get(5)?,
                 serial: r.get(6)?,
                 name: r.get(7)?,
@@ -563,6 +563,23 @@ pub struct Recorder {
     /// The first failure; recording stops there (the report goes on).
     error: Option<HistoryError>,
     finished: bool,
+}
+
+/// A stored time (RFC 3339 text) as Unix milliseconds; text that is not one is an error of
+/// the row, not a time made up.
+fn instant(r: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<Option<i64>> {
+    let text: Option<String> = r.get(column)?;
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    match crate::time::parse_rfc3339_ms(&text) {
+        Some(ms) => Ok(Some(ms)),
+        None => Err(rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            format!("{text:?} is not an RFC 3339 time").into(),
+        )),
+    }
 }
 
 fn same_state(before: &Observation, rec: &DeviceRecord) -> bool {

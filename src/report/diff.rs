@@ -11,6 +11,7 @@ use super::drift::{Baseline, ChangeCounts, Seen};
 use super::read::Observation;
 use super::record::Change;
 use super::Format;
+use crate::time::format_rfc3339_millis;
 
 /// The columns of a diff row, in order.
 pub const DIFF_COLUMNS: [&str; 14] = [
@@ -68,8 +69,13 @@ pub fn diff(old: Vec<Observation>, new: &[Observation]) -> (Vec<DiffRow>, Change
             ssh_enabled: now.ssh_enabled,
             compliant: now.compliant,
         };
-        let (drift, before) =
-            baseline.compare(&now.address, now.serial.as_deref(), seen, &now.checked_at);
+        let checked_at = stamp(now.checked_at);
+        let (drift, before) = baseline.compare(
+            &now.address,
+            now.serial.as_deref(),
+            seen,
+            checked_at.as_deref().unwrap_or_default(),
+        );
         counts.add(drift.change);
         if drift.change == Change::Unchanged {
             continue;
@@ -89,8 +95,8 @@ pub fn diff(old: Vec<Observation>, new: &[Observation]) -> (Vec<DiffRow>, Change
             ssh_enabled: now.ssh_enabled,
             compliant_before: before.and_then(|b| b.compliant),
             compliant: now.compliant,
-            checked_at_before: before.map(|b| b.checked_at.clone()),
-            checked_at: Some(now.checked_at.clone()),
+            checked_at_before: before.and_then(|b| stamp(b.checked_at)),
+            checked_at,
         });
     }
     for gone in baseline.gone() {
@@ -108,11 +114,16 @@ pub fn diff(old: Vec<Observation>, new: &[Observation]) -> (Vec<DiffRow>, Change
             ssh_enabled: None,
             compliant_before: gone.compliant,
             compliant: None,
-            checked_at_before: Some(gone.checked_at.clone()),
+            checked_at_before: stamp(gone.checked_at),
             checked_at: None,
         });
     }
     (rows, counts)
+}
+
+/// An observation's time as the report gave it.
+fn stamp(unix_ms: Option<i64>) -> Option<String> {
+    unix_ms.map(format_rfc3339_millis)
 }
 
 /// Writes the rows in `format`: CSV (device text neutralised against formulas), JSON Lines,
@@ -184,7 +195,7 @@ mod tests {
         Observation {
             name: format!("=name-{address}"),
             site: "hq".into(),
-            checked_at: "t".into(),
+            checked_at: Some(1_764_000_000_000),
             ..observation(address, serial, ssh)
         }
     }

@@ -4,6 +4,7 @@
 
 use super::read::Observation;
 use super::record::{Change, DeviceRecord, Drift, Status};
+use crate::time::format_rfc3339_millis;
 
 /// Devices named in the summary's `gone` list; the count covers them all.
 const GONE_LISTED: usize = 50;
@@ -240,17 +241,16 @@ impl Baseline {
             *slot = true;
         }
         let before = &self.entries[i];
-        let first_seen = before
-            .first_seen
-            .clone()
-            .unwrap_or_else(|| before.checked_at.clone());
+        // A previous report without times (hand-made, or cut down) dates from now.
+        let stamp = |ms: Option<i64>| {
+            ms.map(format_rfc3339_millis)
+                .unwrap_or_else(|| checked_at.to_owned())
+        };
+        let first_seen = stamp(before.first_seen.or(before.checked_at));
         let state_since = if state_changed(before, now) {
             checked_at.to_owned()
         } else {
-            before
-                .state_since
-                .clone()
-                .unwrap_or_else(|| before.checked_at.clone())
+            stamp(before.state_since.or(before.checked_at))
         };
         let drift = Drift {
             change: classify(before, now, moved),
@@ -298,12 +298,13 @@ impl Baseline {
 mod tests {
     use super::super::test_support::observation;
     use super::*;
+    use crate::time::parse_rfc3339_ms;
 
     fn seen_before(address: &str, serial: Option<&str>, ssh: Option<bool>) -> Observation {
         Observation {
-            checked_at: "2026-12-01T00:00:00.000Z".into(),
-            first_seen: Some("2026-11-01T00:00:00.000Z".into()),
-            state_since: Some("2026-11-15T00:00:00.000Z".into()),
+            checked_at: parse_rfc3339_ms("2026-12-01T00:00:00.000Z"),
+            first_seen: parse_rfc3339_ms("2026-11-01T00:00:00.000Z"),
+            state_since: parse_rfc3339_ms("2026-11-15T00:00:00.000Z"),
             ..observation(address, serial, ssh)
         }
     }

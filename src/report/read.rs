@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::csv_writer::FORMULA_TRIGGERS;
 use super::record::{Change, Status};
+use crate::time::parse_rfc3339_ms;
 
 /// Longest line or cell accepted from a report file (a record is well under 8 KiB).
 pub(super) const MAX_LINE: u64 = 1 << 20;
@@ -24,9 +25,11 @@ pub struct Observation {
     pub status: Status,
     pub ssh_enabled: Option<bool>,
     pub compliant: Option<bool>,
-    pub checked_at: String,
-    pub first_seen: Option<String>,
-    pub state_since: Option<String>,
+    /// When the device was checked, and its `first_seen` and `state_since`, as Unix
+    /// milliseconds: integers rather than text, since a baseline is held whole for a run.
+    pub checked_at: Option<i64>,
+    pub first_seen: Option<i64>,
+    pub state_since: Option<i64>,
     /// The change that report recorded (a `diff` of two drift reports keeps it).
     pub change: Option<Change>,
     /// Where a history keeps this device's states (`--history`), when it came from one.
@@ -103,6 +106,12 @@ impl WireRecord {
             }
         };
         let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
+        let instant = |field: &str, v: Option<String>| match non_empty(v) {
+            None => Ok(None),
+            Some(text) => parse_rfc3339_ms(&text)
+                .map(Some)
+                .ok_or_else(|| format!("{field} {:?} is not an RFC 3339 time", truncate(&text))),
+        };
         Ok(Observation {
             address: self.address,
             serial: non_empty(self.serial),
@@ -111,9 +120,9 @@ impl WireRecord {
             status,
             ssh_enabled: self.ssh_enabled,
             compliant: self.compliant,
-            checked_at: self.checked_at.unwrap_or_default(),
-            first_seen: non_empty(self.first_seen),
-            state_since: non_empty(self.state_since),
+            checked_at: instant("checked_at", self.checked_at)?,
+            first_seen: instant("first_seen", self.first_seen)?,
+            state_since: instant("state_since", self.state_since)?,
             change,
             stored: None,
         })
@@ -389,6 +398,22 @@ mod tests {
     use super::super::{writer, Format, Schema};
     use super::*;
 
+    #[test]
+    fn a_time_that_is_not_one_is_refused_with_its_line() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        io::Write::write_all(
+            &mut file,
+            b"{\"address\":\"a\",\"status\":\"ok\",\"checked_at\":\"2026-12-03T17:55:17.763Z\"}\n\
+              {\"address\":\"b\",\"status\":\"ok\",\"checked_at\":\"yesterday\"}\n",
+        )
+        .unwrap();
+        let err = read_report(file.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("line 2") && err.contains("checked_at \"yesterday\""),
+            "{err}"
+        );
+    }
+
     fn written(format: Format) -> tempfile::NamedTempFile {
         let buf = SharedBuf::default();
         let schema = Schema {
@@ -426,8 +451,8 @@ mod tests {
             assert_eq!(rows[0].compliant, Some(false));
             assert_eq!(rows[0].change, Some(Change::Regressed));
             assert_eq!(
-                rows[0].first_seen.as_deref(),
-                Some("2026-11-01T08:00:00.000Z")
+                rows[0].first_seen.map(crate::time::format_rfc3339_millis),
+                Some("2026-11-01T08:00:00.000Z".to_owned())
             );
             assert_eq!(rows[1].address, "=cmd|'/C calc'!A0", "{format:?}");
             assert_eq!(rows[1].name, "-lobby");

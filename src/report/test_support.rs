@@ -23,7 +23,7 @@ pub fn observation(address: &str, serial: Option<&str>, ssh: Option<bool>) -> Ob
         },
         ssh_enabled: ssh,
         compliant: ssh.map(|on| !on),
-        checked_at: String::new(),
+        checked_at: None,
         first_seen: None,
         state_since: None,
         change: None,
