@@ -25,7 +25,7 @@ use crate::remediate::journal::{read_journal, BudgetStop};
 use crate::remediate::plan::Plan;
 use crate::remediate::{
     inventory_fingerprint, planned_device, Journal, JournalFailure, JournalHeader, PlannedWrite,
-    Recovered, Remediator, Staging,
+    Recovered, Remediator, Resume, Staging,
 };
 use crate::report::pipeline::OnOutputFailure;
 use crate::report::{
@@ -256,9 +256,10 @@ fn staging(
         waves: settings.waves.clone(),
         max_failures: settings.max_failures,
         pause: settings.wave_pause,
-        first_wave: 0,
+        resume: Resume::default(),
         confirm: None,
     };
+    let wave = recovered.wave;
     let continuing = match recovered.stopped.take() {
         Some(stop) if !settings.continue_after_failures => bail!(
             "the last run of this journal was stopped by its failure budget before wave {} ({} failed writes or verifications, {} allowed); look at the failed devices, then rerun with --continue-after-failures to go on",
@@ -267,10 +268,24 @@ fn staging(
             stop.allowed
         ),
         Some(stop) => {
-            staging.first_wave = stop.next_wave;
+            staging.resume = Resume {
+                first_wave: stop.next_wave,
+                total: wave.map(|w| w.total),
+                done_in_first: 0,
+            };
             true
         }
-        None => false,
+        None => {
+            // A crash or a stop request inside a wave: go on in that wave.
+            if let Some(w) = wave {
+                staging.resume = Resume {
+                    first_wave: w.number,
+                    total: Some(w.total),
+                    done_in_first: w.done,
+                };
+            }
+            false
+        }
     };
     Ok((staging, continuing))
 }

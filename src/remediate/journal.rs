@@ -73,6 +73,14 @@ enum Line {
     Continued {
         at_ms: u64,
     },
+    /// Wave `number` (0-based) of the waves over `total` planned writes starts, with
+    /// `devices` of them.
+    Wave {
+        number: usize,
+        devices: usize,
+        total: usize,
+        at_ms: u64,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +120,20 @@ pub struct Recovered {
     pub pending: HashSet<String>,
     /// The failure budget stopped the last run, and no run has continued since.
     pub stopped: Option<BudgetStop>,
+    /// The last wave that started, and how far it got.
+    pub wave: Option<WaveProgress>,
+}
+
+/// The last wave a journal saw start: a rerun resumes in it, with the devices it has left.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WaveProgress {
+    /// 0-based.
+    pub number: usize,
+    pub devices: usize,
+    /// The planned writes the waves were cut from, when the first of them started.
+    pub total: usize,
+    /// Outcomes journaled since it started.
+    pub done: usize,
 }
 
 /// Where and why the failure budget stopped a run.
@@ -200,6 +222,16 @@ impl Journal {
             next_wave: stop.next_wave,
             failures: stop.failures,
             allowed: stop.allowed,
+            at_ms: now_ms(),
+        })
+    }
+
+    /// Records that wave `wave.number` (0-based) starts.
+    pub fn wave(&self, wave: WaveProgress) -> Result<(), JournalError> {
+        self.append(&Line::Wave {
+            number: wave.number,
+            devices: wave.devices,
+            total: wave.total,
             at_ms: now_ms(),
         })
     }
@@ -397,7 +429,23 @@ impl Recovered {
             }
             Line::Outcome { key, outcome, .. } => {
                 self.pending.remove(&key);
-                self.outcomes.insert(key, outcome);
+                let first = self.outcomes.insert(key, outcome).is_none();
+                if let (true, Some(wave)) = (first, self.wave.as_mut()) {
+                    wave.done = wave.done.saturating_add(1);
+                }
+            }
+            Line::Wave {
+                number,
+                devices,
+                total,
+                ..
+            } => {
+                self.wave = Some(WaveProgress {
+                    number,
+                    devices,
+                    total,
+                    done: 0,
+                });
             }
             Line::Stopped {
                 next_wave,
@@ -648,5 +696,40 @@ mod tests {
         );
         rec.record(Line::Continued { at_ms: 4 });
         assert_eq!(rec.stopped, None);
+    }
+
+    #[test]
+    fn the_last_wave_started_counts_the_outcomes_after_it() {
+        let mut rec = Recovered::default();
+        let outcome = |key: &str| Line::Outcome {
+            key: key.into(),
+            address: key.into(),
+            outcome: Outcome {
+                after: Some(false),
+                verified: true,
+                error: None,
+            },
+            at_ms: 1,
+        };
+        let wave = |number| Line::Wave {
+            number,
+            devices: 4,
+            total: 20,
+            at_ms: 1,
+        };
+        rec.record(wave(0));
+        rec.record(outcome("a"));
+        rec.record(wave(1));
+        rec.record(outcome("b"));
+        rec.record(outcome("c"));
+        // The same device journaled again is not a second write of the wave.
+        rec.record(outcome("c"));
+        let expected = WaveProgress {
+            number: 1,
+            devices: 4,
+            total: 20,
+            done: 2,
+        };
+        assert_eq!(rec.wave, Some(expected));
     }
 }

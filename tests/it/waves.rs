@@ -245,3 +245,118 @@ async fn confirm_waves_asks_on_a_terminal_and_a_no_defers_the_rest() {
         27
     );
 }
+
+/// The journal's entries of `kind` (`wave`, `outcome`, …), in order.
+fn journal_entries(path: &std::path::Path, kind: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == kind)
+        .collect()
+}
+
+/// Outcomes journaled after the last `wave` entry numbered `wave` (0-based).
+fn outcomes_in_wave(path: &std::path::Path, wave: u64) -> Option<usize> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let entries: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let start = entries
+        .iter()
+        .rposition(|v| v["type"] == "wave" && v["number"] == wave)?;
+    Some(
+        entries[start..]
+            .iter()
+            .filter(|v| v["type"] == "outcome")
+            .count(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_inside_a_wave_then_a_rerun_goes_on_in_that_wave_writing_each_camera_once() {
+    let fleet = fleet(&[]).await;
+    let journal = fleet.path("killed.journal.jsonl");
+    let out = fleet.path("killed.jsonl");
+    let run_args = |rate: &str| -> Vec<String> {
+        [
+            "remediate",
+            "--inventory",
+            fleet.inventory.to_str().unwrap_or_default(),
+            "--ssh",
+            "disabled",
+            "--apply",
+            "--yes",
+            "--rate",
+            rate,
+            "--waves",
+            "2,10,100%",
+            "--journal",
+            journal.to_str().unwrap_or_default(),
+            "-o",
+            out.to_str().unwrap_or_default(),
+            "--quiet",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    // Waves of 2, 10 and 18; killed once the second wave has journaled three outcomes.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
+        .args(run_args("10/s"))
+        .env("SSHFLEET_PASSWORD", crate::support::PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let mut reached = false;
+    for _ in 0..1500 {
+        if outcomes_in_wave(&journal, 1).is_some_and(|n| n >= 3) {
+            reached = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(reached, "the second wave got going");
+    child.start_kill().expect("SIGKILL");
+    let _ = child.wait().await;
+    let done_in_wave = outcomes_in_wave(&journal, 1).unwrap();
+    assert!(done_in_wave < 10, "killed inside the wave: {done_in_wave}");
+    let waves_before = journal_entries(&journal, "wave").len();
+    assert_eq!(waves_before, 2, "the kill came in the second wave");
+    let written_before: usize = all_writes(&fleet).iter().map(Vec::len).sum();
+
+    let env = [("SSHFLEET_PASSWORD", crate::support::PASSWORD)];
+    let output = crate::support::run(&run_args("100/s"), &env).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    // Each camera written exactly once over both runs, and every one is now disabled.
+    for (i, writes) in all_writes(&fleet).iter().enumerate() {
+        assert_eq!(writes.len(), 1, "camera {i}: {writes:?}");
+    }
+    assert!(fleet.fleet.snapshot().iter().all(|d| !d.ssh_enabled));
+    // The rerun went on in the second wave, with what it had left, then the last wave;
+    // the waves are still cut from the 30 planned at first.
+    let waves = journal_entries(&journal, "wave");
+    let resumed: Vec<(u64, u64, u64)> = waves[waves_before..]
+        .iter()
+        .map(|w| {
+            (
+                w["number"].as_u64().unwrap(),
+                w["devices"].as_u64().unwrap(),
+                w["total"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(resumed.len(), 2, "{resumed:?}");
+    assert_eq!(resumed[0].0, 1, "the second wave goes on: {resumed:?}");
+    assert!(
+        resumed[0].1 <= (10 - done_in_wave) as u64 && resumed[0].1 > 0,
+        "it has only what it had left: {resumed:?}, {done_in_wave} done"
+    );
+    assert_eq!((resumed[1].0, resumed[1].2), (2, 30), "{resumed:?}");
+    let rerun_writes: u64 = resumed.iter().map(|w| w.1).sum();
+    assert_eq!(rerun_writes as usize, 30 - written_before, "{resumed:?}");
+    // The last wave is the planned 18 (17 when a write was out, unjournaled, at the kill).
+    assert!((17..=18).contains(&resumed[1].1), "{resumed:?}");
+}
