@@ -330,7 +330,7 @@ pub struct RemediateArgs {
     /// On a terminal, ask before each wave after the first.
     #[arg(long, requires = "waves")]
     pub confirm_waves: bool,
-    /// Change window `HH:MM-HH:MM[,TZ]` (may cross midnight; TZ `UTC` or `+02:00`): writes
+    /// Change window `HH:MM-HH:MM[,TZ]` (may cross midnight; TZ `UTC`, `+02:00` or `Europe/Oslo`): writes
     /// start only inside it; when it closes the writes in flight finish and verify, the
     /// devices left are `deferred` (exit 3).
     #[arg(long, value_parser = parse_window, value_name = "WINDOW")]

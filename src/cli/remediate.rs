@@ -240,7 +240,7 @@ fn with_options(
     if let Some((recovered, journal_target)) = reverted {
         remediator = remediator.with_revert(recovered, *journal_target);
     }
-    if let Some(window) = settings.window {
+    if let Some(window) = settings.window.clone() {
         remediator = remediator.with_window(window);
     }
     remediator
@@ -519,7 +519,7 @@ impl Concluded<'_> {
         if outside > 0 {
             diagln!(
                 "deferred: {outside} device(s) not written: outside the change window {}; rerun with --journal {journal} inside the next window to continue",
-                self.settings.window.map(|w| w.to_string()).unwrap_or_default(),
+                self.settings.window.as_ref().map(|w| w.to_string()).unwrap_or_default(),
             );
         }
         match &self.streamed.budget_stop {

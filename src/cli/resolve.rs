@@ -121,7 +121,7 @@ pub fn remediate(args: &RemediateArgs, env: &dyn Env) -> anyhow::Result<Remediat
         wave_pause: args.wave_pause,
         continue_after_failures: args.continue_after_failures,
         confirm_waves: args.confirm_waves,
-        window: args.window,
+        window: args.window.clone(),
     })
 }
 

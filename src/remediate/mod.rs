@@ -197,7 +197,7 @@ impl Remediator {
 
     /// `Some(record)` when the window is closed now: the device is deferred, not written.
     fn outside_window(&self, record: &DeviceRecord) -> Option<DeviceRecord> {
-        let window = self.window?;
+        let window = self.window.as_ref()?;
         if window.contains(crate::time::now_unix_ms()) {
             return None;
         }

@@ -1,19 +1,27 @@
 //! Change windows (`--window HH:MM-HH:MM[,TZ]`): device writes start only inside the window,
-//! which may cross midnight. `TZ` is `UTC` (the default) or a fixed offset such as `+02:00`;
-//! named zones would need the system's time zone database, which sshfleet does not read.
+//! which may cross midnight. `TZ` is `UTC` (the default), a fixed offset such as `+02:00`, or
+//! an IANA zone name such as `Europe/Stockholm`, whose offset (daylight saving time included)
+//! is taken at each instant asked about: the system's zoneinfo when it has the zone, else the
+//! database built into sshfleet.
 
 use std::fmt;
 use std::str::FromStr;
 
 const DAY_MINUTES: i64 = 24 * 60;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Window {
     /// Minutes after local midnight.
     start: i64,
     end: i64,
+    zone: Zone,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Zone {
     /// Local time minus UTC, in minutes.
-    offset: i64,
+    Fixed(i64),
+    Named(jiff::tz::TimeZone),
 }
 
 impl FromStr for Window {
@@ -36,10 +44,11 @@ impl FromStr for Window {
                 "--window {text:?} is empty (it starts when it ends)"
             ));
         }
-        let offset = offset(zone).ok_or_else(|| {
-            format!("--window: time zone {zone:?} is not UTC or a fixed offset like +02:00 (named zones are not supported)")
-        })?;
-        Ok(Window { start, end, offset })
+        let zone = match offset(zone) {
+            Some(minutes) => Zone::Fixed(minutes),
+            None => Zone::Named(named(zone)?),
+        };
+        Ok(Window { start, end, zone })
     }
 }
 
@@ -50,6 +59,19 @@ fn minutes(text: &str) -> Option<i64> {
     }
     let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
     ((0..24).contains(&h) && (0..60).contains(&m)).then_some(h * 60 + m)
+}
+
+/// An IANA zone (`Europe/Stockholm`); anything else says what a zone may be.
+fn named(zone: &str) -> Result<jiff::tz::TimeZone, String> {
+    let shaped = !zone.is_empty()
+        && zone.len() <= 64
+        && zone
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_-+".contains(&b));
+    let found = shaped.then(|| jiff::tz::TimeZone::get(zone).ok()).flatten();
+    found.ok_or_else(|| {
+        format!("--window: time zone {zone:?} is not UTC, a fixed offset like +02:00 or a known IANA zone like Europe/Stockholm")
+    })
 }
 
 fn offset(zone: &str) -> Option<i64> {
@@ -69,11 +91,21 @@ fn offset(zone: &str) -> Option<i64> {
 impl Window {
     /// Whether `unix_ms` falls inside the window.
     pub fn contains(&self, unix_ms: i64) -> bool {
-        let local = (unix_ms.div_euclid(60_000) + self.offset).rem_euclid(DAY_MINUTES);
+        let local = (unix_ms.div_euclid(60_000) + self.offset_at(unix_ms)).rem_euclid(DAY_MINUTES);
         if self.start < self.end {
             (self.start..self.end).contains(&local)
         } else {
             local >= self.start || local < self.end
+        }
+    }
+
+    /// Local time minus UTC at `unix_ms`, in minutes.
+    fn offset_at(&self, unix_ms: i64) -> i64 {
+        match &self.zone {
+            Zone::Fixed(minutes) => *minutes,
+            Zone::Named(tz) => jiff::Timestamp::from_millisecond(unix_ms)
+                .map(|at| i64::from(tz.to_offset(at).seconds()) / 60)
+                .unwrap_or(0),
         }
     }
 }
@@ -81,14 +113,14 @@ impl Window {
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let hm = |m: i64| format!("{:02}:{:02}", m / 60, m % 60);
-        let sign = if self.offset < 0 { '-' } else { '+' };
-        write!(
-            f,
-            "{}-{},UTC{sign}{}",
-            hm(self.start),
-            hm(self.end),
-            hm(self.offset.abs())
-        )
+        write!(f, "{}-{},", hm(self.start), hm(self.end))?;
+        match &self.zone {
+            Zone::Fixed(offset) => {
+                let sign = if *offset < 0 { '-' } else { '+' };
+                write!(f, "UTC{sign}{}", hm(offset.abs()))
+            }
+            Zone::Named(tz) => f.write_str(tz.iana_name().unwrap_or("?")),
+        }
     }
 }
 
@@ -117,6 +149,21 @@ mod tests {
     }
 
     #[test]
+    fn named_zones_follow_daylight_saving_time() {
+        let oslo: Window = "09:00-17:00,Europe/Oslo".parse().unwrap();
+        // December: UTC+1, so 09:00 in Oslo is 08:00 UTC.
+        assert!(oslo.contains(at(8, 0)) && !oslo.contains(at(7, 59)));
+        assert!(oslo.contains(at(15, 59)) && !oslo.contains(at(16, 0)));
+        // 2026-07-01, summer: UTC+2, so 09:00 in Oslo is 07:00 UTC.
+        let july = |h: i64, m: i64| ((20_635 * 86_400) + h * 3600 + m * 60) * 1000;
+        assert!(oslo.contains(july(7, 0)) && !oslo.contains(july(6, 59)));
+        assert!(!oslo.contains(july(15, 0)));
+        assert_eq!(oslo.to_string(), "09:00-17:00,Europe/Oslo");
+        let err = "09:00-17:00,Europe/Nowhere".parse::<Window>().unwrap_err();
+        assert!(err.contains("IANA zone"), "{err}");
+    }
+
+    #[test]
     fn bad_windows_say_why() {
         for bad in [
             "",
@@ -124,7 +171,8 @@ mod tests {
             "25:00-01:00",
             "10:00-10:00",
             "9:00-17:00",
-            "09:00-17:00,Europe/Oslo",
+            "09:00-17:00,Europe/Nowhere",
+            "09:00-17:00,../../etc/passwd",
             "09:00-17:00,+15:00",
         ] {
             assert!(bad.parse::<Window>().is_err(), "{bad:?}");

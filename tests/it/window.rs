@@ -80,3 +80,51 @@ async fn writes_wait_for_the_change_window() {
         assert_eq!(w.len(), usize::from(i % 2 == 0), "camera {i}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_in_a_named_zone_opens_on_that_zones_clock() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 4,
+        seed: 72,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    for i in 0..fleet.fleet.len() {
+        fleet.fleet.set_ssh_enabled(i, true);
+    }
+    // Open now in Kolkata (UTC+05:30 all year): the hour either side of its local time.
+    // Read as UTC, the same window would be closed, five and a half hours away.
+    let kolkata = |hours: i64| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let minutes = (now / 60 + 330 + hours * 60).rem_euclid(24 * 60);
+        format!("{:02}:{:02}", minutes / 60, minutes % 60)
+    };
+    let open = format!("{}-{},Asia/Kolkata", kolkata(-1), kolkata(1));
+    let (output, records) = remediate(
+        &fleet,
+        "named.jsonl",
+        &["--apply", "--yes", "--rate", "100/s", "--window", &open],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(records.iter().filter(|r| r["verified"] == true).count(), 4);
+
+    let (output, _) = remediate(
+        &fleet,
+        "nowhere.jsonl",
+        &[
+            "--apply",
+            "--yes",
+            "--window",
+            "09:00-17:00,Mars/Olympus_Mons",
+        ],
+    )
+    .await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 2, "{err}");
+    assert!(err.contains("known IANA zone"), "{err}");
+}
