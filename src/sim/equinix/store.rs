@@ -202,6 +202,12 @@ impl Store {
         Ok(())
     }
 
+    /// The user exists and is on the device.
+    pub fn is_attached(&self, user: &str, device: &str) -> bool {
+        self.find(user)
+            .is_some_and(|u| u.devices.iter().any(|d| d == device))
+    }
+
     /// `(user deleted, association deleted)`.
     pub fn detach(&mut self, user: &str, device: &str) -> Result<(bool, bool), Refusal> {
         let index = self.index(user)?;
