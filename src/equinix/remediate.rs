@@ -91,7 +91,9 @@ impl Survey {
         if devices.is_empty() {
             self.orphans.push(target(user, ""));
         }
-        for device in devices {
+        // An API that listed a device twice still has one association to judge.
+        let mut seen = HashSet::new();
+        for device in devices.iter().filter(|d| seen.insert(d.as_str())) {
             match policy.verdict(user, device) {
                 Verdict::Allowed { .. } => self.allowed = self.allowed.saturating_add(1),
                 Verdict::NotAllowed => self.detaches.push(target(user, device)),
@@ -574,7 +576,7 @@ mod tests {
             user("u1", "noc-a", &["d1", "d2"], &[]),
             user("u2", "vendor", &["d1", "d2"], &["da1.pod1"]),
             user("u3", "vendor", &["d3"], &["SV"]),
-            user("u4", "mallory", &["d1"], &["sv5.pod1"]),
+            user("u4", "mallory", &["d1", "d1"], &["sv5.pod1"]),
             user("u5", "ghost", &[], &[]),
         ] {
             survey.add(&policy, &u);

@@ -82,7 +82,9 @@ impl Store {
         let mut devices: Vec<String> = (0..device_count)
             .map(|_| self.device_order[rng.usize(..self.device_order.len())].clone())
             .collect();
-        devices.dedup();
+        // A user is on a device once (the draws may repeat one, not only back to back).
+        let mut seen = std::collections::HashSet::new();
+        devices.retain(|d| seen.insert(d.clone()));
         let mut metros: Vec<(String, String)> = Vec::new();
         for _ in 0..rng.usize(1..=2) {
             let pod = PODS[rng.usize(..PODS.len())].to_owned();
