@@ -337,6 +337,17 @@ metros = ["da1.*"]
     }
 
     #[test]
+    fn the_sample_policy_of_the_readme_parses() {
+        let sample = include_str!("../../inputs/equinix-policy.toml");
+        let policy = parse(sample).unwrap();
+        assert_eq!(policy.len(), 3);
+        assert_eq!(
+            allowed_by(&policy, "vendor-ab", &["da1.pod1"], "x"),
+            Some("vendor-dallas".to_owned())
+        );
+    }
+
+    #[test]
     fn the_fingerprint_follows_the_bytes() {
         let a = parse(GOOD).unwrap();
         assert_eq!(a.fingerprint, parse(GOOD).unwrap().fingerprint);

@@ -295,29 +295,9 @@ impl Detacher<'_> {
         let mut stop = self.stop.clone();
         for (i, &size) in sizes.iter().enumerate() {
             let number = staging.first_wave.saturating_add(i).saturating_add(1);
-            for association in rest.by_ref().take(size) {
-                if let Some(why) = halted(&applied, &stop) {
-                    each(deferred(association, number, why))?;
-                    continue;
-                }
-                let resumed = recovered.pending.contains(&key(&association));
-                let entry = self.detach_one(association, number, resumed).await;
-                match entry {
-                    Ok(entry) => {
-                        if entry.status == Status::Failed {
-                            applied.failures = applied.failures.saturating_add(1);
-                        }
-                        each(entry)?;
-                    }
-                    Err((entry, e)) => {
-                        if entry.status == Status::Failed {
-                            applied.failures = applied.failures.saturating_add(1);
-                        }
-                        applied.journal_error = Some(e);
-                        each(entry)?;
-                    }
-                }
-            }
+            let wave: Vec<Target> = rest.by_ref().take(size).collect();
+            self.wave(wave, number, recovered, &mut applied, each)
+                .await?;
             applied.interrupted |= stop.is_triggered();
             if let Some(why) = self.over_budget(allowed, number, &mut applied) {
                 for association in rest.by_ref() {
@@ -333,6 +313,37 @@ impl Detacher<'_> {
             }
         }
         Ok(applied)
+    }
+
+    /// Detaches one wave's associations in order; once a stop is asked for or the journal
+    /// failed, the rest of the wave is deferred unsent.
+    async fn wave<E>(
+        &self,
+        wave: Vec<Target>,
+        number: usize,
+        recovered: &Recovered,
+        applied: &mut Applied,
+        each: &mut impl FnMut(Entry) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for association in wave {
+            if let Some(why) = halted(applied, &self.stop) {
+                each(deferred(association, number, why))?;
+                continue;
+            }
+            let resumed = recovered.pending.contains(&key(&association));
+            let (entry, journal_error) = match self.detach_one(association, number, resumed).await {
+                Ok(entry) => (entry, None),
+                Err((entry, e)) => (entry, Some(e)),
+            };
+            if entry.status == Status::Failed {
+                applied.failures = applied.failures.saturating_add(1);
+            }
+            if journal_error.is_some() {
+                applied.journal_error = journal_error;
+            }
+            each(entry)?;
+        }
+        Ok(())
     }
 
     /// After wave `number`: when the failures exceed the budget, the stop (journaled) and
