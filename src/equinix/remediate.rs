@@ -14,7 +14,6 @@ use super::bulk::Target;
 use super::policy::{Policy, Verdict};
 use super::{EquinixClient, EquinixError, ListFilter, PageFetcher, SshUser};
 use crate::remediate::journal::BudgetStop;
-use crate::remediate::plan::SealedPlan;
 use crate::remediate::{waves, Journal, JournalError, Outcome, Recovered, Staging};
 use crate::shutdown::Shutdown;
 
@@ -223,25 +222,7 @@ impl DetachPlan {
     }
 }
 
-impl SealedPlan for DetachPlan {
-    const FORMAT: (&'static str, u32) = (FORMAT, VERSION);
-
-    fn format(&self) -> (&str, u32) {
-        (&self.format, self.version)
-    }
-
-    fn created_unix_ms(&self) -> i64 {
-        self.created_unix_ms
-    }
-
-    fn checksum(&self) -> &str {
-        &self.checksum
-    }
-
-    fn checksum_mut(&mut self) -> &mut String {
-        &mut self.checksum
-    }
-}
+crate::sealed_plan!(DetachPlan, FORMAT, VERSION);
 
 /// What the apply phase did.
 #[derive(Debug, Default)]
@@ -288,7 +269,7 @@ impl Detacher<'_> {
         }
         left.sort_by_cached_key(key);
         let ordered = waves::spread_over_sites(left, |t| t.device_uuid.as_str());
-        let sizes = wave_sizes(staging, ordered.len());
+        let sizes = staging.waves.after(staging.first_wave).sizes(ordered.len());
         let allowed = staging.max_failures.map(|b| b.allowed(ordered.len()));
         let mut rest = ordered.into_iter();
         let mut applied = Applied::default();
@@ -528,23 +509,6 @@ fn from_journal(association: Target, done: &Outcome) -> Entry {
         wave: None,
         detail,
     }
-}
-
-/// The sizes of the waves left for `total` associations.
-fn wave_sizes(staging: &Staging, total: usize) -> Vec<usize> {
-    let left: Vec<_> = staging
-        .waves
-        .0
-        .iter()
-        .skip(staging.first_wave)
-        .copied()
-        .collect();
-    let waves = if left.is_empty() {
-        waves::Waves::default()
-    } else {
-        waves::Waves(left)
-    };
-    waves.sizes(total)
 }
 
 /// The distinct users among `associations`.

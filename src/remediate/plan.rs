@@ -139,25 +139,35 @@ pub trait SealedPlan: Serialize + serde::de::DeserializeOwned + Clone {
     fn checksum_mut(&mut self) -> &mut String;
 }
 
-impl SealedPlan for Plan {
-    const FORMAT: (&'static str, u32) = (FORMAT, VERSION);
+/// Implements [`SealedPlan`] for a plan struct with `format`, `version`,
+/// `created_unix_ms` and `checksum` fields, writing `$format` version `$version`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! sealed_plan {
+    ($plan:ty, $format:expr, $version:expr) => {
+        impl $crate::remediate::plan::SealedPlan for $plan {
+            const FORMAT: (&'static str, u32) = ($format, $version);
 
-    fn format(&self) -> (&str, u32) {
-        (&self.format, self.version)
-    }
+            fn format(&self) -> (&str, u32) {
+                (&self.format, self.version)
+            }
 
-    fn created_unix_ms(&self) -> i64 {
-        self.created_unix_ms
-    }
+            fn created_unix_ms(&self) -> i64 {
+                self.created_unix_ms
+            }
 
-    fn checksum(&self) -> &str {
-        &self.checksum
-    }
+            fn checksum(&self) -> &str {
+                &self.checksum
+            }
 
-    fn checksum_mut(&mut self) -> &mut String {
-        &mut self.checksum
-    }
+            fn checksum_mut(&mut self) -> &mut String {
+                &mut self.checksum
+            }
+        }
+    };
 }
+
+sealed_plan!(Plan, FORMAT, VERSION);
 
 /// The checksum of everything but the checksum: SHA-256 (hex) of the JSON with it empty.
 fn digest<P: SealedPlan>(plan: &P) -> String {

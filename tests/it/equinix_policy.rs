@@ -4,7 +4,6 @@
 //! failure budget; read-backs that catch detaches that did not stick; orphans reported.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -59,10 +58,19 @@ async fn remediate(fleet: &Fleet, extra: &[&str]) -> std::process::Output {
     run(&argv, &CREDENTIALS).await
 }
 
-fn write_policy(dir: &Path) -> String {
-    let path = dir.join("policy.toml");
+/// A mock of `users` users with `faults`, the associations [`POLICY`] does not allow, and
+/// a directory holding the policy (and its path).
+async fn case(
+    users: usize,
+    faults: EquinixFaults,
+) -> (Fleet, HashSet<String>, tempfile::TempDir, String) {
+    let fleet = mock(users, faults).await;
+    let expected = unapproved(&api(&fleet).users());
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("policy.toml");
     std::fs::write(&path, POLICY).expect("policy");
-    path.display().to_string()
+    let policy = path.display().to_string();
+    (fleet, expected, dir, policy)
 }
 
 /// Detach requests per `user/device`, and the arrival time of each, from the mock's log.
@@ -96,12 +104,9 @@ fn with_status<'a>(rows: &'a [Value], status: &str) -> Vec<&'a Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_policy_run_detaches_exactly_the_unapproved_associations_once_each_under_the_limit() {
-    let fleet = mock(60, EquinixFaults::default()).await;
+    let (fleet, expected, dir, policy) = case(60, EquinixFaults::default()).await;
     let before = api(&fleet).users();
-    let expected = unapproved(&before);
     assert!(expected.len() >= 20, "a fleet with work to do");
-    let dir = tempfile::tempdir().expect("dir");
-    let policy = write_policy(dir.path());
     let out = dir.path().join("run.jsonl");
     let journal = dir.path().join("run.journal.jsonl");
     let argv = [
@@ -145,10 +150,7 @@ async fn the_policy_run_detaches_exactly_the_unapproved_associations_once_each_u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saved_plan_applies_once_and_a_rerun_with_the_journal_detaches_nothing_more() {
-    let fleet = mock(50, EquinixFaults::default()).await;
-    let expected = unapproved(&api(&fleet).users());
-    let dir = tempfile::tempdir().expect("dir");
-    let policy = write_policy(dir.path());
+    let (fleet, expected, dir, policy) = case(50, EquinixFaults::default()).await;
     let plan = dir.path().join("plan.json").display().to_string();
     let journal = dir.path().join("j.jsonl").display().to_string();
     let planned = remediate(&fleet, &["--policy", &policy, "--plan-out", &plan, "-q"]).await;
@@ -208,9 +210,7 @@ async fn a_saved_plan_applies_once_and_a_rerun_with_the_journal_detaches_nothing
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_with_an_edited_byte_or_another_policy_is_refused() {
-    let fleet = mock(40, EquinixFaults::default()).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let policy = write_policy(dir.path());
+    let (fleet, _, dir, policy) = case(40, EquinixFaults::default()).await;
     let plan_path = dir.path().join("plan.json");
     let plan = plan_path.display().to_string();
     let planned = remediate(&fleet, &["--policy", &policy, "--plan-out", &plan, "-q"]).await;
@@ -248,8 +248,7 @@ async fn waves_stop_after_the_wave_where_the_failure_budget_is_exceeded() {
         detach_refused_every: Some(2),
         ..EquinixFaults::default()
     };
-    let fleet = mock(60, faults).await;
-    let expected = unapproved(&api(&fleet).users());
+    let (fleet, expected, dir, policy) = case(60, faults).await;
     let sizes = "1,10%,100%"
         .parse::<Waves>()
         .expect("waves")
@@ -258,8 +257,6 @@ async fn waves_stop_after_the_wave_where_the_failure_budget_is_exceeded() {
         sizes[1] >= 3,
         "wave 2 holds at least two failures: {sizes:?}"
     );
-    let dir = tempfile::tempdir().expect("dir");
-    let policy = write_policy(dir.path());
     let out = dir.path().join("waves.jsonl");
     let journal = dir.path().join("waves.journal.jsonl").display().to_string();
     let argv = [
@@ -312,10 +309,7 @@ async fn a_detach_that_does_not_stick_is_failed_by_its_read_back() {
         detach_unstuck_every: Some(1),
         ..EquinixFaults::default()
     };
-    let fleet = mock(20, faults).await;
-    let expected = unapproved(&api(&fleet).users());
-    let dir = tempfile::tempdir().expect("dir");
-    let policy = write_policy(dir.path());
+    let (fleet, expected, dir, policy) = case(20, faults).await;
     let out = dir.path().join("unstuck.jsonl");
     let journal = dir
         .path()
