@@ -425,3 +425,65 @@ async fn orphans_lists_exactly_the_users_on_no_device_and_changes_nothing() {
     assert_eq!(rows.len(), orphans.len());
     assert!(detaches(&fleet).0.is_empty(), "orphans are never written");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_wave_resumes_from_its_journal_detaching_each_association_once() {
+    let (fleet, expected, dir, policy) = case(50, EquinixFaults::default()).await;
+    let plan = dir.path().join("plan.json").display().to_string();
+    let planned = remediate(&fleet, &["--policy", &policy, "--plan-out", &plan, "-q"]).await;
+    assert_eq!(code(&planned), 1, "{}", stderr(&planned));
+    let journal = dir
+        .path()
+        .join("killed.journal.jsonl")
+        .display()
+        .to_string();
+    let endpoint = fleet.equinix_url().expect("url");
+    let apply = |rate: &str| -> Vec<String> {
+        [
+            "equinix",
+            "ssh-users",
+            "remediate",
+            "--endpoint",
+            &endpoint,
+            "--plan",
+            &plan,
+            "--apply",
+            "--rate",
+            rate,
+            "--journal",
+            &journal,
+            "-o",
+            "/dev/null",
+            "-q",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
+        .args(apply("20/s"))
+        .envs(CREDENTIALS)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let mut reached = false;
+    for _ in 0..1000 {
+        if detaches(&fleet).1.len() >= 5 {
+            reached = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(reached, "the run got going");
+    child.start_kill().expect("SIGKILL");
+    let _ = child.wait().await;
+    let before_rerun = detaches(&fleet).1.len();
+    assert!(before_rerun < expected.len(), "killed before the end");
+    let output = run(&apply("100/s"), &CREDENTIALS).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let (counts, _) = detaches(&fleet);
+    assert_eq!(counts.keys().cloned().collect::<HashSet<_>>(), expected);
+    assert!(counts.values().all(|&n| n == 1), "once each: {counts:?}");
+    assert!(unapproved(&api(&fleet).users()).is_empty());
+}
