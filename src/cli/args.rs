@@ -490,6 +490,10 @@ pub enum SshUsersCommand {
     /// Remove an SSH user from a device, or with --username U --all-devices from every
     /// device it is on (needs --apply). A user is deleted with its last device.
     Detach(DetachArgs),
+    /// Detach every SSH user from the devices a policy (TOML) does not allow it on: a plan
+    /// by default; with --apply in waves under the write rate limit, journaled and verified
+    /// by reading each user back. Exit 1 while detaches remain, 3 when stopped early.
+    Remediate(PolicyRemediateArgs),
 }
 
 /// How the API is reached, and where the report goes.
@@ -637,6 +641,55 @@ pub struct DetachArgs {
     /// Remove --username from every device (lists first, then rate-limited detaches).
     #[arg(long, requires = "username")]
     pub all_devices: bool,
+    #[command(flatten)]
+    pub write: WriteArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PolicyRemediateArgs {
+    /// The policy: `[[allow]]` rules of username globs and the device uuids or metros they
+    /// may stay on (required unless --plan names one).
+    #[arg(long, value_name = "FILE", required_unless_present = "plan")]
+    pub policy: Option<PathBuf>,
+    /// Also report the users attached to no device (status `orphan`; never changed: the
+    /// API cannot delete them); a survey option, not with --plan.
+    #[arg(long, conflicts_with = "plan")]
+    pub orphans: bool,
+    /// Dry run only: write the plan (every detach, with a checksum) for review; apply it
+    /// later with --plan FILE --apply.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["plan", "apply"])]
+    pub plan_out: Option<PathBuf>,
+    /// Apply exactly this saved plan: an association no longer there is `stale`.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// A saved plan older than this is refused.
+    #[arg(long, default_value = "24h", value_parser = parse_age, value_name = "AGE")]
+    pub plan_max_age: Duration,
+    /// Journal for crash-safe resume [default: next to the output, or
+    /// ./sshfleet-equinix-remediate.journal.jsonl when writing to stdout].
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Detach in waves, canary first: counts and shares of the plan (`1,10%,100%`).
+    #[arg(long, value_parser = parse_waves, value_name = "LIST")]
+    pub waves: Option<crate::remediate::waves::Waves>,
+    /// Failed detaches or verifications beyond which no further wave starts (`3`, `2%`);
+    /// the associations left are `deferred` (exit 3).
+    #[arg(long, value_parser = parse_budget, value_name = "N|P%")]
+    pub max_failures: Option<crate::remediate::waves::Budget>,
+    /// Wait between waves.
+    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DUR")]
+    pub wave_pause: Duration,
+    /// Go on after a run of this journal was stopped by --max-failures.
+    #[arg(long)]
+    pub continue_after_failures: bool,
+    /// Users per listing page.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000), value_name = "N")]
+    pub page_size: u64,
+    /// Listing pages fetched at once after the first.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=64), value_name = "N")]
+    pub page_concurrency: u64,
     #[command(flatten)]
     pub write: WriteArgs,
     #[command(flatten)]

@@ -5,7 +5,9 @@ pub mod bulk;
 pub mod client;
 pub mod errors;
 pub mod paging;
+pub mod policy;
 mod redact;
+pub mod remediate;
 pub mod token;
 #[doc(hidden)] // public for the benches only: the wire shapes are not an API
 pub mod wire;

@@ -104,71 +104,17 @@ impl Plan {
         }
     }
 
-    /// The checksum of everything but the checksum.
-    fn digest(&self) -> String {
-        let mut unsealed = self.clone();
-        unsealed.checksum.clear();
-        // Serialising owned strings, numbers and vectors cannot fail.
-        let bytes = serde_json::to_vec(&unsealed).unwrap_or_default();
-        Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-
     /// Seals the plan and writes it (a temporary file, then a rename: never half a plan).
     pub fn write(&mut self, path: &Path) -> Result<(), PlanError> {
         self.devices.sort_by(|a, b| a.key.cmp(&b.key));
         self.waivers.sort();
         self.waivers.dedup();
-        self.checksum = self.digest();
-        let err = |source| PlanError::Write {
-            path: path.to_owned(),
-            source,
-        };
-        let text = serde_json::to_string_pretty(self).map_err(|e| err(io::Error::other(e)))?;
-        crate::report::metrics::write_atomically(path, &(text + "\n")).map_err(err)
+        write_sealed(self, path)
     }
 
     /// Reads and checks a plan: ours, unedited, and not older than `max_age`.
     pub fn load(path: &Path, max_age: Duration) -> Result<Plan, PlanError> {
-        use std::io::Read as _;
-        let read_err = |source| PlanError::Read {
-            path: path.to_owned(),
-            source,
-        };
-        let mut text = String::new();
-        std::fs::File::open(path)
-            .map_err(read_err)?
-            .take(MAX_PLAN_BYTES)
-            .read_to_string(&mut text)
-            .map_err(read_err)?;
-        let not_a_plan = |reason: String| PlanError::NotAPlan {
-            path: path.to_owned(),
-            reason,
-        };
-        let plan: Plan = serde_json::from_str(&text).map_err(|e| not_a_plan(e.to_string()))?;
-        if plan.format != FORMAT || plan.version != VERSION {
-            return Err(not_a_plan(format!(
-                "format {:?} version {} (this sshfleet writes {FORMAT:?} version {VERSION})",
-                plan.format, plan.version
-            )));
-        }
-        if plan.checksum != plan.digest() {
-            return Err(PlanError::Edited {
-                path: path.to_owned(),
-            });
-        }
-        let age_ms = crate::time::now_unix_ms().saturating_sub(plan.created_unix_ms);
-        let age = Duration::from_millis(u64::try_from(age_ms).unwrap_or(0));
-        if age > max_age {
-            return Err(PlanError::TooOld {
-                path: path.to_owned(),
-                age: crate::time::human_age(age),
-                max: crate::time::human_age(max_age),
-            });
-        }
-        Ok(plan)
+        load_sealed(path, max_age)
     }
 
     /// The planned devices by key.
@@ -178,6 +124,114 @@ impl Plan {
             .map(|d| (d.key.clone(), d.clone()))
             .collect()
     }
+}
+
+/// A plan file of one kind: what it says it is, when it was made, and the checksum that
+/// seals it. The camera plan and the Equinix detach plan share the sealing, the size cap,
+/// the checksum and the age check through this.
+pub trait SealedPlan: Serialize + serde::de::DeserializeOwned + Clone {
+    /// The `format` and `version` this build writes.
+    const FORMAT: (&'static str, u32);
+    /// The `format` and `version` the file says.
+    fn format(&self) -> (&str, u32);
+    fn created_unix_ms(&self) -> i64;
+    fn checksum(&self) -> &str;
+    fn checksum_mut(&mut self) -> &mut String;
+}
+
+/// Implements [`SealedPlan`] for a plan struct with `format`, `version`,
+/// `created_unix_ms` and `checksum` fields, writing `$format` version `$version`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! sealed_plan {
+    ($plan:ty, $format:expr, $version:expr) => {
+        impl $crate::remediate::plan::SealedPlan for $plan {
+            const FORMAT: (&'static str, u32) = ($format, $version);
+
+            fn format(&self) -> (&str, u32) {
+                (&self.format, self.version)
+            }
+
+            fn created_unix_ms(&self) -> i64 {
+                self.created_unix_ms
+            }
+
+            fn checksum(&self) -> &str {
+                &self.checksum
+            }
+
+            fn checksum_mut(&mut self) -> &mut String {
+                &mut self.checksum
+            }
+        }
+    };
+}
+
+sealed_plan!(Plan, FORMAT, VERSION);
+
+/// The checksum of everything but the checksum: SHA-256 (hex) of the JSON with it empty.
+fn digest<P: SealedPlan>(plan: &P) -> String {
+    let mut unsealed = plan.clone();
+    unsealed.checksum_mut().clear();
+    // Serialising owned strings, numbers and vectors cannot fail.
+    let bytes = serde_json::to_vec(&unsealed).unwrap_or_default();
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Seals `plan` with its checksum and writes it (a temporary file, then a rename).
+pub fn write_sealed<P: SealedPlan>(plan: &mut P, path: &Path) -> Result<(), PlanError> {
+    *plan.checksum_mut() = digest(plan);
+    let err = |source| PlanError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let text = serde_json::to_string_pretty(plan).map_err(|e| err(io::Error::other(e)))?;
+    crate::report::metrics::write_atomically(path, &(text + "\n")).map_err(err)
+}
+
+/// Reads and checks a plan file: of kind `P`, unedited, and not older than `max_age`.
+pub fn load_sealed<P: SealedPlan>(path: &Path, max_age: Duration) -> Result<P, PlanError> {
+    use std::io::Read as _;
+    let read_err = |source| PlanError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(read_err)?
+        .take(MAX_PLAN_BYTES)
+        .read_to_string(&mut text)
+        .map_err(read_err)?;
+    let not_a_plan = |reason: String| PlanError::NotAPlan {
+        path: path.to_owned(),
+        reason,
+    };
+    let plan: P = serde_json::from_str(&text).map_err(|e| not_a_plan(e.to_string()))?;
+    let (format, version) = P::FORMAT;
+    if plan.format() != P::FORMAT {
+        let (found, found_version) = plan.format();
+        return Err(not_a_plan(format!(
+            "format {found:?} version {found_version} (this sshfleet writes {format:?} version {version})"
+        )));
+    }
+    if plan.checksum() != digest(&plan) {
+        return Err(PlanError::Edited {
+            path: path.to_owned(),
+        });
+    }
+    let age_ms = crate::time::now_unix_ms().saturating_sub(plan.created_unix_ms());
+    let age = Duration::from_millis(u64::try_from(age_ms).unwrap_or(0));
+    if age > max_age {
+        return Err(PlanError::TooOld {
+            path: path.to_owned(),
+            age: crate::time::human_age(age),
+            max: crate::time::human_age(max_age),
+        });
+    }
+    Ok(plan)
 }
 
 #[cfg(test)]

@@ -71,6 +71,17 @@ impl fmt::Display for Waves {
 }
 
 impl Waves {
+    /// The waves left once the first `done` have gone (a run continued after a stop); all
+    /// of the rest in one wave when none are left.
+    pub fn after(&self, done: usize) -> Waves {
+        let left: Vec<Size> = self.0.iter().skip(done).copied().collect();
+        if left.is_empty() {
+            Waves::default()
+        } else {
+            Waves(left)
+        }
+    }
+
     /// The wave sizes for a plan of `total` writes: each wave as asked (a percentage of the
     /// total, rounded up), never past what is left, and the last wave takes the rest.
     pub fn sizes(&self, total: usize) -> Vec<usize> {
@@ -177,6 +188,8 @@ mod tests {
             assert!(bad.parse::<Waves>().is_err(), "{bad:?}");
         }
         assert_eq!(waves.to_string(), "1,10,5%,25%,100%");
+        assert_eq!(waves.after(3).to_string(), "25%,100%");
+        assert_eq!(waves.after(5), Waves::default());
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod drift;
 mod equinix_cli;
 mod equinix_ops;
 mod equinix_paging;
+mod equinix_policy;
 mod equinix_redact;
 mod equinix_schema;
 mod equinix_throttle;

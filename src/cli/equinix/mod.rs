@@ -3,6 +3,7 @@
 
 mod list;
 mod ops;
+mod remediate;
 
 use std::io::IsTerminal as _;
 use std::net::IpAddr;
@@ -39,6 +40,7 @@ pub(super) async fn run(args: EquinixArgs) -> anyhow::Result<Exit> {
         SshUsersCommand::SetPassword(a) => ops::set_password(a).await,
         SshUsersCommand::Attach(a) => ops::attach(a).await,
         SshUsersCommand::Detach(a) => ops::detach(a).await,
+        SshUsersCommand::Remediate(a) => remediate::run(a).await,
     }
 }
 
@@ -56,6 +58,7 @@ fn api_args(command: &SshUsersCommand) -> &ApiArgs {
         SshUsersCommand::SetPassword(a) => &a.api,
         SshUsersCommand::Attach(a) => &a.api,
         SshUsersCommand::Detach(a) => &a.api,
+        SshUsersCommand::Remediate(a) => &a.api,
     }
 }
 

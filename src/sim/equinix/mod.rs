@@ -6,7 +6,8 @@
 //! 429 or 500 every N-th API call, token expiry every N-th call, a `total` that drifts while a
 //! listing is paged, a `total` that overstates what exists (empty pages at the end),
 //! listings that ignore `offset`, padded (large) pages, and pages held back until several
-//! are requested at once (to observe a client's concurrency without timing it).
+//! are requested at once (to observe a client's concurrency without timing it), and
+//! detaches that are refused or that answer success without sticking.
 
 mod routes;
 mod store;
@@ -81,6 +82,12 @@ pub struct EquinixFaults {
     pub token_timeout_text: Option<String>,
     /// Every token request is answered 429 with this raw `Retry-After` value.
     pub token_throttle: Option<String>,
+    /// Every N-th detach (`DELETE …/devices/{uuid}` naming a real association) is refused
+    /// 400 `SSH_USER_DEVICE_STATE_NOT_VALID`, and the association stays.
+    pub detach_refused_every: Option<u64>,
+    /// Every N-th detach answers 200 as if done, but the association stays (a write that
+    /// does not stick: only a read-back shows it).
+    pub detach_unstuck_every: Option<u64>,
 }
 
 impl Default for EquinixFaults {
@@ -101,6 +108,8 @@ impl Default for EquinixFaults {
             association_needs_body: false,
             token_timeout_text: None,
             token_throttle: None,
+            detach_refused_every: None,
+            detach_unstuck_every: None,
         }
     }
 }
@@ -123,6 +132,8 @@ pub struct MockStats {
     pub unauthorized: u64,
     /// Requests answered 400/404/405/415 for breaking the spec or naming nothing.
     pub rejected: u64,
+    /// Detach requests that named a real association (faulted or not).
+    pub detaches: u64,
 }
 
 /// One request as the mock received it.

@@ -386,6 +386,25 @@ impl MockState {
         if let Err(r) = self.association_body(req) {
             return r;
         }
+        if self.store.is_attached(user, device) {
+            self.stats.detaches += 1;
+            let n = self.stats.detaches;
+            if every(self.faults.detach_refused_every, n) {
+                return self.reject(
+                    400,
+                    "SSH_USER_DEVICE_STATE_NOT_VALID",
+                    "Injected refusal: the device is not in a state that allows this change",
+                    None,
+                );
+            }
+            if every(self.faults.detach_unstuck_every, n) {
+                let body = json!({
+                    "sshUserDeleted": false,
+                    "sshUserToDeviceAssociationDeleted": true,
+                });
+                return Response::json(200, body.to_string());
+            }
+        }
         match self.store.detach(user, device) {
             Ok((user_deleted, association_deleted)) => {
                 let body = json!({

@@ -82,7 +82,9 @@ impl Store {
         let mut devices: Vec<String> = (0..device_count)
             .map(|_| self.device_order[rng.usize(..self.device_order.len())].clone())
             .collect();
-        devices.dedup();
+        // A user is on a device once (the draws may repeat one, not only back to back).
+        let mut seen = std::collections::HashSet::new();
+        devices.retain(|d| seen.insert(d.clone()));
         let mut metros: Vec<(String, String)> = Vec::new();
         for _ in 0..rng.usize(1..=2) {
             let pod = PODS[rng.usize(..PODS.len())].to_owned();
@@ -200,6 +202,12 @@ impl Store {
         self.check_device(device)?;
         self.users[index].devices.push(device.to_owned());
         Ok(())
+    }
+
+    /// The user exists and is on the device.
+    pub fn is_attached(&self, user: &str, device: &str) -> bool {
+        self.find(user)
+            .is_some_and(|u| u.devices.iter().any(|d| d == device))
     }
 
     /// `(user deleted, association deleted)`.

@@ -1,0 +1,416 @@
+//! `sshfleet equinix ssh-users remediate`: check the policy, saved plan and journal before
+//! the first request, survey the users (or take the saved plan), then report the plan or
+//! apply it in waves, one row per association as it is decided, and choose the exit code.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use serde::Serialize;
+
+use super::super::args::PolicyRemediateArgs;
+use super::super::{install_signal_handlers, Exit, Stopping};
+use super::{connect_until, fail, open_rows, resolve_endpoint, Rows};
+use crate::equinix::bulk::Target;
+use crate::equinix::policy::Policy;
+use crate::equinix::remediate::{
+    journal_fingerprint, survey, users_of, Applied, DetachPlan, Detacher, Entry, Status, Survey,
+    JOURNAL_TARGET, NOT_ALLOWED,
+};
+use crate::remediate::plan::{load_sealed, write_sealed};
+use crate::remediate::{Journal, JournalHeader, Recovered, Staging};
+use crate::report::csv_writer::neutralise;
+use crate::report::ssh_users::TableRow;
+
+/// The journal when the report goes to stdout and no `--journal` is given.
+const STDOUT_JOURNAL: &str = "sshfleet-equinix-remediate.journal.jsonl";
+const ORPHAN: &str = "attached to no device: for follow-up (the API cannot delete it)";
+
+pub(super) async fn run(args: PolicyRemediateArgs) -> anyhow::Result<Exit> {
+    let sources = Sources::open(&args)?;
+    let (journal, recovered) = open_journal(&args, &sources)?;
+    let staging = staging(&args, journal.as_ref(), &recovered)?;
+    let (_trigger, shutdown) = install_signal_handlers(args.api.quiet, Stopping::Detaches);
+    let write = args.write.apply.then_some(&args.write);
+    let parallel = usize::try_from(args.page_concurrency).unwrap_or(1);
+    let client = connect_until(&args.api, parallel, write, shutdown.clone())?;
+    let mut tally = Tally::default();
+    let planned = match &sources.saved {
+        Some(plan) => plan.targets(),
+        None => {
+            let policy = sources.policy_or_refuse()?;
+            let found = survey(
+                client.clone(),
+                &policy,
+                args.page_size,
+                parallel,
+                shutdown.clone(),
+            );
+            match found.await {
+                Ok(found) => tally.surveyed(found, args.orphans),
+                Err(e) => return Ok(fail(&e)),
+            }
+        }
+    };
+    say_plan(&args, &tally, &planned);
+    let mut out = open_rows::<EntryRow>(&args.api)?;
+    let orphans = std::mem::take(&mut tally.orphans);
+    for orphan in orphans {
+        tally.emit(&mut out, orphan_entry(orphan))?;
+    }
+    if !args.write.apply {
+        dry_run(&args, &sources, planned, &mut tally, &mut out)?;
+        out.finish()?;
+        return Ok(tally.conclude(&args, None));
+    }
+    let detacher = Detacher {
+        client: &client,
+        journal: journal.as_ref(),
+        stop: shutdown,
+    };
+    let mut each = |entry: Entry| tally.emit(&mut out, entry);
+    let applied = detacher
+        .apply(planned, &recovered, &staging, &mut each)
+        .await?;
+    out.finish()?;
+    Ok(tally.conclude(&args, Some(&applied)))
+}
+
+/// The policy and saved plan of a run, checked against each other and the endpoint.
+struct Sources {
+    endpoint: String,
+    policy: Option<(PathBuf, Policy)>,
+    saved: Option<DetachPlan>,
+}
+
+impl Sources {
+    /// Reads and checks the policy and the saved plan; any problem refuses the run (exit 2)
+    /// before a request is sent.
+    fn open(args: &PolicyRemediateArgs) -> anyhow::Result<Sources> {
+        let env = std::env::var("EQUINIX_API_ENDPOINT")
+            .ok()
+            .filter(|v| !v.trim().is_empty());
+        let endpoint = resolve_endpoint(args.api.endpoint.as_deref(), env)?;
+        let policy = match &args.policy {
+            Some(path) => Some((path.clone(), Policy::load(path)?)),
+            None => None,
+        };
+        let saved = match &args.plan {
+            Some(path) => Some(load_sealed::<DetachPlan>(path, args.plan_max_age)?),
+            None => None,
+        };
+        if let (Some(plan), Some(path)) = (&saved, &args.plan) {
+            check_plan(plan, path, &endpoint, policy.as_ref())?;
+        }
+        Ok(Sources {
+            endpoint,
+            policy,
+            saved,
+        })
+    }
+
+    fn policy_or_refuse(&self) -> anyhow::Result<Policy> {
+        match &self.policy {
+            Some((_, policy)) => Ok(policy.clone()),
+            None => bail!("--policy FILE is needed to plan (or --plan FILE to apply a saved plan)"),
+        }
+    }
+
+    /// The fingerprint of the policy the detaches come from.
+    fn policy_fingerprint(&self) -> &str {
+        match (&self.saved, &self.policy) {
+            (Some(plan), _) => &plan.policy_fingerprint,
+            (None, Some((_, policy))) => &policy.fingerprint,
+            (None, None) => "",
+        }
+    }
+}
+
+/// A saved plan applies against the endpoint it was made for, and with the policy it was
+/// made from when one is given.
+fn check_plan(
+    plan: &DetachPlan,
+    path: &Path,
+    endpoint: &str,
+    policy: Option<&(PathBuf, Policy)>,
+) -> anyhow::Result<()> {
+    if plan.endpoint != endpoint {
+        bail!(
+            "the plan {} was made against {}, not {endpoint}; plan again against this endpoint",
+            path.display(),
+            plan.endpoint
+        );
+    }
+    if let Some((policy_path, policy)) = policy {
+        if policy.fingerprint != plan.policy_fingerprint {
+            bail!(
+                "the policy {} is not the one the plan {} was made from ({}); plan again",
+                policy_path.display(),
+                path.display(),
+                plan.policy
+            );
+        }
+    }
+    Ok(())
+}
+
+fn journal_path(args: &PolicyRemediateArgs) -> PathBuf {
+    match &args.journal {
+        Some(path) => path.clone(),
+        None if args.api.output == Path::new("-") => PathBuf::from(STDOUT_JOURNAL),
+        None => super::super::resolve::default_journal(&args.api.output),
+    }
+}
+
+/// With `--apply`: the journal of this endpoint and policy, resumed if it exists.
+fn open_journal(
+    args: &PolicyRemediateArgs,
+    sources: &Sources,
+) -> anyhow::Result<(Option<Journal>, Recovered)> {
+    if !args.write.apply {
+        return Ok((None, Recovered::default()));
+    }
+    let path = journal_path(args);
+    let fingerprint = journal_fingerprint(&sources.endpoint, sources.policy_fingerprint());
+    let header = JournalHeader::new(fingerprint, JOURNAL_TARGET, None);
+    let (journal, recovered) = Journal::open(&path, &header)?;
+    if !args.api.quiet {
+        let (done, pending) = (recovered.outcomes.len(), recovered.pending.len());
+        if done + pending > 0 {
+            diagln!(
+                "journal {}: resuming ({done} associations done, {pending} to re-check)",
+                path.display()
+            );
+        } else {
+            diagln!("journal {}", path.display());
+        }
+    }
+    Ok((Some(journal), recovered))
+}
+
+/// The waves of this run; a journal stopped by its failure budget goes on only when told.
+fn staging(
+    args: &PolicyRemediateArgs,
+    journal: Option<&Journal>,
+    recovered: &Recovered,
+) -> anyhow::Result<Staging> {
+    let mut staging = Staging {
+        waves: args.waves.clone().unwrap_or_default(),
+        max_failures: args.max_failures,
+        pause: args.wave_pause,
+        first_wave: 0,
+        confirm: None,
+    };
+    if let (Some(stop), Some(journal)) = (recovered.stopped, journal) {
+        if !args.continue_after_failures {
+            bail!(
+                "the last run of this journal was stopped by its failure budget before wave {} ({} failed detaches or verifications, {} allowed); look at the failed associations, then rerun with --continue-after-failures to go on",
+                stop.next_wave + 1,
+                stop.failures,
+                stop.allowed
+            );
+        }
+        journal.continued()?;
+        staging.first_wave = stop.next_wave;
+    }
+    Ok(staging)
+}
+
+/// The plan reported (and with `--plan-out` written), nothing changed.
+fn dry_run(
+    args: &PolicyRemediateArgs,
+    sources: &Sources,
+    planned: Vec<Target>,
+    tally: &mut Tally,
+    out: &mut Rows<EntryRow>,
+) -> anyhow::Result<()> {
+    if let (Some(path), Some((policy_path, policy))) = (&args.plan_out, &sources.policy) {
+        let policy_path = policy_path.display().to_string();
+        let mut plan = DetachPlan::new(&sources.endpoint, &policy_path, &policy.fingerprint)
+            .with_detaches(&planned);
+        write_sealed(&mut plan, path)?;
+        if !args.api.quiet {
+            diagln!(
+                "plan of {} detach(es) written to {} (apply it with --plan {} --apply)",
+                plan.detaches.len(),
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    for association in planned {
+        let entry = Entry {
+            association,
+            status: Status::Planned,
+            wave: None,
+            detail: NOT_ALLOWED.to_owned(),
+        };
+        tally.emit(out, entry)?;
+    }
+    Ok(())
+}
+
+fn orphan_entry(association: Target) -> Entry {
+    Entry {
+        association,
+        status: Status::Orphan,
+        wave: None,
+        detail: ORPHAN.to_owned(),
+    }
+}
+
+fn say_plan(args: &PolicyRemediateArgs, tally: &Tally, planned: &[Target]) {
+    if args.api.quiet {
+        return;
+    }
+    if let Some((users, allowed)) = tally.surveyed {
+        diagln!("{users} users listed; {allowed} association(s) allowed by the policy");
+    }
+    diagln!(
+        "{} association(s) of {} user(s) to detach{}",
+        planned.len(),
+        users_of(planned),
+        if args.write.apply {
+            ""
+        } else {
+            " (dry run: pass --apply to detach)"
+        }
+    );
+}
+
+/// What the report said, by status.
+#[derive(Default)]
+struct Tally {
+    /// Users listed and associations allowed, when the run surveyed.
+    surveyed: Option<(usize, usize)>,
+    /// Orphans found, until reported.
+    orphans: Vec<Target>,
+    counts: [usize; 6],
+}
+
+const STATUSES: [Status; 6] = [
+    Status::Planned,
+    Status::Detached,
+    Status::Failed,
+    Status::Stale,
+    Status::Deferred,
+    Status::Orphan,
+];
+
+impl Tally {
+    /// Takes the survey's counts (and orphans, when asked); the detaches to make.
+    fn surveyed(&mut self, found: Survey, orphans: bool) -> Vec<Target> {
+        self.surveyed = Some((found.users, found.allowed));
+        if orphans {
+            self.orphans = found.orphans;
+        }
+        found.detaches
+    }
+
+    fn emit(&mut self, out: &mut Rows<EntryRow>, entry: Entry) -> anyhow::Result<()> {
+        if let Some(i) = STATUSES.iter().position(|s| *s == entry.status) {
+            self.counts[i] = self.counts[i].saturating_add(1);
+        }
+        out.write(&EntryRow::from(entry))?;
+        out.flush()
+    }
+
+    fn count(&self, status: Status) -> usize {
+        STATUSES
+            .iter()
+            .position(|s| *s == status)
+            .map_or(0, |i| self.counts[i])
+    }
+
+    /// The summary on stderr and the exit code: a failed journal, an interruption, a
+    /// budget stop (3), then findings (planned, failed or orphan: 1).
+    fn conclude(&self, args: &PolicyRemediateArgs, applied: Option<&Applied>) -> Exit {
+        if !args.api.quiet {
+            let parts: Vec<String> = STATUSES
+                .iter()
+                .map(|s| format!("{} {}", self.count(*s), s.as_str()))
+                .collect();
+            diagln!("associations: {}", parts.join(", "));
+        }
+        let journal = journal_path(args);
+        if let Some(applied) = applied {
+            if let Some(e) = &applied.journal_error {
+                diagln!("error: {e}");
+                diagln!(
+                    "error: detaches stopped there; rerun with --journal {} once it can be written",
+                    journal.display()
+                );
+                return Exit::OutputFailed;
+            }
+            if applied.interrupted {
+                return Exit::Interrupted;
+            }
+            if let Some(stop) = applied.budget_stop {
+                diagln!(
+                    "stopped: {} failed detaches or verifications exceeded --max-failures ({}) after wave {}; the associations left are deferred. Rerun with --journal {} --continue-after-failures to go on.",
+                    stop.failures, stop.allowed, stop.next_wave, journal.display()
+                );
+                return Exit::Stopped;
+            }
+        }
+        let findings = [
+            Status::Planned,
+            Status::Failed,
+            Status::Orphan,
+            Status::Deferred,
+        ];
+        if findings.iter().any(|s| self.count(*s) > 0) {
+            Exit::Findings
+        } else {
+            Exit::Clean
+        }
+    }
+}
+
+/// One association in the report (or, `orphan`, one user on no device).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+struct EntryRow {
+    status: &'static str,
+    user_uuid: String,
+    username: String,
+    /// Empty for an orphan.
+    device_uuid: String,
+    wave: Option<usize>,
+    detail: String,
+}
+
+impl From<Entry> for EntryRow {
+    fn from(entry: Entry) -> EntryRow {
+        EntryRow {
+            status: entry.status.as_str(),
+            user_uuid: entry.association.user_uuid,
+            username: entry.association.username,
+            device_uuid: entry.association.device_uuid,
+            wave: entry.wave,
+            detail: entry.detail,
+        }
+    }
+}
+
+impl TableRow for EntryRow {
+    const COLUMNS: &'static [&'static str] = &[
+        "status",
+        "user_uuid",
+        "username",
+        "device_uuid",
+        "wave",
+        "detail",
+    ];
+
+    fn cells(&self) -> Vec<Cow<'_, str>> {
+        let text = |t: &str| neutralise(Cow::Owned(t.to_owned()));
+        vec![
+            Cow::Borrowed(self.status),
+            text(&self.user_uuid),
+            text(&self.username),
+            text(&self.device_uuid),
+            Cow::Owned(self.wave.map(|w| w.to_string()).unwrap_or_default()),
+            text(&self.detail),
+        ]
+    }
+}
