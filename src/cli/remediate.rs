@@ -259,7 +259,7 @@ fn staging(
         resume: Resume::default(),
         confirm: None,
     };
-    let wave = recovered.wave;
+    let resume = recovered.resume();
     let continuing = match recovered.stopped.take() {
         Some(stop) if !settings.continue_after_failures => bail!(
             "the last run of this journal was stopped by its failure budget before wave {} ({} failed writes or verifications, {} allowed); look at the failed devices, then rerun with --continue-after-failures to go on",
@@ -267,26 +267,10 @@ fn staging(
             stop.failures,
             stop.allowed
         ),
-        Some(stop) => {
-            staging.resume = Resume {
-                first_wave: stop.next_wave,
-                total: wave.map(|w| w.total),
-                done_in_first: 0,
-            };
-            true
-        }
-        None => {
-            // A crash or a stop request inside a wave: go on in that wave.
-            if let Some(w) = wave {
-                staging.resume = Resume {
-                    first_wave: w.number,
-                    total: Some(w.total),
-                    done_in_first: w.done,
-                };
-            }
-            false
-        }
+        Some(_) => true,
+        None => false,
     };
+    staging.resume = resume;
     Ok((staging, continuing))
 }
 

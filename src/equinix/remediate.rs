@@ -14,6 +14,7 @@ use super::bulk::Target;
 use super::policy::{Policy, Verdict};
 use super::{EquinixClient, EquinixError, ListFilter, PageFetcher, SshUser};
 use crate::remediate::journal::BudgetStop;
+use crate::remediate::journal::WaveProgress;
 use crate::remediate::{waves, Journal, JournalError, Outcome, Recovered, Staging};
 use crate::shutdown::Shutdown;
 
@@ -269,14 +270,15 @@ impl Detacher<'_> {
         }
         left.sort_by_cached_key(key);
         let ordered = waves::spread_over_sites(left, |t| t.device_uuid.as_str());
-        let sizes = staging.waves.after(staging.first_wave).sizes(ordered.len());
-        let allowed = staging.max_failures.map(|b| b.allowed(ordered.len()));
+        let (total, waves) = staging.waves.left(staging.resume, ordered.len());
+        let allowed = staging.max_failures.map(|b| b.allowed(total));
         let mut rest = ordered.into_iter();
         let mut applied = Applied::default();
         let mut stop = self.stop.clone();
-        for (i, &size) in sizes.iter().enumerate() {
-            let number = staging.first_wave.saturating_add(i).saturating_add(1);
+        for (i, &(index, size)) in waves.iter().enumerate() {
+            let number = index.saturating_add(1);
             let wave: Vec<Target> = rest.by_ref().take(size).collect();
+            self.journal_wave(index, wave.len(), total, &mut applied);
             self.wave(wave, number, recovered, &mut applied, each)
                 .await?;
             applied.interrupted |= stop.is_triggered();
@@ -286,7 +288,7 @@ impl Detacher<'_> {
                 }
                 break;
             }
-            if sizes.get(i + 1).is_some() && !staging.pause.is_zero() {
+            if waves.get(i + 1).is_some() && !staging.pause.is_zero() {
                 tokio::select! {
                     () = tokio::time::sleep(staging.pause) => {}
                     () = stop.wait() => {}
@@ -294,6 +296,20 @@ impl Detacher<'_> {
             }
         }
         Ok(applied)
+    }
+
+    /// Journals that wave `index` (0-based) starts; a journal that fails stops the detaches.
+    fn journal_wave(&self, index: usize, devices: usize, total: usize, applied: &mut Applied) {
+        let Some(journal) = self.journal else { return };
+        let wave = WaveProgress {
+            number: index,
+            devices,
+            total,
+            done: 0,
+        };
+        if let Err(e) = journal.wave(wave) {
+            applied.journal_error.get_or_insert(e);
+        }
     }
 
     /// Detaches one wave's associations in order; once a stop is asked for or the journal

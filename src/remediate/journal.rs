@@ -416,6 +416,24 @@ fn read_lines(file: &mut File) -> io::Result<RawLines> {
 }
 
 impl Recovered {
+    /// Where a rerun takes up the waves: before the wave a budget stop names, else inside
+    /// the last wave that started (a crash or a stop request cut it), else at the start.
+    pub fn resume(&self) -> super::Resume {
+        match (self.stopped, self.wave) {
+            (Some(stop), wave) => super::Resume {
+                first_wave: stop.next_wave,
+                total: wave.map(|w| w.total),
+                done_in_first: 0,
+            },
+            (None, Some(w)) => super::Resume {
+                first_wave: w.number,
+                total: Some(w.total),
+                done_in_first: w.done,
+            },
+            (None, None) => super::Resume::default(),
+        }
+    }
+
     /// What one entry after the header adds: an intent is pending until its outcome, an
     /// outcome is final, a stop holds until a run continues.
     fn record(&mut self, entry: Line) {

@@ -26,6 +26,7 @@ use crate::scan::{self, run_bounded, RunStats, Scanner};
 use crate::shutdown::Shutdown;
 use crate::vapix::SshReading;
 pub use journal::{Journal, JournalError, JournalHeader, Outcome, Recovered};
+pub use waves::Resume;
 
 /// How writes are paced.
 #[derive(Clone, Debug)]
@@ -51,21 +52,8 @@ pub struct Staging {
     pub max_failures: Option<waves::Budget>,
     pub pause: Duration,
     /// Where the run this one continues left its waves (from the journal).
-    pub resume: Resume,
+    pub resume: waves::Resume,
     pub confirm: Option<ConfirmWave>,
-}
-
-/// Where a run takes up the waves of the run it continues, from their journal: after a
-/// budget stop at the next wave, after a crash or a stop request inside the wave that was
-/// under way, with the writes it had left.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Resume {
-    /// Waves already gone through (0: start at the first).
-    pub first_wave: usize,
-    /// The planned writes the waves were cut from; `None`: this run's own plan.
-    pub total: Option<usize>,
-    /// Writes of wave `first_wave` already made.
-    pub done_in_first: usize,
 }
 
 /// What the apply phase did.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::apply::{not_written, STOPPED};
-use super::{journal, waves, Applied, PlannedWrite, Remediator, Resume, Staging};
+use super::{journal, waves, Applied, PlannedWrite, Remediator, Staging};
 use crate::report::{Action, DeviceRecord};
 use crate::shutdown::Shutdown;
 
@@ -117,40 +117,8 @@ fn waves_of(
     // Planning finishes devices in any order: sort, then spread over sites.
     planned.sort_by_cached_key(|p| p.device.target.key());
     let ordered = waves::spread_over_sites(planned, |p| p.device.site.as_str());
-    let (total, left) = waves_left(&staging.waves, staging.resume, ordered.len());
+    let (total, left) = staging.waves.left(staging.resume, ordered.len());
     (ordered, total, left)
-}
-
-/// The waves left for `count` writes when `resume` says where an earlier run stopped: the
-/// sizes cut from the earlier run's total, the wave under way short of what it wrote, and
-/// the last wave taking whatever remains (devices may have needed a write since, or no
-/// longer). Without waves left (a stop after the last one), one wave of them all.
-pub(super) fn waves_left(
-    waves: &waves::Waves,
-    resume: Resume,
-    count: usize,
-) -> (usize, Vec<(usize, usize)>) {
-    let total = resume.total.unwrap_or(count).max(count);
-    let mut sizes: Vec<(usize, usize)> = waves
-        .sizes(total)
-        .into_iter()
-        .enumerate()
-        .skip(resume.first_wave)
-        .collect();
-    if sizes.is_empty() {
-        sizes.push((resume.first_wave, count));
-    }
-    if let Some(first) = sizes.first_mut() {
-        first.1 = first.1.saturating_sub(resume.done_in_first);
-    }
-    let mut left = count;
-    let last = sizes.len() - 1;
-    for (i, (_, size)) in sizes.iter_mut().enumerate() {
-        *size = if i == last { left } else { (*size).min(left) };
-        left -= *size;
-    }
-    sizes.retain(|&(_, size)| size > 0);
-    (total, sizes)
 }
 
 /// The pause before wave `wave` (cut short by a stop request), then the question, if asked
@@ -188,62 +156,5 @@ async fn defer_rest(
             rem.action = Action::Deferred;
         }
         let _ = out.send(record).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn waves(text: &str) -> waves::Waves {
-        text.parse().unwrap_or_default()
-    }
-
-    #[test]
-    fn a_fresh_run_cuts_every_wave_from_its_own_plan() {
-        let (total, left) = waves_left(&waves("1,10%,100%"), Resume::default(), 50);
-        assert_eq!((total, left), (50, vec![(0, 1), (1, 5), (2, 44)]));
-    }
-
-    #[test]
-    fn a_crash_inside_a_wave_resumes_it_with_what_it_had_left() {
-        // 50 planned, waves 1, 5, 44; the crash came after 3 writes of wave 2 (index 1).
-        let resume = Resume {
-            first_wave: 1,
-            total: Some(50),
-            done_in_first: 3,
-        };
-        // 1 + 3 written: 46 left.
-        let (total, left) = waves_left(&waves("1,10%,100%"), resume, 46);
-        assert_eq!((total, left), (50, vec![(1, 2), (2, 44)]));
-        // The wave had finished (all 5 written) before the next began: it is skipped.
-        let done = Resume {
-            done_in_first: 5,
-            ..resume
-        };
-        assert_eq!(waves_left(&waves("1,10%,100%"), done, 44).1, vec![(2, 44)]);
-    }
-
-    #[test]
-    fn fewer_or_more_writes_than_planned_still_go_out_once_each() {
-        let resume = Resume {
-            first_wave: 1,
-            total: Some(50),
-            done_in_first: 0,
-        };
-        // Devices fixed by hand since: fewer writes than the waves had room for.
-        assert_eq!(waves_left(&waves("1,10%,100%"), resume, 3).1, vec![(1, 3)]);
-        // A budget stop after the last wave: one wave of what is left.
-        let past = Resume {
-            first_wave: 3,
-            ..resume
-        };
-        assert_eq!(waves_left(&waves("1,10%,100%"), past, 7).1, vec![(3, 7)]);
-        let sum: usize = waves_left(&waves("2,4,25%,100%"), resume, 60)
-            .1
-            .iter()
-            .map(|w| w.1)
-            .sum();
-        assert_eq!(sum, 60);
     }
 }

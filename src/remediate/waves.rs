@@ -71,15 +71,32 @@ impl fmt::Display for Waves {
 }
 
 impl Waves {
-    /// The waves left once the first `done` have gone (a run continued after a stop); all
-    /// of the rest in one wave when none are left.
-    pub fn after(&self, done: usize) -> Waves {
-        let left: Vec<Size> = self.0.iter().skip(done).copied().collect();
-        if left.is_empty() {
-            Waves::default()
-        } else {
-            Waves(left)
+    /// The waves left for `count` writes when `resume` says where an earlier run stopped: the
+    /// sizes cut from the earlier run's total, the wave under way short of what it wrote, and
+    /// the last wave taking whatever remains (devices may have needed a write since, or no
+    /// longer). Without waves left (a stop after the last one), one wave of them all.
+    pub fn left(&self, resume: Resume, count: usize) -> (usize, Vec<(usize, usize)>) {
+        let total = resume.total.unwrap_or(count).max(count);
+        let mut sizes: Vec<(usize, usize)> = self
+            .sizes(total)
+            .into_iter()
+            .enumerate()
+            .skip(resume.first_wave)
+            .collect();
+        if sizes.is_empty() {
+            sizes.push((resume.first_wave, count));
         }
+        if let Some(first) = sizes.first_mut() {
+            first.1 = first.1.saturating_sub(resume.done_in_first);
+        }
+        let mut left = count;
+        let last = sizes.len() - 1;
+        for (i, (_, size)) in sizes.iter_mut().enumerate() {
+            *size = if i == last { left } else { (*size).min(left) };
+            left -= *size;
+        }
+        sizes.retain(|&(_, size)| size > 0);
+        (total, sizes)
     }
 
     /// The wave sizes for a plan of `total` writes: each wave as asked (a percentage of the
@@ -105,6 +122,19 @@ impl Waves {
         }
         out
     }
+}
+
+/// Where a run takes up the waves of the run it continues, from their journal: after a
+/// budget stop at the next wave, after a crash or a stop request inside the wave that was
+/// under way, with the writes it had left.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resume {
+    /// Waves already gone through (0: start at the first).
+    pub first_wave: usize,
+    /// The planned writes the waves were cut from; `None`: this run's own plan.
+    pub total: Option<usize>,
+    /// Writes of wave `first_wave` already made.
+    pub done_in_first: usize,
 }
 
 /// How many failed writes and verifications the run tolerates before it stops.
@@ -175,6 +205,59 @@ pub fn spread_over_sites<T>(items: Vec<T>, site: impl Fn(&T) -> &str) -> Vec<T> 
 mod tests {
     use super::*;
 
+    fn waves(text: &str) -> Waves {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_fresh_run_cuts_every_wave_from_its_own_plan() {
+        let (total, left) = waves("1,10%,100%").left(Resume::default(), 50);
+        assert_eq!((total, left), (50, vec![(0, 1), (1, 5), (2, 44)]));
+    }
+
+    #[test]
+    fn a_crash_inside_a_wave_resumes_it_with_what_it_had_left() {
+        // 50 planned, waves 1, 5, 44; the crash came after 3 writes of wave 2 (index 1).
+        let resume = Resume {
+            first_wave: 1,
+            total: Some(50),
+            done_in_first: 3,
+        };
+        // 1 + 3 written: 46 left.
+        let (total, left) = waves("1,10%,100%").left(resume, 46);
+        assert_eq!((total, left), (50, vec![(1, 2), (2, 44)]));
+        // The wave had finished (all 5 written) before the next began: it is skipped.
+        let done = Resume {
+            done_in_first: 5,
+            ..resume
+        };
+        assert_eq!(waves("1,10%,100%").left(done, 44).1, vec![(2, 44)]);
+    }
+
+    #[test]
+    fn fewer_or_more_writes_than_planned_still_go_out_once_each() {
+        let resume = Resume {
+            first_wave: 1,
+            total: Some(50),
+            done_in_first: 0,
+        };
+        // Devices fixed by hand since: fewer writes than the waves had room for.
+        assert_eq!(waves("1,10%,100%").left(resume, 3).1, vec![(1, 3)]);
+        // A budget stop after the last wave: one wave of what is left.
+        let past = Resume {
+            first_wave: 3,
+            ..resume
+        };
+        assert_eq!(waves("1,10%,100%").left(past, 7).1, vec![(3, 7)]);
+        let sum: usize = waves("2,4,25%,100%")
+            .left(resume, 60)
+            .1
+            .iter()
+            .map(|w| w.1)
+            .sum();
+        assert_eq!(sum, 60);
+    }
+
     #[test]
     fn wave_sizes_follow_the_list_and_the_last_takes_the_rest() {
         let waves: Waves = "1,10,5%,25%,100%".parse().unwrap();
@@ -188,8 +271,6 @@ mod tests {
             assert!(bad.parse::<Waves>().is_err(), "{bad:?}");
         }
         assert_eq!(waves.to_string(), "1,10,5%,25%,100%");
-        assert_eq!(waves.after(3).to_string(), "25%,100%");
-        assert_eq!(waves.after(5), Waves::default());
     }
 
     #[test]

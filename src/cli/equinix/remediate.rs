@@ -194,11 +194,11 @@ fn staging(
     journal: Option<&Journal>,
     recovered: &Recovered,
 ) -> anyhow::Result<Staging> {
-    let mut staging = Staging {
+    let staging = Staging {
         waves: args.waves.clone().unwrap_or_default(),
         max_failures: args.max_failures,
         pause: args.wave_pause,
-        first_wave: 0,
+        resume: recovered.resume(),
         confirm: None,
     };
     if let (Some(stop), Some(journal)) = (recovered.stopped, journal) {
@@ -211,7 +211,6 @@ fn staging(
             );
         }
         journal.continued()?;
-        staging.first_wave = stop.next_wave;
     }
     Ok(staging)
 }
