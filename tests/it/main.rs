@@ -22,6 +22,7 @@ mod equinix_schema;
 mod equinix_throttle;
 mod equinix_token;
 mod fuzz_corpus;
+mod hostile;
 mod html_report;
 mod independent_camera;
 mod inventory_hostile;

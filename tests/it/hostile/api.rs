@@ -1,0 +1,1 @@
+//! A hostile Network Edge API through `sshfleet equinix ssh-users list`.
