@@ -272,7 +272,12 @@ impl Run {
 
     /// Never a panic (101) or a signal, done within `bound`, and under the memory cap.
     pub fn assert_sane(&self, bound: Duration) {
-        println!("ran {:?}, peak RSS {} KiB", self.elapsed, self.peak_rss_kib);
+        println!(
+            "ran {:?}, peak RSS {} KiB; stderr: {}",
+            self.elapsed,
+            self.peak_rss_kib,
+            self.stderr()
+        );
         assert_ne!(self.code(), 101, "panicked: {}", self.stderr());
         assert_ne!(self.code(), -1, "killed by a signal: {}", self.stderr());
         assert!(
