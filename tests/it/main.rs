@@ -20,6 +20,7 @@ mod equinix_paging;
 mod equinix_redact;
 mod equinix_schema;
 mod equinix_throttle;
+mod exhaustion;
 mod equinix_token;
 mod fuzz_corpus;
 mod hostile;
