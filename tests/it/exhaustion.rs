@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use sshfleet::sim::{FaultProfile, SimConfig};
+use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig, SshFault};
 
 use crate::support::{code, run, stderr, TestFleet, PASSWORD};
 
@@ -41,12 +41,7 @@ fn scan_args(fleet: &TestFleet, out: &Path) -> Vec<String> {
 }
 
 fn requests(fleet: &TestFleet) -> u64 {
-    fleet
-        .fleet
-        .snapshot()
-        .iter()
-        .map(|d| u64::from(d.requests))
-        .sum()
+    fleet.fleet.snapshot().iter().map(|d| d.requests).sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,7 +53,6 @@ async fn a_report_on_dev_full_is_an_error_naming_it_and_exit_4() {
     )
     .await;
     let err = stderr(&output);
-    println!("{err}");
     assert_eq!(code(&output), 4, "work was done, the report failed: {err}");
     assert!(err.contains("/dev/full"), "names the path: {err}");
     assert!(err.to_lowercase().contains("no space left"), "{err}");
@@ -89,6 +83,8 @@ enum Mount {
     TinyTmpfs,
     /// Bound onto itself read-only (as root, permission bits would not stop a write).
     ReadOnly,
+    /// The 64 KiB tmpfs, filled but for its last 4 KiB page.
+    NearlyFull,
 }
 
 /// Runs the binary with `args` in a private mount namespace where `dir` is mounted as
@@ -98,6 +94,9 @@ async fn run_mounted(dir: &Path, mount: Mount, kept: &Path, args: &[String]) -> 
     let setup = match mount {
         Mount::TinyTmpfs => r#"mount -t tmpfs -o size=64k tmpfs "$0""#,
         Mount::ReadOnly => r#"mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0""#,
+        Mount::NearlyFull => {
+            r#"mount -t tmpfs -o size=64k tmpfs "$0" && head -c 61440 /dev/zero > "$0/.filler""#
+        }
     };
     let script = format!(
         r#"{setup} || exit 97; kept="$1"; shift; "$@"; rc=$?; cp -a "$0"/. "$kept"/; exit $rc"#
@@ -158,7 +157,10 @@ async fn a_report_into_a_read_only_directory_is_refused_before_any_device_is_ask
     .await;
     let err = stderr(&output);
     assert_eq!(code(&output), 2, "nothing done: {err}");
-    assert!(err.contains(&out.display().to_string()), "names the path: {err}");
+    assert!(
+        err.contains(&out.display().to_string()),
+        "names the path: {err}"
+    );
     assert!(err.contains("Read-only file system"), "{err}");
     assert_eq!(requests(&fleet), 0, "no device asked");
     fleet.fleet.shutdown().await;
@@ -181,16 +183,21 @@ async fn a_report_that_fills_the_disk_is_an_error_and_not_left_looking_finished(
     )
     .await;
     let err = stderr(&output);
-    println!("{err}");
     assert_eq!(code(&output), 4, "work was done, the report failed: {err}");
-    assert!(err.contains(&out.display().to_string()), "names the path: {err}");
+    assert!(
+        err.contains(&out.display().to_string()),
+        "names the path: {err}"
+    );
     assert!(err.to_lowercase().contains("no space left"), "{err}");
     assert!(
         !dirs.kept.join("scan.jsonl").exists(),
         "a partial report is not left under the report's name"
     );
     let partial = dirs.kept.join("scan.jsonl.partial");
-    assert!(err.contains("scan.jsonl.partial"), "says where the rest is: {err}");
+    assert!(
+        err.contains("scan.jsonl.partial"),
+        "says where the rest is: {err}"
+    );
     // What was written is kept: whole lines, perhaps one cut short at the end.
     let text = std::fs::read_to_string(&partial).expect("the partial report");
     let whole = text
@@ -198,6 +205,83 @@ async fn a_report_that_fills_the_disk_is_an_error_and_not_left_looking_finished(
         .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
         .count();
     assert!(whole > 0 && whole < 300, "{whole} whole lines");
-    assert!(text.lines().count() <= whole + 1, "only the last line is cut");
+    assert!(
+        text.lines().count() <= whole + 1,
+        "only the last line is cut"
+    );
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_on_a_disk_that_fills_stops_writes_before_they_go_out() {
+    if let Err(reason) = mount_namespaces() {
+        println!("SKIPPED: {reason}");
+        return;
+    }
+    let spec = DeviceSpec {
+        ssh_enabled: true,
+        fault: Fault::None,
+        firmware: Firmware::Modern,
+        auth: DeviceAuth::Policy,
+        ssh: SshFault::None,
+    };
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![spec; 40]),
+        ..SimConfig::default()
+    })
+    .await;
+    let dirs = dirs();
+    let journal = dirs.mounted.join("journal.jsonl");
+    let list: Vec<String> = [
+        "remediate",
+        "--inventory",
+        fleet.inventory.to_str().unwrap_or_default(),
+        "--ssh",
+        "disabled",
+        "--apply",
+        "--yes",
+        "--rate",
+        "50/s",
+        "--journal",
+        journal.to_str().unwrap_or_default(),
+        "-o",
+        "-",
+        "--timeout",
+        "5s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let output = run_mounted(&dirs.mounted, Mount::NearlyFull, &dirs.kept, &list).await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 4, "{err}");
+    assert!(
+        err.contains(&journal.display().to_string()),
+        "names the journal: {err}"
+    );
+    let records = String::from_utf8_lossy(&output.stdout).lines().count();
+    assert_eq!(records, 40, "the report keeps every device: {err}");
+    let kept = std::fs::read_to_string(dirs.kept.join("journal.jsonl")).unwrap_or_default();
+    let intents: std::collections::HashSet<String> = kept
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["type"] == "intent")
+        .filter_map(|l| l["address"].as_str().map(str::to_owned))
+        .collect();
+    let mut written = 0;
+    for (i, device) in fleet.fleet.snapshot().iter().enumerate() {
+        if !device.writes.is_empty() {
+            written += 1;
+            let address = fleet.fleet.address(i);
+            assert!(
+                intents.contains(address),
+                "{address} written without its intent journaled"
+            );
+        }
+    }
+    assert!(
+        written < 40,
+        "writes stopped once the journal failed: {written}"
+    );
     fleet.fleet.shutdown().await;
 }

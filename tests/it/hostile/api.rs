@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::equinix_token::http_date_a_year_ahead;
+
 use super::{json, response, run_measured, Conn, Hostile, Request, Run};
 
 const TOKEN: &str = "hostile-ready-token";
@@ -74,6 +76,12 @@ struct Listed {
 }
 
 impl Listed {
+    /// Sane (no panic, in time, in memory) and exited with `code`; `case` names the row.
+    fn assert_ended(&self, code: i32, bound: Duration, case: &str) {
+        self.run.assert_sane(bound);
+        assert_eq!(self.run.code(), code, "{case}: {}", self.run.stderr());
+    }
+
     fn assert_each_once(&self, users: usize) {
         let unique: HashSet<&String> = self.uuids.iter().collect();
         assert_eq!(unique.len(), self.uuids.len(), "a user twice");
@@ -120,13 +128,7 @@ async fn unreadable_totals_are_unknown_and_the_listing_is_walked_to_its_end() {
     for total in ["-5", "\"lots\"", "2.5", "null"] {
         let api = listing_claiming(250, total).await;
         let listed = list(&api, &[], &[]).await;
-        listed.run.assert_sane(BOUND);
-        assert_eq!(
-            listed.run.code(),
-            0,
-            "total {total}: {}",
-            listed.run.stderr()
-        );
+        listed.assert_ended(0, BOUND, &format!("total {total}"));
         listed.assert_each_once(250);
     }
 }
@@ -141,13 +143,7 @@ async fn a_huge_total_with_few_users_is_an_incomplete_listing_not_a_hang() {
     ] {
         let api = listing_claiming(250, total).await;
         let listed = list(&api, &[], &[]).await;
-        listed.run.assert_sane(BOUND);
-        assert_eq!(
-            listed.run.code(),
-            1,
-            "total {total}: {}",
-            listed.run.stderr()
-        );
+        listed.assert_ended(1, BOUND, &format!("total {total}"));
         assert!(
             listed.run.stderr().contains("the listing is incomplete"),
             "total {total}: {}",
@@ -169,8 +165,7 @@ async fn pages_that_ignore_limit_still_list_each_user_once() {
     })
     .await;
     let listed = list(&api, &[], &[]).await;
-    listed.run.assert_sane(BOUND);
-    assert_eq!(listed.run.code(), 0, "{}", listed.run.stderr());
+    listed.assert_ended(0, BOUND, "");
     listed.assert_each_once(2_500);
 }
 
@@ -178,8 +173,7 @@ async fn pages_that_ignore_limit_still_list_each_user_once() {
 async fn the_same_page_forever_ends_as_incomplete_with_a_warning() {
     let api = api(|_| json(&page(0, 100, 100, "1000"))).await;
     let listed = list(&api, &[], &[]).await;
-    listed.run.assert_sane(BOUND);
-    assert_eq!(listed.run.code(), 1, "{}", listed.run.stderr());
+    listed.assert_ended(1, BOUND, "");
     assert!(
         listed.run.stderr().contains("warning: "),
         "{}",
@@ -196,8 +190,7 @@ async fn data_that_is_not_an_array_is_an_error_naming_the_page() {
             format!(r#"{{"pagination":{{"offset":0,"limit":100,"total":1}},"data":{data}}}"#);
         let api = api(move |_| json(&body)).await;
         let listed = list(&api, &[], &[]).await;
-        listed.run.assert_sane(BOUND);
-        assert_eq!(listed.run.code(), 1, "data {data}: {}", listed.run.stderr());
+        listed.assert_ended(1, BOUND, &format!("data {data}"));
         let err = listed.run.stderr();
         assert!(
             err.contains("error: ") && err.contains("offset 0"),
@@ -205,21 +198,6 @@ async fn data_that_is_not_an_array_is_an_error_naming_the_page() {
         );
         assert!(listed.uuids.is_empty());
     }
-}
-
-/// An IMF-fixdate a year from now.
-fn http_date_a_year_ahead() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970");
-    let later = now.as_millis() as i64 + 365 * 86_400_000;
-    let iso = sshfleet::time::format_rfc3339_millis(later);
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month: usize = iso[5..7].parse().expect("month");
-    let (day, year, time) = (&iso[8..10], &iso[0..4], &iso[11..19]);
-    format!("Mon, {day} {} {year} {time} GMT", MONTHS[month - 1])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,8 +208,7 @@ async fn a_429_asking_for_a_huge_or_dated_wait_fails_at_once() {
         let api = api(move |_| response("429 Too Many Requests", &[&header], b"")).await;
         let listed = list(&api, &["--retries", "4"], &[]).await;
         // Nowhere near the wait asked for, nor the backoff of four retries.
-        listed.run.assert_sane(Duration::from_secs(20));
-        assert_eq!(listed.run.code(), 1, "{asked}: {}", listed.run.stderr());
+        listed.assert_ended(1, Duration::from_secs(20), asked);
         assert!(
             listed
                 .run
@@ -276,8 +253,7 @@ async fn odd_token_lifetimes_neither_crash_nor_renew_on_every_page() {
         let tokens = Arc::new(AtomicUsize::new(0));
         let api = api_granting(grant, tokens.clone()).await;
         let listed = list(&api, &["--page-size", "10"], &CREDENTIALS).await;
-        listed.run.assert_sane(BOUND);
-        assert_eq!(listed.run.code(), 0, "{grant}: {}", listed.run.stderr());
+        listed.assert_ended(0, BOUND, grant);
         listed.assert_each_once(30);
         assert_eq!(tokens.load(Ordering::SeqCst), 1, "{grant}");
     }
@@ -314,8 +290,7 @@ async fn a_401_on_every_call_renews_once_then_stops_with_exit_2() {
     })
     .await;
     let listed = list(&api, &["--retries", "4"], &CREDENTIALS).await;
-    listed.run.assert_sane(BOUND);
-    assert_eq!(listed.run.code(), 2, "{}", listed.run.stderr());
+    listed.assert_ended(2, BOUND, "");
     assert!(
         listed.run.stderr().contains("401"),
         "{}",
@@ -356,8 +331,7 @@ async fn a_50_mb_page_is_refused_at_the_body_cap_in_bounded_memory() {
     .await;
     for api in [declared, chunked] {
         let listed = list(&api, &[], &[]).await;
-        listed.run.assert_sane(BOUND);
-        assert_eq!(listed.run.code(), 1, "{}", listed.run.stderr());
+        listed.assert_ended(1, BOUND, "");
         assert!(
             listed.run.stderr().contains("larger than 33554432 bytes"),
             "{}",

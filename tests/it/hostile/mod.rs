@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::support::{read_jsonl, PASSWORD};
+use crate::support::{command, read_jsonl, PASSWORD};
 
 /// The largest request head the server reads; the client's are a few hundred bytes.
 const MAX_REQUEST_HEAD: usize = 64 * 1024;
@@ -297,15 +297,9 @@ impl Run {
 /// Runs the binary with `args` and only `env` (plus PATH), sampling its peak RSS
 /// (`VmHWM`, a high-water mark the kernel keeps) until it exits.
 pub async fn run_measured(args: &[String], env: &[(&str, &str)]) -> Run {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"));
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
+    let mut cmd = command(args, env);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let started = Instant::now();
     let child = cmd.spawn().expect("binary starts");
     let pid = child.id().expect("a pid");
