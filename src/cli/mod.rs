@@ -274,7 +274,8 @@ fn report_output(
     path: &Path,
 ) -> anyhow::Result<report::RecordOutput> {
     let writer = report::writer(format, schema, open_output(path)?);
-    Ok(report::named(output_name(path), writer))
+    let named = report::named(output_name(path), writer);
+    Ok(report::moved_aside_on_failure(path, named))
 }
 
 /// What an output is called in messages: its path, or `stdout`.

@@ -269,6 +269,9 @@ impl EquinixClient {
                 continue;
             }
             let asked = retry_after(&response.headers);
+            if let Some(e) = self.wait_too_long(call, status, asked) {
+                return Err(e);
+            }
             if self.may_retry_status(call, status, asked, attempt) {
                 self.wait_to_retry(call, attempt, asked, &status).await?;
                 attempt += 1;
@@ -276,6 +279,25 @@ impl EquinixClient {
             }
             return Ok(response);
         }
+    }
+
+    /// A throttled or failed call whose `Retry-After` asks for more than the longest wait
+    /// fails at once, saying so, instead of as a bare status.
+    fn wait_too_long(
+        &self,
+        call: &Call,
+        status: StatusCode,
+        asked: Option<Duration>,
+    ) -> Option<EquinixError> {
+        let asked = asked.filter(|a| !self.policy.backoff.accepts(Some(*a)))?;
+        let throttled = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+        throttled.then(|| EquinixError::WaitTooLong {
+            method: call.method_name(),
+            url: self.url(call),
+            status: status.as_u16(),
+            asked_secs: asked.as_secs(),
+            max_secs: self.policy.backoff.max.as_secs(),
+        })
     }
 
     /// The backoff before retry `attempt + 1`, cut short by a stop request.

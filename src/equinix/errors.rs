@@ -129,6 +129,16 @@ pub enum EquinixError {
         /// token of `EQUINIX_API_TOKEN`.
         renewed: bool,
     },
+    /// A 429 (or 5xx) whose `Retry-After` asks for a longer wait than sshfleet waits: not
+    /// slept through, not retried.
+    #[error("{method} {url}: HTTP {status}: the API asks to wait {asked_secs} s, longer than the longest wait ({max_secs} s); try again later")]
+    WaitTooLong {
+        method: &'static str,
+        url: String,
+        status: u16,
+        asked_secs: u64,
+        max_secs: u64,
+    },
     #[error("{method} {url}: malformed response (HTTP {status}): {reason}")]
     Malformed {
         method: &'static str,
@@ -203,9 +213,9 @@ impl EquinixError {
     /// The HTTP status the API answered with, when it answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            EquinixError::Api { status, .. } | EquinixError::Malformed { status, .. } => {
-                Some(*status)
-            }
+            EquinixError::Api { status, .. }
+            | EquinixError::Malformed { status, .. }
+            | EquinixError::WaitTooLong { status, .. } => Some(*status),
             EquinixError::Unauthorized { .. } => Some(401),
             EquinixError::Page { source, .. } => source.status(),
             _ => None,

@@ -340,6 +340,16 @@ impl Delivery {
             });
             return false;
         }
+        // An API that serves more than `limit` per page repeats itself on the following
+        // pages: once every user it counts is delivered, a page of repeats is the end of a
+        // complete listing, not a sign that `offset` is ignored.
+        let complete = self
+            .stats
+            .last_total
+            .is_some_and(|total| self.stats.users >= total);
+        if !last && fresh == 0 && complete {
+            return false;
+        }
         // The second walk expects repeats; it ends at the total it follows.
         if !last && fresh == 0 && !self.rechecking && !self.total_grew() {
             self.stats.error = Some(EquinixError::NoProgress {

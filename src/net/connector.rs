@@ -119,11 +119,17 @@ fn server_name(host: &str) -> Result<ServerName<'static>, ConnectError> {
     }
 }
 
-/// The rustls error text without the io::Error wrapping.
+/// The rustls error text without the io::Error wrapping; a refused protocol version says
+/// which versions this client speaks (old cameras may offer only TLS 1.0 or 1.1).
 fn tls_reason(e: &io::Error) -> String {
-    match e.get_ref() {
-        Some(inner) => inner.to_string(),
-        None => e.to_string(),
+    let Some(inner) = e.get_ref() else {
+        return e.to_string();
+    };
+    match inner.downcast_ref::<rustls::Error>() {
+        Some(rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion)) => {
+            format!("{inner}: the device offers no TLS version this client accepts (1.2 or 1.3)")
+        }
+        _ => inner.to_string(),
     }
 }
 

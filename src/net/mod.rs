@@ -165,7 +165,24 @@ fn check_head(parts: &http::response::Parts) -> Result<(), HttpError> {
             "response head larger than {MAX_HEAD} bytes"
         )));
     }
-    Ok(())
+    check_encoding(&parts.headers)
+}
+
+/// Requests never send `Accept-Encoding`, so a body in any coding but `identity` was not
+/// asked for: it is refused by name rather than parsed as garbage (or unpacked, unbounded).
+fn check_encoding(headers: &HeaderMap) -> Result<(), HttpError> {
+    let Some(coding) = headers.get(http::header::CONTENT_ENCODING) else {
+        return Ok(());
+    };
+    let coding = String::from_utf8_lossy(coding.as_bytes());
+    let coding = coding.trim();
+    if coding.is_empty() || coding.eq_ignore_ascii_case("identity") {
+        return Ok(());
+    }
+    let shown: String = coding.chars().take(40).collect();
+    Err(HttpError::Protocol(format!(
+        "response body is Content-Encoding {shown}, which was not asked for"
+    )))
 }
 
 /// Reads a body, refusing more than `limit` bytes (checked up front when the length is declared).

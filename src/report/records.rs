@@ -2,6 +2,8 @@
 //! previous run, records it in the history, counts it into the summary and tells the progress
 //! display; and the error a run gets when one of its outputs failed.
 
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::pipeline::{
@@ -99,6 +101,74 @@ impl RecordWriter for Named<RecordOutput> {
 /// Names a report output for its error messages (its path, `stdout`).
 pub fn named(label: impl Into<String>, output: RecordOutput) -> RecordOutput {
     Box::new(Named::new(label, output))
+}
+
+/// A report file that is moved aside to `<path>.partial` when a write to it fails (a full
+/// disk): a report cut short must never sit under its own name looking complete, and what
+/// was written is kept. Only a regular file is ever moved (never `/dev/full`, a pipe or
+/// the target of a symbolic link).
+pub fn moved_aside_on_failure(path: &Path, output: RecordOutput) -> RecordOutput {
+    let regular = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file());
+    if !regular {
+        return output;
+    }
+    Box::new(PartialOnFailure {
+        path: path.to_owned(),
+        inner: output,
+        moved: false,
+    })
+}
+
+struct PartialOnFailure {
+    path: PathBuf,
+    inner: RecordOutput,
+    moved: bool,
+}
+
+impl PartialOnFailure {
+    /// On the first failure, renames the file and says where it went in the error.
+    fn check(&mut self, result: io::Result<()>) -> io::Result<()> {
+        let Err(error) = result else {
+            return Ok(());
+        };
+        if std::mem::replace(&mut self.moved, true) {
+            return Err(error);
+        }
+        let mut name = self.path.clone().into_os_string();
+        name.push(".partial");
+        let partial = PathBuf::from(name);
+        match std::fs::rename(&self.path, &partial) {
+            Ok(()) => Err(io::Error::new(
+                error.kind(),
+                format!(
+                    "{error}; the incomplete report was moved to {}",
+                    partial.display()
+                ),
+            )),
+            Err(_) => Err(error),
+        }
+    }
+}
+
+impl RecordWriter for PartialOnFailure {
+    fn write(&mut self, rec: &DeviceRecord) -> io::Result<()> {
+        let result = self.inner.write(rec);
+        self.check(result)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let result = self.inner.flush();
+        self.check(result)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        let result = self.inner.finish();
+        self.check(result)
+    }
+
+    fn label(&self) -> Option<&str> {
+        self.inner.label()
+    }
 }
 
 /// The outputs of a device report, with what each record is compared with and kept in.

@@ -286,6 +286,7 @@ fn parse<D: for<'de> Deserialize<'de>>(
     body: &mut [u8],
     expected: WireMethod,
 ) -> Result<Reply<D>, Malformed> {
+    let body = without_bom(body);
     if body.is_empty() {
         return Err(Malformed("empty body".into()));
     }
@@ -311,6 +312,17 @@ fn parse<D: for<'de> Deserialize<'de>>(
         })),
         (None, Some(data)) => Ok(Reply::Data(data)),
         (None, None) => Err(Malformed("neither data nor error".into())),
+    }
+}
+
+/// JSON text may start with a UTF-8 byte order mark (RFC 8259 lets readers ignore it), and
+/// some device web servers send one; simd-json refuses it, so it is skipped, not copied.
+fn without_bom(body: &mut [u8]) -> &mut [u8] {
+    const BOM: &[u8] = b"\xef\xbb\xbf";
+    if body.starts_with(BOM) {
+        &mut body[BOM.len()..]
+    } else {
+        body
     }
 }
 
@@ -444,6 +456,18 @@ mod tests {
         }
         let mut set = bytes(r#"{"method":"getSshInfo","data":{}}"#);
         assert!(parse_set_ssh_configuration(&mut set).is_err());
+    }
+
+    #[test]
+    fn a_leading_bom_is_skipped_and_nothing_else() {
+        let mut with_bom = b"\xef\xbb\xbf{\"data\":{\"enabled\":true}}".to_vec();
+        assert_eq!(parse_ssh_info(&mut with_bom), Ok(Reply::Data(true)));
+        for body in [
+            &b"\xef\xbb\xbf"[..],
+            b"\xef\xbb{\"data\":{\"enabled\":true}}",
+        ] {
+            assert!(parse_ssh_info(&mut body.to_vec()).is_err(), "{body:?}");
+        }
     }
 
     #[test]

@@ -203,7 +203,7 @@ async fn absurd_token_lifetimes_neither_crash_nor_renew_on_every_call() {
 }
 
 /// An IMF-fixdate a year from now (the weekday is not checked by readers, so any will do).
-fn http_date_a_year_ahead() -> String {
+pub(crate) fn http_date_a_year_ahead() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970");

@@ -93,6 +93,16 @@ impl TestFleet {
 /// Runs the real binary with only the given environment (plus PATH), killing it if it
 /// outlives the run limit.
 pub async fn run(args: &[String], env: &[(&str, &str)]) -> Output {
+    let mut cmd = command(args, env);
+    tokio::time::timeout(RUN_LIMIT, cmd.output())
+        .await
+        .expect("binary finished within the run limit")
+        .expect("binary ran")
+}
+
+/// The real binary with `args` and only the given environment (plus PATH), no stdin,
+/// killed when dropped.
+pub fn command(args: &[String], env: &[(&str, &str)]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"));
     cmd.args(args)
         .env_clear()
@@ -100,10 +110,7 @@ pub async fn run(args: &[String], env: &[(&str, &str)]) -> Output {
         .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
-    tokio::time::timeout(RUN_LIMIT, cmd.output())
-        .await
-        .expect("binary finished within the run limit")
-        .expect("binary ran")
+    cmd
 }
 
 pub fn args(list: &[&str]) -> Vec<String> {
