@@ -13,13 +13,18 @@ use crate::net::auth::{parse_challenges, AuthSession, BasicOverHttp, Credentials
 use crate::secret::Secret;
 
 /// The targets, by name (the `fuzz/fuzz_targets/*.rs` files and corpus directories).
-pub const TARGETS: [&str; 6] = [
+pub const TARGETS: [&str; 11] = [
     "inventory",
     "vapix_answers",
     "challenge",
     "equinix_answers",
     "waivers",
     "report_line",
+    "journal",
+    "plan",
+    "pins",
+    "baseline",
+    "policy",
 ];
 
 /// Runs target `name` on `data`; an unknown name is a bug of the caller.
@@ -31,6 +36,11 @@ pub fn run(name: &str, data: &[u8]) {
         "equinix_answers" => equinix_answers(data),
         "waivers" => waivers(data),
         "report_line" => report_line(data),
+        "journal" => journal(data),
+        "plan" => plan(data),
+        "pins" => pins(data),
+        "baseline" => baseline(data),
+        "policy" => policy(data),
         other => panic!("no fuzz target {other:?}"),
     }
 }
@@ -178,6 +188,113 @@ pub fn report_line(data: &[u8]) {
         assert_eq!(first, again, "a record changed on a second round trip");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `data` in a file of its own in a fresh directory, for the parsers that read files; the
+/// directory is removed after `each`.
+fn with_file(name: &str, data: &[u8], each: impl FnOnce(&std::path::Path)) {
+    let Ok(dir) = tempfile_dir() else { return };
+    let path = dir.join(name);
+    if std::fs::write(&path, data).is_ok() {
+        each(&path);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A remediation journal, as a rerun finds it after any crash: reading it is an answer or
+/// an error, and a journal that reads opens for appending and then reads the same again
+/// (the torn last line cut away, nothing else changed).
+pub fn journal(data: &[u8]) {
+    use crate::remediate::journal::{read_journal, Journal};
+    with_file("fuzz.journal.jsonl", data, |path| {
+        let Ok((header, first)) = read_journal(path) else {
+            return;
+        };
+        let opened = Journal::open(path, &header);
+        assert!(
+            opened.is_ok(),
+            "a journal that reads does not open: {opened:?}",
+            opened = opened.err()
+        );
+        let again = read_journal(path);
+        let Ok((_, again)) = again else {
+            panic!("a journal no longer reads once opened: {:?}", again.err());
+        };
+        assert_eq!(
+            first.outcomes, again.outcomes,
+            "opening changed the outcomes"
+        );
+        assert_eq!(
+            first.pending, again.pending,
+            "opening changed the pending writes"
+        );
+        assert_eq!(first.wave, again.wave, "opening changed the waves");
+    });
+}
+
+/// A saved plan: refused or read; one that reads writes again and reads back the same.
+pub fn plan(data: &[u8]) {
+    use crate::remediate::plan::Plan;
+    let forever = std::time::Duration::from_secs(u64::from(u32::MAX));
+    with_file("plan.json", data, |path| {
+        let Ok(mut plan) = Plan::load(path, forever) else {
+            return;
+        };
+        let copy = path.with_extension("again.json");
+        assert!(plan.write(&copy).is_ok(), "a plan that read does not write");
+        let again = Plan::load(&copy, forever);
+        let Ok(again) = again else {
+            panic!(
+                "a plan sshfleet wrote does not read back: {:?}",
+                again.err()
+            );
+        };
+        assert_eq!(plan, again, "a plan changed on a round trip");
+    });
+}
+
+/// A pin file: every pin parsed prints back as a pin that parses the same.
+pub fn pins(data: &[u8]) {
+    use crate::net::tls::{Fingerprint, Pins};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = Pins::parse(text);
+    for field in text.split([',', '\t', ' ', '\n']) {
+        if let Some(pin) = Fingerprint::parse(field.trim()) {
+            let shown = pin.to_string();
+            assert_eq!(Fingerprint::parse(&shown), Some(pin), "{shown}");
+        }
+    }
+}
+
+/// A previous report read as a baseline (`--baseline`, `sshfleet diff`), in any format:
+/// an answer or an error, and never more observations than the file has lines or
+/// elements.
+pub fn baseline(data: &[u8]) {
+    with_file("baseline", data, |path| {
+        let Ok(read) = crate::report::read::read_report(path) else {
+            return;
+        };
+        let most = data
+            .iter()
+            .filter(|&&b| b == b'\n' || b == b'\r' || b == b'{')
+            .count()
+            + 1;
+        assert!(
+            read.len() <= most,
+            "{} observations from {most} lines",
+            read.len()
+        );
+    });
+}
+
+/// An Equinix SSH-user policy file.
+pub fn policy(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = crate::equinix::policy::Policy::parse(std::path::Path::new("policy.toml"), text);
 }
 
 fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
