@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, BufWriter};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use super::progress::Progress;
 use super::runs::{execute, report_interruption, say_warnings, Comparison};
 use super::{install_signal_handlers, open_output, report_output, Exit, Stopping};
 use crate::equinix::{ListFilter, PageFetcher};
+use crate::rate::Rate;
 use crate::report::html::{DeviceRows, HtmlReport, HtmlSink, TrendPoint};
 use crate::report::pipeline::{Named, OnOutputFailure};
 use crate::report::ssh_users::TableWriter;
@@ -69,6 +71,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     let elapsed = started.elapsed();
     let plan = plan_remediation(&inventory, dir, args.quiet).await?;
     let drift = rescan_after_changes(&fleet, &inventory, dir, &history, shutdown.clone()).await?;
+    let applied = apply_plan(&inventory, dir, args.quiet).await?;
     let equinix = list_equinix(&fleet, dir, shutdown).await?;
     fleet.shutdown().await;
     std::fs::write(dir.join("summary.json"), summary.to_json())
@@ -83,6 +86,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         agree,
         total,
         plan: &plan,
+        applied: &applied,
         drift: &drift,
         equinix: &equinix,
     };
@@ -146,6 +150,7 @@ struct DemoResults<'a> {
     agree: usize,
     total: usize,
     plan: &'a Summary,
+    applied: &'a Summary,
     drift: &'a DemoDrift,
     equinix: &'a EquinixDemo,
 }
@@ -171,7 +176,7 @@ impl DemoResults<'_> {
         diag!("\n{}", self.equinix.report);
         let rem = &self.plan.remediation;
         diagln!(
-            "remediation dry run (--ssh disabled): {} to set, {} already disabled, {} unreadable; nothing was changed",
+            "remediation plan (--ssh disabled --plan-out {PLAN}): {} to set, {} already disabled, {} unreadable; nothing written yet",
             rem.set, rem.none, rem.skip
         );
         diagln!(
@@ -182,12 +187,20 @@ impl DemoResults<'_> {
         diag!("{}", drift.summary_line);
         diagln!("regressed: {}", drift.regressed.join(", "));
         diagln!("both scans are runs in {history} (sshfleet history {history} runs)");
+        let done = &self.applied.remediation;
+        diagln!(
+            "\nthe saved plan applied (--plan {PLAN} --apply --waves {WAVES} --max-failures {MAX_FAILURES}): {} written and verified, {} stale (changed by the other client since the plan: not written), {} deferred; cameras not in the plan were not written",
+            done.verified, done.stale, done.deferred
+        );
         let files = [
             "scan.csv",
             "scan.jsonl",
             "summary.json",
             "rescan.jsonl",
             "remediation-plan.csv",
+            PLAN,
+            "remediation.jsonl",
+            JOURNAL,
             "equinix-users.csv",
             "equinix-users.jsonl",
         ];
@@ -220,8 +233,14 @@ impl DemoResults<'_> {
                 "error: the second scan's drift does not match the changes made between the scans"
             );
         }
+        // The other client turned off planned cameras: exactly those are stale.
+        let applied_right = self.applied.remediation.stale == drift.turned_off.len() as u64
+            && self.applied.remediation.verified > 0;
+        if !applied_right {
+            diagln!("error: the saved plan was not applied as planned");
+        }
         announce();
-        if self.agree == self.total && self.equinix.complete && drift_right {
+        if self.agree == self.total && self.equinix.complete && drift_right && applied_right {
             Exit::Clean
         } else {
             Exit::Findings
@@ -288,15 +307,18 @@ fn fresh_history(dir: &Path) -> anyhow::Result<PathBuf> {
     for suffix in ["", "-wal", "-shm"] {
         let mut name = history.clone().into_os_string();
         name.push(suffix);
-        match std::fs::remove_file(&name) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot remove {}", history.display()))
-            }
-        }
+        remove_if_there(Path::new(&name))?;
     }
     Ok(history)
+}
+
+/// Removes a file an earlier demo left (its journal would belong to another fleet).
+fn remove_if_there(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
+    }
 }
 
 /// Another client turns SSH on for three readable cameras and off for two; a second scan,
@@ -396,17 +418,51 @@ fn changes_in(report: &Path, fleet: &Fleet) -> anyhow::Result<(Vec<Camera>, Vec<
     Ok((regressed, fixed))
 }
 
-/// A remediation dry run over the same fleet: the plan goes to `remediation-plan.csv`.
+/// The saved plan of the demo's change, and the journal of its apply.
+const PLAN: &str = "remediation-plan.json";
+const JOURNAL: &str = "remediation.journal.jsonl";
+/// The apply's canary waves and failure budget.
+const WAVES: &str = "1,10%,100%";
+const MAX_FAILURES: &str = "10%";
+
+/// The change planned after the first scan, as a reviewer would approve it: the plan saved
+/// to `remediation-plan.json` (and readable in `remediation-plan.csv`), nothing written.
 async fn plan_remediation(inventory: &Path, dir: &Path, quiet: bool) -> anyhow::Result<Summary> {
-    // No retries: the scan above already waited out the throttled cameras once.
-    let device = DeviceSettings {
-        retries: 0,
-        ..demo_device(inventory.to_owned())
+    let settings = RemediateSettings {
+        plan_out: Some(dir.join(PLAN)),
+        ..RemediateSettings::dry_run(remediation_device(inventory), SshState::Disabled)
     };
-    let settings = RemediateSettings::dry_run(device, SshState::Disabled);
     let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
     let output = dir.join("remediation-plan.csv");
-    super::remediate::dry_run(&settings, &output, Format::Csv, progress).await
+    super::remediate::unattended(&settings, &output, Format::Csv, progress).await
+}
+
+/// That saved plan applied exactly, after the other client's changes: in canary waves with a
+/// failure budget, journaled, each write verified (`remediation.jsonl`). Cameras changed
+/// since the plan are `stale` and cameras not in it are not written.
+async fn apply_plan(inventory: &Path, dir: &Path, quiet: bool) -> anyhow::Result<Summary> {
+    let journal = dir.join(JOURNAL);
+    remove_if_there(&journal)?;
+    let mut settings =
+        RemediateSettings::dry_run(remediation_device(inventory), SshState::Disabled);
+    settings.apply = true;
+    settings.assume_yes = true;
+    settings.plan = Some(dir.join(PLAN));
+    settings.journal = journal;
+    settings.waves = WAVES.parse().map_err(anyhow::Error::msg)?;
+    settings.max_failures = Some(MAX_FAILURES.parse().map_err(anyhow::Error::msg)?);
+    settings.limits.rate = Rate::per_second(NonZeroU32::new(200).unwrap_or(NonZeroU32::MIN));
+    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
+    let output = dir.join("remediation.jsonl");
+    super::remediate::unattended(&settings, &output, Format::Jsonl, progress).await
+}
+
+/// No retries: the first scan already waited out the throttled cameras once.
+fn remediation_device(inventory: &Path) -> DeviceSettings {
+    DeviceSettings {
+        retries: 0,
+        ..demo_device(inventory.to_owned())
+    }
 }
 
 /// What the Equinix part of the demo found.

@@ -74,16 +74,16 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     Ok(concluded.exit(closed, html))
 }
 
-/// A dry run of `settings` into one report (the demo's plan): the same setup and plan as
-/// `remediate`, nothing written to a device.
-pub(super) async fn dry_run(
+/// A run of `settings` into one report with nobody to ask (the demo's plan, and its apply
+/// with `assume_yes`): the same setup, plan, waves and journal as `remediate`.
+pub(super) async fn unattended(
     settings: &RemediateSettings,
     output: &Path,
     format: report::Format,
     reporter: Arc<dyn Reporter>,
 ) -> anyhow::Result<Summary> {
-    if settings.holds_writes() {
-        bail!("a dry run neither writes nor holds its plan");
+    if settings.apply && !settings.assume_yes {
+        bail!("an unattended run writes only when told --yes");
     }
     let (mut setup, work) = Setup::open(settings, true)?;
     let outputs = vec![report_output(format, &setup.schema, output)?];

@@ -418,6 +418,44 @@ async fn the_demo_shows_the_drift_of_its_second_scan() {
     let count = |change: &str| rescan.iter().filter(|r| r["change"] == change).count();
     assert_eq!((count("regressed"), count("fixed")), (3, 2), "{err}");
     assert!(err.contains("regressed 3, fixed 2"), "{err}");
+
+    // The saved plan, applied after those changes: the two turned off since are stale, the
+    // three turned on were never in it, and every planned camera but those was verified.
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("remediation-plan.json")).unwrap())
+            .unwrap();
+    let planned: Vec<&str> = plan["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["address"].as_str().unwrap())
+        .collect();
+    let applied = read_jsonl(&out.join("remediation.jsonl"));
+    let action_of = |address: &str| {
+        applied
+            .iter()
+            .find(|r| r["address"] == address)
+            .map(|r| r["action"].as_str().unwrap_or_default().to_owned())
+    };
+    let by = |change: &str| -> Vec<&str> {
+        rescan
+            .iter()
+            .filter(|r| r["change"] == change)
+            .map(|r| r["address"].as_str().unwrap())
+            .collect()
+    };
+    for address in by("fixed") {
+        assert!(planned.contains(&address), "{address} was planned");
+        assert_eq!(action_of(address).as_deref(), Some("stale"), "{address}");
+    }
+    for address in by("regressed") {
+        assert!(!planned.contains(&address), "{address} was not planned");
+        assert_ne!(action_of(address).as_deref(), Some("set"), "{address}");
+    }
+    let verified = applied.iter().filter(|r| r["verified"] == true).count();
+    assert_eq!(verified, planned.len() - 2, "{err}");
+    let journal = std::fs::read_to_string(out.join("remediation.journal.jsonl")).unwrap();
+    assert_eq!(journal.matches("\"type\":\"wave\"").count(), 3, "{journal}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
