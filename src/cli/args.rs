@@ -312,21 +312,8 @@ pub struct RemediateArgs {
     /// A saved plan older than this is refused.
     #[arg(long, default_value = "24h", value_parser = parse_age, value_name = "AGE")]
     pub plan_max_age: Duration,
-    /// Write in waves, canary first: counts and shares of the plan (`1,10,5%,25%,100%`); the
-    /// last wave takes the rest. Waves spread over sites.
-    #[arg(long, value_parser = parse_waves, value_name = "LIST")]
-    pub waves: Option<crate::remediate::waves::Waves>,
-    /// Failed writes or verifications (over the run) beyond which no further wave starts:
-    /// a count or a share of the plan (`3`, `2%`). The devices left are `deferred` (exit 3).
-    #[arg(long, value_parser = parse_budget, value_name = "N|P%")]
-    pub max_failures: Option<crate::remediate::waves::Budget>,
-    /// Wait between waves.
-    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DUR")]
-    pub wave_pause: Duration,
-    /// Go on after a run of this journal was stopped by --max-failures (from the wave it
-    /// stopped before).
-    #[arg(long)]
-    pub continue_after_failures: bool,
+    #[command(flatten)]
+    pub staged: WaveArgs,
     /// On a terminal, ask before each wave after the first.
     #[arg(long, requires = "waves")]
     pub confirm_waves: bool,
@@ -339,6 +326,26 @@ pub struct RemediateArgs {
     pub compliance: ComplianceArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// How writes are staged, for cameras (`remediate`) and Equinix users alike.
+#[derive(Debug, Clone, Args)]
+pub struct WaveArgs {
+    /// Write in waves, canary first: counts and shares of the plan (`1,10,5%,25%,100%`); the
+    /// last wave takes the rest. Waves spread over sites (cameras) or devices (Equinix).
+    #[arg(long, value_parser = parse_waves, value_name = "LIST")]
+    pub waves: Option<crate::remediate::waves::Waves>,
+    /// Failed writes or verifications (over the run) beyond which no further wave starts:
+    /// a count or a share of the plan (`3`, `2%`). What is left is `deferred` (exit 3).
+    #[arg(long, value_parser = parse_budget, value_name = "N|P%")]
+    pub max_failures: Option<crate::remediate::waves::Budget>,
+    /// Wait between waves.
+    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DUR")]
+    pub wave_pause: Duration,
+    /// Go on after a run of this journal was stopped by --max-failures (from the wave it
+    /// stopped before).
+    #[arg(long)]
+    pub continue_after_failures: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -671,19 +678,8 @@ pub struct PolicyRemediateArgs {
     /// ./sshfleet-equinix-remediate.journal.jsonl when writing to stdout].
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
-    /// Detach in waves, canary first: counts and shares of the plan (`1,10%,100%`).
-    #[arg(long, value_parser = parse_waves, value_name = "LIST")]
-    pub waves: Option<crate::remediate::waves::Waves>,
-    /// Failed detaches or verifications beyond which no further wave starts (`3`, `2%`);
-    /// the associations left are `deferred` (exit 3).
-    #[arg(long, value_parser = parse_budget, value_name = "N|P%")]
-    pub max_failures: Option<crate::remediate::waves::Budget>,
-    /// Wait between waves.
-    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DUR")]
-    pub wave_pause: Duration,
-    /// Go on after a run of this journal was stopped by --max-failures.
-    #[arg(long)]
-    pub continue_after_failures: bool,
+    #[command(flatten)]
+    pub staged: WaveArgs,
     /// Users per listing page.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000), value_name = "N")]
     pub page_size: u64,

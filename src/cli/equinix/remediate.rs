@@ -195,14 +195,14 @@ fn staging(
     recovered: &Recovered,
 ) -> anyhow::Result<Staging> {
     let staging = Staging {
-        waves: args.waves.clone().unwrap_or_default(),
-        max_failures: args.max_failures,
-        pause: args.wave_pause,
+        waves: args.staged.waves.clone().unwrap_or_default(),
+        max_failures: args.staged.max_failures,
+        pause: args.staged.wave_pause,
         resume: recovered.resume(),
         confirm: None,
     };
     if let (Some(stop), Some(journal)) = (recovered.stopped, journal) {
-        if !args.continue_after_failures {
+        if !args.staged.continue_after_failures {
             bail!(
                 "the last run of this journal was stopped by its failure budget before wave {} ({} failed detaches or verifications, {} allowed); look at the failed associations, then rerun with --continue-after-failures to go on",
                 stop.next_wave + 1,
