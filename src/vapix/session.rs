@@ -210,6 +210,9 @@ impl<'a> DeviceSession<'a> {
                     return Err(error);
                 }
                 Step::Backoff(wait) => self.back_off(wait, &result).await,
+                Step::Resend => {
+                    tracing::debug!("connection closed after the challenge; sent again")
+                }
             }
         }
     }

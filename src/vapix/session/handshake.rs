@@ -51,6 +51,8 @@ pub struct State {
     /// Unauthenticated 401s seen in the current request.
     pub challenges: u32,
     pub rechallenge: Rechallenge,
+    /// The current request was sent again, once, after its connection closed behind a 401.
+    pub resent: bool,
 }
 
 impl State {
@@ -61,6 +63,7 @@ impl State {
             retries_left: retries,
             challenges: 0,
             rechallenge: Rechallenge::Unused,
+            resent: false,
         }
     }
 
@@ -70,6 +73,7 @@ impl State {
         State {
             challenges: 0,
             rechallenge: Rechallenge::Unused,
+            resent: false,
             ..self
         }
     }
@@ -123,6 +127,9 @@ pub enum Step {
     Rechallenge,
     /// Sleep this long, then send the request again: a retry has been spent.
     Backoff(Duration),
+    /// Send the request again at once, on a new connection: the device never saw it, so no
+    /// retry is spent.
+    Resend,
     /// The response is the device's answer: hand it over.
     Done,
     /// Give up with this error.
@@ -162,6 +169,15 @@ pub fn on_answer(state: State, answer: Answer) -> (State, Step) {
             pause,
         } => {
             let resendable = resend == Resend::IfTransient && error.is_transient();
+            // A device that closes its connection after a 401 without saying so: the answer
+            // to its challenge went out on that closing connection, and was never read.
+            if resendable && state.challenges > 0 && !state.resent {
+                let next = State {
+                    resent: true,
+                    ..state
+                };
+                return (next, Step::Resend);
+            }
             match state.take_retry().filter(|_| resendable) {
                 Some(next) => (next, Step::Backoff(pause)),
                 None => (state, Step::Fail(error.into())),
@@ -247,6 +263,7 @@ mod tests {
             retries_left,
             challenges,
             rechallenge,
+            resent: false,
         }
     }
 
@@ -452,6 +469,36 @@ mod tests {
                 fresh(),
                 lost(reset(), Resend::Never),
                 fresh(),
+                Step::Fail(CallError::Http(reset())),
+            ),
+            (
+                "a reset right after a challenge is sent again at once, no retry spent",
+                state(Unproven, 0, 1, Unused),
+                lost(reset(), Resend::IfTransient),
+                State {
+                    resent: true,
+                    ..state(Unproven, 0, 1, Unused)
+                },
+                Step::Resend,
+            ),
+            (
+                "but only once a request",
+                State {
+                    resent: true,
+                    ..state(Unproven, 0, 1, Unused)
+                },
+                lost(reset(), Resend::IfTransient),
+                State {
+                    resent: true,
+                    ..state(Unproven, 0, 1, Unused)
+                },
+                Step::Fail(CallError::Http(reset())),
+            ),
+            (
+                "and never for a write",
+                state(Unproven, 1, 1, Unused),
+                lost(reset(), Resend::Never),
+                state(Unproven, 1, 1, Unused),
                 Step::Fail(CallError::Http(reset())),
             ),
             (
