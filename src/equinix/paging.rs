@@ -294,6 +294,35 @@ impl Delivery {
         )
     }
 
+    /// Notes the `total` a page gave, and whether it changed since the first.
+    fn note_total(&mut self, total: Option<u64>) {
+        if let Some(total) = total {
+            if self.stats.first_total.is_some_and(|first| first != total) {
+                self.stats.total_changed = true;
+            }
+            self.stats.last_total = Some(total);
+        }
+    }
+
+    /// Sends the users not listed before; how many, or `None` once the output is gone.
+    async fn deliver(&mut self, users: Vec<SshUser>) -> Option<u64> {
+        let mut fresh = 0u64;
+        for user in users {
+            if !self.seen.insert(user.uuid.clone()) {
+                self.stats.duplicates += u64::from(!self.rechecking);
+                continue;
+            }
+            if self.out.send(user).await.is_err() {
+                self.stats.output_closed = true;
+                return None;
+            }
+            self.stats.users += 1;
+            self.stats.recovered += u64::from(self.rechecking);
+            fresh += 1;
+        }
+        Some(fresh)
+    }
+
     /// Counts a page (requested at `offset`) and sends its new users; `false` when the
     /// listing should stop: after an empty or short page (nothing lies beyond it, whatever
     /// `total` said; before that total, the listing is incomplete), after a full page of
@@ -302,12 +331,7 @@ impl Delivery {
     async fn take(&mut self, page: Page, offset: u64, step: u64) -> bool {
         self.note_size(&page);
         self.stats.pages += 1;
-        if let Some(total) = page.total {
-            if self.stats.first_total.is_some_and(|first| first != total) {
-                self.stats.total_changed = true;
-            }
-            self.stats.last_total = Some(total);
-        }
+        self.note_total(page.total);
         let reached = page.offset.saturating_add(page.users.len() as u64);
         let last = (page.users.len() as u64) < step;
         let short_of = self
@@ -318,20 +342,9 @@ impl Delivery {
             self.stats.ended_early_at = Some(page.offset);
         }
         let page_offset = page.offset;
-        let mut fresh = 0u64;
-        for user in page.users {
-            if !self.seen.insert(user.uuid.clone()) {
-                self.stats.duplicates += u64::from(!self.rechecking);
-                continue;
-            }
-            if self.out.send(user).await.is_err() {
-                self.stats.output_closed = true;
-                return false;
-            }
-            self.stats.users += 1;
-            self.stats.recovered += u64::from(self.rechecking);
-            fresh += 1;
-        }
+        let Some(fresh) = self.deliver(page.users).await else {
+            return false;
+        };
         if let Some(total) = short_of {
             self.stats.error = Some(EquinixError::EndedEarly {
                 offset: page_offset,

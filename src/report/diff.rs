@@ -101,7 +101,15 @@ pub fn diff(old: Vec<Observation>, new: &[Observation]) -> (Vec<DiffRow>, Change
     }
     for gone in baseline.gone() {
         counts.add(Change::Gone);
-        rows.push(DiffRow {
+        rows.push(DiffRow::gone(gone));
+    }
+    (rows, counts)
+}
+
+impl DiffRow {
+    /// A device of the old report that the new one does not have.
+    fn gone(gone: &Observation) -> DiffRow {
+        DiffRow {
             change: Change::Gone,
             address: gone.address.clone(),
             address_before: None,
@@ -116,9 +124,8 @@ pub fn diff(old: Vec<Observation>, new: &[Observation]) -> (Vec<DiffRow>, Change
             compliant: None,
             checked_at_before: stamp(gone.checked_at),
             checked_at: None,
-        });
+        }
     }
-    (rows, counts)
 }
 
 /// An observation's time as the report gave it.
