@@ -7,8 +7,10 @@
 pub mod cli;
 pub mod device;
 pub mod equinix;
+pub mod files;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hash;
 pub mod history;
 pub mod inventory;
 pub mod model;

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::files::CappedError;
 use crate::inventory::Device;
 use crate::report::{DeviceRecord, SshState, Status};
 
@@ -205,18 +206,21 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 impl Waivers {
     pub fn load(path: &Path, today: i64) -> Result<Waivers, WaiverError> {
-        let io = |source| WaiverError::Io {
-            path: path.to_owned(),
-            source,
+        let text = match crate::files::read_capped(path, MAX_FILE_BYTES) {
+            Ok(text) => text,
+            Err(CappedError::Io(source)) => {
+                return Err(WaiverError::Io {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+            Err(CappedError::TooBig(size)) => {
+                return Err(WaiverError::Syntax {
+                    path: path.to_owned(),
+                    message: format!("{size} bytes, more than the 4 MiB a waiver file may hold"),
+                })
+            }
         };
-        let size = std::fs::metadata(path).map_err(io)?.len();
-        if size > MAX_FILE_BYTES {
-            return Err(WaiverError::Syntax {
-                path: path.to_owned(),
-                message: format!("{size} bytes, more than the 4 MiB a waiver file may hold"),
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(io)?;
         Waivers::parse(path, &text, today)
     }
 

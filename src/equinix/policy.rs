@@ -17,10 +17,10 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use super::SshUser;
+use crate::files::CappedError;
 use crate::waivers::glob;
 
 /// Largest policy file read (thousands of rules fit in far less).
@@ -100,19 +100,22 @@ pub enum Verdict {
 
 impl Policy {
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let io = |source| PolicyError::Io {
-            path: path.to_owned(),
-            source,
+        let text = match crate::files::read_capped(path, MAX_FILE_BYTES) {
+            Ok(text) => text,
+            Err(CappedError::Io(source)) => {
+                return Err(PolicyError::Io {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+            Err(CappedError::TooBig(size)) => {
+                return Err(PolicyError::Syntax {
+                    path: path.to_owned(),
+                    line: 1,
+                    message: format!("{size} bytes, more than the 4 MiB a policy file may hold"),
+                })
+            }
         };
-        let size = std::fs::metadata(path).map_err(io)?.len();
-        if size > MAX_FILE_BYTES {
-            return Err(PolicyError::Syntax {
-                path: path.to_owned(),
-                line: 1,
-                message: format!("{size} bytes, more than the 4 MiB a policy file may hold"),
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(io)?;
         Policy::parse(path, &text)
     }
 
@@ -150,10 +153,7 @@ impl Policy {
                     })?;
             rules.push(rule);
         }
-        let fingerprint = Sha256::digest(text.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let fingerprint = crate::hash::sha256_hex(text.as_bytes());
         Ok(Policy { rules, fingerprint })
     }
 

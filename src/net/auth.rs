@@ -6,6 +6,7 @@ use http::{HeaderMap, HeaderValue};
 use md5::Md5;
 use sha2::Sha256;
 
+use crate::hash::push_hex;
 use crate::secret::Secret;
 
 /// The account a device is read with.
@@ -75,16 +76,6 @@ fn hex_digest<D: md5::Digest>(parts: &[&str]) -> String {
     let mut out = String::with_capacity(2 * <D as md5::Digest>::output_size());
     push_hex(&mut out, &hasher.finalize());
     out
-}
-
-/// Lowercase hex by table: `write!("{b:02x}")` per byte was 40 % of a device's CPU work
-/// outside the HTTP stack (callgrind, `device/hot_path` bench).
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
 }
 
 /// A parsed `WWW-Authenticate: Digest …` challenge.

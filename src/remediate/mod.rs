@@ -579,9 +579,5 @@ pub fn inventory_fingerprint(devices: impl IntoIterator<Item = Device>) -> Strin
         hasher.update(key.as_bytes());
         hasher.update(b"\n");
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hash::hex(&hasher.finalize())
 }

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// What the file says it is.
 const FORMAT: &str = "sshfleet-plan";
@@ -175,10 +174,7 @@ fn digest<P: SealedPlan>(plan: &P) -> String {
     unsealed.checksum_mut().clear();
     // Serialising owned strings, numbers and vectors cannot fail.
     let bytes = serde_json::to_vec(&unsealed).unwrap_or_default();
-    Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hash::sha256_hex(&bytes)
 }
 
 /// Seals `plan` with its checksum and writes it (a temporary file, then a rename).
