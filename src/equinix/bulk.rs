@@ -15,8 +15,8 @@ const CHANNEL_CAPACITY: usize = 1024;
 const PAGE_SIZE: u64 = 100;
 const PAGE_CONCURRENCY: usize = 4;
 
-/// One detach to make: a user entry and one of its devices.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One detach to make: a user entry and one of its devices (as a saved plan lists it).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Target {
     pub user_uuid: String,
     pub username: String,

@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::bulk::Target;
@@ -148,10 +147,7 @@ pub fn key(association: &Target) -> String {
 /// never share one.
 pub fn journal_fingerprint(endpoint: &str, policy_fingerprint: &str) -> String {
     let text = format!("equinix\n{endpoint}\n{policy_fingerprint}");
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hash::sha256_hex(text.as_bytes())
 }
 
 /// A saved plan of detaches (`--plan-out`), applied exactly with `--plan … --apply`.
@@ -166,18 +162,10 @@ pub struct DetachPlan {
     /// The policy as given, and the SHA-256 of its bytes.
     pub policy: String,
     pub policy_fingerprint: String,
-    pub detaches: Vec<PlannedDetach>,
+    pub detaches: Vec<Target>,
     /// SHA-256 (hex) of the plan with this field empty.
     #[serde(default)]
     pub checksum: String,
-}
-
-/// One association the plan detaches.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlannedDetach {
-    pub user_uuid: String,
-    pub username: String,
-    pub device_uuid: String,
 }
 
 impl DetachPlan {
@@ -198,28 +186,10 @@ impl DetachPlan {
 
     /// The plan of `detaches`, in a stable order (by user, then device).
     pub fn with_detaches(mut self, detaches: &[Target]) -> DetachPlan {
-        self.detaches = detaches
-            .iter()
-            .map(|t| PlannedDetach {
-                user_uuid: t.user_uuid.clone(),
-                username: t.username.clone(),
-                device_uuid: t.device_uuid.clone(),
-            })
-            .collect();
+        self.detaches = detaches.to_vec();
         self.detaches
             .sort_by(|a, b| (&a.user_uuid, &a.device_uuid).cmp(&(&b.user_uuid, &b.device_uuid)));
         self
-    }
-
-    pub fn targets(&self) -> Vec<Target> {
-        self.detaches
-            .iter()
-            .map(|d| Target {
-                user_uuid: d.user_uuid.clone(),
-                username: d.username.clone(),
-                device_uuid: d.device_uuid.clone(),
-            })
-            .collect()
     }
 }
 
@@ -594,7 +564,7 @@ mod tests {
         let max = std::time::Duration::from_secs(60);
         let loaded: DetachPlan = crate::remediate::plan::load_sealed(&path, max).unwrap();
         assert_eq!(loaded, plan);
-        assert_eq!(loaded.targets()[0], t("u1", "d2"));
+        assert_eq!(loaded.detaches[0], t("u1", "d2"));
         // A camera plan is not a detach plan, and an edited byte is refused.
         let camera =
             crate::remediate::plan::load_sealed::<crate::remediate::plan::Plan>(&path, max);

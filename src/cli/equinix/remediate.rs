@@ -36,7 +36,7 @@ pub(super) async fn run(args: PolicyRemediateArgs) -> anyhow::Result<Exit> {
     let client = connect_until(&args.api, parallel, write, shutdown.clone())?;
     let mut tally = Tally::default();
     let planned = match &sources.saved {
-        Some(plan) => plan.targets(),
+        Some(plan) => plan.detaches.clone(),
         None => {
             let policy = sources.policy_or_refuse()?;
             let found = survey(
