@@ -6,7 +6,9 @@
 use std::fmt;
 
 /// What happened to one device. `Ok` is the only status with `ssh_enabled` set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Status {
     Ok,
     Invalid,
@@ -69,7 +71,7 @@ impl fmt::Display for Status {
 }
 
 /// The desired or observed SSH state of a device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum SshState {
     Enabled,
     Disabled,
@@ -112,7 +114,7 @@ impl fmt::Display for SshState {
 }
 
 /// Which device API gave the answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Method {
     SshCgi,
     ParamCgi,
@@ -134,7 +136,7 @@ impl Method {
 }
 
 /// What remediation planned or did for a device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Action {
     /// The state differs and will be (or was) written.
     Set,
@@ -238,8 +240,23 @@ impl fmt::Display for Change {
     }
 }
 
+/// By its report spelling (`new`, `regressed`…), in diff reports and in held plans alike.
+impl serde::Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Change {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Change, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Change::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown change {text:?}")))
+    }
+}
+
 /// What the SSH port probe (`--probe-ssh`) saw.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum PortState {
     /// The connection was accepted and the server sent something: an identification line
     /// (`ssh_banner`), or bytes that are not one (`ssh_banner` empty).
@@ -274,7 +291,7 @@ impl fmt::Display for PortState {
 }
 
 /// How the configured SSH state (VAPIX) and the probed port agree.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Exposure {
     /// Enabled and the port is open, or disabled and it is not.
     Consistent,

@@ -24,7 +24,7 @@ use crate::inventory::Rows;
 use crate::remediate::journal::{read_journal, BudgetStop};
 use crate::remediate::plan::Plan;
 use crate::remediate::{
-    inventory_fingerprint, planned_device, Journal, JournalFailure, JournalHeader, PlannedWrite,
+    inventory_fingerprint, planned_device, Journal, JournalFailure, JournalHeader, Planned,
     Recovered, Remediator, Resume, Staging,
 };
 use crate::report::pipeline::OnOutputFailure;
@@ -168,7 +168,7 @@ impl Setup {
         } = prepared;
         let sites: HashSet<String> = devices.devices().map(|d| d.site).collect();
         let remediator = Remediator::new(scanner, target, &settings.limits, sites, journal);
-        let remediator = with_options(remediator, settings, saved.as_ref(), reverted.as_ref());
+        let remediator = with_options(remediator, settings, saved, reverted.as_ref());
         let setup = Setup {
             metrics: metrics.map(|m| m.shard(settings.device.shard)),
             waivers,
@@ -231,7 +231,7 @@ fn compare(
 fn with_options(
     mut remediator: Remediator,
     settings: &RemediateSettings,
-    saved: Option<&Plan>,
+    saved: Option<Plan>,
     reverted: Option<&(Recovered, SshState)>,
 ) -> Remediator {
     if let Some(plan) = saved {
@@ -311,16 +311,21 @@ async fn stream(
         stats,
         ..Streamed::default()
     };
+    if let Some(warning) = planned.warning() {
+        diagln!("warning: {warning}");
+    }
     if let (Some(plan), Some(path)) = (setup.new_plan.as_mut(), &settings.plan_out) {
-        write_plan(
-            plan,
-            path,
-            &planned,
-            setup.waivers.as_deref(),
-            &stats,
-            quiet,
-        )?;
-        pipe.send_all(planned.drain(..).map(|p| p.record)).await;
+        let target = settings.target;
+        let records = planned.rest().map(|write| match write {
+            Ok(write) => {
+                plan.devices.push(planned_device(&write));
+                write.record
+            }
+            // Not in the plan, so never written by it; its record says why.
+            Err(unread) => unread.record(target),
+        });
+        pipe.send_all(records).await;
+        write_plan(plan, path, setup.waivers.as_deref(), &stats, quiet)?;
     }
     if settings.apply && !stats.interrupted && !planned.is_empty() {
         apply(
@@ -341,12 +346,10 @@ async fn stream(
 fn write_plan(
     plan: &mut Plan,
     path: &Path,
-    planned: &[PlannedWrite],
     waivers: Option<&Waivers>,
     stats: &RunStats,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    plan.devices = planned.iter().map(planned_device).collect();
     if let Some(waivers) = waivers {
         plan.waivers = waivers.report().used.iter().map(|u| u.0.clone()).collect();
     }
@@ -371,7 +374,7 @@ fn write_plan(
 async fn apply(
     settings: &RemediateSettings,
     setup: &Setup,
-    planned: Vec<PlannedWrite>,
+    mut planned: Planned,
     pipe: &RecordPipeline,
     confirm: &dyn Fn(usize) -> bool,
     shutdown: Shutdown,
@@ -386,7 +389,12 @@ async fn apply(
         _ => settings.assume_yes || confirm(planned.len()),
     };
     if !go {
-        pipe.send_all(planned.into_iter().map(|p| p.record)).await;
+        let target = settings.target;
+        let records = planned.rest().map(|w| match w {
+            Ok(write) => write.record,
+            Err(unread) => unread.record(target),
+        });
+        pipe.send_all(records).await;
         return;
     }
     if setup.continuing {

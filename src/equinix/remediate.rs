@@ -239,7 +239,7 @@ impl Detacher<'_> {
             }
         }
         left.sort_by_cached_key(key);
-        let ordered = waves::spread_over_sites(left, |t| t.device_uuid.as_str());
+        let ordered = waves::spread_over_sites(left, |t| t.device_uuid.clone());
         let (total, waves) = staging.waves.left(staging.resume, ordered.len());
         let allowed = staging.max_failures.map(|b| b.allowed(total));
         let mut rest = ordered.into_iter();

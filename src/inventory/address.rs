@@ -16,7 +16,9 @@ const MAX_NAME_BYTES: usize = 253;
 const MAX_LABEL_BYTES: usize = 63;
 
 /// How to talk to a device.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Scheme {
     #[default]
     Http,
@@ -63,7 +65,7 @@ impl FromStr for Scheme {
 }
 
 /// A device host: an IP literal or a DNS name (validated, stored in lowercase).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Host {
     Ip(IpAddr),
     Name(String),
@@ -80,7 +82,7 @@ impl fmt::Display for Host {
 }
 
 /// Where a device answers: scheme, host and a resolved port.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Target {
     pub scheme: Scheme,
     pub host: Host,

@@ -41,7 +41,7 @@ pub use text::Quoted;
 pub const MAX_CELL_BYTES: usize = address::MAX_ADDRESS_BYTES;
 
 /// One valid inventory row.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Device {
     /// 1-based line number of the row in the file.
     pub line: u64,

@@ -2,6 +2,7 @@
 //! write the desired SSH state under governor limits, journaled and verified by read-back.
 
 mod apply;
+pub mod held;
 pub mod journal;
 pub mod plan;
 mod staged;
@@ -25,6 +26,7 @@ use crate::report::{Action, DeviceRecord, Finding, Remediation, SshState, Status
 use crate::scan::{self, run_bounded, RunStats, Scanner};
 use crate::shutdown::Shutdown;
 use crate::vapix::SshReading;
+pub use held::{Held, Planned, Unread, Writes};
 pub use journal::{Journal, JournalError, JournalHeader, Outcome, Recovered};
 pub use waves::Resume;
 
@@ -82,7 +84,9 @@ fn is_failed_write(record: &DeviceRecord) -> bool {
     rem.action == Action::Set && rem.verified != Some(true) && !held_back
 }
 
-/// A device whose state differs from the target, with what the plan read.
+/// A device whose state differs from the target, with what the plan read. Held until its
+/// wave in [`held`]'s temporary file, in serde's derived form.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct PlannedWrite {
     pub device: Device,
     pub reading: SshReading,
@@ -107,7 +111,8 @@ pub struct Remediator {
     unwritten: AtomicUsize,
     unjournaled: AtomicUsize,
     /// `--plan`: only these devices may be written, and only while they are as planned.
-    plan: Option<HashMap<String, plan::PlannedDevice>>,
+    /// Each entry is taken out when its device is planned, so none is held into the waves.
+    plan: Option<Mutex<HashMap<String, plan::PlannedDevice>>>,
     /// What the plan is, in messages: `the saved plan`, `the reverted journal`.
     plan_source: &'static str,
     /// `--window`: writes start only inside it.
@@ -202,8 +207,9 @@ impl Remediator {
 
     /// Applies exactly `plan`: devices not in it are never written, and a planned device no
     /// longer as the plan saw it is `stale` and not written.
-    pub fn with_plan(mut self, plan: &plan::Plan) -> Remediator {
-        self.plan = Some(plan.by_key());
+    pub fn with_plan(mut self, plan: plan::Plan) -> Remediator {
+        let by_key = plan.devices.into_iter().map(|d| (d.key.clone(), d));
+        self.plan = Some(Mutex::new(by_key.collect()));
         self
     }
 
@@ -235,7 +241,7 @@ impl Remediator {
                 )
             })
             .collect();
-        self.plan = Some(devices);
+        self.plan = Some(Mutex::new(devices));
         self.plan_source = "the reverted journal";
         self
     }
@@ -251,8 +257,8 @@ impl Remediator {
         hold_writes: bool,
         out: mpsc::Sender<DeviceRecord>,
         shutdown: Shutdown,
-    ) -> (Vec<PlannedWrite>, RunStats) {
-        let held = Arc::new(Mutex::new(Vec::new()));
+    ) -> (Planned, RunStats) {
+        let held = Arc::new(Mutex::new(Held::new()));
         let recovered = Arc::new(recovered);
         let this = self.clone();
         let sink = held.clone();
@@ -291,7 +297,7 @@ impl Remediator {
                         this.record_outcome(&key, &record.address, record.ssh_enabled, true, None);
                     }
                     match write {
-                        Some(planned) if hold_writes => lock(&sink).push(planned),
+                        Some(planned) if hold_writes => lock(&sink).push(&planned),
                         _ => {
                             let _ = out.send(record).await;
                         }
@@ -300,7 +306,7 @@ impl Remediator {
             },
         )
         .await;
-        let planned = std::mem::take(&mut *lock(&held));
+        let planned = std::mem::take(&mut *lock(&held)).into_order();
         (planned, stats)
     }
 
@@ -324,19 +330,18 @@ impl Remediator {
             after: None,
             verified: None,
         });
-        let action = match (&self.plan, &reading) {
+        let planned = (self.plan.as_ref()).map(|plan| lock(plan).remove(&device.target.key()));
+        let action = match (planned, &reading) {
             (Some(_), Some(now)) if ours && now.enabled == self.target.is_enabled() => action,
-            (Some(plan), Some(now)) => match plan.get(&device.target.key()) {
-                None if action == Action::Set => {
-                    record.error = Some(
-                        "not in the saved plan: not written (plan again to include it)".into(),
-                    );
-                    Action::Skip
-                }
-                None => action,
-                // Another client changed it since the plan was approved: even if it is in the
-                // target state now, the reviewer approved something else.
-                Some(planned) => match stale_reason(planned, now, record.serial.as_deref()) {
+            (Some(None), Some(_)) if action == Action::Set => {
+                record.error =
+                    Some("not in the saved plan: not written (plan again to include it)".into());
+                Action::Skip
+            }
+            // Another client changed it since the plan was approved: even if it is in the
+            // target state now, the reviewer approved something else.
+            (Some(Some(planned)), Some(now)) => {
+                match stale_reason(&planned, now, record.serial.as_deref()) {
                     Some(why) => {
                         record.error = Some(format!(
                             "stale: {why}; not written (changed since {})",
@@ -345,8 +350,8 @@ impl Remediator {
                         Action::Stale
                     }
                     None => action,
-                },
-            },
+                }
+            }
             _ => action,
         };
         if let Some(rem) = record.remediation.as_mut() {
@@ -367,7 +372,7 @@ impl Remediator {
     /// device waits long on an open connection for its turn.
     pub async fn apply(
         self: &Arc<Self>,
-        planned: Vec<PlannedWrite>,
+        planned: Writes,
         out: mpsc::Sender<DeviceRecord>,
         shutdown: Shutdown,
     ) -> RunStats {
@@ -385,9 +390,16 @@ impl Remediator {
                 let out = out.clone();
                 let stop = stop.clone();
                 async move {
-                    let span = scan::device_span(&planned.device);
-                    let record = this.apply_one(planned, stop).instrument(span.clone()).await;
-                    span.in_scope(|| scan::log_outcome(&record, "remediated"));
+                    let record = match planned {
+                        Ok(planned) => {
+                            let span = scan::device_span(&planned.device);
+                            let record =
+                                this.apply_one(planned, stop).instrument(span.clone()).await;
+                            span.in_scope(|| scan::log_outcome(&record, "remediated"));
+                            record
+                        }
+                        Err(unread) => this.unread(unread),
+                    };
                     let _ = out.send(record).await;
                 }
             },
@@ -395,10 +407,16 @@ impl Remediator {
         .await
     }
 
+    /// The record of a planned write whose held bytes did not read back: not written.
+    fn unread(&self, unread: Unread) -> DeviceRecord {
+        tracing::warn!(?unread, "a planned write did not read back: not written");
+        unread.record(self.target)
+    }
+
     /// One wave: [`Remediator::apply`], counting failed writes and verifications.
     async fn apply_counting(
         self: &Arc<Self>,
-        planned: Vec<PlannedWrite>,
+        planned: Writes,
         out: mpsc::Sender<DeviceRecord>,
         shutdown: Shutdown,
         failures: Arc<AtomicUsize>,

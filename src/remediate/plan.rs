@@ -4,7 +4,6 @@
 //! the inventory's fingerprint, the target, the waivers that held devices back and a
 //! checksum of all of it, so an edited or stale plan is refused rather than half-applied.
 
-use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -114,14 +113,6 @@ impl Plan {
     /// Reads and checks a plan: ours, unedited, and not older than `max_age`.
     pub fn load(path: &Path, max_age: Duration) -> Result<Plan, PlanError> {
         load_sealed(path, max_age)
-    }
-
-    /// The planned devices by key.
-    pub fn by_key(&self) -> HashMap<String, PlannedDevice> {
-        self.devices
-            .iter()
-            .map(|d| (d.key.clone(), d.clone()))
-            .collect()
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::apply::{not_written, STOPPED};
-use super::{journal, waves, Applied, PlannedWrite, Remediator, Staging};
+use super::{journal, Applied, Planned, Remediator, Staging, Writes};
 use crate::report::{Action, DeviceRecord};
 use crate::shutdown::Shutdown;
 
@@ -18,18 +18,17 @@ impl Remediator {
     /// the waves a stopped run already went through.
     pub async fn apply_waves(
         self: &Arc<Self>,
-        planned: Vec<PlannedWrite>,
+        mut planned: Planned,
         staging: &Staging,
         out: mpsc::Sender<DeviceRecord>,
         mut shutdown: Shutdown,
     ) -> Applied {
-        let (ordered, total, waves) = waves_of(planned, staging);
+        let (total, waves) = staging.waves.left(staging.resume, planned.len());
         let allowed = staging.max_failures.map(|b| b.allowed(total));
         let failures = Arc::new(AtomicUsize::new(0));
-        let mut rest = ordered.into_iter();
         let mut applied = Applied::default();
         for (i, &(index, size)) in waves.iter().enumerate() {
-            let wave: Vec<PlannedWrite> = rest.by_ref().take(size).collect();
+            let wave = planned.take(size);
             let number = index + 1;
             tracing::info!(wave = number, devices = wave.len(), "wave starts");
             self.journal_wave(index, wave.len(), total);
@@ -45,7 +44,7 @@ impl Remediator {
             }
             let failed = failures.load(Ordering::SeqCst);
             if let Some(why) = self.over_budget(allowed, failed, number, &mut applied) {
-                defer_rest(&mut rest, &why, &out).await;
+                self.defer_rest(planned.rest(), &why, &out).await;
                 break;
             }
             let Some(&(next_index, next)) = waves.get(i + 1) else {
@@ -54,15 +53,18 @@ impl Remediator {
             if !between_waves(staging, next_index + 1, next, &mut shutdown).await {
                 applied.declined = true;
                 let why = format!("deferred: wave {} was not confirmed", next_index + 1);
-                defer_rest(&mut rest, &why, &out).await;
+                self.defer_rest(planned.rest(), &why, &out).await;
                 break;
             }
         }
         applied.failures = failures.load(Ordering::SeqCst);
         // Devices of waves never started (a stop request): reported, not dropped.
-        for left in rest {
-            let before = left.reading.enabled;
-            let _ = out.send(not_written(left.record, before, STOPPED)).await;
+        for left in planned.rest() {
+            let record = match left {
+                Ok(left) => not_written(left.record, left.reading.enabled, STOPPED),
+                Err(unread) => self.unread(unread),
+            };
+            let _ = out.send(record).await;
         }
         applied
     }
@@ -93,6 +95,24 @@ impl Remediator {
         ))
     }
 
+    /// Reports every device left as `deferred`, with why.
+    async fn defer_rest(&self, rest: Writes, why: &str, out: &mpsc::Sender<DeviceRecord>) {
+        for left in rest {
+            let record = match left {
+                Ok(left) => {
+                    let mut record = left.record;
+                    record.error = Some(why.to_owned());
+                    if let Some(rem) = record.remediation.as_mut() {
+                        rem.action = Action::Deferred;
+                    }
+                    record
+                }
+                Err(unread) => self.unread(unread),
+            };
+            let _ = out.send(record).await;
+        }
+    }
+
     /// Journals that wave `index` (0-based) starts; a journal that fails stops the writes.
     fn journal_wave(&self, index: usize, devices: usize, total: usize) {
         let Some(journal) = &self.journal else { return };
@@ -106,19 +126,6 @@ impl Remediator {
             self.journal_failed(e);
         }
     }
-}
-
-/// The planned writes in a stable order spread over sites, the total the waves are cut
-/// from, and the waves left: (0-based number, size), none empty.
-fn waves_of(
-    mut planned: Vec<PlannedWrite>,
-    staging: &Staging,
-) -> (Vec<PlannedWrite>, usize, Vec<(usize, usize)>) {
-    // Planning finishes devices in any order: sort, then spread over sites.
-    planned.sort_by_cached_key(|p| p.device.target.key());
-    let ordered = waves::spread_over_sites(planned, |p| p.device.site.as_str());
-    let (total, left) = staging.waves.left(staging.resume, ordered.len());
-    (ordered, total, left)
 }
 
 /// The pause before wave `wave` (cut short by a stop request), then the question, if asked
@@ -141,20 +148,4 @@ async fn between_waves(
     tokio::task::spawn_blocking(move || ask(wave, devices))
         .await
         .unwrap_or(false)
-}
-
-/// Reports every device left as `deferred`, with why.
-async fn defer_rest(
-    rest: &mut impl Iterator<Item = PlannedWrite>,
-    why: &str,
-    out: &mpsc::Sender<DeviceRecord>,
-) {
-    for left in rest {
-        let mut record = left.record;
-        record.error = Some(why.to_owned());
-        if let Some(rem) = record.remediation.as_mut() {
-            rem.action = Action::Deferred;
-        }
-        let _ = out.send(record).await;
-    }
 }

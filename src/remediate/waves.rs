@@ -177,13 +177,10 @@ impl Budget {
 
 /// Orders items so that consecutive ones come from different sites where possible: sites
 /// in name order, each site's items in their given order, taken one from each in turn.
-pub fn spread_over_sites<T>(items: Vec<T>, site: impl Fn(&T) -> &str) -> Vec<T> {
-    let mut by_site: BTreeMap<String, std::collections::VecDeque<T>> = BTreeMap::new();
+pub fn spread_over_sites<T, S: Ord>(items: Vec<T>, site: impl Fn(&T) -> S) -> Vec<T> {
+    let mut by_site: BTreeMap<S, std::collections::VecDeque<T>> = BTreeMap::new();
     for item in items {
-        by_site
-            .entry(site(&item).to_owned())
-            .or_default()
-            .push_back(item);
+        by_site.entry(site(&item)).or_default().push_back(item);
     }
     let mut out = Vec::new();
     loop {

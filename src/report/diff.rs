@@ -51,12 +51,6 @@ pub struct DiffRow {
     pub checked_at: Option<String>,
 }
 
-impl Serialize for Change {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
 /// The changes from `old` to `new`, in the order of `new` and then the gone devices in the
 /// order of `old`; and a count of every change (`unchanged` included).
 pub fn diff(old: Vec<Observation>, new: &[Observation]) -> (Vec<DiffRow>, ChangeCounts) {

@@ -7,7 +7,7 @@ use crate::probe::SshProbe;
 
 /// A record's place in the device's history: the change, when the device was first seen and
 /// since when it has been in its present state (RFC 3339 UTC).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Drift {
     pub change: Change,
     pub first_seen: String,
@@ -15,7 +15,7 @@ pub struct Drift {
 }
 
 /// Remediation columns, present only in remediation reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Remediation {
     pub action: Action,
     pub before: Option<bool>,
@@ -23,8 +23,10 @@ pub struct Remediation {
     pub verified: Option<bool>,
 }
 
-/// One device's result. Field order here is the report's column order (DESIGN.md).
-#[derive(Clone, Debug, PartialEq)]
+/// One device's result. Field order here is the report's column order (DESIGN.md). Reports
+/// are written by the report writers in the contract's columns; the derived serde form is
+/// only how remediation holds a planned write outside memory (`remediate::held`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeviceRecord {
     /// The address exactly as written in the inventory.
     pub address: String,

@@ -16,7 +16,7 @@ pub use session::{CallError, Connection, DeviceSession, Resend, SessionPolicy};
 use wire::{ApiVersion, DeviceError, Reply};
 
 /// The SSH state of a device and how it was read.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SshReading {
     pub enabled: bool,
     pub method: Method,

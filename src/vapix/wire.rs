@@ -13,7 +13,9 @@ pub const SSH_CGI: &str = "/axis-cgi/ssh.cgi";
 const CONTEXT: &str = "sshfleet";
 
 /// A `major.minor` API version as the device lists it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ApiVersion {
     pub major: u16,
     pub minor: u16,

@@ -91,6 +91,17 @@ enum Mount {
 /// `mount` says; afterwards what the run left in `dir` is copied to `kept` (the mount goes
 /// with the namespace).
 async fn run_mounted(dir: &Path, mount: Mount, kept: &Path, args: &[String]) -> Output {
+    run_mounted_env(dir, mount, kept, args, &[]).await
+}
+
+/// [`run_mounted`] with more environment than the password.
+async fn run_mounted_env(
+    dir: &Path,
+    mount: Mount,
+    kept: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+) -> Output {
     let setup = match mount {
         Mount::TinyTmpfs => r#"mount -t tmpfs -o size=64k tmpfs "$0""#,
         Mount::ReadOnly => r#"mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0""#,
@@ -110,6 +121,7 @@ async fn run_mounted(dir: &Path, mount: Mount, kept: &Path, args: &[String]) -> 
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("SSHFLEET_PASSWORD", PASSWORD)
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     let output = tokio::time::timeout(Duration::from_secs(120), cmd.output())
@@ -283,5 +295,75 @@ async fn a_journal_on_a_disk_that_fills_stops_writes_before_they_go_out() {
         written < 40,
         "writes stopped once the journal failed: {written}"
     );
+    fleet.fleet.shutdown().await;
+}
+
+/// The planned writes wait for their wave in a temporary file: when its disk fills during
+/// planning, what it held is carried into memory, the run says so, and every write still goes
+/// out once, verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planned_writes_whose_temporary_disk_fills_are_held_in_memory_and_all_go_out() {
+    if let Err(reason) = mount_namespaces() {
+        println!("SKIPPED: {reason}");
+        return;
+    }
+    let spec = DeviceSpec {
+        ssh_enabled: true,
+        fault: Fault::None,
+        firmware: Firmware::Modern,
+        auth: DeviceAuth::Policy,
+        ssh: SshFault::None,
+    };
+    // 200 planned writes of about 1 KB each: far over the 64 KiB tmpfs.
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![spec; 200]),
+        ..SimConfig::default()
+    })
+    .await;
+    let dirs = dirs();
+    let journal = dirs.kept.join("journal.jsonl");
+    let list: Vec<String> = [
+        "remediate",
+        "--inventory",
+        fleet.inventory.to_str().unwrap_or_default(),
+        "--ssh",
+        "disabled",
+        "--apply",
+        "--yes",
+        "--rate",
+        "1000/s",
+        "--burst",
+        "50",
+        "--journal",
+        journal.to_str().unwrap_or_default(),
+        "-o",
+        "-",
+        "--timeout",
+        "5s",
+        "--quiet",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let tmpdir = dirs.mounted.to_str().unwrap_or_default();
+    let env = [("TMPDIR", tmpdir)];
+    let output = run_mounted_env(&dirs.mounted, Mount::TinyTmpfs, &dirs.kept, &list, &env).await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 0, "{err}");
+    assert!(
+        err.contains("the temporary file of the planned writes failed")
+            && err.to_lowercase().contains("no space left"),
+        "says why the writes are held in memory: {err}"
+    );
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(records.len(), 200, "{err}");
+    assert!(records.iter().all(|r| r["verified"] == true), "{records:?}");
+    for (i, device) in fleet.fleet.snapshot().iter().enumerate() {
+        assert_eq!(device.writes.len(), 1, "camera {i} written once");
+        assert!(!device.ssh_enabled, "camera {i} disabled");
+    }
     fleet.fleet.shutdown().await;
 }

@@ -25,6 +25,16 @@ pub(crate) async fn remediate(
     out: &str,
     extra: &[&str],
 ) -> (std::process::Output, Vec<serde_json::Value>) {
+    remediate_env(fleet, out, extra, &[]).await
+}
+
+/// [`remediate`] with more environment than the password.
+async fn remediate_env(
+    fleet: &TestFleet,
+    out: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Output, Vec<serde_json::Value>) {
     let out_path = fleet.path(out);
     let mut list = vec![
         "remediate",
@@ -39,7 +49,9 @@ pub(crate) async fn remediate(
         "--quiet",
     ];
     list.extend_from_slice(extra);
-    let output = run(&args(&list), &[("SSHFLEET_PASSWORD", PASSWORD)]).await;
+    let mut env = env.to_vec();
+    env.push(("SSHFLEET_PASSWORD", PASSWORD));
+    let output = run(&args(&list), &env).await;
     (output, read_jsonl(&out_path))
 }
 
@@ -154,6 +166,43 @@ async fn applied_run_fixes_every_device_once_and_verifies() {
         .expect("record");
     assert_eq!(param["method"], "param.cgi");
     assert_eq!(param["verified"], true);
+}
+
+/// The planned writes wait for their wave in a temporary file; without one they are held in
+/// memory, said once, and the run is the same: every wrong camera written once, verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_temporary_directory_the_writes_wait_in_memory_and_go_out_once() {
+    let specs: Vec<DeviceSpec> = (0..12)
+        .map(|i| camera(i % 4 != 0, Firmware::Modern))
+        .collect();
+    for tmpdir in [None, Some("/nonexistent/sshfleet-tmp")] {
+        let fleet = TestFleet::start(SimConfig {
+            specs: Some(specs.clone()),
+            ..SimConfig::default()
+        })
+        .await;
+        let env: Vec<(&str, &str)> = tmpdir.iter().map(|dir| ("TMPDIR", *dir)).collect();
+        let extra = [
+            "--apply",
+            "--yes",
+            "--rate",
+            "100/s",
+            "--waves",
+            "1,50%,100%",
+        ];
+        let (output, records) = remediate_env(&fleet, "apply.jsonl", &extra, &env).await;
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        let warned = stderr(&output).contains("no temporary file for the planned writes");
+        assert_eq!(warned, tmpdir.is_some(), "{tmpdir:?}: {}", stderr(&output));
+        assert_eq!(records.len(), specs.len());
+        let verified = records.iter().filter(|r| r["verified"] == true).count();
+        assert_eq!(verified, 9, "{records:?}");
+        for (i, device) in fleet.fleet.snapshot().iter().enumerate() {
+            assert!(!device.ssh_enabled, "device {i} disabled after");
+            let want = usize::from(specs[i].ssh_enabled);
+            assert_eq!(device.writes.len(), want, "device {i}: {:?}", device.writes);
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
