@@ -2,7 +2,9 @@
 //! cameras only. Prints devices/s, HTTP requests per device and, with added latency, the wall
 //! time against the ideal `ceil(fleet / concurrency) × round trips × latency`. The memory
 //! scenario runs the `sshfleet` binary itself against `sshfleet sim` in their own processes
-//! and compares the scanner's peak RSS on 2,000 and 20,000 cameras.
+//! and compares the scanner's peak RSS on 2,000 and 20,000 cameras; the remediate-memory
+//! scenario does the same for `remediate --apply` writing 70 % of each fleet (the cameras
+//! with SSH off, turned on), each run on a fresh fleet.
 //!
 //! `cargo bench --bench fleet` runs both scenarios with the defaults below (a few minutes on
 //! two cores). Sizes come from the environment:
@@ -15,7 +17,7 @@
 //! | `SSHFLEET_BENCH_LATENCY_CONCURRENCY` | 1000 | concurrency of the latency run |
 //! | `SSHFLEET_BENCH_RUNS` | 3 | scans per scenario (the best and the median are printed) |
 //! | `SSHFLEET_BENCH_MEMORY_DEVICES` | 20000 | the larger fleet of the memory run (the smaller is a tenth) |
-//! | `SSHFLEET_BENCH_SCENARIOS` | `throughput,latency,memory` | which scenarios to run |
+//! | `SSHFLEET_BENCH_SCENARIOS` | `throughput,latency,memory,remediate-memory` | which scenarios to run |
 //!
 //! CPU time is read from `/proc` (Linux): the scanner's share is the process's less the
 //! simulator's threads, so the figure excludes the simulator serving in-process. `cores busy`
@@ -79,7 +81,7 @@ impl Settings {
             runs: env_or("SSHFLEET_BENCH_RUNS", 3).max(1),
             memory_devices: env_or("SSHFLEET_BENCH_MEMORY_DEVICES", 20_000).max(10),
             scenarios: std::env::var("SSHFLEET_BENCH_SCENARIOS")
-                .unwrap_or_else(|_| "throughput,latency,memory".into())
+                .unwrap_or_else(|_| "throughput,latency,memory,remediate-memory".into())
                 .split(',')
                 .map(|s| s.trim().to_owned())
                 .collect(),
@@ -125,6 +127,9 @@ fn main() {
     if settings.scenarios.iter().any(|s| s == "memory") {
         memory(&settings);
     }
+    if settings.scenarios.iter().any(|s| s == "remediate-memory") {
+        remediate_memory(&settings);
+    }
 }
 
 /// Peak memory of `sshfleet scan` (the binary users run, in its own process) on a small and
@@ -144,8 +149,9 @@ fn memory(s: &Settings) {
     );
     let mut ratios = Vec::new();
     for run in 1..=s.runs {
-        let small_kib = scan_peak_kib(&small);
-        let large_kib = scan_peak_kib(&large);
+        let scan: Vec<std::ffi::OsString> = SCAN.iter().map(Into::into).collect();
+        let small_kib = peak_kib(&small, &scan);
+        let large_kib = peak_kib(&large, &scan);
         let ratio = large_kib as f64 / small_kib as f64;
         println!(
             "  run {run}: {rows} cameras {:.1} MiB, {} cameras {:.1} MiB: {ratio:.2}x",
@@ -155,14 +161,68 @@ fn memory(s: &Settings) {
         );
         ratios.push(ratio);
     }
+    print_ratios(ratios);
+    drop(sim);
+}
+
+/// Peak memory of `sshfleet remediate --apply` turning SSH on wherever it is off, on a
+/// small and a ten times larger fleet: a fresh `sshfleet sim` for every run, so each run
+/// writes the same cameras.
+fn remediate_memory(s: &Settings) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let large = s.memory_devices;
+    let small = large / 10;
+    println!("remediate-memory: sshfleet remediate --ssh enabled --apply, peak RSS of {small} vs {large} cameras");
+    let mut ratios = Vec::new();
+    for run in 1..=s.runs {
+        let [small_kib, large_kib] = [small, large].map(|devices| {
+            let inventory = dir.path().join(format!("{devices}.csv"));
+            let sim = SimProcess::start(devices, &inventory);
+            // Its own report and journal: a journal is kept beside the report.
+            let report = dir.path().join(format!("run{run}-{devices}.jsonl"));
+            let mut args: Vec<std::ffi::OsString> = REMEDIATE.iter().map(Into::into).collect();
+            args.extend(["-o".into(), report.into_os_string()]);
+            let peak = peak_kib(&inventory, &args);
+            drop(sim);
+            peak
+        });
+        let ratio = large_kib as f64 / small_kib as f64;
+        println!(
+            "  run {run}: {small} cameras {:.1} MiB, {large} cameras {:.1} MiB: {ratio:.2}x",
+            small_kib as f64 / 1024.0,
+            large_kib as f64 / 1024.0
+        );
+        ratios.push(ratio);
+    }
+    print_ratios(ratios);
+}
+
+fn print_ratios(mut ratios: Vec<f64>) {
     ratios.sort_by(f64::total_cmp);
     println!(
         "  worst {:.2}x, median {:.2}x",
         ratios[ratios.len() - 1],
         ratios[ratios.len() / 2]
     );
-    drop(sim);
 }
+
+const SCAN: &[&str] = &["scan", "--quiet", "-o", "/dev/null"];
+
+/// Writes as fast as the fleet takes them, so the run measures what it holds, not its wait.
+const REMEDIATE: &[&str] = &[
+    "remediate",
+    "--quiet",
+    "--ssh",
+    "enabled",
+    "--apply",
+    "--yes",
+    "--rate",
+    "100000/s",
+    "--burst",
+    "1000",
+    "--timeout",
+    "20s",
+];
 
 /// `sshfleet sim` in its own process (it splits a large fleet across workers itself).
 struct SimProcess(std::process::Child);
@@ -196,11 +256,12 @@ impl Drop for SimProcess {
     }
 }
 
-/// Runs `sshfleet scan` on `inventory` and returns its peak resident set (`VmHWM`, KiB),
-/// read from `/proc` until it exits.
-fn scan_peak_kib(inventory: &std::path::Path) -> u64 {
+/// Runs `sshfleet ARGS --inventory INVENTORY` and returns its peak resident set (`VmHWM`,
+/// KiB), read from `/proc` until it exits.
+fn peak_kib(inventory: &std::path::Path, args: &[std::ffi::OsString]) -> u64 {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
-        .args(["scan", "--quiet", "-o", "/dev/null", "--inventory"])
+        .args(args)
+        .arg("--inventory")
         .arg(inventory)
         .env("SSHFLEET_PASSWORD", "pass")
         .stdout(std::process::Stdio::null())
@@ -209,15 +270,26 @@ fn scan_peak_kib(inventory: &std::path::Path) -> u64 {
     let status = format!("/proc/{}/status", child.id());
     let mut peak = 0;
     let deadline = Instant::now() + Duration::from_secs(300);
-    while child.try_wait().expect("scan status").is_none() {
-        assert!(Instant::now() < deadline, "the scan did not finish");
+    let exited = loop {
+        if let Some(status) = child.try_wait().expect("child status") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sshfleet {args:?} did not finish"
+        );
         let hwm = std::fs::read_to_string(&status).ok().and_then(|text| {
             let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
             line.split_whitespace().nth(1)?.parse::<u64>().ok()
         });
         peak = peak.max(hwm.unwrap_or(0));
         std::thread::sleep(Duration::from_millis(2));
-    }
+    };
+    // A scan with findings exits 1; anything else is a run that did not do its work.
+    assert!(
+        matches!(exited.code(), Some(0 | 1)),
+        "sshfleet {args:?} failed: {exited}"
+    );
     assert!(peak > 0, "no memory reading (is /proc mounted?)");
     peak
 }
