@@ -40,6 +40,45 @@ fn scan_args(fleet: &TestFleet, out: &Path) -> Vec<String> {
     .collect()
 }
 
+/// `devices` cameras with SSH on: `remediate --ssh disabled` writes every one.
+async fn enabled_fleet(devices: usize) -> TestFleet {
+    let spec = DeviceSpec {
+        ssh_enabled: true,
+        fault: Fault::None,
+        firmware: Firmware::Modern,
+        auth: DeviceAuth::Policy,
+        ssh: SshFault::None,
+    };
+    TestFleet::start(SimConfig {
+        specs: Some(vec![spec; devices]),
+        ..SimConfig::default()
+    })
+    .await
+}
+
+/// `remediate --ssh disabled --apply --yes` of `fleet` with its journal at `journal` and
+/// the report on stdout, then `extra`.
+fn apply_args(fleet: &TestFleet, journal: &Path, extra: &[&str]) -> Vec<String> {
+    let inventory = fleet.inventory.to_str().unwrap_or_default();
+    let journal = journal.to_str().unwrap_or_default();
+    let fixed = [
+        "remediate",
+        "--inventory",
+        inventory,
+        "--ssh",
+        "disabled",
+        "--apply",
+        "--yes",
+        "--journal",
+        journal,
+        "-o",
+        "-",
+        "--timeout",
+        "5s",
+    ];
+    fixed.iter().chain(extra).map(|s| s.to_string()).collect()
+}
+
 fn requests(fleet: &TestFleet) -> u64 {
     fleet.fleet.snapshot().iter().map(|d| d.requests).sum()
 }
@@ -230,40 +269,10 @@ async fn a_journal_on_a_disk_that_fills_stops_writes_before_they_go_out() {
         println!("SKIPPED: {reason}");
         return;
     }
-    let spec = DeviceSpec {
-        ssh_enabled: true,
-        fault: Fault::None,
-        firmware: Firmware::Modern,
-        auth: DeviceAuth::Policy,
-        ssh: SshFault::None,
-    };
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![spec; 40]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = enabled_fleet(40).await;
     let dirs = dirs();
     let journal = dirs.mounted.join("journal.jsonl");
-    let list: Vec<String> = [
-        "remediate",
-        "--inventory",
-        fleet.inventory.to_str().unwrap_or_default(),
-        "--ssh",
-        "disabled",
-        "--apply",
-        "--yes",
-        "--rate",
-        "50/s",
-        "--journal",
-        journal.to_str().unwrap_or_default(),
-        "-o",
-        "-",
-        "--timeout",
-        "5s",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let list = apply_args(&fleet, &journal, &["--rate", "50/s"]);
     let output = run_mounted(&dirs.mounted, Mount::NearlyFull, &dirs.kept, &list).await;
     let err = stderr(&output);
     assert_eq!(code(&output), 4, "{err}");
@@ -307,44 +316,12 @@ async fn planned_writes_whose_temporary_disk_fills_are_held_in_memory_and_all_go
         println!("SKIPPED: {reason}");
         return;
     }
-    let spec = DeviceSpec {
-        ssh_enabled: true,
-        fault: Fault::None,
-        firmware: Firmware::Modern,
-        auth: DeviceAuth::Policy,
-        ssh: SshFault::None,
-    };
     // 200 planned writes of about 1 KB each: far over the 64 KiB tmpfs.
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![spec; 200]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = enabled_fleet(200).await;
     let dirs = dirs();
     let journal = dirs.kept.join("journal.jsonl");
-    let list: Vec<String> = [
-        "remediate",
-        "--inventory",
-        fleet.inventory.to_str().unwrap_or_default(),
-        "--ssh",
-        "disabled",
-        "--apply",
-        "--yes",
-        "--rate",
-        "1000/s",
-        "--burst",
-        "50",
-        "--journal",
-        journal.to_str().unwrap_or_default(),
-        "-o",
-        "-",
-        "--timeout",
-        "5s",
-        "--quiet",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let extra = ["--rate", "1000/s", "--burst", "50", "--quiet"];
+    let list = apply_args(&fleet, &journal, &extra);
     let tmpdir = dirs.mounted.to_str().unwrap_or_default();
     let env = [("TMPDIR", tmpdir)];
     let output = run_mounted_env(&dirs.mounted, Mount::TinyTmpfs, &dirs.kept, &list, &env).await;
