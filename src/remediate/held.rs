@@ -30,7 +30,12 @@ pub struct Held {
 
 /// Where the serialised writes go while planning runs.
 enum Store {
-    File { file: BufWriter<File>, len: u64 },
+    /// Nothing held yet: no file made.
+    Unopened,
+    File {
+        file: BufWriter<File>,
+        len: u64,
+    },
     Memory(Vec<u8>),
 }
 
@@ -79,20 +84,10 @@ impl Default for Held {
 }
 
 impl Held {
-    /// Held in a temporary file when one can be made, else in memory (see [`Held::warning`]).
+    /// Held in a temporary file, made when the first write is held, or in memory when none
+    /// can be made (see [`Held::warning`]).
     pub fn new() -> Held {
-        match tempfile::tempfile() {
-            Ok(file) => Held::with_store(
-                Store::File {
-                    file: BufWriter::with_capacity(64 * 1024, file),
-                    len: 0,
-                },
-                None,
-            ),
-            Err(e) => Held::in_memory(Some(format!(
-                "no temporary file for the planned writes ({e}); they are held in memory, about 1 KB each"
-            ))),
-        }
+        Held::with_store(Store::Unopened, None)
     }
 
     /// Held in memory from the start (a short run, or a test).
@@ -154,6 +149,20 @@ impl Held {
     /// Appends `bytes` to the store, returning where they start; a file that fails is
     /// given up for memory.
     fn append(&mut self, bytes: &[u8]) -> u64 {
+        if let Store::Unopened = self.store {
+            self.store = match tempfile::tempfile() {
+                Ok(file) => Store::File {
+                    file: BufWriter::with_capacity(64 * 1024, file),
+                    len: 0,
+                },
+                Err(e) => {
+                    self.warning = Some(format!(
+                        "no temporary file for the planned writes ({e}); they are held in memory, about 1 KB each"
+                    ));
+                    Store::Memory(Vec::new())
+                }
+            };
+        }
         if let Store::File { file, len } = &mut self.store {
             let at = *len;
             match file.write_all(bytes) {
@@ -170,13 +179,16 @@ impl Held {
                 buf.extend_from_slice(bytes);
                 at
             }
-            Store::File { .. } => u64::MAX,
+            Store::File { .. } | Store::Unopened => u64::MAX,
         }
     }
 
     /// Gives up the temporary file: what it holds is read into memory, and the writes to
     /// come are held there too. What cannot be read back is reported unread at its wave.
     fn fall_back_to_memory(&mut self, why: &io::Error) {
+        if !matches!(self.store, Store::File { .. }) {
+            return;
+        }
         let Store::File { file, len } =
             std::mem::replace(&mut self.store, Store::Memory(Vec::new()))
         else {
@@ -215,6 +227,7 @@ impl Held {
         let store = match std::mem::replace(&mut self.store, Store::Memory(Vec::new())) {
             Store::File { file, .. } => Source::File(file.into_inner().map_err(|e| e.into_error())),
             Store::Memory(buf) => Source::Memory(buf),
+            Store::Unopened => Source::Memory(Vec::new()),
         };
         let Held {
             mut slots,

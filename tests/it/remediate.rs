@@ -203,6 +203,21 @@ async fn without_a_temporary_directory_the_writes_wait_in_memory_and_go_out_once
             assert_eq!(device.writes.len(), want, "device {i}: {:?}", device.writes);
         }
     }
+    // A dry run holds no writes: it has nothing to warn of.
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(specs),
+        ..SimConfig::default()
+    })
+    .await;
+    let env = [("TMPDIR", "/nonexistent/sshfleet-tmp")];
+    let (output, records) = remediate_env(&fleet, "dry.jsonl", &[], &env).await;
+    assert_eq!(code(&output), 1, "findings: {}", stderr(&output));
+    assert_eq!(records.len(), 12);
+    assert!(
+        !stderr(&output).contains("temporary"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
