@@ -338,6 +338,10 @@ async fn stream(
             &mut streamed,
         )
         .await;
+    } else {
+        // Stopped while planning: what was planned is reported, not written.
+        let out = pipe.sender();
+        setup.remediator.report_stopped(planned.rest(), &out).await;
     }
     Ok(streamed)
 }

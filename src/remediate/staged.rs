@@ -58,14 +58,7 @@ impl Remediator {
             }
         }
         applied.failures = failures.load(Ordering::SeqCst);
-        // Devices of waves never started (a stop request): reported, not dropped.
-        for left in planned.rest() {
-            let record = match left {
-                Ok(left) => not_written(left.record, left.reading.enabled, STOPPED),
-                Err(unread) => self.unread(unread),
-            };
-            let _ = out.send(record).await;
-        }
+        self.report_stopped(planned.rest(), &out).await;
         applied
     }
 
@@ -93,6 +86,18 @@ impl Remediator {
         Some(format!(
             "deferred: {failed} failed write(s) or verification(s) exceeded --max-failures ({allowed}) after wave {number}"
         ))
+    }
+
+    /// Planned writes that never started because a stop was asked for (in a wave never
+    /// begun, or while planning): reported not written, never dropped from the report.
+    pub async fn report_stopped(&self, rest: Writes, out: &mpsc::Sender<DeviceRecord>) {
+        for left in rest {
+            let record = match left {
+                Ok(left) => not_written(left.record, left.reading.enabled, STOPPED),
+                Err(unread) => self.unread(unread),
+            };
+            let _ = out.send(record).await;
+        }
     }
 
     /// Reports every device left as `deferred`, with why.

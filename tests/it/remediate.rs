@@ -618,3 +618,84 @@ async fn a_write_the_device_ignores_is_unverified_with_an_error() {
     );
     fleet.fleet.shutdown().await;
 }
+
+/// Ctrl-C while `--apply` is still planning: nothing is written, and the devices already
+/// planned for a write are reported (not written, stopped), not dropped from the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_planning_writes_nothing_and_reports_what_was_planned() {
+    let hang = DeviceSpec {
+        fault: Fault::Hang,
+        ..camera(true, Firmware::Modern)
+    };
+    let mut specs = vec![camera(true, Firmware::Modern); 5];
+    specs.extend([hang.clone(), hang]);
+    specs.extend(vec![camera(true, Firmware::Modern); 10]);
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(specs),
+        ..SimConfig::default()
+    })
+    .await;
+    let out = fleet.path("stopped.jsonl");
+    let list = [
+        "remediate",
+        "--inventory",
+        fleet.inventory.to_str().unwrap_or_default(),
+        "--ssh",
+        "disabled",
+        "--apply",
+        "--yes",
+        "-o",
+        out.to_str().unwrap_or_default(),
+        "--concurrency",
+        "2",
+        "--timeout",
+        "5s",
+        "--retries",
+        "0",
+    ];
+    let child = crate::support::command(&args(&list), &[("SSHFLEET_PASSWORD", PASSWORD)])
+        .spawn()
+        .expect("spawn");
+    // Rows go out in order, two at a time: once both hanging cameras were asked, the first
+    // five were read and planned.
+    let mut planning = false;
+    for _ in 0..400 {
+        let snapshot = fleet.fleet.snapshot();
+        if snapshot[5].requests > 0 && snapshot[6].requests > 0 {
+            planning = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(planning, "the hanging cameras were asked");
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("exits within the grace period")
+        .expect("wait");
+    assert_eq!(code(&output), 130, "{}", stderr(&output));
+    assert!(
+        all_writes(&fleet).iter().all(Vec::is_empty),
+        "nothing written"
+    );
+    let records = read_jsonl(&out);
+    for i in 0..5 {
+        let r = records
+            .iter()
+            .find(|r| r["address"] == fleet.fleet.address(i))
+            .unwrap_or_else(|| {
+                panic!("camera {i} planned, then dropped from the report: {records:?}")
+            });
+        assert_eq!(r["action"], "set", "{r}");
+        assert_eq!(r["ssh_enabled"], true, "{r}");
+        assert_eq!(r["verified"], serde_json::Value::Null, "{r}");
+        let error = r["error"].as_str().unwrap_or_default();
+        assert!(error.contains("stopped"), "{r}");
+    }
+    fleet.fleet.shutdown().await;
+}
