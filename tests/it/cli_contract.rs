@@ -171,12 +171,7 @@ async fn ctrl_c_stops_dispatch_flushes_the_report_and_exits_130() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(streamed, "records stream to the file as devices finish");
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    crate::support::interrupt(&child);
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
         .expect("exits within the grace period")

@@ -379,12 +379,7 @@ async fn ctrl_c_during_the_first_page_exits_130_at_once_with_the_report_closed()
         .expect("accept");
     let mut buf = [0u8; 4096];
     let _ = api.read(&mut buf).await.expect("request");
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    crate::support::interrupt(&child);
     let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
         .await
         .expect("exits at once, not after the request deadline")
@@ -498,12 +493,7 @@ async fn ctrl_c_ends_a_wait_for_the_token_endpoint_and_exits_130() {
     assert_eq!(api(&fleet).stats().token_requests, 1);
     // Give the client a moment to start its wait, then interrupt it.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    crate::support::interrupt(&child);
     let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
         .await
         .expect("exits on the signal, not after the 50 s wait")

@@ -668,12 +668,7 @@ async fn ctrl_c_while_planning_writes_nothing_and_reports_what_was_planned() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(planning, "the hanging cameras were asked");
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    crate::support::interrupt(&child);
     let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
         .expect("exits within the grace period")

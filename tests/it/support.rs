@@ -113,6 +113,16 @@ pub fn command(args: &[String], env: &[(&str, &str)]) -> tokio::process::Command
     cmd
 }
 
+/// Sends SIGINT (what Ctrl-C sends) to a running child.
+pub fn interrupt(child: &tokio::process::Child) {
+    let pid = child.id().expect("a running child").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "SIGINT sent to {pid}");
+}
+
 pub fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
