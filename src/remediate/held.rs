@@ -2,7 +2,7 @@
 //! serialised as it is planned into an unlinked temporary file (created `0600`, gone with the
 //! process, whatever way it ends), and only its place in that file, its key, its site and the
 //! state it was planned from stay in memory: about 60 bytes a device to write rather than the
-//! ~3 KB of a parsed device, its reading and its record. Waves read their writes back one at
+//! ~2.5 KB of a parsed device, its reading and its record. Waves read their writes back one at
 //! a time as their slots come free, so `remediate --apply` holds what its concurrency and its
 //! wave in flight need, whatever the size of the plan.
 //!
@@ -18,6 +18,29 @@ use std::sync::Arc;
 
 use super::PlannedWrite;
 use crate::report::{Action, DeviceRecord, Finding, Remediation, SshState, Status};
+
+/// A planned write made ready to hold: its serialised bytes (`None` had it failed to
+/// serialise, which plain data does not) and what orders it into a wave.
+pub struct Encoded {
+    bytes: Option<Vec<u8>>,
+    key: Box<str>,
+    site: String,
+    before: bool,
+}
+
+impl Encoded {
+    pub fn of(write: &PlannedWrite) -> Encoded {
+        let bytes = serde_json::to_vec(write)
+            .inspect_err(|e| tracing::error!("a planned write could not be held: {e}"))
+            .ok();
+        Encoded {
+            bytes,
+            key: write.device.target.key().into_boxed_str(),
+            site: write.device.site.clone(),
+            before: write.reading.enabled,
+        }
+    }
+}
 
 /// The planned writes of one run as they are planned, in any order.
 pub struct Held {
@@ -90,9 +113,10 @@ impl Held {
         Held::with_store(Store::Unopened, None)
     }
 
-    /// Held in memory from the start (a short run, or a test).
-    pub fn in_memory(warning: Option<String>) -> Held {
-        Held::with_store(Store::Memory(Vec::new()), warning)
+    /// Held in memory from the start.
+    #[cfg(test)]
+    fn in_memory() -> Held {
+        Held::with_store(Store::Memory(Vec::new()), None)
     }
 
     fn with_store(store: Store, warning: Option<String>) -> Held {
@@ -104,45 +128,33 @@ impl Held {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
-    /// Why the planned writes are held in memory rather than in a temporary file.
-    pub fn warning(&self) -> Option<&str> {
+    #[cfg(test)]
+    fn warning(&self) -> Option<&str> {
         self.warning.as_deref()
     }
 
-    /// Holds one planned write until its wave.
-    pub fn push(&mut self, write: &PlannedWrite) {
-        let bytes = match serde_json::to_vec(write) {
-            Ok(bytes) => bytes,
-            // Plain data always serialises; were it ever not to, the write would be lost
-            // from the report, so it is held by its bytes' absence and reported unread.
-            Err(e) => {
-                tracing::error!("a planned write could not be held: {e}");
-                Vec::new()
-            }
+    /// Holds one planned write, serialised by [`Encoded::of`] outside any lock, until its
+    /// wave.
+    pub fn push(&mut self, write: Encoded) {
+        let Encoded {
+            bytes,
+            key,
+            site,
+            before,
+        } = write;
+        // Bytes that are not held (none, or past 4 GiB) read back as an unread write.
+        let sized = bytes.and_then(|b| Some((u32::try_from(b.len()).ok()?, b)));
+        let (at, len) = match sized {
+            Some((len, bytes)) => (self.append(&bytes), len),
+            None => (u64::MAX, 0),
         };
-        let Ok(len) = u32::try_from(bytes.len()) else {
-            return self.push_slot(write, u64::MAX, 0);
-        };
-        let at = self.append(&bytes);
-        self.push_slot(write, at, len);
-    }
-
-    fn push_slot(&mut self, write: &PlannedWrite, at: u64, len: u32) {
-        let site = self.sites.of(&write.device.site);
+        let site = self.sites.of(&site);
         self.slots.push(Slot {
             at,
             len,
-            before: write.reading.enabled,
+            before,
             site,
-            key: write.device.target.key().into_boxed_str(),
+            key,
         });
     }
 
@@ -157,7 +169,7 @@ impl Held {
                 },
                 Err(e) => {
                     self.warning = Some(format!(
-                        "no temporary file for the planned writes ({e}); they are held in memory, about 1 KB each"
+                        "no temporary file for the planned writes ({e}); they are held in memory, about 2.5 KB each"
                     ));
                     Store::Memory(Vec::new())
                 }
@@ -186,13 +198,12 @@ impl Held {
     /// Gives up the temporary file: what it holds is read into memory, and the writes to
     /// come are held there too. What cannot be read back is reported unread at its wave.
     fn fall_back_to_memory(&mut self, why: &io::Error) {
-        if !matches!(self.store, Store::File { .. }) {
-            return;
-        }
-        let Store::File { file, len } =
-            std::mem::replace(&mut self.store, Store::Memory(Vec::new()))
-        else {
-            return;
+        let (file, len) = match std::mem::replace(&mut self.store, Store::Memory(Vec::new())) {
+            Store::File { file, len } => (file, len),
+            other => {
+                self.store = other;
+                return;
+            }
         };
         // Not flushed (the disk is what failed): the file holds what went out, the buffer the
         // rest, and `len` counts what was accepted whole.
@@ -207,7 +218,7 @@ impl Held {
             });
         self.warning = Some(match copied {
             Ok(_) => format!(
-                "the temporary file of the planned writes failed ({why}); they are held in memory from here, about 1 KB each"
+                "the temporary file of the planned writes failed ({why}); they are held in memory from here, about 2.5 KB each"
             ),
             Err(e) => format!(
                 "the temporary file of the planned writes failed ({why}) and could not be read back ({e}); the writes it held will be reported not written"
@@ -256,22 +267,23 @@ enum Source {
 impl Source {
     fn read(&self, slot: &Slot) -> Result<PlannedWrite, String> {
         let len = usize::try_from(slot.len).map_err(|e| e.to_string())?;
-        let mut bytes = vec![0; len];
+        let parse = |bytes: &[u8]| serde_json::from_slice(bytes).map_err(|e| e.to_string());
         match self {
             Source::File(Ok(file)) => {
-                read_at(file, &mut bytes, slot.at).map_err(|e| e.to_string())?
+                let mut bytes = vec![0; len];
+                read_at(file, &mut bytes, slot.at).map_err(|e| e.to_string())?;
+                parse(&bytes)
             }
-            Source::File(Err(e)) => return Err(e.to_string()),
+            Source::File(Err(e)) => Err(e.to_string()),
             Source::Memory(buf) => {
                 let start = usize::try_from(slot.at).map_err(|e| e.to_string())?;
                 let held = start
                     .checked_add(len)
                     .and_then(|end| buf.get(start..end))
                     .ok_or("its bytes were not kept")?;
-                bytes.copy_from_slice(held);
+                parse(held)
             }
         }
-        serde_json::from_slice(&bytes).map_err(|e| e.to_string())
     }
 }
 
@@ -295,11 +307,6 @@ pub struct Planned {
 }
 
 impl Planned {
-    /// No writes (a run with nothing to change, or a test).
-    pub fn empty() -> Planned {
-        Held::in_memory(None).into_order()
-    }
-
     /// Writes not yet taken.
     pub fn len(&self) -> usize {
         self.slots.len()
@@ -356,7 +363,7 @@ impl Unread {
         record.conclude(Finding::State(self.before));
         record.judge();
         record.error = Some(format!(
-            "not written: its planned write could not be read back from the temporary file ({})",
+            "not written: its planned write could not be read back from where it was held ({})",
             self.why
         ));
         record.remediation = Some(Remediation {
@@ -439,7 +446,7 @@ mod tests {
 
     fn hold(held: &mut Held, writes: &[PlannedWrite]) {
         for w in writes {
-            held.push(w);
+            held.push(Encoded::of(w));
         }
     }
 
@@ -453,10 +460,10 @@ mod tests {
             .rev()
             .map(|i| write(i, if i < 6 { "big" } else { "small" }))
             .collect();
-        for mut held in [Held::new(), Held::in_memory(None)] {
+        for mut held in [Held::new(), Held::in_memory()] {
             hold(&mut held, &writes);
-            assert_eq!(held.len(), 9);
             let mut planned = held.into_order();
+            assert_eq!(planned.len(), 9);
             let first: Vec<_> = planned.take(2).map(|w| w.unwrap()).collect();
             assert_eq!(planned.len(), 7);
             let rest: Vec<_> = planned.rest().map(|w| w.unwrap()).collect();
@@ -499,7 +506,7 @@ mod tests {
 
     #[test]
     fn bytes_that_do_not_read_back_become_a_record_not_written() {
-        let mut held = Held::in_memory(None);
+        let mut held = Held::in_memory();
         hold(&mut held, &[write(7, "lab")]);
         if let Store::Memory(buf) = &mut held.store {
             buf.truncate(10);

@@ -26,7 +26,7 @@ use crate::report::{Action, DeviceRecord, Finding, Remediation, SshState, Status
 use crate::scan::{self, run_bounded, RunStats, Scanner};
 use crate::shutdown::Shutdown;
 use crate::vapix::SshReading;
-pub use held::{Held, Planned, Unread, Writes};
+pub use held::{Encoded, Held, Planned, Unread, Writes};
 pub use journal::{Journal, JournalError, JournalHeader, Outcome, Recovered};
 pub use waves::Resume;
 
@@ -297,7 +297,10 @@ impl Remediator {
                         this.record_outcome(&key, &record.address, record.ssh_enabled, true, None);
                     }
                     match write {
-                        Some(planned) if hold_writes => lock(&sink).push(&planned),
+                        Some(planned) if hold_writes => {
+                            let encoded = Encoded::of(&planned);
+                            lock(&sink).push(encoded);
+                        }
                         _ => {
                             let _ = out.send(record).await;
                         }

@@ -36,6 +36,14 @@ async fn remediate_env(
     env: &[(&str, &str)],
 ) -> (std::process::Output, Vec<serde_json::Value>) {
     let out_path = fleet.path(out);
+    let mut env = env.to_vec();
+    env.push(("SSHFLEET_PASSWORD", PASSWORD));
+    let output = run(&remediate_args(fleet, &out_path, extra), &env).await;
+    (output, read_jsonl(&out_path))
+}
+
+/// `remediate --ssh disabled` of `fleet` with its report at `out`, then `extra`.
+fn remediate_args(fleet: &TestFleet, out: &Path, extra: &[&str]) -> Vec<String> {
     let mut list = vec![
         "remediate",
         "--inventory",
@@ -43,16 +51,13 @@ async fn remediate_env(
         "--ssh",
         "disabled",
         "-o",
-        out_path.to_str().unwrap_or_default(),
+        out.to_str().unwrap_or_default(),
         "--timeout",
         "5s",
         "--quiet",
     ];
     list.extend_from_slice(extra);
-    let mut env = env.to_vec();
-    env.push(("SSHFLEET_PASSWORD", PASSWORD));
-    let output = run(&args(&list), &env).await;
-    (output, read_jsonl(&out_path))
+    args(&list)
 }
 
 /// The most writes any one-second window holds, from the devices' own timestamps.
@@ -636,24 +641,9 @@ async fn ctrl_c_while_planning_writes_nothing_and_reports_what_was_planned() {
     })
     .await;
     let out = fleet.path("stopped.jsonl");
-    let list = [
-        "remediate",
-        "--inventory",
-        fleet.inventory.to_str().unwrap_or_default(),
-        "--ssh",
-        "disabled",
-        "--apply",
-        "--yes",
-        "-o",
-        out.to_str().unwrap_or_default(),
-        "--concurrency",
-        "2",
-        "--timeout",
-        "5s",
-        "--retries",
-        "0",
-    ];
-    let child = crate::support::command(&args(&list), &[("SSHFLEET_PASSWORD", PASSWORD)])
+    let extra = ["--apply", "--yes", "--concurrency", "2", "--retries", "0"];
+    let list = remediate_args(&fleet, &out, &extra);
+    let child = crate::support::command(&list, &[("SSHFLEET_PASSWORD", PASSWORD)])
         .spawn()
         .expect("spawn");
     // Rows go out in order, two at a time: once both hanging cameras were asked, the first
