@@ -108,7 +108,7 @@ impl Default for Held {
 
 impl Held {
     /// Held in a temporary file, made when the first write is held, or in memory when none
-    /// can be made (see [`Held::warning`]).
+    /// can be made (see [`Planned::warning`]).
     pub fn new() -> Held {
         Held::with_store(Store::Unopened, None)
     }
