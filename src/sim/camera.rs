@@ -64,6 +64,8 @@ pub struct Camera {
     pub param_style: ParamStyle,
     /// Extra delay before every response of a `Slow` camera.
     pub slow_delay: Duration,
+    /// What its SSH server offers and the host key it shows, when it answers.
+    pub ssh_server: super::sshkex::SshServer,
     /// The SSH state; its SSH port follows it through [`Camera::watch_ssh`].
     ssh_enabled: watch::Sender<bool>,
     requests: AtomicU64,
@@ -83,6 +85,7 @@ pub struct Identity {
     pub password: Secret,
     pub param_style: ParamStyle,
     pub slow_delay: Duration,
+    pub ssh_server: super::sshkex::SshServer,
 }
 
 impl Camera {
@@ -97,6 +100,7 @@ impl Camera {
             password: id.password,
             param_style: id.param_style,
             slow_delay: id.slow_delay,
+            ssh_server: id.ssh_server,
             requests: AtomicU64::new(0),
             arrivals: Mutex::new(VecDeque::new()),
             ssh_connections: AtomicU64::new(0),
@@ -323,6 +327,7 @@ pub(super) fn test_camera(
         password: crate::secret::Secret::new("pass"),
         param_style: super::paramcgi::ParamStyle::default(),
         slow_delay: Duration::ZERO,
+        ssh_server: super::sshkex::SshServer::for_camera(0, 0),
     };
     Camera::new(spec, id)
 }

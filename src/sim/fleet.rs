@@ -18,9 +18,11 @@ use super::paramcgi::ParamStyle;
 use super::ports::{self, Port, PortPlan};
 use super::roster::{self, Truth};
 use super::server::{self, DoneToken, Shared};
-use super::spec::{DeviceAuth, DeviceSpec, Fault};
+use super::spec::{DeviceAuth, DeviceSpec, Fault, SshFault};
+use super::sshkex::SshServer;
 use super::tls::{self, TlsIdentity};
 use super::{control, faults, sshd, AuthPolicy, DeviceSnapshot, FaultProfile, SimConfig};
+use crate::model::PortState;
 use crate::secret::Secret;
 
 /// A simulated fleet serving on loopback. Dropping it stops the tasks without waiting.
@@ -145,14 +147,16 @@ impl Fleet {
         let cam = &self.cameras[i];
         let authenticates = cam.scheme != Scheme::None;
         let ssh_served = self.ssh_port(i).is_some();
-        roster::truth(
+        let mut truth = roster::truth(
             self.first + i,
             &cam.spec,
             &cam.address,
             cam.ssh_enabled(),
             authenticates,
             ssh_served,
-        )
+        );
+        truth.ssh_evidence = ssh_truth(cam, truth.ssh_port);
+        truth
     }
 
     /// CSV with `address,name,site,expect,ssh_port`; every camera is expected `disabled`.
@@ -377,6 +381,21 @@ fn settings(cfg: &SimConfig) -> Settings {
     }
 }
 
+/// What the SSH evidence reads from `cam` when its port is `port`: only a port that is open
+/// and speaks the protocol (no trickle, endless or hostile line) gets as far as a key.
+fn ssh_truth(cam: &Camera, port: Option<PortState>) -> Option<roster::SshTruth> {
+    let speaks = matches!(cam.spec.ssh, SshFault::None | SshFault::StrayListener);
+    if port != Some(PortState::Open) || !speaks {
+        return None;
+    }
+    let server = cam.ssh_server;
+    Some(roster::SshTruth {
+        host_key: server.key()?.fingerprint(),
+        crypto: server.offer.crypto(),
+        terrapin: server.offer.terrapin(),
+    })
+}
+
 /// The seeded per-camera details: address, realm, password, param spelling, slowness.
 fn identity(i: usize, spec: &DeviceSpec, port: u16, cfg: &SimConfig, scheme: Scheme) -> Identity {
     let address = roster::address(port, cfg.https);
@@ -394,6 +413,7 @@ fn identity(i: usize, spec: &DeviceSpec, port: u16, cfg: &SimConfig, scheme: Sch
         password,
         param_style: ParamStyle::pick(&mut rng),
         slow_delay: Duration::from_millis(rng.u64(500..=2000)),
+        ssh_server: SshServer::for_camera(cfg.seed, i),
     }
 }
 

@@ -64,6 +64,7 @@ mod spec;
 mod split;
 mod sshcgi;
 mod sshd;
+mod sshkex;
 mod tls;
 
 use std::fmt;

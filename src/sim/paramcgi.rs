@@ -195,6 +195,7 @@ mod tests {
             password: crate::secret::Secret::new("pass"),
             param_style,
             slow_delay: Duration::ZERO,
+            ssh_server: crate::sim::sshkex::SshServer::for_camera(0, 0),
         };
         Camera::new(spec, id)
     }

@@ -35,6 +35,17 @@ pub struct Truth {
     /// it has no usable SSH API) and has `basicdeviceinfo.cgi`, unharmed by its fault.
     pub model: Option<String>,
     pub firmware: Option<String>,
+    /// What the SSH evidence reads on the camera's SSH port when it answers with a key
+    /// exchange: the host key's fingerprint, the crypto grade and Terrapin.
+    pub ssh_evidence: Option<SshTruth>,
+}
+
+/// The simulator's own statement of a camera's SSH server, for the truth file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SshTruth {
+    pub host_key: String,
+    pub crypto: &'static str,
+    pub terrapin: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -48,6 +59,12 @@ struct TruthLine<'a> {
     exposure: Option<&'a str>,
     model: Option<&'a str>,
     firmware: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssh_host_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssh_crypto: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssh_terrapin: Option<&'a str>,
 }
 
 /// Models of the simulated fleet: product number and full name.
@@ -163,6 +180,7 @@ pub fn truth(
         exposure: Exposure::of(reported, ssh_port),
         model: facts.as_ref().map(|f| f.model.to_owned()),
         firmware: facts.as_ref().map(|f| f.firmware.to_owned()),
+        ssh_evidence: None,
     }
 }
 
@@ -178,6 +196,9 @@ pub fn write_truth_line(mut w: impl Write, t: &Truth) -> io::Result<()> {
         exposure: t.exposure.map(Exposure::as_str),
         model: t.model.as_deref(),
         firmware: t.firmware.as_deref(),
+        ssh_host_key: t.ssh_evidence.as_ref().map(|e| e.host_key.as_str()),
+        ssh_crypto: t.ssh_evidence.as_ref().map(|e| e.crypto),
+        ssh_terrapin: t.ssh_evidence.as_ref().and_then(|e| e.terrapin),
     };
     serde_json::to_writer(&mut w, &line)?;
     w.write_all(b"\n")

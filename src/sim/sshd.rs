@@ -13,9 +13,13 @@ use super::camera::Camera;
 use super::ports::{self, Port};
 use super::server::{stopped, DoneToken};
 use super::spec::SshFault;
+use super::sshkex::{self, Ended, SshServer};
 
 /// What a healthy camera's SSH server says first.
 pub const BANNER: &[u8] = b"SSH-2.0-OpenSSH_8.9\r\n";
+
+/// [`BANNER`] without its line end, as the exchange hash takes it.
+const IDENT: &[u8] = b"SSH-2.0-OpenSSH_8.9";
 
 /// What a [`SshFault::HostileBanner`] port sends: a line a spreadsheet would run, then an
 /// identification line with escapes, a bell, a NUL, a formula and HTML in it.
@@ -120,23 +124,25 @@ async fn accept(
             continue;
         };
         camera.count_ssh_connection();
-        let (fault, mut stop, done) = (camera.spec.ssh, stop.clone(), done.clone());
+        let (fault, server) = (camera.spec.ssh, camera.ssh_server);
+        let (mut stop, done) = (stop.clone(), done.clone());
         tokio::spawn(async move {
             let _done = done;
             tokio::select! {
                 _ = stopped(&mut stop) => {}
-                () = answer(tcp, fault) => {}
+                () = answer(tcp, fault, server) => {}
             }
         });
     }
 }
 
-/// What the port says on one connection; then it waits for the client to close, as a real
-/// server waits for the client's identification line.
-async fn answer(mut tcp: TcpStream, fault: SshFault) {
+/// What the port says on one connection; then it waits for the client to close. A healthy
+/// server goes on after its identification line with the key exchange, as far as a client
+/// that never logs in takes it.
+async fn answer(mut tcp: TcpStream, fault: SshFault, server: SshServer) {
     let _ = tcp.set_nodelay(true);
     let sent = match fault {
-        SshFault::None | SshFault::StrayListener => tcp.write_all(BANNER).await,
+        SshFault::None | SshFault::StrayListener => speak(&mut tcp, server).await,
         SshFault::Firewalled => Ok(()),
         SshFault::HostileBanner => tcp.write_all(HOSTILE_LINES).await,
         SshFault::Trickle => trickle(&mut tcp).await,
@@ -144,6 +150,24 @@ async fn answer(mut tcp: TcpStream, fault: SshFault) {
     };
     if sent.is_ok() {
         drain(tcp).await;
+    }
+}
+
+/// The identification line, then the key exchange if the client goes on. A client that only
+/// reads the line and leaves (the plain port probe) ends it; so does one that breaks the
+/// protocol, which is logged.
+async fn speak(tcp: &mut TcpStream, server: SshServer) -> std::io::Result<()> {
+    tcp.write_all(BANNER).await?;
+    let Some(key) = server.key() else {
+        return Ok(());
+    };
+    match sshkex::exchange(tcp, IDENT, server.offer, &key).await {
+        Ok(()) | Err(Ended::ClientLeft) => Ok(()),
+        Err(Ended::Io(e)) => Err(e),
+        Err(Ended::Refused(what)) => {
+            tracing::debug!(expected = what, "SSH client broke the protocol");
+            Ok(())
+        }
     }
 }
 
