@@ -13,7 +13,7 @@ use crate::net::auth::{parse_challenges, AuthSession, BasicOverHttp, Credentials
 use crate::secret::Secret;
 
 /// The targets, by name (the `fuzz/fuzz_targets/*.rs` files and corpus directories).
-pub const TARGETS: [&str; 11] = [
+pub const TARGETS: [&str; 13] = [
     "inventory",
     "vapix_answers",
     "challenge",
@@ -25,6 +25,8 @@ pub const TARGETS: [&str; 11] = [
     "pins",
     "baseline",
     "policy",
+    "ssh_server",
+    "ssh_kexinit",
 ];
 
 /// Runs target `name` on `data`; an unknown name is a bug of the caller.
@@ -41,6 +43,8 @@ pub fn run(name: &str, data: &[u8]) {
         "pins" => pins(data),
         "baseline" => baseline(data),
         "policy" => policy(data),
+        "ssh_server" => sshfleet_ssh::fuzzing::server_bytes(data),
+        "ssh_kexinit" => sshfleet_ssh::fuzzing::kexinit(data),
         other => panic!("no fuzz target {other:?}"),
     }
 }

@@ -83,9 +83,10 @@ impl KexInit {
     }
 }
 
+/// Each name of `first` then `second` once, in order.
 fn joined(first: &[String], second: &[String]) -> Vec<String> {
-    let mut all = first.to_vec();
-    for name in second {
+    let mut all: Vec<String> = Vec::with_capacity(first.len());
+    for name in first.iter().chain(second) {
         if !all.contains(name) {
             all.push(name.clone());
         }

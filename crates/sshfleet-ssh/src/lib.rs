@@ -6,6 +6,8 @@
 //! rest within one deadline and returns what it learned, with the reason it stopped early.
 
 mod exchange;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grade;
 mod hostkey;
 mod kexinit;
