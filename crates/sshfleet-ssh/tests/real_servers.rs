@@ -286,3 +286,73 @@ async fn dropbear_host_key_matches_dropbearkey_and_is_verified() {
         assert_eq!(server.connections.load(Ordering::SeqCst), 1);
     }
 }
+
+/// What `ssh-audit -j` (PyPI) reads from the same server: kind → algorithm names.
+/// Its exit status grades the server (non-zero on warnings), so only its output counts.
+fn ssh_audit(addr: std::net::SocketAddr) -> serde_json::Value {
+    let out = Command::new("ssh-audit")
+        .arg("-j")
+        .arg("-p")
+        .arg(addr.port().to_string())
+        .arg(addr.ip().to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("ssh-audit: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("ssh-audit -j: {e}: {text}"))
+}
+
+fn audit_names(audit: &serde_json::Value, kind: &str) -> Vec<String> {
+    audit[kind]
+        .as_array()
+        .unwrap_or_else(|| panic!("ssh-audit gave no {kind}: {audit}"))
+        .iter()
+        .filter_map(|a| a["algorithm"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn algorithm_lists_and_fingerprint_match_ssh_audit() {
+    need(SSHD);
+    assert!(
+        Command::new("ssh-audit").arg("-h").output().is_ok(),
+        "ssh-audit is missing: the evidence is compared with it (install with .ci/install-deps)"
+    );
+    let dir = scratch("ssh-audit");
+    let key = keygen(&dir, "ed25519", None);
+    let extra: &[&str] = &["Ciphers=aes128-ctr,aes256-gcm@openssh.com,aes128-cbc"];
+    let (d, k) = (dir.clone(), key.clone());
+    let ours = Inetd::start(move || sshd_command(&d, &k, extra));
+    let (d, k) = (dir.clone(), key.clone());
+    // ssh-audit opens several connections; it gets a server of its own.
+    let theirs = Inetd::start(move || sshd_command(&d, &k, extra));
+    let evidence = ours.evidence().await;
+    assert_complete(&evidence);
+    let audit = tokio::task::spawn_blocking(move || ssh_audit(theirs.addr))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let algs = evidence.algorithms.unwrap_or_else(|| panic!("no KEXINIT"));
+    let kex: Vec<_> = algs
+        .kex
+        .iter()
+        .filter(|k| !k.starts_with("ext-info-"))
+        .cloned()
+        .collect();
+    assert_eq!(kex, audit_names(&audit, "kex"));
+    assert_eq!(algs.ciphers, audit_names(&audit, "enc"));
+    assert_eq!(algs.macs, audit_names(&audit, "mac"));
+    let shown = evidence.host_key.unwrap_or_else(|| panic!("no host key"));
+    let audited: Vec<&str> = audit["fingerprints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["hash_alg"] == "SHA256")
+        .filter_map(|f| f["hash"].as_str())
+        .collect();
+    assert!(
+        audited
+            .iter()
+            .any(|h| shown.fingerprint == format!("SHA256:{h}") || shown.fingerprint == *h),
+        "{} not among ssh-audit's {audited:?}",
+        shown.fingerprint
+    );
+}
