@@ -157,12 +157,7 @@ impl DeviceSettings {
         let row_passwords = resolve_row_passwords(&mut inventory.rows, env);
         let invalid = inventory.rows.take_invalid();
         let invalid: Vec<DeviceRecord> = invalid.iter().map(DeviceRecord::from_invalid).collect();
-        // Plans and journals are bound to the shard's devices, whatever part a run covers.
-        let full_fingerprint = self.limit.as_ref().map(|limit| {
-            let fingerprint = crate::remediate::inventory_fingerprint(inventory.rows.devices());
-            inventory.retain_limit(limit);
-            fingerprint
-        });
+        let full_fingerprint = self.narrow(&mut inventory);
         let (concurrency, warning) = fit_concurrency(self.concurrency);
         warnings.extend(warning);
         tracing::info!(
@@ -203,6 +198,15 @@ impl DeviceSettings {
             limit: self.limit.clone(),
             warnings,
         })
+    }
+
+    /// Keeps the devices `--limit` selects; returns the fingerprint of the devices before,
+    /// to which plans and journals are bound whatever part a run covers.
+    fn narrow(&self, inventory: &mut inventory::Inventory) -> Option<String> {
+        let limit = self.limit.as_ref()?;
+        let fingerprint = crate::remediate::inventory_fingerprint(inventory.rows.devices());
+        inventory.retain_limit(limit);
+        Some(fingerprint)
     }
 
     fn client_settings(&self) -> anyhow::Result<ClientSettings> {

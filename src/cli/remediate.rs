@@ -389,14 +389,20 @@ async fn stream(
         let out = pipe.sender();
         setup.remediator.report_stopped(planned.rest(), &out).await;
     }
-    let cut_short = streamed.stats.interrupted
-        || streamed.budget_stop.is_some()
-        || streamed.declined
-        || setup.remediator.deferred_by_window() > 0;
-    if settings.apply && !cut_short {
+    if settings.apply && !streamed.cut_short(setup) {
         setup.remediator.journal_finished();
     }
     Ok(streamed)
+}
+
+impl Streamed {
+    /// The run stopped before it went through every device: its journal's run is resumed.
+    fn cut_short(&self, setup: &Setup) -> bool {
+        self.stats.interrupted
+            || self.budget_stop.is_some()
+            || self.declined
+            || setup.remediator.deferred_by_window() > 0
+    }
 }
 
 /// `--plan-out`: the plan of this dry run, for review; none when the run was interrupted.
