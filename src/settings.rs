@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
-use crate::inventory::{self, InventoryOptions, RowError, Rows, Scheme, Shard};
+use crate::inventory::{self, InventoryOptions, Limit, RowError, Rows, Scheme, Shard};
 use crate::net::auth::{BasicOverHttp, Credentials};
 use crate::net::tls::{Pins, TrustSettings};
 use crate::net::{ClientSettings, HttpClient};
@@ -108,6 +108,8 @@ pub struct DeviceSettings {
     pub expect: Option<SshState>,
     /// This run's part of the inventory.
     pub shard: Option<Shard>,
+    /// `--limit`: the devices of the shard this run covers (none: all of them).
+    pub limit: Option<Limit>,
     pub probe_ssh: bool,
     pub device_info: bool,
 }
@@ -129,6 +131,7 @@ impl DeviceSettings {
             allow_basic_http: false,
             expect: None,
             shard: None,
+            limit: None,
             probe_ssh: false,
             device_info: false,
         }
@@ -154,6 +157,7 @@ impl DeviceSettings {
         let row_passwords = resolve_row_passwords(&mut inventory.rows, env);
         let invalid = inventory.rows.take_invalid();
         let invalid: Vec<DeviceRecord> = invalid.iter().map(DeviceRecord::from_invalid).collect();
+        let full_fingerprint = self.narrow(&mut inventory);
         let (concurrency, warning) = fit_concurrency(self.concurrency);
         warnings.extend(warning);
         tracing::info!(
@@ -190,8 +194,19 @@ impl DeviceSettings {
             invalid,
             extra_columns: inventory.extra_columns,
             shard: self.shard,
+            full_fingerprint,
+            limit: self.limit.clone(),
             warnings,
         })
+    }
+
+    /// Keeps the devices `--limit` selects; returns the fingerprint of the devices before,
+    /// to which plans and journals are bound whatever part a run covers.
+    fn narrow(&self, inventory: &mut inventory::Inventory) -> Option<String> {
+        let limit = self.limit.as_ref()?;
+        let fingerprint = crate::remediate::inventory_fingerprint(inventory.rows.devices());
+        inventory.retain_limit(limit);
+        Some(fingerprint)
     }
 
     fn client_settings(&self) -> anyhow::Result<ClientSettings> {
@@ -324,12 +339,25 @@ pub struct PreparedScan {
     pub invalid: Vec<DeviceRecord>,
     pub extra_columns: Vec<String>,
     pub shard: Option<Shard>,
+    /// With `--limit`: the fingerprint of the shard's devices before the limit.
+    pub full_fingerprint: Option<String>,
+    /// The `--limit` that narrowed `devices`.
+    pub limit: Option<Limit>,
     /// Said to the user before the run (unless quiet): inventory warnings, a lowered
     /// concurrency.
     pub warnings: Vec<String>,
 }
 
 impl PreparedScan {
+    /// What plans and journals are bound to: the fingerprint of the shard's devices (all
+    /// of them, whatever `--limit` left to this run).
+    pub fn fingerprint(&self) -> String {
+        match &self.full_fingerprint {
+            Some(fingerprint) => fingerprint.clone(),
+            None => crate::remediate::inventory_fingerprint(self.devices.devices()),
+        }
+    }
+
     /// The report columns of a scan of these devices.
     pub fn schema(&self) -> Schema {
         Schema {

@@ -25,7 +25,7 @@ pub enum Command {
     /// Audit the SSH state of every camera in an inventory.
     Scan(ScanArgs),
     /// Plan (dry run) or apply an SSH state across an inventory, journaled and verified.
-    Remediate(RemediateArgs),
+    Remediate(Box<RemediateArgs>),
     /// Serve a simulated camera fleet on loopback until SIGINT/SIGTERM.
     Sim(SimArgs),
     /// Run the simulator in-process and scan it: no network, credentials or setup needed.
@@ -108,9 +108,10 @@ pub struct OutputArgs {
 /// How devices are reached and trusted.
 #[derive(Debug, Clone, Args)]
 pub struct DeviceArgs {
-    /// Inventory CSV (header row; `address` column required).
+    /// Inventory CSV (header row; `address` column required). Required but with
+    /// `remediate --plan` or `--revert`, whose file records it.
     #[arg(long, value_name = "FILE")]
-    pub inventory: PathBuf,
+    pub inventory: Option<PathBuf>,
     /// Devices checked at once.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub concurrency: usize,
@@ -149,6 +150,10 @@ pub struct DeviceArgs {
     /// [default: from JOB_COMPLETION_INDEX/JOB_COMPLETIONS].
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
+    /// Only these devices of the inventory (and shard): `site=NAME`, `name=GLOB`, `tag=TAG`
+    /// or an address; repeat or give a comma list (a device matching any is in).
+    #[arg(long, value_name = "SELECTOR")]
+    pub limit: Vec<String>,
     /// Scheme for addresses that do not say.
     #[arg(long, value_enum, default_value_t = SchemeArg::Http)]
     pub scheme: SchemeArg,
@@ -272,9 +277,9 @@ pub enum FailOn {
 pub struct RemediateArgs {
     #[command(flatten)]
     pub device: DeviceArgs,
-    /// The SSH state to bring every device to.
-    #[arg(long, value_enum, value_name = "STATE")]
-    pub ssh: ExpectArg,
+    /// The SSH state to bring every device to (a saved plan or reverted journal records it).
+    #[arg(long, value_enum, value_name = "STATE", required_unless_present_any = ["plan", "revert"])]
+    pub ssh: Option<ExpectArg>,
     /// Write for real; without it only the plan is printed (dry run).
     #[arg(long)]
     pub apply: bool,
@@ -305,8 +310,9 @@ pub struct RemediateArgs {
     /// longer as planned is reported `stale` and not written.
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
-    /// Put back what this journal's run changed: the devices it wrote and verified, each to
-    /// its state before, if still as that run left it. `--ssh` names the state put back.
+    /// Put back what this journal's last run changed: the devices it wrote and verified, each
+    /// to its state before, if still as that run left it (its inventory, state and shard
+    /// come from the journal).
     #[arg(long, value_name = "JOURNAL", conflicts_with_all = ["plan", "plan_out"])]
     pub revert: Option<PathBuf>,
     /// A saved plan older than this is refused.

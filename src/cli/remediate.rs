@@ -24,8 +24,8 @@ use crate::inventory::Rows;
 use crate::remediate::journal::{read_journal, BudgetStop};
 use crate::remediate::plan::Plan;
 use crate::remediate::{
-    inventory_fingerprint, planned_device, Journal, JournalFailure, JournalHeader, Planned,
-    Recovered, Remediator, Resume, Staging,
+    planned_device, Journal, JournalFailure, JournalHeader, Planned, Recovered, Remediator, Resume,
+    Staging,
 };
 use crate::report::pipeline::OnOutputFailure;
 use crate::report::{
@@ -37,7 +37,8 @@ use crate::shutdown::Shutdown;
 use crate::waivers::Waivers;
 
 pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
-    let settings = resolve::remediate(&args, &ProcessEnv)?;
+    let recorded = recorded(&args)?;
+    let settings = resolve::remediate(&args, recorded.as_ref(), &ProcessEnv)?;
     let quiet = args.output.quiet;
     let (mut setup, work) = Setup::open(&settings, quiet)?;
     let (outputs, html) = outputs(&args.output, &setup.schema, &settings.compliance)?;
@@ -104,6 +105,49 @@ pub(super) async fn unattended(
     report::finish(pipe).await
 }
 
+/// What `--plan` or `--revert` records of the run that applies it (read again, and checked
+/// whole, by [`Setup::open`]).
+fn recorded(args: &RemediateArgs) -> anyhow::Result<Option<resolve::Recorded>> {
+    if let Some(path) = &args.plan {
+        let plan = Plan::load(path, args.plan_max_age)?;
+        let target = match plan.target.as_str() {
+            "enabled" => SshState::Enabled,
+            "disabled" => SshState::Disabled,
+            other => bail!(
+                "the plan {} has an unknown target {other:?}",
+                path.display()
+            ),
+        };
+        return Ok(Some(resolve::Recorded {
+            source: format!("the plan {}", path.display()),
+            inventory: Some(plan.inventory.into()),
+            target,
+            shard: plan.shard,
+            limit: plan.limit,
+        }));
+    }
+    let Some(path) = &args.revert else {
+        return Ok(None);
+    };
+    let (header, _) = read_journal(path)?;
+    let target = match header.target.as_str() {
+        // The revert puts back the state before the reverted run.
+        "enabled" => SshState::Disabled,
+        "disabled" => SshState::Enabled,
+        other => bail!(
+            "the journal {} has an unknown target {other:?}",
+            path.display()
+        ),
+    };
+    Ok(Some(resolve::Recorded {
+        source: format!("reverting the journal {}", path.display()),
+        inventory: header.inventory_path.map(Into::into),
+        target,
+        shard: header.shard,
+        limit: header.limit,
+    }))
+}
+
 /// Everything read and checked before the first request.
 struct Setup {
     metrics: Option<MetricsOut>,
@@ -143,18 +187,20 @@ impl Setup {
             prepared.scanner = prepared.scanner.with_waivers(waivers.clone());
         }
         let reverted = check_sources(settings, saved.as_ref(), &prepared)?;
-        let (journal, mut recovered) = open_journal(settings, &prepared, quiet)?;
+        let applies = match (&saved, &reverted) {
+            (Some(plan), _) => Some(format!("sha256:{}", plan.checksum)),
+            (None, Some(reverted)) => Some(format!("revert:{}", reverted.run)),
+            (None, None) => None,
+        };
+        let (journal, mut recovered) = open_journal(settings, &prepared, applies, quiet)?;
         let (staging, continuing) = staging(settings, &mut recovered)?;
         let comparison = compare(settings, baseline, &prepared)?;
         let new_plan = settings.plan_out.as_ref().map(|_| {
-            let fingerprint = inventory_fingerprint(prepared.devices.devices());
             let shard = prepared.shard.map(|s| s.to_string());
-            Plan::new(
-                &settings.device.inventory,
-                fingerprint,
-                target.as_str(),
-                shard,
-            )
+            let inventory = Path::new(&absolute(&settings.device.inventory)).to_owned();
+            let mut plan = Plan::new(&inventory, prepared.fingerprint(), target.as_str(), shard);
+            plan.limit = settings.device.limit.as_ref().map(|l| l.to_string());
+            plan
         });
         let schema = Schema {
             remediation: true,
@@ -194,7 +240,7 @@ fn check_sources(
     settings: &RemediateSettings,
     saved: Option<&Plan>,
     prepared: &PreparedScan,
-) -> anyhow::Result<Option<(Recovered, SshState)>> {
+) -> anyhow::Result<Option<Reverted>> {
     if let (Some(plan), Some(path)) = (saved, &settings.plan) {
         check_plan(plan, path, prepared, settings.target)?;
     }
@@ -232,13 +278,13 @@ fn with_options(
     mut remediator: Remediator,
     settings: &RemediateSettings,
     saved: Option<Plan>,
-    reverted: Option<&(Recovered, SshState)>,
+    reverted: Option<&Reverted>,
 ) -> Remediator {
     if let Some(plan) = saved {
         remediator = remediator.with_plan(plan);
     }
-    if let Some((recovered, journal_target)) = reverted {
-        remediator = remediator.with_revert(recovered, *journal_target);
+    if let Some(reverted) = reverted {
+        remediator = remediator.with_revert(&reverted.recovered, reverted.target);
     }
     if let Some(window) = settings.window.clone() {
         remediator = remediator.with_window(window);
@@ -343,7 +389,20 @@ async fn stream(
         let out = pipe.sender();
         setup.remediator.report_stopped(planned.rest(), &out).await;
     }
+    if settings.apply && !streamed.cut_short(setup) {
+        setup.remediator.journal_finished();
+    }
     Ok(streamed)
+}
+
+impl Streamed {
+    /// The run stopped before it went through every device: its journal's run is resumed.
+    fn cut_short(&self, setup: &Setup) -> bool {
+        self.stats.interrupted
+            || self.budget_stop.is_some()
+            || self.declined
+            || setup.remediator.deferred_by_window() > 0
+    }
 }
 
 /// `--plan-out`: the plan of this dry run, for review; none when the run was interrupted.
@@ -364,13 +423,22 @@ fn write_plan(
     plan.write(path)?;
     if !quiet {
         diagln!(
-            "plan of {} write(s) written to {} (apply it with --plan {} --apply)",
+            "plan of {} write(s) written to {}; apply it with: sshfleet remediate --plan {} --apply",
             plan.devices.len(),
             path.display(),
-            path.display()
+            shell_word(&path.display().to_string())
         );
     }
     Ok(())
+}
+
+/// `word` as one POSIX shell word: as is when it is plain, else single-quoted.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "._-/+:,=@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        return word.to_owned();
+    }
+    format!("'{}'", word.replace('\'', "'\\''"))
 }
 
 /// `--apply`: within `--max-changes` and once confirmed, writes the plan in its waves; a
@@ -533,13 +601,20 @@ impl Concluded<'_> {
     }
 }
 
+/// The last run of a reverted journal: what it recorded, the state it set and its id.
+struct Reverted {
+    recovered: Recovered,
+    target: SshState,
+    run: String,
+}
+
 /// A journal can be reverted over the inventory and shard it was made for, to the state
 /// opposite its target, with a journal of its own.
 fn check_revert(
     settings: &RemediateSettings,
     path: &Path,
     prepared: &PreparedScan,
-) -> anyhow::Result<(Recovered, SshState)> {
+) -> anyhow::Result<Reverted> {
     let target = settings.target;
     let (header, recovered) = read_journal(path)?;
     let journal_target = match header.target.as_str() {
@@ -560,7 +635,7 @@ fn check_revert(
     if header.shard != prepared.shard.map(|s| s.to_string()) {
         bail!("the journal {} was made for another shard", path.display());
     }
-    if header.inventory != inventory_fingerprint(prepared.devices.devices()) {
+    if header.inventory != prepared.fingerprint() {
         bail!(
             "the inventory has changed since the journal {} was written; revert with the inventory it was made for",
             path.display()
@@ -577,7 +652,11 @@ fn check_revert(
             path.display()
         );
     }
-    Ok((recovered, journal_target))
+    Ok(Reverted {
+        recovered,
+        target: journal_target,
+        run: header.run,
+    })
 }
 
 /// A saved plan applies to the inventory, shard and target it was made for, or not at all.
@@ -604,7 +683,7 @@ fn check_plan(
             shard.as_deref().unwrap_or("(none)")
         );
     }
-    if inventory_fingerprint(prepared.devices.devices()) != plan.inventory_fingerprint {
+    if prepared.fingerprint() != plan.inventory_fingerprint {
         bail!(
             "the inventory has changed since the plan {} was made (its devices differ from the plan's {}); plan again",
             path.display(),
@@ -628,35 +707,55 @@ fn report_journal_failure(failure: &JournalFailure) {
     );
 }
 
+/// With `--apply`: the journal, bound to this run (its saved plan or reverted run, the
+/// inventory, target, shard and limit); an unfinished run of it resumes, else a new one starts.
 fn open_journal(
     settings: &RemediateSettings,
     prepared: &PreparedScan,
+    applies: Option<String>,
     quiet: bool,
 ) -> anyhow::Result<(Option<Journal>, Recovered)> {
     if !settings.apply {
         return Ok((None, Recovered::default()));
     }
     let path = &settings.journal;
-    let header = JournalHeader::new(
-        inventory_fingerprint(prepared.devices.devices()),
+    let mut header = JournalHeader::new(
+        prepared.fingerprint(),
         settings.target.as_str(),
         prepared.shard.map(|s| s.to_string()),
     );
+    header.plan = applies;
+    header.inventory_path = Some(absolute(&settings.device.inventory));
+    header.limit = settings.device.limit.as_ref().map(|l| l.to_string());
     let (journal, recovered) = Journal::open(path, &header)?;
     if !quiet {
         let resumed = recovered.outcomes.len() + recovered.pending.len();
         if resumed > 0 {
             diagln!(
-                "journal {}: resuming ({} devices done, {} to re-check)",
+                "journal {}: resuming its unfinished run ({} devices done, read again; {} to re-check)",
                 path.display(),
                 recovered.outcomes.len(),
                 recovered.pending.len()
+            );
+        } else if recovered.earlier_runs > 0 {
+            diagln!(
+                "journal {}: a new run after {} finished or unstarted one(s); every device is read again",
+                path.display(),
+                recovered.earlier_runs
             );
         } else {
             diagln!("journal {}", path.display());
         }
     }
     Ok((Some(journal), recovered))
+}
+
+/// `path` made absolute (against the working directory), for a file that records it.
+fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_owned())
+        .display()
+        .to_string()
 }
 
 fn confirm_wave(wave: usize, count: usize, target: SshState) -> bool {

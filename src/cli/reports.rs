@@ -36,6 +36,7 @@ async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
         inventory: &args.inventory,
         devices: &inputs.inventory.rows,
         shard: None,
+        limit: None,
     };
     let mut comparison = Comparison::for_scope(
         &inputs.compliance,

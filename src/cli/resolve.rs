@@ -10,15 +10,43 @@ use anyhow::bail;
 use super::args::{
     ComplianceArgs, DeviceArgs, ExpectArg, FailOn as FailOnArg, RemediateArgs, SchemeArg,
 };
-use crate::inventory::{Scheme, Shard};
+use crate::inventory::{Limit, Scheme, Shard};
 use crate::remediate::WriteLimits;
 use crate::report::SshState;
 use crate::settings::{
     ComplianceSettings, DeviceSettings, Env, FailOn, PasswordSource, RemediateSettings,
 };
 
+/// What a saved plan (`--plan`) or a reverted journal (`--revert`) records of the run that
+/// applies it: a run needs nothing more, and a flag that disagrees is refused.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// `the plan p.json`, `the journal j.jsonl`: what the file is, in messages.
+    pub source: String,
+    pub inventory: Option<PathBuf>,
+    /// The state the run sets: the plan's target, or the state before the reverted run.
+    pub target: SshState,
+    pub shard: Option<String>,
+    pub limit: Option<String>,
+}
+
 /// `--inventory`, `--timeout`, credentials, trust, shard and the device options.
 pub fn device(args: &DeviceArgs, env: &dyn Env) -> anyhow::Result<DeviceSettings> {
+    device_from(args, None, env)
+}
+
+/// [`device`], taking what `--inventory`, `--shard` and `--limit` leave open from
+/// `recorded`; refuses a shard other than the recorded one.
+fn device_from(
+    args: &DeviceArgs,
+    recorded: Option<&Recorded>,
+    env: &dyn Env,
+) -> anyhow::Result<DeviceSettings> {
+    let inventory = match (&args.inventory, recorded.and_then(|r| r.inventory.as_ref())) {
+        (Some(given), _) => given.clone(),
+        (None, Some(recorded)) => recorded.clone(),
+        (None, None) => bail!("--inventory FILE is required"),
+    };
     if args.timeout.is_zero() {
         bail!("--timeout must be greater than zero");
     }
@@ -28,7 +56,7 @@ pub fn device(args: &DeviceArgs, env: &dyn Env) -> anyhow::Result<DeviceSettings
         None => PasswordSource::Env(args.password_env.clone()),
     };
     Ok(DeviceSettings {
-        inventory: args.inventory.clone(),
+        inventory,
         scheme: match args.scheme {
             SchemeArg::Http => Scheme::Http,
             SchemeArg::Https => Scheme::Https,
@@ -43,7 +71,8 @@ pub fn device(args: &DeviceArgs, env: &dyn Env) -> anyhow::Result<DeviceSettings
         insecure: args.insecure,
         allow_basic_http: args.allow_basic_http,
         expect: args.expect.map(ssh_state),
-        shard: shard(args.shard, env)?,
+        shard: recorded_shard(shard(args.shard, env)?, recorded)?,
+        limit: limit(&args.limit, recorded)?,
         probe_ssh: args.probe_ssh,
         device_info: args.device_info,
     })
@@ -85,7 +114,12 @@ pub fn compliance(args: &ComplianceArgs) -> anyhow::Result<ComplianceSettings> {
 /// `remediate`: the device run, the target, the write limits and the staging. Refuses
 /// what cannot go well before anything is read: `--apply` off a terminal without `--yes`,
 /// `--confirm-waves` off a terminal, a plan written by a run that writes.
-pub fn remediate(args: &RemediateArgs, env: &dyn Env) -> anyhow::Result<RemediateSettings> {
+/// `recorded` is what `--plan` or `--revert` names, read by the caller.
+pub fn remediate(
+    args: &RemediateArgs,
+    recorded: Option<&Recorded>,
+    env: &dyn Env,
+) -> anyhow::Result<RemediateSettings> {
     if args.apply && !args.yes && !env.interactive() {
         bail!("--apply needs --yes when not run from a terminal; nothing was changed");
     }
@@ -96,9 +130,9 @@ pub fn remediate(args: &RemediateArgs, env: &dyn Env) -> anyhow::Result<Remediat
         bail!("--plan-out writes the plan of a dry run for review; leave out --apply (then apply it with --plan FILE --apply)");
     }
     Ok(RemediateSettings {
-        device: device(&args.device, env)?,
+        device: device_from(&args.device, recorded, env)?,
         compliance: compliance(&args.compliance)?,
-        target: ssh_state(args.ssh),
+        target: target(args.ssh, recorded)?,
         apply: args.apply,
         assume_yes: args.yes,
         max_changes: args.max_changes,
@@ -108,10 +142,11 @@ pub fn remediate(args: &RemediateArgs, env: &dyn Env) -> anyhow::Result<Remediat
             site_rate: args.site_rate,
             jitter: Duration::from_millis(50),
         },
-        journal: args
-            .journal
-            .clone()
-            .unwrap_or_else(|| default_journal(&args.output.output)),
+        journal: match (&args.journal, &args.revert) {
+            (Some(journal), _) => journal.clone(),
+            (None, Some(reverted)) => reverted.with_extension("revert.jsonl"),
+            (None, None) => default_journal(&args.output.output),
+        },
         plan_out: args.plan_out.clone(),
         plan: args.plan.clone(),
         plan_max_age: args.plan_max_age,
@@ -123,6 +158,59 @@ pub fn remediate(args: &RemediateArgs, env: &dyn Env) -> anyhow::Result<Remediat
         confirm_waves: args.confirm_waves,
         window: args.window.clone(),
     })
+}
+
+/// The recorded shard, which a shard given (by flag or job index) must be; else `given`.
+fn recorded_shard(
+    given: Option<Shard>,
+    recorded: Option<&Recorded>,
+) -> anyhow::Result<Option<Shard>> {
+    let Some(recorded) = recorded else {
+        return Ok(given);
+    };
+    let wanted = match &recorded.shard {
+        Some(text) => match text.parse::<Shard>() {
+            Ok(shard) => Some(shard),
+            Err(e) => bail!("{} records shard {text:?}: {e}", recorded.source),
+        },
+        None => None,
+    };
+    match given {
+        Some(shard) if Some(shard) != wanted => bail!(
+            "{} was made for shard {}, this run is shard {shard} (--shard or the job index): leave the shard out",
+            recorded.source,
+            wanted.map_or("(none)".to_owned(), |s| s.to_string()),
+        ),
+        _ => Ok(wanted),
+    }
+}
+
+/// `--limit` flags, within the recorded limit if there is one.
+fn limit(flags: &[String], recorded: Option<&Recorded>) -> anyhow::Result<Option<Limit>> {
+    let given = Limit::from_flags(flags).map_err(anyhow::Error::msg)?;
+    let recorded = match recorded.and_then(|r| r.limit.as_deref()) {
+        Some(text) => Some(text.parse::<Limit>().map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    Ok(match (recorded, given) {
+        (Some(recorded), Some(given)) => Some(recorded.and(given)),
+        (recorded, given) => recorded.or(given),
+    })
+}
+
+/// `--ssh`, else the recorded target; a `--ssh` other than the recorded one is refused.
+fn target(given: Option<ExpectArg>, recorded: Option<&Recorded>) -> anyhow::Result<SshState> {
+    let given = given.map(ssh_state);
+    match (given, recorded) {
+        (Some(given), Some(recorded)) if given != recorded.target => bail!(
+            "{} sets SSH {}, not {given}: leave out --ssh",
+            recorded.source,
+            recorded.target
+        ),
+        (_, Some(recorded)) => Ok(recorded.target),
+        (Some(given), None) => Ok(given),
+        (None, None) => bail!("--ssh STATE is required"),
+    }
 }
 
 /// `--shard K/N`, else Kubernetes' `JOB_COMPLETION_INDEX`/`JOB_COMPLETIONS`.
@@ -249,9 +337,13 @@ mod tests {
         ];
         let cli = Cli::try_parse_from(argv.iter().chain(extra)).unwrap();
         match cli.command {
-            Command::Remediate(args) => args,
+            Command::Remediate(args) => *args,
             _ => unreachable!("parsed a remediate"),
         }
+    }
+
+    fn remediate_alone(args: &RemediateArgs, env: &dyn Env) -> anyhow::Result<RemediateSettings> {
+        remediate(args, None, env)
     }
 
     /// A person at a terminal.
@@ -270,24 +362,24 @@ mod tests {
     #[test]
     fn a_write_off_a_terminal_needs_yes_and_a_saved_plan_is_a_dry_runs() {
         let batch = env(&[]);
-        let err = remediate(&remediate_args(&["--apply"]), &batch).unwrap_err();
+        let err = remediate_alone(&remediate_args(&["--apply"]), &batch).unwrap_err();
         assert!(err.to_string().starts_with("--apply needs --yes"), "{err}");
-        assert!(remediate(&remediate_args(&["--apply"]), &Terminal).is_ok());
-        let yes = remediate(&remediate_args(&["--apply", "--yes"]), &batch).unwrap();
+        assert!(remediate_alone(&remediate_args(&["--apply"]), &Terminal).is_ok());
+        let yes = remediate_alone(&remediate_args(&["--apply", "--yes"]), &batch).unwrap();
         assert!(yes.apply && yes.assume_yes && yes.holds_writes());
         let waves = remediate_args(&["--waves", "1,50%", "--confirm-waves"]);
-        let err = remediate(&waves, &batch).unwrap_err();
+        let err = remediate_alone(&waves, &batch).unwrap_err();
         assert!(err.to_string().contains("asks on a terminal"), "{err}");
         let both = remediate_args(&["--plan-out", "p.json", "--apply", "--yes"]);
-        assert!(remediate(&both, &batch).is_err());
-        let dry = remediate(&remediate_args(&["--plan-out", "p.json"]), &batch).unwrap();
+        assert!(remediate_alone(&both, &batch).is_err());
+        let dry = remediate_alone(&remediate_args(&["--plan-out", "p.json"]), &batch).unwrap();
         assert!(!dry.apply && dry.holds_writes());
     }
 
     #[test]
     fn rate_per_minute_reaches_the_write_limits() {
         let args = remediate_args(&["--rate", "90/m", "--site-rate", "30/m"]);
-        let settings = remediate(&args, &env(&[])).unwrap();
+        let settings = remediate_alone(&args, &env(&[])).unwrap();
         let global = settings.limits.rate.quota();
         assert_eq!(
             global.replenish_interval(),
@@ -299,7 +391,7 @@ mod tests {
 
     #[test]
     fn remediation_defaults_are_the_documented_ones() {
-        let settings = remediate(&remediate_args(&["-o", "out/r.csv"]), &env(&[])).unwrap();
+        let settings = remediate_alone(&remediate_args(&["-o", "out/r.csv"]), &env(&[])).unwrap();
         assert_eq!(settings.target, SshState::Disabled);
         assert_eq!(settings.limits.rate.to_string(), "5/s");
         assert_eq!(settings.limits.burst.get(), 1);

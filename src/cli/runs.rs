@@ -11,7 +11,7 @@ use super::args::OutputArgs;
 use super::html::HtmlOut;
 use super::Exit;
 use crate::history::{History, Recorder, RunInfo};
-use crate::inventory::{Rows, Shard};
+use crate::inventory::{Limit, Rows, Shard};
 use crate::report::pipeline::OnOutputFailure;
 use crate::report::{self, RecordSinks, Summary};
 use crate::scan::RunStats;
@@ -120,6 +120,8 @@ pub(super) struct Scope<'a> {
     pub inventory: &'a Path,
     pub devices: &'a Rows,
     pub shard: Option<Shard>,
+    /// `--limit`: a limited run is a scope of its own (its devices are not the others').
+    pub limit: Option<&'a Limit>,
 }
 
 /// What a run compares with: a `--baseline` report, or the previous run of its scope in the
@@ -145,6 +147,7 @@ impl Comparison {
             inventory,
             devices: &prepared.devices,
             shard: prepared.shard,
+            limit: prepared.limit.as_ref(),
         };
         Comparison::for_scope(args, baseline, scope, command, target)
     }
@@ -164,14 +167,17 @@ impl Comparison {
                 path: None,
             });
         };
-        let inventory = scope.inventory;
+        let (inventory, limit) = (scope.inventory, scope.limit);
         let fingerprint = crate::remediate::inventory_fingerprint(scope.devices.devices());
         let canonical = std::fs::canonicalize(inventory).unwrap_or_else(|_| inventory.to_owned());
         let shard = scope.shard.map(|s| s.to_string());
-        let scope = match &shard {
+        let mut scope = match &shard {
             Some(shard) => format!("{}#shard={shard}", canonical.display()),
             None => canonical.display().to_string(),
         };
+        if let Some(limit) = limit {
+            scope.push_str(&format!("#limit={limit}"));
+        }
         let info = RunInfo {
             command,
             scope,

@@ -26,7 +26,7 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let mut comparison = Comparison::open(
         &compliance,
         baseline,
-        &args.device.inventory,
+        &device.inventory,
         &prepared,
         "scan",
         None,
@@ -67,7 +67,7 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         waivers: waivers.as_deref(),
         quiet,
     };
-    let html = html.map(|html| (html, format!("scan of {}", args.device.inventory.display())));
+    let html = html.map(|html| (html, format!("scan of {}", device.inventory.display())));
     let failed = ending.record(&summary, &stats, !stats.interrupted, html, None);
     Ok(failed.unwrap_or_else(|| exit_for(&summary, &stats, compliance.fail_on)))
 }

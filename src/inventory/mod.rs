@@ -12,6 +12,7 @@ mod address;
 mod builder;
 mod error;
 mod header;
+mod limit;
 mod parse;
 mod reader;
 mod rows;
@@ -30,6 +31,7 @@ pub use address::{Host, Scheme, Target};
 use builder::Builder;
 pub use error::{AddressError, InventoryError, RowError};
 use header::Header;
+pub use limit::Limit;
 use parse::RowParser;
 use reader::RowReader;
 pub use rows::{IntoRows, Rows};
@@ -141,6 +143,14 @@ impl Inventory {
     /// so a device can never be scanned by two shards.
     pub fn retain_shard(&mut self, shard: Shard) {
         self.rows.retain(|row| shard.contains(&row.shard_key()));
+    }
+
+    /// Keeps the devices `limit` selects (and every invalid row: a bad row is always said).
+    pub fn retain_limit(&mut self, limit: &Limit) {
+        self.rows.retain(|row| match row {
+            Row::Device(device) => limit.matches(device),
+            Row::Invalid(_) => true,
+        });
     }
 
     pub fn device_count(&self) -> usize {

@@ -3,7 +3,7 @@
 //! out a record built from its finding.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{PlannedWrite, Remediator};
 use crate::device::DeviceContext;
@@ -56,8 +56,10 @@ impl Remediator {
             Ok(now) => now,
             Err(failure) => return skipped(record, &failure),
         };
-        if let Err(held) = self.clear_to_write(&record, &device, before, stop).await {
-            return held;
+        match self.clear_to_write(&record, &device, before, stop).await {
+            // The wait for the permit is the run's rate limit, not the device's time.
+            Ok(waited) => ctx.excuse(waited),
+            Err(held) => return held,
         }
         let written = self.write(&mut ctx, &reading, before).await;
         self.finish(record, &ctx, written)
@@ -89,7 +91,7 @@ impl Remediator {
             self.journal_failed(e);
             return Err(not_written(record.clone(), before, &why));
         }
-        let waiting = Instant::now();
+        let waiting = tokio::time::Instant::now();
         tokio::select! {
             biased;
             _ = stop.wait() => return Err(not_written(record.clone(), before, STOPPED)),

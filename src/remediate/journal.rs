@@ -1,9 +1,15 @@
 //! The remediation journal: append-only JSONL, synced to disk before every device write, so
 //! a run killed at any instant resumes without writing any device twice.
 //!
-//! Lines: one `header` (what the journal is for), then per device an `intent` (synced before
-//! the write goes out) and an `outcome` (after the read-back). A crash can only leave a
-//! truncated last line; it is ignored, because the write it announced was never sent.
+//! Lines: one `header` per run (what the run is: its id, the saved plan or reverted run it
+//! applies, the inventory, target, shard and `--limit`), then per device an `intent` (synced
+//! before the write goes out) and an `outcome` (after the read-back), and `finished` once the
+//! run went through every device. A crash can only leave a truncated last line; it is
+//! ignored, because the write it announced was never sent.
+//!
+//! A journal resumes only the run it belongs to, and only while that run is unfinished: the
+//! run after a finished one starts a section of its own (a new header), so nothing an earlier
+//! run did is taken for what this run saw.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -13,28 +19,53 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-const VERSION: u32 = 1;
+/// Version 2 added runs (a header per run, `finished`); a version 1 journal cannot say
+/// whether its run finished, so it is never resumed (it can still be reverted).
+const VERSION: u32 = 2;
 
-/// What a journal belongs to; a resume must match it exactly.
+/// What a journal's run belongs to; a resume must match it exactly (but for `run`, which a
+/// resume keeps, and `inventory_path`, which only says where the inventory was).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalHeader {
     pub version: u32,
+    /// The run's id: random, given when the run starts, kept by its resumes.
+    #[serde(default)]
+    pub run: String,
+    /// What the run applies: `sha256:` and the saved plan's checksum, or `revert:` and the
+    /// reverted run's id; none for a run that plans itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
     /// SHA-256 over the sorted device keys of the inventory (this shard's devices).
     pub inventory: String,
+    /// The inventory file (absolute), so that `--revert` needs no `--inventory`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory_path: Option<String>,
     /// `enabled` or `disabled`.
     pub target: String,
     pub shard: Option<String>,
+    /// The run's `--limit`, as given (none: every device of the inventory and shard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
 }
 
 impl JournalHeader {
     pub fn new(inventory: String, target: &str, shard: Option<String>) -> JournalHeader {
         JournalHeader {
             version: VERSION,
+            run: new_run_id(),
+            plan: None,
             inventory,
+            inventory_path: None,
             target: target.to_owned(),
             shard,
+            limit: None,
         }
     }
+}
+
+/// 64 random bits, hex: enough to tell the runs of one journal (and their reverts) apart.
+fn new_run_id() -> String {
+    format!("{:016x}", fastrand::u64(..))
 }
 
 /// The recorded result of one device's write.
@@ -81,6 +112,10 @@ enum Line {
         total: usize,
         at_ms: u64,
     },
+    /// The run went through every device: nothing of it is left to resume.
+    Finished {
+        at_ms: u64,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +126,7 @@ pub enum JournalError {
     Io { path: PathBuf, error: io::Error },
     #[error("journal {path}: an earlier write failed and could not be undone; nothing more is written to it")]
     Broken { path: PathBuf },
-    #[error("journal {path} belongs to another run ({reason}); use a new --journal file for this inventory and target")]
+    #[error("journal {path} belongs to another run, not finished ({reason}); finish that run with the command that started it, or give this run a new --journal FILE")]
     Mismatch { path: PathBuf, reason: String },
     #[error(
         "journal {path}: line {line} is not a journal entry; refusing to guess what was written"
@@ -122,6 +157,10 @@ pub struct Recovered {
     pub stopped: Option<BudgetStop>,
     /// The last wave that started, and how far it got.
     pub wave: Option<WaveProgress>,
+    /// The run went through every device (a `finished` entry).
+    pub finished: bool,
+    /// Runs in the journal before this one.
+    pub earlier_runs: usize,
 }
 
 /// The last wave a journal saw start: a rerun resumes in it, with the devices it has left.
@@ -148,6 +187,8 @@ pub struct BudgetStop {
 /// An open journal; appends are serialised and synced.
 pub struct Journal {
     path: PathBuf,
+    /// The run this journal is open for (a resumed run's own header).
+    header: JournalHeader,
     file: Mutex<Appender>,
 }
 
@@ -162,7 +203,9 @@ struct Appender {
 }
 
 impl Journal {
-    /// Opens (resuming) or creates a journal for `header`.
+    /// Opens a journal for the run `header` describes: resumes the journal's last run when it
+    /// is unfinished and bound as `header` is (refused when bound otherwise), else starts a
+    /// new run in it: what earlier runs did is not recovered, and not trusted.
     pub fn open(path: &Path, header: &JournalHeader) -> Result<(Journal, Recovered), JournalError> {
         let io_err = |error| JournalError::Io {
             path: path.to_owned(),
@@ -184,8 +227,9 @@ impl Journal {
                 .map_err(io_err)?;
             len = clean;
         }
-        let journal = Journal {
+        let mut journal = Journal {
             path: path.to_owned(),
+            header: header.clone(),
             file: Mutex::new(Appender {
                 file,
                 len,
@@ -195,15 +239,37 @@ impl Journal {
         if existing.unterminated {
             journal.append_raw(b"\n")?;
         }
-        match &existing.header {
-            Some(found) => check_header(path, found, header)?,
-            None => journal.append(&Line::Header(header.clone()))?,
+        let recovered = existing.recovered;
+        match existing.header {
+            Some(found) if recovered.resumable() => {
+                check_header(path, &found, header)?;
+                journal.header = found;
+                Ok((journal, recovered))
+            }
+            found => {
+                journal.append(&Line::Header(header.clone()))?;
+                let earlier_runs = recovered.earlier_runs + usize::from(found.is_some());
+                let fresh = Recovered {
+                    earlier_runs,
+                    ..Recovered::default()
+                };
+                Ok((journal, fresh))
+            }
         }
-        Ok((journal, existing.recovered))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The run this journal is open for: this run's header, or the resumed run's.
+    pub fn header(&self) -> &JournalHeader {
+        &self.header
+    }
+
+    /// Records that the run went through every device: the next run is a new one.
+    pub fn finished(&self) -> Result<(), JournalError> {
+        self.append(&Line::Finished { at_ms: now_ms() })
     }
 
     /// Records that `key` is about to be written; returns once it is on disk.
@@ -309,7 +375,7 @@ impl Journal {
     }
 }
 
-/// A finished journal read back for `--revert`: what it was for, and what it recorded.
+/// A journal read back for `--revert`: its last run, what it was for and what it recorded.
 pub fn read_journal(path: &Path) -> Result<(JournalHeader, Recovered), JournalError> {
     let mut file = File::open(path).map_err(|error| JournalError::Io {
         path: path.to_owned(),
@@ -361,8 +427,15 @@ fn read_existing(file: &mut File, path: &Path) -> Result<Existing, JournalError>
         }
         let parsed: Result<Line, _> = serde_json::from_str(text.trim_end());
         match parsed {
-            Ok(Line::Header(h)) if header.is_none() => header = Some(h),
-            Ok(Line::Header(_)) => return Err(corrupt(i + 1)),
+            Ok(Line::Header(h)) => {
+                // A new run: what the earlier ones recorded is theirs.
+                if header.replace(h).is_some() {
+                    recovered = Recovered {
+                        earlier_runs: recovered.earlier_runs.saturating_add(1),
+                        ..Recovered::default()
+                    };
+                }
+            }
             Ok(entry) => recovered.record(entry),
             // Only the very last line may be torn by a crash.
             Err(_) if i + 1 == last && !text.ends_with('\n') => torn = Some(raw.clean_len),
@@ -416,6 +489,15 @@ fn read_lines(file: &mut File) -> io::Result<RawLines> {
 }
 
 impl Recovered {
+    /// The run was cut short after it began writing: a rerun of it resumes it. A finished
+    /// run, or one that never got to an entry, leaves nothing to resume.
+    fn resumable(&self) -> bool {
+        let began = !(self.outcomes.is_empty() && self.pending.is_empty())
+            || self.wave.is_some()
+            || self.stopped.is_some();
+        began && !self.finished
+    }
+
     /// Where a rerun takes up the waves: before the wave a budget stop names, else inside
     /// the last wave that started (a crash or a stop request cut it), else at the start.
     pub fn resume(&self) -> super::Resume {
@@ -478,6 +560,7 @@ impl Recovered {
                 });
             }
             Line::Continued { .. } => self.stopped = None,
+            Line::Finished { .. } => self.finished = true,
         }
     }
 }
@@ -504,6 +587,18 @@ fn check_header(
             "it was written for shard {}, this run is shard {}",
             found.shard.as_deref().unwrap_or("(none)"),
             wanted.shard.as_deref().unwrap_or("(none)")
+        )
+    } else if found.plan != wanted.plan {
+        format!(
+            "it applies {}, this run applies {}",
+            found.plan.as_deref().unwrap_or("its own plan"),
+            wanted.plan.as_deref().unwrap_or("its own plan")
+        )
+    } else if found.limit != wanted.limit {
+        format!(
+            "it was limited to {}, this run to {}",
+            found.limit.as_deref().unwrap_or("(everything)"),
+            wanted.limit.as_deref().unwrap_or("(everything)")
         )
     } else {
         return Ok(());
@@ -601,10 +696,20 @@ mod tests {
     }
 
     #[test]
-    fn a_journal_for_another_target_or_inventory_is_refused() {
+    fn an_unfinished_run_for_another_target_or_inventory_is_refused() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("j.jsonl");
-        drop(open(&path));
+        let (j, _) = open(&path);
+        assert!(j.intent("a", "a", false).is_ok());
+        drop(j);
+        let other_plan = JournalHeader {
+            plan: Some("sha256:beef".into()),
+            ..header()
+        };
+        assert!(matches!(
+            Journal::open(&path, &other_plan),
+            Err(JournalError::Mismatch { .. })
+        ));
         let other_target = JournalHeader::new("abc".into(), "enabled", None);
         assert!(matches!(
             Journal::open(&path, &other_target),
@@ -615,6 +720,50 @@ mod tests {
             Journal::open(&path, &other_inventory),
             Err(JournalError::Mismatch { .. })
         ));
+    }
+
+    #[test]
+    fn a_finished_run_is_never_resumed_the_next_run_is_a_new_one() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("j.jsonl");
+        let (j, _) = open(&path);
+        let done = Outcome {
+            after: Some(false),
+            verified: true,
+            error: None,
+        };
+        for r in [
+            j.intent("a", "a", false),
+            j.outcome("a", "a", done),
+            j.finished(),
+        ] {
+            assert!(r.is_ok());
+        }
+        let first_run = j.header().run.clone();
+        drop(j);
+        // Another inventory and target too: the finished run binds nothing.
+        let next = JournalHeader::new("xyz".into(), "enabled", None);
+        let (j, rec) = Journal::open(&path, &next).unwrap_or_else(|e| panic!("{e}"));
+        assert!(rec.outcomes.is_empty() && rec.pending.is_empty(), "{rec:?}");
+        assert_eq!(rec.earlier_runs, 1);
+        assert_ne!(j.header().run, first_run);
+        drop(j);
+        let (header, rec) = read_journal(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(header, next, "the last run is the journal's run");
+        assert!(rec.outcomes.is_empty() && !rec.finished);
+    }
+
+    #[test]
+    fn an_unfinished_run_is_resumed_with_its_own_id() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("j.jsonl");
+        let (j, _) = open(&path);
+        assert!(j.intent("a", "a", false).is_ok());
+        let run = j.header().run.clone();
+        drop(j);
+        let (j, rec) = open(&path);
+        assert_eq!(j.header().run, run);
+        assert!(rec.pending.contains("a"));
     }
 
     #[test]

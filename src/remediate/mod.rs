@@ -22,7 +22,7 @@ use tracing::Instrument;
 
 use crate::inventory::{Device, Row};
 use crate::rate::Rate;
-use crate::report::{Action, DeviceRecord, Finding, Remediation, SshState, Status};
+use crate::report::{Action, DeviceRecord, Remediation, SshState};
 use crate::scan::{self, run_bounded, RunStats, Scanner};
 use crate::shutdown::Shutdown;
 use crate::vapix::SshReading;
@@ -283,7 +283,7 @@ impl Remediator {
                     };
                     let key = device.target.key();
                     if let Some(outcome) = recovered.outcomes.get(&key) {
-                        let _ = out.send(this.journaled_record(&device, outcome)).await;
+                        let _ = out.send(this.recheck(device, outcome).await).await;
                         return;
                     }
                     let ours = recovered.pending.contains(&key);
@@ -500,23 +500,26 @@ impl Remediator {
         }
     }
 
-    /// A device finished in an earlier run: reported from the journal, not contacted.
-    fn journaled_record(&self, device: &Device, outcome: &Outcome) -> DeviceRecord {
-        let mut record = DeviceRecord::for_device(device, Status::Ok);
+    /// A device this run (before it was cut short) already wrote: read again and reported
+    /// as it is now, with what the journal says was done; never written twice in one run.
+    async fn recheck(&self, device: Device, outcome: &Outcome) -> DeviceRecord {
+        let (mut record, reading) = self.scanner.read(&device).await;
         record.expect = Some(self.target);
-        record.attempts = 0;
-        match outcome.after {
-            Some(now) => record.conclude(Finding::State(now)),
-            None => {
-                let why = outcome
-                    .error
-                    .as_deref()
-                    .unwrap_or("written but not verified");
-                record.conclude(Finding::Unknown {
-                    status: Status::ProtocolError,
-                    error: &format!("earlier run (journal): {why}"),
-                });
-            }
+        record.judge();
+        self.scanner.apply_waivers(&device, &mut record);
+        let now = reading.as_ref().map(|r| r.enabled);
+        let journaled = match (&outcome.error, outcome.verified) {
+            (Some(why), false) => Some(format!("written earlier in this run, not verified: {why}")),
+            _ => None,
+        };
+        let changed = (now.is_some() && now != Some(self.target.is_enabled())).then(|| {
+            format!(
+                "SSH is {} again since this run wrote it; a run writes a device once: the next run writes it",
+                on_off(now == Some(true))
+            )
+        });
+        if record.error.is_none() {
+            record.error = changed.or(journaled);
         }
         record.remediation = Some(Remediation {
             action: Action::Set,
@@ -525,6 +528,18 @@ impl Remediator {
             verified: Some(outcome.verified),
         });
         record
+    }
+
+    /// Records in the journal that this run went through every device, so that the next
+    /// run is a new one; a failure is the run's journal failure.
+    pub fn journal_finished(&self) {
+        let Some(journal) = &self.journal else { return };
+        if self.halted.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Err(e) = journal.finished() {
+            self.journal_failed(e);
+        }
     }
 }
 

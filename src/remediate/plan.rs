@@ -29,6 +29,10 @@ pub struct Plan {
     /// `enabled` or `disabled`.
     pub target: String,
     pub shard: Option<String>,
+    /// The `--limit` the plan was made with (none: the whole inventory and shard); a run
+    /// applying it covers no more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
     /// Waivers that held devices back when planning (`ID` each).
     pub waivers: Vec<String>,
     pub devices: Vec<PlannedDevice>,
@@ -96,6 +100,7 @@ impl Plan {
             inventory_fingerprint,
             target: target.to_owned(),
             shard,
+            limit: None,
             waivers: Vec::new(),
             devices: Vec::new(),
             checksum: String::new(),

@@ -171,3 +171,82 @@ async fn an_edited_old_or_mismatched_plan_is_refused_before_anything_is_sent() {
     assert_eq!(requests(&fleet), before, "no refused plan sent a request");
     assert!(all_writes(&fleet).iter().all(Vec::is_empty));
 }
+
+/// `--plan-out` prints the command that applies the plan, and it runs as printed: the plan
+/// records the inventory and target. A `--ssh` or an inventory that disagrees is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_plan_applies_alone_as_the_hint_says_and_disagreeing_flags_are_refused() {
+    use crate::support::{args, run, PASSWORD};
+    let fleet = TestFleet::start(SimConfig {
+        devices: 6,
+        seed: 52,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    for i in 0..fleet.fleet.len() {
+        fleet.fleet.set_ssh_enabled(i, i < 3);
+    }
+    let plan = fleet.path("plan.json").display().to_string();
+    let env = [("SSHFLEET_PASSWORD", PASSWORD)];
+    let planned = run(
+        &args(&[
+            "remediate",
+            "--inventory",
+            &fleet.inventory.display().to_string(),
+            "--ssh",
+            "disabled",
+            "--plan-out",
+            &plan,
+            "-o",
+            &fleet.path("planned.jsonl").display().to_string(),
+        ]),
+        &env,
+    )
+    .await;
+    let err = stderr(&planned);
+    let hint = err
+        .lines()
+        .find_map(|l| {
+            l.split_once("apply it with: ")
+                .map(|(_, cmd)| cmd.to_owned())
+        })
+        .unwrap_or_else(|| panic!("no hint in {err}"));
+    assert_eq!(hint, format!("sshfleet remediate --plan {plan} --apply"));
+    let hinted: Vec<&str> = hint.split_whitespace().skip(1).collect();
+    let with = |extra: &[&str], out: &str| {
+        let mut list = hinted.clone();
+        list.extend_from_slice(extra);
+        let out = fleet.path(out).display().to_string();
+        let mut list = args(&list);
+        list.extend(args(&["--yes", "--quiet", "-o", &out]));
+        list
+    };
+    let refused = run(&with(&["--ssh", "enabled"], "refused.jsonl"), &env).await;
+    assert_eq!(code(&refused), 2, "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("leave out --ssh"),
+        "{}",
+        stderr(&refused)
+    );
+    let other = fleet.path("other.csv");
+    std::fs::write(&other, format!("address\n{}\n", fleet.fleet.address(0))).unwrap();
+    let other = other.display().to_string();
+    let refused = run(&with(&["--inventory", &other], "refused.jsonl"), &env).await;
+    assert_eq!(code(&refused), 2, "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("inventory has changed"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        all_writes(&fleet).iter().all(Vec::is_empty),
+        "nothing written"
+    );
+    let applied = run(&with(&[], "applied.jsonl"), &env).await;
+    assert_eq!(code(&applied), 0, "{}", stderr(&applied));
+    for (i, device) in fleet.fleet.snapshot().iter().enumerate() {
+        assert!(!device.ssh_enabled, "camera {i} disabled");
+        assert_eq!(device.writes.len(), usize::from(i < 3), "camera {i}");
+    }
+}

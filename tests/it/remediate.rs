@@ -380,7 +380,7 @@ async fn sigkill_at_several_points_then_resume_writes_each_device_exactly_once()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_journal_for_another_target_or_inventory_is_refused() {
+async fn an_unfinished_journal_for_another_target_or_inventory_is_refused() {
     let fleet = TestFleet::start(SimConfig {
         specs: Some(vec![camera(true, Firmware::Modern); 3]),
         ..SimConfig::default()
@@ -390,6 +390,8 @@ async fn a_journal_for_another_target_or_inventory_is_refused() {
     let j = journal.to_str().unwrap_or_default();
     let (first, _) = remediate(&fleet, "a.jsonl", &["--apply", "--yes", "--journal", j]).await;
     assert_eq!(code(&first), 0, "{}", stderr(&first));
+    // Only an unfinished run binds its journal (a finished one starts a new run).
+    cut_short(&journal);
     let output = run(
         &args(&[
             "remediate",
@@ -683,4 +685,162 @@ async fn ctrl_c_while_planning_writes_nothing_and_reports_what_was_planned() {
         assert!(error.contains("stopped"), "{r}");
     }
     fleet.fleet.shutdown().await;
+}
+
+/// Takes the `finished` entries out of a journal, as a run killed before its end leaves it.
+fn cut_short(journal: &Path) {
+    let text = std::fs::read_to_string(journal).expect("journal");
+    let cut: String = text
+        .lines()
+        .filter(|l| !l.contains("\"type\":\"finished\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(journal, cut).expect("cut the journal short");
+}
+
+/// The record of the camera at `i` in `records`.
+pub(crate) fn row_of<'a>(
+    fleet: &TestFleet,
+    records: &'a [serde_json::Value],
+    i: usize,
+) -> &'a serde_json::Value {
+    let address = fleet.fleet.address(i);
+    records
+        .iter()
+        .find(|r| r["address"] == address)
+        .unwrap_or_else(|| panic!("no record of {address}"))
+}
+
+/// The nightly run, rerun after another client turned SSH back on for a camera it had
+/// disabled: the finished journal starts a new run, which reads every camera again and
+/// writes the one turned back on (it used to be reported compliant from the journal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_on_a_finished_journal_reads_every_camera_again() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![camera(true, Firmware::Modern); 3]),
+        ..SimConfig::default()
+    })
+    .await;
+    let (first, _) = remediate(&fleet, "nightly.jsonl", &["--apply", "--yes"]).await;
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    let journal = fleet.path("nightly.journal.jsonl");
+    assert_eq!(journal_lines(&journal, "finished").await, 1);
+    fleet.fleet.set_ssh_enabled(1, true);
+    let requests_before: Vec<u64> = fleet.fleet.snapshot().iter().map(|d| d.requests).collect();
+    let (second, records) = remediate(&fleet, "nightly.jsonl", &["--apply", "--yes"]).await;
+    assert_eq!(code(&second), 0, "{}", stderr(&second));
+    let now = fleet.fleet.snapshot();
+    for (i, device) in now.iter().enumerate() {
+        assert!(
+            device.requests > requests_before[i],
+            "camera {i} read again"
+        );
+        assert!(!device.ssh_enabled, "camera {i} disabled");
+    }
+    assert_eq!(now[1].writes.len(), 2, "camera 1 written again");
+    assert_eq!(now[0].writes.len(), 1, "camera 0 not written twice");
+    let row = row_of(&fleet, &records, 1);
+    assert_eq!(row["action"], "set", "{row}");
+    assert_eq!(row["before"], true, "{row}");
+    assert_eq!(row["verified"], true, "{row}");
+    assert_eq!(row_of(&fleet, &records, 0)["action"], "none");
+    // Two runs, each with its header, each finished.
+    assert_eq!(journal_lines(&journal, "header").await, 2);
+    assert_eq!(journal_lines(&journal, "finished").await, 2);
+}
+
+/// A run cut short (as SIGKILL leaves its journal: no `finished`) is resumed: a camera it
+/// wrote is not written twice, but it is read again and reported as it is now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_run_reports_what_it_wrote_as_read_now_and_does_not_write_it_twice() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![camera(true, Firmware::Modern); 3]),
+        ..SimConfig::default()
+    })
+    .await;
+    let (first, _) = remediate(&fleet, "nightly.jsonl", &["--apply", "--yes"]).await;
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    let journal = fleet.path("nightly.journal.jsonl");
+    cut_short(&journal);
+    fleet.fleet.set_ssh_enabled(1, true);
+    let requests_before = fleet.fleet.snapshot()[1].requests;
+    let (second, records) = remediate(&fleet, "nightly.jsonl", &["--apply", "--yes"]).await;
+    assert_eq!(code(&second), 1, "a finding: {}", stderr(&second));
+    let camera_1 = &fleet.fleet.snapshot()[1];
+    assert!(camera_1.requests > requests_before, "read again");
+    assert!(camera_1.ssh_enabled, "not written twice in one run");
+    assert_eq!(camera_1.writes.len(), 1);
+    let row = row_of(&fleet, &records, 1);
+    assert_eq!(row["ssh_enabled"], true, "{row}");
+    assert_eq!(row["compliant"], false, "{row}");
+    assert!(
+        row["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("again since this run wrote it"),
+        "{row}"
+    );
+    // The resumed run finished: the next one is new and writes camera 1.
+    let (third, _) = remediate(&fleet, "nightly.jsonl", &["--apply", "--yes"]).await;
+    assert_eq!(code(&third), 0, "{}", stderr(&third));
+    assert!(!fleet.fleet.snapshot()[1].ssh_enabled);
+}
+
+/// Ten cameras on one site at a low site rate: the last waits 4.5 s for its permit, longer
+/// than its whole device time (4 s with `--timeout 1s --retries 0`). The wait is the run's
+/// rate limit, not the camera's time: every camera is written and verified, each permit
+/// apart as the cameras saw it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_site_rate_writes_and_verifies_every_camera_of_the_site() {
+    let count = 10;
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![camera(true, Firmware::Modern); count]),
+        ..SimConfig::default()
+    })
+    .await;
+    let inventory = fleet.path("one-site.csv");
+    let rows: String = (0..count)
+        .map(|i| format!("{},lobby\n", fleet.fleet.address(i)))
+        .collect();
+    std::fs::write(&inventory, format!("address,site\n{rows}")).expect("inventory");
+    let out = fleet.path("site.jsonl");
+    let output = run(
+        &args(&[
+            "remediate",
+            "--inventory",
+            inventory.to_str().unwrap_or_default(),
+            "--ssh",
+            "disabled",
+            "--apply",
+            "--yes",
+            "--site-rate",
+            "120/m",
+            "--timeout",
+            "1s",
+            "--retries",
+            "0",
+            "--quiet",
+            "-o",
+            out.to_str().unwrap_or_default(),
+        ]),
+        &[("SSHFLEET_PASSWORD", PASSWORD)],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let records = read_jsonl(&out);
+    for i in 0..count {
+        let row = row_of(&fleet, &records, i);
+        assert_eq!(row["status"], "ok", "{row}");
+        assert_eq!(row["action"], "set", "{row}");
+        assert_eq!(row["verified"], true, "{row}");
+    }
+    let mut times: Vec<u64> = Vec::new();
+    for (i, device) in fleet.fleet.snapshot().iter().enumerate() {
+        assert!(!device.ssh_enabled, "camera {i} disabled");
+        assert_eq!(device.writes.len(), 1, "camera {i} written once");
+        times.extend(device.writes.iter().map(|w| w.at_ms));
+    }
+    times.sort_unstable();
+    let span = times.last().copied().unwrap_or(0) - times.first().copied().unwrap_or(0);
+    assert!(span >= 4_000, "ten writes at 2/s span {span} ms");
 }
