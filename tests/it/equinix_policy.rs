@@ -13,13 +13,13 @@ use sshfleet::sim::{EquinixFaults, Fleet, MockUser};
 use crate::equinix_support::{api, mock};
 use crate::support::{code, read_jsonl, run, stderr};
 
-const CREDENTIALS: [(&str, &str); 2] = [
+pub(crate) const CREDENTIALS: [(&str, &str); 2] = [
     ("EQUINIX_API_CLIENTID", "sim-client"),
     ("EQUINIX_API_CLIENTSECRET", "sim-secret"),
 ];
 
 /// Users `user00001`–`user00009` anywhere; `user0001x` only if in pod `sv5.pod1`.
-const POLICY: &str = r#"# who may keep SSH access
+pub(crate) const POLICY: &str = r#"# who may keep SSH access
 [[allow]]
 id = "first-nine"
 users = ["user0000?"]
@@ -32,7 +32,7 @@ metros = ["sv5.pod1"]
 "#;
 
 /// The test's own reading of [`POLICY`], independent of the crate's matcher.
-fn allowed(user: &MockUser) -> bool {
+pub(crate) fn allowed(user: &MockUser) -> bool {
     let name = &user.username;
     let first_nine = name.len() == 9 && name.starts_with("user0000");
     let sv5 = name.starts_with("user0001") && user.metros.iter().any(|(m, _)| m == "sv5.pod1");
@@ -40,7 +40,7 @@ fn allowed(user: &MockUser) -> bool {
 }
 
 /// `user_uuid/device_uuid` of every association the policy does not allow.
-fn unapproved(users: &[MockUser]) -> HashSet<String> {
+pub(crate) fn unapproved(users: &[MockUser]) -> HashSet<String> {
     users
         .iter()
         .filter(|u| !allowed(u))
@@ -48,7 +48,7 @@ fn unapproved(users: &[MockUser]) -> HashSet<String> {
         .collect()
 }
 
-async fn remediate(fleet: &Fleet, extra: &[&str]) -> std::process::Output {
+pub(crate) async fn remediate(fleet: &Fleet, extra: &[&str]) -> std::process::Output {
     let mut argv: Vec<String> = ["equinix", "ssh-users", "remediate", "--endpoint"]
         .iter()
         .map(|s| s.to_string())
@@ -60,7 +60,7 @@ async fn remediate(fleet: &Fleet, extra: &[&str]) -> std::process::Output {
 
 /// A mock of `users` users with `faults`, the associations [`POLICY`] does not allow, and
 /// a directory holding the policy (and its path).
-async fn case(
+pub(crate) async fn case(
     users: usize,
     faults: EquinixFaults,
 ) -> (Fleet, HashSet<String>, tempfile::TempDir, String) {
@@ -74,7 +74,7 @@ async fn case(
 }
 
 /// Detach requests per `user/device`, and the arrival time of each, from the mock's log.
-fn detaches(fleet: &Fleet) -> (HashMap<String, usize>, Vec<tokio::time::Instant>) {
+pub(crate) fn detaches(fleet: &Fleet) -> (HashMap<String, usize>, Vec<tokio::time::Instant>) {
     let mut counts = HashMap::new();
     let mut times = Vec::new();
     for request in api(fleet).requests() {
@@ -90,7 +90,7 @@ fn detaches(fleet: &Fleet) -> (HashMap<String, usize>, Vec<tokio::time::Instant>
     (counts, times)
 }
 
-fn key(row: &Value) -> String {
+pub(crate) fn key(row: &Value) -> String {
     format!(
         "{}/{}",
         row["user_uuid"].as_str().expect("user"),
@@ -98,7 +98,7 @@ fn key(row: &Value) -> String {
     )
 }
 
-fn with_status<'a>(rows: &'a [Value], status: &str) -> Vec<&'a Value> {
+pub(crate) fn with_status<'a>(rows: &'a [Value], status: &str) -> Vec<&'a Value> {
     rows.iter().filter(|r| r["status"] == status).collect()
 }
 

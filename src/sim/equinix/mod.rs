@@ -146,6 +146,8 @@ pub struct MockStats {
     pub list_requests: u64,
     /// The most listing requests received and not yet answered at one time.
     pub max_lists_in_flight: u64,
+    /// The most requests of any kind received and not yet answered at one time.
+    pub max_in_flight: u64,
     /// 429s injected.
     pub throttled: u64,
     /// 500s injected.
@@ -259,6 +261,7 @@ async fn accept_loop(
         answer_requests(tcp, 4096, move |req| {
             let (state, gate) = (state.clone(), gate.clone());
             async move {
+                lock(&state).request_started();
                 let listing = req.method == "GET" && req.path() == routes::USERS;
                 if listing {
                     let in_flight = lock(&state).list_started();
@@ -278,6 +281,7 @@ async fn accept_loop(
                 if listing {
                     lock(&state).list_finished();
                 }
+                lock(&state).request_finished();
                 response
             }
         })
@@ -299,6 +303,15 @@ impl routes::MockState {
         self.lists_in_flight += 1;
         self.stats.max_lists_in_flight = self.stats.max_lists_in_flight.max(self.lists_in_flight);
         self.lists_in_flight
+    }
+
+    fn request_started(&mut self) {
+        self.in_flight += 1;
+        self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight);
+    }
+
+    fn request_finished(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
     }
 
     fn list_finished(&mut self) {

@@ -23,6 +23,8 @@ pub struct MockState {
     pub log: Vec<super::LoggedRequest>,
     /// Listing requests received and not yet answered.
     pub lists_in_flight: u64,
+    /// Requests received and not yet answered.
+    pub in_flight: u64,
     faults: EquinixFaults,
     /// Live tokens and when they expire.
     tokens: HashMap<String, Instant>,
@@ -74,6 +76,7 @@ impl MockState {
             stats: MockStats::default(),
             log: Vec::new(),
             lists_in_flight: 0,
+            in_flight: 0,
             faults: cfg.faults,
             tokens: HashMap::new(),
             failures_in_a_row: 0,
