@@ -686,6 +686,13 @@ pub struct PolicyRemediateArgs {
     pub journal: Option<PathBuf>,
     #[command(flatten)]
     pub staged: WaveArgs,
+    /// Do not ask for confirmation (required with --apply when not on a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Let a detach remove a user's last device: the API then deletes the user, and no
+    /// revert can bring it (or its password) back. Without it such detaches are `held`.
+    #[arg(long)]
+    pub allow_user_deletion: bool,
     /// Users per listing page.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000), value_name = "N")]
     pub page_size: u64,

@@ -759,16 +759,20 @@ fn absolute(path: &Path) -> String {
 }
 
 fn confirm_wave(wave: usize, count: usize, target: SshState) -> bool {
-    diag!("Wave {wave}: set SSH {target} on {count} more device(s)? Type 'yes' to go on: ");
-    let mut answer = String::new();
-    if std::io::stdin().read_line(&mut answer).is_err() {
-        return false;
-    }
-    answer.trim().eq_ignore_ascii_case("yes")
+    ask_yes(format_args!(
+        "Wave {wave}: set SSH {target} on {count} more device(s)? Type 'yes' to go on: "
+    ))
 }
 
 fn confirm(count: usize, target: SshState) -> bool {
-    diag!("Set SSH {target} on {count} device(s)? Type 'yes' to apply: ");
+    ask_yes(format_args!(
+        "Set SSH {target} on {count} device(s)? Type 'yes' to apply: "
+    ))
+}
+
+/// Asks `question` on stderr; only `yes` (any case) read from stdin is a yes.
+pub(super) fn ask_yes(question: std::fmt::Arguments<'_>) -> bool {
+    diag!("{question}");
     let mut answer = String::new();
     if std::io::stdin().read_line(&mut answer).is_err() {
         return false;

@@ -21,6 +21,10 @@ pub struct Target {
     pub user_uuid: String,
     pub username: String,
     pub device_uuid: String,
+    /// This detach removes the user's last device: the API deletes the user with it.
+    /// Left out of plan files when false, so plans written before it still verify.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deletes_user: bool,
 }
 
 /// What became of one target.
@@ -104,15 +108,18 @@ pub async fn detach(client: &EquinixClient, target: &Target) -> Outcome {
     }
 }
 
-/// Every (user, device) pair of `users`, in listing order.
+/// Every (user, device) pair of `users`, in listing order; the last pair of each user
+/// deletes it (every one of its devices is detached).
 pub fn targets(users: &[SshUser]) -> Vec<Target> {
     users
         .iter()
         .flat_map(|u| {
-            u.device_uuids.iter().flatten().map(move |d| Target {
+            let devices = u.device_uuids.as_deref().unwrap_or_default();
+            devices.iter().enumerate().map(move |(i, d)| Target {
                 user_uuid: u.uuid.clone(),
                 username: u.username.clone(),
                 device_uuid: d.clone(),
+                deletes_user: i + 1 == devices.len(),
             })
         })
         .collect()
@@ -168,6 +175,7 @@ mod tests {
             user_uuid: user.to_owned(),
             username: "ops".to_owned(),
             device_uuid: device.to_owned(),
+            deletes_user: false,
         }
     }
 
@@ -183,7 +191,17 @@ mod tests {
         assert_eq!(plan.entries, 4);
         assert_eq!(
             plan.targets,
-            [pair("u1", "d1"), pair("u1", "d2"), pair("u4", "d1")]
+            [
+                pair("u1", "d1"),
+                Target {
+                    deletes_user: true,
+                    ..pair("u1", "d2")
+                },
+                Target {
+                    deletes_user: true,
+                    ..pair("u4", "d1")
+                },
+            ]
         );
         assert_eq!(BulkDetach::from_users(&[]).targets, []);
     }

@@ -3,15 +3,16 @@
 //! plan sealed, and apply it in waves under a failure budget, journaled (intent before each
 //! detach, outcome after) and verified by reading the user back. Never prints.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::bulk::Target;
 use super::policy::{Policy, Verdict};
-use super::{EquinixClient, EquinixError, ListFilter, PageFetcher, SshUser};
+use super::{Dissociation, EquinixClient, EquinixError, ListFilter, PageFetcher, SshUser};
 use crate::remediate::journal::BudgetStop;
 use crate::remediate::journal::WaveProgress;
 use crate::remediate::{waves, Journal, JournalError, Outcome, Recovered, Staging};
@@ -33,6 +34,11 @@ pub enum Status {
     Detached,
     /// The detach failed, or its read-back still shows the device.
     Failed,
+    /// Sent, but no read-back shows it done (a record without devices, an unexplained 404,
+    /// a failed read): a failure for the budget.
+    Unverified,
+    /// Not sent: it would delete the user (its last device) and that was not allowed.
+    Held,
     /// Already gone when its turn came: nothing sent.
     Stale,
     /// Left by the failure budget, a stop request or a failed journal.
@@ -42,11 +48,18 @@ pub enum Status {
 }
 
 impl Status {
+    /// Counted against the failure budget.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Status::Failed | Status::Unverified)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Planned => "planned",
             Status::Detached => "detached",
             Status::Failed => "failed",
+            Status::Unverified => "unverified",
+            Status::Held => "held",
             Status::Stale => "stale",
             Status::Deferred => "deferred",
             Status::Orphan => "orphan",
@@ -74,31 +87,65 @@ pub struct Survey {
     pub users: usize,
     /// Associations some rule allows.
     pub allowed: usize,
-    /// In listing order.
+    /// In listing order; a user's detaches by device, the one that deletes it last.
     pub detaches: Vec<Target>,
     /// Users attached to no device (`device_uuid` empty).
     pub orphans: Vec<Target>,
+    /// Users the listing gave without `deviceUuids`, to read one by one before judging.
+    pub unread: Vec<SshUser>,
+    /// Users whose devices no read showed: they cannot be judged.
+    pub unjudged: Vec<String>,
 }
 
 impl Survey {
     /// Judges one listed user: its associations by the policy, and whether it is an orphan.
-    pub fn add(&mut self, policy: &Policy, user: &SshUser) {
+    /// A user listed without its devices waits in `unread`.
+    pub fn add(&mut self, policy: &Policy, user: SshUser) {
+        if user.device_uuids.is_none() {
+            self.unread.push(user);
+            return;
+        }
+        self.judge(policy, &user);
+    }
+
+    fn judge(&mut self, policy: &Policy, user: &SshUser) {
         self.users = self.users.saturating_add(1);
         let Some(devices) = &user.device_uuids else {
+            self.unjudged.push(user.uuid.clone());
             return;
         };
         if devices.is_empty() {
             self.orphans.push(target(user, ""));
         }
         // An API that listed a device twice still has one association to judge.
-        let mut seen = HashSet::new();
-        for device in devices.iter().filter(|d| seen.insert(d.as_str())) {
+        let mut distinct: Vec<&str> = devices.iter().map(String::as_str).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut planned = Vec::new();
+        for device in &distinct {
             match policy.verdict(user, device) {
                 Verdict::Allowed { .. } => self.allowed = self.allowed.saturating_add(1),
-                Verdict::NotAllowed => self.detaches.push(target(user, device)),
+                Verdict::NotAllowed => planned.push(target(user, device)),
             }
         }
+        if planned.len() == distinct.len() {
+            // Every device goes: the last detach deletes the user.
+            if let Some(last) = planned.last_mut() {
+                last.deletes_user = true;
+            }
+        }
+        self.detaches.extend(planned);
     }
+
+    /// Users that the plan deletes (their last device detached).
+    pub fn deleted_users(&self) -> usize {
+        deleted_users(&self.detaches)
+    }
+}
+
+/// How many users `detaches` delete.
+pub fn deleted_users(detaches: &[Target]) -> usize {
+    detaches.iter().filter(|t| t.deletes_user).count()
 }
 
 fn target(user: &SshUser, device: &str) -> Target {
@@ -106,35 +153,86 @@ fn target(user: &SshUser, device: &str) -> Target {
         user_uuid: user.uuid.clone(),
         username: user.username.clone(),
         device_uuid: device.to_owned(),
+        deletes_user: false,
     }
 }
 
-/// Lists every user (verbose) and judges it. A listing that fails part way is an error: a
-/// partial survey must not pass for the whole account.
+/// Why a survey cannot be used for policy decisions.
+#[derive(Debug, thiserror::Error)]
+pub enum SurveyError {
+    #[error(transparent)]
+    Listing(#[from] EquinixError),
+    /// Users whose devices neither the listing nor a read of each showed.
+    #[error("{} user(s) came without their devices (no deviceUuids) in the listing and when read one by one ({}): they cannot be judged, so no detach is planned", .0.len(), sample(.0))]
+    Unjudged(Vec<String>),
+}
+
+/// Up to five ids, and how many more.
+fn sample(ids: &[String]) -> String {
+    let mut text = ids.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if ids.len() > 5 {
+        text.push_str(&format!(" and {} more", ids.len() - 5));
+    }
+    text
+}
+
+/// Lists every user (verbose) and judges it; users listed without devices are read one by
+/// one first. A listing that fails part way or is not exact, or a user whose devices no
+/// read shows, is an error: a partial survey must not pass for the whole account.
 pub async fn survey(
     client: Arc<EquinixClient>,
     policy: &Policy,
     page_size: u64,
     page_concurrency: usize,
     stop: Shutdown,
-) -> Result<Survey, EquinixError> {
+) -> Result<Survey, SurveyError> {
     let filter = ListFilter {
         verbose: true,
         ..ListFilter::default()
     };
     let (tx, mut rx) = mpsc::channel(CHANNEL_CAPACITY);
-    let fetch = PageFetcher::new(client, filter, page_size, page_concurrency).run(tx, stop);
+    let fetch = PageFetcher::new(client.clone(), filter, page_size, page_concurrency).run(tx, stop);
     let gather = async {
         let mut survey = Survey::default();
         while let Some(user) = rx.recv().await {
-            survey.add(policy, &user);
+            survey.add(policy, user);
         }
         survey
     };
-    let (stats, survey) = tokio::join!(fetch, gather);
-    match stats.error {
-        Some(e) => Err(e),
-        None => Ok(survey),
+    let (stats, mut survey) = tokio::join!(fetch, gather);
+    if let Some(e) = stats.error {
+        return Err(e.into());
+    }
+    let unread = std::mem::take(&mut survey.unread);
+    for user in read_each(&client, unread, page_concurrency).await? {
+        survey.judge(policy, &user);
+    }
+    if !survey.unjudged.is_empty() {
+        return Err(SurveyError::Unjudged(std::mem::take(&mut survey.unjudged)));
+    }
+    Ok(survey)
+}
+
+/// `GET`s each user, `concurrency` at once; a user gone since the listing (404) is left out.
+async fn read_each(
+    client: &EquinixClient,
+    users: Vec<SshUser>,
+    concurrency: usize,
+) -> Result<Vec<SshUser>, EquinixError> {
+    let mut read = Vec::with_capacity(users.len());
+    let mut pending = users.into_iter();
+    let mut running = FuturesUnordered::new();
+    loop {
+        while running.len() < concurrency.max(1) {
+            let Some(user) = pending.next() else { break };
+            running.push(async move { client.get_user(&user.uuid).await });
+        }
+        match running.next().await {
+            None => return Ok(read),
+            Some(Ok(user)) => read.push(user),
+            Some(Err(EquinixError::Api { status: 404, .. })) => {}
+            Some(Err(e)) => return Err(e),
+        }
     }
 }
 
@@ -206,18 +304,53 @@ pub struct Applied {
     pub journal_error: Option<JournalError>,
 }
 
-/// Applies detaches: one at a time, each paced by the client's write limiter.
+/// Applies detaches: up to `in_flight` at once, each paced by the client's write limiter,
+/// one user's detaches one after the other (the API deletes a user with its last device).
 pub struct Detacher<'a> {
     pub client: &'a EquinixClient,
     pub journal: Option<&'a Journal>,
     pub stop: Shutdown,
+    /// Detaches in flight at once (at least one).
+    pub in_flight: usize,
+    pub deletion: UserDeletion,
 }
 
-/// Whether the read of a user shows the device.
-enum Presence {
-    Attached,
-    Gone,
+/// Whether a detach that removes a user's last device (and so deletes the user) may go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserDeletion {
+    /// `--allow-user-deletion`.
+    Allowed,
+    /// Such detaches are `held`, never sent.
+    HeldBack,
 }
+
+/// What a read of the user says about one of its associations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    /// The user's record lists the device, among `devices` distinct ones.
+    On { devices: usize },
+    /// The user's record lists its devices, and this one is not among them.
+    Off,
+    /// A record without `deviceUuids`: it shows nothing either way.
+    NoDevices,
+    /// 404: no such user (or an API that says so wrongly).
+    NotFound,
+}
+
+/// One async lock per user: a user's detaches never overlap, so the read before each shows
+/// whether it is the last device.
+#[derive(Default)]
+struct UserLocks(std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl UserLocks {
+    fn of(&self, user: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(user.to_owned()).or_default().clone()
+    }
+}
+
+/// A finished detach and the journal error that came with it, if any.
+type Done = Result<Entry, (Entry, JournalError)>;
 
 impl Detacher<'_> {
     /// Goes through `planned` in waves: associations the journal finished are reported as
@@ -239,7 +372,8 @@ impl Detacher<'_> {
             }
         }
         left.sort_by_cached_key(key);
-        let ordered = waves::spread_over_sites(left, |t| t.device_uuid.clone());
+        let mut ordered = waves::spread_over_sites(left, |t| t.device_uuid.clone());
+        deletions_last(&mut ordered);
         let (total, waves) = staging.waves.left(staging.resume, ordered.len());
         let allowed = staging.max_failures.map(|b| b.allowed(total));
         let mut rest = ordered.into_iter();
@@ -282,8 +416,8 @@ impl Detacher<'_> {
         }
     }
 
-    /// Detaches one wave's associations in order; once a stop is asked for or the journal
-    /// failed, the rest of the wave is deferred unsent.
+    /// Detaches one wave's associations, up to `in_flight` at once; once a stop is asked
+    /// for or the journal failed, the rest of the wave is deferred unsent.
     async fn wave<E>(
         &self,
         wave: Vec<Target>,
@@ -292,25 +426,48 @@ impl Detacher<'_> {
         applied: &mut Applied,
         each: &mut impl FnMut(Entry) -> Result<(), E>,
     ) -> Result<(), E> {
-        for association in wave {
-            if let Some(why) = halted(applied, &self.stop) {
-                each(deferred(association, number, why))?;
-                continue;
+        let locks = UserLocks::default();
+        let mut pending = wave.into_iter();
+        let mut running = FuturesUnordered::new();
+        loop {
+            while running.len() < self.in_flight.max(1) {
+                let Some(association) = pending.next() else {
+                    break;
+                };
+                if let Some(why) = halted(applied, &self.stop) {
+                    each(deferred(association, number, why))?;
+                    continue;
+                }
+                let resumed = recovered.pending.contains(&key(&association));
+                running.push(self.detach_locked(association, number, resumed, &locks));
             }
-            let resumed = recovered.pending.contains(&key(&association));
-            let (entry, journal_error) = match self.detach_one(association, number, resumed).await {
-                Ok(entry) => (entry, None),
-                Err((entry, e)) => (entry, Some(e)),
+            let Some(done) = running.next().await else {
+                return Ok(());
             };
-            if entry.status == Status::Failed {
+            let entry = match done {
+                Ok(entry) => entry,
+                Err((entry, e)) => {
+                    applied.journal_error.get_or_insert(e);
+                    entry
+                }
+            };
+            if entry.status.is_failure() {
                 applied.failures = applied.failures.saturating_add(1);
-            }
-            if journal_error.is_some() {
-                applied.journal_error = journal_error;
             }
             each(entry)?;
         }
-        Ok(())
+    }
+
+    async fn detach_locked(
+        &self,
+        association: Target,
+        wave: usize,
+        resumed: bool,
+        locks: &UserLocks,
+    ) -> Done {
+        let lock = locks.of(&association.user_uuid);
+        let _turn = lock.lock().await;
+        self.detach_one(association, wave, resumed).await
     }
 
     /// After wave `number`: when the failures exceed the budget, the stop (journaled) and
@@ -333,45 +490,41 @@ impl Detacher<'_> {
             applied.journal_error.get_or_insert(e);
         }
         Some(format!(
-            "not detached: {failures} failed detach(es) or verification(s) exceeded --max-failures ({allowed}) after wave {number}"
+            "not detached: {failures} failed or unverified detach(es) exceeded --max-failures ({allowed}) after wave {number}"
         ))
     }
 
-    /// Reads the user, detaches when still attached (journaled), and reads it back. When
+    /// Reads the user, detaches when still attached (journaled), and reads it back. A
+    /// detach that would delete the user is held back unless deletions are allowed. When
     /// the journal cannot be written the entry comes with the error: `deferred` when the
     /// intent failed (nothing sent), what happened when only the outcome failed.
-    async fn detach_one(
-        &self,
-        association: Target,
-        wave: usize,
-        resumed: bool,
-    ) -> Result<Entry, (Entry, JournalError)> {
+    async fn detach_one(&self, association: Target, wave: usize, resumed: bool) -> Done {
         let entry = |association, status, detail: String| Entry {
             association,
             status,
             wave: Some(wave),
             detail,
         };
-        match self.presence(&association).await {
+        if association.deletes_user && self.deletion == UserDeletion::HeldBack {
+            return Ok(entry(association, Status::Held, HELD_PLANNED.to_owned()));
+        }
+        let before = match self.read(&association).await {
+            Ok(before) => before,
             Err(e) => {
                 let why = format!("not detached: the user could not be read first: {e}");
                 return Ok(entry(association, Status::Failed, why));
             }
-            Ok(Presence::Gone) if resumed => {
-                // Announced by a run that stopped before its outcome: that detach went out.
-                let recorded = self.record(&association, verified());
-                let why = "detached by an earlier, interrupted run (read back)".to_owned();
-                let done = entry(association, Status::Detached, why);
-                return match recorded {
-                    Ok(()) => Ok(done),
-                    Err(e) => Err((done, e)),
-                };
+        };
+        if let Some((status, why)) = self.before_sending(before, resumed) {
+            let done = entry(association.clone(), status, why.to_owned());
+            if status != Status::Detached {
+                return Ok(done);
             }
-            Ok(Presence::Gone) => {
-                let why = "already gone: the user is no longer on this device".to_owned();
-                return Ok(entry(association, Status::Stale, why));
-            }
-            Ok(Presence::Attached) => {}
+            // Announced by a run that stopped before its outcome: that detach went out.
+            return match self.record(&association, verified()) {
+                Ok(()) => Ok(done),
+                Err(e) => Err((done, e)),
+            };
         }
         if let Some(journal) = self.journal {
             let at = key(&association);
@@ -379,10 +532,9 @@ impl Detacher<'_> {
                 return Err((deferred(association, wave, JOURNAL_FAILED), e));
             }
         }
-        let (status, outcome) = self.detach_and_verify(&association).await;
-        let detail = outcome.error.clone().unwrap_or_default();
-        let recorded = self.record(&association, outcome);
-        let done = entry(association, status, detail);
+        let checked = self.detach_and_verify(&association, before).await;
+        let recorded = self.record(&association, checked.outcome());
+        let done = entry(association, checked.status, checked.detail);
         // Sent, but not journaled: reported as what happened; later detaches stop.
         match recorded {
             Ok(()) => Ok(done),
@@ -390,33 +542,44 @@ impl Detacher<'_> {
         }
     }
 
-    async fn detach_and_verify(&self, association: &Target) -> (Status, Outcome) {
-        let failed = |after, error: String| Outcome {
-            after,
-            verified: false,
-            error: Some(error),
-        };
+    /// What the read before the detach decides without sending anything, if anything.
+    fn before_sending(&self, before: Reading, resumed: bool) -> Option<(Status, &'static str)> {
+        let held = self.deletion == UserDeletion::HeldBack;
+        match before {
+            Reading::Off if resumed => Some((
+                Status::Detached,
+                "detached by an earlier, interrupted run (read back)",
+            )),
+            Reading::Off => Some((
+                Status::Stale,
+                "already gone: the user's devices no longer include this one",
+            )),
+            Reading::On { devices } if devices <= 1 && held => {
+                Some((Status::Held, HELD_LAST_DEVICE))
+            }
+            Reading::NoDevices | Reading::NotFound if held => Some((Status::Held, HELD_UNKNOWN)),
+            _ => None,
+        }
+    }
+
+    async fn detach_and_verify(&self, association: &Target, before: Reading) -> Checked {
         let sent = self
             .client
             .detach(&association.user_uuid, &association.device_uuid)
             .await;
-        if let Err(e) = sent {
-            return (Status::Failed, failed(Some(true), e.to_string()));
+        // Read back whatever the answer: a detach answered 5xx may have been made.
+        let after = self.read(association).await;
+        let gone_before = before == Reading::NotFound;
+        if gone_before && matches!(&sent, Err(e) if e.status() == Some(404)) {
+            if let Ok(Reading::NotFound) = after {
+                return Checked {
+                    status: Status::Stale,
+                    detail: "already gone: the read and the detach both answer that the user does not exist (404)".into(),
+                    still_on: false,
+                };
+            }
         }
-        match self.presence(association).await {
-            Ok(Presence::Gone) => (Status::Detached, verified()),
-            Ok(Presence::Attached) => (
-                Status::Failed,
-                failed(
-                    Some(true),
-                    "the detach was accepted but the read-back still shows the device".into(),
-                ),
-            ),
-            Err(e) => (
-                Status::Failed,
-                failed(None, format!("detached, but the read-back failed: {e}")),
-            ),
-        }
+        Checked::of(sent, after)
     }
 
     fn record(&self, association: &Target, outcome: Outcome) -> Result<(), JournalError> {
@@ -426,26 +589,137 @@ impl Detacher<'_> {
         }
     }
 
-    /// `GET` the user: is the device still among its devices? A user that is gone (404:
-    /// it went with its last device) is on none.
-    async fn presence(&self, association: &Target) -> Result<Presence, EquinixError> {
+    /// `GET` the user: what its record says about the device.
+    async fn read(&self, association: &Target) -> Result<Reading, EquinixError> {
         match self.client.get_user(&association.user_uuid).await {
-            Ok(user) => {
-                let devices = user.device_uuids.unwrap_or_default();
-                let on = devices
-                    .iter()
-                    .any(|d| d.eq_ignore_ascii_case(&association.device_uuid));
-                Ok(if on {
-                    Presence::Attached
-                } else {
-                    Presence::Gone
-                })
-            }
-            Err(EquinixError::Api { status: 404, .. }) => Ok(Presence::Gone),
+            Ok(user) => Ok(reading(&user, &association.device_uuid)),
+            Err(EquinixError::Api { status: 404, .. }) => Ok(Reading::NotFound),
             Err(e) => Err(e),
         }
     }
 }
+
+/// What the record of `user` says about `device`.
+pub fn reading(user: &SshUser, device: &str) -> Reading {
+    let Some(devices) = &user.device_uuids else {
+        return Reading::NoDevices;
+    };
+    if !devices.iter().any(|d| d.eq_ignore_ascii_case(device)) {
+        return Reading::Off;
+    }
+    let distinct: HashSet<String> = devices.iter().map(|d| d.to_ascii_lowercase()).collect();
+    Reading::On {
+        devices: distinct.len(),
+    }
+}
+
+/// A sent detach judged by its answer and its read-back.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Checked {
+    pub status: Status,
+    pub detail: String,
+    /// The read-back still showed the device.
+    pub still_on: bool,
+}
+
+impl Checked {
+    /// `detached` only on evidence: a record that lists its devices without this one, or
+    /// no user at all when the answer said the detach deleted it. A record without
+    /// devices, a 404 the answer does not explain, or a failed read-back is `unverified`.
+    pub fn of(
+        sent: Result<Dissociation, EquinixError>,
+        after: Result<Reading, EquinixError>,
+    ) -> Checked {
+        let checked = |status, detail: String, still_on| Checked {
+            status,
+            detail,
+            still_on,
+        };
+        let deleted = matches!(&sent, Ok(d) if d.user_deleted);
+        let answer = match &sent {
+            Ok(_) => String::new(),
+            Err(e) => format!("the detach answered {e}; "),
+        };
+        match after {
+            Ok(Reading::Off) if sent.is_ok() => checked(Status::Detached, String::new(), false),
+            Ok(Reading::Off) => checked(
+                Status::Detached,
+                format!("{answer}the read-back shows the device detached"),
+                false,
+            ),
+            Ok(Reading::NotFound) if deleted => checked(
+                Status::Detached,
+                "the API deleted the user with its last device (read back: no such user)".into(),
+                false,
+            ),
+            Ok(Reading::NotFound) => checked(
+                Status::Unverified,
+                format!("{answer}the read-back found no such user (404), though no answer said the detach deleted it"),
+                false,
+            ),
+            Ok(Reading::NoDevices) => checked(
+                Status::Unverified,
+                format!("{answer}the read-back shows the user without its devices (no deviceUuids): not verified"),
+                false,
+            ),
+            Ok(Reading::On { .. }) if sent.is_ok() => checked(
+                Status::Failed,
+                "the detach was accepted but the read-back still shows the device".into(),
+                true,
+            ),
+            Ok(Reading::On { .. }) => checked(
+                Status::Failed,
+                format!("{answer}the read-back still shows the device"),
+                true,
+            ),
+            Err(e) if sent.is_ok() => checked(
+                Status::Unverified,
+                format!("detached, but the read-back failed: {e}"),
+                false,
+            ),
+            Err(e) => checked(
+                Status::Failed,
+                format!("{answer}the read-back failed too: {e}"),
+                false,
+            ),
+        }
+    }
+
+    /// The journal's record of it.
+    fn outcome(&self) -> Outcome {
+        match self.status {
+            Status::Detached | Status::Stale => verified(),
+            _ => Outcome {
+                after: self.still_on.then_some(true),
+                verified: false,
+                error: Some(self.detail.clone()),
+            },
+        }
+    }
+}
+
+/// Puts each detach that deletes its user after that user's other detaches, so that it is
+/// the last one sent (one user's detaches go in order).
+fn deletions_last(ordered: &mut [Target]) {
+    let mut last: HashMap<&str, usize> = HashMap::new();
+    for (i, t) in ordered.iter().enumerate() {
+        last.insert(t.user_uuid.as_str(), i);
+    }
+    let swaps: Vec<(usize, usize)> = ordered
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.deletes_user)
+        .filter_map(|(i, t)| last.get(t.user_uuid.as_str()).map(|&j| (i, j)))
+        .filter(|(i, j)| i < j)
+        .collect();
+    for (i, j) in swaps {
+        ordered.swap(i, j);
+    }
+}
+
+const HELD_PLANNED: &str = "held back: this detach removes the user's last device, and the API deletes the user with it (its password cannot be restored); pass --allow-user-deletion to delete it";
+const HELD_LAST_DEVICE: &str = "held back: the user's record shows this is its last device, and the API deletes the user with it; pass --allow-user-deletion to delete it";
+const HELD_UNKNOWN: &str = "held back: the user's record does not show its devices, so this detach might delete the user; pass --allow-user-deletion to send it anyway";
 
 const JOURNAL_FAILED: &str = "not detached: the journal could not be written";
 
@@ -540,7 +814,7 @@ mod tests {
             user("u4", "mallory", &["d1", "d1"], &["sv5.pod1"]),
             user("u5", "ghost", &[], &[]),
         ] {
-            survey.add(&policy, &u);
+            survey.add(&policy, u);
         }
         let planned: Vec<String> = survey.detaches.iter().map(key).collect();
         assert_eq!(planned, ["u2/d2", "u4/d1"]);
@@ -557,6 +831,7 @@ mod tests {
             user_uuid: u.into(),
             username: "x".into(),
             device_uuid: d.into(),
+            deletes_user: false,
         };
         let mut plan = DetachPlan::new("http://127.0.0.1:1", "p.toml", "abc")
             .with_detaches(&[t("u2", "d1"), t("u1", "d2")]);

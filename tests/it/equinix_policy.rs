@@ -13,13 +13,13 @@ use sshfleet::sim::{EquinixFaults, Fleet, MockUser};
 use crate::equinix_support::{api, mock};
 use crate::support::{code, read_jsonl, run, stderr};
 
-const CREDENTIALS: [(&str, &str); 2] = [
+pub(crate) const CREDENTIALS: [(&str, &str); 2] = [
     ("EQUINIX_API_CLIENTID", "sim-client"),
     ("EQUINIX_API_CLIENTSECRET", "sim-secret"),
 ];
 
 /// Users `user00001`–`user00009` anywhere; `user0001x` only if in pod `sv5.pod1`.
-const POLICY: &str = r#"# who may keep SSH access
+pub(crate) const POLICY: &str = r#"# who may keep SSH access
 [[allow]]
 id = "first-nine"
 users = ["user0000?"]
@@ -32,7 +32,7 @@ metros = ["sv5.pod1"]
 "#;
 
 /// The test's own reading of [`POLICY`], independent of the crate's matcher.
-fn allowed(user: &MockUser) -> bool {
+pub(crate) fn allowed(user: &MockUser) -> bool {
     let name = &user.username;
     let first_nine = name.len() == 9 && name.starts_with("user0000");
     let sv5 = name.starts_with("user0001") && user.metros.iter().any(|(m, _)| m == "sv5.pod1");
@@ -40,7 +40,7 @@ fn allowed(user: &MockUser) -> bool {
 }
 
 /// `user_uuid/device_uuid` of every association the policy does not allow.
-fn unapproved(users: &[MockUser]) -> HashSet<String> {
+pub(crate) fn unapproved(users: &[MockUser]) -> HashSet<String> {
     users
         .iter()
         .filter(|u| !allowed(u))
@@ -48,7 +48,7 @@ fn unapproved(users: &[MockUser]) -> HashSet<String> {
         .collect()
 }
 
-async fn remediate(fleet: &Fleet, extra: &[&str]) -> std::process::Output {
+pub(crate) async fn remediate(fleet: &Fleet, extra: &[&str]) -> std::process::Output {
     let mut argv: Vec<String> = ["equinix", "ssh-users", "remediate", "--endpoint"]
         .iter()
         .map(|s| s.to_string())
@@ -60,7 +60,7 @@ async fn remediate(fleet: &Fleet, extra: &[&str]) -> std::process::Output {
 
 /// A mock of `users` users with `faults`, the associations [`POLICY`] does not allow, and
 /// a directory holding the policy (and its path).
-async fn case(
+pub(crate) async fn case(
     users: usize,
     faults: EquinixFaults,
 ) -> (Fleet, HashSet<String>, tempfile::TempDir, String) {
@@ -74,7 +74,7 @@ async fn case(
 }
 
 /// Detach requests per `user/device`, and the arrival time of each, from the mock's log.
-fn detaches(fleet: &Fleet) -> (HashMap<String, usize>, Vec<tokio::time::Instant>) {
+pub(crate) fn detaches(fleet: &Fleet) -> (HashMap<String, usize>, Vec<tokio::time::Instant>) {
     let mut counts = HashMap::new();
     let mut times = Vec::new();
     for request in api(fleet).requests() {
@@ -90,7 +90,7 @@ fn detaches(fleet: &Fleet) -> (HashMap<String, usize>, Vec<tokio::time::Instant>
     (counts, times)
 }
 
-fn key(row: &Value) -> String {
+pub(crate) fn key(row: &Value) -> String {
     format!(
         "{}/{}",
         row["user_uuid"].as_str().expect("user"),
@@ -98,7 +98,7 @@ fn key(row: &Value) -> String {
     )
 }
 
-fn with_status<'a>(rows: &'a [Value], status: &str) -> Vec<&'a Value> {
+pub(crate) fn with_status<'a>(rows: &'a [Value], status: &str) -> Vec<&'a Value> {
     rows.iter().filter(|r| r["status"] == status).collect()
 }
 
@@ -113,6 +113,8 @@ async fn the_policy_run_detaches_exactly_the_unapproved_associations_once_each_u
         "--policy",
         &policy,
         "--apply",
+        "--yes",
+        "--allow-user-deletion",
         "--rate",
         "40/s",
         "-o",
@@ -160,6 +162,8 @@ async fn a_saved_plan_applies_once_and_a_rerun_with_the_journal_detaches_nothing
         "--plan",
         &plan,
         "--apply",
+        "--yes",
+        "--allow-user-deletion",
         "--rate",
         "100/s",
         "--journal",
@@ -195,17 +199,31 @@ async fn a_saved_plan_applies_once_and_a_rerun_with_the_journal_detaches_nothing
         "--plan",
         &plan,
         "--apply",
+        "--yes",
+        "--allow-user-deletion",
+        "--rate",
+        "100/s",
         "--journal",
         &fresh,
         "-o",
         &out_arg,
     ];
+    let users_before = api(&fleet).users();
+    let requests_before = api(&fleet).requests().len();
     assert_eq!(code(&remediate(&fleet, &stale).await), 0);
     assert_eq!(
         with_status(&read_jsonl(&out), "stale").len(),
         expected.len()
     );
-    assert_eq!(detaches(&fleet).0, after_first);
+    // A 404 read alone is no evidence: the detach of a user that is gone is sent, and the
+    // API's 404 to it too makes it stale. Nothing changed.
+    assert_eq!(api(&fleet).users(), users_before);
+    let resent: Vec<_> = api(&fleet).requests()[requests_before..]
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.status)
+        .collect();
+    assert!(resent.iter().all(|&status| status == 404), "{resent:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,7 +238,7 @@ async fn a_plan_with_an_edited_byte_or_another_policy_is_refused() {
     let uuid = saved["detaches"][0]["device_uuid"].as_str().expect("uuid");
     let flipped = uuid.replacen(&uuid[..1], if uuid.starts_with('a') { "b" } else { "a" }, 1);
     std::fs::write(&plan_path, text.replacen(uuid, &flipped, 1)).expect("edit");
-    let edited = remediate(&fleet, &["--plan", &plan, "--apply"]).await;
+    let edited = remediate(&fleet, &["--plan", &plan, "--apply", "--yes"]).await;
     assert_eq!(code(&edited), 2);
     assert!(
         stderr(&edited).contains("changed after it was written"),
@@ -232,7 +250,11 @@ async fn a_plan_with_an_edited_byte_or_another_policy_is_refused() {
     let other = dir.path().join("other.toml");
     std::fs::write(&other, POLICY.replace("sv5.pod1", "da1.pod1")).expect("policy");
     let other = other.display().to_string();
-    let mismatch = remediate(&fleet, &["--plan", &plan, "--policy", &other, "--apply"]).await;
+    let mismatch = remediate(
+        &fleet,
+        &["--plan", &plan, "--policy", &other, "--apply", "--yes"],
+    )
+    .await;
     assert_eq!(code(&mismatch), 2);
     assert!(
         stderr(&mismatch).contains("not the one the plan"),
@@ -263,6 +285,8 @@ async fn waves_stop_after_the_wave_where_the_failure_budget_is_exceeded() {
         "--policy",
         &policy,
         "--apply",
+        "--yes",
+        "--allow-user-deletion",
         "--rate",
         "100/s",
         "--waves",
@@ -320,6 +344,8 @@ async fn a_detach_that_does_not_stick_is_failed_by_its_read_back() {
         "--policy",
         &policy,
         "--apply",
+        "--yes",
+        "--allow-user-deletion",
         "--rate",
         "100/s",
         "--journal",
@@ -404,6 +430,8 @@ async fn orphans_lists_exactly_the_users_on_no_device_and_changes_nothing() {
         &policy,
         "--orphans",
         "--apply",
+        "--yes",
+        "--allow-user-deletion",
         "-o",
         &out.display().to_string(),
     ];
@@ -448,6 +476,8 @@ async fn a_run_killed_mid_wave_resumes_from_its_journal_detaching_each_associati
             "--plan",
             &plan,
             "--apply",
+            "--yes",
+            "--allow-user-deletion",
             "--rate",
             rate,
             "--journal",

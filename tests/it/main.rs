@@ -15,6 +15,7 @@ mod device_info;
 mod diagnostics;
 mod drift;
 mod equinix_cli;
+mod equinix_evidence;
 mod equinix_ops;
 mod equinix_paging;
 mod equinix_policy;

@@ -9,24 +9,30 @@ use anyhow::bail;
 use serde::Serialize;
 
 use super::super::args::PolicyRemediateArgs;
+use super::super::progress::Counter;
+use super::super::remediate::ask_yes;
 use super::super::{install_signal_handlers, Exit, Stopping};
 use super::{connect_until, fail, open_rows, resolve_endpoint, Rows};
 use crate::equinix::bulk::Target;
 use crate::equinix::policy::Policy;
 use crate::equinix::remediate::{
-    journal_fingerprint, survey, users_of, Applied, DetachPlan, Detacher, Entry, Status, Survey,
-    JOURNAL_TARGET, NOT_ALLOWED,
+    deleted_users, journal_fingerprint, survey, users_of, Applied, DetachPlan, Detacher, Entry,
+    Status, Survey, SurveyError, UserDeletion, JOURNAL_TARGET, NOT_ALLOWED,
 };
 use crate::remediate::plan::{load_sealed, write_sealed};
 use crate::remediate::{Journal, JournalHeader, Recovered, Staging};
 use crate::report::csv_writer::neutralise;
 use crate::report::ssh_users::TableRow;
+use crate::settings::{Env as _, ProcessEnv};
 
 /// The journal when the report goes to stdout and no `--journal` is given.
 const STDOUT_JOURNAL: &str = "sshfleet-equinix-remediate.journal.jsonl";
 const ORPHAN: &str = "attached to no device: for follow-up (the API cannot delete it)";
 
 pub(super) async fn run(args: PolicyRemediateArgs) -> anyhow::Result<Exit> {
+    if args.write.apply && !args.yes && !ProcessEnv.interactive() {
+        bail!("--apply needs --yes when not run from a terminal; nothing was changed");
+    }
     let sources = Sources::open(&args)?;
     let (journal, recovered) = open_journal(&args, &sources)?;
     let staging = staging(&args, journal.as_ref(), &recovered)?;
@@ -48,32 +54,91 @@ pub(super) async fn run(args: PolicyRemediateArgs) -> anyhow::Result<Exit> {
             );
             match found.await {
                 Ok(found) => tally.surveyed(found, args.orphans),
-                Err(e) => return Ok(fail(&e)),
+                Err(e) => return Ok(refused(&e)),
             }
         }
     };
     say_plan(&args, &tally, &planned);
+    // Opened only now: a run refused before this leaves an earlier report as it was.
     let mut out = open_rows::<EntryRow>(&args.api)?;
     let orphans = std::mem::take(&mut tally.orphans);
     for orphan in orphans {
         tally.emit(&mut out, orphan_entry(orphan))?;
     }
-    if !args.write.apply {
+    if !args.write.apply || !confirmed(&args, &planned) {
         dry_run(&args, &sources, planned, &mut tally, &mut out)?;
         out.finish()?;
         return Ok(tally.conclude(&args, None));
     }
+    let progress = Counter::new(args.api.quiet, planned.len() as u64, "associations");
     let detacher = Detacher {
         client: &client,
         journal: journal.as_ref(),
         stop: shutdown,
+        in_flight: in_flight(&args),
+        deletion: if args.allow_user_deletion {
+            UserDeletion::Allowed
+        } else {
+            UserDeletion::HeldBack
+        },
     };
-    let mut each = |entry: Entry| tally.emit(&mut out, entry);
+    let mut each = |entry: Entry| {
+        progress.inc();
+        tally.emit(&mut out, entry)
+    };
     let applied = detacher
         .apply(planned, &recovered, &staging, &mut each)
-        .await?;
+        .await;
+    progress.finish();
+    let applied = applied?;
     out.finish()?;
     Ok(tally.conclude(&args, Some(&applied)))
+}
+
+/// A survey that cannot be used: said on stderr, with its exit code.
+fn refused(error: &SurveyError) -> Exit {
+    let exit = match error {
+        SurveyError::Listing(e) => fail(e),
+        SurveyError::Unjudged(_) => {
+            diagln!("error: {error}");
+            Exit::Findings
+        }
+    };
+    if exit == Exit::Findings {
+        diagln!("error: no detach was planned: a survey of an incomplete listing is not used for policy decisions");
+    }
+    exit
+}
+
+/// `--yes`, or `yes` typed on the terminal (checked to be one before anything ran).
+fn confirmed(args: &PolicyRemediateArgs, planned: &[Target]) -> bool {
+    if args.yes || planned.is_empty() {
+        return true;
+    }
+    let deleting = deleted_users(planned);
+    let deletions = match (deleting, args.allow_user_deletion) {
+        (0, _) => String::new(),
+        (n, true) => format!(", deleting {n} user(s) for good"),
+        (n, false) => format!(" ({n} that would delete a user are held back)"),
+    };
+    let yes = ask_yes(format_args!(
+        "Detach {} association(s) of {} user(s){deletions}? Type 'yes' to apply: ",
+        planned.len(),
+        users_of(planned)
+    ));
+    if !yes {
+        diagln!("not confirmed: nothing was changed");
+    }
+    yes
+}
+
+/// Detaches in flight at once: about two seconds of writes at the rate, and the burst.
+fn in_flight(args: &PolicyRemediateArgs) -> usize {
+    let rate = args.write.rate.per_second_ceil().get();
+    let wanted = rate
+        .saturating_mul(2)
+        .saturating_add(args.write.burst.get());
+    usize::try_from(wanted).unwrap_or(usize::MAX).clamp(1, 256)
 }
 
 /// The policy and saved plan of a run, checked against each other and the endpoint.
@@ -238,11 +303,16 @@ fn dry_run(
         }
     }
     for association in planned {
+        let detail = if association.deletes_user {
+            format!("{NOT_ALLOWED}; it is the user's last device: the API deletes the user with it")
+        } else {
+            NOT_ALLOWED.to_owned()
+        };
         let entry = Entry {
             association,
             status: Status::Planned,
             wave: None,
-            detail: NOT_ALLOWED.to_owned(),
+            detail,
         };
         tally.emit(out, entry)?;
     }
@@ -265,8 +335,9 @@ fn say_plan(args: &PolicyRemediateArgs, tally: &Tally, planned: &[Target]) {
     if let Some((users, allowed)) = tally.surveyed {
         diagln!("{users} users listed; {allowed} association(s) allowed by the policy");
     }
+    let deleting = deleted_users(planned);
     diagln!(
-        "{} association(s) of {} user(s) to detach{}",
+        "{} association(s) of {} user(s) to detach; will delete {deleting} user(s) (their last device){}",
         planned.len(),
         users_of(planned),
         if args.write.apply {
@@ -275,6 +346,11 @@ fn say_plan(args: &PolicyRemediateArgs, tally: &Tally, planned: &[Target]) {
             " (dry run: pass --apply to detach)"
         }
     );
+    if deleting > 0 && !args.allow_user_deletion {
+        diagln!(
+            "the {deleting} detach(es) that would delete a user are held back unless --allow-user-deletion is given: a deleted user and its password cannot be restored"
+        );
+    }
 }
 
 /// What the report said, by status.
@@ -284,13 +360,17 @@ struct Tally {
     surveyed: Option<(usize, usize)>,
     /// Orphans found, until reported.
     orphans: Vec<Target>,
-    counts: [usize; 6],
+    counts: [usize; 8],
+    /// Users this run deleted (their last device detached).
+    deleted: Vec<String>,
 }
 
-const STATUSES: [Status; 6] = [
+const STATUSES: [Status; 8] = [
     Status::Planned,
     Status::Detached,
     Status::Failed,
+    Status::Unverified,
+    Status::Held,
     Status::Stale,
     Status::Deferred,
     Status::Orphan,
@@ -309,6 +389,12 @@ impl Tally {
     fn emit(&mut self, out: &mut Rows<EntryRow>, entry: Entry) -> anyhow::Result<()> {
         if let Some(i) = STATUSES.iter().position(|s| *s == entry.status) {
             self.counts[i] = self.counts[i].saturating_add(1);
+        }
+        if entry.status == Status::Detached
+            && entry.association.deletes_user
+            && entry.wave.is_some()
+        {
+            self.deleted.push(entry.association.username.clone());
         }
         out.write(&EntryRow::from(entry))?;
         out.flush()
@@ -330,6 +416,14 @@ impl Tally {
                 .map(|s| format!("{} {}", self.count(*s), s.as_str()))
                 .collect();
             diagln!("associations: {}", parts.join(", "));
+        }
+        if !self.deleted.is_empty() {
+            // Said even with -q: nothing can bring these accounts back.
+            diagln!(
+                "{} user(s) deleted with their last device; no revert can restore them or their passwords: {}",
+                self.deleted.len(),
+                self.deleted.join(", ")
+            );
         }
         let journal = journal_path(args);
         if let Some(applied) = applied {
@@ -355,6 +449,8 @@ impl Tally {
         let findings = [
             Status::Planned,
             Status::Failed,
+            Status::Unverified,
+            Status::Held,
             Status::Orphan,
             Status::Deferred,
         ];
@@ -376,6 +472,8 @@ struct EntryRow {
     device_uuid: String,
     wave: Option<usize>,
     detail: String,
+    /// The detach removes the user's last device: the API deletes the user.
+    deletes_user: bool,
 }
 
 impl From<Entry> for EntryRow {
@@ -387,6 +485,7 @@ impl From<Entry> for EntryRow {
             device_uuid: entry.association.device_uuid,
             wave: entry.wave,
             detail: entry.detail,
+            deletes_user: entry.association.deletes_user,
         }
     }
 }
@@ -399,6 +498,7 @@ impl TableRow for EntryRow {
         "device_uuid",
         "wave",
         "detail",
+        "deletes_user",
     ];
 
     fn cells(&self) -> Vec<Cow<'_, str>> {
@@ -410,6 +510,7 @@ impl TableRow for EntryRow {
             text(&self.device_uuid),
             Cow::Owned(self.wave.map(|w| w.to_string()).unwrap_or_default()),
             text(&self.detail),
+            Cow::Borrowed(if self.deletes_user { "true" } else { "false" }),
         ]
     }
 }

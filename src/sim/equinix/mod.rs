@@ -6,8 +6,10 @@
 //! 429 or 500 every N-th API call, token expiry every N-th call, a `total` that drifts while a
 //! listing is paged, a `total` that overstates what exists (empty pages at the end),
 //! listings that ignore `offset`, padded (large) pages, and pages held back until several
-//! are requested at once (to observe a client's concurrency without timing it), and
-//! detaches that are refused or that answer success without sticking.
+//! are requested at once (to observe a client's concurrency without timing it), pages that
+//! overlap or claim a fixed `total`, users listed or read without `deviceUuids`, reads of a
+//! user that answer 404 though it exists, and detaches that are refused, that answer success
+//! without sticking, or that are applied but answered 500.
 
 mod routes;
 mod store;
@@ -88,6 +90,20 @@ pub struct EquinixFaults {
     /// Every N-th detach answers 200 as if done, but the association stays (a write that
     /// does not stick: only a read-back shows it).
     pub detach_unstuck_every: Option<u64>,
+    /// Every N-th detach is applied (the user deleted with its last device, as always) but
+    /// answered 500, as a gateway that times out after the backend did the work.
+    pub detach_applied_then_500_every: Option<u64>,
+    /// Listing pages past the first start this many users early (they say the offset asked
+    /// for, and `total` stays): pages overlap and the last users are never served.
+    pub pages_start_early_by: usize,
+    /// `pagination.total` says this, whatever exists (`0`, or an absurd `10^12`).
+    pub total_claimed: Option<u64>,
+    /// In verbose listings every N-th user comes without `deviceUuids` (`null`).
+    pub listed_without_devices_every: Option<u64>,
+    /// `GET /sshUsers/{uuid}` answers without `deviceUuids`.
+    pub read_without_devices: bool,
+    /// `GET /sshUsers/{uuid}` answers 404 though the user exists.
+    pub read_not_found: bool,
 }
 
 impl Default for EquinixFaults {
@@ -110,6 +126,12 @@ impl Default for EquinixFaults {
             token_throttle: None,
             detach_refused_every: None,
             detach_unstuck_every: None,
+            detach_applied_then_500_every: None,
+            pages_start_early_by: 0,
+            total_claimed: None,
+            listed_without_devices_every: None,
+            read_without_devices: false,
+            read_not_found: false,
         }
     }
 }
@@ -124,6 +146,8 @@ pub struct MockStats {
     pub list_requests: u64,
     /// The most listing requests received and not yet answered at one time.
     pub max_lists_in_flight: u64,
+    /// The most requests of any kind received and not yet answered at one time.
+    pub max_in_flight: u64,
     /// 429s injected.
     pub throttled: u64,
     /// 500s injected.
@@ -237,6 +261,7 @@ async fn accept_loop(
         answer_requests(tcp, 4096, move |req| {
             let (state, gate) = (state.clone(), gate.clone());
             async move {
+                lock(&state).request_started();
                 let listing = req.method == "GET" && req.path() == routes::USERS;
                 if listing {
                     let in_flight = lock(&state).list_started();
@@ -256,6 +281,7 @@ async fn accept_loop(
                 if listing {
                     lock(&state).list_finished();
                 }
+                lock(&state).request_finished();
                 response
             }
         })
@@ -277,6 +303,15 @@ impl routes::MockState {
         self.lists_in_flight += 1;
         self.stats.max_lists_in_flight = self.stats.max_lists_in_flight.max(self.lists_in_flight);
         self.lists_in_flight
+    }
+
+    fn request_started(&mut self) {
+        self.in_flight += 1;
+        self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight);
+    }
+
+    fn request_finished(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
     }
 
     fn list_finished(&mut self) {

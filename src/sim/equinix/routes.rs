@@ -23,6 +23,8 @@ pub struct MockState {
     pub log: Vec<super::LoggedRequest>,
     /// Listing requests received and not yet answered.
     pub lists_in_flight: u64,
+    /// Requests received and not yet answered.
+    pub in_flight: u64,
     faults: EquinixFaults,
     /// Live tokens and when they expire.
     tokens: HashMap<String, Instant>,
@@ -74,6 +76,7 @@ impl MockState {
             stats: MockStats::default(),
             log: Vec::new(),
             lists_in_flight: 0,
+            in_flight: 0,
             faults: cfg.faults,
             tokens: HashMap::new(),
             failures_in_a_row: 0,
@@ -276,13 +279,28 @@ impl MockState {
             })
             .collect();
         let offset = if self.faults.ignore_offset { 0 } else { offset };
+        let served_from = match offset {
+            0 => 0,
+            _ => offset.saturating_sub(self.faults.pages_start_early_by),
+        };
+        let without_devices = self.faults.listed_without_devices_every;
         let data: Vec<Value> = matching
             .iter()
-            .skip(offset)
+            .enumerate()
+            .skip(served_from)
             .take(limit)
-            .map(|u| user_json(u, verbose))
+            .map(|(i, u)| {
+                let mut user = user_json(u, verbose);
+                if verbose && every(without_devices, i as u64 + 1) {
+                    user["deviceUuids"] = Value::Null;
+                }
+                user
+            })
             .collect();
-        let total = matching.len() as u64 + self.faults.total_overstated_by;
+        let total = self
+            .faults
+            .total_claimed
+            .unwrap_or(matching.len() as u64 + self.faults.total_overstated_by);
         let mut page = json!({
             "pagination": { "offset": offset, "limit": limit, "total": total },
             "data": data,
@@ -303,8 +321,20 @@ impl MockState {
         if let Err(r) = self.query(req, &[]) {
             return r;
         }
-        match self.store.find(uuid) {
-            Some(user) => Response::json(200, user_json(user, true).to_string()),
+        match self
+            .store
+            .find(uuid)
+            .filter(|_| !self.faults.read_not_found)
+        {
+            Some(user) => {
+                let mut body = user_json(user, true);
+                if self.faults.read_without_devices {
+                    if let Some(user) = body.as_object_mut() {
+                        user.remove("deviceUuids");
+                    }
+                }
+                Response::json(200, body.to_string())
+            }
             None => {
                 // The spec documents this 404 body as a bare code string.
                 self.stats.rejected += 1;
@@ -386,6 +416,7 @@ impl MockState {
         if let Err(r) = self.association_body(req) {
             return r;
         }
+        let mut applied_then_500 = false;
         if self.store.is_attached(user, device) {
             self.stats.detaches += 1;
             let n = self.stats.detaches;
@@ -404,8 +435,17 @@ impl MockState {
                 });
                 return Response::json(200, body.to_string());
             }
+            applied_then_500 = every(self.faults.detach_applied_then_500_every, n);
         }
         match self.store.detach(user, device) {
+            Ok(_) if applied_then_500 => {
+                self.stats.server_errors += 1;
+                let body = json!({
+                    "errorCode": "INTERNAL_SERVER_ERROR",
+                    "errorMessage": "Injected failure after the change was made",
+                });
+                Response::json(500, body.to_string())
+            }
             Ok((user_deleted, association_deleted)) => {
                 let body = json!({
                     "sshUserDeleted": user_deleted,
