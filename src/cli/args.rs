@@ -25,7 +25,7 @@ pub enum Command {
     /// Audit the SSH state of every camera in an inventory.
     Scan(ScanArgs),
     /// Plan (dry run) or apply an SSH state across an inventory, journaled and verified.
-    Remediate(RemediateArgs),
+    Remediate(Box<RemediateArgs>),
     /// Serve a simulated camera fleet on loopback until SIGINT/SIGTERM.
     Sim(SimArgs),
     /// Run the simulator in-process and scan it: no network, credentials or setup needed.
@@ -202,6 +202,10 @@ pub struct ComplianceArgs {
     /// --history, drift, a filterable table of every device) when the run is over.
     #[arg(long, value_name = "FILE")]
     pub html_out: Option<PathBuf>,
+    /// Write the run's summary as JSON when the run is over: counts, the compliance figure
+    /// (as on the HTML page and in the metrics), and whether the run covered its scope.
+    #[arg(long, value_name = "FILE.json")]
+    pub summary_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

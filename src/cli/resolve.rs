@@ -78,6 +78,7 @@ pub fn compliance(args: &ComplianceArgs) -> anyhow::Result<ComplianceSettings> {
         waivers: args.waivers.clone(),
         metrics_out: args.metrics_out.clone(),
         html_out: args.html_out.clone(),
+        summary_out: args.summary_out.clone(),
         fail_on,
     })
 }
@@ -249,7 +250,7 @@ mod tests {
         ];
         let cli = Cli::try_parse_from(argv.iter().chain(extra)).unwrap();
         match cli.command {
-            Command::Remediate(args) => args,
+            Command::Remediate(args) => *args,
             _ => unreachable!("parsed a remediate"),
         }
     }
