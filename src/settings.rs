@@ -237,6 +237,8 @@ pub struct ComplianceSettings {
     pub waivers: Option<PathBuf>,
     pub metrics_out: Option<PathBuf>,
     pub html_out: Option<PathBuf>,
+    /// `--summary-out`: the JSON summary.
+    pub summary_out: Option<PathBuf>,
     pub fail_on: FailOn,
 }
 

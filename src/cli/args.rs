@@ -207,6 +207,10 @@ pub struct ComplianceArgs {
     /// --history, drift, a filterable table of every device) when the run is over.
     #[arg(long, value_name = "FILE")]
     pub html_out: Option<PathBuf>,
+    /// Write the run's summary as JSON when the run is over: counts, the compliance figure
+    /// (as on the HTML page and in the metrics), and whether the run covered its scope.
+    #[arg(long, value_name = "FILE.json")]
+    pub summary_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -16,7 +16,7 @@ use super::args::RemediateArgs;
 use super::html::HtmlOut;
 use super::progress::Progress;
 use super::runs::{
-    exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, outputs,
+    exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, mark_interrupted, outputs,
     report_interruption, report_waivers, say_warnings, Comparison, Ending, MetricsOut,
 };
 use super::{install_signal_handlers, report_failed, report_output, resolve, Exit, Stopping};
@@ -29,7 +29,7 @@ use crate::remediate::{
 };
 use crate::report::pipeline::OnOutputFailure;
 use crate::report::{
-    self, DeviceRecord, RecordPipeline, RecordSinks, Reporter, Schema, SshState, Summary,
+    self, DeviceRecord, RecordPipeline, RecordSinks, Reporter, Schema, SshState, Stop, Summary,
 };
 use crate::scan::RunStats;
 use crate::settings::{PreparedScan, ProcessEnv, RemediateSettings};
@@ -513,6 +513,8 @@ impl Concluded<'_> {
         };
         let stats = &self.streamed.stats;
         forget_gone_if_interrupted(&mut summary, stats);
+        summary.stopped = self.stop();
+        mark_interrupted(&mut summary, stats);
         self.say_summary(&summary);
         let failed = self.record(&summary, journal_failure.is_none(), html);
         if let Some(failure) = journal_failure {
@@ -552,6 +554,7 @@ impl Concluded<'_> {
             comparison: &setup.comparison,
             metrics: setup.metrics.as_ref(),
             waivers: setup.waivers.as_deref(),
+            summary_out: settings.compliance.summary_out.as_deref(),
             quiet: self.quiet,
         };
         let context = format!(
@@ -567,6 +570,20 @@ impl Concluded<'_> {
         let succeeded = !stats.interrupted && !self.streamed.refused && journal_ok;
         let html = html.map(|html| (html, context));
         ending.record(summary, stats, succeeded, html, Some(settings.apply))
+    }
+
+    /// What stopped the run before its plan was done, for the summary and every output made
+    /// from it (an interruption is marked after, and outranks these).
+    fn stop(&self) -> Option<Stop> {
+        if self.streamed.declined {
+            Some(Stop::WaveDeclined)
+        } else if self.streamed.budget_stop.is_some() {
+            Some(Stop::FailureBudget)
+        } else if self.setup.remediator.deferred_by_window() > 0 {
+            Some(Stop::ChangeWindow)
+        } else {
+            None
+        }
     }
 
     /// A run that stopped before its plan was done: a wave not confirmed, the change window

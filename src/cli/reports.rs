@@ -9,7 +9,7 @@ use anyhow::{bail, Context as _};
 use super::args::{MergeArgs, ReportArgs, ReportCommand};
 use super::html::HtmlOut;
 use super::progress::Progress;
-use super::runs::{exit_for, load_baseline, Comparison, MetricsOut, Scope};
+use super::runs::{exit_for, load_baseline, write_summary, Comparison, MetricsOut, Scope};
 use super::{report_failed, report_output, resolve, resolve_format, Exit};
 use crate::inventory::{self, Inventory, InventoryOptions, Row};
 use crate::report::coverage::{Admit, Coverage, CoverageReport};
@@ -214,7 +214,8 @@ fn conclude(
         );
         html.write(context, summary, comparison.run(), None, None)
     });
-    if let Some(exit) = recorded.or(written).or(html_failed) {
+    let summary_failed = write_summary(inputs.compliance.summary_out.as_deref(), summary, quiet);
+    if let Some(exit) = recorded.or(written).or(html_failed).or(summary_failed) {
         return exit;
     }
     if !covered {

@@ -107,6 +107,7 @@ pub fn compliance(args: &ComplianceArgs) -> anyhow::Result<ComplianceSettings> {
         waivers: args.waivers.clone(),
         metrics_out: args.metrics_out.clone(),
         html_out: args.html_out.clone(),
+        summary_out: args.summary_out.clone(),
         fail_on,
     })
 }

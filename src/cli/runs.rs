@@ -289,6 +289,36 @@ pub(super) fn load_baseline(
     Ok(Some(report::Baseline::new(previous)))
 }
 
+/// `--summary-out FILE.json`: the JSON summary, replaced atomically; `Some(exit)` when it
+/// could not be written (an output failure, said even with `--quiet`).
+pub(super) fn write_summary(path: Option<&Path>, summary: &Summary, quiet: bool) -> Option<Exit> {
+    let path = path?;
+    let mut text = summary.to_json();
+    text.push('\n');
+    match report::html::write_atomic(path, text.as_bytes()) {
+        Ok(()) => {
+            if !quiet {
+                diagln!("summary written to {}", path.display());
+            }
+            None
+        }
+        Err(e) => {
+            diagln!(
+                "error: cannot write the summary to {}: {e}; the report is complete",
+                path.display()
+            );
+            Some(Exit::OutputFailed)
+        }
+    }
+}
+
+/// Marks the summary of a run stopped by Ctrl-C: every output then says it is incomplete.
+pub(super) fn mark_interrupted(summary: &mut Summary, stats: &RunStats) {
+    if stats.interrupted {
+        summary.stopped = Some(report::Stop::Interrupted);
+    }
+}
+
 /// Devices an interrupted run did not reach are not gone: only a whole run says so.
 pub(super) fn forget_gone_if_interrupted(summary: &mut Summary, stats: &RunStats) {
     if let (true, Some(drift)) = (stats.interrupted, summary.drift.as_mut()) {
@@ -332,7 +362,7 @@ pub(super) fn exit_for(summary: &Summary, stats: &RunStats, fail_on: FailOn) -> 
 pub(super) fn report_interruption(stats: &RunStats) {
     if stats.interrupted {
         diagln!(
-            "interrupted: {} device(s) not checked; the report holds every device that was",
+            "interrupted: {} device(s) not checked; the report holds every device checked before the stop.",
             stats.not_checked
         );
     }
@@ -353,6 +383,8 @@ pub(super) struct Ending<'a> {
     pub comparison: &'a Comparison,
     pub metrics: Option<&'a MetricsOut>,
     pub waivers: Option<&'a Waivers>,
+    /// `--summary-out`.
+    pub summary_out: Option<&'a Path>,
     pub quiet: bool,
 }
 
@@ -376,7 +408,11 @@ impl Ending<'_> {
             let run = self.comparison.run();
             html.write(context, summary, run, self.waivers, applied)
         });
-        history_failed.or(metrics_failed).or(html_failed)
+        let summary_failed = write_summary(self.summary_out, summary, self.quiet);
+        history_failed
+            .or(metrics_failed)
+            .or(html_failed)
+            .or(summary_failed)
     }
 }
 

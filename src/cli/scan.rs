@@ -5,8 +5,8 @@ use std::sync::Arc;
 use super::args::ScanArgs;
 use super::progress::Progress;
 use super::runs::{
-    execute, exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, outputs,
-    report_interruption, report_waivers, say_warnings, Comparison, Ending, MetricsOut,
+    execute, exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, mark_interrupted,
+    outputs, report_interruption, report_waivers, say_warnings, Comparison, Ending, MetricsOut,
 };
 use super::{install_signal_handlers, report_failed, resolve, Exit, Stopping};
 use crate::report::pipeline::OnOutputFailure;
@@ -56,6 +56,7 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         }
     };
     forget_gone_if_interrupted(&mut summary, &stats);
+    mark_interrupted(&mut summary, &stats);
     if !quiet {
         diag!("{}", summary.render_text());
         report_waivers(waivers.as_deref());
@@ -65,6 +66,7 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         comparison: &comparison,
         metrics: metrics.as_ref(),
         waivers: waivers.as_deref(),
+        summary_out: compliance.summary_out.as_deref(),
         quiet,
     };
     let html = html.map(|html| (html, format!("scan of {}", device.inventory.display())));

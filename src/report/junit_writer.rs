@@ -18,6 +18,10 @@ pub(crate) struct JunitWriter {
     failures: u64,
     errors: u64,
     skipped: u64,
+    /// Devices in the run's scope, when told ([`RecordWriter::scope`]).
+    in_scope: Option<u64>,
+    /// Devices a stopped remediation left unwritten.
+    deferred: u64,
 }
 
 impl JunitWriter {
@@ -29,6 +33,8 @@ impl JunitWriter {
             failures: 0,
             errors: 0,
             skipped: 0,
+            in_scope: None,
+            deferred: 0,
         }
     }
 
@@ -99,6 +105,11 @@ impl RecordWriter for JunitWriter {
     fn write(&mut self, rec: &DeviceRecord) -> io::Result<()> {
         self.start()?;
         self.tests += 1;
+        self.deferred += u64::from(
+            rec.remediation
+                .as_ref()
+                .is_some_and(|r| r.action == super::Action::Deferred),
+        );
         let out = &mut self.out;
         out.write_all(b"<testcase classname=\"")?;
         let site = if rec.site.is_empty() {
@@ -146,12 +157,28 @@ impl RecordWriter for JunitWriter {
 
     fn finish(&mut self) -> io::Result<()> {
         self.start()?;
+        let devices = self.tests;
+        let in_scope = self.in_scope.unwrap_or(devices).max(devices);
+        let not_reached = (in_scope - devices).saturating_add(self.deferred);
+        if not_reached > 0 {
+            // An incomplete run is a failed check of its own, so that CI shows it.
+            self.tests += 1;
+            self.errors += 1;
+            writeln!(
+                self.out,
+                "<testcase classname=\"sshfleet\" name=\"run coverage\" time=\"0.000\"><error type=\"incomplete\" message=\"incomplete run: {not_reached} of {in_scope} devices in scope not reached (not checked, or left unwritten)\"/></testcase>"
+            )?;
+        }
         write!(
             self.out,
-            "<properties><property name=\"tests\" value=\"{}\"/><property name=\"failures\" value=\"{}\"/><property name=\"errors\" value=\"{}\"/><property name=\"skipped\" value=\"{}\"/></properties>\n</testsuite>\n</testsuites>\n",
-            self.tests, self.failures, self.errors, self.skipped
+            "<properties><property name=\"tests\" value=\"{}\"/><property name=\"failures\" value=\"{}\"/><property name=\"errors\" value=\"{}\"/><property name=\"skipped\" value=\"{}\"/><property name=\"in_scope\" value=\"{in_scope}\"/><property name=\"not_reached\" value=\"{not_reached}\"/><property name=\"complete\" value=\"{}\"/></properties>\n</testsuite>\n</testsuites>\n",
+            self.tests, self.failures, self.errors, self.skipped, not_reached == 0
         )?;
         self.out.flush()
+    }
+
+    fn scope(&mut self, devices: u64) {
+        self.in_scope = Some(devices);
     }
 }
 
@@ -326,6 +353,36 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("&apos;1&apos;&gt;&#13;&#10;&#9;"), "{text}");
+    }
+
+    #[test]
+    fn devices_in_scope_not_reached_are_an_error_of_their_own() {
+        let buf = SharedBuf::default();
+        let mut w = JunitWriter::new(Box::new(buf.clone()));
+        w.scope(5);
+        w.write(&device("a", Status::Ok)).unwrap();
+        w.write(&device("b", Status::Ok)).unwrap();
+        w.finish().unwrap();
+        let text = buf.text();
+        assert!(
+            text.contains("<error type=\"incomplete\" message=\"incomplete run: 3 of 5 devices in scope not reached"),
+            "{text}"
+        );
+        assert!(
+            text.contains("<property name=\"not_reached\" value=\"3\"/>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("<property name=\"complete\" value=\"false\"/>"),
+            "{text}"
+        );
+        // Every device reached: no such case.
+        let whole = render(&[device("a", Status::Ok)]);
+        assert!(!whole.contains("incomplete"), "{whole}");
+        assert!(
+            whole.contains("<property name=\"complete\" value=\"true\"/>"),
+            "{whole}"
+        );
     }
 
     #[test]

@@ -148,8 +148,24 @@ fn device_families(out: &mut Exposition<'_>, summary: &Summary) {
 
 /// The fleet-wide one-sample families after the status counts, in the file's order:
 /// name, help, value.
-fn device_gauges(summary: &Summary) -> [(&'static str, &'static str, f64); 8] {
+fn device_gauges(summary: &Summary) -> [(&'static str, &'static str, f64); 11] {
+    let run = summary.coverage();
     [
+        (
+            "sshfleet_run_complete",
+            "1 when the run reached every device in its scope; 0 when it was interrupted or stopped early.",
+            f64::from(u8::from(run.complete)),
+        ),
+        (
+            "sshfleet_devices_in_scope",
+            "Devices in the run's scope (inventory rows of its shard), reached or not.",
+            count(run.in_scope),
+        ),
+        (
+            "sshfleet_devices_not_reached",
+            "Devices in scope the run did not reach (interrupted) or left unwritten (remediation stopped).",
+            count(run.not_reached),
+        ),
         (
             "sshfleet_devices_ssh_enabled",
             "Devices read with SSH enabled.",
@@ -182,8 +198,8 @@ fn device_gauges(summary: &Summary) -> [(&'static str, &'static str, f64); 8] {
         ),
         (
             "sshfleet_compliance_ratio",
-            "Compliant and waived devices over devices read with a desired state (NaN when none).",
-            compliance_ratio(summary),
+            "Devices in their desired SSH state or waived, over devices in scope with a desired state (not checked and not reached count against; NaN when none has one).",
+            summary.compliance().ratio.unwrap_or(f64::NAN),
         ),
         (
             "sshfleet_new_exposure",
@@ -308,16 +324,6 @@ pub fn previous_success(path: &Path) -> Option<f64> {
         let value: f64 = rest.split_whitespace().last()?.parse().ok()?;
         value.is_finite().then_some(value)
     })
-}
-
-/// Compliant and waived devices over devices read with a desired state.
-fn compliance_ratio(summary: &Summary) -> f64 {
-    let judged = summary.compliant.saturating_add(summary.non_compliant);
-    if judged == 0 {
-        return f64::NAN;
-    }
-    let good = summary.compliant.saturating_add(summary.waived);
-    count(good) / count(judged)
 }
 
 fn unix_seconds(at: SystemTime) -> f64 {
@@ -450,10 +456,12 @@ mod tests {
         on.site = "hq".into();
         on.ssh_enabled = Some(true);
         on.compliant = Some(false);
+        on.expect = Some(crate::report::SshState::Disabled);
         let mut off = record("10.0.0.2", Status::Ok);
         off.site = "hq".into();
         off.ssh_enabled = Some(false);
         off.compliant = Some(true);
+        off.expect = Some(crate::report::SshState::Disabled);
         let mut down = record("10.0.0.3", Status::Timeout);
         down.site = "lab".into();
         let summary = summary_of(&[on, off, down]);

@@ -36,7 +36,10 @@ pub use records::{
     finish, into_summary, moved_aside_on_failure, named, record_pipeline, RecordOutput,
     RecordPipeline, RecordSinks, Records, ReportError, RunStore, SharedStore,
 };
-pub use summary::{ExposureSummary, RemediationSummary, SiteSummary, StatusCounts, Summary};
+pub use summary::{
+    Compliance, ExposureSummary, RemediationSummary, RunCoverage, SiteSummary, StatusCounts, Stop,
+    Summary,
+};
 
 /// A report file format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -103,6 +106,10 @@ pub trait RecordWriter: Send {
     fn write(&mut self, rec: &DeviceRecord) -> std::io::Result<()>;
     fn flush(&mut self) -> std::io::Result<()>;
     fn finish(&mut self) -> std::io::Result<()>;
+
+    /// Told once, before any record: how many devices the run's scope holds, so that an
+    /// output can say at its end that devices were not reached.
+    fn scope(&mut self, _devices: u64) {}
 
     /// What to call this output in an error message (a path); see [`pipeline::Named`].
     fn label(&self) -> Option<&str> {

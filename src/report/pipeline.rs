@@ -62,6 +62,11 @@ impl<O> Named<O> {
             inner,
         }
     }
+
+    /// The output named.
+    pub fn inner_mut(&mut self) -> &mut O {
+        &mut self.inner
+    }
 }
 
 impl<R, O: Output<R>> Output<R> for Named<O> {

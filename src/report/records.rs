@@ -93,6 +93,10 @@ impl RecordWriter for Named<RecordOutput> {
         Output::<DeviceRecord>::finish(self)
     }
 
+    fn scope(&mut self, devices: u64) {
+        self.inner_mut().scope(devices);
+    }
+
     fn label(&self) -> Option<&str> {
         Output::<DeviceRecord>::label(self)
     }
@@ -164,6 +168,10 @@ impl RecordWriter for PartialOnFailure {
     fn finish(&mut self) -> io::Result<()> {
         let result = self.inner.finish();
         self.check(result)
+    }
+
+    fn scope(&mut self, devices: u64) {
+        self.inner.scope(devices);
     }
 
     fn label(&self) -> Option<&str> {
@@ -243,14 +251,18 @@ pub fn record_pipeline(
     on_failure: OnOutputFailure,
 ) -> RecordPipeline {
     let RecordSinks {
-        outputs,
+        mut outputs,
         reporter,
         baseline,
         store,
     } = sinks;
     reporter.started(total as u64);
+    for output in &mut outputs {
+        output.scope(total as u64);
+    }
     let summary = Summary {
         drift: baseline.as_ref().map(|_| Default::default()),
+        in_scope: Some(total as u64),
         ..Summary::default()
     };
     let records = Records {

@@ -46,6 +46,83 @@ pub struct Summary {
     /// SSH-enabled devices by firmware version (`--device-info`); empty without it.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub ssh_enabled_by_firmware: BTreeMap<String, u64>,
+    /// Devices with a desired SSH state (an `expect` column, `--expect`, the remediation's
+    /// target), read or not: the devices [`Summary::compliance`] is over.
+    pub with_desired_state: u64,
+    /// Devices in the run's scope (every inventory row of its shard), when known: set when
+    /// the report opens. Devices in scope without a record were never reached.
+    #[serde(skip)]
+    pub in_scope: Option<u64>,
+    /// Why the run ended before it was done, if it did (set by the command at the end).
+    #[serde(skip)]
+    pub stopped: Option<Stop>,
+}
+
+/// Why a run ended before it covered its scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// Remediation: failed writes exceeded `--max-failures`.
+    FailureBudget,
+    /// Remediation: devices were left for the next change window.
+    ChangeWindow,
+    /// Remediation: a wave was not confirmed.
+    WaveDeclined,
+}
+
+impl Stop {
+    /// What stopped the run, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Stop::Interrupted => "interrupted",
+            Stop::FailureBudget => "stopped by the failure budget (--max-failures)",
+            Stop::ChangeWindow => "stopped at the end of the change window",
+            Stop::WaveDeclined => "stopped: a wave was not confirmed",
+        }
+    }
+}
+
+/// How much of its scope a run covered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RunCoverage {
+    /// Every device in scope reached, and nothing stopped the run.
+    pub complete: bool,
+    /// What stopped the run early (`interrupted`, `failure_budget`, `change_window`,
+    /// `wave_declined`), if anything did.
+    pub stopped: Option<Stop>,
+    pub in_scope: u64,
+    /// Devices in scope that have no record (never checked), plus devices a remediation
+    /// left unwritten (`deferred`).
+    pub not_reached: u64,
+}
+
+/// The one definition of compliance, shared by the terminal and JSON summaries, the HTML
+/// page and the metrics (README, "Compliance"): devices in their desired SSH state or
+/// allowed theirs by a waiver in force, over the devices in scope with a desired state.
+/// A device that could not be checked, or that a stopped run never reached, counts against.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Compliance {
+    /// Devices read in their desired SSH state, or non-compliant but waived.
+    pub compliant: u64,
+    /// Devices in scope with a desired state (read or not), plus devices not reached.
+    pub of: u64,
+    /// `compliant / of`; `None` (`null`) when no device has a desired state: nothing is
+    /// judged, which is not 0 %.
+    pub ratio: Option<f64>,
+}
+
+impl Compliance {
+    /// `60.5%` (never `100.0%` short of every device), or `—` when nothing has a desired
+    /// state.
+    pub fn percent(&self) -> String {
+        match self.ratio {
+            Some(r) if self.compliant < self.of && r > 0.999 => String::from("99.9%"),
+            Some(r) => format!("{:.1}%", r * 100.0),
+            None => String::from("—"),
+        }
+    }
 }
 
 /// A count per status, serialised as an object in [`Status::ALL`] order.
@@ -198,6 +275,7 @@ impl Summary {
         }
         self.findings += u64::from(rec.is_finding());
         self.waived += u64::from(rec.waiver.is_some());
+        self.with_desired_state += u64::from(rec.expect.is_some());
         if let Some(rem) = &rec.remediation {
             self.remediation.add(rem);
         }
@@ -243,15 +321,96 @@ impl Summary {
         self.total - self.by_status.get(Status::Ok)
     }
 
+    /// How much of its scope the run covered.
+    pub fn coverage(&self) -> RunCoverage {
+        let in_scope = self.in_scope.unwrap_or(self.total).max(self.total);
+        let not_reached = (in_scope - self.total).saturating_add(self.remediation.deferred);
+        RunCoverage {
+            complete: self.stopped.is_none() && not_reached == 0,
+            stopped: self.stopped,
+            in_scope,
+            not_reached,
+        }
+    }
+
+    /// The run's compliance, as every output states it (see [`Compliance`]).
+    pub fn compliance(&self) -> Compliance {
+        let compliant = self.compliant.saturating_add(self.waived);
+        let unrecorded = self.coverage().in_scope.saturating_sub(self.total);
+        let of = self.with_desired_state.saturating_add(unrecorded);
+        let ratio = (self.with_desired_state > 0 && of > 0).then(|| compliant as f64 / of as f64);
+        Compliance {
+            compliant,
+            of,
+            ratio,
+        }
+    }
+
+    /// Devices regressed since the previous run; `None` when there was nothing to compare
+    /// with (no previous run, or none of this run's devices in it: a first recorded run).
+    pub fn regressions(&self) -> Option<u64> {
+        let drift = self.drift.as_ref()?;
+        let compared = Change::ALL
+            .iter()
+            .filter(|c| !matches!(c, Change::New | Change::Gone))
+            .map(|&c| drift.by_change.get(c))
+            .sum::<u64>();
+        (compared > 0).then(|| drift.by_change.get(Change::Regressed))
+    }
+
     /// The human summary for stderr: totals, non-zero statuses, remediation, sites.
     pub fn render_text(&self) -> String {
         self.to_string()
     }
 
-    /// The summary as a JSON object (pretty-printed: it is read by people too).
+    /// The summary as a JSON object (pretty-printed: it is read by people too): every count
+    /// of [`Summary`], with `run` ([`RunCoverage`]), `compliance` ([`Compliance`]) and
+    /// `regressions` (`null` with nothing to compare with). `--summary-out` and the demo's
+    /// `summary.json` write this.
     pub fn to_json(&self) -> String {
+        let document = Document {
+            run: self.coverage(),
+            compliance: self.compliance(),
+            regressions: self.regressions(),
+            summary: self,
+        };
         // Serialising plain counters and string-keyed maps cannot fail.
-        serde_json::to_string_pretty(self).unwrap_or_else(|_| String::from("{}"))
+        serde_json::to_string_pretty(&document).unwrap_or_else(|_| String::from("{}"))
+    }
+
+    /// `INCOMPLETE …` first, when the run did not cover its scope.
+    fn write_incomplete(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let run = self.coverage();
+        if run.complete {
+            return Ok(());
+        }
+        let why = run
+            .stopped
+            .map_or("not every device was reached", Stop::describe);
+        writeln!(
+            f,
+            "INCOMPLETE ({why}): {} of {} devices in scope not reached; the figures below are of the {} devices reported.",
+            run.not_reached, run.in_scope, self.total
+        )
+    }
+
+    /// `compliance: 60.5 % (…)`, or why there is no figure.
+    fn write_compliance(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.compliance();
+        match c.ratio {
+            Some(_) => writeln!(
+                f,
+                "compliance: {} ({} of {} devices with a desired state are in it or waived)",
+                c.percent(),
+                c.compliant,
+                c.of
+            ),
+            None if self.total == 0 => Ok(()),
+            None => writeln!(
+                f,
+                "compliance: — (no device has a desired state: give an `expect` column or --expect)"
+            ),
+        }
     }
 
     fn write_totals(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -353,16 +512,24 @@ impl Summary {
             .filter(|&(_, n)| n > 0)
             .map(|(change, n)| format!("{change} {n}"))
             .collect();
-        writeln!(
-            f,
-            "since the previous run: {}; new exposure on {}",
-            if counts.is_empty() {
-                "no devices".to_owned()
-            } else {
-                counts.join(", ")
-            },
-            self.new_exposure
-        )?;
+        let counts = if counts.is_empty() {
+            "no devices".to_owned()
+        } else {
+            counts.join(", ")
+        };
+        if self.regressions().is_none() {
+            // A first recorded run: no regressions figure, not a reassuring 0.
+            writeln!(
+                f,
+                "since the previous run: nothing to compare with (no device of this run was in it): {counts}"
+            )?;
+        } else {
+            writeln!(
+                f,
+                "since the previous run: {counts}; new exposure on {}",
+                self.new_exposure
+            )?;
+        }
         let gone = drift.by_change.get(Change::Gone);
         if gone > 0 {
             let names: Vec<String> = drift
@@ -430,7 +597,9 @@ impl Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_incomplete(f)?;
         self.write_totals(f)?;
+        self.write_compliance(f)?;
         self.write_statuses(f)?;
         self.write_exposure(f)?;
         self.write_remediation(f)?;
@@ -456,6 +625,16 @@ impl Summary {
             .collect();
         writeln!(f, "SSH enabled by firmware: {}", listed.join(", "))
     }
+}
+
+/// The JSON summary: the counts, with what is derived from them.
+#[derive(serde::Serialize)]
+struct Document<'a> {
+    run: RunCoverage,
+    compliance: Compliance,
+    regressions: Option<u64>,
+    #[serde(flatten)]
+    summary: &'a Summary,
 }
 
 /// A site name safe for a terminal: control characters (escape sequences) replaced, cut
@@ -560,10 +739,109 @@ mod tests {
             "5 devices, 3 findings (1 non-compliant, 2 not checked); 1 compliant, \
              1 without a desired state; SSH enabled on 2, disabled on 1"
         );
-        assert_eq!(lines[1], "by status: ok 3, invalid 1, timeout 1");
-        assert!(lines[2].starts_with("site    devices"), "{text}");
-        assert!(lines[3].starts_with("branch        2"), "{text}");
-        assert!(lines[4].starts_with("hq            3"), "{text}");
+        // The timeout at hq has a desired state: not checked, it counts against.
+        assert_eq!(
+            lines[1],
+            "compliance: 33.3% (1 of 3 devices with a desired state are in it or waived)"
+        );
+        assert_eq!(lines[2], "by status: ok 3, invalid 1, timeout 1");
+        assert!(lines[3].starts_with("site    devices"), "{text}");
+        assert!(lines[4].starts_with("branch        2"), "{text}");
+        assert!(lines[5].starts_with("hq            3"), "{text}");
+    }
+
+    #[test]
+    fn compliance_has_one_definition_and_no_figure_without_a_desired_state() {
+        let s = sample();
+        let c = s.compliance();
+        assert_eq!((c.compliant, c.of), (1, 3));
+        assert_eq!(c.percent(), "33.3%");
+        let json: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        assert_eq!(json["compliance"]["compliant"], 1);
+        assert_eq!(json["compliance"]["of"], 3);
+        assert_eq!(json["run"]["complete"], true);
+        assert_eq!(json["run"]["in_scope"], 5);
+        assert_eq!(json["regressions"], serde_json::Value::Null);
+        // Nothing with a desired state: no figure at all, never 0 %.
+        let mut none = Summary::default();
+        none.add(&rec("", Status::Ok, Some(true), None));
+        assert_eq!(none.compliance().ratio, None);
+        assert_eq!(none.compliance().percent(), "—");
+        assert!(none
+            .render_text()
+            .contains("compliance: — (no device has a desired state"));
+        let json: serde_json::Value = serde_json::from_str(&none.to_json()).unwrap();
+        assert_eq!(json["compliance"]["ratio"], serde_json::Value::Null);
+        // Waived devices are in their allowed state; 99.95 % is not shown as 100 %.
+        let mut waived = rec("", Status::Ok, Some(true), Some(SshState::Disabled));
+        waived.waiver = Some("W-1".into());
+        let mut almost = Summary::default();
+        almost.add(&waived);
+        assert_eq!(almost.compliance().ratio, Some(1.0));
+        let c = Compliance {
+            compliant: 1999,
+            of: 2000,
+            ratio: Some(0.9995),
+        };
+        assert_eq!(c.percent(), "99.9%");
+    }
+
+    #[test]
+    fn a_stopped_run_says_how_much_of_its_scope_it_did_not_reach() {
+        let mut s = Summary {
+            in_scope: Some(20),
+            ..Summary::default()
+        };
+        for _ in 0..5 {
+            s.add(&rec("", Status::Ok, Some(false), Some(SshState::Disabled)));
+        }
+        s.stopped = Some(Stop::Interrupted);
+        let run = s.coverage();
+        assert_eq!(
+            (run.complete, run.in_scope, run.not_reached),
+            (false, 20, 15)
+        );
+        // The 15 never reached count against: 5 of 20, not 100 %.
+        assert_eq!(s.compliance().percent(), "25.0%");
+        let text = s.render_text();
+        assert_eq!(
+            text.lines().next(),
+            Some("INCOMPLETE (interrupted): 15 of 20 devices in scope not reached; the figures below are of the 5 devices reported.")
+        );
+        let json: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        assert_eq!(json["run"]["complete"], false);
+        assert_eq!(json["run"]["stopped"], "interrupted");
+        assert_eq!(json["run"]["not_reached"], 15);
+    }
+
+    #[test]
+    fn a_first_recorded_run_has_no_regressions_figure() {
+        use crate::report::record::Drift;
+        let mut s = Summary {
+            drift: Some(DriftSummary::default()),
+            ..Summary::default()
+        };
+        let mut new = rec("", Status::Ok, Some(true), Some(SshState::Disabled));
+        new.drift = Some(Drift {
+            change: Change::New,
+            first_seen: String::new(),
+            state_since: String::new(),
+        });
+        s.add(&new);
+        assert_eq!(s.regressions(), None);
+        assert!(
+            s.render_text().contains("nothing to compare with"),
+            "{}",
+            s.render_text()
+        );
+        let mut same = rec("", Status::Ok, Some(false), Some(SshState::Disabled));
+        same.drift = Some(Drift {
+            change: Change::Unchanged,
+            first_seen: String::new(),
+            state_since: String::new(),
+        });
+        s.add(&same);
+        assert_eq!(s.regressions(), Some(0));
     }
 
     #[test]
@@ -670,7 +948,7 @@ mod tests {
         summary.add(&rec("site-59", Status::Timeout, None, None));
         let text = summary.render_text();
         assert!(
-            text.lines().nth(3).unwrap().starts_with("site-59"),
+            text.lines().nth(4).unwrap().starts_with("site-59"),
             "{text}"
         );
         assert!(text.contains("… and 10 more sites"));

@@ -2,7 +2,8 @@
 // prints what a person would see as one JSON object on stdout; the Rust tests
 // (tests/it/html_report.rs) assert on it. This script judges nothing itself.
 //
-//   node check-report.mjs REPORT.html [--site NAME] [--search TEXT] [--sort COLUMN] [--screenshot PNG]
+//   node check-report.mjs REPORT.html [--site NAME] [--status NAME] [--change NAME]
+//     [--standing LABEL] [--search TEXT] [--sort COLUMN] [--scroll FRACTION] [--screenshot PNG]
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,7 +17,6 @@ const option = (name) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const site = option("--site");
 const search = option("--search");
 const screenshot = option("--screenshot");
 const sort = option("--sort");
@@ -47,6 +47,43 @@ try {
   await page.goto(url, { waitUntil: "load", timeout: 60000 });
   await page.waitForFunction(() => window.sshfleetReport && window.sshfleetReport.ready, null, { timeout: 60000 });
   out.ready_ms = Date.now() - t0;
+  // What a person sees of the table: the rows that are drawn (checkVisibility) and lie
+  // inside the list's scroll box, top to bottom, with the text of their cells. Attributes
+  // (hidden, classes) are not consulted: only what the browser lays out and paints.
+  const visibleRows = () => page.evaluate(() => {
+    const box = document.getElementById("table-viewport");
+    const outer = box.getBoundingClientRect();
+    const top = outer.top + box.clientTop;
+    const left = outer.left + box.clientLeft;
+    const bottom = top + box.clientHeight;
+    const right = left + box.clientWidth;
+    const cell = (row, key) => row.querySelector(".c-" + key)?.textContent ?? null;
+    return Array.from(box.querySelectorAll('[data-testid="device-row"]'))
+      .map((row) => ({ row, r: row.getBoundingClientRect() }))
+      .filter(({ row, r }) => row.checkVisibility({ opacityProperty: true, visibilityProperty: true, checkOpacity: true, checkVisibilityCSS: true })
+        && r.height > 0 && r.width > 0
+        && r.bottom > top && r.top < bottom && r.right > left && r.left < right)
+      .sort((a, b) => a.r.top - b.r.top)
+      .map(({ row, r }) => ({
+        top: Math.round(r.top - top),
+        text: row.innerText.trim(),
+        serial: cell(row, "serial"),
+        address: cell(row, "address"),
+        name: cell(row, "name"),
+        site: cell(row, "site"),
+        status: cell(row, "status"),
+        standing: cell(row, "standing"),
+        change: cell(row, "change"),
+      }));
+  });
+  const counted = () => page.evaluate(() => Number(document.getElementById("row-count").getAttribute("data-count")));
+  const applied = () => page.evaluate(() => window.sshfleetReport.applied);
+  // The rows in view and the count once the table has been filtered again.
+  const view = async (before) => {
+    await page.waitForFunction((n) => window.sshfleetReport.applied > n, before, { timeout: 30000 });
+    return { count: await counted(), rows: await visibleRows() };
+  };
+
   Object.assign(out, await page.evaluate(() => {
     const paint = performance.getEntriesByType("paint").find((p) => p.name === "first-contentful-paint");
     const value = (id) => document.querySelector(`[data-testid="${id}"]`)?.getAttribute("data-value");
@@ -70,59 +107,81 @@ try {
       drift_counts: Object.fromEntries(Array.from(document.querySelectorAll('[data-testid="drift-counts"] [data-change]'))
         .map((c) => [c.getAttribute("data-change"), Number(c.getAttribute("data-count"))])),
       row_count: Number(document.querySelector('[data-testid="row-count"]').getAttribute("data-count")),
-      rows_in_dom: document.querySelectorAll('[data-testid="device-row"]:not([hidden])').length,
-      names_in_view: Array.from(document.querySelectorAll('[data-testid="device-row"]:not([hidden]) .c-name span')).map((e) => e.textContent),
+      rows_in_dom: document.querySelectorAll('[data-testid="device-row"]').length,
       script_elements: document.scripts.length,
     };
   }));
+  out.initial = { count: out.row_count, rows: await visibleRows() };
+  out.names_in_view = out.initial.rows.map((r) => r.name);
 
-  if (site !== undefined) {
-    out.site_filter = await page.evaluate((name) => {
-      const select = document.getElementById("filter-site");
-      const label = (name === "" ? "(no site)" : name) + " (";
-      const opt = Array.from(select.options).find((o) => o.textContent.startsWith(label));
-      if (!opt) { return { found: false }; }
-      const t = performance.now();
-      select.value = opt.value;
-      select.dispatchEvent(new Event("change"));
-      const ms = performance.now() - t;
-      const rows = document.querySelectorAll('[data-testid="device-row"]:not([hidden])');
-      const sites = new Set(Array.from(rows).map((r) => r.querySelector(".c-site span").textContent));
-      return {
-        found: true,
-        ms,
-        count: Number(document.getElementById("row-count").getAttribute("data-count")),
-        sites_in_view: Array.from(sites),
-        rows_in_dom: rows.length,
-      };
-    }, site);
+  // Each filter as a person sets it: the option whose label starts with the value given.
+  const filters = { site: "#filter-site", status: "#filter-status", change: "#filter-change", standing: "#filter-compliance" };
+  out.filters = {};
+  for (const [key, selector] of Object.entries(filters)) {
+    const wanted = option("--" + key);
+    if (wanted === undefined) { continue; }
+    const label = (key === "site" && wanted === "" ? "(no site)" : wanted) + " (";
+    const value = await page.evaluate(([sel, l]) => {
+      const opt = Array.from(document.querySelector(sel).options).find((o) => o.textContent.startsWith(l));
+      return opt ? opt.value : null;
+    }, [selector, label]);
+    if (value === null) { out.filters[key] = { found: false }; continue; }
+    const before = await applied();
+    const t = Date.now();
+    await page.selectOption(selector, value);
+    out.filters[key] = { found: true, ...(await view(before)), ms: Date.now() - t };
     await page.click("#filter-reset");
+  }
+  // As the earlier tests read it.
+  if (out.filters.site) {
+    const f = out.filters.site;
+    out.site_filter = f.found
+      ? { found: true, ms: f.ms, count: f.count, sites_in_view: Array.from(new Set(f.rows.map((r) => r.site))), rows_in_view: f.rows.length }
+      : { found: false };
   }
 
   if (search !== undefined) {
-    const before = await page.evaluate(() => window.sshfleetReport.applied);
+    const before = await applied();
     const t = Date.now();
     await page.fill("#search", search);
-    await page.waitForFunction((n) => window.sshfleetReport.applied > n, before, { timeout: 30000 });
-    out.search = await page.evaluate(() => ({
-      count: Number(document.getElementById("row-count").getAttribute("data-count")),
-      serials: Array.from(document.querySelectorAll('[data-testid="device-row"]:not([hidden])')).map((r) => r.getAttribute("data-serial")),
-    }));
-    out.search.ms = Date.now() - t;
+    const seen = await view(before);
+    out.search = { count: seen.count, rows: seen.rows, serials: seen.rows.map((r) => r.serial), ms: Date.now() - t };
     await page.click("#filter-reset");
   }
 
   if (sort !== undefined) {
-    const firstOf = () => page.evaluate((key) => {
-      const rows = Array.from(document.querySelectorAll('[data-testid="device-row"]:not([hidden])'));
-      rows.sort((a, b) => new DOMMatrix(getComputedStyle(a).transform).f - new DOMMatrix(getComputedStyle(b).transform).f);
-      return rows.length ? rows[0].querySelector(".c-" + key + " span").textContent : null;
-    }, sort);
-    await page.click(`button[data-col="${sort}"]`);
-    const ascending = await firstOf();
-    await page.click(`button[data-col="${sort}"]`);
-    out.sort = { ascending, descending: await firstOf() };
-    await page.click(`button[data-col="${sort}"]`);
+    const sorted = async () => {
+      const before = await applied();
+      await page.click(`button[data-col="${sort}"]`);
+      return view(before);
+    };
+    const ascending = await sorted();
+    const descending = await sorted();
+    out.sort = {
+      ascending: ascending.rows.length ? ascending.rows[0][sort] : null,
+      descending: descending.rows.length ? descending.rows[0][sort] : null,
+      ascending_rows: ascending.rows,
+      descending_rows: descending.rows,
+    };
+    await sorted();
+  }
+
+  // Scrolled half way down the list, as with the wheel: the rows there, and only they.
+  if (args.includes("--scroll")) {
+    const fraction = Number(option("--scroll")) || 0.5;
+    const top = await visibleRows();
+    await page.evaluate((f) => {
+      const box = document.getElementById("table-viewport");
+      box.scrollTop = Math.round((box.scrollHeight - box.clientHeight) * f);
+    }, fraction);
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    out.scroll = {
+      scroll_top: await page.evaluate(() => document.getElementById("table-viewport").scrollTop),
+      rows: await visibleRows(),
+      top_rows: top,
+    };
+    await page.evaluate(() => { document.getElementById("table-viewport").scrollTop = 0; });
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
   }
 
   // Before the hovering below scrolls the table.
@@ -132,7 +191,7 @@ try {
   }
 
   // Hover over every row in view and every name cell: an injected handler would fire.
-  for (const row of await page.locator('[data-testid="device-row"]:not([hidden])').all()) {
+  for (const row of await page.locator('[data-testid="device-row"]').all()) {
     await row.hover({ timeout: 2000 }).catch(() => {});
     if (out.requests.length > 50) { break; }
   }

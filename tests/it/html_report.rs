@@ -76,6 +76,27 @@ async fn open_in_browser(report: &Path, extra: &[&str]) -> Value {
     seen
 }
 
+/// The rows a person sees in `view` (`{count, rows}` from check-report.mjs): each drawn, inside
+/// the list's box, with its text, at a place of its own; all of them `matching`, and at least
+/// one unless nothing matches (`count` 0).
+fn shown_rows(view: &Value, count: u64, matching: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let rows = view["rows"].as_array().expect("rows in view").clone();
+    assert_eq!(rows.is_empty(), count == 0, "rows in view: {rows:?}");
+    let mut tops = Vec::new();
+    for row in &rows {
+        assert!(
+            row["address"].as_str().is_some_and(|a| !a.is_empty())
+                && row["text"].as_str().is_some_and(|t| !t.is_empty()),
+            "an empty row in view: {row}"
+        );
+        assert!(matching(row), "a row that does not match in view: {row}");
+        let top = row["top"].as_i64().unwrap();
+        assert!(!tops.contains(&top), "two rows drawn at {top}: {rows:?}");
+        tops.push(top);
+    }
+    rows
+}
+
 /// Nothing ran that the page did not mean, and nothing was fetched but the file itself.
 fn assert_inert(seen: &Value) {
     let url = seen["url"].as_str().unwrap();
@@ -157,16 +178,31 @@ async fn the_report_in_a_browser_shows_the_scans_numbers_sites_trend_and_drift()
         .find_map(|r| r["serial"].as_str().filter(|s| !s.is_empty()))
         .expect("a camera with a serial")
         .to_string();
+    // A status other than ok that some cameras have.
+    let status = records
+        .iter()
+        .filter_map(|r| r["status"].as_str())
+        .find(|s| *s != "ok")
+        .expect("a camera not checked")
+        .to_string();
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("html-report-screenshot.png");
     let seen = open_in_browser(
         &html,
         &[
             "--site",
             "site-b",
+            "--status",
+            &status,
+            "--change",
+            "regressed",
+            "--standing",
+            "Non-compliant",
             "--search",
             &serial,
             "--sort",
             "name",
+            "--scroll",
+            "0.5",
             "--screenshot",
             &screenshot.display().to_string(),
         ],
@@ -221,24 +257,82 @@ async fn the_report_in_a_browser_shows_the_scans_numbers_sites_trend_and_drift()
     // The table: the whole fleet, but only a window of rows in the DOM.
     assert_eq!(seen["row_count"], records.len());
     assert!(seen["rows_in_dom"].as_u64().unwrap() < records.len() as u64);
+    // What a person sees after each filter: only the matching rows, as many as the box holds.
+    let fits = shown_rows(&seen["initial"], records.len() as u64, |_| true).len();
+    assert!(fits > 5 && fits < records.len(), "{fits} rows in view");
     let filtered = &seen["site_filter"];
     assert_eq!(filtered["found"], true);
     assert_eq!(filtered["count"], by_site["site-b"]);
     assert_eq!(filtered["sites_in_view"], serde_json::json!(["site-b"]));
+    let filters = &seen["filters"];
+    let views = [
+        ("site", "site", "site-b"),
+        ("status", "status", status.as_str()),
+        ("change", "change", "regressed"),
+        ("standing", "standing", "Non-compliant"),
+    ];
+    for (filter, column, value) in views {
+        let view = &filters[filter];
+        assert_eq!(view["found"], true, "{filter}");
+        let matching = count(&records, |r| match column {
+            "standing" => r["compliant"] == false && r["waiver"].is_null() && r["status"] == "ok",
+            _ => r[column] == value,
+        });
+        assert_eq!(view["count"], matching, "{filter} {value}");
+        let rows = shown_rows(view, matching, |row| row[column] == value);
+        assert_eq!(
+            rows.len() as u64,
+            matching.min(fits as u64),
+            "{filter} {value}"
+        );
+    }
     assert_eq!(
         seen["search"]["count"], 1,
         "the serial {serial} finds its camera"
     );
     assert_eq!(seen["search"]["serials"], serde_json::json!([serial]));
-    let names: Vec<&str> = records
+    shown_rows(&seen["search"], 1, |row| row["serial"] == serial.as_str());
+    let mut names: Vec<&str> = records
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    let (first, last) = (names.iter().min().unwrap(), names.iter().max().unwrap());
-    assert_eq!(seen["sort"]["ascending"], *first, "sorted by name");
+    names.sort_unstable();
+    let (first, last) = (names[0], names[names.len() - 1]);
+    assert_eq!(seen["sort"]["ascending"], first, "sorted by name");
     assert_eq!(
-        seen["sort"]["descending"], *last,
+        seen["sort"]["descending"], last,
         "sorted by name, descending"
+    );
+    // The whole box in order: each row's name is no smaller (larger) than the one above.
+    for (key, ordered) in [
+        ("ascending_rows", &names[..fits]),
+        ("descending_rows", &names[names.len() - fits..]),
+    ] {
+        let view = serde_json::json!({ "rows": seen["sort"][key] });
+        let shown: Vec<String> = shown_rows(&view, records.len() as u64, |_| true)
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect();
+        let mut want: Vec<String> = ordered.iter().map(|s| s.to_string()).collect();
+        if key == "descending_rows" {
+            want.reverse();
+        }
+        assert_eq!(shown, want, "{key}");
+    }
+    // Scrolled half way: a full box of other rows, none left over from the top.
+    let scrolled = serde_json::json!({ "rows": seen["scroll"]["rows"] });
+    let rows = shown_rows(&scrolled, records.len() as u64, |_| true);
+    assert!(
+        rows.len() >= fits - 1,
+        "{} rows after scrolling",
+        rows.len()
+    );
+    let at_top = seen["scroll"]["top_rows"].as_array().unwrap();
+    assert_eq!(at_top.len(), fits);
+    assert!(
+        rows.iter()
+            .all(|r| !at_top.iter().any(|t| t["address"] == r["address"])),
+        "rows of the top of the list still on screen after scrolling"
     );
     assert_eq!(seen["print_table_hidden"], true);
     // Printed, the findings stand in for the table.
@@ -416,12 +510,51 @@ async fn a_report_of_100000_devices_loads_filters_and_searches_in_the_browser() 
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let size = std::fs::metadata(&html).unwrap().len();
     let serial = format!("ACCC8E{:06X}", 77_777);
-    let seen = open_in_browser(&html, &["--site", "site-042", "--search", &serial]).await;
+    let seen = open_in_browser(
+        &html,
+        &[
+            "--site", "site-042", "--status", "timeout", "--search", &serial, "--sort", "name",
+            "--scroll", "0.5",
+        ],
+    )
+    .await;
     assert_inert(&seen);
     assert_eq!(seen["row_count"], DEVICES);
     assert_eq!(seen["headline"]["devices"], DEVICES.to_string());
     assert_eq!(seen["site_filter"]["count"], DEVICES / 250);
     assert_eq!(seen["search"]["serials"], serde_json::json!([serial]));
+    // On screen: only the rows that match, a full box of them.
+    let fits = shown_rows(&seen["initial"], DEVICES as u64, |_| true).len();
+    let site = shown_rows(&seen["filters"]["site"], 400, |r| r["site"] == "site-042");
+    assert_eq!(site.len(), fits);
+    let timeouts = shown_rows(&seen["filters"]["status"], DEVICES as u64 / 9, |r| {
+        r["status"] == "timeout"
+    });
+    assert_eq!(timeouts.len(), fits);
+    shown_rows(&seen["search"], 1, |r| r["serial"] == serial.as_str());
+    let first = serde_json::json!({ "rows": seen["sort"]["ascending_rows"] });
+    let first = shown_rows(&first, DEVICES as u64, |_| true);
+    assert_eq!(first[0]["name"], "cam-000000");
+    assert_eq!(first[1]["name"], "cam-000001");
+    let last = serde_json::json!({ "rows": seen["sort"]["descending_rows"] });
+    assert_eq!(
+        shown_rows(&last, DEVICES as u64, |_| true)[0]["name"],
+        format!("cam-{:06}", DEVICES - 1)
+    );
+    // Half way down the list: the rows of the middle, a full box of them.
+    let middle = serde_json::json!({ "rows": seen["scroll"]["rows"] });
+    let middle = shown_rows(&middle, DEVICES as u64, |_| true);
+    assert!(middle.len() >= fits - 1, "{} rows", middle.len());
+    let at = |r: &Value| {
+        let serial = r["serial"].as_str().unwrap().trim_start_matches("ACCC8E");
+        usize::from_str_radix(serial, 16).unwrap()
+    };
+    assert!(
+        middle
+            .iter()
+            .all(|r| (DEVICES * 2 / 5..DEVICES * 3 / 5).contains(&at(r))),
+        "{middle:?}"
+    );
     assert!(
         seen["rows_in_dom"].as_u64().unwrap() < 200,
         "rows in the DOM: {}",
@@ -430,10 +563,11 @@ async fn a_report_of_100000_devices_loads_filters_and_searches_in_the_browser() 
     let ready = seen["ready_ms"].as_f64().unwrap();
     let filter = seen["site_filter"]["ms"].as_f64().unwrap();
     let search = seen["search"]["ms"].as_f64().unwrap();
+    let status = seen["filters"]["status"]["ms"].as_f64().unwrap();
     eprintln!(
         "100,000 devices: report html {:.2}s (incl. reading the JSONL), file {:.1} MB; \
          in Chromium: first contentful paint {} ms, table ready {ready} ms, site filter {filter:.0} ms, \
-         serial search {search:.0} ms",
+         status filter {status:.0} ms, serial search {search:.0} ms (each to the rows on screen)",
         generated.as_secs_f64(),
         size as f64 / 1e6,
         seen["first_contentful_paint_ms"]

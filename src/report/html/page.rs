@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::data::device_json;
 use super::rows::{DeviceRows, Standing};
-use super::svg::{self, percent, site_label, thousands};
+use super::svg::{self, site_label, thousands};
 use super::{ExpiringWaiver, HtmlReport};
 use crate::model::EXPIRING_WITHIN_DAYS;
 use crate::report::record::Change;
@@ -144,17 +144,74 @@ fn legend() -> Markup {
     }
 }
 
+/// What makes the figures below it partial or empty, said before them.
+fn alerts(s: &Summary) -> Markup {
+    let run = s.coverage();
+    let why = run
+        .stopped
+        .map_or("not every device was reached", |stop| stop.describe());
+    html! {
+        @if !run.complete {
+            div.alert.bad role="alert" data-testid="incomplete" data-in-scope=(run.in_scope)
+                data-not-reached=(run.not_reached) {
+                b { "Incomplete run" } " (" (why) "): " (thousands(run.not_reached)) " of "
+                (thousands(run.in_scope)) " devices in scope were not reached. The figures below are of the "
+                (thousands(s.total)) " devices reported; devices not reached count against compliance."
+            }
+        }
+        @if s.compliance().ratio.is_none() && s.total > 0 {
+            div.alert.warn role="alert" data-testid="no-desired-state" {
+                b { "No desired state" } ": no device has an expected SSH state (an " code { "expect" }
+                " column in the inventory, or " code { "--expect" } "), so none is judged compliant or not; SSH-enabled devices are not findings."
+            }
+        }
+    }
+}
+
+fn compliance_card(s: &Summary) -> Markup {
+    let c = s.compliance();
+    let class = match c.ratio {
+        None => "warn",
+        Some(_) if c.compliant == c.of => "good",
+        Some(_) => "",
+    };
+    html! {
+        div class={ "card " (class) } data-testid="headline-compliant"
+            data-value=(c.ratio.map_or(String::new(), |_| c.compliant.to_string()))
+            data-of=(c.of) {
+            div.k { "Compliant" }
+            div.v { (c.percent()) }
+            div.d {
+                @if c.ratio.is_some() {
+                    (thousands(c.compliant)) " of " (thousands(c.of)) " with a desired state"
+                } @else {
+                    "no desired state given"
+                }
+            }
+        }
+    }
+}
+
+fn devices_card(s: &Summary) -> Markup {
+    let run = s.coverage();
+    let class = if run.complete { "" } else { "bad" };
+    html! {
+        (card("headline-devices", class, "Devices", s.total, thousands(s.total), html! {
+            (thousands(s.findings)) " findings"
+            @if !run.complete { "; " (thousands(run.not_reached)) " of " (thousands(run.in_scope)) " in scope not reached" }
+        }))
+    }
+}
+
 fn headline(s: &Summary) -> Markup {
-    let regressed = s.drift.as_ref().map(|d| d.by_change.get(Change::Regressed));
-    let non_compliant = s.non_compliant.saturating_sub(s.waived);
+    let regressed = s.regressions();
+    let first = s.drift.is_some() && regressed.is_none();
     html! {
         section.headline aria-label="At a glance" {
+            (alerts(s))
             div.cards {
-                (card("headline-devices", "", "Devices", s.total, thousands(s.total),
-                    html! { (thousands(s.findings)) " findings" }))
-                (card("headline-compliant", if non_compliant == 0 && s.total > 0 { "good" } else { "" },
-                    "Compliant", s.compliant, percent(s.compliant, s.total),
-                    html! { (thousands(s.compliant)) " of " (thousands(s.total)) }))
+                (devices_card(s))
+                (compliance_card(s))
                 (card("headline-ssh-enabled", if s.ssh_enabled > 0 { "bad" } else { "good" },
                     "SSH enabled", s.ssh_enabled, thousands(s.ssh_enabled),
                     html! { (thousands(s.ssh_disabled)) " disabled" }))
@@ -170,7 +227,10 @@ fn headline(s: &Summary) -> Markup {
                     None => div.card data-testid="headline-regressions" data-value="" {
                         div.k { "Regressions" }
                         div.v.muted { "—" }
-                        div.d { "no previous run to compare with" }
+                        div.d {
+                            @if first { "first recorded run: nothing to compare with" }
+                            @else { "no previous run to compare with" }
+                        }
                     },
                 }
             }

@@ -34,6 +34,7 @@
   var sortKey = null;
   var sortDir = 1;
   var pool = [];
+  var spare = [];
   var applied = 0;
 
   function countBy(column, size) {
@@ -175,7 +176,6 @@
       cell.appendChild(span);
       row.appendChild(cell);
     });
-    spacer.appendChild(row);
     return row;
   }
 
@@ -184,14 +184,23 @@
     var first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
     var visible = Math.ceil(viewport.clientHeight / ROW_H) + 2 * OVERSCAN;
     var last = Math.min(shownLen, first + visible);
-    var needed = last - first;
-    while (pool.length < needed) { pool.push(makeRow()); }
-    for (var p = 0; p < pool.length; p++) {
+    var needed = Math.max(0, last - first);
+    // The DOM holds exactly the rows drawn: rows beyond them are taken out (and kept for
+    // reuse), never merely marked hidden, so that no row from an earlier view stays on screen.
+    while (pool.length < needed) {
+      var added = spare.pop() || makeRow();
+      spacer.appendChild(added);
+      pool.push(added);
+    }
+    while (pool.length > needed) {
+      var removed = pool.pop();
+      spacer.removeChild(removed);
+      spare.push(removed);
+    }
+    for (var p = 0; p < needed; p++) {
       var row = pool[p];
-      if (p >= needed) { row.hidden = true; continue; }
       var k = first + p;
       var i = shown[k];
-      row.hidden = false;
       row.style.transform = "translateY(" + (k * ROW_H) + "px)";
       row.setAttribute("data-serial", C.serial[i]);
       row.className = k % 2 ? "tr odd" : "tr";
