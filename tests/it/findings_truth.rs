@@ -76,3 +76,54 @@ async fn a_waiver_allowing_disabled_never_hides_an_ssh_server_answering_while_co
     );
     fleet.fleet.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_counts_new_exposure_as_the_scan_did_honouring_its_waivers() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![DeviceSpec::clean(false); 4]),
+        ..SimConfig::default()
+    })
+    .await;
+    let output = scan(&fleet, "first.jsonl", &[]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    // SSH turned on for three cameras; a waiver in force allows it on the first of them.
+    for i in 0..3 {
+        fleet.fleet.set_ssh_enabled(i, true);
+    }
+    let waivers = fleet.path("waivers.toml");
+    std::fs::write(
+        &waivers,
+        "[[waiver]]\nid = \"W-1\"\nmatch = { name = \"cam-0001\" }\nssh = \"enabled\"\n\
+         reason = \"vendor access\"\nowner = \"secops@example.com\"\nexpires = \"2999-12-31\"\n",
+    )
+    .unwrap();
+    let first = fleet.path("first.jsonl").display().to_string();
+    for second in ["second.csv", "second.jsonl"] {
+        let waivers = waivers.display().to_string();
+        let output = scan(
+            &fleet,
+            second,
+            &["--waivers", &waivers, "--baseline", &first],
+        )
+        .await;
+        let err = stderr(&output);
+        assert!(err.contains("regressed 3"), "{err}");
+        assert!(err.contains("new exposure on 2"), "the scan's count: {err}");
+        let second = fleet.path(second).display().to_string();
+        let output = run(&args(&["diff", &first, &second, "-o", "-"]), &[]).await;
+        let err = stderr(&output);
+        assert_eq!(code(&output), 1, "{err}");
+        assert!(
+            err.contains("regressed 3") && err.contains("new exposure on 2"),
+            "diff says what the scan said: {err}"
+        );
+        let rows: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let waived: Vec<&Value> = rows.iter().filter(|r| r["waived"] == true).collect();
+        assert_eq!(waived.len(), 1, "{rows:?}");
+        assert_eq!(waived[0]["address"], fleet.fleet.address(0));
+    }
+    fleet.fleet.shutdown().await;
+}
