@@ -23,7 +23,7 @@ use toml::Spanned;
 
 use crate::files::CappedError;
 use crate::inventory::Device;
-use crate::report::{DeviceRecord, SshState, Status};
+use crate::report::{DeviceRecord, SshState};
 
 pub use crate::model::EXPIRING_WITHIN_DAYS;
 
@@ -266,7 +266,8 @@ impl Waivers {
 
     /// Applies the first waiver in force that matches the device and allows its observed
     /// state: the record gets its `waiver` and stops being a finding. A device that could
-    /// not be read is never waived (its state is unknown).
+    /// not be read is never waived (its state is unknown), nor one whose SSH port answers
+    /// while it is configured off (`port_only`: see [`DeviceRecord::waivable_state`]).
     pub fn apply(&self, device: &Device, record: &mut DeviceRecord) {
         record.waiver = None;
         let mut resurfacing: Option<&Waiver> = None;
@@ -275,9 +276,7 @@ impl Waivers {
                 continue;
             }
             w.matched.fetch_add(1, Ordering::Relaxed);
-            let waivable = record.status == Status::Ok
-                && record.compliant == Some(false)
-                && record.ssh_enabled == Some(w.allows.is_enabled());
+            let waivable = record.waivable_state() == Some(w.allows);
             if !waivable || record.waiver.is_some() {
                 continue;
             }
@@ -385,6 +384,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 #[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
+    use crate::report::{Exposure, PortState, Status};
 
     const TODAY: &str = "2026-12-02";
 
@@ -489,6 +489,36 @@ expires = "2027-01-01"
             )]
         );
         assert!(report.unmatched.contains(&"W-nothing".to_owned()));
+    }
+
+    #[test]
+    fn a_waiver_allowing_disabled_never_hides_an_ssh_server_answering_while_off() {
+        let text = GOOD.replacen("ssh = \"enabled\"", "ssh = \"disabled\"", 1);
+        let waivers = parse(&text).unwrap();
+        let mut rec = exposed(None);
+        rec.ssh_enabled = Some(false);
+        rec.ssh_port = Some(PortState::Open);
+        rec.assess_exposure();
+        rec.judge();
+        assert_eq!(rec.exposure, Some(Exposure::PortOnly));
+        waivers.apply(&device("lobby-2", "hq", ""), &mut rec);
+        assert_eq!(rec.waiver, None);
+        assert!(rec.is_finding());
+        // The same device expected enabled: its configuration alone would be waivable, but
+        // the port still answers while it is off.
+        rec.expect = Some(SshState::Enabled);
+        rec.judge();
+        waivers.apply(&device("lobby-2", "hq", ""), &mut rec);
+        assert_eq!(rec.waiver, None);
+        // Closed port, expected enabled: the configured state is what the waiver allows.
+        rec.ssh_port = Some(PortState::Closed);
+        rec.assess_exposure();
+        rec.judge();
+        waivers.apply(&device("lobby-2", "hq", ""), &mut rec);
+        assert!(rec
+            .waiver
+            .as_deref()
+            .is_some_and(|w| w.starts_with("W-17 ")));
     }
 
     #[test]

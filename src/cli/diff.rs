@@ -3,7 +3,6 @@
 use super::args::DiffArgs;
 use super::{open_output, resolve_table_format, Exit};
 use crate::report::diff::{diff, write_rows};
-use crate::report::drift::is_new_exposure;
 use crate::report::read::read_report;
 
 pub(super) fn run(args: DiffArgs) -> anyhow::Result<Exit> {
@@ -20,10 +19,7 @@ pub(super) fn run(args: DiffArgs) -> anyhow::Result<Exit> {
         diagln!("error: cannot write the changes: {e}");
         return Ok(Exit::OutputFailed);
     }
-    let exposure = rows
-        .iter()
-        .filter(|r| is_new_exposure(r.change, r.compliant, r.ssh_enabled))
-        .count();
+    let exposure = rows.iter().filter(|r| r.is_new_exposure()).count();
     if !args.output.quiet {
         let listed: Vec<String> = counts
             .iter()

@@ -148,6 +148,7 @@ fn observation(p: Period) -> Observation {
         first_seen: None,
         state_since: parse_rfc3339_ms(&p.first_seen),
         change: None,
+        waived: p.waiver.is_some(),
         stored: None,
     }
 }

@@ -359,7 +359,7 @@ impl History {
                 })?;
         let mut stmt = self.conn.prepare(
             "SELECT i.id, t.id, t.first_seen, i.first_seen, i.last_seen, i.address, i.serial,
-                    i.name, i.site, i.status, i.ssh_enabled, i.compliant
+                    i.name, i.site, i.status, i.ssh_enabled, i.compliant, i.waiver IS NOT NULL
              FROM intervals i JOIN tracks t ON t.id = i.track
              WHERE t.scope = ?1 AND i.run_last >= ?2
                AND i.id = (SELECT max(id) FROM intervals WHERE track = t.id)",
@@ -382,6 +382,7 @@ impl History {
                 ssh_enabled: r.get(10)?,
                 compliant: r.get(11)?,
                 change: None,
+                waived: r.get(12)?,
             })
         })?;
         let mut out = Vec::with_capacity(usize::try_from(devices).unwrap_or(0).min(10_000_000));

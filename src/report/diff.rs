@@ -7,14 +7,14 @@ use std::io::{self, BufWriter, Write};
 use serde::Serialize;
 
 use super::csv_writer::neutralise;
-use super::drift::{Baseline, ChangeCounts, Seen};
+use super::drift::{is_new_exposure, Baseline, ChangeCounts, Seen};
 use super::read::Observation;
 use super::record::Change;
 use super::Format;
 use crate::time::format_rfc3339_millis;
 
 /// The columns of a diff row, in order.
-pub const DIFF_COLUMNS: [&str; 14] = [
+pub const DIFF_COLUMNS: [&str; 15] = [
     "change",
     "address",
     "address_before",
@@ -29,6 +29,7 @@ pub const DIFF_COLUMNS: [&str; 14] = [
     "compliant",
     "checked_at_before",
     "checked_at",
+    "waived",
 ];
 
 /// One changed device.
@@ -49,6 +50,16 @@ pub struct DiffRow {
     pub compliant: Option<bool>,
     pub checked_at_before: Option<String>,
     pub checked_at: Option<String>,
+    /// A waiver in force allows the device's state in the new report: not new exposure.
+    pub waived: bool,
+}
+
+impl DiffRow {
+    /// Exposure the old report did not have, as the scan that wrote the new one counted it:
+    /// a waived device is not new exposure.
+    pub fn is_new_exposure(&self) -> bool {
+        !self.waived && is_new_exposure(self.change, self.compliant, self.ssh_enabled)
+    }
 }
 
 /// The changes from `old` to `new`, in the order of `new` and then the gone devices in the
@@ -91,6 +102,7 @@ pub fn diff(old: Vec<Observation>, new: &[Observation]) -> (Vec<DiffRow>, Change
             compliant: now.compliant,
             checked_at_before: before.and_then(|b| stamp(b.checked_at)),
             checked_at,
+            waived: now.waived,
         });
     }
     for gone in baseline.gone() {
@@ -118,6 +130,7 @@ impl DiffRow {
             compliant: None,
             checked_at_before: stamp(gone.checked_at),
             checked_at: None,
+            waived: false,
         }
     }
 }
@@ -180,6 +193,7 @@ fn write_csv(rows: &[DiffRow], out: &mut impl Write) -> io::Result<()> {
             boolean(row.compliant),
             opt_text(&row.checked_at_before),
             opt_text(&row.checked_at),
+            boolean(Some(row.waived)),
         ];
         csv.write_record(&cells).map_err(csv_err)?;
     }

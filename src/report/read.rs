@@ -32,6 +32,9 @@ pub struct Observation {
     pub state_since: Option<i64>,
     /// The change that report recorded (a `diff` of two drift reports keeps it).
     pub change: Option<Change>,
+    /// A waiver in force allowed the device's state in that report (its `waiver` column):
+    /// then it was not a finding, nor new exposure.
+    pub waived: bool,
     /// Where a history keeps this device's states (`--history`), when it came from one.
     pub stored: Option<Stored>,
 }
@@ -93,6 +96,8 @@ struct WireRecord {
     state_since: Option<String>,
     #[serde(default)]
     change: Option<String>,
+    #[serde(default)]
+    waiver: Option<String>,
 }
 
 impl WireRecord {
@@ -124,6 +129,7 @@ impl WireRecord {
             first_seen: instant("first_seen", self.first_seen)?,
             state_since: instant("state_since", self.state_since)?,
             change,
+            waived: non_empty(self.waiver).is_some(),
             stored: None,
         })
     }
@@ -340,6 +346,7 @@ struct CsvColumns {
     first_seen: Option<usize>,
     state_since: Option<usize>,
     change: Option<usize>,
+    waiver: Option<usize>,
 }
 
 impl CsvColumns {
@@ -357,6 +364,7 @@ impl CsvColumns {
             first_seen: column("first_seen"),
             state_since: column("state_since"),
             change: column("change"),
+            waiver: column("waiver"),
         }
     }
 
@@ -387,6 +395,7 @@ impl CsvColumns {
             first_seen: cell(self.first_seen),
             state_since: cell(self.state_since),
             change: cell(self.change),
+            waiver: cell(self.waiver),
         })
     }
 }
@@ -429,7 +438,9 @@ mod tests {
         hostile.status = Status::Timeout;
         hostile.ssh_enabled = None;
         hostile.compliant = None;
-        for rec in [full_record(), hostile] {
+        let mut waived = full_record();
+        waived.waiver = Some("W-1 owner=secops expires=2999-12-31".into());
+        for rec in [waived, hostile] {
             w.write(&rec).unwrap();
         }
         w.finish().unwrap();
@@ -450,6 +461,8 @@ mod tests {
             assert_eq!(rows[0].ssh_enabled, Some(true));
             assert_eq!(rows[0].compliant, Some(false));
             assert_eq!(rows[0].change, Some(Change::Regressed));
+            assert!(rows[0].waived, "{format:?}");
+            assert!(!rows[1].waived, "{format:?}");
             assert_eq!(
                 rows[0].first_seen.map(crate::time::format_rfc3339_millis),
                 Some("2026-11-01T08:00:00.000Z".to_owned())

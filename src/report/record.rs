@@ -190,6 +190,20 @@ impl DeviceRecord {
         };
     }
 
+    /// The configured SSH state a waiver may allow for this device: the state read, when the
+    /// device is non-compliant because of that state alone. A waiver allows a *configuration*;
+    /// an SSH server answering on a device configured off (`port_only`) is not one, so such a
+    /// device is never waivable, whatever the waiver allows. `None` also when the state could
+    /// not be read or the device is compliant.
+    pub fn waivable_state(&self) -> Option<SshState> {
+        let non_compliant = self.status == Status::Ok && self.compliant == Some(false);
+        let answers_while_off = self.exposure == Some(Exposure::PortOnly);
+        match (non_compliant && !answers_while_off, self.ssh_enabled) {
+            (true, Some(on)) => Some(SshState::from_enabled(on)),
+            _ => None,
+        }
+    }
+
     /// A finding is anything a compliance run must flag: unchecked, or non-compliant
     /// without a waiver in force.
     pub fn is_finding(&self) -> bool {

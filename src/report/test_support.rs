@@ -27,6 +27,7 @@ pub fn observation(address: &str, serial: Option<&str>, ssh: Option<bool>) -> Ob
         first_seen: None,
         state_since: None,
         change: None,
+        waived: false,
         stored: None,
     }
 }

@@ -24,6 +24,7 @@ mod equinix_schema;
 mod equinix_throttle;
 mod equinix_token;
 mod exhaustion;
+mod findings_truth;
 mod fuzz_corpus;
 mod hostile;
 mod html_report;
