@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
+use crate::breaker::BreakerMode;
 use crate::inventory::{self, InventoryOptions, RowError, Rows, Scheme, Shard};
 use crate::net::auth::{BasicOverHttp, Credentials};
 use crate::net::tls::{Pins, TrustSettings};
@@ -86,6 +87,17 @@ pub enum PasswordSource {
     Given(Secret),
 }
 
+impl PasswordSource {
+    /// Where the password comes from, for messages (never the password).
+    pub fn describe(&self) -> String {
+        match self {
+            PasswordSource::File(path) => format!("the file {} (--password-file)", path.display()),
+            PasswordSource::Env(var) => format!("the environment variable {var}"),
+            PasswordSource::Given(_) => "the password given".to_owned(),
+        }
+    }
+}
+
 /// How devices are reached, trusted and judged: everything a device run needs.
 #[derive(Clone, Debug)]
 pub struct DeviceSettings {
@@ -110,6 +122,8 @@ pub struct DeviceSettings {
     pub shard: Option<Shard>,
     pub probe_ssh: bool,
     pub device_info: bool,
+    /// Stop using an account that the first devices reached all rejected.
+    pub auth_breaker: BreakerMode,
 }
 
 impl DeviceSettings {
@@ -131,6 +145,7 @@ impl DeviceSettings {
             shard: None,
             probe_ssh: false,
             device_info: false,
+            auth_breaker: BreakerMode::default(),
         }
     }
 
@@ -170,6 +185,8 @@ impl DeviceSettings {
                 password,
             },
             row_passwords,
+            password_from: self.password.describe(),
+            auth_breaker: self.auth_breaker,
             policy: SessionPolicy {
                 retries: self.retries,
                 basic_over_http: BasicOverHttp::from_flag(self.allow_basic_http),

@@ -160,6 +160,11 @@ pub struct DeviceArgs {
     /// device): columns `model`, `firmware`, and SSH-enabled devices by firmware in the summary.
     #[arg(long)]
     pub device_info: bool,
+    /// Try every device even when the first 10 that answered all rejected the account
+    /// (user name and password source) and none accepted it. By default the account is then
+    /// no longer used: AXIS OS blocks clients that fail to log in too often.
+    #[arg(long)]
+    pub no_auth_breaker: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -17,7 +17,8 @@ use super::html::HtmlOut;
 use super::progress::Progress;
 use super::runs::{
     exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, outputs,
-    report_interruption, report_waivers, say_warnings, Comparison, Ending, MetricsOut,
+    report_interruption, report_stopped_accounts, report_waivers, say_warnings, Comparison, Ending,
+    MetricsOut,
 };
 use super::{install_signal_handlers, report_failed, report_output, resolve, Exit, Stopping};
 use crate::inventory::Rows;
@@ -446,6 +447,7 @@ impl Concluded<'_> {
         let stats = &self.streamed.stats;
         forget_gone_if_interrupted(&mut summary, stats);
         self.say_summary(&summary);
+        report_stopped_accounts(&self.setup.remediator.stopped_accounts());
         let failed = self.record(&summary, journal_failure.is_none(), html);
         if let Some(failure) = journal_failure {
             report_journal_failure(&failure);

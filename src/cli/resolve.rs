@@ -10,6 +10,7 @@ use anyhow::bail;
 use super::args::{
     ComplianceArgs, DeviceArgs, ExpectArg, FailOn as FailOnArg, RemediateArgs, SchemeArg,
 };
+use crate::breaker::BreakerMode;
 use crate::inventory::{Scheme, Shard};
 use crate::remediate::WriteLimits;
 use crate::report::SshState;
@@ -46,6 +47,10 @@ pub fn device(args: &DeviceArgs, env: &dyn Env) -> anyhow::Result<DeviceSettings
         shard: shard(args.shard, env)?,
         probe_ssh: args.probe_ssh,
         device_info: args.device_info,
+        auth_breaker: match args.no_auth_breaker {
+            true => BreakerMode::Off,
+            false => BreakerMode::default(),
+        },
     })
 }
 
