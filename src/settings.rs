@@ -102,6 +102,8 @@ impl PasswordSource {
 #[derive(Clone, Debug)]
 pub struct DeviceSettings {
     pub inventory: PathBuf,
+    /// The inventory's address column, when not `address` or a usual other name.
+    pub address_column: Option<String>,
     /// Scheme for addresses that do not say.
     pub scheme: Scheme,
     /// Deadline of each request.
@@ -131,6 +133,7 @@ impl DeviceSettings {
     pub fn new(inventory: PathBuf, password: PasswordSource) -> DeviceSettings {
         DeviceSettings {
             inventory,
+            address_column: None,
             scheme: Scheme::Http,
             timeout: DEFAULT_TIMEOUT,
             concurrency: DEFAULT_CONCURRENCY,
@@ -160,6 +163,7 @@ impl DeviceSettings {
         let password = read_password(&self.password, env)?;
         let options = InventoryOptions {
             default_scheme: self.scheme,
+            address_column: self.address_column.clone(),
         };
         let mut inventory = inventory::load(&self.inventory, &options)?;
         if let Some(shard) = self.shard {

@@ -25,7 +25,7 @@ pub enum Command {
     /// Audit the SSH state of every camera in an inventory.
     Scan(ScanArgs),
     /// Plan (dry run) or apply an SSH state across an inventory, journaled and verified.
-    Remediate(RemediateArgs),
+    Remediate(Box<RemediateArgs>),
     /// Serve a simulated camera fleet on loopback until SIGINT/SIGTERM.
     Sim(SimArgs),
     /// Run the simulator in-process and scan it: no network, credentials or setup needed.
@@ -111,6 +111,10 @@ pub struct DeviceArgs {
     /// Inventory CSV (header row; `address` column required).
     #[arg(long, value_name = "FILE")]
     pub inventory: PathBuf,
+    /// The inventory's address column, when it is not named `address`, `ip`, `ip address`,
+    /// `host` or `hostname` (case-insensitive).
+    #[arg(long, value_name = "NAME")]
+    pub address_column: Option<String>,
     /// Devices checked at once.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub concurrency: usize,
@@ -249,6 +253,9 @@ pub struct MergeArgs {
     /// The inventory the shards were scanned from (the whole fleet).
     #[arg(long, value_name = "FILE")]
     pub inventory: PathBuf,
+    /// The inventory's address column, as the scans were given it.
+    #[arg(long, value_name = "NAME")]
+    pub address_column: Option<String>,
     /// Shard reports (JSONL, JSON or CSV that `scan` or `remediate` wrote), in any order; a
     /// directory stands for every `.jsonl`, `.json` and `.csv` file in it.
     #[arg(required = true, value_name = "SHARD")]

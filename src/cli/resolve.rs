@@ -30,6 +30,7 @@ pub fn device(args: &DeviceArgs, env: &dyn Env) -> anyhow::Result<DeviceSettings
     };
     Ok(DeviceSettings {
         inventory: args.inventory.clone(),
+        address_column: args.address_column.clone(),
         scheme: match args.scheme {
             SchemeArg::Http => Scheme::Http,
             SchemeArg::Https => Scheme::Https,
@@ -254,7 +255,7 @@ mod tests {
         ];
         let cli = Cli::try_parse_from(argv.iter().chain(extra)).unwrap();
         match cli.command {
-            Command::Remediate(args) => args,
+            Command::Remediate(args) => *args,
             _ => unreachable!("parsed a remediate"),
         }
     }

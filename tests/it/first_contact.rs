@@ -145,3 +145,108 @@ async fn the_breaker_stops_only_the_account_that_fails() {
     assert!(!said.contains("SSHFLEET_PASSWORD"), "{said}");
     fleet.fleet.shutdown().await;
 }
+
+/// The fleet's cameras as a spreadsheet would export them: `sep` between cells, an `IP
+/// Address` column, sites with letters beyond ASCII (Tromsø) in `encode`'s encoding.
+fn spreadsheet_export(fleet: &TestFleet, sep: &str, encode: fn(&str) -> Vec<u8>) -> Vec<u8> {
+    let mut text = format!("Name{sep}IP Address{sep}Site{sep}Expect\r\n");
+    for i in 0..fleet.fleet.len() {
+        let site = if i % 2 == 0 { "Tromsø" } else { "Oslo" };
+        let address = fleet.fleet.address(i);
+        text.push_str(&format!(
+            "cam-{i}{sep}{address}{sep}{site}{sep}disabled\r\n"
+        ));
+    }
+    encode(&text)
+}
+
+fn utf8(text: &str) -> Vec<u8> {
+    text.as_bytes().to_vec()
+}
+
+fn latin1(text: &str) -> Vec<u8> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn semicolon_and_tab_exports_with_an_ip_address_column_are_scanned() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 6,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    for (sep, name) in [(";", "excel.csv"), ("\t", "export.tsv")] {
+        let inventory = fleet.path(name);
+        std::fs::write(&inventory, spreadsheet_export(&fleet, sep, utf8)).unwrap();
+        let (output, records) = scan_with_password(&fleet, &inventory, PASSWORD, &[], &[]).await;
+        let said = stderr(&output);
+        assert!(matches!(code(&output), 0 | 1), "{name}: {said}");
+        assert_eq!(records.len(), 6, "{name}: {said}");
+        for record in &records {
+            assert_eq!(record["status"], "ok", "{name}: {record}");
+            assert!(
+                record["site"] == "Tromsø" || record["site"] == "Oslo",
+                "{record}"
+            );
+        }
+        assert!(said.contains("Tromsø"), "{name}: the site table: {said}");
+    }
+    let before: u64 = fleet.fleet.snapshot().iter().map(|c| c.requests).sum();
+    // Two columns that could be the address: refused, not guessed between.
+    let two = fleet.path("two.csv");
+    let mut text = "Hostname;IP;Site\n".to_owned();
+    for i in 0..fleet.fleet.len() {
+        text.push_str(&format!("cam-{i}.invalid;{};x\n", fleet.fleet.address(i)));
+    }
+    std::fs::write(&two, &text).unwrap();
+    let (output, _) = scan_with_password(&fleet, &two, PASSWORD, &[], &[]).await;
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("several address columns (\"Hostname\", \"IP\")"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        fleet
+            .fleet
+            .snapshot()
+            .iter()
+            .map(|c| c.requests)
+            .sum::<u64>(),
+        before,
+        "nothing sent"
+    );
+    let (output, records) =
+        scan_with_password(&fleet, &two, PASSWORD, &["--address-column", "ip"], &[]).await;
+    assert!(matches!(code(&output), 0 | 1), "{}", stderr(&output));
+    assert!(records.iter().all(|r| r["status"] == "ok"), "{records:?}");
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latin1_inventory_is_refused_with_its_line_and_how_to_convert_it() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 4,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    let inventory = fleet.path("latin1.csv");
+    std::fs::write(&inventory, spreadsheet_export(&fleet, ";", latin1)).unwrap();
+    let (output, records) = scan_with_password(&fleet, &inventory, PASSWORD, &[], &[]).await;
+    let said = stderr(&output);
+    assert_eq!(code(&output), 2, "{said}");
+    // Line 2 is the first camera's, in Tromsø.
+    assert!(
+        said.contains("inventory is not UTF-8: line 2 holds the byte 0xF8"),
+        "{said}"
+    );
+    assert!(said.contains("iconv -f latin1 -t utf-8"), "{said}");
+    assert!(!said.contains('\u{FFFD}'), "{said}");
+    assert!(records.is_empty());
+    assert!(fleet.fleet.snapshot().iter().all(|c| c.requests == 0));
+    fleet.fleet.shutdown().await;
+}
