@@ -435,6 +435,8 @@ fn scanner(concurrency: usize) -> Scanner {
             password: Secret::new("pass"),
         },
         row_passwords: HashMap::new(),
+        password_from: "the simulator's password".into(),
+        auth_breaker: sshfleet::breaker::BreakerMode::default(),
         policy: SessionPolicy::default(),
         expect: Some(SshState::Disabled),
         grace: Duration::from_secs(10),

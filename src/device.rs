@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::breaker::{Account, BreakerMode, CredentialVerdict, PasswordOrigin};
 use crate::inventory::Device;
 use crate::model::SshState;
 use crate::net::auth::Credentials;
@@ -27,6 +28,10 @@ pub struct ScanSettings {
     pub credentials: Credentials,
     /// Passwords of the inventory's `password_env` columns, resolved once at start.
     pub row_passwords: HashMap<String, Secret>,
+    /// Where `credentials.password` came from, for messages: `the environment variable X`.
+    pub password_from: String,
+    /// Whether an account the first devices all rejected stops being tried.
+    pub auth_breaker: BreakerMode,
     pub policy: SessionPolicy,
     /// The desired state where a row gives none.
     pub expect: Option<SshState>,
@@ -125,6 +130,11 @@ impl<'a> DeviceContext<'a> {
         self.session.renew_deadline(later);
     }
 
+    /// What the device made of the credentials it was sent.
+    pub fn credential_verdict(&self) -> CredentialVerdict {
+        self.session.credential_verdict()
+    }
+
     /// A record of this device carrying what the session saw (requests, TLS, realm serial,
     /// timing) and the state expected of it; its status comes with its finding.
     pub fn record(&self) -> DeviceRecord {
@@ -154,6 +164,25 @@ fn credentials(settings: &ScanSettings, device: &Device) -> Credentials {
             .and_then(|var| settings.row_passwords.get(var))
             .cloned()
             .unwrap_or_else(|| defaults.password.clone()),
+    }
+}
+
+/// The account a device is talked to with: its row's user name and `password_env`, else
+/// the run's.
+pub fn account(settings: &ScanSettings, device: &Device) -> Account {
+    let row_variable = device
+        .password_env
+        .as_ref()
+        .filter(|var| settings.row_passwords.contains_key(*var));
+    Account {
+        username: device
+            .username
+            .clone()
+            .unwrap_or_else(|| settings.credentials.username.clone()),
+        password: match row_variable {
+            Some(var) => PasswordOrigin::RowVariable(var.clone()),
+            None => PasswordOrigin::Run(settings.password_from.clone()),
+        },
     }
 }
 

@@ -9,12 +9,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::breaker::{CredentialBreaker, StoppedAccount};
 pub use crate::device::ScanSettings;
 use crate::device::{self, DeviceContext};
 use crate::inventory::{Device, Row};
 use crate::net::HttpClient;
 use crate::probe::{self, SshProbe};
-use crate::report::{DeviceRecord, Finding};
+use crate::report::{DeviceRecord, Finding, Status};
 use crate::shutdown::Shutdown;
 use crate::vapix::{Connection, Failure, SshReading};
 use crate::waivers::Waivers;
@@ -29,17 +30,20 @@ pub struct RunStats {
     pub interrupted: bool,
 }
 
-/// Reads devices with one shared client. Cheap to clone into tasks.
+/// Reads devices with one shared client. Cheap to clone into tasks; clones share one
+/// credential breaker.
 #[derive(Clone)]
 pub struct Scanner {
     http: Arc<HttpClient>,
     settings: Arc<ScanSettings>,
+    breaker: Arc<CredentialBreaker>,
 }
 
 impl Scanner {
     pub fn new(http: Arc<HttpClient>, settings: ScanSettings) -> Scanner {
         Scanner {
             http,
+            breaker: Arc::new(CredentialBreaker::new(settings.auth_breaker)),
             settings: Arc::new(settings),
         }
     }
@@ -59,6 +63,11 @@ impl Scanner {
 
     pub fn settings(&self) -> &ScanSettings {
         &self.settings
+    }
+
+    /// The accounts the credential breaker stopped using, with the devices not tried.
+    pub fn stopped_accounts(&self) -> Vec<StoppedAccount> {
+        self.breaker.stopped()
     }
 
     /// Scans every device, sending one record per row to `out` as it completes (an invalid
@@ -105,6 +114,10 @@ impl Scanner {
     }
 
     async fn read_in_span(&self, device: &Device) -> (DeviceRecord, Option<SshReading>) {
+        let account = device::account(&self.settings, device);
+        if let Err(why) = self.breaker.admit(&account) {
+            return (self.not_tried(device, &why), None);
+        }
         let mut ctx = self.context(device);
         // The probe shares the device's slot and runs beside its requests, within its own
         // deadline, which is shorter than the device's.
@@ -125,6 +138,7 @@ impl Scanner {
             (outcome, facts)
         };
         let ((outcome, facts), probe) = tokio::join!(reads, self.probe_ssh(device));
+        self.breaker.observe(&account, ctx.credential_verdict());
         let mut record = ctx.record();
         if let Some(probe) = probe {
             record.apply_probe(probe);
@@ -139,6 +153,18 @@ impl Scanner {
         }
         self.apply_waivers(device, &mut record);
         (record, outcome.ok())
+    }
+
+    /// The record of a device not tried because the breaker stopped its account.
+    fn not_tried(&self, device: &Device, why: &str) -> DeviceRecord {
+        let mut record = DeviceRecord::for_device(device, Status::AuthFailed);
+        record.expect = device.expect.or(self.settings.expect);
+        record.conclude(Finding::Unknown {
+            status: Status::AuthFailed,
+            error: why,
+        });
+        self.apply_waivers(device, &mut record);
+        record
     }
 
     /// Sets the record's waiver (or clears it) after it was judged.

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
+use crate::breaker::BreakerMode;
 use crate::inventory::{self, InventoryOptions, Limit, RowError, Rows, Scheme, Shard};
 use crate::net::auth::{BasicOverHttp, Credentials};
 use crate::net::tls::{Pins, TrustSettings};
@@ -86,10 +87,23 @@ pub enum PasswordSource {
     Given(Secret),
 }
 
+impl PasswordSource {
+    /// Where the password comes from, for messages (never the password).
+    pub fn describe(&self) -> String {
+        match self {
+            PasswordSource::File(path) => format!("the file {} (--password-file)", path.display()),
+            PasswordSource::Env(var) => format!("the environment variable {var}"),
+            PasswordSource::Given(_) => "the password given".to_owned(),
+        }
+    }
+}
+
 /// How devices are reached, trusted and judged: everything a device run needs.
 #[derive(Clone, Debug)]
 pub struct DeviceSettings {
     pub inventory: PathBuf,
+    /// The inventory's address column, when not `address` or a usual other name.
+    pub address_column: Option<String>,
     /// Scheme for addresses that do not say.
     pub scheme: Scheme,
     /// Deadline of each request.
@@ -112,6 +126,8 @@ pub struct DeviceSettings {
     pub limit: Option<Limit>,
     pub probe_ssh: bool,
     pub device_info: bool,
+    /// Stop using an account that the first devices reached all rejected.
+    pub auth_breaker: BreakerMode,
 }
 
 impl DeviceSettings {
@@ -119,6 +135,7 @@ impl DeviceSettings {
     pub fn new(inventory: PathBuf, password: PasswordSource) -> DeviceSettings {
         DeviceSettings {
             inventory,
+            address_column: None,
             scheme: Scheme::Http,
             timeout: DEFAULT_TIMEOUT,
             concurrency: DEFAULT_CONCURRENCY,
@@ -134,6 +151,7 @@ impl DeviceSettings {
             limit: None,
             probe_ssh: false,
             device_info: false,
+            auth_breaker: BreakerMode::default(),
         }
     }
 
@@ -148,6 +166,7 @@ impl DeviceSettings {
         let password = read_password(&self.password, env)?;
         let options = InventoryOptions {
             default_scheme: self.scheme,
+            address_column: self.address_column.clone(),
         };
         let mut inventory = inventory::load(&self.inventory, &options)?;
         if let Some(shard) = self.shard {
@@ -174,6 +193,8 @@ impl DeviceSettings {
                 password,
             },
             row_passwords,
+            password_from: self.password.describe(),
+            auth_breaker: self.auth_breaker,
             policy: SessionPolicy {
                 retries: self.retries,
                 basic_over_http: BasicOverHttp::from_flag(self.allow_basic_http),

@@ -112,6 +112,10 @@ pub struct DeviceArgs {
     /// `remediate --plan` or `--revert`, whose file records it.
     #[arg(long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
+    /// The inventory's address column, when it is not named `address`, `ip`, `ip address`,
+    /// `host` or `hostname` (case-insensitive).
+    #[arg(long, value_name = "NAME")]
+    pub address_column: Option<String>,
     /// Devices checked at once.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub concurrency: usize,
@@ -165,6 +169,11 @@ pub struct DeviceArgs {
     /// device): columns `model`, `firmware`, and SSH-enabled devices by firmware in the summary.
     #[arg(long)]
     pub device_info: bool,
+    /// Try every device even when the first 10 that answered all rejected the account
+    /// (user name and password source) and none accepted it. By default the account is then
+    /// no longer used: AXIS OS blocks clients that fail to log in too often.
+    #[arg(long)]
+    pub no_auth_breaker: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -253,6 +262,9 @@ pub struct MergeArgs {
     /// The inventory the shards were scanned from (the whole fleet).
     #[arg(long, value_name = "FILE")]
     pub inventory: PathBuf,
+    /// The inventory's address column, as the scans were given it.
+    #[arg(long, value_name = "NAME")]
+    pub address_column: Option<String>,
     /// Shard reports (JSONL, JSON or CSV that `scan` or `remediate` wrote), in any order; a
     /// directory stands for every `.jsonl`, `.json` and `.csv` file in it.
     #[arg(required = true, value_name = "SHARD")]

@@ -17,7 +17,8 @@ use super::html::HtmlOut;
 use super::progress::Progress;
 use super::runs::{
     exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, mark_interrupted, outputs,
-    report_interruption, report_waivers, say_warnings, Comparison, Ending, MetricsOut,
+    report_interruption, report_stopped_accounts, report_waivers, say_warnings, Comparison,
+    Ending, MetricsOut,
 };
 use super::{install_signal_handlers, report_failed, report_output, resolve, Exit, Stopping};
 use crate::inventory::Rows;
@@ -516,6 +517,7 @@ impl Concluded<'_> {
         summary.stopped = self.stop();
         mark_interrupted(&mut summary, stats);
         self.say_summary(&summary);
+        report_stopped_accounts(&self.setup.remediator.stopped_accounts());
         let failed = self.record(&summary, journal_failure.is_none(), html);
         if let Some(failure) = journal_failure {
             report_journal_failure(&failure);

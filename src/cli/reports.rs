@@ -109,7 +109,11 @@ fn open_inputs(args: &MergeArgs) -> anyhow::Result<MergeInputs> {
     let shards = shard_files(&args.shards)?;
     let stale = stale_shards(&shards, args.max_age);
     let baseline = load_baseline(&compliance, quiet)?;
-    let inventory = inventory::load(&args.inventory, &InventoryOptions::default())?;
+    let options = InventoryOptions {
+        address_column: args.address_column.clone(),
+        ..InventoryOptions::default()
+    };
+    let inventory = inventory::load(&args.inventory, &options)?;
     if !quiet {
         for warning in &inventory.warnings {
             diagln!("warning: {warning}");

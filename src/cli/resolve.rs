@@ -10,6 +10,7 @@ use anyhow::bail;
 use super::args::{
     ComplianceArgs, DeviceArgs, ExpectArg, FailOn as FailOnArg, RemediateArgs, SchemeArg,
 };
+use crate::breaker::BreakerMode;
 use crate::inventory::{Limit, Scheme, Shard};
 use crate::remediate::WriteLimits;
 use crate::report::SshState;
@@ -57,6 +58,7 @@ fn device_from(
     };
     Ok(DeviceSettings {
         inventory,
+        address_column: args.address_column.clone(),
         scheme: match args.scheme {
             SchemeArg::Http => Scheme::Http,
             SchemeArg::Https => Scheme::Https,
@@ -75,6 +77,10 @@ fn device_from(
         limit: limit(&args.limit, recorded)?,
         probe_ssh: args.probe_ssh,
         device_info: args.device_info,
+        auth_breaker: match args.no_auth_breaker {
+            true => BreakerMode::Off,
+            false => BreakerMode::default(),
+        },
     })
 }
 

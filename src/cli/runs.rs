@@ -10,6 +10,7 @@ use anyhow::bail;
 use super::args::OutputArgs;
 use super::html::HtmlOut;
 use super::Exit;
+use crate::breaker::StoppedAccount;
 use crate::history::{History, Recorder, RunInfo};
 use crate::inventory::{Limit, Rows, Shard};
 use crate::report::pipeline::OnOutputFailure;
@@ -364,6 +365,17 @@ pub(super) fn report_interruption(stats: &RunStats) {
         diagln!(
             "interrupted: {} device(s) not checked; the report holds every device checked before the stop.",
             stats.not_checked
+        );
+    }
+}
+
+/// Each account the credential breaker stopped using: which, where its password comes
+/// from, how many devices were not tried. An error, said even with `--quiet`.
+pub(super) fn report_stopped_accounts(stopped: &[StoppedAccount]) {
+    for stopped in stopped {
+        diagln!(
+            "error: the account {} was rejected by all {} devices that answered and accepted by none; {} more devices using it were not tried (status auth_failed, error \"not tried: …\"). Check the user name and that password, then run again (--no-auth-breaker tries every device).",
+            stopped.account, stopped.rejected, stopped.not_tried
         );
     }
 }

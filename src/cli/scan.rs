@@ -6,7 +6,8 @@ use super::args::ScanArgs;
 use super::progress::Progress;
 use super::runs::{
     execute, exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, mark_interrupted,
-    outputs, report_interruption, report_waivers, say_warnings, Comparison, Ending, MetricsOut,
+    outputs, report_interruption, report_stopped_accounts, report_waivers, say_warnings,
+    Comparison, Ending, MetricsOut,
 };
 use super::{install_signal_handlers, report_failed, resolve, Exit, Stopping};
 use crate::report::pipeline::OnOutputFailure;
@@ -47,6 +48,7 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         baseline,
         store,
     };
+    let scanner = prepared.scanner.clone();
     let run = execute(prepared, sinks, OnOutputFailure::Stop(trigger), shutdown).await;
     let (mut summary, stats) = match run {
         Ok(done) => done,
@@ -62,6 +64,7 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         report_waivers(waivers.as_deref());
         report_interruption(&stats);
     }
+    report_stopped_accounts(&scanner.stopped_accounts());
     let ending = Ending {
         comparison: &comparison,
         metrics: metrics.as_ref(),

@@ -25,8 +25,12 @@ pub enum InventoryError {
     Empty,
     #[error("inventory has no header row (only blank lines and comments)")]
     NoHeader,
-    #[error("inventory header has no `address` column (found: {found}); the first row must name the columns")]
+    #[error("inventory header has no address column (found: {found}); the first row must name the columns, one of them `address` (or `ip`, `ip address`, `host`, `hostname`), or name it with --address-column")]
     NoAddressColumn { found: String },
+    #[error("inventory header has no column {name} (--address-column; found: {found})")]
+    NoSuchAddressColumn { name: String, found: String },
+    #[error("inventory header has several address columns ({found}); name the one to use with --address-column")]
+    SeveralAddressColumns { found: String },
     #[error("inventory header names column {name:?} twice (columns {first} and {second})")]
     DuplicateColumn {
         name: String,
@@ -37,6 +41,10 @@ pub enum InventoryError {
     UnterminatedHeader { line: u64 },
     #[error("inventory is not a UTF-8 CSV file: {reason}")]
     NotText { reason: &'static str },
+    /// Latin-1 or Windows-1252 (older spreadsheet exports): refused whole rather than read as
+    /// rows that turn invalid or names that print as `Troms�`.
+    #[error("inventory is not UTF-8: line {line} holds the byte 0x{byte:02X}, which is not UTF-8 there (Latin-1 or Windows-1252?); save it as \"CSV UTF-8\", or convert it: iconv -f latin1 -t utf-8 inventory.csv > inventory-utf8.csv")]
+    NotUtf8 { line: u64, byte: u8 },
     #[error("inventory cannot be parsed as CSV")]
     Csv(#[source] csv::Error),
 }

@@ -48,11 +48,21 @@ pub(super) struct Header {
     pub names: Vec<String>,
 }
 
+/// Other names inventories give the address column (normalised), where none is `address`.
+const ADDRESS_ALIASES: [&str; 4] = ["ip", "ip_address", "host", "hostname"];
+
 impl Header {
-    pub fn parse(record: &ByteRecord) -> Result<Header, InventoryError> {
+    /// The header `record`; `address_column` names the address column when it is not
+    /// `address` or one of [`ADDRESS_ALIASES`] (`--address-column`).
+    pub fn parse(
+        record: &ByteRecord,
+        address_column: Option<&str>,
+    ) -> Result<Header, InventoryError> {
         let names = header_names(record)?;
+        let address = address_index(&names, address_column)?;
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut known = [None; KNOWN_COLUMNS.len()];
+        known[Known::Address as usize] = Some(address);
         let mut extra = Vec::new();
         let mut unnamed = Vec::new();
         for (i, name) in names.iter().enumerate() {
@@ -61,7 +71,12 @@ impl Header {
                 continue;
             }
             let key = normalise_column(name);
-            match KNOWN_COLUMNS.iter().position(|k| *k == key) {
+            let column = KNOWN_COLUMNS.iter().position(|k| *k == key);
+            match column {
+                // The address column was chosen above; another one named `address` (beside
+                // `--address-column`) is carried through like any unknown column.
+                _ if i == address => {}
+                Some(k) if k == Known::Address as usize => extra.push((i, name.clone())),
                 // `tags` is read (Device::tags) and also carried into the report: the record
                 // has no field of its own for it, so it goes with the passthrough columns,
                 // in inventory order, under its documented name.
@@ -80,10 +95,6 @@ impl Header {
                 });
             }
         }
-        let address =
-            known[Known::Address as usize].ok_or_else(|| InventoryError::NoAddressColumn {
-                found: found_list(&names),
-            })?;
         Ok(Header {
             address,
             known,
@@ -106,6 +117,39 @@ impl Header {
             Some("") | None => format!("column {}", index + 1),
             Some(name) => format!("column {}", quoted(name)),
         }
+    }
+}
+
+/// The address column: the one `explicit` names, else `address`, else the one column named
+/// like an address ([`ADDRESS_ALIASES`]); several of those are refused, not guessed between.
+fn address_index(names: &[String], explicit: Option<&str>) -> Result<usize, InventoryError> {
+    let keys: Vec<String> = names.iter().map(|n| normalise_column(n)).collect();
+    let found = || found_list(names);
+    if let Some(wanted) = explicit {
+        let wanted_key = normalise_column(wanted);
+        return keys.iter().position(|k| *k == wanted_key).ok_or_else(|| {
+            InventoryError::NoSuchAddressColumn {
+                name: quoted(wanted),
+                found: found(),
+            }
+        });
+    }
+    if let Some(i) = keys.iter().position(|k| k == "address") {
+        return Ok(i);
+    }
+    let aliases: Vec<usize> = (0..keys.len())
+        .filter(|&i| ADDRESS_ALIASES.contains(&keys[i].as_str()))
+        .collect();
+    match aliases.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(InventoryError::NoAddressColumn { found: found() }),
+        several => Err(InventoryError::SeveralAddressColumns {
+            found: several
+                .iter()
+                .map(|&i| quoted(&names[i]))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
     }
 }
 
@@ -172,6 +216,35 @@ mod tests {
         for (column, name) in order {
             assert_eq!(KNOWN_COLUMNS[column as usize], name);
         }
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    #[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+    fn the_address_column_is_address_else_the_one_named_like_an_address() {
+        let find = |list: &[&str], explicit| address_index(&names(list), explicit);
+        assert_eq!(find(&["name", "Address", "ip"], None).unwrap(), 1);
+        for alias in ["IP", "IP Address", "ip_address", "Host", "HOSTNAME"] {
+            assert_eq!(find(&["name", alias], None).unwrap(), 1, "{alias}");
+        }
+        assert_eq!(find(&["name", "Camera IP"], Some("camera ip")).unwrap(), 1);
+        assert_eq!(find(&["address", "mgmt"], Some("MGMT")).unwrap(), 1);
+        let several = find(&["ip", "hostname"], None).unwrap_err();
+        assert_eq!(
+            several.to_string(),
+            "inventory header has several address columns (\"ip\", \"hostname\"); name the one to use with --address-column"
+        );
+        assert!(matches!(
+            find(&["ip"], Some("mgmt")).unwrap_err(),
+            InventoryError::NoSuchAddressColumn { .. }
+        ));
+        assert!(matches!(
+            find(&["name", "mac"], None).unwrap_err(),
+            InventoryError::NoAddressColumn { .. }
+        ));
     }
 
     #[test]

@@ -163,10 +163,13 @@ impl Inventory {
 }
 
 /// Settings for reading an inventory.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InventoryOptions {
     /// The scheme of rows whose address and `scheme` column give none.
     pub default_scheme: Scheme,
+    /// The address column's name, when it is not `address` or a usual other name (`ip`,
+    /// `ip address`, `host`, `hostname`).
+    pub address_column: Option<String>,
 }
 
 /// Reads and validates the inventory at `path`.
@@ -193,7 +196,8 @@ fn parse_bytes(bytes: Vec<u8>, opts: &InventoryOptions) -> Result<Inventory, Inv
         return Err(InventoryError::Empty);
     }
     let start = bytes.len() - data.len();
-    let mut reader = RowReader::new(data);
+    let delimiter = reader::sniff_delimiter(data);
+    let mut reader = RowReader::new(data, delimiter);
     let header = reader.next_row()?.ok_or(InventoryError::NoHeader)?;
     if header.unterminated {
         return Err(InventoryError::UnterminatedHeader { line: header.line });
@@ -202,8 +206,9 @@ fn parse_bytes(bytes: Vec<u8>, opts: &InventoryOptions) -> Result<Inventory, Inv
     // index of a large inventory.
     let lines = data.iter().filter(|&&b| b == b'\n').count() + 1;
     let parser = RowParser {
-        header: Header::parse(&header.record)?,
-        opts: *opts,
+        header: Header::parse(&header.record, opts.address_column.as_deref())?,
+        default_scheme: opts.default_scheme,
+        delimiter,
     };
     let mut builder = Builder::new(parser, lines);
     while let Some(raw) = reader.next_row()? {
@@ -212,8 +217,9 @@ fn parse_bytes(bytes: Vec<u8>, opts: &InventoryOptions) -> Result<Inventory, Inv
     Ok(builder.finish(bytes, start))
 }
 
-/// Strips a UTF-8 BOM and refuses what is clearly not UTF-8 text, so that a spreadsheet
-/// saved in the wrong format gets a useful message instead of "no address column".
+/// Strips a UTF-8 BOM and refuses what is not UTF-8 text, so that a spreadsheet saved in
+/// the wrong format gets a useful message (with the line to look at) instead of "no address
+/// column" or rows that turn invalid.
 fn check_encoding(bytes: &[u8]) -> Result<&[u8], InventoryError> {
     if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
         return Err(InventoryError::NotText {
@@ -225,7 +231,17 @@ fn check_encoding(bytes: &[u8]) -> Result<&[u8], InventoryError> {
             reason: "it is a zip archive (an .xlsx workbook?); export it as CSV UTF-8",
         });
     }
-    Ok(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes))
+    let data = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if let Err(e) = std::str::from_utf8(data) {
+        let at = e.valid_up_to();
+        let before = data.get(..at).unwrap_or_default();
+        let newlines = before.iter().filter(|&&b| b == b'\n').count() as u64;
+        return Err(InventoryError::NotUtf8 {
+            line: newlines.saturating_add(1),
+            byte: data.get(at).copied().unwrap_or_default(),
+        });
+    }
+    Ok(data)
 }
 
 #[cfg(test)]
@@ -243,8 +259,8 @@ mod tests {
             InventoryError::NoHeader
         ));
         assert!(matches!(
-            file_error("ip,name\n10.0.0.1,a\n"),
-            InventoryError::NoAddressColumn { ref found } if found == "\"ip\", \"name\""
+            file_error("mac,name\n10.0.0.1,a\n"),
+            InventoryError::NoAddressColumn { ref found } if found == "\"mac\", \"name\""
         ));
         assert!(matches!(
             file_error("address,Name,name\n"),
@@ -264,7 +280,10 @@ mod tests {
         ));
         assert!(matches!(
             file_error(b"addr\xFFess\n"),
-            InventoryError::NotText { .. }
+            InventoryError::NotUtf8 {
+                line: 1,
+                byte: 0xFF
+            }
         ));
         assert!(matches!(
             file_error("# c\naddress,\"name\n10.0.0.1,a\n"),
@@ -338,6 +357,61 @@ mod tests {
         assert_eq!(
             errors(&inv),
             ["line 2: address spans several lines (a stray '\"' in the row?)"]
+        );
+    }
+
+    #[test]
+    fn semicolon_and_tab_separated_exports_read_like_commas() {
+        let comma = inventory("address,name,site\n10.0.0.1,a,x\n\"10.0.0.2\",\"b,c\",y\n");
+        let semicolon =
+            inventory("address;name;site\r\n10.0.0.1;a;x\r\n\"10.0.0.2\";\"b,c\";y\r\n");
+        let tab = inventory("address\tname\tsite\n10.0.0.1\ta\tx\n10.0.0.2\tb,c\ty\n");
+        let seen = |inv: &Inventory| -> Vec<(String, String, String)> {
+            devices(inv)
+                .into_iter()
+                .map(|d| (d.target.base_url(), d.name, d.site))
+                .collect()
+        };
+        assert_eq!(seen(&semicolon), seen(&comma));
+        assert_eq!(seen(&tab), seen(&comma));
+        assert_eq!(seen(&comma)[1].1, "b,c");
+        // Rows are read again, with the same separator, when they are scanned.
+        let again: Vec<String> = semicolon
+            .rows
+            .iter()
+            .filter_map(|r| r.into_device())
+            .map(|d| d.name)
+            .collect();
+        assert_eq!(again, ["a", "b,c"]);
+    }
+
+    #[test]
+    fn latin1_is_refused_up_front_with_its_line() {
+        let err = file_error(b"address,name,site\n10.0.0.1,a,Oslo\n10.0.0.2,b,Troms\xF8\n");
+        assert!(
+            matches!(
+                err,
+                InventoryError::NotUtf8 {
+                    line: 3,
+                    byte: 0xF8
+                }
+            ),
+            "{err:?}"
+        );
+        let said = err.to_string();
+        assert!(said.contains("line 3"), "{said}");
+        assert!(said.contains("iconv -f latin1 -t utf-8"), "{said}");
+        // A BOM does not shift the line.
+        let err = file_error(b"\xEF\xBB\xBFaddress\n\xE9\n");
+        assert!(
+            matches!(
+                err,
+                InventoryError::NotUtf8 {
+                    line: 2,
+                    byte: 0xE9
+                }
+            ),
+            "{err:?}"
         );
     }
 

@@ -1,5 +1,6 @@
-//! Reading CSV records from the raw inventory bytes: blank and comment lines skipped, exact
-//! line numbers, and recovery from an unterminated quote.
+//! Reading CSV records from the raw inventory bytes: the separator found from the header
+//! line, blank and comment lines skipped, exact line numbers, and recovery from an
+//! unterminated quote.
 
 use std::io::{Read, Seek};
 
@@ -22,6 +23,7 @@ pub(super) struct RawRow {
 /// start of each record is recomputed from the bytes.
 pub(super) struct RowReader<'a> {
     data: &'a [u8],
+    delimiter: u8,
     csv: csv::Reader<&'a [u8]>,
     /// Where `csv` started reading in `data`: it restarts after an unterminated quote.
     base: usize,
@@ -29,10 +31,11 @@ pub(super) struct RowReader<'a> {
 }
 
 impl<'a> RowReader<'a> {
-    pub fn new(data: &'a [u8]) -> RowReader<'a> {
+    pub fn new(data: &'a [u8], delimiter: u8) -> RowReader<'a> {
         RowReader {
             data,
-            csv: csv_reader(data),
+            delimiter,
+            csv: csv_reader(data, delimiter),
             base: 0,
             lines: LineCounter::default(),
         }
@@ -45,7 +48,7 @@ impl<'a> RowReader<'a> {
             };
             let end = (self.base + offset(self.csv.position().byte())).min(self.data.len());
             let raw = self.data.get(start..end);
-            let unterminated = ends_inside_quotes(raw.unwrap_or_default());
+            let unterminated = ends_inside_quotes(raw.unwrap_or_default(), self.delimiter);
             if unterminated {
                 record = self.resume_after_line(start);
             }
@@ -85,9 +88,9 @@ impl<'a> RowReader<'a> {
             .position(|&b| b == b'\n')
             .map_or(self.data.len(), |i| start + i + 1);
         self.base = end;
-        self.csv = csv_reader(self.data.get(end..).unwrap_or_default());
+        self.csv = csv_reader(self.data.get(end..).unwrap_or_default(), self.delimiter);
         let line = self.data.get(start..end).unwrap_or_default();
-        csv_reader(line)
+        csv_reader(line, self.delimiter)
             .byte_records()
             .next()
             .and_then(Result::ok)
@@ -102,9 +105,9 @@ pub(super) struct Rereader<R> {
 }
 
 impl<R: Read + Seek> Rereader<R> {
-    pub fn new(data: R) -> Rereader<R> {
+    pub fn new(data: R, delimiter: u8) -> Rereader<R> {
         Rereader {
-            csv: csv_builder().from_reader(data),
+            csv: csv_builder(delimiter).from_reader(data),
         }
     }
 
@@ -121,13 +124,14 @@ impl<R: Read + Seek> Rereader<R> {
     }
 }
 
-fn csv_reader(data: &[u8]) -> csv::Reader<&[u8]> {
-    csv_builder().from_reader(data)
+fn csv_reader(data: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
+    csv_builder(delimiter).from_reader(data)
 }
 
-fn csv_builder() -> csv::ReaderBuilder {
+fn csv_builder(delimiter: u8) -> csv::ReaderBuilder {
     let mut builder = csv::ReaderBuilder::new();
     builder
+        .delimiter(delimiter)
         .has_headers(false)
         .flexible(true)
         .comment(Some(b'#'));
@@ -175,8 +179,40 @@ fn record_start(data: &[u8], mut pos: usize) -> usize {
     pos
 }
 
+/// The separators spreadsheets export: `,`; `;` where the decimal mark is a comma (Excel in
+/// much of Europe); tab.
+const DELIMITERS: [u8; 3] = [b',', b';', b'\t'];
+
+/// The separator of the header line (the first that is not blank or a comment): the one of
+/// [`DELIMITERS`] it holds most often outside quotes, `,` when it holds none.
+pub(super) fn sniff_delimiter(data: &[u8]) -> u8 {
+    let header = data
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .find(|line| !line.is_empty() && !line.starts_with(b"#"))
+        .unwrap_or_default();
+    let mut counts = [0usize; DELIMITERS.len()];
+    let mut quoted = false;
+    for &b in header {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if let (false, Some(i)) = (quoted, DELIMITERS.iter().position(|&d| d == b)) {
+            counts[i] += 1;
+        }
+    }
+    // The first of the most frequent: `,` wins a tie.
+    let best = (0..DELIMITERS.len())
+        .rev()
+        .max_by_key(|&i| counts[i])
+        .unwrap_or(0);
+    match counts[best] {
+        0 => b',',
+        _ => DELIMITERS[best],
+    }
+}
+
 /// Replays CSV quoting over a record's raw bytes: true when input ends inside quotes.
-fn ends_inside_quotes(raw: &[u8]) -> bool {
+fn ends_inside_quotes(raw: &[u8], delimiter: u8) -> bool {
     #[derive(Clone, Copy, PartialEq)]
     enum State {
         FieldStart,
@@ -190,7 +226,8 @@ fn ends_inside_quotes(raw: &[u8]) -> bool {
             (State::Quoted, b'"') => State::QuoteInQuoted,
             (State::Quoted, _) => State::Quoted,
             (State::FieldStart, b'"') | (State::QuoteInQuoted, b'"') => State::Quoted,
-            (_, b',' | b'\r' | b'\n') => State::FieldStart,
+            (_, b'\r' | b'\n') => State::FieldStart,
+            (_, b) if b == delimiter => State::FieldStart,
             _ => State::Unquoted,
         });
     end == State::Quoted
@@ -210,10 +247,27 @@ mod tests {
 
     #[test]
     fn quote_state_follows_csv_rules() {
-        assert!(!ends_inside_quotes(b"a,\"b\"\"c\",d\n"));
-        assert!(!ends_inside_quotes(b"a,b\"c,d\n"));
-        assert!(ends_inside_quotes(b"a,\"b\nc,d\n"));
-        assert!(ends_inside_quotes(b"\"a\"\"\n"));
+        assert!(!ends_inside_quotes(b"a,\"b\"\"c\",d\n", b','));
+        assert!(!ends_inside_quotes(b"a,b\"c,d\n", b','));
+        assert!(ends_inside_quotes(b"a,\"b\nc,d\n", b','));
+        assert!(ends_inside_quotes(b"\"a\"\"\n", b','));
+        assert!(!ends_inside_quotes(b"a;\"b\";c\n", b';'));
+        assert!(ends_inside_quotes(b"a;\"b,c\n", b';'));
+        assert!(!ends_inside_quotes(b"a,\"b,c\n", b';'));
+    }
+
+    #[test]
+    fn the_separator_is_the_header_line_s_most_frequent() {
+        assert_eq!(sniff_delimiter(b"address,name,site\n1;2\n"), b',');
+        assert_eq!(
+            sniff_delimiter(b"# a, comment\n\naddress;name;site\n"),
+            b';'
+        );
+        assert_eq!(sniff_delimiter(b"address\tname\n"), b'\t');
+        assert_eq!(sniff_delimiter(b"\"a;b\",name\n"), b',');
+        assert_eq!(sniff_delimiter(b"address;name,site\n"), b',');
+        assert_eq!(sniff_delimiter(b"address\n10.0.0.1;x\n"), b',');
+        assert_eq!(sniff_delimiter(b""), b',');
     }
 
     #[test]

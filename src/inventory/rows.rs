@@ -49,7 +49,7 @@ impl Source {
     }
 
     fn reader(&self) -> Rereader<Cursor<&[u8]>> {
-        Rereader::new(Cursor::new(self.data()))
+        Rereader::new(Cursor::new(self.data()), self.parser.delimiter)
     }
 
     fn row(&self, reader: &mut Rereader<impl Read + Seek>, entry: &Entry) -> Row {
@@ -171,7 +171,10 @@ impl IntoIterator for Rows {
 
     fn into_iter(self) -> IntoRows {
         IntoRows {
-            reader: Rereader::new(Cursor::new(SharedData(self.source.clone()))),
+            reader: Rereader::new(
+                Cursor::new(SharedData(self.source.clone())),
+                self.source.parser.delimiter,
+            ),
             source: self.source,
             entries: self.entries.into_iter(),
         }

@@ -188,6 +188,11 @@ impl Remediator {
         self.outside_window.load(Ordering::Relaxed)
     }
 
+    /// The accounts the credential breaker stopped using while planning.
+    pub fn stopped_accounts(&self) -> Vec<crate::breaker::StoppedAccount> {
+        self.scanner.stopped_accounts()
+    }
+
     /// `Some(record)` when the window is closed now: the device is deferred, not written.
     fn outside_window(&self, record: &DeviceRecord) -> Option<DeviceRecord> {
         let window = self.window.as_ref()?;

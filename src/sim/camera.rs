@@ -72,6 +72,8 @@ pub struct Camera {
     /// When the latest requests arrived, oldest first; at most [`ARRIVALS_KEPT`].
     arrivals: Mutex<VecDeque<Instant>>,
     ssh_connections: AtomicU64,
+    /// Requests whose credentials were wrong (what the camera's log would show).
+    failed_logins: AtomicU64,
     writes: Mutex<Vec<WriteEvent>>,
     guard: Guard,
 }
@@ -104,6 +106,7 @@ impl Camera {
             requests: AtomicU64::new(0),
             arrivals: Mutex::new(VecDeque::new()),
             ssh_connections: AtomicU64::new(0),
+            failed_logins: AtomicU64::new(0),
             writes: Mutex::new(Vec::new()),
             guard: Guard::default(),
         }
@@ -168,6 +171,7 @@ impl Camera {
             ssh_enabled: self.ssh_enabled(),
             requests: self.requests.load(Ordering::Relaxed),
             ssh_connections: self.ssh_connections.load(Ordering::Relaxed),
+            failed_logins: self.failed_logins.load(Ordering::Relaxed),
             writes,
         }
     }
@@ -225,6 +229,7 @@ impl Camera {
             Verdict::BadRequest => return Some(Response::plain_status(400)),
             Verdict::Challenge { stale } => stale,
             Verdict::Failed => {
+                self.failed_logins.fetch_add(1, Ordering::Relaxed);
                 self.guard.record_failure(arrival.at);
                 false
             }

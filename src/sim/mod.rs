@@ -255,6 +255,8 @@ pub struct DeviceSnapshot {
     pub requests: u64,
     /// Every connection accepted on its SSH port.
     pub ssh_connections: u64,
+    /// Every request whose credentials were wrong: the failed logins in its log.
+    pub failed_logins: u64,
     /// Every successful SSH write (ssh.cgi or param.cgi), oldest first.
     pub writes: Vec<WriteEvent>,
 }

@@ -15,11 +15,12 @@ use http::{header, Method, Request, StatusCode};
 use http_body_util::Full;
 use tokio::time::Instant;
 
+use crate::breaker::CredentialVerdict;
 use crate::net::auth::{self, AuthError, AuthSession, BasicOverHttp, Credentials, Transport};
 use crate::net::retry::{self, jitter, MAX_RETRY_AFTER, USER_AGENT};
 use crate::net::tls::Fingerprint;
 use crate::net::{HttpClient, HttpError, HttpResponse};
-use handshake::{Answer, Nonce, Sent, State, Step};
+use handshake::{Account, Answer, Nonce, Sent, State, Step};
 
 /// Least wait after a 403/429/503: AXIS OS blocks a client for 10 s after too many failures.
 pub const THROTTLE_BACKOFF: Duration = Duration::from_secs(10);
@@ -121,6 +122,8 @@ pub struct DeviceSession<'a> {
     pub fingerprint: Option<Fingerprint>,
     /// The serial named by the device's realm, from its first challenge.
     pub serial: Option<String>,
+    /// The device answered the credentials with a final 401.
+    rejected: bool,
 }
 
 impl<'a> DeviceSession<'a> {
@@ -150,6 +153,16 @@ impl<'a> DeviceSession<'a> {
             last_status: None,
             fingerprint: None,
             serial: None,
+            rejected: false,
+        }
+    }
+
+    /// What the device made of the credentials so far.
+    pub fn credential_verdict(&self) -> CredentialVerdict {
+        match (self.state.account, self.rejected) {
+            (Account::Proven, _) => CredentialVerdict::Accepted,
+            (Account::Unproven, true) => CredentialVerdict::Rejected,
+            (Account::Unproven, false) => CredentialVerdict::Untested,
         }
     }
 
@@ -199,13 +212,24 @@ impl<'a> DeviceSession<'a> {
             let (sent, request) = self.request(&method, target, &body, connection)?;
             let result = self.send(request).await;
             let answer = self.answer_to(&result, sent, resend);
+            let refused = matches!(
+                answer,
+                Answer::Unauthorized {
+                    sent: Sent::Credentials,
+                    ..
+                }
+            );
             let (state, step) = handshake::on_answer(self.state, answer);
             self.state = state;
             match step {
                 Step::Done => return result.map_err(CallError::from),
-                Step::Fail(error) => return Err(error),
+                Step::Fail(error) => {
+                    self.rejected |= refused;
+                    return Err(error);
+                }
                 Step::Rechallenge => self.adopt_from(&result)?,
                 Step::AdoptAndFail(error) => {
+                    self.rejected |= refused;
                     self.adopt_from(&result)?;
                     return Err(error);
                 }

@@ -25,6 +25,7 @@ mod equinix_throttle;
 mod equinix_token;
 mod exhaustion;
 mod findings_truth;
+mod first_contact;
 mod fuzz_corpus;
 mod hostile;
 mod html_report;
