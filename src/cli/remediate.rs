@@ -17,8 +17,8 @@ use super::html::HtmlOut;
 use super::progress::Progress;
 use super::runs::{
     exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, mark_interrupted, outputs,
-    report_interruption, report_stopped_accounts, report_waivers, say_warnings, Comparison,
-    Ending, MetricsOut,
+    report_interruption, report_stopped_accounts, report_waivers, say_warnings, Comparison, Ending,
+    MetricsOut,
 };
 use super::{install_signal_handlers, report_failed, report_output, resolve, Exit, Stopping};
 use crate::inventory::Rows;
