@@ -18,11 +18,10 @@ use super::paramcgi::ParamStyle;
 use super::ports::{self, Port, PortPlan};
 use super::roster::{self, Truth};
 use super::server::{self, DoneToken, Shared};
-use super::spec::{DeviceAuth, DeviceSpec, Fault, SshFault};
+use super::spec::{DeviceAuth, DeviceSpec, Fault};
 use super::sshkex::SshServer;
 use super::tls::{self, TlsIdentity};
 use super::{control, faults, sshd, AuthPolicy, DeviceSnapshot, FaultProfile, SimConfig};
-use crate::model::PortState;
 use crate::secret::Secret;
 
 /// A simulated fleet serving on loopback. Dropping it stops the tasks without waiting.
@@ -155,7 +154,7 @@ impl Fleet {
             authenticates,
             ssh_served,
         );
-        truth.ssh_evidence = ssh_truth(cam, truth.ssh_port);
+        truth.ssh_evidence = roster::ssh_truth(&cam.ssh_server, cam.spec.ssh, truth.ssh_port);
         truth
     }
 
@@ -379,21 +378,6 @@ fn settings(cfg: &SimConfig) -> Settings {
         nonce_lifetime: cfg.nonce_lifetime,
         clock: Clock::start(),
     }
-}
-
-/// What the SSH evidence reads from `cam` when its port is `port`: only a port that is open
-/// and speaks the protocol (no trickle, endless or hostile line) gets as far as a key.
-fn ssh_truth(cam: &Camera, port: Option<PortState>) -> Option<roster::SshTruth> {
-    let speaks = matches!(cam.spec.ssh, SshFault::None | SshFault::StrayListener);
-    if port != Some(PortState::Open) || !speaks {
-        return None;
-    }
-    let server = cam.ssh_server;
-    Some(roster::SshTruth {
-        host_key: server.key()?.fingerprint(),
-        crypto: server.offer.crypto(),
-        terrapin: server.offer.terrapin(),
-    })
 }
 
 /// The seeded per-camera details: address, realm, password, param spelling, slowness.

@@ -6,7 +6,8 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::spec::{DeviceSpec, Fault, Firmware};
+use super::spec::{DeviceSpec, Fault, Firmware, SshFault};
+use super::sshkex::SshServer;
 use crate::model::{Exposure, PortState, Status};
 use crate::vapix::identity::serial_from_realm;
 
@@ -182,6 +183,21 @@ pub fn truth(
         firmware: facts.as_ref().map(|f| f.firmware.to_owned()),
         ssh_evidence: None,
     }
+}
+
+/// What the SSH evidence reads from a camera whose server is `server`, with SSH port fault
+/// `ssh`, when its port is `port`: only a port that is open and speaks the protocol (no
+/// trickle, endless or hostile line) gets as far as a key.
+pub fn ssh_truth(server: &SshServer, ssh: SshFault, port: Option<PortState>) -> Option<SshTruth> {
+    let speaks = matches!(ssh, SshFault::None | SshFault::StrayListener);
+    if port != Some(PortState::Open) || !speaks {
+        return None;
+    }
+    Some(SshTruth {
+        host_key: server.key()?.fingerprint(),
+        crypto: server.offer.crypto(),
+        terrapin: server.offer.terrapin(),
+    })
 }
 
 /// One JSON line of the truth file.

@@ -21,6 +21,7 @@ use self::relay::Relay;
 use self::wire::{Announcement, Assignment};
 use super::auth::Scheme;
 use super::fleet::{fleet_specs, resolve_scheme, Part};
+use super::sshkex::SshServer;
 use super::tls::{self, TlsIdentity};
 use super::{control, ports, roster, OutputFiles, SimConfig};
 use crate::shutdown::Shutdown;
@@ -268,7 +269,7 @@ fn publish(fleet: &Announced<'_>, files: &OutputFiles) -> io::Result<()> {
         super::write_file(path, |w| {
             for (index, (spec, address)) in specs.iter().zip(&addresses).enumerate() {
                 let authenticates = resolve_scheme(spec.auth, cfg.auth, cfg.https) != Scheme::None;
-                let truth = roster::truth(
+                let mut truth = roster::truth(
                     index,
                     spec,
                     address,
@@ -276,6 +277,8 @@ fn publish(fleet: &Announced<'_>, files: &OutputFiles) -> io::Result<()> {
                     authenticates,
                     ssh_served,
                 );
+                let server = SshServer::for_camera(cfg.seed, index);
+                truth.ssh_evidence = roster::ssh_truth(&server, spec.ssh, truth.ssh_port);
                 roster::write_truth_line(&mut *w, &truth)?;
             }
             Ok(())
