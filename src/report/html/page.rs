@@ -183,7 +183,7 @@ fn compliance_card(s: &Summary) -> Markup {
             div.v { (c.percent()) }
             div.d {
                 @if c.ratio.is_some() {
-                    (thousands(c.compliant)) " of " (thousands(c.of)) " with a desired state"
+                    (thousands(c.compliant)) " of " (thousands(c.of)) " in scope; not checked count against"
                 } @else {
                     "no desired state given"
                 }
