@@ -479,9 +479,10 @@ mod tests {
             .as_deref(),
             Some("1")
         );
+        // One compliant of three: the device not checked counts against (Summary::compliance).
         assert_eq!(
             value_of(&text, "sshfleet_compliance_ratio").as_deref(),
-            Some("0.5")
+            Some("0.3333333333333333")
         );
         assert_eq!(
             value_of(&text, "sshfleet_run_duration_seconds").as_deref(),

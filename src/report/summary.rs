@@ -46,8 +46,8 @@ pub struct Summary {
     /// SSH-enabled devices by firmware version (`--device-info`); empty without it.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub ssh_enabled_by_firmware: BTreeMap<String, u64>,
-    /// Devices with a desired SSH state (an `expect` column, `--expect`, the remediation's
-    /// target), read or not: the devices [`Summary::compliance`] is over.
+    /// Devices given a desired SSH state (an `expect` column, `--expect`, the remediation's
+    /// target), read or not.
     pub with_desired_state: u64,
     /// Devices in the run's scope (every inventory row of its shard), when known: set when
     /// the report opens. Devices in scope without a record were never reached.
@@ -100,16 +100,18 @@ pub struct RunCoverage {
 
 /// The one definition of compliance, shared by the terminal and JSON summaries, the HTML
 /// page and the metrics (README, "Compliance"): devices in their desired SSH state or
-/// allowed theirs by a waiver in force, over the devices in scope with a desired state.
-/// A device that could not be checked, or that a stopped run never reached, counts against.
+/// allowed theirs by a waiver in force, over the devices in scope except those read without
+/// a desired state. A device that could not be checked, or that a stopped run never
+/// reached, counts against: what is not known to be compliant is not counted as such.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Compliance {
     /// Devices read in their desired SSH state, or non-compliant but waived.
     pub compliant: u64,
-    /// Devices in scope with a desired state (read or not), plus devices not reached.
+    /// Devices in scope but those read without a desired state: the judged ones, those not
+    /// checked and those not reached.
     pub of: u64,
-    /// `compliant / of`; `None` (`null`) when no device has a desired state: nothing is
-    /// judged, which is not 0 %.
+    /// `compliant / of`; `None` (`null`) when no device has a desired state (none read with
+    /// one, and none given one): nothing is judged, which is not 0 %.
     pub ratio: Option<f64>,
 }
 
@@ -337,8 +339,16 @@ impl Summary {
     pub fn compliance(&self) -> Compliance {
         let compliant = self.compliant.saturating_add(self.waived);
         let unrecorded = self.coverage().in_scope.saturating_sub(self.total);
-        let of = self.with_desired_state.saturating_add(unrecorded);
-        let ratio = (self.with_desired_state > 0 && of > 0).then(|| compliant as f64 / of as f64);
+        // Every device in scope but those read without a desired state: judged ones, those
+        // not checked and those not reached (what a report or a history holds of any run).
+        let of = self
+            .compliant
+            .saturating_add(self.non_compliant)
+            .saturating_add(self.not_checked())
+            .saturating_add(unrecorded);
+        let judged = self.compliant.saturating_add(self.non_compliant);
+        let nothing_to_judge = judged == 0 && self.with_desired_state == 0;
+        let ratio = (!nothing_to_judge && of > 0).then(|| compliant as f64 / of as f64);
         Compliance {
             compliant,
             of,
@@ -400,7 +410,7 @@ impl Summary {
         match c.ratio {
             Some(_) => writeln!(
                 f,
-                "compliance: {} ({} of {} devices with a desired state are in it or waived)",
+                "compliance: {} ({} of {} devices in scope are in their desired state or waived)",
                 c.percent(),
                 c.compliant,
                 c.of
@@ -739,10 +749,10 @@ mod tests {
             "5 devices, 3 findings (1 non-compliant, 2 not checked); 1 compliant, \
              1 without a desired state; SSH enabled on 2, disabled on 1"
         );
-        // The timeout at hq has a desired state: not checked, it counts against.
+        // The timeout and the invalid row are not checked: they count against.
         assert_eq!(
             lines[1],
-            "compliance: 33.3% (1 of 3 devices with a desired state are in it or waived)"
+            "compliance: 25.0% (1 of 4 devices in scope are in their desired state or waived)"
         );
         assert_eq!(lines[2], "by status: ok 3, invalid 1, timeout 1");
         assert!(lines[3].starts_with("site    devices"), "{text}");
@@ -754,11 +764,11 @@ mod tests {
     fn compliance_has_one_definition_and_no_figure_without_a_desired_state() {
         let s = sample();
         let c = s.compliance();
-        assert_eq!((c.compliant, c.of), (1, 3));
-        assert_eq!(c.percent(), "33.3%");
+        assert_eq!((c.compliant, c.of), (1, 4));
+        assert_eq!(c.percent(), "25.0%");
         let json: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
         assert_eq!(json["compliance"]["compliant"], 1);
-        assert_eq!(json["compliance"]["of"], 3);
+        assert_eq!(json["compliance"]["of"], 4);
         assert_eq!(json["run"]["complete"], true);
         assert_eq!(json["run"]["in_scope"], 5);
         assert_eq!(json["regressions"], serde_json::Value::Null);

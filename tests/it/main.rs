@@ -36,6 +36,7 @@ mod merge;
 mod metrics;
 mod net_heads;
 mod netns;
+mod odd_runs;
 mod plan;
 mod probe_ssh;
 mod remediate;

@@ -183,7 +183,7 @@ fn compliance_card(s: &Summary) -> Markup {
             div.v { (c.percent()) }
             div.d {
                 @if c.ratio.is_some() {
-                    (thousands(c.compliant)) " of " (thousands(c.of)) " with a desired state"
+                    (thousands(c.compliant)) " of " (thousands(c.of)) " in scope; not checked count against"
                 } @else {
                     "no desired state given"
                 }
@@ -205,7 +205,14 @@ fn devices_card(s: &Summary) -> Markup {
 
 fn headline(s: &Summary) -> Markup {
     let regressed = s.regressions();
-    let first = s.drift.is_some() && regressed.is_none();
+    // Drift without a regressions figure: nothing was compared. With nothing gone either,
+    // the previous run held no device: this is the first recorded one.
+    let gone = s.drift.as_ref().map(|d| d.by_change.get(Change::Gone));
+    let nothing_compared = match gone {
+        Some(0) => "first recorded run: nothing to compare with",
+        Some(_) => "no device of this run was in the previous one",
+        None => "no previous run to compare with",
+    };
     html! {
         section.headline aria-label="At a glance" {
             (alerts(s))
@@ -227,10 +234,7 @@ fn headline(s: &Summary) -> Markup {
                     None => div.card data-testid="headline-regressions" data-value="" {
                         div.k { "Regressions" }
                         div.v.muted { "—" }
-                        div.d {
-                            @if first { "first recorded run: nothing to compare with" }
-                            @else { "no previous run to compare with" }
-                        }
+                        div.d { (nothing_compared) }
                     },
                 }
             }
