@@ -57,7 +57,10 @@ async fn a_waiver_allowing_disabled_never_hides_an_ssh_server_answering_while_co
     assert!(err.contains("1 findings"), "{err}");
     assert!(err.contains("PORT_ONLY: 1 device(s)"), "{err}");
     // Nothing waived: no waiver claims a device ("waiver W-… allows N device(s)").
-    assert!(!err.contains("allows 1 device"), "nothing was waived: {err}");
+    assert!(
+        !err.contains("allows 1 device"),
+        "nothing was waived: {err}"
+    );
     let records = by_address(&read_jsonl(&fleet.path("report.jsonl")));
     let exposed = &records[fleet.fleet.address(0)];
     assert_eq!(exposed["exposure"], "port_only", "{exposed}");
