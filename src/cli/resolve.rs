@@ -396,6 +396,49 @@ mod tests {
         assert_eq!(site.replenish_interval(), Duration::from_secs(2));
     }
 
+    fn parse_remediate(argv: &[&str]) -> RemediateArgs {
+        let cli = Cli::try_parse_from(["sshfleet", "remediate"].iter().chain(argv)).unwrap();
+        match cli.command {
+            Command::Remediate(args) => *args,
+            _ => unreachable!("parsed a remediate"),
+        }
+    }
+
+    #[test]
+    fn a_plan_or_journal_supplies_what_it_records_and_refuses_what_disagrees() {
+        let recorded = Recorded {
+            source: "the plan p.json".into(),
+            inventory: Some("/srv/cams.csv".into()),
+            target: SshState::Disabled,
+            shard: Some("1/3".into()),
+            limit: Some("site=oslo".into()),
+        };
+        let alone = parse_remediate(&["--plan", "p.json", "--apply", "--yes"]);
+        let settings = remediate(&alone, Some(&recorded), &env(&[])).unwrap();
+        assert_eq!(settings.device.inventory, Path::new("/srv/cams.csv"));
+        assert_eq!(settings.target, SshState::Disabled);
+        assert_eq!(settings.device.shard, Some(Shard::new(1, 3).unwrap()));
+        let narrowed = parse_remediate(&["--plan", "p.json", "--limit", "name=door-*"]);
+        let settings = remediate(&narrowed, Some(&recorded), &env(&[])).unwrap();
+        let limit = settings.device.limit.unwrap().to_string();
+        assert_eq!(
+            limit, "site=oslo;name=door-*",
+            "the plan's limit, then the flag's"
+        );
+        let other_state = parse_remediate(&["--plan", "p.json", "--ssh", "enabled"]);
+        let err = remediate(&other_state, Some(&recorded), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("leave out --ssh"), "{err}");
+        let other_shard = parse_remediate(&["--plan", "p.json", "--shard", "0/3"]);
+        let err = remediate(&other_shard, Some(&recorded), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("made for shard 1/3"), "{err}");
+        let job = env(&[("JOB_COMPLETION_INDEX", "2"), ("JOB_COMPLETIONS", "3")]);
+        assert!(remediate(&alone, Some(&recorded), &job).is_err());
+        let revert = parse_remediate(&["--revert", "fix.journal.jsonl"]);
+        let settings = remediate(&revert, Some(&recorded), &env(&[])).unwrap();
+        assert_eq!(settings.journal, Path::new("fix.journal.revert.jsonl"));
+        assert!(Cli::try_parse_from(["sshfleet", "remediate", "--apply"]).is_err());
+    }
+
     #[test]
     fn remediation_defaults_are_the_documented_ones() {
         let settings = remediate_alone(&remediate_args(&["-o", "out/r.csv"]), &env(&[])).unwrap();

@@ -250,3 +250,52 @@ async fn a_saved_plan_applies_alone_as_the_hint_says_and_disagreeing_flags_are_r
         assert_eq!(device.writes.len(), usize::from(i < 3), "camera {i}");
     }
 }
+
+/// A new approved plan applied with the journal of an earlier plan's finished run is a new
+/// run: the camera it lists is read and written (it used to be reported from the old journal,
+/// unread). A plan applied over another plan's unfinished run is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_plan_with_an_old_journal_is_a_new_run_and_an_unfinished_one_is_refused() {
+    use crate::remediate::{cut_short, row_of};
+    let fleet = TestFleet::start(SimConfig {
+        devices: 4,
+        seed: 53,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    for i in 0..fleet.fleet.len() {
+        fleet.fleet.set_ssh_enabled(i, true);
+    }
+    let journal = fleet.path("j.jsonl");
+    let j = journal.display().to_string();
+    let plan_and_apply = |name: &'static str| {
+        let plan = fleet.path(name).display().to_string();
+        let fleet = &fleet;
+        let j = j.clone();
+        async move {
+            let (planned, _) = remediate(fleet, "planned.jsonl", &["--plan-out", &plan]).await;
+            assert_eq!(code(&planned), 1, "{}", stderr(&planned));
+            let apply = ["--plan", &plan, "--apply", "--yes", "--journal", &j];
+            remediate(fleet, "applied.jsonl", &apply).await
+        }
+    };
+    let (first, _) = plan_and_apply("a.json").await;
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    fleet.fleet.set_ssh_enabled(1, true);
+    let (second, applied) = plan_and_apply("b.json").await;
+    assert_eq!(code(&second), 0, "{}", stderr(&second));
+    let camera_1 = &fleet.fleet.snapshot()[1];
+    assert!(!camera_1.ssh_enabled, "written by the new plan's run");
+    assert_eq!(camera_1.writes.len(), 2);
+    let row = row_of(&fleet, &applied, 1);
+    assert_eq!(row["action"], "set", "{row}");
+    assert_eq!(row["before"], true, "{row}");
+    assert_eq!(row["verified"], true, "{row}");
+    cut_short(&journal);
+    fleet.fleet.set_ssh_enabled(2, true);
+    let (third, _) = plan_and_apply("c.json").await;
+    assert_eq!(code(&third), 2, "{}", stderr(&third));
+    assert!(stderr(&third).contains("another run"), "{}", stderr(&third));
+    assert!(fleet.fleet.snapshot()[2].ssh_enabled, "nothing written");
+}

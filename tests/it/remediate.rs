@@ -688,7 +688,7 @@ async fn ctrl_c_while_planning_writes_nothing_and_reports_what_was_planned() {
 }
 
 /// Takes the `finished` entries out of a journal, as a run killed before its end leaves it.
-fn cut_short(journal: &Path) {
+pub(crate) fn cut_short(journal: &Path) {
     let text = std::fs::read_to_string(journal).expect("journal");
     let cut: String = text
         .lines()
