@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+use super::claims::DuplicateSerials;
 use super::drift::{is_new_exposure, DriftSummary};
 use super::record::{Action, Change, DeviceRecord, Exposure, PortState, Remediation, Status};
 
@@ -27,7 +28,8 @@ pub struct Summary {
     pub unknown: u64,
     pub ssh_enabled: u64,
     pub ssh_disabled: u64,
-    /// Devices not checked (any status but `ok`) plus non-compliant ones not waived.
+    /// Devices not checked (any status but `ok`) plus non-compliant ones not waived, plus
+    /// each serial claimed by more than one device.
     pub findings: u64,
     /// Non-compliant devices a waiver in force allows (not findings).
     pub waived: u64,
@@ -46,6 +48,9 @@ pub struct Summary {
     /// SSH-enabled devices by firmware version (`--device-info`); empty without it.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub ssh_enabled_by_firmware: BTreeMap<String, u64>,
+    /// Serials claimed by more than one device of the run: each a finding.
+    #[serde(skip_serializing_if = "DuplicateSerials::is_empty")]
+    pub duplicate_serials: DuplicateSerials,
 }
 
 /// A count per status, serialised as an object in [`Status::ALL`] order.
@@ -236,6 +241,12 @@ impl Summary {
 
     pub fn findings(&self) -> u64 {
         self.findings
+    }
+
+    /// Counts every serial claimed by more than one device as a finding of its own.
+    pub fn add_duplicate_serials(&mut self, duplicates: DuplicateSerials) {
+        self.findings = self.findings.saturating_add(duplicates.count);
+        self.duplicate_serials = duplicates;
     }
 
     /// Devices that could not be checked (any status but `ok`).
@@ -435,12 +446,42 @@ impl fmt::Display for Summary {
         self.write_exposure(f)?;
         self.write_remediation(f)?;
         self.write_drift(f)?;
+        self.write_duplicate_serials(f)?;
         self.write_firmware(f)?;
         self.write_sites(f)
     }
 }
 
 impl Summary {
+    /// `DUPLICATE SERIAL …` lines: one per serial claimed by more than one device.
+    fn write_duplicate_serials(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let duplicates = &self.duplicate_serials;
+        for d in &duplicates.listed {
+            let more = d.devices.saturating_sub(d.addresses.len() as u64);
+            let more = match more {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            writeln!(
+                f,
+                "DUPLICATE SERIAL {}: claimed by {} devices ({}{more}): one camera listed twice, or a device misreporting its identity",
+                d.serial,
+                d.devices,
+                d.addresses.join(", ")
+            )?;
+        }
+        let unlisted = duplicates
+            .count
+            .saturating_sub(duplicates.listed.len() as u64);
+        if unlisted > 0 {
+            writeln!(
+                f,
+                "… and {unlisted} more duplicate serials (the JSON summary counts them)"
+            )?;
+        }
+        Ok(())
+    }
+
     /// `SSH enabled by firmware: 10.12.114 3, 9.80.3 1`, most first (firmware versions are
     /// sanitised device text: printable ASCII).
     fn write_firmware(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
