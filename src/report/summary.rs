@@ -465,9 +465,9 @@ impl Summary {
             writeln!(
                 f,
                 "DUPLICATE SERIAL {}: claimed by {} devices ({}{more}): one camera listed twice, or a device misreporting its identity",
-                d.serial,
+                crate::inert::line(&d.serial),
                 d.devices,
-                d.addresses.join(", ")
+                crate::inert::escape(&d.addresses.join(", "))
             )?;
         }
         let unlisted = duplicates
@@ -499,22 +499,13 @@ impl Summary {
     }
 }
 
-/// A site name safe for a terminal: control characters (escape sequences) replaced, cut
-/// to [`MAX_SITE_CHARS`].
+/// A site name safe for a terminal: control characters (escape sequences) shown as
+/// escapes, cut to [`MAX_SITE_CHARS`].
 fn display_site(name: &str) -> String {
     if name.is_empty() {
         return "(no site)".to_owned();
     }
-    let mut shown: String = name
-        .chars()
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .take(MAX_SITE_CHARS)
-        .collect();
-    if name.chars().count() > MAX_SITE_CHARS {
-        shown.pop();
-        shown.push('…');
-    }
-    shown
+    crate::inert::shorten(name, MAX_SITE_CHARS).into_owned()
 }
 
 #[cfg(test)]
@@ -694,7 +685,7 @@ mod tests {
 
     #[test]
     fn hostile_site_names_are_safe_on_a_terminal() {
-        assert_eq!(display_site("\u{1b}[2Jx"), "\u{FFFD}[2Jx");
+        assert_eq!(display_site("\u{1b}[2Jx"), "\\u{1b}[2Jx");
         assert_eq!(display_site(""), "(no site)");
         assert_eq!(
             display_site(&"s".repeat(40)).chars().count(),
