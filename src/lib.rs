@@ -13,6 +13,7 @@ pub mod files;
 pub mod fuzzing;
 pub mod hash;
 pub mod history;
+pub mod inert;
 pub mod inventory;
 pub mod model;
 pub mod net;

@@ -104,7 +104,10 @@ impl RawWaiver {
         let expires_day = crate::time::parse_date(&expires).ok_or_else(|| {
             (
                 expires_line,
-                format!("`expires` {expires:?} is not a date (YYYY-MM-DD)"),
+                format!(
+                    "`expires` \"{}\" is not a date (YYYY-MM-DD)",
+                    crate::inert::line(&expires)
+                ),
             )
         })?;
         let selectors = self.matches.unwrap_or_default().selectors();
@@ -227,7 +230,7 @@ impl Waivers {
     pub fn parse(path: &Path, text: &str, today: i64) -> Result<Waivers, WaiverError> {
         let file: WaiverFile = toml::from_str(text).map_err(|e| WaiverError::Syntax {
             path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+            message: crate::inert::message(e.to_string().trim_end()),
         })?;
         let mut seen = HashSet::new();
         let mut waivers = Vec::with_capacity(file.waiver.len());
@@ -238,7 +241,7 @@ impl Waivers {
             let invalid = |id: String, (line, problem): (usize, String)| WaiverError::Invalid {
                 path: path.to_owned(),
                 line,
-                id,
+                id: crate::inert::line(&id).into_owned(),
                 problem,
             };
             let Some(id) = id else {

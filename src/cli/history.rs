@@ -146,7 +146,5 @@ fn to_stdout(text: &str) -> anyhow::Result<Exit> {
 
 /// Device text for a terminal: control characters (escape sequences) replaced.
 fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect()
+    crate::inert::escape(s).into_owned()
 }

@@ -135,7 +135,7 @@ pub(super) fn render(args: ReportHtmlArgs) -> anyhow::Result<Exit> {
         .write_to(&args.output)
         .with_context(|| format!("cannot write the HTML report {}", args.output.display()))
     {
-        diagln!("error: {e:#}");
+        diagln!("error: {}", crate::inert::message(&format!("{e:#}")));
         return Ok(Exit::OutputFailed);
     }
     if !args.quiet {

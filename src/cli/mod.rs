@@ -93,7 +93,7 @@ pub fn main(cli: Cli) -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(e) => {
-            diagln!("error: {e:#}");
+            diagln!("error: {}", crate::inert::message(&format!("{e:#}")));
             Exit::Usage.into()
         }
     }
@@ -139,6 +139,7 @@ fn init_logging(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .fmt_fields(inert_fields())
         .with_writer(io::stderr)
         // Its own report of a failed write is an `eprintln!`, which would panic on the very
         // stderr that just failed.
@@ -147,6 +148,20 @@ fn init_logging(verbose: u8) {
         // Colour codes only for a person at a terminal, not in a log file or a pipe.
         .with_ansi(std::io::IsTerminal::is_terminal(&io::stderr()))
         .try_init();
+}
+
+/// Every field of every log line and span (a site, a realm, an error quoting a device) made
+/// inert: control characters shown as escapes, never sent to the terminal as they are.
+fn inert_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = format!("{value:?}");
+        match field.name() {
+            "message" => write!(w, "{}", crate::inert::Inert(&text)),
+            name => write!(w, "{name}={}", crate::inert::Inert(&text)),
+        }
+    })
+    .delimited(" ")
 }
 
 /// What the first Ctrl-C stops: told to the user in the `interrupted: …` line.
@@ -302,7 +317,7 @@ fn report_failed(error: &anyhow::Error) -> Exit {
     if is_broken_pipe(error) {
         return Exit::Clean;
     }
-    diagln!("error: {error:#}");
+    diagln!("error: {}", crate::inert::message(&format!("{error:#}")));
     Exit::OutputFailed
 }
 

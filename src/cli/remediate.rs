@@ -472,7 +472,7 @@ async fn apply(
     }
     if setup.continuing {
         if let Err(e) = setup.remediator.journal_continued() {
-            diagln!("error: {e}");
+            diagln!("error: {}", crate::inert::message(&e.to_string()));
         }
     }
     let applied = setup

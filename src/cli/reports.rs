@@ -173,7 +173,7 @@ async fn stream_shards(
     match read {
         Ok(Ok(coverage)) => Ok(Some((coverage.finish(), closed))),
         Ok(Err(e)) => {
-            diagln!("error: {e}");
+            diagln!("error: {}", crate::inert::message(&e.to_string()));
             diagln!("error: the merge stopped there; the output holds the records read before it and nothing was recorded");
             Ok(None)
         }
@@ -313,7 +313,11 @@ fn say_coverage(report: &CoverageReport, shards: &[PathBuf], quiet: bool) {
         report.extra_count
     );
     for m in report.missing.iter().take(MAX_LISTED) {
-        diagln!("missing: line {} {}", m.line, m.address);
+        diagln!(
+            "missing: line {} {}",
+            m.line,
+            crate::inert::line(&m.address)
+        );
     }
     if report.missing.len() > MAX_LISTED {
         diagln!("missing: … and {} more", report.missing.len() - MAX_LISTED);
@@ -323,7 +327,7 @@ fn say_coverage(report: &CoverageReport, shards: &[PathBuf], quiet: bool) {
         diagln!(
             "duplicate: line {} {} in {} (the first is merged)",
             d.line,
-            d.address,
+            crate::inert::line(&d.address),
             list.join(", ")
         );
     }
@@ -335,7 +339,8 @@ fn say_coverage(report: &CoverageReport, shards: &[PathBuf], quiet: bool) {
     }
     for (address, i) in report.extra.iter().take(MAX_LISTED) {
         diagln!(
-            "not in the inventory: {address} in {} (left out)",
+            "not in the inventory: {} in {} (left out)",
+            crate::inert::line(address),
             shard(*i)
         );
     }

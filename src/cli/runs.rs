@@ -250,13 +250,17 @@ pub(super) fn report_waivers(waivers: Option<&Waivers>) {
         return;
     };
     let report = waivers.report();
+    let shown = |s: &str| crate::inert::line(s).into_owned();
     for (id, owner, expires, n) in &report.used {
+        let (id, owner, expires) = (shown(id), shown(owner), shown(expires));
         diagln!("waiver {id} ({owner}, until {expires}) allows {n} device(s)");
     }
     for (id, owner, expires, n) in &report.resurfaced {
+        let (id, owner, expires) = (shown(id), shown(owner), shown(expires));
         diagln!("EXPIRED waiver {id} ({owner}, expired after {expires}): {n} device(s) are findings again");
     }
     for (id, owner, expires) in &report.expiring {
+        let (id, owner, expires) = (shown(id), shown(owner), shown(expires));
         diagln!(
             "waiver {id} ({owner}) expires {expires}, within {} days",
             crate::waivers::EXPIRING_WITHIN_DAYS
@@ -265,7 +269,7 @@ pub(super) fn report_waivers(waivers: Option<&Waivers>) {
     if !report.unmatched.is_empty() {
         diagln!(
             "waivers matching no device: {}",
-            report.unmatched.join(", ")
+            shown(&report.unmatched.join(", "))
         );
     }
 }

@@ -124,7 +124,7 @@ impl Policy {
         let file: PolicyFile = toml::from_str(text).map_err(|e| PolicyError::Syntax {
             path: path.to_owned(),
             line: line_of(text, e.span().map_or(0, |s| s.start)),
-            message: e.message().trim_end().to_owned(),
+            message: crate::inert::message(e.message().trim_end()),
         })?;
         if file.allow.is_empty() {
             return Err(PolicyError::Syntax {

@@ -335,7 +335,9 @@ impl History {
         Ok((recorder, baseline))
     }
 
-    /// The latest period of every device the scope's previous completed run saw.
+    /// The latest period of every device the scope's previous completed run saw: of every
+    /// track, the periods its latest run touched (two, when two devices claimed one serial:
+    /// each keeps its own, so that the next run tells them apart by address).
     fn baseline(&self, scope: &str) -> Result<Vec<Observation>, rusqlite::Error> {
         let previous: Option<i64> = self
             .conn
@@ -362,7 +364,7 @@ impl History {
                     i.name, i.site, i.status, i.ssh_enabled, i.compliant, i.waiver IS NOT NULL
              FROM intervals i JOIN tracks t ON t.id = i.track
              WHERE t.scope = ?1 AND i.run_last >= ?2
-               AND i.id = (SELECT max(id) FROM intervals WHERE track = t.id)",
+               AND i.run_last = (SELECT max(run_last) FROM intervals WHERE track = t.id)",
         )?;
         let rows = stmt.query_map(params![scope, previous], |r| {
             let status: String = r.get(9)?;

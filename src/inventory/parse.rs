@@ -389,7 +389,7 @@ mod tests {
             ]
         );
         let bad = invalid(&inv);
-        assert_eq!(bad[0].address, "10.0.0.2\u{FFFD}");
+        assert_eq!(bad[0].address, "10.0.0.2\\u{0}", "shown as an escape");
         assert_eq!(bad[1].address.chars().count(), 256);
         assert!(bad[1].address.ends_with('…'));
         assert_eq!(

@@ -37,14 +37,10 @@ pub(crate) fn quoted(value: &str) -> String {
 }
 
 /// A cell of a bad row, made safe to copy into a report: lossy UTF-8, trimmed, control
-/// characters replaced, at most [`MAX_ECHO_CHARS`] characters.
+/// characters shown as escapes (`crate::inert`), at most [`MAX_ECHO_CHARS`] characters.
 pub(super) fn echo_cell(cell: Option<&[u8]>) -> String {
     let text = String::from_utf8_lossy(cell.unwrap_or_default());
-    let clean = text
-        .trim()
-        .chars()
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c });
-    truncate_chars(clean, MAX_ECHO_CHARS)
+    crate::inert::shorten(text.trim(), MAX_ECHO_CHARS).into_owned()
 }
 
 /// Keeps at most `max` characters; a cut is marked with `…` (counted in `max`).
@@ -78,7 +74,7 @@ mod tests {
 
     #[test]
     fn echoed_cells_are_clean_and_short() {
-        assert_eq!(echo_cell(Some(b" a\0b ")), "a\u{FFFD}b");
+        assert_eq!(echo_cell(Some(b" a\0b ")), "a\\u{0}b");
         assert_eq!(echo_cell(Some(b"caf\xE9")), "caf\u{FFFD}");
         assert_eq!(echo_cell(None), "");
         assert_eq!(

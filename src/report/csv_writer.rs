@@ -75,8 +75,18 @@ fn render(cell: Cell<'_>) -> Cow<'_, str> {
     }
 }
 
-/// A leading `'` makes spreadsheets show the text instead of evaluating it.
+/// A cell from a device or an input, made inert: control characters shown as escapes
+/// (`\u{1b}`, `\n`: no raw escape sequence or line break reaches a spreadsheet or a
+/// terminal), and a leading `'` where the text would start a formula, so that spreadsheets
+/// show it instead of evaluating it.
 pub(crate) fn neutralise(text: Cow<'_, str>) -> Cow<'_, str> {
+    let text = match text {
+        Cow::Borrowed(t) => crate::inert::escape(t),
+        Cow::Owned(t) => match crate::inert::escape(&t) {
+            Cow::Borrowed(_) => Cow::Owned(t),
+            Cow::Owned(escaped) => Cow::Owned(escaped),
+        },
+    };
     if text.starts_with(FORMULA_TRIGGERS) {
         Cow::Owned(format!("'{text}"))
     } else {
@@ -177,11 +187,12 @@ mod tests {
         assert_eq!(&row[1], "'=HYPERLINK(\"http://evil\",\"x\")");
         assert_eq!(&row[2], "'+1");
         assert_eq!(&row[8], "'@SUM(A1)");
-        assert_eq!(&row[9], "'\tx");
+        // Control characters are shown as escapes: no longer a formula's start either.
+        assert_eq!(&row[9], "\\tx");
         assert_eq!(&row[12], "'-2 bad");
         assert_eq!(&row[23], "'=cmd|' /C calc'!A0");
         assert_eq!(&row[25], "'@model");
-        assert_eq!(&row[27], "'\rcr");
+        assert_eq!(&row[27], "\\rcr");
         // Our own vocabulary and numbers are never touched.
         assert_eq!(&row[3], "ok");
         assert_eq!(&row[22], "open");

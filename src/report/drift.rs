@@ -197,14 +197,31 @@ impl Baseline {
         self.entries.is_empty()
     }
 
+    /// The entries whose serial is `serial`, in file order.
+    fn claimants(&self, serial: &str) -> &[u32] {
+        let key = |i: u32| self.entries[i as usize].serial.as_deref();
+        let start = self.by_serial.partition_point(|&i| key(i) < Some(serial));
+        let len = self.by_serial[start..].partition_point(|&i| key(i) == Some(serial));
+        &self.by_serial[start..start + len]
+    }
+
     /// The previous observation of the device: by serial when both know one, else by address
     /// unless the device at that address then had another serial. `bool`: found at another
-    /// address.
+    /// address. A serial that more than one previous device claimed identifies a device only
+    /// together with its address, so that the same devices are matched the same way in
+    /// every run, whatever order they finish in.
     fn find(&self, address: &str, serial: Option<&str>) -> Option<(usize, bool)> {
-        let by_serial =
-            serial.and_then(|s| self.lookup(&self.by_serial, s, |o| o.serial.as_deref()));
-        if let Some(i) = by_serial {
-            return Some((i, self.entries[i].address != address));
+        if let Some(serial) = serial {
+            let claimants = self.claimants(serial);
+            let here = claimants
+                .iter()
+                .find(|&&i| self.entries[i as usize].address == address);
+            match (here, claimants) {
+                (Some(&i), _) => return Some((i as usize, false)),
+                (None, &[only]) => return Some((only as usize, true)),
+                // Claimed by several elsewhere: which of them this is, nothing tells.
+                _ => {}
+            }
         }
         let i = self.lookup(&self.by_address, address, |o| Some(o.address.as_str()))?;
         match (&self.entries[i].serial, serial) {
@@ -405,6 +422,30 @@ mod tests {
         baseline.finish_into(&mut summary);
         assert_eq!(summary.by_change.get(Change::Gone), 1);
         assert_eq!(summary.gone[0].serial.as_deref(), Some("DDDDDDDDDDDD"));
+    }
+
+    #[test]
+    fn devices_claiming_one_serial_are_told_apart_by_address_in_any_order() {
+        let previous = || {
+            vec![
+                seen_before("10.0.0.1", Some("AAAAAAAAAAAA"), Some(true)),
+                seen_before("10.0.0.2", Some("AAAAAAAAAAAA"), Some(false)),
+            ]
+        };
+        let twins = [
+            record("10.0.0.2", Some("AAAAAAAAAAAA"), Some(false)),
+            record("10.0.0.1", Some("AAAAAAAAAAAA"), Some(true)),
+        ];
+        for order in [[0, 1], [1, 0]] {
+            let mut baseline = Baseline::new(previous());
+            for i in order {
+                assert_eq!(baseline.drift_of(&twins[i]).change, Change::Unchanged);
+            }
+            // A third claimant elsewhere cannot be told to be either of them.
+            let third = record("10.0.0.3", Some("AAAAAAAAAAAA"), Some(false));
+            assert_eq!(baseline.drift_of(&third).change, Change::New);
+            assert_eq!(baseline.gone().count(), 0);
+        }
     }
 
     #[test]

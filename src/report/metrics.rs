@@ -387,16 +387,16 @@ impl Exposition<'_> {
     }
 }
 
-/// A label value as the text format wants it: `\`, `"` and line feed escaped. Other
-/// control characters are legal but useless in a dashboard, and a carriage return would
-/// break some readers: they become spaces.
+/// A label value as the text format wants it: `\`, `"` and line feed escaped, every other
+/// character kept as it is (the format allows any UTF-8 there). Distinct values stay
+/// distinct series: `hq<TAB>north` is not `hq north`, which a replacement would make it,
+/// and node_exporter would drop one of the two as a duplicate.
 fn push_label_value(out: &mut String, value: &str) {
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
-            c if c.is_control() => out.push(' '),
             c => out.push(c),
         }
     }
@@ -509,8 +509,9 @@ mod tests {
         let mut rec = record("10.0.0.1", Status::Ok);
         rec.site = "a\"b\\c\nd\re} 1\n# TYPE x counter".into();
         let text = render(&summary_of(&[rec]), &facts(true), None);
+        // `\`, `"` and line feed escaped; the carriage return kept (legal in the format).
         assert!(
-            text.contains(r#"site="a\"b\\c\nd e} 1\n# TYPE x counter""#),
+            text.contains("site=\"a\\\"b\\\\c\\nd\re} 1\\n# TYPE x counter\""),
             "{text}"
         );
         // Nothing in a label starts a line of its own.

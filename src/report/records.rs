@@ -6,6 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::claims::SerialClaims;
 use super::pipeline::{
     Closed, Collect, Named, OnOutputFailure, Output, OutputError, Pipeline, WriterPanicked,
 };
@@ -206,6 +207,23 @@ pub struct Records {
     baseline: Option<Baseline>,
     store: Option<SharedStore>,
     reporter: Arc<dyn Reporter>,
+    claims: SerialClaims,
+}
+
+impl Records {
+    /// Notes the serial `rec` claims; when another device of this run claimed it first, the
+    /// record says which (in `error`, after any error of its own).
+    fn claim_serial(&mut self, rec: &mut DeviceRecord) {
+        let Some(serial) = &rec.serial else { return };
+        let Some(first) = self.claims.claim(serial, &rec.address) else {
+            return;
+        };
+        let note = format!("serial {serial} is also claimed by {first}");
+        rec.error = Some(match rec.error.take() {
+            Some(error) => format!("{error}; {note}"),
+            None => note,
+        });
+    }
 }
 
 impl Collect for Records {
@@ -214,6 +232,7 @@ impl Collect for Records {
     type Summary = Summary;
 
     fn row(&mut self, mut rec: DeviceRecord) -> DeviceRecord {
+        self.claim_serial(&mut rec);
         let before = match &mut self.baseline {
             Some(baseline) => baseline.annotate(&mut rec),
             None => None,
@@ -237,6 +256,7 @@ impl Collect for Records {
             baseline.finish_into(drift);
         }
         self.reporter.finished();
+        self.summary.add_duplicate_serials(self.claims.finish());
         self.summary
     }
 }
@@ -270,6 +290,7 @@ pub fn record_pipeline(
         baseline,
         store,
         reporter,
+        claims: SerialClaims::default(),
     };
     Pipeline::start(records, outputs, on_failure)
 }

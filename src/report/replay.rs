@@ -403,7 +403,13 @@ mod tests {
             let file = written(format, &schema, &records);
             let back = replayed(file.path(), &keys);
             let recs: Vec<DeviceRecord> = back.iter().map(|(r, _)| r.clone()).collect();
-            assert_eq!(recs, records, "{format}");
+            let mut want = records.clone();
+            if format == Format::Csv {
+                // CSV carries no raw control characters: the line break comes back as the
+                // escape the cell showed.
+                want[1].error = Some("-1, \"quoted\"\\nnext line".into());
+            }
+            assert_eq!(recs, want, "{format}");
             assert!(back.iter().all(|(_, s)| s.remediation), "{format}");
         }
     }

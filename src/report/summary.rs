@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+use super::claims::DuplicateSerials;
 use super::drift::{is_new_exposure, DriftSummary};
 use super::record::{Action, Change, DeviceRecord, Exposure, PortState, Remediation, Status};
 
@@ -27,7 +28,8 @@ pub struct Summary {
     pub unknown: u64,
     pub ssh_enabled: u64,
     pub ssh_disabled: u64,
-    /// Devices not checked (any status but `ok`) plus non-compliant ones not waived.
+    /// Devices not checked (any status but `ok`) plus non-compliant ones not waived, plus
+    /// each serial claimed by more than one device.
     pub findings: u64,
     /// Non-compliant devices a waiver in force allows (not findings).
     pub waived: u64,
@@ -56,6 +58,9 @@ pub struct Summary {
     /// Why the run ended before it was done, if it did (set by the command at the end).
     #[serde(skip)]
     pub stopped: Option<Stop>,
+    /// Serials claimed by more than one device of the run: each a finding.
+    #[serde(skip_serializing_if = "DuplicateSerials::is_empty")]
+    pub duplicate_serials: DuplicateSerials,
 }
 
 /// Why a run ended before it covered its scope.
@@ -316,6 +321,12 @@ impl Summary {
 
     pub fn findings(&self) -> u64 {
         self.findings
+    }
+
+    /// Counts every serial claimed by more than one device as a finding of its own.
+    pub fn add_duplicate_serials(&mut self, duplicates: DuplicateSerials) {
+        self.findings = self.findings.saturating_add(duplicates.count);
+        self.duplicate_serials = duplicates;
     }
 
     /// Devices that could not be checked (any status but `ok`).
@@ -614,12 +625,42 @@ impl fmt::Display for Summary {
         self.write_exposure(f)?;
         self.write_remediation(f)?;
         self.write_drift(f)?;
+        self.write_duplicate_serials(f)?;
         self.write_firmware(f)?;
         self.write_sites(f)
     }
 }
 
 impl Summary {
+    /// `DUPLICATE SERIAL …` lines: one per serial claimed by more than one device.
+    fn write_duplicate_serials(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let duplicates = &self.duplicate_serials;
+        for d in &duplicates.listed {
+            let more = d.devices.saturating_sub(d.addresses.len() as u64);
+            let more = match more {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            writeln!(
+                f,
+                "DUPLICATE SERIAL {}: claimed by {} devices ({}{more}): one camera listed twice, or a device misreporting its identity",
+                crate::inert::line(&d.serial),
+                d.devices,
+                crate::inert::escape(&d.addresses.join(", "))
+            )?;
+        }
+        let unlisted = duplicates
+            .count
+            .saturating_sub(duplicates.listed.len() as u64);
+        if unlisted > 0 {
+            writeln!(
+                f,
+                "… and {unlisted} more duplicate serials (the JSON summary counts them)"
+            )?;
+        }
+        Ok(())
+    }
+
     /// `SSH enabled by firmware: 10.12.114 3, 9.80.3 1`, most first (firmware versions are
     /// sanitised device text: printable ASCII).
     fn write_firmware(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -647,22 +688,13 @@ struct Document<'a> {
     summary: &'a Summary,
 }
 
-/// A site name safe for a terminal: control characters (escape sequences) replaced, cut
-/// to [`MAX_SITE_CHARS`].
+/// A site name safe for a terminal: control characters (escape sequences) shown as
+/// escapes, cut to [`MAX_SITE_CHARS`].
 fn display_site(name: &str) -> String {
     if name.is_empty() {
         return "(no site)".to_owned();
     }
-    let mut shown: String = name
-        .chars()
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .take(MAX_SITE_CHARS)
-        .collect();
-    if name.chars().count() > MAX_SITE_CHARS {
-        shown.pop();
-        shown.push('…');
-    }
-    shown
+    crate::inert::shorten(name, MAX_SITE_CHARS).into_owned()
 }
 
 #[cfg(test)]
@@ -941,7 +973,7 @@ mod tests {
 
     #[test]
     fn hostile_site_names_are_safe_on_a_terminal() {
-        assert_eq!(display_site("\u{1b}[2Jx"), "\u{FFFD}[2Jx");
+        assert_eq!(display_site("\u{1b}[2Jx"), "\\u{1b}[2Jx");
         assert_eq!(display_site(""), "(no site)");
         assert_eq!(
             display_site(&"s".repeat(40)).chars().count(),

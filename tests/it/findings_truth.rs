@@ -131,3 +131,98 @@ async fn diff_counts_new_exposure_as_the_scan_did_honouring_its_waivers() {
     }
     fleet.fleet.shutdown().await;
 }
+
+/// The `change` of every record of a report, by address.
+fn changes(records: &[Value]) -> Vec<(String, String)> {
+    let mut changes: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            let address = r["address"].as_str().unwrap().to_owned();
+            (address, r["change"].as_str().unwrap_or("").to_owned())
+        })
+        .collect();
+    changes.sort();
+    changes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_claiming_one_serial_are_a_finding_and_unchanged_runs_stay_unchanged() {
+    // Two simulators number their cameras from 0, so their first cameras claim one serial
+    // (AXIS_ACCC8E012345): one with SSH on, one with SSH off, both expected disabled.
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![DeviceSpec::clean(true), DeviceSpec::clean(false)]),
+        ..SimConfig::default()
+    })
+    .await;
+    let twin = sshfleet::sim::Fleet::start(SimConfig {
+        specs: Some(vec![DeviceSpec::clean(false)]),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut rows = Vec::new();
+    twin.write_inventory(&mut rows).unwrap();
+    let rows = String::from_utf8(rows).unwrap();
+    let mut inventory = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&fleet.inventory)
+        .unwrap();
+    std::io::Write::write_all(&mut inventory, rows.lines().nth(1).unwrap().as_bytes()).unwrap();
+    std::io::Write::write_all(&mut inventory, b"\n").unwrap();
+    let (one, two) = (
+        fleet.fleet.address(0).to_owned(),
+        twin.address(0).to_owned(),
+    );
+
+    let mut both = [one.clone(), two.clone()];
+    both.sort();
+    let duplicate = format!(
+        "DUPLICATE SERIAL ACCC8E012345: claimed by 2 devices ({}, {})",
+        both[0], both[1]
+    );
+    let history = fleet.path("history.sqlite").display().to_string();
+    let mut runs = Vec::new();
+    for run in 0..4 {
+        let out = format!("run{run}.jsonl");
+        let output = scan(&fleet, &out, &["--history", &history]).await;
+        let err = stderr(&output);
+        assert_eq!(code(&output), 1, "{err}");
+        assert!(err.contains(&duplicate), "{err}");
+        assert!(err.contains("2 findings"), "the duplicate is one: {err}");
+        let records = read_jsonl(&fleet.path(&out));
+        let claimed: Vec<&Value> = records
+            .iter()
+            .filter(|r| r["serial"] == "ACCC8E012345")
+            .collect();
+        assert_eq!(claimed.len(), 2);
+        let noted = claimed
+            .iter()
+            .filter(|r| {
+                r["error"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("serial ACCC8E012345 is also claimed by "))
+            })
+            .count();
+        assert_eq!(noted, 1, "the later claimant says so: {claimed:?}");
+        runs.push(changes(&records));
+    }
+    assert!(runs[0].iter().all(|(_, c)| c == "new"), "{:?}", runs[0]);
+    for later in &runs[1..] {
+        assert!(
+            later.iter().all(|(_, c)| c == "unchanged"),
+            "unchanged runs stay unchanged: {later:?}"
+        );
+    }
+    // The same from report files: each previous report as the baseline.
+    for run in 1..3 {
+        let baseline = fleet.path(&format!("run{run}.jsonl")).display().to_string();
+        let out = format!("baseline{run}.jsonl");
+        let output = scan(&fleet, &out, &["--baseline", &baseline]).await;
+        assert_eq!(code(&output), 1, "{}", stderr(&output));
+        let records = read_jsonl(&fleet.path(&out));
+        let changed = changes(&records);
+        assert!(changed.iter().all(|(_, c)| c == "unchanged"), "{changed:?}");
+    }
+    twin.shutdown().await;
+    fleet.fleet.shutdown().await;
+}

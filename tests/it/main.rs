@@ -30,6 +30,7 @@ mod fuzz_corpus;
 mod hostile;
 mod html_report;
 mod independent_camera;
+mod inert_strings;
 mod inventory_hostile;
 mod junit;
 mod merge;

@@ -268,3 +268,52 @@ async fn a_run_whose_report_fails_keeps_the_last_success_and_says_it_failed() {
     );
     assert!(!fleet.path("refused.jsonl").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_that_differ_only_in_control_characters_stay_distinct_series() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 4,
+        seed: 7,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    // A tab, a space, an escape sequence and a carriage return: four sites, four series.
+    let sites = ["hq\tnorth", "hq north", "hq\u{1b}[31mnorth", "hq\rnorth"];
+    let text = std::fs::read_to_string(&fleet.inventory).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    for (line, site) in lines[1..].iter_mut().zip(sites) {
+        let mut fields: Vec<String> = line.split(',').map(str::to_owned).collect();
+        fields[2] = format!("\"{site}\"");
+        *line = fields.join(",");
+    }
+    std::fs::write(&fleet.inventory, lines.join("\n") + "\n").unwrap();
+    let textfiles = fleet.path("textfile");
+    std::fs::create_dir(&textfiles).unwrap();
+    let prom = textfiles.join("sshfleet.prom");
+    let (output, _) = fleet
+        .scan(
+            "scan.jsonl",
+            &["--metrics-out", &prom.display().to_string()],
+        )
+        .await;
+    assert!(matches!(code(&output), 0 | 1), "{}", stderr(&output));
+    promtool_accepts(&prom);
+    let (_exporter, body) = serve_textfiles(&textfiles);
+    assert!(
+        body.lines().any(|l| l == "node_textfile_scrape_error 0"),
+        "node_exporter could not read the file:\n{body}"
+    );
+    let series: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("sshfleet_site_ssh_enabled{"))
+        .collect();
+    assert_eq!(series.len(), 4, "one series per site: {series:?}");
+    for site in sites {
+        let served = format!("sshfleet_site_ssh_enabled{{site=\"{site}\"}}");
+        assert!(
+            series.iter().any(|s| s.starts_with(&served)),
+            "{site:?} served as itself: {series:?}"
+        );
+    }
+}

@@ -297,7 +297,7 @@ fn exit_for(error: &EquinixError) -> Exit {
 }
 
 fn fail(error: &EquinixError) -> Exit {
-    diagln!("error: {error}");
+    diagln!("error: {}", crate::inert::message(&error.to_string()));
     exit_for(error)
 }
 

@@ -428,7 +428,7 @@ impl Tally {
         let journal = journal_path(args);
         if let Some(applied) = applied {
             if let Some(e) = &applied.journal_error {
-                diagln!("error: {e}");
+                diagln!("error: {}", crate::inert::message(&e.to_string()));
                 diagln!(
                     "error: detaches stopped there; rerun with --journal {} once it can be written",
                     journal.display()
