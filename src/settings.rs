@@ -212,6 +212,7 @@ impl DeviceSettings {
             extra_columns: inventory.extra_columns,
             shard: self.shard,
             warnings,
+            desired_state_given: self.expect.is_some() || inventory.any_expect,
         })
     }
 
@@ -348,6 +349,8 @@ pub struct PreparedScan {
     /// Said to the user before the run (unless quiet): inventory warnings, a lowered
     /// concurrency.
     pub warnings: Vec<String>,
+    /// `--expect`, or an `expect` value in at least one row: devices can be judged.
+    pub desired_state_given: bool,
 }
 
 impl PreparedScan {
