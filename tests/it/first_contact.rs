@@ -385,3 +385,47 @@ async fn no_desired_state_is_said_and_the_files_written_are_listed() {
     );
     fleet.fleet.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_labels_its_stages_and_gives_up_on_dead_cameras_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let demo = args(&[
+        "demo",
+        "--devices",
+        "100",
+        "--dir",
+        &out.display().to_string(),
+    ]);
+    let output = run(&demo, &[]).await;
+    let said = stderr(&output);
+    assert_eq!(code(&output), 0, "{said}");
+    let stages = [
+        "[1/5] scanning 100 cameras (--timeout 2s --retries 0)…",
+        "[2/5] planning the change that disables SSH",
+        "[3/5] another client changes 5 cameras; second scan",
+        "[4/5] applying the saved plan in waves 1,10%,100%",
+        "[5/5] listing 2500 Equinix SSH users",
+    ];
+    let mut at = 0;
+    for (i, stage) in stages.iter().enumerate() {
+        let start = said[at..].find(stage).map(|p| p + at);
+        let start = start.unwrap_or_else(|| panic!("{stage:?} after the last stage: {said}"));
+        let done = format!("[{}/5] done in ", i + 1);
+        at = said[start..].find(&done).map(|p| p + start).expect(&done);
+    }
+    assert!(
+        said.contains("agrees with the simulator's truth for 100/100 cameras"),
+        "{said}"
+    );
+    // A dead camera costs one short deadline, a throttled one no backoff.
+    let scan = read_jsonl(&out.join("scan.jsonl"));
+    let status = |s: &'static str| scan.iter().filter(move |r| r["status"] == s);
+    assert!(status("timeout").count() > 0 && status("forbidden").count() > 0);
+    for record in status("timeout") {
+        assert_eq!(record["error"], "no response within 2s", "{record}");
+    }
+    for record in status("forbidden") {
+        assert_eq!(record["attempts"], 1, "{record}");
+    }
+}
