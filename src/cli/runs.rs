@@ -344,6 +344,15 @@ pub(super) fn report_stopped_accounts(stopped: &[StoppedAccount]) {
     }
 }
 
+/// A run whose credential breaker stopped an account fails whatever `--fail-on` says: the
+/// devices it left were not checked because of a wrong account, not judged.
+pub(super) fn fail_if_accounts_stopped(exit: Exit, stopped: &[StoppedAccount]) -> Exit {
+    match exit {
+        Exit::Clean if !stopped.is_empty() => Exit::Findings,
+        exit => exit,
+    }
+}
+
 /// The warnings of preparing a run (inventory, concurrency), unless quiet.
 pub(super) fn say_warnings(prepared: &PreparedScan, quiet: bool) {
     if !quiet {

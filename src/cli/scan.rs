@@ -6,9 +6,10 @@ use super::args::ScanArgs;
 use super::html::HtmlOut;
 use super::progress::Progress;
 use super::runs::{
-    execute, exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, outputs,
-    outputs_with, report_interruption, report_stopped_accounts, report_waivers, say_files_written,
-    say_warnings, warn_without_desired_state, Comparison, Ending, MetricsOut,
+    execute, exit_for, fail_if_accounts_stopped, forget_gone_if_interrupted, load_baseline,
+    load_waivers, outputs, outputs_with, report_interruption, report_stopped_accounts,
+    report_waivers, say_files_written, say_warnings, warn_without_desired_state, Comparison,
+    Ending, MetricsOut,
 };
 use super::{install_signal_handlers, report_failed, resolve, table, Exit, Stopping};
 use crate::report::pipeline::OnOutputFailure;
@@ -95,7 +96,8 @@ impl AfterScan<'_> {
             report_interruption(stats);
         }
         warn_without_desired_state(self.desired_state_given, quiet);
-        report_stopped_accounts(&self.scanner.stopped_accounts());
+        let stopped = self.scanner.stopped_accounts();
+        report_stopped_accounts(&stopped);
         let ending = Ending {
             comparison: self.comparison,
             metrics: self.metrics,
@@ -108,6 +110,7 @@ impl AfterScan<'_> {
         if failed.is_none() && !quiet {
             say_files_written(&self.args.output.output, self.compliance);
         }
-        failed.unwrap_or_else(|| exit_for(&summary, stats, self.compliance.fail_on))
+        let exit = failed.unwrap_or_else(|| exit_for(&summary, stats, self.compliance.fail_on));
+        fail_if_accounts_stopped(exit, &stopped)
     }
 }
