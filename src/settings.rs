@@ -218,6 +218,7 @@ impl DeviceSettings {
             full_fingerprint,
             limit: self.limit.clone(),
             warnings,
+            desired_state_given: self.expect.is_some() || inventory.any_expect,
         })
     }
 
@@ -369,6 +370,8 @@ pub struct PreparedScan {
     /// Said to the user before the run (unless quiet): inventory warnings, a lowered
     /// concurrency.
     pub warnings: Vec<String>,
+    /// `--expect`, or an `expect` value in at least one row: devices can be judged.
+    pub desired_state_given: bool,
 }
 
 impl PreparedScan {

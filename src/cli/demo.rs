@@ -50,6 +50,12 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     write_file(&truth, |w| fleet.write_truth(w))?;
     let history = fresh_history(dir)?;
     let (_trigger, shutdown) = install_signal_handlers(args.quiet, Stopping::Demo);
+    let mut stages = Stages::new(args.quiet);
+    stages.begin(&format!(
+        "scanning {} cameras (--timeout {}s --retries 0)",
+        args.devices,
+        DEMO_TIMEOUT.as_secs_f64()
+    ));
     let started = Instant::now();
     let scanned_at = crate::time::now_rfc3339();
     let device = DeviceSettings {
@@ -69,10 +75,19 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         Err(exit) => return Ok(exit),
     };
     let elapsed = started.elapsed();
+    stages.begin("planning the change that disables SSH (remediate --plan-out, a dry run)");
     let plan = plan_remediation(&inventory, dir, args.quiet).await?;
+    stages.begin("another client changes 5 cameras; second scan, compared with the first");
     let drift = rescan_after_changes(&fleet, &inventory, dir, &history, shutdown.clone()).await?;
+    stages.begin(&format!(
+        "applying the saved plan in waves {WAVES} (remediate --plan --apply)"
+    ));
     let applied = apply_plan(&inventory, dir, args.quiet).await?;
+    stages.begin(&format!(
+        "listing {EQUINIX_USERS} Equinix SSH users from the mock API"
+    ));
     let equinix = list_equinix(&fleet, dir, shutdown).await?;
+    stages.end();
     fleet.shutdown().await;
     std::fs::write(dir.join("summary.json"), summary.to_json())
         .context("cannot write summary.json")?;
@@ -95,11 +110,53 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     Ok(results.verdict(&html))
 }
 
+/// The demo's stages, each said as it starts and timed when it ends, so a person watching
+/// knows what the wait is for.
+struct Stages {
+    quiet: bool,
+    current: Option<(String, Instant)>,
+    done: usize,
+}
+
+/// How many stages [`Stages::begin`] is called for.
+const STAGES: usize = 5;
+
+impl Stages {
+    fn new(quiet: bool) -> Stages {
+        Stages {
+            quiet,
+            current: None,
+            done: 0,
+        }
+    }
+
+    /// Ends the current stage, if any, and starts `label`.
+    fn begin(&mut self, label: &str) {
+        self.end();
+        if !self.quiet {
+            diagln!("[{}/{STAGES}] {label}…", self.done + 1);
+        }
+        self.current = Some((label.to_owned(), Instant::now()));
+    }
+
+    fn end(&mut self) {
+        let Some((_, started)) = self.current.take() else {
+            return;
+        };
+        self.done += 1;
+        if !self.quiet {
+            let secs = started.elapsed().as_secs_f64();
+            diagln!("[{}/{STAGES}] done in {secs:.1}s", self.done);
+        }
+    }
+}
+
 /// The simulated fleet with its mock Equinix API, and the password its cameras take.
 async fn start_fleet(args: &DemoArgs) -> anyhow::Result<(Fleet, Secret)> {
     let config = SimConfig {
         devices: args.devices,
         seed: args.seed,
+        slow_delays: DEMO_SLOW_DELAYS,
         equinix_users: Some(EQUINIX_USERS),
         ..SimConfig::default()
     };
@@ -523,12 +580,24 @@ async fn list_equinix(
     })
 }
 
-/// How the demo reaches its simulator: the defaults, a 5 s timeout, the simulator's
-/// password, SSH expected off.
+/// The demo's slow cameras answer each request in 0.2–0.6 s (`sshfleet sim`'s in 0.5–2 s):
+/// slow enough to be the fleet's stragglers, not so slow that the demo's five stages, each
+/// waiting for its slowest camera, keep a person waiting.
+const DEMO_SLOW_DELAYS: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(200)..=Duration::from_millis(600);
+
+/// The demo's request deadline: its slowest healthy camera answers within 0.6 s, so a dead
+/// one is given up on after 2 s rather than the 15 s a real network deserves.
+const DEMO_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How the demo reaches its simulator: the defaults, a short timeout, no retries (a throttled
+/// camera is reported at once instead of after a backoff of 10 s and more), the
+/// simulator's password, SSH expected off.
 fn demo_device(inventory: PathBuf) -> DeviceSettings {
     let password = PasswordSource::Given(Secret::new(SimConfig::default().password));
     DeviceSettings {
-        timeout: Duration::from_secs(5),
+        timeout: DEMO_TIMEOUT,
+        retries: 0,
         expect: Some(SshState::Disabled),
         ..DeviceSettings::new(inventory, password)
     }

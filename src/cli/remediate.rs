@@ -16,9 +16,9 @@ use super::args::RemediateArgs;
 use super::html::HtmlOut;
 use super::progress::Progress;
 use super::runs::{
-    exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, mark_interrupted, outputs,
-    report_interruption, report_stopped_accounts, report_waivers, say_warnings, Comparison, Ending,
-    MetricsOut,
+    exit_for, fail_if_accounts_stopped, forget_gone_if_interrupted, load_baseline, load_waivers,
+    mark_interrupted, outputs, report_interruption, report_stopped_accounts, report_waivers,
+    say_warnings, Comparison, Ending, MetricsOut,
 };
 use super::{install_signal_handlers, report_failed, report_output, resolve, Exit, Stopping};
 use crate::inventory::Rows;
@@ -517,7 +517,8 @@ impl Concluded<'_> {
         summary.stopped = self.stop();
         mark_interrupted(&mut summary, stats);
         self.say_summary(&summary);
-        report_stopped_accounts(&self.setup.remediator.stopped_accounts());
+        let stopped = self.setup.remediator.stopped_accounts();
+        report_stopped_accounts(&stopped);
         let failed = self.record(&summary, journal_failure.is_none(), html);
         if let Some(failure) = journal_failure {
             report_journal_failure(&failure);
@@ -530,7 +531,8 @@ impl Concluded<'_> {
             if self.streamed.refused {
                 Exit::Usage
             } else {
-                exit_for(&summary, stats, self.settings.compliance.fail_on)
+                let exit = exit_for(&summary, stats, self.settings.compliance.fail_on);
+                fail_if_accounts_stopped(exit, &stopped)
             }
         })
     }

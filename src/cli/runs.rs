@@ -384,6 +384,15 @@ pub(super) fn report_stopped_accounts(stopped: &[StoppedAccount]) {
     }
 }
 
+/// A run whose credential breaker stopped an account fails whatever `--fail-on` says: the
+/// devices it left were not checked because of a wrong account, not judged.
+pub(super) fn fail_if_accounts_stopped(exit: Exit, stopped: &[StoppedAccount]) -> Exit {
+    match exit {
+        Exit::Clean if !stopped.is_empty() => Exit::Findings,
+        exit => exit,
+    }
+}
+
 /// The warnings of preparing a run (inventory, concurrency), unless quiet.
 pub(super) fn say_warnings(prepared: &PreparedScan, quiet: bool) {
     if !quiet {
@@ -439,10 +448,48 @@ pub(super) fn outputs(
     compliance: &ComplianceSettings,
 ) -> anyhow::Result<(Vec<report::RecordOutput>, Option<HtmlOut>)> {
     let format = super::resolve_format(&output.output, output.format);
-    let mut sinks = vec![super::report_output(format, schema, &output.output)?];
+    let report = super::report_output(format, schema, &output.output)?;
+    Ok(outputs_with(report, compliance))
+}
+
+/// `report` and, with `--html-out`, the page's rows as a second output.
+pub(super) fn outputs_with(
+    report: report::RecordOutput,
+    compliance: &ComplianceSettings,
+) -> (Vec<report::RecordOutput>, Option<HtmlOut>) {
+    let mut sinks = vec![report];
     let html = HtmlOut::open(compliance.html_out.as_deref()).map(|(html, sink)| {
         sinks.push(sink);
         html
     });
-    Ok((sinks, html))
+    (sinks, html)
+}
+
+/// The files a finished run wrote, said last so a person knows where to look.
+pub(super) fn say_files_written(output: &Path, compliance: &ComplianceSettings) {
+    let report = Some(output).filter(|path| path.as_os_str() != "-");
+    let extra = [
+        compliance.html_out.as_deref(),
+        compliance.metrics_out.as_deref(),
+        compliance.summary_out.as_deref(),
+        compliance.history.as_deref(),
+    ];
+    let written: Vec<String> = report
+        .into_iter()
+        .chain(extra.into_iter().flatten())
+        .map(|path| path.display().to_string())
+        .collect();
+    if !written.is_empty() {
+        diagln!("files written: {}", written.join(", "));
+    }
+}
+
+/// A scan with no desired state anywhere judges no device: say so, or "0 non-compliant"
+/// reads as good news.
+pub(super) fn warn_without_desired_state(desired_state_given: bool, quiet: bool) {
+    if !quiet && !desired_state_given {
+        diagln!(
+            "warning: no desired SSH state was given (no --expect, no `expect` column in the inventory): cameras with SSH enabled are not findings; add --expect disabled"
+        );
+    }
 }

@@ -19,6 +19,8 @@ pub(super) struct Builder {
     unnamed_value_line: Option<u64>,
     /// Duplicate rows beyond the first [`DUPLICATE_WARNINGS`], told as one count.
     unwarned_duplicates: UnwarnedDuplicates,
+    /// A valid row gave an `expect`.
+    any_expect: bool,
 }
 
 /// Duplicate rows warned about one by one; the rest are counted, so that a file of
@@ -67,6 +69,7 @@ impl Builder {
             seen: HashMap::with_capacity(rows_hint),
             unnamed_value_line: None,
             unwarned_duplicates: UnwarnedDuplicates::default(),
+            any_expect: false,
         }
     }
 
@@ -78,10 +81,13 @@ impl Builder {
                     let admitted = self.unwarned_duplicates.admit(raw.line, warning);
                     self.warnings.extend(admitted);
                 }
-                None => self.entries.push(Entry::Device {
-                    line: raw.line,
-                    start: raw.start,
-                }),
+                None => {
+                    self.any_expect |= device.expect.is_some();
+                    self.entries.push(Entry::Device {
+                        line: raw.line,
+                        start: raw.start,
+                    });
+                }
             },
             Err(reason) => {
                 let row = self.parser.invalid(raw, reason);
@@ -111,6 +117,7 @@ impl Builder {
             extra_columns,
             rows: Rows::new(bytes, start, self.parser, self.entries),
             warnings: self.warnings,
+            any_expect: self.any_expect,
         }
     }
 

@@ -136,6 +136,8 @@ pub struct Inventory {
     /// Things worth telling the user that do not make a row invalid (duplicates, ignored
     /// columns), each naming its line.
     pub warnings: Vec<String>,
+    /// A valid row gives a desired state (`expect`).
+    pub any_expect: bool,
 }
 
 impl Inventory {

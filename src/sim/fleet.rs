@@ -396,9 +396,16 @@ fn identity(i: usize, spec: &DeviceSpec, port: u16, cfg: &SimConfig, scheme: Sch
         scheme,
         password,
         param_style: ParamStyle::pick(&mut rng),
-        slow_delay: Duration::from_millis(rng.u64(500..=2000)),
+        slow_delay: slow_delay(&mut rng, &cfg.slow_delays),
         ssh_server: SshServer::for_camera(cfg.seed, i),
     }
+}
+
+/// A `slow` camera's delay, drawn from `range` (to the millisecond).
+fn slow_delay(rng: &mut fastrand::Rng, range: &std::ops::RangeInclusive<Duration>) -> Duration {
+    let ms = |d: &Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let (low, high) = (ms(range.start()), ms(range.end()));
+    Duration::from_millis(rng.u64(low.min(high)..=high))
 }
 
 /// AXIS OS default policy: Digest on HTTP, Basic on HTTPS, unless the camera says otherwise.

@@ -10,7 +10,7 @@
 //!
 //! | fault            | share | status           |
 //! |------------------|-------|------------------|
-//! | `slow` (0.5–2 s per response) | 3.5 % | `ok` |
+//! | `slow` (0.5–2 s per response, [`SimConfig::slow_delays`]) | 3.5 % | `ok` |
 //! | `hang`           | 1.0 % | `timeout`        |
 //! | `closed`         | 2.0 % | `unreachable`    |
 //! | `reset`          | 1.0 % | `protocol_error` |
@@ -70,6 +70,7 @@ mod tls;
 use std::fmt;
 use std::io::{self, BufWriter, Write};
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -84,6 +85,10 @@ pub use roster::Truth;
 pub use spec::{DeviceAuth, DeviceSpec, Fault, Firmware, SshFault};
 pub use split::{serve_worker, WorkerPlan};
 
+/// The response delay of the realistic mix's `slow` cameras.
+pub const DEFAULT_SLOW_DELAYS: RangeInclusive<Duration> =
+    Duration::from_millis(500)..=Duration::from_millis(2000);
+
 /// Everything a simulated fleet is made of.
 #[derive(Clone)]
 pub struct SimConfig {
@@ -93,6 +98,9 @@ pub struct SimConfig {
     /// Added before every response.
     pub latency: Duration,
     pub faults: FaultProfile,
+    /// How long a `slow` camera delays each response (fixed per camera, seeded, within this
+    /// range): 0.5–2 s by default.
+    pub slow_delays: RangeInclusive<Duration>,
     /// TLS on every camera with a certificate from a per-fleet CA.
     pub https: bool,
     pub auth: AuthPolicy,
@@ -118,6 +126,7 @@ impl Default for SimConfig {
             seed: 1,
             latency: Duration::ZERO,
             faults: FaultProfile::Realistic,
+            slow_delays: DEFAULT_SLOW_DELAYS,
             https: false,
             auth: AuthPolicy::Digest,
             username: "root".to_owned(),
@@ -139,6 +148,7 @@ impl fmt::Debug for SimConfig {
             .field("seed", &self.seed)
             .field("latency", &self.latency)
             .field("faults", &self.faults)
+            .field("slow_delays", &self.slow_delays)
             .field("https", &self.https)
             .field("auth", &self.auth)
             .field("username", &self.username)

@@ -50,12 +50,16 @@ async fn a_wrong_password_stops_after_ten_rejections_instead_of_hitting_every_ca
         &fleet,
         &fleet.inventory,
         "wrong",
-        &["--concurrency", "16"],
+        &["--concurrency", "16", "--fail-on", "never"],
         &[],
     )
     .await;
     let said = stderr(&output);
-    assert_eq!(code(&output), 1, "{said}");
+    assert_eq!(
+        code(&output),
+        1,
+        "a stopped account fails even --fail-on never: {said}"
+    );
     assert_eq!(records.len(), 200, "every device has its record");
     assert!(records.iter().all(|r| r["status"] == "auth_failed"));
     // What the cameras saw: about ten failed logins, plus those already in flight.
@@ -249,4 +253,183 @@ async fn a_latin1_inventory_is_refused_with_its_line_and_how_to_convert_it() {
     assert!(records.is_empty());
     assert!(fleet.fleet.snapshot().iter().all(|c| c.requests == 0));
     fleet.fleet.shutdown().await;
+}
+
+/// Runs `sshfleet ARGS` on a pseudo-terminal (util-linux `script`), as a person at a
+/// terminal would: what the terminal showed (stdout and stderr together), and the exit code.
+async fn on_a_terminal(argv: &[String], env: &[(&str, &str)]) -> (String, i32) {
+    let binary = env!("CARGO_BIN_EXE_sshfleet");
+    let quoted: Vec<String> = std::iter::once(binary.to_owned())
+        .chain(argv.iter().cloned())
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect();
+    let mut cmd = tokio::process::Command::new("script");
+    cmd.args(["-qec", &quoted.join(" "), "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TERM", "dumb")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(std::time::Duration::from_secs(120), cmd.output())
+        .await
+        .expect("finished in time")
+        .expect("script runs");
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        code(&output),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_gets_a_table_of_findings_and_a_pipe_gets_json_lines() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 12,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    let truth = fleet.truth();
+    let on: Vec<&String> = truth
+        .iter()
+        .filter(|(_, t)| t["ssh_enabled"] == true)
+        .map(|(a, _)| a)
+        .collect();
+    assert!(
+        !on.is_empty() && on.len() < 12,
+        "a fleet with SSH on and off"
+    );
+    let inventory = fleet.inventory.display().to_string();
+    let env = [("SSHFLEET_PASSWORD", PASSWORD)];
+    let scan = args(&["scan", "--inventory", &inventory, "--timeout", "5s"]);
+    let (seen, exit) = on_a_terminal(&scan, &env).await;
+    assert_eq!(exit, 1, "{seen}");
+    assert!(seen.contains("ADDRESS"), "{seen}");
+    assert!(
+        !seen.contains("{\"address\""),
+        "no JSON on a terminal: {seen}"
+    );
+    for (address, t) in &truth {
+        let row = seen.lines().find(|l| l.contains(address.as_str()));
+        match t["ssh_enabled"] == true {
+            true => assert!(
+                row.is_some_and(|r| r.contains("SSH enabled, expected disabled")),
+                "{address}: {seen}"
+            ),
+            false => assert!(row.is_none(), "{address} is no finding: {seen}"),
+        }
+    }
+    assert!(
+        seen.contains(&format!("{} findings among 12 devices", on.len())),
+        "{seen}"
+    );
+    // Asked for JSON Lines, a terminal gets them.
+    let mut jsonl = scan.clone();
+    jsonl.extend(args(&["--format", "jsonl"]));
+    let (seen, _) = on_a_terminal(&jsonl, &env).await;
+    assert_eq!(seen.matches("{\"address\"").count(), 12, "{seen}");
+    // A pipe gets JSON Lines, as before.
+    let piped = run(&scan, &env).await;
+    let lines = String::from_utf8_lossy(&piped.stdout).into_owned();
+    assert_eq!(lines.lines().count(), 12, "{lines}");
+    assert!(lines
+        .lines()
+        .all(|l| serde_json::from_str::<Value>(l).is_ok()));
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_desired_state_is_said_and_the_files_written_are_listed() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 5,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    let inventory = fleet.path("no-expect.csv");
+    let mut text = "address,name\n".to_owned();
+    for i in 0..fleet.fleet.len() {
+        text.push_str(&format!("{},cam-{i}\n", fleet.fleet.address(i)));
+    }
+    std::fs::write(&inventory, text).unwrap();
+    let (html, metrics) = (fleet.path("report.html"), fleet.path("scan.prom"));
+    let extra = [
+        "--html-out",
+        &html.display().to_string(),
+        "--metrics-out",
+        &metrics.display().to_string(),
+    ];
+    let (output, records) = scan_with_password(&fleet, &inventory, PASSWORD, &extra, &[]).await;
+    let said = stderr(&output);
+    assert_eq!(code(&output), 0, "{said}");
+    assert!(
+        records.iter().any(|r| r["ssh_enabled"] == true),
+        "{records:?}"
+    );
+    assert!(
+        said.contains("warning: no desired SSH state was given (no --expect, no `expect` column in the inventory): cameras with SSH enabled are not findings"),
+        "{said}"
+    );
+    let files = format!(
+        "files written: {}, {}, {}",
+        fleet.path("scan.jsonl").display(),
+        html.display(),
+        metrics.display()
+    );
+    assert_eq!(said.lines().last(), Some(files.as_str()), "{said}");
+    assert!(html.is_file() && metrics.is_file());
+    // With a desired state, no warning; SSH on is then a finding.
+    let (output, _) =
+        scan_with_password(&fleet, &inventory, PASSWORD, &["--expect", "disabled"], &[]).await;
+    assert_eq!(code(&output), 1);
+    assert!(
+        !stderr(&output).contains("no desired SSH state"),
+        "{}",
+        stderr(&output)
+    );
+    fleet.fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_labels_its_stages_and_gives_up_on_dead_cameras_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let demo = args(&[
+        "demo",
+        "--devices",
+        "100",
+        "--dir",
+        &out.display().to_string(),
+    ]);
+    let output = run(&demo, &[]).await;
+    let said = stderr(&output);
+    assert_eq!(code(&output), 0, "{said}");
+    let stages = [
+        "[1/5] scanning 100 cameras (--timeout 2s --retries 0)…",
+        "[2/5] planning the change that disables SSH",
+        "[3/5] another client changes 5 cameras; second scan",
+        "[4/5] applying the saved plan in waves 1,10%,100%",
+        "[5/5] listing 2500 Equinix SSH users",
+    ];
+    let mut at = 0;
+    for (i, stage) in stages.iter().enumerate() {
+        let start = said[at..].find(stage).map(|p| p + at);
+        let start = start.unwrap_or_else(|| panic!("{stage:?} after the last stage: {said}"));
+        let done = format!("[{}/5] done in ", i + 1);
+        at = said[start..].find(&done).map(|p| p + start).expect(&done);
+    }
+    assert!(
+        said.contains("agrees with the simulator's truth for 100/100 cameras"),
+        "{said}"
+    );
+    // A dead camera costs one short deadline, a throttled one no backoff.
+    let scan = read_jsonl(&out.join("scan.jsonl"));
+    let status = |s: &'static str| scan.iter().filter(move |r| r["status"] == s);
+    assert!(status("timeout").count() > 0 && status("forbidden").count() > 0);
+    for record in status("timeout") {
+        assert_eq!(record["error"], "no response within 2s", "{record}");
+    }
+    for record in status("forbidden") {
+        assert_eq!(record["attempts"], 1, "{record}");
+    }
 }
