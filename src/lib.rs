@@ -4,6 +4,7 @@
 //! The engine (`scan`, `vapix`, `equinix`, `net`) never prints and never panics on device input: every
 //! device becomes a [`report::DeviceRecord`]. Terminal output lives in `cli` only.
 
+pub mod advisories;
 pub mod breaker;
 pub mod cli;
 pub mod device;
