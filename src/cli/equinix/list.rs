@@ -123,7 +123,9 @@ pub(crate) fn describe(listing: &Listing, page_size: u64, concurrency: usize) ->
 /// (every call succeeded), an error when a call failed.
 fn incomplete(error: &EquinixError, listed: u64) -> String {
     let kind = match error {
-        EquinixError::NoProgress { .. } | EquinixError::EndedEarly { .. } => "warning",
+        EquinixError::NoProgress { .. }
+        | EquinixError::EndedEarly { .. }
+        | EquinixError::Inexact { .. } => "warning",
         _ => "error",
     };
     format!(
