@@ -183,3 +183,48 @@ async fn a_policy_survey_of_an_inexact_listing_is_refused() {
     assert_eq!(api(&fleet).users(), before);
     assert!(!out.exists(), "no report of a refused survey");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_refused_before_its_first_page_leaves_the_earlier_report_as_it_was() {
+    let fleet = mock(30, EquinixFaults::default()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let url = fleet.equinix_url().expect("url");
+    for name in ["users.csv", "users.json"] {
+        let out = dir.path().join(name);
+        std::fs::write(&out, "the report of yesterday\n").expect("earlier");
+        let argv: Vec<String> = [
+            "equinix",
+            "ssh-users",
+            "list",
+            "--endpoint",
+            &url,
+            "-o",
+            &out.display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let wrong = [
+            ("EQUINIX_API_CLIENTID", "sim-client"),
+            ("EQUINIX_API_CLIENTSECRET", "wrong"),
+        ];
+        let output = run(&argv, &wrong).await;
+        let err = stderr(&output);
+        assert_eq!(code(&output), 2, "{err}");
+        assert!(err.contains("rejected the client credentials"), "{err}");
+        assert!(
+            !err.contains("0 listed") && !err.contains("listed 0 users"),
+            "no summary of nothing: {err}"
+        );
+        assert!(err.contains("no report was written"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&out).expect("out"),
+            "the report of yesterday\n"
+        );
+        // With the right credentials the report is replaced.
+        let output = run(&argv, &CREDENTIALS).await;
+        assert_eq!(code(&output), 1, "flags are findings: {}", stderr(&output));
+        let text = std::fs::read_to_string(&out).expect("out");
+        assert!(!text.contains("yesterday") && text.len() > 1_000, "{text}");
+    }
+}
