@@ -47,6 +47,18 @@ pub enum Doubt {
     CapReached { cap: u64 },
 }
 
+impl Doubt {
+    /// Whether reading the pages again may show the listing exact: not for what the API
+    /// states on every page (its total), nor at the cap (that would double the longest
+    /// listing).
+    fn may_settle(&self) -> bool {
+        matches!(
+            self,
+            Doubt::Repeated { .. } | Doubt::TotalChanged { .. } | Doubt::Missing { .. }
+        )
+    }
+}
+
 impl fmt::Display for Doubt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -102,10 +114,14 @@ struct PassCheck {
 }
 
 impl PassCheck {
-    /// Notes a user served at `offset`; whether it is new to this pass.
-    fn note_user(&mut self, offset: u64, uuid: &str) -> bool {
+    /// Notes a user served at `offset`; whether it is new to this pass. A page larger than
+    /// the step overlaps the next by its own size: its repeats are no sign of a shift.
+    fn note_user(&mut self, offset: u64, uuid: &str, oversized: bool) -> bool {
         if self.seen.insert(uuid.to_owned()) {
             return true;
+        }
+        if oversized {
+            return false;
         }
         self.repeated = self.repeated.saturating_add(1);
         self.repeated_at.insert(offset);
@@ -281,8 +297,7 @@ impl PageFetcher {
         };
         self.pass(&mut delivery, self.concurrency, &shutdown).await;
         let mut doubts = delivery.pass.doubts(self.max_users);
-        // A walk up to the cap is not repeated: that would double the longest listing.
-        if !doubts.is_empty() && delivery.may_continue() && !delivery.pass.cap_reached {
+        if doubts.iter().any(Doubt::may_settle) && delivery.may_continue() {
             delivery.rechecking = true;
             delivery.stats.rechecked = true;
             delivery.pass = PassCheck::default();
@@ -494,10 +509,11 @@ impl Delivery {
 
     /// Sends the users not listed before; how many were new to this pass, or `None` once
     /// the output is gone or the cap is reached.
-    async fn deliver(&mut self, users: Vec<SshUser>, offset: u64) -> Option<u64> {
+    async fn deliver(&mut self, users: Vec<SshUser>, offset: u64, step: u64) -> Option<u64> {
         let mut fresh = 0u64;
+        let oversized = users.len() as u64 > step;
         for user in users {
-            fresh += u64::from(self.pass.note_user(offset, &user.uuid));
+            fresh += u64::from(self.pass.note_user(offset, &user.uuid, oversized));
             if self.stats.users >= self.max_users {
                 self.pass.cap_reached = true;
                 return None;
@@ -531,6 +547,8 @@ impl Delivery {
         if let Some(total) = page.total.filter(|t| !last && reached > *t) {
             self.pass.past_total = Some((total, reached));
         }
+        // No page is requested past the cap: a full one reaching it may not be the last.
+        self.pass.cap_reached |= !last && reached >= self.max_users;
         // A total past the cap is implausible: no page is short of it.
         let short_of = self
             .stats
@@ -540,7 +558,7 @@ impl Delivery {
             self.stats.ended_early_at = Some(page.offset);
         }
         let page_offset = page.offset;
-        let Some(fresh) = self.deliver(page.users, offset).await else {
+        let Some(fresh) = self.deliver(page.users, offset, step).await else {
             return false;
         };
         if let Some(total) = short_of {
