@@ -173,6 +173,15 @@ pub enum EquinixError {
         listed: u64,
         total: u64,
     },
+    /// The pages contradict each other (overlaps, a changing or implausible total, fewer
+    /// users than the total), even when read again one page at a time: the users listed
+    /// were delivered, but the listing cannot be called complete.
+    #[error("the listing is not exact: {}{}; {listed} distinct users listed", doubts_text(.doubts), if *.rechecked { ", also when read again one page at a time" } else { "" })]
+    Inexact {
+        listed: u64,
+        doubts: Vec<crate::equinix::paging::Doubt>,
+        rechecked: bool,
+    },
     /// A page of the listing failed; the pages before it were delivered.
     #[error("page at offset {offset}: {source}")]
     Page {
@@ -188,6 +197,11 @@ fn after_401(renewed: bool) -> &'static str {
     } else {
         "for the ready token from EQUINIX_API_TOKEN, which cannot be renewed without client credentials"
     }
+}
+
+fn doubts_text(doubts: &[crate::equinix::paging::Doubt]) -> String {
+    let texts: Vec<String> = doubts.iter().map(ToString::to_string).collect();
+    texts.join("; ")
 }
 
 fn count(total: Option<u64>) -> String {

@@ -818,9 +818,75 @@ mod tests {
         }
         let planned: Vec<String> = survey.detaches.iter().map(key).collect();
         assert_eq!(planned, ["u2/d2", "u4/d1"]);
+        // mallory loses her only device, and with it her account; vendor keeps d1.
+        let deletes: Vec<bool> = survey.detaches.iter().map(|t| t.deletes_user).collect();
+        assert_eq!(deletes, [false, true]);
+        assert_eq!(survey.deleted_users(), 1);
         assert_eq!((survey.users, survey.allowed), (5, 4));
         assert_eq!(survey.orphans.len(), 1);
         assert_eq!(survey.orphans[0].username, "ghost");
+    }
+
+    #[test]
+    fn a_detach_is_detached_only_on_evidence() {
+        let answered = |user_deleted| {
+            Ok(Dissociation {
+                user_deleted,
+                association_deleted: true,
+            })
+        };
+        let failed = || {
+            Err(EquinixError::Api {
+                method: "DELETE",
+                url: "u".into(),
+                status: 500,
+                problems: Vec::new(),
+            })
+        };
+        let status = |sent, after| Checked::of(sent, after).status;
+        assert_eq!(status(answered(false), Ok(Reading::Off)), Status::Detached);
+        assert_eq!(status(failed(), Ok(Reading::Off)), Status::Detached);
+        assert_eq!(
+            status(answered(true), Ok(Reading::NotFound)),
+            Status::Detached
+        );
+        assert_eq!(
+            status(answered(false), Ok(Reading::NotFound)),
+            Status::Unverified
+        );
+        assert_eq!(status(failed(), Ok(Reading::NotFound)), Status::Unverified);
+        assert_eq!(
+            status(answered(true), Ok(Reading::NoDevices)),
+            Status::Unverified
+        );
+        let on = Ok(Reading::On { devices: 2 });
+        assert_eq!(status(answered(false), on), Status::Failed);
+        let unread = Err(EquinixError::InvalidInput {
+            what: "x",
+            value: "y".into(),
+            reason: "z",
+        });
+        assert_eq!(status(answered(false), unread.clone()), Status::Unverified);
+        assert_eq!(status(failed(), unread), Status::Failed);
+    }
+
+    #[test]
+    fn a_detach_that_deletes_its_user_goes_after_the_users_others() {
+        let t = |u: &str, d: &str, deletes_user| Target {
+            user_uuid: u.into(),
+            username: "x".into(),
+            device_uuid: d.into(),
+            deletes_user,
+        };
+        let mut order = vec![
+            t("u1", "d2", true),
+            t("u2", "d1", true),
+            t("u1", "d1", false),
+            t("u1", "d3", false),
+        ];
+        deletions_last(&mut order);
+        let keys: Vec<String> = order.iter().map(key).collect();
+        assert_eq!(keys, ["u1/d3", "u2/d1", "u1/d1", "u1/d2"]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use sshfleet::equinix::client::Backoff;
+use sshfleet::equinix::paging::Doubt;
 use sshfleet::equinix::EquinixError;
 use sshfleet::sim::EquinixFaults;
 
@@ -81,7 +82,18 @@ async fn a_shrinking_total_ends_at_an_empty_page_without_repeats() {
     let seen = counts(users.iter().map(|u| u.uuid.as_str()));
     assert!(seen.values().all(|n| *n == 1));
     assert!(stats.total_changed, "{stats:?}");
-    assert!(stats.error.is_none());
+    // Users removed at the front shift the rest past the reader: read again one page at
+    // a time, the total still moves, so the listing is named inexact (it used to pass).
+    assert!(stats.rechecked, "{stats:?}");
+    let Some(EquinixError::Inexact { doubts, .. }) = &stats.error else {
+        panic!("{stats:?}");
+    };
+    assert!(
+        doubts
+            .iter()
+            .any(|d| matches!(d, Doubt::TotalChanged { .. })),
+        "{doubts:?}"
+    );
 }
 
 #[tokio::test]
@@ -140,16 +152,20 @@ async fn a_short_page_ends_the_listing_whatever_the_total_claims() {
     let fleet = mock(250, faults).await;
     let (users, stats) = list_all(client(&fleet, sim_credentials()), 100, 8).await;
     assert_eq!(users.len(), 250);
-    assert_eq!(stats.ended_early_at, Some(200));
+    // A total past the cap is implausible, not a count the listing fell short of.
     assert_eq!(
         stats.error,
-        Some(EquinixError::EndedEarly {
-            offset: 200,
+        Some(EquinixError::Inexact {
             listed: 250,
-            total: 2_000_000_250
+            doubts: vec![Doubt::Implausible {
+                total: 2_000_000_250,
+                cap: 1_000_000
+            }],
+            rechecked: false,
         })
     );
-    // The three pages up to the short one, and at most a window of eight beyond it.
+    // The three pages up to the short one, and at most a window of eight beyond it: a
+    // second walk would not change what the API says its total is.
     let lists = api(&fleet).stats().list_requests;
     assert!(lists <= 3 + 8, "{lists} list requests");
 }

@@ -16,6 +16,7 @@ mod diagnostics;
 mod drift;
 mod equinix_cli;
 mod equinix_evidence;
+mod equinix_exact;
 mod equinix_ops;
 mod equinix_paging;
 mod equinix_policy;

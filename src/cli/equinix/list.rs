@@ -1,7 +1,13 @@
 //! `ssh-users list`: the concurrent listing streamed through a writer thread into the
 //! report, the summary and warnings on stderr, exit 1 when users carry audit flags.
 
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
 
 use super::super::args::ListArgs;
 use super::super::{
@@ -29,7 +35,8 @@ pub(in super::super) async fn run(args: ListArgs) -> anyhow::Result<Exit> {
     let (_trigger, shutdown) = install_signal_handlers(args.api.quiet, Stopping::Pages);
     let client = connect_until(&args.api, concurrency, None, shutdown.clone())?;
     let format = resolve_table_format(&args.api.output, args.api.format)?;
-    let output = TableWriter::new(format, open_output(&args.api.output)?);
+    let (report, abandon) = ReportFile::open(&args.api.output)?;
+    let output = TableWriter::new(format, report);
     let sinks = vec![Named::new(output_name(&args.api.output), output)];
     let filter = ListFilter {
         username: args.username.clone(),
@@ -38,12 +45,25 @@ pub(in super::super) async fn run(args: ListArgs) -> anyhow::Result<Exit> {
         account_ucm_id: args.account.clone(),
     };
     let fetcher = PageFetcher::new(client, filter, args.page_size, concurrency);
-    let mut listing = run_listing(fetcher, sinks, shutdown).await?;
+    // A listing that failed before its first page writes nothing: an earlier report stays.
+    let nothing_listed = |stats: &ListingStats| {
+        if stats.pages == 0 && stats.error.is_some() {
+            abandon.store(true, Ordering::Relaxed);
+        }
+    };
+    let mut listing = run_listing_then(fetcher, sinks, shutdown, nothing_listed).await?;
     if let Some(e) = listing.output_error.take() {
         if e.is_broken_pipe() {
             return Ok(Exit::Clean);
         }
         return Err(e.into());
+    }
+    if listing.stats.pages == 0 {
+        if let Some(e) = &listing.stats.error {
+            diagln!("error: {e}");
+            diagln!("nothing was listed; no report was written");
+            return Ok(exit_code(&listing));
+        }
     }
     if !args.api.quiet {
         diag!("{}", listing.summary.render_text());
@@ -63,9 +83,20 @@ pub(crate) async fn run_listing(
     sinks: Vec<Named<TableWriter<UserRow>>>,
     shutdown: Shutdown,
 ) -> anyhow::Result<Listing> {
+    run_listing_then(fetcher, sinks, shutdown, |_| {}).await
+}
+
+/// [`run_listing`], with `listed` told how the listing went before the outputs close.
+async fn run_listing_then(
+    fetcher: PageFetcher,
+    sinks: Vec<Named<TableWriter<UserRow>>>,
+    shutdown: Shutdown,
+    listed: impl FnOnce(&ListingStats),
+) -> anyhow::Result<Listing> {
     let started = Instant::now();
     let pipe = Pipeline::start(Users::default(), sinks, OnOutputFailure::CloseChannel);
     let stats = fetcher.run(pipe.sender(), shutdown).await;
+    listed(&stats);
     let closed = pipe.close().await?;
     Ok(Listing {
         stats,
@@ -73,6 +104,77 @@ pub(crate) async fn run_listing(
         elapsed: started.elapsed(),
         output_error: closed.failure,
     })
+}
+
+/// The report destination, created at its first byte (stdout as it is): what a listing
+/// writes is buffered, and nothing at all once abandoned.
+struct ReportFile {
+    path: PathBuf,
+    file: Option<Box<dyn Write + Send>>,
+    abandoned: Arc<AtomicBool>,
+}
+
+impl ReportFile {
+    /// The destination, and the switch that abandons it before its first byte.
+    fn open(path: &Path) -> anyhow::Result<(Box<dyn Write + Send>, Arc<AtomicBool>)> {
+        let abandoned = Arc::new(AtomicBool::new(false));
+        if path.as_os_str() == "-" {
+            return Ok((open_output(path)?, abandoned));
+        }
+        writable(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let file = ReportFile {
+            path: path.to_owned(),
+            file: None,
+            abandoned: abandoned.clone(),
+        };
+        Ok((Box::new(file), abandoned))
+    }
+
+    fn file(&mut self) -> io::Result<&mut Box<dyn Write + Send>> {
+        if self.file.is_none() {
+            let opened = open_output(&self.path).map_err(io::Error::other)?;
+            self.file = Some(opened);
+        }
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("report not open"))
+    }
+}
+
+/// Whether `path` can be written, checked without changing it: an existing file opened
+/// for appending, else its directory.
+fn writable(path: &Path) -> io::Result<()> {
+    if path.exists() {
+        return std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop);
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if std::fs::metadata(parent)?.is_dir() {
+        Ok(())
+    } else {
+        Err(io::Error::other("its directory is not a directory"))
+    }
+}
+
+impl Write for ReportFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() || (self.file.is_none() && self.abandoned.load(Ordering::Relaxed)) {
+            return Ok(buf.len());
+        }
+        self.file()?.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.file {
+            Some(file) => file.flush(),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The paging lines of the stderr summary, warnings included.
@@ -123,7 +225,9 @@ pub(crate) fn describe(listing: &Listing, page_size: u64, concurrency: usize) ->
 /// (every call succeeded), an error when a call failed.
 fn incomplete(error: &EquinixError, listed: u64) -> String {
     let kind = match error {
-        EquinixError::NoProgress { .. } | EquinixError::EndedEarly { .. } => "warning",
+        EquinixError::NoProgress { .. }
+        | EquinixError::EndedEarly { .. }
+        | EquinixError::Inexact { .. } => "warning",
         _ => "error",
     };
     format!(

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::bail;
 use serde::Serialize;
@@ -19,11 +20,13 @@ use crate::equinix::remediate::{
     deleted_users, journal_fingerprint, survey, users_of, Applied, DetachPlan, Detacher, Entry,
     Status, Survey, SurveyError, UserDeletion, JOURNAL_TARGET, NOT_ALLOWED,
 };
+use crate::equinix::EquinixClient;
 use crate::remediate::plan::{load_sealed, write_sealed};
 use crate::remediate::{Journal, JournalHeader, Recovered, Staging};
 use crate::report::csv_writer::neutralise;
 use crate::report::ssh_users::TableRow;
 use crate::settings::{Env as _, ProcessEnv};
+use crate::shutdown::Shutdown;
 
 /// The journal when the report goes to stdout and no `--journal` is given.
 const STDOUT_JOURNAL: &str = "sshfleet-equinix-remediate.journal.jsonl";
@@ -41,22 +44,9 @@ pub(super) async fn run(args: PolicyRemediateArgs) -> anyhow::Result<Exit> {
     let parallel = usize::try_from(args.page_concurrency).unwrap_or(1);
     let client = connect_until(&args.api, parallel, write, shutdown.clone())?;
     let mut tally = Tally::default();
-    let planned = match &sources.saved {
-        Some(plan) => plan.detaches.clone(),
-        None => {
-            let policy = sources.policy_or_refuse()?;
-            let found = survey(
-                client.clone(),
-                &policy,
-                args.page_size,
-                parallel,
-                shutdown.clone(),
-            );
-            match found.await {
-                Ok(found) => tally.surveyed(found, args.orphans),
-                Err(e) => return Ok(refused(&e)),
-            }
-        }
+    let planned = match plan(&args, &sources, &client, &shutdown, &mut tally).await? {
+        Ok(planned) => planned,
+        Err(exit) => return Ok(exit),
     };
     say_plan(&args, &tally, &planned);
     // Opened only now: a run refused before this leaves an earlier report as it was.
@@ -93,6 +83,33 @@ pub(super) async fn run(args: PolicyRemediateArgs) -> anyhow::Result<Exit> {
     let applied = applied?;
     out.finish()?;
     Ok(tally.conclude(&args, Some(&applied)))
+}
+
+/// The detaches to make: the saved plan's, or the survey's (counted in `tally`); the exit
+/// code when the survey cannot be used.
+async fn plan(
+    args: &PolicyRemediateArgs,
+    sources: &Sources,
+    client: &Arc<EquinixClient>,
+    shutdown: &Shutdown,
+    tally: &mut Tally,
+) -> anyhow::Result<Result<Vec<Target>, Exit>> {
+    if let Some(plan) = &sources.saved {
+        return Ok(Ok(plan.detaches.clone()));
+    }
+    let policy = sources.policy_or_refuse()?;
+    let parallel = usize::try_from(args.page_concurrency).unwrap_or(1);
+    let found = survey(
+        client.clone(),
+        &policy,
+        args.page_size,
+        parallel,
+        shutdown.clone(),
+    );
+    Ok(match found.await {
+        Ok(found) => Ok(tally.surveyed(found, args.orphans)),
+        Err(e) => Err(refused(&e)),
+    })
 }
 
 /// A survey that cannot be used: said on stderr, with its exit code.

@@ -93,9 +93,10 @@ pub struct EquinixFaults {
     /// Every N-th detach is applied (the user deleted with its last device, as always) but
     /// answered 500, as a gateway that times out after the backend did the work.
     pub detach_applied_then_500_every: Option<u64>,
-    /// Listing pages past the first start this many users early (they say the offset asked
-    /// for, and `total` stays): pages overlap and the last users are never served.
-    pub pages_start_early_by: usize,
+    /// The second listing page (offset = limit) starts this many users early (it says the
+    /// offset asked for, and `total` stays): it overlaps the first, and the users just
+    /// before the third page are never served.
+    pub second_page_early_by: usize,
     /// `pagination.total` says this, whatever exists (`0`, or an absurd `10^12`).
     pub total_claimed: Option<u64>,
     /// In verbose listings every N-th user comes without `deviceUuids` (`null`).
@@ -127,7 +128,7 @@ impl Default for EquinixFaults {
             detach_refused_every: None,
             detach_unstuck_every: None,
             detach_applied_then_500_every: None,
-            pages_start_early_by: 0,
+            second_page_early_by: 0,
             total_claimed: None,
             listed_without_devices_every: None,
             read_without_devices: false,

@@ -280,8 +280,8 @@ impl MockState {
             .collect();
         let offset = if self.faults.ignore_offset { 0 } else { offset };
         let served_from = match offset {
-            0 => 0,
-            _ => offset.saturating_sub(self.faults.pages_start_early_by),
+            o if o == limit => o.saturating_sub(self.faults.second_page_early_by),
+            o => o,
         };
         let without_devices = self.faults.listed_without_devices_every;
         let data: Vec<Value> = matching
