@@ -151,7 +151,8 @@ async fn the_policy_run_detaches_exactly_the_unapproved_associations_once_each_u
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_saved_plan_applies_once_and_a_rerun_with_the_journal_detaches_nothing_more() {
+async fn a_saved_plan_applies_once_and_a_rerun_with_its_finished_journal_reads_again_and_detaches_nothing_more(
+) {
     let (fleet, expected, dir, policy) = case(50, EquinixFaults::default()).await;
     let plan = dir.path().join("plan.json").display().to_string();
     let journal = dir.path().join("j.jsonl").display().to_string();
@@ -185,12 +186,17 @@ async fn a_saved_plan_applies_once_and_a_rerun_with_the_journal_detaches_nothing
         after_first,
         "the rerun detached nothing more"
     );
+    // The first run finished, so its journal starts a new run: every association is read
+    // again and reported as it is now (gone: stale), never as detached from the journal.
     let rows = read_jsonl(&out);
     assert_eq!(rows.len(), expected.len());
-    assert!(rows.iter().all(|r| r["status"] == "detached"
-        && r["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("earlier run"))));
+    assert!(rows.iter().all(|r| r["status"] == "stale"), "{rows:?}");
+    let journal_text = std::fs::read_to_string(&journal).unwrap_or_default();
+    assert_eq!(
+        journal_text.matches("\"type\":\"finished\"").count(),
+        2,
+        "{journal_text}"
+    );
     // The same plan without its journal finds every association gone: stale, not sent.
     let fresh = dir.path().join("fresh.jsonl").display().to_string();
     let out = dir.path().join("stale.jsonl");

@@ -80,9 +80,27 @@ pub(super) async fn run(args: PolicyRemediateArgs) -> anyhow::Result<Exit> {
         .apply(planned, &recovered, &staging, &mut each)
         .await;
     progress.finish();
-    let applied = applied?;
+    let mut applied = applied?;
     out.finish()?;
+    finish_journal(journal.as_ref(), &mut applied, &tally);
     Ok(tally.conclude(&args, Some(&applied)))
+}
+
+/// Records in the journal that this run went through every association, so that the next
+/// run is a new one that surveys (or reads) every association again rather than reporting
+/// what this run did as if it were still so. A run cut short stays open to be resumed.
+fn finish_journal(journal: Option<&Journal>, applied: &mut Applied, tally: &Tally) {
+    let Some(journal) = journal else { return };
+    let cut_short = applied.interrupted
+        || applied.budget_stop.is_some()
+        || applied.journal_error.is_some()
+        || tally.count(Status::Deferred) > 0;
+    if cut_short {
+        return;
+    }
+    if let Err(e) = journal.finished() {
+        applied.journal_error = Some(e);
+    }
 }
 
 /// The detaches to make: the saved plan's, or the survey's (counted in `tally`); the exit
