@@ -17,7 +17,7 @@ use super::html::HtmlOut;
 use super::progress::Progress;
 use super::runs::{
     exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, outputs,
-    report_interruption, report_waivers, say_warnings, Comparison, Ending, MetricsOut,
+    report_interruption, report_waivers, run_files, say_warnings, Comparison, Ending, MetricsOut,
 };
 use super::{install_signal_handlers, report_failed, report_output, resolve, Exit, Stopping};
 use crate::inventory::Rows;
@@ -38,6 +38,7 @@ use crate::waivers::Waivers;
 
 pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let settings = resolve::remediate(&args, &ProcessEnv)?;
+    check_files(&args, &settings)?;
     let quiet = args.output.quiet;
     let (mut setup, work) = Setup::open(&settings, quiet)?;
     let (outputs, html) = outputs(&args.output, &setup.schema, &settings.compliance)?;
@@ -102,6 +103,32 @@ pub(super) async fn unattended(
     )
     .await?;
     report::finish(pipe).await
+}
+
+/// No output may be the inventory, the plan applied, the journal reverted or kept, or
+/// another output: each is refused (exit 2) before anything is read.
+fn check_files(args: &RemediateArgs, settings: &RemediateSettings) -> anyhow::Result<()> {
+    let mut files = run_files(
+        &settings.device.inventory,
+        args.device.password_file.as_deref(),
+        &settings.compliance,
+        &args.output.output,
+    );
+    // A revert's own journal over the reverted one is refused by `check_revert`, which
+    // says what to give instead.
+    let reverted = |journal: &Path| {
+        settings
+            .revert
+            .as_deref()
+            .is_some_and(|r| crate::files::same_file(r, journal))
+    };
+    let journal = Some(settings.journal.as_path()).filter(|j| settings.apply && !reverted(j));
+    files
+        .kept("--plan", settings.plan.as_deref())
+        .kept("--revert", settings.revert.as_deref())
+        .written("--plan-out", settings.plan_out.as_deref())
+        .written("--journal", journal);
+    Ok(files.check()?)
 }
 
 /// Everything read and checked before the first request.

@@ -6,7 +6,7 @@ use super::args::ScanArgs;
 use super::progress::Progress;
 use super::runs::{
     execute, exit_for, forget_gone_if_interrupted, load_baseline, load_waivers, outputs,
-    report_interruption, report_waivers, say_warnings, Comparison, Ending, MetricsOut,
+    report_interruption, report_waivers, run_files, say_warnings, Comparison, Ending, MetricsOut,
 };
 use super::{install_signal_handlers, report_failed, resolve, Exit, Stopping};
 use crate::report::pipeline::OnOutputFailure;
@@ -17,6 +17,13 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let quiet = args.output.quiet;
     let device = resolve::device(&args.device, &ProcessEnv)?;
     let compliance = resolve::compliance(&args.compliance)?;
+    run_files(
+        &args.device.inventory,
+        args.device.password_file.as_deref(),
+        &compliance,
+        &args.output.output,
+    )
+    .check()?;
     let metrics = MetricsOut::check(&compliance, "scan")?;
     let baseline = load_baseline(&compliance, quiet)?;
     let waivers = load_waivers(&compliance)?;

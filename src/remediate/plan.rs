@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::files::CappedError;
+
 /// What the file says it is.
 const FORMAT: &str = "sshfleet-plan";
 const VERSION: u32 = 1;
@@ -61,6 +63,8 @@ pub enum PlanError {
         #[source]
         source: io::Error,
     },
+    #[error("{} is {size} bytes, more than the 256 MiB a plan may hold: not an sshfleet plan, and not read", path.display())]
+    TooBig { path: PathBuf, size: u64 },
     #[error("{} is not an sshfleet plan: {reason}", path.display())]
     NotAPlan { path: PathBuf, reason: String },
     #[error("the plan {} was changed after it was written (checksum mismatch); plan again", path.display())]
@@ -176,22 +180,12 @@ pub fn write_sealed<P: SealedPlan>(plan: &mut P, path: &Path) -> Result<(), Plan
         source,
     };
     let text = serde_json::to_string_pretty(plan).map_err(|e| err(io::Error::other(e)))?;
-    crate::report::metrics::write_atomically(path, &(text + "\n")).map_err(err)
+    crate::files::write_atomically(path, (text + "\n").as_bytes()).map_err(err)
 }
 
 /// Reads and checks a plan file: of kind `P`, unedited, and not older than `max_age`.
 pub fn load_sealed<P: SealedPlan>(path: &Path, max_age: Duration) -> Result<P, PlanError> {
-    use std::io::Read as _;
-    let read_err = |source| PlanError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .map_err(read_err)?
-        .take(MAX_PLAN_BYTES)
-        .read_to_string(&mut text)
-        .map_err(read_err)?;
+    let text = read_plan(path)?;
     let not_a_plan = |reason: String| PlanError::NotAPlan {
         path: path.to_owned(),
         reason,
@@ -219,6 +213,20 @@ pub fn load_sealed<P: SealedPlan>(path: &Path, max_age: Duration) -> Result<P, P
         });
     }
     Ok(plan)
+}
+
+/// The plan's text: its size checked before anything is read, and never read past the cap.
+fn read_plan(path: &Path) -> Result<String, PlanError> {
+    crate::files::read_capped(path, MAX_PLAN_BYTES).map_err(|e| match e {
+        CappedError::Io(source) => PlanError::Read {
+            path: path.to_owned(),
+            source,
+        },
+        CappedError::TooBig(size) => PlanError::TooBig {
+            path: path.to_owned(),
+            size,
+        },
+    })
 }
 
 #[cfg(test)]

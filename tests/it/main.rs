@@ -33,6 +33,7 @@ mod merge;
 mod metrics;
 mod net_heads;
 mod netns;
+mod output_files;
 mod plan;
 mod probe_ssh;
 mod remediate;

@@ -27,6 +27,14 @@ const STDOUT_JOURNAL: &str = "sshfleet-equinix-remediate.journal.jsonl";
 const ORPHAN: &str = "attached to no device: for follow-up (the API cannot delete it)";
 
 pub(super) async fn run(args: PolicyRemediateArgs) -> anyhow::Result<Exit> {
+    let journal = args.write.apply.then(|| journal_path(&args));
+    crate::files::RunFiles::default()
+        .kept("--policy", args.policy.as_deref())
+        .kept("--plan", args.plan.as_deref())
+        .written("-o", Some(&args.api.output))
+        .written("--plan-out", args.plan_out.as_deref())
+        .written("--journal", journal.as_deref())
+        .check()?;
     let sources = Sources::open(&args)?;
     let (journal, recovered) = open_journal(&args, &sources)?;
     let staging = staging(&args, journal.as_ref(), &recovered)?;
