@@ -101,9 +101,7 @@ impl Staged {
         builder.prefix(&prefix).suffix(".tmp");
         #[cfg(unix)]
         builder.permissions(new_file_permissions());
-        let named: NamedTempFile = builder
-            .tempfile_in(dir)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let named: NamedTempFile = builder.tempfile_in(dir)?;
         let (file, temp) = named.into_parts();
         Ok(Staged {
             file,
