@@ -23,6 +23,7 @@ mod equinix_schema;
 mod equinix_throttle;
 mod equinix_token;
 mod exhaustion;
+mod foreign_history;
 mod fuzz_corpus;
 mod hostile;
 mod html_report;
