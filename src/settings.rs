@@ -267,6 +267,8 @@ pub struct RemediateSettings {
     /// Apply exactly this saved plan.
     pub plan: Option<PathBuf>,
     pub plan_max_age: Duration,
+    /// An OpenSSH `allowed_signers` file: the saved plan must be signed by one of them.
+    pub plan_signers: Option<PathBuf>,
     /// Put back what this journal's run changed.
     pub revert: Option<PathBuf>,
     pub waves: Waves,
@@ -298,6 +300,7 @@ impl RemediateSettings {
             plan_out: None,
             plan: None,
             plan_max_age: Duration::from_secs(24 * 3600),
+            plan_signers: None,
             revert: None,
             waves: Waves::default(),
             max_failures: None,

@@ -25,7 +25,7 @@ pub enum Command {
     /// Audit the SSH state of every camera in an inventory.
     Scan(ScanArgs),
     /// Plan (dry run) or apply an SSH state across an inventory, journaled and verified.
-    Remediate(RemediateArgs),
+    Remediate(Box<RemediateArgs>),
     /// Serve a simulated camera fleet on loopback until SIGINT/SIGTERM.
     Sim(SimArgs),
     /// Run the simulator in-process and scan it: no network, credentials or setup needed.
@@ -312,6 +312,11 @@ pub struct RemediateArgs {
     /// A saved plan older than this is refused.
     #[arg(long, default_value = "24h", value_parser = parse_age, value_name = "AGE")]
     pub plan_max_age: Duration,
+    /// Apply a saved plan only when signed by one of these approvers: an OpenSSH
+    /// `allowed_signers` file; the signature is PLAN.sig, made with
+    /// `ssh-keygen -Y sign -f KEY -n sshfleet-plan PLAN`.
+    #[arg(long, value_name = "FILE", requires = "plan")]
+    pub plan_signers: Option<PathBuf>,
     #[command(flatten)]
     pub staged: WaveArgs,
     /// On a terminal, ask before each wave after the first.
@@ -674,6 +679,11 @@ pub struct PolicyRemediateArgs {
     /// A saved plan older than this is refused.
     #[arg(long, default_value = "24h", value_parser = parse_age, value_name = "AGE")]
     pub plan_max_age: Duration,
+    /// Apply a saved plan only when signed by one of these approvers: an OpenSSH
+    /// `allowed_signers` file; the signature is PLAN.sig, made with
+    /// `ssh-keygen -Y sign -f KEY -n sshfleet-plan PLAN`.
+    #[arg(long, value_name = "FILE", requires = "plan")]
+    pub plan_signers: Option<PathBuf>,
     /// Journal for crash-safe resume [default: next to the output, or
     /// ./sshfleet-equinix-remediate.journal.jsonl when writing to stdout].
     #[arg(long, value_name = "FILE")]

@@ -102,7 +102,7 @@ pub fn main(cli: Cli) -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<Exit> {
     match command {
         Command::Scan(args) => scan::run(args).await,
-        Command::Remediate(args) => remediate::run(args).await,
+        Command::Remediate(args) => remediate::run(*args).await,
         Command::Sim(args) => sim::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Equinix(args) => equinix::run(args).await,

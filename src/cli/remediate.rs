@@ -22,7 +22,8 @@ use super::runs::{
 use super::{install_signal_handlers, report_failed, report_output, resolve, Exit, Stopping};
 use crate::inventory::Rows;
 use crate::remediate::journal::{read_journal, BudgetStop};
-use crate::remediate::plan::Plan;
+use crate::remediate::plan::{load_approved, Plan};
+use crate::remediate::signature::signature_of;
 use crate::remediate::{
     inventory_fingerprint, planned_device, Journal, JournalFailure, JournalHeader, Planned,
     Recovered, Remediator, Resume, Staging,
@@ -125,10 +126,35 @@ fn check_files(args: &RemediateArgs, settings: &RemediateSettings) -> anyhow::Re
     let journal = Some(settings.journal.as_path()).filter(|j| settings.apply && !reverted(j));
     files
         .kept("--plan", settings.plan.as_deref())
+        .kept("--plan-signers", settings.plan_signers.as_deref())
         .kept("--revert", settings.revert.as_deref())
         .written("--plan-out", settings.plan_out.as_deref())
         .written("--journal", journal);
     Ok(files.check()?)
+}
+
+/// The saved plan: sealed, not too old, and signed by an approver when `--plan-signers`
+/// names them (who signed is said).
+fn load_plan(path: &Path, settings: &RemediateSettings, quiet: bool) -> anyhow::Result<Plan> {
+    let signers = settings.plan_signers.as_deref();
+    let (plan, signer) = load_approved(path, settings.plan_max_age, signers)?;
+    say_approval(path, signer.as_deref(), quiet);
+    Ok(plan)
+}
+
+/// Who signed the plan, or that a signature beside it was not checked.
+pub(super) fn say_approval(path: &Path, signer: Option<&str>, quiet: bool) {
+    if quiet {
+        return;
+    }
+    if let Some(signer) = signer {
+        diagln!("plan {}: signed by {signer}", path.display());
+    } else if signature_of(path).is_file() {
+        diagln!(
+            "warning: the signature {} was not checked: give --plan-signers FILE",
+            signature_of(path).display()
+        );
+    }
 }
 
 /// Everything read and checked before the first request.
@@ -159,7 +185,7 @@ impl Setup {
         let target = settings.target;
         let metrics = MetricsOut::check(&settings.compliance, "remediate")?;
         let saved = match &settings.plan {
-            Some(path) => Some(Plan::load(path, settings.plan_max_age)?),
+            Some(path) => Some(load_plan(path, settings, quiet)?),
             None => None,
         };
         let baseline = load_baseline(&settings.compliance, quiet)?;

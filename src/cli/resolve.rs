@@ -115,6 +115,7 @@ pub fn remediate(args: &RemediateArgs, env: &dyn Env) -> anyhow::Result<Remediat
         plan_out: args.plan_out.clone(),
         plan: args.plan.clone(),
         plan_max_age: args.plan_max_age,
+        plan_signers: args.plan_signers.clone(),
         revert: args.revert.clone(),
         waves: args.staged.waves.clone().unwrap_or_default(),
         max_failures: args.staged.max_failures,
@@ -249,7 +250,7 @@ mod tests {
         ];
         let cli = Cli::try_parse_from(argv.iter().chain(extra)).unwrap();
         match cli.command {
-            Command::Remediate(args) => args,
+            Command::Remediate(args) => *args,
             _ => unreachable!("parsed a remediate"),
         }
     }

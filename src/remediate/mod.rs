@@ -5,6 +5,7 @@ mod apply;
 pub mod held;
 pub mod journal;
 pub mod plan;
+pub mod signature;
 mod staged;
 pub mod waves;
 pub mod window;

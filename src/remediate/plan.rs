@@ -15,6 +15,9 @@ use crate::files::CappedError;
 /// What the file says it is.
 const FORMAT: &str = "sshfleet-plan";
 const VERSION: u32 = 1;
+/// How far ahead of this clock a plan's creation time may be (clocks of two machines
+/// differ a little); further is a clock that was, or is, wrong.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 /// A plan file is small (some hundred bytes a device); more than this is not one of ours.
 const MAX_PLAN_BYTES: u64 = 256 << 20;
 
@@ -75,6 +78,10 @@ pub enum PlanError {
         age: String,
         max: String,
     },
+    #[error("the plan {} says it was made {ahead} from now: a clock was wrong when it was made, or is now; plan again on a machine with the right time", path.display())]
+    FromTheFuture { path: PathBuf, ahead: String },
+    #[error("the plan {} is not approved: {reason}; nothing was sent", path.display())]
+    NotApproved { path: PathBuf, reason: String },
     #[error("cannot write the plan {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -183,14 +190,44 @@ pub fn write_sealed<P: SealedPlan>(plan: &mut P, path: &Path) -> Result<(), Plan
     crate::files::write_atomically(path, (text + "\n").as_bytes()).map_err(err)
 }
 
-/// Reads and checks a plan file: of kind `P`, unedited, and not older than `max_age`.
+/// Reads and checks a plan file: of kind `P`, unedited, made neither in the future nor
+/// longer than `max_age` ago.
 pub fn load_sealed<P: SealedPlan>(path: &Path, max_age: Duration) -> Result<P, PlanError> {
+    load_approved(path, max_age, None).map(|(plan, _)| plan)
+}
+
+/// [`load_sealed`], and with `signers` (an OpenSSH `allowed_signers` file) signed by one of
+/// them (`PATH.sig`, see [`signature`](super::signature)): the plan and the principal who
+/// signed it. The signature is checked over the very bytes that are then parsed.
+pub fn load_approved<P: SealedPlan>(
+    path: &Path,
+    max_age: Duration,
+    signers: Option<&Path>,
+) -> Result<(P, Option<String>), PlanError> {
     let text = read_plan(path)?;
+    let signer = match signers {
+        Some(signers) => {
+            let signature = super::signature::signature_of(path);
+            let principal = super::signature::verify(text.as_bytes(), &signature, signers)
+                .map_err(|reason| PlanError::NotApproved {
+                    path: path.to_owned(),
+                    reason,
+                })?;
+            Some(principal)
+        }
+        None => None,
+    };
+    Ok((check_sealed(path, &text, max_age)?, signer))
+}
+
+/// The plan in `text`: of kind `P`, unedited, not from the future, not older than
+/// `max_age`.
+fn check_sealed<P: SealedPlan>(path: &Path, text: &str, max_age: Duration) -> Result<P, PlanError> {
     let not_a_plan = |reason: String| PlanError::NotAPlan {
         path: path.to_owned(),
         reason,
     };
-    let plan: P = serde_json::from_str(&text).map_err(|e| not_a_plan(e.to_string()))?;
+    let plan: P = serde_json::from_str(text).map_err(|e| not_a_plan(e.to_string()))?;
     let (format, version) = P::FORMAT;
     if plan.format() != P::FORMAT {
         let (found, found_version) = plan.format();
@@ -203,7 +240,16 @@ pub fn load_sealed<P: SealedPlan>(path: &Path, max_age: Duration) -> Result<P, P
             path: path.to_owned(),
         });
     }
-    let age_ms = crate::time::now_unix_ms().saturating_sub(plan.created_unix_ms());
+    let now_ms = crate::time::now_unix_ms();
+    let ahead_ms = plan.created_unix_ms().saturating_sub(now_ms);
+    let ahead = Duration::from_millis(u64::try_from(ahead_ms).unwrap_or(0));
+    if ahead > MAX_CLOCK_SKEW {
+        return Err(PlanError::FromTheFuture {
+            path: path.to_owned(),
+            ahead: crate::time::human_age(ahead),
+        });
+    }
+    let age_ms = now_ms.saturating_sub(plan.created_unix_ms());
     let age = Duration::from_millis(u64::try_from(age_ms).unwrap_or(0));
     if age > max_age {
         return Err(PlanError::TooOld {

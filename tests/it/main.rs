@@ -36,6 +36,7 @@ mod net_heads;
 mod netns;
 mod output_files;
 mod plan;
+mod plan_signing;
 mod probe_ssh;
 mod remediate;
 mod revert;

@@ -17,7 +17,7 @@ use crate::equinix::remediate::{
     journal_fingerprint, survey, users_of, Applied, DetachPlan, Detacher, Entry, Status, Survey,
     JOURNAL_TARGET, NOT_ALLOWED,
 };
-use crate::remediate::plan::{load_sealed, write_sealed};
+use crate::remediate::plan::{load_approved, write_sealed};
 use crate::remediate::{Journal, JournalHeader, Recovered, Staging};
 use crate::report::csv_writer::neutralise;
 use crate::report::ssh_users::TableRow;
@@ -31,6 +31,7 @@ pub(super) async fn run(args: PolicyRemediateArgs) -> anyhow::Result<Exit> {
     crate::files::RunFiles::default()
         .kept("--policy", args.policy.as_deref())
         .kept("--plan", args.plan.as_deref())
+        .kept("--plan-signers", args.plan_signers.as_deref())
         .written("-o", Some(&args.api.output))
         .written("--plan-out", args.plan_out.as_deref())
         .written("--journal", journal.as_deref())
@@ -104,7 +105,12 @@ impl Sources {
             None => None,
         };
         let saved = match &args.plan {
-            Some(path) => Some(load_sealed::<DetachPlan>(path, args.plan_max_age)?),
+            Some(path) => {
+                let signers = args.plan_signers.as_deref();
+                let (plan, signer) = load_approved::<DetachPlan>(path, args.plan_max_age, signers)?;
+                super::super::remediate::say_approval(path, signer.as_deref(), args.api.quiet);
+                Some(plan)
+            }
             None => None,
         };
         if let (Some(plan), Some(path)) = (&saved, &args.plan) {
