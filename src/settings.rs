@@ -52,9 +52,15 @@ impl Env for ProcessEnv {
         std::env::var_os(name)
     }
 
+    /// A person can be asked: stdin is a terminal and the controlling terminal opens (the
+    /// question is asked there, so `2>&1 | tee log` still asks).
     fn interactive(&self) -> bool {
         use std::io::IsTerminal as _;
-        std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty");
+        std::io::stdin().is_terminal() && tty.is_ok()
     }
 }
 

@@ -36,6 +36,7 @@ mod resolve;
 mod runs;
 mod scan;
 mod sim;
+mod tty;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

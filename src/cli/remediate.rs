@@ -713,19 +713,13 @@ fn open_journal(
 }
 
 fn confirm_wave(wave: usize, count: usize, target: SshState) -> bool {
-    diag!("Wave {wave}: set SSH {target} on {count} more device(s)? Type 'yes' to go on: ");
-    let mut answer = String::new();
-    if std::io::stdin().read_line(&mut answer).is_err() {
-        return false;
-    }
-    answer.trim().eq_ignore_ascii_case("yes")
+    super::tty::ask(&format!(
+        "Wave {wave}: set SSH {target} on {count} more device(s)? Type 'yes' to go on: "
+    ))
 }
 
 fn confirm(count: usize, target: SshState) -> bool {
-    diag!("Set SSH {target} on {count} device(s)? Type 'yes' to apply: ");
-    let mut answer = String::new();
-    if std::io::stdin().read_line(&mut answer).is_err() {
-        return false;
-    }
-    answer.trim().eq_ignore_ascii_case("yes")
+    super::tty::ask(&format!(
+        "Set SSH {target} on {count} device(s)? Type 'yes' to apply: "
+    ))
 }

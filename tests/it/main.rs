@@ -9,6 +9,7 @@
 mod equinix_support;
 mod support;
 
+mod change_text;
 mod cli_contract;
 mod deploy;
 mod device_info;
