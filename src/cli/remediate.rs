@@ -26,7 +26,7 @@ use crate::remediate::plan::{load_approved, Plan};
 use crate::remediate::signature::signature_of;
 use crate::remediate::{
     inventory_fingerprint, planned_device, Journal, JournalFailure, JournalHeader, Planned,
-    Recovered, Remediator, Resume, Staging,
+    Recovered, Remediator, Resume, Staging, WaveQuestion,
 };
 use crate::report::pipeline::OnOutputFailure;
 use crate::report::{
@@ -47,8 +47,8 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let progress = Arc::new(Progress::new(quiet));
     if settings.confirm_waves {
         let (asker, target) = (progress.clone(), settings.target);
-        setup.staging.confirm = Some(Arc::new(move |wave, devices| {
-            asker.suspend(|| confirm_wave(wave, devices, target))
+        setup.staging.confirm = Some(Arc::new(move |question| {
+            asker.suspend(|| confirm_wave(question, target))
         }));
     }
     let reporter: Arc<dyn Reporter> = progress.clone();
@@ -712,9 +712,12 @@ fn open_journal(
     Ok((Some(journal), recovered))
 }
 
-fn confirm_wave(wave: usize, count: usize, target: SshState) -> bool {
+/// The result of the wave just done, then the question for the next, on the terminal.
+fn confirm_wave(q: &WaveQuestion, target: SshState) -> bool {
     super::tty::ask(&format!(
-        "Wave {wave}: set SSH {target} on {count} more device(s)? Type 'yes' to go on: "
+        "Wave {} done: {} device(s), {} failed write(s) or verification(s).\n\
+         Wave {}: set SSH {target} on {} more device(s)? Type 'yes' to go on: ",
+        q.done, q.handled, q.failed, q.wave, q.devices
     ))
 }
 
