@@ -149,7 +149,8 @@ pub enum Action {
     /// A saved plan's device that is no longer as the plan saw it (another state, another
     /// serial at its address, another API): never written.
     Stale,
-    /// Left for a later run: the failure budget was exceeded before its wave.
+    /// Left for a later run: the change window closed, a wave was not confirmed, or the
+    /// failure budget was spent before its wave.
     Deferred,
 }
 

@@ -100,12 +100,16 @@ impl Scanner {
         .await
     }
 
-    /// Reads one device and judges it against the expected state.
+    /// Reads one device and judges it against the expected state, waivers applied.
     pub async fn check(&self, device: &Device) -> DeviceRecord {
-        self.read(device).await.0
+        let mut record = self.read(device).await.0;
+        self.apply_waivers(device, &mut record);
+        record
     }
 
-    /// Reads one device: its judged record, and the reading itself when there is one.
+    /// Reads one device: its judged record, and the reading itself when there is one. No
+    /// waiver is applied: the caller applies them once, to its final judgement (each
+    /// application counts in the waivers' summary).
     pub async fn read(&self, device: &Device) -> (DeviceRecord, Option<SshReading>) {
         let span = device_span(device);
         let (record, reading) = self.read_in_span(device).instrument(span.clone()).await;
@@ -151,7 +155,6 @@ impl Scanner {
         if let Some(facts) = facts {
             record.add_facts(facts);
         }
-        self.apply_waivers(device, &mut record);
         (record, outcome.ok())
     }
 

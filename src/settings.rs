@@ -53,9 +53,15 @@ impl Env for ProcessEnv {
         std::env::var_os(name)
     }
 
+    /// A person can be asked: stdin is a terminal and the controlling terminal opens (the
+    /// question is asked there, so `2>&1 | tee log` still asks).
     fn interactive(&self) -> bool {
         use std::io::IsTerminal as _;
-        std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty");
+        std::io::stdin().is_terminal() && tty.is_ok()
     }
 }
 
@@ -306,6 +312,8 @@ pub struct RemediateSettings {
     /// Apply exactly this saved plan.
     pub plan: Option<PathBuf>,
     pub plan_max_age: Duration,
+    /// An OpenSSH `allowed_signers` file: the saved plan must be signed by one of them.
+    pub plan_signers: Option<PathBuf>,
     /// Put back what this journal's run changed.
     pub revert: Option<PathBuf>,
     pub waves: Waves,
@@ -337,6 +345,7 @@ impl RemediateSettings {
             plan_out: None,
             plan: None,
             plan_max_age: Duration::from_secs(24 * 3600),
+            plan_signers: None,
             revert: None,
             waves: Waves::default(),
             max_failures: None,

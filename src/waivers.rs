@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::files::CappedError;
+use crate::files::{CappedError, LineIndex};
 use crate::inventory::Device;
 use crate::report::{DeviceRecord, SshState};
 
@@ -81,9 +81,9 @@ struct RawMatch {
 }
 
 impl RawWaiver {
-    /// The waiver `id` (already checked) that starts on `line` of `text`, or the line and
+    /// The waiver `id` (already checked) that starts on `line` of its file, or the line and
     /// the problem of its first field that is missing or wrong.
-    fn check(self, id: String, line: usize, text: &str) -> Result<Waiver, (usize, String)> {
+    fn check(self, id: String, line: usize, lines: &LineIndex) -> Result<Waiver, (usize, String)> {
         let required = |value: Option<String>, field: &str| {
             value
                 .filter(|v| !v.trim().is_empty())
@@ -99,7 +99,7 @@ impl RawWaiver {
         let expires = self
             .expires
             .ok_or_else(|| (line, "`expires` is missing".into()))?;
-        let expires_line = line_of(text, expires.span().start);
+        let expires_line = lines.line_of(expires.span().start);
         let expires = expires.into_inner();
         let expires_day = crate::time::parse_date(&expires).ok_or_else(|| {
             (
@@ -198,15 +198,6 @@ pub struct WaiverReport {
     pub unmatched: Vec<String>,
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
 impl Waivers {
     pub fn load(path: &Path, today: i64) -> Result<Waivers, WaiverError> {
         let text = match crate::files::read_capped(path, MAX_FILE_BYTES) {
@@ -232,10 +223,11 @@ impl Waivers {
             path: path.to_owned(),
             message: crate::inert::message(e.to_string().trim_end()),
         })?;
+        let lines = LineIndex::new(text);
         let mut seen = HashSet::new();
         let mut waivers = Vec::with_capacity(file.waiver.len());
         for (i, spanned) in file.waiver.into_iter().enumerate() {
-            let line = line_of(text, spanned.span().start);
+            let line = lines.line_of(spanned.span().start);
             let mut raw = spanned.into_inner();
             let id = raw.id.take().filter(|id| !id.trim().is_empty());
             let invalid = |id: String, (line, problem): (usize, String)| WaiverError::Invalid {
@@ -251,7 +243,7 @@ impl Waivers {
             if !seen.insert(id.clone()) {
                 return Err(invalid(id, (line, "the same id is used twice".into())));
             }
-            match raw.check(id.clone(), line, text) {
+            match raw.check(id.clone(), line, &lines) {
                 Ok(waiver) => waivers.push(waiver),
                 Err(problem) => return Err(invalid(id, problem)),
             }

@@ -334,6 +334,11 @@ pub struct RemediateArgs {
     /// A saved plan older than this is refused.
     #[arg(long, default_value = "24h", value_parser = parse_age, value_name = "AGE")]
     pub plan_max_age: Duration,
+    /// Apply a saved plan only when signed by one of these approvers: an OpenSSH
+    /// `allowed_signers` file; the signature is PLAN.sig, made with
+    /// `ssh-keygen -Y sign -f KEY -n sshfleet-plan PLAN`.
+    #[arg(long, value_name = "FILE", requires = "plan")]
+    pub plan_signers: Option<PathBuf>,
     #[command(flatten)]
     pub staged: WaveArgs,
     /// On a terminal, ask before each wave after the first.
@@ -696,6 +701,11 @@ pub struct PolicyRemediateArgs {
     /// A saved plan older than this is refused.
     #[arg(long, default_value = "24h", value_parser = parse_age, value_name = "AGE")]
     pub plan_max_age: Duration,
+    /// Apply a saved plan only when signed by one of these approvers: an OpenSSH
+    /// `allowed_signers` file; the signature is PLAN.sig, made with
+    /// `ssh-keygen -Y sign -f KEY -n sshfleet-plan PLAN`.
+    #[arg(long, value_name = "FILE", requires = "plan")]
+    pub plan_signers: Option<PathBuf>,
     /// Journal for crash-safe resume [default: next to the output, or
     /// ./sshfleet-equinix-remediate.journal.jsonl when writing to stdout].
     #[arg(long, value_name = "FILE")]

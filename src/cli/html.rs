@@ -102,6 +102,11 @@ fn expiring(waivers: &Waivers) -> Vec<ExpiringWaiver> {
 
 /// `sshfleet report html`: the page of a report file, or of a history run.
 pub(super) fn render(args: ReportHtmlArgs) -> anyhow::Result<Exit> {
+    crate::files::RunFiles::default()
+        .kept("REPORT", args.report.as_deref())
+        .kept("--history", args.history.as_deref())
+        .written("-o", Some(&args.output))
+        .check()?;
     let (loaded, context) = match (&args.report, &args.history) {
         (Some(report), None) => {
             let loaded = source::from_report(report)?;

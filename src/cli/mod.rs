@@ -37,6 +37,7 @@ mod runs;
 mod scan;
 mod sim;
 mod table;
+mod tty;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -292,6 +293,30 @@ fn report_output(
     let writer = report::writer(format, schema, open_output(path)?);
     let named = report::named(output_name(path), writer);
     Ok(report::moved_aside_on_failure(path, named))
+}
+
+/// As [`report_output`], written under a temporary name beside `path` and renamed over it
+/// when complete ([`report::staged`]); stdout, a device or a symbolic link is written as it
+/// is, as before.
+fn staged_report_output(
+    format: Format,
+    schema: &report::Schema,
+    path: &Path,
+) -> anyhow::Result<(report::RecordOutput, report::CutShort)> {
+    let regular = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta.is_file(),
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    };
+    if path.as_os_str() == "-" || !regular {
+        let output = report_output(format, schema, path)?;
+        return Ok((output, report::CutShort::default()));
+    }
+    let staged = crate::files::Staged::beside(path)
+        .with_context(|| format!("cannot create a temporary beside {}", path.display()))?;
+    let file = staged.handle()?;
+    let out = Box::new(BufWriter::with_capacity(64 * 1024, file));
+    let named = report::named(output_name(path), report::writer(format, schema, out));
+    Ok(report::staged(staged, named))
 }
 
 /// What an output is called in messages: its path, or `stdout`.

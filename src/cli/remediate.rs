@@ -18,15 +18,16 @@ use super::progress::Progress;
 use super::runs::{
     exit_for, fail_if_accounts_stopped, forget_gone_if_interrupted, load_baseline, load_waivers,
     mark_interrupted, outputs, report_interruption, report_stopped_accounts, report_waivers,
-    say_warnings, Comparison, Ending, MetricsOut,
+    run_files, say_warnings, Comparison, Ending, MetricsOut,
 };
 use super::{install_signal_handlers, report_failed, report_output, resolve, Exit, Stopping};
 use crate::inventory::Rows;
 use crate::remediate::journal::{read_journal, BudgetStop};
-use crate::remediate::plan::Plan;
+use crate::remediate::plan::{load_approved, Plan};
+use crate::remediate::signature::signature_of;
 use crate::remediate::{
     planned_device, Journal, JournalFailure, JournalHeader, Planned, Recovered, Remediator, Resume,
-    Staging,
+    Staging, WaveQuestion,
 };
 use crate::report::pipeline::OnOutputFailure;
 use crate::report::{
@@ -40,6 +41,7 @@ use crate::waivers::Waivers;
 pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let recorded = recorded(&args)?;
     let settings = resolve::remediate(&args, recorded.as_ref(), &ProcessEnv)?;
+    check_files(&args, &settings)?;
     let quiet = args.output.quiet;
     let (mut setup, work) = Setup::open(&settings, quiet)?;
     let (outputs, html) = outputs(&args.output, &setup.schema, &settings.compliance)?;
@@ -47,8 +49,8 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let progress = Arc::new(Progress::new(quiet));
     if settings.confirm_waves {
         let (asker, target) = (progress.clone(), settings.target);
-        setup.staging.confirm = Some(Arc::new(move |wave, devices| {
-            asker.suspend(|| confirm_wave(wave, devices, target))
+        setup.staging.confirm = Some(Arc::new(move |question| {
+            asker.suspend(|| confirm_wave(question, target))
         }));
     }
     let reporter: Arc<dyn Reporter> = progress.clone();
@@ -149,6 +151,57 @@ fn recorded(args: &RemediateArgs) -> anyhow::Result<Option<resolve::Recorded>> {
     }))
 }
 
+/// No output may be the inventory, the plan applied, the journal reverted or kept, or
+/// another output: each is refused (exit 2) before anything is read.
+fn check_files(args: &RemediateArgs, settings: &RemediateSettings) -> anyhow::Result<()> {
+    let mut files = run_files(
+        &settings.device.inventory,
+        args.device.password_file.as_deref(),
+        &settings.compliance,
+        &args.output.output,
+    );
+    // A revert's own journal over the reverted one is refused by `check_revert`, which
+    // says what to give instead.
+    let reverted = |journal: &Path| {
+        settings
+            .revert
+            .as_deref()
+            .is_some_and(|r| crate::files::same_file(r, journal))
+    };
+    let journal = Some(settings.journal.as_path()).filter(|j| settings.apply && !reverted(j));
+    files
+        .kept("--plan", settings.plan.as_deref())
+        .kept("--plan-signers", settings.plan_signers.as_deref())
+        .kept("--revert", settings.revert.as_deref())
+        .written("--plan-out", settings.plan_out.as_deref())
+        .written("--journal", journal);
+    Ok(files.check()?)
+}
+
+/// The saved plan: sealed, not too old, and signed by an approver when `--plan-signers`
+/// names them (who signed is said).
+fn load_plan(path: &Path, settings: &RemediateSettings, quiet: bool) -> anyhow::Result<Plan> {
+    let signers = settings.plan_signers.as_deref();
+    let (plan, signer) = load_approved(path, settings.plan_max_age, signers)?;
+    say_approval(path, signer.as_deref(), quiet);
+    Ok(plan)
+}
+
+/// Who signed the plan, or that a signature beside it was not checked.
+pub(super) fn say_approval(path: &Path, signer: Option<&str>, quiet: bool) {
+    if quiet {
+        return;
+    }
+    if let Some(signer) = signer {
+        diagln!("plan {}: signed by {signer}", path.display());
+    } else if signature_of(path).is_file() {
+        diagln!(
+            "warning: the signature {} was not checked: give --plan-signers FILE",
+            signature_of(path).display()
+        );
+    }
+}
+
 /// Everything read and checked before the first request.
 struct Setup {
     metrics: Option<MetricsOut>,
@@ -177,7 +230,7 @@ impl Setup {
         let target = settings.target;
         let metrics = MetricsOut::check(&settings.compliance, "remediate")?;
         let saved = match &settings.plan {
-            Some(path) => Some(Plan::load(path, settings.plan_max_age)?),
+            Some(path) => Some(load_plan(path, settings, quiet)?),
             None => None,
         };
         let baseline = load_baseline(&settings.compliance, quiet)?;
@@ -779,24 +832,23 @@ fn absolute(path: &Path) -> String {
         .to_string()
 }
 
-fn confirm_wave(wave: usize, count: usize, target: SshState) -> bool {
-    ask_yes(format_args!(
-        "Wave {wave}: set SSH {target} on {count} more device(s)? Type 'yes' to go on: "
+/// The result of the wave just done, then the question for the next, on the terminal.
+fn confirm_wave(q: &WaveQuestion, target: SshState) -> bool {
+    super::tty::ask(&format!(
+        "Wave {} done: {} device(s), {} failed write(s) or verification(s).\n\
+         Wave {}: set SSH {target} on {} more device(s)? Type 'yes' to go on: ",
+        q.done, q.handled, q.failed, q.wave, q.devices
     ))
 }
 
 fn confirm(count: usize, target: SshState) -> bool {
-    ask_yes(format_args!(
+    super::tty::ask(&format!(
         "Set SSH {target} on {count} device(s)? Type 'yes' to apply: "
     ))
 }
 
-/// Asks `question` on stderr; only `yes` (any case) read from stdin is a yes.
+/// Asks `question` on the terminal (`/dev/tty`, type-ahead discarded); only `yes` (any
+/// case) is a yes.
 pub(super) fn ask_yes(question: std::fmt::Arguments<'_>) -> bool {
-    diag!("{question}");
-    let mut answer = String::new();
-    if std::io::stdin().read_line(&mut answer).is_err() {
-        return false;
-    }
-    answer.trim().eq_ignore_ascii_case("yes")
+    super::tty::ask(&question.to_string())
 }

@@ -9,8 +9,10 @@ use anyhow::{bail, Context as _};
 use super::args::{MergeArgs, ReportArgs, ReportCommand};
 use super::html::HtmlOut;
 use super::progress::Progress;
-use super::runs::{exit_for, load_baseline, write_summary, Comparison, MetricsOut, Scope};
-use super::{report_failed, report_output, resolve, resolve_format, Exit};
+use super::runs::{
+    exit_for, load_baseline, run_files, write_summary, Comparison, MetricsOut, Scope,
+};
+use super::{report_failed, resolve, resolve_format, staged_report_output, Exit};
 use crate::inventory::{self, Inventory, InventoryOptions, Row};
 use crate::report::coverage::{Admit, Coverage, CoverageReport};
 use crate::report::pipeline::OnOutputFailure;
@@ -46,7 +48,8 @@ async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
         None,
     )?;
     let format = resolve_format(&args.output.output, args.output.format);
-    let mut sinks = vec![report_output(format, &inputs.schema, &args.output.output)?];
+    let (report, cut_short) = staged_report_output(format, &inputs.schema, &args.output.output)?;
+    let mut sinks = vec![report];
     let html = HtmlOut::open(inputs.compliance.html_out.as_deref()).map(|(html, sink)| {
         sinks.push(sink);
         html
@@ -62,8 +65,8 @@ async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
     let expected = std::mem::take(&mut inputs.expected);
     let pipe = report::record_pipeline(sinks, expected.len(), OnOutputFailure::Continue);
     let keys = inputs.schema.extra_keys();
-    let Some((coverage, closed)) = stream_shards(&inputs.shards, keys, expected, pipe).await?
-    else {
+    let streamed = stream_shards(&inputs.shards, keys, expected, pipe, &cut_short).await?;
+    let Some((coverage, closed)) = streamed else {
         return Ok(Exit::Usage);
     };
     let summary = match closed {
@@ -107,6 +110,11 @@ fn open_inputs(args: &MergeArgs) -> anyhow::Result<MergeInputs> {
     let compliance = resolve::compliance(&args.compliance)?;
     let metrics = MetricsOut::check(&compliance, "report merge")?;
     let shards = shard_files(&args.shards)?;
+    let mut files = run_files(&args.inventory, None, &compliance, &args.output.output);
+    for shard in &shards {
+        files.kept("SHARD", Some(shard));
+    }
+    files.check()?;
     let stale = stale_shards(&shards, args.max_age);
     let baseline = load_baseline(&compliance, quiet)?;
     let options = InventoryOptions {
@@ -152,6 +160,7 @@ async fn stream_shards(
     keys: Vec<String>,
     expected: Vec<(String, u64)>,
     pipe: report::RecordPipeline,
+    cut_short: &report::CutShort,
 ) -> anyhow::Result<Option<(CoverageReport, anyhow::Result<Summary>)>> {
     let tx = pipe.sender();
     let files = shards.to_vec();
@@ -169,12 +178,20 @@ async fn stream_shards(
         Ok::<_, report::read::ReadError>(coverage)
     })
     .await;
+    let partial = match &read {
+        Ok(Ok(_)) => None,
+        _ => cut_short.mark(),
+    };
     let closed = report::finish(pipe).await;
     match read {
         Ok(Ok(coverage)) => Ok(Some((coverage.finish(), closed))),
         Ok(Err(e)) => {
             diagln!("error: {}", crate::inert::message(&e.to_string()));
-            diagln!("error: the merge stopped there; the output holds the records read before it and nothing was recorded");
+            let kept = partial.map_or_else(
+                || "the output holds them".to_owned(),
+                |p| format!("they are in {}", p.display()),
+            );
+            diagln!("error: the merge stopped there: nothing was recorded, and of the records read before it {kept}");
             Ok(None)
         }
         Err(e) => bail!("the shard reader failed: {e}"),

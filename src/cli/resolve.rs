@@ -157,6 +157,7 @@ pub fn remediate(
         plan_out: args.plan_out.clone(),
         plan: args.plan.clone(),
         plan_max_age: args.plan_max_age,
+        plan_signers: args.plan_signers.clone(),
         revert: args.revert.clone(),
         waves: args.staged.waves.clone().unwrap_or_default(),
         max_failures: args.staged.max_failures,

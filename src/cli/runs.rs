@@ -11,6 +11,7 @@ use super::args::OutputArgs;
 use super::html::HtmlOut;
 use super::Exit;
 use crate::breaker::StoppedAccount;
+use crate::files::RunFiles;
 use crate::history::{History, Recorder, RunInfo};
 use crate::inventory::{Limit, Rows, Shard};
 use crate::report::pipeline::OnOutputFailure;
@@ -19,6 +20,28 @@ use crate::scan::RunStats;
 use crate::settings::{ComplianceSettings, FailOn, PreparedScan};
 use crate::shutdown::Shutdown;
 use crate::waivers::Waivers;
+
+/// The files a device run needs (`--inventory`, `--waivers`, `--history`, `--password-file`)
+/// and those it writes (`-o`, `--html-out`, `--metrics-out`), for the check that no output
+/// destroys another file of the run.
+pub(super) fn run_files<'a>(
+    inventory: &'a Path,
+    password_file: Option<&'a Path>,
+    compliance: &'a ComplianceSettings,
+    output: &'a Path,
+) -> RunFiles<'a> {
+    let mut files = RunFiles::default();
+    files
+        .kept("--inventory", Some(inventory))
+        .kept("--password-file", password_file)
+        .kept("--waivers", compliance.waivers.as_deref())
+        .kept("--history", compliance.history.as_deref())
+        .written("-o", Some(output))
+        .written("--html-out", compliance.html_out.as_deref())
+        .written("--metrics-out", compliance.metrics_out.as_deref())
+        .written("--summary-out", compliance.summary_out.as_deref());
+    files
+}
 
 /// `--metrics-out`: where the run's metrics go, and what they say about the run itself.
 pub(super) struct MetricsOut {
@@ -80,7 +103,7 @@ impl MetricsOut {
         };
         let previous = report::metrics::previous_success(&self.path);
         let text = report::metrics::render(summary, &facts, previous);
-        match report::metrics::write_atomically(&self.path, &text) {
+        match crate::files::write_atomically(&self.path, text.as_bytes()) {
             Ok(()) => {
                 if !quiet {
                     diagln!("metrics written to {}", self.path.display());
@@ -300,7 +323,7 @@ pub(super) fn write_summary(path: Option<&Path>, summary: &Summary, quiet: bool)
     let path = path?;
     let mut text = summary.to_json();
     text.push('\n');
-    match report::html::write_atomic(path, text.as_bytes()) {
+    match crate::files::write_atomically(path, text.as_bytes()) {
         Ok(()) => {
             if !quiet {
                 diagln!("summary written to {}", path.display());

@@ -8,7 +8,7 @@ use super::progress::Progress;
 use super::runs::{
     execute, exit_for, fail_if_accounts_stopped, forget_gone_if_interrupted, load_baseline,
     load_waivers, mark_interrupted, outputs, outputs_with, report_interruption,
-    report_stopped_accounts, report_waivers, say_files_written, say_warnings,
+    report_stopped_accounts, report_waivers, run_files, say_files_written, say_warnings,
     warn_without_desired_state, Comparison, Ending, MetricsOut,
 };
 use super::{install_signal_handlers, report_failed, resolve, table, Exit, Stopping};
@@ -22,6 +22,13 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let quiet = args.output.quiet;
     let device = resolve::device(&args.device, &ProcessEnv)?;
     let compliance = resolve::compliance(&args.compliance)?;
+    run_files(
+        &device.inventory,
+        args.device.password_file.as_deref(),
+        &compliance,
+        &args.output.output,
+    )
+    .check()?;
     let metrics = MetricsOut::check(&compliance, "scan")?;
     let baseline = load_baseline(&compliance, quiet)?;
     let waivers = load_waivers(&compliance)?;

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::SshUser;
-use crate::files::CappedError;
+use crate::files::{CappedError, LineIndex};
 use crate::waivers::glob;
 
 /// Largest policy file read (thousands of rules fit in far less).
@@ -121,9 +121,10 @@ impl Policy {
 
     /// Parses `text` (the file `path`); the first problem refuses the whole policy.
     pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
+        let lines = LineIndex::new(text);
         let file: PolicyFile = toml::from_str(text).map_err(|e| PolicyError::Syntax {
             path: path.to_owned(),
-            line: line_of(text, e.span().map_or(0, |s| s.start)),
+            line: lines.line_of(e.span().map_or(0, |s| s.start)),
             message: crate::inert::message(e.message().trim_end()),
         })?;
         if file.allow.is_empty() {
@@ -135,7 +136,7 @@ impl Policy {
         }
         let mut rules = Vec::with_capacity(file.allow.len());
         for (i, spanned) in file.allow.into_iter().enumerate() {
-            let line = line_of(text, spanned.span().start);
+            let line = lines.line_of(spanned.span().start);
             let raw = spanned.into_inner();
             let label = raw
                 .id
@@ -143,7 +144,7 @@ impl Policy {
                 .filter(|id| !id.trim().is_empty())
                 .unwrap_or_else(|| format!("#{}", i + 1));
             let rule =
-                raw.check(label.clone(), line, text)
+                raw.check(label.clone(), line, &lines)
                     .map_err(|bad| PolicyError::Invalid {
                         path: path.to_owned(),
                         line: bad.line,
@@ -198,7 +199,7 @@ struct Bad {
 }
 
 impl RawRule {
-    fn check(self, label: String, line: usize, text: &str) -> Result<Rule, Bad> {
+    fn check(self, label: String, line: usize, lines: &LineIndex) -> Result<Rule, Bad> {
         let missing = |field, problem: &str| Bad {
             line,
             field,
@@ -208,9 +209,9 @@ impl RawRule {
             .users
             .filter(|u| !u.is_empty())
             .ok_or_else(|| missing("users", "is missing or empty"))?;
-        let users = patterns("users", users, text)?;
-        let devices = patterns("devices", self.devices.unwrap_or_default(), text)?;
-        let metros = patterns("metros", self.metros.unwrap_or_default(), text)?;
+        let users = patterns("users", users, lines)?;
+        let devices = patterns("devices", self.devices.unwrap_or_default(), lines)?;
+        let metros = patterns("metros", self.metros.unwrap_or_default(), lines)?;
         if devices.is_empty() && metros.is_empty() {
             return Err(missing(
                 "devices",
@@ -231,11 +232,11 @@ impl RawRule {
 fn patterns(
     field: &'static str,
     raw: Vec<Spanned<String>>,
-    text: &str,
+    lines: &LineIndex,
 ) -> Result<Vec<String>, Bad> {
     raw.into_iter()
         .map(|spanned| {
-            let line = line_of(text, spanned.span().start);
+            let line = lines.line_of(spanned.span().start);
             let pattern = spanned.into_inner();
             let problem = if pattern.trim().is_empty() {
                 Some("holds an empty glob".to_owned())
@@ -258,15 +259,6 @@ fn patterns(
             }
         })
         .collect()
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        .saturating_add(1)
 }
 
 #[cfg(test)]

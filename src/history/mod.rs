@@ -71,6 +71,10 @@ CREATE INDEX intervals_track ON intervals (track, run_last);
 CREATE INDEX intervals_run_last ON intervals (run_last);
 "];
 
+/// `PRAGMA application_id` of the files this build creates ("sshf"); files made before it
+/// carry 0 and are known by their `meta` marker.
+const APPLICATION_ID: i64 = 0x7373_6866;
+
 /// A history file that cannot be used; the run does not start (exit 2), nothing is lost.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
@@ -195,10 +199,66 @@ fn classify_error(path: &Path, e: rusqlite::Error) -> HistoryError {
     }
 }
 
+/// Refuses an existing file that is not an sshfleet history (another program's database,
+/// a history of a newer sshfleet, not SQLite at all) before anything could write to it: it
+/// is read through a read-only connection, which never changes the file (no journal mode,
+/// no checkpoint, no table). A file that is absent or empty becomes a new history.
+fn identify(path: &Path) -> Result<(), HistoryError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() > 0 => {}
+        _ => return Ok(()),
+    }
+    let err = |e| classify_error(path, e);
+    let not_history = |reason: String| HistoryError::NotHistory {
+        path: path.to_owned(),
+        reason,
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+    let pragma = |name: &str| -> Result<i64, HistoryError> {
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .map_err(err)
+    };
+    let application = pragma("application_id")?;
+    if application != 0 && application != APPLICATION_ID {
+        return Err(not_history(format!(
+            "application_id {application:#x}: another program's database"
+        )));
+    }
+    let version = pragma("user_version")?;
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(err)?;
+    if tables == 0 && version == 0 {
+        return Ok(());
+    }
+    // A newer sshfleet keeps its `meta` table (and says so in it, as far as this build
+    // knows); the schema check after opening names it.
+    let marker = if version > SCHEMA_VERSION {
+        "SELECT 'sshfleet' FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    } else {
+        "SELECT value FROM meta WHERE key = 'application'"
+    };
+    let marked: Option<String> = conn
+        .query_row(marker, [], |r| r.get(0))
+        .optional()
+        .unwrap_or(None);
+    if marked.as_deref() != Some("sshfleet") {
+        return Err(not_history(if version == 0 {
+            "an SQLite file with other tables".into()
+        } else {
+            format!("an SQLite file of schema {version} without the sshfleet marker")
+        }));
+    }
+    Ok(())
+}
+
 impl History {
     /// Opens (or creates) the history at `path`, bringing its schema up to date.
     pub fn open(path: &Path) -> Result<History, HistoryError> {
         let err = |e| classify_error(path, e);
+        identify(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -285,7 +345,9 @@ impl History {
             if version >= to {
                 continue;
             }
-            let script = format!("BEGIN IMMEDIATE; {sql} PRAGMA user_version = {to}; COMMIT;");
+            let script = format!(
+                "BEGIN IMMEDIATE; {sql} PRAGMA user_version = {to}; PRAGMA application_id = {APPLICATION_ID}; COMMIT;"
+            );
             if let Err(e) = self.conn.execute_batch(&script) {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 return Err(self.err(e));

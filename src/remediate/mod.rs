@@ -5,6 +5,7 @@ mod apply;
 pub mod held;
 pub mod journal;
 pub mod plan;
+pub mod signature;
 mod staged;
 pub mod waves;
 pub mod window;
@@ -42,9 +43,23 @@ pub struct WriteLimits {
     pub jitter: Duration,
 }
 
-/// Asked before each wave after the first (`--confirm-waves`): the wave's number and size;
-/// `false` defers the rest.
-pub type ConfirmWave = Arc<dyn Fn(usize, usize) -> bool + Send + Sync>;
+/// Asked before each wave after the first (`--confirm-waves`), with what the wave before
+/// it did; `false` defers the rest.
+pub type ConfirmWave = Arc<dyn Fn(&WaveQuestion) -> bool + Send + Sync>;
+
+/// The question before a wave: the wave (1-based) and its size, and the result of the wave
+/// just done, so that it is seen before the next is confirmed.
+#[derive(Clone, Copy, Debug)]
+pub struct WaveQuestion {
+    pub wave: usize,
+    pub devices: usize,
+    /// The wave just done (1-based).
+    pub done: usize,
+    /// Its devices handled (written and verified, failed, or not written).
+    pub handled: u64,
+    /// Its failed writes and verifications.
+    pub failed: usize,
+}
 
 /// How the writes are staged (`--waves`, `--max-failures`, `--wave-pause`,
 /// `--confirm-waves`).

@@ -10,9 +10,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::files::CappedError;
+
 /// What the file says it is.
 const FORMAT: &str = "sshfleet-plan";
 const VERSION: u32 = 1;
+/// How far ahead of this clock a plan's creation time may be (clocks of two machines
+/// differ a little); further is a clock that was, or is, wrong.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 /// A plan file is small (some hundred bytes a device); more than this is not one of ours.
 const MAX_PLAN_BYTES: u64 = 256 << 20;
 
@@ -65,6 +70,8 @@ pub enum PlanError {
         #[source]
         source: io::Error,
     },
+    #[error("{} is {size} bytes, more than the 256 MiB a plan may hold: not an sshfleet plan, and not read", path.display())]
+    TooBig { path: PathBuf, size: u64 },
     #[error("{} is not an sshfleet plan: {reason}", path.display())]
     NotAPlan { path: PathBuf, reason: String },
     #[error("the plan {} was changed after it was written (checksum mismatch); plan again", path.display())]
@@ -75,6 +82,10 @@ pub enum PlanError {
         age: String,
         max: String,
     },
+    #[error("the plan {} says it was made {ahead} from now: a clock was wrong when it was made, or is now; plan again on a machine with the right time", path.display())]
+    FromTheFuture { path: PathBuf, ahead: String },
+    #[error("the plan {} is not approved: {reason}; nothing was sent", path.display())]
+    NotApproved { path: PathBuf, reason: String },
     #[error("cannot write the plan {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -181,27 +192,47 @@ pub fn write_sealed<P: SealedPlan>(plan: &mut P, path: &Path) -> Result<(), Plan
         source,
     };
     let text = serde_json::to_string_pretty(plan).map_err(|e| err(io::Error::other(e)))?;
-    crate::report::metrics::write_atomically(path, &(text + "\n")).map_err(err)
+    crate::files::write_atomically(path, (text + "\n").as_bytes()).map_err(err)
 }
 
-/// Reads and checks a plan file: of kind `P`, unedited, and not older than `max_age`.
+/// Reads and checks a plan file: of kind `P`, unedited, made neither in the future nor
+/// longer than `max_age` ago.
 pub fn load_sealed<P: SealedPlan>(path: &Path, max_age: Duration) -> Result<P, PlanError> {
-    use std::io::Read as _;
-    let read_err = |source| PlanError::Read {
-        path: path.to_owned(),
-        source,
+    load_approved(path, max_age, None).map(|(plan, _)| plan)
+}
+
+/// [`load_sealed`], and with `signers` (an OpenSSH `allowed_signers` file) signed by one of
+/// them (`PATH.sig`, see [`signature`](super::signature)): the plan and the principal who
+/// signed it. The signature is checked over the very bytes that are then parsed.
+pub fn load_approved<P: SealedPlan>(
+    path: &Path,
+    max_age: Duration,
+    signers: Option<&Path>,
+) -> Result<(P, Option<String>), PlanError> {
+    let text = read_plan(path)?;
+    let signer = match signers {
+        Some(signers) => {
+            let signature = super::signature::signature_of(path);
+            let principal = super::signature::verify(text.as_bytes(), &signature, signers)
+                .map_err(|reason| PlanError::NotApproved {
+                    path: path.to_owned(),
+                    reason,
+                })?;
+            Some(principal)
+        }
+        None => None,
     };
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .map_err(read_err)?
-        .take(MAX_PLAN_BYTES)
-        .read_to_string(&mut text)
-        .map_err(read_err)?;
+    Ok((check_sealed(path, &text, max_age)?, signer))
+}
+
+/// The plan in `text`: of kind `P`, unedited, not from the future, not older than
+/// `max_age`.
+fn check_sealed<P: SealedPlan>(path: &Path, text: &str, max_age: Duration) -> Result<P, PlanError> {
     let not_a_plan = |reason: String| PlanError::NotAPlan {
         path: path.to_owned(),
         reason,
     };
-    let plan: P = serde_json::from_str(&text).map_err(|e| not_a_plan(e.to_string()))?;
+    let plan: P = serde_json::from_str(text).map_err(|e| not_a_plan(e.to_string()))?;
     let (format, version) = P::FORMAT;
     if plan.format() != P::FORMAT {
         let (found, found_version) = plan.format();
@@ -214,7 +245,16 @@ pub fn load_sealed<P: SealedPlan>(path: &Path, max_age: Duration) -> Result<P, P
             path: path.to_owned(),
         });
     }
-    let age_ms = crate::time::now_unix_ms().saturating_sub(plan.created_unix_ms());
+    let now_ms = crate::time::now_unix_ms();
+    let ahead_ms = plan.created_unix_ms().saturating_sub(now_ms);
+    let ahead = Duration::from_millis(u64::try_from(ahead_ms).unwrap_or(0));
+    if ahead > MAX_CLOCK_SKEW {
+        return Err(PlanError::FromTheFuture {
+            path: path.to_owned(),
+            ahead: crate::time::human_age(ahead),
+        });
+    }
+    let age_ms = now_ms.saturating_sub(plan.created_unix_ms());
     let age = Duration::from_millis(u64::try_from(age_ms).unwrap_or(0));
     if age > max_age {
         return Err(PlanError::TooOld {
@@ -224,6 +264,20 @@ pub fn load_sealed<P: SealedPlan>(path: &Path, max_age: Duration) -> Result<P, P
         });
     }
     Ok(plan)
+}
+
+/// The plan's text: its size checked before anything is read, and never read past the cap.
+fn read_plan(path: &Path) -> Result<String, PlanError> {
+    crate::files::read_capped(path, MAX_PLAN_BYTES).map_err(|e| match e {
+        CappedError::Io(source) => PlanError::Read {
+            path: path.to_owned(),
+            source,
+        },
+        CappedError::TooBig(size) => PlanError::TooBig {
+            path: path.to_owned(),
+            size,
+        },
+    })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::apply::{not_written, STOPPED};
-use super::{journal, Applied, Planned, Remediator, Staging, Writes};
+use super::{journal, Applied, Planned, Remediator, Staging, WaveQuestion, Writes};
 use crate::report::{Action, DeviceRecord};
 use crate::shutdown::Shutdown;
 
@@ -28,6 +28,7 @@ impl Remediator {
         let failures = Arc::new(AtomicUsize::new(0));
         let mut applied = Applied::default();
         for (i, &(index, size)) in waves.iter().enumerate() {
+            let failed_before = failures.load(Ordering::SeqCst);
             let wave = planned.take(size);
             let number = index + 1;
             tracing::info!(wave = number, devices = wave.len(), "wave starts");
@@ -50,7 +51,14 @@ impl Remediator {
             let Some(&(next_index, next)) = waves.get(i + 1) else {
                 break;
             };
-            if !between_waves(staging, next_index + 1, next, &mut shutdown).await {
+            let question = WaveQuestion {
+                wave: next_index + 1,
+                devices: next,
+                done: number,
+                handled: stats.dispatched,
+                failed: failed.saturating_sub(failed_before),
+            };
+            if !between_waves(staging, question, &mut shutdown).await {
                 applied.declined = true;
                 let why = format!("deferred: wave {} was not confirmed", next_index + 1);
                 self.defer_rest(planned.rest(), &why, &out).await;
@@ -133,14 +141,9 @@ impl Remediator {
     }
 }
 
-/// The pause before wave `wave` (cut short by a stop request), then the question, if asked
-/// for; `false` when the wave was not confirmed.
-async fn between_waves(
-    staging: &Staging,
-    wave: usize,
-    devices: usize,
-    shutdown: &mut Shutdown,
-) -> bool {
+/// The pause before the next wave (cut short by a stop request), then the question, if
+/// asked for; `false` when the wave was not confirmed.
+async fn between_waves(staging: &Staging, question: WaveQuestion, shutdown: &mut Shutdown) -> bool {
     if !staging.pause.is_zero() {
         tokio::select! {
             () = tokio::time::sleep(staging.pause) => {}
@@ -150,7 +153,7 @@ async fn between_waves(
     let Some(ask) = staging.confirm.clone() else {
         return true;
     };
-    tokio::task::spawn_blocking(move || ask(wave, devices))
+    tokio::task::spawn_blocking(move || ask(&question))
         .await
         .unwrap_or(false)
 }

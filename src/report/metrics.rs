@@ -5,9 +5,9 @@
 //! schedule stops working, whatever the reason.
 
 use std::fmt::Write as _;
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::record::{Change, Status};
@@ -284,31 +284,6 @@ fn site_families(out: &mut Exposition<'_>, summary: &Summary) {
     }
 }
 
-/// Writes `text` to `path` through a temporary file in the same directory and a rename, so
-/// that the textfile collector reads either the old file or the new one, never a part.
-pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
-    let tmp = temporary_beside(path);
-    let written = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
-}
-
-/// `dir/.NAME.PID.tmp`: hidden, and not ending in `.prom`, so no collector reads it.
-fn temporary_beside(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| String::from("metrics"));
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
-}
-
 /// The last success time in a metrics file an earlier run wrote, if any (a missing or
 /// unreadable file has none).
 pub fn previous_success(path: &Path) -> Option<f64> {
@@ -535,19 +510,15 @@ mod tests {
     }
 
     #[test]
-    fn atomic_write_replaces_and_the_previous_success_is_read_back() {
+    fn the_previous_success_is_read_back_is_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sshfleet.prom");
         let summary = summary_of(&[record("10.0.0.1", Status::Ok)]);
-        write_atomically(&path, &render(&summary, &facts(true), None)).unwrap();
+        let text = render(&summary, &facts(true), None);
+        crate::files::write_atomically(&path, text.as_bytes()).unwrap();
         assert_eq!(previous_success(&path), Some(1_800_000_000.0));
-        write_atomically(&path, "# nothing\n").unwrap();
+        crate::files::write_atomically(&path, b"# nothing\n").unwrap();
         assert_eq!(previous_success(&path), None);
-        // Only the file itself is left: no temporary beside it.
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(names.len(), 1);
         assert_eq!(previous_success(&dir.path().join("absent.prom")), None);
-        // A directory that does not exist fails, and leaves nothing behind.
-        assert!(write_atomically(&dir.path().join("no/such.prom"), "x").is_err());
     }
 }

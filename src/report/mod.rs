@@ -34,8 +34,8 @@ pub use record::{
     Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshState, Status,
 };
 pub use records::{
-    finish, into_summary, moved_aside_on_failure, named, record_pipeline, RecordOutput,
-    RecordPipeline, RecordSinks, Records, ReportError, RunStore, SharedStore,
+    finish, into_summary, moved_aside_on_failure, named, record_pipeline, staged, CutShort,
+    RecordOutput, RecordPipeline, RecordSinks, Records, ReportError, RunStore, SharedStore,
 };
 pub use summary::{
     Compliance, ExposureSummary, RemediationSummary, RunCoverage, SiteSummary, StatusCounts, Stop,

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::claims::SerialClaims;
@@ -12,6 +13,7 @@ use super::pipeline::{
 };
 use super::read::Observation;
 use super::{Baseline, DeviceRecord, RecordWriter, Reporter, Summary};
+use crate::files::Staged;
 
 /// Where a run's records are kept besides its outputs (the history): told each record and
 /// what the previous run saw of that device.
@@ -139,9 +141,7 @@ impl PartialOnFailure {
         if std::mem::replace(&mut self.moved, true) {
             return Err(error);
         }
-        let mut name = self.path.clone().into_os_string();
-        name.push(".partial");
-        let partial = PathBuf::from(name);
+        let partial = partial_path(&self.path);
         match std::fs::rename(&self.path, &partial) {
             Ok(()) => Err(io::Error::new(
                 error.kind(),
@@ -173,6 +173,103 @@ impl RecordWriter for PartialOnFailure {
 
     fn scope(&mut self, devices: u64) {
         self.inner.scope(devices);
+    }
+
+    fn label(&self) -> Option<&str> {
+        self.inner.label()
+    }
+}
+
+/// A report written under a temporary name beside its destination and renamed over it
+/// when finished (`report merge`): a run killed half-way leaves the old report or none,
+/// never a part under its name. A report cut short (a write failed, or [`CutShort::mark`]
+/// before the end) goes to `<path>.partial` instead, with what was written.
+pub fn staged(staged: Staged, output: RecordOutput) -> (RecordOutput, CutShort) {
+    let cut_short = CutShort {
+        partial: Some(partial_path(staged.path())),
+        marked: Arc::default(),
+    };
+    let writer = StagedUntilFinished {
+        inner: output,
+        staged: Some(staged),
+        cut_short: cut_short.clone(),
+    };
+    (Box::new(writer), cut_short)
+}
+
+/// Tells a [`staged`] report that it ends short of what it should hold.
+#[derive(Clone, Default)]
+pub struct CutShort {
+    /// Where the report goes then (`None`: the report is not staged).
+    partial: Option<PathBuf>,
+    marked: Arc<AtomicBool>,
+}
+
+impl CutShort {
+    /// The report is incomplete: when finished it goes to `<path>.partial`, which is
+    /// returned (`None` when the report is not staged, and so stays where it is).
+    pub fn mark(&self) -> Option<&Path> {
+        self.marked.store(true, Ordering::Relaxed);
+        self.partial.as_deref()
+    }
+}
+
+fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path.to_owned().into_os_string();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+struct StagedUntilFinished {
+    inner: RecordOutput,
+    /// Until it is renamed into place (or aside).
+    staged: Option<Staged>,
+    cut_short: CutShort,
+}
+
+impl StagedUntilFinished {
+    /// On a failure, moves what was written to `<path>.partial` and says so in the error.
+    fn check(&mut self, result: io::Result<()>) -> io::Result<()> {
+        let Err(error) = result else {
+            return Ok(());
+        };
+        let Some(staged) = self.staged.take() else {
+            return Err(error);
+        };
+        let partial = partial_path(staged.path());
+        match staged.commit_to(&partial) {
+            Ok(()) => Err(io::Error::new(
+                error.kind(),
+                format!("{error}; the incomplete report is in {}", partial.display()),
+            )),
+            Err(_) => Err(error),
+        }
+    }
+}
+
+impl RecordWriter for StagedUntilFinished {
+    fn write(&mut self, rec: &DeviceRecord) -> io::Result<()> {
+        let result = self.inner.write(rec);
+        self.check(result)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let result = self.inner.flush();
+        self.check(result)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        let result = self.inner.finish();
+        self.check(result)?;
+        let Some(staged) = self.staged.take() else {
+            return Ok(());
+        };
+        if self.cut_short.marked.load(Ordering::Relaxed) {
+            let partial = partial_path(staged.path());
+            staged.commit_to(&partial)
+        } else {
+            staged.commit()
+        }
     }
 
     fn label(&self) -> Option<&str> {

@@ -356,13 +356,16 @@ fn write_ca(path: Option<&Path>, ca_pem: Option<&str>) -> io::Result<()> {
     write_file(path, |w| w.write_all(pem.as_bytes()))
 }
 
+/// Writes a file whole: a temporary beside it, renamed into place when complete.
 fn write_file(
     path: &Path,
-    write: impl FnOnce(&mut BufWriter<std::fs::File>) -> io::Result<()>,
+    write: impl FnOnce(&mut BufWriter<crate::files::Staged>) -> io::Result<()>,
 ) -> io::Result<()> {
     let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let mut w = BufWriter::new(std::fs::File::create(path).map_err(with_path)?);
-    write(&mut w).and_then(|()| w.flush()).map_err(with_path)
+    let mut w = BufWriter::new(crate::files::Staged::beside(path).map_err(with_path)?);
+    write(&mut w).map_err(with_path)?;
+    let staged = w.into_inner().map_err(|e| with_path(e.into_error()))?;
+    staged.commit().map_err(with_path)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 mod equinix_support;
 mod support;
 
+mod change_text;
 mod cli_contract;
 mod deploy;
 mod device_info;
@@ -27,6 +28,7 @@ mod equinix_token;
 mod exhaustion;
 mod findings_truth;
 mod first_contact;
+mod foreign_history;
 mod fuzz_corpus;
 mod hostile;
 mod html_report;
@@ -39,7 +41,9 @@ mod metrics;
 mod net_heads;
 mod netns;
 mod odd_runs;
+mod output_files;
 mod plan;
+mod plan_signing;
 mod probe_ssh;
 mod remediate;
 mod revert;

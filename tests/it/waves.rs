@@ -224,6 +224,13 @@ async fn confirm_waves_asks_on_a_terminal_and_a_no_defers_the_rest() {
         eprintln!("SKIPPED PART: no `script` (util-linux) to give the run a terminal");
         return;
     };
+    // Answered once the question is shown: what is typed before it is discarded.
+    let mut shown = crate::change_text::until(&mut child, "Type 'yes' to go on: ").await;
+    // The canary wave's result is shown before the next wave is asked for.
+    let result = shown
+        .find("Wave 1 done: 3 device(s), 0 failed write(s) or verification(s).")
+        .unwrap_or_else(|| panic!("no result of wave 1: {shown}"));
+    assert!(result < shown.find("Wave 2: set SSH").unwrap(), "{shown}");
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"no\n").await.unwrap();
     let output = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
@@ -231,7 +238,7 @@ async fn confirm_waves_asks_on_a_terminal_and_a_no_defers_the_rest() {
         .expect("the run ends")
         .unwrap();
     drop(stdin);
-    let shown = String::from_utf8_lossy(&output.stdout);
+    shown.push_str(&String::from_utf8_lossy(&output.stdout));
     assert!(
         shown.contains("Wave 2: set SSH disabled on 27 more device(s)?"),
         "{shown}"

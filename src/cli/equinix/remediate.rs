@@ -21,7 +21,7 @@ use crate::equinix::remediate::{
     Status, Survey, SurveyError, UserDeletion, JOURNAL_TARGET, NOT_ALLOWED,
 };
 use crate::equinix::EquinixClient;
-use crate::remediate::plan::{load_sealed, write_sealed};
+use crate::remediate::plan::{load_approved, write_sealed};
 use crate::remediate::{Journal, JournalHeader, Recovered, Staging};
 use crate::report::csv_writer::neutralise;
 use crate::report::ssh_users::TableRow;
@@ -36,6 +36,15 @@ pub(super) async fn run(args: PolicyRemediateArgs) -> anyhow::Result<Exit> {
     if args.write.apply && !args.yes && !ProcessEnv.interactive() {
         bail!("--apply needs --yes when not run from a terminal; nothing was changed");
     }
+    let journal = args.write.apply.then(|| journal_path(&args));
+    crate::files::RunFiles::default()
+        .kept("--policy", args.policy.as_deref())
+        .kept("--plan", args.plan.as_deref())
+        .kept("--plan-signers", args.plan_signers.as_deref())
+        .written("-o", Some(&args.api.output))
+        .written("--plan-out", args.plan_out.as_deref())
+        .written("--journal", journal.as_deref())
+        .check()?;
     let sources = Sources::open(&args)?;
     let (journal, recovered) = open_journal(&args, &sources)?;
     let staging = staging(&args, journal.as_ref(), &recovered)?;
@@ -196,7 +205,12 @@ impl Sources {
             None => None,
         };
         let saved = match &args.plan {
-            Some(path) => Some(load_sealed::<DetachPlan>(path, args.plan_max_age)?),
+            Some(path) => {
+                let signers = args.plan_signers.as_deref();
+                let (plan, signer) = load_approved::<DetachPlan>(path, args.plan_max_age, signers)?;
+                super::super::remediate::say_approval(path, signer.as_deref(), args.api.quiet);
+                Some(plan)
+            }
             None => None,
         };
         if let (Some(plan), Some(path)) = (&saved, &args.plan) {

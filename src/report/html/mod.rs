@@ -8,8 +8,8 @@ mod page;
 mod rows;
 mod svg;
 
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use data::script_safe;
@@ -101,32 +101,8 @@ impl HtmlReport<'_> {
     /// Writes the page to `path` atomically: a temporary file beside it, then a rename, so
     /// a reader never sees half a report and a failed run leaves the old one in place.
     pub fn write_to(&self, path: &Path) -> io::Result<()> {
-        write_atomic(path, self.render().as_bytes())
+        crate::files::write_atomically(path, self.render().as_bytes())
     }
-}
-
-/// Writes `bytes` to a temporary file in `path`'s directory, syncs it, and renames it over
-/// `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "report.html".to_owned());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// The rows an [`HtmlSink`] gathered, for rendering once the run is over.
@@ -190,16 +166,5 @@ mod tests {
     fn times_are_shortened_for_the_axis() {
         assert_eq!(short_time("2026-12-03T11:52:07.123Z"), "12-03 11:52");
         assert_eq!(short_time("yesterday"), "yesterday");
-    }
-
-    #[test]
-    fn an_atomic_write_replaces_the_file_and_leaves_no_temporary() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let path = dir.path().join("r.html");
-        write_atomic(&path, b"one").unwrap_or_else(|e| panic!("{e}"));
-        write_atomic(&path, b"two").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(std::fs::read(&path).ok().as_deref(), Some(&b"two"[..]));
-        let entries = std::fs::read_dir(dir.path()).map_or(0, |d| d.count());
-        assert_eq!(entries, 1);
     }
 }
