@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::files::CappedError;
+use crate::files::{CappedError, LineIndex};
 
 mod version;
 
@@ -149,17 +149,6 @@ struct RawRange {
 /// A field's problem: the line it is on and what is wrong.
 type Problem = (usize, String);
 
-fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()
-        .get(..end)
-        .unwrap_or_default()
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        .saturating_add(1)
-}
-
 /// `CVE-YYYY-NNNN…`: the form every advisory id takes.
 fn is_cve_id(id: &str) -> bool {
     let mut pieces = id.split('-');
@@ -209,7 +198,7 @@ fn check_bound(value: Option<String>, field: &str, line: usize) -> Result<AxisOs
 fn check_ranges(
     value: Option<Vec<Spanned<RawRange>>>,
     line: usize,
-    text: &str,
+    lines: &LineIndex,
 ) -> Result<Vec<AffectedRange>, Problem> {
     let raw = value.ok_or_else(|| (line, "`affected` is missing".to_owned()))?;
     if raw.is_empty() || raw.len() > MAX_RANGES {
@@ -218,7 +207,7 @@ fn check_ranges(
     }
     let mut ranges: Vec<(usize, AffectedRange)> = Vec::with_capacity(raw.len());
     for spanned in raw {
-        let at = line_of(text, spanned.span().start);
+        let at = lines.line_of(spanned.span().start);
         let range = spanned.into_inner();
         let from = check_bound(range.from, "from", at)?;
         let fixed = check_bound(range.fixed, "fixed", at)?;
@@ -240,14 +229,14 @@ fn check_ranges(
 }
 
 impl RawAdvisory {
-    /// The advisory `id` (already checked) that starts on `line` of `text`, or the line and
-    /// the problem of its first field that is missing or wrong.
-    fn check(self, id: String, line: usize, text: &str) -> Result<Advisory, Problem> {
+    /// The advisory `id` (already checked) that starts on `line` of the file `lines` index,
+    /// or the line and the problem of its first field that is missing or wrong.
+    fn check(self, id: String, line: usize, lines: &LineIndex) -> Result<Advisory, Problem> {
         let needs_ssh = self
             .needs_ssh
             .ok_or_else(|| (line, "`needs_ssh` is missing (true or false)".to_owned()))?;
         let summary = check_summary(self.summary, line)?;
-        let affected = check_ranges(self.affected, line, text)?;
+        let affected = check_ranges(self.affected, line, lines)?;
         let source = check_url(self.source, "source", line)?;
         let advisory = match self.advisory {
             Some(url) => Some(check_url(Some(url), "advisory", line)?),
@@ -268,12 +257,13 @@ impl RawAdvisory {
 pub fn parse(text: &str, origin: &str) -> Result<AdvisoryFile, AdvisoryError> {
     let file: RawFile = toml::from_str(text).map_err(|e| AdvisoryError::Syntax {
         origin: origin.to_owned(),
-        message: e.to_string().trim_end().to_owned(),
+        message: crate::inert::message(e.to_string().trim_end()),
     })?;
+    let lines = LineIndex::new(text);
     let mut seen = HashSet::new();
     let mut advisories = Vec::with_capacity(file.advisory.len());
     for (i, spanned) in file.advisory.into_iter().enumerate() {
-        let line = line_of(text, spanned.span().start);
+        let line = lines.line_of(spanned.span().start);
         let mut raw = spanned.into_inner();
         let invalid = |id: String, (line, problem): Problem| AdvisoryError::Invalid {
             origin: origin.to_owned(),
@@ -293,7 +283,7 @@ pub fn parse(text: &str, origin: &str) -> Result<AdvisoryFile, AdvisoryError> {
             return Err(invalid(id, (line, "the same id is used twice".into())));
         }
         advisories.push(
-            raw.check(id.clone(), line, text)
+            raw.check(id.clone(), line, &lines)
                 .map_err(|p| invalid(id, p))?,
         );
     }

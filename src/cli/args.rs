@@ -675,6 +675,10 @@ pub struct DetachArgs {
     /// Remove --username from every device (lists first, then rate-limited detaches).
     #[arg(long, requires = "username")]
     pub all_devices: bool,
+    /// Let the detach delete the account: the API deletes a user with its last device
+    /// (always so with --all-devices), and no revert can bring it or its password back.
+    #[arg(long)]
+    pub allow_user_deletion: bool,
     #[command(flatten)]
     pub write: WriteArgs,
     #[command(flatten)]

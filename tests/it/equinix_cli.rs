@@ -209,10 +209,20 @@ async fn a_user_is_created_found_and_detached_and_its_password_appears_nowhere()
         "-vv",
     ];
     step(ssh_users(&fleet, &set, &env).await, 0);
-    let detached = step(
-        ssh_users(&fleet, &["detach", &uuid, &device, "--apply"], &env).await,
-        0,
+    // Its only device: the API would delete the user with it, so not without being told.
+    let refused = ssh_users(&fleet, &["detach", &uuid, &device, "--apply"], &env).await;
+    assert!(
+        stderr(&refused).contains("last device of user"),
+        "{}",
+        stderr(&refused)
     );
+    step(refused, 2);
+    assert!(
+        api(&fleet).users().iter().any(|u| u.uuid == uuid),
+        "still there"
+    );
+    let detach = ["detach", &uuid, &device, "--apply", "--allow-user-deletion"];
+    let detached = step(ssh_users(&fleet, &detach, &env).await, 0);
     let row: serde_json::Value = serde_json::from_str(&detached).expect("row");
     assert_eq!(
         (
@@ -274,6 +284,7 @@ async fn the_bulk_detach_removes_one_user_from_every_device() {
         .expect("a user on several devices");
     let dir = tempfile::tempdir().expect("dir");
     let out = dir.path().join("detach.jsonl");
+    let out_arg = out.display().to_string();
     let argv = [
         "detach",
         "--username",
@@ -283,9 +294,20 @@ async fn the_bulk_detach_removes_one_user_from_every_device() {
         "--rate",
         "50/s",
         "-o",
-        &out.display().to_string(),
+        &out_arg,
     ];
-    let output = ssh_users(&fleet, &argv, &CREDENTIALS).await;
+    // Every device of the user: the API deletes the account with its last one, so the run
+    // says so and sends nothing without --allow-user-deletion.
+    let refused = ssh_users(&fleet, &argv, &CREDENTIALS).await;
+    assert_eq!(code(&refused), 2, "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("deletes 1 account(s)"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(api(&fleet).users().len(), 300, "nothing detached");
+    let allowed = [&argv[..], &["--allow-user-deletion"]].concat();
+    let output = ssh_users(&fleet, &allowed, &CREDENTIALS).await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let rows = read_jsonl(&out);
     assert_eq!(rows.len(), target.devices.len());

@@ -179,13 +179,23 @@ async fn a_saved_plan_applies_once_and_a_rerun_with_its_finished_journal_reads_a
     );
     let out = dir.path().join("again.jsonl");
     let out_arg = out.display().to_string();
+    let users_after_first = api(&fleet).users();
+    let requests_before = api(&fleet).requests().len();
     let again = remediate(&fleet, &[&apply[..], &["-o", &out_arg]].concat()).await;
     assert_eq!(code(&again), 0, "{}", stderr(&again));
+    // Nothing more was detached: the API holds what the first run left, and every detach
+    // the rerun sent to check an association the API no longer has was answered 404.
     assert_eq!(
-        detaches(&fleet).0,
-        after_first,
-        "the rerun detached nothing more"
+        api(&fleet).users(),
+        users_after_first,
+        "the rerun changed nothing"
     );
+    let resent: Vec<_> = api(&fleet).requests()[requests_before..]
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.status)
+        .collect();
+    assert!(resent.iter().all(|&status| status == 404), "{resent:?}");
     // The first run finished, so its journal starts a new run: every association is read
     // again and reported as it is now (gone: stale), never as detached from the journal.
     let rows = read_jsonl(&out);

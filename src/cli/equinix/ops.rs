@@ -2,13 +2,15 @@
 //! set-password, attach, detach, and the bulk detach of one user from every device), each
 //! planned without `--apply` and rate-limited with it.
 
+use anyhow::bail;
+
 use super::super::args::{
     AttachArgs, AvailableArgs, CreateArgs, DetachArgs, GetArgs, SetPasswordArgs,
 };
 use super::super::{install_signal_handlers, Exit, Stopping};
 use super::{connect, connect_until, fail, open_rows, read_password, write_rows};
 use crate::equinix::bulk::{BulkDetach, Finished, Outcome};
-use crate::equinix::{Availability, EquinixError, NewUser};
+use crate::equinix::{Availability, EquinixClient, EquinixError, NewUser};
 use crate::report::ssh_users::{AvailabilityRow, ChangeRow, UserRow};
 
 pub(super) async fn get(args: GetArgs) -> anyhow::Result<Exit> {
@@ -125,6 +127,9 @@ pub(super) async fn detach(args: DetachArgs) -> anyhow::Result<Exit> {
         return plan(&args.api, planned_detach(&user, None, &device));
     }
     let client = connect(&args.api, 1, Some(&args.write))?;
+    if !args.allow_user_deletion {
+        refuse_if_last_device(&client, &user, &device).await?;
+    }
     let outcome = match client.detach(&user, &device).await {
         Ok(done) => Outcome::Detached(done),
         Err(e) => Outcome::Failed(e),
@@ -143,6 +148,12 @@ async fn detach_everywhere(args: &DetachArgs, username: &str) -> anyhow::Result<
         Ok(plan) => plan,
         Err(e) => return Ok(fail(&e)),
     };
+    let accounts = plan
+        .targets
+        .iter()
+        .map(|t| t.user_uuid.as_str())
+        .collect::<std::collections::HashSet<_>>()
+        .len();
     if !args.api.quiet {
         diagln!(
             "{username}: {} user entr{} on {} device(s){}",
@@ -155,6 +166,15 @@ async fn detach_everywhere(args: &DetachArgs, username: &str) -> anyhow::Result<
                 " (dry run: pass --apply to detach)"
             }
         );
+    }
+    if accounts > 0 {
+        // Said even with -q: the API deletes a user with its last device.
+        diagln!(
+            "detaching {username} from every device deletes {accounts} account(s) with their passwords; no revert can restore them"
+        );
+        if args.write.apply && !args.allow_user_deletion {
+            bail!("nothing was detached: pass --allow-user-deletion to delete the account(s)");
+        }
     }
     // Each row is written and flushed as its detach completes: a crash keeps what was done.
     let mut out = open_rows::<ChangeRow>(&args.api)?;
@@ -180,6 +200,33 @@ async fn detach_everywhere(args: &DetachArgs, username: &str) -> anyhow::Result<
             Exit::Findings
         }
     })
+}
+
+/// Refuses (before anything is sent) a detach that would remove the user's last device, or
+/// of a user whose devices cannot be read: the API deletes a user with its last device.
+async fn refuse_if_last_device(
+    client: &EquinixClient,
+    user: &str,
+    device: &str,
+) -> anyhow::Result<()> {
+    let read = client.get_user(user).await;
+    let others = match &read {
+        Ok(found) => found
+            .device_uuids
+            .as_ref()
+            .map(|devices| devices.iter().filter(|d| *d != device).count()),
+        Err(_) => None,
+    };
+    match others {
+        Some(n) if n > 0 => Ok(()),
+        Some(_) => bail!(
+            "nothing was detached: {device} is the last device of user {user}, and the API deletes a user with its last device (its password cannot be restored); pass --allow-user-deletion to go on"
+        ),
+        None => bail!(
+            "nothing was detached: the devices of user {user} could not be read ({}), so this detach may delete the user; pass --allow-user-deletion to go on",
+            read.err().map_or_else(|| "no device list in the answer".to_owned(), |e| crate::inert::message(&e.to_string()))
+        ),
+    }
 }
 
 /// The row of one detach: as planned, with what the API answered.
