@@ -486,6 +486,24 @@ fn write_plan(
     Ok(())
 }
 
+/// The command this run was started with, as shell words, with its journal named: run
+/// again, it resumes the journal's unfinished run.
+fn resume_command(journal: &Path) -> String {
+    let mut words: Vec<String> = std::env::args().collect();
+    if let Some(program) = words.first_mut() {
+        *program = "sshfleet".to_owned();
+    }
+    let named = words
+        .iter()
+        .any(|w| w == "--journal" || w.starts_with("--journal="));
+    if !named {
+        words.push("--journal".to_owned());
+        words.push(journal.display().to_string());
+    }
+    let words: Vec<String> = words.iter().map(|w| shell_word(w)).collect();
+    crate::inert::message(&words.join(" "))
+}
+
 /// `word` as one POSIX shell word: as is when it is plain, else single-quoted.
 fn shell_word(word: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "._-/+:,=@%".contains(c);
@@ -576,6 +594,13 @@ impl Concluded<'_> {
         if let Some(failure) = journal_failure {
             report_journal_failure(&failure);
             return Exit::OutputFailed;
+        }
+        if stats.interrupted && self.settings.apply {
+            // The last line: what resumes the run (its journal's unfinished run).
+            diagln!(
+                "interrupted before every device was written; resume with: {}",
+                resume_command(&self.settings.journal)
+            );
         }
         if let Some(exit) = failed {
             return exit;

@@ -646,6 +646,7 @@ async fn ctrl_c_while_planning_writes_nothing_and_reports_what_was_planned() {
     let extra = ["--apply", "--yes", "--concurrency", "2", "--retries", "0"];
     let list = remediate_args(&fleet, &out, &extra);
     let child = crate::support::command(&list, &[("SSHFLEET_PASSWORD", PASSWORD)])
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
     // Rows go out in order, two at a time: once both hanging cameras were asked, the first
@@ -666,6 +667,21 @@ async fn ctrl_c_while_planning_writes_nothing_and_reports_what_was_planned() {
         .expect("exits within the grace period")
         .expect("wait");
     assert_eq!(code(&output), 130, "{}", stderr(&output));
+    // The last line is a whole sentence naming the command that resumes the run.
+    let err = stderr(&output);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(
+            "interrupted before every device was written; resume with: sshfleet remediate "
+        ) && last.contains(" --apply ")
+            && last.contains("--journal "),
+        "{err}"
+    );
+    let journal = fleet.path("stopped.journal.jsonl");
+    assert!(
+        last.ends_with(&format!("--journal {}", journal.display())),
+        "the journal a rerun resumes is named: {last}"
+    );
     assert!(
         all_writes(&fleet).iter().all(Vec::is_empty),
         "nothing written"
