@@ -731,13 +731,7 @@ async fn a_merge_of_shards_writes_the_fleets_page() {
         ..SimConfig::default()
     })
     .await;
-    let mut shards = Vec::new();
-    for k in 0..3 {
-        let name = format!("shard{k}.jsonl");
-        let (output, _) = fleet.scan(&name, &["--shard", &format!("{k}/3")]).await;
-        assert!(code(&output) <= 1, "{}", stderr(&output));
-        shards.push(fleet.path(&name).display().to_string());
-    }
+    let shards = fleet.scan_shards(3).await;
     let html = fleet.path("fleet.html");
     let mut argv = args(&[
         "report",

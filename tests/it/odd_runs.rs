@@ -496,13 +496,7 @@ async fn summary_out_on_remediate_and_on_a_merge_of_shards() {
     assert_eq!(json["compliance"]["compliant"], good);
     assert_eq!(json["compliance"]["of"], of);
 
-    let mut shards = Vec::new();
-    for k in 0..2 {
-        let name = format!("shard{k}.jsonl");
-        let (output, _) = fleet.scan(&name, &["--shard", &format!("{k}/2")]).await;
-        assert!(code(&output) <= 1, "{}", stderr(&output));
-        shards.push(fleet.path(&name).display().to_string());
-    }
+    let shards = fleet.scan_shards(2).await;
     let merged = fleet.path("merged.json");
     let mut argv = args(&[
         "report",

@@ -51,6 +51,19 @@ impl TestFleet {
         self.scan_with_env(out, extra, &[]).await
     }
 
+    /// Scans the fleet as `n` shards (`shard0.jsonl` …), each a complete run, and returns
+    /// the shard reports' paths, as `report merge` takes them.
+    pub async fn scan_shards(&self, n: usize) -> Vec<String> {
+        let mut shards = Vec::with_capacity(n);
+        for k in 0..n {
+            let name = format!("shard{k}.jsonl");
+            let (output, _) = self.scan(&name, &["--shard", &format!("{k}/{n}")]).await;
+            assert!(code(&output) <= 1, "{}", stderr(&output));
+            shards.push(self.path(&name).display().to_string());
+        }
+        shards
+    }
+
     /// [`TestFleet::scan`] with more environment variables than the password.
     pub async fn scan_with_env(
         &self,
