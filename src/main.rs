@@ -4,7 +4,7 @@ use clap::Parser as _;
 
 /// mimalloc rather than glibc's malloc: a scan allocates and frees small buffers on every
 /// request from several threads, and glibc's per-thread arenas both cost more CPU there and
-/// keep growing with the length of a run (see README, Performance).
+/// keep growing with the length of a run (see `docs/performance.md`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

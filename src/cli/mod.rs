@@ -51,7 +51,7 @@ use args::Command;
 use crate::report::{self, Format, ReportError};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 
-/// The exit codes of DESIGN.md.
+/// The exit codes of `docs/design.md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     /// Done; every device ok and compliant.

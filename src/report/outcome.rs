@@ -105,7 +105,7 @@ impl DeviceRecord {
     }
 }
 
-/// The status a failure is reported as (DESIGN's status table).
+/// The status a failure is reported as (the status table of `docs/design.md`).
 pub fn status_of(failure: &Failure) -> Status {
     match failure {
         Failure::Call(CallError::Http(e)) => match e {

@@ -23,9 +23,9 @@ pub struct Remediation {
     pub verified: Option<bool>,
 }
 
-/// One device's result. Field order here is the report's column order (DESIGN.md). Reports
-/// are written by the report writers in the contract's columns; the derived serde form is
-/// only how remediation holds a planned write outside memory (`remediate::held`).
+/// One device's result. Field order here is the report's column order (`docs/design.md`).
+/// Reports are written by the report writers in the contract's columns; the derived serde
+/// form is only how remediation holds a planned write outside memory (`remediate::held`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeviceRecord {
     /// The address exactly as written in the inventory.
@@ -99,7 +99,7 @@ pub const REMEDIATION_COLUMNS: [&str; 4] = ["action", "before", "after", "verifi
 /// (empty where not asked or unknown).
 pub const ADDED_COLUMNS: [&str; 5] = ["serial", "change", "first_seen", "state_since", "waiver"];
 /// Columns added since the first release: in every report, after the remediation columns,
-/// empty where not asked for (DESIGN.md).
+/// empty where not asked for (`docs/design.md`).
 pub const LATER_COLUMNS: [&str; 5] = ["ssh_port", "ssh_banner", "exposure", "model", "firmware"];
 
 impl DeviceRecord {

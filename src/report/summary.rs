@@ -16,7 +16,7 @@ const MAX_SITE_ROWS: usize = 50;
 /// Site names are cut to this many characters in the text table.
 const MAX_SITE_CHARS: usize = 32;
 
-/// What a run found. `findings` decides the exit code (DESIGN.md: 1 when non-zero).
+/// What a run found. `findings` decides the exit code (`docs/design.md`: 1 when non-zero).
 #[derive(Default, Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
     pub total: u64,
@@ -104,9 +104,9 @@ pub struct RunCoverage {
 }
 
 /// The one definition of compliance, shared by the terminal and JSON summaries, the HTML
-/// page and the metrics (README, "Compliance"): devices in their desired SSH state or
-/// allowed theirs by a waiver in force, over the devices in scope except those read without
-/// a desired state. A device that could not be checked, or that a stopped run never
+/// page and the metrics (`docs/guide/reports.md`, "Compliance"): devices in their desired
+/// SSH state or allowed theirs by a waiver in force, over the devices in scope except those
+/// read without a desired state. A device that could not be checked, or that a stopped run never
 /// reached, counts against: what is not known to be compliant is not counted as such.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Compliance {
