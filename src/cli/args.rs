@@ -11,6 +11,21 @@ use crate::inventory::Shard;
 use crate::rate::Rate;
 use crate::report::Format;
 
+/// The headings `--help` groups options under, so that `scan --help` and `remediate --help`
+/// read by concern rather than as one list of forty flags.
+mod heading {
+    pub const INVENTORY: &str = "Inventory";
+    pub const CONNECTION: &str = "Connection";
+    pub const CREDENTIALS: &str = "Credentials and trust";
+    pub const EVIDENCE: &str = "Evidence";
+    pub const LIMITS: &str = "Limits";
+    pub const CHANGE: &str = "Change control";
+    pub const WAVES: &str = "Waves and failure budget";
+    pub const FINDINGS: &str = "Findings";
+    pub const HISTORY: &str = "History and comparison";
+    pub const OUTPUT: &str = "Output";
+}
+
 /// Audit and remediate SSH exposure across fleets of Axis cameras and Equinix Network Edge
 /// SSH users.
 #[derive(Debug, Parser)]
@@ -92,16 +107,16 @@ pub struct DiffArgs {
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {
     /// Report destination; `-` is stdout.
-    #[arg(short, long, default_value = "-", value_name = "PATH")]
+    #[arg(help_heading = heading::OUTPUT, short, long, default_value = "-", value_name = "PATH")]
     pub output: PathBuf,
     /// Report format [default: from the output extension, else jsonl].
-    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    #[arg(help_heading = heading::OUTPUT, long, value_name = "FORMAT", value_parser = parse_format)]
     pub format: Option<Format>,
     /// No progress bar, no summary; errors only.
-    #[arg(short, long)]
+    #[arg(help_heading = heading::OUTPUT, short, long)]
     pub quiet: bool,
     /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
-    #[arg(short, long, action = clap::ArgAction::Count)]
+    #[arg(help_heading = heading::OUTPUT, short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }
 
@@ -110,69 +125,69 @@ pub struct OutputArgs {
 pub struct DeviceArgs {
     /// Inventory CSV (header row; `address` column required). Required but with
     /// `remediate --plan` or `--revert`, whose file records it.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = heading::INVENTORY, long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
     /// The inventory's address column, when it is not named `address`, `ip`, `ip address`,
     /// `host` or `hostname` (case-insensitive).
-    #[arg(long, value_name = "NAME")]
+    #[arg(help_heading = heading::INVENTORY, long, value_name = "NAME")]
     pub address_column: Option<String>,
     /// Devices checked at once.
-    #[arg(long, default_value_t = 256, value_name = "N")]
+    #[arg(help_heading = heading::CONNECTION, long, default_value_t = 256, value_name = "N")]
     pub concurrency: usize,
     /// Deadline for each request: connect, TLS, response.
-    #[arg(long, default_value = "15s", value_parser = parse_duration, value_name = "DUR")]
+    #[arg(help_heading = heading::CONNECTION, long, default_value = "15s", value_parser = parse_duration, value_name = "DUR")]
     pub timeout: Duration,
     /// Extra tries after a transient failure (reset connection, 403/429/503 after backoff).
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(help_heading = heading::CONNECTION, long, default_value_t = 1, value_name = "N")]
     pub retries: u32,
     /// Account used where the inventory row names none.
-    #[arg(long, default_value = "root", value_name = "USER")]
+    #[arg(help_heading = heading::CREDENTIALS, long, default_value = "root", value_name = "USER")]
     pub username: String,
     /// Environment variable holding the password.
-    #[arg(long, default_value = "SSHFLEET_PASSWORD", value_name = "VAR")]
+    #[arg(help_heading = heading::CREDENTIALS, long, default_value = "SSHFLEET_PASSWORD", value_name = "VAR")]
     pub password_env: String,
     /// File whose first line is the password (takes precedence over --password-env).
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = heading::CREDENTIALS, long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
     /// Extra CA certificates (PEM) trusted besides the system roots.
-    #[arg(long, value_name = "PEM")]
+    #[arg(help_heading = heading::CREDENTIALS, long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
     /// SHA-256 certificate pins: `FINGERPRINT` or `ADDRESS FINGERPRINT` per line, or a
     /// previous scan report with a tls_fingerprint column.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = heading::CREDENTIALS, long, value_name = "FILE")]
     pub pin_file: Option<PathBuf>,
     /// Accept any TLS certificate (fingerprints are still recorded).
-    #[arg(long)]
+    #[arg(help_heading = heading::CREDENTIALS, long)]
     pub insecure: bool,
     /// Allow Basic authentication over plain HTTP (sends the password in clear).
-    #[arg(long)]
+    #[arg(help_heading = heading::CREDENTIALS, long)]
     pub allow_basic_http: bool,
     /// Desired SSH state where the inventory row gives none.
-    #[arg(long, value_enum, value_name = "STATE")]
+    #[arg(help_heading = heading::INVENTORY, long, value_enum, value_name = "STATE")]
     pub expect: Option<ExpectArg>,
     /// Scan only shard K of N (0-based), by a stable hash of the address
     /// [default: from JOB_COMPLETION_INDEX/JOB_COMPLETIONS].
-    #[arg(long, value_name = "K/N")]
+    #[arg(help_heading = heading::INVENTORY, long, value_name = "K/N")]
     pub shard: Option<Shard>,
     /// Only these devices of the inventory (and shard): `site=NAME`, `name=GLOB`, `tag=TAG`
     /// or an address; repeat or give a comma list (a device matching any is in).
-    #[arg(long, value_name = "SELECTOR")]
+    #[arg(help_heading = heading::INVENTORY, long, value_name = "SELECTOR")]
     pub limit: Vec<String>,
     /// Scheme for addresses that do not say.
-    #[arg(long, value_enum, default_value_t = SchemeArg::Http)]
+    #[arg(help_heading = heading::CONNECTION, long, value_enum, default_value_t = SchemeArg::Http)]
     pub scheme: SchemeArg,
     /// Also connect to each device's SSH port (22, or the inventory's ssh_port column) and
     /// read its identification line: one more TCP connection per device, never a login.
-    #[arg(long)]
+    #[arg(help_heading = heading::EVIDENCE, long)]
     pub probe_ssh: bool,
     /// Also read model, firmware and serial from basicdeviceinfo.cgi (one more request per
     /// device): columns `model`, `firmware`, and SSH-enabled devices by firmware in the summary.
-    #[arg(long)]
+    #[arg(help_heading = heading::EVIDENCE, long)]
     pub device_info: bool,
     /// Try every device even when the first 10 that answered all rejected the account
     /// (user name and password source) and none accepted it. By default the account is then
     /// no longer used: AXIS OS blocks clients that fail to log in too often.
-    #[arg(long)]
+    #[arg(help_heading = heading::CREDENTIALS, long)]
     pub no_auth_breaker: bool,
 }
 
@@ -181,7 +196,7 @@ pub struct ScanArgs {
     #[command(flatten)]
     pub device: DeviceArgs,
     /// Global request rate limit, e.g. `50/s` or `600/m`.
-    #[arg(long, value_parser = parse_rate, value_name = "N/s")]
+    #[arg(help_heading = heading::LIMITS, long, value_parser = parse_rate, value_name = "N/s")]
     pub rate: Option<Rate>,
     #[command(flatten)]
     pub compliance: ComplianceArgs,
@@ -194,31 +209,31 @@ pub struct ScanArgs {
 pub struct ComplianceArgs {
     /// A previous report of the same scope (JSONL, JSON or CSV that sshfleet wrote): every
     /// record gets its change since then, and devices no longer present are listed as gone.
-    #[arg(long, value_name = "REPORT")]
+    #[arg(help_heading = heading::HISTORY, long, value_name = "REPORT")]
     pub baseline: Option<PathBuf>,
     /// What makes the run exit 1: any finding, only new exposure since the baseline, or
     /// nothing.
-    #[arg(long, value_enum, default_value = "findings", value_name = "WHAT")]
+    #[arg(help_heading = heading::FINDINGS, long, value_enum, default_value = "findings", value_name = "WHAT")]
     pub fail_on: FailOn,
     /// Accountable exceptions (TOML): each allows matching devices an SSH state, with a
     /// reason, an owner and an expiry date. Waived devices are reported but not findings.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = heading::FINDINGS, long, value_name = "FILE")]
     pub waivers: Option<PathBuf>,
     /// Run history (SQLite, created when missing): records this run, and compares every
     /// device with the previous completed run of the same inventory and shard.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = heading::HISTORY, long, value_name = "FILE")]
     pub history: Option<PathBuf>,
     /// Write the run's metrics in the Prometheus text format (for node_exporter's textfile
     /// collector), replacing the file atomically when the run ends.
-    #[arg(long, value_name = "FILE.prom")]
+    #[arg(help_heading = heading::OUTPUT, long, value_name = "FILE.prom")]
     pub metrics_out: Option<PathBuf>,
     /// Also write a self-contained HTML report (summary, per-site charts, trend with
     /// --history, drift, a filterable table of every device) when the run is over.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = heading::OUTPUT, long, value_name = "FILE")]
     pub html_out: Option<PathBuf>,
     /// Write the run's summary as JSON when the run is over: counts, the compliance figure
     /// (as on the HTML page and in the metrics), and whether the run covered its scope.
-    #[arg(long, value_name = "FILE.json")]
+    #[arg(help_heading = heading::OUTPUT, long, value_name = "FILE.json")]
     pub summary_out: Option<PathBuf>,
 }
 
@@ -260,10 +275,10 @@ pub struct ReportHtmlArgs {
 #[derive(Debug, Clone, Args)]
 pub struct MergeArgs {
     /// The inventory the shards were scanned from (the whole fleet).
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = heading::INVENTORY, long, value_name = "FILE")]
     pub inventory: PathBuf,
     /// The inventory's address column, as the scans were given it.
-    #[arg(long, value_name = "NAME")]
+    #[arg(help_heading = heading::INVENTORY, long, value_name = "NAME")]
     pub address_column: Option<String>,
     /// Shard reports (JSONL, JSON or CSV that `scan` or `remediate` wrote), in any order; a
     /// directory stands for every `.jsonl`, `.json` and `.csv` file in it.
@@ -294,60 +309,60 @@ pub struct RemediateArgs {
     #[command(flatten)]
     pub device: DeviceArgs,
     /// The SSH state to bring every device to (a saved plan or reverted journal records it).
-    #[arg(long, value_enum, value_name = "STATE", required_unless_present_any = ["plan", "revert"])]
+    #[arg(help_heading = heading::CHANGE, long, value_enum, value_name = "STATE", required_unless_present_any = ["plan", "revert"])]
     pub ssh: Option<ExpectArg>,
     /// Write for real; without it only the plan is printed (dry run).
-    #[arg(long)]
+    #[arg(help_heading = heading::CHANGE, long)]
     pub apply: bool,
     /// Do not ask for confirmation (required with --apply when not on a terminal).
-    #[arg(long)]
+    #[arg(help_heading = heading::CHANGE, long)]
     pub yes: bool,
     /// Refuse a plan that would change more than N devices.
-    #[arg(long, value_name = "N")]
+    #[arg(help_heading = heading::LIMITS, long, value_name = "N")]
     pub max_changes: Option<usize>,
     /// Write rate limit across all devices.
-    #[arg(long, default_value = "5/s", value_parser = parse_rate, value_name = "N/s")]
+    #[arg(help_heading = heading::LIMITS, long, default_value = "5/s", value_parser = parse_rate, value_name = "N/s")]
     pub rate: Rate,
     /// Writes allowed back to back before the rate applies.
-    #[arg(long, default_value = "1", value_name = "N")]
+    #[arg(help_heading = heading::LIMITS, long, default_value = "1", value_name = "N")]
     pub burst: NonZeroU32,
     /// Write rate limit per site (the inventory's `site` column), on top of --rate.
-    #[arg(long, value_parser = parse_rate, value_name = "N/s")]
+    #[arg(help_heading = heading::LIMITS, long, value_parser = parse_rate, value_name = "N/s")]
     pub site_rate: Option<Rate>,
     /// Journal for crash-safe resume [default: next to the output, or
     /// ./sshfleet-remediate.journal.jsonl when writing to stdout].
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = heading::CHANGE, long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
     /// Dry run only: write the plan (each device to change, as observed, with a checksum)
     /// for review; apply it later with --plan FILE --apply.
-    #[arg(long, value_name = "FILE", conflicts_with = "plan")]
+    #[arg(help_heading = heading::CHANGE, long, value_name = "FILE", conflicts_with = "plan")]
     pub plan_out: Option<PathBuf>,
     /// Apply exactly this saved plan: devices not in it are never written, and a device no
     /// longer as planned is reported `stale` and not written.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = heading::CHANGE, long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
     /// Put back what this journal's last run changed: the devices it wrote and verified, each
     /// to its state before, if still as that run left it (its inventory, state and shard
     /// come from the journal).
-    #[arg(long, value_name = "JOURNAL", conflicts_with_all = ["plan", "plan_out"])]
+    #[arg(help_heading = heading::CHANGE, long, value_name = "JOURNAL", conflicts_with_all = ["plan", "plan_out"])]
     pub revert: Option<PathBuf>,
     /// A saved plan older than this is refused.
-    #[arg(long, default_value = "24h", value_parser = parse_age, value_name = "AGE")]
+    #[arg(help_heading = heading::CHANGE, long, default_value = "24h", value_parser = parse_age, value_name = "AGE")]
     pub plan_max_age: Duration,
     /// Apply a saved plan only when signed by one of these approvers: an OpenSSH
     /// `allowed_signers` file; the signature is PLAN.sig, made with
     /// `ssh-keygen -Y sign -f KEY -n sshfleet-plan PLAN`.
-    #[arg(long, value_name = "FILE", requires = "plan")]
+    #[arg(help_heading = heading::CHANGE, long, value_name = "FILE", requires = "plan")]
     pub plan_signers: Option<PathBuf>,
     #[command(flatten)]
     pub staged: WaveArgs,
     /// On a terminal, ask before each wave after the first.
-    #[arg(long, requires = "waves")]
+    #[arg(help_heading = heading::WAVES, long, requires = "waves")]
     pub confirm_waves: bool,
     /// Change window `HH:MM-HH:MM[,TZ]` (may cross midnight; TZ `UTC`, `+02:00` or `Europe/Oslo`): writes
     /// start only inside it; when it closes the writes in flight finish and verify, the
     /// devices left are `deferred` (exit 3).
-    #[arg(long, value_parser = parse_window, value_name = "WINDOW")]
+    #[arg(help_heading = heading::CHANGE, long, value_parser = parse_window, value_name = "WINDOW")]
     pub window: Option<crate::remediate::window::Window>,
     #[command(flatten)]
     pub compliance: ComplianceArgs,
@@ -360,18 +375,18 @@ pub struct RemediateArgs {
 pub struct WaveArgs {
     /// Write in waves, canary first: counts and shares of the plan (`1,10,5%,25%,100%`); the
     /// last wave takes the rest. Waves spread over sites (cameras) or devices (Equinix).
-    #[arg(long, value_parser = parse_waves, value_name = "LIST")]
+    #[arg(help_heading = heading::WAVES, long, value_parser = parse_waves, value_name = "LIST")]
     pub waves: Option<crate::remediate::waves::Waves>,
     /// Failed writes or verifications (over the run) beyond which no further wave starts:
     /// a count or a share of the plan (`3`, `2%`). What is left is `deferred` (exit 3).
-    #[arg(long, value_parser = parse_budget, value_name = "N|P%")]
+    #[arg(help_heading = heading::WAVES, long, value_parser = parse_budget, value_name = "N|P%")]
     pub max_failures: Option<crate::remediate::waves::Budget>,
     /// Wait between waves.
-    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DUR")]
+    #[arg(help_heading = heading::WAVES, long, default_value = "0s", value_parser = parse_duration, value_name = "DUR")]
     pub wave_pause: Duration,
     /// Go on after a run of this journal was stopped by --max-failures (from the wave it
     /// stopped before).
-    #[arg(long)]
+    #[arg(help_heading = heading::WAVES, long)]
     pub continue_after_failures: bool,
 }
 
@@ -534,29 +549,29 @@ pub enum SshUsersCommand {
 #[derive(Debug, Clone, Args)]
 pub struct ApiArgs {
     /// API base URL [default: EQUINIX_API_ENDPOINT, else `https://api.equinix.com`].
-    #[arg(long, value_name = "URL")]
+    #[arg(help_heading = heading::CONNECTION, long, value_name = "URL")]
     pub endpoint: Option<String>,
     /// Deadline for each request: connect, TLS, response.
-    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DUR")]
+    #[arg(help_heading = heading::CONNECTION, long, default_value = "30s", value_parser = parse_duration, value_name = "DUR")]
     pub timeout: Duration,
     /// Extra tries after a 429 (or, for idempotent calls, a 5xx or a dropped connection).
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    #[arg(help_heading = heading::CONNECTION, long, default_value_t = 4, value_name = "N")]
     pub retries: u32,
     /// Extra CA certificates (PEM) trusted besides the system roots.
-    #[arg(long, value_name = "PEM")]
+    #[arg(help_heading = heading::CONNECTION, long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
     /// Report destination; `-` is stdout.
-    #[arg(short, long, default_value = "-", value_name = "PATH")]
+    #[arg(help_heading = heading::OUTPUT, short, long, default_value = "-", value_name = "PATH")]
     pub output: PathBuf,
     /// Report format [default: from the output extension, else jsonl].
-    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    #[arg(help_heading = heading::OUTPUT, long, value_name = "FORMAT", value_parser = parse_format)]
     pub format: Option<Format>,
     /// No summary; errors only.
-    #[arg(short, long)]
+    #[arg(help_heading = heading::OUTPUT, short, long)]
     pub quiet: bool,
     /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides. (`--verbose` is
     /// the API's filter of `list`.)
-    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    #[arg(help_heading = heading::OUTPUT, short = 'v', action = clap::ArgAction::Count)]
     pub log_level: u8,
 }
 
@@ -564,13 +579,13 @@ pub struct ApiArgs {
 #[derive(Debug, Clone, Args)]
 pub struct WriteArgs {
     /// Make the change; without it the planned change is only reported.
-    #[arg(long)]
+    #[arg(help_heading = heading::CHANGE, long)]
     pub apply: bool,
     /// Write rate limit, e.g. `5/s` or `60/m`.
-    #[arg(long, default_value = "5/s", value_parser = parse_rate, value_name = "N/s")]
+    #[arg(help_heading = heading::LIMITS, long, default_value = "5/s", value_parser = parse_rate, value_name = "N/s")]
     pub rate: Rate,
     /// Writes allowed at once before the rate applies.
-    #[arg(long, default_value_t = NonZeroU32::MIN, value_name = "N")]
+    #[arg(help_heading = heading::LIMITS, long, default_value_t = NonZeroU32::MIN, value_name = "N")]
     pub burst: NonZeroU32,
 }
 
@@ -697,31 +712,31 @@ pub struct PolicyRemediateArgs {
     pub orphans: bool,
     /// Dry run only: write the plan (every detach, with a checksum) for review; apply it
     /// later with --plan FILE --apply.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["plan", "apply"])]
+    #[arg(help_heading = heading::CHANGE, long, value_name = "FILE", conflicts_with_all = ["plan", "apply"])]
     pub plan_out: Option<PathBuf>,
     /// Apply exactly this saved plan: an association no longer there is `stale`.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = heading::CHANGE, long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
     /// A saved plan older than this is refused.
-    #[arg(long, default_value = "24h", value_parser = parse_age, value_name = "AGE")]
+    #[arg(help_heading = heading::CHANGE, long, default_value = "24h", value_parser = parse_age, value_name = "AGE")]
     pub plan_max_age: Duration,
     /// Apply a saved plan only when signed by one of these approvers: an OpenSSH
     /// `allowed_signers` file; the signature is PLAN.sig, made with
     /// `ssh-keygen -Y sign -f KEY -n sshfleet-plan PLAN`.
-    #[arg(long, value_name = "FILE", requires = "plan")]
+    #[arg(help_heading = heading::CHANGE, long, value_name = "FILE", requires = "plan")]
     pub plan_signers: Option<PathBuf>,
     /// Journal for crash-safe resume [default: next to the output, or
     /// ./sshfleet-equinix-remediate.journal.jsonl when writing to stdout].
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = heading::CHANGE, long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
     #[command(flatten)]
     pub staged: WaveArgs,
     /// Do not ask for confirmation (required with --apply when not on a terminal).
-    #[arg(long)]
+    #[arg(help_heading = heading::CHANGE, long)]
     pub yes: bool,
     /// Let a detach remove a user's last device: the API then deletes the user, and no
     /// revert can bring it (or its password) back. Without it such detaches are `held`.
-    #[arg(long)]
+    #[arg(help_heading = heading::CHANGE, long)]
     pub allow_user_deletion: bool,
     /// Users per listing page.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000), value_name = "N")]
