@@ -5,7 +5,7 @@ use std::time::Duration;
 use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig, SshFault};
 use tokio::io::AsyncReadExt as _;
 
-use crate::support::{args, code, read_jsonl, run, stderr, TestFleet};
+use crate::support::{args, code, eventually, read_jsonl, run, stderr, TestFleet};
 
 #[tokio::test]
 async fn usage_errors_exit_2_and_do_nothing() {
@@ -162,14 +162,7 @@ async fn ctrl_c_stops_dispatch_flushes_the_report_and_exits_130() {
         .spawn()
         .expect("spawn");
     // Wait (bounded) until the five fast devices are on disk: the report streams.
-    let mut streamed = false;
-    for _ in 0..400 {
-        if read_jsonl(&out).len() >= 5 {
-            streamed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let streamed = eventually(|| read_jsonl(&out).len() >= 5, Duration::from_secs(10)).await;
     assert!(streamed, "records stream to the file as devices finish");
     crate::support::interrupt(&child);
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait())

@@ -11,7 +11,7 @@ use sshfleet::remediate::waves::Waves;
 use sshfleet::sim::{EquinixFaults, Fleet, MockUser};
 
 use crate::equinix_support::{api, mock};
-use crate::support::{code, read_jsonl, run, stderr};
+use crate::support::{code, eventually, read_jsonl, run, stderr};
 
 pub(crate) const CREDENTIALS: [(&str, &str); 2] = [
     ("EQUINIX_API_CLIENTID", "sim-client"),
@@ -513,14 +513,7 @@ async fn a_run_killed_mid_wave_resumes_from_its_journal_detaching_each_associati
         .kill_on_drop(true)
         .spawn()
         .expect("spawn");
-    let mut reached = false;
-    for _ in 0..1000 {
-        if detaches(&fleet).1.len() >= 5 {
-            reached = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let reached = eventually(|| detaches(&fleet).1.len() >= 5, Duration::from_secs(10)).await;
     assert!(reached, "the run got going");
     child.start_kill().expect("SIGKILL");
     let _ = child.wait().await;

@@ -4,7 +4,8 @@
 //! says whether work was done (4) or nothing was (2).
 //!
 //! The read-only directory and the tmpfs are made in a private mount namespace
-//! (`unshare -m`), which needs root; elsewhere those tests print `SKIPPED: <reason>`.
+//! (`unshare -m`), which needs root; elsewhere those tests print `SKIPPED: <reason>`, or fail
+//! when `SSHFLEET_REQUIRE_ROOT` is set (as CI does).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -99,8 +100,18 @@ async fn a_report_on_dev_full_is_an_error_naming_it_and_exit_4() {
     fleet.fleet.shutdown().await;
 }
 
-/// Whether this process may make mount namespaces (root with `unshare`), else why not.
-fn mount_namespaces() -> Result<(), String> {
+/// Whether this process may make mount namespaces (root with `unshare`); when not, the test
+/// skips (or fails under `SSHFLEET_REQUIRE_ROOT`).
+fn mount_namespaces() -> bool {
+    let made = mount_namespace_probe();
+    if let Err(why) = &made {
+        crate::support::skip("SSHFLEET_REQUIRE_ROOT", why);
+    }
+    made.is_ok()
+}
+
+/// `Ok` when `unshare -m` works here, else why not.
+fn mount_namespace_probe() -> Result<(), String> {
     let probe = std::process::Command::new("unshare")
         .args(["-m", "--propagation", "private", "true"])
         .output()
@@ -192,8 +203,7 @@ fn dirs() -> Dirs {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_into_a_read_only_directory_is_refused_before_any_device_is_asked() {
-    if let Err(reason) = mount_namespaces() {
-        println!("SKIPPED: {reason}");
+    if !mount_namespaces() {
         return;
     }
     let fleet = fleet(5).await;
@@ -219,8 +229,7 @@ async fn a_report_into_a_read_only_directory_is_refused_before_any_device_is_ask
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_that_fills_the_disk_is_an_error_and_not_left_looking_finished() {
-    if let Err(reason) = mount_namespaces() {
-        println!("SKIPPED: {reason}");
+    if !mount_namespaces() {
         return;
     }
     let fleet = fleet(300).await;
@@ -265,8 +274,7 @@ async fn a_report_that_fills_the_disk_is_an_error_and_not_left_looking_finished(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_on_a_disk_that_fills_stops_writes_before_they_go_out() {
-    if let Err(reason) = mount_namespaces() {
-        println!("SKIPPED: {reason}");
+    if !mount_namespaces() {
         return;
     }
     let fleet = enabled_fleet(40).await;
@@ -312,8 +320,7 @@ async fn a_journal_on_a_disk_that_fills_stops_writes_before_they_go_out() {
 /// out once, verified.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planned_writes_whose_temporary_disk_fills_are_held_in_memory_and_all_go_out() {
-    if let Err(reason) = mount_namespaces() {
-        println!("SKIPPED: {reason}");
+    if !mount_namespaces() {
         return;
     }
     // 200 planned writes of about 1 KB each: far over the 64 KiB tmpfs.

@@ -126,6 +126,36 @@ pub fn command(args: &[String], env: &[(&str, &str)]) -> tokio::process::Command
     cmd
 }
 
+/// How often [`eventually`] looks again.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Polls `cond` until it holds or `limit` has passed; whether it came to hold. For the state
+/// of another process or task (a file growing, a mock's request count), which no event
+/// announces.
+pub async fn eventually(mut cond: impl FnMut() -> bool, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Says why a test cannot run here (`SKIPPED: <why>`) so that it may return as passed; with
+/// the environment variable `switch` set (CI, which has what the test needs: root, openssl)
+/// the test fails instead, so that a lost requirement cannot hide as a pass.
+pub fn skip(switch: &str, why: &str) {
+    assert!(
+        std::env::var_os(switch).is_none(),
+        "the test cannot run ({switch} is set): {why}"
+    );
+    println!("SKIPPED: {why}");
+}
+
 /// Sends SIGINT (what Ctrl-C sends) to a running child.
 pub fn interrupt(child: &tokio::process::Child) {
     let pid = child.id().expect("a running child").to_string();
