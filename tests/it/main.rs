@@ -53,5 +53,6 @@ mod scan_tls;
 mod scan_truth;
 mod sim_command;
 mod sim_workers;
+mod snapshots;
 mod waves;
 mod window;
