@@ -3,9 +3,8 @@
 use std::time::Duration;
 
 use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig, SshFault};
-use tokio::io::AsyncReadExt as _;
 
-use crate::support::{args, code, eventually, read_jsonl, run, stderr, TestFleet};
+use crate::support::{args, code, eventually, read_jsonl, run, stderr, Sshfleet, TestFleet};
 
 #[tokio::test]
 async fn usage_errors_exit_2_and_do_nothing() {
@@ -141,39 +140,19 @@ async fn ctrl_c_stops_dispatch_flushes_the_report_and_exits_130() {
     })
     .await;
     let out = fleet.path("partial.jsonl");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
-        .args([
-            "scan",
-            "--inventory",
-            &fleet.inventory.display().to_string(),
-            "-o",
-            &out.display().to_string(),
-            "--concurrency",
-            "2",
-            "--timeout",
-            "3s",
-            "--retries",
-            "0",
-        ])
-        .env("SSHFLEET_PASSWORD", "pass")
-        .stdin(std::process::Stdio::null())
+    let child = Sshfleet::scan(&fleet.inventory)
+        .out(&out)
+        .args(&["--concurrency", "2", "--timeout", "3s", "--retries", "0"])
+        .command()
         .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn");
     // Wait (bounded) until the five fast devices are on disk: the report streams.
     let streamed = eventually(|| read_jsonl(&out).len() >= 5, Duration::from_secs(10)).await;
     assert!(streamed, "records stream to the file as devices finish");
-    crate::support::interrupt(&child);
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("exits within the grace period")
-        .expect("wait");
-    assert_eq!(status.code(), Some(130));
-    let mut err = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_string(&mut err).await;
-    }
+    let output = crate::support::interrupt_and_wait(child).await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 130, "{err}");
     assert!(err.contains("not checked"), "{err}");
     let records = read_jsonl(&out);
     assert!(
@@ -207,11 +186,8 @@ async fn a_closed_stdout_ends_the_run_quietly_and_early() {
         ..SimConfig::default()
     })
     .await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
-        .args([
-            "scan",
-            "--inventory",
-            &fleet.inventory.display().to_string(),
+    let mut child = Sshfleet::scan(&fleet.inventory)
+        .args(&[
             "-q",
             "--concurrency",
             "1",
@@ -220,11 +196,9 @@ async fn a_closed_stdout_ends_the_run_quietly_and_early() {
             "--retries",
             "0",
         ])
-        .env("SSHFLEET_PASSWORD", "pass")
-        .stdin(std::process::Stdio::null())
+        .command()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn");
     drop(child.stdout.take());

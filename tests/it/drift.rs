@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use serde_json::Value;
 use sshfleet::sim::{FaultProfile, SimConfig};
 
-use crate::support::{args, by_address, code, read_jsonl, run, stderr, TestFleet, PASSWORD};
+use crate::support::{
+    args, by_address, code, read_jsonl, run, stderr, Sshfleet, TestFleet, PASSWORD,
+};
 
 /// Rewrites a JSON Lines report, record by record.
 fn rewrite(path: &std::path::Path, mut edit: impl FnMut(&mut Value)) {
@@ -373,19 +375,11 @@ async fn a_waiver_without_an_owner_refuses_the_run_naming_file_line_and_field() 
     )
     .unwrap();
     let out = dir.path().join("out.jsonl");
-    let output = run(
-        &args(&[
-            "scan",
-            "--inventory",
-            &inventory.display().to_string(),
-            "--waivers",
-            &waivers.display().to_string(),
-            "-o",
-            &out.display().to_string(),
-        ]),
-        &[("SSHFLEET_PASSWORD", PASSWORD)],
-    )
-    .await;
+    let output = Sshfleet::scan(&inventory)
+        .file("--waivers", &waivers)
+        .out(&out)
+        .run()
+        .await;
     let err = stderr(&output);
     assert_eq!(code(&output), 2, "{err}");
     assert!(
@@ -396,7 +390,7 @@ async fn a_waiver_without_an_owner_refuses_the_run_naming_file_line_and_field() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_shows_the_drift_of_its_second_scan() {
+async fn the_demo_shows_the_drift_of_its_second_scan_in_its_files_and_its_page() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
     let output = run(
@@ -456,6 +450,8 @@ async fn the_demo_shows_the_drift_of_its_second_scan() {
     assert_eq!(verified, planned.len() - 2, "{err}");
     let journal = std::fs::read_to_string(out.join("remediation.journal.jsonl")).unwrap();
     assert_eq!(journal.matches("\"type\":\"wave\"").count(), 3, "{journal}");
+    // The same run's HTML page (one demo run for both: it is the slowest set-up here).
+    crate::html_report::assert_the_demo_page(&out, &err).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -604,19 +600,11 @@ async fn a_history_that_is_not_ours_or_from_a_newer_sshfleet_is_left_untouched()
         (&garbage, "not an sshfleet history"),
         (&newer, "written by a newer sshfleet"),
     ] {
-        let output = run(
-            &args(&[
-                "scan",
-                "--inventory",
-                &inventory.display().to_string(),
-                "--history",
-                &file.display().to_string(),
-                "-o",
-                &out.display().to_string(),
-            ]),
-            &[("SSHFLEET_PASSWORD", PASSWORD)],
-        )
-        .await;
+        let output = Sshfleet::scan(&inventory)
+            .file("--history", file)
+            .out(&out)
+            .run()
+            .await;
         assert_eq!(code(&output), 2, "{}", stderr(&output));
         assert!(stderr(&output).contains(want), "{}", stderr(&output));
         assert!(!out.exists());

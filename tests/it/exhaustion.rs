@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig, SshFault};
 
-use crate::support::{code, run, stderr, TestFleet, PASSWORD};
+use crate::support::{code, stderr, Sshfleet, TestFleet, PASSWORD};
 
 /// 300 clean cameras: a JSONL report of them is far over 64 KiB.
 async fn fleet(devices: usize) -> TestFleet {
@@ -25,20 +25,10 @@ async fn fleet(devices: usize) -> TestFleet {
     .await
 }
 
-fn scan_args(fleet: &TestFleet, out: &Path) -> Vec<String> {
-    [
-        "scan",
-        "--inventory",
-        fleet.inventory.to_str().unwrap_or_default(),
-        "-o",
-        out.to_str().unwrap_or_default(),
-        "--timeout",
-        "5s",
-        "--quiet",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+fn scan_args(fleet: &TestFleet, out: &Path) -> Sshfleet {
+    Sshfleet::scan(&fleet.inventory)
+        .out(out)
+        .args(&["--timeout", "5s", "--quiet"])
 }
 
 /// `devices` cameras with SSH on: `remediate --ssh disabled` writes every one.
@@ -87,11 +77,7 @@ fn requests(fleet: &TestFleet) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_on_dev_full_is_an_error_naming_it_and_exit_4() {
     let fleet = fleet(300).await;
-    let output = run(
-        &scan_args(&fleet, Path::new("/dev/full")),
-        &[("SSHFLEET_PASSWORD", PASSWORD)],
-    )
-    .await;
+    let output = scan_args(&fleet, Path::new("/dev/full")).run().await;
     let err = stderr(&output);
     assert_eq!(code(&output), 4, "work was done, the report failed: {err}");
     assert!(err.contains("/dev/full"), "names the path: {err}");
@@ -213,7 +199,7 @@ async fn a_report_into_a_read_only_directory_is_refused_before_any_device_is_ask
         &dirs.mounted,
         Mount::ReadOnly,
         &dirs.kept,
-        &scan_args(&fleet, &out),
+        scan_args(&fleet, &out).argv(),
     )
     .await;
     let err = stderr(&output);
@@ -239,7 +225,7 @@ async fn a_report_that_fills_the_disk_is_an_error_and_not_left_looking_finished(
         &dirs.mounted,
         Mount::TinyTmpfs,
         &dirs.kept,
-        &scan_args(&fleet, &out),
+        scan_args(&fleet, &out).argv(),
     )
     .await;
     let err = stderr(&output);

@@ -8,7 +8,9 @@ use sshfleet::sim::{
     DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig, SshFault, WriteEvent,
 };
 
-use crate::support::{args, code, eventually, read_jsonl, run, stderr, TestFleet, PASSWORD};
+use crate::support::{
+    args, code, eventually, read_jsonl, run, stderr, Sshfleet, TestFleet, PASSWORD,
+};
 
 fn camera(ssh_enabled: bool, firmware: Firmware) -> DeviceSpec {
     DeviceSpec {
@@ -326,32 +328,15 @@ async fn sigkill_at_several_points_then_resume_writes_each_device_exactly_once()
     }
     let journal = fleet.path("j.jsonl");
     let out = fleet.path("run.jsonl");
-    let run_args = |rate: &'static str| {
-        args(&[
-            "remediate",
-            "--inventory",
-            fleet.inventory.to_str().unwrap_or_default(),
-            "--ssh",
-            "disabled",
-            "--apply",
-            "--yes",
-            "--rate",
-            rate,
-            "--journal",
-            journal.to_str().unwrap_or_default(),
-            "-o",
-            out.to_str().unwrap_or_default(),
-            "--quiet",
-        ])
+    let run_args = |rate: &str| {
+        Sshfleet::remediate(&fleet.inventory)
+            .args(&["--ssh", "disabled", "--apply", "--yes", "--rate", rate])
+            .file("--journal", &journal)
+            .out(&out)
+            .arg("--quiet")
     };
     for kill_after_intents in [3, 20] {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
-            .args(run_args("10/s"))
-            .env("SSHFLEET_PASSWORD", PASSWORD)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn");
+        let mut child = run_args("10/s").command().spawn().expect("spawn");
         let reached = eventually(
             || journal_lines(&journal, "intent") >= kill_after_intents,
             Duration::from_secs(8),
@@ -361,7 +346,7 @@ async fn sigkill_at_several_points_then_resume_writes_each_device_exactly_once()
         child.start_kill().expect("SIGKILL");
         let _ = child.wait().await;
     }
-    let output = run(&run_args("50/s"), &[("SSHFLEET_PASSWORD", PASSWORD)]).await;
+    let output = run_args("50/s").run().await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     for (i, device) in fleet.fleet.snapshot().iter().enumerate() {
         assert!(!device.ssh_enabled, "device {i} disabled");
@@ -389,23 +374,19 @@ async fn an_unfinished_journal_for_another_target_or_inventory_is_refused() {
     assert_eq!(code(&first), 0, "{}", stderr(&first));
     // Only an unfinished run binds its journal (a finished one starts a new run).
     cut_short(&journal);
-    let output = run(
-        &args(&[
-            "remediate",
-            "--inventory",
-            fleet.inventory.to_str().unwrap_or_default(),
+    let bound = |inventory: &Path, ssh: &str| {
+        Sshfleet::remediate(inventory).args(&[
             "--ssh",
-            "enabled",
+            ssh,
             "--apply",
             "--yes",
             "--journal",
             j,
             "-o",
             "-",
-        ]),
-        &[("SSHFLEET_PASSWORD", PASSWORD)],
-    )
-    .await;
+        ])
+    };
+    let output = bound(&fleet.inventory, "enabled").run().await;
     assert_eq!(code(&output), 2);
     assert!(
         stderr(&output).contains("another run"),
@@ -414,23 +395,7 @@ async fn an_unfinished_journal_for_another_target_or_inventory_is_refused() {
     );
     let other = fleet.path("other.csv");
     std::fs::write(&other, format!("address\n{}\n", fleet.fleet.address(0))).expect("write");
-    let output = run(
-        &args(&[
-            "remediate",
-            "--inventory",
-            other.to_str().unwrap_or_default(),
-            "--ssh",
-            "disabled",
-            "--apply",
-            "--yes",
-            "--journal",
-            j,
-            "-o",
-            "-",
-        ]),
-        &[("SSHFLEET_PASSWORD", PASSWORD)],
-    )
-    .await;
+    let output = bound(&other, "disabled").run().await;
     assert_eq!(code(&output), 2);
     assert!(
         stderr(&output).contains("different inventory"),

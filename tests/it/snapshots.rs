@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sshfleet::sim::{FaultProfile, SimConfig};
 
-use crate::support::{args, code, run, stderr, TestFleet};
+use crate::support::{args, code, run, stderr, Sshfleet, TestFleet};
 
 /// Masks what changes from run to run, as uv's test suite does.
 fn settings() -> insta::Settings {
@@ -39,33 +39,16 @@ fn settings() -> insta::Settings {
     settings
 }
 
-/// Scan arguments: one device at a time, so every output is in inventory order.
-fn scan_args(fleet: &TestFleet, out: &str, extra: &[&str]) -> Vec<String> {
-    let mut list = args(&[
-        "scan",
-        "--inventory",
-        &fleet.inventory.display().to_string(),
-        "-o",
-        &fleet.path(out).display().to_string(),
-        "--history",
-        &fleet.path("history.db").display().to_string(),
-        "--concurrency",
-        "1",
-        "--timeout",
-        "1s",
-        "--retries",
-        "0",
-    ]);
-    list.extend(args(extra));
-    list
-}
-
+/// A scan of one device at a time, so every output is in inventory order, recorded in the
+/// fleet's history.
 async fn scan(fleet: &TestFleet, out: &str, extra: &[&str]) -> Output {
-    let output = run(
-        &scan_args(fleet, out, extra),
-        &[("SSHFLEET_PASSWORD", crate::support::PASSWORD)],
-    )
-    .await;
+    let output = Sshfleet::scan(&fleet.inventory)
+        .out(&fleet.path(out))
+        .file("--history", &fleet.path("history.db"))
+        .args(&["--concurrency", "1", "--timeout", "1s", "--retries", "0"])
+        .args(extra)
+        .run()
+        .await;
     assert!(matches!(code(&output), 0 | 1), "{}", stderr(&output));
     output
 }
