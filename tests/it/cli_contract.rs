@@ -118,15 +118,20 @@ async fn the_password_appears_in_no_output_or_log() {
     fleet.fleet.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_stops_dispatch_flushes_the_report_and_exits_130() {
-    let clean = DeviceSpec {
+/// A modern camera with SSH off that answers at once.
+fn clean_camera() -> DeviceSpec {
+    DeviceSpec {
         ssh_enabled: false,
         fault: Fault::None,
         firmware: Firmware::Modern,
         auth: DeviceAuth::Policy,
         ssh: SshFault::None,
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_dispatch_flushes_the_report_and_exits_130() {
+    let clean = clean_camera();
     let hang = DeviceSpec {
         fault: Fault::Hang,
         ..clean.clone()
@@ -166,13 +171,7 @@ async fn ctrl_c_stops_dispatch_flushes_the_report_and_exits_130() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_stdout_ends_the_run_quietly_and_early() {
     // One quick camera, then slow ones: without an early stop this run would take minutes.
-    let clean = DeviceSpec {
-        ssh_enabled: false,
-        fault: Fault::None,
-        firmware: Firmware::Modern,
-        auth: DeviceAuth::Policy,
-        ssh: SshFault::None,
-    };
+    let clean = clean_camera();
     let mut specs = vec![clean.clone()];
     specs.extend(vec![
         DeviceSpec {

@@ -258,16 +258,7 @@ async fn a_password_comes_from_an_environment_variable_or_a_terminal_only() {
         "{}",
         stderr(&output)
     );
-    let unset = [
-        "create",
-        "--username",
-        "nopass",
-        "--device",
-        &device,
-        "--apply",
-        "--password-env",
-        "UNSET_VAR",
-    ];
+    let unset = [&create[..], &["--password-env", "UNSET_VAR"]].concat();
     let output = ssh_users(&fleet, &unset, &CREDENTIALS).await;
     assert_eq!(code(&output), 2);
     assert!(stderr(&output).contains("UNSET_VAR"), "{}", stderr(&output));

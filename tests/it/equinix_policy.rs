@@ -150,6 +150,21 @@ async fn the_policy_run_detaches_exactly_the_unapproved_associations_once_each_u
     assert!(span >= least, "{} detaches in {span:?}", times.len());
 }
 
+/// `--plan <plan> --apply --yes --allow-user-deletion --rate 100/s --journal <journal>`.
+fn apply_plan<'a>(plan: &'a str, journal: &'a str) -> [&'a str; 9] {
+    [
+        "--plan",
+        plan,
+        "--apply",
+        "--yes",
+        "--allow-user-deletion",
+        "--rate",
+        "100/s",
+        "--journal",
+        journal,
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saved_plan_applies_once_and_a_rerun_with_its_finished_journal_reads_again_and_detaches_nothing_more(
 ) {
@@ -159,17 +174,7 @@ async fn a_saved_plan_applies_once_and_a_rerun_with_its_finished_journal_reads_a
     let planned = remediate(&fleet, &["--policy", &policy, "--plan-out", &plan, "-q"]).await;
     assert_eq!(code(&planned), 1, "detaches planned: {}", stderr(&planned));
     assert!(detaches(&fleet).0.is_empty(), "a dry run sends no detach");
-    let apply = [
-        "--plan",
-        &plan,
-        "--apply",
-        "--yes",
-        "--allow-user-deletion",
-        "--rate",
-        "100/s",
-        "--journal",
-        &journal,
-    ];
+    let apply = apply_plan(&plan, &journal);
     let first = remediate(&fleet, &[&apply[..], &["-o", "/dev/null"]].concat()).await;
     assert_eq!(code(&first), 0, "{}", stderr(&first));
     let after_first = detaches(&fleet).0;
@@ -211,19 +216,7 @@ async fn a_saved_plan_applies_once_and_a_rerun_with_its_finished_journal_reads_a
     let fresh = dir.path().join("fresh.jsonl").display().to_string();
     let out = dir.path().join("stale.jsonl");
     let out_arg = out.display().to_string();
-    let stale = [
-        "--plan",
-        &plan,
-        "--apply",
-        "--yes",
-        "--allow-user-deletion",
-        "--rate",
-        "100/s",
-        "--journal",
-        &fresh,
-        "-o",
-        &out_arg,
-    ];
+    let stale = [&apply_plan(&plan, &fresh)[..], &["-o", &out_arg]].concat();
     let users_before = api(&fleet).users();
     let requests_before = api(&fleet).requests().len();
     assert_eq!(code(&remediate(&fleet, &stale).await), 0);
