@@ -478,11 +478,10 @@ async fn ctrl_c_ends_a_wait_for_the_token_endpoint_and_exits_130() {
         "someone",
         "--endpoint",
         &url,
+        "-vv",
     ];
-    // Debug logging says when the client starts its wait: the signal is sent only then.
-    let mut env = CREDENTIALS.to_vec();
-    env.push(("RUST_LOG", "sshfleet=debug"));
-    let mut child = command(&args(&detach), &env)
+    // Debug logging (-vv) says when the client starts its wait: the signal is sent only then.
+    let mut child = command(&args(&detach), &CREDENTIALS)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -36,6 +36,9 @@ fn settings() -> insta::Settings {
     ] {
         settings.add_filter(pattern, mask);
     }
+    // The package's version (in the metrics' run_info), not the XML declaration's.
+    let version = env!("CARGO_PKG_VERSION").replace('.', r"\.");
+    settings.add_filter(&format!(r#"version="{version}""#), r#"version="[VERSION]""#);
     settings
 }
 
@@ -45,7 +48,7 @@ async fn scan(fleet: &TestFleet, out: &str, extra: &[&str]) -> Output {
     let output = Sshfleet::scan(&fleet.inventory)
         .out(&fleet.path(out))
         .file("--history", &fleet.path("history.db"))
-        .args(&["--concurrency", "1", "--timeout", "1s", "--retries", "0"])
+        .args(&["--concurrency", "1", "--timeout", "3s", "--retries", "0"])
         .args(extra)
         .run()
         .await;
