@@ -4,7 +4,7 @@
 
 use sshfleet::sim::{FaultProfile, SimConfig};
 
-use crate::support::{args, code, run, stderr, TestFleet, PASSWORD};
+use crate::support::{code, stderr, Sshfleet, TestFleet, PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waived_device_is_counted_once_in_the_summary() {
@@ -28,23 +28,13 @@ async fn a_waived_device_is_counted_once_in_the_summary() {
         ),
     )
     .unwrap();
-    let inventory = fleet.inventory.display().to_string();
     let (out, waivers) = (fleet.path("plan.jsonl"), waivers.display().to_string());
     let out = out.display().to_string();
-    let list = [
-        "remediate",
-        "--inventory",
-        &inventory,
-        "--ssh",
-        "disabled",
-        "--waivers",
-        &waivers,
-        "-o",
-        &out,
-        "--timeout",
-        "5s",
-    ];
-    let output = run(&args(&list), &[("SSHFLEET_PASSWORD", PASSWORD)]).await;
+    let output = Sshfleet::remediate(&fleet.inventory)
+        .args(&["--ssh", "disabled", "--waivers", &waivers, "-o", &out])
+        .args(&["--timeout", "5s"])
+        .run()
+        .await;
     let err = stderr(&output);
     assert_eq!(code(&output), 1, "{err}");
     assert!(
@@ -76,24 +66,12 @@ async fn a_closed_window_is_the_reason_given_and_the_counts_add_up() {
         format!("{:02}:{:02}", m / 60, m % 60)
     };
     let closed = format!("{}-{}", at(2), at(3));
-    let inventory = fleet.inventory.display().to_string();
     let out = fleet.path("closed.jsonl").display().to_string();
-    let list = [
-        "remediate",
-        "--inventory",
-        &inventory,
-        "--ssh",
-        "disabled",
-        "--apply",
-        "--yes",
-        "--window",
-        &closed,
-        "-o",
-        &out,
-        "--timeout",
-        "5s",
-    ];
-    let output = run(&args(&list), &[("SSHFLEET_PASSWORD", PASSWORD)]).await;
+    let output = Sshfleet::remediate(&fleet.inventory)
+        .args(&["--ssh", "disabled", "--apply", "--yes", "--window", &closed])
+        .args(&["-o", &out, "--timeout", "5s"])
+        .run()
+        .await;
     let err = stderr(&output);
     assert_eq!(code(&output), 3, "{err}");
     assert!(!err.contains("failure budget"), "{err}");

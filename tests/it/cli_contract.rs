@@ -3,9 +3,8 @@
 use std::time::Duration;
 
 use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig, SshFault};
-use tokio::io::AsyncReadExt as _;
 
-use crate::support::{args, code, read_jsonl, run, stderr, TestFleet};
+use crate::support::{args, code, eventually, read_jsonl, run, stderr, Sshfleet, TestFleet};
 
 #[tokio::test]
 async fn usage_errors_exit_2_and_do_nothing() {
@@ -119,15 +118,20 @@ async fn the_password_appears_in_no_output_or_log() {
     fleet.fleet.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_stops_dispatch_flushes_the_report_and_exits_130() {
-    let clean = DeviceSpec {
+/// A modern camera with SSH off that answers at once.
+fn clean_camera() -> DeviceSpec {
+    DeviceSpec {
         ssh_enabled: false,
         fault: Fault::None,
         firmware: Firmware::Modern,
         auth: DeviceAuth::Policy,
         ssh: SshFault::None,
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_dispatch_flushes_the_report_and_exits_130() {
+    let clean = clean_camera();
     let hang = DeviceSpec {
         fault: Fault::Hang,
         ..clean.clone()
@@ -141,46 +145,19 @@ async fn ctrl_c_stops_dispatch_flushes_the_report_and_exits_130() {
     })
     .await;
     let out = fleet.path("partial.jsonl");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
-        .args([
-            "scan",
-            "--inventory",
-            &fleet.inventory.display().to_string(),
-            "-o",
-            &out.display().to_string(),
-            "--concurrency",
-            "2",
-            "--timeout",
-            "3s",
-            "--retries",
-            "0",
-        ])
-        .env("SSHFLEET_PASSWORD", "pass")
-        .stdin(std::process::Stdio::null())
+    let child = Sshfleet::scan(&fleet.inventory)
+        .out(&out)
+        .args(&["--concurrency", "2", "--timeout", "3s", "--retries", "0"])
+        .command()
         .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn");
     // Wait (bounded) until the five fast devices are on disk: the report streams.
-    let mut streamed = false;
-    for _ in 0..400 {
-        if read_jsonl(&out).len() >= 5 {
-            streamed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let streamed = eventually(|| read_jsonl(&out).len() >= 5, Duration::from_secs(10)).await;
     assert!(streamed, "records stream to the file as devices finish");
-    crate::support::interrupt(&child);
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("exits within the grace period")
-        .expect("wait");
-    assert_eq!(status.code(), Some(130));
-    let mut err = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_string(&mut err).await;
-    }
+    let output = crate::support::interrupt_and_wait(child).await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 130, "{err}");
     assert!(err.contains("not checked"), "{err}");
     let records = read_jsonl(&out);
     assert!(
@@ -194,13 +171,7 @@ async fn ctrl_c_stops_dispatch_flushes_the_report_and_exits_130() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_stdout_ends_the_run_quietly_and_early() {
     // One quick camera, then slow ones: without an early stop this run would take minutes.
-    let clean = DeviceSpec {
-        ssh_enabled: false,
-        fault: Fault::None,
-        firmware: Firmware::Modern,
-        auth: DeviceAuth::Policy,
-        ssh: SshFault::None,
-    };
+    let clean = clean_camera();
     let mut specs = vec![clean.clone()];
     specs.extend(vec![
         DeviceSpec {
@@ -214,11 +185,8 @@ async fn a_closed_stdout_ends_the_run_quietly_and_early() {
         ..SimConfig::default()
     })
     .await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
-        .args([
-            "scan",
-            "--inventory",
-            &fleet.inventory.display().to_string(),
+    let mut child = Sshfleet::scan(&fleet.inventory)
+        .args(&[
             "-q",
             "--concurrency",
             "1",
@@ -227,11 +195,9 @@ async fn a_closed_stdout_ends_the_run_quietly_and_early() {
             "--retries",
             "0",
         ])
-        .env("SSHFLEET_PASSWORD", "pass")
-        .stdin(std::process::Stdio::null())
+        .command()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn");
     drop(child.stdout.take());

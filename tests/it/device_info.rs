@@ -4,7 +4,7 @@
 use serde_json::Value;
 use sshfleet::sim::{FaultProfile, SimConfig};
 
-use crate::support::{by_address, code, stderr, TestFleet};
+use crate::support::{by_address, code, stderr, Sshfleet, TestFleet};
 
 fn requests(fleet: &TestFleet) -> u64 {
     fleet.fleet.snapshot().iter().map(|d| d.requests).sum()
@@ -89,20 +89,14 @@ async fn device_info_costs_one_request_per_camera_and_counts_ssh_by_firmware() {
     assert_eq!(code(&out), 1);
     assert_eq!(requests(&fleet) - after_plain, 4 * 30, "four with it");
     // The summary counts SSH-enabled cameras by firmware (run without --quiet to see it).
-    let output = crate::support::run(
-        &crate::support::args(&[
-            "scan",
-            "--inventory",
-            &fleet.inventory.display().to_string(),
-            "-o",
-            &fleet.path("again.jsonl").display().to_string(),
-            "--device-info",
-        ]),
-        &[("SSHFLEET_PASSWORD", crate::support::PASSWORD)],
-    )
-    .await;
+    let again = fleet.path("again.jsonl");
+    let output = Sshfleet::scan(&fleet.inventory)
+        .out(&again)
+        .arg("--device-info")
+        .run()
+        .await;
     let err = stderr(&output);
-    let records = crate::support::read_jsonl(&fleet.path("again.jsonl"));
+    let records = crate::support::read_jsonl(&again);
     let mut expected: Vec<(String, usize)> = Vec::new();
     for r in records
         .iter()

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sshfleet::sim::{FaultProfile, SimConfig};
 
-use crate::support::{args, code, read_jsonl, run, stderr, TestFleet, PASSWORD};
+use crate::support::{code, read_jsonl, stderr, Sshfleet, TestFleet, PASSWORD};
 
 /// Runs the binary with stderr on `/dev/full`, where every write fails with ENOSPC.
 async fn run_with_full_stderr(list: &[String]) -> Output {
@@ -41,31 +41,19 @@ async fn fleet_with_a_duplicate_row() -> TestFleet {
     fleet
 }
 
-fn scan_args(fleet: &TestFleet, out: &str, extra: &[&str]) -> Vec<String> {
-    let out = fleet.path(out);
-    let mut list = vec![
-        "scan",
-        "--inventory",
-        fleet.inventory.to_str().unwrap_or_default(),
-        "-o",
-        out.to_str().unwrap_or_default(),
-        "--timeout",
-        "5s",
-    ];
-    list.extend_from_slice(extra);
-    args(&list)
+fn scan_args(fleet: &TestFleet, out: &str, extra: &[&str]) -> Sshfleet {
+    Sshfleet::scan(&fleet.inventory)
+        .out(&fleet.path(out))
+        .args(&["--timeout", "5s"])
+        .args(extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_stderr_neither_stops_the_scan_nor_costs_its_report() {
     let fleet = fleet_with_a_duplicate_row().await;
-    let normal = run(
-        &scan_args(&fleet, "normal.jsonl", &[]),
-        &[("SSHFLEET_PASSWORD", PASSWORD)],
-    )
-    .await;
+    let normal = scan_args(&fleet, "normal.jsonl", &[]).run().await;
     assert!(stderr(&normal).contains("duplicate"), "{}", stderr(&normal));
-    let output = run_with_full_stderr(&scan_args(&fleet, "full.jsonl", &[])).await;
+    let output = run_with_full_stderr(scan_args(&fleet, "full.jsonl", &[]).argv()).await;
     assert_eq!(code(&output), code(&normal), "the normal exit code");
     assert_eq!(
         read_jsonl(&fleet.path("full.jsonl")).len(),
@@ -83,7 +71,7 @@ async fn a_full_stderr_under_verbose_tracing_does_not_panic() {
         ..SimConfig::default()
     })
     .await;
-    let output = run_with_full_stderr(&scan_args(&fleet, "v.jsonl", &["-vv"])).await;
+    let output = run_with_full_stderr(scan_args(&fleet, "v.jsonl", &["-vv"]).argv()).await;
     assert!(matches!(code(&output), 0 | 1), "exit {}", code(&output));
     assert_eq!(read_jsonl(&fleet.path("v.jsonl")).len(), 4);
     fleet.fleet.shutdown().await;
@@ -102,11 +90,7 @@ async fn many_duplicate_rows_give_ten_warnings_and_one_count() {
         text.push_str(&format!("{},dup,,disabled\n", fleet.fleet.address(0)));
     }
     std::fs::write(&fleet.inventory, text).expect("write inventory");
-    let output = run(
-        &scan_args(&fleet, "dups.jsonl", &[]),
-        &[("SSHFLEET_PASSWORD", PASSWORD)],
-    )
-    .await;
+    let output = scan_args(&fleet, "dups.jsonl", &[]).run().await;
     let err = stderr(&output);
     assert_eq!(code(&output), 0, "{err}");
     let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use serde_json::Value;
 use sshfleet::sim::{FaultProfile, SimConfig};
 
-use crate::support::{args, by_address, code, read_jsonl, run, stderr, TestFleet, PASSWORD};
+use crate::support::{
+    args, by_address, code, read_jsonl, run, stderr, Sshfleet, TestFleet, PASSWORD,
+};
 
 /// Rewrites a JSON Lines report, record by record.
 fn rewrite(path: &std::path::Path, mut edit: impl FnMut(&mut Value)) {
@@ -288,20 +290,13 @@ async fn waivers_hide_findings_until_they_expire_and_remediation_never_writes_th
             ("W-unused", "nobody-*", "2999-12-31"),
         ],
     );
-    let scan = |out: &'static str, extra: Vec<String>| {
-        let mut argv = vec![
-            "scan".to_string(),
-            "--inventory".into(),
-            fleet.inventory.display().to_string(),
-            "-o".into(),
-            fleet.path(out).display().to_string(),
-            "--timeout".into(),
-            "5s".into(),
-        ];
-        argv.extend(extra);
-        async move { run(&argv, &[("SSHFLEET_PASSWORD", PASSWORD)]).await }
+    let scan = |out: &str| {
+        Sshfleet::scan(&fleet.inventory)
+            .out(&fleet.path(out))
+            .args(&["--timeout", "5s"])
+            .args(&["--waivers", &waivers])
     };
-    let output = scan("waived.jsonl", vec!["--waivers".into(), waivers.clone()]).await;
+    let output = scan("waived.jsonl").run().await;
     let err = stderr(&output);
     // cam-0003 (index 2) is waived; cam-0005 (index 4) had a waiver that expired.
     assert_eq!(code(&output), 1, "{err}");
@@ -328,7 +323,7 @@ async fn waivers_hide_findings_until_they_expire_and_remediation_never_writes_th
 
     // With cam-0005 compliant again, the waived device alone leaves the run clean.
     fleet.fleet.set_ssh_enabled(4, false);
-    let output = scan("clean.jsonl", vec!["--waivers".into(), waivers.clone()]).await;
+    let output = scan("clean.jsonl").run().await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
 
     // Remediation plans the waived device as `waived` and never writes it.
@@ -373,19 +368,11 @@ async fn a_waiver_without_an_owner_refuses_the_run_naming_file_line_and_field() 
     )
     .unwrap();
     let out = dir.path().join("out.jsonl");
-    let output = run(
-        &args(&[
-            "scan",
-            "--inventory",
-            &inventory.display().to_string(),
-            "--waivers",
-            &waivers.display().to_string(),
-            "-o",
-            &out.display().to_string(),
-        ]),
-        &[("SSHFLEET_PASSWORD", PASSWORD)],
-    )
-    .await;
+    let output = Sshfleet::scan(&inventory)
+        .file("--waivers", &waivers)
+        .out(&out)
+        .run()
+        .await;
     let err = stderr(&output);
     assert_eq!(code(&output), 2, "{err}");
     assert!(
@@ -396,7 +383,7 @@ async fn a_waiver_without_an_owner_refuses_the_run_naming_file_line_and_field() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_shows_the_drift_of_its_second_scan() {
+async fn the_demo_shows_the_drift_of_its_second_scan_in_its_files_and_its_page() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
     let output = run(
@@ -456,6 +443,8 @@ async fn the_demo_shows_the_drift_of_its_second_scan() {
     assert_eq!(verified, planned.len() - 2, "{err}");
     let journal = std::fs::read_to_string(out.join("remediation.journal.jsonl")).unwrap();
     assert_eq!(journal.matches("\"type\":\"wave\"").count(), 3, "{journal}");
+    // The same run's HTML page (one demo run for both: it is the slowest set-up here).
+    crate::html_report::assert_the_demo_page(&out, &err).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -470,24 +459,14 @@ async fn a_history_file_records_runs_and_gives_the_next_run_its_drift() {
         fleet.fleet.set_ssh_enabled(i, false);
     }
     let history = fleet.path("history.sqlite").display().to_string();
-    let scan = |out: &'static str, extra: &'static [&'static str]| {
-        let mut argv = vec![
-            "scan".to_string(),
-            "--inventory".into(),
-            fleet.inventory.display().to_string(),
-            "-o".into(),
-            fleet.path(out).display().to_string(),
-            "--timeout".into(),
-            "5s".into(),
-            "--expect".into(),
-            "disabled".into(),
-            "--history".into(),
-            history.clone(),
-        ];
-        argv.extend(extra.iter().map(|s| s.to_string()));
-        async move { run(&argv, &[("SSHFLEET_PASSWORD", PASSWORD)]).await }
+    let scan = |out: &str, extra: &[&str]| {
+        Sshfleet::scan(&fleet.inventory)
+            .out(&fleet.path(out))
+            .args(&["--timeout", "5s", "--expect", "disabled"])
+            .args(&["--history", &history])
+            .args(extra)
     };
-    let output = scan("one.jsonl", &["--fail-on", "regressions"]).await;
+    let output = scan("one.jsonl", &["--fail-on", "regressions"]).run().await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert!(
         stderr(&output).contains("recorded as run 1"),
@@ -501,7 +480,7 @@ async fn a_history_file_records_runs_and_gives_the_next_run_its_drift() {
     );
 
     fleet.fleet.set_ssh_enabled(4, true);
-    let output = scan("two.jsonl", &["--fail-on", "regressions"]).await;
+    let output = scan("two.jsonl", &["--fail-on", "regressions"]).run().await;
     assert_eq!(code(&output), 1, "new exposure: {}", stderr(&output));
     let second = by_address(&read_jsonl(&fleet.path("two.jsonl")));
     let address = fleet.fleet.address(4).to_owned();
@@ -512,7 +491,9 @@ async fn a_history_file_records_runs_and_gives_the_next_run_its_drift() {
         by_address(&first)[fleet.fleet.address(0)]["checked_at"]
     );
 
-    let output = scan("three.jsonl", &["--fail-on", "regressions"]).await;
+    let output = scan("three.jsonl", &["--fail-on", "regressions"])
+        .run()
+        .await;
     assert_eq!(
         code(&output),
         0,
@@ -557,7 +538,7 @@ async fn a_history_file_records_runs_and_gives_the_next_run_its_drift() {
         .iter()
         .map(|d| d.requests)
         .sum::<u64>();
-    let output = scan("locked.jsonl", &[]).await;
+    let output = scan("locked.jsonl", &[]).run().await;
     assert_eq!(code(&output), 2, "{}", stderr(&output));
     assert!(
         stderr(&output).contains("is locked by another sshfleet run"),
@@ -604,19 +585,11 @@ async fn a_history_that_is_not_ours_or_from_a_newer_sshfleet_is_left_untouched()
         (&garbage, "not an sshfleet history"),
         (&newer, "written by a newer sshfleet"),
     ] {
-        let output = run(
-            &args(&[
-                "scan",
-                "--inventory",
-                &inventory.display().to_string(),
-                "--history",
-                &file.display().to_string(),
-                "-o",
-                &out.display().to_string(),
-            ]),
-            &[("SSHFLEET_PASSWORD", PASSWORD)],
-        )
-        .await;
+        let output = Sshfleet::scan(&inventory)
+            .file("--history", file)
+            .out(&out)
+            .run()
+            .await;
         assert_eq!(code(&output), 2, "{}", stderr(&output));
         assert!(stderr(&output).contains(want), "{}", stderr(&output));
         assert!(!out.exists());

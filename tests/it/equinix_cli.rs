@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use sshfleet::sim::{EquinixFaults, Fleet};
 
 use crate::equinix_support::{api, mock};
-use crate::support::{code, read_jsonl, run, stderr};
+use crate::support::{args, code, command, read_jsonl, run, stderr};
 
 const CREDENTIALS: [(&str, &str); 2] = [
     ("EQUINIX_API_CLIENTID", "sim-client"),
@@ -258,16 +258,7 @@ async fn a_password_comes_from_an_environment_variable_or_a_terminal_only() {
         "{}",
         stderr(&output)
     );
-    let unset = [
-        "create",
-        "--username",
-        "nopass",
-        "--device",
-        &device,
-        "--apply",
-        "--password-env",
-        "UNSET_VAR",
-    ];
+    let unset = [&create[..], &["--password-env", "UNSET_VAR"]].concat();
     let output = ssh_users(&fleet, &unset, &CREDENTIALS).await;
     assert_eq!(code(&output), 2);
     assert!(stderr(&output).contains("UNSET_VAR"), "{}", stderr(&output));
@@ -376,21 +367,18 @@ async fn ctrl_c_during_the_first_page_exits_130_at_once_with_the_report_closed()
     let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
     let dir = tempfile::tempdir().expect("dir");
     let out = dir.path().join("users.json");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
-        .args([
-            "equinix",
-            "ssh-users",
-            "list",
-            "--endpoint",
-            &endpoint,
-            "-o",
-        ])
-        .arg(&out)
-        .env_clear()
-        .envs(CREDENTIALS)
-        .stdin(std::process::Stdio::null())
+    let out_arg = out.display().to_string();
+    let list = [
+        "equinix",
+        "ssh-users",
+        "list",
+        "--endpoint",
+        &endpoint,
+        "-o",
+        &out_arg,
+    ];
+    let child = command(&args(&list), &CREDENTIALS)
         .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn");
     // The token request of the first page arrives and is never answered (the default
@@ -401,16 +389,10 @@ async fn ctrl_c_during_the_first_page_exits_130_at_once_with_the_report_closed()
         .expect("accept");
     let mut buf = [0u8; 4096];
     let _ = api.read(&mut buf).await.expect("request");
-    crate::support::interrupt(&child);
-    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
-        .await
-        .expect("exits at once, not after the request deadline")
-        .expect("wait");
-    let mut err = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_string(&mut err).await;
-    }
-    assert_eq!(status.code(), Some(130), "{err}");
+    // Within the grace period, far below the ~19 s the request deadline would take.
+    let output = crate::support::interrupt_and_wait(child).await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 130, "{err}");
     assert!(err.contains("stopping the listing"), "{err}");
     assert!(err.contains("pages in flight are abandoned"), "{err}");
     assert!(err.contains("the users written so far"), "{err}");
@@ -479,7 +461,7 @@ async fn a_listing_short_of_the_apis_total_exits_1_with_a_warning() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_ends_a_wait_for_the_token_endpoint_and_exits_130() {
-    use tokio::io::AsyncReadExt as _;
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
     let faults = EquinixFaults {
         // Within the longest wait: the client sleeps 50 s before asking again.
         token_throttle: Some("50".into()),
@@ -487,44 +469,42 @@ async fn ctrl_c_ends_a_wait_for_the_token_endpoint_and_exits_130() {
     };
     let fleet = mock(5, faults).await;
     let url = fleet.equinix_url().expect("url");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
-        .args([
-            "equinix",
-            "ssh-users",
-            "detach",
-            "--all-devices",
-            "--username",
-            "someone",
-            "--endpoint",
-            &url,
-        ])
-        .env_clear()
-        .envs(CREDENTIALS)
-        .stdin(std::process::Stdio::null())
+    let detach = [
+        "equinix",
+        "ssh-users",
+        "detach",
+        "--all-devices",
+        "--username",
+        "someone",
+        "--endpoint",
+        &url,
+        "-vv",
+    ];
+    // Debug logging (-vv) says when the client starts its wait: the signal is sent only then.
+    let mut child = command(&args(&detach), &CREDENTIALS)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn");
-    for _ in 0..300 {
-        if api(&fleet).stats().token_requests >= 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(api(&fleet).stats().token_requests, 1);
-    // Give the client a moment to start its wait, then interrupt it.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    crate::support::interrupt(&child);
-    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
-        .await
-        .expect("exits on the signal, not after the 50 s wait")
-        .expect("wait");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("piped")).lines();
     let mut err = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_string(&mut err).await;
-    }
-    assert_eq!(status.code(), Some(130), "{err}");
+    let waiting = async {
+        while let Some(line) = lines.next_line().await.expect("stderr") {
+            err.push_str(&line);
+            err.push('\n');
+            if line.contains("token request retried") {
+                return true;
+            }
+        }
+        false
+    };
+    let waiting = tokio::time::timeout(std::time::Duration::from_secs(20), waiting).await;
+    assert_eq!(waiting, Ok(true), "the client announces its wait: {err}");
+    assert_eq!(api(&fleet).stats().token_requests, 1);
+    // Within the grace period, far below the client's 50 s wait.
+    let output = crate::support::interrupt_and_wait(child).await;
+    let _ = lines.into_inner().read_to_string(&mut err).await;
+    assert_eq!(code(&output), 130, "{err}");
     assert!(err.contains("interrupted"), "{err}");
     assert_eq!(
         api(&fleet).stats().token_requests,

@@ -11,7 +11,7 @@ use sshfleet::remediate::waves::Waves;
 use sshfleet::sim::{EquinixFaults, Fleet, MockUser};
 
 use crate::equinix_support::{api, mock};
-use crate::support::{code, read_jsonl, run, stderr};
+use crate::support::{code, eventually, read_jsonl, run, stderr};
 
 pub(crate) const CREDENTIALS: [(&str, &str); 2] = [
     ("EQUINIX_API_CLIENTID", "sim-client"),
@@ -150,6 +150,22 @@ async fn the_policy_run_detaches_exactly_the_unapproved_associations_once_each_u
     assert!(span >= least, "{} detaches in {span:?}", times.len());
 }
 
+/// `<--plan|--policy> <file> --apply --yes --allow-user-deletion --rate 100/s --journal
+/// <journal>`.
+fn applying<'a>(source: &'a str, file: &'a str, journal: &'a str) -> [&'a str; 9] {
+    [
+        source,
+        file,
+        "--apply",
+        "--yes",
+        "--allow-user-deletion",
+        "--rate",
+        "100/s",
+        "--journal",
+        journal,
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saved_plan_applies_once_and_a_rerun_with_its_finished_journal_reads_again_and_detaches_nothing_more(
 ) {
@@ -159,17 +175,7 @@ async fn a_saved_plan_applies_once_and_a_rerun_with_its_finished_journal_reads_a
     let planned = remediate(&fleet, &["--policy", &policy, "--plan-out", &plan, "-q"]).await;
     assert_eq!(code(&planned), 1, "detaches planned: {}", stderr(&planned));
     assert!(detaches(&fleet).0.is_empty(), "a dry run sends no detach");
-    let apply = [
-        "--plan",
-        &plan,
-        "--apply",
-        "--yes",
-        "--allow-user-deletion",
-        "--rate",
-        "100/s",
-        "--journal",
-        &journal,
-    ];
+    let apply = applying("--plan", &plan, &journal);
     let first = remediate(&fleet, &[&apply[..], &["-o", "/dev/null"]].concat()).await;
     assert_eq!(code(&first), 0, "{}", stderr(&first));
     let after_first = detaches(&fleet).0;
@@ -211,19 +217,7 @@ async fn a_saved_plan_applies_once_and_a_rerun_with_its_finished_journal_reads_a
     let fresh = dir.path().join("fresh.jsonl").display().to_string();
     let out = dir.path().join("stale.jsonl");
     let out_arg = out.display().to_string();
-    let stale = [
-        "--plan",
-        &plan,
-        "--apply",
-        "--yes",
-        "--allow-user-deletion",
-        "--rate",
-        "100/s",
-        "--journal",
-        &fresh,
-        "-o",
-        &out_arg,
-    ];
+    let stale = [&applying("--plan", &plan, &fresh)[..], &["-o", &out_arg]].concat();
     let users_before = api(&fleet).users();
     let requests_before = api(&fleet).requests().len();
     assert_eq!(code(&remediate(&fleet, &stale).await), 0);
@@ -297,23 +291,10 @@ async fn waves_stop_after_the_wave_where_the_failure_budget_is_exceeded() {
     );
     let out = dir.path().join("waves.jsonl");
     let journal = dir.path().join("waves.journal.jsonl").display().to_string();
-    let argv = [
-        "--policy",
-        &policy,
-        "--apply",
-        "--yes",
-        "--allow-user-deletion",
-        "--rate",
-        "100/s",
-        "--waves",
-        "1,10%,100%",
-        "--max-failures",
-        "1",
-        "--journal",
-        &journal,
-        "-o",
-        &out.display().to_string(),
-    ];
+    let waves = ["--waves", "1,10%,100%", "--max-failures", "1"];
+    let out_arg = out.display().to_string();
+    let policy_run = applying("--policy", &policy, &journal);
+    let argv = [&policy_run[..], &waves, &["-o", &out_arg]].concat();
     let output = remediate(&fleet, &argv).await;
     assert_eq!(code(&output), 3, "{}", stderr(&output));
     assert!(stderr(&output).contains("exceeded --max-failures (1) after wave 2"));
@@ -356,17 +337,7 @@ async fn a_detach_that_does_not_stick_is_failed_by_its_read_back() {
         .join("unstuck.journal.jsonl")
         .display()
         .to_string();
-    let argv = [
-        "--policy",
-        &policy,
-        "--apply",
-        "--yes",
-        "--allow-user-deletion",
-        "--rate",
-        "100/s",
-        "--journal",
-        &journal,
-    ];
+    let argv = applying("--policy", &policy, &journal);
     let output = remediate(
         &fleet,
         &[&argv[..], &["-o", &out.display().to_string()]].concat(),
@@ -513,14 +484,7 @@ async fn a_run_killed_mid_wave_resumes_from_its_journal_detaching_each_associati
         .kill_on_drop(true)
         .spawn()
         .expect("spawn");
-    let mut reached = false;
-    for _ in 0..1000 {
-        if detaches(&fleet).1.len() >= 5 {
-            reached = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let reached = eventually(|| detaches(&fleet).1.len() >= 5, Duration::from_secs(10)).await;
     assert!(reached, "the run got going");
     child.start_kill().expect("SIGKILL");
     let _ = child.wait().await;

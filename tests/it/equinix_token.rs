@@ -11,7 +11,7 @@ use sshfleet::equinix::client::Backoff;
 use sshfleet::shutdown;
 
 use crate::equinix_support::{api, client, client_stopped_by, mock, sim_credentials};
-use crate::support::{args, code, run, stderr};
+use crate::support::{args, code, eventually, run, stderr};
 
 #[tokio::test(start_paused = true)]
 async fn one_renewal_is_shared_by_concurrent_requests_near_expiry() {
@@ -262,12 +262,11 @@ async fn a_stop_request_ends_a_wait_between_token_requests() {
     let client = client_stopped_by(&fleet, sim_credentials(), Backoff::default(), stop);
     let call = tokio::spawn(async move { client.get_user("abc").await });
     // The first request is answered at once; the client then waits 50 s to retry.
-    for _ in 0..200 {
-        if api(&fleet).stats().token_requests >= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let asked = || api(&fleet).stats().token_requests >= 1;
+    assert!(
+        eventually(asked, Duration::from_secs(2)).await,
+        "the first token request"
+    );
     assert_eq!(api(&fleet).stats().token_requests, 1);
     trigger.trigger();
     let err = tokio::time::timeout(Duration::from_secs(10), call)

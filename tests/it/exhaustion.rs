@@ -4,7 +4,8 @@
 //! says whether work was done (4) or nothing was (2).
 //!
 //! The read-only directory and the tmpfs are made in a private mount namespace
-//! (`unshare -m`), which needs root; elsewhere those tests print `SKIPPED: <reason>`.
+//! (`unshare -m`), which needs root; elsewhere those tests print `SKIPPED: <reason>`, or fail
+//! when `SSHFLEET_REQUIRE_ROOT` is set (as CI does).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig, SshFault};
 
-use crate::support::{code, run, stderr, TestFleet, PASSWORD};
+use crate::support::{code, stderr, Sshfleet, TestFleet, PASSWORD};
 
 /// 300 clean cameras: a JSONL report of them is far over 64 KiB.
 async fn fleet(devices: usize) -> TestFleet {
@@ -24,20 +25,10 @@ async fn fleet(devices: usize) -> TestFleet {
     .await
 }
 
-fn scan_args(fleet: &TestFleet, out: &Path) -> Vec<String> {
-    [
-        "scan",
-        "--inventory",
-        fleet.inventory.to_str().unwrap_or_default(),
-        "-o",
-        out.to_str().unwrap_or_default(),
-        "--timeout",
-        "5s",
-        "--quiet",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+fn scan_args(fleet: &TestFleet, out: &Path) -> Sshfleet {
+    Sshfleet::scan(&fleet.inventory)
+        .out(out)
+        .args(&["--timeout", "5s", "--quiet"])
 }
 
 /// `devices` cameras with SSH on: `remediate --ssh disabled` writes every one.
@@ -86,11 +77,7 @@ fn requests(fleet: &TestFleet) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_on_dev_full_is_an_error_naming_it_and_exit_4() {
     let fleet = fleet(300).await;
-    let output = run(
-        &scan_args(&fleet, Path::new("/dev/full")),
-        &[("SSHFLEET_PASSWORD", PASSWORD)],
-    )
-    .await;
+    let output = scan_args(&fleet, Path::new("/dev/full")).run().await;
     let err = stderr(&output);
     assert_eq!(code(&output), 4, "work was done, the report failed: {err}");
     assert!(err.contains("/dev/full"), "names the path: {err}");
@@ -99,8 +86,18 @@ async fn a_report_on_dev_full_is_an_error_naming_it_and_exit_4() {
     fleet.fleet.shutdown().await;
 }
 
-/// Whether this process may make mount namespaces (root with `unshare`), else why not.
-fn mount_namespaces() -> Result<(), String> {
+/// Whether this process may make mount namespaces (root with `unshare`); when not, the test
+/// skips (or fails under `SSHFLEET_REQUIRE_ROOT`).
+fn mount_namespaces() -> bool {
+    let made = mount_namespace_probe();
+    if let Err(why) = &made {
+        crate::support::skip("SSHFLEET_REQUIRE_ROOT", why);
+    }
+    made.is_ok()
+}
+
+/// `Ok` when `unshare -m` works here, else why not.
+fn mount_namespace_probe() -> Result<(), String> {
     let probe = std::process::Command::new("unshare")
         .args(["-m", "--propagation", "private", "true"])
         .output()
@@ -192,8 +189,7 @@ fn dirs() -> Dirs {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_into_a_read_only_directory_is_refused_before_any_device_is_asked() {
-    if let Err(reason) = mount_namespaces() {
-        println!("SKIPPED: {reason}");
+    if !mount_namespaces() {
         return;
     }
     let fleet = fleet(5).await;
@@ -203,7 +199,7 @@ async fn a_report_into_a_read_only_directory_is_refused_before_any_device_is_ask
         &dirs.mounted,
         Mount::ReadOnly,
         &dirs.kept,
-        &scan_args(&fleet, &out),
+        scan_args(&fleet, &out).argv(),
     )
     .await;
     let err = stderr(&output);
@@ -219,8 +215,7 @@ async fn a_report_into_a_read_only_directory_is_refused_before_any_device_is_ask
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_that_fills_the_disk_is_an_error_and_not_left_looking_finished() {
-    if let Err(reason) = mount_namespaces() {
-        println!("SKIPPED: {reason}");
+    if !mount_namespaces() {
         return;
     }
     let fleet = fleet(300).await;
@@ -230,7 +225,7 @@ async fn a_report_that_fills_the_disk_is_an_error_and_not_left_looking_finished(
         &dirs.mounted,
         Mount::TinyTmpfs,
         &dirs.kept,
-        &scan_args(&fleet, &out),
+        scan_args(&fleet, &out).argv(),
     )
     .await;
     let err = stderr(&output);
@@ -265,8 +260,7 @@ async fn a_report_that_fills_the_disk_is_an_error_and_not_left_looking_finished(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_on_a_disk_that_fills_stops_writes_before_they_go_out() {
-    if let Err(reason) = mount_namespaces() {
-        println!("SKIPPED: {reason}");
+    if !mount_namespaces() {
         return;
     }
     let fleet = enabled_fleet(40).await;
@@ -312,8 +306,7 @@ async fn a_journal_on_a_disk_that_fills_stops_writes_before_they_go_out() {
 /// out once, verified.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planned_writes_whose_temporary_disk_fills_are_held_in_memory_and_all_go_out() {
-    if let Err(reason) = mount_namespaces() {
-        println!("SKIPPED: {reason}");
+    if !mount_namespaces() {
         return;
     }
     // 200 planned writes of about 1 KB each: far over the 64 KiB tmpfs.

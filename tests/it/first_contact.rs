@@ -4,7 +4,7 @@
 use serde_json::Value;
 use sshfleet::sim::{FaultProfile, SimConfig};
 
-use crate::support::{args, code, read_jsonl, run, stderr, TestFleet, PASSWORD};
+use crate::support::{args, code, read_jsonl, run, stderr, Sshfleet, TestFleet, PASSWORD};
 
 /// `scan` of the fleet's inventory (or `inventory`) with `password` as the run's password.
 async fn scan_with_password(
@@ -15,19 +15,15 @@ async fn scan_with_password(
     env: &[(&str, &str)],
 ) -> (std::process::Output, Vec<Value>) {
     let out = fleet.path("scan.jsonl");
-    let mut argv = args(&[
-        "scan",
-        "--inventory",
-        &inventory.display().to_string(),
-        "-o",
-        &out.display().to_string(),
-        "--timeout",
-        "5s",
-    ]);
-    argv.extend(args(extra));
-    let mut env = env.to_vec();
-    env.push(("SSHFLEET_PASSWORD", password));
-    let output = run(&argv, &env).await;
+    let mut scan = Sshfleet::scan(inventory)
+        .out(&out)
+        .args(&["--timeout", "5s"])
+        .args(extra)
+        .password(password);
+    for (key, value) in env {
+        scan = scan.env(key, value);
+    }
+    let output = scan.run().await;
     (output, read_jsonl(&out))
 }
 

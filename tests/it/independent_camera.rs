@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
-use crate::support::{args, code, read_jsonl, run, stderr};
+use crate::support::{code, read_jsonl, stderr, Sshfleet};
 
 async fn start_camera(algorithm: &str, qop: &str, enabled: bool) -> (tokio::process::Child, u16) {
     start_camera_with(algorithm, qop, enabled, &[]).await
@@ -65,19 +65,11 @@ async fn independent_digest_cameras_are_read_correctly() {
     let inv = dir.path().join("inv.csv");
     let out = dir.path().join("out.jsonl");
     std::fs::write(&inv, inventory).expect("write");
-    let output = run(
-        &args(&[
-            "scan",
-            "--inventory",
-            inv.to_str().unwrap_or_default(),
-            "-o",
-            out.to_str().unwrap_or_default(),
-            "--timeout",
-            "5s",
-        ]),
-        &[("SSHFLEET_PASSWORD", "pass")],
-    )
-    .await;
+    let output = Sshfleet::scan(&inv)
+        .out(&out)
+        .args(&["--timeout", "5s"])
+        .run()
+        .await;
     assert!(matches!(code(&output), 0 | 1), "{}", stderr(&output));
     let records = read_jsonl(&out);
     for (i, (algorithm, qop, enabled)) in cases.iter().enumerate() {
@@ -102,19 +94,11 @@ async fn long_nonces_and_long_headers_are_read_correctly() {
     let inv = dir.path().join("inv.csv");
     let out = dir.path().join("out.jsonl");
     std::fs::write(&inv, format!("address,name\n127.0.0.1:{port},long\n")).expect("write");
-    let output = run(
-        &args(&[
-            "scan",
-            "--inventory",
-            inv.to_str().unwrap_or_default(),
-            "-o",
-            out.to_str().unwrap_or_default(),
-            "--timeout",
-            "5s",
-        ]),
-        &[("SSHFLEET_PASSWORD", "pass")],
-    )
-    .await;
+    let output = Sshfleet::scan(&inv)
+        .out(&out)
+        .args(&["--timeout", "5s"])
+        .run()
+        .await;
     let records = read_jsonl(&out);
     assert_eq!(records.len(), 1, "{}", stderr(&output));
     assert_eq!(records[0]["status"], "ok", "{}", records[0]);

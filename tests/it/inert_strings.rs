@@ -2,7 +2,7 @@
 //! summaries on a terminal, messages quoting a bad input line (cut short), and CSV cells.
 
 use crate::hostile::{json, Conn, Hostile};
-use crate::support::{args, code, run, stderr, TestFleet, PASSWORD};
+use crate::support::{args, code, run, stderr, Sshfleet, TestFleet, PASSWORD};
 use sshfleet::sim::{FaultProfile, SimConfig};
 
 /// Bytes a terminal would act on: C0 controls but the line feeds that end lines, and DEL.
@@ -52,16 +52,11 @@ async fn a_bad_waivers_line_of_3_mb_is_quoted_in_a_few_hundred_bytes() {
     let waivers = dir.path().join("waivers.toml");
     let line = format!("id = \"W-1\" \u{1b}[2J{}\n", "x".repeat(3 << 20));
     std::fs::write(&waivers, format!("[[waiver]]\n{line}")).unwrap();
-    let argv = args(&[
-        "scan",
-        "--inventory",
-        &inventory.display().to_string(),
-        "--waivers",
-        &waivers.display().to_string(),
-        "-o",
-        &dir.path().join("out.jsonl").display().to_string(),
-    ]);
-    let output = run(&argv, &[("SSHFLEET_PASSWORD", PASSWORD)]).await;
+    let output = Sshfleet::scan(&inventory)
+        .file("--waivers", &waivers)
+        .out(&dir.path().join("out.jsonl"))
+        .run()
+        .await;
     let err = stderr(&output);
     assert_eq!(code(&output), 2, "{}", &err[..err.len().min(2000)]);
     assert!(
@@ -91,19 +86,11 @@ async fn a_device_error_with_control_characters_is_escaped_in_its_csv_cell() {
     let inventory = dir.path().join("inventory.csv");
     std::fs::write(&inventory, format!("address\n{}\n", camera.url())).unwrap();
     let out = dir.path().join("report.csv");
-    let argv = args(&[
-        "scan",
-        "--inventory",
-        &inventory.display().to_string(),
-        "-o",
-        &out.display().to_string(),
-        "--timeout",
-        "2s",
-        "--retries",
-        "0",
-        "-v",
-    ]);
-    let output = run(&argv, &[("SSHFLEET_PASSWORD", PASSWORD)]).await;
+    let output = Sshfleet::scan(&inventory)
+        .out(&out)
+        .args(&["--timeout", "2s", "--retries", "0", "-v"])
+        .run()
+        .await;
     assert_eq!(code(&output), 1, "{}", stderr(&output));
     assert_eq!(active_bytes(&output.stderr), b"", "{:?}", stderr(&output));
     let text = std::fs::read(&out).unwrap();

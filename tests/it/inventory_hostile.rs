@@ -2,7 +2,7 @@
 
 use sshfleet::sim::{FaultProfile, SimConfig};
 
-use crate::support::{args, code, read_jsonl, run, stderr, TestFleet};
+use crate::support::{args, code, read_jsonl, run, stderr, Sshfleet, TestFleet};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_hostile_row_becomes_a_record_or_a_warned_duplicate() {
@@ -35,21 +35,11 @@ async fn every_hostile_row_becomes_a_record_or_a_warned_duplicate() {
     }
     std::fs::write(&inventory, text).expect("inventory");
     let out = fleet.path("out.jsonl");
-    let output = run(
-        &args(&[
-            "scan",
-            "--inventory",
-            &inventory.display().to_string(),
-            "-o",
-            &out.display().to_string(),
-            "--timeout",
-            "2s",
-            "--retries",
-            "0",
-        ]),
-        &[("SSHFLEET_PASSWORD", "pass")],
-    )
-    .await;
+    let output = Sshfleet::scan(&inventory)
+        .out(&out)
+        .args(&["--timeout", "2s", "--retries", "0"])
+        .run()
+        .await;
     assert_eq!(code(&output), 1, "{}", stderr(&output));
     let records = read_jsonl(&out);
     // Every row but the duplicate is reported; the duplicate is named in a warning.

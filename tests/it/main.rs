@@ -53,6 +53,7 @@ mod scan_tls;
 mod scan_truth;
 mod sim_command;
 mod sim_workers;
+mod snapshots;
 mod usage;
 mod waves;
 mod window;

@@ -7,12 +7,12 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use sshfleet::sim::{FaultProfile, SimConfig};
 
-use crate::support::{code, stderr, TestFleet};
+use crate::support::{code, eventually, stderr, TestFleet};
 
 /// A site name that would break a naive exposition: quote, backslash, newline, braces.
 const HOSTILE_SITE: &str = "evil\"} 1\nsshfleet_devices 99\\";
@@ -103,7 +103,7 @@ impl Drop for Exporter {
     }
 }
 
-fn serve_textfiles(dir: &Path) -> (Exporter, String) {
+async fn serve_textfiles(dir: &Path) -> (Exporter, String) {
     let port = free_port();
     let child = Command::new(tool(&["prometheus-node-exporter", "node_exporter"]))
         .args([
@@ -117,17 +117,14 @@ fn serve_textfiles(dir: &Path) -> (Exporter, String) {
         .spawn()
         .unwrap();
     let exporter = Exporter(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(body) = scrape(port).filter(|b| b.contains("node_textfile_scrape_error")) {
-            return (exporter, body);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node_exporter did not serve /metrics within 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut body = None;
+    let served = || {
+        body = scrape(port).filter(|b| b.contains("node_textfile_scrape_error"));
+        body.is_some()
+    };
+    let served = eventually(served, Duration::from_secs(20)).await;
+    assert!(served, "node_exporter did not serve /metrics within 20 s");
+    (exporter, body.unwrap_or_default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,7 +185,7 @@ async fn node_exporter_serves_the_metrics_of_a_scan_and_promtool_accepts_them() 
     assert_eq!(got[hostile], "1", "{text}");
 
     // The real exporter reads the file without error and serves every sample of it.
-    let (_exporter, body) = serve_textfiles(&textfiles);
+    let (_exporter, body) = serve_textfiles(&textfiles).await;
     assert!(
         body.lines().any(|l| l == "node_textfile_scrape_error 0"),
         "node_exporter could not read the file:\n{body}"
@@ -299,7 +296,7 @@ async fn sites_that_differ_only_in_control_characters_stay_distinct_series() {
         .await;
     assert!(matches!(code(&output), 0 | 1), "{}", stderr(&output));
     promtool_accepts(&prom);
-    let (_exporter, body) = serve_textfiles(&textfiles);
+    let (_exporter, body) = serve_textfiles(&textfiles).await;
     assert!(
         body.lines().any(|l| l == "node_textfile_scrape_error 0"),
         "node_exporter could not read the file:\n{body}"

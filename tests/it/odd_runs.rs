@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, Firmware, SimConfig, SshFault};
-use tokio::io::AsyncReadExt as _;
 
-use crate::support::{args, code, read_jsonl, run, stderr, TestFleet, PASSWORD};
+use crate::support::{
+    args, code, eventually, read_jsonl, run, stderr, Sshfleet, TestFleet, PASSWORD,
+};
 
 fn camera(ssh_enabled: bool, fault: Fault) -> DeviceSpec {
     DeviceSpec {
@@ -81,55 +82,26 @@ async fn a_scan_stopped_by_ctrl_c_is_marked_incomplete_everywhere() {
     .await;
     let [junit, summary, metrics, html] =
         ["partial.xml", "summary.json", "run.prom", "partial.html"].map(|n| fleet.path(n));
-    let mut child = crate::support::command(
-        &args(&[
-            "scan",
-            "--inventory",
-            &fleet.inventory.display().to_string(),
-            "-o",
-            &junit.display().to_string(),
-            "--summary-out",
-            &summary.display().to_string(),
-            "--metrics-out",
-            &metrics.display().to_string(),
-            "--html-out",
-            &html.display().to_string(),
-            "--concurrency",
-            "2",
-            "--timeout",
-            "3s",
-            "--retries",
-            "0",
-        ]),
-        &[("SSHFLEET_PASSWORD", PASSWORD)],
-    )
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .expect("spawn");
+    let child = Sshfleet::scan(&fleet.inventory)
+        .out(&junit)
+        .file("--summary-out", &summary)
+        .file("--metrics-out", &metrics)
+        .file("--html-out", &html)
+        .args(&["--concurrency", "2", "--timeout", "3s", "--retries", "0"])
+        .command()
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let cases = || {
         std::fs::read_to_string(&junit)
             .map(|t| t.matches("<testcase ").count() - t.matches("name=\"run coverage\"").count())
             .unwrap_or(0)
     };
-    let mut streamed = false;
-    for _ in 0..400 {
-        if cases() >= 5 {
-            streamed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let streamed = eventually(|| cases() >= 5, Duration::from_secs(10)).await;
     assert!(streamed, "the first devices reach the report");
-    crate::support::interrupt(&child);
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("exits within the grace period")
-        .expect("wait");
-    assert_eq!(status.code(), Some(130));
-    let mut err = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_string(&mut err).await;
-    }
+    let output = crate::support::interrupt_and_wait(child).await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 130, "{err}");
     let reported = cases() as u64;
     let not_reached = in_scope - reported;
     assert!(not_reached >= 10, "{reported} reported");
@@ -270,25 +242,14 @@ async fn without_any_desired_state_there_is_no_compliance_figure_but_a_warning()
     .unwrap();
     let [out, summary, metrics, html] =
         ["none.jsonl", "none.json", "none.prom", "none.html"].map(|n| fleet.path(n));
-    let output = run(
-        &args(&[
-            "scan",
-            "--inventory",
-            &inventory.display().to_string(),
-            "-o",
-            &out.display().to_string(),
-            "--summary-out",
-            &summary.display().to_string(),
-            "--metrics-out",
-            &metrics.display().to_string(),
-            "--html-out",
-            &html.display().to_string(),
-            "--timeout",
-            "5s",
-        ]),
-        &[("SSHFLEET_PASSWORD", PASSWORD)],
-    )
-    .await;
+    let output = Sshfleet::scan(&inventory)
+        .out(&out)
+        .file("--summary-out", &summary)
+        .file("--metrics-out", &metrics)
+        .file("--html-out", &html)
+        .args(&["--timeout", "5s"])
+        .run()
+        .await;
     let err = stderr(&output);
     assert_eq!(code(&output), 0, "{err}");
     let records = read_jsonl(&out);
@@ -498,19 +459,14 @@ async fn summary_out_on_remediate_and_on_a_merge_of_shards() {
 
     let shards = fleet.scan_shards(2).await;
     let merged = fleet.path("merged.json");
-    let mut argv = args(&[
-        "report",
-        "merge",
-        "--inventory",
-        &fleet.inventory.display().to_string(),
-        "-o",
-        &fleet.path("fleet.jsonl").display().to_string(),
-        "--summary-out",
-        &merged.display().to_string(),
-        "--quiet",
-    ]);
-    argv.extend(shards);
-    let output = run(&argv, &[]).await;
+    let shards: Vec<&str> = shards.iter().map(String::as_str).collect();
+    let output = Sshfleet::merge(&fleet.inventory)
+        .out(&fleet.path("fleet.jsonl"))
+        .file("--summary-out", &merged)
+        .arg("--quiet")
+        .args(&shards)
+        .run()
+        .await;
     assert!(code(&output) <= 1, "{}", stderr(&output));
     let json = read_json(&merged);
     assert_eq!(json["total"], 12);

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use sshfleet::sim::{DeviceSpec, Fault, FaultProfile, SimConfig, SshFault};
 
-use crate::support::{args, by_address, code, read_jsonl, run, stderr, TestFleet, PASSWORD};
+use crate::support::{by_address, code, read_jsonl, stderr, Sshfleet, TestFleet};
 
 fn camera(ssh: SshFault, ssh_enabled: bool) -> DeviceSpec {
     DeviceSpec {
@@ -232,16 +232,11 @@ async fn an_ssh_server_on_a_camera_configured_off_is_a_finding_in_scan_and_remed
     })
     .await;
     let out = fleet.path("scan.jsonl");
-    let inventory = fleet.inventory.display().to_string();
-    let scan = args(&[
-        "scan",
-        "--inventory",
-        &inventory,
-        "-o",
-        &out.display().to_string(),
-        "--probe-ssh",
-    ]);
-    let output = run(&scan, &[("SSHFLEET_PASSWORD", PASSWORD)]).await;
+    let output = Sshfleet::scan(&fleet.inventory)
+        .out(&out)
+        .arg("--probe-ssh")
+        .run()
+        .await;
     assert_eq!(
         code(&output),
         1,
@@ -273,18 +268,12 @@ async fn an_ssh_server_on_a_camera_configured_off_is_a_finding_in_scan_and_remed
     );
 
     let plan = fleet.path("plan.jsonl");
-    let remediate = args(&[
-        "remediate",
-        "--inventory",
-        &inventory,
-        "--ssh",
-        "disabled",
-        "-o",
-        &plan.display().to_string(),
-        "--probe-ssh",
-        "--quiet",
-    ]);
-    let output = run(&remediate, &[("SSHFLEET_PASSWORD", PASSWORD)]).await;
+    let output = Sshfleet::remediate(&fleet.inventory)
+        .args(&["--ssh", "disabled"])
+        .out(&plan)
+        .args(&["--probe-ssh", "--quiet"])
+        .run()
+        .await;
     assert_eq!(code(&output), 1, "{}", stderr(&output));
     let records = read_jsonl(&plan);
     let stray = &by_address(&records)[fleet.fleet.address(0)];

@@ -8,7 +8,9 @@ use sshfleet::sim::{
     DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig, SshFault, WriteEvent,
 };
 
-use crate::support::{args, code, read_jsonl, run, stderr, TestFleet, PASSWORD};
+use crate::support::{
+    args, code, eventually, read_jsonl, run, stderr, Sshfleet, TestFleet, PASSWORD,
+};
 
 fn camera(ssh_enabled: bool, firmware: Firmware) -> DeviceSpec {
     DeviceSpec {
@@ -305,7 +307,7 @@ async fn per_site_limit_holds_for_each_site() {
     }
 }
 
-async fn journal_lines(path: &Path, kind: &str) -> usize {
+fn journal_lines(path: &Path, kind: &str) -> usize {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -326,45 +328,25 @@ async fn sigkill_at_several_points_then_resume_writes_each_device_exactly_once()
     }
     let journal = fleet.path("j.jsonl");
     let out = fleet.path("run.jsonl");
-    let run_args = |rate: &'static str| {
-        args(&[
-            "remediate",
-            "--inventory",
-            fleet.inventory.to_str().unwrap_or_default(),
-            "--ssh",
-            "disabled",
-            "--apply",
-            "--yes",
-            "--rate",
-            rate,
-            "--journal",
-            journal.to_str().unwrap_or_default(),
-            "-o",
-            out.to_str().unwrap_or_default(),
-            "--quiet",
-        ])
+    let run_args = |rate: &str| {
+        Sshfleet::remediate(&fleet.inventory)
+            .args(&["--ssh", "disabled", "--apply", "--yes", "--rate", rate])
+            .file("--journal", &journal)
+            .out(&out)
+            .arg("--quiet")
     };
     for kill_after_intents in [3, 20] {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"))
-            .args(run_args("10/s"))
-            .env("SSHFLEET_PASSWORD", PASSWORD)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn");
-        let mut reached = false;
-        for _ in 0..800 {
-            if journal_lines(&journal, "intent").await >= kill_after_intents {
-                reached = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let mut child = run_args("10/s").command().spawn().expect("spawn");
+        let reached = eventually(
+            || journal_lines(&journal, "intent") >= kill_after_intents,
+            Duration::from_secs(8),
+        )
+        .await;
         assert!(reached, "the run got going");
         child.start_kill().expect("SIGKILL");
         let _ = child.wait().await;
     }
-    let output = run(&run_args("50/s"), &[("SSHFLEET_PASSWORD", PASSWORD)]).await;
+    let output = run_args("50/s").run().await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     for (i, device) in fleet.fleet.snapshot().iter().enumerate() {
         assert!(!device.ssh_enabled, "device {i} disabled");
@@ -376,7 +358,7 @@ async fn sigkill_at_several_points_then_resume_writes_each_device_exactly_once()
         );
     }
     // Every device that was written has an outcome in the journal.
-    assert_eq!(journal_lines(&journal, "outcome").await, 45);
+    assert_eq!(journal_lines(&journal, "outcome"), 45);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -392,23 +374,19 @@ async fn an_unfinished_journal_for_another_target_or_inventory_is_refused() {
     assert_eq!(code(&first), 0, "{}", stderr(&first));
     // Only an unfinished run binds its journal (a finished one starts a new run).
     cut_short(&journal);
-    let output = run(
-        &args(&[
-            "remediate",
-            "--inventory",
-            fleet.inventory.to_str().unwrap_or_default(),
+    let bound = |inventory: &Path, ssh: &str| {
+        Sshfleet::remediate(inventory).args(&[
             "--ssh",
-            "enabled",
+            ssh,
             "--apply",
             "--yes",
             "--journal",
             j,
             "-o",
             "-",
-        ]),
-        &[("SSHFLEET_PASSWORD", PASSWORD)],
-    )
-    .await;
+        ])
+    };
+    let output = bound(&fleet.inventory, "enabled").run().await;
     assert_eq!(code(&output), 2);
     assert!(
         stderr(&output).contains("another run"),
@@ -417,23 +395,7 @@ async fn an_unfinished_journal_for_another_target_or_inventory_is_refused() {
     );
     let other = fleet.path("other.csv");
     std::fs::write(&other, format!("address\n{}\n", fleet.fleet.address(0))).expect("write");
-    let output = run(
-        &args(&[
-            "remediate",
-            "--inventory",
-            other.to_str().unwrap_or_default(),
-            "--ssh",
-            "disabled",
-            "--apply",
-            "--yes",
-            "--journal",
-            j,
-            "-o",
-            "-",
-        ]),
-        &[("SSHFLEET_PASSWORD", PASSWORD)],
-    )
-    .await;
+    let output = bound(&other, "disabled").run().await;
     assert_eq!(code(&output), 2);
     assert!(
         stderr(&output).contains("different inventory"),
@@ -651,15 +613,11 @@ async fn ctrl_c_while_planning_writes_nothing_and_reports_what_was_planned() {
         .expect("spawn");
     // Rows go out in order, two at a time: once both hanging cameras were asked, the first
     // five were read and planned.
-    let mut planning = false;
-    for _ in 0..400 {
+    let asked = || {
         let snapshot = fleet.fleet.snapshot();
-        if snapshot[5].requests > 0 && snapshot[6].requests > 0 {
-            planning = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        snapshot[5].requests > 0 && snapshot[6].requests > 0
+    };
+    let planning = eventually(asked, Duration::from_secs(4)).await;
     assert!(planning, "the hanging cameras were asked");
     crate::support::interrupt(&child);
     let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
@@ -740,7 +698,7 @@ async fn a_rerun_on_a_finished_journal_reads_every_camera_again() {
     let (first, _) = remediate(&fleet, "nightly.jsonl", &["--apply", "--yes"]).await;
     assert_eq!(code(&first), 0, "{}", stderr(&first));
     let journal = fleet.path("nightly.journal.jsonl");
-    assert_eq!(journal_lines(&journal, "finished").await, 1);
+    assert_eq!(journal_lines(&journal, "finished"), 1);
     fleet.fleet.set_ssh_enabled(1, true);
     let requests_before: Vec<u64> = fleet.fleet.snapshot().iter().map(|d| d.requests).collect();
     let (second, records) = remediate(&fleet, "nightly.jsonl", &["--apply", "--yes"]).await;
@@ -761,8 +719,8 @@ async fn a_rerun_on_a_finished_journal_reads_every_camera_again() {
     assert_eq!(row["verified"], true, "{row}");
     assert_eq!(row_of(&fleet, &records, 0)["action"], "none");
     // Two runs, each with its header, each finished.
-    assert_eq!(journal_lines(&journal, "header").await, 2);
-    assert_eq!(journal_lines(&journal, "finished").await, 2);
+    assert_eq!(journal_lines(&journal, "header"), 2);
+    assert_eq!(journal_lines(&journal, "finished"), 2);
 }
 
 /// A run cut short (as SIGKILL leaves its journal: no `finished`) is resumed: a camera it

@@ -4,7 +4,7 @@ use sshfleet::sim::{
     AuthPolicy, DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig, SshFault,
 };
 
-use crate::support::{code, stderr, TestFleet};
+use crate::support::{code, stderr, Sshfleet, TestFleet};
 
 fn with_auth(auth: DeviceAuth) -> DeviceSpec {
     DeviceSpec {
@@ -96,18 +96,12 @@ async fn wrong_password_costs_one_failed_login_per_device() {
     })
     .await;
     let out = fleet.path("scan.jsonl");
-    let output = crate::support::run(
-        &crate::support::args(&[
-            "scan",
-            "--inventory",
-            &fleet.inventory.display().to_string(),
-            "-o",
-            &out.display().to_string(),
-            "--quiet",
-        ]),
-        &[("SSHFLEET_PASSWORD", "wrong")],
-    )
-    .await;
+    let output = Sshfleet::scan(&fleet.inventory)
+        .out(&out)
+        .arg("--quiet")
+        .password("wrong")
+        .run()
+        .await;
     assert_eq!(code(&output), 1);
     let records = crate::support::read_jsonl(&out);
     assert!(records

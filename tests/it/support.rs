@@ -72,21 +72,16 @@ impl TestFleet {
         env: &[(&str, &str)],
     ) -> (Output, Vec<Value>) {
         let out_path = self.path(out);
-        let mut args = vec![
-            "scan".to_string(),
-            "--inventory".into(),
-            self.inventory.display().to_string(),
-            "-o".into(),
-            out_path.display().to_string(),
-            "--quiet".into(),
-        ];
+        let mut scan = Sshfleet::scan(&self.inventory)
+            .out(&out_path)
+            .arg("--quiet");
         if !extra.contains(&"--timeout") {
-            args.extend(["--timeout".to_string(), "5s".to_string()]);
+            scan = scan.args(&["--timeout", "5s"]);
         }
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let mut env = env.to_vec();
-        env.push(("SSHFLEET_PASSWORD", PASSWORD));
-        let output = run(&args, &env).await;
+        for (key, value) in env {
+            scan = scan.env(key, value);
+        }
+        let output = scan.args(extra).run().await;
         let records = if out.ends_with(".jsonl") {
             read_jsonl(&out_path)
         } else {
@@ -100,6 +95,88 @@ impl TestFleet {
             .into_iter()
             .map(|v| (v["address"].as_str().unwrap().to_string(), v))
             .collect()
+    }
+}
+
+/// One `scan` or `remediate` run of the real binary, built flag by flag:
+/// `Sshfleet::scan(&inventory).out(&report).arg("--quiet").run().await`. The password is
+/// [`PASSWORD`] unless [`Sshfleet::password`] says otherwise.
+pub struct Sshfleet {
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Sshfleet {
+    /// `scan --inventory <inventory>`.
+    pub fn scan(inventory: &Path) -> Sshfleet {
+        Sshfleet::command_on("scan", inventory)
+    }
+
+    /// `remediate --inventory <inventory>`.
+    pub fn remediate(inventory: &Path) -> Sshfleet {
+        Sshfleet::command_on("remediate", inventory)
+    }
+
+    /// `report merge --inventory <inventory>`; the shard reports follow as arguments.
+    pub fn merge(inventory: &Path) -> Sshfleet {
+        Sshfleet::command_on("report merge", inventory)
+    }
+
+    fn command_on(command: &str, inventory: &Path) -> Sshfleet {
+        let mut argv: Vec<String> = command.split(' ').map(str::to_owned).collect();
+        argv.extend(args(&["--inventory", &inventory.display().to_string()]));
+        Sshfleet {
+            argv,
+            env: vec![("SSHFLEET_PASSWORD".to_owned(), PASSWORD.to_owned())],
+        }
+    }
+
+    /// `-o <path>`.
+    pub fn out(self, path: &Path) -> Sshfleet {
+        self.args(&["-o", &path.display().to_string()])
+    }
+
+    /// `<flag> <path>`, for the other files a run writes or reads (`--html-out`, `--journal`).
+    pub fn file(self, flag: &str, path: &Path) -> Sshfleet {
+        self.args(&[flag, &path.display().to_string()])
+    }
+
+    pub fn arg(mut self, arg: &str) -> Sshfleet {
+        self.argv.push(arg.to_owned());
+        self
+    }
+
+    pub fn args(mut self, list: &[&str]) -> Sshfleet {
+        self.argv.extend(list.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// `SSHFLEET_PASSWORD` other than [`PASSWORD`].
+    pub fn password(self, password: &str) -> Sshfleet {
+        self.env("SSHFLEET_PASSWORD", password)
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Sshfleet {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The binary's arguments, for a run repeated with other flags.
+    pub fn argv(&self) -> &[String] {
+        &self.argv
+    }
+
+    /// The run, not yet started ([`command`]).
+    pub fn command(&self) -> tokio::process::Command {
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (&**k, &**v)).collect();
+        command(&self.argv, &env)
+    }
+
+    /// Runs it to the end ([`run`]).
+    pub async fn run(&self) -> Output {
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (&**k, &**v)).collect();
+        run(&self.argv, &env).await
     }
 }
 
@@ -124,6 +201,46 @@ pub fn command(args: &[String], env: &[(&str, &str)]) -> tokio::process::Command
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     cmd
+}
+
+/// How often [`eventually`] looks again.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Polls `cond` until it holds or `limit` has passed; whether it came to hold. For the state
+/// of another process or task (a file growing, a mock's request count), which no event
+/// announces.
+pub async fn eventually(mut cond: impl FnMut() -> bool, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Says why a test cannot run here (`SKIPPED: <why>`) so that it may return as passed; with
+/// the environment variable `switch` set (CI, which has what the test needs: root, openssl)
+/// the test fails instead, so that a lost requirement cannot hide as a pass.
+pub fn skip(switch: &str, why: &str) {
+    assert!(
+        std::env::var_os(switch).is_none(),
+        "the test cannot run ({switch} is set): {why}"
+    );
+    println!("SKIPPED: {why}");
+}
+
+/// Sends SIGINT to a running child and waits for it to end, within the 30 s grace any
+/// interrupted run gets; what it printed on the pipes it still holds.
+pub async fn interrupt_and_wait(child: tokio::process::Child) -> Output {
+    interrupt(&child);
+    tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("exits within the grace period")
+        .expect("wait")
 }
 
 /// Sends SIGINT (what Ctrl-C sends) to a running child.
@@ -188,20 +305,11 @@ pub fn url_in<'a>(ready: &'a str, key: &str) -> &'a str {
 /// Scans `inventory` with the real binary (`--timeout 5s`) and checks every device of
 /// `truth` against the report.
 pub async fn scan_matches_truth(inventory: &Path, truth: &Path, out: &Path) {
-    let output = run(
-        &args(&[
-            "scan",
-            "--inventory",
-            &inventory.display().to_string(),
-            "-o",
-            &out.display().to_string(),
-            "--timeout",
-            "5s",
-            "--quiet",
-        ]),
-        &[("SSHFLEET_PASSWORD", PASSWORD)],
-    )
-    .await;
+    let output = Sshfleet::scan(inventory)
+        .out(out)
+        .args(&["--timeout", "5s", "--quiet"])
+        .run()
+        .await;
     assert!(matches!(code(&output), 0 | 1), "{}", stderr(&output));
     let report = by_address(&read_jsonl(out));
     let truth = read_jsonl(truth);

@@ -29,22 +29,16 @@ async fn writes_wait_for_the_change_window() {
         fleet.fleet.set_ssh_enabled(i, i % 2 == 0);
     }
     let journal = fleet.path("w.journal.jsonl").display().to_string();
+    let in_window = |out: &'static str, window: String| {
+        let fleet = &fleet;
+        let journal = &journal;
+        async move {
+            let apply = ["--apply", "--yes", "--rate", "100/s", "--journal", journal];
+            remediate(fleet, out, &[&apply[..], &["--window", &window]].concat()).await
+        }
+    };
     let closed = format!("{}-{},UTC", utc_in(2), utc_in(3));
-    let (output, records) = remediate(
-        &fleet,
-        "closed.jsonl",
-        &[
-            "--apply",
-            "--yes",
-            "--rate",
-            "100/s",
-            "--journal",
-            &journal,
-            "--window",
-            &closed,
-        ],
-    )
-    .await;
+    let (output, records) = in_window("closed.jsonl", closed).await;
     let err = stderr(&output);
     assert_eq!(code(&output), 3, "{err}");
     assert!(err.contains("outside the change window"), "{err}");
@@ -59,21 +53,7 @@ async fn writes_wait_for_the_change_window() {
 
     // The next run inside a window (here: one open now) continues from the journal.
     let open = format!("{}-{},+00:00", utc_in(-1), utc_in(1));
-    let (output, records) = remediate(
-        &fleet,
-        "open.jsonl",
-        &[
-            "--apply",
-            "--yes",
-            "--rate",
-            "100/s",
-            "--journal",
-            &journal,
-            "--window",
-            &open,
-        ],
-    )
-    .await;
+    let (output, records) = in_window("open.jsonl", open).await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert_eq!(records.iter().filter(|r| r["verified"] == true).count(), 5);
     for (i, w) in all_writes(&fleet).iter().enumerate() {

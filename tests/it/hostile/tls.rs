@@ -145,7 +145,7 @@ async fn a_tls_1_0_only_camera_is_a_tls_error() {
     let (_server, port) = match tls10_server(dir.path()).await {
         Ok(server) => server,
         Err(reason) => {
-            println!("SKIPPED: {reason}");
+            crate::support::skip("SSHFLEET_REQUIRE_OPENSSL", &reason);
             return;
         }
     };
