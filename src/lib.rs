@@ -12,12 +12,14 @@ pub mod equinix;
 pub mod files;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod glob;
 pub mod hash;
 pub mod history;
 pub mod inert;
 pub mod inventory;
 pub mod model;
 pub mod net;
+pub mod outcome;
 pub mod probe;
 pub mod rate;
 pub mod remediate;

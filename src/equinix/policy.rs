@@ -21,7 +21,7 @@ use toml::Spanned;
 
 use super::SshUser;
 use crate::files::{CappedError, LineIndex};
-use crate::waivers::glob;
+use crate::glob::glob;
 
 /// Largest policy file read (thousands of rules fit in far less).
 const MAX_FILE_BYTES: u64 = 4 << 20;

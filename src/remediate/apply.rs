@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::{PlannedWrite, Remediator};
 use crate::device::DeviceContext;
 use crate::inventory::Device;
-use crate::report::{Action, DeviceRecord, Finding, Remediation, SshState};
+use crate::outcome::{Conclude, Finding};
+use crate::report::{Action, DeviceRecord, Remediation, SshState};
 use crate::shutdown::Shutdown;
 use crate::vapix::{Connection, Failure, SshReading};
 

@@ -17,7 +17,8 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
 use super::PlannedWrite;
-use crate::report::{Action, DeviceRecord, Finding, Remediation, SshState, Status};
+use crate::outcome::{Conclude, Finding};
+use crate::report::{Action, DeviceRecord, Remediation, SshState, Status};
 
 /// A planned write made ready to hold: its serialised bytes (`None` had it failed to
 /// serialise, which plain data does not) and what orders it into a wave.

@@ -11,7 +11,6 @@ pub mod html;
 mod json_writer;
 mod junit_writer;
 pub mod metrics;
-pub mod outcome;
 pub mod pipeline;
 pub mod read;
 pub mod record;
@@ -29,7 +28,6 @@ use std::str::FromStr;
 
 pub use columns::Schema;
 pub use drift::{Baseline, DriftSummary};
-pub use outcome::{status_of, Finding};
 pub use record::{
     Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshState, Status,
 };

@@ -3,7 +3,6 @@
 
 use crate::inventory::{Device, InvalidRow};
 pub use crate::model::{Action, Change, Exposure, Method, PortState, SshState, Status};
-use crate::probe::SshProbe;
 
 /// A record's place in the device's history: the change, when the device was first seen and
 /// since when it has been in its present state (RFC 3339 UTC).
@@ -163,12 +162,6 @@ impl DeviceRecord {
         rec.expect = row.expect;
         rec.extra = row.extra.clone();
         rec
-    }
-
-    /// Fills in the probe columns (the exposure is judged later, with the SSH state).
-    pub fn apply_probe(&mut self, probe: SshProbe) {
-        self.ssh_port = Some(probe.port);
-        self.ssh_banner = probe.banner;
     }
 
     /// Sets `exposure` from `ssh_enabled` and `ssh_port`, as they are now.

@@ -9,7 +9,6 @@ use serde::Serialize;
 use super::spec::{DeviceSpec, Fault, Firmware, SshFault};
 use super::sshkex::SshServer;
 use crate::model::{Exposure, PortState, Status};
-use crate::vapix::identity::serial_from_realm;
 
 const SITES: [&str; 5] = ["site-a", "site-b", "site-c", "site-d", "site-e"];
 
@@ -112,10 +111,29 @@ const FOREIGN_REALM_EVERY: usize = 97;
 /// The authentication realm of the camera at fleet-wide `index`: AXIS OS style with a
 /// serial unique in the fleet, or now and then a realm without one.
 pub fn realm(index: usize) -> String {
-    if index % FOREIGN_REALM_EVERY == FOREIGN_REALM_EVERY - 1 {
-        return "Restricted area".to_owned();
+    match serial(index) {
+        Some(serial) => format!("AXIS_{serial}"),
+        None => "Restricted area".to_owned(),
     }
-    format!("AXIS_ACCC8E{:06X}", (0x01_2345 + index) & 0xFF_FFFF)
+}
+
+/// The serial camera `index` is built with: the simulator's own statement, not a parse of
+/// its realm, so a bug in the client's realm parser shows in every truth comparison. A
+/// camera with a foreign realm has none a scan can learn.
+pub fn serial(index: usize) -> Option<String> {
+    (index % FOREIGN_REALM_EVERY != FOREIGN_REALM_EVERY - 1)
+        .then(|| format!("ACCC8E{:06X}", (0x01_2345 + index) & 0xFF_FFFF))
+}
+
+/// The simulator's own exposure rule: what a camera whose configuration reads `reported`
+/// exposes when its SSH port is `port` (unknown unless both are known).
+fn exposure(reported: Option<bool>, port: Option<PortState>) -> Option<Exposure> {
+    Some(match (reported?, port?) {
+        (true, PortState::Open) => Exposure::Consistent,
+        (true, _) => Exposure::ConfigOnly,
+        (false, PortState::Open) => Exposure::PortOnly,
+        (false, _) => Exposure::Consistent,
+    })
 }
 
 /// The camera's address as the inventory writes it.
@@ -174,11 +192,9 @@ pub fn truth(
         ssh_enabled: reported,
         expect_status,
         fault: spec.label(),
-        serial: challenges
-            .then(|| serial_from_realm(&realm(index)))
-            .flatten(),
+        serial: challenges.then(|| serial(index)).flatten(),
         ssh_port,
-        exposure: Exposure::of(reported, ssh_port),
+        exposure: exposure(reported, ssh_port),
         model: facts.as_ref().map(|f| f.model.to_owned()),
         firmware: facts.as_ref().map(|f| f.firmware.to_owned()),
         ssh_evidence: None,

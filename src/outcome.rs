@@ -1,10 +1,12 @@
 //! The one place a record gets its status and SSH state from what happened to the device:
 //! `ok` always with `ssh_enabled`, every other status without it, then exposure and
 //! compliance judged. Scans, remediation and the journal's earlier outcomes all go through
-//! [`DeviceRecord::conclude`].
+//! [`Conclude::conclude`]. It lives with the engine, not the report, because it reads the
+//! protocol's outcome (`vapix`, `probe`); the record itself knows nothing of either.
 
-use super::{DeviceRecord, Status};
 use crate::net::HttpError;
+use crate::probe::SshProbe;
+use crate::report::{DeviceRecord, Status};
 use crate::vapix::deviceinfo::DeviceFacts;
 use crate::vapix::{CallError, Failure, SshReading};
 
@@ -23,13 +25,26 @@ pub enum Finding<'a> {
     Unknown { status: Status, error: &'a str },
 }
 
-impl DeviceRecord {
+/// What happened to a device, poured into its record.
+pub trait Conclude {
     /// Sets status, `ssh_enabled`, the reading's API details and the error from `finding`,
     /// then judges exposure and compliance.
-    pub fn conclude(&mut self, finding: Finding<'_>) {
+    fn conclude(&mut self, finding: Finding<'_>);
+
+    /// Puts what `basicdeviceinfo.cgi` said into the record. The serial it names is the
+    /// device's own word and wins over the realm's; a failure leaves the SSH result as it
+    /// is and says why in `error` when there is no other error to say.
+    fn add_facts(&mut self, facts: Result<DeviceFacts, Failure>);
+
+    /// Fills in the probe columns (the exposure is judged later, with the SSH state).
+    fn apply_probe(&mut self, probe: SshProbe);
+}
+
+impl Conclude for DeviceRecord {
+    fn conclude(&mut self, finding: Finding<'_>) {
         match finding {
             Finding::Read(reading) => {
-                self.set_state(reading.enabled);
+                set_state(self, reading.enabled);
                 self.method = Some(reading.method);
                 self.api_version = reading.api_version.map(|v| v.to_string());
                 self.supported_versions = reading.supported_versions.clone();
@@ -38,8 +53,8 @@ impl DeviceRecord {
             }
             // A state learned after the port was probed (a read-back): the port's agreement
             // with it is not judged anew.
-            Finding::State(enabled) => self.set_state(enabled),
-            Finding::Failed(failure) => self.set_failure(failure),
+            Finding::State(enabled) => set_state(self, enabled),
+            Finding::Failed(failure) => set_failure(self, failure),
             Finding::Unknown { status, error } => {
                 self.status = if status == Status::Ok {
                     Status::ProtocolError
@@ -54,36 +69,7 @@ impl DeviceRecord {
         self.judge();
     }
 
-    fn set_state(&mut self, enabled: bool) {
-        self.status = Status::Ok;
-        self.ssh_enabled = Some(enabled);
-    }
-
-    /// The failure's one status; the message goes to `error`, the device's own code and
-    /// HTTP status where it gave them.
-    fn set_failure(&mut self, failure: &Failure) {
-        self.status = status_of(failure);
-        self.ssh_enabled = None;
-        self.exposure = None;
-        self.error = Some(failure.to_string());
-        match failure {
-            Failure::Device { error, http_status } => {
-                self.error_code = error.code;
-                self.http_status = Some(*http_status);
-            }
-            Failure::Malformed { http_status, .. } => self.http_status = Some(*http_status),
-            Failure::Call(CallError::Throttled { status, .. }) => self.http_status = Some(*status),
-            Failure::Call(CallError::AuthFailed { .. }) => self.http_status = Some(401),
-            _ => {}
-        }
-    }
-}
-
-impl DeviceRecord {
-    /// Puts what `basicdeviceinfo.cgi` said into the record. The serial it names is the
-    /// device's own word and wins over the realm's; a failure leaves the SSH result as it
-    /// is and says why in `error` when there is no other error to say.
-    pub fn add_facts(&mut self, facts: Result<DeviceFacts, Failure>) {
+    fn add_facts(&mut self, facts: Result<DeviceFacts, Failure>) {
         match facts {
             Ok(facts) => {
                 if let (Some(realm), Some(own)) = (&self.serial, &facts.serial) {
@@ -102,6 +88,35 @@ impl DeviceRecord {
                 }
             }
         }
+    }
+
+    fn apply_probe(&mut self, probe: SshProbe) {
+        self.ssh_port = Some(probe.port);
+        self.ssh_banner = probe.banner;
+    }
+}
+
+fn set_state(rec: &mut DeviceRecord, enabled: bool) {
+    rec.status = Status::Ok;
+    rec.ssh_enabled = Some(enabled);
+}
+
+/// The failure's one status; the message goes to `error`, the device's own code and
+/// HTTP status where it gave them.
+fn set_failure(rec: &mut DeviceRecord, failure: &Failure) {
+    rec.status = status_of(failure);
+    rec.ssh_enabled = None;
+    rec.exposure = None;
+    rec.error = Some(failure.to_string());
+    match failure {
+        Failure::Device { error, http_status } => {
+            rec.error_code = error.code;
+            rec.http_status = Some(*http_status);
+        }
+        Failure::Malformed { http_status, .. } => rec.http_status = Some(*http_status),
+        Failure::Call(CallError::Throttled { status, .. }) => rec.http_status = Some(*status),
+        Failure::Call(CallError::AuthFailed { .. }) => rec.http_status = Some(401),
+        _ => {}
     }
 }
 
