@@ -1,11 +1,11 @@
 //! Every way an inventory can be wrong: a file that is no usable inventory at all
 //! ([`InventoryError`]), a row that names no device it can scan ([`RowError`]), and an
-//! address cell that names no device ([`AddressError`]). The messages are part of the
-//! interface: they go into reports as `line N: <reason>`.
+//! address cell that names no device (`address::AddressError`, beside its parser). The
+//! messages are part of the interface: they go into reports as `line N: <reason>`.
 
 use std::path::PathBuf;
 
-use super::address::{Scheme, MAX_ADDRESS_BYTES};
+use super::address::{AddressError, Scheme};
 use super::text::Quoted;
 use super::MAX_CELL_BYTES;
 
@@ -89,47 +89,6 @@ pub enum RowError {
     /// A row that parsed when the inventory was loaded and not when it was read again.
     #[error("the row could not be read a second time: {0}")]
     Reread(Box<RowError>),
-}
-
-/// Why an address cell names no device. Messages quote the cell only after it is known
-/// to hold no credentials.
-#[derive(thiserror::Error, Clone, Debug, PartialEq, Eq)]
-pub enum AddressError {
-    #[error("address is empty")]
-    Empty,
-    #[error("address is longer than {max} bytes", max = MAX_ADDRESS_BYTES)]
-    TooLong,
-    #[error("address spans several lines (a stray '\"' in the row?)")]
-    SpansLines,
-    #[error("address contains a control character")]
-    ControlCharacter,
-    #[error("address contains whitespace")]
-    Whitespace,
-    /// `user:pass@` in the address. The message never echoes the cell: it holds a password.
-    #[error("address must not contain credentials (user@ or user:password@); use the username and password_env columns")]
-    Credentials,
-    #[error("address {0} is not a host, host:port or http(s):// URL")]
-    NotAHost(Quoted),
-    #[error("unsupported URL scheme {0} (expected http or https)")]
-    UnsupportedScheme(Quoted),
-    #[error("URL path {0} is not allowed; give the device's base URL")]
-    UrlPath(Quoted),
-    #[error("address has no host")]
-    NoHost,
-    #[error("unclosed '[' in address")]
-    UnclosedBracket,
-    #[error("unexpected {0} after ']'")]
-    AfterBracket(Quoted),
-    #[error("invalid IPv6 address {0}: zone identifiers (%) are not supported")]
-    Ipv6Zone(Quoted),
-    #[error("invalid IPv6 address {0} (a port goes after brackets: [v6]:port)")]
-    InvalidIpv6(Quoted),
-    #[error("invalid IPv4 address {0}")]
-    InvalidIpv4(Quoted),
-    #[error("invalid host name {name}: {why}")]
-    InvalidHostName { name: Quoted, why: &'static str },
-    #[error("invalid port {0}")]
-    InvalidPort(Quoted),
 }
 
 #[cfg(test)]

@@ -27,9 +27,9 @@ use std::path::Path;
 
 use crate::model::SshState;
 
-pub use address::{Host, Scheme, Target};
+pub use address::{AddressError, Host, Scheme, Target};
 use builder::Builder;
-pub use error::{AddressError, InventoryError, RowError};
+pub use error::{InventoryError, RowError};
 use header::Header;
 pub use limit::Limit;
 use parse::RowParser;

@@ -210,7 +210,7 @@ fn parse_expect(cell: &str) -> Result<Option<SshState>, RowError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::error::AddressError;
+    use super::super::address::AddressError;
     use super::super::test_support::{
         devices, errors, invalid, inventory, inventory_with, reasons, urls,
     };

@@ -215,7 +215,7 @@ impl ExactSizeIterator for IntoRows {}
 #[cfg(test)]
 #[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
-    use super::super::error::AddressError;
+    use super::super::address::AddressError;
     use super::super::test_support::{devices, invalid, inventory};
     use super::super::Shard;
     use super::*;
