@@ -3,19 +3,16 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::auth::{Authority, Guard, Scheme, Verdict};
+use super::auth::{Guard, Scheme};
 use super::digest::Clock;
-use super::http::{Request, Response};
-use super::paramcgi::{self, ParamStyle};
+use super::spec::ParamStyle;
 use super::spec::{DeviceSpec, Fault};
-use super::sshcgi;
 use super::{DeviceSnapshot, WriteEvent};
 use crate::secret::Secret;
 
@@ -46,7 +43,7 @@ impl Arrival {
 }
 
 /// Size of the body an `Oversized` camera sends.
-const OVERSIZED_BYTES: usize = 4 * 1024 * 1024;
+pub(super) const OVERSIZED_BYTES: usize = 4 * 1024 * 1024;
 
 /// Arrival times kept per camera (the latest ones), for tests that measure a client's pauses.
 const ARRIVALS_KEPT: usize = 16;
@@ -60,22 +57,22 @@ pub struct Camera {
     /// What `basicdeviceinfo.cgi` answers; `None`: it has none (404).
     pub facts: Option<super::roster::Facts>,
     /// The password this camera accepts (not the fleet's for `WrongPassword`).
-    password: Secret,
+    pub(super) password: Secret,
     pub param_style: ParamStyle,
     /// Extra delay before every response of a `Slow` camera.
     pub slow_delay: Duration,
     /// What its SSH server offers and the host key it shows, when it answers.
     pub ssh_server: super::sshkex::SshServer,
     /// The SSH state; its SSH port follows it through [`Camera::watch_ssh`].
-    ssh_enabled: watch::Sender<bool>,
+    pub(super) ssh_enabled: watch::Sender<bool>,
     requests: AtomicU64,
     /// When the latest requests arrived, oldest first; at most [`ARRIVALS_KEPT`].
     arrivals: Mutex<VecDeque<Instant>>,
     ssh_connections: AtomicU64,
     /// Requests whose credentials were wrong (what the camera's log would show).
-    failed_logins: AtomicU64,
+    pub(super) failed_logins: AtomicU64,
     writes: Mutex<Vec<WriteEvent>>,
-    guard: Guard,
+    pub(super) guard: Guard,
 }
 
 /// The per-camera choices that are not part of [`DeviceSpec`].
@@ -175,141 +172,6 @@ impl Camera {
             writes,
         }
     }
-
-    /// The answer to one request, made after the latency pause; transport faults come later.
-    pub fn respond(&self, settings: &Settings, req: &Request, arrival: Arrival) -> Response {
-        if self.spec.fault == Fault::Throttled || self.guard.is_blocked(arrival.at) {
-            return Response::plain_status(403);
-        }
-        if self.spec.fault == Fault::ThrottledLong {
-            return Response::plain_status(429).with_header("Retry-After", "999999");
-        }
-        let path = req.path();
-        if path == "/axis-cgi/apidiscovery.cgi" {
-            return self.inject_fault(sshcgi::discovery(self, req));
-        }
-        if !path.starts_with("/axis-cgi/") {
-            return Response::plain_status(404);
-        }
-        if let Some(denied) = self.authenticate(settings, req, arrival) {
-            return denied;
-        }
-        let response = match path {
-            "/axis-cgi/ssh.cgi" if self.spec.firmware.has_ssh_cgi() => {
-                only(req, "POST", || sshcgi::handle(self, req))
-            }
-            "/axis-cgi/param.cgi" => only(req, "GET", || paramcgi::handle(self, req)),
-            "/axis-cgi/basicdeviceinfo.cgi" => {
-                only(req, "POST", || super::deviceinfo::handle(self, req))
-            }
-            _ => Response::plain_status(404),
-        };
-        self.inject_fault(response)
-    }
-
-    /// `None` when the request may proceed, else the 401/400 to send.
-    fn authenticate(
-        &self,
-        settings: &Settings,
-        req: &Request,
-        arrival: Arrival,
-    ) -> Option<Response> {
-        let authority = Authority {
-            scheme: self.scheme,
-            realm: &self.realm,
-            username: &settings.username,
-            password: self.password.expose(),
-            secret: &settings.nonce_secret,
-            nonce_lifetime: settings.nonce_lifetime,
-            now_us: arrival.at_us,
-        };
-        let header = req.header("authorization");
-        let stale = match authority.verify(&req.method, &req.target, header, &self.guard) {
-            Verdict::Pass => return None,
-            Verdict::BadRequest => return Some(Response::plain_status(400)),
-            Verdict::Challenge { stale } => stale,
-            Verdict::Failed => {
-                self.failed_logins.fetch_add(1, Ordering::Relaxed);
-                self.guard.record_failure(arrival.at);
-                false
-            }
-        };
-        let issued_us = settings.clock.now_us();
-        let challenge = authority
-            .challenge(stale, issued_us, &self.guard)
-            .unwrap_or_default();
-        let body = "<HTML><HEAD><TITLE>401 Unauthorized</TITLE></HEAD>\
-                    <BODY><H1>401 Unauthorized.</H1></BODY></HTML>\n";
-        Some(Response::new(401, "text/html", body).with_header("WWW-Authenticate", challenge))
-    }
-
-    /// Payload faults hit every CGI answer with status 200.
-    fn inject_fault(&self, mut response: Response) -> Response {
-        if response.status != 200 {
-            return response;
-        }
-        let is_json = response
-            .headers
-            .iter()
-            .any(|(n, v)| *n == "Content-Type" && v.starts_with("application/json"));
-        match self.spec.fault {
-            Fault::Reset => response.reset_midway = true,
-            Fault::Oversized => response.body = oversized_body(),
-            Fault::MalformedJson if is_json => {
-                let cut = response.body.len() * 2 / 3;
-                response.body = response.body.slice(..cut);
-            }
-            Fault::ForeignAnswers => response.body = foreign(&response.body, is_json),
-            _ => {}
-        }
-        response
-    }
-}
-
-/// The answer to someone else's request: another `context` in JSON, and a second, opposite
-/// `Network.SSH.Enabled` line in a param.cgi listing.
-fn foreign(body: &Bytes, is_json: bool) -> Bytes {
-    let text = String::from_utf8_lossy(body);
-    if is_json {
-        return Bytes::from(text.replace(r#""context":"sshfleet""#, r#""context":"someone-else""#));
-    }
-    let opposite = if text.contains("Enabled=yes") {
-        "no"
-    } else {
-        "yes"
-    };
-    match text.lines().find(|l| l.contains("Network.SSH.Enabled=")) {
-        Some(line) => {
-            let (key, _) = line.split_once('=').unwrap_or((line, ""));
-            Bytes::from(format!("{text}{key}={opposite}\r\n"))
-        }
-        None => body.clone(),
-    }
-}
-
-/// 405 unless the request uses `method`.
-fn only(req: &Request, method: &str, answer: impl FnOnce() -> Response) -> Response {
-    if req.method == method {
-        answer()
-    } else {
-        Response::plain_status(405).with_header("Allow", method)
-    }
-}
-
-/// Valid-looking JSON of [`OVERSIZED_BYTES`], built once and shared.
-fn oversized_body() -> Bytes {
-    static BODY: OnceLock<Bytes> = OnceLock::new();
-    BODY.get_or_init(|| {
-        let head =
-            r#"{"apiVersion":"1.0","method":"getSshInfo","data":{"enabled":false,"padding":""#;
-        let tail = r#""}}"#;
-        let mut body = String::with_capacity(OVERSIZED_BYTES);
-        body.push_str(head);
-        body.push_str(&"A".repeat(OVERSIZED_BYTES - head.len() - tail.len()));
-        body.push_str(tail);
-        Bytes::from(body)
-    })
-    .clone()
 }
 
 /// A camera without authentication for unit tests: `fault` and `firmware` on a clean spec.
@@ -330,7 +192,7 @@ pub(super) fn test_camera(
         facts: super::roster::facts(0, firmware),
         scheme: super::auth::Scheme::None,
         password: crate::secret::Secret::new("pass"),
-        param_style: super::paramcgi::ParamStyle::default(),
+        param_style: ParamStyle::default(),
         slow_delay: Duration::ZERO,
         ssh_server: super::sshkex::SshServer::for_camera(0, 0),
     };
@@ -340,7 +202,9 @@ pub(super) fn test_camera(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::http::{Request, Response};
     use crate::sim::spec::Firmware;
+    use bytes::Bytes;
 
     fn camera(fault: Fault, firmware: Firmware) -> Camera {
         test_camera(fault, firmware, true)
@@ -367,7 +231,7 @@ mod tests {
 
     fn answer(cam: &Camera, req: &Request) -> Response {
         let s = settings();
-        cam.respond(&s, req, Arrival::now(&s.clock))
+        super::super::router::respond(cam, &s, req, Arrival::now(&s.clock))
     }
 
     const INFO: &str = r#"{"apiVersion":"1.0","method":"getSshInfo"}"#;

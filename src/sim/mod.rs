@@ -59,6 +59,7 @@ mod http;
 mod paramcgi;
 mod ports;
 mod roster;
+mod router;
 mod server;
 mod spec;
 mod split;

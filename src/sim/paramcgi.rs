@@ -8,55 +8,6 @@ const CONTENT_TYPE: &str = "text/plain; charset=ISO-8859-1";
 const SSH_GROUP: &str = "Network.SSH";
 const SSH_PARAM: &str = "Network.SSH.Enabled";
 
-/// How one camera spells the parameter: with or without `root.`, and its on/off words.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ParamStyle {
-    root_prefix: bool,
-    words: [&'static str; 2],
-}
-
-impl Default for ParamStyle {
-    fn default() -> ParamStyle {
-        ParamStyle {
-            root_prefix: true,
-            words: ["yes", "no"],
-        }
-    }
-}
-
-const WORDS: [[&str; 2]; 9] = [
-    ["yes", "no"],
-    ["Yes", "No"],
-    ["YES", "NO"],
-    ["true", "false"],
-    ["True", "False"],
-    ["TRUE", "FALSE"],
-    ["on", "off"],
-    ["On", "Off"],
-    ["ON", "OFF"],
-];
-
-impl ParamStyle {
-    /// Mostly the common `root.` + yes/no; every other spelling occurs too.
-    pub fn pick(rng: &mut fastrand::Rng) -> ParamStyle {
-        let words = if rng.bool() {
-            WORDS[0]
-        } else {
-            WORDS[rng.usize(..WORDS.len())]
-        };
-        ParamStyle {
-            root_prefix: rng.u8(..4) != 0,
-            words,
-        }
-    }
-
-    fn line(&self, enabled: bool) -> String {
-        let prefix = if self.root_prefix { "root." } else { "" };
-        let word = self.words[usize::from(!enabled)];
-        format!("{prefix}{SSH_PARAM}={word}\r\n")
-    }
-}
-
 /// `GET /axis-cgi/param.cgi?action=list|update&...`.
 pub fn handle(cam: &Camera, req: &Request) -> Response {
     let pairs = parse_query(req.query());
@@ -179,7 +130,7 @@ mod tests {
     use crate::sim::auth::Scheme;
     use crate::sim::camera::Identity;
     use crate::sim::http::Body;
-    use crate::sim::spec::{DeviceSpec, Firmware};
+    use crate::sim::spec::{DeviceSpec, Firmware, ParamStyle};
     use std::time::Duration;
 
     fn camera(firmware: Firmware, param_style: ParamStyle) -> Camera {

@@ -376,3 +376,52 @@ mod tests {
         );
     }
 }
+
+/// How one camera spells the parameter: with or without `root.`, and its on/off words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamStyle {
+    pub(super) root_prefix: bool,
+    pub(super) words: [&'static str; 2],
+}
+
+impl Default for ParamStyle {
+    fn default() -> ParamStyle {
+        ParamStyle {
+            root_prefix: true,
+            words: ["yes", "no"],
+        }
+    }
+}
+
+const WORDS: [[&str; 2]; 9] = [
+    ["yes", "no"],
+    ["Yes", "No"],
+    ["YES", "NO"],
+    ["true", "false"],
+    ["True", "False"],
+    ["TRUE", "FALSE"],
+    ["on", "off"],
+    ["On", "Off"],
+    ["ON", "OFF"],
+];
+
+impl ParamStyle {
+    /// Mostly the common `root.` + yes/no; every other spelling occurs too.
+    pub fn pick(rng: &mut fastrand::Rng) -> ParamStyle {
+        let words = if rng.bool() {
+            WORDS[0]
+        } else {
+            WORDS[rng.usize(..WORDS.len())]
+        };
+        ParamStyle {
+            root_prefix: rng.u8(..4) != 0,
+            words,
+        }
+    }
+
+    pub(super) fn line(&self, enabled: bool) -> String {
+        let prefix = if self.root_prefix { "root." } else { "" };
+        let word = self.words[usize::from(!enabled)];
+        format!("{prefix}Network.SSH.Enabled={word}\r\n")
+    }
+}
