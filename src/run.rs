@@ -655,3 +655,291 @@ pub fn trend_of(history: &History, run: &RunRow) -> Result<Vec<TrendPoint>, Hist
     runs.reverse();
     Ok(runs.iter().map(trend_point).collect())
 }
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use super::*;
+    use crate::report::{Change, NoProgress, Stop};
+    use crate::secret::Secret;
+    use crate::settings::{DeviceSettings, PasswordSource};
+    use crate::sim::{DeviceSpec, Fleet, SimConfig};
+
+    /// Three clean cameras: SSH off, on, off.
+    async fn fleet() -> Fleet {
+        let specs = vec![
+            DeviceSpec::clean(false),
+            DeviceSpec::clean(true),
+            DeviceSpec::clean(false),
+        ];
+        let config = SimConfig {
+            specs: Some(specs),
+            ssh_ports: false,
+            ..SimConfig::default()
+        };
+        Fleet::start(config).await.unwrap()
+    }
+
+    /// The fleet's inventory, every camera expected with SSH off.
+    fn device(fleet: &Fleet, dir: &Path) -> DeviceSettings {
+        let inventory = dir.join("inventory.csv");
+        let file = std::fs::File::create(&inventory).unwrap();
+        fleet
+            .write_inventory(std::io::BufWriter::new(file))
+            .unwrap();
+        let password = PasswordSource::Given(Secret::new(SimConfig::default().password));
+        DeviceSettings {
+            expect: Some(SshState::Disabled),
+            retries: 0,
+            ..DeviceSettings::new(inventory, password)
+        }
+    }
+
+    fn quiet_outputs() -> Outputs {
+        Outputs {
+            reports: Vec::new(),
+            reporter: Arc::new(NoProgress),
+            on_failure: OnOutputFailure::Continue,
+        }
+    }
+
+    /// One scan of `device` under `compliance`, to its end: the settled summary and what
+    /// the run did once over.
+    async fn scan(
+        device: &DeviceSettings,
+        compliance: ComplianceSettings,
+    ) -> (Summary, RunOutcome) {
+        let settings = RunSettings {
+            kind: RunKind::Scan,
+            compliance,
+            shard: None,
+        };
+        let mut run = Run::open(settings).unwrap();
+        let env = crate::settings::test_env(&[]);
+        let mut prepared = device.build(&env).unwrap();
+        run.open_history(&Scope::of(&device.inventory, &prepared))
+            .unwrap();
+        prepared.scanner = run.waive(prepared.scanner);
+        let (mut summary, stats) = run
+            .scan(prepared, quiet_outputs(), Shutdown::never())
+            .await
+            .unwrap();
+        run.settle(&mut summary, &stats);
+        let outcome = run.finish(RunEnd {
+            summary: &summary,
+            stats: &stats,
+            completion: Completion::of(&stats),
+            stopped_accounts: &[],
+            page_context: "scan of the test fleet".to_owned(),
+            applied: None,
+        });
+        (summary, outcome)
+    }
+
+    /// The value of the gauge `name` in a metrics file.
+    fn gauge(metrics: &Path, name: &str) -> String {
+        let text = std::fs::read_to_string(metrics).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name) && !l.starts_with('#'))
+            .unwrap_or_else(|| panic!("no {name} in {text}"));
+        line.rsplit(' ').next().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_run_is_recorded_waived_compared_with_the_last_and_measured() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = fleet().await;
+        let device = device(&fleet, dir.path());
+        let waivers = dir.path().join("waivers.toml");
+        let waived = fleet.address(1).to_owned();
+        std::fs::write(
+            &waivers,
+            format!(
+                "[[waiver]]\nid = \"W-1\"\nmatch = {{ address = \"{waived}\" }}\nssh = \"enabled\"\n\
+                 reason = \"vendor access\"\nowner = \"secops@example.com\"\nexpires = \"2099-12-31\"\n"
+            ),
+        )
+        .unwrap();
+        let (history, metrics) = (dir.path().join("h.sqlite"), dir.path().join("m.prom"));
+        let summary_out = dir.path().join("summary.json");
+        let compliance = ComplianceSettings {
+            history: Some(history.clone()),
+            waivers: Some(waivers),
+            metrics_out: Some(metrics.clone()),
+            summary_out: Some(summary_out.clone()),
+            ..ComplianceSettings::default()
+        };
+
+        let (first, outcome) = scan(&device, compliance.clone()).await;
+        assert_eq!((first.total, first.waived, first.findings()), (3, 1, 0));
+        assert_eq!(outcome.verdict(), Verdict::Clean, "{:?}", outcome.notes);
+        let recorded = Note::Recorded {
+            history: history.clone(),
+            run: 1,
+        };
+        assert_eq!(
+            outcome.notes,
+            [
+                recorded,
+                Note::MetricsWritten {
+                    path: metrics.clone()
+                },
+                Note::SummaryWritten {
+                    path: summary_out.clone()
+                },
+            ]
+        );
+        assert_eq!(gauge(&metrics, "sshfleet_run_success"), "1");
+        let written: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&summary_out).unwrap()).unwrap();
+        assert_eq!(written["waived"], 1, "{written}");
+
+        // Another client turns SSH on for the first camera: the next run regresses it.
+        fleet.set_ssh_enabled(0, true);
+        let (second, outcome) = scan(&device, compliance).await;
+        let drift = second.drift.as_ref().unwrap();
+        assert_eq!(drift.by_change.get(Change::Regressed), 1);
+        assert_eq!((second.new_exposure, second.findings()), (1, 1));
+        assert_eq!(outcome.verdict(), Verdict::Findings);
+        assert!(outcome.notes.contains(&Note::Recorded {
+            history: history.clone(),
+            run: 2
+        }));
+        let runs = History::open(&history).unwrap().runs(10).unwrap();
+        let kept: Vec<_> = runs.iter().map(|r| (r.id, r.waived, r.regressed)).collect();
+        assert_eq!(kept, [(2, 1, 1), (1, 1, 0)]);
+        fleet.shutdown().await;
+    }
+
+    /// A run of an inventory of two addresses that nothing answers, opened with a history
+    /// and a page: its pipeline, nothing sent yet.
+    fn unreached_run(dir: &Path, compliance: ComplianceSettings) -> (Run, RecordPipeline) {
+        let inventory = dir.join("inventory.csv");
+        std::fs::write(&inventory, "address\n192.0.2.1\n192.0.2.2\n").unwrap();
+        let password = PasswordSource::Given(Secret::new("x"));
+        let device = DeviceSettings::new(inventory, password);
+        let prepared = device.build(&crate::settings::test_env(&[])).unwrap();
+        let settings = RunSettings {
+            kind: RunKind::Scan,
+            compliance,
+            shard: None,
+        };
+        let mut run = Run::open(settings).unwrap();
+        run.open_history(&Scope::of(&device.inventory, &prepared))
+            .unwrap();
+        let pipe = run.pipeline(quiet_outputs(), prepared.devices.len());
+        (run, pipe)
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_run_is_marked_everywhere_and_is_no_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let (history, metrics) = (dir.path().join("h.sqlite"), dir.path().join("m.prom"));
+        let page = dir.path().join("page.html");
+        let compliance = ComplianceSettings {
+            history: Some(history.clone()),
+            metrics_out: Some(metrics.clone()),
+            html_out: Some(page.clone()),
+            ..ComplianceSettings::default()
+        };
+        let (run, pipe) = unreached_run(dir.path(), compliance);
+        // Ctrl-C before the first device: none is reached.
+        let mut summary = report::finish(pipe).await.unwrap();
+        let stats = RunStats {
+            not_checked: 2,
+            interrupted: true,
+            ..RunStats::default()
+        };
+        run.settle(&mut summary, &stats);
+        assert_eq!(summary.stopped, Some(Stop::Interrupted));
+        let outcome = run.finish(RunEnd {
+            summary: &summary,
+            stats: &stats,
+            completion: Completion::of(&stats),
+            stopped_accounts: &[],
+            page_context: "interrupted scan".to_owned(),
+            applied: None,
+        });
+        assert_eq!(
+            outcome.verdict(),
+            Verdict::Interrupted,
+            "{:?}",
+            outcome.notes
+        );
+        assert_eq!(gauge(&metrics, "sshfleet_run_success"), "0");
+        let row = History::open(&history).unwrap().runs(1).unwrap();
+        assert!(row[0].interrupted, "{row:?}");
+        let html = std::fs::read_to_string(&page).unwrap();
+        assert!(html.contains("interrupted scan"), "the page is written");
+    }
+
+    #[tokio::test]
+    async fn every_output_is_tried_and_a_failed_one_outranks_the_findings() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = dir.path().join("m.prom");
+        let compliance = ComplianceSettings {
+            metrics_out: Some(metrics.clone()),
+            summary_out: Some(dir.path().join("gone").join("summary.json")),
+            ..ComplianceSettings::default()
+        };
+        let (run, pipe) = unreached_run(dir.path(), compliance);
+        let summary = report::finish(pipe).await.unwrap();
+        let stats = RunStats::default();
+        let outcome = run.finish(RunEnd {
+            summary: &summary,
+            stats: &stats,
+            completion: Completion::Incomplete,
+            stopped_accounts: &[],
+            page_context: String::new(),
+            applied: None,
+        });
+        assert!(matches!(
+            outcome.notes.as_slice(),
+            [Note::MetricsWritten { .. }, Note::SummaryFailed { .. }]
+        ));
+        assert_eq!(outcome.verdict(), Verdict::OutputFailed);
+        assert_eq!(
+            gauge(&metrics, "sshfleet_run_success"),
+            "0",
+            "an incomplete run"
+        );
+    }
+
+    #[test]
+    fn a_metrics_destination_that_cannot_be_written_refuses_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |metrics: PathBuf| {
+            let compliance = ComplianceSettings {
+                metrics_out: Some(metrics),
+                ..ComplianceSettings::default()
+            };
+            let settings = RunSettings {
+                kind: RunKind::Merge,
+                compliance,
+                shard: None,
+            };
+            Run::open(settings).err().unwrap().to_string()
+        };
+        let missing = open(dir.path().join("nowhere").join("m.prom"));
+        assert!(missing.contains("does not exist"), "{missing}");
+        let directory = open(dir.path().to_owned());
+        assert!(
+            directory.ends_with("is a directory; name a file"),
+            "{directory}"
+        );
+    }
+
+    #[test]
+    fn the_history_names_the_command_a_run_is() {
+        let apply = RunKind::Remediate {
+            target: SshState::Disabled,
+            apply: true,
+        };
+        assert_eq!(apply.history_command(), "remediate --apply");
+        assert_eq!(apply.metrics_command(), "remediate");
+        assert_eq!(apply.target().as_deref(), Some("disabled"));
+        assert_eq!(RunKind::Merge.history_command(), "report merge");
+        assert_eq!(RunKind::Scan.target(), None);
+    }
+}
