@@ -225,15 +225,7 @@ impl Setup {
     /// journal and the history, in that order; the first that cannot be used refuses the run.
     fn open(settings: &RemediateSettings, quiet: bool) -> anyhow::Result<(Setup, Work)> {
         let target = settings.target;
-        let mut run = Run::open(RunSettings {
-            kind: RunKind::Remediate {
-                target,
-                apply: settings.apply,
-            },
-            compliance: settings.compliance.clone(),
-            shard: settings.device.shard,
-        })?;
-        say_opened(&run, quiet);
+        let mut run = open_run(settings, quiet)?;
         let saved = match &settings.plan {
             Some(path) => Some(load_plan(path, settings, quiet)?),
             None => None,
@@ -285,6 +277,23 @@ impl Setup {
         };
         Ok((setup, work))
     }
+}
+
+/// The run of `remediate` or `remediate --apply` to its target: metrics, baseline and
+/// waivers checked and read (an empty baseline said unless quiet).
+fn open_run(settings: &RemediateSettings, quiet: bool) -> anyhow::Result<Run> {
+    let kind = RunKind::Remediate {
+        target: settings.target,
+        apply: settings.apply,
+    };
+    let compliance = settings.compliance.clone();
+    let run = Run::open(RunSettings {
+        kind,
+        compliance,
+        shard: settings.device.shard,
+    })?;
+    say_opened(&run, quiet);
+    Ok(run)
 }
 
 /// A saved plan and a reverted journal must be of this inventory, shard and target; the

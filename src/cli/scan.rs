@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::args::ScanArgs;
+use super::args::{OutputArgs, ScanArgs};
 use super::progress::Progress;
 use super::runs::{
     exit_of, report_failed_in, report_interruption, report_output, report_stopped_accounts,
@@ -12,10 +12,11 @@ use super::runs::{
 };
 use super::{install_signal_handlers, resolve, table, Exit, Stopping};
 use crate::report::pipeline::OnOutputFailure;
-use crate::report::Summary;
+use crate::report::{Schema, Summary};
 use crate::run::{Completion, Outputs, Run, RunEnd, RunKind, RunSettings, Scope};
 use crate::scan::{RunStats, Scanner};
 use crate::settings::ProcessEnv;
+use crate::shutdown::Shutdown;
 
 pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let quiet = args.output.quiet;
@@ -43,17 +44,7 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     if let Some(rate) = args.rate {
         prepared.scanner = prepared.scanner.with_request_rate(rate);
     }
-    let progress = Arc::new(Progress::new(quiet));
-    let report = match table::on_terminal(&args.output, progress.clone()) {
-        Some(table) => table,
-        None => report_output(&args.output, &prepared.schema())?,
-    };
-    let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
-    let outputs = Outputs {
-        reports: vec![report],
-        reporter: progress,
-        on_failure: OnOutputFailure::Stop(trigger),
-    };
+    let (outputs, shutdown) = outputs(&args.output, &prepared.schema())?;
     let after = AfterScan {
         args: &args,
         scanner: prepared.scanner.clone(),
@@ -64,6 +55,23 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         Ok((summary, stats)) => Ok(after.finish(&run, summary, &stats)),
         Err(e) => Ok(report_failed_in(&run, &e, quiet)),
     }
+}
+
+/// The report (the findings table on a terminal) with the progress display, and Ctrl-C
+/// listened for: the first stops new devices, and a failed report stops the scan.
+fn outputs(output: &OutputArgs, schema: &Schema) -> anyhow::Result<(Outputs, Shutdown)> {
+    let progress = Arc::new(Progress::new(output.quiet));
+    let report = match table::on_terminal(output, progress.clone()) {
+        Some(table) => table,
+        None => report_output(output, schema)?,
+    };
+    let (trigger, shutdown) = install_signal_handlers(output.quiet, Stopping::Devices);
+    let outputs = Outputs {
+        reports: vec![report],
+        reporter: progress,
+        on_failure: OnOutputFailure::Stop(trigger),
+    };
+    Ok((outputs, shutdown))
 }
 
 /// What a scan says and records once its report is complete.
