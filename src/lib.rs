@@ -24,6 +24,7 @@ pub mod probe;
 pub mod rate;
 pub mod remediate;
 pub mod report;
+pub mod run;
 pub mod scan;
 pub mod secret;
 pub mod settings;

@@ -461,6 +461,107 @@ fn fit_concurrency(wanted: usize) -> (usize, Option<String>) {
     (wanted.max(1), None)
 }
 
+/// API pages are far larger than camera answers: 10,000 verbose users fit.
+const EQUINIX_BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+/// How the Equinix Network Edge API is reached: the endpoint, the credentials, the request
+/// deadline and retries, the extra CA, and for writes the rate every change waits for.
+#[derive(Clone, Debug)]
+pub struct EquinixSettings {
+    /// `scheme://host[:port]`, without a path.
+    pub endpoint: String,
+    pub credentials: crate::equinix::Credentials,
+    /// Deadline of each request.
+    pub timeout: Duration,
+    /// Extra tries after a 429 (or, for idempotent calls, a 5xx or a dropped connection).
+    pub retries: u32,
+    pub ca_file: Option<PathBuf>,
+    /// The write rate limit, for a command that changes users.
+    pub writes: Option<WriteRate>,
+}
+
+/// Changes allowed: `rate`, after `burst` at once.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteRate {
+    pub rate: Rate,
+    pub burst: NonZeroU32,
+}
+
+impl EquinixSettings {
+    /// Settings for `endpoint` with `credentials` and the flags' defaults (the demo's mock).
+    pub fn new(endpoint: String, credentials: crate::equinix::Credentials) -> EquinixSettings {
+        EquinixSettings {
+            endpoint,
+            credentials,
+            timeout: ClientSettings::default().timeout,
+            retries: crate::net::retry::Backoff::default().retries,
+            ca_file: None,
+            writes: None,
+        }
+    }
+
+    /// Whether the endpoint is plain HTTP to a host other than this one: credentials and
+    /// tokens would travel in clear.
+    pub fn plain_http_to_remote(&self) -> bool {
+        let Some(rest) = self.endpoint.strip_prefix("http://") else {
+            return false;
+        };
+        let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        !loopback
+    }
+
+    /// The client: `parallel` requests share its pool, and `stop` ends every wait between
+    /// retries (API calls and token requests alike).
+    pub fn client(
+        &self,
+        parallel: usize,
+        stop: crate::shutdown::Shutdown,
+    ) -> anyhow::Result<Arc<crate::equinix::EquinixClient>> {
+        use crate::equinix::{ClientPolicy, EquinixClient, TokenSource};
+        let settings = ClientSettings {
+            timeout: self.timeout,
+            body_limit: EQUINIX_BODY_LIMIT,
+            trust: TrustSettings {
+                ca_file: self.ca_file.clone(),
+                ..TrustSettings::default()
+            },
+            max_idle_per_host: parallel.max(1),
+        };
+        let backoff = crate::net::retry::Backoff {
+            retries: self.retries,
+            ..crate::net::retry::Backoff::default()
+        };
+        let http = Arc::new(HttpClient::new(&settings)?);
+        let endpoint = self.endpoint.clone();
+        let tokens = TokenSource::new(
+            http.clone(),
+            &endpoint,
+            self.credentials.clone(),
+            backoff.clone(),
+        )
+        .with_stop(stop.clone());
+        let policy = ClientPolicy {
+            backoff,
+            write_limiter: self.writes.map(|w| {
+                let quota = w.rate.quota().allow_burst(w.burst);
+                Arc::new(governor::RateLimiter::direct(quota))
+            }),
+            stop,
+        };
+        Ok(Arc::new(EquinixClient::new(
+            http,
+            endpoint,
+            Arc::new(tokens),
+            policy,
+        )))
+    }
+}
+
 #[cfg(test)]
 #[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {

@@ -14,14 +14,15 @@ use anyhow::Context as _;
 
 use super::args::DemoArgs;
 use super::progress::Progress;
-use super::runs::{execute, report_interruption, say_warnings, Comparison};
+use super::runs::{report_interruption, say_notes, say_warnings};
 use super::{install_signal_handlers, open_output, report_output, Exit, Stopping};
 use crate::equinix::{ListFilter, PageFetcher};
 use crate::rate::Rate;
 use crate::report::html::{DeviceRows, HtmlReport, HtmlSink, TrendPoint};
 use crate::report::pipeline::{Named, OnOutputFailure};
 use crate::report::ssh_users::TableWriter;
-use crate::report::{self, Format, RecordOutput, RecordSinks, Reporter, Schema, SshState, Summary};
+use crate::report::{self, Format, RecordOutput, Reporter, Schema, SshState, Summary};
+use crate::run::{Completion, Outputs, Run, RunEnd, RunKind, RunSettings, Scope};
 use crate::scan::RunStats;
 use crate::secret::Secret;
 use crate::settings::{
@@ -168,7 +169,7 @@ async fn start_fleet(args: &DemoArgs) -> anyhow::Result<(Fleet, Secret)> {
 }
 
 /// One demo scan recorded in the history: its summary and stats, or the exit of a history
-/// that could not record it.
+/// that could not record it (said).
 async fn recorded_scan(
     device: DeviceSettings,
     history: &Path,
@@ -179,21 +180,31 @@ async fn recorded_scan(
     let prepared = device.build(&ProcessEnv)?;
     say_warnings(&prepared, quiet);
     let compliance = ComplianceSettings::with_history(history.to_owned());
-    let inventory = &device.inventory;
-    let mut comparison = Comparison::open(&compliance, None, inventory, &prepared, "scan", None)?;
-    let outputs = outputs(&prepared.schema())?;
-    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
-    let (baseline, store) = comparison.parts();
-    let sinks = RecordSinks {
-        outputs,
-        reporter: progress,
-        baseline,
-        store,
+    let (kind, shard) = (RunKind::Scan, device.shard);
+    let mut run = Run::open(RunSettings {
+        kind,
+        compliance,
+        shard,
+    })?;
+    run.open_history(&Scope::of(&device.inventory, &prepared))?;
+    let outputs = Outputs {
+        reports: outputs(&prepared.schema())?,
+        reporter: Arc::new(Progress::new(quiet)),
+        on_failure: OnOutputFailure::Continue,
     };
-    let (summary, stats) = execute(prepared, sinks, OnOutputFailure::Continue, shutdown).await?;
-    match comparison.finish(&summary, &stats, true) {
-        Some(exit) => Ok(Err(exit)),
-        None => Ok(Ok((summary, stats))),
+    let (summary, stats) = run.scan(prepared, outputs, shutdown).await?;
+    let outcome = run.finish(RunEnd {
+        summary: &summary,
+        stats: &stats,
+        completion: Completion::of(&stats),
+        stopped_accounts: &[],
+        page_context: String::new(),
+        applied: None,
+    });
+    say_notes(&outcome.notes, true);
+    match outcome.output_failed() {
+        true => Ok(Err(Exit::OutputFailed)),
+        false => Ok(Ok((summary, stats))),
     }
 }
 

@@ -10,22 +10,8 @@ use crate::report::read::{Observation, ReadError};
 use crate::report::record::{DeviceRecord, Status};
 use crate::report::replay::replay;
 use crate::report::{Baseline, DriftSummary, Summary};
+use crate::run::{trend_of, TREND_RUNS};
 use crate::time::parse_rfc3339_ms;
-
-/// A recorded run as a point of the trend.
-fn trend_point(run: &RunRow) -> TrendPoint {
-    let count = |n: i64| u64::try_from(n).unwrap_or(0);
-    TrendPoint::new(
-        format!("run {}", run.id),
-        &run.started_at,
-        count(run.devices),
-        count(run.compliant),
-        count(run.ssh_enabled),
-    )
-}
-
-/// Runs drawn in the trend.
-pub const TREND_RUNS: usize = 30;
 
 /// What a page is made of, read back.
 #[derive(Debug, Default)]
@@ -76,14 +62,6 @@ pub fn from_report(path: &Path) -> Result<Loaded, SourceError> {
         Ok(())
     })?;
     Ok(loaded)
-}
-
-/// The trend of `run`'s scope up to and including it, oldest first.
-pub fn trend_of(history: &History, run: &RunRow) -> Result<Vec<TrendPoint>, HistoryError> {
-    let mut runs = history.scope_runs(&run.scope, run.id, TREND_RUNS)?;
-    runs.retain(|r| !r.interrupted || r.id == run.id);
-    runs.reverse();
-    Ok(runs.iter().map(trend_point).collect())
 }
 
 /// Run `run` (default: the latest finished) of the history at `path`: its devices as the

@@ -13,14 +13,13 @@ use std::sync::Arc;
 use anyhow::bail;
 
 use super::args::RemediateArgs;
-use super::html::HtmlOut;
 use super::progress::Progress;
 use super::runs::{
-    exit_for, fail_if_accounts_stopped, forget_gone_if_interrupted, load_baseline, load_waivers,
-    mark_interrupted, outputs, report_interruption, report_stopped_accounts, report_waivers,
-    run_files, say_warnings, Comparison, Ending, MetricsOut,
+    exit_of, report_failed_in, report_interruption, report_stopped_accounts, report_waivers,
+    run_files, say_notes, say_opened, say_warnings,
 };
-use super::{install_signal_handlers, report_failed, report_output, resolve, Exit, Stopping};
+use super::{install_signal_handlers, report_output, resolve, Exit, Stopping};
+use crate::breaker::StoppedAccount;
 use crate::inventory::Rows;
 use crate::remediate::journal::{read_journal, BudgetStop};
 use crate::remediate::plan::{load_approved, Plan};
@@ -33,6 +32,7 @@ use crate::report::pipeline::OnOutputFailure;
 use crate::report::{
     self, DeviceRecord, RecordPipeline, RecordSinks, Reporter, Schema, SshState, Stop, Summary,
 };
+use crate::run::{Completion, Outputs, Run, RunEnd, RunKind, RunOutcome, RunSettings, Scope};
 use crate::scan::RunStats;
 use crate::settings::{PreparedScan, ProcessEnv, RemediateSettings};
 use crate::shutdown::Shutdown;
@@ -44,7 +44,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     check_files(&args, &settings)?;
     let quiet = args.output.quiet;
     let (mut setup, work) = Setup::open(&settings, quiet)?;
-    let (outputs, html) = outputs(&args.output, &setup.schema, &settings.compliance)?;
+    let report = super::runs::report_output(&args.output, &setup.schema)?;
     let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
     let progress = Arc::new(Progress::new(quiet));
     if settings.confirm_waves {
@@ -53,16 +53,14 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
             asker.suspend(|| confirm_wave(question, target))
         }));
     }
-    let reporter: Arc<dyn Reporter> = progress.clone();
-    let (baseline, store) = setup.comparison.parts();
-    let sinks = RecordSinks {
-        outputs,
-        reporter,
-        baseline,
-        store,
+    let outputs = Outputs {
+        reports: vec![report],
+        reporter: progress.clone(),
+        on_failure: OnOutputFailure::Stop(trigger),
     };
-    let total = work.devices.len() + work.invalid.len();
-    let pipe = report::record_pipeline(sinks, total, OnOutputFailure::Stop(trigger));
+    let pipe = setup
+        .run
+        .pipeline(outputs, work.devices.len() + work.invalid.len());
     let confirm = |count| progress.suspend(|| confirm(count, settings.target));
     let streamed = stream(
         &settings, &mut setup, work, &pipe, &confirm, shutdown, quiet,
@@ -75,7 +73,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         streamed: &streamed,
         quiet,
     };
-    Ok(concluded.exit(closed, html))
+    Ok(concluded.exit(closed))
 }
 
 /// A run of `settings` into one report with nobody to ask (the demo's plan, and its apply
@@ -204,9 +202,8 @@ pub(super) fn say_approval(path: &Path, signer: Option<&str>, quiet: bool) {
 
 /// Everything read and checked before the first request.
 struct Setup {
-    metrics: Option<MetricsOut>,
-    waivers: Option<Arc<Waivers>>,
-    comparison: Comparison,
+    /// The run: its baseline or history, waivers, metrics, page and summary.
+    run: Run,
     remediator: Arc<Remediator>,
     schema: Schema,
     staging: Staging,
@@ -224,22 +221,18 @@ struct Work {
 }
 
 impl Setup {
-    /// Opens the metrics, the saved plan, the baseline, the waivers, the inventory, the
+    /// Opens the run (metrics, baseline, waivers), the saved plan, the inventory, the
     /// journal and the history, in that order; the first that cannot be used refuses the run.
     fn open(settings: &RemediateSettings, quiet: bool) -> anyhow::Result<(Setup, Work)> {
         let target = settings.target;
-        let metrics = MetricsOut::check(&settings.compliance, "remediate")?;
+        let mut run = open_run(settings, quiet)?;
         let saved = match &settings.plan {
             Some(path) => Some(load_plan(path, settings, quiet)?),
             None => None,
         };
-        let baseline = load_baseline(&settings.compliance, quiet)?;
-        let waivers = load_waivers(&settings.compliance)?;
         let mut prepared = settings.device.build(&ProcessEnv)?;
         say_warnings(&prepared, quiet);
-        if let Some(waivers) = &waivers {
-            prepared.scanner = prepared.scanner.with_waivers(waivers.clone());
-        }
+        prepared.scanner = run.waive(prepared.scanner);
         let reverted = check_sources(settings, saved.as_ref(), &prepared)?;
         let applies = match (&saved, &reverted) {
             (Some(plan), _) => Some(format!("sha256:{}", plan.checksum)),
@@ -248,7 +241,7 @@ impl Setup {
         };
         let (journal, mut recovered) = open_journal(settings, &prepared, applies, quiet)?;
         let (staging, continuing) = staging(settings, &mut recovered)?;
-        let comparison = compare(settings, baseline, &prepared)?;
+        run.open_history(&Scope::of(&settings.device.inventory, &prepared))?;
         let new_plan = settings.plan_out.as_ref().map(|_| {
             let shard = prepared.shard.map(|s| s.to_string());
             let inventory = Path::new(&absolute(&settings.device.inventory)).to_owned();
@@ -270,9 +263,7 @@ impl Setup {
         let remediator = Remediator::new(scanner, target, &settings.limits, sites, journal);
         let remediator = with_options(remediator, settings, saved, reverted.as_ref());
         let setup = Setup {
-            metrics: metrics.map(|m| m.shard(settings.device.shard)),
-            waivers,
-            comparison,
+            run,
             remediator: Arc::new(remediator),
             schema,
             staging,
@@ -286,6 +277,23 @@ impl Setup {
         };
         Ok((setup, work))
     }
+}
+
+/// The run of `remediate` or `remediate --apply` to its target: metrics, baseline and
+/// waivers checked and read (an empty baseline said unless quiet).
+fn open_run(settings: &RemediateSettings, quiet: bool) -> anyhow::Result<Run> {
+    let kind = RunKind::Remediate {
+        target: settings.target,
+        apply: settings.apply,
+    };
+    let compliance = settings.compliance.clone();
+    let run = Run::open(RunSettings {
+        kind,
+        compliance,
+        shard: settings.device.shard,
+    })?;
+    say_opened(&run, quiet);
+    Ok(run)
 }
 
 /// A saved plan and a reverted journal must be of this inventory, shard and target; the
@@ -302,29 +310,6 @@ fn check_sources(
         Some(path) => Ok(Some(check_revert(settings, path, prepared)?)),
         None => Ok(None),
     }
-}
-
-/// The history's view of this run: `remediate` or `remediate --apply`, with its target.
-fn compare(
-    settings: &RemediateSettings,
-    baseline: Option<report::Baseline>,
-    prepared: &PreparedScan,
-) -> anyhow::Result<Comparison> {
-    let command = if settings.apply {
-        "remediate --apply"
-    } else {
-        "remediate"
-    };
-    let target = Some(settings.target.as_str().to_owned());
-    let inventory = &settings.device.inventory;
-    Comparison::open(
-        &settings.compliance,
-        baseline,
-        inventory,
-        prepared,
-        command,
-        target,
-    )
 }
 
 /// The remediator held to the saved plan, reverting a journal, or inside the window.
@@ -425,7 +410,7 @@ async fn stream(
             Err(unread) => unread.record(target),
         });
         pipe.send_all(records).await;
-        write_plan(plan, path, setup.waivers.as_deref(), &stats, quiet)?;
+        write_plan(plan, path, setup.run.waivers(), &stats, quiet)?;
     }
     if settings.apply && !stats.interrupted && !planned.is_empty() {
         apply(
@@ -567,13 +552,12 @@ struct Concluded<'a> {
 impl Concluded<'_> {
     /// A failed journal stopped the writes: that outranks every other outcome but a lost
     /// report, and is said after the summary of what was done.
-    fn exit(&self, closed: anyhow::Result<Summary>, html: Option<HtmlOut>) -> Exit {
+    fn exit(&self, closed: anyhow::Result<Summary>) -> Exit {
         let journal_failure = self.setup.remediator.journal_failure();
         let mut summary = match closed {
             Ok(summary) => summary,
             Err(e) => {
-                MetricsOut::after_report_failure(self.setup.metrics.as_ref(), &e, self.quiet);
-                let exit = report_failed(&e);
+                let exit = report_failed_in(&self.setup.run, &e, self.quiet);
                 return match journal_failure {
                     Some(failure) => {
                         report_journal_failure(&failure);
@@ -584,13 +568,12 @@ impl Concluded<'_> {
             }
         };
         let stats = &self.streamed.stats;
-        forget_gone_if_interrupted(&mut summary, stats);
         summary.stopped = self.stop();
-        mark_interrupted(&mut summary, stats);
+        self.setup.run.settle(&mut summary, stats);
         self.say_summary(&summary);
         let stopped = self.setup.remediator.stopped_accounts();
         report_stopped_accounts(&stopped);
-        let failed = self.record(&summary, journal_failure.is_none(), html);
+        let outcome = self.record(&summary, &stopped, journal_failure.as_ref());
         if let Some(failure) = journal_failure {
             report_journal_failure(&failure);
             return Exit::OutputFailed;
@@ -602,17 +585,14 @@ impl Concluded<'_> {
                 resume_command(&self.settings.journal)
             );
         }
-        if let Some(exit) = failed {
-            return exit;
+        if outcome.output_failed() {
+            return Exit::OutputFailed;
         }
-        self.stopped().unwrap_or_else(|| {
-            if self.streamed.refused {
-                Exit::Usage
-            } else {
-                let exit = exit_for(&summary, stats, self.settings.compliance.fail_on);
-                fail_if_accounts_stopped(exit, &stopped)
-            }
-        })
+        self.stopped()
+            .unwrap_or_else(|| match self.streamed.refused {
+                true => Exit::Usage,
+                false => exit_of(outcome.verdict()),
+            })
     }
 
     fn say_summary(&self, summary: &Summary) {
@@ -620,26 +600,25 @@ impl Concluded<'_> {
             return;
         }
         diag!("{}", summary.render_text());
-        report_waivers(self.setup.waivers.as_deref());
+        report_waivers(self.setup.run.waivers());
         if !self.settings.apply {
             diagln!("dry run: nothing was changed (add --apply to write)");
         }
         report_interruption(&self.streamed.stats);
     }
 
-    /// Records the run in the history, the metrics and the HTML page; the first that
-    /// failed gives the exit.
-    fn record(&self, summary: &Summary, journal_ok: bool, html: Option<HtmlOut>) -> Option<Exit> {
-        let (settings, setup) = (self.settings, self.setup);
-        let stats = &self.streamed.stats;
-        let ending = Ending {
-            comparison: &setup.comparison,
-            metrics: setup.metrics.as_ref(),
-            waivers: setup.waivers.as_deref(),
-            summary_out: settings.compliance.summary_out.as_deref(),
-            quiet: self.quiet,
-        };
-        let context = format!(
+    /// Records the run in the history, the metrics, the HTML page and the summary, and
+    /// says what was written; a refused or interrupted run, or one whose journal failed,
+    /// did not succeed.
+    fn record(
+        &self,
+        summary: &Summary,
+        stopped: &[StoppedAccount],
+        journal_failure: Option<&JournalFailure>,
+    ) -> RunOutcome {
+        let (settings, stats) = (self.settings, &self.streamed.stats);
+        let whole = !stats.interrupted && !self.streamed.refused && journal_failure.is_none();
+        let page_context = format!(
             "remediate --ssh {}{} of {}",
             settings.target.as_str(),
             if settings.apply {
@@ -649,9 +628,20 @@ impl Concluded<'_> {
             },
             settings.device.inventory.display()
         );
-        let succeeded = !stats.interrupted && !self.streamed.refused && journal_ok;
-        let html = html.map(|html| (html, context));
-        ending.record(summary, stats, succeeded, html, Some(settings.apply))
+        let outcome = self.setup.run.finish(RunEnd {
+            summary,
+            stats,
+            completion: if whole {
+                Completion::Complete
+            } else {
+                Completion::Incomplete
+            },
+            stopped_accounts: stopped,
+            page_context,
+            applied: Some(settings.apply),
+        });
+        say_notes(&outcome.notes, self.quiet);
+        outcome
     }
 
     /// What stopped the run before its plan was done, for the summary and every output made

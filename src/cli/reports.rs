@@ -7,19 +7,16 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context as _};
 
 use super::args::{MergeArgs, ReportArgs, ReportCommand};
-use super::html::HtmlOut;
 use super::progress::Progress;
-use super::runs::{
-    exit_for, load_baseline, run_files, write_summary, Comparison, MetricsOut, Scope,
-};
-use super::{report_failed, resolve, resolve_format, staged_report_output, Exit};
+use super::runs::{exit_of, report_failed_in, run_files, say_notes, say_opened};
+use super::{resolve, resolve_format, staged_report_output, Exit};
 use crate::inventory::{self, Inventory, InventoryOptions, Row};
 use crate::report::coverage::{Admit, Coverage, CoverageReport};
 use crate::report::pipeline::OnOutputFailure;
 use crate::report::replay::{first_shape, replay};
-use crate::report::{self, Reporter, Schema, Summary};
+use crate::report::{self, Schema, Summary};
+use crate::run::{Completion, Outputs, Run, RunEnd, RunKind, RunSettings, Scope};
 use crate::scan::RunStats;
-use crate::settings::ComplianceSettings;
 
 /// Missing and duplicate rows listed one per line; beyond this they are counted.
 const MAX_LISTED: usize = 50;
@@ -40,60 +37,34 @@ async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
         shard: None,
         limit: None,
     };
-    let mut comparison = Comparison::for_scope(
-        &inputs.compliance,
-        inputs.baseline.take(),
-        scope,
-        "report merge",
-        None,
-    )?;
+    inputs.run.open_history(&scope)?;
     let format = resolve_format(&args.output.output, args.output.format);
     let (report, cut_short) = staged_report_output(format, &inputs.schema, &args.output.output)?;
-    let mut sinks = vec![report];
-    let html = HtmlOut::open(inputs.compliance.html_out.as_deref()).map(|(html, sink)| {
-        sinks.push(sink);
-        html
-    });
-    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
-    let (baseline, store) = comparison.parts();
-    let sinks = report::RecordSinks {
-        outputs: sinks,
-        reporter: progress,
-        baseline,
-        store,
+    let outputs = Outputs {
+        reports: vec![report],
+        reporter: Arc::new(Progress::new(quiet)),
+        on_failure: OnOutputFailure::Continue,
     };
     let expected = std::mem::take(&mut inputs.expected);
-    let pipe = report::record_pipeline(sinks, expected.len(), OnOutputFailure::Continue);
+    let pipe = inputs.run.pipeline(outputs, expected.len());
     let keys = inputs.schema.extra_keys();
     let streamed = stream_shards(&inputs.shards, keys, expected, pipe, &cut_short).await?;
     let Some((coverage, closed)) = streamed else {
         return Ok(Exit::Usage);
     };
-    let summary = match closed {
-        Ok(summary) => summary,
-        Err(e) => {
-            MetricsOut::after_report_failure(inputs.metrics.as_ref(), &e, quiet);
-            return Ok(report_failed(&e));
-        }
-    };
-    Ok(conclude(
-        &args,
-        &inputs,
-        &comparison,
-        html,
-        &summary,
-        &coverage,
-    ))
+    match closed {
+        Ok(summary) => Ok(conclude(&args, &inputs, &summary, &coverage)),
+        Err(e) => Ok(report_failed_in(&inputs.run, &e, quiet)),
+    }
 }
 
 /// What a merge reads and checks before any output is opened.
 struct MergeInputs {
-    compliance: ComplianceSettings,
-    metrics: Option<MetricsOut>,
+    /// The run: its baseline or history, metrics, page and summary.
+    run: Run,
     shards: Vec<PathBuf>,
     /// Shards older than `--max-age`, with their age.
     stale: Vec<(PathBuf, Duration)>,
-    baseline: Option<report::Baseline>,
     inventory: Inventory,
     /// Each inventory row's address and line, for the coverage.
     expected: Vec<(String, u64)>,
@@ -108,15 +79,20 @@ fn open_inputs(args: &MergeArgs) -> anyhow::Result<MergeInputs> {
         bail!("--waivers applies where devices are judged (scan, remediate); each shard record keeps the waiver its run gave it");
     }
     let compliance = resolve::compliance(&args.compliance)?;
-    let metrics = MetricsOut::check(&compliance, "report merge")?;
-    let shards = shard_files(&args.shards)?;
     let mut files = run_files(&args.inventory, None, &compliance, &args.output.output);
+    let (kind, shard) = (RunKind::Merge, None);
+    let run = Run::open(RunSettings {
+        kind,
+        compliance: compliance.clone(),
+        shard,
+    })?;
+    let shards = shard_files(&args.shards)?;
     for shard in &shards {
         files.kept("SHARD", Some(shard));
     }
     files.check()?;
     let stale = stale_shards(&shards, args.max_age);
-    let baseline = load_baseline(&compliance, quiet)?;
+    say_opened(&run, quiet);
     let options = InventoryOptions {
         address_column: args.address_column.clone(),
         ..InventoryOptions::default()
@@ -141,11 +117,9 @@ fn open_inputs(args: &MergeArgs) -> anyhow::Result<MergeInputs> {
         extra_columns: inventory.extra_columns.clone(),
     };
     Ok(MergeInputs {
-        compliance,
-        metrics,
+        run,
         shards,
         stale,
-        baseline,
         inventory,
         expected,
         schema,
@@ -203,8 +177,6 @@ async fn stream_shards(
 fn conclude(
     args: &MergeArgs,
     inputs: &MergeInputs,
-    comparison: &Comparison,
-    html: Option<HtmlOut>,
     summary: &Summary,
     coverage: &CoverageReport,
 ) -> Exit {
@@ -220,29 +192,25 @@ fn conclude(
             crate::time::human_age(*age)
         );
     }
-    let stats = RunStats::default();
     let covered = coverage.is_covered() && inputs.stale.is_empty();
-    let recorded = comparison.finish(summary, &stats, quiet);
-    let written = inputs
-        .metrics
-        .as_ref()
-        .and_then(|m| m.write(summary, covered && recorded.is_none(), quiet));
-    let html_failed = html.and_then(|html| {
-        let context = format!(
+    let outcome = inputs.run.finish(RunEnd {
+        summary,
+        stats: &RunStats::default(),
+        completion: if covered {
+            Completion::Complete
+        } else {
+            Completion::Incomplete
+        },
+        stopped_accounts: &[],
+        page_context: format!(
             "merge of {} shard reports of {}",
             inputs.shards.len(),
             args.inventory.display()
-        );
-        html.write(context, summary, comparison.run(), None, None)
+        ),
+        applied: None,
     });
-    let summary_failed = write_summary(inputs.compliance.summary_out.as_deref(), summary, quiet);
-    if let Some(exit) = recorded.or(written).or(html_failed).or(summary_failed) {
-        return exit;
-    }
-    if !covered {
-        return Exit::Findings;
-    }
-    exit_for(summary, &stats, inputs.compliance.fail_on)
+    say_notes(&outcome.notes, quiet);
+    exit_of(outcome.verdict())
 }
 
 /// The shard files: each file given, and the reports in each directory given (sorted, so

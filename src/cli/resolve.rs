@@ -5,17 +5,21 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 
 use super::args::{
-    ComplianceArgs, DeviceArgs, ExpectArg, FailOn as FailOnArg, RemediateArgs, SchemeArg,
+    ApiArgs, ComplianceArgs, DeviceArgs, ExpectArg, FailOn as FailOnArg, RemediateArgs, SchemeArg,
+    WriteArgs,
 };
 use crate::breaker::BreakerMode;
+use crate::equinix::{Credentials, DEFAULT_ENDPOINT};
 use crate::inventory::{Limit, Scheme, Shard};
 use crate::remediate::WriteLimits;
 use crate::report::SshState;
+use crate::secret::Secret;
 use crate::settings::{
-    ComplianceSettings, DeviceSettings, Env, FailOn, PasswordSource, RemediateSettings,
+    ComplianceSettings, DeviceSettings, Env, EquinixSettings, FailOn, PasswordSource,
+    RemediateSettings, WriteRate,
 };
 
 /// What a saved plan (`--plan`) or a reverted journal (`--revert`) records of the run that
@@ -254,6 +258,92 @@ pub fn default_journal(output: &Path) -> PathBuf {
     output.with_extension("journal.jsonl")
 }
 
+/// `equinix ssh-users`: the endpoint and credentials (flags, else the environment), the
+/// request deadline and retries, and with `write` the rate every change waits for.
+pub fn equinix(
+    api: &ApiArgs,
+    write: Option<&WriteArgs>,
+    env: &dyn Env,
+) -> anyhow::Result<EquinixSettings> {
+    if api.timeout.is_zero() {
+        bail!("--timeout must be greater than zero");
+    }
+    Ok(EquinixSettings {
+        endpoint: equinix_endpoint(api.endpoint.as_deref(), env)?,
+        credentials: equinix_credentials(env)?,
+        timeout: api.timeout,
+        retries: api.retries,
+        ca_file: api.ca_file.clone(),
+        writes: write.map(|w| WriteRate {
+            rate: w.rate,
+            burst: w.burst,
+        }),
+    })
+}
+
+/// A variable's value when it is set, valid UTF-8 and not blank.
+fn env_text(env: &dyn Env, name: &str) -> Option<String> {
+    let value = env.var_os(name)?.into_string().ok()?;
+    Some(value).filter(|v| !v.trim().is_empty())
+}
+
+/// `--endpoint`, else `EQUINIX_API_ENDPOINT`, else the public API: `scheme://host[:port]`
+/// (a trailing `/` is dropped; paths, queries and credentials in the URL are refused).
+pub fn equinix_endpoint(flag: Option<&str>, env: &dyn Env) -> anyhow::Result<String> {
+    let raw = flag
+        .map(str::to_owned)
+        .or_else(|| env_text(env, "EQUINIX_API_ENDPOINT"))
+        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+    let trimmed = raw.trim().trim_end_matches('/');
+    let uri: http::Uri = trimmed
+        .parse()
+        .with_context(|| format!("invalid endpoint {trimmed:?}"))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("https" | "http"));
+    let Some(authority) = uri.authority().filter(|_| scheme_ok) else {
+        bail!("invalid endpoint {trimmed:?}: expected https://host[:port]");
+    };
+    if authority.as_str().contains('@') {
+        bail!("invalid endpoint: credentials in the URL are not accepted (use the environment variables)");
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        bail!("invalid endpoint {trimmed:?}: give the API base only, without a path");
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// `EQUINIX_API_TOKEN` when set (used as is), else the client id and secret.
+fn equinix_credentials(env: &dyn Env) -> anyhow::Result<Credentials> {
+    if let Some(token) = env_text(env, "EQUINIX_API_TOKEN") {
+        return Ok(Credentials::Token(Secret::new(token)));
+    }
+    let id = env_text(env, "EQUINIX_API_CLIENTID");
+    match (id, env_text(env, "EQUINIX_API_CLIENTSECRET")) {
+        (Some(id), Some(secret)) => Ok(Credentials::Client {
+            id,
+            secret: Secret::new(secret),
+        }),
+        _ => bail!(
+            "no Equinix credentials: set EQUINIX_API_CLIENTID and EQUINIX_API_CLIENTSECRET, \
+             or EQUINIX_API_TOKEN"
+        ),
+    }
+}
+
+/// A new SSH user's password from `--password-env VAR`; `None` when no variable is named
+/// (the CLI then asks on the terminal). Never from argv.
+pub fn new_password(var: Option<&str>, env: &dyn Env) -> anyhow::Result<Option<Secret>> {
+    let Some(var) = var else {
+        return Ok(None);
+    };
+    match env.var_os(var).map(std::ffi::OsString::into_string) {
+        Some(Ok(value)) if !value.is_empty() => Ok(Some(Secret::new(value))),
+        Some(Ok(_)) | None => {
+            bail!("no password: the environment variable {var} is not set or empty")
+        }
+        Some(Err(_)) => bail!("the environment variable {var} is not valid UTF-8"),
+    }
+}
+
 #[cfg(test)]
 #[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
@@ -461,5 +551,112 @@ mod tests {
             default_journal(Path::new("-")),
             Path::new("sshfleet-remediate.journal.jsonl")
         );
+    }
+
+    fn equinix_args(extra: &[&str]) -> (ApiArgs, WriteArgs) {
+        use super::super::args::{EquinixCommand, SshUsersCommand};
+        let argv = ["sshfleet", "equinix", "ssh-users", "attach", "u", "d"];
+        let cli = Cli::try_parse_from(argv.iter().chain(extra)).unwrap();
+        match cli.command {
+            Command::Equinix(args) => match args.command {
+                EquinixCommand::SshUsers(SshUsersCommand::Attach(a)) => (a.api, a.write),
+                _ => unreachable!("parsed an attach"),
+            },
+            _ => unreachable!("parsed an equinix command"),
+        }
+    }
+
+    const CLIENT: [(&str, &str); 2] = [
+        ("EQUINIX_API_CLIENTID", "i"),
+        ("EQUINIX_API_CLIENTSECRET", "s"),
+    ];
+
+    #[test]
+    fn equinix_flags_and_environment_resolve_to_settings() {
+        let (api, write) = equinix_args(&["--timeout", "5s", "--retries", "1", "--rate", "2/s"]);
+        let settings = equinix(&api, Some(&write), &env(&CLIENT)).unwrap();
+        assert_eq!(settings.endpoint, DEFAULT_ENDPOINT);
+        assert_eq!(settings.timeout, Duration::from_secs(5));
+        assert_eq!(settings.retries, 1);
+        assert_eq!(settings.writes.unwrap().rate.to_string(), "2/s");
+        assert!(equinix(&api, None, &env(&CLIENT)).unwrap().writes.is_none());
+        let vars = env(&[
+            ("EQUINIX_API_ENDPOINT", "http://10.0.0.1:80/"),
+            CLIENT[0],
+            CLIENT[1],
+        ]);
+        let remote = equinix(&api, None, &vars).unwrap();
+        assert_eq!(remote.endpoint, "http://10.0.0.1:80");
+        assert!(remote.plain_http_to_remote());
+        let (flagged, _) = equinix_args(&["--endpoint", "http://127.0.0.1:4010"]);
+        let local = equinix(&flagged, None, &vars).unwrap();
+        assert_eq!(local.endpoint, "http://127.0.0.1:4010", "the flag wins");
+        assert!(!local.plain_http_to_remote());
+        let (zero, _) = equinix_args(&["--timeout", "0s"]);
+        let err = equinix(&zero, None, &env(&CLIENT)).unwrap_err();
+        assert_eq!(err.to_string(), "--timeout must be greater than zero");
+    }
+
+    #[test]
+    fn endpoints_are_bases_without_credentials() {
+        let none = env(&[]);
+        let ok = |flag: &str| equinix_endpoint(Some(flag), &none).unwrap();
+        assert_eq!(equinix_endpoint(None, &none).unwrap(), DEFAULT_ENDPOINT);
+        let sandbox = env(&[("EQUINIX_API_ENDPOINT", "https://sandboxapi.equinix.com/")]);
+        assert_eq!(
+            equinix_endpoint(None, &sandbox).unwrap(),
+            "https://sandboxapi.equinix.com"
+        );
+        let blank = env(&[("EQUINIX_API_ENDPOINT", "  ")]);
+        assert_eq!(equinix_endpoint(None, &blank).unwrap(), DEFAULT_ENDPOINT);
+        assert_eq!(ok("http://127.0.0.1:4010"), "http://127.0.0.1:4010");
+        for bad in [
+            "api.equinix.com",
+            "ftp://x",
+            "https://u:p@api.equinix.com",
+            "https://api.equinix.com/ne/v1",
+        ] {
+            assert!(equinix_endpoint(Some(bad), &none).is_err(), "{bad}");
+        }
+        let at = |endpoint: &str| {
+            let credentials = Credentials::Token(Secret::new("t"));
+            EquinixSettings::new(endpoint.to_owned(), credentials).plain_http_to_remote()
+        };
+        assert!(at("http://10.0.0.1:80"));
+        assert!(!at("http://127.0.0.1:4010"));
+        assert!(!at("http://[::1]:4010"));
+        assert!(!at("https://api.equinix.com"));
+    }
+
+    #[test]
+    fn a_ready_token_wins_over_client_credentials() {
+        let both = env(&[("EQUINIX_API_TOKEN", "t"), CLIENT[0], CLIENT[1]]);
+        assert!(matches!(
+            equinix_credentials(&both).unwrap(),
+            Credentials::Token(_)
+        ));
+        assert!(matches!(
+            equinix_credentials(&env(&CLIENT)).unwrap(),
+            Credentials::Client { .. }
+        ));
+        let error = equinix_credentials(&env(&[CLIENT[0]])).unwrap_err();
+        assert!(error.to_string().contains("EQUINIX_API_CLIENTSECRET"));
+        let blank = env(&[("EQUINIX_API_TOKEN", " "), CLIENT[0], CLIENT[1]]);
+        assert!(matches!(
+            equinix_credentials(&blank).unwrap(),
+            Credentials::Client { .. }
+        ));
+    }
+
+    #[test]
+    fn a_new_password_comes_from_its_variable_or_from_the_terminal() {
+        let vars = env(&[("NEW_PW", "s3cret"), ("EMPTY", "")]);
+        assert!(new_password(None, &vars).unwrap().is_none(), "asked for");
+        let given = new_password(Some("NEW_PW"), &vars).unwrap().unwrap();
+        assert_eq!(given.expose(), "s3cret");
+        for var in ["EMPTY", "UNSET"] {
+            let err = new_password(Some(var), &vars).unwrap_err();
+            assert!(err.to_string().contains("not set or empty"), "{err}");
+        }
     }
 }

@@ -1,127 +1,111 @@
 //! `sshfleet scan`: resolve flags into settings, stream records to the report, summarise.
 
+use std::path::Path;
 use std::sync::Arc;
 
-use super::args::ScanArgs;
-use super::html::HtmlOut;
+use super::args::{OutputArgs, ScanArgs};
 use super::progress::Progress;
 use super::runs::{
-    execute, exit_for, fail_if_accounts_stopped, forget_gone_if_interrupted, load_baseline,
-    load_waivers, mark_interrupted, outputs, outputs_with, report_interruption,
-    report_stopped_accounts, report_waivers, run_files, say_files_written, say_warnings,
-    warn_without_desired_state, Comparison, Ending, MetricsOut,
+    exit_of, report_failed_in, report_interruption, report_output, report_stopped_accounts,
+    report_waivers, run_files, say_files_written, say_notes, say_opened, say_warnings,
+    warn_without_desired_state,
 };
-use super::{install_signal_handlers, report_failed, resolve, table, Exit, Stopping};
+use super::{install_signal_handlers, resolve, table, Exit, Stopping};
 use crate::report::pipeline::OnOutputFailure;
-use crate::report::{RecordSinks, Reporter, Summary};
+use crate::report::{Schema, Summary};
+use crate::run::{Completion, Outputs, Run, RunEnd, RunKind, RunSettings, Scope};
 use crate::scan::{RunStats, Scanner};
-use crate::settings::{ComplianceSettings, ProcessEnv};
-use crate::waivers::Waivers;
+use crate::settings::ProcessEnv;
+use crate::shutdown::Shutdown;
 
 pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let quiet = args.output.quiet;
     let device = resolve::device(&args.device, &ProcessEnv)?;
     let compliance = resolve::compliance(&args.compliance)?;
+    let password_file = args.device.password_file.as_deref();
     run_files(
         &device.inventory,
-        args.device.password_file.as_deref(),
+        password_file,
         &compliance,
         &args.output.output,
     )
     .check()?;
-    let metrics = MetricsOut::check(&compliance, "scan")?;
-    let baseline = load_baseline(&compliance, quiet)?;
-    let waivers = load_waivers(&compliance)?;
+    let (kind, shard) = (RunKind::Scan, device.shard);
+    let mut run = Run::open(RunSettings {
+        kind,
+        compliance,
+        shard,
+    })?;
+    say_opened(&run, quiet);
     let mut prepared = device.build(&ProcessEnv)?;
     say_warnings(&prepared, quiet);
-    let metrics = metrics.map(|m| m.shard(prepared.shard));
-    let mut comparison = Comparison::open(
-        &compliance,
-        baseline,
-        &device.inventory,
-        &prepared,
-        "scan",
-        None,
-    )?;
-    if let Some(waivers) = &waivers {
-        prepared.scanner = prepared.scanner.with_waivers(waivers.clone());
-    }
+    run.open_history(&Scope::of(&device.inventory, &prepared))?;
+    prepared.scanner = run.waive(prepared.scanner);
     if let Some(rate) = args.rate {
         prepared.scanner = prepared.scanner.with_request_rate(rate);
     }
-    let progress = Arc::new(Progress::new(quiet));
-    let (sinks, html) = match table::on_terminal(&args.output, progress.clone()) {
-        Some(table) => outputs_with(table, &compliance),
-        None => outputs(&args.output, &prepared.schema(), &compliance)?,
-    };
-    let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
-    let progress: Arc<dyn Reporter> = progress;
-    let (baseline, store) = comparison.parts();
-    let sinks = RecordSinks {
-        outputs: sinks,
-        reporter: progress,
-        baseline,
-        store,
-    };
+    let (outputs, shutdown) = outputs(&args.output, &prepared.schema())?;
     let after = AfterScan {
         args: &args,
-        compliance: &compliance,
-        comparison: &comparison,
-        metrics: metrics.as_ref(),
-        waivers: waivers.as_deref(),
         scanner: prepared.scanner.clone(),
         desired_state_given: prepared.desired_state_given,
         inventory: &device.inventory,
     };
-    let run = execute(prepared, sinks, OnOutputFailure::Stop(trigger), shutdown).await;
-    match run {
-        Ok((summary, stats)) => Ok(after.finish(summary, &stats, html)),
-        Err(e) => {
-            MetricsOut::after_report_failure(metrics.as_ref(), &e, quiet);
-            Ok(report_failed(&e))
-        }
+    match run.scan(prepared, outputs, shutdown).await {
+        Ok((summary, stats)) => Ok(after.finish(&run, summary, &stats)),
+        Err(e) => Ok(report_failed_in(&run, &e, quiet)),
     }
+}
+
+/// The report (the findings table on a terminal) with the progress display, and Ctrl-C
+/// listened for: the first stops new devices, and a failed report stops the scan.
+fn outputs(output: &OutputArgs, schema: &Schema) -> anyhow::Result<(Outputs, Shutdown)> {
+    let progress = Arc::new(Progress::new(output.quiet));
+    let report = match table::on_terminal(output, progress.clone()) {
+        Some(table) => table,
+        None => report_output(output, schema)?,
+    };
+    let (trigger, shutdown) = install_signal_handlers(output.quiet, Stopping::Devices);
+    let outputs = Outputs {
+        reports: vec![report],
+        reporter: progress,
+        on_failure: OnOutputFailure::Stop(trigger),
+    };
+    Ok((outputs, shutdown))
 }
 
 /// What a scan says and records once its report is complete.
 struct AfterScan<'a> {
     args: &'a ScanArgs,
-    compliance: &'a ComplianceSettings,
-    comparison: &'a Comparison,
-    metrics: Option<&'a MetricsOut>,
-    waivers: Option<&'a Waivers>,
     scanner: Scanner,
     desired_state_given: bool,
-    inventory: &'a std::path::Path,
+    inventory: &'a Path,
 }
 
 impl AfterScan<'_> {
-    fn finish(self, mut summary: Summary, stats: &RunStats, html: Option<HtmlOut>) -> Exit {
+    fn finish(self, run: &Run, mut summary: Summary, stats: &RunStats) -> Exit {
         let quiet = self.args.output.quiet;
-        forget_gone_if_interrupted(&mut summary, stats);
-        mark_interrupted(&mut summary, stats);
+        run.settle(&mut summary, stats);
         if !quiet {
             diag!("{}", summary.render_text());
-            report_waivers(self.waivers);
+            report_waivers(run.waivers());
             report_interruption(stats);
         }
         warn_without_desired_state(self.desired_state_given, quiet);
         let stopped = self.scanner.stopped_accounts();
         report_stopped_accounts(&stopped);
-        let ending = Ending {
-            comparison: self.comparison,
-            metrics: self.metrics,
-            waivers: self.waivers,
-            summary_out: self.compliance.summary_out.as_deref(),
-            quiet,
-        };
-        let inventory = self.inventory.display();
-        let html = html.map(|html| (html, format!("scan of {inventory}")));
-        let failed = ending.record(&summary, stats, !stats.interrupted, html, None);
-        if failed.is_none() && !quiet {
-            say_files_written(&self.args.output.output, self.compliance);
+        let outcome = run.finish(RunEnd {
+            summary: &summary,
+            stats,
+            completion: Completion::of(stats),
+            stopped_accounts: &stopped,
+            page_context: format!("scan of {}", self.inventory.display()),
+            applied: None,
+        });
+        say_notes(&outcome.notes, quiet);
+        if !outcome.output_failed() && !quiet {
+            say_files_written(&self.args.output.output, run.compliance());
         }
-        let exit = failed.unwrap_or_else(|| exit_for(&summary, stats, self.compliance.fail_on));
-        fail_if_accounts_stopped(exit, &stopped)
+        exit_of(outcome.verdict())
     }
 }

@@ -13,7 +13,7 @@ use super::super::args::PolicyRemediateArgs;
 use super::super::progress::Counter;
 use super::super::remediate::ask_yes;
 use super::super::{install_signal_handlers, Exit, Stopping};
-use super::{connect_until, fail, open_rows, resolve_endpoint, Rows};
+use super::{connect_until, fail, open_rows, Rows};
 use crate::equinix::bulk::Target;
 use crate::equinix::policy::Policy;
 use crate::equinix::remediate::{
@@ -196,10 +196,8 @@ impl Sources {
     /// Reads and checks the policy and the saved plan; any problem refuses the run (exit 2)
     /// before a request is sent.
     fn open(args: &PolicyRemediateArgs) -> anyhow::Result<Sources> {
-        let env = std::env::var("EQUINIX_API_ENDPOINT")
-            .ok()
-            .filter(|v| !v.trim().is_empty());
-        let endpoint = resolve_endpoint(args.api.endpoint.as_deref(), env)?;
+        let flag = args.api.endpoint.as_deref();
+        let endpoint = super::super::resolve::equinix_endpoint(flag, &ProcessEnv)?;
         let policy = match &args.policy {
             Some(path) => Some((path.clone(), Policy::load(path)?)),
             None => None,
