@@ -2,6 +2,7 @@
 //! write the desired SSH state under governor limits, journaled and verified by read-back.
 
 mod apply;
+pub mod driver;
 pub mod held;
 pub mod journal;
 pub mod plan;
@@ -27,6 +28,7 @@ use crate::report::{Action, DeviceRecord, Remediation, SshState};
 use crate::scan::{self, run_bounded, RunStats, Scanner};
 use crate::shutdown::Shutdown;
 use crate::vapix::SshReading;
+pub use driver::{ConfirmWave, Staging, WaveQuestion};
 pub use held::{Encoded, Held, Planned, Unread, Writes};
 pub use journal::{Journal, JournalError, JournalHeader, Outcome, Recovered};
 pub use waves::Resume;
@@ -41,36 +43,6 @@ pub struct WriteLimits {
     /// Up to this much extra wait before re-checking a limiter, so a site's cameras are not
     /// all written in lock-step. It delays, never compresses: spacing stays >= 1/rate.
     pub jitter: Duration,
-}
-
-/// Asked before each wave after the first (`--confirm-waves`), with what the wave before
-/// it did; `false` defers the rest.
-pub type ConfirmWave = Arc<dyn Fn(&WaveQuestion) -> bool + Send + Sync>;
-
-/// The question before a wave: the wave (1-based) and its size, and the result of the wave
-/// just done, so that it is seen before the next is confirmed.
-#[derive(Clone, Copy, Debug)]
-pub struct WaveQuestion {
-    pub wave: usize,
-    pub devices: usize,
-    /// The wave just done (1-based).
-    pub done: usize,
-    /// Its devices handled (written and verified, failed, or not written).
-    pub handled: u64,
-    /// Its failed writes and verifications.
-    pub failed: usize,
-}
-
-/// How the writes are staged (`--waves`, `--max-failures`, `--wave-pause`,
-/// `--confirm-waves`).
-#[derive(Clone, Default)]
-pub struct Staging {
-    pub waves: waves::Waves,
-    pub max_failures: Option<waves::Budget>,
-    pub pause: Duration,
-    /// Where the run this one continues left its waves (from the journal).
-    pub resume: waves::Resume,
-    pub confirm: Option<ConfirmWave>,
 }
 
 /// What the apply phase did.
