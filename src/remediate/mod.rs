@@ -5,6 +5,7 @@ mod apply;
 pub mod driver;
 pub mod held;
 pub mod journal;
+pub mod opening;
 pub mod plan;
 pub mod signature;
 mod staged;
