@@ -264,3 +264,209 @@ impl Driver<'_> {
             .unwrap_or(false)
     }
 }
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use std::path::Path;
+
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::remediate::journal::{read_journal, JournalHeader};
+
+    /// A rollout of numbered items whose listed items fail; it records what it was told.
+    #[derive(Default)]
+    struct Fake {
+        next: usize,
+        failing: Vec<usize>,
+        /// Each wave applied: (index, its items, when).
+        applied: Vec<(usize, Vec<usize>, Instant)>,
+        left: Vec<(Wave, Left, Vec<usize>)>,
+        journal_errors: usize,
+    }
+
+    impl Fake {
+        fn take(&mut self, n: usize) -> Vec<usize> {
+            let items: Vec<usize> = (self.next..self.next + n).collect();
+            self.next += n;
+            items
+        }
+    }
+
+    impl Rollout for Fake {
+        type Error = std::convert::Infallible;
+
+        async fn apply(&mut self, wave: Wave) -> Result<WaveDone, Self::Error> {
+            let items = self.take(wave.size);
+            let failed = items.iter().filter(|i| self.failing.contains(i)).count();
+            let handled = items.len() as u64;
+            self.applied.push((wave.index, items, Instant::now()));
+            Ok(WaveDone {
+                handled,
+                failed,
+                interrupted: false,
+            })
+        }
+
+        async fn leave(&mut self, wave: Wave, why: Left) -> Result<(), Self::Error> {
+            let items = self.take(wave.size);
+            self.left.push((wave, why, items));
+            Ok(())
+        }
+
+        fn journal_failed(&mut self, _: JournalError) {
+            self.journal_errors += 1;
+        }
+    }
+
+    fn staging(waves: &str) -> Staging {
+        Staging {
+            waves: waves.parse().unwrap(),
+            ..Staging::default()
+        }
+    }
+
+    fn journal(dir: &Path) -> Journal {
+        let header = JournalHeader::new("inv".into(), "disabled", None);
+        Journal::open(&dir.join("j.jsonl"), &header).unwrap().0
+    }
+
+    async fn drive(
+        staging: &Staging,
+        journal: Option<&Journal>,
+        fake: &mut Fake,
+        count: usize,
+    ) -> Driven {
+        let driver = Driver {
+            staging,
+            journal,
+            stop: Shutdown::never(),
+        };
+        driver.run(count, fake).await.unwrap()
+    }
+
+    fn items(fake: &Fake) -> Vec<Vec<usize>> {
+        fake.applied.iter().map(|a| a.1.clone()).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_canary_goes_first_then_each_wave_whole_and_journaled() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal(dir.path());
+        let mut fake = Fake::default();
+        let driven = drive(&staging("1,2,100%"), Some(&journal), &mut fake, 6).await;
+        assert_eq!(items(&fake), vec![vec![0], vec![1, 2], vec![3, 4, 5]]);
+        assert_eq!((driven.waves_done, driven.left), (3, None));
+        assert!(fake.left.is_empty());
+        // The journal saw the last wave start, cut from the 6 planned.
+        let (_, recovered) = read_journal(journal.path()).unwrap();
+        let wave = recovered.wave.unwrap();
+        assert_eq!((wave.number, wave.devices, wave.total), (2, 3, 6));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_budget_stops_before_the_next_wave_and_is_journaled() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal(dir.path());
+        let mut fake = Fake {
+            failing: vec![1, 2],
+            ..Fake::default()
+        };
+        let mut staged = staging("1,2,2,100%");
+        staged.max_failures = Some(Budget::Count(1));
+        let driven = drive(&staged, Some(&journal), &mut fake, 8).await;
+        // Wave 2 failed twice, one more than allowed: waves 3 and 4 never start.
+        assert_eq!(items(&fake), vec![vec![0], vec![1, 2]]);
+        let stop = BudgetStop {
+            next_wave: 2,
+            failures: 2,
+            allowed: 1,
+        };
+        assert_eq!(driven.budget_stop(), Some(stop));
+        let left: Vec<(usize, Vec<usize>)> = fake
+            .left
+            .iter()
+            .map(|(w, why, items)| {
+                assert_eq!(*why, Left::Budget(stop));
+                (w.index, items.clone())
+            })
+            .collect();
+        assert_eq!(left, vec![(2, vec![3, 4]), (3, vec![5, 6, 7])]);
+        let (_, recovered) = read_journal(journal.path()).unwrap();
+        assert_eq!(recovered.stopped, Some(stop));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resumed_run_skips_the_waves_and_writes_already_done() {
+        let mut staged = staging("1,2,100%");
+        // 6 planned, the crash came after 1 of wave 2's 2 writes: 4 left.
+        staged.resume = Resume {
+            first_wave: 1,
+            total: Some(6),
+            done_in_first: 1,
+        };
+        let mut fake = Fake::default();
+        let driven = drive(&staged, None, &mut fake, 4).await;
+        let waves: Vec<(usize, usize)> = fake.applied.iter().map(|a| (a.0, a.1.len())).collect();
+        assert_eq!(waves, vec![(1, 1), (2, 3)]);
+        assert_eq!(driven.waves_done, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pause_between_waves_is_kept_and_a_stop_cuts_it_short() {
+        let mut staged = staging("1,1,100%");
+        staged.pause = Duration::from_secs(600);
+        let mut fake = Fake::default();
+        let started = Instant::now();
+        drive(&staged, None, &mut fake, 3).await;
+        let at: Vec<Duration> = fake.applied.iter().map(|a| a.2 - started).collect();
+        assert_eq!(at, [0, 600, 1200].map(Duration::from_secs));
+
+        // A stop during the first pause: no further wave starts, the rest is left.
+        let (trigger, stop) = crate::shutdown::channel();
+        let mut fake = Fake::default();
+        let driver = Driver {
+            staging: &staged,
+            journal: None,
+            stop,
+        };
+        let stopping = async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            trigger.trigger();
+        };
+        let (driven, ()) = tokio::join!(driver.run(3, &mut fake), stopping);
+        let driven = driven.unwrap();
+        assert!(driven.interrupted());
+        assert_eq!(items(&fake), vec![vec![0]]);
+        assert_eq!(fake.left.len(), 2);
+        assert_eq!(Instant::now() - started, Duration::from_secs(1260));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wave_not_confirmed_leaves_the_rest_with_what_was_asked() {
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = asked.clone();
+        let mut staged = staging("2,100%");
+        staged.confirm = Some(Arc::new(move |q: &WaveQuestion| {
+            seen.lock().unwrap().push(*q);
+            false
+        }));
+        let mut fake = Fake {
+            failing: vec![1],
+            ..Fake::default()
+        };
+        let driven = drive(&staged, None, &mut fake, 5).await;
+        assert_eq!(driven.left, Some(Left::Declined { wave: 2 }));
+        assert!(driven.declined());
+        let question = WaveQuestion {
+            wave: 2,
+            devices: 3,
+            done: 1,
+            handled: 2,
+            failed: 1,
+        };
+        assert_eq!(*asked.lock().unwrap(), vec![question]);
+        assert_eq!(fake.left[0].2, vec![2, 3, 4]);
+    }
+}
