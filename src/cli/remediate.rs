@@ -385,7 +385,7 @@ async fn stream(
         .plan(
             work.devices,
             work.recovered,
-            settings.holds_writes(),
+            settings.planning(),
             pipe.sender(),
             shutdown.clone(),
         )
