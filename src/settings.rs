@@ -361,6 +361,15 @@ impl RemediateSettings {
     pub fn holds_writes(&self) -> bool {
         self.apply || self.plan_out.is_some()
     }
+
+    /// What planning does with the devices to write (see [`RemediateSettings::holds_writes`]).
+    pub fn planning(&self) -> crate::remediate::Planning {
+        if self.holds_writes() {
+            crate::remediate::Planning::HoldWrites
+        } else {
+            crate::remediate::Planning::ReportWrites
+        }
+    }
 }
 
 /// A device run ready to go: the scanner, this shard's devices and the rows already judged.

@@ -22,10 +22,13 @@ use super::{install_signal_handlers, report_output, resolve, Exit, Stopping};
 use crate::breaker::StoppedAccount;
 use crate::inventory::Rows;
 use crate::remediate::journal::{read_journal, BudgetStop};
+use crate::remediate::opening::{
+    check_plan, ssh_target, Asked, Continuing, Opened, PlanRun, Source, Subject,
+};
 use crate::remediate::plan::{load_approved, Plan};
 use crate::remediate::signature::signature_of;
 use crate::remediate::{
-    planned_device, Journal, JournalFailure, JournalHeader, Planned, Recovered, Remediator, Resume,
+    planned_device, Journal, JournalFailure, JournalHeader, Planned, Recovered, Remediator,
     Staging, WaveQuestion,
 };
 use crate::report::pipeline::OnOutputFailure;
@@ -111,14 +114,7 @@ pub(super) async fn unattended(
 fn recorded(args: &RemediateArgs) -> anyhow::Result<Option<resolve::Recorded>> {
     if let Some(path) = &args.plan {
         let plan = Plan::load(path, args.plan_max_age)?;
-        let target = match plan.target.as_str() {
-            "enabled" => SshState::Enabled,
-            "disabled" => SshState::Disabled,
-            other => bail!(
-                "the plan {} has an unknown target {other:?}",
-                path.display()
-            ),
-        };
+        let target = ssh_target(&plan.target, Source::Plan, path)?;
         return Ok(Some(resolve::Recorded {
             source: format!("the plan {}", path.display()),
             inventory: Some(plan.inventory.into()),
@@ -131,15 +127,9 @@ fn recorded(args: &RemediateArgs) -> anyhow::Result<Option<resolve::Recorded>> {
         return Ok(None);
     };
     let (header, _) = read_journal(path)?;
-    let target = match header.target.as_str() {
-        // The revert puts back the state before the reverted run.
-        "enabled" => SshState::Disabled,
-        "disabled" => SshState::Enabled,
-        other => bail!(
-            "the journal {} has an unknown target {other:?}",
-            path.display()
-        ),
-    };
+    let reverted = ssh_target(&header.target, Source::Journal, path)?;
+    // The revert puts back the state before the reverted run.
+    let target = SshState::from_enabled(!reverted.is_enabled());
     Ok(Some(resolve::Recorded {
         source: format!("reverting the journal {}", path.display()),
         inventory: header.inventory_path.map(Into::into),
@@ -304,7 +294,12 @@ fn check_sources(
     prepared: &PreparedScan,
 ) -> anyhow::Result<Option<Reverted>> {
     if let (Some(plan), Some(path)) = (saved, &settings.plan) {
-        check_plan(plan, path, prepared, settings.target)?;
+        let run = PlanRun {
+            target: settings.target,
+            shard: prepared.shard.map(|s| s.to_string()),
+            fingerprint: &prepared.fingerprint(),
+        };
+        check_plan(plan, path, &run)?;
     }
     match &settings.revert {
         Some(path) => Ok(Some(check_revert(settings, path, prepared)?)),
@@ -337,26 +332,14 @@ fn staging(
     settings: &RemediateSettings,
     recovered: &mut Recovered,
 ) -> anyhow::Result<(Staging, bool)> {
-    let mut staging = Staging {
+    let asked = Asked {
         waves: settings.waves.clone(),
         max_failures: settings.max_failures,
         pause: settings.wave_pause,
-        resume: Resume::default(),
-        confirm: None,
+        continue_after_failures: settings.continue_after_failures,
     };
-    let resume = recovered.resume();
-    let continuing = match recovered.stopped.take() {
-        Some(stop) if !settings.continue_after_failures => bail!(
-            "the last run of this journal was stopped by its failure budget before wave {} ({} failed writes or verifications, {} allowed); look at the failed devices, then rerun with --continue-after-failures to go on",
-            stop.next_wave + 1,
-            stop.failures,
-            stop.allowed
-        ),
-        Some(_) => true,
-        None => false,
-    };
-    staging.resume = resume;
-    Ok((staging, continuing))
+    let (staging, continuing) = asked.staging(recovered, Subject::Devices)?;
+    Ok((staging, continuing == Continuing::AfterBudgetStop))
 }
 
 /// What the plan and apply phases did.
@@ -387,7 +370,7 @@ async fn stream(
         .plan(
             work.devices,
             work.recovered,
-            settings.holds_writes(),
+            settings.planning(),
             pipe.sender(),
             shutdown.clone(),
         )
@@ -706,14 +689,7 @@ fn check_revert(
 ) -> anyhow::Result<Reverted> {
     let target = settings.target;
     let (header, recovered) = read_journal(path)?;
-    let journal_target = match header.target.as_str() {
-        "enabled" => SshState::Enabled,
-        "disabled" => SshState::Disabled,
-        other => bail!(
-            "the journal {} has an unknown target {other:?}",
-            path.display()
-        ),
-    };
+    let journal_target = ssh_target(&header.target, Source::Journal, path)?;
     if journal_target == target {
         bail!(
             "the journal {} set SSH {journal_target}; its revert puts back the other state: give --ssh {}",
@@ -746,40 +722,6 @@ fn check_revert(
         target: journal_target,
         run: header.run,
     })
-}
-
-/// A saved plan applies to the inventory, shard and target it was made for, or not at all.
-fn check_plan(
-    plan: &Plan,
-    path: &Path,
-    prepared: &PreparedScan,
-    target: SshState,
-) -> anyhow::Result<()> {
-    if plan.target != target.as_str() {
-        bail!(
-            "the plan {} sets SSH {}, not {target}: give --ssh {}",
-            path.display(),
-            plan.target,
-            plan.target
-        );
-    }
-    let shard = prepared.shard.map(|s| s.to_string());
-    if plan.shard != shard {
-        bail!(
-            "the plan {} was made for shard {}, this run is shard {}",
-            path.display(),
-            plan.shard.as_deref().unwrap_or("(none)"),
-            shard.as_deref().unwrap_or("(none)")
-        );
-    }
-    if prepared.fingerprint() != plan.inventory_fingerprint {
-        bail!(
-            "the inventory has changed since the plan {} was made (its devices differ from the plan's {}); plan again",
-            path.display(),
-            plan.inventory
-        );
-    }
-    Ok(())
 }
 
 /// Said even with `--quiet`: the run did not do what was asked, and the journal is short.
@@ -816,27 +758,11 @@ fn open_journal(
     header.plan = applies;
     header.inventory_path = Some(absolute(&settings.device.inventory));
     header.limit = settings.device.limit.as_ref().map(|l| l.to_string());
-    let (journal, recovered) = Journal::open(path, &header)?;
+    let opened = Opened::open(path, &header)?;
     if !quiet {
-        let resumed = recovered.outcomes.len() + recovered.pending.len();
-        if resumed > 0 {
-            diagln!(
-                "journal {}: resuming its unfinished run ({} devices done, read again; {} to re-check)",
-                path.display(),
-                recovered.outcomes.len(),
-                recovered.pending.len()
-            );
-        } else if recovered.earlier_runs > 0 {
-            diagln!(
-                "journal {}: a new run after {} finished or unstarted one(s); every device is read again",
-                path.display(),
-                recovered.earlier_runs
-            );
-        } else {
-            diagln!("journal {}", path.display());
-        }
+        diagln!("{}", opened.describe(Subject::Devices));
     }
-    Ok((Some(journal), recovered))
+    Ok((Some(opened.journal), opened.recovered))
 }
 
 /// `path` made absolute (against the working directory), for a file that records it.

@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 use super::bulk::Target;
 use super::policy::{Policy, Verdict};
 use super::{Dissociation, EquinixClient, EquinixError, ListFilter, PageFetcher, SshUser};
+use crate::remediate::driver::{Driver, Left, Rollout, Wave, WaveDone};
 use crate::remediate::journal::BudgetStop;
-use crate::remediate::journal::WaveProgress;
 use crate::remediate::{waves, Journal, JournalError, Outcome, Recovered, Staging};
 use crate::shutdown::Shutdown;
 
@@ -374,46 +374,24 @@ impl Detacher<'_> {
         left.sort_by_cached_key(key);
         let mut ordered = waves::spread_over_sites(left, |t| t.device_uuid.clone());
         deletions_last(&mut ordered);
-        let (total, waves) = staging.waves.left(staging.resume, ordered.len());
-        let allowed = staging.max_failures.map(|b| b.allowed(total));
-        let mut rest = ordered.into_iter();
-        let mut applied = Applied::default();
-        let mut stop = self.stop.clone();
-        for (i, &(index, size)) in waves.iter().enumerate() {
-            let number = index.saturating_add(1);
-            let wave: Vec<Target> = rest.by_ref().take(size).collect();
-            self.journal_wave(index, wave.len(), total, &mut applied);
-            self.wave(wave, number, recovered, &mut applied, each)
-                .await?;
-            applied.interrupted |= stop.is_triggered();
-            if let Some(why) = self.over_budget(allowed, number, &mut applied) {
-                for association in rest.by_ref() {
-                    each(deferred(association, number.saturating_add(1), why.clone()))?;
-                }
-                break;
-            }
-            if waves.get(i + 1).is_some() && !staging.pause.is_zero() {
-                tokio::select! {
-                    () = tokio::time::sleep(staging.pause) => {}
-                    () = stop.wait() => {}
-                }
-            }
-        }
-        Ok(applied)
-    }
-
-    /// Journals that wave `index` (0-based) starts; a journal that fails stops the detaches.
-    fn journal_wave(&self, index: usize, devices: usize, total: usize, applied: &mut Applied) {
-        let Some(journal) = self.journal else { return };
-        let wave = WaveProgress {
-            number: index,
-            devices,
-            total,
-            done: 0,
+        let driver = Driver {
+            staging,
+            journal: self.journal,
+            stop: self.stop.clone(),
         };
-        if let Err(e) = journal.wave(wave) {
-            applied.journal_error.get_or_insert(e);
-        }
+        let count = ordered.len();
+        let mut waves = DetachWaves {
+            detacher: self,
+            rest: ordered.into_iter(),
+            recovered,
+            applied: Applied::default(),
+            each,
+        };
+        let driven = driver.run(count, &mut waves).await?;
+        let mut applied = waves.applied;
+        applied.budget_stop = driven.budget_stop();
+        applied.interrupted |= driven.interrupted();
+        Ok(applied)
     }
 
     /// Detaches one wave's associations, up to `in_flight` at once; once a stop is asked
@@ -468,30 +446,6 @@ impl Detacher<'_> {
         let lock = locks.of(&association.user_uuid);
         let _turn = lock.lock().await;
         self.detach_one(association, wave, resumed).await
-    }
-
-    /// After wave `number`: when the failures exceed the budget, the stop (journaled) and
-    /// why the associations left are deferred.
-    fn over_budget(
-        &self,
-        allowed: Option<usize>,
-        number: usize,
-        applied: &mut Applied,
-    ) -> Option<String> {
-        let failures = applied.failures;
-        let allowed = allowed.filter(|&a| failures > a)?;
-        let stop = BudgetStop {
-            next_wave: number,
-            failures,
-            allowed,
-        };
-        applied.budget_stop = Some(stop);
-        if let Some(Err(e)) = self.journal.map(|j| j.stopped(stop)) {
-            applied.journal_error.get_or_insert(e);
-        }
-        Some(format!(
-            "not detached: {failures} failed or unverified detach(es) exceeded --max-failures ({allowed}) after wave {number}"
-        ))
     }
 
     /// Reads the user, detaches when still attached (journaled), and reads it back. A
@@ -596,6 +550,62 @@ impl Detacher<'_> {
             Err(EquinixError::Api { status: 404, .. }) => Ok(Reading::NotFound),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// The associations of one run, taken wave by wave; `each` gets every entry.
+struct DetachWaves<'r, 'a, F> {
+    detacher: &'r Detacher<'a>,
+    rest: std::vec::IntoIter<Target>,
+    recovered: &'r Recovered,
+    applied: Applied,
+    each: &'r mut F,
+}
+
+impl<E, F: FnMut(Entry) -> Result<(), E>> Rollout for DetachWaves<'_, '_, F> {
+    type Error = E;
+
+    async fn apply(&mut self, wave: Wave) -> Result<WaveDone, E> {
+        let before = self.applied.failures;
+        let batch: Vec<Target> = self.rest.by_ref().take(wave.size).collect();
+        let handled = batch.len() as u64;
+        let (recovered, applied) = (self.recovered, &mut self.applied);
+        self.detacher
+            .wave(batch, wave.number(), recovered, applied, &mut *self.each)
+            .await?;
+        Ok(WaveDone {
+            handled,
+            failed: self.applied.failures.saturating_sub(before),
+            interrupted: self.detacher.stop.is_triggered(),
+        })
+    }
+
+    async fn leave(&mut self, wave: Wave, why: Left) -> Result<(), E> {
+        let (number, why) = match why {
+            Left::Stopped => {
+                let why = halted(&self.applied, &self.detacher.stop);
+                (wave.number(), why.unwrap_or_else(|| INTERRUPTED.to_owned()))
+            }
+            Left::Budget(stop) => (
+                stop.next_wave.saturating_add(1),
+                format!(
+                    "not detached: {} failed or unverified detach(es) exceeded --max-failures ({}) after wave {}",
+                    stop.failures, stop.allowed, stop.next_wave
+                ),
+            ),
+            Left::Declined { wave: declined } => (
+                wave.number(),
+                format!("not detached: wave {declined} was not confirmed"),
+            ),
+        };
+        for association in self.rest.by_ref().take(wave.size) {
+            (self.each)(deferred(association, number, why.clone()))?;
+        }
+        Ok(())
+    }
+
+    fn journal_failed(&mut self, error: JournalError) {
+        self.applied.journal_error.get_or_insert(error);
     }
 }
 
@@ -722,6 +732,7 @@ const HELD_LAST_DEVICE: &str = "held back: the user's record shows this is its l
 const HELD_UNKNOWN: &str = "held back: the user's record does not show its devices, so this detach might delete the user; pass --allow-user-deletion to send it anyway";
 
 const JOURNAL_FAILED: &str = "not detached: the journal could not be written";
+const INTERRUPTED: &str = "not detached: the run was interrupted";
 
 fn verified() -> Outcome {
     Outcome {
@@ -736,8 +747,7 @@ fn halted(applied: &Applied, stop: &Shutdown) -> Option<String> {
     if applied.journal_error.is_some() {
         return Some(JOURNAL_FAILED.to_owned());
     }
-    stop.is_triggered()
-        .then(|| "not detached: the run was interrupted".to_owned())
+    stop.is_triggered().then(|| INTERRUPTED.to_owned())
 }
 
 fn deferred(association: Target, wave: usize, why: impl Into<String>) -> Entry {

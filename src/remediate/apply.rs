@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{PlannedWrite, Remediator};
+use super::{Outcome, PlannedWrite, Remediator};
 use crate::device::DeviceContext;
 use crate::inventory::Device;
 use crate::outcome::{Conclude, Finding};
@@ -45,7 +45,12 @@ impl Remediator {
         let before = match ctx.read_back(&reading, Connection::KeepAlive).await {
             Ok(now) if now == self.target.is_enabled() => {
                 let key = device.target.key();
-                self.record_outcome(&key, &device.address, Some(now), true, None);
+                let outcome = Outcome {
+                    after: Some(now),
+                    verified: true,
+                    error: None,
+                };
+                self.record_outcome(&key, &device.address, outcome);
                 let written = Written {
                     action: Action::None,
                     before: Some(now),
@@ -128,13 +133,12 @@ impl Remediator {
         };
         let device = ctx.device();
         let now = after.as_ref().ok().copied();
-        self.record_outcome(
-            &device.target.key(),
-            &device.address,
-            now,
+        let outcome = Outcome {
+            after: now,
             verified,
-            error.clone(),
-        );
+            error: error.clone(),
+        };
+        self.record_outcome(&device.target.key(), &device.address, outcome);
         let result = match write {
             Err(failure) if !verified => Err(failure),
             _ => after,

@@ -2,11 +2,15 @@
 //! write the desired SSH state under governor limits, journaled and verified by read-back.
 
 mod apply;
+pub mod driver;
 pub mod held;
 pub mod journal;
+pub mod opening;
 pub mod plan;
 pub mod signature;
 mod staged;
+#[cfg(test)]
+mod tests;
 pub mod waves;
 pub mod window;
 
@@ -27,6 +31,7 @@ use crate::report::{Action, DeviceRecord, Remediation, SshState};
 use crate::scan::{self, run_bounded, RunStats, Scanner};
 use crate::shutdown::Shutdown;
 use crate::vapix::SshReading;
+pub use driver::{ConfirmWave, Staging, WaveQuestion};
 pub use held::{Encoded, Held, Planned, Unread, Writes};
 pub use journal::{Journal, JournalError, JournalHeader, Outcome, Recovered};
 pub use waves::Resume;
@@ -41,36 +46,6 @@ pub struct WriteLimits {
     /// Up to this much extra wait before re-checking a limiter, so a site's cameras are not
     /// all written in lock-step. It delays, never compresses: spacing stays >= 1/rate.
     pub jitter: Duration,
-}
-
-/// Asked before each wave after the first (`--confirm-waves`), with what the wave before
-/// it did; `false` defers the rest.
-pub type ConfirmWave = Arc<dyn Fn(&WaveQuestion) -> bool + Send + Sync>;
-
-/// The question before a wave: the wave (1-based) and its size, and the result of the wave
-/// just done, so that it is seen before the next is confirmed.
-#[derive(Clone, Copy, Debug)]
-pub struct WaveQuestion {
-    pub wave: usize,
-    pub devices: usize,
-    /// The wave just done (1-based).
-    pub done: usize,
-    /// Its devices handled (written and verified, failed, or not written).
-    pub handled: u64,
-    /// Its failed writes and verifications.
-    pub failed: usize,
-}
-
-/// How the writes are staged (`--waves`, `--max-failures`, `--wave-pause`,
-/// `--confirm-waves`).
-#[derive(Clone, Default)]
-pub struct Staging {
-    pub waves: waves::Waves,
-    pub max_failures: Option<waves::Budget>,
-    pub pause: Duration,
-    /// Where the run this one continues left its waves (from the journal).
-    pub resume: waves::Resume,
-    pub confirm: Option<ConfirmWave>,
 }
 
 /// What the apply phase did.
@@ -267,76 +242,42 @@ impl Remediator {
     }
 
     /// Reads every device not already finished in the journal. Records of devices needing
-    /// no write (and of invalid rows) go to `out` at once; with `hold_writes`, the devices to
-    /// write are returned instead of reported (the apply phase reports them), else they are
-    /// reported as planned.
+    /// no write (and of invalid rows) go to `out` at once; the devices to write are held and
+    /// returned, or reported as planned, as `planning` says.
     pub async fn plan(
         self: &Arc<Self>,
         rows: impl IntoIterator<Item = Row, IntoIter: ExactSizeIterator + Send + 'static>,
         recovered: Recovered,
-        hold_writes: bool,
+        planning: Planning,
         out: mpsc::Sender<DeviceRecord>,
         shutdown: Shutdown,
     ) -> (Planned, RunStats) {
         let held = Arc::new(Mutex::new(Held::new()));
-        let recovered = Arc::new(recovered);
-        let this = self.clone();
-        let sink = held.clone();
+        let job = PlanJob {
+            remediator: self.clone(),
+            out,
+            held: held.clone(),
+            recovered: Arc::new(recovered),
+            planning,
+        };
         let settings = self.scanner.settings();
-        let stats = run_bounded(
-            rows,
-            settings.concurrency,
-            settings.grace,
-            shutdown,
-            move |row| {
-                let this = this.clone();
-                let out = out.clone();
-                let sink = sink.clone();
-                let recovered = recovered.clone();
-                async move {
-                    let device = match row {
-                        Row::Device(device) => device,
-                        Row::Invalid(row) => {
-                            let _ = out.send(DeviceRecord::from_invalid(&row)).await;
-                            return;
-                        }
-                    };
-                    let key = device.target.key();
-                    if let Some(outcome) = recovered.outcomes.get(&key) {
-                        let _ = out.send(this.recheck(device, outcome).await).await;
-                        return;
-                    }
-                    let ours = recovered.pending.contains(&key);
-                    let (record, write) = this.plan_one(device, ours).await;
-                    let settled = record
-                        .remediation
-                        .as_ref()
-                        .is_some_and(|r| r.action == Action::None);
-                    if settled && recovered.pending.contains(&key) {
-                        // A killed run's write landed: close its journal entry.
-                        this.record_outcome(&key, &record.address, record.ssh_enabled, true, None);
-                    }
-                    match write {
-                        Some(planned) if hold_writes => {
-                            let encoded = Encoded::of(&planned);
-                            lock(&sink).push(encoded);
-                        }
-                        _ => {
-                            let _ = out.send(record).await;
-                        }
-                    }
-                }
-            },
-        )
+        let (concurrency, grace) = (settings.concurrency, settings.grace);
+        let stats = run_bounded(rows, concurrency, grace, shutdown, move |row| {
+            job.clone().row(row)
+        })
         .await;
         let planned = std::mem::take(&mut *lock(&held)).into_order();
         (planned, stats)
     }
 
-    /// `ours`: a killed run of this journal may have written the device (its intent is
+    /// `announced`: a killed run of this journal may have written the device (its intent is
     /// journaled without an outcome): found in the target state, that is this run's write,
     /// not another client's change.
-    async fn plan_one(&self, device: Device, ours: bool) -> (DeviceRecord, Option<PlannedWrite>) {
+    async fn plan_one(
+        &self,
+        device: Device,
+        announced: Announced,
+    ) -> (DeviceRecord, Option<PlannedWrite>) {
         let (mut record, reading) = self.scanner.read(&device).await;
         record.expect = Some(self.target);
         record.judge();
@@ -355,7 +296,9 @@ impl Remediator {
         });
         let planned = (self.plan.as_ref()).map(|plan| lock(plan).remove(&device.target.key()));
         let action = match (planned, &reading) {
-            (Some(_), Some(now)) if ours && now.enabled == self.target.is_enabled() => action,
+            (Some(_), Some(now)) if ours(announced) && now.enabled == self.target.is_enabled() => {
+                action
+            }
             (Some(None), Some(_)) if action == Action::Set => {
                 record.error =
                     Some("not in the saved plan: not written (plan again to include it)".into());
@@ -500,20 +443,8 @@ impl Remediator {
         })
     }
 
-    fn record_outcome(
-        &self,
-        key: &str,
-        address: &str,
-        after: Option<bool>,
-        verified: bool,
-        error: Option<String>,
-    ) {
+    fn record_outcome(&self, key: &str, address: &str, outcome: Outcome) {
         let Some(journal) = &self.journal else { return };
-        let outcome = Outcome {
-            after,
-            verified,
-            error,
-        };
         if let Err(e) = journal.outcome(key, address, outcome) {
             self.unjournaled.fetch_add(1, Ordering::Relaxed);
             self.journal_failed(e);
@@ -559,6 +490,82 @@ impl Remediator {
         }
         if let Err(e) = journal.finished() {
             self.journal_failed(e);
+        }
+    }
+}
+
+/// Whether a killed run of this journal announced a write to a device (its intent is
+/// journaled without an outcome).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Announced {
+    ByThisRun,
+    No,
+}
+
+fn ours(announced: Announced) -> bool {
+    announced == Announced::ByThisRun
+}
+
+/// What planning does with the devices to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Planning {
+    /// Held for a later phase (applying them, or writing the plan file): the apply phase
+    /// reports them.
+    HoldWrites,
+    /// Reported as planned at once.
+    ReportWrites,
+}
+
+/// One inventory row planned: what [`Remediator::plan`] does with each.
+#[derive(Clone)]
+struct PlanJob {
+    remediator: Arc<Remediator>,
+    out: mpsc::Sender<DeviceRecord>,
+    held: Arc<Mutex<Held>>,
+    recovered: Arc<Recovered>,
+    planning: Planning,
+}
+
+impl PlanJob {
+    /// An invalid row is reported; a device this run already wrote is read again; any other
+    /// is planned, its write held or reported.
+    async fn row(self, row: Row) {
+        let device = match row {
+            Row::Device(device) => device,
+            Row::Invalid(row) => {
+                let _ = self.out.send(DeviceRecord::from_invalid(&row)).await;
+                return;
+            }
+        };
+        let key = device.target.key();
+        if let Some(outcome) = self.recovered.outcomes.get(&key) {
+            let record = self.remediator.recheck(device, outcome).await;
+            let _ = self.out.send(record).await;
+            return;
+        }
+        let announced = if self.recovered.pending.contains(&key) {
+            Announced::ByThisRun
+        } else {
+            Announced::No
+        };
+        let (record, write) = self.remediator.plan_one(device, announced).await;
+        let settled = (record.remediation.as_ref()).is_some_and(|r| r.action == Action::None);
+        if settled && ours(announced) {
+            // A killed run's write landed: close its journal entry.
+            let outcome = Outcome {
+                after: record.ssh_enabled,
+                verified: true,
+                error: None,
+            };
+            (self.remediator).record_outcome(&key, &record.address, outcome);
+        }
+        match write {
+            Some(planned) if self.planning == Planning::HoldWrites => {
+                lock(&self.held).push(Encoded::of(&planned));
+            }
+            _ => {
+                let _ = self.out.send(record).await;
+            }
         }
     }
 }

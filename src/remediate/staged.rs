@@ -8,92 +8,51 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::apply::{not_written, STOPPED};
-use super::{journal, Applied, Planned, Remediator, Staging, WaveQuestion, Writes};
+use super::driver::{Driver, Left, Rollout, Wave, WaveDone};
+use super::{Applied, JournalError, Planned, Remediator, Staging, Writes};
 use crate::report::{Action, DeviceRecord};
+use crate::scan::RunStats;
 use crate::shutdown::Shutdown;
 
 impl Remediator {
-    /// Writes the plan in waves; the devices left after a budget stop or an unconfirmed wave
-    /// are reported `deferred`, and a budget stop is journaled. `staging.first_wave` skips
-    /// the waves a stopped run already went through.
+    /// Writes the plan in waves (see [`Driver`]); the devices left after a budget stop or an
+    /// unconfirmed wave are reported `deferred`, after a stop request not written.
     pub async fn apply_waves(
         self: &Arc<Self>,
-        mut planned: Planned,
+        planned: Planned,
         staging: &Staging,
         out: mpsc::Sender<DeviceRecord>,
-        mut shutdown: Shutdown,
+        shutdown: Shutdown,
     ) -> Applied {
-        let (total, waves) = staging.waves.left(staging.resume, planned.len());
-        let allowed = staging.max_failures.map(|b| b.allowed(total));
-        let failures = Arc::new(AtomicUsize::new(0));
-        let mut applied = Applied::default();
-        for (i, &(index, size)) in waves.iter().enumerate() {
-            let failed_before = failures.load(Ordering::SeqCst);
-            let wave = planned.take(size);
-            let number = index + 1;
-            tracing::info!(wave = number, devices = wave.len(), "wave starts");
-            self.journal_wave(index, wave.len(), total);
-            let stats = self
-                .apply_counting(wave, out.clone(), shutdown.clone(), failures.clone())
-                .await;
-            applied.stats.dispatched += stats.dispatched;
-            applied.stats.not_checked += stats.not_checked;
-            applied.waves_done = number;
-            if stats.interrupted || shutdown.is_triggered() {
-                applied.stats.interrupted = true;
-                break;
-            }
-            let failed = failures.load(Ordering::SeqCst);
-            if let Some(why) = self.over_budget(allowed, failed, number, &mut applied) {
-                self.defer_rest(planned.rest(), &why, &out).await;
-                break;
-            }
-            let Some(&(next_index, next)) = waves.get(i + 1) else {
-                break;
-            };
-            let question = WaveQuestion {
-                wave: next_index + 1,
-                devices: next,
-                done: number,
-                handled: stats.dispatched,
-                failed: failed.saturating_sub(failed_before),
-            };
-            if !between_waves(staging, question, &mut shutdown).await {
-                applied.declined = true;
-                let why = format!("deferred: wave {} was not confirmed", next_index + 1);
-                self.defer_rest(planned.rest(), &why, &out).await;
-                break;
-            }
-        }
-        applied.failures = failures.load(Ordering::SeqCst);
-        self.report_stopped(planned.rest(), &out).await;
-        applied
-    }
-
-    /// After wave `number`: when `failed` exceeds the budget, the stop (journaled) and why
-    /// the devices left are deferred.
-    fn over_budget(
-        &self,
-        allowed: Option<usize>,
-        failed: usize,
-        number: usize,
-        applied: &mut Applied,
-    ) -> Option<String> {
-        let allowed = allowed.filter(|&a| failed > a)?;
-        let stop = journal::BudgetStop {
-            next_wave: number,
-            failures: failed,
-            allowed,
+        let driver = Driver {
+            staging,
+            journal: self.journal.as_deref(),
+            stop: shutdown.clone(),
         };
-        applied.budget_stop = Some(stop);
-        if let Some(journal) = &self.journal {
-            if let Err(e) = journal.stopped(stop) {
-                self.journal_failed(e);
-            }
+        let count = planned.len();
+        let mut waves = CameraWaves {
+            remediator: self,
+            planned,
+            out,
+            shutdown,
+            failures: Arc::new(AtomicUsize::new(0)),
+            stats: RunStats::default(),
+        };
+        let driven = match driver.run(count, &mut waves).await {
+            Ok(driven) => driven,
+            Err(never) => match never {},
+        };
+        let rest = waves.planned.rest();
+        self.report_stopped(rest, &waves.out).await;
+        let mut stats = waves.stats;
+        stats.interrupted |= driven.interrupted();
+        Applied {
+            stats,
+            failures: driven.failures,
+            waves_done: driven.waves_done,
+            budget_stop: driven.budget_stop(),
+            declined: driven.declined(),
         }
-        Some(format!(
-            "deferred: {failed} failed write(s) or verification(s) exceeded --max-failures ({allowed}) after wave {number}"
-        ))
     }
 
     /// Planned writes that never started because a stop was asked for (in a wave never
@@ -125,35 +84,57 @@ impl Remediator {
             let _ = out.send(record).await;
         }
     }
-
-    /// Journals that wave `index` (0-based) starts; a journal that fails stops the writes.
-    fn journal_wave(&self, index: usize, devices: usize, total: usize) {
-        let Some(journal) = &self.journal else { return };
-        let wave = journal::WaveProgress {
-            number: index,
-            devices,
-            total,
-            done: 0,
-        };
-        if let Err(e) = journal.wave(wave) {
-            self.journal_failed(e);
-        }
-    }
 }
 
-/// The pause before the next wave (cut short by a stop request), then the question, if
-/// asked for; `false` when the wave was not confirmed.
-async fn between_waves(staging: &Staging, question: WaveQuestion, shutdown: &mut Shutdown) -> bool {
-    if !staging.pause.is_zero() {
-        tokio::select! {
-            () = tokio::time::sleep(staging.pause) => {}
-            () = shutdown.wait() => {}
-        }
+/// The planned writes of one run, taken wave by wave.
+struct CameraWaves<'a> {
+    remediator: &'a Arc<Remediator>,
+    planned: Planned,
+    out: mpsc::Sender<DeviceRecord>,
+    shutdown: Shutdown,
+    /// Failed writes and verifications so far.
+    failures: Arc<AtomicUsize>,
+    stats: RunStats,
+}
+
+impl Rollout for CameraWaves<'_> {
+    type Error = std::convert::Infallible;
+
+    async fn apply(&mut self, wave: Wave) -> Result<WaveDone, Self::Error> {
+        let before = self.failures.load(Ordering::SeqCst);
+        let writes = self.planned.take(wave.size);
+        let (out, stop) = (self.out.clone(), self.shutdown.clone());
+        let stats = (self.remediator)
+            .apply_counting(writes, out, stop, self.failures.clone())
+            .await;
+        self.stats.dispatched += stats.dispatched;
+        self.stats.not_checked += stats.not_checked;
+        let failed = self.failures.load(Ordering::SeqCst).saturating_sub(before);
+        Ok(WaveDone {
+            handled: stats.dispatched,
+            failed,
+            interrupted: stats.interrupted,
+        })
     }
-    let Some(ask) = staging.confirm.clone() else {
-        return true;
-    };
-    tokio::task::spawn_blocking(move || ask(&question))
-        .await
-        .unwrap_or(false)
+
+    async fn leave(&mut self, wave: Wave, why: Left) -> Result<(), Self::Error> {
+        let rest = self.planned.take(wave.size);
+        let why = match why {
+            Left::Stopped => {
+                self.remediator.report_stopped(rest, &self.out).await;
+                return Ok(());
+            }
+            Left::Budget(stop) => format!(
+                "deferred: {} failed write(s) or verification(s) exceeded --max-failures ({}) after wave {}",
+                stop.failures, stop.allowed, stop.next_wave
+            ),
+            Left::Declined { wave } => format!("deferred: wave {wave} was not confirmed"),
+        };
+        self.remediator.defer_rest(rest, &why, &self.out).await;
+        Ok(())
+    }
+
+    fn journal_failed(&mut self, error: JournalError) {
+        self.remediator.journal_failed(error);
+    }
 }

@@ -21,6 +21,9 @@ use crate::equinix::remediate::{
     Status, Survey, SurveyError, UserDeletion, JOURNAL_TARGET, NOT_ALLOWED,
 };
 use crate::equinix::EquinixClient;
+use crate::remediate::opening::{
+    check_detach_plan, Asked, Continuing, DetachPlanMade, Opened, Subject,
+};
 use crate::remediate::plan::{load_approved, write_sealed};
 use crate::remediate::{Journal, JournalHeader, Recovered, Staging};
 use crate::report::csv_writer::neutralise;
@@ -46,8 +49,8 @@ pub(super) async fn run(args: PolicyRemediateArgs) -> anyhow::Result<Exit> {
         .written("--journal", journal.as_deref())
         .check()?;
     let sources = Sources::open(&args)?;
-    let (journal, recovered) = open_journal(&args, &sources)?;
-    let staging = staging(&args, journal.as_ref(), &recovered)?;
+    let (journal, mut recovered) = open_journal(&args, &sources)?;
+    let staging = staging(&args, journal.as_ref(), &mut recovered)?;
     let (_trigger, shutdown) = install_signal_handlers(args.api.quiet, Stopping::Detaches);
     let write = args.write.apply.then_some(&args.write);
     let parallel = usize::try_from(args.page_concurrency).unwrap_or(1);
@@ -246,24 +249,13 @@ fn check_plan(
     endpoint: &str,
     policy: Option<&(PathBuf, Policy)>,
 ) -> anyhow::Result<()> {
-    if plan.endpoint != endpoint {
-        bail!(
-            "the plan {} was made against {}, not {endpoint}; plan again against this endpoint",
-            path.display(),
-            plan.endpoint
-        );
-    }
-    if let Some((policy_path, policy)) = policy {
-        if policy.fingerprint != plan.policy_fingerprint {
-            bail!(
-                "the policy {} is not the one the plan {} was made from ({}); plan again",
-                policy_path.display(),
-                path.display(),
-                plan.policy
-            );
-        }
-    }
-    Ok(())
+    let made = DetachPlanMade {
+        endpoint: &plan.endpoint,
+        policy: &plan.policy,
+        policy_fingerprint: &plan.policy_fingerprint,
+    };
+    let policy = policy.map(|(path, policy)| (path.as_path(), policy.fingerprint.as_str()));
+    Ok(check_detach_plan(&made, path, endpoint, policy)?)
 }
 
 fn journal_path(args: &PolicyRemediateArgs) -> PathBuf {
@@ -285,43 +277,27 @@ fn open_journal(
     let path = journal_path(args);
     let fingerprint = journal_fingerprint(&sources.endpoint, sources.policy_fingerprint());
     let header = JournalHeader::new(fingerprint, JOURNAL_TARGET, None);
-    let (journal, recovered) = Journal::open(&path, &header)?;
+    let opened = Opened::open(&path, &header)?;
     if !args.api.quiet {
-        let (done, pending) = (recovered.outcomes.len(), recovered.pending.len());
-        if done + pending > 0 {
-            diagln!(
-                "journal {}: resuming ({done} associations done, {pending} to re-check)",
-                path.display()
-            );
-        } else {
-            diagln!("journal {}", path.display());
-        }
+        diagln!("{}", opened.describe(Subject::Associations));
     }
-    Ok((Some(journal), recovered))
+    Ok((Some(opened.journal), opened.recovered))
 }
 
 /// The waves of this run; a journal stopped by its failure budget goes on only when told.
 fn staging(
     args: &PolicyRemediateArgs,
     journal: Option<&Journal>,
-    recovered: &Recovered,
+    recovered: &mut Recovered,
 ) -> anyhow::Result<Staging> {
-    let staging = Staging {
+    let asked = Asked {
         waves: args.staged.waves.clone().unwrap_or_default(),
         max_failures: args.staged.max_failures,
         pause: args.staged.wave_pause,
-        resume: recovered.resume(),
-        confirm: None,
+        continue_after_failures: args.staged.continue_after_failures,
     };
-    if let (Some(stop), Some(journal)) = (recovered.stopped, journal) {
-        if !args.staged.continue_after_failures {
-            bail!(
-                "the last run of this journal was stopped by its failure budget before wave {} ({} failed detaches or verifications, {} allowed); look at the failed associations, then rerun with --continue-after-failures to go on",
-                stop.next_wave + 1,
-                stop.failures,
-                stop.allowed
-            );
-        }
+    let (staging, continuing) = asked.staging(recovered, Subject::Associations)?;
+    if let (Continuing::AfterBudgetStop, Some(journal)) = (continuing, journal) {
         journal.continued()?;
     }
     Ok(staging)
