@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::files::{CappedError, LineIndex};
+use crate::files::{LineIndex, LoadError, TextFile};
 use crate::inventory::Device;
 use crate::report::{DeviceRecord, SshState};
 
@@ -33,12 +33,8 @@ const MAX_FILE_BYTES: u64 = 4 << 20;
 /// A waiver file that cannot be used; nothing runs (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum WaiverError {
-    #[error("cannot read the waivers {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Load(#[from] LoadError),
     #[error("{}: {message}", path.display())]
     Syntax { path: PathBuf, message: String },
     #[error("{}, line {line}: waiver {id}: {problem}", path.display())]
@@ -200,21 +196,14 @@ pub struct WaiverReport {
 
 impl Waivers {
     pub fn load(path: &Path, today: i64) -> Result<Waivers, WaiverError> {
-        let text = match crate::files::read_capped(path, MAX_FILE_BYTES) {
-            Ok(text) => text,
-            Err(CappedError::Io(source)) => {
-                return Err(WaiverError::Io {
-                    path: path.to_owned(),
-                    source,
-                })
-            }
-            Err(CappedError::TooBig(size)) => {
-                return Err(WaiverError::Syntax {
-                    path: path.to_owned(),
-                    message: format!("{size} bytes, more than the 4 MiB a waiver file may hold"),
-                })
-            }
-        };
+        let text = crate::files::load_capped(
+            path,
+            TextFile {
+                name: "waivers",
+                one: "a waiver file",
+                max: MAX_FILE_BYTES,
+            },
+        )?;
         Waivers::parse(path, &text, today)
     }
 
