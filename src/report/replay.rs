@@ -17,7 +17,8 @@ use super::read::{
     csv_report, for_each_line, malformed, open_report, truncate, unneutralise, ReadError,
 };
 use super::record::{
-    Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshState, Status,
+    Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshState,
+    Status, WaiverTag,
 };
 use crate::time::parse_rfc3339_ms;
 
@@ -164,7 +165,7 @@ fn record_from(cells: &impl Cells, extra_keys: &[String]) -> Result<(DeviceRecor
     rec.remediation = remediation_from(cells)?;
     rec.serial = cells.filled("serial");
     rec.drift = drift_from(cells)?;
-    rec.waiver = cells.filled("waiver");
+    rec.waiver = cells.filled("waiver").map(WaiverTag::from);
     rec.ssh_port = cells.word("ssh_port", PortState::parse)?;
     rec.ssh_banner = cells.filled("ssh_banner");
     rec.exposure = cells.word("exposure", Exposure::parse)?;
