@@ -714,6 +714,25 @@ mod tests {
         assert_eq!(page.matches("<script").count(), 2);
     }
 
+    fn waiver_page(
+        rows: &DeviceRows,
+        summary: &Summary,
+        expiring: Vec<ExpiringWaiver>,
+        today: i64,
+    ) -> String {
+        HtmlReport {
+            context: String::new(),
+            generated_at: String::new(),
+            summary,
+            rows,
+            trend: Vec::new(),
+            expiring,
+            applied: None,
+            today,
+        }
+        .render()
+    }
+
     #[test]
     fn waivers_expiring_soon_come_first_and_are_counted() {
         let mut rows = DeviceRows::default();
@@ -734,21 +753,12 @@ mod tests {
             rows.push(&rec);
             summary.add(&rec);
         }
-        let page = HtmlReport {
-            context: String::new(),
-            generated_at: String::new(),
-            summary: &summary,
-            rows: &rows,
-            trend: Vec::new(),
-            expiring: vec![ExpiringWaiver {
-                id: "W-idle".into(),
-                owner: "nobody".into(),
-                expires: "2026-12-10".into(),
-            }],
-            applied: None,
-            today,
-        }
-        .render();
+        let idle = ExpiringWaiver {
+            id: "W-idle".into(),
+            owner: "nobody".into(),
+            expires: "2026-12-10".into(),
+        };
+        let page = waiver_page(&rows, &summary, vec![idle], today);
         assert!(page.contains("data-testid=\"waivers-expiring\" data-count=\"2\""));
         let soon = page.find("W-soon").unwrap_or(usize::MAX);
         let idle = page.find("W-idle").unwrap_or(usize::MAX);
@@ -772,17 +782,8 @@ mod tests {
         let mut summary = Summary::default();
         rows.push(&rec);
         summary.add(&rec);
-        let page = HtmlReport {
-            context: String::new(),
-            generated_at: String::new(),
-            summary: &summary,
-            rows: &rows,
-            trend: Vec::new(),
-            expiring: Vec::new(),
-            applied: None,
-            today: crate::time::parse_date("2026-12-03").unwrap_or_default(),
-        }
-        .render();
+        let today = crate::time::parse_date("2026-12-03").unwrap_or_default();
+        let page = waiver_page(&rows, &summary, Vec::new(), today);
         let table = &page[page.find("data-testid=\"waivers\"").unwrap_or(0)..];
         let row = &table[table.find("<tr class").unwrap_or(0)..];
         let row = &row[..row.find("</tr>").unwrap_or(row.len())];
