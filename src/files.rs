@@ -43,6 +43,60 @@ pub fn read_capped(path: &Path, max: u64) -> Result<String, CappedError> {
     }
 }
 
+/// What a capped text file is called in messages: `the policy`, `a policy file`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TextFile {
+    /// As in "cannot read the policy …".
+    pub name: &'static str,
+    /// As in "… more than the 4 MiB a policy file may hold".
+    pub one: &'static str,
+    /// The cap, in bytes.
+    pub max: u64,
+}
+
+/// A capped text file that was not read: its path, what it is, and why.
+#[derive(Debug)]
+pub struct LoadError {
+    pub path: PathBuf,
+    pub file: TextFile,
+    pub kind: CappedError,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = self.path.display();
+        match &self.kind {
+            CappedError::Io(source) => {
+                write!(f, "cannot read the {} {path}: {source}", self.file.name)
+            }
+            CappedError::TooBig(size) => write!(
+                f,
+                "{path}: {size} bytes, more than the {} MiB {} may hold",
+                self.file.max >> 20,
+                self.file.one
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            CappedError::Io(source) => Some(source),
+            CappedError::TooBig(_) => None,
+        }
+    }
+}
+
+/// The text of `path`, read as [`read_capped`] reads it, at most `file.max` bytes.
+pub fn load_capped(path: &Path, file: TextFile) -> Result<String, LoadError> {
+    read_capped(path, file.max).map_err(|kind| LoadError {
+        path: path.to_owned(),
+        file,
+        kind,
+    })
+}
+
 /// The line numbers of a text's byte offsets, found by a binary search over where its
 /// lines start (built once: a file of many entries is located in linear time overall).
 pub struct LineIndex {
@@ -278,6 +332,26 @@ mod tests {
             read_capped(&dir.path().join("none"), 4),
             Err(CappedError::Io(_))
         ));
+    }
+
+    #[test]
+    fn a_capped_file_that_is_not_read_says_what_it_is_and_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.toml");
+        std::fs::write(&path, vec![b'#'; (1 << 20) + 1]).unwrap();
+        let file = TextFile {
+            name: "waivers",
+            one: "a waiver file",
+            max: 1 << 20,
+        };
+        let too_big = load_capped(&path, file).unwrap_err().to_string();
+        assert!(
+            too_big.ends_with("w.toml: 1048577 bytes, more than the 1 MiB a waiver file may hold"),
+            "{too_big}"
+        );
+        let missing = load_capped(&dir.path().join("none"), file).unwrap_err();
+        assert!(missing.to_string().starts_with("cannot read the waivers "));
+        assert!(std::error::Error::source(&missing).is_some());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod hash;
 pub mod history;
 pub mod inert;
 pub mod inventory;
+pub mod lenient;
 pub mod model;
 pub mod net;
 pub mod outcome;

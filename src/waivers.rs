@@ -21,9 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::files::{CappedError, LineIndex};
+use crate::files::{LineIndex, LoadError, TextFile};
 use crate::glob::glob;
 use crate::inventory::Device;
+use crate::report::record::WaiverTag;
 use crate::report::{DeviceRecord, SshState};
 
 pub use crate::model::EXPIRING_WITHIN_DAYS;
@@ -34,12 +35,8 @@ const MAX_FILE_BYTES: u64 = 4 << 20;
 /// A waiver file that cannot be used; nothing runs (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum WaiverError {
-    #[error("cannot read the waivers {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Load(#[from] LoadError),
     #[error("{}: {message}", path.display())]
     Syntax { path: PathBuf, message: String },
     #[error("{}, line {line}: waiver {id}: {problem}", path.display())]
@@ -201,21 +198,14 @@ pub struct WaiverReport {
 
 impl Waivers {
     pub fn load(path: &Path, today: i64) -> Result<Waivers, WaiverError> {
-        let text = match crate::files::read_capped(path, MAX_FILE_BYTES) {
-            Ok(text) => text,
-            Err(CappedError::Io(source)) => {
-                return Err(WaiverError::Io {
-                    path: path.to_owned(),
-                    source,
-                })
-            }
-            Err(CappedError::TooBig(size)) => {
-                return Err(WaiverError::Syntax {
-                    path: path.to_owned(),
-                    message: format!("{size} bytes, more than the 4 MiB a waiver file may hold"),
-                })
-            }
-        };
+        let text = crate::files::load_capped(
+            path,
+            TextFile {
+                name: "waivers",
+                one: "a waiver file",
+                max: MAX_FILE_BYTES,
+            },
+        )?;
         Waivers::parse(path, &text, today)
     }
 
@@ -281,7 +271,7 @@ impl Waivers {
                 continue;
             }
             w.waived.fetch_add(1, Ordering::Relaxed);
-            record.waiver = Some(w.label());
+            record.waiver = Some(w.tag());
         }
         if let (None, Some(w)) = (&record.waiver, resurfacing) {
             w.resurfaced.fetch_add(1, Ordering::Relaxed);
@@ -336,14 +326,14 @@ impl Waiver {
         })
     }
 
-    /// The `waiver` column: `ID owner=OWNER expires=DATE[ ticket=T]`.
-    fn label(&self) -> String {
-        let mut label = format!("{} owner={} expires={}", self.id, self.owner, self.expires);
-        if let Some(ticket) = &self.ticket {
-            label.push_str(" ticket=");
-            label.push_str(ticket);
-        }
-        label
+    /// What a record it allows carries of it (the `waiver` column, and the page's parts).
+    fn tag(&self) -> WaiverTag {
+        WaiverTag::new(
+            self.id.clone(),
+            self.owner.clone(),
+            self.expires.clone(),
+            self.ticket.clone(),
+        )
     }
 }
 
@@ -422,7 +412,7 @@ expires = "2027-01-01"
         let mut rec = exposed(None);
         waivers.apply(&device("lobby-2", "hq", ""), &mut rec);
         assert_eq!(
-            rec.waiver.as_deref(),
+            rec.waiver.as_ref().map(WaiverTag::as_str),
             Some("W-17 owner=secops@example.com expires=2027-03-31 ticket=SEC-1234")
         );
         assert!(!rec.is_finding());
@@ -434,7 +424,7 @@ expires = "2027-01-01"
         // The serial glob is case-insensitive (serials are upper case).
         let mut rec = exposed(Some("ACCC8E012345"));
         waivers.apply(&device("x", "y", ""), &mut rec);
-        assert!(rec.waiver.as_deref().is_some_and(|w| w.starts_with("W-9 ")));
+        assert!(rec.waiver.is_some_and(|w| w.id == "W-9"));
     }
 
     #[test]
@@ -482,10 +472,7 @@ expires = "2027-01-01"
         rec.assess_exposure();
         rec.judge();
         waivers.apply(&device("lobby-2", "hq", ""), &mut rec);
-        assert!(rec
-            .waiver
-            .as_deref()
-            .is_some_and(|w| w.starts_with("W-17 ")));
+        assert!(rec.waiver.is_some_and(|w| w.id == "W-17"));
     }
 
     #[test]

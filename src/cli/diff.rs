@@ -19,20 +19,11 @@ pub(super) fn run(args: DiffArgs) -> anyhow::Result<Exit> {
         diagln!("error: cannot write the changes: {e}");
         return Ok(Exit::OutputFailed);
     }
-    let exposure = rows.iter().filter(|r| r.is_new_exposure()).count();
+    let exposure = rows.iter().filter(|r| r.is_new_exposure()).count() as u64;
     if !args.output.quiet {
-        let listed: Vec<String> = counts
-            .iter()
-            .filter(|&(_, n)| n > 0)
-            .map(|(change, n)| format!("{change} {n}"))
-            .collect();
         diagln!(
-            "{before} devices before, {after} after: {}; new exposure on {exposure}",
-            if listed.is_empty() {
-                "nothing to compare".to_owned()
-            } else {
-                listed.join(", ")
-            }
+            "{before} devices before, {after} after: {}",
+            counts.describe(exposure)
         );
     }
     Ok(if exposure > 0 {

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::history::{History, HistoryError, Period, RunRow};
 use crate::report::html::{DeviceRows, TrendPoint};
 use crate::report::read::{Observation, ReadError};
-use crate::report::record::{DeviceRecord, Status};
+use crate::report::record::{DeviceRecord, Status, WaiverTag};
 use crate::report::replay::replay;
 use crate::report::{Baseline, DriftSummary, Summary};
 use crate::run::{trend_of, TREND_RUNS};
@@ -137,7 +137,7 @@ fn record(p: Period) -> DeviceRecord {
     rec.serial = p.serial;
     rec.ssh_enabled = p.ssh_enabled;
     rec.compliant = p.compliant;
-    rec.waiver = p.waiver;
+    rec.waiver = p.waiver.map(WaiverTag::from);
     rec.checked_at = p.last_seen;
     rec
 }

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::SshUser;
-use crate::files::{CappedError, LineIndex};
+use crate::files::{LineIndex, LoadError, TextFile};
 use crate::glob::glob;
 
 /// Largest policy file read (thousands of rules fit in far less).
@@ -29,12 +29,8 @@ const MAX_FILE_BYTES: u64 = 4 << 20;
 /// A policy that cannot be used; the run is refused (exit 2) before any request.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("cannot read the policy {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Load(#[from] LoadError),
     #[error("{}, line {line}: {message}", path.display())]
     Syntax {
         path: PathBuf,
@@ -100,22 +96,14 @@ pub enum Verdict {
 
 impl Policy {
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let text = match crate::files::read_capped(path, MAX_FILE_BYTES) {
-            Ok(text) => text,
-            Err(CappedError::Io(source)) => {
-                return Err(PolicyError::Io {
-                    path: path.to_owned(),
-                    source,
-                })
-            }
-            Err(CappedError::TooBig(size)) => {
-                return Err(PolicyError::Syntax {
-                    path: path.to_owned(),
-                    line: 1,
-                    message: format!("{size} bytes, more than the 4 MiB a policy file may hold"),
-                })
-            }
-        };
+        let text = crate::files::load_capped(
+            path,
+            TextFile {
+                name: "policy",
+                one: "a policy file",
+                max: MAX_FILE_BYTES,
+            },
+        )?;
         Policy::parse(path, &text)
     }
 

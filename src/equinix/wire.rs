@@ -3,9 +3,7 @@
 //! booleans also as strings) into the domain types of [`super`].
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
 use super::errors::ApiProblem;
@@ -83,9 +81,9 @@ pub struct TokenGrant {
 #[derive(Deserialize)]
 struct WireToken {
     access_token: String,
-    #[serde(default, deserialize_with = "lenient_u64")]
+    #[serde(default, deserialize_with = "crate::lenient::integer")]
     token_timeout: Option<u64>,
-    #[serde(default, deserialize_with = "lenient_u64")]
+    #[serde(default, deserialize_with = "crate::lenient::integer")]
     expires_in: Option<u64>,
 }
 
@@ -146,11 +144,11 @@ struct WirePage {
 /// `next`/`previous` may be present; paging is driven by `offset` and `total` only.
 #[derive(Deserialize)]
 struct WirePagination {
-    #[serde(default, deserialize_with = "lenient_u64")]
+    #[serde(default, deserialize_with = "crate::lenient::integer")]
     offset: Option<u64>,
-    #[serde(default, deserialize_with = "lenient_u64")]
+    #[serde(default, deserialize_with = "crate::lenient::integer")]
     limit: Option<u64>,
-    #[serde(default, deserialize_with = "lenient_u64")]
+    #[serde(default, deserialize_with = "crate::lenient::integer")]
     total: Option<u64>,
 }
 
@@ -200,9 +198,9 @@ pub fn parse_created(body: &mut [u8]) -> Result<Option<String>, Malformed> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WireDissociation {
-    #[serde(default, deserialize_with = "lenient_bool")]
+    #[serde(default, deserialize_with = "crate::lenient::boolean")]
     ssh_user_deleted: Option<bool>,
-    #[serde(default, deserialize_with = "lenient_bool")]
+    #[serde(default, deserialize_with = "crate::lenient::boolean")]
     ssh_user_to_device_association_deleted: Option<bool>,
 }
 
@@ -303,58 +301,6 @@ fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     line.chars().take(200).collect()
-}
-
-/// A non-negative integer as a JSON number or a numeric string; anything else is "unknown".
-fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    struct Visitor;
-    impl de::Visitor<'_> for Visitor {
-        type Value = Option<u64>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a non-negative integer")
-        }
-        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(Some(v))
-        }
-        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-            Ok(u64::try_from(v).ok())
-        }
-        fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-            Ok((v.is_finite() && v >= 0.0 && v.fract() == 0.0).then_some(v as u64))
-        }
-        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(v.trim().parse().ok())
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-    }
-    d.deserialize_any(Visitor)
-}
-
-/// A boolean as JSON `true`/`false` or the strings `"true"`/`"false"` (any case).
-fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    struct Visitor;
-    impl de::Visitor<'_> for Visitor {
-        type Value = Option<bool>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a boolean")
-        }
-        fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-            Ok(Some(v))
-        }
-        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(match v.trim().to_ascii_lowercase().as_str() {
-                "true" => Some(true),
-                "false" => Some(false),
-                _ => None,
-            })
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-    }
-    d.deserialize_any(Visitor)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 use crate::report::read::{Observation, Stored};
+use crate::report::record::WaiverTag;
 use crate::report::{Change, DeviceRecord, Status, Summary};
 
 /// The schema this build writes; each migration step takes a file one version up.
@@ -697,7 +698,7 @@ impl Recorder {
                     rec.checked_at,
                     rec.name,
                     rec.site,
-                    rec.waiver,
+                    rec.waiver.as_ref().map(WaiverTag::as_str),
                     stored.interval
                 ])?;
                 return Ok(());
@@ -736,7 +737,7 @@ impl Recorder {
             rec.status.as_str(),
             rec.ssh_enabled,
             rec.compliant,
-            rec.waiver
+            rec.waiver.as_ref().map(WaiverTag::as_str)
         ])?;
         Ok(())
     }

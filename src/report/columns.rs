@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use serde::{Serialize, Serializer};
 
 use super::record::{
-    DeviceRecord, Remediation, ADDED_COLUMNS, COLUMNS, LATER_COLUMNS, REMEDIATION_COLUMNS,
+    DeviceRecord, Remediation, WaiverTag, ADDED_COLUMNS, COLUMNS, LATER_COLUMNS,
+    REMEDIATION_COLUMNS,
 };
 
 /// Which columns a report has beyond the fixed ones (and [`LATER_COLUMNS`], always there).
@@ -162,7 +163,7 @@ fn added_cells(rec: &DeviceRecord) -> [Cell<'_>; ADDED_COLUMNS.len()] {
         Cell::Word(drift.map(|d| d.change.as_str())),
         Cell::Text(drift.map(|d| d.first_seen.as_str())),
         Cell::Text(drift.map(|d| d.state_since.as_str())),
-        Cell::Text(rec.waiver.as_deref()),
+        Cell::Text(rec.waiver.as_ref().map(WaiverTag::as_str)),
     ]
 }
 

@@ -63,6 +63,26 @@ impl ChangeCounts {
     pub fn iter(&self) -> impl Iterator<Item = (Change, u64)> + '_ {
         Change::ALL.into_iter().zip(self.0.iter().copied())
     }
+
+    /// The counts that are not zero, `regressed 3, fixed 1`, or `no devices`.
+    pub fn listed(&self) -> String {
+        let counts: Vec<String> = self
+            .iter()
+            .filter(|&(_, n)| n > 0)
+            .map(|(change, n)| format!("{change} {n}"))
+            .collect();
+        if counts.is_empty() {
+            "no devices".to_owned()
+        } else {
+            counts.join(", ")
+        }
+    }
+
+    /// The drift sentence of the summary and of `sshfleet diff`:
+    /// `regressed 3, fixed 1; new exposure on 2`.
+    pub fn describe(&self, new_exposure: u64) -> String {
+        format!("{}; new exposure on {new_exposure}", self.listed())
+    }
 }
 
 impl serde::Serialize for ChangeCounts {

@@ -231,7 +231,7 @@ fn details(out: &mut impl Write, rec: &DeviceRecord) -> io::Result<()> {
         line("change", drift.change.as_str())?;
     }
     if let Some(waiver) = &rec.waiver {
-        line("waiver", waiver)?;
+        line("waiver", waiver.as_str())?;
     }
     if let Some(rem) = &rec.remediation {
         line("action", rem.action.as_str())?;

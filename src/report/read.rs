@@ -1,15 +1,15 @@
 //! Reading back a report sshfleet wrote (JSON Lines, a JSON array or CSV), for drift against
-//! a previous run and for `sshfleet diff`. Only the fields that say what a device was are
-//! kept, so a 100,000-device report costs a few tens of MiB, not a parsed document.
+//! a previous run and for `sshfleet diff`: [`super::replay`] parses it record by record, and
+//! only the fields that say what a device was are kept, so a 100,000-device report costs a
+//! few tens of MiB, not a parsed document.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use super::csv_writer::FORMULA_TRIGGERS;
-use super::record::{Change, Status};
+use super::record::{Change, DeviceRecord, Status};
+use super::replay::replay;
 use crate::time::parse_rfc3339_ms;
 
 /// Longest line or cell accepted from a report file (a record is well under 8 KiB).
@@ -48,6 +48,30 @@ pub struct Stored {
     pub interval: i64,
 }
 
+impl From<DeviceRecord> for Observation {
+    /// What drift keeps of a record read back. Its times were checked when it was read
+    /// ([`super::replay`] refuses one that is not RFC 3339).
+    fn from(rec: DeviceRecord) -> Observation {
+        let instant = |text: &str| parse_rfc3339_ms(text);
+        let drift = rec.drift.as_ref();
+        Observation {
+            checked_at: instant(&rec.checked_at),
+            first_seen: drift.and_then(|d| instant(&d.first_seen)),
+            state_since: drift.and_then(|d| instant(&d.state_since)),
+            change: drift.map(|d| d.change),
+            waived: rec.waiver.is_some(),
+            address: rec.address,
+            serial: rec.serial,
+            name: rec.name,
+            site: rec.site,
+            status: rec.status,
+            ssh_enabled: rec.ssh_enabled,
+            compliant: rec.compliant,
+            stored: None,
+        }
+    }
+}
+
 impl Observation {
     /// Whether the device was read (its SSH state known).
     pub fn readable(&self) -> bool {
@@ -73,88 +97,24 @@ pub enum ReadError {
     },
 }
 
-/// The fields read from a JSON record; everything else is ignored. Unknown is `null`.
-#[derive(Deserialize)]
-struct WireRecord {
-    address: String,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    site: Option<String>,
-    status: String,
-    #[serde(default)]
-    ssh_enabled: Option<bool>,
-    #[serde(default)]
-    compliant: Option<bool>,
-    #[serde(default)]
-    checked_at: Option<String>,
-    #[serde(default)]
-    serial: Option<String>,
-    #[serde(default)]
-    first_seen: Option<String>,
-    #[serde(default)]
-    state_since: Option<String>,
-    #[serde(default)]
-    change: Option<String>,
-    #[serde(default)]
-    waiver: Option<String>,
-}
-
-impl WireRecord {
-    fn into_observation(self) -> Result<Observation, String> {
-        let status = Status::parse(&self.status)
-            .ok_or_else(|| format!("unknown status {:?}", truncate(&self.status)))?;
-        let change = match self.change.as_deref().filter(|c| !c.is_empty()) {
-            None => None,
-            Some(c) => {
-                Some(Change::parse(c).ok_or_else(|| format!("unknown change {:?}", truncate(c)))?)
-            }
-        };
-        let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
-        let instant = |field: &str, v: Option<String>| match non_empty(v) {
-            None => Ok(None),
-            Some(text) => parse_rfc3339_ms(&text)
-                .map(Some)
-                .ok_or_else(|| format!("{field} {:?} is not an RFC 3339 time", truncate(&text))),
-        };
-        Ok(Observation {
-            address: self.address,
-            serial: non_empty(self.serial),
-            name: self.name.unwrap_or_default(),
-            site: self.site.unwrap_or_default(),
-            status,
-            ssh_enabled: self.ssh_enabled,
-            compliant: self.compliant,
-            checked_at: instant("checked_at", self.checked_at)?,
-            first_seen: instant("first_seen", self.first_seen)?,
-            state_since: instant("state_since", self.state_since)?,
-            change,
-            waived: non_empty(self.waiver).is_some(),
-            stored: None,
-        })
-    }
-}
-
 /// At most the first 40 characters of `s`, for a message.
 pub(super) fn truncate(s: &str) -> String {
     s.chars().take(40).collect()
 }
 
 /// Reads every record of the report at `path`, whichever format it is in (told by its first
-/// byte: `[` a JSON array, `{` JSON Lines, anything else CSV with a header).
+/// byte: `[` a JSON array, `{` JSON Lines, anything else CSV with a header), one record at a
+/// time, each kept as the [`Observation`] it makes.
 pub fn read_report(path: &Path) -> Result<Vec<Observation>, ReadError> {
-    let io_err = |source| ReadError::Io {
+    let lines = count_lines(path).map_err(|source| ReadError::Io {
         path: path.to_owned(),
         source,
-    };
-    let (reader, first) = open_report(path)?;
-    let lines = || count_lines(path).map_err(io_err);
-    let mut out = match first {
-        None => Vec::new(),
-        Some(b'[') => read_json_array(path, reader)?,
-        Some(b'{') => read_jsonl(path, reader, Vec::with_capacity(lines()?))?,
-        Some(_) => read_csv(path, reader, Vec::with_capacity(lines()?))?,
-    };
+    })?;
+    let mut out = Vec::with_capacity(lines);
+    replay(path, &[], |rec, _| {
+        out.push(Observation::from(rec));
+        Ok(())
+    })?;
     out.shrink_to_fit();
     Ok(out)
 }
@@ -244,41 +204,6 @@ pub(super) fn for_each_line(
     }
 }
 
-fn read_jsonl(
-    path: &Path,
-    reader: impl BufRead,
-    mut out: Vec<Observation>,
-) -> Result<Vec<Observation>, ReadError> {
-    for_each_line(path, reader, |line, where_| {
-        let wire: WireRecord =
-            serde_json::from_slice(line).map_err(|e| malformed(path, where_(), e))?;
-        let observation = wire
-            .into_observation()
-            .map_err(|e| malformed(path, where_(), e))?;
-        out.push(observation);
-        Ok(())
-    })?;
-    Ok(out)
-}
-
-fn read_json_array(path: &Path, reader: impl Read) -> Result<Vec<Observation>, ReadError> {
-    let records: Vec<WireRecord> = serde_json::from_reader(reader).map_err(|e| {
-        malformed(
-            path,
-            format!("line {}", e.line()),
-            format!("not a JSON array of records: {e}"),
-        )
-    })?;
-    records
-        .into_iter()
-        .enumerate()
-        .map(|(i, wire)| {
-            wire.into_observation()
-                .map_err(|e| malformed(path, format!("record {}", i + 1), e))
-        })
-        .collect()
-}
-
 /// The CSV writer prefixes cells that would start a spreadsheet formula with `'`; undo it.
 pub(super) fn unneutralise(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
@@ -309,95 +234,6 @@ pub(super) fn csv_report<R: Read>(
         ));
     }
     Ok((csv, header))
-}
-
-fn read_csv(
-    path: &Path,
-    reader: impl Read,
-    mut out: Vec<Observation>,
-) -> Result<Vec<Observation>, ReadError> {
-    let (mut csv, header) = csv_report(path, reader)?;
-    let columns = CsvColumns::of(&header);
-    for (i, row) in csv.records().enumerate() {
-        let where_ = || format!("line {}", i + 2);
-        let row = row.map_err(|e| malformed(path, where_(), e))?;
-        let wire = columns
-            .wire(&row)
-            .map_err(|e| malformed(path, where_(), e))?;
-        out.push(
-            wire.into_observation()
-                .map_err(|e| malformed(path, where_(), e))?,
-        );
-    }
-    Ok(out)
-}
-
-/// Where the columns drift reads stand in a CSV header (the first of a name); any may be
-/// absent but `address` and `status`.
-struct CsvColumns {
-    address: Option<usize>,
-    name: Option<usize>,
-    site: Option<usize>,
-    status: Option<usize>,
-    ssh_enabled: Option<usize>,
-    compliant: Option<usize>,
-    checked_at: Option<usize>,
-    serial: Option<usize>,
-    first_seen: Option<usize>,
-    state_since: Option<usize>,
-    change: Option<usize>,
-    waiver: Option<usize>,
-}
-
-impl CsvColumns {
-    fn of(header: &csv::StringRecord) -> CsvColumns {
-        let column = |name: &str| header.iter().position(|h| h == name);
-        CsvColumns {
-            address: column("address"),
-            name: column("name"),
-            site: column("site"),
-            status: column("status"),
-            ssh_enabled: column("ssh_enabled"),
-            compliant: column("compliant"),
-            checked_at: column("checked_at"),
-            serial: column("serial"),
-            first_seen: column("first_seen"),
-            state_since: column("state_since"),
-            change: column("change"),
-            waiver: column("waiver"),
-        }
-    }
-
-    /// The fields of `row`, as a JSON record would give them: an empty cell is absent.
-    /// `Err` is a boolean column holding something else.
-    fn wire(&self, row: &csv::StringRecord) -> Result<WireRecord, String> {
-        let cell = |index: Option<usize>| -> Option<String> {
-            let text = unneutralise(row.get(index?)?);
-            (!text.is_empty()).then(|| text.to_owned())
-        };
-        let boolean = |index: Option<usize>| -> Result<Option<bool>, String> {
-            match cell(index).as_deref() {
-                None => Ok(None),
-                Some("true") => Ok(Some(true)),
-                Some("false") => Ok(Some(false)),
-                Some(other) => Err(format!("not a boolean: {:?}", truncate(other))),
-            }
-        };
-        Ok(WireRecord {
-            address: cell(self.address).unwrap_or_default(),
-            name: cell(self.name),
-            site: cell(self.site),
-            status: cell(self.status).unwrap_or_default(),
-            ssh_enabled: boolean(self.ssh_enabled)?,
-            compliant: boolean(self.compliant)?,
-            checked_at: cell(self.checked_at),
-            serial: cell(self.serial),
-            first_seen: cell(self.first_seen),
-            state_since: cell(self.state_since),
-            change: cell(self.change),
-            waiver: cell(self.waiver),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -479,7 +315,7 @@ mod tests {
     #[test]
     fn bad_files_say_where() {
         let file = tempfile::NamedTempFile::new().unwrap();
-        let cases: [(&str, &str); 5] = [
+        let cases: [(&str, &str); 6] = [
             (
                 "{\"address\":\"a\",\"status\":\"ok\"}\n{\"address\":",
                 "line 2",
@@ -490,8 +326,9 @@ mod tests {
             ),
             (
                 "[{\"address\":\"a\",\"status\":\"ok\"},{\"status\":\"ok\"}]",
-                "line 1",
+                "record 2: no address",
             ),
+            ("[{\"address\":\"a\",\"status\":\"ok\"},", "line 1"),
             ("address,name\nx,y\n", "no address and status"),
             (
                 "address,status,ssh_enabled\nx,ok,maybe\n",

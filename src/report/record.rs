@@ -13,6 +13,91 @@ pub struct Drift {
     pub state_since: String,
 }
 
+/// The waiver that allows a device's state, as the waivers file gave it, and the `waiver`
+/// column it is written as: `ID owner=OWNER expires=DATE[ ticket=T]`. Kept in its parts so
+/// that a page shows them as they were, whatever text an owner holds.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", from = "String")]
+pub struct WaiverTag {
+    pub id: String,
+    pub owner: String,
+    /// `YYYY-MM-DD`.
+    pub expires: String,
+    pub ticket: Option<String>,
+    /// The column's text.
+    label: String,
+}
+
+impl WaiverTag {
+    pub fn new(id: String, owner: String, expires: String, ticket: Option<String>) -> WaiverTag {
+        let mut label = format!("{id} owner={owner} expires={expires}");
+        if let Some(ticket) = &ticket {
+            label.push_str(" ticket=");
+            label.push_str(ticket);
+        }
+        WaiverTag {
+            id,
+            owner,
+            expires,
+            ticket,
+            label,
+        }
+    }
+
+    /// A `waiver` column read back from a report, its text kept as it was. The parts are the
+    /// best reading of it: text cannot tell an owner holding ` expires=` from the field.
+    pub fn parse(label: &str) -> WaiverTag {
+        let (head, ticket) = match label.rfind(" ticket=") {
+            Some(at) => (&label[..at], label.get(at + 8..)),
+            None => (label, None),
+        };
+        let (head, expires) = match head.rfind(" expires=") {
+            Some(at) => (&head[..at], head.get(at + 9..).unwrap_or_default()),
+            None => (head, ""),
+        };
+        let (id, owner) = match head.find(" owner=") {
+            Some(at) => (&head[..at], head.get(at + 7..).unwrap_or_default()),
+            None => (head, ""),
+        };
+        WaiverTag {
+            id: id.to_owned(),
+            owner: owner.to_owned(),
+            expires: expires.to_owned(),
+            ticket: ticket.map(str::to_owned),
+            label: label.to_owned(),
+        }
+    }
+
+    /// The `waiver` column.
+    pub fn as_str(&self) -> &str {
+        &self.label
+    }
+}
+
+impl std::fmt::Display for WaiverTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label)
+    }
+}
+
+impl From<String> for WaiverTag {
+    fn from(label: String) -> WaiverTag {
+        WaiverTag::parse(&label)
+    }
+}
+
+impl From<&str> for WaiverTag {
+    fn from(label: &str) -> WaiverTag {
+        WaiverTag::parse(label)
+    }
+}
+
+impl From<WaiverTag> for String {
+    fn from(tag: WaiverTag) -> String {
+        tag.label
+    }
+}
+
 /// Remediation columns, present only in remediation reports.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Remediation {
@@ -54,7 +139,7 @@ pub struct DeviceRecord {
     pub drift: Option<Drift>,
     /// The waiver that allows this device's state (`ID owner=… expires=…`): then the
     /// device is not a finding.
-    pub waiver: Option<String>,
+    pub waiver: Option<WaiverTag>,
     /// What the SSH port probe saw; `None` when not probed.
     pub ssh_port: Option<PortState>,
     /// The server's identification line, sanitised (printable ASCII, at most 253
@@ -210,6 +295,32 @@ mod tests {
     use super::*;
     use crate::inventory::{self, InventoryOptions, RowError};
 
+    #[test]
+    fn a_waiver_label_reads_back_into_its_parts_and_its_text_is_kept() {
+        let tag = WaiverTag::new(
+            "W-7".into(),
+            "Jane Doe".into(),
+            "2026-12-10".into(),
+            Some("OPS-1".into()),
+        );
+        assert_eq!(
+            tag.as_str(),
+            "W-7 owner=Jane Doe expires=2026-12-10 ticket=OPS-1"
+        );
+        assert_eq!(WaiverTag::parse(tag.as_str()), tag);
+        let short = WaiverTag::parse("W-8 owner=ops expires=2027-01-01");
+        assert_eq!(
+            (
+                short.id.as_str(),
+                short.owner.as_str(),
+                short.expires.as_str()
+            ),
+            ("W-8", "ops", "2027-01-01")
+        );
+        assert_eq!(short.ticket, None);
+        let odd = WaiverTag::parse("just text");
+        assert_eq!((odd.id.as_str(), odd.as_str()), ("just text", "just text"));
+    }
     #[test]
     fn an_ssh_server_on_a_device_configured_off_is_not_compliant() {
         let mut rec = DeviceRecord::new("x".into(), "n".into(), "s".into(), Status::Ok);

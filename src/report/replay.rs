@@ -1,6 +1,6 @@
-//! Reading a report sshfleet wrote back into whole records, one at a time, so that shard
-//! reports can be merged into one report that is written exactly as a scan writes it. Where
-//! [`super::read`] keeps only what drift needs, this keeps every column.
+//! Reading a report sshfleet wrote back into whole records, one at a time: the one parser of
+//! the report formats. Shard reports are merged into one report written exactly as a scan
+//! writes it; [`super::read`] keeps of each record only what drift needs.
 //!
 //! JSON Lines and CSV are read a line at a time; a JSON array is read element by element,
 //! never as a whole document.
@@ -17,8 +17,10 @@ use super::read::{
     csv_report, for_each_line, malformed, open_report, truncate, unneutralise, ReadError,
 };
 use super::record::{
-    Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshState, Status,
+    Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshState,
+    Status, WaiverTag,
 };
+use crate::time::parse_rfc3339_ms;
 
 /// What a report file holds besides its records: whether it is a remediation report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -76,7 +78,18 @@ trait Cells {
             None => Ok(None),
             Some(text) => parse(&text)
                 .map(Some)
-                .ok_or_else(|| format!("{key}: unknown value {:?}", truncate(&text))),
+                .ok_or_else(|| format!("unknown {key} {:?}", truncate(&text))),
+        }
+    }
+
+    /// The cell's text, which must be an RFC 3339 time when present (drift compares them).
+    fn instant(&self, key: &str) -> Result<Option<String>, String> {
+        match self.filled(key) {
+            Some(text) if parse_rfc3339_ms(&text).is_none() => Err(format!(
+                "{key} {:?} is not an RFC 3339 time",
+                truncate(&text)
+            )),
+            text => Ok(text),
         }
     }
 
@@ -85,11 +98,12 @@ trait Cells {
     }
 
     fn boolean(&self, key: &str) -> Result<Option<bool>, String> {
-        self.word(key, |t| match t {
-            "true" => Some(true),
-            "false" => Some(false),
-            _ => None,
-        })
+        match self.filled(key).as_deref() {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(other) => Err(format!("not a boolean: {key} {:?}", truncate(other))),
+        }
     }
 }
 
@@ -151,7 +165,7 @@ fn record_from(cells: &impl Cells, extra_keys: &[String]) -> Result<(DeviceRecor
     rec.remediation = remediation_from(cells)?;
     rec.serial = cells.filled("serial");
     rec.drift = drift_from(cells)?;
-    rec.waiver = cells.filled("waiver");
+    rec.waiver = cells.filled("waiver").map(WaiverTag::from);
     rec.ssh_port = cells.word("ssh_port", PortState::parse)?;
     rec.ssh_banner = cells.filled("ssh_banner");
     rec.exposure = cells.word("exposure", Exposure::parse)?;
@@ -186,7 +200,7 @@ fn read_check(cells: &impl Cells, rec: &mut DeviceRecord) -> Result<(), String> 
     rec.attempts = cells.number("attempts")?.unwrap_or(0);
     rec.elapsed_ms = cells.number("elapsed_ms")?.unwrap_or(0);
     rec.tls_fingerprint = cells.filled("tls_fingerprint");
-    rec.checked_at = cells.filled("checked_at").unwrap_or_default();
+    rec.checked_at = cells.instant("checked_at")?.unwrap_or_default();
     Ok(())
 }
 
@@ -210,8 +224,8 @@ fn drift_from(cells: &impl Cells) -> Result<Option<Drift>, String> {
     };
     Ok(Some(Drift {
         change,
-        first_seen: cells.filled("first_seen").unwrap_or_default(),
-        state_since: cells.filled("state_since").unwrap_or_default(),
+        first_seen: cells.instant("first_seen")?.unwrap_or_default(),
+        state_since: cells.instant("state_since")?.unwrap_or_default(),
     }))
 }
 

@@ -530,28 +530,18 @@ impl Summary {
         let Some(drift) = &self.drift else {
             return Ok(());
         };
-        let counts: Vec<String> = drift
-            .by_change
-            .iter()
-            .filter(|&(_, n)| n > 0)
-            .map(|(change, n)| format!("{change} {n}"))
-            .collect();
-        let counts = if counts.is_empty() {
-            "no devices".to_owned()
-        } else {
-            counts.join(", ")
-        };
         if self.regressions().is_none() {
             // A first recorded run: no regressions figure, not a reassuring 0.
             writeln!(
                 f,
-                "since the previous run: nothing to compare with (no device of this run was in it): {counts}"
+                "since the previous run: nothing to compare with (no device of this run was in it): {}",
+                drift.by_change.listed()
             )?;
         } else {
             writeln!(
                 f,
-                "since the previous run: {counts}; new exposure on {}",
-                self.new_exposure
+                "since the previous run: {}",
+                drift.by_change.describe(self.new_exposure)
             )?;
         }
         let gone = drift.by_change.get(Change::Gone);

@@ -225,40 +225,10 @@ fn none<D>() -> Option<D> {
 #[doc(hidden)]
 #[derive(Deserialize)]
 pub struct WireError {
-    #[serde(default, deserialize_with = "lenient_code")]
+    #[serde(default, deserialize_with = "crate::lenient::integer")]
     pub code: Option<i64>,
     #[serde(default)]
     pub message: Option<String>,
-}
-
-/// Accepts a code as a JSON integer or a numeric string; anything else is "no code".
-fn lenient_code<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    struct Code;
-    impl<'de> de::Visitor<'de> for Code {
-        type Value = Option<i64>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an error code")
-        }
-        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-            Ok(Some(v))
-        }
-        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(i64::try_from(v).ok())
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(v.trim().parse().ok())
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-    }
-    d.deserialize_any(Code)
 }
 
 #[doc(hidden)]

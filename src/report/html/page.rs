@@ -448,38 +448,18 @@ struct WaiverLine {
     devices: Option<u64>,
 }
 
-/// `ID owner=OWNER expires=DATE[ ticket=T]`, the `waiver` column, back into its parts.
-fn parse_label(label: &str) -> (String, String, String) {
-    let (head, _ticket) = match label.rfind(" ticket=") {
-        Some(at) => (&label[..at], Some(&label[at + 8..])),
-        None => (label, None),
-    };
-    let (head, expires) = match head.rfind(" expires=") {
-        Some(at) => (&head[..at], &head[at + 9..]),
-        None => (head, ""),
-    };
-    let (id, owner) = match head.find(" owner=") {
-        Some(at) => (&head[..at], &head[at + 7..]),
-        None => (head, ""),
-    };
-    (id.to_owned(), owner.to_owned(), expires.to_owned())
-}
-
 fn waiver_lines(report: &HtmlReport<'_>) -> Vec<WaiverLine> {
     let days_left = |expires: &str| crate::time::parse_date(expires).map(|d| d - report.today);
     let mut lines: Vec<WaiverLine> = report
         .rows
         .waiver_counts()
         .into_iter()
-        .map(|(label, n)| {
-            let (id, owner, expires) = parse_label(label);
-            WaiverLine {
-                days_left: days_left(&expires),
-                id,
-                owner,
-                expires,
-                devices: Some(n),
-            }
+        .map(|(tag, n)| WaiverLine {
+            days_left: days_left(&tag.expires),
+            id: tag.id.clone(),
+            owner: tag.owner.clone(),
+            expires: tag.expires.clone(),
+            devices: Some(n),
         })
         .collect();
     for ExpiringWaiver { id, owner, expires } in &report.expiring {
@@ -675,7 +655,7 @@ fn printed_findings(rows: &DeviceRows) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::record::{DeviceRecord, Drift, Status};
+    use crate::report::record::{DeviceRecord, Drift, Status, WaiverTag};
 
     fn report_of(rows: &DeviceRows, summary: &Summary) -> String {
         HtmlReport {
@@ -734,6 +714,25 @@ mod tests {
         assert_eq!(page.matches("<script").count(), 2);
     }
 
+    fn waiver_page(
+        rows: &DeviceRows,
+        summary: &Summary,
+        expiring: Vec<ExpiringWaiver>,
+        today: i64,
+    ) -> String {
+        HtmlReport {
+            context: String::new(),
+            generated_at: String::new(),
+            summary,
+            rows,
+            trend: Vec::new(),
+            expiring,
+            applied: None,
+            today,
+        }
+        .render()
+    }
+
     #[test]
     fn waivers_expiring_soon_come_first_and_are_counted() {
         let mut rows = DeviceRows::default();
@@ -754,21 +753,12 @@ mod tests {
             rows.push(&rec);
             summary.add(&rec);
         }
-        let page = HtmlReport {
-            context: String::new(),
-            generated_at: String::new(),
-            summary: &summary,
-            rows: &rows,
-            trend: Vec::new(),
-            expiring: vec![ExpiringWaiver {
-                id: "W-idle".into(),
-                owner: "nobody".into(),
-                expires: "2026-12-10".into(),
-            }],
-            applied: None,
-            today,
-        }
-        .render();
+        let idle = ExpiringWaiver {
+            id: "W-idle".into(),
+            owner: "nobody".into(),
+            expires: "2026-12-10".into(),
+        };
+        let page = waiver_page(&rows, &summary, vec![idle], today);
         assert!(page.contains("data-testid=\"waivers-expiring\" data-count=\"2\""));
         let soon = page.find("W-soon").unwrap_or(usize::MAX);
         let idle = page.find("W-idle").unwrap_or(usize::MAX);
@@ -779,14 +769,31 @@ mod tests {
     }
 
     #[test]
-    fn waiver_labels_come_apart() {
-        assert_eq!(
-            parse_label("W-7 owner=Jane Doe expires=2026-12-10 ticket=OPS-1"),
-            ("W-7".into(), "Jane Doe".into(), "2026-12-10".into())
+    fn a_waiver_owner_that_looks_like_its_other_fields_is_shown_as_it_is() {
+        let mut rec = DeviceRecord::new("10.0.0.1".into(), "n".into(), "s".into(), Status::Ok);
+        rec.compliant = Some(false);
+        rec.waiver = Some(WaiverTag::new(
+            "W-1".into(),
+            "Ops expires=1999-01-01 ticket=none".into(),
+            "2026-12-05".into(),
+            None,
+        ));
+        let mut rows = DeviceRows::default();
+        let mut summary = Summary::default();
+        rows.push(&rec);
+        summary.add(&rec);
+        let today = crate::time::parse_date("2026-12-03").unwrap_or_default();
+        let page = waiver_page(&rows, &summary, Vec::new(), today);
+        let table = &page[page.find("data-testid=\"waivers\"").unwrap_or(0)..];
+        let row = &table[table.find("<tr class").unwrap_or(0)..];
+        let row = &row[..row.find("</tr>").unwrap_or(row.len())];
+        assert!(
+            row.contains("<td>Ops expires=1999-01-01 ticket=none</td><td>2026-12-05</td>"),
+            "{row}"
         );
-        assert_eq!(
-            parse_label("W-8 owner=ops expires=2027-01-01"),
-            ("W-8".into(), "ops".into(), "2027-01-01".into())
+        assert!(
+            row.contains("<td class=\"n\">2</td>"),
+            "two days left: {row}"
         );
     }
 

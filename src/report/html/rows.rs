@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::report::record::{Action, Change, DeviceRecord, Exposure, Status};
+use crate::report::record::{Action, Change, DeviceRecord, Exposure, Status, WaiverTag};
 
 /// Where a device stands for compliance: the categories of the per-site bars and of the
 /// table's compliance filter.
@@ -131,6 +131,8 @@ pub struct DeviceRows {
     pub action: Vec<u8>,
     pub sites: Dictionary,
     pub waivers: Dictionary,
+    /// The waivers of `waivers`, in their parts, by the same index.
+    pub waiver_tags: Vec<WaiverTag>,
     pub errors: Dictionary,
 }
 
@@ -153,10 +155,11 @@ impl DeviceRows {
         self.standing.push(Standing::of(rec).index() as u8);
         self.change
             .push(rec.drift.as_ref().map_or(NONE, |d| d.change.index() as u8));
-        self.waiver.push(match &rec.waiver {
-            Some(w) => self.waivers.intern(w),
+        let waiver = match &rec.waiver {
+            Some(w) => self.intern_waiver(w),
             None => NO_ENTRY,
-        });
+        };
+        self.waiver.push(waiver);
         self.error.push(match &rec.error {
             Some(e) => self.errors.intern(e),
             None => NO_ENTRY,
@@ -225,20 +228,23 @@ impl DeviceRows {
         sites
     }
 
-    /// How many devices each waiver label allows.
-    pub fn waiver_counts(&self) -> Vec<(&str, u64)> {
+    fn intern_waiver(&mut self, tag: &WaiverTag) -> u32 {
+        let i = self.waivers.intern(tag.as_str());
+        if i as usize == self.waiver_tags.len() {
+            self.waiver_tags.push(tag.clone());
+        }
+        i
+    }
+
+    /// How many devices each waiver allows.
+    pub fn waiver_counts(&self) -> Vec<(&WaiverTag, u64)> {
         let mut counts = vec![0u64; self.waivers.values().len()];
         for &w in &self.waiver {
             if let Some(n) = counts.get_mut(w as usize) {
                 *n += 1;
             }
         }
-        self.waivers
-            .values()
-            .iter()
-            .map(String::as_str)
-            .zip(counts)
-            .collect()
+        self.waiver_tags.iter().zip(counts).collect()
     }
 }
 
@@ -260,7 +266,7 @@ mod tests {
     fn record(site: &str, status: Status, compliant: Option<bool>, waiver: bool) -> DeviceRecord {
         let mut rec = DeviceRecord::new("10.0.0.1".into(), "cam".into(), site.into(), status);
         rec.compliant = compliant;
-        rec.waiver = waiver.then(|| "W1 owner=ops expires=2099-01-01".to_owned());
+        rec.waiver = waiver.then(|| "W1 owner=ops expires=2099-01-01".into());
         rec
     }
 
@@ -305,7 +311,7 @@ mod tests {
         assert_eq!(by_site[1].counts[Standing::Compliant.index()], 3);
         assert_eq!(
             rows.waiver_counts(),
-            [("W1 owner=ops expires=2099-01-01", 2)]
+            [(&WaiverTag::parse("W1 owner=ops expires=2099-01-01"), 2)]
         );
     }
 }
