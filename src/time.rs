@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use jiff::civil::Date;
+pub use jiff::civil::Date;
 pub use jiff::Timestamp;
 
 /// The one wall clock. Code that needs another "now" in tests takes a [`Timestamp`]
@@ -62,16 +62,16 @@ pub fn parse_http_date(text: &str) -> Option<Timestamp> {
 
 /// A calendar date `YYYY-MM-DD`; `None` for any other shape and for dates that do not
 /// exist (`2027-02-30`).
-pub fn parse_civil_date(text: &str) -> Option<Date> {
+pub fn parse_date(text: &str) -> Option<Date> {
     if !shaped(text.as_bytes(), b"9999-99-99") {
         return None;
     }
     text.parse().ok()
 }
 
-/// A calendar date `YYYY-MM-DD` as days since 1970-01-01 (see [`parse_civil_date`]).
-pub fn parse_date(text: &str) -> Option<i64> {
-    parse_civil_date(text).map(days_since_epoch)
+/// Whole days from `from` to `to` (negative when `to` is earlier).
+pub fn days_between(from: Date, to: Date) -> i64 {
+    to.duration_since(from).as_secs() / 86_400
 }
 
 /// An RFC 3339 instant (`2026-12-03T17:55:17.763Z`, fraction optional, `Z` or an offset
@@ -93,17 +93,8 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
 }
 
 /// Today (UTC).
-pub fn today_date() -> Date {
+pub fn today() -> Date {
     now().to_zoned(jiff::tz::TimeZone::UTC).date()
-}
-
-/// Today (UTC) as days since 1970-01-01.
-pub fn today() -> i64 {
-    days_since_epoch(today_date())
-}
-
-fn days_since_epoch(date: Date) -> i64 {
-    date.duration_since(Date::constant(1970, 1, 1)).as_secs() / 86_400
 }
 
 /// Whether `text` is `pattern` with each `9` standing for one ASCII digit.
@@ -153,9 +144,12 @@ mod tests {
 
     #[test]
     fn dates_are_strict_and_must_exist() {
-        assert_eq!(parse_date("1970-01-01"), Some(0));
-        assert_eq!(parse_date("2027-03-31"), Some(20_908));
-        assert_eq!(parse_date("2028-02-29").map(|d| d - 20_908), Some(335));
+        let epoch = Date::constant(1970, 1, 1);
+        let days = |text| parse_date(text).map(|d| days_between(epoch, d));
+        assert_eq!(days("1970-01-01"), Some(0));
+        assert_eq!(days("2027-03-31"), Some(20_908));
+        assert_eq!(days("2028-02-29").map(|d| d - 20_908), Some(335));
+        assert_eq!(days("1969-12-31"), Some(-1));
         for bad in [
             "2027-02-29",
             "2027-13-01",
