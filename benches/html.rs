@@ -64,7 +64,7 @@ fn page(rows: &DeviceRows, summary: &Summary) -> String {
             .collect(),
         expiring: Vec::new(),
         applied: None,
-        today: 0,
+        today: sshfleet::time::Date::constant(1970, 1, 1),
     }
     .render()
 }

@@ -2,13 +2,52 @@
 //! drift changes, probed port states and exposures, with their report spellings. It
 //! depends on nothing else in the crate, so that `inventory`, `vapix`, `probe` and `sim`
 //! need not reach up into `report`.
+//!
+//! Each word has one spelling (`tls_error`, `config_only`, `ssh.cgi`), derived once for
+//! reports (`as_str`, `Display`), parsing (`parse`, `FromStr`), listing (`ALL`) and serde
+//! alike: strum's `serialize_all` and serde's `rename_all` are both `snake_case`, and a test
+//! holds them equal.
 
-use std::fmt;
+use strum::VariantArray;
+
+/// `ALL` and `as_str` for vocabulary enums that derive their spelling: strum's `Display`,
+/// `IntoStaticStr`, `EnumString` and `VariantArray` with `serialize_all = "snake_case"`, and
+/// serde with `rename_all = "snake_case"` (a variant spelled otherwise renames in both).
+macro_rules! spelled {
+    ($($name:ident),+) => {$(
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = <$name as VariantArray>::VARIANTS;
+
+            /// The report spelling.
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
+        }
+    )+};
+}
+
+spelled!(Status, SshState, Method, Action, Change, PortState, Exposure);
 
 /// What happened to one device. `Ok` is the only status with `ssh_enabled` set.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+    serde::Serialize,
+    serde::Deserialize,
 )]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     Ok,
     Invalid,
@@ -24,38 +63,8 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 11] = [
-        Status::Ok,
-        Status::Invalid,
-        Status::Unreachable,
-        Status::Timeout,
-        Status::TlsError,
-        Status::AuthFailed,
-        Status::Forbidden,
-        Status::NotAuthorized,
-        Status::Unsupported,
-        Status::ApiError,
-        Status::ProtocolError,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Invalid => "invalid",
-            Status::Unreachable => "unreachable",
-            Status::Timeout => "timeout",
-            Status::TlsError => "tls_error",
-            Status::AuthFailed => "auth_failed",
-            Status::Forbidden => "forbidden",
-            Status::NotAuthorized => "not_authorized",
-            Status::Unsupported => "unsupported",
-            Status::ApiError => "api_error",
-            Status::ProtocolError => "protocol_error",
-        }
-    }
-
     pub fn parse(s: &str) -> Option<Status> {
-        Status::ALL.into_iter().find(|st| st.as_str() == s)
+        s.parse().ok()
     }
 
     /// Position in [`Status::ALL`], for per-status counters.
@@ -64,14 +73,23 @@ impl Status {
     }
 }
 
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// The desired or observed SSH state of a device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum SshState {
     Enabled,
     Disabled,
@@ -90,13 +108,6 @@ impl SshState {
         self == SshState::Enabled
     }
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SshState::Enabled => "enabled",
-            SshState::Disabled => "disabled",
-        }
-    }
-
     /// Accepts the spellings people put in inventories: enabled/disabled, on/off, yes/no, true/false.
     pub fn parse(s: &str) -> Option<SshState> {
         match s.trim().to_ascii_lowercase().as_str() {
@@ -107,36 +118,53 @@ impl SshState {
     }
 }
 
-impl fmt::Display for SshState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Which device API gave the answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Which device API gave the answer: spelled as its CGI.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Method {
+    #[strum(serialize = "ssh.cgi")]
+    #[serde(rename = "ssh.cgi")]
     SshCgi,
+    #[strum(serialize = "param.cgi")]
+    #[serde(rename = "param.cgi")]
     ParamCgi,
 }
 
 impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::SshCgi => "ssh.cgi",
-            Method::ParamCgi => "param.cgi",
-        }
-    }
-
     pub fn parse(s: &str) -> Option<Method> {
-        [Method::SshCgi, Method::ParamCgi]
-            .into_iter()
-            .find(|m| m.as_str() == s)
+        s.parse().ok()
     }
 }
 
 /// What remediation planned or did for a device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     /// The state differs and will be (or was) written.
     Set,
@@ -155,33 +183,31 @@ pub enum Action {
 }
 
 impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Set => "set",
-            Action::None => "none",
-            Action::Skip => "skip",
-            Action::Waived => "waived",
-            Action::Stale => "stale",
-            Action::Deferred => "deferred",
-        }
-    }
-
-    pub const ALL: [Action; 6] = [
-        Action::Set,
-        Action::None,
-        Action::Skip,
-        Action::Waived,
-        Action::Stale,
-        Action::Deferred,
-    ];
-
     pub fn parse(s: &str) -> Option<Action> {
-        Action::ALL.into_iter().find(|a| a.as_str() == s)
+        s.parse().ok()
     }
 }
 
-/// How a device compares with the previous run (or `--baseline`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// How a device compares with the previous run (or `--baseline`); by its report spelling
+/// (`new`, `regressed`…) in diff reports and in held plans alike.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Change {
     /// Not in the previous run.
     New,
@@ -201,32 +227,8 @@ pub enum Change {
 }
 
 impl Change {
-    pub const ALL: [Change; 8] = [
-        Change::New,
-        Change::Unchanged,
-        Change::Regressed,
-        Change::Fixed,
-        Change::Lost,
-        Change::Recovered,
-        Change::Moved,
-        Change::Gone,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Change::New => "new",
-            Change::Unchanged => "unchanged",
-            Change::Regressed => "regressed",
-            Change::Fixed => "fixed",
-            Change::Lost => "lost",
-            Change::Recovered => "recovered",
-            Change::Moved => "moved",
-            Change::Gone => "gone",
-        }
-    }
-
     pub fn parse(s: &str) -> Option<Change> {
-        Change::ALL.into_iter().find(|c| c.as_str() == s)
+        s.parse().ok()
     }
 
     /// Position in [`Change::ALL`], for counters.
@@ -235,29 +237,23 @@ impl Change {
     }
 }
 
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// By its report spelling (`new`, `regressed`…), in diff reports and in held plans alike.
-impl serde::Serialize for Change {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Change {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Change, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Change::parse(&text)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown change {text:?}")))
-    }
-}
-
 /// What the SSH port probe (`--probe-ssh`) saw.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum PortState {
     /// The connection was accepted and the server sent something: an identification line
     /// (`ssh_banner`), or bytes that are not one (`ssh_banner` empty).
@@ -270,29 +266,28 @@ pub enum PortState {
 }
 
 impl PortState {
-    pub const ALL: [PortState; 3] = [PortState::Open, PortState::Closed, PortState::Filtered];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PortState::Open => "open",
-            PortState::Closed => "closed",
-            PortState::Filtered => "filtered",
-        }
-    }
-
     pub fn parse(s: &str) -> Option<PortState> {
-        PortState::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-}
-
-impl fmt::Display for PortState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        s.parse().ok()
     }
 }
 
 /// How the configured SSH state (VAPIX) and the probed port agree.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Exposure {
     /// Enabled and the port is open, or disabled and it is not.
     Consistent,
@@ -303,22 +298,8 @@ pub enum Exposure {
 }
 
 impl Exposure {
-    pub const ALL: [Exposure; 3] = [
-        Exposure::Consistent,
-        Exposure::ConfigOnly,
-        Exposure::PortOnly,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Exposure::Consistent => "consistent",
-            Exposure::ConfigOnly => "config_only",
-            Exposure::PortOnly => "port_only",
-        }
-    }
-
     pub fn parse(s: &str) -> Option<Exposure> {
-        Exposure::ALL.into_iter().find(|e| e.as_str() == s)
+        s.parse().ok()
     }
 
     /// The exposure of a device whose configuration says `ssh_enabled` and whose port was
@@ -333,24 +314,62 @@ impl Exposure {
     }
 }
 
-impl fmt::Display for Exposure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Waivers expiring within this many days are listed as expiring soon.
 pub const EXPIRING_WITHIN_DAYS: i64 = 14;
 
 #[cfg(test)]
 mod tests {
+    use std::fmt;
+
     use super::*;
 
     #[test]
     fn status_index_is_position_in_all() {
-        for (i, status) in Status::ALL.into_iter().enumerate() {
+        for (i, &status) in Status::ALL.iter().enumerate() {
             assert_eq!(status.index(), i);
             assert_eq!(Status::parse(status.as_str()), Some(status));
+        }
+    }
+
+    /// Every variant's spelling, the same for reports, `Display`, parsing and serde: the
+    /// words reports, the JSON summary, the history database and metrics labels hold.
+    fn spelled<T>(all: &[T], words: &[&str])
+    where
+        T: Copy + PartialEq + fmt::Debug + fmt::Display + serde::Serialize,
+        T: serde::de::DeserializeOwned + std::str::FromStr + Into<&'static str>,
+    {
+        let said: Vec<&str> = all.iter().map(|&v| v.into()).collect();
+        assert_eq!(said, words);
+        for (&v, word) in all.iter().zip(words) {
+            assert_eq!(v.to_string(), *word);
+            assert_eq!(word.parse::<T>().ok(), Some(v), "{word}");
+            let json = format!("\"{word}\"");
+            assert_eq!(serde_json::to_string(&v).ok().as_ref(), Some(&json));
+            assert_eq!(serde_json::from_str::<T>(&json).ok(), Some(v));
+        }
+    }
+
+    #[test]
+    fn one_spelling_for_reports_parsing_and_serde() {
+        #[rustfmt::skip]
+        spelled(Status::ALL, &[
+            "ok", "invalid", "unreachable", "timeout", "tls_error", "auth_failed", "forbidden",
+            "not_authorized", "unsupported", "api_error", "protocol_error",
+        ]);
+        spelled(SshState::ALL, &["enabled", "disabled"]);
+        spelled(Method::ALL, &["ssh.cgi", "param.cgi"]);
+        #[rustfmt::skip]
+        spelled(Action::ALL, &["set", "none", "skip", "waived", "stale", "deferred"]);
+        #[rustfmt::skip]
+        spelled(Change::ALL, &[
+            "new", "unchanged", "regressed", "fixed", "lost", "recovered", "moved", "gone",
+        ]);
+        spelled(PortState::ALL, &["open", "closed", "filtered"]);
+        spelled(Exposure::ALL, &["consistent", "config_only", "port_only"]);
+        for refused in ["TlsError", "tls-error", "Ok", " ok", "ssh_cgi", ""] {
+            assert_eq!(Status::parse(refused), None, "{refused}");
+            assert_eq!(Method::parse(refused), None, "{refused}");
+            assert!(serde_json::from_str::<Status>(&format!("\"{refused}\"")).is_err());
         }
     }
 
@@ -370,10 +389,10 @@ mod tests {
         for (enabled, port, want) in cases {
             assert_eq!(Exposure::of(enabled, port), want, "{enabled:?} {port:?}");
         }
-        for e in Exposure::ALL {
+        for &e in Exposure::ALL {
             assert_eq!(Exposure::parse(e.as_str()), Some(e));
         }
-        for p in PortState::ALL {
+        for &p in PortState::ALL {
             assert_eq!(PortState::parse(p.as_str()), Some(p));
         }
     }

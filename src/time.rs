@@ -1,179 +1,130 @@
-//! Wall-clock timestamps in RFC 3339 UTC, without a calendar dependency.
+//! Wall-clock time: one clock ([`now`]) and one instant type ([`jiff::Timestamp`]), written
+//! and read as RFC 3339 UTC (`2026-12-03T17:55:17.763Z`) and as Unix milliseconds where a
+//! file has always held an integer. Calendar arithmetic is jiff's; this module only pins the
+//! shapes the project writes and accepts, which are stricter than jiff's own parsers.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+pub use jiff::civil::Date;
+pub use jiff::Timestamp;
+
+/// The one wall clock. Code that needs another "now" in tests takes a [`Timestamp`]
+/// argument instead of calling this.
+pub fn now() -> Timestamp {
+    Timestamp::now()
+}
 
 /// Now as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn now_rfc3339() -> String {
-    format_rfc3339_millis(now_unix_ms())
+    format_rfc3339(now())
 }
 
-/// Now in milliseconds since the Unix epoch (0 before it).
+/// Now in milliseconds since the Unix epoch.
 pub fn now_unix_ms() -> i64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    now().as_millisecond()
 }
 
-/// Unix milliseconds as RFC 3339 UTC with millisecond precision.
+/// An instant as RFC 3339 UTC with millisecond precision, the form every file holds.
+pub fn format_rfc3339(at: Timestamp) -> String {
+    format!("{at:.3}")
+}
+
+/// Unix milliseconds as RFC 3339 UTC with millisecond precision; an instant beyond jiff's
+/// range (years -9999..=9999) is written as the nearest one it holds.
 pub fn format_rfc3339_millis(unix_ms: i64) -> String {
-    let secs = unix_ms.div_euclid(1000);
-    let ms = unix_ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
+    format_rfc3339(from_unix_ms(unix_ms))
+}
+
+/// Unix milliseconds as an instant, saturating at jiff's range.
+pub fn from_unix_ms(unix_ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(unix_ms).unwrap_or(if unix_ms < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
 }
 
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form servers send in `Retry-After`.
-/// Out-of-range fields and instants no clock can hold are `None`, never a panic.
-pub fn parse_http_date(text: &str) -> Option<SystemTime> {
-    let mut parts = text.split_whitespace().skip(1);
-    let day: i64 = parts.next()?.parse().ok()?;
-    let month = parts.next()?;
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut clock = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = MONTHS.iter().position(|name| *name == month)? as i64 + 1;
-    let in_range = (1..=31).contains(&day)
-        && (0..=9999).contains(&year)
-        && (0..24).contains(&h)
-        && (0..60).contains(&m)
-        && (0..=60).contains(&s);
-    if !in_range {
+/// The weekday is not checked against the date. Out-of-range fields and instants before 1970
+/// are `None`, never a panic; a date after jiff's last instant is that instant (forever).
+pub fn parse_http_date(text: &str) -> Option<Timestamp> {
+    let (_weekday, rest) = text.trim().split_once(' ')?;
+    let at = jiff::civil::DateTime::strptime("%d %b %Y %H:%M:%S GMT", rest.trim_start()).ok()?;
+    if at.year() < 1970 {
         return None;
     }
-    let secs = days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s;
-    UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(secs).ok()?))
+    Some(
+        jiff::tz::Offset::UTC
+            .to_timestamp(at)
+            .unwrap_or(Timestamp::MAX),
+    )
 }
 
-/// A calendar date `YYYY-MM-DD` as days since 1970-01-01; `None` for anything else,
-/// including dates that do not exist (`2027-02-30`).
-pub fn parse_date(text: &str) -> Option<i64> {
-    let bytes = text.as_bytes();
-    let shaped = bytes.len() == 10
-        && bytes[4] == b'-'
-        && bytes[7] == b'-'
-        && bytes
-            .iter()
-            .enumerate()
-            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
-    if !shaped {
+/// A calendar date `YYYY-MM-DD`; `None` for any other shape and for dates that do not
+/// exist (`2027-02-30`).
+pub fn parse_date(text: &str) -> Option<Date> {
+    if !shaped(text.as_bytes(), b"9999-99-99") {
         return None;
     }
-    let year: i64 = text[0..4].parse().ok()?;
-    let month: i64 = text[5..7].parse().ok()?;
-    let day: i64 = text[8..10].parse().ok()?;
-    if !(1..=12).contains(&month) || day < 1 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    // Round-trips only when the day exists in that month.
-    (civil_from_days(days) == (year, month as u32, day as u32)).then_some(days)
+    text.parse().ok()
+}
+
+/// Whole days from `from` to `to` (negative when `to` is earlier).
+pub fn days_between(from: Date, to: Date) -> i64 {
+    to.duration_since(from).as_secs() / 86_400
 }
 
 /// An RFC 3339 instant (`2026-12-03T17:55:17.763Z`, fraction optional, `Z` or an offset
-/// such as `+01:00`) as Unix milliseconds; sub-millisecond digits are dropped. `None` for
-/// anything else, including days and times that do not exist.
+/// such as `+01:00`). `None` for anything else, including days, times and offsets that do
+/// not exist and the looser forms jiff would accept (a space for `T`, no seconds, no offset).
+pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+    let (whole, fraction, zone) = rfc3339_parts(text)?;
+    match fraction {
+        // jiff holds nanoseconds; finer digits say nothing a millisecond can keep.
+        Some(digits) if digits.len() > 9 => format!("{whole}.{}{zone}", &digits[..9]).parse(),
+        _ => text.parse(),
+    }
+    .ok()
+}
+
+/// [`parse_rfc3339`] as Unix milliseconds; sub-millisecond digits are dropped.
 pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
-    let (date, rest) = (text.get(..10)?, text.get(10..)?);
-    let days = parse_date(date)?;
-    let rest = rest.strip_prefix(['T', 't'])?;
-    let bytes = rest.as_bytes();
-    let shaped = bytes.len() >= 8
-        && bytes[2] == b':'
-        && bytes[5] == b':'
-        && [0, 1, 3, 4, 6, 7]
-            .iter()
-            .all(|&i| bytes[i].is_ascii_digit());
-    if !shaped {
-        return None;
-    }
-    let field = |at: usize| i64::from(bytes[at] - b'0') * 10 + i64::from(bytes[at + 1] - b'0');
-    let (h, m, s) = (field(0), field(3), field(6));
-    if h > 23 || m > 59 || s > 60 {
-        return None;
-    }
-    let mut rest = &rest[8..];
-    let mut millis = 0i64;
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        for (i, b) in fraction.bytes().take(3).enumerate().take(digits) {
-            millis += i64::from(b - b'0') * [100, 10, 1][i];
-        }
-        rest = &fraction[digits..];
-    }
-    let offset_minutes = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let zone = rest.get(1..)?.as_bytes();
-            let ok = zone.len() == 5
-                && zone[2] == b':'
-                && [0, 1, 3, 4].iter().all(|&i| zone[i].is_ascii_digit());
-            if !ok {
-                return None;
-            }
-            let (zh, zm) = (
-                i64::from(zone[0] - b'0') * 10 + i64::from(zone[1] - b'0'),
-                i64::from(zone[3] - b'0') * 10 + i64::from(zone[4] - b'0'),
-            );
-            if zh > 23 || zm > 59 {
-                return None;
-            }
-            sign * (zh * 60 + zm)
-        }
-    };
-    let secs = days * 86_400 + h * 3600 + m * 60 + s - offset_minutes * 60;
-    secs.checked_mul(1000)?.checked_add(millis)
+    parse_rfc3339(text).map(Timestamp::as_millisecond)
 }
 
-/// Today (UTC) as days since 1970-01-01.
-pub fn today() -> i64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since.as_secs() / 86_400).unwrap_or(i64::MAX)
+/// Today (UTC).
+pub fn today() -> Date {
+    now().to_zoned(jiff::tz::TimeZone::UTC).date()
 }
 
-/// Howard Hinnant's civil-to-days algorithm (proleptic Gregorian); years 0..=9999 only.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Whether `text` is `pattern` with each `9` standing for one ASCII digit.
+fn shaped(text: &[u8], pattern: &[u8]) -> bool {
+    text.len() == pattern.len()
+        && text.iter().zip(pattern).all(|(t, p)| match p {
+            b'9' => t.is_ascii_digit(),
+            _ => t == p,
+        })
 }
 
-/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// The RFC 3339 `date-time` grammar split as (`YYYY-MM-DDTHH:MM:SS`, fraction digits,
+/// `Z` or `±HH:MM`); `T` and `Z` in either case, offsets within a day.
+fn rfc3339_parts(text: &str) -> Option<(&str, Option<&str>, &str)> {
+    let (whole, mut zone) = (text.get(..19)?, text.get(19..)?);
+    let bytes = whole.as_bytes();
+    let whole_shaped = shaped(&bytes[..10], b"9999-99-99")
+        && matches!(bytes[10], b'T' | b't')
+        && shaped(&bytes[11..], b"99:99:99");
+    let mut fraction = None;
+    if let Some(rest) = zone.strip_prefix('.') {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        fraction = Some(rest.get(..digits).filter(|d| !d.is_empty())?);
+        zone = rest.get(digits..)?;
+    }
+    let zone_shaped = matches!(zone, "Z" | "z")
+        || zone.strip_prefix(['+', '-']).is_some_and(|hm| {
+            shaped(hm.as_bytes(), b"99:99") && hm[..2] <= *"23" && hm[3..] <= *"59"
+        });
+    (whole_shaped && zone_shaped).then_some((whole, fraction, zone))
 }
 
 /// A duration as a person reads an age: `45s`, `12m`, `5h`, `3d`.
@@ -193,9 +144,12 @@ mod tests {
 
     #[test]
     fn dates_are_strict_and_must_exist() {
-        assert_eq!(parse_date("1970-01-01"), Some(0));
-        assert_eq!(parse_date("2027-03-31"), Some(20_908));
-        assert_eq!(parse_date("2028-02-29").map(|d| d - 20_908), Some(335));
+        let epoch = Date::constant(1970, 1, 1);
+        let days = |text| parse_date(text).map(|d| days_between(epoch, d));
+        assert_eq!(days("1970-01-01"), Some(0));
+        assert_eq!(days("2027-03-31"), Some(20_908));
+        assert_eq!(days("2028-02-29").map(|d| d - 20_908), Some(335));
+        assert_eq!(days("1969-12-31"), Some(-1));
         for bad in [
             "2027-02-29",
             "2027-13-01",
@@ -208,6 +162,8 @@ mod tests {
             "",
             "yesterday",
             "+027-03-31",
+            "20270331",
+            "2027-W13-3",
         ] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
@@ -230,6 +186,11 @@ mod tests {
             Some(0)
         );
         assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01.5Z"), Some(1500));
+        assert_eq!(
+            parse_rfc3339_ms("2026-12-03t17:55:17.7631234567891z"),
+            at,
+            "lower case and digits beyond nanoseconds"
+        );
         for bad in [
             "",
             "2026-12-03",
@@ -241,6 +202,13 @@ mod tests {
             "2026-12-03T17:55:17.Z",
             "2026-12-03T17:55:17.763Zjunk",
             "2026-12-03T17:55:17+1:00",
+            "2026-12-03T17:55:17+24:00",
+            "2026-12-03T17:55:17+01:60",
+            "2026-12-03T17:55:17+01:00:00",
+            "2026-12-03T17:55Z",
+            "2026-12-03T17:55:17,763Z",
+            "20261203T175517Z",
+            "2026-12-03T17:55:17Z[UTC]",
             "2026-12-03T1:55:17Z",
             "2026-12-03T17:55:17.763\u{e9}",
         ] {
@@ -250,13 +218,18 @@ mod tests {
 
     #[test]
     fn parses_http_dates_and_refuses_absurd_ones() {
+        let at = |text| parse_http_date(text).map(Timestamp::as_second);
+        assert_eq!(at("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(at("Tue, 29 Feb 2000 00:00:00 GMT"), Some(951_782_400));
         assert_eq!(
-            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(UNIX_EPOCH + Duration::from_secs(784_111_777))
+            at("Mon, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777),
+            "a wrong weekday is no reason to ignore the date"
         );
         assert_eq!(
-            parse_http_date("Tue, 29 Feb 2000 00:00:00 GMT"),
-            Some(UNIX_EPOCH + Duration::from_secs(951_782_400))
+            parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(Timestamp::MAX),
+            "beyond the last instant jiff holds is forever, not nothing"
         );
         for absurd in [
             "Fri, 31 Dec 99999999 23:59:59 GMT",
@@ -264,6 +237,8 @@ mod tests {
             "Fri, 99 Dec 2026 23:59:59 GMT",
             "Fri, 31 Dec 2026 99:59:59 GMT",
             "Thu, 01 Jan 1969 00:00:00 GMT",
+            "Sun, 06 Nov 1994 08:49:37",
+            "Sun, 06 Nov 1994 08:49:37 GMT junk",
             "Fri, 31 Foo 2026 23:59:59 GMT",
             "",
         ] {

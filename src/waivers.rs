@@ -156,7 +156,7 @@ pub struct Waiver {
     pub owner: String,
     /// The last day it holds (UTC), as written.
     pub expires: String,
-    expires_day: i64,
+    expires_day: crate::time::Date,
     pub ticket: Option<String>,
     selectors: Vec<(Field, String)>,
     /// Devices its selectors matched, whatever their state.
@@ -180,7 +180,7 @@ enum Field {
 #[derive(Debug)]
 pub struct Waivers {
     waivers: Vec<Waiver>,
-    today: i64,
+    today: crate::time::Date,
 }
 
 /// How the waivers fared over a run, for the summary.
@@ -197,7 +197,7 @@ pub struct WaiverReport {
 }
 
 impl Waivers {
-    pub fn load(path: &Path, today: i64) -> Result<Waivers, WaiverError> {
+    pub fn load(path: &Path, today: crate::time::Date) -> Result<Waivers, WaiverError> {
         let text = crate::files::load_capped(
             path,
             TextFile {
@@ -209,7 +209,11 @@ impl Waivers {
         Waivers::parse(path, &text, today)
     }
 
-    pub fn parse(path: &Path, text: &str, today: i64) -> Result<Waivers, WaiverError> {
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        today: crate::time::Date,
+    ) -> Result<Waivers, WaiverError> {
         let file: WaiverFile = toml::from_str(text).map_err(|e| WaiverError::Syntax {
             path: path.to_owned(),
             message: crate::inert::message(e.to_string().trim_end()),
@@ -298,7 +302,7 @@ impl Waivers {
                 let (id, owner, expires) = who();
                 report.resurfaced.push((id, owner, expires, resurfaced));
             }
-            let left = w.expires_day.saturating_sub(self.today);
+            let left = crate::time::days_between(self.today, w.expires_day);
             if (0..=EXPIRING_WITHIN_DAYS).contains(&left) {
                 report.expiring.push(who());
             }
@@ -345,7 +349,7 @@ mod tests {
 
     const TODAY: &str = "2026-12-02";
 
-    fn today() -> i64 {
+    fn today() -> crate::time::Date {
         crate::time::parse_date(TODAY).unwrap()
     }
 

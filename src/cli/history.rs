@@ -1,7 +1,7 @@
 //! `sshfleet history FILE runs|device|prune`: read and tidy the run history.
 
 use std::io::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::bail;
 
@@ -122,11 +122,9 @@ fn prune(
         bail!("prune needs --keep-runs N or --older-than AGE");
     }
     let before = older_than.map(|age| {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let then = now.saturating_sub(age).max(Duration::ZERO);
-        crate::time::format_rfc3339_millis(i64::try_from(then.as_millis()).unwrap_or(0))
+        let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+        let then = crate::time::now_unix_ms().saturating_sub(age_ms).max(0);
+        crate::time::format_rfc3339_millis(then)
     });
     let pruned = history.prune(keep_runs, before.as_deref())?;
     Ok(format!(

@@ -2,7 +2,9 @@
 //! exponential backoff with jitter, one `Retry-After` rule (seconds or HTTP-date, capped),
 //! waits that end on a stop signal, and the User-Agent every request carries.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use crate::time::Timestamp;
 
 use http::{header, HeaderMap};
 
@@ -69,11 +71,11 @@ pub fn jitter(max: Duration) -> Duration {
 /// The wait a server asks for with `Retry-After`, as delta-seconds or an HTTP date; a date in
 /// the past is no wait. Any value is accepted without overflow: callers cap it.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    retry_after_from(headers, SystemTime::now())
+    retry_after_from(headers, crate::time::now())
 }
 
 /// [`retry_after`] against a given clock.
-pub fn retry_after_from(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+pub fn retry_after_from(headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
     let text = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = text.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
@@ -83,7 +85,7 @@ pub fn retry_after_from(headers: &HeaderMap, now: SystemTime) -> Option<Duration
         return Some(Duration::MAX);
     }
     let at = crate::time::parse_http_date(text)?;
-    Some(at.duration_since(now).unwrap_or_default())
+    Some(Duration::try_from(at.duration_since(now)).unwrap_or_default())
 }
 
 /// How a [`pause`] ended.
@@ -118,7 +120,7 @@ mod tests {
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        let now = Timestamp::from_second(784_111_777).unwrap_or(Timestamp::UNIX_EPOCH); // Sun, 06 Nov 1994 08:49:37 GMT
         assert_eq!(
             retry_after_from(&headers("7"), now),
             Some(Duration::from_secs(7))

@@ -609,11 +609,9 @@ fn check_header(
     })
 }
 
+/// Now as the journal's unsigned Unix milliseconds (0 before the epoch).
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
+    u64::try_from(crate::time::now_unix_ms()).unwrap_or_default()
 }
 
 #[cfg(test)]

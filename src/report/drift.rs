@@ -61,7 +61,7 @@ impl ChangeCounts {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (Change, u64)> + '_ {
-        Change::ALL.into_iter().zip(self.0.iter().copied())
+        Change::ALL.iter().copied().zip(self.0.iter().copied())
     }
 
     /// The counts that are not zero, `regressed 3, fixed 1`, or `no devices`.

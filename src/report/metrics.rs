@@ -45,7 +45,10 @@ pub fn render(summary: &Summary, facts: &RunFacts, previous_success: Option<f64>
     run_families(&mut out, facts, previous_success);
     device_families(&mut out, summary);
     if let Some(drift) = &summary.drift {
-        let by_change = Change::ALL.map(|change| (change.as_str(), drift.by_change.get(change)));
+        let by_change: Vec<_> = Change::ALL
+            .iter()
+            .map(|&change| (change.as_str(), drift.by_change.get(change)))
+            .collect();
         out.labelled(
             "sshfleet_drift_devices",
             "Devices by their change since the previous run of the same scope.",

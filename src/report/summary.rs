@@ -142,7 +142,7 @@ impl StatusCounts {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (Status, u64)> + '_ {
-        Status::ALL.into_iter().zip(self.0.iter().copied())
+        Status::ALL.iter().copied().zip(self.0.iter().copied())
     }
 
     fn add(&mut self, status: Status) {

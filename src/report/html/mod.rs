@@ -88,8 +88,8 @@ pub struct HtmlReport<'a> {
     pub expiring: Vec<ExpiringWaiver>,
     /// Remediation: `Some(true)` when the run wrote, `Some(false)` for a dry run.
     pub applied: Option<bool>,
-    /// Today, days since 1970-01-01 (for the days left on each waiver).
-    pub today: i64,
+    /// Today, UTC (for the days left on each waiver).
+    pub today: crate::time::Date,
 }
 
 impl HtmlReport<'_> {

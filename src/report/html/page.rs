@@ -449,7 +449,9 @@ struct WaiverLine {
 }
 
 fn waiver_lines(report: &HtmlReport<'_>) -> Vec<WaiverLine> {
-    let days_left = |expires: &str| crate::time::parse_date(expires).map(|d| d - report.today);
+    let days_left = |expires: &str| {
+        crate::time::parse_date(expires).map(|d| crate::time::days_between(report.today, d))
+    };
     let mut lines: Vec<WaiverLine> = report
         .rows
         .waiver_counts()
@@ -666,7 +668,7 @@ mod tests {
             trend: Vec::new(),
             expiring: Vec::new(),
             applied: None,
-            today: 0,
+            today: crate::time::Date::constant(1970, 1, 1),
         }
         .render()
     }
@@ -737,7 +739,7 @@ mod tests {
     fn waivers_expiring_soon_come_first_and_are_counted() {
         let mut rows = DeviceRows::default();
         let mut summary = Summary::default();
-        let today = crate::time::parse_date("2026-12-03").unwrap_or_default();
+        let today = crate::time::Date::constant(2026, 12, 3);
         for (i, label) in [
             "W-far owner=ops expires=2027-06-01",
             "W-soon owner=Jane Doe expires=2026-12-06",

@@ -248,8 +248,8 @@ impl DeviceRows {
     }
 }
 
-pub const EXPOSURES: [Exposure; 3] = Exposure::ALL;
-pub const ACTIONS: [Action; Action::ALL.len()] = Action::ALL;
+pub const EXPOSURES: &[Exposure] = Exposure::ALL;
+pub const ACTIONS: &[Action] = Action::ALL;
 
 fn exposure_index(e: Exposure) -> u8 {
     EXPOSURES.iter().position(|x| *x == e).unwrap_or(0) as u8
