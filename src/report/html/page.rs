@@ -720,7 +720,7 @@ mod tests {
         rows: &DeviceRows,
         summary: &Summary,
         expiring: Vec<ExpiringWaiver>,
-        today: i64,
+        today: crate::time::Date,
     ) -> String {
         HtmlReport {
             context: String::new(),
@@ -784,7 +784,7 @@ mod tests {
         let mut summary = Summary::default();
         rows.push(&rec);
         summary.add(&rec);
-        let today = crate::time::parse_date("2026-12-03").unwrap_or_default();
+        let today = crate::time::Date::constant(2026, 12, 3);
         let page = waiver_page(&rows, &summary, Vec::new(), today);
         let table = &page[page.find("data-testid=\"waivers\"").unwrap_or(0)..];
         let row = &table[table.find("<tr class").unwrap_or(0)..];
