@@ -16,8 +16,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use sshfleet::history::{History, RunInfo};
-use sshfleet::report::{self, DeviceRecord, Format, Schema, SshState, Status, Summary};
+use sshfleet_history::{History, RunInfo};
+use sshfleet_report as report;
+use sshfleet_report::{DeviceRecord, Format, Schema, SshState, Status, Summary};
 
 const DEVICES: usize = 100_000;
 const SHARDS: usize = 16;

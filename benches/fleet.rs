@@ -43,18 +43,20 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
 
-use sshfleet::inventory::{self, InventoryOptions};
-use sshfleet::net::auth::Credentials;
-use sshfleet::net::{ClientSettings, HttpClient};
-use sshfleet::report::pipeline::OnOutputFailure;
-use sshfleet::report::{
-    self, DeviceRecord, Format, NoProgress, RecordSinks, RecordWriter, Schema, SshState,
+use sshfleet_axis::vapix::SessionPolicy;
+use sshfleet_core::secret::Secret;
+use sshfleet_core::shutdown::Shutdown;
+use sshfleet_engine::scan::{ScanSettings, Scanner};
+use sshfleet_inventory as inventory;
+use sshfleet_inventory::InventoryOptions;
+use sshfleet_net::auth::Credentials;
+use sshfleet_net::{ClientSettings, HttpClient};
+use sshfleet_report as report;
+use sshfleet_report::pipeline::OnOutputFailure;
+use sshfleet_report::{
+    DeviceRecord, Format, NoProgress, RecordSinks, RecordWriter, Schema, SshState,
 };
-use sshfleet::scan::{ScanSettings, Scanner};
-use sshfleet::secret::Secret;
-use sshfleet::shutdown::Shutdown;
-use sshfleet::sim::{FaultProfile, Fleet, SimConfig};
-use sshfleet::vapix::SessionPolicy;
+use sshfleet_sim::{FaultProfile, Fleet, SimConfig};
 
 /// getSupportedVersions (challenged, then answered) and getSshInfo with the cached challenge.
 const ROUND_TRIPS_PER_DEVICE: u32 = 3;
@@ -436,7 +438,7 @@ fn scanner(concurrency: usize) -> Scanner {
         },
         row_passwords: HashMap::new(),
         password_from: "the simulator's password".into(),
-        auth_breaker: sshfleet::breaker::BreakerMode::default(),
+        auth_breaker: sshfleet_net::breaker::BreakerMode::default(),
         policy: SessionPolicy::default(),
         expect: Some(SshState::Disabled),
         grace: Duration::from_secs(10),

@@ -9,11 +9,13 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use http::{HeaderMap, HeaderValue};
 use serde::Deserialize;
 
-use sshfleet::inventory::{self, InventoryOptions, Row};
-use sshfleet::net::auth::{AuthSession, BasicOverHttp, Credentials, Transport};
-use sshfleet::report::{self, DeviceRecord, Format, Method, Schema, SshState, Status};
-use sshfleet::secret::Secret;
-use sshfleet::vapix::wire::{self, ApiVersion};
+use sshfleet_axis::vapix::wire::{self, ApiVersion};
+use sshfleet_core::secret::Secret;
+use sshfleet_inventory as inventory;
+use sshfleet_inventory::{InventoryOptions, Row};
+use sshfleet_net::auth::{AuthSession, BasicOverHttp, Credentials, Transport};
+use sshfleet_report as report;
+use sshfleet_report::{DeviceRecord, Format, Method, Schema, SshState, Status};
 
 /// Bodies exactly as the simulator (and the VAPIX page) shapes them.
 const VERSIONS: &str = r#"{"apiVersion":"1.0","context":"sshfleet","method":"getSupportedVersions","data":{"apiVersions":["1.0","1.1"]}}"#;
@@ -66,7 +68,7 @@ fn parse_body<D: for<'de> Deserialize<'de>>(
     let input = body.as_bytes().to_vec();
     // simd-json parses in place: every iteration gets a fresh copy, made outside the timing.
     group.bench_with_input(
-        BenchmarkId::new("sshfleet::vapix::wire", body.len()),
+        BenchmarkId::new("sshfleet_axis::vapix::wire", body.len()),
         &input,
         |b, input| b.iter_batched_ref(|| input.clone(), |buf| library(buf), BatchSize::SmallInput),
     );
@@ -324,7 +326,7 @@ fn equinix_page(c: &mut Criterion) {
     let mut group = c.benchmark_group("equinix_page");
     for users in [1usize, 10, 100] {
         let body = equinix_page_body(users);
-        let parsed = sshfleet::equinix::wire::parse_page(&mut body.clone(), 0);
+        let parsed = sshfleet_equinix::wire::parse_page(&mut body.clone(), 0);
         assert_eq!(
             parsed.map(|p| p.users.len()).ok(),
             Some(users),
@@ -335,7 +337,7 @@ fn equinix_page(c: &mut Criterion) {
             b.iter_batched_ref(
                 || body.clone(),
                 |body| {
-                    let page = sshfleet::equinix::wire::parse_page(body, 0);
+                    let page = sshfleet_equinix::wire::parse_page(body, 0);
                     page.map(|p| p.users.len()).unwrap_or_default()
                 },
                 BatchSize::SmallInput,

@@ -5,8 +5,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sshfleet::report::html::{DeviceRows, HtmlReport, TrendPoint};
-use sshfleet::report::{Change, DeviceRecord, Drift, SshState, Status, Summary};
+use sshfleet_report::html::{DeviceRows, HtmlReport, TrendPoint};
+use sshfleet_report::{Change, DeviceRecord, Drift, SshState, Status, Summary};
 
 const STATUSES: [Status; 9] = [
     Status::Ok,
@@ -64,7 +64,7 @@ fn page(rows: &DeviceRows, summary: &Summary) -> String {
             .collect(),
         expiring: Vec::new(),
         applied: None,
-        today: sshfleet::time::Date::constant(1970, 1, 1),
+        today: sshfleet_core::time::Date::constant(1970, 1, 1),
     }
     .render()
 }

@@ -13,14 +13,14 @@ use std::time::Duration;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use sshfleet::equinix::client::Backoff;
-use sshfleet::equinix::{
+use sshfleet_core::secret::Secret;
+use sshfleet_core::shutdown::Shutdown;
+use sshfleet_equinix::client::Backoff;
+use sshfleet_equinix::{
     ClientPolicy, Credentials, EquinixClient, ListFilter, PageFetcher, TokenSource,
 };
-use sshfleet::net::{ClientSettings, HttpClient};
-use sshfleet::secret::Secret;
-use sshfleet::shutdown::Shutdown;
-use sshfleet::sim::{Fleet, SimConfig, EQUINIX_CLIENT_ID, EQUINIX_CLIENT_SECRET};
+use sshfleet_net::{ClientSettings, HttpClient};
+use sshfleet_sim::{Fleet, SimConfig, EQUINIX_CLIENT_ID, EQUINIX_CLIENT_SECRET};
 
 const USERS: usize = 10_000;
 const LATENCY: Duration = Duration::from_millis(50);

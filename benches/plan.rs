@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use sshfleet::remediate::plan::{Plan, PlannedDevice};
+use sshfleet_rollout::plan::{Plan, PlannedDevice};
 
 const DEVICES: usize = 100_000;
 

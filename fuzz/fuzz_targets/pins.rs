@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| sshfleet::fuzzing::run("pins", data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sshfleet_fuzzing::run("pins", data));

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| sshfleet::fuzzing::run("plan", data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sshfleet_fuzzing::run("plan", data));

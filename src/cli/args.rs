@@ -7,23 +7,23 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::inventory::Shard;
-use crate::rate::Rate;
-use crate::report::Format;
+use sshfleet_core::rate::Rate;
+use sshfleet_inventory::Shard;
+use sshfleet_report::Format;
 
 /// The headings `--help` groups options under, so that `scan --help` and `remediate --help`
 /// read by concern rather than as one list of forty flags.
 mod heading {
-    pub const INVENTORY: &str = "Inventory";
-    pub const CONNECTION: &str = "Connection";
-    pub const CREDENTIALS: &str = "Credentials and trust";
-    pub const EVIDENCE: &str = "Evidence";
-    pub const LIMITS: &str = "Limits";
-    pub const CHANGE: &str = "Change control";
-    pub const WAVES: &str = "Waves and failure budget";
-    pub const FINDINGS: &str = "Findings";
-    pub const HISTORY: &str = "History and comparison";
-    pub const OUTPUT: &str = "Output";
+    pub(super) const INVENTORY: &str = "Inventory";
+    pub(super) const CONNECTION: &str = "Connection";
+    pub(super) const CREDENTIALS: &str = "Credentials and trust";
+    pub(super) const EVIDENCE: &str = "Evidence";
+    pub(super) const LIMITS: &str = "Limits";
+    pub(super) const CHANGE: &str = "Change control";
+    pub(super) const WAVES: &str = "Waves and failure budget";
+    pub(super) const FINDINGS: &str = "Findings";
+    pub(super) const HISTORY: &str = "History and comparison";
+    pub(super) const OUTPUT: &str = "Output";
 }
 
 /// Audit and remediate SSH exposure across fleets of Axis cameras and Equinix Network Edge
@@ -363,7 +363,7 @@ pub struct RemediateArgs {
     /// start only inside it; when it closes the writes in flight finish and verify, the
     /// devices left are `deferred` (exit 3).
     #[arg(help_heading = heading::CHANGE, long, value_parser = parse_window, value_name = "WINDOW")]
-    pub window: Option<crate::remediate::window::Window>,
+    pub window: Option<sshfleet_rollout::window::Window>,
     #[command(flatten)]
     pub compliance: ComplianceArgs,
     #[command(flatten)]
@@ -376,11 +376,11 @@ pub struct WaveArgs {
     /// Write in waves, canary first: counts and shares of the plan (`1,10,5%,25%,100%`); the
     /// last wave takes the rest. Waves spread over sites (cameras) or devices (Equinix).
     #[arg(help_heading = heading::WAVES, long, value_parser = parse_waves, value_name = "LIST")]
-    pub waves: Option<crate::remediate::waves::Waves>,
+    pub waves: Option<sshfleet_rollout::waves::Waves>,
     /// Failed writes or verifications (over the run) beyond which no further wave starts:
     /// a count or a share of the plan (`3`, `2%`). What is left is `deferred` (exit 3).
     #[arg(help_heading = heading::WAVES, long, value_parser = parse_budget, value_name = "N|P%")]
-    pub max_failures: Option<crate::remediate::waves::Budget>,
+    pub max_failures: Option<sshfleet_rollout::waves::Budget>,
     /// Wait between waves.
     #[arg(help_heading = heading::WAVES, long, default_value = "0s", value_parser = parse_duration, value_name = "DUR")]
     pub wave_pause: Duration,
@@ -796,15 +796,15 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-fn parse_window(text: &str) -> Result<crate::remediate::window::Window, String> {
+fn parse_window(text: &str) -> Result<sshfleet_rollout::window::Window, String> {
     text.parse()
 }
 
-fn parse_waves(text: &str) -> Result<crate::remediate::waves::Waves, String> {
+fn parse_waves(text: &str) -> Result<sshfleet_rollout::waves::Waves, String> {
     text.parse()
 }
 
-fn parse_budget(text: &str) -> Result<crate::remediate::waves::Budget, String> {
+fn parse_budget(text: &str) -> Result<sshfleet_rollout::waves::Budget, String> {
     text.parse()
 }
 

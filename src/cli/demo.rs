@@ -16,20 +16,21 @@ use super::args::DemoArgs;
 use super::progress::Progress;
 use super::runs::{report_interruption, say_notes, say_warnings};
 use super::{install_signal_handlers, open_output, report_output, Exit, Stopping};
-use crate::equinix::{ListFilter, PageFetcher};
-use crate::rate::Rate;
-use crate::report::html::{DeviceRows, HtmlReport, HtmlSink, TrendPoint};
-use crate::report::pipeline::{Named, OnOutputFailure};
-use crate::report::ssh_users::TableWriter;
-use crate::report::{self, Format, RecordOutput, Reporter, Schema, SshState, Summary};
-use crate::run::{Completion, Outputs, Run, RunEnd, RunKind, RunSettings, Scope};
-use crate::scan::RunStats;
-use crate::secret::Secret;
-use crate::settings::{
+use sshfleet_core::rate::Rate;
+use sshfleet_core::secret::Secret;
+use sshfleet_core::shutdown::Shutdown;
+use sshfleet_engine::run::{Completion, Outputs, Run, RunEnd, RunKind, RunSettings, Scope};
+use sshfleet_engine::scan::RunStats;
+use sshfleet_engine::settings::{
     ComplianceSettings, DeviceSettings, PasswordSource, ProcessEnv, RemediateSettings,
 };
-use crate::shutdown::Shutdown;
-use crate::sim::{Fleet, SimConfig};
+use sshfleet_equinix::{ListFilter, PageFetcher};
+use sshfleet_report as report;
+use sshfleet_report::html::{DeviceRows, HtmlReport, HtmlSink, TrendPoint};
+use sshfleet_report::pipeline::{Named, OnOutputFailure};
+use sshfleet_report::ssh_users::TableWriter;
+use sshfleet_report::{Format, RecordOutput, Reporter, Schema, SshState, Summary};
+use sshfleet_sim::{Fleet, SimConfig};
 
 /// SSH users of the demo's mock Equinix API.
 const EQUINIX_USERS: usize = 2_500;
@@ -58,7 +59,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         DEMO_TIMEOUT.as_secs_f64()
     ));
     let started = Instant::now();
-    let scanned_at = crate::time::now_rfc3339();
+    let scanned_at = sshfleet_core::time::now_rfc3339();
     let device = DeviceSettings {
         password: PasswordSource::Given(password),
         ..demo_device(inventory.clone())
@@ -326,7 +327,7 @@ fn write_html(
     first_at: String,
 ) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join("report.html");
-    let now = crate::time::now_rfc3339();
+    let now = sshfleet_core::time::now_rfc3339();
     let report = HtmlReport {
         context: format!(
             "demo: second scan of {} simulated cameras, against the first",
@@ -344,7 +345,7 @@ fn write_html(
         }),
         expiring: Vec::new(),
         applied: None,
-        today: crate::time::today(),
+        today: sshfleet_core::time::today(),
     };
     report
         .write_to(&path)

@@ -2,8 +2,8 @@
 
 use super::args::DiffArgs;
 use super::{open_output, resolve_table_format, Exit};
-use crate::report::diff::{diff, write_rows};
-use crate::report::read::read_report;
+use sshfleet_report::diff::{diff, write_rows};
+use sshfleet_report::read::read_report;
 
 pub(super) fn run(args: DiffArgs) -> anyhow::Result<Exit> {
     let format = resolve_table_format(&args.output.output, args.output.format)?;

@@ -7,7 +7,7 @@ use anyhow::bail;
 
 use super::args::{HistoryArgs, HistoryCommand};
 use super::Exit;
-use crate::history::{History, Period, RunRow};
+use sshfleet_history::{History, Period, RunRow};
 
 pub(super) fn run(args: HistoryArgs) -> anyhow::Result<Exit> {
     if !args.file.exists() {
@@ -123,8 +123,10 @@ fn prune(
     }
     let before = older_than.map(|age| {
         let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
-        let then = crate::time::now_unix_ms().saturating_sub(age_ms).max(0);
-        crate::time::format_rfc3339_millis(then)
+        let then = sshfleet_core::time::now_unix_ms()
+            .saturating_sub(age_ms)
+            .max(0);
+        sshfleet_core::time::format_rfc3339_millis(then)
     });
     let pruned = history.prune(keep_runs, before.as_deref())?;
     Ok(format!(
@@ -144,5 +146,5 @@ fn to_stdout(text: &str) -> anyhow::Result<Exit> {
 
 /// Device text for a terminal: control characters (escape sequences) replaced.
 fn printable(s: &str) -> String {
-    crate::inert::escape(s).into_owned()
+    sshfleet_core::inert::escape(s).into_owned()
 }

@@ -1,5 +1,5 @@
 //! `sshfleet report html`: the page of a report file or of a history run. (`--html-out` on
-//! `scan`, `remediate` and `report merge` is written by [`crate::run::Run`].)
+//! `scan`, `remediate` and `report merge` is written by [`sshfleet_engine::run::Run`].)
 
 use std::path::Path;
 
@@ -8,8 +8,8 @@ use anyhow::{bail, Context as _};
 use super::args::ReportHtmlArgs;
 use super::html_source as source;
 use super::Exit;
-use crate::history::History;
-use crate::report::html::{HtmlReport, TrendPoint};
+use sshfleet_history::History;
+use sshfleet_report::html::{HtmlReport, TrendPoint};
 
 /// The trend up to the latest finished run of the history at `path`.
 pub(super) fn latest_trend(path: &Path) -> anyhow::Result<Vec<TrendPoint>> {
@@ -17,12 +17,12 @@ pub(super) fn latest_trend(path: &Path) -> anyhow::Result<Vec<TrendPoint>> {
     let Some(row) = history.run(None)? else {
         bail!("no finished run in {}", path.display());
     };
-    Ok(crate::run::trend_of(&history, &row)?)
+    Ok(sshfleet_engine::run::trend_of(&history, &row)?)
 }
 
 /// `sshfleet report html`: the page of a report file, or of a history run.
 pub(super) fn render(args: ReportHtmlArgs) -> anyhow::Result<Exit> {
-    crate::files::RunFiles::default()
+    sshfleet_core::files::RunFiles::default()
         .kept("REPORT", args.report.as_deref())
         .kept("--history", args.history.as_deref())
         .written("-o", Some(&args.output))
@@ -48,19 +48,22 @@ pub(super) fn render(args: ReportHtmlArgs) -> anyhow::Result<Exit> {
     };
     let report = HtmlReport {
         context,
-        generated_at: crate::time::now_rfc3339(),
+        generated_at: sshfleet_core::time::now_rfc3339(),
         summary: &loaded.summary,
         rows: &loaded.rows,
         trend: loaded.trend.clone(),
         expiring: Vec::new(),
         applied: loaded.applied,
-        today: crate::time::today(),
+        today: sshfleet_core::time::today(),
     };
     if let Err(e) = report
         .write_to(&args.output)
         .with_context(|| format!("cannot write the HTML report {}", args.output.display()))
     {
-        diagln!("error: {}", crate::inert::message(&format!("{e:#}")));
+        diagln!(
+            "error: {}",
+            sshfleet_core::inert::message(&format!("{e:#}"))
+        );
         return Ok(Exit::OutputFailed);
     }
     if !args.quiet {

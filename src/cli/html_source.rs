@@ -4,18 +4,18 @@
 
 use std::path::Path;
 
-use crate::history::{History, HistoryError, Period, RunRow};
-use crate::report::html::{DeviceRows, TrendPoint};
-use crate::report::read::{Observation, ReadError};
-use crate::report::record::{DeviceRecord, Status, WaiverTag};
-use crate::report::replay::replay;
-use crate::report::{Baseline, DriftSummary, Summary};
-use crate::run::{trend_of, TREND_RUNS};
-use crate::time::parse_rfc3339_ms;
+use sshfleet_core::time::parse_rfc3339_ms;
+use sshfleet_engine::run::{trend_of, TREND_RUNS};
+use sshfleet_history::{History, HistoryError, Period, RunRow};
+use sshfleet_report::html::{DeviceRows, TrendPoint};
+use sshfleet_report::read::{Observation, ReadError};
+use sshfleet_report::record::{DeviceRecord, Status, WaiverTag};
+use sshfleet_report::replay::replay;
+use sshfleet_report::{Baseline, DriftSummary, Summary};
 
 /// What a page is made of, read back.
 #[derive(Debug, Default)]
-pub struct Loaded {
+pub(super) struct Loaded {
     pub rows: DeviceRows,
     pub summary: Summary,
     /// Oldest first.
@@ -42,7 +42,7 @@ impl Loaded {
 
 /// `report html` could not read its input.
 #[derive(Debug, thiserror::Error)]
-pub enum SourceError {
+pub(super) enum SourceError {
     #[error(transparent)]
     Report(#[from] ReadError),
     #[error(transparent)]
@@ -55,7 +55,7 @@ pub enum SourceError {
 
 /// Every device of the report at `path`, whichever format it is in (read back whole, as
 /// `report merge` reads its shards).
-pub fn from_report(path: &Path) -> Result<Loaded, SourceError> {
+pub(super) fn from_report(path: &Path) -> Result<Loaded, SourceError> {
     let mut loaded = Loaded::default();
     replay(path, &[], |rec, _| {
         loaded.add(&rec);
@@ -67,7 +67,7 @@ pub fn from_report(path: &Path) -> Result<Loaded, SourceError> {
 /// Run `run` (default: the latest finished) of the history at `path`: its devices as the
 /// history kept them (no error messages: the history keeps states, not errors), their
 /// drift against the scope's previous finished run, and the scope's trend.
-pub fn from_history(path: &Path, run: Option<i64>) -> Result<(Loaded, RunRow), SourceError> {
+pub(super) fn from_history(path: &Path, run: Option<i64>) -> Result<(Loaded, RunRow), SourceError> {
     if !path.exists() {
         return Err(SourceError::NoHistory(path.to_owned()));
     }
@@ -146,7 +146,7 @@ fn record(p: Period) -> DeviceRecord {
 #[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
-    use crate::report::Change;
+    use sshfleet_report::Change;
 
     #[test]
     fn every_format_reads_back_into_the_same_summary() {

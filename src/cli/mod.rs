@@ -48,8 +48,9 @@ use anyhow::Context as _;
 pub use args::Cli;
 use args::Command;
 
-use crate::report::{self, Format, ReportError};
-use crate::shutdown::{self, Shutdown, ShutdownTrigger};
+use sshfleet_core::shutdown::{self, Shutdown, ShutdownTrigger};
+use sshfleet_report as report;
+use sshfleet_report::{Format, ReportError};
 
 /// The exit codes of `docs/design.md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,7 +96,10 @@ pub fn main(cli: Cli) -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(e) => {
-            diagln!("error: {}", crate::inert::message(&format!("{e:#}")));
+            diagln!(
+                "error: {}",
+                sshfleet_core::inert::message(&format!("{e:#}"))
+            );
             Exit::Usage.into()
         }
     }
@@ -159,8 +163,8 @@ fn inert_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
     tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
         let text = format!("{value:?}");
         match field.name() {
-            "message" => write!(w, "{}", crate::inert::Inert(&text)),
-            name => write!(w, "{name}={}", crate::inert::Inert(&text)),
+            "message" => write!(w, "{}", sshfleet_core::inert::Inert(&text)),
+            name => write!(w, "{name}={}", sshfleet_core::inert::Inert(&text)),
         }
     })
     .delimited(" ")
@@ -311,7 +315,7 @@ fn staged_report_output(
         let output = report_output(format, schema, path)?;
         return Ok((output, report::CutShort::default()));
     }
-    let staged = crate::files::Staged::beside(path)
+    let staged = sshfleet_core::files::Staged::beside(path)
         .with_context(|| format!("cannot create a temporary beside {}", path.display()))?;
     let file = staged.handle()?;
     let out = Box::new(BufWriter::with_capacity(64 * 1024, file));
@@ -343,7 +347,10 @@ fn report_failed(error: &anyhow::Error) -> Exit {
     if is_broken_pipe(error) {
         return Exit::Clean;
     }
-    diagln!("error: {}", crate::inert::message(&format!("{error:#}")));
+    diagln!(
+        "error: {}",
+        sshfleet_core::inert::message(&format!("{error:#}"))
+    );
     Exit::OutputFailed
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::{DeviceRecord, Reporter, Status};
+use sshfleet_report::{DeviceRecord, Reporter, Status};
 
 pub(super) struct Progress {
     bar: Option<ProgressBar>,
@@ -14,7 +14,7 @@ pub(super) struct Progress {
 }
 
 impl Progress {
-    pub fn new(quiet: bool) -> Progress {
+    pub(super) fn new(quiet: bool) -> Progress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template(
@@ -34,7 +34,7 @@ impl Progress {
 
 impl Progress {
     /// Runs `f` (a prompt) with the bar hidden.
-    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+    pub(super) fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
         match &self.bar {
             Some(bar) => bar.suspend(f),
             None => f(),
@@ -82,9 +82,9 @@ struct Lines {
 }
 
 impl Counter {
-    pub const LINE_EVERY: Duration = Duration::from_secs(5);
+    pub(super) const LINE_EVERY: Duration = Duration::from_secs(5);
 
-    pub fn new(quiet: bool, total: u64, noun: &'static str) -> Counter {
+    pub(super) fn new(quiet: bool, total: u64, noun: &'static str) -> Counter {
         if quiet {
             return Counter {
                 bar: None,
@@ -119,7 +119,7 @@ impl Counter {
     }
 
     /// One more item done.
-    pub fn inc(&self) {
+    pub(super) fn inc(&self) {
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }
@@ -134,7 +134,7 @@ impl Counter {
     }
 
     /// Clears the bar, or says the last line.
-    pub fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -19,27 +19,30 @@ use super::runs::{
     run_files, say_notes, say_opened, say_warnings,
 };
 use super::{install_signal_handlers, report_output, resolve, Exit, Stopping};
-use crate::breaker::StoppedAccount;
-use crate::inventory::Rows;
-use crate::remediate::journal::{read_journal, BudgetStop};
-use crate::remediate::opening::{
-    check_plan, ssh_target, Asked, Continuing, Opened, PlanRun, Source, Subject,
-};
-use crate::remediate::plan::{load_approved, Plan};
-use crate::remediate::signature::signature_of;
-use crate::remediate::{
+use sshfleet_core::shutdown::Shutdown;
+use sshfleet_engine::remediate::{
     planned_device, Journal, JournalFailure, JournalHeader, Planned, Recovered, Remediator,
     Staging, WaveQuestion,
 };
-use crate::report::pipeline::OnOutputFailure;
-use crate::report::{
-    self, DeviceRecord, RecordPipeline, RecordSinks, Reporter, Schema, SshState, Stop, Summary,
+use sshfleet_engine::run::{
+    Completion, Outputs, Run, RunEnd, RunKind, RunOutcome, RunSettings, Scope,
 };
-use crate::run::{Completion, Outputs, Run, RunEnd, RunKind, RunOutcome, RunSettings, Scope};
-use crate::scan::RunStats;
-use crate::settings::{PreparedScan, ProcessEnv, RemediateSettings};
-use crate::shutdown::Shutdown;
-use crate::waivers::Waivers;
+use sshfleet_engine::scan::RunStats;
+use sshfleet_engine::settings::{PreparedScan, ProcessEnv, RemediateSettings};
+use sshfleet_engine::waivers::Waivers;
+use sshfleet_inventory::Rows;
+use sshfleet_net::breaker::StoppedAccount;
+use sshfleet_report as report;
+use sshfleet_report::pipeline::OnOutputFailure;
+use sshfleet_report::{
+    DeviceRecord, RecordPipeline, RecordSinks, Reporter, Schema, SshState, Stop, Summary,
+};
+use sshfleet_rollout::journal::{read_journal, BudgetStop};
+use sshfleet_rollout::opening::{
+    check_plan, ssh_target, Asked, Continuing, Opened, PlanRun, Source, Subject,
+};
+use sshfleet_rollout::plan::{load_approved, Plan};
+use sshfleet_rollout::signature::signature_of;
 
 pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let recorded = recorded(&args)?;
@@ -154,7 +157,7 @@ fn check_files(args: &RemediateArgs, settings: &RemediateSettings) -> anyhow::Re
         settings
             .revert
             .as_deref()
-            .is_some_and(|r| crate::files::same_file(r, journal))
+            .is_some_and(|r| sshfleet_core::files::same_file(r, journal))
     };
     let journal = Some(settings.journal.as_path()).filter(|j| settings.apply && !reverted(j));
     files
@@ -469,7 +472,7 @@ fn resume_command(journal: &Path) -> String {
         words.push(journal.display().to_string());
     }
     let words: Vec<String> = words.iter().map(|w| shell_word(w)).collect();
-    crate::inert::message(&words.join(" "))
+    sshfleet_core::inert::message(&words.join(" "))
 }
 
 /// `word` as one POSIX shell word: as is when it is plain, else single-quoted.
@@ -511,7 +514,7 @@ async fn apply(
     }
     if setup.continuing {
         if let Err(e) = setup.remediator.journal_continued() {
-            diagln!("error: {}", crate::inert::message(&e.to_string()));
+            diagln!("error: {}", sshfleet_core::inert::message(&e.to_string()));
         }
     }
     let applied = setup

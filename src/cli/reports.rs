@@ -10,13 +10,15 @@ use super::args::{MergeArgs, ReportArgs, ReportCommand};
 use super::progress::Progress;
 use super::runs::{exit_of, report_failed_in, run_files, say_notes, say_opened};
 use super::{resolve, resolve_format, staged_report_output, Exit};
-use crate::inventory::{self, Inventory, InventoryOptions, Row};
-use crate::report::coverage::{Admit, Coverage, CoverageReport};
-use crate::report::pipeline::OnOutputFailure;
-use crate::report::replay::{first_shape, replay};
-use crate::report::{self, Schema, Summary};
-use crate::run::{Completion, Outputs, Run, RunEnd, RunKind, RunSettings, Scope};
-use crate::scan::RunStats;
+use sshfleet_engine::run::{Completion, Outputs, Run, RunEnd, RunKind, RunSettings, Scope};
+use sshfleet_engine::scan::RunStats;
+use sshfleet_inventory as inventory;
+use sshfleet_inventory::{Inventory, InventoryOptions, Row};
+use sshfleet_report as report;
+use sshfleet_report::coverage::{Admit, Coverage, CoverageReport};
+use sshfleet_report::pipeline::OnOutputFailure;
+use sshfleet_report::replay::{first_shape, replay};
+use sshfleet_report::{Schema, Summary};
 
 /// Missing and duplicate rows listed one per line; beyond this they are counted.
 const MAX_LISTED: usize = 50;
@@ -160,7 +162,7 @@ async fn stream_shards(
     match read {
         Ok(Ok(coverage)) => Ok(Some((coverage.finish(), closed))),
         Ok(Err(e)) => {
-            diagln!("error: {}", crate::inert::message(&e.to_string()));
+            diagln!("error: {}", sshfleet_core::inert::message(&e.to_string()));
             let kept = partial.map_or_else(
                 || "the output holds them".to_owned(),
                 |p| format!("they are in {}", p.display()),
@@ -189,7 +191,7 @@ fn conclude(
         diagln!(
             "stale: {} was last written {} ago, more than --max-age",
             path.display(),
-            crate::time::human_age(*age)
+            sshfleet_core::time::human_age(*age)
         );
     }
     let covered = coverage.is_covered() && inputs.stale.is_empty();
@@ -301,7 +303,7 @@ fn say_coverage(report: &CoverageReport, shards: &[PathBuf], quiet: bool) {
         diagln!(
             "missing: line {} {}",
             m.line,
-            crate::inert::line(&m.address)
+            sshfleet_core::inert::line(&m.address)
         );
     }
     if report.missing.len() > MAX_LISTED {
@@ -312,7 +314,7 @@ fn say_coverage(report: &CoverageReport, shards: &[PathBuf], quiet: bool) {
         diagln!(
             "duplicate: line {} {} in {} (the first is merged)",
             d.line,
-            crate::inert::line(&d.address),
+            sshfleet_core::inert::line(&d.address),
             list.join(", ")
         );
     }
@@ -325,7 +327,7 @@ fn say_coverage(report: &CoverageReport, shards: &[PathBuf], quiet: bool) {
     for (address, i) in report.extra.iter().take(MAX_LISTED) {
         diagln!(
             "not in the inventory: {} in {} (left out)",
-            crate::inert::line(address),
+            sshfleet_core::inert::line(address),
             shard(*i)
         );
     }

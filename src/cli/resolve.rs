@@ -1,5 +1,5 @@
 //! Flags into settings: pure functions from the clap types (syntax only) and the injected
-//! environment to [`crate::settings`] values. Nothing here reads a file or opens a socket;
+//! environment to [`sshfleet_engine::settings`] values. Nothing here reads a file or opens a socket;
 //! the settings' `build` steps do the effects.
 
 use std::path::{Path, PathBuf};
@@ -11,21 +11,21 @@ use super::args::{
     ApiArgs, ComplianceArgs, DeviceArgs, ExpectArg, FailOn as FailOnArg, RemediateArgs, SchemeArg,
     WriteArgs,
 };
-use crate::breaker::BreakerMode;
-use crate::equinix::{Credentials, DEFAULT_ENDPOINT};
-use crate::inventory::{Limit, Scheme, Shard};
-use crate::remediate::WriteLimits;
-use crate::report::SshState;
-use crate::secret::Secret;
-use crate::settings::{
+use sshfleet_core::secret::Secret;
+use sshfleet_engine::remediate::WriteLimits;
+use sshfleet_engine::settings::{
     ComplianceSettings, DeviceSettings, Env, EquinixSettings, FailOn, PasswordSource,
     RemediateSettings, WriteRate,
 };
+use sshfleet_equinix::{Credentials, DEFAULT_ENDPOINT};
+use sshfleet_inventory::{Limit, Scheme, Shard};
+use sshfleet_net::breaker::BreakerMode;
+use sshfleet_report::SshState;
 
 /// What a saved plan (`--plan`) or a reverted journal (`--revert`) records of the run that
 /// applies it: a run needs nothing more, and a flag that disagrees is refused.
 #[derive(Clone, Debug)]
-pub struct Recorded {
+pub(super) struct Recorded {
     /// `the plan p.json`, `the journal j.jsonl`: what the file is, in messages.
     pub source: String,
     pub inventory: Option<PathBuf>,
@@ -36,7 +36,7 @@ pub struct Recorded {
 }
 
 /// `--inventory`, `--timeout`, credentials, trust, shard and the device options.
-pub fn device(args: &DeviceArgs, env: &dyn Env) -> anyhow::Result<DeviceSettings> {
+pub(super) fn device(args: &DeviceArgs, env: &dyn Env) -> anyhow::Result<DeviceSettings> {
     device_from(args, None, env)
 }
 
@@ -89,7 +89,7 @@ fn device_from(
 }
 
 /// The SSH state a flag names.
-pub fn ssh_state(arg: ExpectArg) -> SshState {
+pub(super) fn ssh_state(arg: ExpectArg) -> SshState {
     match arg {
         ExpectArg::Disabled => SshState::Disabled,
         ExpectArg::Enabled => SshState::Enabled,
@@ -97,7 +97,7 @@ pub fn ssh_state(arg: ExpectArg) -> SshState {
 }
 
 /// The previous run to compare with, the waivers, the extra outputs and what fails the run.
-pub fn compliance(args: &ComplianceArgs) -> anyhow::Result<ComplianceSettings> {
+pub(super) fn compliance(args: &ComplianceArgs) -> anyhow::Result<ComplianceSettings> {
     if args.baseline.is_some() && args.history.is_some() {
         bail!("--baseline and --history both name the previous run: give one");
     }
@@ -126,7 +126,7 @@ pub fn compliance(args: &ComplianceArgs) -> anyhow::Result<ComplianceSettings> {
 /// what cannot go well before anything is read: `--apply` off a terminal without `--yes`,
 /// `--confirm-waves` off a terminal, a plan written by a run that writes.
 /// `recorded` is what `--plan` or `--revert` names, read by the caller.
-pub fn remediate(
+pub(super) fn remediate(
     args: &RemediateArgs,
     recorded: Option<&Recorded>,
     env: &dyn Env,
@@ -251,7 +251,7 @@ fn check_username(username: &str) -> anyhow::Result<()> {
 }
 
 /// Next to the report (`report.csv` → `report.journal.jsonl`), or in the working directory.
-pub fn default_journal(output: &Path) -> PathBuf {
+pub(super) fn default_journal(output: &Path) -> PathBuf {
     if output.as_os_str() == "-" {
         return PathBuf::from("sshfleet-remediate.journal.jsonl");
     }
@@ -260,7 +260,7 @@ pub fn default_journal(output: &Path) -> PathBuf {
 
 /// `equinix ssh-users`: the endpoint and credentials (flags, else the environment), the
 /// request deadline and retries, and with `write` the rate every change waits for.
-pub fn equinix(
+pub(super) fn equinix(
     api: &ApiArgs,
     write: Option<&WriteArgs>,
     env: &dyn Env,
@@ -289,7 +289,7 @@ fn env_text(env: &dyn Env, name: &str) -> Option<String> {
 
 /// `--endpoint`, else `EQUINIX_API_ENDPOINT`, else the public API: `scheme://host[:port]`
 /// (a trailing `/` is dropped; paths, queries and credentials in the URL are refused).
-pub fn equinix_endpoint(flag: Option<&str>, env: &dyn Env) -> anyhow::Result<String> {
+pub(super) fn equinix_endpoint(flag: Option<&str>, env: &dyn Env) -> anyhow::Result<String> {
     let raw = flag
         .map(str::to_owned)
         .or_else(|| env_text(env, "EQUINIX_API_ENDPOINT"))
@@ -331,7 +331,7 @@ fn equinix_credentials(env: &dyn Env) -> anyhow::Result<Credentials> {
 
 /// A new SSH user's password from `--password-env VAR`; `None` when no variable is named
 /// (the CLI then asks on the terminal). Never from argv.
-pub fn new_password(var: Option<&str>, env: &dyn Env) -> anyhow::Result<Option<Secret>> {
+pub(super) fn new_password(var: Option<&str>, env: &dyn Env) -> anyhow::Result<Option<Secret>> {
     let Some(var) = var else {
         return Ok(None);
     };
@@ -352,7 +352,7 @@ mod tests {
     use super::super::args::{Cli, Command};
     use super::*;
 
-    use crate::settings::test_env as env;
+    use sshfleet_engine::settings::test_env as env;
 
     fn scan_args(extra: &[&str]) -> super::super::args::ScanArgs {
         let argv = ["sshfleet", "scan", "--inventory", "inv.csv"];
@@ -367,8 +367,11 @@ mod tests {
     fn flags_resolve_to_settings_with_the_documented_defaults() {
         let args = scan_args(&["--expect", "disabled", "--scheme", "https"]);
         let settings = device(&args.device, &env(&[])).unwrap();
-        assert_eq!(settings.concurrency, crate::settings::DEFAULT_CONCURRENCY);
-        assert_eq!(settings.timeout, crate::settings::DEFAULT_TIMEOUT);
+        assert_eq!(
+            settings.concurrency,
+            sshfleet_engine::settings::DEFAULT_CONCURRENCY
+        );
+        assert_eq!(settings.timeout, sshfleet_engine::settings::DEFAULT_TIMEOUT);
         assert_eq!(settings.username, "root");
         assert_eq!(settings.expect, Some(SshState::Disabled));
         assert_eq!(settings.scheme, Scheme::Https);

@@ -6,13 +6,13 @@ use std::path::Path;
 
 use super::args::OutputArgs;
 use super::Exit;
-use crate::breaker::StoppedAccount;
-use crate::files::RunFiles;
-use crate::report;
-use crate::run::{Note, Run, Verdict};
-use crate::scan::RunStats;
-use crate::settings::{ComplianceSettings, PreparedScan};
-use crate::waivers::Waivers;
+use sshfleet_core::files::RunFiles;
+use sshfleet_engine::run::{Note, Run, Verdict};
+use sshfleet_engine::scan::RunStats;
+use sshfleet_engine::settings::{ComplianceSettings, PreparedScan};
+use sshfleet_engine::waivers::Waivers;
+use sshfleet_net::breaker::StoppedAccount;
+use sshfleet_report as report;
 
 /// The files a device run needs (`--inventory`, `--waivers`, `--history`, `--password-file`)
 /// and those it writes (`-o`, `--html-out`, `--metrics-out`), for the check that no output
@@ -43,7 +43,7 @@ pub(super) fn report_waivers(waivers: Option<&Waivers>) {
         return;
     };
     let report = waivers.report();
-    let shown = |s: &str| crate::inert::line(s).into_owned();
+    let shown = |s: &str| sshfleet_core::inert::line(s).into_owned();
     for (id, owner, expires, n) in &report.used {
         let (id, owner, expires) = (shown(id), shown(owner), shown(expires));
         diagln!("waiver {id} ({owner}, until {expires}) allows {n} device(s)");
@@ -56,7 +56,7 @@ pub(super) fn report_waivers(waivers: Option<&Waivers>) {
         let (id, owner, expires) = (shown(id), shown(owner), shown(expires));
         diagln!(
             "waiver {id} ({owner}) expires {expires}, within {} days",
-            crate::waivers::EXPIRING_WITHIN_DAYS
+            sshfleet_engine::waivers::EXPIRING_WITHIN_DAYS
         );
     }
     if !report.unmatched.is_empty() {

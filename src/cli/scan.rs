@@ -11,12 +11,12 @@ use super::runs::{
     warn_without_desired_state,
 };
 use super::{install_signal_handlers, resolve, table, Exit, Stopping};
-use crate::report::pipeline::OnOutputFailure;
-use crate::report::{Schema, Summary};
-use crate::run::{Completion, Outputs, Run, RunEnd, RunKind, RunSettings, Scope};
-use crate::scan::{RunStats, Scanner};
-use crate::settings::ProcessEnv;
-use crate::shutdown::Shutdown;
+use sshfleet_core::shutdown::Shutdown;
+use sshfleet_engine::run::{Completion, Outputs, Run, RunEnd, RunKind, RunSettings, Scope};
+use sshfleet_engine::scan::{RunStats, Scanner};
+use sshfleet_engine::settings::ProcessEnv;
+use sshfleet_report::pipeline::OnOutputFailure;
+use sshfleet_report::{Schema, Summary};
 
 pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let quiet = args.output.quiet;

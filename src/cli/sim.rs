@@ -8,9 +8,8 @@ use anyhow::{anyhow, Context as _};
 
 use super::args::SimArgs;
 use super::{install_signal_handlers, Exit, Stopping};
-use crate::sim::{
-    self, AuthPolicy, EquinixFaults, FaultProfile, OutputFiles, SimConfig, WorkerPlan,
-};
+use sshfleet_sim as sim;
+use sshfleet_sim::{AuthPolicy, EquinixFaults, FaultProfile, OutputFiles, SimConfig, WorkerPlan};
 
 /// Overrides the cameras one process serves (tests use it to split small fleets).
 const DEVICES_PER_PROCESS_ENV: &str = "SSHFLEET_SIM_DEVICES_PER_PROCESS";

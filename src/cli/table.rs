@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::args::OutputArgs;
 use super::progress::Progress;
-use crate::report::{DeviceRecord, RecordOutput, RecordWriter, Status};
+use sshfleet_report::{DeviceRecord, RecordOutput, RecordWriter, Status};
 
 /// Column widths, in characters; the last column takes the rest of the line.
 const WIDTHS: [usize; 5] = [22, 14, 12, 15, 9];
@@ -141,7 +141,7 @@ fn fit(cell: &str, max: usize) -> String {
 #[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
-    use crate::report::SshState;
+    use sshfleet_report::SshState;
 
     #[test]
     fn a_finding_is_one_aligned_line_of_clean_cells() {

@@ -2,7 +2,7 @@
 //! summary, however often the run judged it; devices left by a closed change window are
 //! said to be so (not blamed on a failure budget), and counted among those to set.
 
-use sshfleet::sim::{FaultProfile, SimConfig};
+use sshfleet_sim::{FaultProfile, SimConfig};
 
 use crate::support::{code, stderr, Sshfleet, TestFleet, PASSWORD};
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig, SshFault};
+use sshfleet_sim::{DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig, SshFault};
 
 use crate::support::{args, code, eventually, read_jsonl, run, stderr, Sshfleet, TestFleet};
 

@@ -2,7 +2,7 @@
 //! camera of a faulty fleet, at exactly one more request per camera, and none without it.
 
 use serde_json::Value;
-use sshfleet::sim::{FaultProfile, SimConfig};
+use sshfleet_sim::{FaultProfile, SimConfig};
 
 use crate::support::{by_address, code, stderr, Sshfleet, TestFleet};
 

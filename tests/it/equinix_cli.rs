@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use sshfleet::sim::{EquinixFaults, Fleet};
+use sshfleet_sim::{EquinixFaults, Fleet};
 
 use crate::equinix_support::{api, mock};
 use crate::support::{args, code, command, read_jsonl, run, stderr};

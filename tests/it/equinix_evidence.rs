@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::Value;
-use sshfleet::sim::{EquinixFaults, Fleet};
+use sshfleet_sim::{EquinixFaults, Fleet};
 
 use crate::equinix_policy::{case, detaches, key, remediate, unapproved, with_status};
 use crate::equinix_support::{api, mock_with_latency};

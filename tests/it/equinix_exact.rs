@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use sshfleet::sim::{EquinixFaults, Fleet};
+use sshfleet_sim::{EquinixFaults, Fleet};
 
 use crate::equinix_policy::{detaches, POLICY};
 use crate::equinix_support::{api, client, list_with, mock, sim_credentials};
@@ -123,9 +123,9 @@ async fn an_absurd_total_is_not_followed() {
         ..EquinixFaults::default()
     };
     let fleet = mock(1_000, faults).await;
-    let fetcher = sshfleet::equinix::PageFetcher::new(
+    let fetcher = sshfleet_equinix::PageFetcher::new(
         client(&fleet, sim_credentials()),
-        sshfleet::equinix::ListFilter::default(),
+        sshfleet_equinix::ListFilter::default(),
         100,
         8,
     )
@@ -135,7 +135,7 @@ async fn an_absurd_total_is_not_followed() {
     assert!(
         stats
             .doubts
-            .contains(&sshfleet::equinix::paging::Doubt::CapReached { cap: 300 }),
+            .contains(&sshfleet_equinix::paging::Doubt::CapReached { cap: 300 }),
         "{stats:?}"
     );
     let lists = api(&fleet).stats().list_requests;

@@ -1,11 +1,11 @@
 //! Every sshUsers operation through the library against the mock, with the API's error
 //! codes surfacing in the errors.
 
-use sshfleet::equinix::bulk::{BulkDetach, Finished, Outcome};
-use sshfleet::equinix::{Availability, Credentials, EquinixError, NewUser, PodStatus};
-use sshfleet::secret::Secret;
-use sshfleet::shutdown::Shutdown;
-use sshfleet::sim::EquinixFaults;
+use sshfleet_core::secret::Secret;
+use sshfleet_core::shutdown::Shutdown;
+use sshfleet_engine::equinix::bulk::{BulkDetach, Finished, Outcome};
+use sshfleet_equinix::{Availability, Credentials, EquinixError, NewUser, PodStatus};
+use sshfleet_sim::EquinixFaults;
 
 use crate::equinix_support::{api, client, mock, sim_credentials};
 
@@ -177,7 +177,7 @@ async fn association_calls_go_without_a_body_and_with_one_when_the_api_insists()
 }
 
 /// A mock user on at least two devices, and how many entries share its name.
-fn user_on_several_devices(fleet: &sshfleet::sim::Fleet) -> (sshfleet::sim::MockUser, usize) {
+fn user_on_several_devices(fleet: &sshfleet_sim::Fleet) -> (sshfleet_sim::MockUser, usize) {
     let users = api(fleet).users();
     let user = users
         .iter()
@@ -250,7 +250,7 @@ async fn bulk_run_plans_without_apply_stops_on_the_signal_and_detaches_with_it()
     assert_eq!(seen, all_planned);
     assert_eq!(deletes(), 0);
 
-    let (trigger, stop) = sshfleet::shutdown::channel();
+    let (trigger, stop) = sshfleet_core::shutdown::channel();
     trigger.trigger();
     let stopped = plan
         .run(&client, true, &stop, |_, _| Err("no outcome expected"))

@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use sshfleet::equinix::client::Backoff;
-use sshfleet::equinix::paging::Doubt;
-use sshfleet::equinix::EquinixError;
-use sshfleet::sim::EquinixFaults;
+use sshfleet_equinix::client::Backoff;
+use sshfleet_equinix::paging::Doubt;
+use sshfleet_equinix::EquinixError;
+use sshfleet_sim::EquinixFaults;
 
 use crate::equinix_support::{api, client, client_with, list_all, mock, sim_credentials};
 
@@ -178,10 +178,10 @@ async fn a_stop_request_ends_the_listing_after_the_pages_delivered() {
         std::time::Duration::from_secs(1),
     )
     .await;
-    let (trigger, shutdown) = sshfleet::shutdown::channel();
-    let filter = sshfleet::equinix::ListFilter::default();
+    let (trigger, shutdown) = sshfleet_core::shutdown::channel();
+    let filter = sshfleet_equinix::ListFilter::default();
     let fetcher =
-        sshfleet::equinix::PageFetcher::new(client(&fleet, sim_credentials()), filter, 100, 4);
+        sshfleet_equinix::PageFetcher::new(client(&fleet, sim_credentials()), filter, 100, 4);
     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
     let run = tokio::spawn(fetcher.run(tx, shutdown));
     let mut users = 0;
@@ -218,26 +218,26 @@ async fn silent_api() -> (String, tokio::sync::oneshot::Receiver<()>) {
 async fn a_stop_request_during_the_first_page_ends_the_listing_at_once() {
     let (url, arrived) = silent_api().await;
     let http = std::sync::Arc::new(
-        sshfleet::net::HttpClient::new(&sshfleet::net::ClientSettings {
+        sshfleet_net::HttpClient::new(&sshfleet_net::ClientSettings {
             timeout: std::time::Duration::from_secs(3600),
-            ..sshfleet::net::ClientSettings::default()
+            ..sshfleet_net::ClientSettings::default()
         })
         .expect("client"),
     );
-    let tokens = std::sync::Arc::new(sshfleet::equinix::TokenSource::new(
+    let tokens = std::sync::Arc::new(sshfleet_equinix::TokenSource::new(
         http.clone(),
         &url,
         sim_credentials(),
         Backoff::default(),
     ));
-    let client = std::sync::Arc::new(sshfleet::equinix::EquinixClient::new(
+    let client = std::sync::Arc::new(sshfleet_equinix::EquinixClient::new(
         http,
         url,
         tokens,
-        sshfleet::equinix::ClientPolicy::default(),
+        sshfleet_equinix::ClientPolicy::default(),
     ));
-    let (trigger, shutdown) = sshfleet::shutdown::channel();
-    let fetcher = sshfleet::equinix::PageFetcher::new(client, Default::default(), 100, 8);
+    let (trigger, shutdown) = sshfleet_core::shutdown::channel();
+    let fetcher = sshfleet_equinix::PageFetcher::new(client, Default::default(), 100, 8);
     let (tx, _rx) = tokio::sync::mpsc::channel(1);
     let run = tokio::spawn(fetcher.run(tx, shutdown));
     arrived.await.expect("the token request arrived");
@@ -288,13 +288,13 @@ async fn an_api_that_ignores_offset_ends_the_listing_as_incomplete() {
 /// Lists the mock's users (uuid and username only, so the padding is nearly all of a page)
 /// with `concurrency` pages at once and a byte budget; a hang guard bounds the run.
 async fn list_padded(
-    fleet: &sshfleet::sim::Fleet,
+    fleet: &sshfleet_sim::Fleet,
     concurrency: usize,
     window_bytes: Option<usize>,
-) -> (Vec<String>, sshfleet::equinix::ListingStats) {
-    let mut fetcher = sshfleet::equinix::PageFetcher::new(
+) -> (Vec<String>, sshfleet_equinix::ListingStats) {
+    let mut fetcher = sshfleet_equinix::PageFetcher::new(
         client(fleet, sim_credentials()),
-        sshfleet::equinix::ListFilter::default(),
+        sshfleet_equinix::ListFilter::default(),
         100,
         concurrency,
     );

@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::Value;
-use sshfleet::remediate::waves::Waves;
-use sshfleet::sim::{EquinixFaults, Fleet, MockUser};
+use sshfleet_rollout::waves::Waves;
+use sshfleet_sim::{EquinixFaults, Fleet, MockUser};
 
 use crate::equinix_support::{api, mock};
 use crate::support::{code, eventually, read_jsonl, run, stderr};

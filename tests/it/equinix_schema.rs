@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sshfleet::sim::{EquinixFaults, Fleet};
+use sshfleet_sim::{EquinixFaults, Fleet};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::equinix_support::{api, mock};

@@ -5,22 +5,26 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sshfleet::equinix::client::Backoff;
-use sshfleet::equinix::{
+use sshfleet_core::secret::Secret;
+use sshfleet_core::shutdown::Shutdown;
+use sshfleet_equinix::client::Backoff;
+use sshfleet_equinix::{
     ClientPolicy, Credentials, EquinixClient, ListFilter, ListingStats, PageFetcher, SshUser,
     TokenSource,
 };
-use sshfleet::net::{ClientSettings, HttpClient};
-use sshfleet::secret::Secret;
-use sshfleet::shutdown::Shutdown;
-use sshfleet::sim::{EquinixFaults, EquinixMock, Fleet, SimConfig};
+use sshfleet_net::{ClientSettings, HttpClient};
+use sshfleet_sim::{EquinixFaults, EquinixMock, Fleet, SimConfig};
 
 /// A fleet with no cameras and a mock Equinix API of `users` users.
-pub async fn mock(users: usize, faults: EquinixFaults) -> Fleet {
+pub(crate) async fn mock(users: usize, faults: EquinixFaults) -> Fleet {
     mock_with_latency(users, faults, Duration::ZERO).await
 }
 
-pub async fn mock_with_latency(users: usize, faults: EquinixFaults, latency: Duration) -> Fleet {
+pub(crate) async fn mock_with_latency(
+    users: usize,
+    faults: EquinixFaults,
+    latency: Duration,
+) -> Fleet {
     Fleet::start(SimConfig {
         devices: 0,
         latency,
@@ -32,22 +36,22 @@ pub async fn mock_with_latency(users: usize, faults: EquinixFaults, latency: Dur
     .expect("mock starts")
 }
 
-pub fn api(fleet: &Fleet) -> &EquinixMock {
+pub(crate) fn api(fleet: &Fleet) -> &EquinixMock {
     fleet.equinix().expect("the fleet serves the mock API")
 }
 
-pub fn sim_credentials() -> Credentials {
+pub(crate) fn sim_credentials() -> Credentials {
     Credentials::Client {
         id: "sim-client".into(),
         secret: Secret::new("sim-secret"),
     }
 }
 
-pub fn client(fleet: &Fleet, credentials: Credentials) -> Arc<EquinixClient> {
+pub(crate) fn client(fleet: &Fleet, credentials: Credentials) -> Arc<EquinixClient> {
     client_with(fleet, credentials, Backoff::default())
 }
 
-pub fn client_with(
+pub(crate) fn client_with(
     fleet: &Fleet,
     credentials: Credentials,
     backoff: Backoff,
@@ -56,7 +60,7 @@ pub fn client_with(
 }
 
 /// A client whose waits between retries (API calls and token requests) end on `stop`.
-pub fn client_stopped_by(
+pub(crate) fn client_stopped_by(
     fleet: &Fleet,
     credentials: Credentials,
     backoff: Backoff,
@@ -82,7 +86,7 @@ pub fn client_stopped_by(
 }
 
 /// Lists everything with `concurrency` pages at once; returns the users in delivery order.
-pub async fn list_all(
+pub(crate) async fn list_all(
     client: Arc<EquinixClient>,
     page_size: u64,
     concurrency: usize,
@@ -95,7 +99,7 @@ pub async fn list_all(
 }
 
 /// Runs `fetcher` to its end; returns the users in delivery order.
-pub async fn list_with(fetcher: PageFetcher) -> (Vec<SshUser>, ListingStats) {
+pub(crate) async fn list_with(fetcher: PageFetcher) -> (Vec<SshUser>, ListingStats) {
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let run = tokio::spawn(fetcher.run(tx, Shutdown::never()));
     let mut users = Vec::new();

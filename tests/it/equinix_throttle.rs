@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use sshfleet::equinix::client::Backoff;
-use sshfleet::equinix::{EquinixError, NewUser};
-use sshfleet::secret::Secret;
-use sshfleet::sim::{EquinixFaults, LoggedRequest};
+use sshfleet_core::secret::Secret;
+use sshfleet_equinix::client::Backoff;
+use sshfleet_equinix::{EquinixError, NewUser};
+use sshfleet_sim::{EquinixFaults, LoggedRequest};
 
 use crate::equinix_support::{api, client_with, mock, sim_credentials};
 

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use sshfleet::equinix::{Credentials, EquinixError, TokenError};
-use sshfleet::secret::Secret;
-use sshfleet::sim::EquinixFaults;
+use sshfleet_core::secret::Secret;
+use sshfleet_equinix::{Credentials, EquinixError, TokenError};
+use sshfleet_sim::EquinixFaults;
 
-use sshfleet::equinix::client::Backoff;
-use sshfleet::shutdown;
+use sshfleet_core::shutdown;
+use sshfleet_equinix::client::Backoff;
 
 use crate::equinix_support::{api, client, client_stopped_by, mock, sim_credentials};
 use crate::support::{args, code, eventually, run, stderr};
@@ -208,7 +208,7 @@ pub(crate) fn http_date_a_year_ahead() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970");
     let later = now.as_millis() as i64 + 365 * 86_400_000;
-    let iso = sshfleet::time::format_rfc3339_millis(later);
+    let iso = sshfleet_core::time::format_rfc3339_millis(later);
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];

@@ -4,7 +4,7 @@
 //! while drift stays the same across unchanged runs.
 
 use serde_json::Value;
-use sshfleet::sim::{DeviceSpec, SimConfig, SshFault};
+use sshfleet_sim::{DeviceSpec, SimConfig, SshFault};
 
 use crate::support::{args, by_address, code, read_jsonl, run, stderr, TestFleet, PASSWORD};
 
@@ -154,7 +154,7 @@ async fn two_devices_claiming_one_serial_are_a_finding_and_unchanged_runs_stay_u
         ..SimConfig::default()
     })
     .await;
-    let twin = sshfleet::sim::Fleet::start(SimConfig {
+    let twin = sshfleet_sim::Fleet::start(SimConfig {
         specs: Some(vec![DeviceSpec::clean(false)]),
         ..SimConfig::default()
     })

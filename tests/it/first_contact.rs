@@ -2,7 +2,7 @@
 //! hammer the fleet, inventories exported by spreadsheets, the terminal, the demo.
 
 use serde_json::Value;
-use sshfleet::sim::{FaultProfile, SimConfig};
+use sshfleet_sim::{FaultProfile, SimConfig};
 
 use crate::support::{args, code, read_jsonl, run, stderr, Sshfleet, TestFleet, PASSWORD};
 

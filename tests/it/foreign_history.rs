@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use sshfleet::sim::{FaultProfile, SimConfig};
+use sshfleet_sim::{FaultProfile, SimConfig};
 
 use crate::support::{code, stderr, TestFleet};
 

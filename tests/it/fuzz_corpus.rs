@@ -8,7 +8,7 @@ use std::path::Path;
 fn every_saved_fuzz_input_runs_clean() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut ran = 0;
-    for target in sshfleet::fuzzing::TARGETS {
+    for target in sshfleet_fuzzing::TARGETS {
         let mut inputs = 0;
         for kind in ["seeds", "regressions"] {
             let dir = root.join(kind).join(target);
@@ -18,7 +18,7 @@ fn every_saved_fuzz_input_runs_clean() {
             for entry in entries {
                 let path = entry.unwrap().path();
                 let data = std::fs::read(&path).unwrap();
-                let outcome = std::panic::catch_unwind(|| sshfleet::fuzzing::run(target, &data));
+                let outcome = std::panic::catch_unwind(|| sshfleet_fuzzing::run(target, &data));
                 assert!(outcome.is_ok(), "{target} fails on {}", path.display());
                 inputs += 1;
             }
@@ -26,5 +26,5 @@ fn every_saved_fuzz_input_runs_clean() {
         assert!(inputs > 0, "no saved inputs for fuzz target {target}");
         ran += inputs;
     }
-    assert!(ran >= sshfleet::fuzzing::TARGETS.len());
+    assert!(ran >= sshfleet_fuzzing::TARGETS.len());
 }

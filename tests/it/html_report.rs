@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sshfleet::sim::{FaultProfile, SimConfig};
+use sshfleet_sim::{FaultProfile, SimConfig};
 
 use crate::support::{args, code, read_jsonl, run, stderr, Sshfleet, TestFleet};
 
@@ -729,7 +729,7 @@ async fn a_merge_of_shards_writes_the_fleets_page() {
 
 /// The page the 60-device demo (run once, in `drift.rs`) ends with: its path is the last line,
 /// and it shows both runs and their drift, to the eye too when Chromium is there.
-pub async fn assert_the_demo_page(out: &Path, err: &str) {
+pub(crate) async fn assert_the_demo_page(out: &Path, err: &str) {
     let html = out.join("report.html");
     assert_eq!(
         err.lines().last(),

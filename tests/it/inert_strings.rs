@@ -3,7 +3,7 @@
 
 use crate::hostile::{json, Conn, Hostile};
 use crate::support::{args, code, run, stderr, Sshfleet, TestFleet, PASSWORD};
-use sshfleet::sim::{FaultProfile, SimConfig};
+use sshfleet_sim::{FaultProfile, SimConfig};
 
 /// Bytes a terminal would act on: C0 controls but the line feeds that end lines, and DEL.
 fn active_bytes(text: &[u8]) -> Vec<u8> {

@@ -1,6 +1,6 @@
 //! Hostile and broken inventories: every row is accounted for, nothing crashes.
 
-use sshfleet::sim::{FaultProfile, SimConfig};
+use sshfleet_sim::{FaultProfile, SimConfig};
 
 use crate::support::{args, code, read_jsonl, run, stderr, Sshfleet, TestFleet};
 

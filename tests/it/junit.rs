@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use serde_json::Value;
-use sshfleet::sim::{FaultProfile, SimConfig};
+use sshfleet_sim::{FaultProfile, SimConfig};
 
 use crate::support::{code, read_jsonl, stderr, TestFleet};
 

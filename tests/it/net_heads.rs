@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use sshfleet::net::{ClientSettings, HttpClient, HttpError, HttpResponse, MAX_HEAD};
+use sshfleet_net::{ClientSettings, HttpClient, HttpError, HttpResponse, MAX_HEAD};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
@@ -91,11 +91,11 @@ async fn a_401_with_a_900_byte_nonce_and_several_challenges_is_read() {
 #[tokio::test]
 async fn a_hundred_header_lines_are_read() {
     // Content-Length is one of them.
-    let head: Vec<_> = (1..sshfleet::net::MAX_HEADER_LINES)
+    let head: Vec<_> = (1..sshfleet_net::MAX_HEADER_LINES)
         .map(|i| (format!("X-Extra-{i}"), "v".to_owned()))
         .collect();
     let answer = get(response("200 OK", &head, "ok")).await.expect("read");
-    assert_eq!(answer.headers.len(), sshfleet::net::MAX_HEADER_LINES);
+    assert_eq!(answer.headers.len(), sshfleet_net::MAX_HEADER_LINES);
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, Firmware, SimConfig, SshFault};
+use sshfleet_sim::{DeviceAuth, DeviceSpec, Fault, Firmware, SimConfig, SshFault};
 
 use crate::support::{
     args, code, eventually, read_jsonl, run, stderr, Sshfleet, TestFleet, PASSWORD,
@@ -435,7 +435,7 @@ async fn the_page_the_terminal_the_summary_and_the_metrics_state_one_compliance(
 async fn summary_out_on_remediate_and_on_a_merge_of_shards() {
     let fleet = TestFleet::start(SimConfig {
         devices: 12,
-        faults: sshfleet::sim::FaultProfile::None,
+        faults: sshfleet_sim::FaultProfile::None,
         ..SimConfig::default()
     })
     .await;

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sshfleet::sim::{FaultProfile, SimConfig};
+use sshfleet_sim::{FaultProfile, SimConfig};
 
 use crate::remediate::all_writes;
 use crate::support::{args, code, command, run, stderr, TestFleet, PASSWORD};

@@ -3,7 +3,7 @@
 //! is refused before anything is sent.
 
 use serde_json::Value;
-use sshfleet::sim::{FaultProfile, SimConfig};
+use sshfleet_sim::{FaultProfile, SimConfig};
 
 use crate::remediate::{all_writes, remediate};
 use crate::support::{code, stderr, TestFleet};

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use sshfleet::remediate::plan::Plan;
-use sshfleet::sim::{FaultProfile, SimConfig};
+use sshfleet_rollout::plan::Plan;
+use sshfleet_sim::{FaultProfile, SimConfig};
 
 use crate::remediate::{all_writes, remediate};
 use crate::support::{args, code, read_jsonl, run, stderr, TestFleet, PASSWORD};

@@ -3,7 +3,7 @@
 //! without the flag.
 
 use serde_json::Value;
-use sshfleet::sim::{DeviceSpec, Fault, FaultProfile, SimConfig, SshFault};
+use sshfleet_sim::{DeviceSpec, Fault, FaultProfile, SimConfig, SshFault};
 
 use crate::support::{by_address, code, read_jsonl, stderr, Sshfleet, TestFleet};
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sshfleet::sim::{
+use sshfleet_sim::{
     DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig, SshFault, WriteEvent,
 };
 

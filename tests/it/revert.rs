@@ -1,7 +1,7 @@
 //! `remediate --revert JOURNAL`: exactly the devices that run changed and verified are put
 //! back, each once, and a device changed again since is left alone and reported.
 
-use sshfleet::sim::{FaultProfile, SimConfig};
+use sshfleet_sim::{FaultProfile, SimConfig};
 
 use crate::remediate::{all_writes, remediate};
 use crate::support::{args, code, read_jsonl, run, stderr, TestFleet, PASSWORD};

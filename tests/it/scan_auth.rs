@@ -1,6 +1,6 @@
 //! Authentication as cameras do it: every Digest flavour, Basic only over TLS, no hammering.
 
-use sshfleet::sim::{
+use sshfleet_sim::{
     AuthPolicy, DeviceAuth, DeviceSpec, Fault, FaultProfile, Firmware, SimConfig, SshFault,
 };
 

@@ -3,8 +3,8 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, Firmware, SimConfig, SshFault};
-use sshfleet::vapix::session::{TEST_THROTTLE_BACKOFF_ENV, THROTTLE_BACKOFF};
+use sshfleet_axis::vapix::session::{TEST_THROTTLE_BACKOFF_ENV, THROTTLE_BACKOFF};
+use sshfleet_sim::{DeviceAuth, DeviceSpec, Fault, Firmware, SimConfig, SshFault};
 
 use crate::support::{code, stderr, TestFleet};
 

@@ -1,6 +1,6 @@
 //! TLS is verified by default; a self-signed camera passes only with --insecure, its CA, or a pin.
 
-use sshfleet::sim::{FaultProfile, SimConfig};
+use sshfleet_sim::{FaultProfile, SimConfig};
 
 use crate::support::TestFleet;
 

@@ -1,6 +1,6 @@
 //! A realistic fleet scanned by the real binary matches the simulator's truth, device by device.
 
-use sshfleet::sim::{FaultProfile, SimConfig};
+use sshfleet_sim::{FaultProfile, SimConfig};
 
 use crate::support::{by_address, code, stderr, TestFleet};
 

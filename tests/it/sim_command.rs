@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use crate::support::{ready_line, scan_matches_truth, url_in};
 
 /// The body of `GET path` on a control URL (`http://…`), bounded in time.
-pub async fn http_get(url: &str, path: &str) -> String {
+pub(crate) async fn http_get(url: &str, path: &str) -> String {
     let authority = url.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(authority)
         .await

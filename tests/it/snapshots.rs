@@ -11,7 +11,7 @@
 use std::process::Output;
 use std::time::Duration;
 
-use sshfleet::sim::{FaultProfile, SimConfig};
+use sshfleet_sim::{FaultProfile, SimConfig};
 
 use crate::support::{args, code, run, stderr, Sshfleet, TestFleet};
 

@@ -9,15 +9,15 @@ use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
-use sshfleet::sim::{Fleet, SimConfig};
+use sshfleet_sim::{Fleet, SimConfig};
 use tempfile::TempDir;
 
-pub const PASSWORD: &str = "pass";
+pub(crate) const PASSWORD: &str = "pass";
 
 /// Upper bound on any one binary run; the binary's own timeouts end it far sooner.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 
-pub struct TestFleet {
+pub(crate) struct TestFleet {
     pub fleet: Fleet,
     pub dir: TempDir,
     pub inventory: PathBuf,
@@ -25,7 +25,7 @@ pub struct TestFleet {
 }
 
 impl TestFleet {
-    pub async fn start(config: SimConfig) -> TestFleet {
+    pub(crate) async fn start(config: SimConfig) -> TestFleet {
         let fleet = Fleet::start(config).await.expect("simulator starts");
         let dir = tempfile::tempdir().expect("temp dir");
         let inventory = dir.path().join("inventory.csv");
@@ -42,18 +42,18 @@ impl TestFleet {
         }
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// `scan --inventory <fleet> -o <out.jsonl> --timeout 5s` plus `extra`.
-    pub async fn scan(&self, out: &str, extra: &[&str]) -> (Output, Vec<Value>) {
+    pub(crate) async fn scan(&self, out: &str, extra: &[&str]) -> (Output, Vec<Value>) {
         self.scan_with_env(out, extra, &[]).await
     }
 
     /// Scans the fleet as `n` shards (`shard0.jsonl` …), each a complete run, and returns
     /// the shard reports' paths, as `report merge` takes them.
-    pub async fn scan_shards(&self, n: usize) -> Vec<String> {
+    pub(crate) async fn scan_shards(&self, n: usize) -> Vec<String> {
         let mut shards = Vec::with_capacity(n);
         for k in 0..n {
             let name = format!("shard{k}.jsonl");
@@ -65,7 +65,7 @@ impl TestFleet {
     }
 
     /// [`TestFleet::scan`] with more environment variables than the password.
-    pub async fn scan_with_env(
+    pub(crate) async fn scan_with_env(
         &self,
         out: &str,
         extra: &[&str],
@@ -90,7 +90,7 @@ impl TestFleet {
         (output, records)
     }
 
-    pub fn truth(&self) -> HashMap<String, Value> {
+    pub(crate) fn truth(&self) -> HashMap<String, Value> {
         read_jsonl(&self.truth)
             .into_iter()
             .map(|v| (v["address"].as_str().unwrap().to_string(), v))
@@ -101,24 +101,24 @@ impl TestFleet {
 /// One `scan` or `remediate` run of the real binary, built flag by flag:
 /// `Sshfleet::scan(&inventory).out(&report).arg("--quiet").run().await`. The password is
 /// [`PASSWORD`] unless [`Sshfleet::password`] says otherwise.
-pub struct Sshfleet {
+pub(crate) struct Sshfleet {
     argv: Vec<String>,
     env: Vec<(String, String)>,
 }
 
 impl Sshfleet {
     /// `scan --inventory <inventory>`.
-    pub fn scan(inventory: &Path) -> Sshfleet {
+    pub(crate) fn scan(inventory: &Path) -> Sshfleet {
         Sshfleet::command_on("scan", inventory)
     }
 
     /// `remediate --inventory <inventory>`.
-    pub fn remediate(inventory: &Path) -> Sshfleet {
+    pub(crate) fn remediate(inventory: &Path) -> Sshfleet {
         Sshfleet::command_on("remediate", inventory)
     }
 
     /// `report merge --inventory <inventory>`; the shard reports follow as arguments.
-    pub fn merge(inventory: &Path) -> Sshfleet {
+    pub(crate) fn merge(inventory: &Path) -> Sshfleet {
         Sshfleet::command_on("report merge", inventory)
     }
 
@@ -132,49 +132,49 @@ impl Sshfleet {
     }
 
     /// `-o <path>`.
-    pub fn out(self, path: &Path) -> Sshfleet {
+    pub(crate) fn out(self, path: &Path) -> Sshfleet {
         self.args(&["-o", &path.display().to_string()])
     }
 
     /// `<flag> <path>`, for the other files a run writes or reads (`--html-out`, `--journal`).
-    pub fn file(self, flag: &str, path: &Path) -> Sshfleet {
+    pub(crate) fn file(self, flag: &str, path: &Path) -> Sshfleet {
         self.args(&[flag, &path.display().to_string()])
     }
 
-    pub fn arg(mut self, arg: &str) -> Sshfleet {
+    pub(crate) fn arg(mut self, arg: &str) -> Sshfleet {
         self.argv.push(arg.to_owned());
         self
     }
 
-    pub fn args(mut self, list: &[&str]) -> Sshfleet {
+    pub(crate) fn args(mut self, list: &[&str]) -> Sshfleet {
         self.argv.extend(list.iter().map(|a| a.to_string()));
         self
     }
 
     /// `SSHFLEET_PASSWORD` other than [`PASSWORD`].
-    pub fn password(self, password: &str) -> Sshfleet {
+    pub(crate) fn password(self, password: &str) -> Sshfleet {
         self.env("SSHFLEET_PASSWORD", password)
     }
 
-    pub fn env(mut self, key: &str, value: &str) -> Sshfleet {
+    pub(crate) fn env(mut self, key: &str, value: &str) -> Sshfleet {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 
     /// The binary's arguments, for a run repeated with other flags.
-    pub fn argv(&self) -> &[String] {
+    pub(crate) fn argv(&self) -> &[String] {
         &self.argv
     }
 
     /// The run, not yet started ([`command`]).
-    pub fn command(&self) -> tokio::process::Command {
+    pub(crate) fn command(&self) -> tokio::process::Command {
         let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (&**k, &**v)).collect();
         command(&self.argv, &env)
     }
 
     /// Runs it to the end ([`run`]).
-    pub async fn run(&self) -> Output {
+    pub(crate) async fn run(&self) -> Output {
         let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (&**k, &**v)).collect();
         run(&self.argv, &env).await
     }
@@ -182,7 +182,7 @@ impl Sshfleet {
 
 /// Runs the real binary with only the given environment (plus PATH), killing it if it
 /// outlives the run limit.
-pub async fn run(args: &[String], env: &[(&str, &str)]) -> Output {
+pub(crate) async fn run(args: &[String], env: &[(&str, &str)]) -> Output {
     let mut cmd = command(args, env);
     tokio::time::timeout(RUN_LIMIT, cmd.output())
         .await
@@ -192,7 +192,7 @@ pub async fn run(args: &[String], env: &[(&str, &str)]) -> Output {
 
 /// The real binary with `args` and only the given environment (plus PATH), no stdin,
 /// killed when dropped.
-pub fn command(args: &[String], env: &[(&str, &str)]) -> tokio::process::Command {
+pub(crate) fn command(args: &[String], env: &[(&str, &str)]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sshfleet"));
     cmd.args(args)
         .env_clear()
@@ -209,7 +209,7 @@ const POLL: Duration = Duration::from_millis(10);
 /// Polls `cond` until it holds or `limit` has passed; whether it came to hold. For the state
 /// of another process or task (a file growing, a mock's request count), which no event
 /// announces.
-pub async fn eventually(mut cond: impl FnMut() -> bool, limit: Duration) -> bool {
+pub(crate) async fn eventually(mut cond: impl FnMut() -> bool, limit: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         if cond() {
@@ -225,7 +225,7 @@ pub async fn eventually(mut cond: impl FnMut() -> bool, limit: Duration) -> bool
 /// Says why a test cannot run here (`SKIPPED: <why>`) so that it may return as passed; with
 /// the environment variable `switch` set (CI, which has what the test needs: root, openssl)
 /// the test fails instead, so that a lost requirement cannot hide as a pass.
-pub fn skip(switch: &str, why: &str) {
+pub(crate) fn skip(switch: &str, why: &str) {
     assert!(
         std::env::var_os(switch).is_none(),
         "the test cannot run ({switch} is set): {why}"
@@ -235,7 +235,7 @@ pub fn skip(switch: &str, why: &str) {
 
 /// Sends SIGINT to a running child and waits for it to end, within the 30 s grace any
 /// interrupted run gets; what it printed on the pipes it still holds.
-pub async fn interrupt_and_wait(child: tokio::process::Child) -> Output {
+pub(crate) async fn interrupt_and_wait(child: tokio::process::Child) -> Output {
     interrupt(&child);
     tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
@@ -244,7 +244,7 @@ pub async fn interrupt_and_wait(child: tokio::process::Child) -> Output {
 }
 
 /// Sends SIGINT (what Ctrl-C sends) to a running child.
-pub fn interrupt(child: &tokio::process::Child) {
+pub(crate) fn interrupt(child: &tokio::process::Child) {
     let pid = child.id().expect("a running child").to_string();
     let sent = std::process::Command::new("kill")
         .args(["-INT", &pid])
@@ -253,11 +253,11 @@ pub fn interrupt(child: &tokio::process::Child) {
     assert!(sent.success(), "SIGINT sent to {pid}");
 }
 
-pub fn args(list: &[&str]) -> Vec<String> {
+pub(crate) fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-pub fn read_jsonl(path: &Path) -> Vec<Value> {
+pub(crate) fn read_jsonl(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .filter(|l| !l.trim().is_empty())
@@ -265,23 +265,23 @@ pub fn read_jsonl(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-pub fn by_address(records: &[Value]) -> HashMap<String, Value> {
+pub(crate) fn by_address(records: &[Value]) -> HashMap<String, Value> {
     records
         .iter()
         .map(|r| (r["address"].as_str().unwrap().to_string(), r.clone()))
         .collect()
 }
 
-pub fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-pub fn code(output: &Output) -> i32 {
+pub(crate) fn code(output: &Output) -> i32 {
     output.status.code().unwrap_or(-1)
 }
 
 /// The first stdout line of a spawned `sshfleet sim`: its `ready …` announcement.
-pub async fn ready_line(child: &mut tokio::process::Child) -> String {
+pub(crate) async fn ready_line(child: &mut tokio::process::Child) -> String {
     use tokio::io::AsyncBufReadExt as _;
     let stdout = child.stdout.take().expect("sim stdout is piped");
     let line = tokio::time::timeout(
@@ -295,7 +295,7 @@ pub async fn ready_line(child: &mut tokio::process::Child) -> String {
 }
 
 /// The value of `key=` in a ready line (`control`, `equinix`).
-pub fn url_in<'a>(ready: &'a str, key: &str) -> &'a str {
+pub(crate) fn url_in<'a>(ready: &'a str, key: &str) -> &'a str {
     ready
         .split_whitespace()
         .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
@@ -304,7 +304,7 @@ pub fn url_in<'a>(ready: &'a str, key: &str) -> &'a str {
 
 /// Scans `inventory` with the real binary (`--timeout 5s`) and checks every device of
 /// `truth` against the report.
-pub async fn scan_matches_truth(inventory: &Path, truth: &Path, out: &Path) {
+pub(crate) async fn scan_matches_truth(inventory: &Path, truth: &Path, out: &Path) {
     let output = Sshfleet::scan(inventory)
         .out(out)
         .args(&["--timeout", "5s", "--quiet"])

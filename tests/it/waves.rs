@@ -2,7 +2,7 @@
 //! failures exceed `--max-failures` stops before the next wave, leaves the rest `deferred`
 //! (exit 3), and stays stopped until told `--continue-after-failures`.
 
-use sshfleet::sim::{DeviceAuth, DeviceSpec, Fault, Firmware, SimConfig, SshFault};
+use sshfleet_sim::{DeviceAuth, DeviceSpec, Fault, Firmware, SimConfig, SshFault};
 
 use crate::remediate::{all_writes, remediate};
 use crate::support::{code, eventually, stderr, Sshfleet, TestFleet};

@@ -1,7 +1,7 @@
 //! `--window`: writes start only inside the change window; outside it every device that
 //! needs a write is `deferred` (exit 3) and nothing is written.
 
-use sshfleet::sim::{FaultProfile, SimConfig};
+use sshfleet_sim::{FaultProfile, SimConfig};
 
 use crate::remediate::{all_writes, remediate};
 use crate::support::{code, stderr, TestFleet};

@@ -14,10 +14,10 @@ use super::super::{
     install_signal_handlers, open_output, output_name, resolve_table_format, Exit, Stopping,
 };
 use super::{connect_until, exit_for};
-use crate::equinix::{EquinixError, ListFilter, ListingStats, PageFetcher};
-use crate::report::pipeline::{Named, OnOutputFailure, OutputError, Pipeline};
-use crate::report::ssh_users::{TableWriter, UserRow, UserSummary, Users};
-use crate::shutdown::Shutdown;
+use sshfleet_core::shutdown::Shutdown;
+use sshfleet_equinix::{EquinixError, ListFilter, ListingStats, PageFetcher};
+use sshfleet_report::pipeline::{Named, OnOutputFailure, OutputError, Pipeline};
+use sshfleet_report::ssh_users::{TableWriter, UserRow, UserSummary, Users};
 
 /// A finished listing: how paging went and what the report holds.
 pub(crate) struct Listing {

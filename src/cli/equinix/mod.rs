@@ -12,11 +12,11 @@ use anyhow::{bail, Context as _};
 
 use super::args::{ApiArgs, EquinixArgs, EquinixCommand, SshUsersCommand, WriteArgs};
 use super::{open_output, resolve, resolve_table_format, Exit};
-use crate::equinix::{Credentials, EquinixClient, EquinixError, TokenError};
-use crate::report::ssh_users::{TableRow, TableWriter};
-use crate::secret::Secret;
-use crate::settings::{EquinixSettings, ProcessEnv};
-use crate::shutdown::Shutdown;
+use sshfleet_core::secret::Secret;
+use sshfleet_core::shutdown::Shutdown;
+use sshfleet_engine::settings::{EquinixSettings, ProcessEnv};
+use sshfleet_equinix::{Credentials, EquinixClient, EquinixError, TokenError};
+use sshfleet_report::ssh_users::{TableRow, TableWriter};
 
 pub(super) use list::{describe, run_listing};
 
@@ -81,8 +81,8 @@ fn connect_until(
 /// The client the demo lists its in-process mock with.
 pub(super) fn mock_client(endpoint: String, parallel: usize) -> anyhow::Result<Arc<EquinixClient>> {
     let credentials = Credentials::Client {
-        id: crate::sim::EQUINIX_CLIENT_ID.to_owned(),
-        secret: Secret::new(crate::sim::EQUINIX_CLIENT_SECRET),
+        id: sshfleet_sim::EQUINIX_CLIENT_ID.to_owned(),
+        secret: Secret::new(sshfleet_sim::EQUINIX_CLIENT_SECRET),
     };
     EquinixSettings::new(endpoint, credentials).client(parallel, Shutdown::never())
 }
@@ -173,6 +173,9 @@ fn exit_for(error: &EquinixError) -> Exit {
 }
 
 fn fail(error: &EquinixError) -> Exit {
-    diagln!("error: {}", crate::inert::message(&error.to_string()));
+    diagln!(
+        "error: {}",
+        sshfleet_core::inert::message(&error.to_string())
+    );
     exit_for(error)
 }

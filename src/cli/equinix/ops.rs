@@ -9,9 +9,9 @@ use super::super::args::{
 };
 use super::super::{install_signal_handlers, Exit, Stopping};
 use super::{connect, connect_until, fail, open_rows, read_password, write_rows};
-use crate::equinix::bulk::{BulkDetach, Finished, Outcome};
-use crate::equinix::{Availability, EquinixClient, EquinixError, NewUser};
-use crate::report::ssh_users::{AvailabilityRow, ChangeRow, UserRow};
+use sshfleet_engine::equinix::bulk::{BulkDetach, Finished, Outcome};
+use sshfleet_equinix::{Availability, EquinixClient, EquinixError, NewUser};
+use sshfleet_report::ssh_users::{AvailabilityRow, ChangeRow, UserRow};
 
 pub(super) async fn get(args: GetArgs) -> anyhow::Result<Exit> {
     let client = connect(&args.api, 1, None)?;
@@ -224,7 +224,7 @@ async fn refuse_if_last_device(
         ),
         None => bail!(
             "nothing was detached: the devices of user {user} could not be read ({}), so this detach may delete the user; pass --allow-user-deletion to go on",
-            read.err().map_or_else(|| "no device list in the answer".to_owned(), |e| crate::inert::message(&e.to_string()))
+            read.err().map_or_else(|| "no device list in the answer".to_owned(), |e| sshfleet_core::inert::message(&e.to_string()))
         ),
     }
 }

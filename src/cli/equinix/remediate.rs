@@ -14,22 +14,22 @@ use super::super::progress::Counter;
 use super::super::remediate::ask_yes;
 use super::super::{install_signal_handlers, Exit, Stopping};
 use super::{connect_until, fail, open_rows, Rows};
-use crate::equinix::bulk::Target;
-use crate::equinix::policy::Policy;
-use crate::equinix::remediate::{
+use sshfleet_core::shutdown::Shutdown;
+use sshfleet_engine::equinix::bulk::Target;
+use sshfleet_engine::equinix::policy::Policy;
+use sshfleet_engine::equinix::remediate::{
     deleted_users, journal_fingerprint, survey, users_of, Applied, DetachPlan, Detacher, Entry,
     Status, Survey, SurveyError, UserDeletion, JOURNAL_TARGET, NOT_ALLOWED,
 };
-use crate::equinix::EquinixClient;
-use crate::remediate::opening::{
+use sshfleet_engine::remediate::{Journal, JournalHeader, Recovered, Staging};
+use sshfleet_engine::settings::{Env as _, ProcessEnv};
+use sshfleet_equinix::EquinixClient;
+use sshfleet_report::csv_writer::neutralise;
+use sshfleet_report::ssh_users::TableRow;
+use sshfleet_rollout::opening::{
     check_detach_plan, Asked, Continuing, DetachPlanMade, Opened, Subject,
 };
-use crate::remediate::plan::{load_approved, write_sealed};
-use crate::remediate::{Journal, JournalHeader, Recovered, Staging};
-use crate::report::csv_writer::neutralise;
-use crate::report::ssh_users::TableRow;
-use crate::settings::{Env as _, ProcessEnv};
-use crate::shutdown::Shutdown;
+use sshfleet_rollout::plan::{load_approved, write_sealed};
 
 /// The journal when the report goes to stdout and no `--journal` is given.
 const STDOUT_JOURNAL: &str = "sshfleet-equinix-remediate.journal.jsonl";
@@ -40,7 +40,7 @@ pub(super) async fn run(args: PolicyRemediateArgs) -> anyhow::Result<Exit> {
         bail!("--apply needs --yes when not run from a terminal; nothing was changed");
     }
     let journal = args.write.apply.then(|| journal_path(&args));
-    crate::files::RunFiles::default()
+    sshfleet_core::files::RunFiles::default()
         .kept("--policy", args.policy.as_deref())
         .kept("--plan", args.plan.as_deref())
         .kept("--plan-signers", args.plan_signers.as_deref())
@@ -451,7 +451,7 @@ impl Tally {
         let journal = journal_path(args);
         if let Some(applied) = applied {
             if let Some(e) = &applied.journal_error {
-                diagln!("error: {}", crate::inert::message(&e.to_string()));
+                diagln!("error: {}", sshfleet_core::inert::message(&e.to_string()));
                 diagln!(
                     "error: detaches stopped there; rerun with --journal {} once it can be written",
                     journal.display()

@@ -28,27 +28,27 @@ const MAX_CONNECTIONS: usize = 64;
 /// Upper bound on a run of the binary (its own deadlines end it far sooner).
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 /// Peak memory allowed to a child, whatever the server sends.
-pub const RSS_CAP_KIB: u64 = 200 * 1024;
+pub(crate) const RSS_CAP_KIB: u64 = 200 * 1024;
 
 /// Anything a connection can be: plain TCP or TLS over it.
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// One request as the server read it.
 #[derive(Clone, Debug)]
-pub struct Request {
+pub(crate) struct Request {
     pub head: String,
     pub body: Vec<u8>,
 }
 
 impl Request {
     /// The request-target of the request line.
-    pub fn target(&self) -> &str {
+    pub(crate) fn target(&self) -> &str {
         self.head.split_whitespace().nth(1).unwrap_or_default()
     }
 
     /// The value of the first header called `name` (any case).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.head.lines().skip(1).find_map(|line| {
             let (key, value) = line.split_once(':')?;
             key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
@@ -56,7 +56,7 @@ impl Request {
     }
 
     /// Whether the body names `method` (ssh.cgi requests are small JSON bodies).
-    pub fn calls(&self, method: &str) -> bool {
+    pub(crate) fn calls(&self, method: &str) -> bool {
         String::from_utf8_lossy(&self.body).contains(method)
     }
 }
@@ -64,7 +64,7 @@ impl Request {
 type Log = Arc<Mutex<Vec<Request>>>;
 
 /// One accepted connection, handed to the case's script.
-pub struct Conn {
+pub(crate) struct Conn {
     stream: Box<dyn Stream>,
     buf: Vec<u8>,
     log: Log,
@@ -73,7 +73,7 @@ pub struct Conn {
 impl Conn {
     /// Reads the next request (head and `Content-Length` body); `None` when the client is
     /// gone or sent something that is no request.
-    pub async fn request(&mut self) -> Option<Request> {
+    pub(crate) async fn request(&mut self) -> Option<Request> {
         let end = loop {
             if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break i + 4;
@@ -114,12 +114,12 @@ impl Conn {
     }
 
     /// Writes all of `bytes`; `false` once the client has hung up.
-    pub async fn send(&mut self, bytes: &[u8]) -> bool {
+    pub(crate) async fn send(&mut self, bytes: &[u8]) -> bool {
         self.stream.write_all(bytes).await.is_ok() && self.stream.flush().await.is_ok()
     }
 
     /// Waits until the client hangs up (or a minute passes): a server that answers nothing.
-    pub async fn hold(mut self) {
+    pub(crate) async fn hold(mut self) {
         let mut chunk = [0u8; 1024];
         let _ = tokio::time::timeout(Duration::from_secs(60), async {
             while matches!(self.stream.read(&mut chunk).await, Ok(n) if n > 0) {}
@@ -129,7 +129,7 @@ impl Conn {
 
     /// Closes the connection: with a reset on a server started with
     /// [`Hostile::start_resetting`].
-    pub fn reset(self) {
+    pub(crate) fn reset(self) {
         drop(self);
     }
 }
@@ -137,14 +137,14 @@ impl Conn {
 type Script = Arc<dyn Fn(Conn) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// A scripted server on `127.0.0.1`, port 0: each connection runs the script.
-pub struct Hostile {
+pub(crate) struct Hostile {
     pub addr: SocketAddr,
     tls: bool,
     log: Log,
 }
 
 impl Hostile {
-    pub async fn start<F, Fut>(script: F) -> Hostile
+    pub(crate) async fn start<F, Fut>(script: F) -> Hostile
     where
         F: Fn(Conn) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -153,7 +153,7 @@ impl Hostile {
     }
 
     /// The same, but every connection closes with a TCP reset (`SO_LINGER` 0), never a FIN.
-    pub async fn start_resetting<F, Fut>(script: F) -> Hostile
+    pub(crate) async fn start_resetting<F, Fut>(script: F) -> Hostile
     where
         F: Fn(Conn) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -162,7 +162,7 @@ impl Hostile {
     }
 
     /// The same over TLS with `acceptor` (a handshake that fails ends the connection).
-    pub async fn start_tls<F, Fut>(acceptor: TlsAcceptor, script: F) -> Hostile
+    pub(crate) async fn start_tls<F, Fut>(acceptor: TlsAcceptor, script: F) -> Hostile
     where
         F: Fn(Conn) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -185,13 +185,13 @@ impl Hostile {
     }
 
     /// `http://127.0.0.1:port` (or `https://`).
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}", self.addr)
     }
 
     /// Every request read so far, in order.
-    pub fn requests(&self) -> Vec<Request> {
+    pub(crate) fn requests(&self) -> Vec<Request> {
         self.log.lock().expect("log").clone()
     }
 }
@@ -233,7 +233,7 @@ async fn accept_loop(
 }
 
 /// A complete HTTP/1.1 response with a `Content-Length`.
-pub fn response(status: &str, headers: &[&str], body: &[u8]) -> Vec<u8> {
+pub(crate) fn response(status: &str, headers: &[&str], body: &[u8]) -> Vec<u8> {
     let mut out = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", body.len());
     for header in headers {
         out.push_str(header);
@@ -246,7 +246,7 @@ pub fn response(status: &str, headers: &[&str], body: &[u8]) -> Vec<u8> {
 }
 
 /// A JSON 200.
-pub fn json(body: &str) -> Vec<u8> {
+pub(crate) fn json(body: &str) -> Vec<u8> {
     response(
         "200 OK",
         &["Content-Type: application/json"],
@@ -255,23 +255,23 @@ pub fn json(body: &str) -> Vec<u8> {
 }
 
 /// A run of the binary: exit code, stderr, wall time and the child's peak memory.
-pub struct Run {
+pub(crate) struct Run {
     pub output: Output,
     pub elapsed: Duration,
     pub peak_rss_kib: u64,
 }
 
 impl Run {
-    pub fn code(&self) -> i32 {
+    pub(crate) fn code(&self) -> i32 {
         self.output.status.code().unwrap_or(-1)
     }
 
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
 
     /// Never a panic (101) or a signal, done within `bound`, and under the memory cap.
-    pub fn assert_sane(&self, bound: Duration) {
+    pub(crate) fn assert_sane(&self, bound: Duration) {
         println!(
             "ran {:?}, peak RSS {} KiB; stderr: {}",
             self.elapsed,
@@ -296,7 +296,7 @@ impl Run {
 
 /// Runs the binary with `args` and only `env` (plus PATH), sampling its peak RSS
 /// (`VmHWM`, a high-water mark the kernel keeps) until it exits.
-pub async fn run_measured(args: &[String], env: &[(&str, &str)]) -> Run {
+pub(crate) async fn run_measured(args: &[String], env: &[(&str, &str)]) -> Run {
     let mut cmd = command(args, env);
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -329,23 +329,23 @@ fn high_water_kib(status: &str) -> u64 {
 }
 
 /// A scan of one camera and the record it got.
-pub struct Scan {
+pub(crate) struct Scan {
     pub run: Run,
     pub record: Value,
 }
 
 impl Scan {
-    pub fn status(&self) -> &str {
+    pub(crate) fn status(&self) -> &str {
         self.record["status"].as_str().unwrap_or_default()
     }
 
-    pub fn error(&self) -> &str {
+    pub(crate) fn error(&self) -> &str {
         self.record["error"].as_str().unwrap_or_default()
     }
 
     /// `status` is `want`, no state was read, and the error says `says`; exit 1 (the device
     /// could not be checked), within `bound`.
-    pub fn assert_failed(&self, want: &str, says: &str, bound: Duration) {
+    pub(crate) fn assert_failed(&self, want: &str, says: &str, bound: Duration) {
         self.run.assert_sane(bound);
         assert_eq!(self.status(), want, "{}", self.record);
         assert!(self.record["ssh_enabled"].is_null(), "{}", self.record);
@@ -361,7 +361,7 @@ impl Scan {
 
 /// `scan` of a one-row inventory holding `url`, with `--timeout <timeout_secs>s
 /// --retries 0` and `extra`, into a JSONL report.
-pub async fn scan(url: &str, timeout_secs: u64, extra: &[&str]) -> Scan {
+pub(crate) async fn scan(url: &str, timeout_secs: u64, extra: &[&str]) -> Scan {
     let dir = tempfile::tempdir().expect("dir");
     let inventory = dir.path().join("inventory.csv");
     std::fs::write(&inventory, format!("address\n{url}\n")).expect("inventory");
@@ -397,6 +397,6 @@ fn one_record(out: &Path, run: &Run) -> Value {
 }
 
 /// A request timeout plus slack for start-up and the report: "does not hang".
-pub fn within(timeout_secs: u64) -> Duration {
+pub(crate) fn within(timeout_secs: u64) -> Duration {
     Duration::from_secs(timeout_secs + 5)
 }

@@ -1,0 +1,10 @@
+//! Scans and remediation of devices, Equinix policy, waivers, settings, the run lifecycle.
+
+pub mod device;
+pub mod equinix;
+pub mod outcome;
+pub mod remediate;
+pub mod run;
+pub mod scan;
+pub mod settings;
+pub mod waivers;
