@@ -40,43 +40,23 @@ const PAGE_CONCURRENCY: usize = 8;
 
 pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     let dir = &args.dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    diagln!(
-        "sshfleet demo: starting {} simulated cameras and a mock Equinix API ({EQUINIX_USERS} SSH users) on loopback…",
-        args.devices
-    );
-    let (fleet, password) = start_fleet(&args).await?;
-    let inventory = dir.join("inventory.csv");
-    let truth = dir.join("truth.jsonl");
-    write_file(&inventory, |w| fleet.write_inventory(w))?;
-    write_file(&truth, |w| fleet.write_truth(w))?;
-    let history = fresh_history(dir)?;
+    let setup = Setup::start(&args).await?;
     let (_trigger, shutdown) = install_signal_handlers(args.quiet, Stopping::Demo);
     let mut stages = Stages::new(args.quiet);
-    stages.begin(&format!(
-        "scanning {} cameras (--timeout {}s --retries 0)",
-        args.devices,
-        DEMO_TIMEOUT.as_secs_f64()
-    ));
-    let started = Instant::now();
-    let scanned_at = sshfleet_core::time::now_rfc3339();
-    let device = DeviceSettings {
-        password: PasswordSource::Given(password),
-        ..demo_device(inventory.clone())
-    };
-    let (csv_path, jsonl_path) = (dir.join("scan.csv"), dir.join("scan.jsonl"));
-    let outputs = |schema: &Schema| -> anyhow::Result<Vec<RecordOutput>> {
-        Ok(vec![
-            report_output(Format::Csv, schema, &csv_path)?,
-            report_output(Format::Jsonl, schema, &jsonl_path)?,
-        ])
-    };
-    let first = recorded_scan(device, &history, outputs, args.quiet, shutdown.clone()).await?;
-    let (summary, stats) = match first {
-        Ok(scanned) => scanned,
+    let first = match setup
+        .first_scan(&args, &mut stages, shutdown.clone())
+        .await?
+    {
+        Ok(first) => first,
         Err(exit) => return Ok(exit),
     };
-    let elapsed = started.elapsed();
+    let Setup {
+        fleet,
+        inventory,
+        truth,
+        history,
+        ..
+    } = setup;
     stages.begin("planning the change that disables SSH (remediate --plan-out, a dry run)");
     let plan = plan_remediation(&inventory, dir, args.quiet).await?;
     stages.begin("another client changes 5 cameras; second scan, compared with the first");
@@ -91,15 +71,15 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     let equinix = list_equinix(&fleet, dir, shutdown).await?;
     stages.end();
     fleet.shutdown().await;
-    std::fs::write(dir.join("summary.json"), summary.to_json())
+    std::fs::write(dir.join("summary.json"), first.summary.to_json())
         .context("cannot write summary.json")?;
-    let (agree, total) = compare_with_truth(&jsonl_path, &truth)?;
+    let (agree, total) = compare_with_truth(&first.jsonl, &truth)?;
     let results = DemoResults {
         dir,
         history: &history,
-        summary: &summary,
-        stats: &stats,
-        elapsed,
+        summary: &first.summary,
+        stats: &first.stats,
+        elapsed: first.elapsed,
         agree,
         total,
         plan: &plan,
@@ -108,8 +88,85 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         equinix: &equinix,
     };
     results.say();
-    let html = write_html(dir, &history, &summary, &drift, scanned_at)?;
+    let html = write_html(dir, &history, &first.summary, &drift, first.scanned_at)?;
     Ok(results.verdict(&html))
+}
+
+/// The running fleet and the files the demo starts from.
+struct Setup {
+    fleet: Fleet,
+    password: Secret,
+    inventory: PathBuf,
+    truth: PathBuf,
+    history: PathBuf,
+}
+
+/// The first scan: what it found, and where its JSON Lines report is.
+struct FirstScan {
+    summary: Summary,
+    stats: RunStats,
+    elapsed: Duration,
+    scanned_at: String,
+    jsonl: PathBuf,
+}
+
+impl Setup {
+    async fn start(args: &DemoArgs) -> anyhow::Result<Setup> {
+        let dir = &args.dir;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        diagln!(
+            "sshfleet demo: starting {} simulated cameras and a mock Equinix API ({EQUINIX_USERS} SSH users) on loopback…",
+            args.devices
+        );
+        let (fleet, password) = start_fleet(args).await?;
+        let inventory = dir.join("inventory.csv");
+        let truth = dir.join("truth.jsonl");
+        write_file(&inventory, |w| fleet.write_inventory(w))?;
+        write_file(&truth, |w| fleet.write_truth(w))?;
+        let history = fresh_history(dir)?;
+        Ok(Setup {
+            fleet,
+            password,
+            inventory,
+            truth,
+            history,
+        })
+    }
+
+    /// Scans the fleet into `scan.csv` and `scan.jsonl`, recorded in the history.
+    async fn first_scan(
+        &self,
+        args: &DemoArgs,
+        stages: &mut Stages,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<Result<FirstScan, Exit>> {
+        stages.begin(&format!(
+            "scanning {} cameras (--timeout {}s --retries 0)",
+            args.devices,
+            DEMO_TIMEOUT.as_secs_f64()
+        ));
+        let started = Instant::now();
+        let scanned_at = sshfleet_core::time::now_rfc3339();
+        let device = DeviceSettings {
+            password: PasswordSource::Given(self.password.clone()),
+            ..demo_device(self.inventory.clone())
+        };
+        let (csv_path, jsonl) = (args.dir.join("scan.csv"), args.dir.join("scan.jsonl"));
+        let outputs = |schema: &Schema| -> anyhow::Result<Vec<RecordOutput>> {
+            Ok(vec![
+                report_output(Format::Csv, schema, &csv_path)?,
+                report_output(Format::Jsonl, schema, &jsonl)?,
+            ])
+        };
+        let scanned = recorded_scan(device, &self.history, outputs, args.quiet, shutdown).await?;
+        Ok(scanned.map(|(summary, stats)| FirstScan {
+            summary,
+            stats,
+            elapsed: started.elapsed(),
+            scanned_at,
+            jsonl,
+        }))
+    }
 }
 
 /// The demo's stages, each said as it starts and timed when it ends, so a person watching

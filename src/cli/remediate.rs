@@ -385,19 +385,7 @@ async fn stream(
     if let Some(warning) = planned.warning() {
         diagln!("warning: {warning}");
     }
-    if let (Some(plan), Some(path)) = (setup.new_plan.as_mut(), &settings.plan_out) {
-        let target = settings.target;
-        let records = planned.rest().map(|write| match write {
-            Ok(write) => {
-                plan.devices.push(planned_device(&write));
-                write.record
-            }
-            // Not in the plan, so never written by it; its record says why.
-            Err(unread) => unread.record(target),
-        });
-        pipe.send_all(records).await;
-        write_plan(plan, path, setup.run.waivers(), &stats, quiet)?;
-    }
+    save_plan(settings, setup, &mut planned, pipe, &stats, quiet).await?;
     if settings.apply && !stats.interrupted && !planned.is_empty() {
         apply(
             settings,
@@ -418,6 +406,32 @@ async fn stream(
         setup.remediator.journal_finished();
     }
     Ok(streamed)
+}
+
+/// With `--plan-out`, every planned write goes into the saved plan (and its record to the
+/// reports) instead of being applied.
+async fn save_plan(
+    settings: &RemediateSettings,
+    setup: &mut Setup,
+    planned: &mut Planned,
+    pipe: &RecordPipeline,
+    stats: &RunStats,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let (Some(plan), Some(path)) = (setup.new_plan.as_mut(), &settings.plan_out) else {
+        return Ok(());
+    };
+    let target = settings.target;
+    let records = planned.rest().map(|write| match write {
+        Ok(write) => {
+            plan.devices.push(planned_device(&write));
+            write.record
+        }
+        // Not in the plan, so never written by it; its record says why.
+        Err(unread) => unread.record(target),
+    });
+    pipe.send_all(records).await;
+    write_plan(plan, path, setup.run.waivers(), stats, quiet)
 }
 
 impl Streamed {

@@ -10,6 +10,7 @@ use super::args::{MergeArgs, ReportArgs, ReportCommand};
 use super::progress::Progress;
 use super::runs::{exit_of, report_failed_in, run_files, say_notes, say_opened};
 use super::{resolve, resolve_format, staged_report_output, Exit};
+use sshfleet_core::inert;
 use sshfleet_engine::run::{Completion, Outputs, Run, RunEnd, RunKind, RunSettings, Scope};
 use sshfleet_engine::scan::RunStats;
 use sshfleet_inventory as inventory;
@@ -276,11 +277,6 @@ fn expected_row(row: &Row) -> (String, u64) {
 
 /// Coverage is said even with `--quiet` when it fails: it is why the merge exits 1.
 fn say_coverage(report: &CoverageReport, shards: &[PathBuf], quiet: bool) {
-    let shard = |i: usize| {
-        shards
-            .get(i)
-            .map_or_else(String::new, |p| p.display().to_string())
-    };
     if report.is_covered() {
         if !quiet {
             diagln!(
@@ -299,42 +295,44 @@ fn say_coverage(report: &CoverageReport, shards: &[PathBuf], quiet: bool) {
         report.duplicates.len(),
         report.extra_count
     );
+    say_gaps(report, shards);
+}
+
+/// The rows missing, merged twice or not in the inventory, at most [`MAX_LISTED`] of each.
+fn say_gaps(report: &CoverageReport, shards: &[PathBuf]) {
+    let shard = |i: usize| {
+        shards
+            .get(i)
+            .map_or_else(String::new, |p| p.display().to_string())
+    };
     for m in report.missing.iter().take(MAX_LISTED) {
-        diagln!(
-            "missing: line {} {}",
-            m.line,
-            sshfleet_core::inert::line(&m.address)
-        );
+        diagln!("missing: line {} {}", m.line, inert::line(&m.address));
     }
-    if report.missing.len() > MAX_LISTED {
-        diagln!("missing: … and {} more", report.missing.len() - MAX_LISTED);
-    }
+    say_more("missing", report.missing.len() as u64);
     for d in report.duplicates.iter().take(MAX_LISTED) {
         let list: Vec<String> = d.shards.iter().map(|&i| shard(i)).collect();
         diagln!(
             "duplicate: line {} {} in {} (the first is merged)",
             d.line,
-            sshfleet_core::inert::line(&d.address),
+            inert::line(&d.address),
             list.join(", ")
         );
     }
-    if report.duplicates.len() > MAX_LISTED {
-        diagln!(
-            "duplicate: … and {} more",
-            report.duplicates.len() - MAX_LISTED
-        );
-    }
+    say_more("duplicate", report.duplicates.len() as u64);
     for (address, i) in report.extra.iter().take(MAX_LISTED) {
         diagln!(
             "not in the inventory: {} in {} (left out)",
-            sshfleet_core::inert::line(address),
+            inert::line(address),
             shard(*i)
         );
     }
-    if report.extra_count > MAX_LISTED as u64 {
-        diagln!(
-            "not in the inventory: … and {} more",
-            report.extra_count - MAX_LISTED as u64
-        );
+    say_more("not in the inventory", report.extra_count);
+}
+
+/// `label: … and N more` when more than [`MAX_LISTED`] were found.
+fn say_more(label: &str, found: u64) {
+    let listed = MAX_LISTED as u64;
+    if found > listed {
+        diagln!("{label}: … and {} more", found - listed);
     }
 }

@@ -192,12 +192,35 @@ impl DeviceSettings {
             "inventory loaded"
         );
         let http = HttpClient::new(&self.client_settings()?)?;
-        let scan = ScanSettings {
+        let credentials = Credentials {
+            username: self.username.clone(),
+            password,
+        };
+        let scan = self.scan_settings(concurrency, credentials, row_passwords, env);
+        Ok(PreparedScan {
+            scanner: Scanner::new(Arc::new(http), scan),
+            devices: inventory.rows,
+            invalid,
+            extra_columns: inventory.extra_columns,
+            shard: self.shard,
+            full_fingerprint,
+            limit: self.limit.clone(),
+            warnings,
+            desired_state_given: self.expect.is_some() || inventory.any_expect,
+        })
+    }
+
+    /// What the scanner is told: concurrency, credentials, session policy, probes.
+    fn scan_settings(
+        &self,
+        concurrency: usize,
+        credentials: Credentials,
+        row_passwords: HashMap<String, Secret>,
+        env: &dyn Env,
+    ) -> ScanSettings {
+        ScanSettings {
             concurrency,
-            credentials: Credentials {
-                username: self.username.clone(),
-                password,
-            },
+            credentials,
             row_passwords,
             password_from: self.password.describe(),
             auth_breaker: self.auth_breaker,
@@ -214,18 +237,7 @@ impl DeviceSettings {
                 .probe_ssh
                 .then(|| ProbeSettings::for_timeout(self.timeout)),
             device_info: self.device_info,
-        };
-        Ok(PreparedScan {
-            scanner: Scanner::new(Arc::new(http), scan),
-            devices: inventory.rows,
-            invalid,
-            extra_columns: inventory.extra_columns,
-            shard: self.shard,
-            full_fingerprint,
-            limit: self.limit.clone(),
-            warnings,
-            desired_state_given: self.expect.is_some() || inventory.any_expect,
-        })
+        }
     }
 
     /// Keeps the devices `--limit` selects; returns the fingerprint of the devices before,

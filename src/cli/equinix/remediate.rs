@@ -72,35 +72,67 @@ pub(super) async fn run(args: PolicyRemediateArgs) -> anyhow::Result<Exit> {
         out.finish()?;
         return Ok(tally.conclude(&args, None));
     }
-    let progress = Counter::new(args.api.quiet, planned.len() as u64, "associations");
-    let detacher = Detacher {
+    let run = DetachRun {
         client: &client,
         journal: journal.as_ref(),
-        stop: shutdown,
-        in_flight: in_flight(&args),
-        deletion: if args.allow_user_deletion {
-            UserDeletion::Allowed
-        } else {
-            UserDeletion::HeldBack
-        },
+        recovered: &recovered,
+        staging: &staging,
     };
-    let mut each = |entry: Entry| {
-        progress.inc();
-        tally.emit(&mut out, entry)
-    };
-    let applied = detacher
-        .apply(planned, &recovered, &staging, &mut each)
-        .await;
-    progress.finish();
-    let mut applied = applied?;
-    out.finish()?;
-    finish_journal(journal.as_ref(), &mut applied, &tally);
+    let applied = run
+        .apply(&args, planned, shutdown, &mut tally, &mut out)
+        .await?;
     Ok(tally.conclude(&args, Some(&applied)))
 }
 
 /// Records in the journal that this run went through every association, so that the next
 /// run is a new one that surveys (or reads) every association again rather than reporting
 /// what this run did as if it were still so. A run cut short stays open to be resumed.
+/// What a detach run applies with: the client, and the journal and staging it was opened with.
+struct DetachRun<'a> {
+    client: &'a EquinixClient,
+    journal: Option<&'a Journal>,
+    recovered: &'a Recovered,
+    staging: &'a Staging,
+}
+
+impl DetachRun<'_> {
+    /// Detaches the planned associations wave by wave, each row reported as it is done, and
+    /// marks the journal finished when nothing cut the run short.
+    async fn apply(
+        &self,
+        args: &PolicyRemediateArgs,
+        planned: Vec<Target>,
+        stop: Shutdown,
+        tally: &mut Tally,
+        out: &mut Rows<EntryRow>,
+    ) -> anyhow::Result<Applied> {
+        let progress = Counter::new(args.api.quiet, planned.len() as u64, "associations");
+        let detacher = Detacher {
+            client: self.client,
+            journal: self.journal,
+            stop,
+            in_flight: in_flight(args),
+            deletion: if args.allow_user_deletion {
+                UserDeletion::Allowed
+            } else {
+                UserDeletion::HeldBack
+            },
+        };
+        let mut each = |entry: Entry| {
+            progress.inc();
+            tally.emit(out, entry)
+        };
+        let applied = detacher
+            .apply(planned, self.recovered, self.staging, &mut each)
+            .await;
+        progress.finish();
+        let mut applied = applied?;
+        out.finish()?;
+        finish_journal(self.journal, &mut applied, tally);
+        Ok(applied)
+    }
+}
+
 fn finish_journal(journal: Option<&Journal>, applied: &mut Applied, tally: &Tally) {
     let Some(journal) = journal else { return };
     let cut_short = applied.interrupted
