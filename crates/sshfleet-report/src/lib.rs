@@ -16,6 +16,7 @@ pub mod read;
 pub mod record;
 mod records;
 pub mod replay;
+mod source;
 pub mod ssh_users;
 mod summary;
 #[cfg(test)]

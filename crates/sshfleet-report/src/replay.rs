@@ -13,12 +13,12 @@ use std::path::Path;
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::read::{
-    csv_report, for_each_line, malformed, open_report, truncate, unneutralise, ReadError,
-};
 use super::record::{
     Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshState,
     Status, WaiverTag,
+};
+use super::source::{
+    csv_report, for_each_line, malformed, open_report, truncate, unneutralise, ReadError,
 };
 use sshfleet_core::time::parse_rfc3339_ms;
 
