@@ -9,7 +9,10 @@ use std::str::FromStr;
 use serde::de::{self, Deserializer};
 
 /// A whole number that fits `T`, as a JSON number (a float only when whole) or as text;
-/// anything else (out of range, `null`, a boolean, other text) is `None`.
+/// anything else (`null`, a boolean, other text, out of range) is `None` — except a whole
+/// number above every `u64`, which is read as `u64::MAX` when `T` holds it: a count that
+/// huge must stay implausibly huge (an Equinix total of `1e30` is no listing to trust), not
+/// become unknown.
 pub fn integer<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
@@ -51,6 +54,8 @@ where
         }
         Ok(if (0.0..U64_END).contains(&v) {
             T::try_from(v as u64).ok()
+        } else if v >= U64_END {
+            T::try_from(u64::MAX).ok()
         } else if (I64_MIN..0.0).contains(&v) {
             T::try_from(v as i64).ok()
         } else {
@@ -147,7 +152,7 @@ mod tests {
         );
         assert_eq!(
             read(r#"{"count":1e300,"code":18446744073709551615}"#),
-            (None, None, None)
+            (Some(u64::MAX), None, None)
         );
         assert!(serde_json::from_str::<Fields>(r#"{"count":[1]}"#).is_err());
     }
