@@ -7,10 +7,10 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// The longest line of input a message quotes, in characters (the rest becomes `…`).
-pub const MAX_LINE_CHARS: usize = 200;
+pub(crate) const MAX_LINE_CHARS: usize = 200;
 
 /// The longest line of a whole message (its own words and what it quotes), in characters.
-pub const MAX_MESSAGE_LINE_CHARS: usize = 1000;
+pub(crate) const MAX_MESSAGE_LINE_CHARS: usize = 1000;
 
 /// Whether `c` must not reach a terminal or a cell as it is: C0 and C1 controls, DEL, and
 /// the bidirectional embeddings, overrides and isolates that reorder what is shown.
@@ -38,7 +38,7 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// A line of input for a message: escaped, and cut to [`MAX_LINE_CHARS`] characters (counted
+/// A line of input for a message: escaped, and cut to `MAX_LINE_CHARS` characters (counted
 /// before escaping) with `…` when longer.
 pub fn line(text: &str) -> Cow<'_, str> {
     shorten(text, MAX_LINE_CHARS)
@@ -60,7 +60,7 @@ pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {
 }
 
 /// A message that may quote input (a parser's error with the offending line): every line
-/// escaped and cut to [`MAX_MESSAGE_LINE_CHARS`], so that a 3 MB line costs at most a few
+/// escaped and cut to `MAX_MESSAGE_LINE_CHARS`, so that a 3 MB line costs at most a few
 /// KiB of stderr, and nothing in it reaches the terminal as a control sequence.
 pub fn message(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(4096));

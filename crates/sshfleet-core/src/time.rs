@@ -25,7 +25,7 @@ pub fn now_unix_ms() -> i64 {
 }
 
 /// An instant as RFC 3339 UTC with millisecond precision, the form every file holds.
-pub fn format_rfc3339(at: Timestamp) -> String {
+pub(crate) fn format_rfc3339(at: Timestamp) -> String {
     format!("{at:.3}")
 }
 
@@ -36,7 +36,7 @@ pub fn format_rfc3339_millis(unix_ms: i64) -> String {
 }
 
 /// Unix milliseconds as an instant, saturating at jiff's range.
-pub fn from_unix_ms(unix_ms: i64) -> Timestamp {
+pub(crate) fn from_unix_ms(unix_ms: i64) -> Timestamp {
     Timestamp::from_millisecond(unix_ms).unwrap_or(if unix_ms < 0 {
         Timestamp::MIN
     } else {
@@ -77,7 +77,7 @@ pub fn days_between(from: Date, to: Date) -> i64 {
 /// An RFC 3339 instant (`2026-12-03T17:55:17.763Z`, fraction optional, `Z` or an offset
 /// such as `+01:00`). `None` for anything else, including days, times and offsets that do
 /// not exist and the looser forms jiff would accept (a space for `T`, no seconds, no offset).
-pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+pub(crate) fn parse_rfc3339(text: &str) -> Option<Timestamp> {
     let (whole, fraction, zone) = rfc3339_parts(text)?;
     match fraction {
         // jiff holds nanoseconds; finer digits say nothing a millisecond can keep.
@@ -87,7 +87,7 @@ pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
     .ok()
 }
 
-/// [`parse_rfc3339`] as Unix milliseconds; sub-millisecond digits are dropped.
+/// `parse_rfc3339` as Unix milliseconds; sub-millisecond digits are dropped.
 pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     parse_rfc3339(text).map(Timestamp::as_millisecond)
 }

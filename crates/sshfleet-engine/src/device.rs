@@ -48,7 +48,7 @@ pub struct ScanSettings {
 
 /// The whole-device time: enough for every request and retry of a read and a write, then no
 /// more. Waiting for a write permit (the run's rate limit) is not the device's time.
-pub fn device_time(per_request: Duration, settings: &ScanSettings) -> Duration {
+pub(crate) fn device_time(per_request: Duration, settings: &ScanSettings) -> Duration {
     let retries = settings.policy.retries;
     let backoff = settings.policy.throttle_backoff * 6 / 5;
     per_request * (4 + 2 * retries) + backoff * retries
@@ -124,7 +124,7 @@ impl<'a> DeviceContext<'a> {
 
     /// Gives back the time spent waiting for a write permit: the run's rate limit is not
     /// the device's time, so the write and its read-back keep what the read left.
-    pub fn excuse(&mut self, waited: Duration) {
+    pub(crate) fn excuse(&mut self, waited: Duration) {
         let deadline = self.session.deadline();
         let later = deadline.checked_add(waited).unwrap_or(deadline);
         self.session.renew_deadline(later);

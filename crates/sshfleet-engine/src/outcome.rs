@@ -1,7 +1,7 @@
 //! The one place a record gets its status and SSH state from what happened to the device:
 //! `ok` always with `ssh_enabled`, every other status without it, then exposure and
 //! compliance judged. Scans, remediation and the journal's earlier outcomes all go through
-//! [`Conclude::conclude`]. It lives with the engine, not the report, because it reads the
+//! `Conclude::conclude`. It lives with the engine, not the report, because it reads the
 //! protocol's outcome (`vapix`, `probe`); the record itself knows nothing of either.
 
 use sshfleet_axis::probe::SshProbe;
@@ -12,7 +12,7 @@ use sshfleet_report::{DeviceRecord, Status};
 
 /// What became of a device's SSH state in this run.
 #[derive(Clone, Copy, Debug)]
-pub enum Finding<'a> {
+pub(crate) enum Finding<'a> {
     /// Read through the API now.
     Read(&'a SshReading),
     /// Known without a new reading: read back after a write, or read before a write that
@@ -26,7 +26,7 @@ pub enum Finding<'a> {
 }
 
 /// What happened to a device, poured into its record.
-pub trait Conclude {
+pub(crate) trait Conclude {
     /// Sets status, `ssh_enabled`, the reading's API details and the error from `finding`,
     /// then judges exposure and compliance.
     fn conclude(&mut self, finding: Finding<'_>);

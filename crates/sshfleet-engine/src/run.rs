@@ -198,7 +198,7 @@ pub enum Note {
 
 impl Note {
     /// An output of the run could not be written (exit 4).
-    pub fn is_failure(&self) -> bool {
+    pub(crate) fn is_failure(&self) -> bool {
         matches!(
             self,
             Note::HistoryFailed { .. }

@@ -57,7 +57,7 @@ impl Scanner {
     }
 
     /// Applies `waivers` to every record this scanner judges.
-    pub fn with_waivers(mut self, waivers: Arc<Waivers>) -> Scanner {
+    pub(crate) fn with_waivers(mut self, waivers: Arc<Waivers>) -> Scanner {
         Arc::make_mut(&mut self.settings).waivers = Some(waivers);
         self
     }
@@ -172,7 +172,7 @@ impl Scanner {
     }
 
     /// Sets the record's waiver (or clears it) after it was judged.
-    pub fn apply_waivers(&self, device: &Device, record: &mut DeviceRecord) {
+    pub(crate) fn apply_waivers(&self, device: &Device, record: &mut DeviceRecord) {
         if let Some(waivers) = &self.settings.waivers {
             waivers.apply(device, record);
         }
@@ -195,12 +195,12 @@ impl Scanner {
 }
 
 /// The span every event about one device is logged in (`-vv` shows its requests).
-pub fn device_span(device: &Device) -> tracing::Span {
+pub(crate) fn device_span(device: &Device) -> tracing::Span {
     tracing::info_span!("device", address = %device.address, site = %device.site)
 }
 
 /// One line per device at `-v`: what was found, how long it took, and why when it failed.
-pub fn log_outcome(record: &DeviceRecord, step: &'static str) {
+pub(crate) fn log_outcome(record: &DeviceRecord, step: &'static str) {
     let ssh = record
         .ssh_enabled
         .map_or("unknown", |on| if on { "enabled" } else { "disabled" });
@@ -220,7 +220,7 @@ pub fn log_outcome(record: &DeviceRecord, step: &'static str) {
 /// `limit` long-lived tasks take items one at a time from the shared iterator: no task to
 /// spawn, permit to pass or dispatcher to wake per item, and an item is only produced (a
 /// device row parsed) when a task is free to work on it.
-pub async fn run_bounded<I, F, Fut>(
+pub(crate) async fn run_bounded<I, F, Fut>(
     items: I,
     limit: usize,
     grace: Duration,

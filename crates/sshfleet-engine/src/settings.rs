@@ -32,8 +32,7 @@ use sshfleet_rollout::window::Window;
 /// Defaults shared by the flags and by settings built in code.
 pub const DEFAULT_CONCURRENCY: usize = 256;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
-pub const DEFAULT_USERNAME: &str = "root";
-pub const DEFAULT_PASSWORD_ENV: &str = "SSHFLEET_PASSWORD";
+pub(crate) const DEFAULT_USERNAME: &str = "root";
 
 /// The process environment, injected so that resolution can be tested without touching it.
 pub trait Env {

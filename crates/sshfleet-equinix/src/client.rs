@@ -114,7 +114,7 @@ impl EquinixClient {
     }
 
     /// `GET /ne/v1/sshUsers` at `offset`, `limit` users.
-    pub async fn list_page(
+    pub(crate) async fn list_page(
         &self,
         filter: &ListFilter,
         offset: u64,

@@ -18,11 +18,11 @@ use sshfleet_core::shutdown::Shutdown;
 /// The pages of a listing held at once (requested, or received ahead of their turn) take
 /// about this many bytes at most, whatever the page concurrency asks: one page can be as
 /// large as the 32 MiB body cap, and eight of those would be a quarter of a GiB.
-pub const DEFAULT_WINDOW_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const DEFAULT_WINDOW_BYTES: usize = 64 * 1024 * 1024;
 
 /// The most users a listing follows: a `total` above it is implausible, and pages past it
 /// are not requested (the seen uuids are held in memory).
-pub const DEFAULT_MAX_USERS: u64 = 1_000_000;
+pub(crate) const DEFAULT_MAX_USERS: u64 = 1_000_000;
 
 /// Why a pass of the listing is not exact.
 #[derive(Clone, Debug, PartialEq, Eq)]

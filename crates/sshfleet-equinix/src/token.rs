@@ -20,7 +20,7 @@ use sshfleet_net::retry::{self, Backoff, Paused, USER_AGENT};
 use sshfleet_net::{HttpClient, HttpResponse};
 
 /// The token endpoint, relative to the API base.
-pub const TOKEN_PATH: &str = "/oauth2/v1/token";
+pub(crate) const TOKEN_PATH: &str = "/oauth2/v1/token";
 
 /// Assumed lifetime when the token response does not say.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
@@ -51,7 +51,9 @@ pub struct Bearer {
 
 impl Bearer {
     /// The `Authorization` header value.
-    pub fn header_value(&self) -> Result<http::HeaderValue, http::header::InvalidHeaderValue> {
+    pub(crate) fn header_value(
+        &self,
+    ) -> Result<http::HeaderValue, http::header::InvalidHeaderValue> {
         let mut value = http::HeaderValue::try_from(format!("Bearer {}", self.value.expose()))?;
         value.set_sensitive(true);
         Ok(value)
@@ -146,7 +148,7 @@ impl TokenSource {
     }
 
     /// After a 401 with `stale`: a new token, unless another request already renewed it.
-    pub async fn renew(&self, stale: &Bearer) -> Result<Bearer, TokenError> {
+    pub(crate) async fn renew(&self, stale: &Bearer) -> Result<Bearer, TokenError> {
         let mut state = self.state.lock().await;
         if let Some(held) = &state.held {
             if held.bearer.generation != stale.generation {

@@ -46,7 +46,7 @@ struct CreateRequest<'a> {
 }
 
 /// `SshUserCreateRequest`: `{"username","password","deviceUuid"}`.
-pub fn create_request(username: &str, password: &Secret, device_uuid: &str) -> Vec<u8> {
+pub(crate) fn create_request(username: &str, password: &Secret, device_uuid: &str) -> Vec<u8> {
     let body = CreateRequest {
         username,
         password: password.expose(),
@@ -61,7 +61,7 @@ struct UpdateRequest<'a> {
 }
 
 /// `SshUserUpdateRequest`: `{"password"}`.
-pub fn update_request(password: &Secret) -> Vec<u8> {
+pub(crate) fn update_request(password: &Secret) -> Vec<u8> {
     let body = UpdateRequest {
         password: password.expose(),
     };

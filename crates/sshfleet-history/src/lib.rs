@@ -17,7 +17,7 @@ use sshfleet_report::record::WaiverTag;
 use sshfleet_report::{Change, DeviceRecord, Status, Summary};
 
 /// The schema this build writes; each migration step takes a file one version up.
-pub const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 1;
 
 /// How long to wait for another process's lock before saying the file is locked.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);

@@ -40,7 +40,7 @@ pub use text::Quoted;
 
 /// Cells longer than this make the row invalid. Real cells are short; a huge one is a broken
 /// export or hostile input, and would otherwise be copied into every report.
-pub const MAX_CELL_BYTES: usize = address::MAX_ADDRESS_BYTES;
+pub(crate) const MAX_CELL_BYTES: usize = address::MAX_ADDRESS_BYTES;
 
 /// One valid inventory row.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -112,7 +112,7 @@ pub enum Row {
 
 impl Row {
     /// What sharding hashes: the device identity, or the (cleaned) address cell of a bad row.
-    pub fn shard_key(&self) -> String {
+    pub(crate) fn shard_key(&self) -> String {
         match self {
             Row::Device(device) => device.target.key(),
             Row::Invalid(row) => row.address.clone(),
@@ -159,7 +159,8 @@ impl Inventory {
         self.rows.device_count()
     }
 
-    pub fn invalid_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn invalid_count(&self) -> usize {
         self.rows.len() - self.device_count()
     }
 }

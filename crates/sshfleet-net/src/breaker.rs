@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
 /// Rejections, with no acceptance, after which an account is no longer tried.
-pub const DEFAULT_THRESHOLD: u32 = 10;
+pub(crate) const DEFAULT_THRESHOLD: u32 = 10;
 
 /// What a device made of the credentials it was sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use super::tls::{Fingerprint, PeerCheck, TlsConfigs};
 
 /// Why a connection could not be made. Carried through hyper-util's error as its source.
 #[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
+pub(crate) enum ConnectError {
     #[error("connection refused")]
     Refused,
     #[error("cannot resolve host {0}")]
@@ -41,13 +41,13 @@ pub enum ConnectError {
 
 /// Connects to devices; cheap to clone (one per pooled client).
 #[derive(Clone)]
-pub struct Connector {
+pub(crate) struct Connector {
     tls: Arc<TlsConfigs>,
     connect_timeout: Duration,
 }
 
 impl Connector {
-    pub fn new(tls: Arc<TlsConfigs>, connect_timeout: Duration) -> Connector {
+    pub(crate) fn new(tls: Arc<TlsConfigs>, connect_timeout: Duration) -> Connector {
         Connector {
             tls,
             connect_timeout,
@@ -167,14 +167,14 @@ impl tower_service::Service<Uri> for Connector {
 }
 
 /// A device connection, plain or TLS.
-pub enum DeviceStream {
+pub(crate) enum DeviceStream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>, Fingerprint),
 }
 
 /// Attached to every response that came over TLS.
 #[derive(Clone, Copy, Debug)]
-pub struct PeerCertificate(pub Fingerprint);
+pub(crate) struct PeerCertificate(pub Fingerprint);
 
 impl Connection for DeviceStream {
     fn connected(&self) -> Connected {

@@ -22,7 +22,7 @@ use connector::{ConnectError, Connector, PeerCertificate};
 use tls::{Fingerprint, TlsConfigs, TlsSetupError, TrustSettings};
 
 /// Default cap on a response body: VAPIX answers are a few hundred bytes.
-pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
 /// The largest response head (status line and headers) read. Real heads are a few hundred
 /// bytes, but a long `Content-Security-Policy`, several cookies or challenges, or a long

@@ -75,7 +75,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// [`retry_after`] against a given clock.
-pub fn retry_after_from(headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
+pub(crate) fn retry_after_from(headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
     let text = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = text.parse::<u64>() {
         return Some(Duration::from_secs(seconds));

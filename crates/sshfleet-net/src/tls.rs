@@ -170,7 +170,7 @@ pub enum TlsSetupError {
 }
 
 /// The client configurations a connection picks from, built once per run.
-pub struct TlsConfigs {
+pub(crate) struct TlsConfigs {
     verifying: Arc<ClientConfig>,
     accept_any: Arc<ClientConfig>,
     pins: Pins,
@@ -178,7 +178,7 @@ pub struct TlsConfigs {
 }
 
 /// What a connection must check after its handshake.
-pub enum PeerCheck {
+pub(crate) enum PeerCheck {
     /// The verifier already did the work.
     Verified,
     /// The certificate must match one of these fingerprints.
@@ -186,7 +186,7 @@ pub enum PeerCheck {
 }
 
 impl TlsConfigs {
-    pub fn new(settings: &TrustSettings) -> Result<TlsConfigs, TlsSetupError> {
+    pub(crate) fn new(settings: &TrustSettings) -> Result<TlsConfigs, TlsSetupError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let roots = root_store(settings.ca_file.as_deref())?;
         let verifying = ClientConfig::builder_with_provider(provider.clone())
@@ -207,7 +207,7 @@ impl TlsConfigs {
     }
 
     /// The config for a device and what to check once connected.
-    pub fn for_authority(&self, authority: &str) -> (Arc<ClientConfig>, PeerCheck) {
+    pub(crate) fn for_authority(&self, authority: &str) -> (Arc<ClientConfig>, PeerCheck) {
         if let Some(pins) = self.pins.for_authority(authority) {
             return (self.accept_any.clone(), PeerCheck::Pinned(pins));
         }

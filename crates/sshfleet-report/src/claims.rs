@@ -14,7 +14,7 @@ const ADDRESSES_LISTED: usize = 10;
 /// through here, so each serial costs one compact entry (its first claimant's serial and
 /// address kept once in one text buffer), not two strings.
 #[derive(Debug, Default)]
-pub struct SerialClaims {
+pub(crate) struct SerialClaims {
     /// By a 64-bit hash of the serial. Two serials with the same hash (about one chance in
     /// 10^10 at 100,000 devices) keep the first one only: a duplicate may be missed then,
     /// never made up, since the text is compared.
@@ -56,7 +56,7 @@ pub struct DuplicateSerial {
 impl SerialClaims {
     /// Notes that the device at `address` claims `serial`; the address of the device that
     /// claimed it first, when that is another device.
-    pub fn claim(&mut self, serial: &str, address: &str) -> Option<String> {
+    pub(crate) fn claim(&mut self, serial: &str, address: &str) -> Option<String> {
         let key = hash(serial);
         let Some(claim) = self.first.get_mut(&key) else {
             self.remember(key, serial, address);
@@ -102,7 +102,7 @@ impl SerialClaims {
 
     /// The duplicated serials, in serial order with sorted addresses: the same whatever
     /// order the devices finished in.
-    pub fn finish(self) -> DuplicateSerials {
+    pub(crate) fn finish(self) -> DuplicateSerials {
         let mut duplicates = self.duplicates;
         duplicates.listed = std::mem::take(&mut duplicates.by_serial)
             .into_values()

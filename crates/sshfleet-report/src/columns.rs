@@ -10,7 +10,7 @@ use super::record::{
     REMEDIATION_COLUMNS,
 };
 
-/// Which columns a report has beyond the fixed ones (and [`LATER_COLUMNS`], always there).
+/// Which columns a report has beyond the fixed ones (and `LATER_COLUMNS`, always there).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Schema {
     /// Append `action, before, after, verified`.

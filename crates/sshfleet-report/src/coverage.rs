@@ -61,13 +61,13 @@ pub struct CoverageReport {
     pub missing: Vec<Missing>,
     /// In inventory order.
     pub duplicates: Vec<Duplicate>,
-    /// Records for no inventory row: their address and shard, the first [`MAX_EXTRA`].
+    /// Records for no inventory row: their address and shard, the first `MAX_EXTRA`.
     pub extra: Vec<(String, usize)>,
     pub extra_count: u64,
 }
 
 /// Extra records listed by address; beyond this only counted.
-pub const MAX_EXTRA: usize = 1000;
+pub(crate) const MAX_EXTRA: usize = 1000;
 
 impl CoverageReport {
     pub fn is_covered(&self) -> bool {

@@ -14,7 +14,7 @@ use super::Format;
 use sshfleet_core::time::format_rfc3339_millis;
 
 /// The columns of a diff row, in order.
-pub const DIFF_COLUMNS: [&str; 15] = [
+pub(crate) const DIFF_COLUMNS: [&str; 15] = [
     "change",
     "address",
     "address_before",

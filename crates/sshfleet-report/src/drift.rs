@@ -251,7 +251,8 @@ impl Baseline {
     }
 
     /// The drift of `rec` against the previous run, marking that device as seen.
-    pub fn drift_of(&mut self, rec: &DeviceRecord) -> Drift {
+    #[cfg(test)]
+    pub(crate) fn drift_of(&mut self, rec: &DeviceRecord) -> Drift {
         let seen = Seen::of(rec);
         self.compare(&rec.address, rec.serial.as_deref(), seen, &rec.checked_at)
             .0

@@ -13,7 +13,7 @@ use tokio::sync::mpsc::{self, error::TryRecvError, Receiver, Sender};
 use sshfleet_core::shutdown::ShutdownTrigger;
 
 /// Items in flight between the engine and the writer thread.
-pub const CAPACITY: usize = 1024;
+pub(crate) const CAPACITY: usize = 1024;
 
 /// How long the writer waits for more items once the channel is empty.
 const GATHER: Duration = Duration::from_millis(2);
@@ -64,7 +64,7 @@ impl<O> Named<O> {
     }
 
     /// The output named.
-    pub fn inner_mut(&mut self) -> &mut O {
+    pub(crate) fn inner_mut(&mut self) -> &mut O {
         &mut self.inner
     }
 }
@@ -221,7 +221,8 @@ impl<C: Collect> Pipeline<C> {
     }
 
     /// [`Pipeline::close`] from a thread that is not a runtime's (tests, benches).
-    pub fn close_blocking(self) -> Result<Closed<C::Summary>, WriterPanicked> {
+    #[cfg(test)]
+    pub(crate) fn close_blocking(self) -> Result<Closed<C::Summary>, WriterPanicked> {
         let Pipeline { tx, writer } = self;
         drop(tx);
         writer.join().map_err(|_| WriterPanicked)

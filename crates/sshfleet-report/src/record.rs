@@ -177,14 +177,16 @@ pub const COLUMNS: [&str; 17] = [
 ];
 
 /// Columns appended in remediation reports.
-pub const REMEDIATION_COLUMNS: [&str; 4] = ["action", "before", "after", "verified"];
+pub(crate) const REMEDIATION_COLUMNS: [&str; 4] = ["action", "before", "after", "verified"];
 
 /// Columns added since the first report, in every report after the remediation columns
 /// (empty where not asked or unknown).
-pub const ADDED_COLUMNS: [&str; 5] = ["serial", "change", "first_seen", "state_since", "waiver"];
+pub(crate) const ADDED_COLUMNS: [&str; 5] =
+    ["serial", "change", "first_seen", "state_since", "waiver"];
 /// Columns added since the first release: in every report, after the remediation columns,
 /// empty where not asked for (`docs/design.md`).
-pub const LATER_COLUMNS: [&str; 5] = ["ssh_port", "ssh_banner", "exposure", "model", "firmware"];
+pub(crate) const LATER_COLUMNS: [&str; 5] =
+    ["ssh_port", "ssh_banner", "exposure", "model", "firmware"];
 
 impl DeviceRecord {
     /// A record with every result field empty; callers fill in what they learned.

@@ -324,7 +324,7 @@ impl Summary {
     }
 
     /// Counts every serial claimed by more than one device as a finding of its own.
-    pub fn add_duplicate_serials(&mut self, duplicates: DuplicateSerials) {
+    pub(crate) fn add_duplicate_serials(&mut self, duplicates: DuplicateSerials) {
         self.findings = self.findings.saturating_add(duplicates.count);
         self.duplicate_serials = duplicates;
     }

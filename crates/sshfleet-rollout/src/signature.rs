@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// The namespace a plan is signed in (`-n`): a signature made for anything else (a git
 /// commit, a file of another tool) is not an approval of a plan.
-pub const NAMESPACE: &str = "sshfleet-plan";
+pub(crate) const NAMESPACE: &str = "sshfleet-plan";
 
 /// Longest wait for one `ssh-keygen`.
 const LIMIT: Duration = Duration::from_secs(20);
@@ -28,7 +28,7 @@ pub fn signature_of(plan: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The principal of `signers` whose key made `signature` over `data` in [`NAMESPACE`], or
+/// The principal of `signers` whose key made `signature` over `data` in `NAMESPACE`, or
 /// why there is none (said in a sentence).
 pub fn verify(data: &[u8], signature: &Path, signers: &Path) -> Result<String, String> {
     if !signature.is_file() {

@@ -200,7 +200,7 @@ impl Fleet {
             .unwrap_or_default()
     }
 
-    pub fn control_url(&self) -> Option<String> {
+    pub(crate) fn control_url(&self) -> Option<String> {
         self.control_url.clone()
     }
 

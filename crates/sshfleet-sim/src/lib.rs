@@ -87,7 +87,7 @@ pub use spec::{DeviceAuth, DeviceSpec, Fault, Firmware, SshFault};
 pub use split::{serve_worker, WorkerPlan};
 
 /// The response delay of the realistic mix's `slow` cameras.
-pub const DEFAULT_SLOW_DELAYS: RangeInclusive<Duration> =
+pub(crate) const DEFAULT_SLOW_DELAYS: RangeInclusive<Duration> =
     Duration::from_millis(500)..=Duration::from_millis(2000);
 
 /// Everything a simulated fleet is made of.

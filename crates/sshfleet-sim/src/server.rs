@@ -188,7 +188,7 @@ async fn serve<T: Transport>(mut io: T, camera: &Camera, shared: &Shared) {
             return drain(io).await;
         }
         pause(camera, shared).await;
-        let response = super::router::respond(&camera, &shared.settings, &req, arrival);
+        let response = super::router::respond(camera, &shared.settings, &req, arrival);
         if response.reset_midway {
             return reset_midway(io, &response).await;
         }

@@ -186,7 +186,7 @@ impl SshFault {
     /// What `--probe-ssh` sees on the port when the SSH state is `ssh_enabled`. Every
     /// listening port but the firewalled one sends its first byte at once, so this holds
     /// for any probe deadline.
-    pub fn expect_port(self, ssh_enabled: bool) -> PortState {
+    pub(crate) fn expect_port(self, ssh_enabled: bool) -> PortState {
         match self {
             SshFault::Firewalled => PortState::Filtered,
             _ if self.listens(ssh_enabled) => PortState::Open,
@@ -224,11 +224,11 @@ impl Firmware {
         }
     }
 
-    pub fn has_ssh_cgi(self) -> bool {
+    pub(crate) fn has_ssh_cgi(self) -> bool {
         matches!(self, Firmware::Modern | Firmware::V2Only)
     }
 
-    pub fn has_ssh_param(self) -> bool {
+    pub(crate) fn has_ssh_param(self) -> bool {
         matches!(self, Firmware::Modern | Firmware::ParamOnly)
     }
 

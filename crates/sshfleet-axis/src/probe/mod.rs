@@ -22,7 +22,7 @@ pub const DEFAULT_SSH_PORT: u16 = 22;
 
 /// The probe's deadline is the request timeout, but never more than this: a port that says
 /// nothing for five seconds is not going to.
-pub const MAX_PROBE_DEADLINE: Duration = Duration::from_secs(5);
+pub(crate) const MAX_PROBE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// How the probe runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{Connection, DeviceSession, Failure, Resend};
 
-pub const BASIC_DEVICE_INFO: &str = "/axis-cgi/basicdeviceinfo.cgi";
+pub(crate) const BASIC_DEVICE_INFO: &str = "/axis-cgi/basicdeviceinfo.cgi";
 
 /// The request body.
 const GET_ALL_PROPERTIES: &[u8] =

@@ -3,7 +3,7 @@
 
 /// The serial in an AXIS OS realm: `AXIS_` and exactly 12 hex digits, returned in upper
 /// case. Any other realm (`AXIS`, a web server's own, a hostile one) gives none.
-pub fn serial_from_realm(realm: &str) -> Option<String> {
+pub(crate) fn serial_from_realm(realm: &str) -> Option<String> {
     let digits = realm.strip_prefix("AXIS_")?;
     let is_serial = digits.len() == 12 && digits.bytes().all(|b| b.is_ascii_hexdigit());
     is_serial.then(|| digits.to_ascii_uppercase())

@@ -75,7 +75,7 @@ pub async fn read_ssh_state(
 }
 
 /// `getSshInfo` alone, for read-back after a write (the version is already known).
-pub async fn read_ssh_info(
+pub(crate) async fn read_ssh_info(
     session: &mut DeviceSession<'_>,
     version: ApiVersion,
     after: Connection,

@@ -1,10 +1,10 @@
 //! param.cgi, for firmware without ssh.cgi: `Network.SSH.Enabled` read and written as
 //! ISO-8859-1 text lines, with the value spellings and prefixes seen in the field.
 
-pub const LIST_SSH: &str = "/axis-cgi/param.cgi?action=list&group=Network.SSH";
+pub(crate) const LIST_SSH: &str = "/axis-cgi/param.cgi?action=list&group=Network.SSH";
 
 /// The request-target that sets the parameter.
-pub fn update_target(enabled: bool) -> &'static str {
+pub(crate) fn update_target(enabled: bool) -> &'static str {
     if enabled {
         "/axis-cgi/param.cgi?action=update&Network.SSH.Enabled=yes"
     } else {

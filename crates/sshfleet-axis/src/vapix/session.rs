@@ -178,7 +178,7 @@ impl<'a> DeviceSession<'a> {
     }
 
     /// POSTs a JSON body.
-    pub async fn post_json(
+    pub(crate) async fn post_json(
         &mut self,
         target: &str,
         body: Bytes,

@@ -78,7 +78,7 @@ pub struct DeviceError {
 
 impl DeviceError {
     /// VAPIX 4002: authenticated, but the account may not use this API.
-    pub const NOT_AUTHORIZED: i64 = 4002;
+    pub(crate) const NOT_AUTHORIZED: i64 = 4002;
 
     pub fn is_not_authorized(&self) -> bool {
         self.code == Some(Self::NOT_AUTHORIZED)

@@ -128,7 +128,7 @@ pub fn targets(users: &[SshUser]) -> Vec<Target> {
 }
 
 /// The users named `username` exactly, with their devices.
-pub async fn users_named(
+pub(crate) async fn users_named(
     client: Arc<EquinixClient>,
     username: &str,
 ) -> Result<Vec<SshUser>, EquinixError> {

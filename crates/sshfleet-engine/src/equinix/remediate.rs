@@ -52,7 +52,7 @@ pub enum Status {
 
 impl Status {
     /// Counted against the failure budget.
-    pub fn is_failure(self) -> bool {
+    pub(crate) fn is_failure(self) -> bool {
         matches!(self, Status::Failed | Status::Unverified)
     }
 

@@ -230,7 +230,7 @@ impl Held {
 
     /// The writes in a stable order that spreads over sites: by key, then one site at a
     /// time, so a canary wave is not one site's cameras.
-    pub fn into_order(mut self) -> Planned {
+    pub(crate) fn into_order(mut self) -> Planned {
         if let Store::File { file, .. } = &mut self.store {
             if let Err(e) = file.flush() {
                 self.fall_back_to_memory(&e);

@@ -79,7 +79,7 @@ pub struct Dictionary {
 
 impl Dictionary {
     /// The index of `value`, adding it when new (looked up before allocating its key).
-    pub fn intern(&mut self, value: &str) -> u32 {
+    pub(crate) fn intern(&mut self, value: &str) -> u32 {
         if let Some(&i) = self.index.get(value) {
             return i;
         }
@@ -173,7 +173,7 @@ impl DeviceRows {
         );
     }
 
-    pub fn change_of(&self, i: usize) -> Option<Change> {
+    pub(crate) fn change_of(&self, i: usize) -> Option<Change> {
         Change::ALL.get(*self.change.get(i)? as usize).copied()
     }
 
@@ -185,7 +185,7 @@ impl DeviceRows {
             .unwrap_or(Status::ProtocolError)
     }
 
-    pub fn standing_of(&self, i: usize) -> Standing {
+    pub(crate) fn standing_of(&self, i: usize) -> Standing {
         self.standing
             .get(i)
             .and_then(|&s| Standing::ALL.get(s as usize))
@@ -194,12 +194,12 @@ impl DeviceRows {
     }
 
     /// Any row with a remediation action (a remediation report).
-    pub fn has_actions(&self) -> bool {
+    pub(crate) fn has_actions(&self) -> bool {
         self.action.iter().any(|&a| a != NONE)
     }
 
     /// Any row probed for its SSH port.
-    pub fn has_exposure(&self) -> bool {
+    pub(crate) fn has_exposure(&self) -> bool {
         self.exposure.iter().any(|&e| e != NONE)
     }
 
@@ -237,7 +237,7 @@ impl DeviceRows {
     }
 
     /// How many devices each waiver allows.
-    pub fn waiver_counts(&self) -> Vec<(&WaiverTag, u64)> {
+    pub(crate) fn waiver_counts(&self) -> Vec<(&WaiverTag, u64)> {
         let mut counts = vec![0u64; self.waivers.values().len()];
         for &w in &self.waiver {
             if let Some(n) = counts.get_mut(w as usize) {
