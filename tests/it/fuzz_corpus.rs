@@ -1,4 +1,4 @@
-//! The fuzz targets (`src/fuzzing.rs`) on their seeds and on every input that once broke
+//! The fuzz targets (`crates/sshfleet-fuzzing`) on their seeds and on every input that once broke
 //! one (`fuzz/regressions/TARGET/`), on the stable toolchain: a crash found by `cargo fuzz`
 //! and fixed stays fixed.
 
