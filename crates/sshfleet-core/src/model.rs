@@ -13,8 +13,29 @@ use strum::VariantArray;
 /// `ALL` and `as_str` for vocabulary enums that derive their spelling: strum's `Display`,
 /// `IntoStaticStr`, `EnumString` and `VariantArray` with `serialize_all = "snake_case"`, and
 /// serde with `rename_all = "snake_case"` (a variant spelled otherwise renames in both).
-macro_rules! spelled {
-    ($($name:ident),+) => {$(
+/// One vocabulary enum: its derives and its one spelling (snake_case, for reports, parsing
+/// and serde alike), with `ALL` in declaration order and `as_str`.
+macro_rules! vocabulary {
+    ($(#[$meta:meta])* pub enum $name:ident $body:tt) => {
+        $(#[$meta])*
+        #[derive(
+            Clone,
+            Copy,
+            Debug,
+            PartialEq,
+            Eq,
+            Hash,
+            strum::Display,
+            strum::IntoStaticStr,
+            strum::EnumString,
+            strum::VariantArray,
+            serde::Serialize,
+            serde::Deserialize,
+        )]
+        #[strum(serialize_all = "snake_case")]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name $body
+
         impl $name {
             /// Every variant, in declaration order.
             pub const ALL: &'static [$name] = <$name as VariantArray>::VARIANTS;
@@ -24,42 +45,25 @@ macro_rules! spelled {
                 self.into()
             }
         }
-    )+};
+    };
 }
 
-spelled!(Status, SshState, Method, Action, Change, PortState, Exposure);
-
-/// What happened to one device. `Ok` is the only status with `ssh_enabled` set.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantArray,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Ok,
-    Invalid,
-    Unreachable,
-    Timeout,
-    TlsError,
-    AuthFailed,
-    Forbidden,
-    NotAuthorized,
-    Unsupported,
-    ApiError,
-    ProtocolError,
+vocabulary! {
+    /// What happened to one device. `Ok` is the only status with `ssh_enabled` set.
+    #[derive(PartialOrd, Ord)]
+    pub enum Status {
+        Ok,
+        Invalid,
+        Unreachable,
+        Timeout,
+        TlsError,
+        AuthFailed,
+        Forbidden,
+        NotAuthorized,
+        Unsupported,
+        ApiError,
+        ProtocolError,
+    }
 }
 
 impl Status {
@@ -73,26 +77,12 @@ impl Status {
     }
 }
 
-/// The desired or observed SSH state of a device.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantArray,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum SshState {
-    Enabled,
-    Disabled,
+vocabulary! {
+    /// The desired or observed SSH state of a device.
+    pub enum SshState {
+        Enabled,
+        Disabled,
+    }
 }
 
 impl SshState {
@@ -118,29 +108,16 @@ impl SshState {
     }
 }
 
-/// Which device API gave the answer: spelled as its CGI.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantArray,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    #[strum(serialize = "ssh.cgi")]
-    #[serde(rename = "ssh.cgi")]
-    SshCgi,
-    #[strum(serialize = "param.cgi")]
-    #[serde(rename = "param.cgi")]
-    ParamCgi,
+vocabulary! {
+    /// Which device API gave the answer: spelled as its CGI.
+    pub enum Method {
+        #[strum(serialize = "ssh.cgi")]
+        #[serde(rename = "ssh.cgi")]
+        SshCgi,
+        #[strum(serialize = "param.cgi")]
+        #[serde(rename = "param.cgi")]
+        ParamCgi,
+    }
 }
 
 impl Method {
@@ -149,37 +126,24 @@ impl Method {
     }
 }
 
-/// What remediation planned or did for a device.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantArray,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// The state differs and will be (or was) written.
-    Set,
-    /// Already in the desired state.
-    None,
-    /// Could not be read, so nothing is planned.
-    Skip,
-    /// In another state than the target, but a waiver in force allows it: never written.
-    Waived,
-    /// A saved plan's device that is no longer as the plan saw it (another state, another
-    /// serial at its address, another API): never written.
-    Stale,
-    /// Left for a later run: the change window closed, a wave was not confirmed, or the
-    /// failure budget was spent before its wave.
-    Deferred,
+vocabulary! {
+    /// What remediation planned or did for a device.
+    pub enum Action {
+        /// The state differs and will be (or was) written.
+        Set,
+        /// Already in the desired state.
+        None,
+        /// Could not be read, so nothing is planned.
+        Skip,
+        /// In another state than the target, but a waiver in force allows it: never written.
+        Waived,
+        /// A saved plan's device that is no longer as the plan saw it (another state, another
+        /// serial at its address, another API): never written.
+        Stale,
+        /// Left for a later run: the change window closed, a wave was not confirmed, or the
+        /// failure budget was spent before its wave.
+        Deferred,
+    }
 }
 
 impl Action {
@@ -188,42 +152,27 @@ impl Action {
     }
 }
 
-/// How a device compares with the previous run (or `--baseline`); by its report spelling
-/// (`new`, `regressed`…) in diff reports and in held plans alike.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantArray,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum Change {
-    /// Not in the previous run.
-    New,
-    Unchanged,
-    /// SSH turned on, or compliant turned non-compliant: new exposure.
-    Regressed,
-    /// SSH turned off, or non-compliant turned compliant.
-    Fixed,
-    /// Was read last time, cannot be read now.
-    Lost,
-    /// Could not be read last time, is read now.
-    Recovered,
-    /// The same device (by serial) at another address, in the same state.
-    Moved,
-    /// In the previous run, not in this one (drift output only, never a scan record).
-    Gone,
+vocabulary! {
+    /// How a device compares with the previous run (or `--baseline`); by its report spelling
+    /// (`new`, `regressed`…) in diff reports and in held plans alike.
+    #[derive(PartialOrd, Ord)]
+    pub enum Change {
+        /// Not in the previous run.
+        New,
+        Unchanged,
+        /// SSH turned on, or compliant turned non-compliant: new exposure.
+        Regressed,
+        /// SSH turned off, or non-compliant turned compliant.
+        Fixed,
+        /// Was read last time, cannot be read now.
+        Lost,
+        /// Could not be read last time, is read now.
+        Recovered,
+        /// The same device (by serial) at another address, in the same state.
+        Moved,
+        /// In the previous run, not in this one (drift output only, never a scan record).
+        Gone,
+    }
 }
 
 impl Change {
@@ -237,32 +186,18 @@ impl Change {
     }
 }
 
-/// What the SSH port probe (`--probe-ssh`) saw.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantArray,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum PortState {
-    /// The connection was accepted and the server sent something: an identification line
-    /// (`ssh_banner`), or bytes that are not one (`ssh_banner` empty).
-    Open,
-    /// The connection was refused.
-    Closed,
-    /// Nothing answered within the probe deadline: the connect timed out or the host was
-    /// unreachable, or a connection was accepted but not one byte came.
-    Filtered,
+vocabulary! {
+    /// What the SSH port probe (`--probe-ssh`) saw.
+    pub enum PortState {
+        /// The connection was accepted and the server sent something: an identification line
+        /// (`ssh_banner`), or bytes that are not one (`ssh_banner` empty).
+        Open,
+        /// The connection was refused.
+        Closed,
+        /// Nothing answered within the probe deadline: the connect timed out or the host was
+        /// unreachable, or a connection was accepted but not one byte came.
+        Filtered,
+    }
 }
 
 impl PortState {
@@ -271,30 +206,16 @@ impl PortState {
     }
 }
 
-/// How the configured SSH state (VAPIX) and the probed port agree.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantArray,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum Exposure {
-    /// Enabled and the port is open, or disabled and it is not.
-    Consistent,
-    /// Enabled, but the port does not answer from here (firewalled, or the service is down).
-    ConfigOnly,
-    /// Disabled, yet the port answers: something else listens, or the device misreports.
-    PortOnly,
+vocabulary! {
+    /// How the configured SSH state (VAPIX) and the probed port agree.
+    pub enum Exposure {
+        /// Enabled and the port is open, or disabled and it is not.
+        Consistent,
+        /// Enabled, but the port does not answer from here (firewalled, or the service is down).
+        ConfigOnly,
+        /// Disabled, yet the port answers: something else listens, or the device misreports.
+        PortOnly,
+    }
 }
 
 impl Exposure {
