@@ -119,56 +119,45 @@ pub fn moved_aside_on_failure(path: &Path, output: RecordOutput) -> RecordOutput
     if !regular {
         return output;
     }
-    Box::new(PartialOnFailure {
-        path: path.to_owned(),
+    Box::new(Guarded {
         inner: output,
-        moved: false,
+        policy: MoveAside {
+            path: path.to_owned(),
+            moved: false,
+        },
     })
 }
 
-struct PartialOnFailure {
-    path: PathBuf,
+/// A report output whose failures (and end) are handled by `policy`; the records go to
+/// `inner` unchanged.
+struct Guarded<P> {
     inner: RecordOutput,
-    moved: bool,
+    policy: P,
 }
 
-impl PartialOnFailure {
-    /// On the first failure, renames the file and says where it went in the error.
-    fn check(&mut self, result: io::Result<()>) -> io::Result<()> {
-        let Err(error) = result else {
-            return Ok(());
-        };
-        if std::mem::replace(&mut self.moved, true) {
-            return Err(error);
-        }
-        let partial = partial_path(&self.path);
-        match std::fs::rename(&self.path, &partial) {
-            Ok(()) => Err(io::Error::new(
-                error.kind(),
-                format!(
-                    "{error}; the incomplete report was moved to {}",
-                    partial.display()
-                ),
-            )),
-            Err(_) => Err(error),
-        }
+/// What a [`Guarded`] report does when a write to it fails, and when it is finished.
+trait OnFailure: Send {
+    /// Handles the failure and returns the error to report (saying where the part went).
+    fn failed(&mut self, error: io::Error) -> io::Error;
+
+    /// After the inner writer finished well.
+    fn finished(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
-impl RecordWriter for PartialOnFailure {
+impl<P: OnFailure> RecordWriter for Guarded<P> {
     fn write(&mut self, rec: &DeviceRecord) -> io::Result<()> {
-        let result = self.inner.write(rec);
-        self.check(result)
+        self.inner.write(rec).map_err(|e| self.policy.failed(e))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let result = self.inner.flush();
-        self.check(result)
+        self.inner.flush().map_err(|e| self.policy.failed(e))
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        let result = self.inner.finish();
-        self.check(result)
+        self.inner.finish().map_err(|e| self.policy.failed(e))?;
+        self.policy.finished()
     }
 
     fn scope(&mut self, devices: u64) {
@@ -177,6 +166,31 @@ impl RecordWriter for PartialOnFailure {
 
     fn label(&self) -> Option<&str> {
         self.inner.label()
+    }
+}
+
+/// On the first failure, renames the file to `<path>.partial` and says so in the error.
+struct MoveAside {
+    path: PathBuf,
+    moved: bool,
+}
+
+impl OnFailure for MoveAside {
+    fn failed(&mut self, error: io::Error) -> io::Error {
+        if std::mem::replace(&mut self.moved, true) {
+            return error;
+        }
+        let partial = partial_path(&self.path);
+        match std::fs::rename(&self.path, &partial) {
+            Ok(()) => io::Error::new(
+                error.kind(),
+                format!(
+                    "{error}; the incomplete report was moved to {}",
+                    partial.display()
+                ),
+            ),
+            Err(_) => error,
+        }
     }
 }
 
@@ -189,10 +203,12 @@ pub fn staged(staged: Staged, output: RecordOutput) -> (RecordOutput, CutShort) 
         partial: Some(partial_path(staged.path())),
         marked: Arc::default(),
     };
-    let writer = StagedUntilFinished {
+    let writer = Guarded {
         inner: output,
-        staged: Some(staged),
-        cut_short: cut_short.clone(),
+        policy: Stage {
+            staged: Some(staged),
+            cut_short: cut_short.clone(),
+        },
     };
     (Box::new(writer), cut_short)
 }
@@ -220,47 +236,30 @@ fn partial_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-struct StagedUntilFinished {
-    inner: RecordOutput,
+/// Keeps the report under its temporary name until it is finished, then renames it into
+/// place, or to `<path>.partial` when it failed or was marked cut short.
+struct Stage {
     /// Until it is renamed into place (or aside).
     staged: Option<Staged>,
     cut_short: CutShort,
 }
 
-impl StagedUntilFinished {
-    /// On a failure, moves what was written to `<path>.partial` and says so in the error.
-    fn check(&mut self, result: io::Result<()>) -> io::Result<()> {
-        let Err(error) = result else {
-            return Ok(());
-        };
+impl OnFailure for Stage {
+    fn failed(&mut self, error: io::Error) -> io::Error {
         let Some(staged) = self.staged.take() else {
-            return Err(error);
+            return error;
         };
         let partial = partial_path(staged.path());
         match staged.commit_to(&partial) {
-            Ok(()) => Err(io::Error::new(
+            Ok(()) => io::Error::new(
                 error.kind(),
                 format!("{error}; the incomplete report is in {}", partial.display()),
-            )),
-            Err(_) => Err(error),
+            ),
+            Err(_) => error,
         }
     }
-}
 
-impl RecordWriter for StagedUntilFinished {
-    fn write(&mut self, rec: &DeviceRecord) -> io::Result<()> {
-        let result = self.inner.write(rec);
-        self.check(result)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        let result = self.inner.flush();
-        self.check(result)
-    }
-
-    fn finish(&mut self) -> io::Result<()> {
-        let result = self.inner.finish();
-        self.check(result)?;
+    fn finished(&mut self) -> io::Result<()> {
         let Some(staged) = self.staged.take() else {
             return Ok(());
         };
@@ -270,10 +269,6 @@ impl RecordWriter for StagedUntilFinished {
         } else {
             staged.commit()
         }
-    }
-
-    fn label(&self) -> Option<&str> {
-        self.inner.label()
     }
 }
 
