@@ -19,7 +19,7 @@ use super::{install_signal_handlers, open_output, report_output, Exit, Stopping}
 use sshfleet_core::rate::Rate;
 use sshfleet_core::secret::Secret;
 use sshfleet_core::shutdown::Shutdown;
-use sshfleet_engine::run::{Completion, Outputs, Run, RunEnd, RunKind, RunSettings, Scope};
+use sshfleet_engine::run::{Completion, Outputs, Run, RunEnd, RunSettings, Scope};
 use sshfleet_engine::scan::RunStats;
 use sshfleet_engine::settings::{
     ComplianceSettings, DeviceSettings, PasswordSource, ProcessEnv, RemediateSettings,
@@ -238,12 +238,7 @@ async fn recorded_scan(
     let prepared = device.build(&ProcessEnv)?;
     say_warnings(&prepared, quiet);
     let compliance = ComplianceSettings::with_history(history.to_owned());
-    let (kind, shard) = (RunKind::Scan, device.shard);
-    let mut run = Run::open(RunSettings {
-        kind,
-        compliance,
-        shard,
-    })?;
+    let mut run = Run::open(RunSettings::scan(compliance, device.shard))?;
     run.open_history(&Scope::of(&device.inventory, &prepared))?;
     let outputs = Outputs {
         reports: outputs(&prepared.schema())?,

@@ -12,7 +12,7 @@ use super::runs::{
 };
 use super::{install_signal_handlers, resolve, table, Exit, Stopping};
 use sshfleet_core::shutdown::Shutdown;
-use sshfleet_engine::run::{Completion, Outputs, Run, RunEnd, RunKind, RunSettings, Scope};
+use sshfleet_engine::run::{Completion, Outputs, Run, RunEnd, RunSettings, Scope};
 use sshfleet_engine::scan::{RunStats, Scanner};
 use sshfleet_engine::settings::ProcessEnv;
 use sshfleet_report::pipeline::OnOutputFailure;
@@ -30,12 +30,7 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         &args.output.output,
     )
     .check()?;
-    let (kind, shard) = (RunKind::Scan, device.shard);
-    let mut run = Run::open(RunSettings {
-        kind,
-        compliance,
-        shard,
-    })?;
+    let mut run = Run::open(RunSettings::scan(compliance, device.shard))?;
     say_opened(&run, quiet);
     let mut prepared = device.build(&ProcessEnv)?;
     say_warnings(&prepared, quiet);

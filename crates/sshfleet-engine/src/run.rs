@@ -80,6 +80,17 @@ pub struct RunSettings {
     pub shard: Option<Shard>,
 }
 
+impl RunSettings {
+    /// A scan of `shard` (or of the whole inventory), compared and recorded as `compliance` says.
+    pub fn scan(compliance: ComplianceSettings, shard: Option<Shard>) -> RunSettings {
+        RunSettings {
+            kind: RunKind::Scan,
+            compliance,
+            shard,
+        }
+    }
+}
+
 /// The devices a run covers, as the history keys its runs: the inventory file, its rows
 /// (fingerprinted), the shard and the limit.
 pub struct Scope<'a> {
