@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use super::args::DemoArgs;
 use super::progress::Progress;
 use super::runs::{report_interruption, say_notes, say_warnings};
+use super::verbosity::Verbosity;
 use super::{install_signal_handlers, open_output, report_output, Exit, Stopping};
 use sshfleet_core::rate::Rate;
 use sshfleet_core::secret::Secret;
@@ -41,8 +42,8 @@ const PAGE_CONCURRENCY: usize = 8;
 pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
     let dir = &args.dir;
     let setup = Setup::start(&args).await?;
-    let (_trigger, shutdown) = install_signal_handlers(args.quiet, Stopping::Demo);
-    let mut stages = Stages::new(args.quiet);
+    let (_trigger, shutdown) = install_signal_handlers(args.verbosity(), Stopping::Demo);
+    let mut stages = Stages::new(args.verbosity());
     let first = match setup
         .first_scan(&args, &mut stages, shutdown.clone())
         .await?
@@ -58,13 +59,13 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         ..
     } = setup;
     stages.begin("planning the change that disables SSH (remediate --plan-out, a dry run)");
-    let plan = plan_remediation(&inventory, dir, args.quiet).await?;
+    let plan = plan_remediation(&inventory, dir, args.verbosity()).await?;
     stages.begin("another client changes 5 cameras; second scan, compared with the first");
     let drift = rescan_after_changes(&fleet, &inventory, dir, &history, shutdown.clone()).await?;
     stages.begin(&format!(
         "applying the saved plan in waves {WAVES} (remediate --plan --apply)"
     ));
-    let applied = apply_plan(&inventory, dir, args.quiet).await?;
+    let applied = apply_plan(&inventory, dir, args.verbosity()).await?;
     stages.begin(&format!(
         "listing {EQUINIX_USERS} Equinix SSH users from the mock API"
     ));
@@ -158,7 +159,8 @@ impl Setup {
                 report_output(Format::Jsonl, schema, &jsonl)?,
             ])
         };
-        let scanned = recorded_scan(device, &self.history, outputs, args.quiet, shutdown).await?;
+        let scanned =
+            recorded_scan(device, &self.history, outputs, args.verbosity(), shutdown).await?;
         Ok(scanned.map(|(summary, stats)| FirstScan {
             summary,
             stats,
@@ -172,7 +174,7 @@ impl Setup {
 /// The demo's stages, each said as it starts and timed when it ends, so a person watching
 /// knows what the wait is for.
 struct Stages {
-    quiet: bool,
+    verbosity: Verbosity,
     current: Option<(String, Instant)>,
     done: usize,
 }
@@ -181,9 +183,9 @@ struct Stages {
 const STAGES: usize = 5;
 
 impl Stages {
-    fn new(quiet: bool) -> Stages {
+    fn new(verbosity: Verbosity) -> Stages {
         Stages {
-            quiet,
+            verbosity,
             current: None,
             done: 0,
         }
@@ -192,7 +194,7 @@ impl Stages {
     /// Ends the current stage, if any, and starts `label`.
     fn begin(&mut self, label: &str) {
         self.end();
-        if !self.quiet {
+        if !self.verbosity.is_quiet() {
             diagln!("[{}/{STAGES}] {label}…", self.done + 1);
         }
         self.current = Some((label.to_owned(), Instant::now()));
@@ -203,7 +205,7 @@ impl Stages {
             return;
         };
         self.done += 1;
-        if !self.quiet {
+        if !self.verbosity.is_quiet() {
             let secs = started.elapsed().as_secs_f64();
             diagln!("[{}/{STAGES}] done in {secs:.1}s", self.done);
         }
@@ -232,17 +234,17 @@ async fn recorded_scan(
     device: DeviceSettings,
     history: &Path,
     outputs: impl FnOnce(&Schema) -> anyhow::Result<Vec<RecordOutput>>,
-    quiet: bool,
+    verbosity: Verbosity,
     shutdown: Shutdown,
 ) -> anyhow::Result<Result<(Summary, RunStats), Exit>> {
     let prepared = device.build(&ProcessEnv)?;
-    say_warnings(&prepared, quiet);
+    say_warnings(&prepared, verbosity);
     let compliance = ComplianceSettings::with_history(history.to_owned());
     let mut run = Run::open(RunSettings::scan(compliance, device.shard))?;
     run.open_history(&Scope::of(&device.inventory, &prepared))?;
     let outputs = Outputs {
         reports: outputs(&prepared.schema())?,
-        reporter: Arc::new(Progress::new(quiet)),
+        reporter: Arc::new(Progress::new(verbosity)),
         on_failure: OnOutputFailure::Continue,
     };
     let (summary, stats) = run.scan(prepared, outputs, shutdown).await?;
@@ -254,7 +256,7 @@ async fn recorded_scan(
         page_context: String::new(),
         applied: None,
     });
-    say_notes(&outcome.notes, true);
+    say_notes(&outcome.notes, Verbosity::Quiet);
     match outcome.output_failed() {
         true => Ok(Err(Exit::OutputFailed)),
         false => Ok(Ok((summary, stats))),
@@ -465,7 +467,9 @@ async fn rescan_after_changes(
             Box::new(html_sink),
         ])
     };
-    let Ok((summary, _)) = recorded_scan(device, history, outputs, true, shutdown).await? else {
+    let Ok((summary, _)) =
+        recorded_scan(device, history, outputs, Verbosity::Quiet, shutdown).await?
+    else {
         anyhow::bail!(
             "the second scan could not be recorded in {}",
             history.display()
@@ -548,12 +552,16 @@ const MAX_FAILURES: &str = "10%";
 
 /// The change planned after the first scan, as a reviewer would approve it: the plan saved
 /// to `remediation-plan.json` (and readable in `remediation-plan.csv`), nothing written.
-async fn plan_remediation(inventory: &Path, dir: &Path, quiet: bool) -> anyhow::Result<Summary> {
+async fn plan_remediation(
+    inventory: &Path,
+    dir: &Path,
+    verbosity: Verbosity,
+) -> anyhow::Result<Summary> {
     let settings = RemediateSettings {
         plan_out: Some(dir.join(PLAN)),
         ..RemediateSettings::dry_run(remediation_device(inventory), SshState::Disabled)
     };
-    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
+    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(verbosity));
     let output = dir.join("remediation-plan.csv");
     super::remediate::unattended(&settings, &output, Format::Csv, progress).await
 }
@@ -561,7 +569,7 @@ async fn plan_remediation(inventory: &Path, dir: &Path, quiet: bool) -> anyhow::
 /// That saved plan applied exactly, after the other client's changes: in canary waves with a
 /// failure budget, journaled, each write verified (`remediation.jsonl`). Cameras changed
 /// since the plan are `stale` and cameras not in it are not written.
-async fn apply_plan(inventory: &Path, dir: &Path, quiet: bool) -> anyhow::Result<Summary> {
+async fn apply_plan(inventory: &Path, dir: &Path, verbosity: Verbosity) -> anyhow::Result<Summary> {
     let journal = dir.join(JOURNAL);
     remove_if_there(&journal)?;
     let mut settings =
@@ -573,7 +581,7 @@ async fn apply_plan(inventory: &Path, dir: &Path, quiet: bool) -> anyhow::Result
     settings.waves = WAVES.parse().map_err(anyhow::Error::msg)?;
     settings.max_failures = Some(MAX_FAILURES.parse().map_err(anyhow::Error::msg)?);
     settings.limits.rate = Rate::per_second(NonZeroU32::new(200).unwrap_or(NonZeroU32::MIN));
-    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(quiet));
+    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(verbosity));
     let output = dir.join("remediation.jsonl");
     super::remediate::unattended(&settings, &output, Format::Jsonl, progress).await
 }

@@ -20,7 +20,7 @@ pub(super) fn run(args: DiffArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::OutputFailed);
     }
     let exposure = rows.iter().filter(|r| r.is_new_exposure()).count() as u64;
-    if !args.output.quiet {
+    if !args.output.verbosity().is_quiet() {
         diagln!(
             "{before} devices before, {after} after: {}",
             counts.describe(exposure)

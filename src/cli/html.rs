@@ -66,7 +66,7 @@ pub(super) fn render(args: ReportHtmlArgs) -> anyhow::Result<Exit> {
         );
         return Ok(Exit::OutputFailed);
     }
-    if !args.quiet {
+    if !args.verbosity().is_quiet() {
         diagln!(
             "{} devices; HTML report written to {}",
             loaded.summary.total,

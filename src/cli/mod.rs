@@ -38,6 +38,7 @@ mod scan;
 mod sim;
 mod table;
 mod tty;
+mod verbosity;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -47,6 +48,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 pub use args::Cli;
 use args::Command;
+use verbosity::Verbosity;
 
 use sshfleet_core::shutdown::{self, Shutdown, ShutdownTrigger};
 use sshfleet_report as report;
@@ -204,13 +206,16 @@ impl Stopping {
 /// The first SIGINT/SIGTERM asks for a graceful stop; the second aborts at once. The signals
 /// are registered before this returns, so that no request can start while a Ctrl-C would
 /// still kill the process outright.
-fn install_signal_handlers(quiet: bool, stopping: Stopping) -> (ShutdownTrigger, Shutdown) {
+fn install_signal_handlers(
+    verbosity: Verbosity,
+    stopping: Stopping,
+) -> (ShutdownTrigger, Shutdown) {
     let (trigger, shutdown) = shutdown::channel();
     let handler = trigger.clone();
     let mut signals = StopSignals::register();
     tokio::spawn(async move {
         signals.next().await;
-        if let Some(message) = stopping.message().filter(|_| !quiet) {
+        if let Some(message) = stopping.message().filter(|_| !verbosity.is_quiet()) {
             diagln!("\ninterrupted: {message} (press Ctrl-C again to abort)");
         }
         handler.trigger();

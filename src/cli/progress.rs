@@ -8,14 +8,16 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use sshfleet_report::{DeviceRecord, Reporter, Status};
 
+use super::verbosity::Verbosity;
+
 pub(super) struct Progress {
     bar: Option<ProgressBar>,
     findings: AtomicU64,
 }
 
 impl Progress {
-    pub(super) fn new(quiet: bool) -> Progress {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+    pub(super) fn new(verbosity: Verbosity) -> Progress {
+        let bar = (!verbosity.is_quiet() && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template(
                 "{spinner} {pos}/{len} devices [{elapsed_precise}] {per_sec} {msg}",
@@ -84,8 +86,8 @@ struct Lines {
 impl Counter {
     pub(super) const LINE_EVERY: Duration = Duration::from_secs(5);
 
-    pub(super) fn new(quiet: bool, total: u64, noun: &'static str) -> Counter {
-        if quiet {
+    pub(super) fn new(verbosity: Verbosity, total: u64, noun: &'static str) -> Counter {
+        if verbosity.is_quiet() {
             return Counter {
                 bar: None,
                 lines: None,

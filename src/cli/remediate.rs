@@ -18,6 +18,7 @@ use super::runs::{
     exit_of, report_failed_in, report_interruption, report_stopped_accounts, report_waivers,
     run_files, say_notes, say_opened, say_warnings,
 };
+use super::verbosity::Verbosity;
 use super::{install_signal_handlers, report_output, resolve, Exit, Stopping};
 use sshfleet_core::shutdown::Shutdown;
 use sshfleet_engine::remediate::{
@@ -48,11 +49,11 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let recorded = recorded(&args)?;
     let settings = resolve::remediate(&args, recorded.as_ref(), &ProcessEnv)?;
     check_files(&args, &settings)?;
-    let quiet = args.output.quiet;
-    let (mut setup, work) = Setup::open(&settings, quiet)?;
+    let verbosity = args.output.verbosity();
+    let (mut setup, work) = Setup::open(&settings, verbosity)?;
     let report = super::runs::report_output(&args.output, &setup.schema)?;
-    let (trigger, shutdown) = install_signal_handlers(quiet, Stopping::Devices);
-    let progress = Arc::new(Progress::new(quiet));
+    let (trigger, shutdown) = install_signal_handlers(verbosity, Stopping::Devices);
+    let progress = Arc::new(Progress::new(verbosity));
     if settings.confirm_waves {
         let (asker, target) = (progress.clone(), settings.target);
         setup.staging.confirm = Some(Arc::new(move |question| {
@@ -69,7 +70,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         .pipeline(outputs, work.devices.len() + work.invalid.len());
     let confirm = |count| progress.suspend(|| confirm(count, settings.target));
     let streamed = stream(
-        &settings, &mut setup, work, &pipe, &confirm, shutdown, quiet,
+        &settings, &mut setup, work, &pipe, &confirm, shutdown, verbosity,
     )
     .await?;
     let closed = report::finish(pipe).await;
@@ -77,7 +78,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         settings: &settings,
         setup: &setup,
         streamed: &streamed,
-        quiet,
+        verbosity,
     };
     Ok(concluded.exit(closed))
 }
@@ -93,7 +94,7 @@ pub(super) async fn unattended(
     if settings.apply && !settings.assume_yes {
         bail!("an unattended run writes only when told --yes");
     }
-    let (mut setup, work) = Setup::open(settings, true)?;
+    let (mut setup, work) = Setup::open(settings, Verbosity::Quiet)?;
     let outputs = vec![report_output(format, &setup.schema, output)?];
     let total = work.devices.len() + work.invalid.len();
     let sinks = RecordSinks::new(outputs, reporter);
@@ -106,7 +107,7 @@ pub(super) async fn unattended(
         &pipe,
         &never,
         Shutdown::never(),
-        true,
+        Verbosity::Quiet,
     )
     .await?;
     report::finish(pipe).await
@@ -171,16 +172,20 @@ fn check_files(args: &RemediateArgs, settings: &RemediateSettings) -> anyhow::Re
 
 /// The saved plan: sealed, not too old, and signed by an approver when `--plan-signers`
 /// names them (who signed is said).
-fn load_plan(path: &Path, settings: &RemediateSettings, quiet: bool) -> anyhow::Result<Plan> {
+fn load_plan(
+    path: &Path,
+    settings: &RemediateSettings,
+    verbosity: Verbosity,
+) -> anyhow::Result<Plan> {
     let signers = settings.plan_signers.as_deref();
     let (plan, signer) = load_approved(path, settings.plan_max_age, signers)?;
-    say_approval(path, signer.as_deref(), quiet);
+    say_approval(path, signer.as_deref(), verbosity);
     Ok(plan)
 }
 
 /// Who signed the plan, or that a signature beside it was not checked.
-pub(super) fn say_approval(path: &Path, signer: Option<&str>, quiet: bool) {
-    if quiet {
+pub(super) fn say_approval(path: &Path, signer: Option<&str>, verbosity: Verbosity) {
+    if verbosity.is_quiet() {
         return;
     }
     if let Some(signer) = signer {
@@ -216,15 +221,15 @@ struct Work {
 impl Setup {
     /// Opens the run (metrics, baseline, waivers), the saved plan, the inventory, the
     /// journal and the history, in that order; the first that cannot be used refuses the run.
-    fn open(settings: &RemediateSettings, quiet: bool) -> anyhow::Result<(Setup, Work)> {
+    fn open(settings: &RemediateSettings, verbosity: Verbosity) -> anyhow::Result<(Setup, Work)> {
         let target = settings.target;
-        let mut run = open_run(settings, quiet)?;
+        let mut run = open_run(settings, verbosity)?;
         let saved = match &settings.plan {
-            Some(path) => Some(load_plan(path, settings, quiet)?),
+            Some(path) => Some(load_plan(path, settings, verbosity)?),
             None => None,
         };
         let mut prepared = settings.device.build(&ProcessEnv)?;
-        say_warnings(&prepared, quiet);
+        say_warnings(&prepared, verbosity);
         prepared.scanner = run.waive(prepared.scanner);
         let reverted = check_sources(settings, saved.as_ref(), &prepared)?;
         let applies = match (&saved, &reverted) {
@@ -232,7 +237,7 @@ impl Setup {
             (None, Some(reverted)) => Some(format!("revert:{}", reverted.run)),
             (None, None) => None,
         };
-        let (journal, mut recovered) = open_journal(settings, &prepared, applies, quiet)?;
+        let (journal, mut recovered) = open_journal(settings, &prepared, applies, verbosity)?;
         let (staging, continuing) = staging(settings, &mut recovered)?;
         run.open_history(&Scope::of(&settings.device.inventory, &prepared))?;
         let new_plan = settings.plan_out.as_ref().map(|_| {
@@ -274,7 +279,7 @@ impl Setup {
 
 /// The run of `remediate` or `remediate --apply` to its target: metrics, baseline and
 /// waivers checked and read (an empty baseline said unless quiet).
-fn open_run(settings: &RemediateSettings, quiet: bool) -> anyhow::Result<Run> {
+fn open_run(settings: &RemediateSettings, verbosity: Verbosity) -> anyhow::Result<Run> {
     let kind = RunKind::Remediate {
         target: settings.target,
         apply: settings.apply,
@@ -285,7 +290,7 @@ fn open_run(settings: &RemediateSettings, quiet: bool) -> anyhow::Result<Run> {
         compliance,
         shard: settings.device.shard,
     })?;
-    say_opened(&run, quiet);
+    say_opened(&run, verbosity);
     Ok(run)
 }
 
@@ -365,7 +370,7 @@ async fn stream(
     pipe: &RecordPipeline,
     confirm: &dyn Fn(usize) -> bool,
     shutdown: Shutdown,
-    quiet: bool,
+    verbosity: Verbosity,
 ) -> anyhow::Result<Streamed> {
     pipe.send_all(work.invalid).await;
     let (mut planned, stats) = setup
@@ -385,7 +390,7 @@ async fn stream(
     if let Some(warning) = planned.warning() {
         diagln!("warning: {warning}");
     }
-    save_plan(settings, setup, &mut planned, pipe, &stats, quiet).await?;
+    save_plan(settings, setup, &mut planned, pipe, &stats, verbosity).await?;
     if settings.apply && !stats.interrupted && !planned.is_empty() {
         apply(
             settings,
@@ -416,7 +421,7 @@ async fn save_plan(
     planned: &mut Planned,
     pipe: &RecordPipeline,
     stats: &RunStats,
-    quiet: bool,
+    verbosity: Verbosity,
 ) -> anyhow::Result<()> {
     let (Some(plan), Some(path)) = (setup.new_plan.as_mut(), &settings.plan_out) else {
         return Ok(());
@@ -431,7 +436,7 @@ async fn save_plan(
         Err(unread) => unread.record(target),
     });
     pipe.send_all(records).await;
-    write_plan(plan, path, setup.run.waivers(), stats, quiet)
+    write_plan(plan, path, setup.run.waivers(), stats, verbosity)
 }
 
 impl Streamed {
@@ -450,7 +455,7 @@ fn write_plan(
     path: &Path,
     waivers: Option<&Waivers>,
     stats: &RunStats,
-    quiet: bool,
+    verbosity: Verbosity,
 ) -> anyhow::Result<()> {
     if let Some(waivers) = waivers {
         plan.waivers = waivers.report().used.iter().map(|u| u.0.clone()).collect();
@@ -460,7 +465,7 @@ fn write_plan(
         return Ok(());
     }
     plan.write(path)?;
-    if !quiet {
+    if !verbosity.is_quiet() {
         diagln!(
             "plan of {} write(s) written to {}; apply it with: sshfleet remediate --plan {} --apply",
             plan.devices.len(),
@@ -546,7 +551,7 @@ struct Concluded<'a> {
     settings: &'a RemediateSettings,
     setup: &'a Setup,
     streamed: &'a Streamed,
-    quiet: bool,
+    verbosity: Verbosity,
 }
 
 impl Concluded<'_> {
@@ -557,7 +562,7 @@ impl Concluded<'_> {
         let mut summary = match closed {
             Ok(summary) => summary,
             Err(e) => {
-                let exit = report_failed_in(&self.setup.run, &e, self.quiet);
+                let exit = report_failed_in(&self.setup.run, &e, self.verbosity);
                 return match journal_failure {
                     Some(failure) => {
                         report_journal_failure(&failure);
@@ -596,7 +601,7 @@ impl Concluded<'_> {
     }
 
     fn say_summary(&self, summary: &Summary) {
-        if self.quiet {
+        if self.verbosity.is_quiet() {
             return;
         }
         diag!("{}", summary.render_text());
@@ -640,7 +645,7 @@ impl Concluded<'_> {
             page_context,
             applied: Some(settings.apply),
         });
-        say_notes(&outcome.notes, self.quiet);
+        say_notes(&outcome.notes, self.verbosity);
         outcome
     }
 
@@ -761,7 +766,7 @@ fn open_journal(
     settings: &RemediateSettings,
     prepared: &PreparedScan,
     applies: Option<String>,
-    quiet: bool,
+    verbosity: Verbosity,
 ) -> anyhow::Result<(Option<Journal>, Recovered)> {
     if !settings.apply {
         return Ok((None, Recovered::default()));
@@ -776,7 +781,7 @@ fn open_journal(
     header.inventory_path = Some(absolute(&settings.device.inventory));
     header.limit = settings.device.limit.as_ref().map(|l| l.to_string());
     let opened = Opened::open(path, &header)?;
-    if !quiet {
+    if !verbosity.is_quiet() {
         diagln!("{}", opened.describe(Subject::Devices));
     }
     Ok((Some(opened.journal), opened.recovered))

@@ -9,6 +9,7 @@ use anyhow::{bail, Context as _};
 use super::args::{MergeArgs, ReportArgs, ReportCommand};
 use super::progress::Progress;
 use super::runs::{exit_of, report_failed_in, run_files, say_notes, say_opened};
+use super::verbosity::Verbosity;
 use super::{resolve, resolve_format, staged_report_output, Exit};
 use sshfleet_core::inert;
 use sshfleet_engine::run::{Completion, Outputs, Run, RunEnd, RunKind, RunSettings, Scope};
@@ -32,7 +33,7 @@ pub(super) async fn run(args: ReportArgs) -> anyhow::Result<Exit> {
 }
 
 async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
-    let quiet = args.output.quiet;
+    let verbosity = args.output.verbosity();
     let mut inputs = open_inputs(&args)?;
     let scope = Scope {
         inventory: &args.inventory,
@@ -45,7 +46,7 @@ async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
     let (report, cut_short) = staged_report_output(format, &inputs.schema, &args.output.output)?;
     let outputs = Outputs {
         reports: vec![report],
-        reporter: Arc::new(Progress::new(quiet)),
+        reporter: Arc::new(Progress::new(verbosity)),
         on_failure: OnOutputFailure::Continue,
     };
     let expected = std::mem::take(&mut inputs.expected);
@@ -57,7 +58,7 @@ async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
     };
     match closed {
         Ok(summary) => Ok(conclude(&args, &inputs, &summary, &coverage)),
-        Err(e) => Ok(report_failed_in(&inputs.run, &e, quiet)),
+        Err(e) => Ok(report_failed_in(&inputs.run, &e, verbosity)),
     }
 }
 
@@ -77,7 +78,7 @@ struct MergeInputs {
 /// Resolves the settings and reads the shard list, the baseline and the inventory (its
 /// warnings said unless quiet), refusing what a merge cannot use.
 fn open_inputs(args: &MergeArgs) -> anyhow::Result<MergeInputs> {
-    let quiet = args.output.quiet;
+    let verbosity = args.output.verbosity();
     if args.compliance.waivers.is_some() {
         bail!("--waivers applies where devices are judged (scan, remediate); each shard record keeps the waiver its run gave it");
     }
@@ -95,13 +96,13 @@ fn open_inputs(args: &MergeArgs) -> anyhow::Result<MergeInputs> {
     }
     files.check()?;
     let stale = stale_shards(&shards, args.max_age);
-    say_opened(&run, quiet);
+    say_opened(&run, verbosity);
     let options = InventoryOptions {
         address_column: args.address_column.clone(),
         ..InventoryOptions::default()
     };
     let inventory = inventory::load(&args.inventory, &options)?;
-    if !quiet {
+    if !verbosity.is_quiet() {
         for warning in &inventory.warnings {
             diagln!("warning: {warning}");
         }
@@ -183,11 +184,11 @@ fn conclude(
     summary: &Summary,
     coverage: &CoverageReport,
 ) -> Exit {
-    let quiet = args.output.quiet;
-    if !quiet {
+    let verbosity = args.output.verbosity();
+    if !verbosity.is_quiet() {
         diag!("{}", summary.render_text());
     }
-    say_coverage(coverage, &inputs.shards, quiet);
+    say_coverage(coverage, &inputs.shards, verbosity);
     for (path, age) in &inputs.stale {
         diagln!(
             "stale: {} was last written {} ago, more than --max-age",
@@ -212,7 +213,7 @@ fn conclude(
         ),
         applied: None,
     });
-    say_notes(&outcome.notes, quiet);
+    say_notes(&outcome.notes, verbosity);
     exit_of(outcome.verdict())
 }
 
@@ -276,9 +277,9 @@ fn expected_row(row: &Row) -> (String, u64) {
 }
 
 /// Coverage is said even with `--quiet` when it fails: it is why the merge exits 1.
-fn say_coverage(report: &CoverageReport, shards: &[PathBuf], quiet: bool) {
+fn say_coverage(report: &CoverageReport, shards: &[PathBuf], verbosity: Verbosity) {
     if report.is_covered() {
-        if !quiet {
+        if !verbosity.is_quiet() {
             diagln!(
                 "coverage: all {} inventory rows, each exactly once, from {} shard report(s)",
                 report.expected,

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use super::args::OutputArgs;
+use super::verbosity::Verbosity;
 use super::Exit;
 use sshfleet_core::files::RunFiles;
 use sshfleet_engine::run::{Note, Run, Verdict};
@@ -88,8 +89,8 @@ pub(super) fn report_stopped_accounts(stopped: &[StoppedAccount]) {
 }
 
 /// The warnings of preparing a run (inventory, concurrency), unless quiet.
-pub(super) fn say_warnings(prepared: &PreparedScan, quiet: bool) {
-    if !quiet {
+pub(super) fn say_warnings(prepared: &PreparedScan, verbosity: Verbosity) {
+    if !verbosity.is_quiet() {
         for warning in &prepared.warnings {
             diagln!("warning: {warning}");
         }
@@ -97,8 +98,8 @@ pub(super) fn say_warnings(prepared: &PreparedScan, quiet: bool) {
 }
 
 /// What opening the run found worth a warning (an empty baseline), unless quiet.
-pub(super) fn say_opened(run: &Run, quiet: bool) {
-    if !quiet {
+pub(super) fn say_opened(run: &Run, verbosity: Verbosity) {
+    if !verbosity.is_quiet() {
         for warning in run.warnings() {
             diagln!("warning: {warning}");
         }
@@ -107,10 +108,10 @@ pub(super) fn say_opened(run: &Run, quiet: bool) {
 
 /// What the run did once over, in the order done: failures and warnings always (each is
 /// why the run exits 4, or what its page lacks), the files recorded unless quiet.
-pub(super) fn say_notes(notes: &[Note], quiet: bool) {
+pub(super) fn say_notes(notes: &[Note], verbosity: Verbosity) {
     for note in notes {
         match note {
-            Note::Recorded { history, run } if !quiet => {
+            Note::Recorded { history, run } if !verbosity.is_quiet() => {
                 diagln!("recorded as run {run} in {}", history.display());
             }
             Note::HistoryFailed { error } => {
@@ -118,7 +119,7 @@ pub(super) fn say_notes(notes: &[Note], quiet: bool) {
                     "error: {error}; the report is complete, the history did not record this run"
                 );
             }
-            Note::MetricsWritten { path } if !quiet => {
+            Note::MetricsWritten { path } if !verbosity.is_quiet() => {
                 diagln!("metrics written to {}", path.display());
             }
             Note::MetricsFailed { path, error } => diagln!(
@@ -134,7 +135,7 @@ pub(super) fn say_notes(notes: &[Note], quiet: bool) {
                     path.display()
                 );
             }
-            Note::SummaryWritten { path } if !quiet => {
+            Note::SummaryWritten { path } if !verbosity.is_quiet() => {
                 diagln!("summary written to {}", path.display());
             }
             Note::SummaryFailed { path, error } => diagln!(
@@ -158,8 +159,8 @@ pub(super) fn exit_of(verdict: Verdict) -> Exit {
 
 /// A report failed after work was done: the metrics still tell of it (as a failed run),
 /// then the failure is said and gives the exit.
-pub(super) fn report_failed_in(run: &Run, error: &anyhow::Error, quiet: bool) -> Exit {
-    say_notes(&run.after_report_failure(error), quiet);
+pub(super) fn report_failed_in(run: &Run, error: &anyhow::Error, verbosity: Verbosity) -> Exit {
+    say_notes(&run.after_report_failure(error), verbosity);
     super::report_failed(error)
 }
 
@@ -193,8 +194,8 @@ pub(super) fn say_files_written(output: &Path, compliance: &ComplianceSettings) 
 
 /// A scan with no desired state anywhere judges no device: say so, or "0 non-compliant"
 /// reads as good news.
-pub(super) fn warn_without_desired_state(desired_state_given: bool, quiet: bool) {
-    if !quiet && !desired_state_given {
+pub(super) fn warn_without_desired_state(desired_state_given: bool, verbosity: Verbosity) {
+    if !verbosity.is_quiet() && !desired_state_given {
         diagln!(
             "warning: no desired SSH state was given (no --expect, no `expect` column in the inventory): cameras with SSH enabled are not findings; add --expect disabled"
         );

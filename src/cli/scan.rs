@@ -19,7 +19,7 @@ use sshfleet_report::pipeline::OnOutputFailure;
 use sshfleet_report::{Schema, Summary};
 
 pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
-    let quiet = args.output.quiet;
+    let verbosity = args.output.verbosity();
     let device = resolve::device(&args.device, &ProcessEnv)?;
     let compliance = resolve::compliance(&args.compliance)?;
     let password_file = args.device.password_file.as_deref();
@@ -31,9 +31,9 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     )
     .check()?;
     let mut run = Run::open(RunSettings::scan(compliance, device.shard))?;
-    say_opened(&run, quiet);
+    say_opened(&run, verbosity);
     let mut prepared = device.build(&ProcessEnv)?;
-    say_warnings(&prepared, quiet);
+    say_warnings(&prepared, verbosity);
     run.open_history(&Scope::of(&device.inventory, &prepared))?;
     prepared.scanner = run.waive(prepared.scanner);
     if let Some(rate) = args.rate {
@@ -48,19 +48,19 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     };
     match run.scan(prepared, outputs, shutdown).await {
         Ok((summary, stats)) => Ok(after.finish(&run, summary, &stats)),
-        Err(e) => Ok(report_failed_in(&run, &e, quiet)),
+        Err(e) => Ok(report_failed_in(&run, &e, verbosity)),
     }
 }
 
 /// The report (the findings table on a terminal) with the progress display, and Ctrl-C
 /// listened for: the first stops new devices, and a failed report stops the scan.
 fn outputs(output: &OutputArgs, schema: &Schema) -> anyhow::Result<(Outputs, Shutdown)> {
-    let progress = Arc::new(Progress::new(output.quiet));
+    let progress = Arc::new(Progress::new(output.verbosity()));
     let report = match table::on_terminal(output, progress.clone()) {
         Some(table) => table,
         None => report_output(output, schema)?,
     };
-    let (trigger, shutdown) = install_signal_handlers(output.quiet, Stopping::Devices);
+    let (trigger, shutdown) = install_signal_handlers(output.verbosity(), Stopping::Devices);
     let outputs = Outputs {
         reports: vec![report],
         reporter: progress,
@@ -79,14 +79,14 @@ struct AfterScan<'a> {
 
 impl AfterScan<'_> {
     fn finish(self, run: &Run, mut summary: Summary, stats: &RunStats) -> Exit {
-        let quiet = self.args.output.quiet;
+        let verbosity = self.args.output.verbosity();
         run.settle(&mut summary, stats);
-        if !quiet {
+        if !verbosity.is_quiet() {
             diag!("{}", summary.render_text());
             report_waivers(run.waivers());
             report_interruption(stats);
         }
-        warn_without_desired_state(self.desired_state_given, quiet);
+        warn_without_desired_state(self.desired_state_given, verbosity);
         let stopped = self.scanner.stopped_accounts();
         report_stopped_accounts(&stopped);
         let outcome = run.finish(RunEnd {
@@ -97,8 +97,8 @@ impl AfterScan<'_> {
             page_context: format!("scan of {}", self.inventory.display()),
             applied: None,
         });
-        say_notes(&outcome.notes, quiet);
-        if !outcome.output_failed() && !quiet {
+        say_notes(&outcome.notes, verbosity);
+        if !outcome.output_failed() && !verbosity.is_quiet() {
             say_files_written(&self.args.output.output, run.compliance());
         }
         exit_of(outcome.verdict())

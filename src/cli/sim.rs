@@ -7,6 +7,7 @@ use std::io::Write as _;
 use anyhow::{anyhow, Context as _};
 
 use super::args::SimArgs;
+use super::verbosity::Verbosity;
 use super::{install_signal_handlers, Exit, Stopping};
 use sshfleet_sim as sim;
 use sshfleet_sim::{AuthPolicy, EquinixFaults, FaultProfile, OutputFiles, SimConfig, WorkerPlan};
@@ -25,7 +26,7 @@ pub(super) async fn run(args: SimArgs) -> anyhow::Result<Exit> {
         truth: args.truth_out,
         ca: args.ca_out,
     };
-    let (_trigger, shutdown) = install_signal_handlers(true, Stopping::Quietly);
+    let (_trigger, shutdown) = install_signal_handlers(Verbosity::Quiet, Stopping::Quietly);
     sim::run(config, files, workers, shutdown, print_line)
         .await
         .context("simulator failed")?;
@@ -34,7 +35,7 @@ pub(super) async fn run(args: SimArgs) -> anyhow::Result<Exit> {
 
 /// One part of a split fleet: the assignment comes on stdin, the announcement goes to stdout.
 async fn run_worker(part: &str) -> anyhow::Result<Exit> {
-    let (trigger, shutdown) = install_signal_handlers(true, Stopping::Quietly);
+    let (trigger, shutdown) = install_signal_handlers(Verbosity::Quiet, Stopping::Quietly);
     sim::serve_worker(std::io::stdin(), trigger, shutdown, print_line)
         .await
         .with_context(|| format!("simulator worker {part} failed"))?;

@@ -32,7 +32,7 @@ pub(in super::super) async fn run(args: ListArgs) -> anyhow::Result<Exit> {
     let concurrency = args.page_concurrency as usize;
     // Listening before anything is sent: a Ctrl-C during the token request or the first
     // page ends the run too. Settings are checked before the output is created.
-    let (_trigger, shutdown) = install_signal_handlers(args.api.quiet, Stopping::Pages);
+    let (_trigger, shutdown) = install_signal_handlers(args.api.verbosity(), Stopping::Pages);
     let client = connect_until(&args.api, concurrency, None, shutdown.clone())?;
     let format = resolve_table_format(&args.api.output, args.api.format)?;
     let (report, abandon) = ReportFile::open(&args.api.output)?;
@@ -65,7 +65,7 @@ pub(in super::super) async fn run(args: ListArgs) -> anyhow::Result<Exit> {
             return Ok(exit_code(&listing));
         }
     }
-    if !args.api.quiet {
+    if !args.api.verbosity().is_quiet() {
         diag!("{}", listing.summary.render_text());
         diag!("{}", describe(&listing, args.page_size, concurrency));
     }

@@ -71,7 +71,7 @@ fn connect_until(
     stop: Shutdown,
 ) -> anyhow::Result<Arc<EquinixClient>> {
     let settings = resolve::equinix(api, write, &ProcessEnv)?;
-    if settings.plain_http_to_remote() && !api.quiet {
+    if settings.plain_http_to_remote() && !api.verbosity().is_quiet() {
         let endpoint = &settings.endpoint;
         diagln!("warning: {endpoint} is plain HTTP: credentials and tokens travel in clear");
     }

@@ -142,7 +142,7 @@ pub(super) async fn detach(args: DetachArgs) -> anyhow::Result<Exit> {
 
 /// Lists the user's entries, then detaches each device under the write rate limit.
 async fn detach_everywhere(args: &DetachArgs, username: &str) -> anyhow::Result<Exit> {
-    let (_trigger, shutdown) = install_signal_handlers(args.api.quiet, Stopping::Detaches);
+    let (_trigger, shutdown) = install_signal_handlers(args.api.verbosity(), Stopping::Detaches);
     let client = connect_until(&args.api, 4, Some(&args.write), shutdown.clone())?;
     let plan = match BulkDetach::plan(client.clone(), username).await {
         Ok(plan) => plan,
@@ -154,7 +154,7 @@ async fn detach_everywhere(args: &DetachArgs, username: &str) -> anyhow::Result<
         .map(|t| t.user_uuid.as_str())
         .collect::<std::collections::HashSet<_>>()
         .len();
-    if !args.api.quiet {
+    if !args.api.verbosity().is_quiet() {
         diagln!(
             "{username}: {} user entr{} on {} device(s){}",
             plan.entries,
@@ -194,7 +194,7 @@ async fn detach_everywhere(args: &DetachArgs, username: &str) -> anyhow::Result<
         Finished::Interrupted => Exit::Interrupted,
         Finished::Done { failed: 0 } => Exit::Clean,
         Finished::Done { failed } => {
-            if !args.api.quiet {
+            if !args.api.verbosity().is_quiet() {
                 diagln!("{failed} detach(es) failed; see the error column");
             }
             Exit::Findings
@@ -255,7 +255,7 @@ fn planned_detach(user: &str, username: Option<&str>, device: &str) -> ChangeRow
 
 /// A dry run: the planned change, not applied.
 fn plan(api: &super::super::args::ApiArgs, row: ChangeRow) -> anyhow::Result<Exit> {
-    if !api.quiet {
+    if !api.verbosity().is_quiet() {
         diagln!("dry run: pass --apply to make this change");
     }
     write_rows(api, &[row])?;

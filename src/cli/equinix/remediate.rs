@@ -51,7 +51,7 @@ pub(super) async fn run(args: PolicyRemediateArgs) -> anyhow::Result<Exit> {
     let sources = Sources::open(&args)?;
     let (journal, mut recovered) = open_journal(&args, &sources)?;
     let staging = staging(&args, journal.as_ref(), &mut recovered)?;
-    let (_trigger, shutdown) = install_signal_handlers(args.api.quiet, Stopping::Detaches);
+    let (_trigger, shutdown) = install_signal_handlers(args.api.verbosity(), Stopping::Detaches);
     let write = args.write.apply.then_some(&args.write);
     let parallel = usize::try_from(args.page_concurrency).unwrap_or(1);
     let client = connect_until(&args.api, parallel, write, shutdown.clone())?;
@@ -106,7 +106,7 @@ impl DetachRun<'_> {
         tally: &mut Tally,
         out: &mut Rows<EntryRow>,
     ) -> anyhow::Result<Applied> {
-        let progress = Counter::new(args.api.quiet, planned.len() as u64, "associations");
+        let progress = Counter::new(args.api.verbosity(), planned.len() as u64, "associations");
         let detacher = Detacher {
             client: self.client,
             journal: self.journal,
@@ -241,7 +241,11 @@ impl Sources {
             Some(path) => {
                 let signers = args.plan_signers.as_deref();
                 let (plan, signer) = load_approved::<DetachPlan>(path, args.plan_max_age, signers)?;
-                super::super::remediate::say_approval(path, signer.as_deref(), args.api.quiet);
+                super::super::remediate::say_approval(
+                    path,
+                    signer.as_deref(),
+                    args.api.verbosity(),
+                );
                 Some(plan)
             }
             None => None,
@@ -310,7 +314,7 @@ fn open_journal(
     let fingerprint = journal_fingerprint(&sources.endpoint, sources.policy_fingerprint());
     let header = JournalHeader::new(fingerprint, JOURNAL_TARGET, None);
     let opened = Opened::open(&path, &header)?;
-    if !args.api.quiet {
+    if !args.api.verbosity().is_quiet() {
         diagln!("{}", opened.describe(Subject::Associations));
     }
     Ok((Some(opened.journal), opened.recovered))
@@ -348,7 +352,7 @@ fn dry_run(
         let mut plan = DetachPlan::new(&sources.endpoint, &policy_path, &policy.fingerprint)
             .with_detaches(&planned);
         write_sealed(&mut plan, path)?;
-        if !args.api.quiet {
+        if !args.api.verbosity().is_quiet() {
             diagln!(
                 "plan of {} detach(es) written to {} (apply it with --plan {} --apply)",
                 plan.detaches.len(),
@@ -384,7 +388,7 @@ fn orphan_entry(association: Target) -> Entry {
 }
 
 fn say_plan(args: &PolicyRemediateArgs, tally: &Tally, planned: &[Target]) {
-    if args.api.quiet {
+    if args.api.verbosity().is_quiet() {
         return;
     }
     if let Some((users, allowed)) = tally.surveyed {
@@ -465,7 +469,7 @@ impl Tally {
     /// The summary on stderr and the exit code: a failed journal, an interruption, a
     /// budget stop (3), then findings (planned, failed or orphan: 1).
     fn conclude(&self, args: &PolicyRemediateArgs, applied: Option<&Applied>) -> Exit {
-        if !args.api.quiet {
+        if !args.api.verbosity().is_quiet() {
             let parts: Vec<String> = STATUSES
                 .iter()
                 .map(|s| format!("{} {}", self.count(*s), s.as_str()))
