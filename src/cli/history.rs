@@ -14,9 +14,10 @@ pub(super) fn run(args: HistoryArgs) -> anyhow::Result<Exit> {
         bail!("no history at {}", args.file.display());
     }
     let history = History::open(&args.file)?;
+    let shape = if args.json { Shape::Json } else { Shape::Text };
     let text = match args.command {
-        HistoryCommand::Runs { limit } => runs(&history, limit, args.json)?,
-        HistoryCommand::Device { device } => match timeline(&history, &device, args.json)? {
+        HistoryCommand::Runs { limit } => runs(&history, limit, shape)?,
+        HistoryCommand::Device { device } => match timeline(&history, &device, shape)? {
             Some(text) => text,
             None => {
                 diagln!("no device {device:?} in {}", args.file.display());
@@ -31,10 +32,17 @@ pub(super) fn run(args: HistoryArgs) -> anyhow::Result<Exit> {
     to_stdout(&text)
 }
 
+/// How `history runs` and `history device` print: `--json`, or text for a terminal.
+#[derive(Clone, Copy)]
+enum Shape {
+    Json,
+    Text,
+}
+
 /// `history runs`: the latest runs, as JSON or as a table.
-fn runs(history: &History, limit: usize, json: bool) -> anyhow::Result<String> {
+fn runs(history: &History, limit: usize, shape: Shape) -> anyhow::Result<String> {
     let runs = history.runs(limit)?;
-    if json {
+    if let Shape::Json = shape {
         return Ok(format!("{}\n", serde_json::to_string_pretty(&runs)?));
     }
     Ok(runs_table(&runs))
@@ -71,12 +79,12 @@ fn runs_table(runs: &[RunRow]) -> String {
 }
 
 /// `history device`: one device's state periods as JSON or text; `None` when it has none.
-fn timeline(history: &History, device: &str, json: bool) -> anyhow::Result<Option<String>> {
+fn timeline(history: &History, device: &str, shape: Shape) -> anyhow::Result<Option<String>> {
     let periods = history.timeline(device)?;
     if periods.is_empty() {
         return Ok(None);
     }
-    if json {
+    if let Shape::Json = shape {
         return Ok(Some(format!(
             "{}\n",
             serde_json::to_string_pretty(&periods)?

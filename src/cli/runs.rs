@@ -193,9 +193,9 @@ pub(super) fn say_files_written(output: &Path, compliance: &ComplianceSettings) 
 }
 
 /// A scan with no desired state anywhere judges no device: say so, or "0 non-compliant"
-/// reads as good news.
-pub(super) fn warn_without_desired_state(desired_state_given: bool, verbosity: Verbosity) {
-    if !verbosity.is_quiet() && !desired_state_given {
+/// reads as good news. Called only for such a scan.
+pub(super) fn warn_without_desired_state(verbosity: Verbosity) {
+    if !verbosity.is_quiet() {
         diagln!(
             "warning: no desired SSH state was given (no --expect, no `expect` column in the inventory): cameras with SSH enabled are not findings; add --expect disabled"
         );

@@ -86,7 +86,9 @@ impl AfterScan<'_> {
             report_waivers(run.waivers());
             report_interruption(stats);
         }
-        warn_without_desired_state(self.desired_state_given, verbosity);
+        if !self.desired_state_given {
+            warn_without_desired_state(verbosity);
+        }
         let stopped = self.scanner.stopped_accounts();
         report_stopped_accounts(&stopped);
         let outcome = run.finish(RunEnd {

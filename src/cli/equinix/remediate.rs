@@ -63,9 +63,12 @@ pub(super) async fn run(args: PolicyRemediateArgs) -> anyhow::Result<Exit> {
     say_plan(&args, &tally, &planned);
     // Opened only now: a run refused before this leaves an earlier report as it was.
     let mut out = open_rows::<EntryRow>(&args.api)?;
+    // The survey always finds the orphans; they are reported only when asked (--orphans).
     let orphans = std::mem::take(&mut tally.orphans);
-    for orphan in orphans {
-        tally.emit(&mut out, orphan_entry(orphan))?;
+    if args.orphans {
+        for orphan in orphans {
+            tally.emit(&mut out, orphan_entry(orphan))?;
+        }
     }
     if !args.write.apply || !confirmed(&args, &planned) {
         dry_run(&args, &sources, planned, &mut tally, &mut out)?;
@@ -169,7 +172,7 @@ async fn plan(
         shutdown.clone(),
     );
     Ok(match found.await {
-        Ok(found) => Ok(tally.surveyed(found, args.orphans)),
+        Ok(found) => Ok(tally.surveyed(found)),
         Err(e) => Err(refused(&e)),
     })
 }
@@ -436,12 +439,10 @@ const STATUSES: [Status; 8] = [
 ];
 
 impl Tally {
-    /// Takes the survey's counts (and orphans, when asked); the detaches to make.
-    fn surveyed(&mut self, found: Survey, orphans: bool) -> Vec<Target> {
+    /// Takes the survey's counts and orphans; the detaches to make.
+    fn surveyed(&mut self, found: Survey) -> Vec<Target> {
         self.surveyed = Some((found.users, found.allowed));
-        if orphans {
-            self.orphans = found.orphans;
-        }
+        self.orphans = found.orphans;
         found.detaches
     }
 
