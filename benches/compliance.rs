@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use sshfleet_history::{History, RunInfo};
+use sshfleet_history::{Ending, History, RunInfo};
 use sshfleet_report as report;
 use sshfleet_report::{DeviceRecord, Format, Schema, SshState, Status, Summary};
 
@@ -95,7 +95,9 @@ fn record_run(path: &Path, records: &[DeviceRecord], summary: &Summary) {
         let seen = before.get(rec.address.as_str()).map(|&i| &previous[i]);
         recorder.record(rec, seen);
     }
-    recorder.finish(summary, false).expect("commit run");
+    recorder
+        .finish(summary, Ending::Finished)
+        .expect("commit run");
 }
 
 fn history(c: &mut Criterion) {

@@ -3,7 +3,7 @@
 
 use sshfleet_core::secret::Secret;
 use sshfleet_core::shutdown::Shutdown;
-use sshfleet_engine::equinix::bulk::{BulkDetach, Finished, Outcome};
+use sshfleet_engine::equinix::bulk::{BulkDetach, Finished, Mode, Outcome};
 use sshfleet_equinix::{Availability, Credentials, EquinixError, NewUser, PodStatus};
 use sshfleet_sim::EquinixFaults;
 
@@ -240,7 +240,7 @@ async fn bulk_run_plans_without_apply_stops_on_the_signal_and_detaches_with_it()
     };
     let mut seen = Vec::new();
     let dry = plan
-        .run(&client, false, &Shutdown::never(), |t, o| {
+        .run(&client, Mode::DryRun, &Shutdown::never(), |t, o| {
             seen.push((t.device_uuid.clone(), matches!(o, Outcome::Planned)));
             Ok::<_, ()>(())
         })
@@ -253,14 +253,16 @@ async fn bulk_run_plans_without_apply_stops_on_the_signal_and_detaches_with_it()
     let (trigger, stop) = sshfleet_core::shutdown::channel();
     trigger.trigger();
     let stopped = plan
-        .run(&client, true, &stop, |_, _| Err("no outcome expected"))
+        .run(&client, Mode::Apply, &stop, |_, _| {
+            Err("no outcome expected")
+        })
         .await;
     assert_eq!(stopped, Ok(Finished::Interrupted));
     assert_eq!(deletes(), 0);
 
     let mut done = Vec::new();
     let applied = plan
-        .run(&client, true, &Shutdown::never(), |_, o| match o {
+        .run(&client, Mode::Apply, &Shutdown::never(), |_, o| match o {
             Outcome::Detached(d) => {
                 done.push(d.user_deleted);
                 Ok(())
@@ -273,7 +275,9 @@ async fn bulk_run_plans_without_apply_stops_on_the_signal_and_detaches_with_it()
     assert_eq!(done.len(), user.devices.len());
     assert!(api(&fleet).users().iter().all(|u| u.uuid != user.uuid));
     let again = plan
-        .run(&client, true, &Shutdown::never(), |_, _| Ok::<_, ()>(()))
+        .run(&client, Mode::Apply, &Shutdown::never(), |_, _| {
+            Ok::<_, ()>(())
+        })
         .await;
     assert_eq!(
         again,

@@ -21,7 +21,7 @@ use crate::scan::{RunStats, Scanner};
 use crate::settings::{ComplianceSettings, FailOn, PreparedScan};
 use crate::waivers::Waivers;
 use sshfleet_core::shutdown::Shutdown;
-use sshfleet_history::{History, HistoryError, Recorder, RunInfo, RunRow};
+use sshfleet_history::{Ending, History, HistoryError, Recorder, RunInfo, RunRow};
 use sshfleet_inventory::{Limit, Rows, Shard};
 use sshfleet_net::breaker::StoppedAccount;
 use sshfleet_report as report;
@@ -141,7 +141,8 @@ pub struct Outputs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Completion {
     Complete,
-    /// Interrupted, refused, short of coverage, or its journal failed.
+    /// Interrupted, refused, short of coverage, its journal failed, or (for the metrics)
+    /// its report failed or the history did not record it.
     Incomplete,
 }
 
@@ -419,8 +420,13 @@ impl Run {
     pub fn finish(&self, end: RunEnd<'_>) -> RunOutcome {
         let mut notes = Vec::new();
         let recorded = self.commit(&end, &mut notes);
-        let succeeded = end.completion == Completion::Complete && recorded;
-        self.write_metrics(end.summary, succeeded, &mut notes);
+        // A run the history did not record is not a success in the metrics.
+        let completion = if recorded {
+            end.completion
+        } else {
+            Completion::Incomplete
+        };
+        self.write_metrics(end.summary, completion, &mut notes);
         self.write_page(&end, &mut notes);
         self.write_summary(end.summary, &mut notes);
         RunOutcome {
@@ -438,7 +444,7 @@ impl Run {
             .find_map(|cause| cause.downcast_ref::<report::ReportError>())
             .map(report::ReportError::summary);
         if let Some(summary) = summary {
-            self.write_metrics(summary, false, &mut notes);
+            self.write_metrics(summary, Completion::Incomplete, &mut notes);
         }
         notes
     }
@@ -469,7 +475,12 @@ impl Run {
             .recorder
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        match recorder.finish(end.summary, end.stats.interrupted) {
+        let ending = if end.stats.interrupted {
+            Ending::Interrupted
+        } else {
+            Ending::Finished
+        };
+        match recorder.finish(end.summary, ending) {
             Ok(run) => {
                 notes.push(Note::Recorded {
                     history: history.path.clone(),
@@ -486,7 +497,7 @@ impl Run {
         }
     }
 
-    fn write_metrics(&self, summary: &Summary, succeeded: bool, notes: &mut Vec<Note>) {
+    fn write_metrics(&self, summary: &Summary, completion: Completion, notes: &mut Vec<Note>) {
         let Some(path) = &self.compliance.metrics_out else {
             return;
         };
@@ -495,7 +506,7 @@ impl Run {
             shard: self.shard.clone(),
             duration: self.started.elapsed(),
             finished: SystemTime::now(),
-            succeeded,
+            succeeded: completion == Completion::Complete,
         };
         let previous = report::metrics::previous_success(path);
         let text = report::metrics::render(summary, &facts, previous);

@@ -621,6 +621,15 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     })
 }
 
+/// How a recorded run ended: an interrupted run is kept but is never a baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// It went through every device it was given.
+    Finished,
+    /// Ctrl-C or a signal stopped it.
+    Interrupted,
+}
+
 /// Records one run; every write goes into the run's one transaction.
 pub struct Recorder {
     history: History,
@@ -744,7 +753,7 @@ impl Recorder {
 
     /// Closes the run with its counts and commits everything. An interrupted run is kept
     /// (its devices' periods are true) but is never the baseline of the next run.
-    pub fn finish(&mut self, summary: &Summary, interrupted: bool) -> Result<i64, HistoryError> {
+    pub fn finish(&mut self, summary: &Summary, ending: Ending) -> Result<i64, HistoryError> {
         if self.finished {
             return Ok(self.run);
         }
@@ -768,7 +777,7 @@ impl Recorder {
                  WHERE id = ?11",
                 params![
                     sshfleet_core::time::now_rfc3339(),
-                    interrupted,
+                    ending == Ending::Interrupted,
                     count(summary.total),
                     count(summary.findings()),
                     count(summary.compliant),
@@ -826,7 +835,7 @@ mod tests {
             summary.add(&r);
             out.push(r);
         }
-        recorder.finish(&summary, false).unwrap();
+        recorder.finish(&summary, Ending::Finished).unwrap();
         out
     }
 

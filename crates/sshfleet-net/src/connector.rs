@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+use super::auth::Transport;
 use super::tls::{Fingerprint, PeerCheck, TlsConfigs};
 
 /// Why a connection could not be made. Carried through hyper-util's error as its source.
@@ -59,10 +60,17 @@ impl Connector {
             .host()
             .ok_or_else(|| ConnectError::BadUri(uri.to_string()))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let tls = uri.scheme_str() == Some("https");
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let transport = if uri.scheme_str() == Some("https") {
+            Transport::Tls
+        } else {
+            Transport::Plain
+        };
+        let port = uri.port_u16().unwrap_or(match transport {
+            Transport::Tls => 443,
+            Transport::Plain => 80,
+        });
         let deadline = self.connect_timeout;
-        let stream = tokio::time::timeout(deadline, self.handshake(host, port, tls))
+        let stream = tokio::time::timeout(deadline, self.handshake(host, port, transport))
             .await
             .map_err(|_| ConnectError::Timeout(deadline))??;
         Ok(TokioIo::new(stream))
@@ -72,12 +80,12 @@ impl Connector {
         &self,
         host: &str,
         port: u16,
-        tls: bool,
+        transport: Transport,
     ) -> Result<DeviceStream, ConnectError> {
         let tcp = tcp_connect(host, port).await?;
         // Small request/response exchanges: do not wait for Nagle.
         let _ = tcp.set_nodelay(true);
-        if !tls {
+        if transport == Transport::Plain {
             return Ok(DeviceStream::Plain(tcp));
         }
         let authority = authority(host, port);

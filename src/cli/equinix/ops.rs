@@ -5,11 +5,11 @@
 use anyhow::bail;
 
 use super::super::args::{
-    AttachArgs, AvailableArgs, CreateArgs, DetachArgs, GetArgs, SetPasswordArgs,
+    AttachArgs, AvailableArgs, CreateArgs, DetachArgs, GetArgs, SetPasswordArgs, WriteArgs,
 };
 use super::super::{install_signal_handlers, Exit, Stopping};
 use super::{connect, connect_until, fail, open_rows, read_password, write_rows};
-use sshfleet_engine::equinix::bulk::{BulkDetach, Finished, Outcome};
+use sshfleet_engine::equinix::bulk::{BulkDetach, Finished, Mode, Outcome};
 use sshfleet_equinix::{Availability, EquinixClient, EquinixError, NewUser};
 use sshfleet_report::ssh_users::{AvailabilityRow, ChangeRow, UserRow};
 
@@ -179,7 +179,7 @@ async fn detach_everywhere(args: &DetachArgs, username: &str) -> anyhow::Result<
     // Each row is written and flushed as its detach completes: a crash keeps what was done.
     let mut out = open_rows::<ChangeRow>(&args.api)?;
     let finished = plan
-        .run(&client, args.write.apply, &shutdown, |target, outcome| {
+        .run(&client, args.write.mode(), &shutdown, |target, outcome| {
             let planned = planned_detach(
                 &target.user_uuid,
                 Some(&target.username),
@@ -200,6 +200,17 @@ async fn detach_everywhere(args: &DetachArgs, username: &str) -> anyhow::Result<
             Exit::Findings
         }
     })
+}
+
+impl WriteArgs {
+    /// `--apply` sends the detaches; without it they are only listed.
+    fn mode(&self) -> Mode {
+        if self.apply {
+            Mode::Apply
+        } else {
+            Mode::DryRun
+        }
+    }
 }
 
 /// Refuses (before anything is sent) a detach that would remove the user's last device, or

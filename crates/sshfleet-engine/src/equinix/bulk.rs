@@ -29,6 +29,15 @@ pub struct Target {
     pub deletes_user: bool,
 }
 
+/// Whether a bulk detach sends its detaches or only lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `--apply`: each target is detached.
+    Apply,
+    /// Nothing is sent; each target is `Planned`.
+    DryRun,
+}
+
 /// What became of one target.
 #[derive(Debug)]
 pub enum Outcome {
@@ -73,13 +82,13 @@ impl BulkDetach {
         }
     }
 
-    /// Goes through the targets in order, detaching each when `apply` (else each is
+    /// Goes through the targets in order, detaching each in [`Mode::Apply`] (else each is
     /// `Planned`), and hands every outcome to `each` as it comes: an error from `each` ends
     /// the run at once. `stop` is checked before each target.
     pub async fn run<E>(
         &self,
         client: &EquinixClient,
-        apply: bool,
+        mode: Mode,
         stop: &Shutdown,
         mut each: impl FnMut(&Target, Outcome) -> Result<(), E>,
     ) -> Result<Finished, E> {
@@ -88,10 +97,9 @@ impl BulkDetach {
             if stop.is_triggered() {
                 return Ok(Finished::Interrupted);
             }
-            let outcome = if apply {
-                detach(client, target).await
-            } else {
-                Outcome::Planned
+            let outcome = match mode {
+                Mode::Apply => detach(client, target).await,
+                Mode::DryRun => Outcome::Planned,
             };
             if matches!(outcome, Outcome::Failed(_)) {
                 failed = failed.saturating_add(1);

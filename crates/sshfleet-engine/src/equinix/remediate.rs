@@ -340,6 +340,14 @@ pub enum Reading {
     NotFound,
 }
 
+/// Whether an earlier, interrupted run journaled this detach's intent without its outcome:
+/// a user then found detached is that run's work, not stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Earlier {
+    Announced,
+    Unannounced,
+}
+
 /// One async lock per user: a user's detaches never overlap, so the read before each shows
 /// whether it is the last device.
 #[derive(Default)]
@@ -419,8 +427,12 @@ impl Detacher<'_> {
                     each(deferred(association, number, why))?;
                     continue;
                 }
-                let resumed = recovered.pending.contains(&key(&association));
-                running.push(self.detach_locked(association, number, resumed, &locks));
+                let earlier = if recovered.pending.contains(&key(&association)) {
+                    Earlier::Announced
+                } else {
+                    Earlier::Unannounced
+                };
+                running.push(self.detach_locked(association, number, earlier, &locks));
             }
             let Some(done) = running.next().await else {
                 return Ok(());
@@ -443,19 +455,19 @@ impl Detacher<'_> {
         &self,
         association: Target,
         wave: usize,
-        resumed: bool,
+        earlier: Earlier,
         locks: &UserLocks,
     ) -> Done {
         let lock = locks.of(&association.user_uuid);
         let _turn = lock.lock().await;
-        self.detach_one(association, wave, resumed).await
+        self.detach_one(association, wave, earlier).await
     }
 
     /// Reads the user, detaches when still attached (journaled), and reads it back. A
     /// detach that would delete the user is held back unless deletions are allowed. When
     /// the journal cannot be written the entry comes with the error: `deferred` when the
     /// intent failed (nothing sent), what happened when only the outcome failed.
-    async fn detach_one(&self, association: Target, wave: usize, resumed: bool) -> Done {
+    async fn detach_one(&self, association: Target, wave: usize, earlier: Earlier) -> Done {
         let entry = |association, status, detail: String| Entry {
             association,
             status,
@@ -472,7 +484,7 @@ impl Detacher<'_> {
                 return Ok(entry(association, Status::Failed, why));
             }
         };
-        if let Some((status, why)) = self.before_sending(before, resumed) {
+        if let Some((status, why)) = self.before_sending(before, earlier) {
             let done = entry(association.clone(), status, why.to_owned());
             if status != Status::Detached {
                 return Ok(done);
@@ -500,10 +512,10 @@ impl Detacher<'_> {
     }
 
     /// What the read before the detach decides without sending anything, if anything.
-    fn before_sending(&self, before: Reading, resumed: bool) -> Option<(Status, &'static str)> {
+    fn before_sending(&self, before: Reading, earlier: Earlier) -> Option<(Status, &'static str)> {
         let held = self.deletion == UserDeletion::HeldBack;
         match before {
-            Reading::Off if resumed => Some((
+            Reading::Off if earlier == Earlier::Announced => Some((
                 Status::Detached,
                 "detached by an earlier, interrupted run (read back)",
             )),
