@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use sshfleet_core::secret::Secret;
-use sshfleet_equinix::{Credentials, EquinixError, TokenError};
+use sshfleet_equinix::{Credentials, EquinixError, RefusedToken, TokenError};
 use sshfleet_sim::EquinixFaults;
 
 use sshfleet_core::shutdown;
@@ -72,7 +72,13 @@ async fn a_second_401_after_renewal_is_final() {
         .await
         .expect_err("every call is refused");
     assert!(
-        matches!(err, EquinixError::Unauthorized { renewed: true, .. }),
+        matches!(
+            err,
+            EquinixError::Unauthorized {
+                token: RefusedToken::Renewed,
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(
@@ -128,7 +134,13 @@ async fn a_ready_token_is_used_as_is_and_its_refusal_is_final() {
     let client = client(&fleet, Credentials::Token(Secret::new("not-a-token")));
     let err = client.get_user("abc").await.expect_err("unknown token");
     assert!(
-        matches!(err, EquinixError::Unauthorized { renewed: false, .. }),
+        matches!(
+            err,
+            EquinixError::Unauthorized {
+                token: RefusedToken::Ready,
+                ..
+            }
+        ),
         "{err}"
     );
     // Nothing was renewed: the message says why not, not that a renewal failed.

@@ -10,7 +10,7 @@ use governor::{DefaultDirectRateLimiter, Jitter};
 use http::{header, HeaderMap, Method, Request, StatusCode};
 use http_body_util::Full;
 
-use super::errors::{ApiProblem, EquinixError, TokenError};
+use super::errors::{ApiProblem, EquinixError, RefusedToken, TokenError};
 use super::token::{Bearer, TokenSource};
 use super::{redact, wire, Availability, Dissociation, ListFilter, Page, SshUser};
 use sshfleet_core::secret::Secret;
@@ -262,7 +262,7 @@ impl EquinixClient {
             tracing::debug!(status = status.as_u16(), "answered");
             if status == StatusCode::UNAUTHORIZED {
                 if renewed {
-                    return Err(self.unauthorized(call, &response, true));
+                    return Err(self.unauthorized(call, &response, RefusedToken::Renewed));
                 }
                 renewed = true;
                 bearer = self.renew(&bearer, call, &response).await?;
@@ -327,7 +327,9 @@ impl EquinixClient {
     ) -> Result<Bearer, EquinixError> {
         match self.tokens.renew(stale).await {
             Ok(bearer) => Ok(bearer),
-            Err(TokenError::StaticTokenRefused) => Err(self.unauthorized(call, response, false)),
+            Err(TokenError::StaticTokenRefused) => {
+                Err(self.unauthorized(call, response, RefusedToken::Ready))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -404,12 +406,17 @@ impl EquinixClient {
         redact::problems(wire::parse_problems(&response.body), &self.tokens.secrets())
     }
 
-    fn unauthorized(&self, call: &Call, response: &HttpResponse, renewed: bool) -> EquinixError {
+    fn unauthorized(
+        &self,
+        call: &Call,
+        response: &HttpResponse,
+        token: RefusedToken,
+    ) -> EquinixError {
         EquinixError::Unauthorized {
             method: call.method_name(),
             url: self.url(call),
             problems: self.problems(response),
-            renewed,
+            token,
         }
     }
 

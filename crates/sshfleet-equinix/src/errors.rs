@@ -99,6 +99,15 @@ impl TokenError {
     }
 }
 
+/// The token a 401 refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusedToken {
+    /// One renewed for this very call (client credentials): renewing again would not help.
+    Renewed,
+    /// The ready token of `EQUINIX_API_TOKEN`, which cannot be renewed.
+    Ready,
+}
+
 /// An operation failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EquinixError {
@@ -120,14 +129,13 @@ pub enum EquinixError {
         problems: Vec<ApiProblem>,
     },
     /// 401 again after the token was renewed, or for a ready token, which cannot be.
-    #[error("{method} {url}: HTTP 401 {after}{problems}", after = after_401(*.renewed), problems = Problems(.problems))]
+    #[error("{method} {url}: HTTP 401 {after}{problems}", after = after_401(*.token), problems = Problems(.problems))]
     Unauthorized {
         method: &'static str,
         url: String,
         problems: Vec<ApiProblem>,
-        /// The token was renewed for this call (client credentials); `false` for the ready
-        /// token of `EQUINIX_API_TOKEN`.
-        renewed: bool,
+        /// Which token the API refused.
+        token: RefusedToken,
     },
     /// A 429 (or 5xx) whose `Retry-After` asks for a longer wait than sshfleet waits: not
     /// slept through, not retried.
@@ -191,11 +199,12 @@ pub enum EquinixError {
     },
 }
 
-fn after_401(renewed: bool) -> &'static str {
-    if renewed {
-        "even with a freshly renewed token"
-    } else {
-        "for the ready token from EQUINIX_API_TOKEN, which cannot be renewed without client credentials"
+fn after_401(token: RefusedToken) -> &'static str {
+    match token {
+        RefusedToken::Renewed => "even with a freshly renewed token",
+        RefusedToken::Ready => {
+            "for the ready token from EQUINIX_API_TOKEN, which cannot be renewed without client credentials"
+        }
     }
 }
 

@@ -12,7 +12,7 @@ pub mod wire;
 use std::fmt;
 
 pub use client::{ClientPolicy, EquinixClient, NewUser};
-pub use errors::{ApiProblem, EquinixError, TokenError};
+pub use errors::{ApiProblem, EquinixError, RefusedToken, TokenError};
 pub use paging::{ListingStats, PageFetcher};
 pub use token::{Credentials, TokenSource};
 

@@ -114,21 +114,18 @@ struct PassCheck {
 }
 
 impl PassCheck {
-    /// Notes a user served at `offset`; whether it is new to this pass. A page larger than
-    /// the step overlaps the next by its own size: its repeats are no sign of a shift.
-    fn note_user(&mut self, offset: u64, uuid: &str, oversized: bool) -> bool {
-        if self.seen.insert(uuid.to_owned()) {
-            return true;
-        }
-        if oversized {
-            return false;
-        }
+    /// Notes a user served; whether it is new to this pass.
+    fn note_user(&mut self, uuid: &str) -> bool {
+        self.seen.insert(uuid.to_owned())
+    }
+
+    /// Notes a user served again, at `offset`: a sign the listing shifted under the pass.
+    fn note_repeat(&mut self, offset: u64, uuid: &str) {
         self.repeated = self.repeated.saturating_add(1);
         self.repeated_at.insert(offset);
         if self.sample.len() < 3 {
             self.sample.push(uuid.to_owned());
         }
-        false
     }
 
     fn note_total(&mut self, total: Option<u64>) {
@@ -511,9 +508,15 @@ impl Delivery {
     /// the output is gone or the cap is reached.
     async fn deliver(&mut self, users: Vec<SshUser>, offset: u64, step: u64) -> Option<u64> {
         let mut fresh = 0u64;
+        // A page larger than the step overlaps the next by its own size: its repeats are no
+        // sign of a shift.
         let oversized = users.len() as u64 > step;
         for user in users {
-            fresh += u64::from(self.pass.note_user(offset, &user.uuid, oversized));
+            let new = self.pass.note_user(&user.uuid);
+            if !new && !oversized {
+                self.pass.note_repeat(offset, &user.uuid);
+            }
+            fresh += u64::from(new);
             if self.stats.users >= self.max_users {
                 self.pass.cap_reached = true;
                 return None;

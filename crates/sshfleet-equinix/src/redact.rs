@@ -105,12 +105,12 @@ pub(crate) fn error(e: EquinixError, secrets: &[Secret]) -> EquinixError {
             method,
             url,
             problems: p,
-            renewed,
+            token,
         } => EquinixError::Unauthorized {
             method,
             url,
             problems: problems(p, secrets),
-            renewed,
+            token,
         },
         EquinixError::Malformed {
             method,

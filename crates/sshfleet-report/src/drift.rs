@@ -127,10 +127,20 @@ impl Seen {
     }
 }
 
+/// How a device was matched to the previous run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Matched {
+    /// At the same address.
+    Here,
+    /// By serial, at another address.
+    Moved,
+}
+
 /// The change from `before` to `now`. New exposure wins over every other change: a camera
 /// that moved *and* had SSH turned on is `regressed`, so it is never missed by an alert on
-/// regressions. `moved` says the device was matched by serial at another address.
-pub fn classify(before: &Observation, now: Seen, moved: bool) -> Change {
+/// regressions.
+pub fn classify(before: &Observation, now: Seen, matched: Matched) -> Change {
+    let moved = matched == Matched::Moved;
     let was_read = before.readable();
     let is_read = now.status == Status::Ok;
     match (was_read, is_read) {
@@ -230,15 +240,15 @@ impl Baseline {
     /// address. A serial that more than one previous device claimed identifies a device only
     /// together with its address, so that the same devices are matched the same way in
     /// every run, whatever order they finish in.
-    fn find(&self, address: &str, serial: Option<&str>) -> Option<(usize, bool)> {
+    fn find(&self, address: &str, serial: Option<&str>) -> Option<(usize, Matched)> {
         if let Some(serial) = serial {
             let claimants = self.claimants(serial);
             let here = claimants
                 .iter()
                 .find(|&&i| self.entries[i as usize].address == address);
             match (here, claimants) {
-                (Some(&i), _) => return Some((i as usize, false)),
-                (None, &[only]) => return Some((only as usize, true)),
+                (Some(&i), _) => return Some((i as usize, Matched::Here)),
+                (None, &[only]) => return Some((only as usize, Matched::Moved)),
                 // Claimed by several elsewhere: which of them this is, nothing tells.
                 _ => {}
             }
@@ -246,7 +256,7 @@ impl Baseline {
         let i = self.lookup(&self.by_address, address, |o| Some(o.address.as_str()))?;
         match (&self.entries[i].serial, serial) {
             (Some(then), Some(now)) if then != now => None,
-            _ => Some((i, false)),
+            _ => Some((i, Matched::Here)),
         }
     }
 
@@ -267,7 +277,7 @@ impl Baseline {
         now: Seen,
         checked_at: &str,
     ) -> (Drift, Option<&Observation>) {
-        let Some((i, moved)) = self.find(address, serial) else {
+        let Some((i, matched)) = self.find(address, serial) else {
             let drift = Drift {
                 change: Change::New,
                 first_seen: checked_at.to_owned(),
@@ -291,7 +301,7 @@ impl Baseline {
             stamp(before.state_since.or(before.checked_at))
         };
         let drift = Drift {
-            change: classify(before, now, moved),
+            change: classify(before, now, matched),
             first_seen,
             state_since,
         };
@@ -365,22 +375,22 @@ mod tests {
         let on = seen_before("a", None, Some(true));
         let dark = seen_before("a", None, None);
         let cases = [
-            (&off, now(Some(false)), false, Change::Unchanged),
-            (&off, now(Some(true)), false, Change::Regressed),
-            (&on, now(Some(false)), false, Change::Fixed),
-            (&off, now(None), false, Change::Lost),
-            (&dark, now(Some(false)), false, Change::Recovered),
-            (&dark, now(Some(true)), false, Change::Regressed),
-            (&dark, now(None), false, Change::Unchanged),
-            (&off, now(Some(false)), true, Change::Moved),
-            (&off, now(Some(true)), true, Change::Regressed),
-            (&dark, now(None), true, Change::Moved),
+            (&off, now(Some(false)), Matched::Here, Change::Unchanged),
+            (&off, now(Some(true)), Matched::Here, Change::Regressed),
+            (&on, now(Some(false)), Matched::Here, Change::Fixed),
+            (&off, now(None), Matched::Here, Change::Lost),
+            (&dark, now(Some(false)), Matched::Here, Change::Recovered),
+            (&dark, now(Some(true)), Matched::Here, Change::Regressed),
+            (&dark, now(None), Matched::Here, Change::Unchanged),
+            (&off, now(Some(false)), Matched::Moved, Change::Moved),
+            (&off, now(Some(true)), Matched::Moved, Change::Regressed),
+            (&dark, now(None), Matched::Moved, Change::Moved),
         ];
-        for (before, seen, moved, want) in cases {
+        for (before, seen, matched, want) in cases {
             assert_eq!(
-                classify(before, seen, moved),
+                classify(before, seen, matched),
                 want,
-                "{before:?} {seen:?} {moved}"
+                "{before:?} {seen:?} {matched:?}"
             );
         }
     }
@@ -393,14 +403,14 @@ mod tests {
             compliant: None,
             ..now(Some(true))
         };
-        assert_eq!(classify(&before, seen, false), Change::Regressed);
+        assert_eq!(classify(&before, seen, Matched::Here), Change::Regressed);
         // Compliance known on both sides wins: SSH on while expected on is a fix.
         before.compliant = Some(false);
         let seen = Seen {
             compliant: Some(true),
             ..now(Some(true))
         };
-        assert_eq!(classify(&before, seen, false), Change::Fixed);
+        assert_eq!(classify(&before, seen, Matched::Here), Change::Fixed);
     }
 
     fn record(address: &str, serial: Option<&str>, ssh: Option<bool>) -> DeviceRecord {
