@@ -460,7 +460,7 @@ impl Remediator {
         let changed = (now.is_some() && now != Some(self.target.is_enabled())).then(|| {
             format!(
                 "SSH is {} again since this run wrote it; a run writes a device once: the next run writes it",
-                on_off(now == Some(true))
+                SshState::from_enabled(now == Some(true))
             )
         });
         if record.error.is_none() {
@@ -585,8 +585,8 @@ fn stale_reason(
     if now.enabled != planned.observed_enabled {
         return Some(format!(
             "SSH is {} now, the plan saw it {} at {}",
-            on_off(now.enabled),
-            on_off(planned.observed_enabled),
+            SshState::from_enabled(now.enabled),
+            SshState::from_enabled(planned.observed_enabled),
             planned.observed_at
         ));
     }
@@ -604,14 +604,6 @@ fn stale_reason(
         ));
     }
     None
-}
-
-fn on_off(enabled: bool) -> &'static str {
-    if enabled {
-        "enabled"
-    } else {
-        "disabled"
-    }
 }
 
 /// The plan's entry for a device about to be written, from what planning read.
