@@ -199,3 +199,111 @@ async fn within<T>(
             time,
         )))))
 }
+
+#[cfg(test)]
+mod tests {
+    //! One device's context against in-process simulated cameras on loopback, in paused
+    //! time; what a camera holds afterwards is asked of the simulator.
+
+    use super::*;
+    use sshfleet_inventory::Rows;
+    use sshfleet_net::ClientSettings;
+    use sshfleet_sim::{DeviceSpec, Fault, Fleet, SimConfig};
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    async fn fleet(specs: Vec<DeviceSpec>) -> Result<(Fleet, Rows), Box<dyn std::error::Error>> {
+        let fleet = Fleet::start(SimConfig {
+            specs: Some(specs),
+            ssh_ports: false,
+            ..SimConfig::default()
+        })
+        .await?;
+        let mut csv = Vec::new();
+        fleet.write_inventory(&mut csv)?;
+        let inventory = sshfleet_inventory::parse(&csv[..], &Default::default())?;
+        Ok((fleet, inventory.rows))
+    }
+
+    fn settings() -> ScanSettings {
+        ScanSettings {
+            concurrency: 1,
+            credentials: Credentials {
+                username: "root".into(),
+                password: Secret::new("pass"),
+            },
+            row_passwords: HashMap::new(),
+            password_from: "the test".into(),
+            auth_breaker: BreakerMode::Off,
+            policy: SessionPolicy::default(),
+            expect: None,
+            grace: Duration::from_secs(5),
+            waivers: None,
+            probe: None,
+            device_info: false,
+        }
+    }
+
+    fn client() -> Result<HttpClient, Box<dyn std::error::Error>> {
+        Ok(HttpClient::new(&ClientSettings {
+            timeout: Duration::from_secs(5),
+            ..ClientSettings::default()
+        })?)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_write_and_read_back_leave_the_camera_as_written_once() -> TestResult {
+        let (fleet, rows) = fleet(vec![DeviceSpec::clean(true)]).await?;
+        let (http, settings) = (client()?, settings());
+        let device = rows.devices().next().ok_or("no device")?;
+        let mut ctx = DeviceContext::new(&http, &settings, &device);
+        let reading = ctx.read(Connection::KeepAlive).await?;
+        assert!(reading.enabled);
+        ctx.write(&reading, false).await?;
+        assert!(!ctx.read_back(&reading, Connection::Close).await?);
+        let camera = &fleet.snapshot()[0];
+        assert!(!camera.ssh_enabled, "the camera holds SSH off");
+        assert_eq!(camera.writes.len(), 1, "one write, never sent twice");
+        assert_eq!(ctx.record().status, Status::Ok);
+        Ok(())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_for_a_write_permit_is_given_back_to_the_device() -> TestResult {
+        let (_fleet, rows) = fleet(vec![DeviceSpec::clean(true)]).await?;
+        let (http, settings) = (client()?, settings());
+        let device = rows.devices().next().ok_or("no device")?;
+        let mut ctx = DeviceContext::new(&http, &settings, &device);
+        let before = ctx.session.deadline();
+        ctx.excuse(Duration::from_secs(120));
+        assert_eq!(ctx.session.deadline() - before, Duration::from_secs(120));
+        Ok(())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_camera_that_never_answers_times_out_within_the_device_time() -> TestResult {
+        let hang = DeviceSpec {
+            fault: Fault::Hang,
+            ..DeviceSpec::clean(true)
+        };
+        let (_fleet, rows) = fleet(vec![hang]).await?;
+        let (http, settings) = (client()?, settings());
+        let device = rows.devices().next().ok_or("no device")?;
+        let mut ctx = DeviceContext::new(&http, &settings, &device);
+        let started = tokio::time::Instant::now();
+        let failure = match ctx.read(Connection::Close).await {
+            Ok(reading) => return Err(format!("read from a hung camera: {reading:?}").into()),
+            Err(failure) => failure,
+        };
+        assert!(
+            matches!(
+                failure,
+                Failure::Call(CallError::Http(HttpError::Timeout(_)))
+            ),
+            "{failure}"
+        );
+        let spent = started.elapsed();
+        assert!(spent <= device_time(http.timeout(), &settings), "{spent:?}");
+        Ok(())
+    }
+}
