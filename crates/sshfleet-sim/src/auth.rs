@@ -32,9 +32,7 @@ pub(crate) enum Scheme {
 pub(crate) enum Verdict {
     Pass,
     /// 401 with a fresh challenge; not a failed login (no or foreign credentials, stale nonce).
-    Challenge {
-        stale: bool,
-    },
+    Challenge(Nonce),
     /// 401: wrong user or password. Counts towards the brute-force block.
     Failed,
     /// 400: a malformed Authorization header or a `uri` that is not the request-target.
@@ -52,10 +50,17 @@ pub(crate) struct Authority<'a> {
     pub now_us: u64,
 }
 
+/// Why a challenge is sent: a first one, or a new nonce for one that went stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Nonce {
+    Fresh,
+    Stale,
+}
+
 impl Authority<'_> {
     /// The WWW-Authenticate value for a 401, `None` when the device does not authenticate.
     /// A Digest nonce is stamped `now_us`, when the answer is made.
-    pub(crate) fn challenge(&self, stale: bool, now_us: u64, guard: &Guard) -> Option<String> {
+    pub(crate) fn challenge(&self, why: Nonce, now_us: u64, guard: &Guard) -> Option<String> {
         let kind = match self.scheme {
             Scheme::None => return None,
             Scheme::Basic => return Some(format!("Basic realm=\"{}\"", self.realm)),
@@ -70,7 +75,7 @@ impl Authority<'_> {
         if kind.offers_qop() {
             value.push_str(", qop=\"auth\"");
         }
-        if stale {
+        if why == Nonce::Stale {
             value.push_str(", stale=true");
         }
         Some(value)
@@ -85,7 +90,7 @@ impl Authority<'_> {
     ) -> Verdict {
         let (kind, header) = match (self.scheme, header) {
             (Scheme::None, _) => return Verdict::Pass,
-            (_, None) => return Verdict::Challenge { stale: false },
+            (_, None) => return Verdict::Challenge(Nonce::Fresh),
             (scheme, Some(header)) => (scheme, header.trim()),
         };
         let (name, rest) = header.split_once(' ').unwrap_or((header, ""));
@@ -97,7 +102,7 @@ impl Authority<'_> {
                 };
                 self.verify_digest(kind, method, target, &params, guard)
             }
-            _ => Verdict::Challenge { stale: false },
+            _ => Verdict::Challenge(Nonce::Fresh),
         }
     }
 
@@ -142,7 +147,7 @@ impl Authority<'_> {
             .unwrap_or("MD5")
             .eq_ignore_ascii_case(kind.algorithm())
         {
-            return Verdict::Challenge { stale: false };
+            return Verdict::Challenge(Nonce::Fresh);
         }
         let qop = match qop_fields(kind, get("qop"), get("nc"), get("cnonce")) {
             Ok(qop) => qop,
@@ -169,15 +174,15 @@ impl Authority<'_> {
     /// Checked last, as Apache does, so that an otherwise valid old nonce gets `stale=true`.
     fn check_nonce(&self, nonce: &str, nc: Option<&str>, guard: &Guard) -> Verdict {
         let Some(issued) = nonce_time(self.secret, self.realm, nonce) else {
-            return Verdict::Challenge { stale: false };
+            return Verdict::Challenge(Nonce::Fresh);
         };
         let nc = nc.and_then(|nc| u32::from_str_radix(nc, 16).ok());
         if nc.is_some_and(|nc| !guard.accept_nc(issued, nc)) {
-            return Verdict::Challenge { stale: false };
+            return Verdict::Challenge(Nonce::Fresh);
         }
         let age = Duration::from_micros(self.now_us.saturating_sub(issued));
         if age > self.nonce_lifetime {
-            return Verdict::Challenge { stale: true };
+            return Verdict::Challenge(Nonce::Stale);
         }
         Verdict::Pass
     }
@@ -315,10 +320,10 @@ mod tests {
         let target = "/axis-cgi/ssh.cgi";
         assert_eq!(
             auth.verify("POST", target, None, &guard),
-            Verdict::Challenge { stale: false }
+            Verdict::Challenge(Nonce::Fresh)
         );
         let challenge = auth
-            .challenge(false, auth.now_us, &guard)
+            .challenge(Nonce::Fresh, auth.now_us, &guard)
             .unwrap_or_default();
         assert!(
             challenge.ends_with(r#"algorithm=MD5, qop="auth""#),
@@ -332,7 +337,7 @@ mod tests {
         );
         assert_eq!(
             auth.verify("POST", target, Some(&ok), &guard),
-            Verdict::Challenge { stale: false }
+            Verdict::Challenge(Nonce::Fresh)
         );
         let next = answer(&nonce, "00000002", "pass", target);
         assert_eq!(
@@ -353,7 +358,7 @@ mod tests {
         let old = answer(&nonce, "00000005", "pass", target);
         assert_eq!(
             later.verify("POST", target, Some(&old), &guard),
-            Verdict::Challenge { stale: true }
+            Verdict::Challenge(Nonce::Stale)
         );
     }
 
@@ -362,7 +367,7 @@ mod tests {
         let guard = Guard::default();
         let auth = authority(Scheme::Digest(DigestKind::NoQop), 1);
         let challenge = auth
-            .challenge(false, auth.now_us, &guard)
+            .challenge(Nonce::Fresh, auth.now_us, &guard)
             .unwrap_or_default();
         assert!(!challenge.contains("qop"), "{challenge}");
         let with_qop = answer(
@@ -385,10 +390,10 @@ mod tests {
         assert_eq!(auth.verify("GET", "/", Some(&bad), &guard), Verdict::Failed);
         assert_eq!(
             auth.verify("GET", "/", Some("Digest x=1"), &guard),
-            Verdict::Challenge { stale: false }
+            Verdict::Challenge(Nonce::Fresh)
         );
         assert_eq!(
-            auth.challenge(false, auth.now_us, &guard).as_deref(),
+            auth.challenge(Nonce::Fresh, auth.now_us, &guard).as_deref(),
             Some(r#"Basic realm="AXIS_ACCC8E012345""#)
         );
     }

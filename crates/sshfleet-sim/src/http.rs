@@ -170,6 +170,24 @@ fn content_length(head: &Head) -> Result<usize, HttpError> {
     Ok(length)
 }
 
+/// Whether the connection stays open after a response (`Connection:` in its head).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Persist {
+    KeepAlive,
+    Close,
+}
+
+impl Request {
+    /// What the request asked of its connection.
+    pub(crate) fn persist(&self) -> Persist {
+        if self.keep_alive {
+            Persist::KeepAlive
+        } else {
+            Persist::Close
+        }
+    }
+}
+
 fn wants_keep_alive(head: &Head) -> bool {
     let connection = head
         .headers
@@ -255,13 +273,13 @@ impl Response {
     }
 
     /// Status line and headers, including Content-Length and Connection.
-    pub(crate) fn head_bytes(&self, keep_alive: bool) -> Vec<u8> {
+    pub(crate) fn head_bytes(&self, persist: Persist) -> Vec<u8> {
         let mut out = Vec::with_capacity(256 + self.body.len());
-        self.write_head(&mut out, keep_alive);
+        self.write_head(&mut out, persist);
         out
     }
 
-    fn write_head(&self, out: &mut Vec<u8>, keep_alive: bool) {
+    fn write_head(&self, out: &mut Vec<u8>, persist: Persist) {
         use std::io::Write as _;
         // Writing into a Vec cannot fail.
         let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
@@ -272,17 +290,20 @@ impl Response {
         if !matches!(self.status, 204 | 304) {
             let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
         }
-        let connection = if keep_alive { "keep-alive" } else { "close" };
+        let connection = match persist {
+            Persist::KeepAlive => "keep-alive",
+            Persist::Close => "close",
+        };
         let _ = write!(out, "Connection: {connection}\r\n\r\n");
     }
 
     /// Head and body in one write, so that a response is one segment as from a camera's
     /// web server (two writes cost a second packet and wake-up per response).
-    pub(crate) async fn write_to<S>(&self, io: &mut S, keep_alive: bool) -> io::Result<()>
+    pub(crate) async fn write_to<S>(&self, io: &mut S, persist: Persist) -> io::Result<()>
     where
         S: AsyncWrite + Unpin,
     {
-        let mut out = self.head_bytes(keep_alive);
+        let mut out = self.head_bytes(persist);
         out.extend_from_slice(&self.body);
         io.write_all(&out).await?;
         io.flush().await
@@ -423,7 +444,7 @@ mod tests {
     #[test]
     fn renders_a_response_head() {
         let r = Response::json(200, "{}").with_header("X-A", "b");
-        let head = String::from_utf8_lossy(&r.head_bytes(false)).into_owned();
+        let head = String::from_utf8_lossy(&r.head_bytes(Persist::Close)).into_owned();
         assert_eq!(
             head,
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-A: b\r\n\

@@ -238,7 +238,7 @@ pub(crate) fn bind_all(closed: &[bool], plan: PortPlan) -> io::Result<Vec<Port>>
         let Some(&refuse) = closed.get(ports.len()) else {
             break;
         };
-        match bind_one(port, refuse) {
+        match bind_one(port, Bind::refusing(refuse)) {
             Ok(bound) => ports.push(bound),
             Err(e) if is_taken(&e) => continue,
             Err(e) => {
@@ -274,9 +274,9 @@ pub(crate) fn bind_loopback_listener() -> io::Result<TcpListener> {
 /// (a camera's SSH port following its SSH state). A refusing socket goes without
 /// SO_REUSEADDR where it can, as in [`bind_all`]; if a connection of the closed listener
 /// still lingers on the port, it needs the option to bind at all.
-pub(crate) fn bind_again(port: u16, refuse: bool) -> io::Result<Port> {
-    match bind_one(port, refuse) {
-        Err(e) if refuse && e.kind() == io::ErrorKind::AddrInUse => {
+pub(crate) fn bind_again(port: u16, bind: Bind) -> io::Result<Port> {
+    match bind_one(port, bind) {
+        Err(e) if bind == Bind::Refuse && e.kind() == io::ErrorKind::AddrInUse => {
             let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
             socket.set_reuse_address(true)?;
             socket.bind(&SocketAddr::from((listen_ip(), port)).into())?;
@@ -299,9 +299,27 @@ pub(crate) fn listen_ip() -> Ipv4Addr {
     })
 }
 
-fn bind_one(port: u16, refuse: bool) -> io::Result<Port> {
+/// What a camera's port does: accept connections, or refuse them (bound, not listening).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Bind {
+    Listen,
+    Refuse,
+}
+
+impl Bind {
+    /// `Refuse` for a port that is to refuse connections.
+    pub(crate) fn refusing(refuse: bool) -> Bind {
+        if refuse {
+            Bind::Refuse
+        } else {
+            Bind::Listen
+        }
+    }
+}
+
+fn bind_one(port: u16, bind: Bind) -> io::Result<Port> {
     let addr = SocketAddr::from((listen_ip(), port));
-    if !refuse {
+    if bind == Bind::Listen {
         return TcpListener::bind(addr).map(|listener| Port::Listening(listener, port));
     }
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
@@ -360,14 +378,14 @@ mod tests {
             panic!("a refusing port");
         };
         drop(held);
-        let Port::Listening(listener, _) = bind_again(number, false)? else {
+        let Port::Listening(listener, _) = bind_again(number, Bind::Listen)? else {
             panic!("a listening port");
         };
         let client = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, number))?;
         let (accepted, _) = listener.accept()?;
         drop(listener);
         // A connection of the old listener is still there while the port refuses.
-        let refusing = bind_again(number, true)?;
+        let refusing = bind_again(number, Bind::Refuse)?;
         assert!(matches!(refusing, Port::Closed(..)));
         let refused = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, number));
         assert_eq!(

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
-use super::auth::{Authority, Verdict};
+use super::auth::{Authority, Nonce, Verdict};
 use super::camera::{Arrival, Camera, Settings, OVERSIZED_BYTES};
 use super::http::{Request, Response};
 use super::spec::Fault;
@@ -64,19 +64,19 @@ fn authenticate(
         now_us: arrival.at_us,
     };
     let header = req.header("authorization");
-    let stale = match authority.verify(&req.method, &req.target, header, &camera.guard) {
+    let nonce = match authority.verify(&req.method, &req.target, header, &camera.guard) {
         Verdict::Pass => return None,
         Verdict::BadRequest => return Some(Response::plain_status(400)),
-        Verdict::Challenge { stale } => stale,
+        Verdict::Challenge(nonce) => nonce,
         Verdict::Failed => {
             camera.failed_logins.fetch_add(1, Ordering::Relaxed);
             camera.guard.record_failure(arrival.at);
-            false
+            Nonce::Fresh
         }
     };
     let issued_us = settings.clock.now_us();
     let challenge = authority
-        .challenge(stale, issued_us, &camera.guard)
+        .challenge(nonce, issued_us, &camera.guard)
         .unwrap_or_default();
     let body = "<HTML><HEAD><TITLE>401 Unauthorized</TITLE></HEAD>\
                 <BODY><H1>401 Unauthorized.</H1></BODY></HTML>\n";
@@ -88,28 +88,36 @@ fn inject_fault(camera: &Camera, mut response: Response) -> Response {
     if response.status != 200 {
         return response;
     }
-    let is_json = response
+    let json = response
         .headers
         .iter()
         .any(|(n, v)| *n == "Content-Type" && v.starts_with("application/json"));
+    let payload = if json { Payload::Json } else { Payload::Text };
     match camera.spec.fault {
         Fault::Reset => response.reset_midway = true,
         Fault::Oversized => response.body = oversized_body(),
-        Fault::MalformedJson if is_json => {
+        Fault::MalformedJson if payload == Payload::Json => {
             let cut = response.body.len() * 2 / 3;
             response.body = response.body.slice(..cut);
         }
-        Fault::ForeignAnswers => response.body = foreign(&response.body, is_json),
+        Fault::ForeignAnswers => response.body = foreign(&response.body, payload),
         _ => {}
     }
     response
 }
 
+/// What a CGI answer carries: JSON (ssh.cgi, basicdeviceinfo) or text (param.cgi).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Payload {
+    Json,
+    Text,
+}
+
 /// The answer to someone else's request: another `context` in JSON, and a second, opposite
 /// `Network.SSH.Enabled` line in a param.cgi listing.
-fn foreign(body: &Bytes, is_json: bool) -> Bytes {
+fn foreign(body: &Bytes, payload: Payload) -> Bytes {
     let text = String::from_utf8_lossy(body);
-    if is_json {
+    if payload == Payload::Json {
         return Bytes::from(text.replace(r#""context":"sshfleet""#, r#""context":"someone-else""#));
     }
     let opposite = if text.contains("Enabled=yes") {

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::camera::{Arrival, Camera, Settings};
-use super::http::{self, HttpError, Response};
+use super::http::{self, HttpError, Persist, Response};
 use super::spec::Fault;
 
 /// What every camera task shares.
@@ -78,14 +78,14 @@ where
             Ok(None) | Err(HttpError::Disconnected) => return,
             Err(HttpError::Reject(status)) => {
                 let _ = Response::plain_status(status)
-                    .write_to(&mut tcp, false)
+                    .write_to(&mut tcp, Persist::Close)
                     .await;
                 return;
             }
         };
-        let keep_alive = req.keep_alive;
+        let persist = req.persist();
         let response = answer(req).await;
-        if response.write_to(&mut tcp, keep_alive).await.is_err() || !keep_alive {
+        if response.write_to(&mut tcp, persist).await.is_err() || persist == Persist::Close {
             let _ = tcp.shutdown().await;
             return;
         }
@@ -177,7 +177,7 @@ async fn serve<T: Transport>(mut io: T, camera: &Camera, shared: &Shared) {
             Err(HttpError::Reject(status)) => {
                 camera.count_request();
                 let _ = Response::plain_status(status)
-                    .write_to(&mut io, false)
+                    .write_to(&mut io, Persist::Close)
                     .await;
                 return;
             }
@@ -192,7 +192,7 @@ async fn serve<T: Transport>(mut io: T, camera: &Camera, shared: &Shared) {
         if response.reset_midway {
             return reset_midway(io, &response).await;
         }
-        if response.write_to(&mut io, req.keep_alive).await.is_err() || !req.keep_alive {
+        if response.write_to(&mut io, req.persist()).await.is_err() || !req.keep_alive {
             let _ = io.shutdown().await;
             return;
         }
@@ -218,7 +218,7 @@ async fn drain<T: Transport>(mut io: T) {
 /// Sends the head and half the body, then resets the connection (SO_LINGER 0, close).
 async fn reset_midway<T: Transport>(mut io: T, response: &Response) {
     let cut = response.body.len() / 2;
-    let _ = io.write_all(&response.head_bytes(true)).await;
+    let _ = io.write_all(&response.head_bytes(Persist::KeepAlive)).await;
     let _ = io.write_all(&response.body[..cut]).await;
     let _ = io.flush().await;
     let _ = io.tcp().set_zero_linger();

@@ -100,7 +100,8 @@ fn follow(
     }
     // The old socket must be gone before the port can be bound again.
     drop(current);
-    match ports::bind_again(number, !listens).and_then(SshSocket::from_port) {
+    match ports::bind_again(number, ports::Bind::refusing(!listens)).and_then(SshSocket::from_port)
+    {
         Ok(socket) => Some(socket),
         Err(e) => {
             tracing::warn!(address, port = number, error = %e, "cannot bind the SSH port again");

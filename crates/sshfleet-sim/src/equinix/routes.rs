@@ -119,16 +119,19 @@ impl MockState {
             return token_error(400, "UNSUPPORTED_GRANT_TYPE", "Use client_credentials");
         }
         let valid = body.client_id == CLIENT_ID && body.client_secret == CLIENT_SECRET;
-        if self.locked || !valid {
-            return self.refuse_token(valid);
+        if !valid {
+            return self.refuse_token(Given::Wrong);
+        }
+        if self.locked {
+            return self.refuse_token(Given::Right);
         }
         self.failures_in_a_row = 0;
         self.issue_token(now)
     }
 
-    fn refuse_token(&mut self, valid: bool) -> Response {
+    fn refuse_token(&mut self, given: Given) -> Response {
         self.stats.token_refusals += 1;
-        if !valid {
+        if given == Given::Wrong {
             self.failures_in_a_row += 1;
             self.locked |= self.failures_in_a_row >= LOCKOUT_AFTER;
         }
@@ -235,7 +238,7 @@ impl MockState {
             Ok(q) => q,
             Err(r) => return r,
         };
-        let (offset, limit, verbose) = match list_params(&query) {
+        let (offset, limit, detail) = match list_params(&query) {
             Ok(p) => p,
             Err(property) => {
                 return self.reject(
@@ -253,7 +256,7 @@ impl MockState {
             return self.reject(403, "UNAUTHORIZED_USER", "Not your account", None);
         }
         self.stats.list_requests += 1;
-        let body = self.page_body(&query, offset, limit, verbose);
+        let body = self.page_body(&query, offset, limit, detail);
         if offset > 0 && self.faults.drift_per_page != 0 {
             self.store.drift(self.faults.drift_per_page);
         }
@@ -265,7 +268,7 @@ impl MockState {
         query: &HashMap<String, String>,
         offset: usize,
         limit: usize,
-        verbose: bool,
+        detail: Detail,
     ) -> Value {
         let matching: Vec<_> = self
             .store
@@ -290,8 +293,8 @@ impl MockState {
             .skip(served_from)
             .take(limit)
             .map(|(i, u)| {
-                let mut user = user_json(u, verbose);
-                if verbose && every(without_devices, i as u64 + 1) {
+                let mut user = user_json(u, detail);
+                if detail == Detail::Verbose && every(without_devices, i as u64 + 1) {
                     user["deviceUuids"] = Value::Null;
                 }
                 user
@@ -327,7 +330,7 @@ impl MockState {
             .filter(|_| !self.faults.read_not_found)
         {
             Some(user) => {
-                let mut body = user_json(user, true);
+                let mut body = user_json(user, Detail::Verbose);
                 if self.faults.read_without_devices {
                     if let Some(user) = body.as_object_mut() {
                         user.remove("deviceUuids");
@@ -567,8 +570,22 @@ fn parse_body<T: for<'de> Deserialize<'de>>(req: &Request) -> Option<T> {
     }
 }
 
+/// How much of each user a listing gives (`verbose`): uuid and username, or everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Detail {
+    Brief,
+    Verbose,
+}
+
+/// Whether a token request gave the right client credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Given {
+    Right,
+    Wrong,
+}
+
 /// `offset` and `limit` as int32 strings (defaults 0 and 20), `verbose` as a boolean.
-fn list_params(query: &HashMap<String, String>) -> Result<(usize, usize, bool), &'static str> {
+fn list_params(query: &HashMap<String, String>) -> Result<(usize, usize, Detail), &'static str> {
     let int = |name: &'static str, default: usize| match query.get(name) {
         None => Ok(default),
         Some(v) => v
@@ -582,16 +599,16 @@ fn list_params(query: &HashMap<String, String>) -> Result<(usize, usize, bool), 
     if limit == 0 {
         return Err("limit");
     }
-    let verbose = match query.get("verbose").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
+    let detail = match query.get("verbose").map(String::as_str) {
+        None | Some("false") => Detail::Brief,
+        Some("true") => Detail::Verbose,
         Some(_) => return Err("verbose"),
     };
-    Ok((offset, limit, verbose))
+    Ok((offset, limit, detail))
 }
 
-fn user_json(user: &super::MockUser, verbose: bool) -> Value {
-    let metros = verbose.then(|| {
+fn user_json(user: &super::MockUser, detail: Detail) -> Value {
+    let metros = (detail == Detail::Verbose).then(|| {
         user.metros
             .iter()
             .map(|(pod, status)| (pod.clone(), json!({ "status": status })))
@@ -600,7 +617,7 @@ fn user_json(user: &super::MockUser, verbose: bool) -> Value {
     let body = UserJson {
         uuid: &user.uuid,
         username: &user.username,
-        device_uuids: verbose.then_some(user.devices.as_slice()),
+        device_uuids: (detail == Detail::Verbose).then_some(user.devices.as_slice()),
         metro_status_map: metros,
     };
     serde_json::to_value(body).unwrap_or(Value::Null)
