@@ -386,3 +386,41 @@ async fn csv_evidence_columns_follow_firmware_without_the_kexinit() {
     assert_eq!(Some(&row[at + 3]), want["ssh_crypto"].as_str());
     fleet.fleet.shutdown().await;
 }
+
+/// `--ssh-policy` replaces the baseline: a strict policy that allows nothing fails every
+/// server whose algorithms were read, and a policy file with an unknown key refuses the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_policy_replaces_the_baseline_and_a_bad_one_refuses_the_run() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![
+            camera(SshFault::None, true),
+            camera(SshFault::None, true),
+        ]),
+        ..SimConfig::default()
+    })
+    .await;
+    let strict = fleet.path("strict.toml");
+    std::fs::write(&strict, "matching = \"strict\"\n").unwrap();
+    let strict = strict.display().to_string();
+    let (output, records) = fleet
+        .scan("strict.jsonl", &["--probe-ssh", "--ssh-policy", &strict])
+        .await;
+    assert!(code(&output) <= 1, "{}", stderr(&output));
+    assert_eq!(records.len(), 2);
+    for rec in &records {
+        assert_eq!(rec["ssh_crypto"], "fail", "{rec}");
+    }
+    let bad = fleet.path("bad.toml");
+    std::fs::write(&bad, "fial = {}\n").unwrap();
+    let bad = bad.display().to_string();
+    let (output, _) = fleet
+        .scan("bad.csv", &["--probe-ssh", "--ssh-policy", &bad])
+        .await;
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--ssh-policy"),
+        "{}",
+        stderr(&output)
+    );
+    fleet.fleet.shutdown().await;
+}
