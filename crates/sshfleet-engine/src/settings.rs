@@ -217,7 +217,7 @@ impl DeviceSettings {
         })
     }
 
-    /// What the scanner is told (the probe's evidence policy is added by [`build`]):
+    /// What the scanner is told (the probe's evidence policy is added by `build`):
     /// concurrency, credentials, session policy, probes.
     fn scan_settings(
         &self,
