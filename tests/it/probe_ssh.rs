@@ -424,3 +424,62 @@ async fn ssh_policy_replaces_the_baseline_and_a_bad_one_refuses_the_run() {
     );
     fleet.fleet.shutdown().await;
 }
+
+/// A hostile SSH server (an identification line, then its KEXINIT packet a byte every 400 ms,
+/// never finished) ends as a record within the probe's deadline: open, its banner kept, no
+/// host key and no grade, the camera's own state read as usual. (A packet claiming 4 GiB is
+/// the probe's own test in the axis crate.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_ssh_server_ends_as_a_record_within_the_deadline() {
+    use tokio::io::AsyncWriteExt as _;
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![camera(SshFault::None, true)]),
+        ..SimConfig::default()
+    })
+    .await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let hostile_port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let _ = s.write_all(b"SSH-2.0-hostile\r\n").await;
+        for &byte in b"\x00\x00\x01\x00\x04\x14".iter().cycle().take(100) {
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            if s.write_all(&[byte]).await.is_err() {
+                return;
+            }
+        }
+    });
+    // The simulator's inventory, its camera's SSH port (the last column) the hostile one.
+    let text = std::fs::read_to_string(&fleet.inventory).unwrap();
+    let mut lines = text.lines();
+    let mut rewritten = format!("{}\n", lines.next().unwrap());
+    for line in lines {
+        let (row, _) = line.rsplit_once(',').unwrap();
+        rewritten.push_str(&format!("{row},{hostile_port}\n"));
+    }
+    let inventory = fleet.path("hostile-ssh.csv");
+    std::fs::write(&inventory, rewritten).unwrap();
+    let out = fleet.path("hostile-ssh.jsonl");
+    let started = std::time::Instant::now();
+    let output = Sshfleet::scan(&inventory)
+        .out(&out)
+        .args(&["--quiet", "--probe-ssh", "--timeout", "2s"])
+        .run()
+        .await;
+    let took = started.elapsed();
+    assert!(code(&output) <= 1, "{}", stderr(&output));
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    let records = read_jsonl(&out);
+    assert_eq!(records.len(), 1);
+    let rec = &records[0];
+    assert_eq!(rec["status"], "ok", "{rec}");
+    assert_eq!(rec["ssh_port"], "open", "{rec}");
+    assert_eq!(rec["ssh_banner"], "SSH-2.0-hostile", "{rec}");
+    assert_eq!(rec["ssh_host_key"], Value::Null, "{rec}");
+    assert_eq!(rec["ssh_crypto"], Value::Null, "{rec}");
+    fleet.fleet.shutdown().await;
+}
