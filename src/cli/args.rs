@@ -177,9 +177,14 @@ pub struct DeviceArgs {
     #[arg(help_heading = heading::CONNECTION, long, value_enum, default_value_t = SchemeArg::Http)]
     pub scheme: SchemeArg,
     /// Also connect to each device's SSH port (22, or the inventory's ssh_port column) and
-    /// read its identification line: one more TCP connection per device, never a login.
+    /// read its SSH evidence (identification line, algorithms, one key exchange, host key):
+    /// one more TCP connection per device, never a login.
     #[arg(help_heading = heading::EVIDENCE, long)]
     pub probe_ssh: bool,
+    /// Grade the algorithms `--probe-ssh` reads against this TOML policy instead of the
+    /// built-in baseline (column `ssh_crypto`).
+    #[arg(help_heading = heading::EVIDENCE, long, value_name = "FILE", requires = "probe_ssh")]
+    pub ssh_policy: Option<PathBuf>,
     /// Also read model, firmware and serial from basicdeviceinfo.cgi (one more request per
     /// device): columns `model`, `firmware`, and SSH-enabled devices by firmware in the summary.
     #[arg(help_heading = heading::EVIDENCE, long)]

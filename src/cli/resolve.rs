@@ -80,6 +80,7 @@ fn device_from(
         shard: recorded_shard(shard(args.shard, env)?, recorded)?,
         limit: limit(&args.limit, recorded)?,
         probe_ssh: args.probe_ssh,
+        ssh_policy: args.ssh_policy.clone(),
         device_info: args.device_info,
         auth_breaker: match args.no_auth_breaker {
             true => BreakerMode::Off,

@@ -283,3 +283,203 @@ async fn an_ssh_server_on_a_camera_configured_off_is_a_finding_in_scan_and_remed
     assert_eq!(stray["compliant"], false, "{stray}");
     fleet.fleet.shutdown().await;
 }
+
+/// `--probe-ssh` reads each camera's SSH evidence: its host key, crypto grade and Terrapin
+/// exposure equal the simulator's truth, over exactly one connection per answering port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_evidence_matches_the_truth_in_one_connection_per_camera() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 120,
+        seed: 27,
+        faults: FaultProfile::Realistic,
+        ..SimConfig::default()
+    })
+    .await;
+    let (output, records) = fleet
+        .scan("evidence.jsonl", &["--probe-ssh", "--retries", "0"])
+        .await;
+    assert!(code(&output) <= 1, "{}", stderr(&output));
+    let truth = fleet.truth();
+    let report = by_address(&records);
+    let mut wrong = Vec::new();
+    for (address, want) in &truth {
+        let got = &report[address];
+        for key in ["ssh_host_key", "ssh_crypto", "ssh_terrapin"] {
+            if got[key] != want[key] {
+                wrong.push(format!("{address}: {key} {} want {}", got[key], want[key]));
+            }
+        }
+        if !want["ssh_host_key"].is_null() {
+            let kex = &got["ssh_kexinit"]["kex"];
+            assert!(kex.as_array().is_some_and(|k| !k.is_empty()), "{got}");
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let with_key = truth.values().filter(|t| !t["ssh_host_key"].is_null());
+    let graded: std::collections::HashSet<_> = with_key
+        .clone()
+        .filter_map(|t| t["ssh_crypto"].as_str())
+        .collect();
+    assert!(
+        with_key.count() > 10,
+        "the truth holds host keys to compare"
+    );
+    assert!(
+        graded.len() > 1,
+        "more than one grade in the truth: {graded:?}"
+    );
+    for device in fleet.fleet.snapshot() {
+        let open = truth[&device.address]["ssh_port"] == "open";
+        let want = u64::from(open);
+        assert!(
+            device.ssh_connections == want || (!open && device.ssh_connections <= 1),
+            "{}: {} SSH connections (port {})",
+            device.address,
+            device.ssh_connections,
+            truth[&device.address]["ssh_port"]
+        );
+    }
+    fleet.fleet.shutdown().await;
+}
+
+/// The CSV report keeps today's columns in their order, the evidence columns right after
+/// `firmware`, and never the algorithm lists (an object).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_evidence_columns_follow_firmware_without_the_kexinit() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![camera(SshFault::None, true)]),
+        ..SimConfig::default()
+    })
+    .await;
+    let (output, _) = fleet.scan("evidence.csv", &["--probe-ssh"]).await;
+    assert!(code(&output) <= 1, "{}", stderr(&output));
+    let text = std::fs::read_to_string(fleet.path("evidence.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let at = header.iter().position(|c| c == "firmware").unwrap();
+    assert_eq!(
+        header[at - 4..at + 5],
+        [
+            "ssh_port",
+            "ssh_banner",
+            "exposure",
+            "model",
+            "firmware",
+            "ssh_host_key",
+            "ssh_host_key_type",
+            "ssh_crypto",
+            "ssh_terrapin"
+        ]
+    );
+    assert!(
+        !text.contains("kexinit") && !text.contains("curve25519"),
+        "{text}"
+    );
+    let row = reader.records().next().unwrap().unwrap();
+    let truth = fleet.truth();
+    let want = truth.values().next().unwrap();
+    assert_eq!(Some(&row[at + 1]), want["ssh_host_key"].as_str());
+    assert!(
+        row[at + 2].starts_with("ssh-") || row[at + 2].starts_with("ecdsa-"),
+        "{row:?}"
+    );
+    assert_eq!(Some(&row[at + 3]), want["ssh_crypto"].as_str());
+    fleet.fleet.shutdown().await;
+}
+
+/// `--ssh-policy` replaces the baseline: a strict policy that allows nothing fails every
+/// server whose algorithms were read, and a policy file with an unknown key refuses the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_policy_replaces_the_baseline_and_a_bad_one_refuses_the_run() {
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![
+            camera(SshFault::None, true),
+            camera(SshFault::None, true),
+        ]),
+        ..SimConfig::default()
+    })
+    .await;
+    let strict = fleet.path("strict.toml");
+    std::fs::write(&strict, "matching = \"strict\"\n").unwrap();
+    let strict = strict.display().to_string();
+    let (output, records) = fleet
+        .scan("strict.jsonl", &["--probe-ssh", "--ssh-policy", &strict])
+        .await;
+    assert!(code(&output) <= 1, "{}", stderr(&output));
+    assert_eq!(records.len(), 2);
+    for rec in &records {
+        assert_eq!(rec["ssh_crypto"], "fail", "{rec}");
+    }
+    let bad = fleet.path("bad.toml");
+    std::fs::write(&bad, "fial = {}\n").unwrap();
+    let bad = bad.display().to_string();
+    let (output, _) = fleet
+        .scan("bad.csv", &["--probe-ssh", "--ssh-policy", &bad])
+        .await;
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--ssh-policy"),
+        "{}",
+        stderr(&output)
+    );
+    fleet.fleet.shutdown().await;
+}
+
+/// A hostile SSH server (an identification line, then its KEXINIT packet a byte every 400 ms,
+/// never finished) ends as a record within the probe's deadline: open, its banner kept, no
+/// host key and no grade, the camera's own state read as usual. (A packet claiming 4 GiB is
+/// the probe's own test in the axis crate.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_ssh_server_ends_as_a_record_within_the_deadline() {
+    use tokio::io::AsyncWriteExt as _;
+    let fleet = TestFleet::start(SimConfig {
+        specs: Some(vec![camera(SshFault::None, true)]),
+        ..SimConfig::default()
+    })
+    .await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let hostile_port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let _ = s.write_all(b"SSH-2.0-hostile\r\n").await;
+        for &byte in b"\x00\x00\x01\x00\x04\x14".iter().cycle().take(100) {
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            if s.write_all(&[byte]).await.is_err() {
+                return;
+            }
+        }
+    });
+    // The simulator's inventory, its camera's SSH port (the last column) the hostile one.
+    let text = std::fs::read_to_string(&fleet.inventory).unwrap();
+    let mut lines = text.lines();
+    let mut rewritten = format!("{}\n", lines.next().unwrap());
+    for line in lines {
+        let (row, _) = line.rsplit_once(',').unwrap();
+        rewritten.push_str(&format!("{row},{hostile_port}\n"));
+    }
+    let inventory = fleet.path("hostile-ssh.csv");
+    std::fs::write(&inventory, rewritten).unwrap();
+    let out = fleet.path("hostile-ssh.jsonl");
+    let started = std::time::Instant::now();
+    let output = Sshfleet::scan(&inventory)
+        .out(&out)
+        .args(&["--quiet", "--probe-ssh", "--timeout", "2s"])
+        .run()
+        .await;
+    let took = started.elapsed();
+    assert!(code(&output) <= 1, "{}", stderr(&output));
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    let records = read_jsonl(&out);
+    assert_eq!(records.len(), 1);
+    let rec = &records[0];
+    assert_eq!(rec["status"], "ok", "{rec}");
+    assert_eq!(rec["ssh_port"], "open", "{rec}");
+    assert_eq!(rec["ssh_banner"], "SSH-2.0-hostile", "{rec}");
+    assert_eq!(rec["ssh_host_key"], Value::Null, "{rec}");
+    assert_eq!(rec["ssh_crypto"], Value::Null, "{rec}");
+    fleet.fleet.shutdown().await;
+}

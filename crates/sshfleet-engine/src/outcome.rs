@@ -4,11 +4,11 @@
 //! `Conclude::conclude`. It lives with the engine, not the report, because it reads the
 //! protocol's outcome (`vapix`, `probe`); the record itself knows nothing of either.
 
-use sshfleet_axis::probe::SshProbe;
+use sshfleet_axis::probe::{sanitise, SshProbe};
 use sshfleet_axis::vapix::deviceinfo::DeviceFacts;
 use sshfleet_axis::vapix::{CallError, Failure, SshReading};
 use sshfleet_net::HttpError;
-use sshfleet_report::{DeviceRecord, Status};
+use sshfleet_report::{DeviceRecord, SshFields, Status};
 
 /// What became of a device's SSH state in this run.
 #[derive(Clone, Copy, Debug)]
@@ -93,6 +93,21 @@ impl Conclude for DeviceRecord {
     fn apply_probe(&mut self, probe: SshProbe) {
         self.ssh_port = Some(probe.port);
         self.ssh_banner = probe.banner;
+        if let Some(evidence) = probe.evidence {
+            self.ssh = SshFields {
+                host_key: evidence
+                    .host_key
+                    .as_ref()
+                    .map(|k| sanitise(k.fingerprint.as_bytes())),
+                host_key_type: evidence
+                    .host_key
+                    .as_ref()
+                    .map(|k| sanitise(k.key_type.as_bytes())),
+                kexinit: evidence.algorithms,
+                crypto: evidence.crypto,
+                terrapin: evidence.terrapin,
+            };
+        }
     }
 }
 

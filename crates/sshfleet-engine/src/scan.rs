@@ -186,7 +186,7 @@ impl Scanner {
 
     /// The SSH port probe, when asked for; `None` otherwise (no connection made).
     async fn probe_ssh(&self, device: &Device) -> Option<SshProbe> {
-        let mut settings = self.settings.probe?;
+        let mut settings = self.settings.probe.clone()?;
         let whole = device::device_time(self.http.timeout(), &self.settings);
         settings.deadline = settings.deadline.min(whole);
         let port = device.ssh_port.unwrap_or(probe::DEFAULT_SSH_PORT);

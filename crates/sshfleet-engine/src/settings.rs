@@ -15,7 +15,7 @@ use anyhow::{bail, Context as _};
 
 use crate::remediate::WriteLimits;
 use crate::scan::{ScanSettings, Scanner};
-use sshfleet_axis::probe::ProbeSettings;
+use sshfleet_axis::probe::{ProbeSettings, SshPolicy};
 use sshfleet_axis::vapix::{session, SessionPolicy};
 use sshfleet_core::rate::Rate;
 use sshfleet_core::secret::Secret;
@@ -130,6 +130,9 @@ pub struct DeviceSettings {
     /// `--limit`: the devices of the shard this run covers (none: all of them).
     pub limit: Option<Limit>,
     pub probe_ssh: bool,
+    /// `--ssh-policy`: what grades the SSH evidence `--probe-ssh` reads (none: the built-in
+    /// baseline).
+    pub ssh_policy: Option<PathBuf>,
     pub device_info: bool,
     /// Stop using an account that the first devices reached all rejected.
     pub auth_breaker: BreakerMode,
@@ -155,6 +158,7 @@ impl DeviceSettings {
             shard: None,
             limit: None,
             probe_ssh: false,
+            ssh_policy: None,
             device_info: false,
             auth_breaker: BreakerMode::default(),
         }
@@ -195,7 +199,11 @@ impl DeviceSettings {
             username: self.username.clone(),
             password,
         };
-        let scan = self.scan_settings(concurrency, credentials, row_passwords, env);
+        let mut scan = self.scan_settings(concurrency, credentials, row_passwords, env);
+        if let Some(probe) = scan.probe.take() {
+            let policy = load_ssh_policy(self.ssh_policy.as_deref())?;
+            scan.probe = Some(probe.with_evidence(Arc::new(policy)));
+        }
         Ok(PreparedScan {
             scanner: Scanner::new(Arc::new(http), scan),
             devices: inventory.rows,
@@ -209,7 +217,8 @@ impl DeviceSettings {
         })
     }
 
-    /// What the scanner is told: concurrency, credentials, session policy, probes.
+    /// What the scanner is told (the probe's evidence policy is added by `build`):
+    /// concurrency, credentials, session policy, probes.
     fn scan_settings(
         &self,
         concurrency: usize,
@@ -580,6 +589,34 @@ impl EquinixSettings {
             policy,
         )))
     }
+}
+
+/// The largest `--ssh-policy` file read.
+const MAX_SSH_POLICY_BYTES: u64 = 256 * 1024;
+
+/// Reads `--ssh-policy` (TOML: `matching`, `fail`, `weak`, `allow`, `rsa_fail_below`,
+/// `rsa_weak_below`); none gives the built-in baseline. A bad file refuses the run.
+fn load_ssh_policy(path: Option<&std::path::Path>) -> anyhow::Result<SshPolicy> {
+    let Some(path) = path else {
+        return Ok(SshPolicy::baseline());
+    };
+    let text = match sshfleet_core::files::read_capped(path, MAX_SSH_POLICY_BYTES) {
+        Ok(text) => text,
+        Err(sshfleet_core::files::CappedError::Io(e)) => {
+            bail!("--ssh-policy {}: {e}", path.display())
+        }
+        Err(sshfleet_core::files::CappedError::TooBig(size)) => bail!(
+            "--ssh-policy {}: {size} bytes, more than {MAX_SSH_POLICY_BYTES}",
+            path.display()
+        ),
+    };
+    toml::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "--ssh-policy {}: {}",
+            path.display(),
+            sshfleet_core::inert::message(&e.to_string())
+        )
+    })
 }
 
 #[cfg(test)]

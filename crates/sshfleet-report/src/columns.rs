@@ -5,8 +5,10 @@ use std::collections::HashSet;
 
 use serde::{Serialize, Serializer};
 
+use sshfleet_ssh::Algorithms;
+
 use super::record::{
-    DeviceRecord, Remediation, WaiverTag, ADDED_COLUMNS, COLUMNS, LATER_COLUMNS,
+    DeviceRecord, Remediation, WaiverTag, ADDED_COLUMNS, COLUMNS, EVIDENCE_COLUMNS, LATER_COLUMNS,
     REMEDIATION_COLUMNS,
 };
 
@@ -20,18 +22,10 @@ pub struct Schema {
 }
 
 impl Schema {
-    /// Every column name in output order, as the CSV header and the JSON keys spell them.
+    /// Every column name in output order, as the CSV header spells them (the JSON keys
+    /// add `ssh_kexinit`, an object no CSV cell holds).
     pub fn columns(&self) -> Vec<String> {
-        let layout = self.layout();
-        let remediation = REMEDIATION_COLUMNS.iter().filter(|_| layout.remediation);
-        COLUMNS
-            .iter()
-            .chain(remediation)
-            .chain(ADDED_COLUMNS.iter())
-            .chain(LATER_COLUMNS.iter())
-            .map(|c| (*c).to_owned())
-            .chain(layout.extra_keys)
-            .collect()
+        self.layout().header().map(str::to_owned).collect()
     }
 
     /// The passthrough columns as the report names them (see [`Schema::columns`]).
@@ -56,6 +50,7 @@ fn extra_keys(extra: &[String]) -> Vec<String> {
         .chain(REMEDIATION_COLUMNS.iter())
         .chain(ADDED_COLUMNS.iter())
         .chain(LATER_COLUMNS.iter())
+        .chain(EVIDENCE_COLUMNS.iter())
         .map(|c| (*c).to_owned())
         .collect();
     extra
@@ -100,6 +95,9 @@ impl Layout {
         for (key, cell) in LATER_COLUMNS.iter().zip(later_cells(rec)) {
             f(key, cell)?;
         }
+        for (key, cell) in EVIDENCE_COLUMNS.iter().zip(evidence_cells(rec)) {
+            f(key, cell)?;
+        }
         for (i, key) in self.extra_keys.iter().enumerate() {
             // A record built without passthrough values still gets every column.
             let value = rec.extra.get(i).map_or("", String::as_str);
@@ -116,13 +114,19 @@ impl Layout {
             .chain(remediation)
             .chain(ADDED_COLUMNS.iter())
             .chain(LATER_COLUMNS.iter())
+            .chain(EVIDENCE_COLUMNS.iter().filter(|c| !is_json_only(c)))
             .copied()
             .chain(self.extra_keys.iter().map(String::as_str))
     }
 }
 
+/// A column whose value is an object: in JSON reports, never a CSV column.
+fn is_json_only(column: &str) -> bool {
+    column == "ssh_kexinit"
+}
+
 /// One cell. `Text` came from a device or an input and may be hostile (CSV neutralises it);
-/// `Word` is our own fixed vocabulary.
+/// `Word` is our own fixed vocabulary; `Algorithms` is JSON only (CSV writers skip it).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Cell<'a> {
     Text(Option<&'a str>),
@@ -131,6 +135,7 @@ pub(crate) enum Cell<'a> {
     Unsigned(Option<u64>),
     Signed(Option<i64>),
     List(&'a [String]),
+    Algorithms(Option<&'a Algorithms>),
 }
 
 /// The fixed columns of `rec`; the array length ties it to [`COLUMNS`].
@@ -188,6 +193,18 @@ fn later_cells(rec: &DeviceRecord) -> [Cell<'_>; LATER_COLUMNS.len()] {
     ]
 }
 
+/// The columns of [`EVIDENCE_COLUMNS`]; the host key's text came from a device.
+fn evidence_cells(rec: &DeviceRecord) -> [Cell<'_>; EVIDENCE_COLUMNS.len()] {
+    let ssh = &rec.ssh;
+    [
+        Cell::Text(ssh.host_key.as_deref()),
+        Cell::Text(ssh.host_key_type.as_deref()),
+        Cell::Algorithms(ssh.kexinit.as_ref()),
+        Cell::Word(ssh.crypto.map(|c| c.as_str())),
+        Cell::Word(ssh.terrapin.map(|t| t.as_str())),
+    ]
+}
+
 /// JSON rendering: typed values, `null` for unknown, text as is (formula neutralising is
 /// for spreadsheets only).
 impl Serialize for Cell<'_> {
@@ -199,7 +216,9 @@ impl Serialize for Cell<'_> {
             Cell::Unsigned(Some(n)) => s.serialize_u64(n),
             Cell::Signed(Some(n)) => s.serialize_i64(n),
             Cell::List(items) => s.collect_seq(items),
-            Cell::Text(None)
+            Cell::Algorithms(Some(algorithms)) => algorithms.serialize(s),
+            Cell::Algorithms(None)
+            | Cell::Text(None)
             | Cell::Word(None)
             | Cell::Bool(None)
             | Cell::Unsigned(None)
@@ -229,8 +248,18 @@ mod tests {
         assert_eq!(&columns[..COLUMNS.len()], COLUMNS);
         let added = COLUMNS.len() + ADDED_COLUMNS.len();
         assert_eq!(&columns[COLUMNS.len()..added], ADDED_COLUMNS);
-        let after = added + LATER_COLUMNS.len();
-        assert_eq!(&columns[added..after], LATER_COLUMNS);
+        let later = added + LATER_COLUMNS.len();
+        assert_eq!(&columns[added..later], LATER_COLUMNS);
+        let after = later + 4;
+        assert_eq!(
+            &columns[later..after],
+            [
+                "ssh_host_key",
+                "ssh_host_key_type",
+                "ssh_crypto",
+                "ssh_terrapin"
+            ]
+        );
         assert_eq!(
             &columns[after..],
             [
@@ -251,7 +280,7 @@ mod tests {
             extra_columns: vec!["rack".into()],
         };
         let columns = schema.columns();
-        assert_eq!(columns.len(), COLUMNS.len() + 15);
+        assert_eq!(columns.len(), COLUMNS.len() + 19);
         assert_eq!(
             &columns[COLUMNS.len()..],
             [
@@ -269,6 +298,10 @@ mod tests {
                 "exposure",
                 "model",
                 "firmware",
+                "ssh_host_key",
+                "ssh_host_key_type",
+                "ssh_crypto",
+                "ssh_terrapin",
                 "rack"
             ]
         );

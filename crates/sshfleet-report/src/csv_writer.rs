@@ -42,7 +42,10 @@ impl RecordWriter for CsvWriter {
         self.ensure_header()?;
         let out = &mut self.out;
         self.layout
-            .for_each_cell(rec, |_, cell| out.write_field(render(cell).as_bytes()))
+            .for_each_cell(rec, |_, cell| match render(cell) {
+                Some(text) => out.write_field(text.as_bytes()),
+                None => Ok(()),
+            })
             .map_err(into_io)?;
         // An empty record ends the row that the fields above started.
         out.write_record(None::<&[u8]>).map_err(into_io)
@@ -58,9 +61,11 @@ impl RecordWriter for CsvWriter {
     }
 }
 
-/// The text of one cell: `true`/`false`, empty for unknown, lists joined by `;`.
-fn render(cell: Cell<'_>) -> Cow<'_, str> {
-    match cell {
+/// The text of one cell: `true`/`false`, empty for unknown, lists joined by `;`; `None` for
+/// a JSON-only cell, which has no CSV column.
+fn render(cell: Cell<'_>) -> Option<Cow<'_, str>> {
+    Some(match cell {
+        Cell::Algorithms(_) => return None,
         Cell::Text(Some(text)) => neutralise(Cow::Borrowed(text)),
         Cell::List(items) => neutralise(Cow::Owned(items.join(";"))),
         Cell::Word(Some(word)) => Cow::Borrowed(word),
@@ -72,7 +77,7 @@ fn render(cell: Cell<'_>) -> Cow<'_, str> {
         | Cell::Bool(None)
         | Cell::Unsigned(None)
         | Cell::Signed(None) => Cow::Borrowed(""),
-    }
+    })
 }
 
 /// A cell from a device or an input, made inert: control characters shown as escapes
@@ -132,11 +137,13 @@ mod tests {
             "address,name,site,status,ssh_enabled,expect,compliant,method,api_version,\
              supported_versions,http_status,error_code,error,attempts,elapsed_ms,tls_fingerprint,\
              checked_at,action,before,after,verified,serial,change,first_seen,state_since,waiver,\
-             ssh_port,ssh_banner,exposure,model,firmware,owner,inventory_status\n\
+             ssh_port,ssh_banner,exposure,model,firmware,ssh_host_key,ssh_host_key_type,ssh_crypto,\
+             ssh_terrapin,owner,inventory_status\n\
              https://10.0.0.7:8443,\"Lobby, north\",hq,ok,true,disabled,false,ssh.cgi,1.1,1.0;1.1,\
              200,,,2,153,ab12,2026-11-23T12:00:00.123Z,set,true,false,true,ACCC8E012345,regressed,\
              2026-11-01T08:00:00.000Z,2026-11-23T12:00:00.123Z,,open,SSH-2.0-OpenSSH_8.9,consistent,\
-             P3265-LVE,10.12.114,alice,\n"
+             P3265-LVE,10.12.114,SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s,ssh-ed25519,ok,\
+             vulnerable,alice,\n"
         );
     }
 
@@ -155,7 +162,7 @@ mod tests {
         let out = csv_of(&Schema::default(), &[rec]);
         assert_eq!(
             out.lines().nth(1),
-            Some("cam,,,timeout,,,,,,,,,,0,0,,t,,,,,,,,,,")
+            Some("cam,,,timeout,,,,,,,,,,0,0,,t,,,,,,,,,,,,,,")
         );
     }
 
@@ -176,6 +183,7 @@ mod tests {
         rec.supported_versions = vec!["\tx".into()];
         rec.ssh_banner = Some("=cmd|' /C calc'!A0".into());
         rec.model = Some("@model".into());
+        rec.ssh.host_key_type = Some("=ssh-evil".into());
         rec.extra = vec!["\rcr".into()];
         let schema = Schema {
             remediation: false,
@@ -192,7 +200,8 @@ mod tests {
         assert_eq!(&row[12], "'-2 bad");
         assert_eq!(&row[23], "'=cmd|' /C calc'!A0");
         assert_eq!(&row[25], "'@model");
-        assert_eq!(&row[27], "\\rcr");
+        assert_eq!(&row[28], "'=ssh-evil");
+        assert_eq!(&row[31], "\\rcr");
         // Our own vocabulary and numbers are never touched.
         assert_eq!(&row[3], "ok");
         assert_eq!(&row[22], "open");

@@ -144,6 +144,11 @@ mod tests {
                 r#""waiver":null,"#,
                 r#""ssh_port":"open","ssh_banner":"SSH-2.0-OpenSSH_8.9","exposure":"consistent","#,
                 r#""model":"P3265-LVE","firmware":"10.12.114","#,
+                r#""ssh_host_key":"SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s","#,
+                r#""ssh_host_key_type":"ssh-ed25519","ssh_kexinit":{"kex":["curve25519-sha256"],"#,
+                r#""host_key":["ssh-ed25519"],"ciphers":["chacha20-poly1305@openssh.com"],"#,
+                r#""macs":["hmac-sha2-256-etm@openssh.com"],"compression":["none"]},"#,
+                r#""ssh_crypto":"ok","ssh_terrapin":"vulnerable","#,
                 r#""owner":"alice","inventory_error":""}"#,
                 "\n"
             )
@@ -165,10 +170,11 @@ mod tests {
         assert_eq!(object["change"], serde_json::Value::Null);
         assert_eq!(object["ssh_port"], serde_json::Value::Null);
         assert_eq!(object["exposure"], serde_json::Value::Null);
-        use super::super::record::{ADDED_COLUMNS, COLUMNS, LATER_COLUMNS};
+        use super::super::record::{ADDED_COLUMNS, COLUMNS, EVIDENCE_COLUMNS, LATER_COLUMNS};
+        assert_eq!(object["ssh_kexinit"], serde_json::Value::Null);
         assert_eq!(
             object.len(),
-            COLUMNS.len() + ADDED_COLUMNS.len() + LATER_COLUMNS.len()
+            COLUMNS.len() + ADDED_COLUMNS.len() + LATER_COLUMNS.len() + EVIDENCE_COLUMNS.len()
         );
     }
 

@@ -30,7 +30,8 @@ use std::str::FromStr;
 pub use columns::Schema;
 pub use drift::{Baseline, DriftSummary};
 pub use record::{
-    Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshState, Status,
+    Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshFields,
+    SshState, Status,
 };
 pub use records::{
     finish, into_summary, moved_aside_on_failure, named, record_pipeline, staged, CutShort,

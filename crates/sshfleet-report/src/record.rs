@@ -3,6 +3,8 @@
 
 pub use sshfleet_core::model::{Action, Change, Exposure, Method, PortState, SshState, Status};
 use sshfleet_inventory::{Device, InvalidRow};
+use sshfleet_ssh::grade::{Crypto, Terrapin};
+use sshfleet_ssh::Algorithms;
 
 /// A record's place in the device's history: the change, when the device was first seen and
 /// since when it has been in its present state (RFC 3339 UTC).
@@ -151,8 +153,26 @@ pub struct DeviceRecord {
     pub model: Option<String>,
     /// The firmware (AXIS OS) version from `basicdeviceinfo.cgi` (`--device-info`).
     pub firmware: Option<String>,
+    /// The SSH evidence `--probe-ssh` read; every field empty when not asked.
+    #[serde(default)]
+    pub ssh: SshFields,
     /// Passthrough inventory columns, in the order of `Inventory::extra_columns`.
     pub extra: Vec<String>,
+}
+
+/// What one SSH conversation showed (`docs/guide/scanning.md`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct SshFields {
+    /// `SHA256:` and unpadded base64, as `ssh-keygen -lf` prints it; only a key the server
+    /// proved it holds.
+    pub host_key: Option<String>,
+    /// `ssh-ed25519`, `ssh-rsa`, `ecdsa-sha2-nistp256`…
+    pub host_key_type: Option<String>,
+    /// The server's algorithm lists: JSON reports only, never a CSV column.
+    pub kexinit: Option<Algorithms>,
+    pub crypto: Option<Crypto>,
+    pub terrapin: Option<Terrapin>,
 }
 
 /// The fixed report columns, in order.
@@ -187,6 +207,14 @@ pub(crate) const ADDED_COLUMNS: [&str; 5] =
 /// empty where not asked for (`docs/design.md`).
 pub(crate) const LATER_COLUMNS: [&str; 5] =
     ["ssh_port", "ssh_banner", "exposure", "model", "firmware"];
+/// The SSH evidence columns, after [`LATER_COLUMNS`]. `ssh_kexinit` is an object: JSON only.
+pub(crate) const EVIDENCE_COLUMNS: [&str; 5] = [
+    "ssh_host_key",
+    "ssh_host_key_type",
+    "ssh_kexinit",
+    "ssh_crypto",
+    "ssh_terrapin",
+];
 
 impl DeviceRecord {
     /// A record with every result field empty; callers fill in what they learned.
@@ -218,6 +246,7 @@ impl DeviceRecord {
             exposure: None,
             model: None,
             firmware: None,
+            ssh: SshFields::default(),
             extra: Vec::new(),
         }
     }

@@ -14,13 +14,15 @@ use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::record::{
-    Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshState,
-    Status, WaiverTag,
+    Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshFields,
+    SshState, Status, WaiverTag,
 };
 use super::source::{
     csv_report, for_each_line, malformed, open_report, truncate, unneutralise, ReadError,
 };
 use sshfleet_core::time::parse_rfc3339_ms;
+use sshfleet_ssh::grade::{Crypto, Terrapin};
+use sshfleet_ssh::Algorithms;
 
 /// What a report file holds besides its records: whether it is a remediation report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -66,6 +68,11 @@ pub fn first_shape(path: &Path) -> Result<Option<Shape>, ReadError> {
 trait Cells {
     fn text(&self, key: &str) -> Option<String>;
     fn has(&self, key: &str) -> bool;
+
+    /// The server's algorithm lists (`ssh_kexinit`): an object, so only JSON reports hold it.
+    fn kexinit(&self) -> Result<Option<Algorithms>, String> {
+        Ok(None)
+    }
 
     /// The cell's text, absent when empty.
     fn filled(&self, key: &str) -> Option<String> {
@@ -128,6 +135,15 @@ impl Cells for Map<String, Value> {
     fn has(&self, key: &str) -> bool {
         self.contains_key(key)
     }
+
+    fn kexinit(&self) -> Result<Option<Algorithms>, String> {
+        match self.get("ssh_kexinit") {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => serde_json::from_value(value.clone())
+                .map(Some)
+                .map_err(|e| format!("ssh_kexinit is not a list of algorithms: {e}")),
+        }
+    }
 }
 
 struct CsvRow<'a> {
@@ -144,6 +160,18 @@ impl Cells for CsvRow<'_> {
     fn has(&self, key: &str) -> bool {
         self.columns.contains_key(key)
     }
+}
+
+fn crypto_of(word: &str) -> Option<Crypto> {
+    [Crypto::Ok, Crypto::Weak, Crypto::Fail]
+        .into_iter()
+        .find(|c| c.as_str() == word)
+}
+
+fn terrapin_of(word: &str) -> Option<Terrapin> {
+    [Terrapin::Vulnerable, Terrapin::Mitigated]
+        .into_iter()
+        .find(|t| t.as_str() == word)
 }
 
 /// The record in `cells`; `Err` says which field is wrong (the first, in column order).
@@ -171,6 +199,13 @@ fn record_from(cells: &impl Cells, extra_keys: &[String]) -> Result<(DeviceRecor
     rec.exposure = cells.word("exposure", Exposure::parse)?;
     rec.model = cells.filled("model");
     rec.firmware = cells.filled("firmware");
+    rec.ssh = SshFields {
+        host_key: cells.filled("ssh_host_key"),
+        host_key_type: cells.filled("ssh_host_key_type"),
+        kexinit: cells.kexinit()?,
+        crypto: cells.word("ssh_crypto", crypto_of)?,
+        terrapin: cells.word("ssh_terrapin", terrapin_of)?,
+    };
     rec.extra = extra_keys
         .iter()
         .map(|key| cells.text(key).unwrap_or_default())
@@ -422,6 +457,10 @@ mod tests {
                 // CSV carries no raw control characters: the line break comes back as the
                 // escape the cell showed.
                 want[1].error = Some("-1, \"quoted\"\\nnext line".into());
+                // The algorithm lists are an object: JSON reports only.
+                for rec in &mut want {
+                    rec.ssh.kexinit = None;
+                }
             }
             assert_eq!(recs, want, "{format}");
             assert!(back.iter().all(|(_, s)| s.remediation), "{format}");

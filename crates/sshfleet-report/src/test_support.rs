@@ -70,6 +70,19 @@ pub(crate) fn full_record() -> DeviceRecord {
         exposure: Some(Exposure::Consistent),
         model: Some("P3265-LVE".into()),
         firmware: Some("10.12.114".into()),
+        ssh: crate::record::SshFields {
+            host_key: Some("SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s".into()),
+            host_key_type: Some("ssh-ed25519".into()),
+            kexinit: Some(sshfleet_ssh::Algorithms {
+                kex: vec!["curve25519-sha256".into()],
+                host_key: vec!["ssh-ed25519".into()],
+                ciphers: vec!["chacha20-poly1305@openssh.com".into()],
+                macs: vec!["hmac-sha2-256-etm@openssh.com".into()],
+                compression: vec!["none".into()],
+            }),
+            crypto: Some(sshfleet_ssh::grade::Crypto::Ok),
+            terrapin: Some(sshfleet_ssh::grade::Terrapin::Vulnerable),
+        },
         extra: vec!["alice".into()],
     }
 }

@@ -1,10 +1,15 @@
-//! The SSH port probe (`--probe-ssh`): one TCP connection per device, the server's
-//! identification line read (RFC 4253 §4.2), nothing sent, then closed. Never authenticates.
+//! The SSH port probe (`--probe-ssh`): one TCP connection per device. With evidence (what
+//! `--probe-ssh` asks for) the connection is handed to [`sshfleet_ssh::read_evidence`]: the
+//! identification lines, the server's KEXINIT, one key exchange and the host key, then a
+//! DISCONNECT. Without, the server's identification line is read (RFC 4253 §4.2) and nothing
+//! is sent. Never authenticates, never a second connection.
 
 mod banner;
+mod evidence;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt as _;
@@ -16,6 +21,8 @@ use sshfleet_inventory::Host;
 
 use banner::IdentScan;
 pub use banner::{sanitise, MAX_LINES, MAX_LINE_BYTES};
+pub use evidence::SshEvidence;
+pub use sshfleet_ssh::grade::Policy as SshPolicy;
 
 /// The SSH port of a device whose inventory row names none.
 pub const DEFAULT_SSH_PORT: u16 = 22;
@@ -25,17 +32,29 @@ pub const DEFAULT_SSH_PORT: u16 = 22;
 pub(crate) const MAX_PROBE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// How the probe runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProbeSettings {
-    /// One deadline for the connect and the identification line together.
+    /// One deadline for the connect and the whole conversation together.
     pub deadline: Duration,
+    /// Read the SSH evidence, graded against this policy; `None`: the identification line
+    /// only, nothing sent.
+    pub evidence: Option<Arc<SshPolicy>>,
 }
 
 impl ProbeSettings {
-    /// The settings for a run whose requests time out after `timeout`.
+    /// The settings for a run whose requests time out after `timeout` (identification only).
     pub fn for_timeout(timeout: Duration) -> ProbeSettings {
         ProbeSettings {
             deadline: timeout.min(MAX_PROBE_DEADLINE),
+            evidence: None,
+        }
+    }
+
+    /// The same settings, reading the SSH evidence graded against `policy`.
+    pub fn with_evidence(self, policy: Arc<SshPolicy>) -> ProbeSettings {
+        ProbeSettings {
+            evidence: Some(policy),
+            ..self
         }
     }
 }
@@ -46,6 +65,8 @@ pub struct SshProbe {
     pub port: PortState,
     /// The identification line, sanitised; `None` when none was read.
     pub banner: Option<String>,
+    /// What the SSH conversation showed, when evidence was asked for and the port answered.
+    pub evidence: Option<SshEvidence>,
 }
 
 impl SshProbe {
@@ -53,6 +74,7 @@ impl SshProbe {
         SshProbe {
             port: PortState::Closed,
             banner: None,
+            evidence: None,
         }
     }
 
@@ -60,6 +82,7 @@ impl SshProbe {
         SshProbe {
             port: PortState::Filtered,
             banner: None,
+            evidence: None,
         }
     }
 }
@@ -79,6 +102,9 @@ pub async fn probe_ssh(host: &Host, port: u16, settings: ProbeSettings) -> Optio
             return None;
         }
     };
+    if let Some(policy) = settings.evidence.as_deref() {
+        return Some(evidence::converse(stream, deadline, policy).await);
+    }
     let scan = read_identification(stream, deadline).await;
     if let Some(note) = scan.note() {
         tracing::debug!(%host, port, note, "SSH port answered without an identification line");
@@ -86,6 +112,7 @@ pub async fn probe_ssh(host: &Host, port: u16, settings: ProbeSettings) -> Optio
     Some(SshProbe {
         port: scan.port_state(),
         banner: scan.into_banner(),
+        evidence: None,
     })
 }
 

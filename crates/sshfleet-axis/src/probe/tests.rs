@@ -14,6 +14,7 @@ const GENEROUS: Duration = Duration::from_secs(10);
 fn settings(deadline_ms: u64) -> ProbeSettings {
     ProbeSettings {
         deadline: Duration::from_millis(deadline_ms),
+        evidence: None,
     }
 }
 
@@ -61,6 +62,7 @@ async fn an_ssh_server_is_open_with_its_banner_and_hears_nothing() {
         Some(SshProbe {
             port: PortState::Open,
             banner: Some("SSH-2.0-OpenSSH_8.9".into()),
+            evidence: None,
         })
     );
     assert_eq!(sent.await.ok(), Some(Vec::new()), "the probe sends nothing");
@@ -104,6 +106,7 @@ async fn a_trickle_slower_than_the_deadline_is_open_without_a_banner() {
         Some(SshProbe {
             port: PortState::Open,
             banner: None,
+            evidence: None,
         })
     );
 }
@@ -176,4 +179,63 @@ fn a_refusal_outranks_silence_and_silence_a_local_error() {
         NotConnected::of(io::Error::from(io::ErrorKind::TimedOut)),
         NotConnected::NoAnswer
     ));
+}
+
+fn with_evidence(deadline_ms: u64) -> ProbeSettings {
+    settings(deadline_ms).with_evidence(Arc::new(SshPolicy::baseline()))
+}
+
+async fn probe_evidence(port: u16, deadline_ms: u64) -> Option<SshProbe> {
+    let host = loopback();
+    let probing = probe_ssh(&host, port, with_evidence(deadline_ms));
+    tokio::time::timeout(GENEROUS, probing).await.ok().flatten()
+}
+
+#[tokio::test]
+async fn a_hostile_ssh_server_ends_as_an_answer_within_the_deadline() {
+    // An identification line, then a packet claiming 4 GiB, then garbage a byte at a time.
+    let (port, _sent) = server(|mut s| async move {
+        let _ = s.write_all(b"SSH-2.0-hostile\r\n\xff\xff\xff\xff").await;
+        for _ in 0..100 {
+            if s.write_all(b"\x00").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        s
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let seen = probe_evidence(port, 800).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(seen.port, PortState::Open);
+    assert_eq!(seen.banner.as_deref(), Some("SSH-2.0-hostile"));
+    let evidence = seen.evidence.unwrap();
+    assert_eq!(evidence.host_key, None);
+    assert_eq!(evidence.crypto, None);
+}
+
+#[tokio::test]
+async fn with_evidence_a_silent_port_is_filtered_and_a_web_server_open_without_banner() {
+    let (port, _sent) = server(|s| async move {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        s
+    })
+    .await;
+    let seen = probe_evidence(port, 200).await.unwrap();
+    assert_eq!(seen.port, PortState::Filtered);
+    assert_eq!(seen.banner, None);
+
+    let (port, _sent) = server(|mut s| async move {
+        let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        s
+    })
+    .await;
+    let seen = probe_evidence(port, 500).await.unwrap();
+    assert_eq!(seen.port, PortState::Open);
+    assert_eq!(seen.banner, None);
 }

@@ -169,6 +169,7 @@ impl Remediator {
         // seen then, and its agreement with a configuration since changed is not judged.
         record.ssh_port = plan.ssh_port;
         record.ssh_banner = plan.ssh_banner;
+        record.ssh = plan.ssh;
         let after = written.result.as_ref().ok().copied();
         match &written.result {
             Ok(now) => record.conclude(Finding::State(*now)),
