@@ -4,7 +4,9 @@
 use sha2::{Digest as _, Sha256};
 
 /// Lowercase hex by table: `write!("{b:02x}")` per byte was 40 % of a device's CPU work
-/// outside the HTTP stack (callgrind, `device/hot_path` bench).
+/// outside the HTTP stack (callgrind, `device/hot_path` bench). Inlined across crates: it
+/// runs inside every Digest response.
+#[inline]
 pub fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for &b in bytes {

@@ -12,6 +12,7 @@ impl Secret {
     }
 
     /// The raw value, for building an `Authorization` header or a token request body.
+    #[inline]
     pub fn expose(&self) -> &str {
         &self.0
     }
