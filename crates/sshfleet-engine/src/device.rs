@@ -206,50 +206,8 @@ mod tests {
     //! time; what a camera holds afterwards is asked of the simulator.
 
     use super::*;
-    use sshfleet_inventory::Rows;
-    use sshfleet_net::ClientSettings;
-    use sshfleet_sim::{DeviceSpec, Fault, Fleet, SimConfig};
-
-    type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-    async fn fleet(specs: Vec<DeviceSpec>) -> Result<(Fleet, Rows), Box<dyn std::error::Error>> {
-        let fleet = Fleet::start(SimConfig {
-            specs: Some(specs),
-            ssh_ports: false,
-            ..SimConfig::default()
-        })
-        .await?;
-        let mut csv = Vec::new();
-        fleet.write_inventory(&mut csv)?;
-        let inventory = sshfleet_inventory::parse(&csv[..], &Default::default())?;
-        Ok((fleet, inventory.rows))
-    }
-
-    fn settings() -> ScanSettings {
-        ScanSettings {
-            concurrency: 1,
-            credentials: Credentials {
-                username: "root".into(),
-                password: Secret::new("pass"),
-            },
-            row_passwords: HashMap::new(),
-            password_from: "the test".into(),
-            auth_breaker: BreakerMode::Off,
-            policy: SessionPolicy::default(),
-            expect: None,
-            grace: Duration::from_secs(5),
-            waivers: None,
-            probe: None,
-            device_info: false,
-        }
-    }
-
-    fn client() -> Result<HttpClient, Box<dyn std::error::Error>> {
-        Ok(HttpClient::new(&ClientSettings {
-            timeout: Duration::from_secs(5),
-            ..ClientSettings::default()
-        })?)
-    }
+    use crate::test_support::{client, fleet, scan_settings as settings, TestResult};
+    use sshfleet_sim::{DeviceSpec, Fault};
 
     #[tokio::test(start_paused = true)]
     async fn a_read_write_and_read_back_leave_the_camera_as_written_once() -> TestResult {

@@ -7,4 +7,6 @@ pub mod remediate;
 pub mod run;
 pub mod scan;
 pub mod settings;
+#[cfg(test)]
+mod test_support;
 pub mod waivers;

@@ -2,56 +2,24 @@
 //! a plan reads every device and holds only the writes, and the apply writes them in their
 //! waves and reads each back; what the cameras hold afterwards is asked of the simulator.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use crate::device::ScanSettings;
 use crate::remediate::*;
-use sshfleet_core::secret::Secret;
+use crate::test_support::{self, TestResult};
 use sshfleet_inventory::Rows;
-use sshfleet_net::auth::Credentials;
-use sshfleet_net::breaker::BreakerMode;
-use sshfleet_net::{ClientSettings, HttpClient};
-use sshfleet_sim::{DeviceSpec, Fleet, SimConfig};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use sshfleet_sim::{DeviceSpec, Fleet};
 
 async fn fleet(enabled: &[bool]) -> Result<(Fleet, Rows), Box<dyn std::error::Error>> {
-    let specs = enabled.iter().map(|&on| DeviceSpec::clean(on)).collect();
-    let fleet = Fleet::start(SimConfig {
-        specs: Some(specs),
-        ssh_ports: false,
-        ..SimConfig::default()
-    })
-    .await?;
-    let mut csv = Vec::new();
-    fleet.write_inventory(&mut csv)?;
-    let inventory = sshfleet_inventory::parse(&csv[..], &Default::default())?;
-    Ok((fleet, inventory.rows))
+    test_support::fleet(enabled.iter().map(|&on| DeviceSpec::clean(on)).collect()).await
 }
 
 fn remediator() -> Result<Arc<Remediator>, Box<dyn std::error::Error>> {
-    let http = HttpClient::new(&ClientSettings {
-        timeout: Duration::from_secs(5),
-        ..ClientSettings::default()
-    })?;
     let settings = ScanSettings {
         concurrency: 4,
-        credentials: Credentials {
-            username: "root".into(),
-            password: Secret::new("pass"),
-        },
-        row_passwords: HashMap::new(),
-        password_from: "the test".into(),
-        auth_breaker: BreakerMode::Off,
-        policy: Default::default(),
-        expect: None,
-        grace: Duration::from_secs(5),
-        waivers: None,
-        probe: None,
-        device_info: false,
+        ..test_support::scan_settings()
     };
     let limits = WriteLimits {
         rate: "100/s".parse()?,
@@ -59,7 +27,7 @@ fn remediator() -> Result<Arc<Remediator>, Box<dyn std::error::Error>> {
         site_rate: None,
         jitter: Duration::ZERO,
     };
-    let scanner = Scanner::new(Arc::new(http), settings);
+    let scanner = Scanner::new(Arc::new(test_support::client()?), settings);
     let remediator = Remediator::new(scanner, SshState::Disabled, &limits, [], None);
     Ok(Arc::new(remediator))
 }
