@@ -139,11 +139,7 @@ async fn ctrl_c_stops_dispatch_flushes_the_report_and_exits_130() {
     let mut specs = vec![clean.clone(); 5];
     specs.extend([hang.clone(), hang]);
     specs.extend(vec![clean; 20]);
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(specs),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(specs).await;
     let out = fleet.path("partial.jsonl");
     let child = Sshfleet::scan(&fleet.inventory)
         .out(&out)
@@ -180,11 +176,7 @@ async fn a_closed_stdout_ends_the_run_quietly_and_early() {
         };
         12
     ]);
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(specs),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(specs).await;
     let mut child = Sshfleet::scan(&fleet.inventory)
         .args(&[
             "-q",

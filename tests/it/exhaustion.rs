@@ -40,11 +40,7 @@ async fn enabled_fleet(devices: usize) -> TestFleet {
         auth: DeviceAuth::Policy,
         ssh: SshFault::None,
     };
-    TestFleet::start(SimConfig {
-        specs: Some(vec![spec; devices]),
-        ..SimConfig::default()
-    })
-    .await
+    TestFleet::of(vec![spec; devices]).await
 }
 
 /// `remediate --ssh disabled --apply --yes` of `fleet` with its journal at `journal` and

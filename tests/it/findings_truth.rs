@@ -83,11 +83,7 @@ async fn a_waiver_allowing_disabled_never_hides_an_ssh_server_answering_while_co
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diff_counts_new_exposure_as_the_scan_did_honouring_its_waivers() {
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![DeviceSpec::clean(false); 4]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![DeviceSpec::clean(false); 4]).await;
     let output = scan(&fleet, "first.jsonl", &[]).await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     // SSH turned on for three cameras; a waiver in force allows it on the first of them.
@@ -149,11 +145,7 @@ fn changes(records: &[Value]) -> Vec<(String, String)> {
 async fn two_devices_claiming_one_serial_are_a_finding_and_unchanged_runs_stay_unchanged() {
     // Two simulators number their cameras from 0, so their first cameras claim one serial
     // (AXIS_ACCC8E012345): one with SSH on, one with SSH off, both expected disabled.
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![DeviceSpec::clean(true), DeviceSpec::clean(false)]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![DeviceSpec::clean(true), DeviceSpec::clean(false)]).await;
     let twin = sshfleet_sim::Fleet::start(SimConfig {
         specs: Some(vec![DeviceSpec::clean(false)]),
         ..SimConfig::default()

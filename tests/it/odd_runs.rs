@@ -75,11 +75,7 @@ async fn a_scan_stopped_by_ctrl_c_is_marked_incomplete_everywhere() {
     specs.extend(vec![camera(false, Fault::Hang); 2]);
     specs.extend(vec![camera(false, Fault::None); 20]);
     let in_scope = specs.len() as u64;
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(specs),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(specs).await;
     let [junit, summary, metrics, html] =
         ["partial.xml", "summary.json", "run.prom", "partial.html"].map(|n| fleet.path(n));
     let child = Sshfleet::scan(&fleet.inventory)
@@ -172,11 +168,7 @@ async fn a_remediation_stopped_by_its_failure_budget_is_marked_incomplete() {
             _ => camera(true, Fault::None),
         })
         .collect();
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(specs),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(specs).await;
     let summary = fleet.path("budget-summary.json");
     let html = fleet.path("budget.html");
     let journal = fleet.path("budget.journal.jsonl");
@@ -219,11 +211,7 @@ async fn a_remediation_stopped_by_its_failure_budget_is_marked_incomplete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_any_desired_state_there_is_no_compliance_figure_but_a_warning() {
     let specs = vec![camera(true, Fault::None), camera(false, Fault::None)];
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(specs),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(specs).await;
     // The inventory without its `expect` column.
     let inventory = fleet.path("no-expect.csv");
     let rows: Vec<String> = std::fs::read_to_string(&fleet.inventory)
@@ -280,11 +268,7 @@ async fn a_first_recorded_run_has_no_regressions_figure_and_the_second_has_one()
         camera(false, Fault::None),
         camera(false, Fault::None),
     ];
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(specs),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(specs).await;
     let history = fleet.path("h.db").display().to_string();
     let html = fleet.path("first.html");
     let summary = fleet.path("first.json");

@@ -62,11 +62,7 @@ async fn every_ssh_port_fault_and_state_is_reported_as_the_truth_says() {
         fault: Fault::WrongPassword,
         ..camera(SshFault::StrayListener, false)
     });
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(specs),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(specs).await;
     let (output, records) = fleet
         .scan("probe.jsonl", &["--probe-ssh", "--timeout", "2s"])
         .await;
@@ -190,11 +186,7 @@ async fn without_probe_ssh_no_connection_reaches_any_ssh_port() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_banners_are_inert_in_csv_and_kept_sanitised_in_json() {
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![camera(SshFault::HostileBanner, true)]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![camera(SshFault::HostileBanner, true)]).await;
     let (output, _) = fleet.scan("hostile.csv", &["--probe-ssh"]).await;
     assert!(matches!(code(&output), 0 | 1), "{}", stderr(&output));
     let text = std::fs::read_to_string(fleet.path("hostile.csv")).unwrap();
@@ -346,11 +338,7 @@ async fn ssh_evidence_matches_the_truth_in_one_connection_per_camera() {
 /// `firmware`, and never the algorithm lists (an object).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_evidence_columns_follow_firmware_without_the_kexinit() {
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![camera(SshFault::None, true)]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![camera(SshFault::None, true)]).await;
     let (output, _) = fleet.scan("evidence.csv", &["--probe-ssh"]).await;
     assert!(code(&output) <= 1, "{}", stderr(&output));
     let text = std::fs::read_to_string(fleet.path("evidence.csv")).unwrap();
@@ -432,11 +420,7 @@ async fn ssh_policy_replaces_the_baseline_and_a_bad_one_refuses_the_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_ssh_server_ends_as_a_record_within_the_deadline() {
     use tokio::io::AsyncWriteExt as _;
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![camera(SshFault::None, true)]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![camera(SshFault::None, true)]).await;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .unwrap();

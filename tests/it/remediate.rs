@@ -97,11 +97,7 @@ async fn dry_run_plans_and_writes_nothing() {
         fault: Fault::WrongPassword,
         ..camera(true, Firmware::Modern)
     });
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(specs),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(specs).await;
     let (output, records) = remediate(&fleet, "plan.jsonl", &[]).await;
     assert_eq!(code(&output), 1, "{}", stderr(&output));
     let actions: Vec<&str> = (0..4)
@@ -133,11 +129,7 @@ async fn applied_run_fixes_every_device_once_and_verifies() {
         camera(true, Firmware::ParamOnly),
         camera(false, Firmware::ParamOnly),
     ]);
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(specs.clone()),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(specs.clone()).await;
     let (output, records) = remediate(
         &fleet,
         "apply.jsonl",
@@ -183,11 +175,7 @@ async fn without_a_temporary_directory_the_writes_wait_in_memory_and_go_out_once
         .map(|i| camera(i % 4 != 0, Firmware::Modern))
         .collect();
     for tmpdir in [None, Some("/nonexistent/sshfleet-tmp")] {
-        let fleet = TestFleet::start(SimConfig {
-            specs: Some(specs.clone()),
-            ..SimConfig::default()
-        })
-        .await;
+        let fleet = TestFleet::of(specs.clone()).await;
         let env: Vec<(&str, &str)> = tmpdir.iter().map(|dir| ("TMPDIR", *dir)).collect();
         let extra = [
             "--apply",
@@ -211,11 +199,7 @@ async fn without_a_temporary_directory_the_writes_wait_in_memory_and_go_out_once
         }
     }
     // A dry run holds no writes: it has nothing to warn of.
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(specs),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(specs).await;
     let env = [("TMPDIR", "/nonexistent/sshfleet-tmp")];
     let (output, records) = remediate_env(&fleet, "dry.jsonl", &[], &env).await;
     assert_eq!(code(&output), 1, "findings: {}", stderr(&output));
@@ -229,11 +213,7 @@ async fn without_a_temporary_directory_the_writes_wait_in_memory_and_go_out_once
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_and_burst_hold_as_seen_by_the_devices() {
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![camera(true, Firmware::Modern); 30]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![camera(true, Firmware::Modern); 30]).await;
     let (output, _) = remediate(
         &fleet,
         "r.jsonl",
@@ -260,11 +240,7 @@ async fn rate_and_burst_hold_as_seen_by_the_devices() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_site_limit_holds_for_each_site() {
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![camera(true, Firmware::Modern); 12]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![camera(true, Firmware::Modern); 12]).await;
     let (output, _) = remediate(
         &fleet,
         "s.jsonl",
@@ -363,11 +339,7 @@ async fn sigkill_at_several_points_then_resume_writes_each_device_exactly_once()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unfinished_journal_for_another_target_or_inventory_is_refused() {
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![camera(true, Firmware::Modern); 3]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![camera(true, Firmware::Modern); 3]).await;
     let journal = fleet.path("j.jsonl");
     let j = journal.to_str().unwrap_or_default();
     let (first, _) = remediate(&fleet, "a.jsonl", &["--apply", "--yes", "--journal", j]).await;
@@ -410,11 +382,7 @@ async fn an_unfinished_journal_for_another_target_or_inventory_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_is_refused_without_yes_off_a_terminal_and_beyond_max_changes() {
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![camera(true, Firmware::Modern); 4]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![camera(true, Firmware::Modern); 4]).await;
     let (output, _) = remediate(&fleet, "a.jsonl", &["--apply"]).await;
     assert_eq!(code(&output), 2);
     assert!(stderr(&output).contains("--yes"), "{}", stderr(&output));
@@ -475,11 +443,7 @@ async fn remediate_with_file_size_limit(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_that_fills_up_stops_writes_says_so_and_exits_4() {
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![camera(true, Firmware::Modern); 30]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![camera(true, Firmware::Modern); 30]).await;
     let journal = fleet.path("full.journal.jsonl");
     // The header and a handful of entries fit; the rest of the run's entries do not.
     let output = remediate_with_file_size_limit(&fleet, &journal, 900).await;
@@ -528,11 +492,7 @@ async fn a_journal_that_fills_up_stops_writes_says_so_and_exits_4() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_that_cannot_be_written_at_start_changes_nothing_and_exits_2() {
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![camera(true, Firmware::Modern); 3]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![camera(true, Firmware::Modern); 3]).await;
     let journal = fleet.path("journal-on-full-disk");
     std::os::unix::fs::symlink("/dev/full", &journal).expect("symlink");
     let (output, _) = remediate(
@@ -599,11 +559,7 @@ async fn ctrl_c_while_planning_writes_nothing_and_reports_what_was_planned() {
     let mut specs = vec![camera(true, Firmware::Modern); 5];
     specs.extend([hang.clone(), hang]);
     specs.extend(vec![camera(true, Firmware::Modern); 10]);
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(specs),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(specs).await;
     let out = fleet.path("stopped.jsonl");
     let extra = ["--apply", "--yes", "--concurrency", "2", "--retries", "0"];
     let list = remediate_args(&fleet, &out, &extra);
@@ -690,11 +646,7 @@ pub(crate) fn row_of<'a>(
 /// writes the one turned back on (it used to be reported compliant from the journal).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rerun_on_a_finished_journal_reads_every_camera_again() {
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![camera(true, Firmware::Modern); 3]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![camera(true, Firmware::Modern); 3]).await;
     let (first, _) = remediate(&fleet, "nightly.jsonl", &["--apply", "--yes"]).await;
     assert_eq!(code(&first), 0, "{}", stderr(&first));
     let journal = fleet.path("nightly.journal.jsonl");
@@ -727,11 +679,7 @@ async fn a_rerun_on_a_finished_journal_reads_every_camera_again() {
 /// wrote is not written twice, but it is read again and reported as it is now.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resumed_run_reports_what_it_wrote_as_read_now_and_does_not_write_it_twice() {
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![camera(true, Firmware::Modern); 3]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![camera(true, Firmware::Modern); 3]).await;
     let (first, _) = remediate(&fleet, "nightly.jsonl", &["--apply", "--yes"]).await;
     assert_eq!(code(&first), 0, "{}", stderr(&first));
     let journal = fleet.path("nightly.journal.jsonl");
@@ -767,11 +715,7 @@ async fn a_resumed_run_reports_what_it_wrote_as_read_now_and_does_not_write_it_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_site_rate_writes_and_verifies_every_camera_of_the_site() {
     let count = 10;
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![camera(true, Firmware::Modern); count]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![camera(true, Firmware::Modern); count]).await;
     let inventory = fleet.path("one-site.csv");
     let rows: String = (0..count)
         .map(|i| format!("{},lobby\n", fleet.fleet.address(i)))

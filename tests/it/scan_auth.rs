@@ -24,11 +24,7 @@ async fn every_digest_flavour_reads_the_state_with_a_cached_challenge() {
         DeviceAuth::DigestNoQop,
         DeviceAuth::DigestSha256,
     ];
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(flavours.iter().map(|a| with_auth(*a)).collect()),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(flavours.iter().map(|a| with_auth(*a)).collect()).await;
     let (output, records) = fleet.scan("scan.jsonl", &[]).await;
     assert!(matches!(code(&output), 0 | 1), "{}", stderr(&output));
     for (i, flavour) in flavours.iter().enumerate() {
@@ -50,11 +46,7 @@ async fn every_digest_flavour_reads_the_state_with_a_cached_challenge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_is_refused_over_plain_http_unless_allowed() {
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![with_auth(DeviceAuth::Basic)]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![with_auth(DeviceAuth::Basic)]).await;
     let (_, records) = fleet.scan("refused.jsonl", &[]).await;
     assert_eq!(records[0]["status"], "auth_failed");
     assert!(records[0]["error"]

@@ -94,11 +94,7 @@ async fn each_device_behaviour_maps_to_its_status() {
             None,
         ),
     ];
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(cases.iter().map(|c| c.0.clone()).collect()),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(cases.iter().map(|c| c.0.clone()).collect()).await;
     // One broken row makes the `invalid` status part of the same report.
     let mut inventory = std::fs::OpenOptions::new()
         .append(true)
@@ -165,11 +161,7 @@ async fn throttled_device_is_retried_after_backoff_not_hammered() {
     // The real backoff is 10 s; the test-only knob shortens it so the test measures the
     // pause between the simulator's recorded arrivals instead of sleeping 10 s.
     let backoff = Duration::from_millis(300);
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![spec(Fault::Throttled, Firmware::Modern, false)]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![spec(Fault::Throttled, Firmware::Modern, false)]).await;
     let knob = backoff.as_millis().to_string();
     let (_, records) = fleet
         .scan_with_env(
@@ -194,11 +186,7 @@ async fn throttled_device_is_retried_after_backoff_not_hammered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_report_has_contract_columns_and_neutralised_cells() {
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![spec(Fault::None, Firmware::Modern, false)]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![spec(Fault::None, Firmware::Modern, false)]).await;
     let mut inventory = std::fs::OpenOptions::new()
         .append(true)
         .open(&fleet.inventory)
@@ -228,11 +216,7 @@ async fn csv_report_has_contract_columns_and_neutralised_cells() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_asking_for_an_endless_wait_is_forbidden_at_once_not_a_timeout() {
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![spec(Fault::ThrottledLong, Firmware::Modern, false)]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![spec(Fault::ThrottledLong, Firmware::Modern, false)]).await;
     let (output, records) = fleet
         .scan("scan.jsonl", &["--retries", "1", "--timeout", "3s"])
         .await;
@@ -310,11 +294,7 @@ async fn verbose_scans_log_one_line_per_device_and_debug_shows_the_backoff() {
     assert!(!err.contains("DEBUG"), "-v is info, not debug:\n{err}");
     fleet.fleet.shutdown().await;
 
-    let fleet = TestFleet::start(SimConfig {
-        specs: Some(vec![spec(Fault::Throttled, Firmware::Modern, false)]),
-        ..SimConfig::default()
-    })
-    .await;
+    let fleet = TestFleet::of(vec![spec(Fault::Throttled, Firmware::Modern, false)]).await;
     // The backoff itself is not under test here: the test-only knob makes it 50 ms.
     let (output, _) = fleet
         .scan_with_env(

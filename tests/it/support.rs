@@ -9,7 +9,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
-use sshfleet_sim::{Fleet, SimConfig};
+use sshfleet_sim::{DeviceSpec, Fleet, SimConfig};
 use tempfile::TempDir;
 
 pub(crate) const PASSWORD: &str = "pass";
@@ -40,6 +40,15 @@ impl TestFleet {
             inventory,
             truth,
         }
+    }
+
+    /// A fleet of exactly these cameras, everything else the simulator's default.
+    pub(crate) async fn of(specs: Vec<DeviceSpec>) -> TestFleet {
+        TestFleet::start(SimConfig {
+            specs: Some(specs),
+            ..SimConfig::default()
+        })
+        .await
     }
 
     pub(crate) fn path(&self, name: &str) -> PathBuf {

@@ -2,7 +2,7 @@
 //! failures exceed `--max-failures` stops before the next wave, leaves the rest `deferred`
 //! (exit 3), and stays stopped until told `--continue-after-failures`.
 
-use sshfleet_sim::{DeviceAuth, DeviceSpec, Fault, Firmware, SimConfig, SshFault};
+use sshfleet_sim::{DeviceAuth, DeviceSpec, Fault, Firmware, SshFault};
 
 use crate::remediate::{all_writes, remediate};
 use crate::support::{code, eventually, stderr, Sshfleet, TestFleet};
@@ -25,11 +25,7 @@ async fn fleet(failing: &[usize]) -> TestFleet {
             false => camera(Fault::None),
         })
         .collect();
-    TestFleet::start(SimConfig {
-        specs: Some(specs),
-        ..SimConfig::default()
-    })
-    .await
+    TestFleet::of(specs).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
