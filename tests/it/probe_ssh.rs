@@ -346,7 +346,7 @@ async fn csv_evidence_columns_follow_firmware_without_the_kexinit() {
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     let at = header.iter().position(|c| c == "firmware").unwrap();
     assert_eq!(
-        header[at - 4..at + 5],
+        header[at - 4..at + 7],
         [
             "ssh_port",
             "ssh_banner",
@@ -356,7 +356,9 @@ async fn csv_evidence_columns_follow_firmware_without_the_kexinit() {
             "ssh_host_key",
             "ssh_host_key_type",
             "ssh_crypto",
-            "ssh_terrapin"
+            "ssh_terrapin",
+            "ssh_key_shared",
+            "ssh_host_key_change"
         ]
     );
     assert!(

@@ -106,6 +106,8 @@ impl Conclude for DeviceRecord {
                 kexinit: evidence.algorithms,
                 crypto: evidence.crypto,
                 terrapin: evidence.terrapin,
+                // Told by the report: against the whole run and the previous one.
+                ..SshFields::default()
             };
         }
     }

@@ -453,7 +453,7 @@ impl Run {
     fn judge(&self, end: &RunEnd<'_>) -> Verdict {
         let failing = match self.compliance.fail_on {
             FailOn::Findings => end.summary.findings(),
-            FailOn::Regressions => end.summary.new_exposure,
+            FailOn::Regressions => end.summary.new_since_previous(),
             FailOn::Never => 0,
         };
         let unclean = end.completion == Completion::Incomplete || !end.stopped_accounts.is_empty();

@@ -17,12 +17,13 @@ use sshfleet_report::record::WaiverTag;
 use sshfleet_report::{Change, DeviceRecord, Status, Summary};
 
 /// The schema this build writes; each migration step takes a file one version up.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// How long to wait for another process's lock before saying the file is locked.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
-const MIGRATIONS: [&str; 1] = [r"
+const MIGRATIONS: [&str; 2] = [
+    r"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT INTO meta (key, value) VALUES ('application', 'sshfleet');
 CREATE TABLE runs (
@@ -70,7 +71,12 @@ CREATE TABLE intervals (
 );
 CREATE INDEX intervals_track ON intervals (track, run_last);
 CREATE INDEX intervals_run_last ON intervals (run_last);
-"];
+",
+    // 2: the SSH host key each period presented (`ssh_host_key_change` against the last run).
+    r"
+ALTER TABLE intervals ADD COLUMN ssh_host_key TEXT;
+",
+];
 
 /// `PRAGMA application_id` of the files this build creates ("sshf"); files made before it
 /// carry 0 and are known by their `meta` marker.
@@ -424,7 +430,8 @@ impl History {
                 })?;
         let mut stmt = self.conn.prepare(
             "SELECT i.id, t.id, t.first_seen, i.first_seen, i.last_seen, i.address, i.serial,
-                    i.name, i.site, i.status, i.ssh_enabled, i.compliant, i.waiver IS NOT NULL
+                    i.name, i.site, i.status, i.ssh_enabled, i.compliant, i.waiver IS NOT NULL,
+                    i.ssh_host_key
              FROM intervals i JOIN tracks t ON t.id = i.track
              WHERE t.scope = ?1 AND i.run_last >= ?2
                AND i.run_last = (SELECT max(run_last) FROM intervals WHERE track = t.id)",
@@ -448,6 +455,7 @@ impl History {
                 compliant: r.get(11)?,
                 change: None,
                 waived: r.get(12)?,
+                ssh_host_key: r.get(13)?,
             })
         })?;
         let mut out = Vec::with_capacity(usize::try_from(devices).unwrap_or(0).min(10_000_000));
@@ -663,6 +671,13 @@ fn same_state(before: &Observation, rec: &DeviceRecord) -> bool {
         && before.compliant == rec.compliant
         && before.address == rec.address
         && before.serial == rec.serial
+        && same_host_key(before, rec)
+}
+
+/// A run that read no host key (no `--probe-ssh`, or the device did not answer) keeps the
+/// period's key: the next change is told against the last key read.
+fn same_host_key(before: &Observation, rec: &DeviceRecord) -> bool {
+    rec.ssh.host_key.is_none() || before.ssh_host_key == rec.ssh.host_key
 }
 
 impl sshfleet_report::RunStore for Recorder {
@@ -732,8 +747,9 @@ impl Recorder {
     fn insert_interval(&self, track: i64, rec: &DeviceRecord) -> Result<(), rusqlite::Error> {
         let mut stmt = self.history.conn.prepare_cached(
             "INSERT INTO intervals (track, run_first, run_last, first_seen, last_seen, address,
-                                    serial, name, site, status, ssh_enabled, compliant, waiver)
-             VALUES (?1, ?2, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                    serial, name, site, status, ssh_enabled, compliant, waiver,
+                                    ssh_host_key)
+             VALUES (?1, ?2, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         stmt.execute(params![
             track,
@@ -746,7 +762,8 @@ impl Recorder {
             rec.status.as_str(),
             rec.ssh_enabled,
             rec.compliant,
-            rec.waiver.as_ref().map(WaiverTag::as_str)
+            rec.waiver.as_ref().map(WaiverTag::as_str),
+            rec.ssh.host_key
         ])?;
         Ok(())
     }
@@ -802,7 +819,7 @@ impl Recorder {
 #[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
-    use sshfleet_report::{Baseline, SshState};
+    use sshfleet_report::{Baseline, KeyChange, SshState};
 
     fn info() -> RunInfo {
         RunInfo {
@@ -894,6 +911,57 @@ mod tests {
         let runs = history.runs(10).unwrap();
         assert_eq!(runs[0].id, 6);
         assert_eq!(runs[1].regressed, 1);
+    }
+
+    /// A run over `keys` (one device, serial `S1`, with the host key given): each record's
+    /// host-key change against the history's previous run.
+    fn key_run(path: &Path, key: Option<&str>) -> Option<KeyChange> {
+        let (mut recorder, previous) = History::open(path).unwrap().begin_run(&info()).unwrap();
+        let mut baseline = Baseline::new(previous);
+        let mut r = rec("a", Some("S1"), false);
+        r.ssh.host_key = key.map(str::to_owned);
+        let before = baseline.annotate(&mut r).cloned();
+        let change = key.map(|k| KeyChange::of(before.as_ref(), k));
+        recorder.record(&r, before.as_ref());
+        let mut summary = Summary::default();
+        summary.add(&r);
+        recorder.finish(&summary, Ending::Finished).unwrap();
+        change
+    }
+
+    #[test]
+    fn a_version_1_file_is_migrated_and_then_keeps_each_periods_host_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.sqlite");
+        {
+            // A file as version 1 wrote it, with one finished run of one device.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!(
+                "{} PRAGMA user_version = 1; PRAGMA application_id = {APPLICATION_ID};
+                 INSERT INTO runs (command, scope, inventory_fingerprint, started_at, finished_at, devices)
+                 VALUES ('scan', 'inv.csv', 'f', '2026-12-01T00:00:00.000Z', '2026-12-01T00:01:00.000Z', 1);
+                 INSERT INTO tracks (scope, key, first_seen) VALUES ('inv.csv', 'serial:S1', '2026-12-01T00:00:00.000Z');
+                 INSERT INTO intervals (track, run_first, run_last, first_seen, last_seen, address, serial,
+                                        name, site, status, ssh_enabled, compliant)
+                 VALUES (1, 1, 1, '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z', 'a', 'S1',
+                         'n', 's', 'ok', 0, 1);",
+                MIGRATIONS[0]
+            ))
+            .unwrap();
+        }
+        assert_eq!(key_run(&path, Some("SHA256:k1")), Some(KeyChange::First));
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        assert_eq!(key_run(&path, Some("SHA256:k1")), Some(KeyChange::Same));
+        assert_eq!(key_run(&path, Some("SHA256:k2")), Some(KeyChange::Changed));
+        // A run that read no key keeps the last one read.
+        assert_eq!(key_run(&path, None), None);
+        assert_eq!(key_run(&path, Some("SHA256:k2")), Some(KeyChange::Same));
+        // The v1 period, the first key's, the second key's.
+        assert_eq!(count(&path, "intervals"), 3);
     }
 
     #[test]

@@ -202,6 +202,8 @@ fn evidence_cells(rec: &DeviceRecord) -> [Cell<'_>; EVIDENCE_COLUMNS.len()] {
         Cell::Algorithms(ssh.kexinit.as_ref()),
         Cell::Word(ssh.crypto.map(|c| c.as_str())),
         Cell::Word(ssh.terrapin.map(|t| t.as_str())),
+        Cell::Unsigned(ssh.key_shared),
+        Cell::Word(ssh.host_key_change.map(|c| c.as_str())),
     ]
 }
 
@@ -250,14 +252,16 @@ mod tests {
         assert_eq!(&columns[COLUMNS.len()..added], ADDED_COLUMNS);
         let later = added + LATER_COLUMNS.len();
         assert_eq!(&columns[added..later], LATER_COLUMNS);
-        let after = later + 4;
+        let after = later + 6;
         assert_eq!(
             &columns[later..after],
             [
                 "ssh_host_key",
                 "ssh_host_key_type",
                 "ssh_crypto",
-                "ssh_terrapin"
+                "ssh_terrapin",
+                "ssh_key_shared",
+                "ssh_host_key_change"
             ]
         );
         assert_eq!(
@@ -280,7 +284,7 @@ mod tests {
             extra_columns: vec!["rack".into()],
         };
         let columns = schema.columns();
-        assert_eq!(columns.len(), COLUMNS.len() + 19);
+        assert_eq!(columns.len(), COLUMNS.len() + 21);
         assert_eq!(
             &columns[COLUMNS.len()..],
             [
@@ -302,6 +306,8 @@ mod tests {
                 "ssh_host_key_type",
                 "ssh_crypto",
                 "ssh_terrapin",
+                "ssh_key_shared",
+                "ssh_host_key_change",
                 "rack"
             ]
         );

@@ -149,6 +149,7 @@ mod tests {
                 r#""host_key":["ssh-ed25519"],"ciphers":["chacha20-poly1305@openssh.com"],"#,
                 r#""macs":["hmac-sha2-256-etm@openssh.com"],"compression":["none"]},"#,
                 r#""ssh_crypto":"ok","ssh_terrapin":"vulnerable","#,
+                r#""ssh_key_shared":2,"ssh_host_key_change":"changed","#,
                 r#""owner":"alice","inventory_error":""}"#,
                 "\n"
             )

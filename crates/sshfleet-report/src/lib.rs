@@ -7,6 +7,7 @@ pub mod coverage;
 pub mod csv_writer;
 pub mod diff;
 pub mod drift;
+pub mod host_keys;
 pub mod html;
 mod json_writer;
 mod junit_writer;
@@ -30,8 +31,8 @@ use std::str::FromStr;
 pub use columns::Schema;
 pub use drift::{Baseline, DriftSummary};
 pub use record::{
-    Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshFields,
-    SshState, Status,
+    Action, Change, DeviceRecord, Drift, Exposure, KeyChange, Method, PortState, Remediation,
+    SshFields, SshState, Status,
 };
 pub use records::{
     finish, into_summary, moved_aside_on_failure, named, record_pipeline, staged, CutShort,

@@ -31,6 +31,15 @@ pub trait Collect: Send + 'static {
     type Summary: Send + 'static;
 
     fn row(&mut self, item: Self::Item) -> Self::Row;
+    /// The row to write now, or `None` to hold it back until every item is in (a row that
+    /// needs the whole run, like a host key's count of devices presenting it).
+    fn hold(&mut self, row: Self::Row) -> Option<Self::Row> {
+        Some(row)
+    }
+    /// The next row held back, once every item is in; written and counted like the others.
+    fn release(&mut self) -> Option<Self::Row> {
+        None
+    }
     /// Called once the row went to every healthy output.
     fn count(&mut self, row: &Self::Row);
     fn finish(self) -> Self::Summary;
@@ -271,6 +280,12 @@ impl<C: Collect, O: Output<C::Row>> Fanout<C, O> {
                 }
             };
             let row = self.collector.row(item);
+            if let Some(row) = self.collector.hold(row) {
+                self.each_output(&mut rx, |o| o.write(&row));
+                self.collector.count(&row);
+            }
+        }
+        while let Some(row) = self.collector.release() {
             self.each_output(&mut rx, |o| o.write(&row));
             self.collector.count(&row);
         }

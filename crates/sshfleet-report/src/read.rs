@@ -34,6 +34,8 @@ pub struct Observation {
     pub waived: bool,
     /// Where a history keeps this device's states (`--history`), when it came from one.
     pub stored: Option<Stored>,
+    /// The SSH host key read then (`ssh_host_key`), when one was.
+    pub ssh_host_key: Option<String>,
 }
 
 /// The history rows an observation was read from.
@@ -57,6 +59,7 @@ impl From<DeviceRecord> for Observation {
             state_since: drift.and_then(|d| instant(&d.state_since)),
             change: drift.map(|d| d.change),
             waived: rec.waiver.is_some(),
+            ssh_host_key: rec.ssh.host_key,
             address: rec.address,
             serial: rec.serial,
             name: rec.name,

@@ -1,6 +1,7 @@
 //! The device record: one line of every report, and its field order. Its vocabulary (status,
 //! SSH state, port state…) lives in `sshfleet_core::model` and is re-exported here.
 
+pub use super::host_keys::KeyChange;
 pub use sshfleet_core::model::{Action, Change, Exposure, Method, PortState, SshState, Status};
 use sshfleet_inventory::{Device, InvalidRow};
 use sshfleet_ssh::grade::{Crypto, Terrapin};
@@ -173,6 +174,12 @@ pub struct SshFields {
     pub kexinit: Option<Algorithms>,
     pub crypto: Option<Crypto>,
     pub terrapin: Option<Terrapin>,
+    /// Devices of the run that presented the same host key (1: unique); empty when no key
+    /// was read (`host_keys`).
+    pub key_shared: Option<u64>,
+    /// The host key against the previous run's for the same device; empty when no key was
+    /// read.
+    pub host_key_change: Option<KeyChange>,
 }
 
 /// The fixed report columns, in order.
@@ -208,12 +215,14 @@ pub(crate) const ADDED_COLUMNS: [&str; 5] =
 pub(crate) const LATER_COLUMNS: [&str; 5] =
     ["ssh_port", "ssh_banner", "exposure", "model", "firmware"];
 /// The SSH evidence columns, after [`LATER_COLUMNS`]. `ssh_kexinit` is an object: JSON only.
-pub(crate) const EVIDENCE_COLUMNS: [&str; 5] = [
+pub(crate) const EVIDENCE_COLUMNS: [&str; 7] = [
     "ssh_host_key",
     "ssh_host_key_type",
     "ssh_kexinit",
     "ssh_crypto",
     "ssh_terrapin",
+    "ssh_key_shared",
+    "ssh_host_key_change",
 ];
 
 impl DeviceRecord {

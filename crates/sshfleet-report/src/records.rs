@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::claims::SerialClaims;
+use super::host_keys::{note_change, HeldKeys};
 use super::pipeline::{
     Closed, Collect, Named, OnOutputFailure, Output, OutputError, Pipeline, WriterPanicked,
 };
@@ -300,6 +301,10 @@ pub struct Records {
     store: Option<SharedStore>,
     reporter: Arc<dyn Reporter>,
     claims: SerialClaims,
+    /// Records with a host key, until the run ends (`ssh_key_shared`).
+    held: HeldKeys,
+    /// The held records are being written: the progress display was told of them already.
+    releasing: bool,
 }
 
 impl Records {
@@ -326,7 +331,11 @@ impl Collect for Records {
     fn row(&mut self, mut rec: DeviceRecord) -> DeviceRecord {
         self.claim_serial(&mut rec);
         let before = match &mut self.baseline {
-            Some(baseline) => baseline.annotate(&mut rec),
+            Some(baseline) => {
+                let before = baseline.annotate(&mut rec);
+                note_change(&mut rec, before);
+                before
+            }
             None => None,
         };
         if let Some(store) = &self.store {
@@ -338,9 +347,24 @@ impl Collect for Records {
         rec
     }
 
+    fn hold(&mut self, rec: DeviceRecord) -> Option<DeviceRecord> {
+        if rec.ssh.host_key.is_some() {
+            // Counted by the progress display as it arrives, written when the run ends.
+            self.reporter.record(&rec);
+        }
+        self.held.hold(rec)
+    }
+
+    fn release(&mut self) -> Option<DeviceRecord> {
+        self.releasing = true;
+        self.held.release()
+    }
+
     fn count(&mut self, rec: &DeviceRecord) {
         self.summary.add(rec);
-        self.reporter.record(rec);
+        if !self.releasing {
+            self.reporter.record(rec);
+        }
     }
 
     fn finish(mut self) -> Summary {
@@ -383,6 +407,8 @@ pub fn record_pipeline(
         store,
         reporter,
         claims: SerialClaims::default(),
+        held: HeldKeys::default(),
+        releasing: false,
     };
     Pipeline::start(records, outputs, on_failure)
 }
@@ -462,13 +488,22 @@ mod tests {
         pipe.sender().blocking_send(timeout_record()).unwrap();
         let summary = into_summary(pipe.close_blocking().unwrap()).unwrap();
         assert_eq!(summary.total, 11);
-        assert_eq!(summary.findings(), 11);
+        // Every device, the one host key all ten present, and the ten whose key changed.
+        assert_eq!(summary.findings(), 22);
+        assert_eq!(summary.host_keys.shared.count, 1);
+        assert_eq!(summary.host_keys.changed.count, 10);
         assert_eq!(summary.by_status.get(Status::Timeout), 1);
         assert_eq!(reporter.started.load(Ordering::Relaxed), 11);
         assert_eq!(reporter.records.load(Ordering::Relaxed), 11);
         assert_eq!(reporter.finished.load(Ordering::Relaxed), 1);
         assert_eq!(csv.text().lines().count(), 12);
-        assert_eq!(jsonl.text().lines().count(), 11);
+        let lines: Vec<String> = jsonl.text().lines().map(str::to_owned).collect();
+        assert_eq!(lines.len(), 11);
+        // The records with a host key wait for the end of the run, to carry its count.
+        assert!(lines[0].contains("\"status\":\"timeout\""), "{}", lines[0]);
+        assert!(lines[1..]
+            .iter()
+            .all(|l| l.contains("\"ssh_key_shared\":10,")));
     }
 
     #[test]

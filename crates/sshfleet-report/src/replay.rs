@@ -14,8 +14,8 @@ use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::record::{
-    Action, Change, DeviceRecord, Drift, Exposure, Method, PortState, Remediation, SshFields,
-    SshState, Status, WaiverTag,
+    Action, Change, DeviceRecord, Drift, Exposure, KeyChange, Method, PortState, Remediation,
+    SshFields, SshState, Status, WaiverTag,
 };
 use super::source::{
     csv_report, for_each_line, malformed, open_report, truncate, unneutralise, ReadError,
@@ -205,6 +205,8 @@ fn record_from(cells: &impl Cells, extra_keys: &[String]) -> Result<(DeviceRecor
         kexinit: cells.kexinit()?,
         crypto: cells.word("ssh_crypto", crypto_of)?,
         terrapin: cells.word("ssh_terrapin", terrapin_of)?,
+        key_shared: cells.number("ssh_key_shared")?,
+        host_key_change: cells.word("ssh_host_key_change", KeyChange::parse)?,
     };
     rec.extra = extra_keys
         .iter()

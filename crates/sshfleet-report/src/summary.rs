@@ -8,6 +8,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use super::claims::DuplicateSerials;
 use super::drift::{is_new_exposure, DriftSummary};
+use super::host_keys::HostKeyFindings;
 use super::record::{Action, Change, DeviceRecord, Exposure, PortState, Remediation, Status};
 
 /// Sites listed in the text summary; beyond this the ones with most findings are shown.
@@ -61,6 +62,10 @@ pub struct Summary {
     /// Serials claimed by more than one device of the run: each a finding.
     #[serde(skip_serializing_if = "DuplicateSerials::is_empty")]
     pub duplicate_serials: DuplicateSerials,
+    /// Host keys shared by several devices, and keys that changed while the serial did not:
+    /// each a finding (`host_keys`).
+    #[serde(skip_serializing_if = "HostKeyFindings::is_empty")]
+    pub host_keys: HostKeyFindings,
 }
 
 /// Why a run ended before it covered its scope.
@@ -281,6 +286,7 @@ impl Summary {
             None => {}
         }
         self.findings += u64::from(rec.is_finding());
+        self.findings = self.findings.saturating_add(self.host_keys.add(rec));
         self.waived += u64::from(rec.waiver.is_some());
         self.with_desired_state += u64::from(rec.expect.is_some());
         if let Some(rem) = &rec.remediation {
@@ -327,6 +333,13 @@ impl Summary {
     pub(crate) fn add_duplicate_serials(&mut self, duplicates: DuplicateSerials) {
         self.findings = self.findings.saturating_add(duplicates.count);
         self.duplicate_serials = duplicates;
+    }
+
+    /// What `--fail-on regressions` counts: new exposure, and host keys that changed while
+    /// the serial did not (new since the previous run too).
+    pub fn new_since_previous(&self) -> u64 {
+        self.new_exposure
+            .saturating_add(self.host_keys.changed.count)
     }
 
     /// Devices that could not be checked (any status but `ok`).
@@ -619,6 +632,7 @@ impl fmt::Display for Summary {
         self.write_remediation(f)?;
         self.write_drift(f)?;
         self.write_duplicate_serials(f)?;
+        super::host_keys::write_findings(&self.host_keys, f)?;
         self.write_firmware(f)?;
         self.write_sites(f)
     }

@@ -29,6 +29,7 @@ pub(crate) fn observation(address: &str, serial: Option<&str>, ssh: Option<bool>
         change: None,
         waived: false,
         stored: None,
+        ssh_host_key: None,
     }
 }
 
@@ -82,6 +83,8 @@ pub(crate) fn full_record() -> DeviceRecord {
             }),
             crypto: Some(sshfleet_ssh::grade::Crypto::Ok),
             terrapin: Some(sshfleet_ssh::grade::Terrapin::Vulnerable),
+            key_shared: Some(2),
+            host_key_change: Some(crate::record::KeyChange::Changed),
         },
         extra: vec!["alice".into()],
     }

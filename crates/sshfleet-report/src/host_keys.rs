@@ -1,0 +1,392 @@
+//! Host keys across the fleet and over time (`docs/guide/reports.md`, "Host keys").
+//!
+//! - `ssh_key_shared`: how many devices of the run presented the same host key. It needs the
+//!   whole run, so a record with a host key is held back until the run ends ([`HeldKeys`])
+//!   and written then, with the count; records without one stream as before. Held records
+//!   stay in memory (measured in the guide: a few hundred bytes of key and algorithm lists
+//!   each, so a 100,000-camera fleet holds tens of MiB at the end of the run), and the
+//!   progress display counts them as they arrive.
+//! - `ssh_host_key_change`: the key against the one the previous run (history or baseline
+//!   report) read for the same device identity (serial when known, else address, as drift
+//!   matches devices).
+//!
+//! Two fleet findings come from them: a key shared by several devices (a cloned image, a
+//! proxy in the path), and a key that changed while the serial did not (replaced firmware, or
+//! someone in the middle). They are findings, not compliance: a camera in its desired SSH
+//! state stays compliant whatever its key.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use super::read::Observation;
+use super::record::DeviceRecord;
+
+/// Addresses listed per shared key; all of them are counted.
+const ADDRESSES_LISTED: usize = 10;
+/// Changed keys listed; all of them are counted.
+const CHANGED_LISTED: usize = 50;
+
+/// A device's host key against the previous run's for the same device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyChange {
+    /// No key was read for this device in the previous run (or it was not in it).
+    First,
+    Same,
+    Changed,
+}
+
+impl KeyChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyChange::First => "first",
+            KeyChange::Same => "same",
+            KeyChange::Changed => "changed",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<KeyChange> {
+        [KeyChange::First, KeyChange::Same, KeyChange::Changed]
+            .into_iter()
+            .find(|c| c.as_str() == word)
+    }
+
+    /// The change from what the previous run saw of the device (`None`: not in it) to `now`.
+    pub fn of(before: Option<&Observation>, now: &str) -> KeyChange {
+        match before.and_then(|b| b.ssh_host_key.as_deref()) {
+            None => KeyChange::First,
+            Some(then) if then == now => KeyChange::Same,
+            Some(_) => KeyChange::Changed,
+        }
+    }
+}
+
+impl std::fmt::Display for KeyChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Sets `rec`'s `ssh_host_key_change` against `before`, what the previous run saw of the
+/// device; empty when no key was read now.
+pub(crate) fn note_change(rec: &mut DeviceRecord, before: Option<&Observation>) {
+    rec.ssh.host_key_change = rec
+        .ssh
+        .host_key
+        .as_deref()
+        .map(|now| KeyChange::of(before, now));
+}
+
+/// Whether `rec` is the finding "host key changed while the serial did not": its key changed
+/// against the previous run of the same device, and the device told its serial (the previous
+/// run was matched by that serial when it knew one). Without a serial a changed key may be a
+/// replaced camera at the same address, which the field shows but is no finding.
+pub fn is_changed_key(rec: &DeviceRecord) -> bool {
+    rec.ssh.host_key_change == Some(KeyChange::Changed) && rec.serial.is_some()
+}
+
+/// Whether `rec` presented a host key that other devices of the run presented too.
+pub fn is_shared_key(rec: &DeviceRecord) -> bool {
+    rec.ssh.host_key.is_some() && rec.ssh.key_shared.is_some_and(|n| n > 1)
+}
+
+/// The records with a host key, held until the run ends, and how many devices presented
+/// each key.
+#[derive(Debug, Default)]
+pub(crate) struct HeldKeys {
+    counts: HashMap<String, u64>,
+    held: VecDeque<DeviceRecord>,
+}
+
+impl HeldKeys {
+    /// Holds `rec` when it has a host key (counting the key); gives it back otherwise.
+    pub(crate) fn hold(&mut self, rec: DeviceRecord) -> Option<DeviceRecord> {
+        let Some(key) = &rec.ssh.host_key else {
+            return Some(rec);
+        };
+        match self.counts.get_mut(key) {
+            Some(n) => *n = n.saturating_add(1),
+            None => {
+                self.counts.insert(key.clone(), 1);
+            }
+        }
+        self.held.push_back(rec);
+        None
+    }
+
+    /// The next held record, in arrival order, with its `ssh_key_shared`.
+    pub(crate) fn release(&mut self) -> Option<DeviceRecord> {
+        let mut rec = self.held.pop_front()?;
+        rec.ssh.key_shared = rec
+            .ssh
+            .host_key
+            .as_ref()
+            .and_then(|key| self.counts.get(key).copied());
+        Some(rec)
+    }
+}
+
+/// The host-key findings of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HostKeyFindings {
+    /// Keys presented by more than one device: each a finding.
+    pub shared: SharedKeys,
+    /// Devices whose key changed while their serial did not: each a finding.
+    pub changed: ChangedKeys,
+}
+
+/// Host keys presented by more than one device of the run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SharedKeys {
+    /// Keys shared (each a finding).
+    pub count: u64,
+    /// Devices presenting one of them.
+    pub devices: u64,
+    /// Every shared key, by key, with its devices.
+    pub keys: BTreeMap<String, SharedKey>,
+}
+
+/// One host key and the devices that presented it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SharedKey {
+    pub key_type: Option<String>,
+    /// Devices that presented it in this report.
+    pub devices: u64,
+    /// The first of their addresses, sorted (at most ten).
+    pub addresses: Vec<String>,
+}
+
+/// Devices whose host key changed while their serial did not.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ChangedKeys {
+    pub count: u64,
+    /// The first of them by address (at most fifty).
+    pub listed: Vec<ChangedKey>,
+}
+
+/// One device whose host key changed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ChangedKey {
+    pub address: String,
+    pub name: String,
+    pub site: String,
+    pub serial: Option<String>,
+    /// The key it presents now.
+    pub host_key: String,
+}
+
+impl HostKeyFindings {
+    /// Findings in all: each shared key and each changed key.
+    pub fn count(&self) -> u64 {
+        self.shared.count.saturating_add(self.changed.count)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count() == 0
+    }
+
+    /// Counts `rec` into the findings; returns how many findings it adds (a shared key counts
+    /// once, with its first device).
+    pub(crate) fn add(&mut self, rec: &DeviceRecord) -> u64 {
+        let mut added = 0u64;
+        if let (true, Some(key)) = (is_shared_key(rec), &rec.ssh.host_key) {
+            added += u64::from(self.shared.add(key, rec));
+        }
+        if let (true, Some(key)) = (is_changed_key(rec), &rec.ssh.host_key) {
+            self.changed.add(key, rec);
+            added += 1;
+        }
+        added
+    }
+}
+
+impl SharedKeys {
+    /// Counts `rec` under `key`; whether the key is new to the list (a new finding).
+    fn add(&mut self, key: &str, rec: &DeviceRecord) -> bool {
+        self.devices = self.devices.saturating_add(1);
+        let new = !self.keys.contains_key(key);
+        if new {
+            self.count = self.count.saturating_add(1);
+            self.keys.insert(key.to_owned(), SharedKey::default());
+        }
+        if let Some(group) = self.keys.get_mut(key) {
+            group.devices = group.devices.saturating_add(1);
+            if group.key_type.is_none() {
+                group.key_type.clone_from(&rec.ssh.host_key_type);
+            }
+            insert_bounded(&mut group.addresses, rec.address.clone(), ADDRESSES_LISTED);
+        }
+        new
+    }
+}
+
+impl ChangedKeys {
+    fn add(&mut self, key: &str, rec: &DeviceRecord) {
+        self.count = self.count.saturating_add(1);
+        let at = self
+            .listed
+            .partition_point(|c| c.address.as_str() <= rec.address.as_str());
+        if at >= CHANGED_LISTED {
+            return;
+        }
+        self.listed.insert(
+            at,
+            ChangedKey {
+                address: rec.address.clone(),
+                name: rec.name.clone(),
+                site: rec.site.clone(),
+                serial: rec.serial.clone(),
+                host_key: key.to_owned(),
+            },
+        );
+        self.listed.truncate(CHANGED_LISTED);
+    }
+}
+
+/// Shared keys listed in the text summary; the JSON summary lists all.
+const KEYS_IN_TEXT: usize = 10;
+
+/// The summary's lines: `SHARED HOST KEY …` per shared key, `CHANGED HOST KEY …` per device
+/// (device text made inert for a terminal).
+pub(crate) fn write_findings(
+    findings: &HostKeyFindings,
+    f: &mut std::fmt::Formatter<'_>,
+) -> std::fmt::Result {
+    use sshfleet_core::inert::{escape, line};
+    let shared = &findings.shared;
+    for (key, group) in shared.keys.iter().take(KEYS_IN_TEXT) {
+        let more = match group.devices.saturating_sub(group.addresses.len() as u64) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        writeln!(
+            f,
+            "SHARED HOST KEY {} ({}): presented by {} devices ({}{more}): a cloned image, or a proxy in the path",
+            line(key),
+            line(group.key_type.as_deref().unwrap_or("unknown type")),
+            group.devices,
+            escape(&group.addresses.join(", "))
+        )?;
+    }
+    let unlisted = shared.count.saturating_sub(KEYS_IN_TEXT as u64);
+    if unlisted > 0 {
+        writeln!(
+            f,
+            "… and {unlisted} more shared host keys (the JSON summary lists them)"
+        )?;
+    }
+    for c in &findings.changed.listed {
+        writeln!(
+            f,
+            "CHANGED HOST KEY {} (serial {}): now {}, another key than the previous run read while the serial is the same: replaced firmware, or someone in the middle",
+            escape(&c.address),
+            line(c.serial.as_deref().unwrap_or("")),
+            line(&c.host_key)
+        )?;
+    }
+    let unlisted = findings
+        .changed
+        .count
+        .saturating_sub(findings.changed.listed.len() as u64);
+    if unlisted > 0 {
+        writeln!(
+            f,
+            "… and {unlisted} more changed host keys (the JSON summary counts them)"
+        )?;
+    }
+    Ok(())
+}
+
+/// Inserts `item` in sorted `list`, keeping the first `max`: the same list whatever order the
+/// items come in.
+fn insert_bounded(list: &mut Vec<String>, item: String, max: usize) {
+    let at = list.partition_point(|x| *x <= item);
+    if at < max {
+        list.insert(at, item);
+        list.truncate(max);
+    }
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use super::*;
+    use crate::record::Status;
+    use crate::test_support::observation;
+
+    fn keyed(address: &str, key: Option<&str>) -> DeviceRecord {
+        let mut rec = DeviceRecord::new(address.into(), String::new(), String::new(), Status::Ok);
+        rec.ssh.host_key = key.map(str::to_owned);
+        rec
+    }
+
+    #[test]
+    fn records_with_a_key_are_held_and_released_with_their_count() {
+        let mut held = HeldKeys::default();
+        assert!(held.hold(keyed("none", None)).is_some());
+        for (address, key) in [("a", "K1"), ("b", "K2"), ("c", "K1"), ("d", "K1")] {
+            assert!(held.hold(keyed(address, Some(key))).is_none());
+        }
+        let released: Vec<(String, Option<u64>)> = std::iter::from_fn(|| held.release())
+            .map(|r| (r.address, r.ssh.key_shared))
+            .collect();
+        assert_eq!(
+            released,
+            [
+                ("a".to_owned(), Some(3)),
+                ("b".to_owned(), Some(1)),
+                ("c".to_owned(), Some(3)),
+                ("d".to_owned(), Some(3))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_change_is_told_against_the_previous_key_and_only_with_a_key() {
+        let mut before = observation("a", Some("S1"), Some(true));
+        let mut rec = keyed("a", Some("K1"));
+        note_change(&mut rec, None);
+        assert_eq!(rec.ssh.host_key_change, Some(KeyChange::First));
+        note_change(&mut rec, Some(&before));
+        assert_eq!(rec.ssh.host_key_change, Some(KeyChange::First));
+        before.ssh_host_key = Some("K1".into());
+        note_change(&mut rec, Some(&before));
+        assert_eq!(rec.ssh.host_key_change, Some(KeyChange::Same));
+        before.ssh_host_key = Some("K0".into());
+        note_change(&mut rec, Some(&before));
+        assert_eq!(rec.ssh.host_key_change, Some(KeyChange::Changed));
+        assert!(!is_changed_key(&rec), "no serial: not a finding");
+        rec.serial = Some("S1".into());
+        assert!(is_changed_key(&rec));
+        let mut unread = keyed("a", None);
+        note_change(&mut unread, Some(&before));
+        assert_eq!(unread.ssh.host_key_change, None);
+    }
+
+    #[test]
+    fn findings_count_each_shared_key_once_and_each_changed_key() {
+        let mut findings = HostKeyFindings::default();
+        let mut added = 0;
+        for address in ["z", "b", "y"] {
+            let mut rec = keyed(address, Some("K1"));
+            rec.ssh.key_shared = Some(3);
+            added += findings.add(&rec);
+        }
+        let mut unique = keyed("u", Some("K2"));
+        unique.ssh.key_shared = Some(1);
+        added += findings.add(&unique);
+        let mut changed = keyed("c", Some("K3"));
+        changed.ssh.key_shared = Some(1);
+        changed.serial = Some("S".into());
+        changed.ssh.host_key_change = Some(KeyChange::Changed);
+        added += findings.add(&changed);
+        assert_eq!(added, 2);
+        assert_eq!(findings.count(), 2);
+        assert_eq!((findings.shared.count, findings.shared.devices), (1, 3));
+        assert_eq!(findings.shared.keys["K1"].addresses, ["b", "y", "z"]);
+        assert_eq!(findings.changed.listed[0].address, "c");
+        assert_eq!(KeyChange::parse("changed"), Some(KeyChange::Changed));
+        assert_eq!(KeyChange::parse("x"), None);
+        let json = serde_json::to_value(&findings).unwrap();
+        assert_eq!(json["shared"]["keys"]["K1"]["devices"], 3);
+    }
+}
