@@ -8,6 +8,7 @@
 
 use std::io::{self, BufWriter, Write};
 
+use super::host_keys::HostKeyFindings;
 use super::record::{DeviceRecord, Status};
 use super::RecordWriter;
 
@@ -22,6 +23,8 @@ pub(crate) struct JunitWriter {
     in_scope: Option<u64>,
     /// Devices a stopped remediation left unwritten.
     deferred: u64,
+    /// Shared and changed host keys: a failed test case each, at the end.
+    host_keys: HostKeyFindings,
 }
 
 impl JunitWriter {
@@ -35,6 +38,7 @@ impl JunitWriter {
             skipped: 0,
             in_scope: None,
             deferred: 0,
+            host_keys: HostKeyFindings::default(),
         }
     }
 
@@ -105,6 +109,7 @@ impl RecordWriter for JunitWriter {
     fn write(&mut self, rec: &DeviceRecord) -> io::Result<()> {
         self.start()?;
         self.tests += 1;
+        self.host_keys.add(rec);
         self.deferred += u64::from(
             rec.remediation
                 .as_ref()
@@ -158,6 +163,7 @@ impl RecordWriter for JunitWriter {
     fn finish(&mut self) -> io::Result<()> {
         self.start()?;
         let devices = self.tests;
+        self.write_host_keys()?;
         let in_scope = self.in_scope.unwrap_or(devices).max(devices);
         let not_reached = (in_scope - devices).saturating_add(self.deferred);
         if not_reached > 0 {
@@ -179,6 +185,65 @@ impl RecordWriter for JunitWriter {
 
     fn scope(&mut self, devices: u64) {
         self.in_scope = Some(devices);
+    }
+}
+
+impl JunitWriter {
+    /// One failed test case per shared host key and per changed one (`host_keys`).
+    fn write_host_keys(&mut self) -> io::Result<()> {
+        let keys = std::mem::take(&mut self.host_keys);
+        for (key, group) in &keys.shared.keys {
+            let message = format!(
+                "SSH host key {key} presented by {} devices: a cloned image, or a proxy in the path",
+                group.devices
+            );
+            let details = format!("devices: {}", group.addresses.join(", "));
+            self.fleet_case(
+                &format!("shared host key {key}"),
+                "shared_host_key",
+                &message,
+                &details,
+            )?;
+        }
+        for c in &keys.changed.listed {
+            let message = format!(
+                "SSH host key of {} changed since the previous run while its serial did not: replaced firmware, or someone in the middle",
+                c.address
+            );
+            let details = format!(
+                "address: {}\nserial: {}\nssh_host_key: {}",
+                c.address,
+                c.serial.as_deref().unwrap_or(""),
+                c.host_key
+            );
+            self.fleet_case(
+                &format!("changed host key {}", c.address),
+                "changed_host_key",
+                &message,
+                &details,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A failed test case of the fleet (class `sshfleet host keys`).
+    fn fleet_case(
+        &mut self,
+        name: &str,
+        kind: &str,
+        message: &str,
+        details: &str,
+    ) -> io::Result<()> {
+        self.tests += 1;
+        self.failures += 1;
+        let out = &mut self.out;
+        out.write_all(b"<testcase classname=\"sshfleet host keys\" name=\"")?;
+        write_escaped(out, name)?;
+        write!(out, "\" time=\"0.000\"><failure type=\"{kind}\" message=\"")?;
+        write_escaped(out, message)?;
+        out.write_all(b"\">")?;
+        write_escaped(out, details)?;
+        out.write_all(b"</failure></testcase>\n")
     }
 }
 

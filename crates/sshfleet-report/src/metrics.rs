@@ -59,6 +59,9 @@ pub fn render(summary: &Summary, facts: &RunFacts, previous_success: Option<f64>
     if summary.exposure.probed > 0 {
         exposure_families(&mut out, &summary.exposure);
     }
+    if summary.exposure.probed > 0 || !summary.host_keys.is_empty() {
+        host_key_families(&mut out, &summary.host_keys);
+    }
     let rem = &summary.remediation;
     if rem.planned() > 0 {
         out.labelled(
@@ -210,6 +213,25 @@ fn device_gauges(summary: &Summary) -> [(&'static str, &'static str, f64); 11] {
             count(summary.new_exposure),
         ),
     ]
+}
+
+/// The host-key findings (`--probe-ssh`): shared keys and keys changed with the same serial.
+fn host_key_families(out: &mut Exposition<'_>, keys: &super::host_keys::HostKeyFindings) {
+    out.gauge(
+        "sshfleet_shared_host_keys",
+        "SSH host keys presented by more than one device of the run (each a finding).",
+        count(keys.shared.count),
+    );
+    out.gauge(
+        "sshfleet_devices_with_shared_host_key",
+        "Devices presenting an SSH host key that another device of the run presents too.",
+        count(keys.shared.devices),
+    );
+    out.gauge(
+        "sshfleet_changed_host_keys",
+        "Devices whose SSH host key changed since the previous run while their serial did not (each a finding).",
+        count(keys.changed.count),
+    );
 }
 
 /// What the SSH port probe saw, and how it agrees with the configuration.

@@ -4,6 +4,7 @@
 //! once the run's summary is known.
 
 mod data;
+mod keys;
 mod page;
 mod rows;
 mod svg;

@@ -86,6 +86,7 @@ pub(super) fn render(report: &HtmlReport<'_>) -> String {
                             a href="#sites" { "Sites" }
                             a href="#trend" { "Trend" }
                             a href="#drift" { "Drift" }
+                            @if super::keys::shown(s) { a href="#host-keys" { "Host keys" } }
                             a href="#waivers" { "Waivers" }
                             @if s.remediation.planned() > 0 { a href="#remediation" { "Remediation" } }
                             a href="#devices" { "Devices" }
@@ -98,6 +99,7 @@ pub(super) fn render(report: &HtmlReport<'_>) -> String {
                     (statuses(s))
                     (trend(report))
                     (drift(s, report.rows))
+                    (super::keys::section(s))
                     (waivers(report))
                     (remediation(report))
                     (devices(report.rows))
