@@ -415,6 +415,11 @@ pub struct SimArgs {
     /// Seed of the fault mix and SSH states.
     #[arg(long, default_value_t = 1, value_name = "S")]
     pub seed: u64,
+    /// Host-key epoch: at each epoch after 0 one camera in twenty shows a new SSH host key,
+    /// its serial unchanged (the truth file's `ssh_key_changed`); run the same fleet again
+    /// with the next epoch to see keys change between runs.
+    #[arg(long, default_value_t = 0, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub key_epoch: u16,
     /// Delay added before every response.
     #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DUR")]
     pub latency: Duration,

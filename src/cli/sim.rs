@@ -103,6 +103,7 @@ fn config_from(args: &SimArgs) -> anyhow::Result<SimConfig> {
         control: args.control,
         equinix_users: args.equinix.equinix_users,
         equinix_faults: equinix_faults(&args.equinix),
+        key_epoch: args.key_epoch,
         ..SimConfig::default()
     })
 }

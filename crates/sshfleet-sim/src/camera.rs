@@ -61,8 +61,9 @@ pub(crate) struct Camera {
     pub param_style: ParamStyle,
     /// Extra delay before every response of a `Slow` camera.
     pub slow_delay: Duration,
-    /// What its SSH server offers and the host key it shows, when it answers.
-    pub ssh_server: super::sshkex::SshServer,
+    /// What its SSH server offers and the host key it shows, when it answers; its key
+    /// changes with the key epoch ([`Camera::set_key_epoch`]).
+    ssh_server: Mutex<super::sshkex::SshServer>,
     /// The SSH state; its SSH port follows it through [`Camera::watch_ssh`].
     pub(super) ssh_enabled: watch::Sender<bool>,
     requests: AtomicU64,
@@ -99,7 +100,7 @@ impl Camera {
             password: id.password,
             param_style: id.param_style,
             slow_delay: id.slow_delay,
-            ssh_server: id.ssh_server,
+            ssh_server: Mutex::new(id.ssh_server),
             requests: AtomicU64::new(0),
             arrivals: Mutex::new(VecDeque::new()),
             ssh_connections: AtomicU64::new(0),
@@ -119,6 +120,23 @@ impl Camera {
     }
 
     /// Changes the state without recording a write (a test hook).
+    /// Its SSH server as it is now.
+    pub(crate) fn ssh_server(&self) -> super::sshkex::SshServer {
+        *self
+            .ssh_server
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Moves its SSH server to key epoch `epoch` (a re-flashed camera shows a new key).
+    pub(crate) fn set_key_epoch(&self, epoch: u16) {
+        let mut server = self
+            .ssh_server
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *server = server.at_epoch(epoch);
+    }
+
     pub(crate) fn set_ssh_enabled(&self, enabled: bool) {
         self.ssh_enabled
             .send_if_modified(|now| std::mem::replace(now, enabled) != enabled);

@@ -154,7 +154,7 @@ impl Fleet {
             authenticates,
             ssh_served,
         );
-        truth.ssh_evidence = roster::ssh_truth(&cam.ssh_server, cam.spec.ssh, truth.ssh_port);
+        truth.ssh_evidence = roster::ssh_truth(&cam.ssh_server(), cam.spec.ssh, truth.ssh_port);
         truth
     }
 
@@ -231,6 +231,14 @@ impl Fleet {
     pub fn set_ssh_enabled(&self, i: usize, enabled: bool) {
         if let Some(cam) = self.cameras.get(i) {
             cam.set_ssh_enabled(enabled);
+        }
+    }
+
+    /// Moves every camera to key epoch `epoch` (`SimConfig::key_epoch`): one camera in
+    /// twenty gets a new host key at each epoch, its serial unchanged; the truth says which.
+    pub fn set_key_epoch(&self, epoch: u16) {
+        for cam in self.cameras.iter() {
+            cam.set_key_epoch(epoch);
         }
     }
 
@@ -397,7 +405,7 @@ fn identity(i: usize, spec: &DeviceSpec, port: u16, cfg: &SimConfig, scheme: Sch
         password,
         param_style: ParamStyle::pick(&mut rng),
         slow_delay: slow_delay(&mut rng, &cfg.slow_delays),
-        ssh_server: SshServer::for_camera(cfg.seed, i),
+        ssh_server: SshServer::for_camera(cfg.seed, i).at_epoch(cfg.key_epoch),
     }
 }
 

@@ -118,6 +118,9 @@ pub struct SimConfig {
     /// Serve a mock Equinix Network Edge API with this many SSH users (on its own port).
     pub equinix_users: Option<usize>,
     pub equinix_faults: EquinixFaults,
+    /// The cameras' host-key epoch (`--key-epoch`): at each epoch after 0, one camera in
+    /// twenty shows a new host key, its serial unchanged (the truth's `ssh_key_changed`).
+    pub key_epoch: u16,
 }
 
 impl Default for SimConfig {
@@ -138,6 +141,7 @@ impl Default for SimConfig {
             ssh_ports: true,
             equinix_users: None,
             equinix_faults: EquinixFaults::default(),
+            key_epoch: 0,
         }
     }
 }

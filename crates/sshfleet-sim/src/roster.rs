@@ -44,6 +44,8 @@ pub struct Truth {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SshTruth {
     pub host_key: String,
+    /// The host key differs from the one the camera showed at the key epoch before.
+    pub key_changed: bool,
     pub crypto: &'static str,
     pub terrapin: Option<&'static str>,
 }
@@ -61,6 +63,8 @@ struct TruthLine<'a> {
     firmware: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ssh_host_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssh_key_changed: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ssh_crypto: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -215,6 +219,7 @@ pub(crate) fn ssh_truth(
     }
     Some(SshTruth {
         host_key: server.key()?.fingerprint(),
+        key_changed: server.rekeyed,
         crypto: server.offer.crypto(),
         terrapin: server.offer.terrapin(),
     })
@@ -233,6 +238,7 @@ pub(crate) fn write_truth_line(mut w: impl Write, t: &Truth) -> io::Result<()> {
         model: t.model.as_deref(),
         firmware: t.firmware.as_deref(),
         ssh_host_key: t.ssh_evidence.as_ref().map(|e| e.host_key.as_str()),
+        ssh_key_changed: t.ssh_evidence.as_ref().map(|e| e.key_changed),
         ssh_crypto: t.ssh_evidence.as_ref().map(|e| e.crypto),
         ssh_terrapin: t.ssh_evidence.as_ref().and_then(|e| e.terrapin),
     };

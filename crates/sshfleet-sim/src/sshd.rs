@@ -125,7 +125,7 @@ async fn accept(
             continue;
         };
         camera.count_ssh_connection();
-        let (fault, server) = (camera.spec.ssh, camera.ssh_server);
+        let (fault, server) = (camera.spec.ssh, camera.ssh_server());
         let (mut stop, done) = (stop.clone(), done.clone());
         tokio::spawn(async move {
             let _done = done;

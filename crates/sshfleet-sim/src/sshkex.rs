@@ -127,7 +127,18 @@ impl HostKey {
 pub(crate) struct SshServer {
     pub offer: Offer,
     pub key_seed: [u8; 32],
+    /// The fleet's seed and the camera's index, so that [`SshServer::at_epoch`] can tell
+    /// its key at another epoch.
+    seed: u64,
+    index: usize,
+    /// The key epoch it is at (`--key-epoch`): 0 unless re-keyed.
+    pub epoch: u16,
+    /// Its key differs from the one it showed at the epoch before (a re-flashed camera).
+    pub rekeyed: bool,
 }
+
+/// Of the cameras, the share whose host key changes at each key epoch: one in twenty (5 %).
+pub(crate) const REKEYED_EVERY: u8 = 20;
 
 impl SshServer {
     /// Camera `index`'s server in the fleet seeded `seed`, the same in every run of that
@@ -146,12 +157,49 @@ impl SshServer {
         } else {
             digest32(b"sshfleet-sim host key", seed, index)
         };
-        SshServer { offer, key_seed }
+        SshServer {
+            offer,
+            key_seed,
+            seed,
+            index,
+            epoch: 0,
+            rekeyed: false,
+        }
+    }
+
+    /// The same server at key epoch `epoch` (`sshfleet sim --key-epoch`): at each epoch
+    /// after 0, one camera in [`REKEYED_EVERY`] (seeded, per camera and epoch) is re-flashed
+    /// and shows a new key of its own from then on (a camera of a cloned image leaves the
+    /// image); the others keep theirs. Its serial and everything else stay as they were.
+    pub(crate) fn at_epoch(self, epoch: u16) -> SshServer {
+        let base = SshServer::for_camera(self.seed, self.index);
+        let generation = (1..=epoch)
+            .filter(|&e| rekeyed_at(self.seed, self.index, e))
+            .count();
+        let key_seed = match generation {
+            0 => base.key_seed,
+            g => {
+                let label = format!("sshfleet-sim host key, generation {g}");
+                digest32(label.as_bytes(), self.seed, self.index)
+            }
+        };
+        SshServer {
+            key_seed,
+            epoch,
+            rekeyed: epoch > 0 && rekeyed_at(self.seed, self.index, epoch),
+            ..base
+        }
     }
 
     pub(crate) fn key(&self) -> Option<HostKey> {
         HostKey::from_seed(&self.key_seed)
     }
+}
+
+/// Whether camera `index` gets a new host key at key epoch `epoch`.
+fn rekeyed_at(seed: u64, index: usize, epoch: u16) -> bool {
+    let label = format!("sshfleet-sim key epoch {epoch}");
+    digest32(label.as_bytes(), seed, index)[0] % REKEYED_EVERY == 0
 }
 
 fn digest32(label: &[u8], seed: u64, index: usize) -> [u8; 32] {
@@ -389,5 +437,35 @@ mod tests {
         put_mpint(&mut out, &[0, 0x7f]);
         put_mpint(&mut out, &[0, 0]);
         assert_eq!(out, [0, 0, 0, 3, 0, 0x80, 1, 0, 0, 0, 1, 0x7f, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn a_key_epoch_rekeys_about_one_camera_in_twenty_and_keeps_the_rest() {
+        let cameras = 2000;
+        let mut rekeyed = 0;
+        for index in 0..cameras {
+            let base = SshServer::for_camera(7, index);
+            assert_eq!(base.at_epoch(0), base);
+            let next = base.at_epoch(1);
+            assert_eq!(next.offer, base.offer);
+            assert_eq!(
+                next.rekeyed,
+                next.key_seed != base.key_seed,
+                "camera {index}"
+            );
+            rekeyed += usize::from(next.rekeyed);
+            // The same epoch reached again gives the same key; epochs add up.
+            assert_eq!(next.at_epoch(1), next);
+            let later = base.at_epoch(2);
+            assert_eq!(
+                later.rekeyed,
+                later.key_seed != next.key_seed,
+                "camera {index}"
+            );
+        }
+        assert!(
+            (60..=140).contains(&rekeyed),
+            "{rekeyed} of {cameras} re-keyed"
+        );
     }
 }

@@ -277,7 +277,7 @@ fn publish(fleet: &Announced<'_>, files: &OutputFiles) -> io::Result<()> {
                     authenticates,
                     ssh_served,
                 );
-                let server = SshServer::for_camera(cfg.seed, index);
+                let server = SshServer::for_camera(cfg.seed, index).at_epoch(cfg.key_epoch);
                 truth.ssh_evidence = roster::ssh_truth(&server, spec.ssh, truth.ssh_port);
                 roster::write_truth_line(&mut *w, &truth)?;
             }

@@ -39,6 +39,8 @@ struct FleetDescription {
     password: String,
     nonce_lifetime: Duration,
     ssh_ports: bool,
+    #[serde(default)]
+    key_epoch: u16,
 }
 
 /// What a worker reports once every camera of its part listens.
@@ -67,6 +69,7 @@ impl Assignment {
                 password: cfg.password.clone(),
                 nonce_lifetime: cfg.nonce_lifetime,
                 ssh_ports: cfg.ssh_ports,
+                key_epoch: cfg.key_epoch,
             },
             devices: part.devices,
             ports: part.ports,
@@ -96,6 +99,7 @@ impl Assignment {
             // The supervisor serves the mock Equinix API itself; workers serve cameras only.
             equinix_users: None,
             equinix_faults: EquinixFaults::default(),
+            key_epoch: f.key_epoch,
         };
         let part = Part {
             devices: self.devices,
