@@ -109,6 +109,15 @@ try {
       row_count: Number(document.querySelector('[data-testid="row-count"]').getAttribute("data-count")),
       rows_in_dom: document.querySelectorAll('[data-testid="device-row"]').length,
       script_elements: document.scripts.length,
+      // The host-key section as it is drawn: its table rows' cell texts (null without one).
+      host_keys: (() => {
+        const section = document.querySelector('[data-testid="host-keys"]');
+        if (!section || !section.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true })) { return null; }
+        const rows = (id) => Array.from(section.querySelectorAll(`[data-testid="${id}"] tbody tr`))
+          .filter((tr) => tr.checkVisibility() && tr.getBoundingClientRect().height > 0)
+          .map((tr) => Array.from(tr.cells).map((c) => c.innerText.trim()));
+        return { text: section.innerText, shared: rows("shared-host-key-list"), changed: rows("changed-host-key-list") };
+      })(),
     };
   }));
   out.initial = { count: out.row_count, rows: await visibleRows() };

@@ -30,6 +30,7 @@ mod findings_truth;
 mod first_contact;
 mod foreign_history;
 mod fuzz_corpus;
+mod host_keys;
 mod hostile;
 mod html_report;
 mod independent_camera;
