@@ -503,7 +503,8 @@ mod tests {
         assert!(lines[0].contains("\"status\":\"timeout\""), "{}", lines[0]);
         assert!(lines[1..]
             .iter()
-            .all(|l| l.contains("\"ssh_key_shared\":10,")));
+            .all(|l| l.contains("\"ssh_key_shared\":10,")
+                && l.contains("\"ssh_kexinit\":{\"kex\":[\"curve25519-sha256\"]")));
     }
 
     #[test]
