@@ -206,6 +206,7 @@ fn record_from(cells: &impl Cells, extra_keys: &[String]) -> Result<(DeviceRecor
         crypto: cells.word("ssh_crypto", crypto_of)?,
         terrapin: cells.word("ssh_terrapin", terrapin_of)?,
     };
+    rec.advisories = crate::advisory::read_back(cells.text("advisories"));
     rec.extra = extra_keys
         .iter()
         .map(|key| cells.text(key).unwrap_or_default())

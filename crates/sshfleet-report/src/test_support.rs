@@ -83,6 +83,10 @@ pub(crate) fn full_record() -> DeviceRecord {
             crypto: Some(sshfleet_ssh::grade::Crypto::Ok),
             terrapin: Some(sshfleet_ssh::grade::Terrapin::Vulnerable),
         },
+        advisories: Some(crate::advisory::AdvisoryCheck::Matched {
+            ids: vec!["CVE-2025-9524".into(), "CVE-2025-0325".into()],
+            needs_ssh: Vec::new(),
+        }),
         extra: vec!["alice".into()],
     }
 }
