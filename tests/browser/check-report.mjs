@@ -109,6 +109,17 @@ try {
       row_count: Number(document.querySelector('[data-testid="row-count"]').getAttribute("data-count")),
       rows_in_dom: document.querySelectorAll('[data-testid="device-row"]').length,
       script_elements: document.scripts.length,
+      advisories: (() => {
+        const section = document.querySelector("#advisories");
+        if (!section) { return null; }
+        const box = section.getBoundingClientRect();
+        return {
+          visible: box.width > 0 && box.height > 0,
+          text: section.innerText,
+          rows: Array.from(section.querySelectorAll("[data-advisory]"))
+            .map((r) => Array.from(r.cells).map((c) => c.innerText.trim())),
+        };
+      })(),
     };
   }));
   out.initial = { count: out.row_count, rows: await visibleRows() };

@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 
 use sshfleet_axis::advisories::Advisories;
 
+use super::metrics::Exposition;
+
 use super::record::{DeviceRecord, PortState};
 
 /// Addresses kept per advisory for the summary and the page (every device is counted).
@@ -86,6 +88,24 @@ pub fn ssh_advisory_finding(rec: &DeviceRecord) -> &[String] {
         Some(check) if ssh_exposed(rec) => check.needing_ssh(),
         _ => &[],
     }
+}
+
+/// The JUnit message of a device an advisory needing SSH makes a finding: `AXIS OS 12.2.62
+/// is affected by CVE-2026-1185, which needs SSH, and SSH is on`.
+pub(crate) fn junit_message(rec: &DeviceRecord) -> Option<String> {
+    let ids = ssh_advisory_finding(rec);
+    if ids.is_empty() {
+        return None;
+    }
+    let how = match rec.ssh_enabled {
+        Some(true) => "SSH is on",
+        _ => "its SSH port answers",
+    };
+    let version = rec.firmware.as_deref().unwrap_or("?");
+    Some(format!(
+        "AXIS OS {version} is affected by {}, which needs SSH, and {how}",
+        ids.join(", ")
+    ))
 }
 
 /// One advisory's line of the summary.
@@ -189,6 +209,51 @@ fn keep_address(kept: &mut Vec<String>, address: &str) {
     }
     kept.insert(at, address.to_owned());
     kept.truncate(ADDRESSES_LISTED);
+}
+
+/// The advisories' metric families (`--metrics-out`), when devices were checked against them.
+pub(crate) fn metric_families(out: &mut Exposition<'_>, s: &AdvisorySummary) {
+    let gauges = [
+        (
+            "sshfleet_advisory_checked_devices",
+            "Devices whose AXIS OS version was compared with the vendor advisories (--device-info).",
+            s.checked,
+        ),
+        (
+            "sshfleet_advisory_version_unknown_devices",
+            "Devices with no AXIS OS version to compare (none read, or not a version): which advisories apply is unknown.",
+            s.version_unknown,
+        ),
+        (
+            "sshfleet_advisory_findings",
+            "Devices with SSH on or reachable that an advisory needing SSH applies to (each a finding).",
+            s.findings,
+        ),
+    ];
+    for (name, help, n) in gauges {
+        out.gauge(name, help, n as f64);
+    }
+    type Field = fn(&AdvisoryCount) -> u64;
+    let families: [(&str, &str, Field); 2] = [
+        (
+            "sshfleet_advisory_devices",
+            "Devices whose AXIS OS version an advisory affects, per advisory.",
+            |c| c.devices,
+        ),
+        (
+            "sshfleet_advisory_ssh_exposed_devices",
+            "Devices an advisory affects whose SSH is on or reachable, per advisory (findings where needs_ssh is true).",
+            |c| c.ssh_exposed,
+        ),
+    ];
+    for (name, help, field) in families {
+        out.family(name, help);
+        for (id, c) in &s.by_advisory {
+            let needs_ssh = if c.needs_ssh { "true" } else { "false" };
+            let labels = [("advisory", id.as_str()), ("needs_ssh", needs_ssh)];
+            out.sample(name, &labels, field(c) as f64);
+        }
+    }
 }
 
 /// The summary's advisory lines: one `SSH ADVISORY` line per advisory needing SSH with

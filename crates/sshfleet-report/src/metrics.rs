@@ -59,6 +59,9 @@ pub fn render(summary: &Summary, facts: &RunFacts, previous_success: Option<f64>
     if summary.exposure.probed > 0 {
         exposure_families(&mut out, &summary.exposure);
     }
+    if !summary.advisories.is_empty() {
+        super::advisory::metric_families(&mut out, &summary.advisories);
+    }
     let rem = &summary.remediation;
     if rem.planned() > 0 {
         out.labelled(
@@ -196,7 +199,7 @@ fn device_gauges(summary: &Summary) -> [(&'static str, &'static str, f64); 11] {
         ),
         (
             "sshfleet_findings",
-            "Findings: devices not checked plus non-compliant devices not waived (exit code 1).",
+            "Findings: devices not checked, non-compliant devices not waived, and devices with SSH on or reachable that an advisory needing SSH applies to (exit code 1).",
             count(summary.findings()),
         ),
         (
@@ -316,33 +319,33 @@ fn count(n: u64) -> f64 {
 }
 
 /// The text being written, with the labels every sample carries.
-struct Exposition<'a> {
+pub(crate) struct Exposition<'a> {
     text: String,
     shard: Option<&'a str>,
 }
 
 impl Exposition<'_> {
     /// A family's `# HELP` and `# TYPE` lines (every family here is a gauge).
-    fn family(&mut self, name: &str, help: &str) {
+    pub(crate) fn family(&mut self, name: &str, help: &str) {
         let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
         let _ = writeln!(self.text, "# TYPE {name} gauge");
     }
 
     /// A family of one sample without labels of its own.
-    fn gauge(&mut self, name: &str, help: &str, value: f64) {
+    pub(crate) fn gauge(&mut self, name: &str, help: &str, value: f64) {
         self.family(name, help);
         self.sample(name, &[], value);
     }
 
     /// A family with one sample per value of a single label, in the order given.
-    fn labelled(&mut self, name: &str, help: &str, label: &str, counts: &[(&str, u64)]) {
+    pub(crate) fn labelled(&mut self, name: &str, help: &str, label: &str, counts: &[(&str, u64)]) {
         self.family(name, help);
         for &(value, n) in counts {
             self.sample(name, &[(label, value)], count(n));
         }
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+    pub(crate) fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.text.push_str(name);
         let shard = self.shard.map(|s| ("shard", s));
         let mut all = labels.iter().copied().chain(shard).peekable();

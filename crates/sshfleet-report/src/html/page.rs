@@ -88,6 +88,7 @@ pub(super) fn render(report: &HtmlReport<'_>) -> String {
                             a href="#drift" { "Drift" }
                             a href="#waivers" { "Waivers" }
                             @if s.remediation.planned() > 0 { a href="#remediation" { "Remediation" } }
+                            @if !s.advisories.is_empty() { a href="#advisories" { "Advisories" } }
                             a href="#devices" { "Devices" }
                         }
                     }
@@ -100,6 +101,7 @@ pub(super) fn render(report: &HtmlReport<'_>) -> String {
                     (drift(s, report.rows))
                     (waivers(report))
                     (remediation(report))
+                    (super::advisories::section(&s.advisories))
                     (devices(report.rows))
                 }
                 footer.wrap {
