@@ -386,3 +386,43 @@ async fn a_bad_advisories_file_refuses_the_run_saying_where_before_any_request()
         stderr(&output)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remediation_that_turns_ssh_off_ends_the_advisory_finding_and_keeps_the_ids() {
+    let fleet = compliant_fleet().await;
+    let plan = fleet.path("plan.jsonl");
+    let output = Sshfleet::remediate(&fleet.inventory)
+        .out(&plan)
+        .args(&["--ssh", "disabled", "--device-info", "--timeout", "5s"])
+        .run()
+        .await;
+    let err = stderr(&output);
+    assert!(
+        err.contains("SSH ADVISORY CVE-2026-1185: 2 device(s)"),
+        "{err}"
+    );
+    let applied = fleet.path("applied.jsonl");
+    let output = Sshfleet::remediate(&fleet.inventory)
+        .out(&applied)
+        .file("--journal", &fleet.path("journal"))
+        .args(&["--ssh", "disabled", "--apply", "--yes", "--rate", "50/s"])
+        .args(&["--device-info", "--fail-on", "findings", "--timeout", "5s"])
+        .run()
+        .await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 0, "{err}");
+    assert!(!err.contains("SSH ADVISORY"), "{err}");
+    for cam in fleet.fleet.snapshot() {
+        assert!(!cam.ssh_enabled, "{} holds SSH off", cam.address);
+    }
+    let records = by_address(&read_jsonl(&applied));
+    for i in IN_SSH_RANGE {
+        let rec = &records[fleet.fleet.address(i)];
+        assert!(
+            ids(&rec["advisories"])
+                .unwrap_or_default()
+                .contains(&"CVE-2026-1185".to_owned()),
+            "{rec}"
+        );
+    }
+}
