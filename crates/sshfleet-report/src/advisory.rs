@@ -10,8 +10,6 @@ use std::sync::OnceLock;
 
 use sshfleet_axis::advisories::Advisories;
 
-use super::metrics::Exposition;
-
 use super::record::{DeviceRecord, PortState};
 
 /// Addresses kept per advisory for the summary and the page (every device is counted).
@@ -211,30 +209,39 @@ fn keep_address(kept: &mut Vec<String>, address: &str) {
     kept.truncate(ADDRESSES_LISTED);
 }
 
-/// The advisories' metric families (`--metrics-out`), when devices were checked against them.
-pub(crate) fn metric_families(out: &mut Exposition<'_>, s: &AdvisorySummary) {
-    let gauges = [
-        (
+/// One metric family: name, help, and its samples (labels and value).
+pub(crate) type MetricFamily<'a> = (
+    &'static str,
+    &'static str,
+    Vec<(Vec<(&'static str, &'a str)>, u64)>,
+);
+
+/// The advisories' metric families (`--metrics-out`), none when no device was checked
+/// against them: the gauges, then the per-advisory families labelled `advisory`, `needs_ssh`.
+pub(crate) fn metric_families(s: &AdvisorySummary) -> Vec<MetricFamily<'_>> {
+    if s.is_empty() {
+        return Vec::new();
+    }
+    let gauge = |name, help, n| (name, help, vec![(Vec::new(), n)]);
+    let mut families = vec![
+        gauge(
             "sshfleet_advisory_checked_devices",
             "Devices whose AXIS OS version was compared with the vendor advisories (--device-info).",
             s.checked,
         ),
-        (
+        gauge(
             "sshfleet_advisory_version_unknown_devices",
             "Devices with no AXIS OS version to compare (none read, or not a version): which advisories apply is unknown.",
             s.version_unknown,
         ),
-        (
+        gauge(
             "sshfleet_advisory_findings",
             "Devices with SSH on or reachable that an advisory needing SSH applies to (each a finding).",
             s.findings,
         ),
     ];
-    for (name, help, n) in gauges {
-        out.gauge(name, help, n as f64);
-    }
     type Field = fn(&AdvisoryCount) -> u64;
-    let families: [(&str, &str, Field); 2] = [
+    let per_advisory: [(&str, &str, Field); 2] = [
         (
             "sshfleet_advisory_devices",
             "Devices whose AXIS OS version an advisory affects, per advisory.",
@@ -246,14 +253,21 @@ pub(crate) fn metric_families(out: &mut Exposition<'_>, s: &AdvisorySummary) {
             |c| c.ssh_exposed,
         ),
     ];
-    for (name, help, field) in families {
-        out.family(name, help);
-        for (id, c) in &s.by_advisory {
-            let needs_ssh = if c.needs_ssh { "true" } else { "false" };
-            let labels = [("advisory", id.as_str()), ("needs_ssh", needs_ssh)];
-            out.sample(name, &labels, field(c) as f64);
-        }
+    for (name, help, field) in per_advisory {
+        let samples = s
+            .by_advisory
+            .iter()
+            .map(|(id, c)| {
+                let needs_ssh = if c.needs_ssh { "true" } else { "false" };
+                (
+                    vec![("advisory", id.as_str()), ("needs_ssh", needs_ssh)],
+                    field(c),
+                )
+            })
+            .collect();
+        families.push((name, help, samples));
     }
+    families
 }
 
 /// The summary's advisory lines: one `SSH ADVISORY` line per advisory needing SSH with

@@ -59,8 +59,11 @@ pub fn render(summary: &Summary, facts: &RunFacts, previous_success: Option<f64>
     if summary.exposure.probed > 0 {
         exposure_families(&mut out, &summary.exposure);
     }
-    if !summary.advisories.is_empty() {
-        super::advisory::metric_families(&mut out, &summary.advisories);
+    for (name, help, samples) in super::advisory::metric_families(&summary.advisories) {
+        out.family(name, help);
+        for (labels, n) in samples {
+            out.sample(name, &labels, count(n));
+        }
     }
     let rem = &summary.remediation;
     if rem.planned() > 0 {
@@ -319,33 +322,33 @@ fn count(n: u64) -> f64 {
 }
 
 /// The text being written, with the labels every sample carries.
-pub(crate) struct Exposition<'a> {
+struct Exposition<'a> {
     text: String,
     shard: Option<&'a str>,
 }
 
 impl Exposition<'_> {
     /// A family's `# HELP` and `# TYPE` lines (every family here is a gauge).
-    pub(crate) fn family(&mut self, name: &str, help: &str) {
+    fn family(&mut self, name: &str, help: &str) {
         let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
         let _ = writeln!(self.text, "# TYPE {name} gauge");
     }
 
     /// A family of one sample without labels of its own.
-    pub(crate) fn gauge(&mut self, name: &str, help: &str, value: f64) {
+    fn gauge(&mut self, name: &str, help: &str, value: f64) {
         self.family(name, help);
         self.sample(name, &[], value);
     }
 
     /// A family with one sample per value of a single label, in the order given.
-    pub(crate) fn labelled(&mut self, name: &str, help: &str, label: &str, counts: &[(&str, u64)]) {
+    fn labelled(&mut self, name: &str, help: &str, label: &str, counts: &[(&str, u64)]) {
         self.family(name, help);
         for &(value, n) in counts {
             self.sample(name, &[(label, value)], count(n));
         }
     }
 
-    pub(crate) fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.text.push_str(name);
         let shard = self.shard.map(|s| ("shard", s));
         let mut all = labels.iter().copied().chain(shard).peekable();
