@@ -445,6 +445,7 @@ fn scanner(concurrency: usize) -> Scanner {
         waivers: None,
         probe: None,
         device_info: false,
+        advisories: None,
     };
     Scanner::new(Arc::new(http), settings)
 }

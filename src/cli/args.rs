@@ -189,6 +189,10 @@ pub struct DeviceArgs {
     /// device): columns `model`, `firmware`, and SSH-enabled devices by firmware in the summary.
     #[arg(help_heading = heading::EVIDENCE, long)]
     pub device_info: bool,
+    /// Vendor advisories (TOML) that extend the built-in Axis set, or replace it with
+    /// `mode = "replace"`; matched against each device's AXIS OS version (column `advisories`).
+    #[arg(help_heading = heading::EVIDENCE, long, value_name = "FILE", requires = "device_info")]
+    pub advisories: Option<PathBuf>,
     /// Try every device even when the first 10 that answered all rejected the account
     /// (user name and password source) and none accepted it. By default the account is then
     /// no longer used: AXIS OS blocks clients that fail to log in too often.

@@ -82,6 +82,7 @@ fn device_from(
         probe_ssh: args.probe_ssh,
         ssh_policy: args.ssh_policy.clone(),
         device_info: args.device_info,
+        advisories: args.advisories.clone(),
         auth_breaker: match args.no_auth_breaker {
             true => BreakerMode::Off,
             false => BreakerMode::default(),

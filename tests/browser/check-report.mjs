@@ -118,6 +118,17 @@ try {
           .map((tr) => Array.from(tr.cells).map((c) => c.innerText.trim()));
         return { text: section.innerText, shared: rows("shared-host-key-list"), changed: rows("changed-host-key-list") };
       })(),
+      advisories: (() => {
+        const section = document.querySelector("#advisories");
+        if (!section) { return null; }
+        const box = section.getBoundingClientRect();
+        return {
+          visible: box.width > 0 && box.height > 0,
+          text: section.innerText,
+          rows: Array.from(section.querySelectorAll("[data-advisory]"))
+            .map((r) => Array.from(r.cells).map((c) => c.innerText.trim())),
+        };
+      })(),
     };
   }));
   out.initial = { count: out.row_count, rows: await visibleRows() };

@@ -750,3 +750,84 @@ pub(crate) async fn assert_the_demo_page(out: &Path, err: &str) {
     assert_eq!(seen["drift_counts"]["fixed"], 2);
     eprintln!("screenshot of the demo's report: {}", screenshot.display());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_advisories_section_shows_the_ssh_findings_and_hostile_ids_as_text() {
+    if !browser_available() {
+        return;
+    }
+    // Nine clean cameras, one of each firmware version, SSH on and expected on: the two
+    // inside CVE-2026-1185's range (index 2 and 3) are findings by the advisory alone.
+    let fleet = TestFleet::of(vec![sshfleet_sim::DeviceSpec::clean(true); 9]).await;
+    let inventory = std::fs::read_to_string(&fleet.inventory).unwrap();
+    std::fs::write(
+        &fleet.inventory,
+        inventory.replace(",disabled,", ",enabled,"),
+    )
+    .unwrap();
+    let html = fleet.path("advisories.html");
+    let jsonl = fleet.path("advisories.jsonl");
+    let output = Sshfleet::scan(&fleet.inventory)
+        .out(&jsonl)
+        .file("--html-out", &html)
+        .args(&["--device-info", "--quiet", "--timeout", "5s"])
+        .run()
+        .await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let seen = open_in_browser(&html, &[]).await;
+    assert_inert(&seen);
+    let section = &seen["advisories"];
+    assert_eq!(section["visible"], true, "{section}");
+    let text = section["text"].as_str().unwrap();
+    assert!(text.contains("2 device(s) are findings"), "{text}");
+    assert!(
+        text.contains("8 devices' AXIS OS versions were compared"),
+        "{text}"
+    );
+    assert!(text.contains("1 had no version to compare"), "{text}");
+    let rows = section["rows"].as_array().unwrap();
+    let first: Vec<&str> = rows[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(&first[..4], ["CVE-2026-1185", "yes", "2", "2"], "{rows:?}");
+    for i in [2, 3] {
+        assert!(first[4].contains(fleet.fleet.address(i)), "{first:?}");
+    }
+
+    // A report read back whose advisory ids are hostile: shown as text, nothing runs.
+    let hostile = "<img src=x onerror=alert(7)>";
+    let mut records = read_jsonl(&jsonl);
+    records[0]["advisories"] = serde_json::json!([hostile, "</script><script>alert(8)</script>"]);
+    let tampered = fleet.path("tampered.jsonl");
+    let mut file = std::fs::File::create(&tampered).unwrap();
+    for rec in &records {
+        writeln!(file, "{rec}").unwrap();
+    }
+    drop(file);
+    let page = fleet.path("tampered.html");
+    let argv = [
+        "report",
+        "html",
+        &tampered.display().to_string(),
+        "-o",
+        &page.display().to_string(),
+        "--quiet",
+    ]
+    .map(String::from);
+    let output = run(&argv, &[]).await;
+    assert!(page.exists(), "{}", stderr(&output));
+    let seen = open_in_browser(&page, &[]).await;
+    assert_inert(&seen);
+    let cells: Vec<String> = seen["advisories"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap().to_owned())
+        .collect();
+    assert!(cells.iter().any(|c| c == hostile), "{cells:?}");
+    // Read back, the built-in advisories still tell which ids need SSH.
+    assert_eq!(cells[0], "CVE-2026-1185", "{cells:?}");
+}

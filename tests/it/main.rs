@@ -9,6 +9,7 @@
 mod equinix_support;
 mod support;
 
+mod advisories;
 mod change_text;
 mod cli_contract;
 mod deploy;

@@ -44,6 +44,8 @@ pub struct ScanSettings {
     /// Read model, firmware and serial from `basicdeviceinfo.cgi` too (`--device-info`): one
     /// more request per device.
     pub device_info: bool,
+    /// What each device's AXIS OS version is matched against (with `device_info`).
+    pub advisories: Option<Arc<sshfleet_axis::advisories::Advisories>>,
 }
 
 /// The whole-device time: enough for every request and retry of a read and a write, then no

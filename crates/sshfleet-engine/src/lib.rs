@@ -1,5 +1,6 @@
 //! Scans and remediation of devices, Equinix policy, waivers, settings, the run lifecycle.
 
+pub mod advisories;
 pub mod device;
 pub mod equinix;
 pub mod outcome;

@@ -155,6 +155,10 @@ impl Scanner {
         record.conclude(finding);
         if let Some(facts) = facts {
             record.add_facts(facts);
+            if let Some(advisories) = &self.settings.advisories {
+                let check = crate::advisories::check(advisories, record.firmware.as_deref());
+                record.advisories = Some(check);
+            }
         }
         (record, outcome.ok())
     }

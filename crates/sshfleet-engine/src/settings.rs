@@ -134,6 +134,9 @@ pub struct DeviceSettings {
     /// baseline).
     pub ssh_policy: Option<PathBuf>,
     pub device_info: bool,
+    /// `--advisories`: a file that extends or replaces the built-in advisories (with
+    /// `device_info`).
+    pub advisories: Option<PathBuf>,
     /// Stop using an account that the first devices reached all rejected.
     pub auth_breaker: BreakerMode,
 }
@@ -160,6 +163,7 @@ impl DeviceSettings {
             probe_ssh: false,
             ssh_policy: None,
             device_info: false,
+            advisories: None,
             auth_breaker: BreakerMode::default(),
         }
     }
@@ -204,6 +208,10 @@ impl DeviceSettings {
             let policy = load_ssh_policy(self.ssh_policy.as_deref())?;
             scan.probe = Some(probe.with_evidence(Arc::new(policy)));
         }
+        if self.device_info {
+            let advisories = crate::advisories::load(self.advisories.as_deref())?;
+            scan.advisories = Some(Arc::new(advisories));
+        }
         Ok(PreparedScan {
             scanner: Scanner::new(Arc::new(http), scan),
             devices: inventory.rows,
@@ -245,6 +253,7 @@ impl DeviceSettings {
                 .probe_ssh
                 .then(|| ProbeSettings::for_timeout(self.timeout)),
             device_info: self.device_info,
+            advisories: None,
         }
     }
 

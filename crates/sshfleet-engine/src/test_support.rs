@@ -48,6 +48,7 @@ pub(crate) fn scan_settings() -> ScanSettings {
         waivers: None,
         probe: None,
         device_info: false,
+        advisories: None,
     }
 }
 

@@ -8,8 +8,8 @@ use serde::{Serialize, Serializer};
 use sshfleet_ssh::Algorithms;
 
 use super::record::{
-    DeviceRecord, Remediation, WaiverTag, ADDED_COLUMNS, COLUMNS, EVIDENCE_COLUMNS, LATER_COLUMNS,
-    REMEDIATION_COLUMNS,
+    DeviceRecord, Remediation, WaiverTag, ADDED_COLUMNS, ADVISORY_COLUMNS, COLUMNS,
+    EVIDENCE_COLUMNS, LATER_COLUMNS, REMEDIATION_COLUMNS,
 };
 
 /// Which columns a report has beyond the fixed ones (and `LATER_COLUMNS`, always there).
@@ -51,6 +51,7 @@ fn extra_keys(extra: &[String]) -> Vec<String> {
         .chain(ADDED_COLUMNS.iter())
         .chain(LATER_COLUMNS.iter())
         .chain(EVIDENCE_COLUMNS.iter())
+        .chain(ADVISORY_COLUMNS.iter())
         .map(|c| (*c).to_owned())
         .collect();
     extra
@@ -98,6 +99,9 @@ impl Layout {
         for (key, cell) in EVIDENCE_COLUMNS.iter().zip(evidence_cells(rec)) {
             f(key, cell)?;
         }
+        for (key, cell) in ADVISORY_COLUMNS.iter().zip(advisory_cells(rec)) {
+            f(key, cell)?;
+        }
         for (i, key) in self.extra_keys.iter().enumerate() {
             // A record built without passthrough values still gets every column.
             let value = rec.extra.get(i).map_or("", String::as_str);
@@ -115,6 +119,7 @@ impl Layout {
             .chain(ADDED_COLUMNS.iter())
             .chain(LATER_COLUMNS.iter())
             .chain(EVIDENCE_COLUMNS.iter().filter(|c| !is_json_only(c)))
+            .chain(ADVISORY_COLUMNS.iter())
             .copied()
             .chain(self.extra_keys.iter().map(String::as_str))
     }
@@ -207,6 +212,15 @@ fn evidence_cells(rec: &DeviceRecord) -> [Cell<'_>; EVIDENCE_COLUMNS.len()] {
     ]
 }
 
+/// The columns of [`ADVISORY_COLUMNS`]: the ids that apply, `null` (JSON) or empty (CSV)
+/// when not asked or the AXIS OS version is unknown.
+fn advisory_cells(rec: &DeviceRecord) -> [Cell<'_>; ADVISORY_COLUMNS.len()] {
+    match &rec.advisories {
+        Some(crate::advisory::AdvisoryCheck::Matched { ids, .. }) => [Cell::List(ids)],
+        Some(crate::advisory::AdvisoryCheck::VersionUnknown) | None => [Cell::Text(None)],
+    }
+}
+
 /// JSON rendering: typed values, `null` for unknown, text as is (formula neutralising is
 /// for spreadsheets only).
 impl Serialize for Cell<'_> {
@@ -252,7 +266,7 @@ mod tests {
         assert_eq!(&columns[COLUMNS.len()..added], ADDED_COLUMNS);
         let later = added + LATER_COLUMNS.len();
         assert_eq!(&columns[added..later], LATER_COLUMNS);
-        let after = later + 6;
+        let after = later + 7;
         assert_eq!(
             &columns[later..after],
             [
@@ -261,7 +275,8 @@ mod tests {
                 "ssh_crypto",
                 "ssh_terrapin",
                 "ssh_key_shared",
-                "ssh_host_key_change"
+                "ssh_host_key_change",
+                "advisories"
             ]
         );
         assert_eq!(
@@ -284,7 +299,7 @@ mod tests {
             extra_columns: vec!["rack".into()],
         };
         let columns = schema.columns();
-        assert_eq!(columns.len(), COLUMNS.len() + 21);
+        assert_eq!(columns.len(), COLUMNS.len() + 22);
         assert_eq!(
             &columns[COLUMNS.len()..],
             [
@@ -308,6 +323,7 @@ mod tests {
                 "ssh_terrapin",
                 "ssh_key_shared",
                 "ssh_host_key_change",
+                "advisories",
                 "rack"
             ]
         );

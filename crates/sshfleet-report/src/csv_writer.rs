@@ -138,12 +138,12 @@ mod tests {
              supported_versions,http_status,error_code,error,attempts,elapsed_ms,tls_fingerprint,\
              checked_at,action,before,after,verified,serial,change,first_seen,state_since,waiver,\
              ssh_port,ssh_banner,exposure,model,firmware,ssh_host_key,ssh_host_key_type,ssh_crypto,\
-             ssh_terrapin,ssh_key_shared,ssh_host_key_change,owner,inventory_status\n\
+             ssh_terrapin,ssh_key_shared,ssh_host_key_change,advisories,owner,inventory_status\n\
              https://10.0.0.7:8443,\"Lobby, north\",hq,ok,true,disabled,false,ssh.cgi,1.1,1.0;1.1,\
              200,,,2,153,ab12,2026-11-23T12:00:00.123Z,set,true,false,true,ACCC8E012345,regressed,\
              2026-11-01T08:00:00.000Z,2026-11-23T12:00:00.123Z,,open,SSH-2.0-OpenSSH_8.9,consistent,\
              P3265-LVE,10.12.114,SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s,ssh-ed25519,ok,\
-             vulnerable,2,changed,alice,\n"
+             vulnerable,2,changed,CVE-2025-9524;CVE-2025-0325,alice,\n"
         );
     }
 
@@ -162,7 +162,7 @@ mod tests {
         let out = csv_of(&Schema::default(), &[rec]);
         assert_eq!(
             out.lines().nth(1),
-            Some("cam,,,timeout,,,,,,,,,,0,0,,t,,,,,,,,,,,,,,,,")
+            Some("cam,,,timeout,,,,,,,,,,0,0,,t,,,,,,,,,,,,,,,,,")
         );
     }
 
@@ -184,6 +184,10 @@ mod tests {
         rec.ssh_banner = Some("=cmd|' /C calc'!A0".into());
         rec.model = Some("@model".into());
         rec.ssh.host_key_type = Some("=ssh-evil".into());
+        rec.advisories = Some(crate::advisory::AdvisoryCheck::Matched {
+            ids: vec!["=evil".into(), "CVE-2026-1185".into()],
+            needs_ssh: Vec::new(),
+        });
         rec.extra = vec!["\rcr".into()];
         let schema = Schema {
             remediation: false,
@@ -201,7 +205,8 @@ mod tests {
         assert_eq!(&row[23], "'=cmd|' /C calc'!A0");
         assert_eq!(&row[25], "'@model");
         assert_eq!(&row[28], "'=ssh-evil");
-        assert_eq!(&row[33], "\\rcr");
+        assert_eq!(&row[33], "'=evil;CVE-2026-1185");
+        assert_eq!(&row[34], "\\rcr");
         // Our own vocabulary and numbers are never touched.
         assert_eq!(&row[3], "ok");
         assert_eq!(&row[22], "open");

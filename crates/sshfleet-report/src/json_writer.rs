@@ -150,6 +150,7 @@ mod tests {
                 r#""macs":["hmac-sha2-256-etm@openssh.com"],"compression":["none"]},"#,
                 r#""ssh_crypto":"ok","ssh_terrapin":"vulnerable","#,
                 r#""ssh_key_shared":2,"ssh_host_key_change":"changed","#,
+                r#""advisories":["CVE-2025-9524","CVE-2025-0325"],"#,
                 r#""owner":"alice","inventory_error":""}"#,
                 "\n"
             )
@@ -171,11 +172,18 @@ mod tests {
         assert_eq!(object["change"], serde_json::Value::Null);
         assert_eq!(object["ssh_port"], serde_json::Value::Null);
         assert_eq!(object["exposure"], serde_json::Value::Null);
-        use super::super::record::{ADDED_COLUMNS, COLUMNS, EVIDENCE_COLUMNS, LATER_COLUMNS};
+        use super::super::record::{
+            ADDED_COLUMNS, ADVISORY_COLUMNS, COLUMNS, EVIDENCE_COLUMNS, LATER_COLUMNS,
+        };
         assert_eq!(object["ssh_kexinit"], serde_json::Value::Null);
+        assert_eq!(object["advisories"], serde_json::Value::Null);
         assert_eq!(
             object.len(),
-            COLUMNS.len() + ADDED_COLUMNS.len() + LATER_COLUMNS.len() + EVIDENCE_COLUMNS.len()
+            COLUMNS.len()
+                + ADDED_COLUMNS.len()
+                + LATER_COLUMNS.len()
+                + EVIDENCE_COLUMNS.len()
+                + ADVISORY_COLUMNS.len()
         );
     }
 

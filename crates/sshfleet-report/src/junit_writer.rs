@@ -83,6 +83,13 @@ fn verdict(rec: &DeviceRecord) -> Verdict {
             message,
         };
     }
+    let unwaived = rec.compliant == Some(false) && rec.waiver.is_none();
+    if let (false, Some(message)) = (unwaived, super::advisory::junit_message(rec)) {
+        return Verdict::Failure {
+            kind: "ssh_advisory",
+            message,
+        };
+    }
     if rec.compliant != Some(false) {
         return Verdict::Passed;
     }
@@ -98,6 +105,10 @@ fn verdict(rec: &DeviceRecord) -> Verdict {
         }
         (Some(on), Some(want), _) => format!("SSH {}, expected {want}", state(on)),
         _ => String::from("not in its desired SSH state"),
+    };
+    let message = match super::advisory::junit_message(rec) {
+        Some(advisory) => format!("{message}; {advisory}"),
+        None => message,
     };
     Verdict::Failure {
         kind: "non_compliant",

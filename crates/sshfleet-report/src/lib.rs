@@ -1,6 +1,7 @@
 //! Report records and their writers (CSV, JSON Lines, JSON, and the HTML page), streamed by
 //! one writer thread, and the run summary.
 
+pub mod advisory;
 pub mod claims;
 mod columns;
 pub mod coverage;

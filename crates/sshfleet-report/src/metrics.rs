@@ -62,6 +62,12 @@ pub fn render(summary: &Summary, facts: &RunFacts, previous_success: Option<f64>
     if summary.exposure.probed > 0 || !summary.host_keys.is_empty() {
         host_key_families(&mut out, &summary.host_keys);
     }
+    for (name, help, samples) in super::advisory::metric_families(&summary.advisories) {
+        out.family(name, help);
+        for (labels, n) in samples {
+            out.sample(name, &labels, count(n));
+        }
+    }
     let rem = &summary.remediation;
     if rem.planned() > 0 {
         out.labelled(
@@ -199,7 +205,7 @@ fn device_gauges(summary: &Summary) -> [(&'static str, &'static str, f64); 11] {
         ),
         (
             "sshfleet_findings",
-            "Findings: devices not checked plus non-compliant devices not waived (exit code 1).",
+            "Findings: devices not checked, non-compliant devices not waived, and devices with SSH on or reachable that an advisory needing SSH applies to (exit code 1).",
             count(summary.findings()),
         ),
         (

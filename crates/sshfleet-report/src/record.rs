@@ -2,6 +2,7 @@
 //! SSH state, port state…) lives in `sshfleet_core::model` and is re-exported here.
 
 pub use super::host_keys::KeyChange;
+pub use crate::advisory::AdvisoryCheck;
 pub use sshfleet_core::model::{Action, Change, Exposure, Method, PortState, SshState, Status};
 use sshfleet_inventory::{Device, InvalidRow};
 use sshfleet_ssh::grade::{Crypto, Terrapin};
@@ -157,6 +158,10 @@ pub struct DeviceRecord {
     /// The SSH evidence `--probe-ssh` read; every field empty when not asked.
     #[serde(default)]
     pub ssh: SshFields,
+    /// The advisories that apply to the AXIS OS version the device reported
+    /// (`--device-info`); `None` when not asked.
+    #[serde(default)]
+    pub advisories: Option<AdvisoryCheck>,
     /// Passthrough inventory columns, in the order of `Inventory::extra_columns`.
     pub extra: Vec<String>,
 }
@@ -202,6 +207,10 @@ pub const COLUMNS: [&str; 17] = [
     "tls_fingerprint",
     "checked_at",
 ];
+
+/// The advisories column, after the SSH evidence columns: the ids that apply to the device's
+/// AXIS OS version (`;`-separated in CSV, an array in JSON).
+pub(crate) const ADVISORY_COLUMNS: [&str; 1] = ["advisories"];
 
 /// Columns appended in remediation reports.
 pub(crate) const REMEDIATION_COLUMNS: [&str; 4] = ["action", "before", "after", "verified"];
@@ -256,6 +265,7 @@ impl DeviceRecord {
             model: None,
             firmware: None,
             ssh: SshFields::default(),
+            advisories: None,
             extra: Vec::new(),
         }
     }
@@ -322,10 +332,13 @@ impl DeviceRecord {
         }
     }
 
-    /// A finding is anything a compliance run must flag: unchecked, or non-compliant
-    /// without a waiver in force.
+    /// A finding is anything a compliance run must flag: unchecked, non-compliant without
+    /// a waiver in force, or running an AXIS OS version an advisory needing SSH applies to
+    /// with SSH on or reachable (a waiver allows a state, not a vulnerable firmware).
     pub fn is_finding(&self) -> bool {
-        self.status != Status::Ok || (self.compliant == Some(false) && self.waiver.is_none())
+        self.status != Status::Ok
+            || (self.compliant == Some(false) && self.waiver.is_none())
+            || !crate::advisory::ssh_advisory_finding(self).is_empty()
     }
 }
 

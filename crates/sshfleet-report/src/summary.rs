@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+use super::advisory::AdvisorySummary;
 use super::claims::DuplicateSerials;
 use super::drift::{is_new_exposure, DriftSummary};
 use super::host_keys::HostKeyFindings;
@@ -66,6 +67,10 @@ pub struct Summary {
     /// each a finding (`host_keys`).
     #[serde(skip_serializing_if = "HostKeyFindings::is_empty")]
     pub host_keys: HostKeyFindings,
+    /// The vendor advisories that apply to the devices' AXIS OS versions (`--device-info`);
+    /// left out when no device was checked against them.
+    #[serde(skip_serializing_if = "AdvisorySummary::is_empty")]
+    pub advisories: AdvisorySummary,
 }
 
 /// Why a run ended before it covered its scope.
@@ -302,6 +307,7 @@ impl Summary {
             self.new_exposure += u64::from(exposed);
         }
         self.exposure.add(rec);
+        self.advisories.add(rec);
         if let (Some(true), Some(firmware)) = (rec.ssh_enabled, &rec.firmware) {
             match self.ssh_enabled_by_firmware.get_mut(firmware) {
                 Some(n) => *n += 1,
@@ -450,13 +456,17 @@ impl Summary {
     fn write_totals(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} devices, {} findings ({} non-compliant, {} not checked); {} compliant",
+            "{} devices, {} findings ({} non-compliant, {} not checked",
             self.total,
             self.findings,
             self.non_compliant.saturating_sub(self.waived),
             self.not_checked(),
-            self.compliant
         )?;
+        let by_advisory = self.advisories.findings_only_advisory;
+        if by_advisory > 0 {
+            write!(f, ", {by_advisory} exposed to an SSH advisory only")?;
+        }
+        write!(f, "); {} compliant", self.compliant)?;
         if self.waived > 0 {
             write!(f, ", {} waived", self.waived)?;
         }
@@ -633,6 +643,7 @@ impl fmt::Display for Summary {
         self.write_drift(f)?;
         self.write_duplicate_serials(f)?;
         super::host_keys::write_findings(&self.host_keys, f)?;
+        super::advisory::write_text(&self.advisories, f)?;
         self.write_firmware(f)?;
         self.write_sites(f)
     }

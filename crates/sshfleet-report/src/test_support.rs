@@ -86,6 +86,10 @@ pub(crate) fn full_record() -> DeviceRecord {
             key_shared: Some(2),
             host_key_change: Some(crate::record::KeyChange::Changed),
         },
+        advisories: Some(crate::advisory::AdvisoryCheck::Matched {
+            ids: vec!["CVE-2025-9524".into(), "CVE-2025-0325".into()],
+            needs_ssh: Vec::new(),
+        }),
         extra: vec!["alice".into()],
     }
 }

@@ -47,6 +47,7 @@
 //! (the `split` module): the same seeded fleet, camera for camera, behind one ready line,
 //! one inventory, one truth file and one control API.
 
+mod advisories;
 mod auth;
 mod camera;
 mod control;

@@ -35,6 +35,10 @@ pub struct Truth {
     /// it has no usable SSH API) and has `basicdeviceinfo.cgi`, unharmed by its fault.
     pub model: Option<String>,
     pub firmware: Option<String>,
+    /// What a scan with `--device-info` reports as `advisories`: the ids of the built-in
+    /// advisories whose ranges hold `firmware` (by the simulator's own table), and those of
+    /// them that need SSH; `None` when there is no firmware or it is no AXIS OS version.
+    pub advisories: Option<(Vec<&'static str>, Vec<&'static str>)>,
     /// What the SSH evidence reads on the camera's SSH port when it answers with a key
     /// exchange: the host key's fingerprint, the crypto grade and Terrapin.
     pub ssh_evidence: Option<SshTruth>,
@@ -61,6 +65,8 @@ struct TruthLine<'a> {
     exposure: Option<&'a str>,
     model: Option<&'a str>,
     firmware: Option<&'a str>,
+    advisories: Option<&'a [&'static str]>,
+    ssh_advisories: Option<&'a [&'static str]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ssh_host_key: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,6 +87,22 @@ const MODELS: [(&str, &str); 6] = [
     ("Q1656", "AXIS Q1656 Box Camera"),
 ];
 
+/// The AXIS OS versions of cameras with today's firmware, spread over the advisories' ranges
+/// (see [`super::advisories`]): two inside CVE-2026-1185's (needs SSH), one just fixed, one
+/// fixed for every advisory, LTS tracks with their own ranges, and a beta version text that
+/// is no AXIS OS version (what applies to it is unknown).
+const MODERN_VERSIONS: [&str; 9] = [
+    "10.12.114",
+    "11.11.73",
+    "12.2.62",
+    "12.10.35",
+    "12.10.36",
+    "12.11.80",
+    "11.11.180",
+    "11.11.140",
+    "12.5.1-beta",
+];
+
 /// What a camera says of itself through `basicdeviceinfo.cgi`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Facts {
@@ -95,7 +117,7 @@ pub(crate) struct Facts {
 /// realm does not say it.
 pub(crate) fn facts(index: usize, firmware: Firmware) -> Option<Facts> {
     let version = match firmware {
-        Firmware::Modern => ["10.12.114", "11.11.73", "12.2.62"][index % 3],
+        Firmware::Modern => MODERN_VERSIONS[index % MODERN_VERSIONS.len()],
         Firmware::V2Only => "13.0.4",
         Firmware::ParamOnly => "9.80.3.8",
         Firmware::Ancient => return None,
@@ -201,6 +223,9 @@ pub(crate) fn truth(
         exposure: exposure(reported, ssh_port),
         model: facts.as_ref().map(|f| f.model.to_owned()),
         firmware: facts.as_ref().map(|f| f.firmware.to_owned()),
+        advisories: facts
+            .as_ref()
+            .and_then(|f| super::advisories::applying(f.firmware)),
         ssh_evidence: None,
     }
 }
@@ -237,6 +262,8 @@ pub(crate) fn write_truth_line(mut w: impl Write, t: &Truth) -> io::Result<()> {
         exposure: t.exposure.map(Exposure::as_str),
         model: t.model.as_deref(),
         firmware: t.firmware.as_deref(),
+        advisories: t.advisories.as_ref().map(|(ids, _)| ids.as_slice()),
+        ssh_advisories: t.advisories.as_ref().map(|(_, ssh)| ssh.as_slice()),
         ssh_host_key: t.ssh_evidence.as_ref().map(|e| e.host_key.as_str()),
         ssh_key_changed: t.ssh_evidence.as_ref().map(|e| e.key_changed),
         ssh_crypto: t.ssh_evidence.as_ref().map(|e| e.crypto),

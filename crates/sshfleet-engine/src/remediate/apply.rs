@@ -170,6 +170,11 @@ impl Remediator {
         record.ssh_port = plan.ssh_port;
         record.ssh_banner = plan.ssh_banner;
         record.ssh = plan.ssh;
+        // The facts (--device-info) were read with the planning read too: the firmware, and
+        // the advisories that apply to it, whose finding is judged on the state written.
+        record.model = plan.model;
+        record.firmware = plan.firmware;
+        record.advisories = plan.advisories;
         let after = written.result.as_ref().ok().copied();
         match &written.result {
             Ok(now) => record.conclude(Finding::State(*now)),

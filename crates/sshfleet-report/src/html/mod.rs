@@ -3,6 +3,7 @@
 //! usable at 100,000 devices. Rows are gathered as records stream; the page is rendered
 //! once the run's summary is known.
 
+mod advisories;
 mod data;
 mod keys;
 mod page;

@@ -89,6 +89,7 @@ pub(super) fn render(report: &HtmlReport<'_>) -> String {
                             @if super::keys::shown(s) { a href="#host-keys" { "Host keys" } }
                             a href="#waivers" { "Waivers" }
                             @if s.remediation.planned() > 0 { a href="#remediation" { "Remediation" } }
+                            @if !s.advisories.is_empty() { a href="#advisories" { "Advisories" } }
                             a href="#devices" { "Devices" }
                         }
                     }
@@ -102,6 +103,7 @@ pub(super) fn render(report: &HtmlReport<'_>) -> String {
                     (super::keys::section(s))
                     (waivers(report))
                     (remediation(report))
+                    (super::advisories::section(&s.advisories))
                     (devices(report.rows))
                 }
                 footer.wrap {

@@ -1,0 +1,384 @@
+//! Vendor advisories on the records (`--device-info`, `--advisories`): which advisories apply
+//! to the AXIS OS version a device reported, and the finding they make — an advisory whose
+//! exploitation needs SSH, on a device whose SSH is on (VAPIX) or reachable (the port probe
+//! saw it open). Counted per advisory for the summary, the HTML page and the metrics. Only
+//! the AXIS OS version a device reports is ever compared, never an SSH banner.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use sshfleet_axis::advisories::Advisories;
+
+use super::record::{DeviceRecord, PortState};
+
+/// Addresses kept per advisory for the summary and the page (every device is counted).
+const ADDRESSES_LISTED: usize = 10;
+
+/// What the advisories said of one device whose facts were asked (`--device-info`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum AdvisoryCheck {
+    /// Its AXIS OS version was compared: the ids of the advisories whose ranges hold it (none
+    /// is a result: no advisory applies), in the advisories' order, and which of them need
+    /// SSH to be exploited.
+    Matched {
+        ids: Vec<String>,
+        needs_ssh: Vec<String>,
+    },
+    /// No AXIS OS version to compare: none was read, or the text read is not one. Not "no
+    /// advisories": the `advisories` field stays empty and the summary counts the device.
+    VersionUnknown,
+}
+
+impl AdvisoryCheck {
+    /// The ids of the advisories that apply; empty when the version is unknown.
+    pub fn ids(&self) -> &[String] {
+        match self {
+            AdvisoryCheck::Matched { ids, .. } => ids,
+            AdvisoryCheck::VersionUnknown => &[],
+        }
+    }
+
+    /// The ids of the applying advisories whose exploitation needs SSH.
+    pub fn needing_ssh(&self) -> &[String] {
+        match self {
+            AdvisoryCheck::Matched { needs_ssh, .. } => needs_ssh,
+            AdvisoryCheck::VersionUnknown => &[],
+        }
+    }
+}
+
+/// The `advisories` field of a report read back: `None` when empty in CSV or `null` in JSON
+/// (not asked, or the version was unknown: a report cannot tell which); the ids otherwise,
+/// those needing SSH known from the built-in advisories (a report holds ids only).
+pub(crate) fn read_back(field: Option<String>) -> Option<AdvisoryCheck> {
+    let list = field?;
+    let ids: Vec<String> = list
+        .split(';')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect();
+    static BUILTIN: OnceLock<Option<Advisories>> = OnceLock::new();
+    let builtin = BUILTIN.get_or_init(|| Advisories::builtin().ok());
+    let needs_ssh = ids
+        .iter()
+        .filter(|id| {
+            builtin
+                .as_ref()
+                .and_then(|b| b.get(id))
+                .is_some_and(|a| a.needs_ssh)
+        })
+        .cloned()
+        .collect();
+    Some(AdvisoryCheck::Matched { ids, needs_ssh })
+}
+
+/// SSH is on (as VAPIX reads it) or reachable (the port probe saw it open).
+pub fn ssh_exposed(rec: &DeviceRecord) -> bool {
+    rec.ssh_enabled == Some(true) || rec.ssh_port == Some(PortState::Open)
+}
+
+/// The advisories needing SSH that make `rec` a finding: those that apply to its AXIS OS
+/// version, when its SSH is on or reachable. Empty when it is no such finding.
+pub fn ssh_advisory_finding(rec: &DeviceRecord) -> &[String] {
+    match &rec.advisories {
+        Some(check) if ssh_exposed(rec) => check.needing_ssh(),
+        _ => &[],
+    }
+}
+
+/// The JUnit message of a device an advisory needing SSH makes a finding: `AXIS OS 12.2.62
+/// is affected by CVE-2026-1185, which needs SSH, and SSH is on`.
+pub(crate) fn junit_message(rec: &DeviceRecord) -> Option<String> {
+    let ids = ssh_advisory_finding(rec);
+    if ids.is_empty() {
+        return None;
+    }
+    let how = match rec.ssh_enabled {
+        Some(true) => "SSH is on",
+        _ => "its SSH port answers",
+    };
+    let version = rec.firmware.as_deref().unwrap_or("?");
+    Some(format!(
+        "AXIS OS {version} is affected by {}, which needs SSH, and {how}",
+        ids.join(", ")
+    ))
+}
+
+/// One advisory's line of the summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AdvisoryCount {
+    /// Exploitation needs SSH: its SSH-exposed devices are findings.
+    pub needs_ssh: bool,
+    /// Devices whose AXIS OS version it affects.
+    pub devices: u64,
+    /// Of those, devices whose SSH is on or reachable.
+    pub ssh_exposed: u64,
+    /// The first SSH-exposed devices' addresses, sorted (at most ten).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exposed_addresses: Vec<String>,
+}
+
+/// The advisories of a run, counted device by device.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AdvisorySummary {
+    /// Devices whose AXIS OS version was compared with the advisories.
+    pub checked: u64,
+    /// Devices with no AXIS OS version to compare (none read, or not a version): what
+    /// applies to them is not known.
+    pub version_unknown: u64,
+    /// Of those, devices that reported a firmware text that is not an AXIS OS version.
+    pub version_unparseable: u64,
+    /// Devices with SSH on or reachable that an advisory needing SSH applies to: findings.
+    pub findings: u64,
+    /// Of those, devices that are no finding otherwise (read, and compliant or waived).
+    pub findings_only_advisory: u64,
+    /// Per advisory id (those that apply to at least one device).
+    pub by_advisory: BTreeMap<String, AdvisoryCount>,
+}
+
+impl AdvisorySummary {
+    /// Nothing was asked: no device went through the advisories.
+    pub fn is_empty(&self) -> bool {
+        self.checked == 0 && self.version_unknown == 0
+    }
+
+    /// Counts one record (one whose `advisories` is `None` was not asked).
+    pub fn add(&mut self, rec: &DeviceRecord) {
+        let Some(check) = &rec.advisories else { return };
+        let ids = match check {
+            AdvisoryCheck::VersionUnknown => {
+                self.version_unknown = self.version_unknown.saturating_add(1);
+                let unparseable = rec
+                    .firmware
+                    .as_deref()
+                    .is_some_and(|f| !f.trim().is_empty());
+                self.version_unparseable = self
+                    .version_unparseable
+                    .saturating_add(u64::from(unparseable));
+                return;
+            }
+            AdvisoryCheck::Matched { ids, .. } => ids,
+        };
+        self.checked = self.checked.saturating_add(1);
+        let exposed = ssh_exposed(rec);
+        if !ssh_advisory_finding(rec).is_empty() {
+            self.findings = self.findings.saturating_add(1);
+            let otherwise = rec.status != super::record::Status::Ok
+                || (rec.compliant == Some(false) && rec.waiver.is_none());
+            self.findings_only_advisory = self
+                .findings_only_advisory
+                .saturating_add(u64::from(!otherwise));
+        }
+        for id in ids {
+            let count = match self.by_advisory.get_mut(id) {
+                Some(count) => count,
+                None => self.by_advisory.entry(id.clone()).or_default(),
+            };
+            count.needs_ssh = check.needing_ssh().contains(id);
+            count.devices = count.devices.saturating_add(1);
+            if exposed {
+                count.ssh_exposed = count.ssh_exposed.saturating_add(1);
+                keep_address(&mut count.exposed_addresses, &rec.address);
+            }
+        }
+    }
+
+    /// The advisories needing SSH with at least one SSH-exposed device: the findings, most
+    /// devices first.
+    pub fn ssh_findings(&self) -> Vec<(&String, &AdvisoryCount)> {
+        let mut found: Vec<_> = self
+            .by_advisory
+            .iter()
+            .filter(|(_, c)| c.needs_ssh && c.ssh_exposed > 0)
+            .collect();
+        found.sort_by(|a, b| b.1.ssh_exposed.cmp(&a.1.ssh_exposed).then(a.0.cmp(b.0)));
+        found
+    }
+}
+
+/// Keeps the smallest [`ADDRESSES_LISTED`] addresses, sorted: the same list whatever order
+/// the devices finished in.
+fn keep_address(kept: &mut Vec<String>, address: &str) {
+    let at = kept.partition_point(|a| a.as_str() < address);
+    if at >= ADDRESSES_LISTED || kept.get(at).is_some_and(|a| a == address) {
+        return;
+    }
+    kept.insert(at, address.to_owned());
+    kept.truncate(ADDRESSES_LISTED);
+}
+
+/// One metric family: name, help, and its samples (labels and value).
+pub(crate) type MetricFamily<'a> = (
+    &'static str,
+    &'static str,
+    Vec<(Vec<(&'static str, &'a str)>, u64)>,
+);
+
+/// The advisories' metric families (`--metrics-out`), none when no device was checked
+/// against them: the gauges, then the per-advisory families labelled `advisory`, `needs_ssh`.
+pub(crate) fn metric_families(s: &AdvisorySummary) -> Vec<MetricFamily<'_>> {
+    if s.is_empty() {
+        return Vec::new();
+    }
+    let gauge = |name, help, n| (name, help, vec![(Vec::new(), n)]);
+    let mut families = vec![
+        gauge(
+            "sshfleet_advisory_checked_devices",
+            "Devices whose AXIS OS version was compared with the vendor advisories (--device-info).",
+            s.checked,
+        ),
+        gauge(
+            "sshfleet_advisory_version_unknown_devices",
+            "Devices with no AXIS OS version to compare (none read, or not a version): which advisories apply is unknown.",
+            s.version_unknown,
+        ),
+        gauge(
+            "sshfleet_advisory_findings",
+            "Devices with SSH on or reachable that an advisory needing SSH applies to (each a finding).",
+            s.findings,
+        ),
+    ];
+    type Field = fn(&AdvisoryCount) -> u64;
+    let per_advisory: [(&str, &str, Field); 2] = [
+        (
+            "sshfleet_advisory_devices",
+            "Devices whose AXIS OS version an advisory affects, per advisory.",
+            |c| c.devices,
+        ),
+        (
+            "sshfleet_advisory_ssh_exposed_devices",
+            "Devices an advisory affects whose SSH is on or reachable, per advisory (findings where needs_ssh is true).",
+            |c| c.ssh_exposed,
+        ),
+    ];
+    for (name, help, field) in per_advisory {
+        let samples = s
+            .by_advisory
+            .iter()
+            .map(|(id, c)| {
+                let needs_ssh = if c.needs_ssh { "true" } else { "false" };
+                (
+                    vec![("advisory", id.as_str()), ("needs_ssh", needs_ssh)],
+                    field(c),
+                )
+            })
+            .collect();
+        families.push((name, help, samples));
+    }
+    families
+}
+
+/// The summary's advisory lines: one `SSH ADVISORY` line per advisory needing SSH with
+/// exposed devices, then the counts of every advisory that applied.
+pub(crate) fn write_text(s: &AdvisorySummary, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    if s.is_empty() {
+        return Ok(());
+    }
+    for (id, c) in s.ssh_findings() {
+        let listed = c.exposed_addresses.join(", ");
+        let more = c
+            .ssh_exposed
+            .saturating_sub(c.exposed_addresses.len() as u64);
+        let more = match more {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        writeln!(
+            f,
+            "SSH ADVISORY {}: {} device(s) with SSH on or reachable run an affected AXIS OS version, and exploiting it needs SSH ({}{more})",
+            sshfleet_core::inert::line(id),
+            c.ssh_exposed,
+            sshfleet_core::inert::escape(&listed),
+        )?;
+    }
+    let counts: Vec<String> = s
+        .by_advisory
+        .iter()
+        .map(|(id, c)| {
+            let ssh = if c.needs_ssh { ", needs SSH" } else { "" };
+            format!(
+                "{} {} ({} SSH-exposed{ssh})",
+                sshfleet_core::inert::line(id),
+                c.devices,
+                c.ssh_exposed
+            )
+        })
+        .collect();
+    let applied = match counts.is_empty() {
+        true => "none applies".to_owned(),
+        false => counts.join(", "),
+    };
+    writeln!(
+        f,
+        "advisories: {} devices checked, {} version unknown ({} not an AXIS OS version); {applied}",
+        s.checked, s.version_unknown, s.version_unparseable
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{SshState, Status};
+
+    fn rec(address: &str, on: bool, port: Option<PortState>, check: AdvisoryCheck) -> DeviceRecord {
+        let mut rec = DeviceRecord::new(address.into(), String::new(), String::new(), Status::Ok);
+        rec.ssh_enabled = Some(on);
+        rec.expect = Some(SshState::Enabled);
+        rec.ssh_port = port;
+        rec.advisories = Some(check);
+        rec.assess_exposure();
+        rec.judge();
+        rec
+    }
+
+    fn matched(ids: &[&str], ssh: &[&str]) -> AdvisoryCheck {
+        AdvisoryCheck::Matched {
+            ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+            needs_ssh: ssh.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn an_ssh_advisory_is_a_finding_only_where_ssh_is_on_or_reachable() {
+        let both = matched(&["CVE-2026-1185", "CVE-2026-9063"], &["CVE-2026-1185"]);
+        let on = rec("10.0.0.1", true, None, both.clone());
+        assert_eq!(ssh_advisory_finding(&on), ["CVE-2026-1185"]);
+        assert!(on.is_finding(), "compliant (expect enabled), yet a finding");
+        let off = rec("10.0.0.2", false, Some(PortState::Closed), both.clone());
+        assert!(ssh_advisory_finding(&off).is_empty());
+        let reachable = rec("10.0.0.3", false, Some(PortState::Open), both);
+        assert_eq!(ssh_advisory_finding(&reachable), ["CVE-2026-1185"]);
+        let other = rec("10.0.0.4", true, None, matched(&["CVE-2026-9063"], &[]));
+        assert!(ssh_advisory_finding(&other).is_empty());
+        assert!(!other.is_finding());
+        let unknown = rec("10.0.0.5", true, None, AdvisoryCheck::VersionUnknown);
+        assert!(ssh_advisory_finding(&unknown).is_empty());
+
+        let mut s = AdvisorySummary::default();
+        for r in [&on, &off, &reachable, &other, &unknown] {
+            s.add(r);
+        }
+        assert_eq!((s.checked, s.version_unknown, s.findings), (4, 1, 2));
+        let c = &s.by_advisory["CVE-2026-1185"];
+        assert_eq!((c.needs_ssh, c.devices, c.ssh_exposed), (true, 3, 2));
+        assert_eq!(c.exposed_addresses, ["10.0.0.1", "10.0.0.3"]);
+        let c = &s.by_advisory["CVE-2026-9063"];
+        assert_eq!((c.needs_ssh, c.devices, c.ssh_exposed), (false, 4, 3));
+        // reachable is non-compliant already (port_only); `on` is a finding by the advisory only.
+        assert_eq!(s.findings_only_advisory, 1);
+    }
+
+    #[test]
+    fn the_listed_addresses_are_the_first_ten_in_order_whatever_the_order_of_arrival() {
+        let mut kept = Vec::new();
+        for n in (0..30).rev() {
+            keep_address(&mut kept, &format!("10.0.0.{n:02}"));
+        }
+        keep_address(&mut kept, "10.0.0.03");
+        let want: Vec<String> = (0..10).map(|n| format!("10.0.0.{n:02}")).collect();
+        assert_eq!(kept, want);
+        assert!(serde_json::to_string(&AdvisorySummary::default()).is_ok());
+    }
+}
