@@ -47,6 +47,7 @@ mod output_files;
 mod plan;
 mod plan_signing;
 mod probe_ssh;
+mod probe_ssh_servers;
 mod remediate;
 mod revert;
 mod scan_auth;

@@ -7,6 +7,7 @@
 use sshfleet_axis::probe::{sanitise, SshProbe};
 use sshfleet_axis::vapix::deviceinfo::DeviceFacts;
 use sshfleet_axis::vapix::{CallError, Failure, SshReading};
+use sshfleet_core::model::PortState;
 use sshfleet_net::HttpError;
 use sshfleet_report::{DeviceRecord, SshFields, Status};
 
@@ -135,6 +136,22 @@ fn set_failure(rec: &mut DeviceRecord, failure: &Failure) {
         Failure::Call(CallError::AuthFailed { .. }) => rec.http_status = Some(401),
         _ => {}
     }
+}
+
+/// Why `probe` read no proven host key from a port that answered, as a note for `error`
+/// (`SSH evidence: the server closed the connection during the server's KEXINIT`); `None`
+/// when the conversation completed, or nothing answered (the port state says that).
+pub(crate) fn evidence_note(probe: &SshProbe) -> Option<String> {
+    let failure = probe.evidence.as_ref()?.failure.as_ref()?;
+    (probe.port == PortState::Open).then(|| format!("SSH evidence: {failure}"))
+}
+
+/// Adds `note` to the record's `error`, after any error it already has.
+pub(crate) fn add_note(error: &mut Option<String>, note: String) {
+    *error = Some(match error.take() {
+        Some(earlier) => format!("{earlier}; {note}"),
+        None => note,
+    });
 }
 
 /// The status a failure is reported as (the status table of `docs/design.md`).

@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 pub use crate::device::ScanSettings;
 use crate::device::{self, DeviceContext};
-use crate::outcome::{Conclude, Finding};
+use crate::outcome::{self, Conclude, Finding};
 use crate::waivers::Waivers;
 use sshfleet_axis::probe::{self, SshProbe};
 use sshfleet_axis::vapix::{Connection, Failure, SshReading};
@@ -145,6 +145,7 @@ impl Scanner {
         let ((outcome, facts), probe) = tokio::join!(reads, self.probe_ssh(device));
         self.breaker.observe(&account, ctx.credential_verdict());
         let mut record = ctx.record();
+        let evidence_note = probe.as_ref().and_then(outcome::evidence_note);
         if let Some(probe) = probe {
             record.apply_probe(probe);
         }
@@ -159,6 +160,9 @@ impl Scanner {
                 let check = crate::advisories::check(advisories, record.firmware.as_deref());
                 record.advisories = Some(check);
             }
+        }
+        if let Some(note) = evidence_note {
+            outcome::add_note(&mut record.error, note);
         }
         (record, outcome.ok())
     }

@@ -26,6 +26,8 @@ pub struct SshEvidence {
     pub crypto: Option<Crypto>,
     /// Terrapin (CVE-2023-48795); `None` when no prone mode is offered.
     pub terrapin: Option<Terrapin>,
+    /// Why the conversation stopped before the host key was proven, if it did.
+    pub failure: Option<Failure>,
 }
 
 /// Runs the conversation over `stream` by `deadline` and says what the port is.
@@ -67,6 +69,7 @@ fn graded(evidence: Evidence, policy: &Policy) -> SshEvidence {
         algorithms: evidence.algorithms,
         crypto,
         terrapin,
+        failure: evidence.failure,
     }
 }
 

@@ -463,8 +463,9 @@ impl Remediator {
                 SshState::from_enabled(now == Some(true))
             )
         });
-        if record.error.is_none() {
-            record.error = changed.or(journaled);
+        // After the read's own error or note (an SSH evidence note does not hide this one).
+        if let Some(note) = changed.or(journaled) {
+            crate::outcome::add_note(&mut record.error, note);
         }
         record.remediation = Some(Remediation {
             action: Action::Set,
