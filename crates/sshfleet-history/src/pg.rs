@@ -424,11 +424,17 @@ impl Pg {
                     .map_err(|e| self.fail(Fail::Db(e)))
             };
             let (name, lower, upper) = (part(0)?, part(1)?, part(2)?);
+            // Checked again under the lock: another scanner may have made it meanwhile, and
+            // then this one must not wait for the table at all.
             let sql = format!(
-                "BEGIN; SET LOCAL lock_timeout = '30s';
+                "BEGIN; SET LOCAL lock_timeout = '5s';
                  SELECT pg_advisory_xact_lock({SCHEMA_LOCK}, 1);
-                 CREATE TABLE IF NOT EXISTS {name} PARTITION OF intervals
-                     FOR VALUES FROM ('{lower} 00:00:00+00') TO ('{upper} 00:00:00+00');
+                 DO $$ BEGIN
+                     IF to_regclass('{name}') IS NULL THEN
+                         CREATE TABLE {name} PARTITION OF intervals
+                             FOR VALUES FROM ('{lower} 00:00:00+00') TO ('{upper} 00:00:00+00');
+                     END IF;
+                 END $$;
                  COMMIT;"
             );
             let made = self.block(async {

@@ -8,7 +8,10 @@
 //! `SSHFLEET_REQUIRE_POSTGRES=1` (CI), which makes that a failure.
 
 #![allow(dead_code, reason = "each test binary uses part of it")]
-#![allow(clippy::expect_used, reason = "a test set-up that fails is a failed test")]
+#![allow(
+    clippy::expect_used,
+    reason = "a test set-up that fails is a failed test"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
