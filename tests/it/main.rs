@@ -7,8 +7,11 @@
 )]
 
 mod equinix_support;
+#[path = "../../crates/sshfleet-history/tests/support/cluster.rs"]
+mod pg_cluster;
 mod support;
 
+mod central_history;
 mod change_text;
 mod cli_contract;
 mod deploy;

@@ -216,8 +216,14 @@ impl Pg {
         };
         let client = match on(&runtime, connect) {
             Ok(client) => client,
-            Err(Fail::Db(e)) => return Err(unreachable(describe(&e))),
-            Err(Fail::Timeout) => return Err(unreachable("no answer".into())),
+            Err(e) => {
+                // Dropping a runtime may block, which a caller inside a runtime must not.
+                runtime.shutdown_background();
+                return Err(unreachable(match e {
+                    Fail::Db(e) => describe(&e),
+                    Fail::Timeout => "no answer".into(),
+                }));
+            }
         };
         let pg = Pg {
             runtime: Some(runtime),
