@@ -58,7 +58,8 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct HistoryArgs {
-    /// The history file (SQLite) that `scan`/`remediate --history` wrote.
+    /// The history file (SQLite) or postgresql:// URL that `scan`/`remediate --history`
+    /// wrote.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
     #[command(subcommand)]
@@ -228,8 +229,9 @@ pub struct ComplianceArgs {
     /// reason, an owner and an expiry date. Waived devices are reported but not findings.
     #[arg(help_heading = heading::FINDINGS, long, value_name = "FILE")]
     pub waivers: Option<PathBuf>,
-    /// Run history (SQLite, created when missing): records this run, and compares every
-    /// device with the previous completed run of the same inventory and shard.
+    /// Run history (SQLite, created when missing; or a PostgreSQL database, given as a
+    /// postgresql:// URL): records this run, and compares every device with the previous
+    /// completed run of the same inventory and shard.
     #[arg(help_heading = heading::HISTORY, long, value_name = "FILE")]
     pub history: Option<PathBuf>,
     /// Write the run's metrics in the Prometheus text format (for node_exporter's textfile

@@ -10,7 +10,8 @@ use super::Exit;
 use sshfleet_history::{History, Period, RunRow};
 
 pub(super) fn run(args: HistoryArgs) -> anyhow::Result<Exit> {
-    if !args.file.exists() {
+    // A file must be there (a typo makes no new history); a database is opened as given.
+    if !sshfleet_history::is_database(&args.file) && !args.file.exists() {
         bail!("no history at {}", args.file.display());
     }
     let history = History::open(&args.file)?;
@@ -20,7 +21,10 @@ pub(super) fn run(args: HistoryArgs) -> anyhow::Result<Exit> {
         HistoryCommand::Device { device } => match timeline(&history, &device, shape)? {
             Some(text) => text,
             None => {
-                diagln!("no device {device:?} in {}", args.file.display());
+                diagln!(
+                    "no device {device:?} in {}",
+                    sshfleet_history::display(&args.file)
+                );
                 return Ok(Exit::Findings);
             }
         },
@@ -137,8 +141,12 @@ fn prune(
         sshfleet_core::time::format_rfc3339_millis(then)
     });
     let pruned = history.prune(keep_runs, before.as_deref())?;
+    let partitions = match pruned.partitions {
+        0 => String::new(),
+        n => format!(" ({n} monthly partition(s) dropped whole)"),
+    };
     Ok(format!(
-        "pruned {} run(s), {} state period(s), {} device(s) no longer seen\n",
+        "pruned {} run(s), {} state period(s){partitions}, {} device(s) no longer seen\n",
         pruned.runs, pruned.periods, pruned.devices
     ))
 }

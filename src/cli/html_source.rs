@@ -68,13 +68,13 @@ pub(super) fn from_report(path: &Path) -> Result<Loaded, SourceError> {
 /// history kept them (no error messages: the history keeps states, not errors), their
 /// drift against the scope's previous finished run, and the scope's trend.
 pub(super) fn from_history(path: &Path, run: Option<i64>) -> Result<(Loaded, RunRow), SourceError> {
-    if !path.exists() {
+    if !sshfleet_history::is_database(path) && !path.exists() {
         return Err(SourceError::NoHistory(path.to_owned()));
     }
     let history = History::open(path)?;
     let Some(row) = history.run(run)? else {
         return Err(SourceError::NoRun {
-            path: path.display().to_string(),
+            path: sshfleet_history::display(path),
             which: run.map_or_else(|| "finished yet".to_owned(), |id| id.to_string()),
         });
     };

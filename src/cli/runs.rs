@@ -112,7 +112,10 @@ pub(super) fn say_notes(notes: &[Note], verbosity: Verbosity) {
     for note in notes {
         match note {
             Note::Recorded { history, run } if !verbosity.is_quiet() => {
-                diagln!("recorded as run {run} in {}", history.display());
+                diagln!(
+                    "recorded as run {run} in {}",
+                    sshfleet_history::display(history)
+                );
             }
             Note::HistoryFailed { error } => {
                 diagln!(
@@ -185,7 +188,7 @@ pub(super) fn say_files_written(output: &Path, compliance: &ComplianceSettings) 
     let written: Vec<String> = report
         .into_iter()
         .chain(extra.into_iter().flatten())
-        .map(|path| path.display().to_string())
+        .map(sshfleet_history::display)
         .collect();
     if !written.is_empty() {
         diagln!("files written: {}", written.join(", "));

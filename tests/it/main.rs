@@ -7,9 +7,12 @@
 )]
 
 mod equinix_support;
+#[path = "../../crates/sshfleet-history/tests/support/cluster.rs"]
+mod pg_cluster;
 mod support;
 
 mod advisories;
+mod central_history;
 mod change_text;
 mod cli_contract;
 mod deploy;

@@ -1,4 +1,5 @@
-//! The run history: an SQLite file (`--history FILE`) that records every run and, per device,
+//! The run history: an SQLite file (`--history FILE`) or a PostgreSQL database
+//! (`--history postgresql://…`, see `pg`) that records every run and, per device,
 //! its state periods — a row per change with the runs and times it spans, not a copy per
 //! run, so an unchanged run of 100,000 devices adds one run row and updates in place.
 //!
@@ -11,6 +12,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
+
+mod pg;
+mod pg_read;
+mod pg_record;
+mod store;
+
+pub use store::{display, is_database, History, Recorder};
 
 use sshfleet_report::read::{Observation, Stored};
 use sshfleet_report::record::WaiverTag;
@@ -97,6 +105,10 @@ pub enum HistoryError {
         found: i64,
         known: i64,
     },
+    #[error("the history {store} cannot be reached ({reason}); nothing was recorded")]
+    Unreachable { store: String, reason: String },
+    #[error("the history {store}: {reason}")]
+    Postgres { store: String, reason: String },
     #[error("the history {}: {source}", path.display())]
     Sqlite {
         path: PathBuf,
@@ -105,8 +117,8 @@ pub enum HistoryError {
     },
 }
 
-/// An open history file.
-pub struct History {
+/// An open history file (the SQLite back end of [`History`]).
+pub(crate) struct Sqlite {
     conn: Connection,
     path: PathBuf,
 }
@@ -184,6 +196,8 @@ impl Period {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pruned {
     pub runs: u64,
+    /// Whole partitions of periods dropped (PostgreSQL).
+    pub partitions: u64,
     pub periods: u64,
     pub devices: u64,
 }
@@ -261,9 +275,9 @@ fn identify(path: &Path) -> Result<(), HistoryError> {
     Ok(())
 }
 
-impl History {
+impl Sqlite {
     /// Opens (or creates) the history at `path`, bringing its schema up to date.
-    pub fn open(path: &Path) -> Result<History, HistoryError> {
+    pub(crate) fn open(path: &Path) -> Result<Sqlite, HistoryError> {
         let err = |e| classify_error(path, e);
         identify(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -271,7 +285,7 @@ impl History {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-        let history = History {
+        let history = Sqlite {
             conn,
             path: path.to_owned(),
         };
@@ -365,7 +379,10 @@ impl History {
 
     /// Starts recording a run: takes the write lock for the whole run, and returns what the
     /// previous completed run of the same scope saw (the drift baseline), with its rows.
-    pub fn begin_run(self, info: &RunInfo) -> Result<(Recorder, Vec<Observation>), HistoryError> {
+    pub(crate) fn begin_run(
+        self,
+        info: &RunInfo,
+    ) -> Result<(SqliteRecorder, Vec<Observation>), HistoryError> {
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| self.err(e))?;
@@ -394,7 +411,7 @@ impl History {
             return Err(self.err(e));
         }
         let run = self.conn.last_insert_rowid();
-        let recorder = Recorder {
+        let recorder = SqliteRecorder {
             history: self,
             run,
             scope: info.scope.clone(),
@@ -466,7 +483,7 @@ impl History {
     }
 
     /// The latest runs, newest first.
-    pub fn runs(&self, limit: usize) -> Result<Vec<RunRow>, HistoryError> {
+    pub(crate) fn runs(&self, limit: usize) -> Result<Vec<RunRow>, HistoryError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut stmt = self
             .conn
@@ -479,7 +496,7 @@ impl History {
     }
 
     /// One run by id, or without an id the latest finished one.
-    pub fn run(&self, id: Option<i64>) -> Result<Option<RunRow>, HistoryError> {
+    pub(crate) fn run(&self, id: Option<i64>) -> Result<Option<RunRow>, HistoryError> {
         let found = match id {
             Some(id) => self.conn.query_row(
                 &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
@@ -499,7 +516,7 @@ impl History {
     }
 
     /// The finished runs of `scope` up to run `up_to`, newest first, at most `limit`.
-    pub fn scope_runs(
+    pub(crate) fn scope_runs(
         &self,
         scope: &str,
         up_to: i64,
@@ -519,7 +536,7 @@ impl History {
     }
 
     /// The state period of every device of `scope` that run `run` saw, in device order.
-    pub fn run_periods(&self, scope: &str, run: i64) -> Result<Vec<Period>, HistoryError> {
+    pub(crate) fn run_periods(&self, scope: &str, run: i64) -> Result<Vec<Period>, HistoryError> {
         self.periods(
             "WHERE t.scope = ?1 AND i.run_first <= ?2 AND i.run_last >= ?2
              ORDER BY t.id",
@@ -528,7 +545,7 @@ impl History {
     }
 
     /// Every state period of the device with this serial or address, oldest first.
-    pub fn timeline(&self, device: &str) -> Result<Vec<Period>, HistoryError> {
+    pub(crate) fn timeline(&self, device: &str) -> Result<Vec<Period>, HistoryError> {
         self.periods(
             "WHERE i.track IN (SELECT track FROM intervals WHERE address = ?1 OR serial = ?2)
              ORDER BY i.track, i.id",
@@ -559,7 +576,7 @@ impl History {
     /// Removes runs beyond the newest `keep_runs` and runs started before `older_than`
     /// (RFC 3339), with the state periods that ended before the oldest run kept, and the
     /// devices left without any.
-    pub fn prune(
+    pub(crate) fn prune(
         &self,
         keep_runs: Option<u64>,
         older_than: Option<&str>,
@@ -639,8 +656,8 @@ pub enum Ending {
 }
 
 /// Records one run; every write goes into the run's one transaction.
-pub struct Recorder {
-    history: History,
+pub(crate) struct SqliteRecorder {
+    history: Sqlite,
     run: i64,
     scope: String,
     /// The first failure; recording stops there (the report goes on).
@@ -680,20 +697,14 @@ fn same_host_key(before: &Observation, rec: &DeviceRecord) -> bool {
     rec.ssh.host_key.is_none() || before.ssh_host_key == rec.ssh.host_key
 }
 
-impl sshfleet_report::RunStore for Recorder {
-    fn record(&mut self, rec: &DeviceRecord, before: Option<&Observation>) {
-        Recorder::record(self, rec, before);
-    }
-}
-
-impl Recorder {
-    pub fn run_id(&self) -> i64 {
+impl SqliteRecorder {
+    pub(crate) fn run_id(&self) -> i64 {
         self.run
     }
 
     /// Stores `rec`: extends the device's present period when its state is the one `before`
     /// (the previous run's) had, else opens a new period.
-    pub fn record(&mut self, rec: &DeviceRecord, before: Option<&Observation>) {
+    pub(crate) fn record(&mut self, rec: &DeviceRecord, before: Option<&Observation>) {
         if self.error.is_some() {
             return;
         }
@@ -770,7 +781,11 @@ impl Recorder {
 
     /// Closes the run with its counts and commits everything. An interrupted run is kept
     /// (its devices' periods are true) but is never the baseline of the next run.
-    pub fn finish(&mut self, summary: &Summary, ending: Ending) -> Result<i64, HistoryError> {
+    pub(crate) fn finish(
+        &mut self,
+        summary: &Summary,
+        ending: Ending,
+    ) -> Result<i64, HistoryError> {
         if self.finished {
             return Ok(self.run);
         }
