@@ -285,9 +285,9 @@ fn resolve_format(path: &Path, explicit: Option<Format>) -> Format {
 /// one-test-case-per-device has no meaning there.
 fn resolve_table_format(path: &Path, explicit: Option<Format>) -> anyhow::Result<Format> {
     let format = resolve_format(path, explicit);
-    if format == Format::Junit {
+    if matches!(format, Format::Junit | Format::Ocsf) {
         anyhow::bail!(
-            "JUnit output is for device reports (scan, remediate): give --format csv, jsonl or json"
+            "{format} output is for device reports (scan, remediate): give --format csv, jsonl or json"
         );
     }
     Ok(format)

@@ -45,6 +45,7 @@ mod merge;
 mod metrics;
 mod net_heads;
 mod netns;
+mod ocsf;
 mod odd_runs;
 mod output_files;
 mod plan;

@@ -156,10 +156,10 @@ pub fn write_rows(format: Format, rows: &[DiffRow], out: Box<dyn Write + Send>) 
             serde_json::to_writer_pretty(&mut out, rows).map_err(io::Error::from)?;
             out.write_all(b"\n")?;
         }
-        Format::Junit => {
+        Format::Junit | Format::Ocsf => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "JUnit output is for device reports, not for changes",
+                "JUnit and OCSF output are for device reports, not for changes",
             ))
         }
     }

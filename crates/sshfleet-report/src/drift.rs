@@ -223,6 +223,12 @@ impl Baseline {
         self.entries.len()
     }
 
+    /// The same previous run with no device of this run seen yet: for an output that
+    /// matches the run's devices itself (see [`crate::RecordWriter::previous`]).
+    pub fn fresh_copy(&self) -> Baseline {
+        Baseline::new(self.entries.clone())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

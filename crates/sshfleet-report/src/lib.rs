@@ -13,6 +13,7 @@ pub mod html;
 mod json_writer;
 mod junit_writer;
 pub mod metrics;
+pub mod ocsf;
 pub mod pipeline;
 pub mod read;
 pub mod record;
@@ -55,6 +56,9 @@ pub enum Format {
     Json,
     /// JUnit XML, one test case per device (device reports only).
     Junit,
+    /// OCSF Compliance Findings as JSON Lines, one per device and control (device reports
+    /// only; see [`ocsf`]).
+    Ocsf,
 }
 
 impl Format {
@@ -64,6 +68,7 @@ impl Format {
             Format::Jsonl => "jsonl",
             Format::Json => "json",
             Format::Junit => "junit",
+            Format::Ocsf => "ocsf",
         }
     }
 
@@ -90,8 +95,9 @@ impl FromStr for Format {
             "jsonl" | "ndjson" => Ok(Format::Jsonl),
             "json" => Ok(Format::Json),
             "junit" => Ok(Format::Junit),
+            "ocsf" => Ok(Format::Ocsf),
             _ => Err(format!(
-                "unknown format {s:?} (expected csv, jsonl, json or junit)"
+                "unknown format {s:?} (expected csv, jsonl, json, junit or ocsf)"
             )),
         }
     }
@@ -114,6 +120,10 @@ pub trait RecordWriter: Send {
     /// output can say at its end that devices were not reached.
     fn scope(&mut self, _devices: u64) {}
 
+    /// Told once, before any record, when the run compares with a previous one: an output
+    /// that speaks of the devices gone since (OCSF's closed findings) keeps its own copy.
+    fn previous(&mut self, _baseline: &Baseline) {}
+
     /// What to call this output in an error message (a path); see [`pipeline::Named`].
     fn label(&self) -> Option<&str> {
         None
@@ -133,6 +143,12 @@ pub fn writer(
         Format::Jsonl => Box::new(json_writer::JsonlWriter::new(layout, out)),
         Format::Json => Box::new(json_writer::JsonArrayWriter::new(layout, out)),
         Format::Junit => Box::new(junit_writer::JunitWriter::new(out)),
+        Format::Ocsf => {
+            let producer = ocsf::Producer {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            };
+            Box::new(ocsf::OcsfWriter::new(producer, out))
+        }
     }
 }
 

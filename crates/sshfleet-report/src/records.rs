@@ -101,6 +101,10 @@ impl RecordWriter for Named<RecordOutput> {
         self.inner_mut().scope(devices);
     }
 
+    fn previous(&mut self, baseline: &Baseline) {
+        self.inner_mut().previous(baseline);
+    }
+
     fn label(&self) -> Option<&str> {
         Output::<DeviceRecord>::label(self)
     }
@@ -163,6 +167,10 @@ impl<P: OnFailure> RecordWriter for Guarded<P> {
 
     fn scope(&mut self, devices: u64) {
         self.inner.scope(devices);
+    }
+
+    fn previous(&mut self, baseline: &Baseline) {
+        self.inner.previous(baseline);
     }
 
     fn label(&self) -> Option<&str> {
@@ -395,6 +403,9 @@ pub fn record_pipeline(
     reporter.started(total as u64);
     for output in &mut outputs {
         output.scope(total as u64);
+        if let Some(baseline) = &baseline {
+            output.previous(baseline);
+        }
     }
     let summary = Summary {
         drift: baseline.as_ref().map(|_| Default::default()),
