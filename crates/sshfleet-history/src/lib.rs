@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
+mod fleet;
+pub use fleet::{ScopeHead, SiteSeen};
+
 use sshfleet_report::read::{Observation, Stored};
 use sshfleet_report::record::WaiverTag;
 use sshfleet_report::{Change, DeviceRecord, Status, Summary};

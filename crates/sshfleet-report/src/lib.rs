@@ -7,6 +7,7 @@ pub mod coverage;
 pub mod csv_writer;
 pub mod diff;
 pub mod drift;
+pub mod fleet;
 pub mod html;
 mod json_writer;
 mod junit_writer;
