@@ -109,6 +109,11 @@ try {
       row_count: Number(document.querySelector('[data-testid="row-count"]').getAttribute("data-count")),
       rows_in_dom: document.querySelectorAll('[data-testid="device-row"]').length,
       script_elements: document.scripts.length,
+      // The fleet view's tables: the rows drawn on the page, with their text.
+      ...Object.fromEntries(["fleet-site", "missing-site"].map((id) => [id.replace("-", "_") + "s",
+        Array.from(document.querySelectorAll(`[data-testid="${id}"]`))
+          .filter((row) => row.checkVisibility({ opacityProperty: true, visibilityProperty: true }) && row.getBoundingClientRect().height > 0)
+          .map((row) => ({ site: row.getAttribute("data-site"), text: row.innerText.trim() }))])),
     };
   }));
   out.initial = { count: out.row_count, rows: await visibleRows() };

@@ -23,7 +23,7 @@ fn browser_dir() -> PathBuf {
 }
 
 /// Whether the browser tests can run here; panics with what is missing unless told to skip.
-fn browser_available() -> bool {
+pub(crate) fn browser_available() -> bool {
     if std::env::var_os("SSHFLEET_SKIP_BROWSER").is_some_and(|v| v == "1") {
         eprintln!("SSHFLEET_SKIP_BROWSER=1: browser test skipped");
         return false;
@@ -50,7 +50,7 @@ fn browser_available() -> bool {
 }
 
 /// What Chromium saw of the page at `report`.
-async fn open_in_browser(report: &Path, extra: &[&str]) -> Value {
+pub(crate) async fn open_in_browser(report: &Path, extra: &[&str]) -> Value {
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg(browser_dir().join("check-report.mjs"))
         .arg(report)
@@ -98,7 +98,7 @@ fn shown_rows(view: &Value, count: u64, matching: impl Fn(&Value) -> bool) -> Ve
 }
 
 /// Nothing ran that the page did not mean, and nothing was fetched but the file itself.
-fn assert_inert(seen: &Value) {
+pub(crate) fn assert_inert(seen: &Value) {
     let url = seen["url"].as_str().unwrap();
     assert_eq!(
         seen["requests"],

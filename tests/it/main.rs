@@ -28,6 +28,7 @@ mod equinix_token;
 mod exhaustion;
 mod findings_truth;
 mod first_contact;
+mod fleet_view;
 mod foreign_history;
 mod fuzz_corpus;
 mod hostile;
