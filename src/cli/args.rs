@@ -281,6 +281,50 @@ pub struct ReportHtmlArgs {
     /// No message on success; errors only.
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+}
+
+/// The fleet view's options of `report html`.
+#[derive(Debug, Clone, Args)]
+pub struct FleetArgs {
+    /// Render the fleet view (the latest complete run of every scope, per site) even when
+    /// the history holds a single scope. It is the default when it holds several and no
+    /// --run is given.
+    #[arg(long, requires = "history", conflicts_with = "run")]
+    pub fleet: bool,
+    /// Site coverage: every site in this inventory's `site` column must have a complete run
+    /// within --reported-within (implies the fleet view).
+    #[arg(long, value_name = "INVENTORY", requires = "history", conflicts_with_all = ["run", "sites_seen_within"])]
+    pub expect_sites_from: Option<PathBuf>,
+    /// Site coverage: every site a device was seen with within AGE (e.g. 30d) must have a
+    /// complete run within --reported-within (implies the fleet view).
+    #[arg(long, value_name = "AGE", value_parser = age, requires = "history", conflicts_with = "run")]
+    pub sites_seen_within: Option<Age>,
+    /// The period of site coverage: an expected site whose latest complete run finished
+    /// longer ago than AGE (h, d, w) is missing; interrupted runs do not count.
+    #[arg(long, value_name = "AGE", value_parser = age, default_value = "7d")]
+    pub reported_within: Age,
+    /// Write the summary of the page as JSON (the fleet view adds a `fleet` object).
+    #[arg(long, value_name = "FILE.json")]
+    pub summary_out: Option<PathBuf>,
+    /// Write the metrics of the page in the Prometheus text format.
+    #[arg(long, value_name = "FILE.prom")]
+    pub metrics_out: Option<PathBuf>,
+}
+
+/// An age as given (`7d`) and as a duration.
+#[derive(Debug, Clone)]
+pub struct Age {
+    pub text: String,
+    pub duration: Duration,
+}
+
+fn age(text: &str) -> Result<Age, String> {
+    Ok(Age {
+        text: text.trim().to_owned(),
+        duration: parse_age(text)?,
+    })
 }
 
 #[derive(Debug, Clone, Args)]

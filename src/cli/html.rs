@@ -25,8 +25,19 @@ pub(super) fn render(args: ReportHtmlArgs) -> anyhow::Result<Exit> {
     sshfleet_core::files::RunFiles::default()
         .kept("REPORT", args.report.as_deref())
         .kept("--history", args.history.as_deref())
+        .kept(
+            "--expect-sites-from",
+            args.fleet.expect_sites_from.as_deref(),
+        )
         .written("-o", Some(&args.output))
+        .written("--summary-out", args.fleet.summary_out.as_deref())
+        .written("--metrics-out", args.fleet.metrics_out.as_deref())
         .check()?;
+    if let Some(history) = args.history.as_deref() {
+        if super::fleet::wanted(&args, history)? {
+            return super::fleet::render(&args, history);
+        }
+    }
     let (loaded, context) = match (&args.report, &args.history) {
         (Some(report), None) => {
             let loaded = source::from_report(report)?;
@@ -56,10 +67,11 @@ pub(super) fn render(args: ReportHtmlArgs) -> anyhow::Result<Exit> {
         applied: loaded.applied,
         today: sshfleet_core::time::today(),
     };
-    if let Err(e) = report
+    let written = report
         .write_to(&args.output)
         .with_context(|| format!("cannot write the HTML report {}", args.output.display()))
-    {
+        .and_then(|()| super::fleet::write_reports(&args.fleet, &loaded.summary));
+    if let Err(e) = written {
         diagln!(
             "error: {}",
             sshfleet_core::inert::message(&format!("{e:#}"))

@@ -26,6 +26,7 @@ pub mod args;
 mod demo;
 mod diff;
 mod equinix;
+mod fleet;
 mod history;
 mod html;
 mod html_source;

@@ -129,6 +129,11 @@ try {
             .map((r) => Array.from(r.cells).map((c) => c.innerText.trim())),
         };
       })(),
+      // The fleet view's tables: the rows drawn on the page, with their text.
+      ...Object.fromEntries(["fleet-site", "missing-site"].map((id) => [id.replace("-", "_") + "s",
+        Array.from(document.querySelectorAll(`[data-testid="${id}"]`))
+          .filter((row) => row.checkVisibility({ opacityProperty: true, visibilityProperty: true }) && row.getBoundingClientRect().height > 0)
+          .map((row) => ({ site: row.getAttribute("data-site"), text: row.innerText.trim() }))])),
     };
   }));
   out.initial = { count: out.row_count, rows: await visibleRows() };

@@ -98,7 +98,7 @@ fn shown_rows(view: &Value, count: u64, matching: impl Fn(&Value) -> bool) -> Ve
 }
 
 /// Nothing ran that the page did not mean, and nothing was fetched but the file itself.
-fn assert_inert(seen: &Value) {
+pub(crate) fn assert_inert(seen: &Value) {
     let url = seen["url"].as_str().unwrap();
     assert_eq!(
         seen["requests"],

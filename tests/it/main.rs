@@ -32,6 +32,7 @@ mod equinix_token;
 mod exhaustion;
 mod findings_truth;
 mod first_contact;
+mod fleet_view;
 mod foreign_history;
 mod fuzz_corpus;
 mod host_keys;

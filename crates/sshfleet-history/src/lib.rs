@@ -19,6 +19,8 @@ mod pg_record;
 mod store;
 
 pub use store::{display, is_database, History, Recorder};
+mod fleet;
+pub use fleet::{ScopeHead, SiteSeen};
 
 use sshfleet_report::read::{Observation, Stored};
 use sshfleet_report::record::WaiverTag;

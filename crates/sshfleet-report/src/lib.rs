@@ -9,6 +9,7 @@ pub mod csv_writer;
 pub mod diff;
 pub mod drift;
 pub mod host_keys;
+pub mod fleet;
 pub mod html;
 mod json_writer;
 mod junit_writer;

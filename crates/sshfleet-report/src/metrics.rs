@@ -344,20 +344,29 @@ fn count(n: u64) -> f64 {
 }
 
 /// The text being written, with the labels every sample carries.
-struct Exposition<'a> {
+pub(crate) struct Exposition<'a> {
     text: String,
     shard: Option<&'a str>,
 }
 
 impl Exposition<'_> {
+    /// More families after `text` (a file [`render`] wrote), without a shard label.
+    pub(crate) fn appending(text: String) -> Exposition<'static> {
+        Exposition { text, shard: None }
+    }
+
+    pub(crate) fn into_text(self) -> String {
+        self.text
+    }
+
     /// A family's `# HELP` and `# TYPE` lines (every family here is a gauge).
-    fn family(&mut self, name: &str, help: &str) {
+    pub(crate) fn family(&mut self, name: &str, help: &str) {
         let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
         let _ = writeln!(self.text, "# TYPE {name} gauge");
     }
 
     /// A family of one sample without labels of its own.
-    fn gauge(&mut self, name: &str, help: &str, value: f64) {
+    pub(crate) fn gauge(&mut self, name: &str, help: &str, value: f64) {
         self.family(name, help);
         self.sample(name, &[], value);
     }
@@ -370,7 +379,7 @@ impl Exposition<'_> {
         }
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+    pub(crate) fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.text.push_str(name);
         let shard = self.shard.map(|s| ("shard", s));
         let mut all = labels.iter().copied().chain(shard).peekable();

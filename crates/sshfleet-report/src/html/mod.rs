@@ -6,6 +6,7 @@
 mod advisories;
 mod data;
 mod keys;
+mod fleet;
 mod page;
 mod rows;
 mod svg;
@@ -97,7 +98,12 @@ pub struct HtmlReport<'a> {
 impl HtmlReport<'_> {
     /// The page as one string.
     pub fn render(&self) -> String {
-        page::render(self)
+        page::render(self, None)
+    }
+
+    /// The page of a fleet view: coverage and the per-site table above the usual sections.
+    pub fn render_fleet(&self, fleet: &crate::fleet::FleetView) -> String {
+        page::render(self, Some(fleet))
     }
 
     /// Writes the page to `path` atomically: a temporary file beside it, then a rename, so

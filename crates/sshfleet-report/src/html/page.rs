@@ -11,6 +11,7 @@ use super::data::device_json;
 use super::rows::{DeviceRows, Standing};
 use super::svg::{self, site_label, thousands};
 use super::{ExpiringWaiver, HtmlReport};
+use crate::fleet::FleetView;
 use crate::record::Change;
 use crate::{DriftSummary, Summary};
 use sshfleet_core::model::EXPIRING_WITHIN_DAYS;
@@ -58,7 +59,7 @@ fn content_security_policy() -> &'static str {
     })
 }
 
-pub(super) fn render(report: &HtmlReport<'_>) -> String {
+pub(super) fn render(report: &HtmlReport<'_>, fleet: Option<&FleetView>) -> String {
     let s = report.summary;
     let title = "SSH exposure report";
     let page = html! {
@@ -83,6 +84,10 @@ pub(super) fn render(report: &HtmlReport<'_>) -> String {
                             span { "sshfleet " (env!("CARGO_PKG_VERSION")) }
                         }
                         nav.sections {
+                            @if let Some(f) = fleet {
+                                @if f.coverage.is_some() { a href="#coverage" { "Coverage" } }
+                                a href="#fleet" { "Fleet" }
+                            }
                             a href="#sites" { "Sites" }
                             a href="#trend" { "Trend" }
                             a href="#drift" { "Drift" }
@@ -95,7 +100,9 @@ pub(super) fn render(report: &HtmlReport<'_>) -> String {
                     }
                 }
                 main.wrap {
+                    @if let Some(f) = fleet { (super::fleet::alert(f)) }
                     (headline(s))
+                    @if let Some(f) = fleet { (super::fleet::sections(f)) }
                     (sites(report.rows))
                     (statuses(s))
                     (trend(report))
