@@ -206,7 +206,11 @@ fn record_from(cells: &impl Cells, extra_keys: &[String]) -> Result<(DeviceRecor
         crypto: cells.word("ssh_crypto", crypto_of)?,
         terrapin: cells.word("ssh_terrapin", terrapin_of)?,
     };
-    rec.advisories = crate::advisory::read_back(cells.text("advisories"));
+    rec.advisories = crate::advisory::read_back(
+        cells.text("advisories"),
+        cells.has("advisories"),
+        rec.firmware.as_deref(),
+    );
     rec.extra = extra_keys
         .iter()
         .map(|key| cells.text(key).unwrap_or_default())
