@@ -426,3 +426,44 @@ async fn remediation_that_turns_ssh_off_ends_the_advisory_finding_and_keeps_the_
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_of_csv_shards_counts_the_advisories_as_the_whole_run_did() {
+    let fleet = compliant_fleet().await;
+    let whole = fleet.path("whole.json");
+    let output = Sshfleet::scan(&fleet.inventory)
+        .out(&fleet.path("whole.csv"))
+        .file("--summary-out", &whole)
+        .args(&["--device-info", "--quiet", "--timeout", "5s"])
+        .run()
+        .await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let mut shards = Vec::new();
+    for k in 0..2 {
+        let shard = fleet.path(&format!("shard{k}.csv"));
+        let output = Sshfleet::scan(&fleet.inventory)
+            .out(&shard)
+            .args(&["--device-info", "--quiet", "--timeout", "5s"])
+            .args(&["--shard", &format!("{k}/2")])
+            .run()
+            .await;
+        assert!(code(&output) <= 1, "{}", stderr(&output));
+        shards.push(shard.display().to_string());
+    }
+    let merged = fleet.path("merged.json");
+    let output = Sshfleet::merge(&fleet.inventory)
+        .out(&fleet.path("merged.csv"))
+        .file("--summary-out", &merged)
+        .args(&["--quiet"])
+        .args(&shards.iter().map(String::as_str).collect::<Vec<_>>())
+        .run()
+        .await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let read =
+        |p: &Path| -> Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
+    let (whole, merged) = (read(&whole), read(&merged));
+    assert_eq!(merged["advisories"], whole["advisories"]);
+    assert_eq!(merged["advisories"]["findings"], 2, "{merged}");
+    assert_eq!(merged["advisories"]["version_unparseable"], 1, "{merged}");
+    assert_eq!(merged["findings"], whole["findings"]);
+}

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::OnceLock;
 
-use sshfleet_axis::advisories::Advisories;
+use sshfleet_axis::advisories::{Advisories, AxisOsVersion};
 
 use super::record::{DeviceRecord, PortState};
 
@@ -48,11 +48,29 @@ impl AdvisoryCheck {
     }
 }
 
-/// The `advisories` field of a report read back: `None` when empty in CSV or `null` in JSON
-/// (not asked, or the version was unknown: a report cannot tell which); the ids otherwise,
-/// those needing SSH known from the built-in advisories (a report holds ids only).
-pub(crate) fn read_back(field: Option<String>) -> Option<AdvisoryCheck> {
-    let list = field?;
+/// The `advisories` field of a report read back (`field`: its text, ids `;`-joined; `None`
+/// when empty in CSV or `null` in JSON), for a device that reported `firmware`. The ids
+/// needing SSH are known from the built-in advisories (a report holds ids only). An empty
+/// field is "none applies" when the firmware is an AXIS OS version and "unknown" when it is
+/// not; without a firmware (or without the column: an older report) nothing is known.
+pub(crate) fn read_back(
+    field: Option<String>,
+    has_column: bool,
+    firmware: Option<&str>,
+) -> Option<AdvisoryCheck> {
+    let list = match (field, firmware) {
+        (Some(list), _) => list,
+        (None, Some(firmware)) if has_column => {
+            return Some(match firmware.parse::<AxisOsVersion>() {
+                Ok(_) => AdvisoryCheck::Matched {
+                    ids: Vec::new(),
+                    needs_ssh: Vec::new(),
+                },
+                Err(_) => AdvisoryCheck::VersionUnknown,
+            });
+        }
+        (None, _) => return None,
+    };
     let ids: Vec<String> = list
         .split(';')
         .map(str::trim)
@@ -368,6 +386,32 @@ mod tests {
         assert_eq!((c.needs_ssh, c.devices, c.ssh_exposed), (false, 4, 3));
         // reachable is non-compliant already (port_only); `on` is a finding by the advisory only.
         assert_eq!(s.findings_only_advisory, 1);
+    }
+
+    #[test]
+    fn a_field_read_back_keeps_none_apart_from_unknown_and_knows_the_ssh_advisory() {
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            read_back(some("CVE-2026-1185;CVE-2026-9063"), true, Some("12.2.62")),
+            Some(matched(
+                &["CVE-2026-1185", "CVE-2026-9063"],
+                &["CVE-2026-1185"]
+            ))
+        );
+        assert_eq!(
+            read_back(some(""), true, Some("12.11.80")),
+            Some(matched(&[], &[]))
+        );
+        assert_eq!(
+            read_back(None, true, Some("12.11.80")),
+            Some(matched(&[], &[]))
+        );
+        assert_eq!(
+            read_back(None, true, Some("12.5.1-beta")),
+            Some(AdvisoryCheck::VersionUnknown)
+        );
+        assert_eq!(read_back(None, false, Some("12.11.80")), None);
+        assert_eq!(read_back(None, true, None), None);
     }
 
     #[test]

@@ -208,7 +208,11 @@ fn record_from(cells: &impl Cells, extra_keys: &[String]) -> Result<(DeviceRecor
         key_shared: cells.number("ssh_key_shared")?,
         host_key_change: cells.word("ssh_host_key_change", KeyChange::parse)?,
     };
-    rec.advisories = crate::advisory::read_back(cells.text("advisories"));
+    rec.advisories = crate::advisory::read_back(
+        cells.text("advisories"),
+        cells.has("advisories"),
+        rec.firmware.as_deref(),
+    );
     rec.extra = extra_keys
         .iter()
         .map(|key| cells.text(key).unwrap_or_default())
