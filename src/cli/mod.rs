@@ -29,6 +29,7 @@ mod equinix;
 mod history;
 mod html;
 mod html_source;
+mod notify;
 mod progress;
 mod remediate;
 mod reports;

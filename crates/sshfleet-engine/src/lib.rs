@@ -2,6 +2,7 @@
 
 pub mod device;
 pub mod equinix;
+pub mod notify;
 pub mod outcome;
 pub mod remediate;
 pub mod run;
