@@ -86,7 +86,7 @@ pub struct DeviceRef {
     pub serial: Option<String>,
 }
 
-/// The devices of one kind of change: all counted, the first [`LISTED`] named.
+/// The devices of one kind of change: all counted, the first 100 named.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Listed {
     pub count: u64,
