@@ -476,6 +476,42 @@ mod tests {
     }
 
     #[test]
+    fn a_waiver_is_announced_once_when_it_comes_within_the_horizon() {
+        let text = r#"
+[[waiver]]
+id = "W-1"
+match = { name = "lobby" }
+ssh = "enabled"
+reason = "maintenance"
+owner = "ops"
+expires = "2027-01-10"
+
+[[waiver]]
+id = "W-2"
+match = { name = "dock" }
+ssh = "enabled"
+reason = "maintenance"
+owner = "ops"
+expires = "2027-06-01"
+"#;
+        let day = |s: &str| parse_date(s).unwrap();
+        let today = day("2027-01-01");
+        let waivers = Waivers::parse(std::path::Path::new("w.toml"), text, today).unwrap();
+        let ids = |previous: Option<Date>| -> Vec<(String, i64)> {
+            newly_expiring(&waivers, today, previous)
+                .into_iter()
+                .map(|w| (w.id, w.days_left))
+                .collect()
+        };
+        // No previous run: every waiver within the horizon.
+        assert_eq!(ids(None), vec![("W-1".to_owned(), 9)]);
+        // The previous run was 20 days before expiry: W-1 came within 14 days since.
+        assert_eq!(ids(Some(day("2026-12-21"))), vec![("W-1".to_owned(), 9)]);
+        // Already within the horizon at the previous run: announced then, not again.
+        assert!(ids(Some(day("2026-12-31"))).is_empty());
+    }
+
+    #[test]
     fn nothing_changed_is_no_notification() {
         assert!(build(&Changes::default(), &[], &run(), NotifyFormat::Json).is_none());
     }
