@@ -281,3 +281,38 @@ async fn notify_needs_a_previous_run_to_compare_with() {
     assert!(said.contains("give --history or --baseline"), "{said}");
     assert!(!said.contains("SECRET"), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remediation_announces_the_devices_it_fixed() {
+    let fleet = fleet(4).await;
+    for i in 0..fleet.fleet.len() {
+        fleet.fleet.set_ssh_enabled(i, i == 2);
+    }
+    let history = fleet.path("history.db");
+    let output = Sshfleet::scan(&fleet.inventory)
+        .out(&fleet.path("scan.jsonl"))
+        .file("--history", &history)
+        .args(&["--expect", "disabled", "--quiet"])
+        .run()
+        .await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let receiver = Receiver::start(Answer::Statuses(&[])).await;
+    let output = Sshfleet::remediate(&fleet.inventory)
+        .out(&fleet.path("fix.jsonl"))
+        .file("--history", &history)
+        .args(&["--ssh", "disabled", "--apply", "--yes", "--quiet"])
+        .args(&["--notify", &receiver.url])
+        .run()
+        .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    // The camera really is off now, and the notification says it was fixed.
+    assert_eq!(fleet.fleet.truth(2).ssh_enabled, Some(false));
+    let got = receiver.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].body["command"], "remediate");
+    assert_eq!(
+        addresses(&got[0].body["fixed"]),
+        vec![fleet.fleet.address(2).to_owned()]
+    );
+    assert_eq!(got[0].body["summary"], "1 fixed");
+}
