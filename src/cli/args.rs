@@ -212,6 +212,27 @@ pub struct ScanArgs {
     pub compliance: ComplianceArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+}
+
+/// `--notify`: one POST of what changed after the run.
+#[derive(Debug, Clone, Args)]
+pub struct NotifyArgs {
+    /// After the run, POST what changed since the previous run (`--history` or
+    /// `--baseline`) to this http(s) URL: new exposure, regressions, fixes, gone devices,
+    /// waivers newly expiring; nothing when nothing changed. A failure only warns.
+    #[arg(help_heading = heading::HISTORY, long, value_name = "URL")]
+    pub notify: Option<String>,
+    /// The notification's body: `json`, or `slack` (`{"text": …}`).
+    #[arg(help_heading = heading::HISTORY, long, value_enum, default_value = "json", value_name = "FORMAT", requires = "notify")]
+    pub notify_format: NotifyFormatArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NotifyFormatArg {
+    Json,
+    Slack,
 }
 
 /// Compliance over time: the previous run to compare with, and what fails the run.
@@ -423,6 +444,8 @@ pub struct RemediateArgs {
     pub compliance: ComplianceArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
 }
 
 /// How writes are staged, for cameras (`remediate`) and Equinix users alike.

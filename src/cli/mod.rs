@@ -30,6 +30,7 @@ mod fleet;
 mod history;
 mod html;
 mod html_source;
+mod notify;
 mod progress;
 mod remediate;
 mod reports;
@@ -286,12 +287,14 @@ fn resolve_format(path: &Path, explicit: Option<Format>) -> Format {
 /// one-test-case-per-device has no meaning there.
 fn resolve_table_format(path: &Path, explicit: Option<Format>) -> anyhow::Result<Format> {
     let format = resolve_format(path, explicit);
-    if matches!(format, Format::Junit | Format::Ocsf) {
-        anyhow::bail!(
-            "{format} output is for device reports (scan, remediate): give --format csv, jsonl or json"
-        );
-    }
-    Ok(format)
+    let name = match format {
+        Format::Junit => "JUnit",
+        Format::Ocsf => "OCSF",
+        _ => return Ok(format),
+    };
+    anyhow::bail!(
+        "{name} output is for device reports (scan, remediate): give --format csv, jsonl or json"
+    )
 }
 
 /// A device report output of `format` at `path` (`-` is stdout), named by its path in errors.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use anyhow::bail;
 
 use super::args::RemediateArgs;
+use super::notify::Notifier;
 use super::progress::Progress;
 use super::runs::{
     exit_of, report_failed_in, report_interruption, report_stopped_accounts, report_waivers,
@@ -50,6 +51,9 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
     let settings = resolve::remediate(&args, recorded.as_ref(), &ProcessEnv)?;
     check_files(&args, &settings)?;
     let verbosity = args.output.verbosity();
+    let has_previous =
+        settings.compliance.baseline.is_some() || settings.compliance.history.is_some();
+    let (notifier, collector) = Notifier::open(&args.notify, "remediate", has_previous)?.unzip();
     let (mut setup, work) = Setup::open(&settings, verbosity)?;
     let report = super::runs::report_output(&args.output, &setup.schema)?;
     let (trigger, shutdown) = install_signal_handlers(verbosity, Stopping::Devices);
@@ -61,7 +65,7 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         }));
     }
     let outputs = Outputs {
-        reports: vec![report],
+        reports: std::iter::once(report).chain(collector).collect(),
         reporter: progress.clone(),
         on_failure: OnOutputFailure::Stop(trigger),
     };
@@ -80,7 +84,11 @@ pub(super) async fn run(args: RemediateArgs) -> anyhow::Result<Exit> {
         streamed: &streamed,
         verbosity,
     };
-    Ok(concluded.exit(closed))
+    let exit = concluded.exit(closed);
+    if let Some(notifier) = notifier {
+        notifier.send(setup.run.waivers(), verbosity).await;
+    }
+    Ok(exit)
 }
 
 /// A run of `settings` into one report with nobody to ask (the demo's plan, and its apply

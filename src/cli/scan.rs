@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::args::{OutputArgs, ScanArgs};
+use super::notify::Notifier;
 use super::progress::Progress;
 use super::runs::{
     exit_of, report_failed_in, report_interruption, report_output, report_stopped_accounts,
@@ -16,7 +17,7 @@ use sshfleet_engine::run::{Completion, Outputs, Run, RunEnd, RunSettings, Scope}
 use sshfleet_engine::scan::{RunStats, Scanner};
 use sshfleet_engine::settings::ProcessEnv;
 use sshfleet_report::pipeline::OnOutputFailure;
-use sshfleet_report::{Schema, Summary};
+use sshfleet_report::{RecordOutput, Schema, Summary};
 
 pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let verbosity = args.output.verbosity();
@@ -30,6 +31,8 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         &args.output.output,
     )
     .check()?;
+    let has_previous = compliance.baseline.is_some() || compliance.history.is_some();
+    let notify = Notifier::open(&args.notify, "scan", has_previous)?;
     let mut run = Run::open(RunSettings::scan(compliance, device.shard))?;
     say_opened(&run, verbosity);
     let mut prepared = device.build(&ProcessEnv)?;
@@ -39,7 +42,8 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     if let Some(rate) = args.rate {
         prepared.scanner = prepared.scanner.with_request_rate(rate);
     }
-    let (outputs, shutdown) = outputs(&args.output, &prepared.schema())?;
+    let (notifier, collector) = notify.unzip();
+    let (outputs, shutdown) = outputs(&args.output, &prepared.schema(), collector)?;
     let after = AfterScan {
         args: &args,
         scanner: prepared.scanner.clone(),
@@ -47,14 +51,24 @@ pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
         inventory: &device.inventory,
     };
     match run.scan(prepared, outputs, shutdown).await {
-        Ok((summary, stats)) => Ok(after.finish(&run, summary, &stats)),
+        Ok((summary, stats)) => {
+            let exit = after.finish(&run, summary, &stats);
+            if let Some(notifier) = notifier {
+                notifier.send(run.waivers(), verbosity).await;
+            }
+            Ok(exit)
+        }
         Err(e) => Ok(report_failed_in(&run, &e, verbosity)),
     }
 }
 
 /// The report (the findings table on a terminal) with the progress display, and Ctrl-C
 /// listened for: the first stops new devices, and a failed report stops the scan.
-fn outputs(output: &OutputArgs, schema: &Schema) -> anyhow::Result<(Outputs, Shutdown)> {
+fn outputs(
+    output: &OutputArgs,
+    schema: &Schema,
+    collector: Option<RecordOutput>,
+) -> anyhow::Result<(Outputs, Shutdown)> {
     let progress = Arc::new(Progress::new(output.verbosity()));
     let report = match table::on_terminal(output, progress.clone()) {
         Some(table) => table,
@@ -62,7 +76,7 @@ fn outputs(output: &OutputArgs, schema: &Schema) -> anyhow::Result<(Outputs, Shu
     };
     let (trigger, shutdown) = install_signal_handlers(output.verbosity(), Stopping::Devices);
     let outputs = Outputs {
-        reports: vec![report],
+        reports: std::iter::once(report).chain(collector).collect(),
         reporter: progress,
         on_failure: OnOutputFailure::Stop(trigger),
     };

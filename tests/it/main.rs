@@ -46,6 +46,7 @@ mod merge;
 mod metrics;
 mod net_heads;
 mod netns;
+mod notify;
 mod ocsf;
 mod odd_runs;
 mod output_files;

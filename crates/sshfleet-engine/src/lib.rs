@@ -4,6 +4,7 @@ pub mod advisories;
 pub mod device;
 pub mod equinix;
 pub mod fleet;
+pub mod notify;
 pub mod outcome;
 pub mod remediate;
 pub mod run;

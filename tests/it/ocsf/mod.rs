@@ -199,3 +199,27 @@ async fn without_a_previous_run_every_finding_is_created() {
     assert!(findings.iter().all(|f| f["activity_name"] == "Create"));
     validates(&fleet.path("r.jsonl"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_refuses_ocsf_it_is_for_device_reports() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 2,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    let (output, _) = fleet.scan("r.jsonl", &[]).await;
+    assert!(code(&output) <= 1, "{}", stderr(&output));
+    let report = fleet.path("r.jsonl").display().to_string();
+    let output = crate::support::run(
+        &crate::support::args(&["diff", &report, &report, "--format", "ocsf"]),
+        &[],
+    )
+    .await;
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("OCSF output is for device reports (scan, remediate)"),
+        "{}",
+        stderr(&output)
+    );
+}
