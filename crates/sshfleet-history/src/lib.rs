@@ -938,7 +938,7 @@ mod tests {
         let mut r = rec("a", Some("S1"), false);
         r.ssh.host_key = key.map(str::to_owned);
         let before = baseline.annotate(&mut r).cloned();
-        let change = key.map(|k| KeyChange::of(before.as_ref(), k));
+        let change = key.map(|k| sshfleet_report::host_keys::key_change(before.as_ref(), k));
         recorder.record(&r, before.as_ref());
         let mut summary = Summary::default();
         summary.add(&r);

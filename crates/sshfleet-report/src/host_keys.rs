@@ -1,7 +1,7 @@
 //! Host keys across the fleet and over time (`docs/guide/reports.md`, "Host keys").
 //!
 //! - `ssh_key_shared`: how many devices of the run presented the same host key. It needs the
-//!   whole run, so a record with a host key is held back until the run ends ([`HeldKeys`])
+//!   whole run, so a record with a host key is held back until the run ends (`HeldKeys`)
 //!   and written then, with the count; records without one stream as before. Held records
 //!   stay in memory, their algorithm lists kept once per distinct set: about 1.5 KB a
 //!   record (`held_memory_of_100000_records`: 146 MiB for 100,000 devices that all showed a
@@ -20,51 +20,20 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use sshfleet_ssh::Algorithms;
 
 use super::read::Observation;
-use super::record::DeviceRecord;
+use super::record::{DeviceRecord, KeyChange};
 
 /// Addresses listed per shared key; all of them are counted.
 const ADDRESSES_LISTED: usize = 10;
 /// Changed keys listed; all of them are counted.
 const CHANGED_LISTED: usize = 50;
 
-/// A device's host key against the previous run's for the same device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyChange {
-    /// No key was read for this device in the previous run (or it was not in it).
-    First,
-    Same,
-    Changed,
-}
-
-impl KeyChange {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyChange::First => "first",
-            KeyChange::Same => "same",
-            KeyChange::Changed => "changed",
-        }
-    }
-
-    pub fn parse(word: &str) -> Option<KeyChange> {
-        [KeyChange::First, KeyChange::Same, KeyChange::Changed]
-            .into_iter()
-            .find(|c| c.as_str() == word)
-    }
-
-    /// The change from what the previous run saw of the device (`None`: not in it) to `now`.
-    pub fn of(before: Option<&Observation>, now: &str) -> KeyChange {
-        match before.and_then(|b| b.ssh_host_key.as_deref()) {
-            None => KeyChange::First,
-            Some(then) if then == now => KeyChange::Same,
-            Some(_) => KeyChange::Changed,
-        }
-    }
-}
-
-impl std::fmt::Display for KeyChange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+/// The change from what the previous run saw of the device (`None`: not in it) to its key
+/// `now`.
+pub fn key_change(before: Option<&Observation>, now: &str) -> KeyChange {
+    match before.and_then(|b| b.ssh_host_key.as_deref()) {
+        None => KeyChange::First,
+        Some(then) if then == now => KeyChange::Same,
+        Some(_) => KeyChange::Changed,
     }
 }
 
@@ -75,7 +44,7 @@ pub(crate) fn note_change(rec: &mut DeviceRecord, before: Option<&Observation>) 
         .ssh
         .host_key
         .as_deref()
-        .map(|now| KeyChange::of(before, now));
+        .map(|now| key_change(before, now));
 }
 
 /// Whether `rec` is the finding "host key changed while the serial did not": its key changed

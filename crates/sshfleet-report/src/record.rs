@@ -1,7 +1,6 @@
 //! The device record: one line of every report, and its field order. Its vocabulary (status,
 //! SSH state, port state…) lives in `sshfleet_core::model` and is re-exported here.
 
-pub use super::host_keys::KeyChange;
 pub use crate::advisory::AdvisoryCheck;
 pub use sshfleet_core::model::{Action, Change, Exposure, Method, PortState, SshState, Status};
 use sshfleet_inventory::{Device, InvalidRow};
@@ -185,6 +184,38 @@ pub struct SshFields {
     /// The host key against the previous run's for the same device; empty when no key was
     /// read.
     pub host_key_change: Option<KeyChange>,
+}
+
+/// A device's host key against the previous run's for the same device (`host_keys`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyChange {
+    /// No key was read for this device in the previous run (or it was not in it).
+    First,
+    Same,
+    Changed,
+}
+
+impl KeyChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyChange::First => "first",
+            KeyChange::Same => "same",
+            KeyChange::Changed => "changed",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<KeyChange> {
+        [KeyChange::First, KeyChange::Same, KeyChange::Changed]
+            .into_iter()
+            .find(|c| c.as_str() == word)
+    }
+}
+
+impl std::fmt::Display for KeyChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The fixed report columns, in order.
