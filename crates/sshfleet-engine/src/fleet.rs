@@ -220,18 +220,20 @@ fn site_coverage(
     let interrupted = interrupted_sites(history, heads)?;
     let mut missing = Vec::new();
     for site in &expected {
+        // Run ids grow with every run of any scope: the latest is the one with the largest.
         let last_complete = sites
             .get(site)
-            .and_then(|acc| acc.runs.iter().map(|r| r.finished_at.as_str()).max());
-        let complete_ms = last_complete.and_then(parse_rfc3339_ms);
+            .and_then(|acc| acc.runs.iter().max_by_key(|r| r.id));
+        let complete_ms = last_complete.and_then(|r| parse_rfc3339_ms(&r.finished_at));
         if complete_ms.is_some_and(|at| at >= since_ms) {
             continue;
         }
         let interrupted = interrupted
             .get(site)
-            .filter(|run| run.finished_at.as_str() > last_complete.unwrap_or(""))
+            .filter(|run| last_complete.map_or(true, |c| run.id > c.id))
             .cloned();
-        let gap = match (&interrupted, last_complete) {
+        let last_complete = last_complete.map(|r| r.finished_at.clone());
+        let gap = match (&interrupted, &last_complete) {
             (Some(_), _) => Gap::Incomplete,
             (None, Some(_)) => Gap::Stale,
             (None, None) => Gap::NoRun,
@@ -239,7 +241,7 @@ fn site_coverage(
         missing.push(MissingSite {
             site: site.clone(),
             gap,
-            last_complete: last_complete.map(str::to_owned),
+            last_complete,
             interrupted,
         });
     }
