@@ -115,20 +115,7 @@ fn add_run(
     fleet: &mut Fleet,
     sites: &mut BTreeMap<String, SiteAcc>,
 ) -> Result<(), HistoryError> {
-    let previous = history
-        .scope_runs(&run.scope, run.id.saturating_sub(1), TREND_RUNS)?
-        .into_iter()
-        .find(|r| !r.interrupted);
-    let mut baseline = match &previous {
-        Some(p) => Some(Baseline::new(
-            history
-                .run_periods(&p.scope, p.id)?
-                .into_iter()
-                .map(observation)
-                .collect(),
-        )),
-        None => None,
-    };
+    let mut baseline = previous_baseline(history, run)?;
     let mut seen: BTreeSet<String> = BTreeSet::new();
     for period in history.run_periods(&run.scope, run.id)? {
         let mut rec = record(period);
@@ -187,6 +174,21 @@ fn trend_of(history: &History, run: &RunRow) -> Result<Vec<RunCounts>, HistoryEr
             ssh_enabled: count(r.ssh_enabled),
         })
         .collect())
+}
+
+/// The devices of the complete run of `run`'s scope before it, if there is one.
+fn previous_baseline(history: &History, run: &RunRow) -> Result<Option<Baseline>, HistoryError> {
+    let previous = history
+        .scope_runs(&run.scope, run.id.saturating_sub(1), TREND_RUNS)?
+        .into_iter()
+        .find(|r| !r.interrupted);
+    let Some(p) = previous else {
+        return Ok(None);
+    };
+    let periods = history.run_periods(&p.scope, p.id)?;
+    Ok(Some(Baseline::new(
+        periods.into_iter().map(observation).collect(),
+    )))
 }
 
 fn site_of<'a>(sites: &'a mut BTreeMap<String, SiteAcc>, name: &str) -> &'a mut SiteAcc {

@@ -176,22 +176,7 @@ impl FleetView {
             )?;
         }
         if let Some(c) = &self.coverage {
-            for m in &c.missing {
-                writeln!(
-                    f,
-                    "SITE MISSING {}: {}",
-                    site_name(&m.site),
-                    sshfleet_core::inert::line(&m.describe(&c.since))
-                )?;
-            }
-            writeln!(
-                f,
-                "site coverage: {} of {} expected sites ({}) have a complete run within {}",
-                c.expected.saturating_sub(c.missing.len() as u64),
-                c.expected,
-                sshfleet_core::inert::line(&c.expected_from),
-                c.within
-            )?;
+            write_coverage(f, c)?;
         }
         Ok(())
     }
@@ -254,6 +239,27 @@ impl FleetView {
         }
         out.into_text()
     }
+}
+
+/// `SITE MISSING …` lines and the coverage line.
+fn write_coverage(f: &mut String, c: &SiteCoverage) -> fmt::Result {
+    for m in &c.missing {
+        writeln!(
+            f,
+            "SITE MISSING {}: {}",
+            site_name(&m.site),
+            sshfleet_core::inert::line(&m.describe(&c.since))
+        )?;
+    }
+    writeln!(
+        f,
+        "site coverage: {} of {} expected sites ({}) have a complete run within {}",
+        c.expected.saturating_sub(c.missing.len() as u64),
+        c.expected,
+        sshfleet_core::inert::line(&c.expected_from),
+        c.within
+    )?;
+    Ok(())
 }
 
 fn coverage_families(out: &mut Exposition<'_>, c: &SiteCoverage) {
