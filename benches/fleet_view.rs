@@ -92,7 +92,9 @@ fn fleet_view(path: &Path, sites: usize) -> usize {
     let history = History::open(path).unwrap();
     let check = CoverageCheck {
         expected: ExpectedSites::Listed {
-            sites: (0..sites).map(|s| format!("site-{s:02}")).collect::<BTreeSet<_>>(),
+            sites: (0..sites)
+                .map(|s| format!("site-{s:02}"))
+                .collect::<BTreeSet<_>>(),
             from: "inventory bench".into(),
         },
         within: Duration::from_secs(7 * 86_400),

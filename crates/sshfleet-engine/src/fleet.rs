@@ -115,20 +115,7 @@ fn add_run(
     fleet: &mut Fleet,
     sites: &mut BTreeMap<String, SiteAcc>,
 ) -> Result<(), HistoryError> {
-    let previous = history
-        .scope_runs(&run.scope, run.id.saturating_sub(1), TREND_RUNS)?
-        .into_iter()
-        .find(|r| !r.interrupted);
-    let mut baseline = match &previous {
-        Some(p) => Some(Baseline::new(
-            history
-                .run_periods(&p.scope, p.id)?
-                .into_iter()
-                .map(observation)
-                .collect(),
-        )),
-        None => None,
-    };
+    let mut baseline = previous_baseline(history, run)?;
     let mut seen: BTreeSet<String> = BTreeSet::new();
     for period in history.run_periods(&run.scope, run.id)? {
         let mut rec = record(period);
@@ -189,6 +176,21 @@ fn trend_of(history: &History, run: &RunRow) -> Result<Vec<RunCounts>, HistoryEr
         .collect())
 }
 
+/// The devices of the complete run of `run`'s scope before it, if there is one.
+fn previous_baseline(history: &History, run: &RunRow) -> Result<Option<Baseline>, HistoryError> {
+    let previous = history
+        .scope_runs(&run.scope, run.id.saturating_sub(1), TREND_RUNS)?
+        .into_iter()
+        .find(|r| !r.interrupted);
+    let Some(p) = previous else {
+        return Ok(None);
+    };
+    let periods = history.run_periods(&p.scope, p.id)?;
+    Ok(Some(Baseline::new(
+        periods.into_iter().map(observation).collect(),
+    )))
+}
+
 fn site_of<'a>(sites: &'a mut BTreeMap<String, SiteAcc>, name: &str) -> &'a mut SiteAcc {
     sites.entry(name.to_owned()).or_default()
 }
@@ -220,18 +222,20 @@ fn site_coverage(
     let interrupted = interrupted_sites(history, heads)?;
     let mut missing = Vec::new();
     for site in &expected {
+        // Run ids grow with every run of any scope: the latest is the one with the largest.
         let last_complete = sites
             .get(site)
-            .and_then(|acc| acc.runs.iter().map(|r| r.finished_at.as_str()).max());
-        let complete_ms = last_complete.and_then(parse_rfc3339_ms);
+            .and_then(|acc| acc.runs.iter().max_by_key(|r| r.id));
+        let complete_ms = last_complete.and_then(|r| parse_rfc3339_ms(&r.finished_at));
         if complete_ms.is_some_and(|at| at >= since_ms) {
             continue;
         }
         let interrupted = interrupted
             .get(site)
-            .filter(|run| run.finished_at.as_str() > last_complete.unwrap_or(""))
+            .filter(|run| last_complete.map_or(true, |c| run.id > c.id))
             .cloned();
-        let gap = match (&interrupted, last_complete) {
+        let last_complete = last_complete.map(|r| r.finished_at.clone());
+        let gap = match (&interrupted, &last_complete) {
             (Some(_), _) => Gap::Incomplete,
             (None, Some(_)) => Gap::Stale,
             (None, None) => Gap::NoRun,
@@ -239,7 +243,7 @@ fn site_coverage(
         missing.push(MissingSite {
             site: site.clone(),
             gap,
-            last_complete: last_complete.map(str::to_owned),
+            last_complete,
             interrupted,
         });
     }

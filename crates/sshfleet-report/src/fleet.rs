@@ -54,7 +54,7 @@ pub enum Gap {
     NoRun,
     /// Its latest complete run is older than the period.
     Stale,
-    /// A later run was interrupted (or stopped) before it was done: not coverage.
+    /// A later run was interrupted before it was done: not coverage.
     Incomplete,
 }
 
@@ -176,22 +176,7 @@ impl FleetView {
             )?;
         }
         if let Some(c) = &self.coverage {
-            for m in &c.missing {
-                writeln!(
-                    f,
-                    "SITE MISSING {}: {}",
-                    site_name(&m.site),
-                    sshfleet_core::inert::line(&m.describe(&c.since))
-                )?;
-            }
-            writeln!(
-                f,
-                "site coverage: {} of {} expected sites ({}) have a complete run within {}",
-                c.expected.saturating_sub(c.missing.len() as u64),
-                c.expected,
-                sshfleet_core::inert::line(&c.expected_from),
-                c.within
-            )?;
+            write_coverage(f, c)?;
         }
         Ok(())
     }
@@ -256,6 +241,27 @@ impl FleetView {
     }
 }
 
+/// `SITE MISSING …` lines and the coverage line.
+fn write_coverage(f: &mut String, c: &SiteCoverage) -> fmt::Result {
+    for m in &c.missing {
+        writeln!(
+            f,
+            "SITE MISSING {}: {}",
+            site_name(&m.site),
+            sshfleet_core::inert::line(&m.describe(&c.since))
+        )?;
+    }
+    writeln!(
+        f,
+        "site coverage: {} of {} expected sites ({}) have a complete run within {}",
+        c.expected.saturating_sub(c.missing.len() as u64),
+        c.expected,
+        sshfleet_core::inert::line(&c.expected_from),
+        c.within
+    )?;
+    Ok(())
+}
+
 fn coverage_families(out: &mut Exposition<'_>, c: &SiteCoverage) {
     out.gauge(
         "sshfleet_sites_expected",
@@ -306,4 +312,94 @@ fn site_name(name: &str) -> String {
         return "(no site)".to_owned();
     }
     sshfleet_core::inert::shorten(name, 32).into_owned()
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use super::*;
+    use crate::{DeviceRecord, SshState, Status};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn view() -> (FleetView, Summary) {
+        let mut fleet = Summary::default();
+        let mut site = Summary::default();
+        for on in [false, true] {
+            let mut rec = DeviceRecord::new("a".into(), "n".into(), "north".into(), Status::Ok);
+            rec.ssh_enabled = Some(on);
+            rec.expect = Some(SshState::Disabled);
+            rec.judge();
+            fleet.add(&rec);
+            site.add(&rec);
+        }
+        let run = RunRef {
+            id: 7,
+            scope: "north.csv".into(),
+            finished_at: "2026-12-01T10:00:00.000Z".into(),
+        };
+        let view = FleetView {
+            scopes: 1,
+            sites: vec![FleetSite {
+                site: "north".into(),
+                runs: vec![run.clone()],
+                summary: site,
+                trend: Vec::new(),
+                trend_shared_by: None,
+            }],
+            coverage: Some(SiteCoverage {
+                expected_from: "inventory all.csv".into(),
+                within: "7d".into(),
+                since: "2026-12-02T00:00:00.000Z".into(),
+                expected: 3,
+                missing: vec![
+                    MissingSite {
+                        site: "north".into(),
+                        gap: Gap::Stale,
+                        last_complete: Some(run.finished_at.clone()),
+                        interrupted: None,
+                    },
+                    MissingSite {
+                        site: "we\"st\n".into(),
+                        gap: Gap::NoRun,
+                        last_complete: None,
+                        interrupted: None,
+                    },
+                ],
+            }),
+        };
+        (view, fleet)
+    }
+
+    #[test]
+    fn missing_sites_are_said_in_the_text_the_json_and_the_metrics() {
+        let (view, summary) = view();
+        let text = view.render_text();
+        assert!(text.contains("fleet: 1 sites from the latest complete runs of 1 scopes"));
+        assert!(text.contains("SITE MISSING north: no complete run since 2026-12-02T00:00:00.000Z; last complete run finished 2026-12-01T10:00:00.000Z"), "{text}");
+        assert!(text.contains("site coverage: 1 of 3 expected sites (inventory all.csv) have a complete run within 7d"), "{text}");
+        assert!(text.contains("50.0%"), "north's own compliance: {text}");
+        let json: serde_json::Value = serde_json::from_str(&view.to_json(&summary)).unwrap();
+        assert_eq!(json["total"], 2);
+        assert_eq!(json["fleet"]["sites"][0]["runs"][0]["id"], 7);
+        assert_eq!(json["fleet"]["sites"][0]["compliance"]["compliant"], 1);
+        assert_eq!(json["fleet"]["coverage"]["missing"][1]["gap"], "no_run");
+        let facts = RunFacts {
+            command: "report html",
+            shard: None,
+            duration: Duration::ZERO,
+            finished: UNIX_EPOCH,
+            succeeded: true,
+        };
+        let metrics = view.render_metrics(&summary, &facts);
+        for line in [
+            "sshfleet_fleet_sites 1",
+            "sshfleet_sites_missing 2",
+            "sshfleet_site_compliance_ratio{site=\"north\"} 0.5",
+            "sshfleet_site_missing{site=\"north\",reason=\"stale\"} 1",
+            "sshfleet_site_missing{site=\"we\\\"st\\n\",reason=\"no_run\"} 1",
+            "sshfleet_site_last_complete_run_timestamp_seconds{site=\"north\"} 1796119200",
+        ] {
+            assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+        }
+    }
 }

@@ -89,7 +89,7 @@ pub(super) fn render(report: &HtmlReport<'_>, fleet: Option<&FleetView>) -> Stri
                                 a href="#fleet" { "Fleet" }
                             }
                             a href="#sites" { "Sites" }
-                            a href="#trend" { "Trend" }
+                            @if fleet.is_none() { a href="#trend" { "Trend" } }
                             a href="#drift" { "Drift" }
                             @if super::keys::shown(s) { a href="#host-keys" { "Host keys" } }
                             a href="#waivers" { "Waivers" }
@@ -105,7 +105,8 @@ pub(super) fn render(report: &HtmlReport<'_>, fleet: Option<&FleetView>) -> Stri
                     @if let Some(f) = fleet { (super::fleet::sections(f)) }
                     (sites(report.rows))
                     (statuses(s))
-                    (trend(report))
+                    // A fleet's trend is per site, in its table: scopes run at their own times.
+                    @if fleet.is_none() { (trend(report)) }
                     (drift(s, report.rows))
                     (super::keys::section(s))
                     (waivers(report))
