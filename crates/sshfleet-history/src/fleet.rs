@@ -1,8 +1,9 @@
 //! What the fleet view reads of a history many scopes write to (one scanner per site or
-//! shard): the latest runs of every scope, and when each site was last seen. Plain SQL that
-//! PostgreSQL accepts as well.
+//! shard): the latest runs of every scope, and when each site was last seen, from either back
+//! end.
 
-use super::{run_row, History, HistoryError, RUN_COLUMNS};
+use super::{run_row, History, HistoryError, Sqlite, RUN_COLUMNS};
+use crate::pg::Pg;
 use crate::RunRow;
 
 /// The latest runs of one scope.
@@ -28,13 +29,8 @@ impl History {
     /// Every scope with a finished run, by scope name: its latest complete run, and a later
     /// interrupted one if there is one.
     pub fn scope_heads(&self) -> Result<Vec<ScopeHead>, HistoryError> {
-        let complete = self.runs_where(
-            "id IN (SELECT max(id) FROM runs
-                    WHERE finished_at IS NOT NULL AND interrupted = 0 GROUP BY scope)",
-        )?;
-        let latest = self.runs_where(
-            "id IN (SELECT max(id) FROM runs WHERE finished_at IS NOT NULL GROUP BY scope)",
-        )?;
+        let complete = self.latest_runs(Latest::Complete)?;
+        let latest = self.latest_runs(Latest::Finished)?;
         let mut heads: Vec<ScopeHead> = Vec::with_capacity(latest.len());
         for run in latest {
             let done = complete.iter().find(|c| c.scope == run.scope).cloned();
@@ -48,12 +44,39 @@ impl History {
         heads.sort_by(|a, b| a.scope.cmp(&b.scope));
         Ok(heads)
     }
+}
+
+/// Which latest run of every scope [`History::latest_runs`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Latest {
+    /// Finished and not interrupted: the run went through every device it was given.
+    Complete,
+    /// Finished, interrupted or not.
+    Finished,
+}
+
+impl Sqlite {
+    /// The latest run of every scope, by id.
+    pub(crate) fn latest_runs(&self, which: Latest) -> Result<Vec<RunRow>, HistoryError> {
+        let only = match which {
+            Latest::Complete => "AND interrupted = 0",
+            Latest::Finished => "",
+        };
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE id IN
+               (SELECT max(id) FROM runs WHERE finished_at IS NOT NULL {only} GROUP BY scope)
+             ORDER BY id"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], run_row).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
 
     /// Every site a device was recorded with, and when one was last seen, by site name.
-    pub fn sites_last_seen(&self) -> Result<Vec<SiteSeen>, HistoryError> {
+    pub(crate) fn sites_last_seen(&self) -> Result<Vec<SiteSeen>, HistoryError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT site, max(last_seen) FROM intervals GROUP BY site ORDER BY site")
+            .prepare(SITES_LAST_SEEN)
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
@@ -65,13 +88,38 @@ impl History {
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
+}
 
-    /// The runs `filter` (an SQL condition over `runs`) selects, by id.
-    fn runs_where(&self, filter: &str) -> Result<Vec<RunRow>, HistoryError> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE {filter} ORDER BY id");
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([], run_row).map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+/// Both back ends keep times as RFC 3339 text in UTC, which sorts as the times do.
+const SITES_LAST_SEEN: &str =
+    "SELECT site, max(last_seen) FROM intervals GROUP BY site ORDER BY site";
+
+impl Pg {
+    /// The latest run of every scope, by id.
+    pub(crate) fn latest_runs(&self, which: Latest) -> Result<Vec<RunRow>, HistoryError> {
+        let only = match which {
+            Latest::Complete => "AND NOT interrupted",
+            Latest::Finished => "",
+        };
+        let columns = crate::pg::RUN_COLUMNS;
+        let sql = format!(
+            "SELECT {columns} FROM runs WHERE id IN
+               (SELECT max(id) FROM runs WHERE finished_at IS NOT NULL {only} GROUP BY scope)
+             ORDER BY id"
+        );
+        let rows = self.block(self.client.query(&sql, &[]))?;
+        self.rows(&rows, crate::pg::run_row)
+    }
+
+    /// Every site a device was recorded with, and when one was last seen, by site name.
+    pub(crate) fn sites_last_seen(&self) -> Result<Vec<SiteSeen>, HistoryError> {
+        let rows = self.block(self.client.query(SITES_LAST_SEEN, &[]))?;
+        self.rows(&rows, |r| {
+            Ok(SiteSeen {
+                site: r.try_get(0)?,
+                last_seen: r.try_get(1)?,
+            })
+        })
     }
 }
 

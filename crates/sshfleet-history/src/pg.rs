@@ -369,7 +369,7 @@ impl Pg {
         self.rows(&rows, period_row)
     }
 
-    fn rows<T>(
+    pub(crate) fn rows<T>(
         &self,
         rows: &[Row],
         each: fn(&Row) -> Result<T, tokio_postgres::Error>,
@@ -613,10 +613,10 @@ async fn drop_partitions(
 }
 
 /// The columns of a [`RunRow`], in [`run_row`]'s order.
-const RUN_COLUMNS: &str = "id, command, scope, started_at, finished_at, interrupted, devices,
+pub(crate) const RUN_COLUMNS: &str = "id, command, scope, started_at, finished_at, interrupted, devices,
     findings, compliant, non_compliant, not_checked, ssh_enabled, waived, regressed";
 
-fn run_row(r: &Row) -> Result<RunRow, tokio_postgres::Error> {
+pub(crate) fn run_row(r: &Row) -> Result<RunRow, tokio_postgres::Error> {
     Ok(RunRow {
         id: r.try_get(0)?,
         command: r.try_get(1)?,

@@ -24,7 +24,8 @@ pub(crate) async fn baseline(
     let rows = client
         .query(
             "SELECT i.id, t.id, t.first_seen, i.first_seen, i.last_seen, i.address, i.serial,
-                    i.name, i.site, i.status, i.ssh_enabled, i.compliant, i.waiver IS NOT NULL
+                    i.name, i.site, i.status, i.ssh_enabled, i.compliant, i.waiver IS NOT NULL,
+                    i.ssh_host_key
              FROM intervals i JOIN tracks t ON t.id = i.track
              WHERE t.scope = $1 AND i.run_last >= $2
                AND i.run_last = (SELECT max(run_last) FROM intervals WHERE track = t.id)",
@@ -59,5 +60,6 @@ fn observation(r: &Row) -> Result<Observation, tokio_postgres::Error> {
         compliant: r.try_get(11)?,
         change: None,
         waived: r.try_get(12)?,
+        ssh_host_key: r.try_get(13)?,
     })
 }

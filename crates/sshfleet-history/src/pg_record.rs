@@ -37,6 +37,7 @@ struct Open {
     ssh_enabled: Option<bool>,
     compliant: Option<bool>,
     waiver: Option<String>,
+    ssh_host_key: Option<String>,
 }
 
 /// Records one run into PostgreSQL.
@@ -164,6 +165,7 @@ impl PgRecorder {
                 ssh_enabled: rec.ssh_enabled,
                 compliant: rec.compliant,
                 waiver,
+                ssh_host_key: rec.ssh.host_key.clone(),
             }),
         }
         if self.extends.len().saturating_add(self.opens.len()) >= BATCH {
@@ -310,21 +312,24 @@ async fn open(
     let waiver: Vec<Option<&str>> = opens.iter().map(|o| o.waiver.as_deref()).collect();
     let ssh: Vec<Option<bool>> = opens.iter().map(|o| o.ssh_enabled).collect();
     let compliant: Vec<Option<bool>> = opens.iter().map(|o| o.compliant).collect();
+    let host_key: Vec<Option<&str>> = opens.iter().map(|o| o.ssh_host_key.as_deref()).collect();
     client
         .execute(
             "INSERT INTO intervals (track, run_first, run_last, first_seen, last_seen, last_at,
                                     address, serial, name, site, status, ssh_enabled,
-                                    compliant, waiver)
+                                    compliant, waiver, ssh_host_key)
              SELECT u.track, $1, $1, u.seen, u.seen, u.seen::timestamptz, u.address, u.serial,
-                    u.name, u.site, u.status, u.ssh, u.compliant, u.waiver
+                    u.name, u.site, u.status, u.ssh, u.compliant, u.waiver, u.host_key
              FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                         $7::text[], $8::text[], $9::bool[], $10::bool[], $11::text[])
+                         $7::text[], $8::text[], $9::bool[], $10::bool[], $11::text[],
+                         $12::text[])
                   WITH ORDINALITY
-                  AS u(track, seen, address, serial, name, site, status, ssh, compliant, waiver, n)
+                  AS u(track, seen, address, serial, name, site, status, ssh, compliant, waiver,
+                       host_key, n)
              ORDER BY u.n",
             &[
                 &run, &track, &seen, &address, &serial, &name, &site, &status, &ssh, &compliant,
-                &waiver,
+                &waiver, &host_key,
             ],
         )
         .await?;

@@ -110,6 +110,25 @@ impl History {
         }
     }
 
+    /// The latest run of every scope (complete ones, or any finished one), by id.
+    pub(crate) fn latest_runs(
+        &self,
+        which: crate::fleet::Latest,
+    ) -> Result<Vec<RunRow>, HistoryError> {
+        match &self.0 {
+            Store::Sqlite(h) => h.latest_runs(which),
+            Store::Postgres(h) => h.latest_runs(which),
+        }
+    }
+
+    /// Every site a device was recorded with, and when one was last seen, by site name.
+    pub fn sites_last_seen(&self) -> Result<Vec<crate::SiteSeen>, HistoryError> {
+        match &self.0 {
+            Store::Sqlite(h) => h.sites_last_seen(),
+            Store::Postgres(h) => h.sites_last_seen(),
+        }
+    }
+
     /// Removes runs beyond the newest `keep_runs` and runs started before `older_than`
     /// (RFC 3339), with the state periods that ended before the oldest run kept (on
     /// PostgreSQL, whole monthly partitions of them), and the devices left without any.
