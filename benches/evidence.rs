@@ -320,6 +320,7 @@ fn scanner(concurrency: usize, mode: Mode) -> Scanner {
         waivers: None,
         probe: mode.probe(),
         device_info: false,
+        advisories: None,
     };
     Scanner::new(Arc::new(http), settings)
 }

@@ -31,7 +31,7 @@ pub(super) fn wanted(args: &ReportHtmlArgs, history: &Path) -> anyhow::Result<bo
     if args.fleet.fleet || args.fleet.wants_coverage() {
         return Ok(true);
     }
-    if args.run.is_some() || !history.exists() {
+    if args.run.is_some() || (!sshfleet_history::is_database(history) && !history.exists()) {
         return Ok(false);
     }
     Ok(History::open(history)?.scope_heads()?.len() > 1)
@@ -79,7 +79,7 @@ fn expected(args: &FleetArgs) -> anyhow::Result<Option<CoverageCheck>> {
 pub(super) fn render(args: &ReportHtmlArgs, history: &Path) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let check = expected(&args.fleet)?;
-    if !history.exists() {
+    if !sshfleet_history::is_database(history) && !history.exists() {
         anyhow::bail!("the history {} does not exist", history.display());
     }
     let opened = History::open(history)?;
@@ -90,7 +90,7 @@ pub(super) fn render(args: &ReportHtmlArgs, history: &Path) -> anyhow::Result<Ex
     fleet.summary.findings = fleet.summary.findings.saturating_add(missing);
     let context = format!(
         "fleet of {}: the latest complete run of {} scopes",
-        history.display(),
+        sshfleet_history::display(history),
         fleet.view.scopes
     );
     let written = write_outputs(args, &fleet, context, started);

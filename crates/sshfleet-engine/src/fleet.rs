@@ -293,6 +293,7 @@ fn observation(p: Period) -> Observation {
         change: None,
         waived: p.waiver.is_some(),
         stored: None,
+        ssh_host_key: None,
     }
 }
 

@@ -613,7 +613,8 @@ async fn drop_partitions(
 }
 
 /// The columns of a [`RunRow`], in [`run_row`]'s order.
-pub(crate) const RUN_COLUMNS: &str = "id, command, scope, started_at, finished_at, interrupted, devices,
+pub(crate) const RUN_COLUMNS: &str =
+    "id, command, scope, started_at, finished_at, interrupted, devices,
     findings, compliant, non_compliant, not_checked, ssh_enabled, waived, regressed";
 
 pub(crate) fn run_row(r: &Row) -> Result<RunRow, tokio_postgres::Error> {

@@ -5,8 +5,8 @@
 
 mod advisories;
 mod data;
-mod keys;
 mod fleet;
+mod keys;
 mod page;
 mod rows;
 mod svg;
