@@ -197,6 +197,13 @@ impl Pg {
             store: location.clone(),
             reason: format!("not a PostgreSQL URL: {}", describe(&e)),
         })?;
+        // As libpq does: a URL without a password takes PGPASSWORD (a Kubernetes Secret, say),
+        // which then is in no command line.
+        if config.get_password().is_none() {
+            if let Some(password) = std::env::var_os("PGPASSWORD") {
+                config.password(password.as_encoded_bytes());
+            }
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
