@@ -92,8 +92,7 @@ CREATE TABLE intervals (
     PRIMARY KEY (id, last_at)
 ) PARTITION BY RANGE (last_at);
 CREATE TABLE intervals_default PARTITION OF intervals DEFAULT;
-CREATE INDEX intervals_track ON intervals (track, run_last);
-CREATE INDEX intervals_run_last ON intervals (run_last);
+CREATE INDEX intervals_track ON intervals (track);
 CREATE INDEX intervals_address ON intervals (address);
 CREATE INDEX intervals_serial ON intervals (serial);
 "];
