@@ -9,5 +9,7 @@ use clap::Parser as _;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    sshfleet::cli::main(sshfleet::cli::Cli::parse())
+    sshfleet::cli::main(sshfleet::cli::Cli::parse_from(sshfleet::cli::argv(
+        std::env::args_os(),
+    )))
 }

@@ -90,6 +90,14 @@ pub enum HistoryCommand {
         #[arg(long, value_parser = parse_age, value_name = "AGE")]
         older_than: Option<Duration>,
     },
+    /// Upload the runs of this spool (a history kept while the central one could not be
+    /// reached) to the central history, oldest first, each once: `history push SPOOL --to
+    /// URL` (or `history SPOOL push --to URL`).
+    Push {
+        /// The central history: a postgresql:// URL.
+        #[arg(long, value_name = "URL")]
+        to: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -255,6 +263,11 @@ pub struct ComplianceArgs {
     /// completed run of the same inventory and shard.
     #[arg(help_heading = heading::HISTORY, long, value_name = "FILE")]
     pub history: Option<PathBuf>,
+    /// Where the run is kept (an SQLite history) when the --history database cannot be
+    /// reached; `sshfleet history push SPOOL --to URL` uploads it later [default: next to
+    /// the output, REPORT.spool.sqlite, or sshfleet-spool.sqlite].
+    #[arg(help_heading = heading::HISTORY, long, value_name = "FILE")]
+    pub spool: Option<PathBuf>,
     /// Write the run's metrics in the Prometheus text format (for node_exporter's textfile
     /// collector), replacing the file atomically when the run ends.
     #[arg(help_heading = heading::OUTPUT, long, value_name = "FILE.prom")]

@@ -1,6 +1,8 @@
 //! `sshfleet history FILE runs|device|prune`: read and tidy the run history.
 
+use std::ffi::OsString;
 use std::io::Write as _;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::bail;
@@ -32,6 +34,7 @@ pub(super) fn run(args: HistoryArgs) -> anyhow::Result<Exit> {
             keep_runs,
             older_than,
         } => prune(&history, keep_runs, older_than)?,
+        HistoryCommand::Push { to } => push(&args.file, &to)?,
     };
     to_stdout(&text)
 }
@@ -149,6 +152,47 @@ fn prune(
         "pruned {} run(s), {} state period(s){partitions}, {} device(s) no longer seen\n",
         pruned.runs, pruned.periods, pruned.devices
     ))
+}
+
+/// `history SPOOL push --to URL`: uploads the spooled runs and says what it did.
+fn push(spool: &Path, to: &Path) -> anyhow::Result<String> {
+    if !sshfleet_history::is_database(to) {
+        bail!(
+            "--to {}: push goes to a central history, a postgresql:// URL",
+            to.display()
+        );
+    }
+    let pushed = sshfleet_history::push(spool, to)?;
+    let mut text = format!(
+        "pushed {} run(s) of {} to {}; {} were there already\n",
+        pushed.recorded,
+        spool.display(),
+        sshfleet_history::display(to),
+        pushed.already
+    );
+    if pushed.unfinished > 0 {
+        text.push_str(&format!(
+            "{} unfinished run(s) (their process stopped) were left in the spool\n",
+            pushed.unfinished
+        ));
+    }
+    Ok(text)
+}
+
+/// The command line with `history push SPOOL …` (the documented order) read as `history
+/// SPOOL push …` (the order of the other history commands, FILE first).
+pub fn argv(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    let commands = ["runs", "device", "prune", "push"];
+    let is = |i: usize, word: &str| args.get(i).is_some_and(|a| a == word);
+    let spool_next = args
+        .get(3)
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| !a.starts_with('-') && !commands.contains(&a));
+    if is(1, "history") && is(2, "push") && spool_next {
+        args.swap(2, 3);
+    }
+    args
 }
 
 /// Writes the text to stdout; a reader that went away (a closed pipe) is no failure.

@@ -23,6 +23,7 @@ macro_rules! diagln {
 }
 
 pub mod args;
+pub use history::argv;
 mod demo;
 mod diff;
 mod equinix;

@@ -82,7 +82,8 @@ fn open_inputs(args: &MergeArgs) -> anyhow::Result<MergeInputs> {
     if args.compliance.waivers.is_some() {
         bail!("--waivers applies where devices are judged (scan, remediate); each shard record keeps the waiver its run gave it");
     }
-    let compliance = resolve::compliance(&args.compliance)?;
+    let compliance =
+        resolve::with_default_spool(resolve::compliance(&args.compliance)?, &args.output.output);
     let mut files = run_files(&args.inventory, None, &compliance, &args.output.output);
     let (kind, shard) = (RunKind::Merge, None);
     let run = Run::open(RunSettings {

@@ -121,7 +121,30 @@ pub(super) fn compliance(args: &ComplianceArgs) -> anyhow::Result<ComplianceSett
         html_out: args.html_out.clone(),
         summary_out: args.summary_out.clone(),
         fail_on,
+        spool: args.spool.clone(),
     })
+}
+
+/// With a `--history` database and no `--spool`: the spool next to the report
+/// (`report.jsonl` → `report.jsonl.spool.sqlite`), or in the working directory.
+pub(super) fn with_default_spool(
+    mut compliance: ComplianceSettings,
+    output: &Path,
+) -> ComplianceSettings {
+    let central = compliance
+        .history
+        .as_deref()
+        .is_some_and(sshfleet_history::is_database);
+    if central && compliance.spool.is_none() {
+        compliance.spool = Some(if output.as_os_str() == "-" {
+            PathBuf::from("sshfleet-spool.sqlite")
+        } else {
+            let mut name = output.as_os_str().to_owned();
+            name.push(".spool.sqlite");
+            PathBuf::from(name)
+        });
+    }
+    compliance
 }
 
 /// `remediate`: the device run, the target, the write limits and the staging. Refuses
@@ -144,7 +167,7 @@ pub(super) fn remediate(
     }
     Ok(RemediateSettings {
         device: device_from(&args.device, recorded, env)?,
-        compliance: compliance(&args.compliance)?,
+        compliance: with_default_spool(compliance(&args.compliance)?, &args.output.output),
         target: target(args.ssh, recorded)?,
         apply: args.apply,
         assume_yes: args.yes,

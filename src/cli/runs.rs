@@ -30,6 +30,7 @@ pub(super) fn run_files<'a>(
         .kept("--password-file", password_file)
         .kept("--waivers", compliance.waivers.as_deref())
         .kept("--history", compliance.history.as_deref())
+        .kept("--spool", compliance.spool.as_deref())
         .written("-o", Some(output))
         .written("--html-out", compliance.html_out.as_deref())
         .written("--metrics-out", compliance.metrics_out.as_deref())
@@ -115,6 +116,17 @@ pub(super) fn say_notes(notes: &[Note], verbosity: Verbosity) {
                 diagln!(
                     "recorded as run {run} in {}",
                     sshfleet_history::display(history)
+                );
+            }
+            Note::Spooled {
+                spool,
+                run,
+                central,
+                reason,
+            } => {
+                diagln!(
+                    "warning: the history {central} cannot be reached ({reason}); this run is kept as run {run} in the spool {0}: `sshfleet history push {0} --to URL` uploads it",
+                    spool.display()
                 );
             }
             Note::HistoryFailed { error } => {

@@ -22,7 +22,8 @@ use sshfleet_report::{RecordOutput, Schema, Summary};
 pub(super) async fn run(args: ScanArgs) -> anyhow::Result<Exit> {
     let verbosity = args.output.verbosity();
     let device = resolve::device(&args.device, &ProcessEnv)?;
-    let compliance = resolve::compliance(&args.compliance)?;
+    let compliance =
+        resolve::with_default_spool(resolve::compliance(&args.compliance)?, &args.output.output);
     let password_file = args.device.password_file.as_deref();
     run_files(
         &device.inventory,

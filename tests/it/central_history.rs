@@ -116,24 +116,91 @@ async fn a_postgresql_history_records_and_reads_back_what_an_sqlite_file_does() 
     assert!(!text.contains("s3cret"));
 }
 
+/// The output of `sshfleet history …`, exit 0 expected.
+async fn history_command(argv: &[&str]) -> String {
+    let output = run(&args(argv), &[]).await;
+    assert_eq!(code(&output), 0, "{argv:?}: {}", stderr(&output));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Offline first: with the central history unreachable the scans complete, write their
+/// reports, exit as a scan does and keep their runs in the spool, saying so without the
+/// password; `history push` uploads them once, in order, however often it is run, and the
+/// next scan against the central history compares with the last pushed run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_postgresql_history_refuses_the_run_and_names_it_without_the_password() {
+async fn an_unreachable_central_history_spools_the_runs_and_push_uploads_each_once() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
     let fleet = TestFleet::start(SimConfig {
-        devices: 3,
+        devices: 12,
+        seed: 3,
+        faults: FaultProfile::None,
         ..SimConfig::default()
     })
     .await;
-    let nowhere = fleet.path("no-such-dir");
-    let url = format!(
+    for i in 0..fleet.fleet.len() {
+        fleet.fleet.set_ssh_enabled(i, i == 1);
+    }
+    let nowhere = format!(
         "postgresql://scan:s3cret@/fleet?host={}&connect_timeout=5",
-        nowhere.display()
+        fleet.path("no-such-dir").display()
     );
-    let (output, _) = fleet
-        .scan("out.jsonl", &["--expect", "disabled", "--history", &url])
+    let spool = fleet.path("site.spool.sqlite").display().to_string();
+    let offline = |out: &'static str| {
+        let (fleet, nowhere, spool) = (&fleet, &nowhere, &spool);
+        async move {
+            let extra = [
+                "--expect",
+                "disabled",
+                "--history",
+                nowhere,
+                "--spool",
+                spool,
+            ];
+            let (output, records) = fleet.scan(out, &extra).await;
+            let text = stderr(&output);
+            assert_eq!(code(&output), 1, "a finding, as the scan says: {text}");
+            assert!(text.contains("postgresql://scan:***@/fleet"), "{text}");
+            assert!(text.contains("cannot be reached"), "{text}");
+            assert!(text.contains(&format!("in the spool {spool}")), "{text}");
+            assert!(!text.contains("s3cret"), "{text}");
+            assert_eq!(records.len(), 12, "the report is complete");
+            records
+        }
+    };
+    offline("r1.jsonl").await;
+    fleet.fleet.set_ssh_enabled(5, true);
+    let second = by_address(&offline("r2.jsonl").await);
+    assert_eq!(second[fleet.fleet.address(5)]["change"], "regressed");
+
+    let url = cluster.database();
+    let name = Cluster::name_of(&url).to_owned();
+    let rows = |table: &str| cluster.psql(&name, &format!("SELECT count(*) FROM {table}"));
+    let said = history_command(&["history", "push", &spool, "--to", &url]).await;
+    assert!(said.starts_with("pushed 2 run(s)"), "{said}");
+    assert_eq!((rows("runs"), rows("intervals")), ("2".into(), "13".into()));
+    let order = cluster.psql(
+        &name,
+        "SELECT string_agg(regressed::text, ',' ORDER BY id) FROM runs",
+    );
+    assert_eq!(order, "0,1", "in the order they ran");
+    for _ in 0..2 {
+        let said = history_command(&["history", &spool, "push", "--to", &url]).await;
+        assert!(
+            said.starts_with("pushed 0 run(s)") && said.contains("2 were there already"),
+            "{said}"
+        );
+        assert_eq!((rows("runs"), rows("intervals")), ("2".into(), "13".into()));
+    }
+
+    let (output, records) = fleet
+        .scan("r3.jsonl", &["--expect", "disabled", "--history", &url])
         .await;
-    let text = stderr(&output);
-    assert_eq!(code(&output), 2, "{text}");
-    assert!(text.contains("cannot be reached"), "{text}");
-    assert!(text.contains("postgresql://scan:***@/fleet"), "{text}");
-    assert!(!text.contains("s3cret"), "{text}");
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert!(
+        records.iter().all(|r| r["change"] == "unchanged"),
+        "compared with the pushed run"
+    );
+    assert_eq!((rows("runs"), rows("intervals")), ("3".into(), "13".into()));
 }

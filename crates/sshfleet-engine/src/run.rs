@@ -180,6 +180,15 @@ pub enum Note {
         history: PathBuf,
         run: i64,
     },
+    /// The central history could not be reached: the run is kept in the spool (said
+    /// always, with how to upload it).
+    Spooled {
+        spool: PathBuf,
+        run: i64,
+        /// The central history, as it may be printed (no password).
+        central: String,
+        reason: String,
+    },
     /// The history did not record the run.
     HistoryFailed {
         error: String,
@@ -257,10 +266,20 @@ impl RunOutcome {
     }
 }
 
+/// A recording begun: its recorder, the previous run's devices, and (when the central
+/// history could not be reached) its name and why.
+type Begun = (
+    Recorder,
+    Vec<report::read::Observation>,
+    Option<(String, String)>,
+);
+
 /// A run in its history: the file and the recorder that holds its lock.
 struct Recording {
     path: PathBuf,
     recorder: Arc<Mutex<Recorder>>,
+    /// Kept in the spool instead of the central history: its name and why.
+    spooled: Option<(String, String)>,
 }
 
 /// `--html-out`: the page's rows, gathered as records stream, written once the run is over.
@@ -343,7 +362,7 @@ impl Run {
             shard: scope.shard.map(|s| s.to_string()),
             target: self.kind.target(),
         };
-        let (recorder, previous) = History::open(path)?.begin_run(&info)?;
+        let (recorder, previous, spooled) = self.begin_recording(path, &info)?;
         tracing::info!(
             run = recorder.run_id(),
             previous = previous.len(),
@@ -351,11 +370,33 @@ impl Run {
         );
         // The first run of a scope has nothing to compare with: every device is new.
         self.baseline = Some(Baseline::new(previous));
+        let path = match (&spooled, &self.compliance.spool) {
+            (Some(_), Some(spool)) => spool.clone(),
+            _ => path.clone(),
+        };
         self.history = Some(Recording {
-            path: path.clone(),
+            path,
             recorder: Arc::new(Mutex::new(recorder)),
+            spooled,
         });
         Ok(())
+    }
+
+    /// Begins recording in the history at `path`; a central one that cannot be reached is
+    /// replaced by the spool (`--spool`), so the run goes on and is kept for `history push`.
+    fn begin_recording(&self, path: &Path, info: &RunInfo) -> anyhow::Result<Begun> {
+        match History::open(path).and_then(|h| h.begin_run(info)) {
+            Ok((recorder, previous)) => Ok((recorder, previous, None)),
+            Err(HistoryError::Unreachable { store, reason }) => {
+                let Some(spool) = &self.compliance.spool else {
+                    return Err(HistoryError::Unreachable { store, reason }.into());
+                };
+                tracing::warn!(%store, %reason, spool = %spool.display(), "history: spooling");
+                let (recorder, previous) = History::open(spool)?.begin_run(info)?;
+                Ok((recorder, previous, Some((store, reason))))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The record pipeline of a report of `total` devices: `outputs`, then the HTML page's
@@ -482,9 +523,17 @@ impl Run {
         };
         match recorder.finish(end.summary, ending) {
             Ok(run) => {
-                notes.push(Note::Recorded {
-                    history: history.path.clone(),
-                    run,
+                notes.push(match &history.spooled {
+                    Some((central, reason)) => Note::Spooled {
+                        spool: history.path.clone(),
+                        run,
+                        central: central.clone(),
+                        reason: reason.clone(),
+                    },
+                    None => Note::Recorded {
+                        history: history.path.clone(),
+                        run,
+                    },
                 });
                 true
             }

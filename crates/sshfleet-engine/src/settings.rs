@@ -288,7 +288,8 @@ impl DeviceSettings {
 pub struct ComplianceSettings {
     /// A previous report of the same scope.
     pub baseline: Option<PathBuf>,
-    /// The run history (SQLite): records this run, compares with the previous one.
+    /// The run history (SQLite file or PostgreSQL URL): records this run, compares with
+    /// the previous one.
     pub history: Option<PathBuf>,
     /// Accountable exceptions (TOML).
     pub waivers: Option<PathBuf>,
@@ -297,6 +298,9 @@ pub struct ComplianceSettings {
     /// `--summary-out`: the JSON summary.
     pub summary_out: Option<PathBuf>,
     pub fail_on: FailOn,
+    /// `--spool`: where a run goes (an SQLite history) when the central `--history` database
+    /// cannot be reached.
+    pub spool: Option<PathBuf>,
 }
 
 impl ComplianceSettings {

@@ -16,8 +16,10 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 mod pg;
 mod pg_read;
 mod pg_record;
+mod push;
 mod store;
 
+pub use push::{push, Pushed};
 pub use store::{display, is_database, History, Recorder};
 mod fleet;
 pub use fleet::{ScopeHead, SiteSeen};

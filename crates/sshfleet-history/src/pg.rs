@@ -92,8 +92,7 @@ CREATE TABLE intervals (
     PRIMARY KEY (id, last_at)
 ) PARTITION BY RANGE (last_at);
 CREATE TABLE intervals_default PARTITION OF intervals DEFAULT;
-CREATE INDEX intervals_track ON intervals (track, run_last);
-CREATE INDEX intervals_run_last ON intervals (run_last);
+CREATE INDEX intervals_track ON intervals (track);
 CREATE INDEX intervals_address ON intervals (address);
 CREATE INDEX intervals_serial ON intervals (serial);
 "];
@@ -197,6 +196,13 @@ impl Pg {
             store: location.clone(),
             reason: format!("not a PostgreSQL URL: {}", describe(&e)),
         })?;
+        // As libpq does: a URL without a password takes PGPASSWORD (a Kubernetes Secret, say),
+        // which then is in no command line.
+        if config.get_password().is_none() {
+            if let Some(password) = std::env::var_os("PGPASSWORD") {
+                config.password(password.as_encoded_bytes());
+            }
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }

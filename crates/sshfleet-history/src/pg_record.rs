@@ -50,11 +50,22 @@ pub(crate) struct PgRecorder {
     /// The first failure; recording stops there (the report goes on).
     error: Option<HistoryError>,
     finished: bool,
+    /// When the run finished, for a pushed one (else when it is closed).
+    finished_at: Option<String>,
 }
 
 /// Months of partitions made ready around a run's start (a run, or a spooled one pushed
 /// later, spans at most these).
 const PARTITION_MARGIN_MS: i64 = 32 * 24 * 3600 * 1000;
+
+/// Where a run comes from: this process now, or a spool being pushed (its uid and times).
+pub(crate) struct Origin {
+    /// The command as the spool recorded it (else `RunInfo::command`).
+    pub(crate) command: Option<String>,
+    pub(crate) uid: Option<String>,
+    pub(crate) started_at: String,
+    pub(crate) finished_at: Option<String>,
+}
 
 impl Pg {
     /// Starts recording a run: makes its partitions ready, opens its transaction, takes its
@@ -64,56 +75,51 @@ impl Pg {
         self,
         info: &RunInfo,
     ) -> Result<(PgRecorder, Vec<Observation>), HistoryError> {
-        let now = sshfleet_core::time::now_unix_ms();
+        let origin = Origin {
+            command: None,
+            uid: None,
+            started_at: sshfleet_core::time::now_rfc3339(),
+            finished_at: None,
+        };
+        let location = self.location.clone();
+        self.begin(info, origin)?.ok_or(HistoryError::Postgres {
+            store: location,
+            reason: "the run was not recorded".into(),
+        })
+    }
+
+    /// [`Pg::begin_run`] for a run from `origin`; `None` when a run of its uid is there
+    /// already (nothing is written then).
+    pub(crate) fn begin(
+        self,
+        info: &RunInfo,
+        origin: Origin,
+    ) -> Result<Option<(PgRecorder, Vec<Observation>)>, HistoryError> {
+        let at = sshfleet_core::time::parse_rfc3339_ms(&origin.started_at)
+            .unwrap_or_else(sshfleet_core::time::now_unix_ms);
         let around = |ms: i64| sshfleet_core::time::format_rfc3339_millis(ms);
         // A month that cannot be made now (a long run holds the table) is made by a later
         // run; its periods meanwhile go to the default partition.
         if let Err(e) = self.ensure_partitions(
-            &around(now.saturating_sub(PARTITION_MARGIN_MS)),
-            &around(now.saturating_add(PARTITION_MARGIN_MS)),
+            &around(at.saturating_sub(PARTITION_MARGIN_MS)),
+            &around(at.saturating_add(PARTITION_MARGIN_MS)),
         ) {
             tracing::warn!(error = %e, "history: a monthly partition was not made");
         }
         let client = &self.client;
-        let started = sshfleet_core::time::now_rfc3339();
         let opened = self.block(async {
             client
                 .batch_execute("BEGIN; SET LOCAL lock_timeout = '2s'")
                 .await?;
-            let opened = async {
-                client
-                    .execute(
-                        &format!("SELECT pg_advisory_xact_lock({SCOPE_LOCK}, hashtext($1))"),
-                        &[&info.scope],
-                    )
-                    .await?;
-                client.batch_execute("SET LOCAL lock_timeout = 0").await?;
-                let baseline = crate::pg_read::baseline(client, &info.scope).await?;
-                let run: i64 = client
-                    .query_one(
-                        "INSERT INTO runs (uid, command, scope, inventory_fingerprint, shard,
-                                           target, started_at)
-                         VALUES (gen_random_uuid()::text, $1, $2, $3, $4, $5, $6) RETURNING id",
-                        &[
-                            &info.command,
-                            &info.scope,
-                            &info.inventory_fingerprint,
-                            &info.shard,
-                            &info.target,
-                            &started,
-                        ],
-                    )
-                    .await?
-                    .try_get(0)?;
-                Ok((run, baseline))
-            }
-            .await;
-            if opened.is_err() {
+            let opened = open_run(client, info, &origin).await;
+            if !matches!(opened, Ok(Some(_))) {
                 let _ = client.batch_execute("ROLLBACK").await;
             }
             opened
         });
-        let (run, baseline) = opened?;
+        let Some((run, baseline)) = opened? else {
+            return Ok(None);
+        };
         let recorder = PgRecorder {
             pg: self,
             run,
@@ -122,8 +128,48 @@ impl Pg {
             opens: Vec::new(),
             error: None,
             finished: false,
+            finished_at: origin.finished_at,
         };
-        Ok((recorder, baseline))
+        Ok(Some((recorder, baseline)))
+    }
+}
+
+/// Inside the run's transaction: the scope's lock, the baseline, the run's row (none when
+/// its uid is there already).
+async fn open_run(
+    client: &tokio_postgres::Client,
+    info: &RunInfo,
+    origin: &Origin,
+) -> Result<Option<(i64, Vec<Observation>)>, tokio_postgres::Error> {
+    client
+        .execute(
+            &format!("SELECT pg_advisory_xact_lock({SCOPE_LOCK}, hashtext($1))"),
+            &[&info.scope],
+        )
+        .await?;
+    client.batch_execute("SET LOCAL lock_timeout = 0").await?;
+    let baseline = crate::pg_read::baseline(client, &info.scope).await?;
+    let run = client
+        .query_opt(
+            "INSERT INTO runs (uid, command, scope, inventory_fingerprint, shard, target,
+                               started_at)
+             VALUES (coalesce($7, gen_random_uuid()::text), $1, $2, $3, $4, $5, $6)
+             ON CONFLICT (uid) DO NOTHING
+             RETURNING id",
+            &[
+                &origin.command.as_deref().unwrap_or(info.command),
+                &info.scope,
+                &info.inventory_fingerprint,
+                &info.shard,
+                &info.target,
+                &origin.started_at,
+                &origin.uid,
+            ],
+        )
+        .await?;
+    match run {
+        Some(row) => Ok(Some((row.try_get(0)?, baseline))),
+        None => Ok(None),
     }
 }
 
@@ -221,7 +267,11 @@ impl PgRecorder {
             count(summary.waived),
             count(regressed),
         ];
-        let (run, finished) = (self.run, sshfleet_core::time::now_rfc3339());
+        let finished = self
+            .finished_at
+            .clone()
+            .unwrap_or_else(sshfleet_core::time::now_rfc3339);
+        let run = self.run;
         let interrupted = ending == Ending::Interrupted;
         let done = self.pg.block(async {
             let closed = client
