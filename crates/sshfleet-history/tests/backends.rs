@@ -492,6 +492,74 @@ fn three_concurrent_scanners(store: &Store<'_>) {
 
 type Case = fn(&Store<'_>);
 
+/// The host key a run read is what the next run of the scope compares with; a run that read
+/// none keeps the last one read.
+fn host_key_is_the_next_runs_baseline(store: &Store<'_>) {
+    let keyed = |key: Option<&str>| {
+        let mut r = rec("10.0.0.1", Some("ACCC8E000001"), false);
+        r.ssh.host_key = key.map(str::to_owned);
+        vec![r]
+    };
+    run(store, keyed(Some("SHA256:first")));
+    let previous = |store: &Store<'_>| {
+        let (recorder, baseline) = store.open().begin_run(&info("inv.csv")).unwrap();
+        drop(recorder);
+        baseline
+            .into_iter()
+            .map(|o| o.ssh_host_key)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(previous(store), [Some("SHA256:first".to_owned())]);
+    run(store, keyed(None));
+    assert_eq!(previous(store), [Some("SHA256:first".to_owned())]);
+    run(store, keyed(Some("SHA256:second")));
+    assert_eq!(previous(store), [Some("SHA256:second".to_owned())]);
+}
+
+/// The fleet view's reads: the latest complete run of every scope with a later interrupted
+/// one, and when each site was last seen.
+fn fleet_heads_and_sites(store: &Store<'_>) {
+    let at = |site: &str| {
+        let mut r = rec(&format!("10.0.0.{}", site.len()), None, false);
+        r.site = site.into();
+        r.checked_at = sshfleet_core::time::now_rfc3339();
+        vec![r]
+    };
+    run_ending(store, "north.csv", at("north"), Ending::Finished);
+    run_ending(store, "south.csv", at("south"), Ending::Finished);
+    run_ending(store, "south.csv", at("south"), Ending::Interrupted);
+    run_ending(store, "east.csv", at("east"), Ending::Interrupted);
+    let heads: Vec<_> = store
+        .open()
+        .scope_heads()
+        .unwrap()
+        .into_iter()
+        .map(|h| {
+            (
+                h.scope,
+                h.complete.map(|r| r.id),
+                h.interrupted.map(|r| r.id),
+            )
+        })
+        .collect();
+    assert_eq!(
+        heads,
+        [
+            ("east.csv".to_owned(), None, Some(4)),
+            ("north.csv".to_owned(), Some(1), None),
+            ("south.csv".to_owned(), Some(2), Some(3)),
+        ]
+    );
+    let sites: Vec<_> = store
+        .open()
+        .sites_last_seen()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.site)
+        .collect();
+    assert_eq!(sites, ["east", "north", "south"]);
+}
+
 const CASES: &[(&str, Case)] = &[
     ("drift_between_runs", drift_between_runs),
     (
@@ -507,6 +575,11 @@ const CASES: &[(&str, Case)] = &[
         "locked_or_unreachable_is_said",
         locked_or_unreachable_is_said,
     ),
+    (
+        "host_key_is_the_next_runs_baseline",
+        host_key_is_the_next_runs_baseline,
+    ),
+    ("fleet_heads_and_sites", fleet_heads_and_sites),
 ];
 
 /// Runs `cases` on a fresh store of the back end each; names the cases that failed.
