@@ -4,12 +4,11 @@
 
 use std::path::Path;
 
-use sshfleet_core::time::parse_rfc3339_ms;
 use sshfleet_engine::run::{trend_of, TREND_RUNS};
 use sshfleet_history::{History, HistoryError, Period, RunRow};
 use sshfleet_report::html::{DeviceRows, TrendPoint};
-use sshfleet_report::read::{Observation, ReadError};
-use sshfleet_report::record::{DeviceRecord, Status, WaiverTag};
+use sshfleet_report::read::ReadError;
+use sshfleet_report::record::DeviceRecord;
 use sshfleet_report::replay::replay;
 use sshfleet_report::{Baseline, DriftSummary, Summary};
 
@@ -87,7 +86,7 @@ pub(super) fn from_history(path: &Path, run: Option<i64>) -> Result<(Loaded, Run
             history
                 .run_periods(&p.scope, p.id)?
                 .into_iter()
-                .map(observation)
+                .map(Period::into_observation)
                 .collect(),
         )),
         None => None,
@@ -100,7 +99,7 @@ pub(super) fn from_history(path: &Path, run: Option<i64>) -> Result<(Loaded, Run
         ..Loaded::default()
     };
     for period in history.run_periods(&row.scope, row.id)? {
-        let mut rec = record(period);
+        let mut rec = period.into_record();
         if let Some(b) = &mut baseline {
             b.annotate(&mut rec);
         }
@@ -111,36 +110,6 @@ pub(super) fn from_history(path: &Path, run: Option<i64>) -> Result<(Loaded, Run
     }
     loaded.trend = trend_of(&history, &row)?;
     Ok((loaded, row))
-}
-
-fn observation(p: Period) -> Observation {
-    Observation {
-        status: Status::parse(&p.status).unwrap_or(Status::ProtocolError),
-        address: p.address,
-        serial: p.serial,
-        name: p.name,
-        site: p.site,
-        ssh_enabled: p.ssh_enabled,
-        compliant: p.compliant,
-        checked_at: parse_rfc3339_ms(&p.last_seen),
-        first_seen: None,
-        state_since: parse_rfc3339_ms(&p.first_seen),
-        change: None,
-        waived: p.waiver.is_some(),
-        stored: None,
-        ssh_host_key: None,
-    }
-}
-
-fn record(p: Period) -> DeviceRecord {
-    let status = Status::parse(&p.status).unwrap_or(Status::ProtocolError);
-    let mut rec = DeviceRecord::new(p.address, p.name, p.site, status);
-    rec.serial = p.serial;
-    rec.ssh_enabled = p.ssh_enabled;
-    rec.compliant = p.compliant;
-    rec.waiver = p.waiver.map(WaiverTag::from);
-    rec.checked_at = p.last_seen;
-    rec
 }
 
 #[cfg(test)]

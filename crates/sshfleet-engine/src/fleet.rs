@@ -13,8 +13,6 @@ use sshfleet_report::fleet::{
     FleetSite, FleetView, Gap, MissingSite, RunCounts, RunRef, SiteCoverage,
 };
 use sshfleet_report::html::DeviceRows;
-use sshfleet_report::read::Observation;
-use sshfleet_report::record::{DeviceRecord, Status, WaiverTag};
 use sshfleet_report::{Baseline, Change, DriftSummary, Summary};
 
 use crate::run::TREND_RUNS;
@@ -118,7 +116,7 @@ fn add_run(
     let mut baseline = previous_baseline(history, run)?;
     let mut seen: BTreeSet<String> = BTreeSet::new();
     for period in history.run_periods(&run.scope, run.id)? {
-        let mut rec = record(period);
+        let mut rec = period.into_record();
         if let Some(b) = &mut baseline {
             b.annotate(&mut rec);
         }
@@ -187,7 +185,7 @@ fn previous_baseline(history: &History, run: &RunRow) -> Result<Option<Baseline>
     };
     let periods = history.run_periods(&p.scope, p.id)?;
     Ok(Some(Baseline::new(
-        periods.into_iter().map(observation).collect(),
+        periods.into_iter().map(Period::into_observation).collect(),
     )))
 }
 
@@ -276,34 +274,4 @@ fn interrupted_sites(
         }
     }
     Ok(out)
-}
-
-fn observation(p: Period) -> Observation {
-    Observation {
-        status: Status::parse(&p.status).unwrap_or(Status::ProtocolError),
-        address: p.address,
-        serial: p.serial,
-        name: p.name,
-        site: p.site,
-        ssh_enabled: p.ssh_enabled,
-        compliant: p.compliant,
-        checked_at: parse_rfc3339_ms(&p.last_seen),
-        first_seen: None,
-        state_since: parse_rfc3339_ms(&p.first_seen),
-        change: None,
-        waived: p.waiver.is_some(),
-        stored: None,
-        ssh_host_key: None,
-    }
-}
-
-fn record(p: Period) -> DeviceRecord {
-    let status = Status::parse(&p.status).unwrap_or(Status::ProtocolError);
-    let mut rec = DeviceRecord::new(p.address, p.name, p.site, status);
-    rec.serial = p.serial;
-    rec.ssh_enabled = p.ssh_enabled;
-    rec.compliant = p.compliant;
-    rec.waiver = p.waiver.map(WaiverTag::from);
-    rec.checked_at = p.last_seen;
-    rec
 }

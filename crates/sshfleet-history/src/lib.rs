@@ -194,6 +194,39 @@ impl Period {
             waiver: r.get(12)?,
         })
     }
+
+    /// The period as a drift baseline entry: what the device was then (the history keeps
+    /// states, not error messages).
+    pub fn into_observation(self) -> Observation {
+        Observation {
+            status: Status::parse(&self.status).unwrap_or(Status::ProtocolError),
+            address: self.address,
+            serial: self.serial,
+            name: self.name,
+            site: self.site,
+            ssh_enabled: self.ssh_enabled,
+            compliant: self.compliant,
+            checked_at: sshfleet_core::time::parse_rfc3339_ms(&self.last_seen),
+            first_seen: None,
+            state_since: sshfleet_core::time::parse_rfc3339_ms(&self.first_seen),
+            change: None,
+            waived: self.waiver.is_some(),
+            stored: None,
+            ssh_host_key: None,
+        }
+    }
+
+    /// The period as a device record of the run that saw it last.
+    pub fn into_record(self) -> DeviceRecord {
+        let status = Status::parse(&self.status).unwrap_or(Status::ProtocolError);
+        let mut rec = DeviceRecord::new(self.address, self.name, self.site, status);
+        rec.serial = self.serial;
+        rec.ssh_enabled = self.ssh_enabled;
+        rec.compliant = self.compliant;
+        rec.waiver = self.waiver.map(WaiverTag::from);
+        rec.checked_at = self.last_seen;
+        rec
+    }
 }
 
 /// What `prune` removed.
