@@ -118,6 +118,15 @@ fn assert_shared_keys_as_truth(
     }
     let shared = &summary["host_keys"]["shared"];
     assert_eq!(shared["count"], want.len() as u64, "{summary}");
+    // The totals line names the fleet's findings, so its parts add up to the total.
+    let findings = summary["host_keys"]["changed"]["count"]
+        .as_u64()
+        .unwrap_or(0)
+        .saturating_add(want.len() as u64);
+    assert!(
+        err.contains(&format!(", {findings} host-key finding(s)); ")),
+        "{err}"
+    );
     let keys: BTreeSet<&String> = shared["keys"].as_object().unwrap().keys().collect();
     assert_eq!(keys, want.keys().collect());
     let prom = fleet.path(&format!("{name}.prom"));

@@ -466,6 +466,15 @@ impl Summary {
         if by_advisory > 0 {
             write!(f, ", {by_advisory} exposed to an SSH advisory only")?;
         }
+        // Findings of the fleet rather than of one device: each said, so the parts add up.
+        let duplicates = self.duplicate_serials.count;
+        if duplicates > 0 {
+            write!(f, ", {duplicates} duplicate serial(s)")?;
+        }
+        let host_keys = self.host_keys.count();
+        if host_keys > 0 {
+            write!(f, ", {host_keys} host-key finding(s)")?;
+        }
         write!(f, "); {} compliant", self.compliant)?;
         if self.waived > 0 {
             write!(f, ", {} waived", self.waived)?;
