@@ -38,6 +38,9 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -58,6 +61,7 @@ use sshfleet_report as report;
 use sshfleet_report::pipeline::OnOutputFailure;
 use sshfleet_report::{DeviceRecord, Format, NoProgress, RecordSinks, RecordWriter, Schema};
 use sshfleet_sim::{DeviceSpec, FaultProfile, Fleet, SimConfig};
+use support::{cpu_time, env_or};
 
 const SIM_THREAD: &str = "evidence-sim";
 
@@ -94,15 +98,6 @@ struct Settings {
     concurrency: usize,
     runs: usize,
     fleets: Vec<String>,
-}
-
-fn env_or(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
-        Err(_) => default,
-    }
 }
 
 fn main() {
@@ -196,13 +191,13 @@ fn compare(
 }
 
 fn measure(scan: &Runtime, fleet: &Fleet, concurrency: usize, mode: Mode) -> Run {
-    let before = cpu_time();
+    let before = cpu_time(SIM_THREAD);
     let started = Instant::now();
     let checked = scan.block_on(scan_fleet(fleet, concurrency, mode));
     let wall = started.elapsed();
-    let cpu = cpu_time()
+    let cpu = cpu_time(SIM_THREAD)
         .zip(before)
-        .map(|(after, before)| after.saturating_sub(before));
+        .map(|(after, before)| after.since(before).scanner);
     assert_eq!(checked.records, fleet.len(), "one record per camera");
     assert_eq!(
         checked.mismatches,
@@ -374,31 +369,4 @@ impl RecordWriter for TruthCheck {
     fn finish(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// CPU time of this process less the simulator's threads (Linux only). The process total
-/// keeps the time of threads that have ended (the writer thread, blocking-pool threads).
-fn cpu_time() -> Option<Duration> {
-    let process = cpu_ticks("/proc/self/stat")?.1;
-    let mut scanner = process;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let path = task.ok()?.path().join("stat");
-        match cpu_ticks(&path.to_string_lossy()) {
-            Some((comm, sim)) if comm.contains(SIM_THREAD) => scanner = scanner.saturating_sub(sim),
-            _ => {}
-        }
-    }
-    const TICKS_PER_SECOND: u64 = 100;
-    Some(Duration::from_millis(scanner * 1000 / TICKS_PER_SECOND))
-}
-
-/// `(comm, utime + stime)` of a `/proc/.../stat` file.
-fn cpu_ticks(path: &str) -> Option<(String, u64)> {
-    let stat = std::fs::read_to_string(path).ok()?;
-    // `pid (comm) state ...`: comm may hold spaces, so split at the last ')'.
-    let (comm, rest) = stat.rsplit_once(')')?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((comm.to_owned(), utime + stime))
 }

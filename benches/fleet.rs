@@ -36,6 +36,9 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -56,6 +59,8 @@ use sshfleet_report::pipeline::OnOutputFailure;
 use sshfleet_report::{
     DeviceRecord, Format, NoProgress, RecordSinks, RecordWriter, Schema, SshState,
 };
+use support::{cpu_time, env_or};
+
 use sshfleet_sim::{FaultProfile, Fleet, SimConfig};
 
 /// getSupportedVersions (challenged, then answered) and getSshInfo with the cached challenge.
@@ -88,15 +93,6 @@ impl Settings {
                 .map(|s| s.trim().to_owned())
                 .collect(),
         }
-    }
-}
-
-fn env_or(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
-        Err(_) => default,
     }
 }
 
@@ -316,14 +312,13 @@ fn scenario(sim: &Runtime, scan: &Runtime, s: &Settings, latency: Duration, conc
     let mut walls = Vec::new();
     for run in 1..=s.runs {
         let requests_before = total_requests(&fleet);
-        let cpu_before = cpu_time();
+        let cpu_before = cpu_time(SIM_THREAD);
         let started = Instant::now();
         let checked = scan.block_on(scan_fleet(&fleet, concurrency));
         let wall = started.elapsed();
-        let cpu = cpu_time().zip(cpu_before).map(|(after, before)| CpuTime {
-            process: after.process.saturating_sub(before.process),
-            scanner: after.scanner.saturating_sub(before.scanner),
-        });
+        let cpu = cpu_time(SIM_THREAD)
+            .zip(cpu_before)
+            .map(|(after, before)| after.since(before));
         let requests = total_requests(&fleet) - requests_before;
         assert_eq!(
             checked.mismatches, 0,
@@ -480,42 +475,4 @@ impl RecordWriter for TruthCheck {
     fn finish(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// CPU time of this process less the simulator's threads (Linux only). The process total
-/// keeps the time of threads that have ended (the writer thread, blocking-pool threads).
-struct CpuTime {
-    /// The whole process: scanner, simulator, writer.
-    process: Duration,
-    /// The process less the simulator's threads.
-    scanner: Duration,
-}
-
-fn cpu_time() -> Option<CpuTime> {
-    let process = cpu_ticks("/proc/self/stat")?.1;
-    let mut scanner = process;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let path = task.ok()?.path().join("stat");
-        match cpu_ticks(&path.to_string_lossy()) {
-            Some((comm, sim)) if comm.contains(SIM_THREAD) => scanner = scanner.saturating_sub(sim),
-            _ => {}
-        }
-    }
-    const TICKS_PER_SECOND: u64 = 100;
-    let time = |ticks: u64| Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND);
-    Some(CpuTime {
-        process: time(process),
-        scanner: time(scanner),
-    })
-}
-
-/// `(comm, utime + stime)` of a `/proc/.../stat` file.
-fn cpu_ticks(path: &str) -> Option<(String, u64)> {
-    let stat = std::fs::read_to_string(path).ok()?;
-    // `pid (comm) state ...`: comm may hold spaces, so split at the last ')'.
-    let (comm, rest) = stat.rsplit_once(')')?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((comm.to_owned(), utime + stime))
 }
