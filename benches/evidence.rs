@@ -49,14 +49,10 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 
 use sshfleet_axis::probe::{ProbeSettings, SshPolicy};
-use sshfleet_axis::vapix::SessionPolicy;
-use sshfleet_core::secret::Secret;
 use sshfleet_core::shutdown::Shutdown;
-use sshfleet_engine::scan::{ScanSettings, Scanner};
+use sshfleet_engine::scan::Scanner;
 use sshfleet_inventory as inventory;
 use sshfleet_inventory::InventoryOptions;
-use sshfleet_net::auth::Credentials;
-use sshfleet_net::{ClientSettings, HttpClient};
 use sshfleet_report as report;
 use sshfleet_report::pipeline::OnOutputFailure;
 use sshfleet_report::{DeviceRecord, Format, NoProgress, RecordSinks, RecordWriter, Schema};
@@ -299,25 +295,7 @@ async fn scan_fleet(fleet: &Fleet, concurrency: usize, mode: Mode) -> Checked {
 }
 
 fn scanner(concurrency: usize, mode: Mode) -> Scanner {
-    let http = HttpClient::new(&ClientSettings::default()).expect("HTTP client");
-    let settings = ScanSettings {
-        concurrency,
-        credentials: Credentials {
-            username: "root".into(),
-            password: Secret::new("pass"),
-        },
-        row_passwords: HashMap::new(),
-        password_from: "the simulator's password".into(),
-        auth_breaker: sshfleet_net::breaker::BreakerMode::default(),
-        policy: SessionPolicy::default(),
-        expect: None,
-        grace: Duration::from_secs(10),
-        waivers: None,
-        probe: mode.probe(),
-        device_info: false,
-        advisories: None,
-    };
-    Scanner::new(Arc::new(http), settings)
+    support::sim_scanner(concurrency, None, mode.probe())
 }
 
 /// A report output that compares every record with the simulator's truth.

@@ -46,14 +46,10 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
 
-use sshfleet_axis::vapix::SessionPolicy;
-use sshfleet_core::secret::Secret;
 use sshfleet_core::shutdown::Shutdown;
-use sshfleet_engine::scan::{ScanSettings, Scanner};
+use sshfleet_engine::scan::Scanner;
 use sshfleet_inventory as inventory;
 use sshfleet_inventory::InventoryOptions;
-use sshfleet_net::auth::Credentials;
-use sshfleet_net::{ClientSettings, HttpClient};
 use sshfleet_report as report;
 use sshfleet_report::pipeline::OnOutputFailure;
 use sshfleet_report::{
@@ -424,25 +420,7 @@ async fn scan_fleet(fleet: &Fleet, concurrency: usize) -> Checked {
 }
 
 fn scanner(concurrency: usize) -> Scanner {
-    let http = HttpClient::new(&ClientSettings::default()).expect("HTTP client");
-    let settings = ScanSettings {
-        concurrency,
-        credentials: Credentials {
-            username: "root".into(),
-            password: Secret::new("pass"),
-        },
-        row_passwords: HashMap::new(),
-        password_from: "the simulator's password".into(),
-        auth_breaker: sshfleet_net::breaker::BreakerMode::default(),
-        policy: SessionPolicy::default(),
-        expect: Some(SshState::Disabled),
-        grace: Duration::from_secs(10),
-        waivers: None,
-        probe: None,
-        device_info: false,
-        advisories: None,
-    };
-    Scanner::new(Arc::new(http), settings)
+    support::sim_scanner(concurrency, Some(SshState::Disabled), None)
 }
 
 /// A report output that compares every record with the simulator's truth.

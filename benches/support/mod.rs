@@ -70,3 +70,32 @@ fn cpu_ticks(path: &str) -> Option<(String, u64)> {
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some((comm.to_owned(), utime + stime))
 }
+
+/// A scanner of the simulator's cameras (its `root`/`pass` account), `concurrency` at a
+/// time, judging against `expect` and probing the SSH port as `probe` says.
+pub(crate) fn sim_scanner(
+    concurrency: usize,
+    expect: Option<sshfleet_core::model::SshState>,
+    probe: Option<sshfleet_axis::probe::ProbeSettings>,
+) -> sshfleet_engine::scan::Scanner {
+    use sshfleet_net::{ClientSettings, HttpClient};
+    let http = HttpClient::new(&ClientSettings::default()).expect("HTTP client");
+    let settings = sshfleet_engine::scan::ScanSettings {
+        concurrency,
+        credentials: sshfleet_net::auth::Credentials {
+            username: "root".into(),
+            password: sshfleet_core::secret::Secret::new("pass"),
+        },
+        row_passwords: std::collections::HashMap::new(),
+        password_from: "the simulator's password".into(),
+        auth_breaker: sshfleet_net::breaker::BreakerMode::default(),
+        policy: sshfleet_axis::vapix::SessionPolicy::default(),
+        expect,
+        grace: Duration::from_secs(10),
+        waivers: None,
+        probe,
+        device_info: false,
+        advisories: None,
+    };
+    sshfleet_engine::scan::Scanner::new(std::sync::Arc::new(http), settings)
+}
