@@ -10,7 +10,9 @@
 //!
 //! Two fleets: the simulator's clean mix (SSH on for about 30 % of the cameras, so most
 //! probes meet a closed port) and the same number of cameras all with SSH on (every probe a
-//! full key exchange, the worst case). For each, every run prints its wall time and the
+//! full key exchange, the worst case). Each over HTTP by default, or over HTTPS with `-https`
+//! (`clean-https`, `ssh-on-https`): AXIS OS serves HTTPS by default, so a plain scan of real
+//! cameras pays a TLS handshake per camera, which the HTTP fleets leave out. For each, every run prints its wall time and the
 //! scanner's CPU time per camera (the process's CPU less the simulator's threads, so the
 //! simulator's own key exchanges and signatures do not count against the client), and the
 //! summary the medians as ratios to `plain`. Every evidence record is checked against the
@@ -23,7 +25,8 @@
 //! | `SSHFLEET_BENCH_DEVICES` | 3000 | cameras in each fleet |
 //! | `SSHFLEET_BENCH_CONCURRENCY` | 256 | the scan's concurrency |
 //! | `SSHFLEET_BENCH_RUNS` | 5 | runs of each mode per fleet (interleaved) |
-//! | `SSHFLEET_BENCH_FLEETS` | `clean,ssh-on` | which fleets |
+//! | `SSHFLEET_BENCH_FLEETS` | `clean,ssh-on,clean-https` | which fleets |
+//! | `SSHFLEET_BENCH_MODES` | `plain,banner,evidence` | which modes (ratios need `plain`) |
 //!
 //! Wall times on a shared machine are noisy; the scanner's CPU time is steadier, and
 //! `benches/compare/evidence-callgrind.sh` counts the client's instructions alone under
@@ -43,6 +46,7 @@ mod support;
 
 use std::collections::HashMap;
 use std::io;
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -50,7 +54,6 @@ use tokio::runtime::Runtime;
 
 use sshfleet_axis::probe::{ProbeSettings, SshPolicy};
 use sshfleet_core::shutdown::Shutdown;
-use sshfleet_engine::scan::Scanner;
 use sshfleet_inventory as inventory;
 use sshfleet_inventory::InventoryOptions;
 use sshfleet_report as report;
@@ -94,6 +97,7 @@ struct Settings {
     concurrency: usize,
     runs: usize,
     fleets: Vec<String>,
+    modes: Vec<Mode>,
 }
 
 fn main() {
@@ -107,9 +111,19 @@ fn main() {
         concurrency: env_or("SSHFLEET_BENCH_CONCURRENCY", 256),
         runs: env_or("SSHFLEET_BENCH_RUNS", 5).max(1),
         fleets: std::env::var("SSHFLEET_BENCH_FLEETS")
-            .unwrap_or_else(|_| "clean,ssh-on".into())
+            .unwrap_or_else(|_| "clean,ssh-on,clean-https".into())
             .split(',')
             .map(|s| s.trim().to_owned())
+            .collect(),
+        modes: std::env::var("SSHFLEET_BENCH_MODES")
+            .unwrap_or_else(|_| "plain,banner,evidence".into())
+            .split(',')
+            .map(|s| {
+                MODES
+                    .into_iter()
+                    .find(|m| m.name() == s.trim())
+                    .unwrap_or_else(|| panic!("unknown mode {s:?} (plain, banner, evidence)"))
+            })
             .collect(),
     };
     let _ = rlimit::increase_nofile_limit(u64::MAX);
@@ -124,12 +138,16 @@ fn main() {
         .build()
         .expect("scanner runtime");
     for fleet in &settings.fleets {
-        let specs = match fleet.as_str() {
+        let (mix, https) = match fleet.strip_suffix("-https") {
+            Some(mix) => (mix, true),
+            None => (fleet.as_str(), false),
+        };
+        let specs = match mix {
             "clean" => None,
             "ssh-on" => Some(vec![DeviceSpec::clean(true); settings.devices]),
-            other => panic!("unknown fleet {other:?} (clean, ssh-on)"),
+            other => panic!("unknown fleet {other:?} (clean, ssh-on, clean-https, ssh-on-https)"),
         };
-        compare(&sim, &scan, &settings, fleet, specs);
+        compare(&sim, &scan, &settings, fleet, FleetKind { specs, https });
     }
 }
 
@@ -140,34 +158,44 @@ struct Run {
     cpu: Option<Duration>,
 }
 
-/// One fleet scanned `runs` times in each mode, the modes in turn.
-fn compare(
-    sim: &Runtime,
-    scan: &Runtime,
-    s: &Settings,
-    name: &str,
+/// Which cameras: their SSH states (`None`: the simulator's mix) and whether they speak
+/// HTTPS (as AXIS OS does by default, with its own certificate).
+struct FleetKind {
     specs: Option<Vec<DeviceSpec>>,
-) {
+    https: bool,
+}
+
+/// One fleet scanned `runs` times in each mode, the modes in turn.
+fn compare(sim: &Runtime, scan: &Runtime, s: &Settings, name: &str, kind: FleetKind) {
     let fleet = sim
         .block_on(Fleet::start(SimConfig {
             devices: s.devices,
             faults: FaultProfile::None,
-            specs,
+            specs: kind.specs,
+            https: kind.https,
             ..SimConfig::default()
         }))
         .expect("simulator starts (is the open-file limit high enough?)");
+    // The scanner verifies the cameras' certificates against the simulator's CA.
+    let ca = fleet.ca_pem().map(|pem| {
+        let mut file = tempfile::NamedTempFile::new().expect("a temporary CA file");
+        io::Write::write_all(&mut file, pem.as_bytes()).expect("CA written");
+        file
+    });
+    let ca_file = ca.as_ref().map(tempfile::NamedTempFile::path);
     let on = (0..fleet.len())
         .filter(|&i| fleet.truth(i).ssh_evidence.is_some())
         .count();
     println!(
-        "fleet {name}: {} clean cameras, {on} with an SSH server, concurrency {}",
+        "fleet {name}: {} clean cameras over {}, {on} with an SSH server, concurrency {}",
         fleet.len(),
+        if kind.https { "HTTPS" } else { "HTTP" },
         s.concurrency
     );
     let mut runs: HashMap<&str, Vec<Run>> = HashMap::new();
     for run in 1..=s.runs {
-        for mode in MODES {
-            let measured = measure(scan, &fleet, s.concurrency, mode);
+        for &mode in &s.modes {
+            let measured = measure(scan, &fleet, (s.concurrency, ca_file), mode);
             let n = fleet.len() as f64;
             let mut line = format!(
                 "  run {run} {:<8}: {:.3} s, {:.0} devices/s",
@@ -186,10 +214,11 @@ fn compare(
     sim.block_on(fleet.shutdown());
 }
 
-fn measure(scan: &Runtime, fleet: &Fleet, concurrency: usize, mode: Mode) -> Run {
+/// `client`: the scan's concurrency and the CA file its HTTP client trusts.
+fn measure(scan: &Runtime, fleet: &Fleet, client: (usize, Option<&Path>), mode: Mode) -> Run {
     let before = cpu_time(SIM_THREAD);
     let started = Instant::now();
-    let checked = scan.block_on(scan_fleet(fleet, concurrency, mode));
+    let checked = scan.block_on(scan_fleet(fleet, client, mode));
     let wall = started.elapsed();
     let cpu = cpu_time(SIM_THREAD)
         .zip(before)
@@ -211,9 +240,9 @@ fn median(mut values: Vec<Duration>) -> Option<Duration> {
 
 /// The medians of each mode, and their ratio to `plain`.
 fn summarise(runs: &HashMap<&str, Vec<Run>>, devices: usize) {
-    let wall = |mode: Mode| median(runs[mode.name()].iter().map(|r| r.wall).collect());
+    let wall = |mode: Mode| median(runs.get(mode.name())?.iter().map(|r| r.wall).collect());
     let cpu = |mode: Mode| {
-        let all: Option<Vec<Duration>> = runs[mode.name()].iter().map(|r| r.cpu).collect();
+        let all: Option<Vec<Duration>> = runs.get(mode.name())?.iter().map(|r| r.cpu).collect();
         median(all?)
     };
     let (Some(plain_wall), plain_cpu) = (wall(Mode::Plain), cpu(Mode::Plain)) else {
@@ -256,7 +285,8 @@ struct Want {
 }
 
 /// A scan as `sshfleet scan` runs it: inventory CSV in, one JSONL writer thread out.
-async fn scan_fleet(fleet: &Fleet, concurrency: usize, mode: Mode) -> Checked {
+async fn scan_fleet(fleet: &Fleet, client: (usize, Option<&Path>), mode: Mode) -> Checked {
+    let (concurrency, ca_file) = client;
     let mut csv = Vec::new();
     fleet.write_inventory(&mut csv).expect("inventory");
     let inventory =
@@ -286,16 +316,12 @@ async fn scan_fleet(fleet: &Fleet, concurrency: usize, mode: Mode) -> Checked {
     let total = inventory.rows.len();
     let sinks = RecordSinks::new(sinks, Arc::new(NoProgress));
     let pipe = report::record_pipeline(sinks, total, OnOutputFailure::Continue);
-    scanner(concurrency, mode)
+    support::sim_scanner(concurrency, None, mode.probe(), ca_file)
         .run(inventory.rows, pipe.sender(), Shutdown::never())
         .await;
     report::finish(pipe).await.expect("report written");
     let mut check = check.lock().unwrap_or_else(PoisonError::into_inner);
     std::mem::take(&mut *check)
-}
-
-fn scanner(concurrency: usize, mode: Mode) -> Scanner {
-    support::sim_scanner(concurrency, None, mode.probe())
 }
 
 /// A report output that compares every record with the simulator's truth.

@@ -420,7 +420,7 @@ async fn scan_fleet(fleet: &Fleet, concurrency: usize) -> Checked {
 }
 
 fn scanner(concurrency: usize) -> Scanner {
-    support::sim_scanner(concurrency, Some(SshState::Disabled), None)
+    support::sim_scanner(concurrency, Some(SshState::Disabled), None, None)
 }
 
 /// A report output that compares every record with the simulator's truth.

@@ -73,13 +73,17 @@ fn cpu_ticks(path: &str) -> Option<(String, u64)> {
 
 /// A scanner of the simulator's cameras (its `root`/`pass` account), `concurrency` at a
 /// time, judging against `expect` and probing the SSH port as `probe` says.
+/// `ca_file`: the simulator's CA, when its cameras speak HTTPS (verified, as users run it).
 pub(crate) fn sim_scanner(
     concurrency: usize,
     expect: Option<sshfleet_core::model::SshState>,
     probe: Option<sshfleet_axis::probe::ProbeSettings>,
+    ca_file: Option<&std::path::Path>,
 ) -> sshfleet_engine::scan::Scanner {
     use sshfleet_net::{ClientSettings, HttpClient};
-    let http = HttpClient::new(&ClientSettings::default()).expect("HTTP client");
+    let mut client = ClientSettings::default();
+    client.trust.ca_file = ca_file.map(std::path::Path::to_path_buf);
+    let http = HttpClient::new(&client).expect("HTTP client");
     let settings = sshfleet_engine::scan::ScanSettings {
         concurrency,
         credentials: sshfleet_net::auth::Credentials {
