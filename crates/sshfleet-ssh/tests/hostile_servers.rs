@@ -171,3 +171,75 @@ async fn endless_ignore_packets_are_cut_off() {
         ))
     );
 }
+
+fn string(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(0).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// A server that offers curve25519 and Ed25519, then answers our exchange with
+/// `server_public` as its public value (and an Ed25519 host key and a signature that are
+/// never reached).
+async fn answers_with_public_value(mut s: DuplexStream, server_public: Vec<u8>) {
+    let mut kexinit = vec![20u8];
+    kexinit.extend_from_slice(&[0; 16]);
+    for list in [
+        &b"curve25519-sha256"[..],
+        b"ssh-ed25519",
+        b"aes128-ctr",
+        b"aes128-ctr",
+        b"hmac-sha2-256",
+        b"hmac-sha2-256",
+        b"none",
+        b"none",
+        b"",
+        b"",
+    ] {
+        string(&mut kexinit, list);
+    }
+    kexinit.extend_from_slice(&[0, 0, 0, 0, 0]);
+    let _ = s.write_all(b"SSH-2.0-LowOrder\r\n").await;
+    let _ = s.write_all(&packet(&kexinit)).await;
+    // Our identification line, KEXINIT and KEX_ECDH_INIT arrive; the reply follows them.
+    let mut seen = vec![0u8; 4096];
+    let _ = s.read(&mut seen).await;
+    let mut host_key = Vec::new();
+    string(&mut host_key, b"ssh-ed25519");
+    string(&mut host_key, &[9; 32]);
+    let mut signature = Vec::new();
+    string(&mut signature, b"ssh-ed25519");
+    string(&mut signature, &[1; 64]);
+    let mut reply = vec![31u8];
+    string(&mut reply, &host_key);
+    string(&mut reply, &server_public);
+    string(&mut reply, &signature);
+    let _ = s.write_all(&packet(&reply)).await;
+    let mut sink = Vec::new();
+    let _ = s.read_to_end(&mut sink).await;
+}
+
+/// A low-order point makes the X25519 shared secret all zeros, which RFC 8731 §3 says to
+/// refuse; a value of the wrong length is no point at all. Either ends the exchange as a
+/// malformed server public key, with the host key it showed kept as evidence.
+#[tokio::test(start_paused = true)]
+async fn a_low_order_or_misshapen_server_public_value_is_refused() {
+    // The identity (u = 0) and a point of order 8 (from RFC 7748's list of low-order points).
+    let mut order_eight = [0u8; 32];
+    order_eight[..8].copy_from_slice(&[0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae]);
+    order_eight[8..16].copy_from_slice(&[0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4, 0x6a]);
+    order_eight[16..24].copy_from_slice(&[0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd]);
+    order_eight[24..].copy_from_slice(&[0x86, 0x62, 0x05, 0x16, 0x5f, 0x49, 0xb8, 0x00]);
+    for value in [vec![0u8; 32], order_eight.to_vec(), vec![5u8; 31]] {
+        let (e, took) = against(move |s| answers_with_public_value(s, value)).await;
+        assert_eq!(
+            e.failure,
+            Some(Failure::Malformed(
+                Stage::KeyExchange,
+                Malformed::BadServerPublicKey
+            ))
+        );
+        assert!(e.host_key.is_some(), "the key shown is kept: {e:?}");
+        assert_eq!(e.signature, None);
+        assert!(took < DEADLINE, "{took:?}");
+    }
+}
