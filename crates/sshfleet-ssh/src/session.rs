@@ -23,6 +23,9 @@ pub const MAX_IDENT_BYTES: usize = 255;
 pub const MAX_PRE_IDENT_LINES: usize = 16;
 const MAX_PRE_IDENT_LINE_BYTES: usize = 1024;
 
+/// The read buffer of one conversation.
+const READ_BUFFER_BYTES: usize = 2048;
+
 /// Packets skipped (IGNORE, DEBUG) while waiting for the one that is expected.
 const MAX_SKIPPED_PACKETS: usize = 16;
 
@@ -39,7 +42,10 @@ where
 {
     let mut evidence = Evidence::default();
     let mut conn = Conn {
-        io: BufReader::new(stream),
+        // A server's identification line and KEXINIT fit in 2 KiB (OpenSSH's KEXINIT is about
+        // 1.1 KiB); a larger packet is read past the buffer. The default 8 KiB, zeroed for
+        // each of thousands of conversations, showed in the profile.
+        io: BufReader::with_capacity(READ_BUFFER_BYTES, stream),
         deadline,
         speaks_ssh: false,
     };
