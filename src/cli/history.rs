@@ -108,7 +108,7 @@ fn period_line(p: &Period) -> String {
         None => "unknown",
     };
     format!(
-        "{} .. {}  runs {}-{}  {} {}  {}  ssh {ssh}{}{}\n",
+        "{} .. {}  runs {}-{}  {} {}  {}  ssh {ssh}{}{}{}\n",
         p.first_seen,
         p.last_seen,
         p.run_first,
@@ -123,6 +123,10 @@ fn period_line(p: &Period) -> String {
         p.waiver
             .as_deref()
             .map(|w| format!("  waiver {}", printable(w)))
+            .unwrap_or_default(),
+        p.ssh_host_key
+            .as_deref()
+            .map(|k| format!("  host key {}", printable(k)))
             .unwrap_or_default(),
     )
 }

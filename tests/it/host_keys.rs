@@ -12,7 +12,7 @@ use serde_json::Value;
 use sshfleet_sim::{FaultProfile, SimConfig};
 
 use crate::html_report::{browser_available, open_in_browser};
-use crate::support::{code, read_jsonl, stderr, Sshfleet, TestFleet};
+use crate::support::{args, code, read_jsonl, run, stderr, Sshfleet, TestFleet};
 
 /// What the simulator says of each camera whose SSH server shows a key now: address →
 /// (key, changed at this epoch).
@@ -191,6 +191,7 @@ async fn shared_and_changed_host_keys_are_the_truths_in_every_output() {
         metric(&fleet.path("second.prom"), "sshfleet_changed_host_keys"),
         Some(changed.len() as u64)
     );
+    assert_timelines(&history, (&first.1, &second.1), &changed).await;
     assert_junit(&fleet, &changed, &truth_groups(&truth)).await;
     assert_page(&fleet.path("second.html"), &changed, &truth_groups(&truth)).await;
 
@@ -261,6 +262,28 @@ async fn assert_junit(
     for key in shared.keys() {
         let case = format!("name=\"shared host key {key}\"");
         assert!(cases.iter().any(|c| c.contains(&case)), "{case}");
+    }
+}
+
+/// `history device` of re-keyed cameras: a period per key, the key the first run read and
+/// then the one the second read, in the words printed.
+async fn assert_timelines(
+    history: &str,
+    (first, second): (&[Value], &[Value]),
+    changed: &BTreeSet<String>,
+) {
+    let (first, second) = (keyed(first), keyed(second));
+    for address in changed.iter().take(3) {
+        let out = run(&args(&["history", history, "device", address]), &[]).await;
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let shown: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split("  host key ").nth(1))
+            .collect();
+        let want = [&first[address], &second[address]].map(|r| r["ssh_host_key"].as_str().unwrap());
+        assert_ne!(want[0], want[1]);
+        assert_eq!(shown, want, "{address}: {text}");
     }
 }
 

@@ -173,6 +173,8 @@ pub struct Period {
     pub ssh_enabled: Option<bool>,
     pub compliant: Option<bool>,
     pub waiver: Option<String>,
+    /// The SSH host key (`SHA256:…`) last read in the period; a run that read none keeps it.
+    pub ssh_host_key: Option<String>,
 }
 
 impl Period {
@@ -192,6 +194,7 @@ impl Period {
             ssh_enabled: r.get(10)?,
             compliant: r.get(11)?,
             waiver: r.get(12)?,
+            ssh_host_key: r.get(13)?,
         })
     }
 
@@ -212,7 +215,7 @@ impl Period {
             change: None,
             waived: self.waiver.is_some(),
             stored: None,
-            ssh_host_key: None,
+            ssh_host_key: self.ssh_host_key,
         }
     }
 
@@ -225,6 +228,8 @@ impl Period {
         rec.compliant = self.compliant;
         rec.waiver = self.waiver.map(WaiverTag::from);
         rec.checked_at = self.last_seen;
+        // Not the period's host key: that is the key last read in the period, perhaps by an
+        // earlier run, and a record says what its own run read.
         rec
     }
 }
@@ -599,7 +604,8 @@ impl Sqlite {
     ) -> Result<Vec<Period>, HistoryError> {
         let sql = format!(
             "SELECT t.scope, i.run_first, i.run_last, i.first_seen, i.last_seen, i.address,
-                    i.serial, i.name, i.site, i.status, i.ssh_enabled, i.compliant, i.waiver
+                    i.serial, i.name, i.site, i.status, i.ssh_enabled, i.compliant, i.waiver,
+                    i.ssh_host_key
              FROM intervals i JOIN tracks t ON t.id = i.track
              {filter}"
         );

@@ -644,7 +644,8 @@ pub(crate) fn run_row(r: &Row) -> Result<RunRow, tokio_postgres::Error> {
 
 /// The periods' query over intervals `i` and tracks `t`, before its `WHERE`.
 const PERIODS: &str = "SELECT t.scope, i.run_first, i.run_last, i.first_seen, i.last_seen,
-        i.address, i.serial, i.name, i.site, i.status, i.ssh_enabled, i.compliant, i.waiver
+        i.address, i.serial, i.name, i.site, i.status, i.ssh_enabled, i.compliant, i.waiver,
+        i.ssh_host_key
     FROM intervals i JOIN tracks t ON t.id = i.track";
 
 fn period_row(r: &Row) -> Result<Period, tokio_postgres::Error> {
@@ -662,6 +663,7 @@ fn period_row(r: &Row) -> Result<Period, tokio_postgres::Error> {
         ssh_enabled: r.try_get(10)?,
         compliant: r.try_get(11)?,
         waiver: r.try_get(12)?,
+        ssh_host_key: r.try_get(13)?,
     })
 }
 
