@@ -94,6 +94,8 @@ fn open_inputs(args: &MergeArgs) -> anyhow::Result<MergeInputs> {
     if args.compliance.waivers.is_some() {
         bail!("--waivers applies where devices are judged (scan, remediate); each shard record keeps the waiver its run gave it");
     }
+    // Checked before anything is opened: a file that cannot be used refuses the merge.
+    let advisories = super::readback::advisories(args.advisories.as_deref())?;
     let compliance =
         resolve::with_default_spool(resolve::compliance(&args.compliance)?, &args.output.output);
     let mut files = run_files(&args.inventory, None, &compliance, &args.output.output);
@@ -109,7 +111,6 @@ fn open_inputs(args: &MergeArgs) -> anyhow::Result<MergeInputs> {
     }
     files.kept("--advisories", args.advisories.as_deref());
     files.check()?;
-    let advisories = super::readback::advisories(args.advisories.as_deref())?;
     let stale = stale_shards(&shards, args.max_age);
     say_opened(&run, verbosity);
     let options = InventoryOptions {

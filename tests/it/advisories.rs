@@ -671,4 +671,14 @@ async fn a_merge_given_the_scans_replacing_file_counts_no_finding_the_scan_did_n
         ),
         "{err}"
     );
+    // A file that cannot be used refuses the merge before anything is written.
+    std::fs::remove_file(fleet.path("merged.csv")).unwrap();
+    let output = merge(Some(&fleet.path("missing.toml"))).run().await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 2, "{err}");
+    assert!(
+        err.contains("--advisories") && err.contains("missing.toml"),
+        "{err}"
+    );
+    assert!(!fleet.path("merged.csv").exists(), "nothing written");
 }
