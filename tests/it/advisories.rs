@@ -518,6 +518,7 @@ async fn a_report_read_back_without_the_users_advisories_never_loses_their_findi
         let mut cmd = Sshfleet::merge(&fleet.inventory)
             .out(&fleet.path(&format!("{name}.jsonl")))
             .file("--summary-out", &fleet.path(&format!("{name}.json")))
+            .file("--metrics-out", &fleet.path(&format!("{name}.prom")))
             .args(&["--fail-on", "findings"]);
         if let Some(file) = file {
             cmd = cmd.file("--advisories", file);
@@ -569,6 +570,22 @@ async fn a_report_read_back_without_the_users_advisories_never_loses_their_findi
         "{adv}"
     );
     assert_eq!(without["findings"], scanned["findings"]);
+    let metrics = fleet.path("without.prom");
+    promtool_accepts(&metrics);
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    assert_eq!(
+        metric(
+            &prom,
+            "sshfleet_advisory_ssh_exposed_devices{advisory=\"CVE-2099-0001\",needs_ssh=\"unknown\"}"
+        ),
+        Some("1"),
+        "{prom}"
+    );
+    assert_eq!(
+        metric(&prom, "sshfleet_advisory_findings"),
+        Some("3"),
+        "{prom}"
+    );
 
     // `report html` of the same report, with and without the file.
     let page = |name: &str, file: Option<&Path>| {

@@ -501,6 +501,10 @@ mod tests {
         let mut on = rec("10.0.0.1", true, None, back);
         on.firmware = Some("10.12.114".into());
         assert_eq!(ssh_advisory_finding(&on), ["CVE-2099-0001"]);
+        assert_eq!(
+            junit_message(&on).unwrap(),
+            "AXIS OS 10.12.114 is affected by CVE-2099-0001, which needs SSH (CVE-2099-0001 not in the advisories in use: counted as needing it), and SSH is on"
+        );
         let mut s = AdvisorySummary::default();
         s.add(&on);
         let c = &s.by_advisory["CVE-2099-0001"];
