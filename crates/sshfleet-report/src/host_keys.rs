@@ -105,9 +105,9 @@ struct Held {
     rec: DeviceRecord,
     algorithms: Option<usize>,
     /// In the spill file, the record's waiver in all its parts (its serde form is its label
-    /// only); in memory the record keeps it.
+    /// only); in memory the record keeps it (boxed: a held record in memory pays a pointer).
     #[serde(default)]
-    waiver: Option<WaiverParts>,
+    waiver: Option<Box<WaiverParts>>,
 }
 
 /// Distinct algorithm lists kept once; records with others keep their own.
@@ -172,7 +172,11 @@ impl HeldKeys {
     /// Writes `held` to the spill file; should that fail, it and every record after it are
     /// held in memory, and the failure is told once ([`HeldKeys::failure`]).
     fn spill(&mut self, mut held: Held) {
-        held.waiver = held.rec.waiver.take().map(|w| WaiverParts::from(&w));
+        held.waiver = held
+            .rec
+            .waiver
+            .take()
+            .map(|w| Box::new(WaiverParts::from(&w)));
         let written = serde_json::to_vec(&held)
             .map_err(io::Error::other)
             .and_then(|bytes| self.spill.push(&bytes));
@@ -182,7 +186,7 @@ impl HeldKeys {
                 _ => self.held.push_back(Stretch::Spilled(1)),
             },
             Err(e) => {
-                held.rec.waiver = held.waiver.take().map(Into::into);
+                held.rec.waiver = held.waiver.take().map(|w| (*w).into());
                 self.spill_failed = true;
                 self.failure = Some(io::Error::new(
                     e.kind(),
@@ -222,7 +226,7 @@ impl HeldKeys {
             waiver,
         } = self.next_held()?;
         if let Some(waiver) = waiver {
-            rec.waiver = Some(waiver.into());
+            rec.waiver = Some((*waiver).into());
         }
         if let Some(at) = algorithms {
             rec.ssh.kexinit = self.algorithms.get(at).cloned();
