@@ -41,7 +41,16 @@ impl Default for Spill {
 
 /// An unnamed temporary file only its owner may read or write.
 fn private_tempfile() -> io::Result<File> {
-    let file = tempfile::tempfile()?;
+    let file = tempfile::tempfile().map_err(|e| {
+        let dir = std::env::temp_dir();
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot make a temporary file in {} (set TMPDIR to a writable directory): {e}",
+                dir.display()
+            ),
+        )
+    })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
