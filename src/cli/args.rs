@@ -309,6 +309,12 @@ pub struct ReportHtmlArgs {
     /// The history's run [default: the latest finished run].
     #[arg(long, value_name = "ID", requires = "history")]
     pub run: Option<i64>,
+    /// The vendor advisories (TOML) the report was scanned with (`--advisories` of the scan:
+    /// extends the built-in set, or replaces it with `mode = "replace"`): they tell which
+    /// advisory ids of the records need SSH. An id they do not know is counted as needing
+    /// SSH, with a warning. (A history keeps no advisories.)
+    #[arg(long, value_name = "FILE", conflicts_with = "history")]
+    pub advisories: Option<PathBuf>,
     /// Where the page goes.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
@@ -377,6 +383,12 @@ pub struct MergeArgs {
     /// this time): the fleet is then not covered.
     #[arg(long, value_parser = parse_age, value_name = "AGE")]
     pub max_age: Option<Duration>,
+    /// The vendor advisories (TOML) the shards were scanned with (`--advisories` of the
+    /// scans: extends the built-in set, or replaces it with `mode = "replace"`): they tell
+    /// which advisory ids of the records need SSH. An id they do not know is counted as
+    /// needing SSH, with a warning.
+    #[arg(long, value_name = "FILE")]
+    pub advisories: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]

@@ -25,6 +25,7 @@ pub(super) fn render(args: ReportHtmlArgs) -> anyhow::Result<Exit> {
     sshfleet_core::files::RunFiles::default()
         .kept("REPORT", args.report.as_deref())
         .kept("--history", args.history.as_deref())
+        .kept("--advisories", args.advisories.as_deref())
         .kept(
             "--expect-sites-from",
             args.fleet.expect_sites_from.as_deref(),
@@ -40,7 +41,12 @@ pub(super) fn render(args: ReportHtmlArgs) -> anyhow::Result<Exit> {
     }
     let (loaded, context) = match (&args.report, &args.history) {
         (Some(report), None) => {
-            let loaded = source::from_report(report)?;
+            let advisories = super::readback::advisories(args.advisories.as_deref())?;
+            let loaded = source::from_report(report, &advisories)?;
+            super::readback::say_unknown_advisories(
+                &loaded.summary.advisories,
+                args.advisories.as_deref(),
+            );
             let context = format!("report {}", report.display());
             (loaded, context)
         }

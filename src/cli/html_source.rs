@@ -4,12 +4,13 @@
 
 use std::path::Path;
 
+use sshfleet_engine::advisories::Advisories;
 use sshfleet_engine::run::{trend_of, TREND_RUNS};
 use sshfleet_history::{History, HistoryError, Period, RunRow};
 use sshfleet_report::html::{DeviceRows, TrendPoint};
 use sshfleet_report::read::ReadError;
 use sshfleet_report::record::DeviceRecord;
-use sshfleet_report::replay::replay;
+use sshfleet_report::replay::replay_with;
 use sshfleet_report::{Baseline, DriftSummary, Summary};
 
 /// What a page is made of, read back.
@@ -53,10 +54,10 @@ pub(super) enum SourceError {
 }
 
 /// Every device of the report at `path`, whichever format it is in (read back whole, as
-/// `report merge` reads its shards).
-pub(super) fn from_report(path: &Path) -> Result<Loaded, SourceError> {
+/// `report merge` reads its shards), its advisory ids read against `advisories`.
+pub(super) fn from_report(path: &Path, advisories: &Advisories) -> Result<Loaded, SourceError> {
     let mut loaded = Loaded::default();
-    replay(path, &[], |rec, _| {
+    replay_with(path, &[], advisories, |rec, _| {
         loaded.add(&rec);
         Ok(())
     })?;
@@ -141,7 +142,7 @@ mod tests {
         )
         .unwrap();
         for path in [&jsonl, &csv] {
-            let loaded = from_report(path).unwrap();
+            let loaded = from_report(path, &Advisories::builtin().unwrap()).unwrap();
             assert_eq!(loaded.summary.total, 2);
             assert_eq!(loaded.summary.ssh_enabled, 1);
             assert_eq!(loaded.summary.not_checked(), 1);
@@ -157,7 +158,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.jsonl");
         std::fs::write(&path, "{\"address\":\"a\",\"status\":\"maybe\"}\n").unwrap();
-        let err = from_report(&path).unwrap_err().to_string();
+        let err = from_report(&path, &Advisories::empty())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 1") && err.contains("maybe"), "{err}");
     }
 }

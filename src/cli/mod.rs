@@ -33,6 +33,7 @@ mod html;
 mod html_source;
 mod notify;
 mod progress;
+mod readback;
 mod remediate;
 mod reports;
 mod resolve;

@@ -12,6 +12,7 @@ use super::runs::{exit_of, report_failed_in, run_files, say_notes, say_opened};
 use super::verbosity::Verbosity;
 use super::{resolve, resolve_format, staged_report_output, Exit};
 use sshfleet_core::inert;
+use sshfleet_engine::advisories::Advisories;
 use sshfleet_engine::run::{Completion, Outputs, Run, RunEnd, RunKind, RunSettings, Scope};
 use sshfleet_engine::scan::RunStats;
 use sshfleet_inventory as inventory;
@@ -19,7 +20,7 @@ use sshfleet_inventory::{Inventory, InventoryOptions, Row};
 use sshfleet_report as report;
 use sshfleet_report::coverage::{Admit, Coverage, CoverageReport};
 use sshfleet_report::pipeline::OnOutputFailure;
-use sshfleet_report::replay::{first_shape, replay};
+use sshfleet_report::replay::{first_shape, replay_with};
 use sshfleet_report::{Schema, Summary};
 
 /// Missing and duplicate rows listed one per line; beyond this they are counted.
@@ -51,8 +52,11 @@ async fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
     };
     let expected = std::mem::take(&mut inputs.expected);
     let pipe = inputs.run.pipeline(outputs, expected.len());
-    let keys = inputs.schema.extra_keys();
-    let streamed = stream_shards(&inputs.shards, keys, expected, pipe, &cut_short).await?;
+    let read = Reading {
+        keys: inputs.schema.extra_keys(),
+        advisories: inputs.advisories.clone(),
+    };
+    let streamed = stream_shards(&inputs.shards, read, expected, pipe, &cut_short).await?;
     let Some((coverage, closed)) = streamed else {
         return Ok(Exit::Usage);
     };
@@ -73,6 +77,14 @@ struct MergeInputs {
     /// Each inventory row's address and line, for the coverage.
     expected: Vec<(String, u64)>,
     schema: Schema,
+    /// The advisories the records are read against (`--advisories`).
+    advisories: Advisories,
+}
+
+/// What each shard record is read with: the passthrough columns and the advisories.
+struct Reading {
+    keys: Vec<String>,
+    advisories: Advisories,
 }
 
 /// Resolves the settings and reads the shard list, the baseline and the inventory (its
@@ -82,6 +94,8 @@ fn open_inputs(args: &MergeArgs) -> anyhow::Result<MergeInputs> {
     if args.compliance.waivers.is_some() {
         bail!("--waivers applies where devices are judged (scan, remediate); each shard record keeps the waiver its run gave it");
     }
+    // Checked before anything is opened: a file that cannot be used refuses the merge.
+    let advisories = super::readback::advisories(args.advisories.as_deref())?;
     let compliance =
         resolve::with_default_spool(resolve::compliance(&args.compliance)?, &args.output.output);
     let mut files = run_files(&args.inventory, None, &compliance, &args.output.output);
@@ -95,6 +109,7 @@ fn open_inputs(args: &MergeArgs) -> anyhow::Result<MergeInputs> {
     for shard in &shards {
         files.kept("SHARD", Some(shard));
     }
+    files.kept("--advisories", args.advisories.as_deref());
     files.check()?;
     let stale = stale_shards(&shards, args.max_age);
     say_opened(&run, verbosity);
@@ -128,6 +143,7 @@ fn open_inputs(args: &MergeArgs) -> anyhow::Result<MergeInputs> {
         inventory,
         expected,
         schema,
+        advisories,
     })
 }
 
@@ -136,7 +152,7 @@ fn open_inputs(args: &MergeArgs) -> anyhow::Result<MergeInputs> {
 /// shard could not be read.
 async fn stream_shards(
     shards: &[PathBuf],
-    keys: Vec<String>,
+    read: Reading,
     expected: Vec<(String, u64)>,
     pipe: report::RecordPipeline,
     cut_short: &report::CutShort,
@@ -146,7 +162,7 @@ async fn stream_shards(
     let mut coverage = Coverage::new(expected);
     let read = tokio::task::spawn_blocking(move || {
         for (i, path) in files.iter().enumerate() {
-            replay(path, &keys, |rec, _| {
+            replay_with(path, &read.keys, &read.advisories, |rec, _| {
                 if coverage.admit(&rec.address, i) == Admit::Row {
                     // The writer only goes away after a failure it reports itself.
                     let _ = tx.blocking_send(rec);
@@ -189,6 +205,7 @@ fn conclude(
     if !verbosity.is_quiet() {
         diag!("{}", summary.render_text());
     }
+    super::readback::say_unknown_advisories(&summary.advisories, args.advisories.as_deref());
     say_coverage(coverage, &inputs.shards, verbosity);
     for (path, age) in &inputs.stale {
         diagln!(

@@ -9,7 +9,8 @@ use std::process::Command;
 use serde_json::Value;
 use sshfleet_sim::{DeviceSpec, FaultProfile, SimConfig};
 
-use crate::support::{by_address, code, read_jsonl, stderr, Sshfleet, TestFleet};
+use crate::html_report::{browser_available, open_in_browser};
+use crate::support::{by_address, code, read_jsonl, run, stderr, Sshfleet, TestFleet};
 
 /// The simulator's cameras with today's firmware report these versions by index (`% 9`):
 /// 2 and 3 are inside CVE-2026-1185 (needs SSH), 4 just fixed, 5 fixed for everything,
@@ -466,4 +467,235 @@ async fn a_merge_of_csv_shards_counts_the_advisories_as_the_whole_run_did() {
     assert_eq!(merged["advisories"]["findings"], 2, "{merged}");
     assert_eq!(merged["advisories"]["version_unparseable"], 1, "{merged}");
     assert_eq!(merged["findings"], whole["findings"]);
+}
+
+/// The user's advisories the reports below were scanned with: one needing SSH on the 10.12
+/// track (camera 0 runs 10.12.114), added to the built-in set.
+const EXTEND_NEEDS_SSH: &str = r#"[[advisory]]
+id = "CVE-2099-0001"
+needs_ssh = true
+summary = "A local test advisory that needs SSH."
+affected = [{ from = "10.12.0", fixed = "10.12.200" }]
+source = "https://example.com/CVE-2099-0001.json"
+"#;
+
+/// One needing no SSH, alone (cameras 2 and 3).
+const REPLACE_NO_SSH: &str = r#"mode = "replace"
+[[advisory]]
+id = "CVE-2099-0002"
+needs_ssh = false
+summary = "A local test advisory."
+affected = [{ from = "12.0.0", fixed = "12.10.36" }]
+source = "https://example.com/CVE-2099-0002.json"
+"#;
+
+/// A report read back (`report merge`, `report html`) whose advisory ids came from a user's
+/// file: given the file, its findings are the scan's; without it, each id the built-in set
+/// does not know is counted as needing SSH, said in a warning naming it and the fix, in the
+/// summary, the JSON summary and the page — never silently harmless.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_read_back_without_the_users_advisories_never_loses_their_findings() {
+    let fleet = compliant_fleet().await;
+    let extend = fleet.path("extend.toml");
+    std::fs::write(&extend, EXTEND_NEEDS_SSH).unwrap();
+    let scanned = fleet.path("scanned.json");
+    let report = fleet.path("scan.jsonl");
+    let output = Sshfleet::scan(&fleet.inventory)
+        .out(&report)
+        .file("--advisories", &extend)
+        .file("--summary-out", &scanned)
+        .args(&["--device-info", "--quiet", "--timeout", "5s"])
+        .run()
+        .await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let read =
+        |p: &Path| -> Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
+    let scanned = read(&scanned);
+    assert_eq!(scanned["advisories"]["findings"], 3, "{scanned}");
+
+    // Merged with the scan's file: the scan's findings, and no warning.
+    let merge = |name: &str, file: Option<&Path>| {
+        let mut cmd = Sshfleet::merge(&fleet.inventory)
+            .out(&fleet.path(&format!("{name}.jsonl")))
+            .file("--summary-out", &fleet.path(&format!("{name}.json")))
+            .file("--metrics-out", &fleet.path(&format!("{name}.prom")))
+            .args(&["--fail-on", "findings"]);
+        if let Some(file) = file {
+            cmd = cmd.file("--advisories", file);
+        }
+        cmd.arg(&report.display().to_string())
+    };
+    let output = merge("with", Some(&extend)).run().await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 1, "{err}");
+    assert!(!err.contains("not in the advisories in use"), "{err}");
+    assert!(
+        err.contains("SSH ADVISORY CVE-2099-0001: 1 device(s) with SSH on or reachable run an affected AXIS OS version, and exploiting it needs SSH"),
+        "{err}"
+    );
+    let with = read(&fleet.path("with.json"));
+    assert_eq!(with["advisories"], scanned["advisories"]);
+
+    // Merged without it: the unknown id still counts, and every output says why.
+    let output = merge("without", None).run().await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 1, "{err}");
+    let warning = err
+        .lines()
+        .find(|l| l.starts_with("warning: advisory "))
+        .unwrap_or_else(|| panic!("no warning:\n{err}"));
+    for words in [
+        "CVE-2099-0001 (1 device(s))",
+        "not in the advisories in use",
+        "counted as needing SSH",
+        "--advisories FILE",
+    ] {
+        assert!(warning.contains(words), "{warning} lacks {words:?}");
+    }
+    assert!(
+        err.contains("SSH ADVISORY CVE-2099-0001: 1 device(s) with SSH on or reachable run an affected AXIS OS version, and the advisories in use do not know it, so it is counted as needing SSH"),
+        "{err}"
+    );
+    let without = read(&fleet.path("without.json"));
+    let adv = &without["advisories"];
+    assert_eq!(adv["findings"], 3, "{adv}");
+    let unknown = &adv["by_advisory"]["CVE-2099-0001"];
+    assert_eq!(
+        (
+            &unknown["needs_ssh"],
+            &unknown["unknown"],
+            &unknown["ssh_exposed"]
+        ),
+        (&Value::Bool(true), &Value::Bool(true), &Value::from(1)),
+        "{adv}"
+    );
+    assert_eq!(without["findings"], scanned["findings"]);
+    let metrics = fleet.path("without.prom");
+    promtool_accepts(&metrics);
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    assert_eq!(
+        metric(
+            &prom,
+            "sshfleet_advisory_ssh_exposed_devices{advisory=\"CVE-2099-0001\",needs_ssh=\"unknown\"}"
+        ),
+        Some("1"),
+        "{prom}"
+    );
+    assert_eq!(
+        metric(&prom, "sshfleet_advisory_findings"),
+        Some("3"),
+        "{prom}"
+    );
+
+    // `report html` of the same report, with and without the file.
+    let page = |name: &str, file: Option<&Path>| {
+        let (html, summary) = (fleet.path(&format!("{name}.html")), fleet.path(name));
+        let mut argv = vec![
+            "report".to_owned(),
+            "html".to_owned(),
+            report.display().to_string(),
+            "-o".to_owned(),
+            html.display().to_string(),
+            "--summary-out".to_owned(),
+            summary.display().to_string(),
+        ];
+        if let Some(file) = file {
+            argv.extend(["--advisories".to_owned(), file.display().to_string()]);
+        }
+        argv
+    };
+    let output = run(&page("page-with", Some(&extend)), &[]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(!stderr(&output).contains("warning"), "{}", stderr(&output));
+    assert_eq!(
+        read(&fleet.path("page-with"))["advisories"],
+        scanned["advisories"]
+    );
+    let output = run(&page("page-without", None), &[]).await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 0, "{err}");
+    assert!(
+        err.contains("warning: advisory CVE-2099-0001 (1 device(s)) not in the advisories in use"),
+        "{err}"
+    );
+    assert_eq!(read(&fleet.path("page-without"))["advisories"], *adv);
+    if browser_available() {
+        let seen = open_in_browser(&fleet.path("page-without.html"), &[]).await;
+        let section = &seen["advisories"];
+        assert_eq!(section["visible"], true, "{seen}");
+        let text = section["text"].as_str().unwrap();
+        assert!(
+            text.contains("Not in the advisories in use: CVE-2099-0001"),
+            "{text}"
+        );
+        let row = section["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r[0] == "CVE-2099-0001")
+            .unwrap_or_else(|| panic!("no row: {section}"));
+        assert_eq!(row[1], "unknown: counted as yes", "{row}");
+    }
+}
+
+/// An advisory needing no SSH, known only from a replacing file: without the file a merge
+/// counts it as a finding (and says so); with it, the merge finds nothing, as the scan did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_given_the_scans_replacing_file_counts_no_finding_the_scan_did_not() {
+    let fleet = compliant_fleet().await;
+    let replace = fleet.path("replace.toml");
+    std::fs::write(&replace, REPLACE_NO_SSH).unwrap();
+    let report = fleet.path("scan.csv");
+    let output = Sshfleet::scan(&fleet.inventory)
+        .out(&report)
+        .file("--advisories", &replace)
+        .args(&["--device-info", "--quiet", "--fail-on", "findings"])
+        .args(&["--timeout", "5s"])
+        .run()
+        .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let merge = |file: Option<&Path>| {
+        let mut cmd = Sshfleet::merge(&fleet.inventory)
+            .out(&fleet.path("merged.csv"))
+            .args(&["--fail-on", "findings"]);
+        if let Some(file) = file {
+            cmd = cmd.file("--advisories", file);
+        }
+        cmd.arg(&report.display().to_string())
+    };
+    let output = merge(Some(&replace)).run().await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 0, "{err}");
+    assert!(!err.contains("SSH ADVISORY"), "{err}");
+    assert!(
+        err.contains("CVE-2099-0002 2 (2 SSH-exposed)"),
+        "the counts line: {err}"
+    );
+    let output = merge(None).run().await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 1, "{err}");
+    assert!(
+        err.contains("warning: advisory CVE-2099-0002 (2 device(s)) not in the advisories in use (built-in advisories"),
+        "{err}"
+    );
+    assert!(
+        err.contains("SSH ADVISORY CVE-2099-0002: 2 device(s)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "CVE-2099-0002 2 (2 SSH-exposed, not in the advisories in use: counted as needing SSH)"
+        ),
+        "{err}"
+    );
+    // A file that cannot be used refuses the merge before anything is written.
+    std::fs::remove_file(fleet.path("merged.csv")).unwrap();
+    let output = merge(Some(&fleet.path("missing.toml"))).run().await;
+    let err = stderr(&output);
+    assert_eq!(code(&output), 2, "{err}");
+    assert!(
+        err.contains("--advisories") && err.contains("missing.toml"),
+        "{err}"
+    );
+    assert!(!fleet.path("merged.csv").exists(), "nothing written");
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use sshfleet_axis::advisories::Advisories;
+pub use sshfleet_axis::advisories::{Advisories, BUILTIN_ORIGIN};
 use sshfleet_report::advisory::AdvisoryCheck;
 
 /// The built-in advisories, with the user's file when one is named. A file that cannot be
@@ -28,6 +28,7 @@ pub fn check(advisories: &Advisories, firmware: Option<&str>) -> AdvisoryCheck {
                 .filter(|a| a.needs_ssh)
                 .map(|a| a.id.clone())
                 .collect(),
+            unknown: Vec::new(),
         },
         Err(e) => {
             tracing::debug!(error = %e, "no advisory matched");
@@ -54,7 +55,8 @@ mod tests {
             fixed,
             AdvisoryCheck::Matched {
                 ids: vec![],
-                needs_ssh: vec![]
+                needs_ssh: vec![],
+                unknown: vec![]
             }
         );
         assert_eq!(check_of(Some("12.5.1-beta")), AdvisoryCheck::VersionUnknown);

@@ -3,6 +3,11 @@
 //! exploitation needs SSH, on a device whose SSH is on (VAPIX) or reachable (the port probe
 //! saw it open). Counted per advisory for the summary, the HTML page and the metrics. Only
 //! the AXIS OS version a device reports is ever compared, never an SSH banner.
+//!
+//! A report holds the ids only. Read back, whether each needs SSH is looked up in the
+//! advisories in use (the built-in set, with the file `--advisories` names); an id they do not
+//! know is never taken as harmless: it is counted as needing SSH and marked `unknown`, so that
+//! the summary, the page and the warning of the command say so.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,10 +25,13 @@ const ADDRESSES_LISTED: usize = 10;
 pub enum AdvisoryCheck {
     /// Its AXIS OS version was compared: the ids of the advisories whose ranges hold it (none
     /// is a result: no advisory applies), in the advisories' order, and which of them need
-    /// SSH to be exploited.
+    /// SSH to be exploited. `unknown` (read back only) are the ids the advisories in use did
+    /// not know: they are in `needs_ssh` too, counted as needing SSH since nothing says not.
     Matched {
         ids: Vec<String>,
         needs_ssh: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unknown: Vec<String>,
     },
     /// No AXIS OS version to compare: none was read, or the text read is not one. Not "no
     /// advisories": the `advisories` field stays empty and the summary counts the device.
@@ -39,24 +47,47 @@ impl AdvisoryCheck {
         }
     }
 
-    /// The ids of the applying advisories whose exploitation needs SSH.
+    /// The ids of the applying advisories whose exploitation needs SSH (with those the
+    /// advisories in use did not know, counted as needing it).
     pub fn needing_ssh(&self) -> &[String] {
         match self {
             AdvisoryCheck::Matched { needs_ssh, .. } => needs_ssh,
             AdvisoryCheck::VersionUnknown => &[],
         }
     }
+
+    /// The ids read back that the advisories in use did not know.
+    pub fn unknown(&self) -> &[String] {
+        match self {
+            AdvisoryCheck::Matched { unknown, .. } => unknown,
+            AdvisoryCheck::VersionUnknown => &[],
+        }
+    }
+}
+
+/// The built-in advisories, parsed once. Should they not parse (a test keeps them valid),
+/// none is known, and every id read back counts as needing SSH.
+pub fn builtin() -> &'static Advisories {
+    static BUILTIN: OnceLock<Advisories> = OnceLock::new();
+    BUILTIN.get_or_init(|| {
+        Advisories::builtin().unwrap_or_else(|e| {
+            tracing::error!("the built-in advisories do not parse: {e}");
+            Advisories::empty()
+        })
+    })
 }
 
 /// The `advisories` field of a report read back (`field`: its text, ids `;`-joined; `None`
-/// when empty in CSV or `null` in JSON), for a device that reported `firmware`. The ids
-/// needing SSH are known from the built-in advisories (a report holds ids only). An empty
-/// field is "none applies" when the firmware is an AXIS OS version and "unknown" when it is
-/// not; without a firmware (or without the column: an older report) nothing is known.
+/// when empty in CSV or `null` in JSON), for a device that reported `firmware`. Which ids
+/// need SSH is looked up in `advisories`, the set in use (a report holds ids only); an id it
+/// does not know counts as needing SSH and is listed in `unknown`. An empty field is "none
+/// applies" when the firmware is an AXIS OS version and "unknown" when it is not; without a
+/// firmware (or without the column: an older report) nothing is known.
 pub(crate) fn read_back(
     field: Option<String>,
     has_column: bool,
     firmware: Option<&str>,
+    advisories: &Advisories,
 ) -> Option<AdvisoryCheck> {
     let list = match (field, firmware) {
         (Some(list), _) => list,
@@ -65,6 +96,7 @@ pub(crate) fn read_back(
                 Ok(_) => AdvisoryCheck::Matched {
                     ids: Vec::new(),
                     needs_ssh: Vec::new(),
+                    unknown: Vec::new(),
                 },
                 Err(_) => AdvisoryCheck::VersionUnknown,
             });
@@ -77,19 +109,22 @@ pub(crate) fn read_back(
         .filter(|id| !id.is_empty())
         .map(str::to_owned)
         .collect();
-    static BUILTIN: OnceLock<Option<Advisories>> = OnceLock::new();
-    let builtin = BUILTIN.get_or_init(|| Advisories::builtin().ok());
-    let needs_ssh = ids
-        .iter()
-        .filter(|id| {
-            builtin
-                .as_ref()
-                .and_then(|b| b.get(id))
-                .is_some_and(|a| a.needs_ssh)
-        })
-        .cloned()
-        .collect();
-    Some(AdvisoryCheck::Matched { ids, needs_ssh })
+    let (mut needs_ssh, mut unknown) = (Vec::new(), Vec::new());
+    for id in &ids {
+        match advisories.get(id) {
+            Some(advisory) if !advisory.needs_ssh => {}
+            Some(_) => needs_ssh.push(id.clone()),
+            None => {
+                needs_ssh.push(id.clone());
+                unknown.push(id.clone());
+            }
+        }
+    }
+    Some(AdvisoryCheck::Matched {
+        ids,
+        needs_ssh,
+        unknown,
+    })
 }
 
 /// SSH is on (as VAPIX reads it) or reachable (the port probe saw it open).
@@ -118,8 +153,19 @@ pub(crate) fn junit_message(rec: &DeviceRecord) -> Option<String> {
         _ => "its SSH port answers",
     };
     let version = rec.firmware.as_deref().unwrap_or("?");
+    let needs = match rec
+        .advisories
+        .as_ref()
+        .map_or(&[][..], AdvisoryCheck::unknown)
+    {
+        [] => "which needs SSH".to_owned(),
+        unknown => format!(
+            "which needs SSH ({} not in the advisories in use: counted as needing it)",
+            unknown.join(", ")
+        ),
+    };
     Some(format!(
-        "AXIS OS {version} is affected by {}, which needs SSH, and {how}",
+        "AXIS OS {version} is affected by {}, {needs}, and {how}",
         ids.join(", ")
     ))
 }
@@ -129,6 +175,10 @@ pub(crate) fn junit_message(rec: &DeviceRecord) -> Option<String> {
 pub struct AdvisoryCount {
     /// Exploitation needs SSH: its SSH-exposed devices are findings.
     pub needs_ssh: bool,
+    /// Read back, the advisories in use did not know it: counted as needing SSH
+    /// (`needs_ssh` is true) since nothing says it does not.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
     /// Devices whose AXIS OS version it affects.
     pub devices: u64,
     /// Of those, devices whose SSH is on or reachable.
@@ -195,6 +245,7 @@ impl AdvisorySummary {
                 None => self.by_advisory.entry(id.clone()).or_default(),
             };
             count.needs_ssh = check.needing_ssh().contains(id);
+            count.unknown = check.unknown().contains(id);
             count.devices = count.devices.saturating_add(1);
             if exposed {
                 count.ssh_exposed = count.ssh_exposed.saturating_add(1);
@@ -213,6 +264,12 @@ impl AdvisorySummary {
             .collect();
         found.sort_by(|a, b| b.1.ssh_exposed.cmp(&a.1.ssh_exposed).then(a.0.cmp(b.0)));
         found
+    }
+
+    /// The ids read back that the advisories in use did not know (each counted as needing
+    /// SSH), in id order.
+    pub fn unknown_ids(&self) -> Vec<(&String, &AdvisoryCount)> {
+        self.by_advisory.iter().filter(|(_, c)| c.unknown).collect()
     }
 }
 
@@ -267,7 +324,7 @@ pub(crate) fn metric_families(s: &AdvisorySummary) -> Vec<MetricFamily<'_>> {
         ),
         (
             "sshfleet_advisory_ssh_exposed_devices",
-            "Devices an advisory affects whose SSH is on or reachable, per advisory (findings where needs_ssh is true).",
+            "Devices an advisory affects whose SSH is on or reachable, per advisory (findings where needs_ssh is true, or unknown: an advisory read back that the advisories in use do not know, counted as needing SSH).",
             |c| c.ssh_exposed,
         ),
     ];
@@ -276,7 +333,11 @@ pub(crate) fn metric_families(s: &AdvisorySummary) -> Vec<MetricFamily<'_>> {
             .by_advisory
             .iter()
             .map(|(id, c)| {
-                let needs_ssh = if c.needs_ssh { "true" } else { "false" };
+                let needs_ssh = match (c.unknown, c.needs_ssh) {
+                    (true, _) => "unknown",
+                    (false, true) => "true",
+                    (false, false) => "false",
+                };
                 (
                     vec![("advisory", id.as_str()), ("needs_ssh", needs_ssh)],
                     field(c),
@@ -303,9 +364,13 @@ pub(crate) fn write_text(s: &AdvisorySummary, f: &mut fmt::Formatter<'_>) -> fmt
             0 => String::new(),
             n => format!(" and {n} more"),
         };
+        let why = match c.unknown {
+            false => "exploiting it needs SSH",
+            true => "the advisories in use do not know it, so it is counted as needing SSH",
+        };
         writeln!(
             f,
-            "SSH ADVISORY {}: {} device(s) with SSH on or reachable run an affected AXIS OS version, and exploiting it needs SSH ({}{more})",
+            "SSH ADVISORY {}: {} device(s) with SSH on or reachable run an affected AXIS OS version, and {why} ({}{more})",
             sshfleet_core::inert::line(id),
             c.ssh_exposed,
             sshfleet_core::inert::escape(&listed),
@@ -315,7 +380,11 @@ pub(crate) fn write_text(s: &AdvisorySummary, f: &mut fmt::Formatter<'_>) -> fmt
         .by_advisory
         .iter()
         .map(|(id, c)| {
-            let ssh = if c.needs_ssh { ", needs SSH" } else { "" };
+            let ssh = match (c.unknown, c.needs_ssh) {
+                (true, _) => ", not in the advisories in use: counted as needing SSH",
+                (false, true) => ", needs SSH",
+                (false, false) => "",
+            };
             format!(
                 "{} {} ({} SSH-exposed{ssh})",
                 sshfleet_core::inert::line(id),
@@ -336,6 +405,7 @@ pub(crate) fn write_text(s: &AdvisorySummary, f: &mut fmt::Formatter<'_>) -> fmt
 }
 
 #[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
     use crate::record::{SshState, Status};
@@ -355,6 +425,7 @@ mod tests {
         AdvisoryCheck::Matched {
             ids: ids.iter().map(|s| (*s).to_owned()).collect(),
             needs_ssh: ssh.iter().map(|s| (*s).to_owned()).collect(),
+            unknown: Vec::new(),
         }
     }
 
@@ -392,26 +463,66 @@ mod tests {
     fn a_field_read_back_keeps_none_apart_from_unknown_and_knows_the_ssh_advisory() {
         let some = |s: &str| Some(s.to_owned());
         assert_eq!(
-            read_back(some("CVE-2026-1185;CVE-2026-9063"), true, Some("12.2.62")),
+            read_back(
+                some("CVE-2026-1185;CVE-2026-9063"),
+                true,
+                Some("12.2.62"),
+                builtin()
+            ),
             Some(matched(
                 &["CVE-2026-1185", "CVE-2026-9063"],
                 &["CVE-2026-1185"]
             ))
         );
         assert_eq!(
-            read_back(some(""), true, Some("12.11.80")),
+            read_back(some(""), true, Some("12.11.80"), builtin()),
             Some(matched(&[], &[]))
         );
         assert_eq!(
-            read_back(None, true, Some("12.11.80")),
+            read_back(None, true, Some("12.11.80"), builtin()),
             Some(matched(&[], &[]))
         );
         assert_eq!(
-            read_back(None, true, Some("12.5.1-beta")),
+            read_back(None, true, Some("12.5.1-beta"), builtin()),
             Some(AdvisoryCheck::VersionUnknown)
         );
-        assert_eq!(read_back(None, false, Some("12.11.80")), None);
-        assert_eq!(read_back(None, true, None), None);
+        assert_eq!(read_back(None, false, Some("12.11.80"), builtin()), None);
+        assert_eq!(read_back(None, true, None, builtin()), None);
+        // An id the advisories in use do not know is never harmless: counted as needing SSH.
+        let back = read_back(
+            some("CVE-2099-0001;CVE-2026-9063"),
+            true,
+            Some("10.12.114"),
+            builtin(),
+        )
+        .unwrap();
+        assert_eq!(back.needing_ssh(), ["CVE-2099-0001"]);
+        assert_eq!(back.unknown(), ["CVE-2099-0001"]);
+        let mut on = rec("10.0.0.1", true, None, back);
+        on.firmware = Some("10.12.114".into());
+        assert_eq!(ssh_advisory_finding(&on), ["CVE-2099-0001"]);
+        assert_eq!(
+            junit_message(&on).unwrap(),
+            "AXIS OS 10.12.114 is affected by CVE-2099-0001, which needs SSH (CVE-2099-0001 not in the advisories in use: counted as needing it), and SSH is on"
+        );
+        let mut s = AdvisorySummary::default();
+        s.add(&on);
+        let c = &s.by_advisory["CVE-2099-0001"];
+        assert!(c.unknown && c.needs_ssh, "{c:?}");
+        assert_eq!(s.unknown_ids().len(), 1);
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["by_advisory"]["CVE-2099-0001"]["unknown"], true);
+        assert!(json["by_advisory"]["CVE-2026-9063"]
+            .get("unknown")
+            .is_none());
+        // Empty: nothing is known, so every id counts.
+        let none = read_back(
+            some("CVE-2026-9063"),
+            true,
+            Some("12.2.62"),
+            &Advisories::empty(),
+        );
+        assert_eq!(none.unwrap().unknown(), ["CVE-2026-9063"]);
     }
 
     #[test]

@@ -187,6 +187,7 @@ mod tests {
         rec.advisories = Some(crate::advisory::AdvisoryCheck::Matched {
             ids: vec!["=evil".into(), "CVE-2026-1185".into()],
             needs_ssh: Vec::new(),
+            unknown: Vec::new(),
         });
         rec.extra = vec!["\rcr".into()];
         let schema = Schema {

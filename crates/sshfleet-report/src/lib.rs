@@ -21,6 +21,7 @@ pub mod record;
 mod records;
 pub mod replay;
 mod source;
+mod spill;
 pub mod ssh_users;
 mod summary;
 #[cfg(test)]

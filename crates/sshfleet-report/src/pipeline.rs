@@ -40,6 +40,11 @@ pub trait Collect: Send + 'static {
     fn release(&mut self) -> Option<Self::Row> {
         None
     }
+    /// A failure of the collector's own since last asked (the file it holds rows in), with
+    /// what failed: the run is told of it as of a failed output, and the outputs go on.
+    fn failure(&mut self) -> Option<(&'static str, io::Error)> {
+        None
+    }
     /// Called once the row went to every healthy output.
     fn count(&mut self, row: &Self::Row);
     fn finish(self) -> Self::Summary;
@@ -284,15 +289,33 @@ impl<C: Collect, O: Output<C::Row>> Fanout<C, O> {
                 self.each_output(&mut rx, |o| o.write(&row));
                 self.collector.count(&row);
             }
+            self.collector_failed();
         }
         while let Some(row) = self.collector.release() {
             self.each_output(&mut rx, |o| o.write(&row));
             self.collector.count(&row);
         }
+        self.collector_failed();
         self.each_output(&mut rx, |o| o.finish());
         Closed {
             summary: self.collector.finish(),
             failure: self.first_error,
+        }
+    }
+
+    /// Keeps a failure of the collector's own as the run's failure when it is the first (the
+    /// outputs are healthy and go on: nothing is retired, no stop is asked).
+    fn collector_failed(&mut self) {
+        let Some((what, source)) = self.collector.failure() else {
+            return;
+        };
+        tracing::error!(error = %source, "{what} failed");
+        if self.first_error.is_none() {
+            self.first_error = Some(OutputError {
+                position: self.outputs.len(),
+                label: Some(what.to_owned()),
+                source,
+            });
         }
     }
 
@@ -415,6 +438,50 @@ mod tests {
             .collect();
         assert_eq!(*a.0.lock().unwrap(), expected);
         assert_eq!(*b.0.lock().unwrap(), expected);
+    }
+
+    /// Sums, and its own store fails at the third item.
+    struct FailsToHold(Sum, u64);
+
+    impl Collect for FailsToHold {
+        type Item = u64;
+        type Row = u64;
+        type Summary = u64;
+        fn row(&mut self, item: u64) -> u64 {
+            self.1 += 1;
+            item
+        }
+        fn failure(&mut self) -> Option<(&'static str, io::Error)> {
+            (self.1 == 3).then(|| ("the held rows", io::Error::other("disk full")))
+        }
+        fn count(&mut self, row: &u64) {
+            self.0.count(row);
+        }
+        fn finish(self) -> u64 {
+            self.0.finish()
+        }
+    }
+
+    #[test]
+    fn a_failure_of_the_collectors_own_is_the_runs_and_every_row_is_still_written() {
+        let good = Lines::default();
+        let pipe = Pipeline::with_capacity(
+            FailsToHold(Sum(0), 0),
+            vec![good.clone()],
+            OnOutputFailure::Continue,
+            2,
+        );
+        for _ in 0..5 {
+            pipe.sender().blocking_send(1).unwrap();
+        }
+        let closed = pipe.close_blocking().unwrap();
+        assert_eq!(closed.summary, 5);
+        assert_eq!(good.0.lock().unwrap().len(), 6, "every row and the end");
+        let failure = closed.failure.unwrap();
+        assert_eq!(
+            format!("{:#}", anyhow::Error::new(failure)),
+            "cannot write the report to the held rows: disk full"
+        );
     }
 
     #[test]

@@ -77,6 +77,42 @@ impl WaiverTag {
     }
 }
 
+/// A waiver tag in all its parts, for a form that must give back exactly the tag it was
+/// made from (a held record in a temporary file): the tag's own serde form is its label,
+/// whose parts are re-read from the text.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct WaiverParts {
+    id: String,
+    owner: String,
+    expires: String,
+    ticket: Option<String>,
+    label: String,
+}
+
+impl From<&WaiverTag> for WaiverParts {
+    fn from(tag: &WaiverTag) -> WaiverParts {
+        WaiverParts {
+            id: tag.id.clone(),
+            owner: tag.owner.clone(),
+            expires: tag.expires.clone(),
+            ticket: tag.ticket.clone(),
+            label: tag.label.clone(),
+        }
+    }
+}
+
+impl From<WaiverParts> for WaiverTag {
+    fn from(parts: WaiverParts) -> WaiverTag {
+        WaiverTag {
+            id: parts.id,
+            owner: parts.owner,
+            expires: parts.expires,
+            ticket: parts.ticket,
+            label: parts.label,
+        }
+    }
+}
+
 impl std::fmt::Display for WaiverTag {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.label)

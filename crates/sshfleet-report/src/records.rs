@@ -368,6 +368,11 @@ impl Collect for Records {
         self.held.release()
     }
 
+    fn failure(&mut self) -> Option<(&'static str, std::io::Error)> {
+        let what = "the temporary file of the records held until the run ends (ssh_key_shared)";
+        self.held.failure().map(|e| (what, e))
+    }
+
     fn count(&mut self, rec: &DeviceRecord) {
         self.summary.add(rec);
         if !self.releasing {

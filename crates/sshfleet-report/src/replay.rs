@@ -20,6 +20,7 @@ use super::record::{
 use super::source::{
     csv_report, for_each_line, malformed, open_report, truncate, unneutralise, ReadError,
 };
+use sshfleet_axis::advisories::Advisories;
 use sshfleet_core::time::parse_rfc3339_ms;
 use sshfleet_ssh::grade::{Crypto, Terrapin};
 use sshfleet_ssh::Algorithms;
@@ -33,19 +34,45 @@ pub struct Shape {
 /// Calls `each` with every record of the report at `path`, in file order. `extra_keys` are
 /// the passthrough columns to carry (as the report names them; see `Schema::columns`).
 /// Stops at the first malformed record, naming it, or at the first error `each` returns.
-/// Returns how many records were read.
+/// Returns how many records were read. Which advisory ids need SSH is looked up in the
+/// built-in advisories ([`replay_with`] names the set).
 pub fn replay(
     path: &Path,
     extra_keys: &[String],
+    each: impl FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
+) -> Result<u64, ReadError> {
+    replay_with(path, extra_keys, crate::advisory::builtin(), each)
+}
+
+/// [`replay`], with `advisories` the set that tells which advisory ids of the records need
+/// SSH (the built-in set with the user's file, as the scan had them). An id it does not know
+/// is counted as needing SSH and marked unknown (see [`crate::advisory`]).
+pub fn replay_with(
+    path: &Path,
+    extra_keys: &[String],
+    advisories: &Advisories,
     mut each: impl FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
 ) -> Result<u64, ReadError> {
     let (reader, first) = open_report(path)?;
+    let with = Reading {
+        extra_keys,
+        advisories,
+    };
     match first {
         None => Ok(0),
-        Some(b'[') => replay_json_array(path, reader, extra_keys, &mut each),
-        Some(b'{') => replay_jsonl(path, reader, extra_keys, &mut each),
-        Some(_) => replay_csv(path, reader, extra_keys, &mut each),
+        Some(b'[') => replay_json_array(path, reader, with, &mut each),
+        Some(b'{') => replay_jsonl(path, reader, with, &mut each),
+        Some(_) => replay_csv(path, reader, with, &mut each),
     }
+}
+
+/// What a record is read with besides its cells.
+#[derive(Clone, Copy)]
+struct Reading<'a> {
+    /// The passthrough columns to carry.
+    extra_keys: &'a [String],
+    /// The advisories in use.
+    advisories: &'a Advisories,
 }
 
 /// The shape of the report at `path`, told by its first record (`None` when it has none).
@@ -175,7 +202,7 @@ fn terrapin_of(word: &str) -> Option<Terrapin> {
 }
 
 /// The record in `cells`; `Err` says which field is wrong (the first, in column order).
-fn record_from(cells: &impl Cells, extra_keys: &[String]) -> Result<(DeviceRecord, Shape), String> {
+fn record_from(cells: &impl Cells, with: Reading<'_>) -> Result<(DeviceRecord, Shape), String> {
     let address = cells
         .text("address")
         .ok_or_else(|| String::from("no address"))?;
@@ -212,8 +239,10 @@ fn record_from(cells: &impl Cells, extra_keys: &[String]) -> Result<(DeviceRecor
         cells.text("advisories"),
         cells.has("advisories"),
         rec.firmware.as_deref(),
+        with.advisories,
     );
-    rec.extra = extra_keys
+    rec.extra = with
+        .extra_keys
         .iter()
         .map(|key| cells.text(key).unwrap_or_default())
         .collect();
@@ -274,15 +303,14 @@ fn drift_from(cells: &impl Cells) -> Result<Option<Drift>, String> {
 fn replay_jsonl(
     path: &Path,
     reader: impl BufRead,
-    extra_keys: &[String],
+    with: Reading<'_>,
     each: &mut impl FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
 ) -> Result<u64, ReadError> {
     let mut records = 0u64;
     for_each_line(path, reader, |line, where_| {
         let object: Map<String, Value> =
             serde_json::from_slice(line).map_err(|e| malformed(path, where_(), e))?;
-        let (rec, shape) =
-            record_from(&object, extra_keys).map_err(|e| malformed(path, where_(), e))?;
+        let (rec, shape) = record_from(&object, with).map_err(|e| malformed(path, where_(), e))?;
         records += 1;
         each(rec, shape)
     })?;
@@ -292,7 +320,7 @@ fn replay_jsonl(
 fn replay_csv(
     path: &Path,
     reader: impl Read,
-    extra_keys: &[String],
+    with: Reading<'_>,
     each: &mut impl FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
 ) -> Result<u64, ReadError> {
     let (mut csv, header) = csv_report(path, reader)?;
@@ -315,7 +343,7 @@ fn replay_csv(
             columns: &columns,
             row: &row,
         };
-        let (rec, shape) = record_from(&cells, extra_keys).map_err(|e| {
+        let (rec, shape) = record_from(&cells, with).map_err(|e| {
             malformed(
                 path,
                 format!("line {}", row.position().map_or(line, |p| p.line())),
@@ -331,14 +359,14 @@ fn replay_csv(
 fn replay_json_array(
     path: &Path,
     reader: impl Read,
-    extra_keys: &[String],
+    with: Reading<'_>,
     each: &mut impl FnMut(DeviceRecord, Shape) -> Result<(), ReadError>,
 ) -> Result<u64, ReadError> {
     let mut failed = None;
     let mut de = serde_json::Deserializer::from_reader(reader);
     let seed = Elements {
         path,
-        extra_keys,
+        with,
         each,
         failed: &mut failed,
     };
@@ -358,7 +386,7 @@ fn replay_json_array(
 /// array's length is the value.
 struct Elements<'a, F> {
     path: &'a Path,
-    extra_keys: &'a [String],
+    with: Reading<'a>,
     each: &'a mut F,
     /// A failure of `each` or of a record, kept whole (serde's error carries text only).
     failed: &'a mut Option<ReadError>,
@@ -378,7 +406,7 @@ where
         let mut n = 0u64;
         while let Some(object) = seq.next_element::<Map<String, Value>>()? {
             n = n.saturating_add(1);
-            let result = record_from(&object, self.extra_keys)
+            let result = record_from(&object, self.with)
                 .map_err(|e| malformed(self.path, format!("record {n}"), e))
                 .and_then(|(rec, shape)| (self.each)(rec, shape));
             if let Err(e) = result {

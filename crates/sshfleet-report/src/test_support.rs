@@ -89,6 +89,7 @@ pub(crate) fn full_record() -> DeviceRecord {
         advisories: Some(crate::advisory::AdvisoryCheck::Matched {
             ids: vec!["CVE-2025-9524".into(), "CVE-2025-0325".into()],
             needs_ssh: Vec::new(),
+            unknown: Vec::new(),
         }),
         extra: vec!["alice".into()],
     }

@@ -18,6 +18,7 @@ pub(super) fn section(s: &AdvisorySummary) -> Markup {
         .iter()
         .filter(|(id, _)| !findings.iter().any(|(f, _)| f == id))
         .collect();
+    let unknown: Vec<&str> = s.unknown_ids().iter().map(|(id, _)| id.as_str()).collect();
     html! {
         section #advisories {
             h2 { "Vendor advisories" }
@@ -32,6 +33,13 @@ pub(super) fn section(s: &AdvisorySummary) -> Markup {
                     ": an advisory whose exploitation needs SSH applies to their AXIS OS version, and their SSH is on or reachable."
                 }
             }
+            @if !unknown.is_empty() {
+                div.alert.bad role="alert" data-testid="advisory-unknown" data-count=(unknown.len()) {
+                    b { "Not in the advisories in use: " (unknown.join(", ")) }
+                    ". Whether exploiting them needs SSH is not known here, so each is counted as needing it. "
+                    "Give the advisories file the scan used (--advisories FILE)."
+                }
+            }
             div.panel {
                 table.list data-testid="advisories" {
                     thead { tr { th { "Advisory" } th { "Needs SSH" } th.n { "Devices" } th.n { "SSH on or reachable" } th { "Exposed devices" } } }
@@ -39,7 +47,10 @@ pub(super) fn section(s: &AdvisorySummary) -> Markup {
                         @for (id, c) in findings.iter().copied().chain(others) {
                             tr class=(if c.needs_ssh && c.ssh_exposed > 0 { "finding" } else { "" }) data-advisory=(id) {
                                 td { (id) }
-                                td { @if c.needs_ssh { b { "yes" } } @else { "no" } }
+                                td {
+                                    @if c.unknown { b { "unknown: counted as yes" } }
+                                    @else if c.needs_ssh { b { "yes" } } @else { "no" }
+                                }
                                 td.n { (thousands(c.devices)) }
                                 td.n { (thousands(c.ssh_exposed)) }
                                 td {
