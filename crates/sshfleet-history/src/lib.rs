@@ -17,9 +17,10 @@ mod pg;
 mod pg_read;
 mod pg_record;
 mod push;
+mod spool;
 mod store;
 
-pub use push::{push, Pushed};
+pub use push::{push, PushFailed, Pushed, PushedRun, Sent};
 pub use store::{display, is_database, History, Recorder};
 mod fleet;
 pub use fleet::{ScopeHead, SiteSeen};
@@ -420,6 +421,16 @@ impl Sqlite {
         self,
         info: &RunInfo,
     ) -> Result<(SqliteRecorder, Vec<Observation>), HistoryError> {
+        self.begin_at(info, sshfleet_core::time::now_rfc3339())
+    }
+
+    /// [`Sqlite::begin_run`] for a run that started at `started` (RFC 3339): one kept in
+    /// the spool after its central store was lost.
+    pub(crate) fn begin_at(
+        self,
+        info: &RunInfo,
+        started: String,
+    ) -> Result<(SqliteRecorder, Vec<Observation>), HistoryError> {
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| self.err(e))?;
@@ -430,7 +441,6 @@ impl Sqlite {
                 return Err(self.err(e));
             }
         };
-        let started = sshfleet_core::time::now_rfc3339();
         let inserted = self.conn.execute(
             "INSERT INTO runs (command, scope, inventory_fingerprint, shard, target, started_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
