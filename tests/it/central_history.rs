@@ -18,6 +18,13 @@ async fn runs_of(history: &str) -> Vec<Value> {
         let row = r.as_object_mut().unwrap();
         assert!(row.remove("started_at").unwrap().is_string());
         assert!(row.remove("finished_at").unwrap().is_string());
+        // Made from the start time too, so different for each back end's run.
+        assert!(row
+            .remove("uid")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .starts_with("run:"));
     }
     runs
 }
@@ -357,6 +364,7 @@ async fn a_central_history_lost_during_the_run_keeps_it_in_the_spool_and_push_re
         (1, &Value::from(10)),
         "{spooled:?}"
     );
+    let uid = spooled[0]["uid"].as_str().unwrap().to_owned();
 
     cluster.restart();
     assert_eq!(
@@ -373,6 +381,20 @@ async fn a_central_history_lost_during_the_run_keeps_it_in_the_spool_and_push_re
         "SELECT string_agg(regressed::text, ',' ORDER BY id) FROM runs",
     );
     assert_eq!(order, "0,1");
+    let listed = history_command(&["history", &url, "runs", "--json"]).await;
+    let listed: Vec<Value> = serde_json::from_str(&listed).unwrap();
+    assert_eq!(
+        listed[0]["uid"],
+        uid.as_str(),
+        "the run goes by the spool's uid centrally"
+    );
+    assert_eq!(
+        cluster.psql(
+            &name,
+            &format!("SELECT count(*) FROM runs WHERE uid = '{uid}'")
+        ),
+        "1"
+    );
     let again = history_command(&["history", "push", &spool, "--to", &url]).await;
     assert!(again.contains("pushed 0 run(s)"), "{again}");
     assert_eq!(counts(), ("2".into(), "10".into(), "11".into()), "{again}");

@@ -156,6 +156,10 @@ pub struct RunRow {
     pub ssh_enabled: i64,
     pub waived: i64,
     pub regressed: i64,
+    /// What names the run wherever it is recorded: the same in a spool and, once pushed, in
+    /// the central history (made from its scope, command, fingerprint, shard, target and
+    /// start; a run an earlier sshfleet recorded centrally keeps the uid it got then).
+    pub uid: String,
 }
 
 /// One state period of a device, for `sshfleet history device`.
@@ -672,14 +676,26 @@ impl Sqlite {
 
 /// The columns of a [`RunRow`], in [`run_row`]'s order.
 const RUN_COLUMNS: &str = "id, command, scope, started_at, finished_at, interrupted, devices,
-    findings, compliant, non_compliant, not_checked, ssh_enabled, waived, regressed";
+    findings, compliant, non_compliant, not_checked, ssh_enabled, waived, regressed,
+    inventory_fingerprint, shard, target";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    let (command, scope, started_at): (String, String, String) = (r.get(1)?, r.get(2)?, r.get(3)?);
+    let (fingerprint, shard, target): (String, Option<String>, Option<String>) =
+        (r.get(14)?, r.get(15)?, r.get(16)?);
+    let uid = spool::run_uid(
+        &command,
+        &scope,
+        &fingerprint,
+        shard.as_deref(),
+        target.as_deref(),
+        &started_at,
+    );
     Ok(RunRow {
         id: r.get(0)?,
-        command: r.get(1)?,
-        scope: r.get(2)?,
-        started_at: r.get(3)?,
+        command,
+        scope,
+        started_at,
         finished_at: r.get(4)?,
         interrupted: r.get(5)?,
         devices: r.get(6)?,
@@ -690,6 +706,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         ssh_enabled: r.get(11)?,
         waived: r.get(12)?,
         regressed: r.get(13)?,
+        uid,
     })
 }
 

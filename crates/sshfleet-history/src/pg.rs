@@ -637,7 +637,7 @@ async fn drop_partitions(
 /// The columns of a [`RunRow`], in [`run_row`]'s order.
 pub(crate) const RUN_COLUMNS: &str =
     "id, command, scope, started_at, finished_at, interrupted, devices,
-    findings, compliant, non_compliant, not_checked, ssh_enabled, waived, regressed";
+    findings, compliant, non_compliant, not_checked, ssh_enabled, waived, regressed, uid";
 
 pub(crate) fn run_row(r: &Row) -> Result<RunRow, tokio_postgres::Error> {
     Ok(RunRow {
@@ -655,6 +655,7 @@ pub(crate) fn run_row(r: &Row) -> Result<RunRow, tokio_postgres::Error> {
         ssh_enabled: r.try_get(11)?,
         waived: r.try_get(12)?,
         regressed: r.try_get(13)?,
+        uid: r.try_get(14)?,
     })
 }
 
