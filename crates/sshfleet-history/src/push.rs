@@ -152,7 +152,9 @@ pub fn push(
 }
 
 /// Removes run `run` from the spool, with the periods no run left spans and the devices
-/// left without any: one transaction.
+/// left without any: one transaction. A period kept for an older run (an unfinished one)
+/// ends at the last run left that spans it, so that no later run, which may get a removed
+/// run's id again, is taken for one that saw it.
 fn forget(source: &Sqlite, run: i64) -> Result<(), rusqlite::Error> {
     let conn = &source.conn;
     conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -163,6 +165,10 @@ fn forget(source: &Sqlite, run: i64) -> Result<(), rusqlite::Error> {
                 "DELETE FROM intervals WHERE NOT EXISTS (
                      SELECT 1 FROM runs r
                      WHERE r.id BETWEEN intervals.run_first AND intervals.run_last);
+                 UPDATE intervals SET run_last = (
+                     SELECT max(r.id) FROM runs r
+                     WHERE r.id BETWEEN intervals.run_first AND intervals.run_last)
+                 WHERE run_last NOT IN (SELECT id FROM runs);
                  DELETE FROM tracks WHERE id NOT IN (SELECT DISTINCT track FROM intervals);
                  COMMIT;",
             )

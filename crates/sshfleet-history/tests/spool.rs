@@ -233,3 +233,39 @@ fn a_push_stopped_midway_leaves_what_was_not_pushed_and_says_how_many() {
     let scopes = cluster.psql(&name, "SELECT string_agg(scope, ',' ORDER BY id) FROM runs");
     assert_eq!(scopes, "site-x,site-y");
 }
+
+#[test]
+fn a_run_left_in_the_spool_keeps_only_its_own_periods_for_the_runs_after_it() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database();
+    let name = Cluster::name_of(&url).to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool.sqlite");
+    run(&spool, "site", site(false));
+    run(&spool, "site", site(false));
+    // Run 1 stays (unfinished); run 2, which extended its periods, is pushed and removed.
+    rusqlite::Connection::open(&spool)
+        .unwrap()
+        .execute("UPDATE runs SET finished_at = NULL WHERE id = 1", [])
+        .unwrap();
+    let (said, done) = push_all(&spool, &url);
+    assert_eq!((done.unwrap().left, said[0].spool_run), (1, 2));
+    // The next spooled run gets id 2 again: it must not take run 1's periods for its own.
+    assert_eq!(run(&spool, "site", site(true)), 2);
+    let (said, done) = push_all(&spool, &url);
+    assert_eq!((done.unwrap().recorded, said[0].spool_run), (1, 2));
+    let sql = |q: &str| cluster.psql(&name, q);
+    assert_eq!(
+        sql("SELECT string_agg(devices::text, ',' ORDER BY id) FROM runs"),
+        "3,3"
+    );
+    assert_eq!(
+        (
+            sql("SELECT count(*) FROM tracks"),
+            sql("SELECT count(*) FROM intervals")
+        ),
+        ("3".into(), "4".into())
+    );
+}
