@@ -116,7 +116,9 @@ impl Pg {
                 recorder.source = Source::Live(Some(Box::new(LostRun {
                     info: info.clone(),
                     started_at: started,
-                    devices: Vec::new(),
+                    // Sized once, as the previous run was: the run holds a few hundred
+                    // bytes a device, and a vector grown by doubling would peak at twice.
+                    devices: Vec::with_capacity(baseline.len()),
                 })));
                 Ok((*recorder, baseline))
             }

@@ -127,9 +127,10 @@ pub fn push(
     };
     let source = Sqlite::open(spool).map_err(unknown)?;
     let runs = spooled(&source).map_err(|e| unknown(source.err(e)))?;
-    let finished = runs.iter().filter(|r| r.finished_at.is_some()).count() as u64;
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    let finished = count(runs.iter().filter(|r| r.finished_at.is_some()).count());
     let mut pushed = Pushed {
-        unfinished: runs.len() as u64 - finished,
+        unfinished: count(runs.len()).saturating_sub(finished),
         ..Pushed::default()
     };
     pushed.left = pushed.unfinished;
@@ -140,7 +141,11 @@ pub fn push(
         });
         let done = done.map_err(|error| PushFailed {
             error,
-            left: Some(finished - pushed.recorded - pushed.already),
+            left: Some(
+                finished
+                    .saturating_sub(pushed.recorded)
+                    .saturating_sub(pushed.already),
+            ),
         })?;
         match done.sent {
             Sent::Recorded => pushed.recorded += 1,
