@@ -91,8 +91,9 @@ pub enum HistoryCommand {
         older_than: Option<Duration>,
     },
     /// Upload the runs of this spool (a history kept while the central one could not be
-    /// reached) to the central history, oldest first, each once: `history push SPOOL --to
-    /// URL` (or `history SPOOL push --to URL`).
+    /// reached) to the central history, oldest first, each once, removing each from the
+    /// spool once the central history has it: `history push SPOOL --to URL` (or `history
+    /// SPOOL push --to URL`).
     Push {
         /// The central history: a postgresql:// URL.
         #[arg(long, value_name = "URL")]
@@ -264,8 +265,8 @@ pub struct ComplianceArgs {
     #[arg(help_heading = heading::HISTORY, long, value_name = "FILE")]
     pub history: Option<PathBuf>,
     /// Where the run is kept (an SQLite history) when the --history database cannot be
-    /// reached; `sshfleet history push SPOOL --to URL` uploads it later [default: next to
-    /// the output, REPORT.spool.sqlite, or sshfleet-spool.sqlite].
+    /// reached, or is lost during the run; `sshfleet history push SPOOL --to URL` uploads it
+    /// later [default: next to the output, REPORT.spool.sqlite, or sshfleet-spool.sqlite].
     #[arg(help_heading = heading::HISTORY, long, value_name = "FILE")]
     pub spool: Option<PathBuf>,
     /// Write the run's metrics in the Prometheus text format (for node_exporter's textfile

@@ -9,7 +9,7 @@ use anyhow::bail;
 
 use super::args::{HistoryArgs, HistoryCommand};
 use super::Exit;
-use sshfleet_history::{History, Period, RunRow};
+use sshfleet_history::{History, Period, PushedRun, RunRow, Sent};
 
 pub(super) fn run(args: HistoryArgs) -> anyhow::Result<Exit> {
     // A file must be there (a typo makes no new history); a database is opened as given.
@@ -158,7 +158,8 @@ fn prune(
     ))
 }
 
-/// `history SPOOL push --to URL`: uploads the spooled runs and says what it did.
+/// `history SPOOL push --to URL`: uploads the spooled runs, saying of each as it is done
+/// what became of it, then what the push did and what the spool holds afterwards.
 fn push(spool: &Path, to: &Path) -> anyhow::Result<String> {
     if !sshfleet_history::is_database(to) {
         bail!(
@@ -166,18 +167,48 @@ fn push(spool: &Path, to: &Path) -> anyhow::Result<String> {
             to.display()
         );
     }
-    let pushed = sshfleet_history::push(spool, to)?;
+    let central = sshfleet_history::display(to);
+    let mut said = |run: &PushedRun| {
+        let what = match run.sent {
+            Sent::Recorded => format!("pushed as run {}", run.central_run),
+            Sent::AlreadyThere => format!(
+                "already in the central history as run {}, not recorded again",
+                run.central_run
+            ),
+        };
+        let line = format!(
+            "spool run {} (started {}, scope {}): {what}; removed from the spool\n",
+            run.spool_run,
+            run.started_at,
+            printable(&run.scope)
+        );
+        // A reader gone from stdout stops no push.
+        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+    };
+    let pushed = sshfleet_history::push(spool, to, &mut said).map_err(|failed| match failed.left {
+        Some(left) => anyhow::anyhow!(
+            "{}; {left} run(s) were not pushed and are left in the spool {}: push again to upload them",
+            failed.error,
+            spool.display()
+        ),
+        None => failed.error.into(),
+    })?;
     let mut text = format!(
-        "pushed {} run(s) of {} to {}; {} were there already\n",
+        "pushed {} run(s) of {} to {central}; {} were there already\n",
         pushed.recorded,
         spool.display(),
-        sshfleet_history::display(to),
         pushed.already
     );
     if pushed.unfinished > 0 {
         text.push_str(&format!(
             "{} unfinished run(s) (their process stopped) were left in the spool\n",
             pushed.unfinished
+        ));
+    }
+    if pushed.left == 0 {
+        text.push_str(&format!(
+            "the spool {} is empty now (the file is kept for the next run that cannot reach the central history)\n",
+            spool.display()
         ));
     }
     Ok(text)

@@ -8,7 +8,7 @@ use super::args::OutputArgs;
 use super::verbosity::Verbosity;
 use super::Exit;
 use sshfleet_core::files::RunFiles;
-use sshfleet_engine::run::{Note, Run, Verdict};
+use sshfleet_engine::run::{Lost, Note, Run, Verdict};
 use sshfleet_engine::scan::RunStats;
 use sshfleet_engine::settings::{ComplianceSettings, PreparedScan};
 use sshfleet_engine::waivers::Waivers;
@@ -123,9 +123,14 @@ pub(super) fn say_notes(notes: &[Note], verbosity: Verbosity) {
                 run,
                 central,
                 reason,
+                when,
             } => {
+                let lost = match when {
+                    Lost::AtStart => "cannot be reached",
+                    Lost::DuringRun => "was lost during the run and cannot be reached",
+                };
                 diagln!(
-                    "warning: the history {central} cannot be reached ({reason}); this run is kept as run {run} in the spool {0}: `sshfleet history push {0} --to URL` uploads it",
+                    "warning: the history {central} {lost} ({reason}); this run is kept as run {run} in the spool {0}: `sshfleet history push {0} --to URL` uploads it",
                     spool.display()
                 );
             }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use sshfleet_sim::{FaultProfile, SimConfig};
 
 use crate::pg_cluster::Cluster;
-use crate::support::{args, by_address, code, run, stderr, TestFleet};
+use crate::support::{args, by_address, code, eventually, run, stderr, Sshfleet, TestFleet};
 
 /// The run rows of `history LOCATION runs --json` without their times.
 async fn runs_of(history: &str) -> Vec<Value> {
@@ -18,6 +18,13 @@ async fn runs_of(history: &str) -> Vec<Value> {
         let row = r.as_object_mut().unwrap();
         assert!(row.remove("started_at").unwrap().is_string());
         assert!(row.remove("finished_at").unwrap().is_string());
+        // Made from the start time too, so different for each back end's run.
+        assert!(row
+            .remove("uid")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .starts_with("run:"));
     }
     runs
 }
@@ -177,22 +184,66 @@ async fn an_unreachable_central_history_spools_the_runs_and_push_uploads_each_on
     let url = cluster.database();
     let name = Cluster::name_of(&url).to_owned();
     let rows = |table: &str| cluster.psql(&name, &format!("SELECT count(*) FROM {table}"));
+    // A copy, as a push interrupted after the central commits would have left the spool.
+    let copy = fleet.path("copy.spool.sqlite").display().to_string();
+    std::fs::copy(&spool, &copy).unwrap();
     let said = history_command(&["history", "push", &spool, "--to", &url]).await;
-    assert!(said.starts_with("pushed 2 run(s)"), "{said}");
+    let lines: Vec<&str> = said.lines().collect();
+    assert!(lines[0].starts_with("spool run 1 (started "), "{said}");
+    assert!(
+        lines[0].ends_with("pushed as run 1; removed from the spool"),
+        "{said}"
+    );
+    assert!(
+        lines[1].ends_with("pushed as run 2; removed from the spool"),
+        "{said}"
+    );
+    assert!(lines[2].starts_with("pushed 2 run(s)"), "{said}");
+    assert_eq!(lines[3], format!("the spool {spool} is empty now (the file is kept for the next run that cannot reach the central history)"));
     assert_eq!((rows("runs"), rows("intervals")), ("2".into(), "13".into()));
     let order = cluster.psql(
         &name,
         "SELECT string_agg(regressed::text, ',' ORDER BY id) FROM runs",
     );
     assert_eq!(order, "0,1", "in the order they ran");
-    for _ in 0..2 {
-        let said = history_command(&["history", &spool, "push", "--to", &url]).await;
-        assert!(
-            said.starts_with("pushed 0 run(s)") && said.contains("2 were there already"),
-            "{said}"
-        );
-        assert_eq!((rows("runs"), rows("intervals")), ("2".into(), "13".into()));
-    }
+    assert_eq!(
+        history_command(&["history", &spool, "runs", "--json"])
+            .await
+            .trim(),
+        "[]"
+    );
+    let said = history_command(&["history", &spool, "push", "--to", &url]).await;
+    assert!(
+        said.starts_with("pushed 0 run(s)") && said.contains("is empty now"),
+        "{said}"
+    );
+    assert_eq!((rows("runs"), rows("intervals")), ("2".into(), "13".into()));
+    // The copy's runs are the central store's already: each said so, none recorded again.
+    let said = history_command(&["history", "push", &copy, "--to", &url]).await;
+    let lines: Vec<&str> = said.lines().collect();
+    assert!(
+        lines[0].ends_with(
+            "already in the central history as run 1, not recorded again; removed from the spool"
+        ),
+        "{said}"
+    );
+    assert!(
+        lines[1].ends_with(
+            "already in the central history as run 2, not recorded again; removed from the spool"
+        ),
+        "{said}"
+    );
+    assert!(
+        lines[2].starts_with("pushed 0 run(s)") && lines[2].ends_with("2 were there already"),
+        "{said}"
+    );
+    assert_eq!((rows("runs"), rows("intervals")), ("2".into(), "13".into()));
+    assert_eq!(
+        history_command(&["history", &copy, "runs", "--json"])
+            .await
+            .trim(),
+        "[]"
+    );
 
     let (output, records) = fleet
         .scan("r3.jsonl", &["--expect", "disabled", "--history", &url])
@@ -203,4 +254,148 @@ async fn an_unreachable_central_history_spools_the_runs_and_push_uploads_each_on
         "compared with the pushed run"
     );
     assert_eq!((rows("runs"), rows("intervals")), ("3".into(), "13".into()));
+}
+
+/// The requests every camera of the fleet has answered so far.
+fn requests(fleet: &TestFleet) -> Vec<u64> {
+    fleet.fleet.snapshot().iter().map(|c| c.requests).collect()
+}
+
+/// A central history lost in the middle of a run (the server stopped after the run's
+/// transaction began, before its commit): the run completes, exits as the scan does, keeps
+/// itself in the spool and says so even with `--quiet`; once the server is back, `history
+/// push` records it once — one run row more, no device twice, one period for the one change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_central_history_lost_during_the_run_keeps_it_in_the_spool_and_push_records_it_once() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let fleet = TestFleet::start(SimConfig {
+        devices: 10,
+        seed: 11,
+        faults: FaultProfile::None,
+        latency: std::time::Duration::from_millis(300),
+        ..SimConfig::default()
+    })
+    .await;
+    for i in 0..fleet.fleet.len() {
+        fleet.fleet.set_ssh_enabled(i, i == 1);
+    }
+    let url = cluster.database();
+    let name = Cluster::name_of(&url).to_owned();
+    let rows = |table: &str| cluster.psql(&name, &format!("SELECT count(*) FROM {table}"));
+    let spool = fleet.path("site.spool.sqlite").display().to_string();
+    let central = ["--expect", "disabled", "--history", &url, "--spool", &spool];
+    let (output, _) = fleet.scan("r1.jsonl", &central).await;
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert_eq!(
+        (rows("runs"), rows("tracks"), rows("intervals")),
+        ("1".into(), "10".into(), "10".into())
+    );
+
+    fleet.fleet.set_ssh_enabled(5, true);
+    let asked_before = requests(&fleet);
+    let report = fleet.path("r2.jsonl");
+    let child = Sshfleet::scan(&fleet.inventory)
+        .out(&report)
+        .args(&["--quiet", "--timeout", "5s", "--concurrency", "1"])
+        .args(&central)
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The run's transaction is open and its first camera asked: the run is under way.
+    let under_way = eventually(
+        || {
+            requests(&fleet) != asked_before
+                && cluster.psql(
+                    "postgres",
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE application_name = 'sshfleet' AND xact_start IS NOT NULL",
+                ) == "1"
+        },
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    assert!(under_way, "the scan began recording");
+    cluster.stop("fast");
+    let asked = requests(&fleet);
+    let unasked = asked
+        .iter()
+        .zip(&asked_before)
+        .filter(|(now, then)| now == then)
+        .count();
+    assert!(
+        unasked > 0,
+        "the server went away while the run was still going: {asked:?}"
+    );
+
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        child.wait_with_output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let text = stderr(&output);
+    assert_eq!(
+        code(&output),
+        1,
+        "the scan's own exit (a finding), not 4: {text}"
+    );
+    assert!(text.contains("was lost during the run"), "{text}");
+    assert!(
+        text.contains(&format!("kept as run 1 in the spool {spool}")),
+        "{text}"
+    );
+    assert!(!text.contains("did not record"), "{text}");
+    let records = by_address(&crate::support::read_jsonl(&report));
+    assert_eq!(records.len(), 10, "the report is complete");
+    assert_eq!(
+        records[fleet.fleet.address(5)]["change"],
+        "regressed",
+        "against the central run"
+    );
+    let spooled = history_command(&["history", &spool, "runs", "--json"]).await;
+    let spooled: Vec<Value> = serde_json::from_str(&spooled).unwrap();
+    assert_eq!(
+        (spooled.len(), &spooled[0]["devices"]),
+        (1, &Value::from(10)),
+        "{spooled:?}"
+    );
+    let uid = spooled[0]["uid"].as_str().unwrap().to_owned();
+
+    cluster.restart();
+    assert_eq!(
+        rows("runs"),
+        "1",
+        "nothing of the lost run reached the central history"
+    );
+    let said = history_command(&["history", "push", &spool, "--to", &url]).await;
+    assert!(said.contains("pushed 1 run(s)"), "{said}");
+    let counts = || (rows("runs"), rows("tracks"), rows("intervals"));
+    assert_eq!(counts(), ("2".into(), "10".into(), "11".into()), "{said}");
+    let order = cluster.psql(
+        &name,
+        "SELECT string_agg(regressed::text, ',' ORDER BY id) FROM runs",
+    );
+    assert_eq!(order, "0,1");
+    let listed = history_command(&["history", &url, "runs", "--json"]).await;
+    let listed: Vec<Value> = serde_json::from_str(&listed).unwrap();
+    assert_eq!(
+        listed[0]["uid"],
+        uid.as_str(),
+        "the run goes by the spool's uid centrally"
+    );
+    assert_eq!(
+        cluster.psql(
+            &name,
+            &format!("SELECT count(*) FROM runs WHERE uid = '{uid}'")
+        ),
+        "1"
+    );
+    let again = history_command(&["history", "push", &spool, "--to", &url]).await;
+    assert!(again.contains("pushed 0 run(s)"), "{again}");
+    assert_eq!(counts(), ("2".into(), "10".into(), "11".into()), "{again}");
 }

@@ -180,14 +180,15 @@ pub enum Note {
         history: PathBuf,
         run: i64,
     },
-    /// The central history could not be reached: the run is kept in the spool (said
-    /// always, with how to upload it).
+    /// The central history could not be reached, or was lost during the run: the run is
+    /// kept in the spool (said always, with how to upload it).
     Spooled {
         spool: PathBuf,
         run: i64,
         /// The central history, as it may be printed (no password).
         central: String,
         reason: String,
+        when: Lost,
     },
     /// The history did not record the run.
     HistoryFailed {
@@ -228,6 +229,16 @@ impl Note {
                 | Note::SummaryFailed { .. }
         )
     }
+}
+
+/// When a run lost its central history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lost {
+    /// It could not be reached when the run began: the run was recorded into the spool.
+    AtStart,
+    /// The connection was lost during the run, before its commit: the run, held until
+    /// then, was recorded into the spool at its end.
+    DuringRun,
 }
 
 /// What a run's outcome makes of its exit, before what only a command knows (a refused
@@ -273,6 +284,12 @@ type Begun = (
     Vec<report::read::Observation>,
     Option<(String, String)>,
 );
+
+/// The central history a run lost: as it may be printed, and why.
+struct LostHistory {
+    central: String,
+    reason: String,
+}
 
 /// A run in its history: the file and the recorder that holds its lock.
 struct Recording {
@@ -521,28 +538,69 @@ impl Run {
         } else {
             Ending::Finished
         };
-        match recorder.finish(end.summary, ending) {
-            Ok(run) => {
-                notes.push(match &history.spooled {
-                    Some((central, reason)) => Note::Spooled {
-                        spool: history.path.clone(),
-                        run,
-                        central: central.clone(),
-                        reason: reason.clone(),
-                    },
-                    None => Note::Recorded {
-                        history: history.path.clone(),
-                        run,
-                    },
-                });
-                true
+        let note = match recorder.finish(end.summary, ending) {
+            Ok(run) => match &history.spooled {
+                Some((central, reason)) => Note::Spooled {
+                    spool: history.path.clone(),
+                    run,
+                    central: central.clone(),
+                    reason: reason.clone(),
+                    when: Lost::AtStart,
+                },
+                None => Note::Recorded {
+                    history: history.path.clone(),
+                    run,
+                },
+            },
+            Err(HistoryError::Unreachable { store, reason }) => {
+                let lost = LostHistory {
+                    central: store,
+                    reason,
+                };
+                self.spool_lost(&mut recorder, lost, end.summary, ending)
             }
-            Err(e) => {
-                notes.push(Note::HistoryFailed {
-                    error: e.to_string(),
-                });
-                false
-            }
+            Err(e) => Note::HistoryFailed {
+                error: e.to_string(),
+            },
+        };
+        let recorded = !note.is_failure();
+        notes.push(note);
+        recorded
+    }
+
+    /// A central history lost during the run (its transaction gone): the run, held by its
+    /// recorder, is recorded into the spool instead; without a spool, or should the spool
+    /// fail too, the history did not record it.
+    fn spool_lost(
+        &self,
+        recorder: &mut Recorder,
+        lost: LostHistory,
+        summary: &Summary,
+        ending: Ending,
+    ) -> Note {
+        let failed = |more: String| Note::HistoryFailed {
+            error: format!(
+                "{}{more}",
+                HistoryError::Unreachable {
+                    store: lost.central.clone(),
+                    reason: lost.reason.clone(),
+                }
+            ),
+        };
+        let Some(spool) = &self.compliance.spool else {
+            return failed(String::new());
+        };
+        tracing::warn!(central = %lost.central, reason = %lost.reason, spool = %spool.display(), "history: lost during the run, spooling");
+        match recorder.spool(spool, summary, ending) {
+            Some(Ok(run)) => Note::Spooled {
+                spool: spool.clone(),
+                run,
+                central: lost.central,
+                reason: lost.reason,
+                when: Lost::DuringRun,
+            },
+            Some(Err(e)) => failed(format!(", and the spool failed too: {e}")),
+            None => failed(String::new()),
         }
     }
 

@@ -17,9 +17,10 @@ mod pg;
 mod pg_read;
 mod pg_record;
 mod push;
+mod spool;
 mod store;
 
-pub use push::{push, Pushed};
+pub use push::{push, PushFailed, Pushed, PushedRun, Sent};
 pub use store::{display, is_database, History, Recorder};
 mod fleet;
 pub use fleet::{ScopeHead, SiteSeen};
@@ -155,6 +156,10 @@ pub struct RunRow {
     pub ssh_enabled: i64,
     pub waived: i64,
     pub regressed: i64,
+    /// What names the run wherever it is recorded: the same in a spool and, once pushed, in
+    /// the central history (made from its scope, command, fingerprint, shard, target and
+    /// start; a run an earlier sshfleet recorded centrally keeps the uid it got then).
+    pub uid: String,
 }
 
 /// One state period of a device, for `sshfleet history device`.
@@ -425,6 +430,16 @@ impl Sqlite {
         self,
         info: &RunInfo,
     ) -> Result<(SqliteRecorder, Vec<Observation>), HistoryError> {
+        self.begin_at(info, sshfleet_core::time::now_rfc3339())
+    }
+
+    /// [`Sqlite::begin_run`] for a run that started at `started` (RFC 3339): one kept in
+    /// the spool after its central store was lost.
+    pub(crate) fn begin_at(
+        self,
+        info: &RunInfo,
+        started: String,
+    ) -> Result<(SqliteRecorder, Vec<Observation>), HistoryError> {
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| self.err(e))?;
@@ -435,7 +450,6 @@ impl Sqlite {
                 return Err(self.err(e));
             }
         };
-        let started = sshfleet_core::time::now_rfc3339();
         let inserted = self.conn.execute(
             "INSERT INTO runs (command, scope, inventory_fingerprint, shard, target, started_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -668,14 +682,26 @@ impl Sqlite {
 
 /// The columns of a [`RunRow`], in [`run_row`]'s order.
 const RUN_COLUMNS: &str = "id, command, scope, started_at, finished_at, interrupted, devices,
-    findings, compliant, non_compliant, not_checked, ssh_enabled, waived, regressed";
+    findings, compliant, non_compliant, not_checked, ssh_enabled, waived, regressed,
+    inventory_fingerprint, shard, target";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    let (command, scope, started_at): (String, String, String) = (r.get(1)?, r.get(2)?, r.get(3)?);
+    let (fingerprint, shard, target): (String, Option<String>, Option<String>) =
+        (r.get(14)?, r.get(15)?, r.get(16)?);
+    let uid = spool::run_uid(
+        &command,
+        &scope,
+        &fingerprint,
+        shard.as_deref(),
+        target.as_deref(),
+        &started_at,
+    );
     Ok(RunRow {
         id: r.get(0)?,
-        command: r.get(1)?,
-        scope: r.get(2)?,
-        started_at: r.get(3)?,
+        command,
+        scope,
+        started_at,
         finished_at: r.get(4)?,
         interrupted: r.get(5)?,
         devices: r.get(6)?,
@@ -686,6 +712,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         ssh_enabled: r.get(11)?,
         waived: r.get(12)?,
         regressed: r.get(13)?,
+        uid,
     })
 }
 

@@ -167,6 +167,20 @@ fn describe(e: &tokio_postgres::Error) -> String {
     text
 }
 
+/// Whether `e` is the connection's end rather than the server's refusal of a statement:
+/// the connection closed, its socket failed, or the server said it is going away (class 08,
+/// connection exception; 57P01-57P03, shut down, crashed, starting up).
+fn is_connection_lost(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+    }
+    std::error::Error::source(e).is_some_and(|cause| cause.is::<std::io::Error>())
+}
+
 /// An open PostgreSQL history: a client on its own runtime.
 pub(crate) struct Pg {
     runtime: Option<tokio::runtime::Runtime>,
@@ -251,28 +265,30 @@ impl Pg {
         on(runtime, f).map_err(|e| self.fail(e))
     }
 
-    /// The history error of a failed call: a lock not granted in time is [`HistoryError::Locked`].
+    /// The history error of a failed call: a lock not granted in time is [`HistoryError::Locked`];
+    /// a connection lost, or no answer in time, is [`HistoryError::Unreachable`].
     pub(crate) fn fail(&self, e: Fail) -> HistoryError {
-        let reason = match e {
-            Fail::Timeout => format!("no answer within {} s", CALL_TIMEOUT.as_secs()),
-            Fail::Db(e) => {
-                if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
-                    return HistoryError::Locked {
-                        path: PathBuf::from(&self.location),
-                    };
-                }
-                if e.is_closed() {
-                    return HistoryError::Unreachable {
-                        store: self.location.clone(),
-                        reason: describe(&e),
-                    };
-                }
-                describe(&e)
-            }
-        };
-        HistoryError::Postgres {
+        let unreachable = |reason| HistoryError::Unreachable {
             store: self.location.clone(),
             reason,
+        };
+        let e = match e {
+            Fail::Timeout => {
+                return unreachable(format!("no answer within {} s", CALL_TIMEOUT.as_secs()))
+            }
+            Fail::Db(e) => e,
+        };
+        if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+            return HistoryError::Locked {
+                path: PathBuf::from(&self.location),
+            };
+        }
+        if is_connection_lost(&e) {
+            return unreachable(describe(&e));
+        }
+        HistoryError::Postgres {
+            store: self.location.clone(),
+            reason: describe(&e),
         }
     }
 
@@ -621,7 +637,7 @@ async fn drop_partitions(
 /// The columns of a [`RunRow`], in [`run_row`]'s order.
 pub(crate) const RUN_COLUMNS: &str =
     "id, command, scope, started_at, finished_at, interrupted, devices,
-    findings, compliant, non_compliant, not_checked, ssh_enabled, waived, regressed";
+    findings, compliant, non_compliant, not_checked, ssh_enabled, waived, regressed, uid";
 
 pub(crate) fn run_row(r: &Row) -> Result<RunRow, tokio_postgres::Error> {
     Ok(RunRow {
@@ -639,6 +655,7 @@ pub(crate) fn run_row(r: &Row) -> Result<RunRow, tokio_postgres::Error> {
         ssh_enabled: r.try_get(11)?,
         waived: r.try_get(12)?,
         regressed: r.try_get(13)?,
+        uid: r.try_get(14)?,
     })
 }
 

@@ -10,6 +10,7 @@ use sshfleet_report::record::WaiverTag;
 use sshfleet_report::{Change, DeviceRecord, Summary};
 
 use crate::pg::{Pg, SCOPE_LOCK};
+use crate::spool::{run_uid, Kept, LostRun};
 use crate::{Ending, HistoryError, RunInfo};
 
 /// Devices gathered before a batch is sent.
@@ -45,13 +46,21 @@ pub(crate) struct PgRecorder {
     pg: Pg,
     run: i64,
     scope: String,
+    source: Source,
     extends: Vec<Extend>,
     opens: Vec<Open>,
     /// The first failure; recording stops there (the report goes on).
     error: Option<HistoryError>,
     finished: bool,
-    /// When the run finished, for a pushed one (else when it is closed).
-    finished_at: Option<String>,
+}
+
+/// What a recorder records: a run of this process, or one pushed from a spool.
+enum Source {
+    /// Its devices held until its commit: should the store be lost before, the run is
+    /// recorded from them into the spool (`None` once committed or taken).
+    Live(Option<Box<LostRun>>),
+    /// A spooled run: when it finished (else when it is closed).
+    Pushed { finished_at: Option<String> },
 }
 
 /// Months of partitions made ready around a run's start (a run, or a spooled one pushed
@@ -62,9 +71,19 @@ const PARTITION_MARGIN_MS: i64 = 32 * 24 * 3600 * 1000;
 pub(crate) struct Origin {
     /// The command as the spool recorded it (else `RunInfo::command`).
     pub(crate) command: Option<String>,
-    pub(crate) uid: Option<String>,
+    /// The uid (see [`run_uid`]).
+    pub(crate) uid: String,
+    /// The uid an earlier sshfleet gave a spooled run when it pushed it, looked for too.
+    pub(crate) former_uid: Option<String>,
     pub(crate) started_at: String,
     pub(crate) finished_at: Option<String>,
+}
+
+/// A run begun: being recorded (with the previous run's observations), or there already.
+pub(crate) enum Begun {
+    Recording(Box<PgRecorder>, Vec<Observation>),
+    /// A run of the same uid is in the store: its id there. Nothing was written.
+    There(i64),
 }
 
 impl Pg {
@@ -75,26 +94,44 @@ impl Pg {
         self,
         info: &RunInfo,
     ) -> Result<(PgRecorder, Vec<Observation>), HistoryError> {
+        let started_at = sshfleet_core::time::now_rfc3339();
+        let started = started_at.clone();
         let origin = Origin {
             command: None,
-            uid: None,
-            started_at: sshfleet_core::time::now_rfc3339(),
+            uid: run_uid(
+                info.command,
+                &info.scope,
+                &info.inventory_fingerprint,
+                info.shard.as_deref(),
+                info.target.as_deref(),
+                &started_at,
+            ),
+            former_uid: None,
+            started_at,
             finished_at: None,
         };
         let location = self.location.clone();
-        self.begin(info, origin)?.ok_or(HistoryError::Postgres {
-            store: location,
-            reason: "the run was not recorded".into(),
-        })
+        match self.begin(info, origin)? {
+            Begun::Recording(mut recorder, baseline) => {
+                recorder.source = Source::Live(Some(Box::new(LostRun {
+                    info: info.clone(),
+                    started_at: started,
+                    // Sized once, as the previous run was: the run holds a few hundred
+                    // bytes a device, and a vector grown by doubling would peak at twice.
+                    devices: Vec::with_capacity(baseline.len()),
+                })));
+                Ok((*recorder, baseline))
+            }
+            Begun::There(run) => Err(HistoryError::Postgres {
+                store: location,
+                reason: format!("the run was not recorded: run {run} has its uid"),
+            }),
+        }
     }
 
-    /// [`Pg::begin_run`] for a run from `origin`; `None` when a run of its uid is there
-    /// already (nothing is written then).
-    pub(crate) fn begin(
-        self,
-        info: &RunInfo,
-        origin: Origin,
-    ) -> Result<Option<(PgRecorder, Vec<Observation>)>, HistoryError> {
+    /// [`Pg::begin_run`] for a run from `origin`, unless a run of its uid is there already
+    /// (nothing is written then).
+    pub(crate) fn begin(self, info: &RunInfo, origin: Origin) -> Result<Begun, HistoryError> {
         let at = sshfleet_core::time::parse_rfc3339_ms(&origin.started_at)
             .unwrap_or_else(sshfleet_core::time::now_unix_ms);
         let around = |ms: i64| sshfleet_core::time::format_rfc3339_millis(ms);
@@ -112,35 +149,58 @@ impl Pg {
                 .batch_execute("BEGIN; SET LOCAL lock_timeout = '2s'")
                 .await?;
             let opened = open_run(client, info, &origin).await;
-            if !matches!(opened, Ok(Some(_))) {
+            if !matches!(opened, Ok(Opened::New(..))) {
                 let _ = client.batch_execute("ROLLBACK").await;
             }
             opened
         });
-        let Some((run, baseline)) = opened? else {
-            return Ok(None);
+        let (run, baseline) = match opened? {
+            Opened::New(run, baseline) => (run, baseline),
+            Opened::There(run) => return Ok(Begun::There(run)),
         };
         let recorder = PgRecorder {
             pg: self,
             run,
             scope: info.scope.clone(),
+            source: Source::Pushed {
+                finished_at: origin.finished_at,
+            },
             extends: Vec::new(),
             opens: Vec::new(),
             error: None,
             finished: false,
-            finished_at: origin.finished_at,
         };
-        Ok(Some((recorder, baseline)))
+        Ok(Begun::Recording(Box::new(recorder), baseline))
     }
 }
 
-/// Inside the run's transaction: the scope's lock, the baseline, the run's row (none when
-/// its uid is there already).
+/// What [`open_run`] found: a new run row, or the run of the same uid.
+enum Opened {
+    New(i64, Vec<Observation>),
+    There(i64),
+}
+
+/// The run that has one of these uids, if any.
+async fn run_of_uid(
+    client: &tokio_postgres::Client,
+    uids: &[&str],
+) -> Result<Option<i64>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT id FROM runs WHERE uid = ANY($1) ORDER BY id LIMIT 1",
+            &[&uids],
+        )
+        .await?;
+    row.map(|r| r.try_get(0)).transpose()
+}
+
+/// Inside the run's transaction: the scope's lock, the run of the same uid if there is one,
+/// else the baseline and the run's row.
 async fn open_run(
     client: &tokio_postgres::Client,
     info: &RunInfo,
     origin: &Origin,
-) -> Result<Option<(i64, Vec<Observation>)>, tokio_postgres::Error> {
+) -> Result<Opened, tokio_postgres::Error> {
     client
         .execute(
             &format!("SELECT pg_advisory_xact_lock({SCOPE_LOCK}, hashtext($1))"),
@@ -148,12 +208,17 @@ async fn open_run(
         )
         .await?;
     client.batch_execute("SET LOCAL lock_timeout = 0").await?;
+    let mut uids = vec![origin.uid.as_str()];
+    uids.extend(origin.former_uid.as_deref());
+    if let Some(there) = run_of_uid(client, &uids).await? {
+        return Ok(Opened::There(there));
+    }
     let baseline = crate::pg_read::baseline(client, &info.scope).await?;
     let run = client
         .query_opt(
             "INSERT INTO runs (uid, command, scope, inventory_fingerprint, shard, target,
                                started_at)
-             VALUES (coalesce($7, gen_random_uuid()::text), $1, $2, $3, $4, $5, $6)
+             VALUES ($7, $1, $2, $3, $4, $5, $6)
              ON CONFLICT (uid) DO NOTHING
              RETURNING id",
             &[
@@ -168,8 +233,10 @@ async fn open_run(
         )
         .await?;
     match run {
-        Some(row) => Ok(Some((row.try_get(0)?, baseline))),
-        None => Ok(None),
+        Some(row) => Ok(Opened::New(row.try_get(0)?, baseline)),
+        None => Ok(Opened::There(
+            run_of_uid(client, &uids).await?.unwrap_or_default(),
+        )),
     }
 }
 
@@ -181,6 +248,9 @@ impl PgRecorder {
     /// Gathers `rec`: extends the device's present period when its state is the one `before`
     /// (the previous run's) had, else opens a new period; sends a full batch.
     pub(crate) fn record(&mut self, rec: &DeviceRecord, before: Option<&Observation>) {
+        if let Source::Live(Some(held)) = &mut self.source {
+            held.devices.push(Kept::of(rec));
+        }
         if self.error.is_some() {
             return;
         }
@@ -249,62 +319,99 @@ impl PgRecorder {
         }
         let client = &self.pg.client;
         if let Some(e) = self.error.take() {
-            let _ = self.pg.block(client.batch_execute("ROLLBACK"));
+            // A connection gone (or not answering) is not asked again: its session's end
+            // rolls the transaction back.
+            if !matches!(e, HistoryError::Unreachable { .. }) {
+                let _ = self.pg.block(client.batch_execute("ROLLBACK"));
+            }
             return Err(e);
         }
-        let regressed = summary
-            .drift
-            .as_ref()
-            .map_or(0, |d| d.by_change.get(Change::Regressed));
-        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        let counts = [
-            count(summary.total),
-            count(summary.findings()),
-            count(summary.compliant),
-            count(summary.non_compliant),
-            count(summary.not_checked()),
-            count(summary.ssh_enabled),
-            count(summary.waived),
-            count(regressed),
-        ];
-        let finished = self
-            .finished_at
-            .clone()
-            .unwrap_or_else(sshfleet_core::time::now_rfc3339);
+        let counts = counts_of(summary);
+        let finished = match &self.source {
+            Source::Pushed {
+                finished_at: Some(at),
+            } => at.clone(),
+            _ => sshfleet_core::time::now_rfc3339(),
+        };
         let run = self.run;
-        let interrupted = ending == Ending::Interrupted;
-        let done = self.pg.block(async {
-            let closed = client
-                .execute(
-                    "UPDATE runs SET finished_at = $1, interrupted = $2, devices = $3,
-                            findings = $4, compliant = $5, non_compliant = $6, not_checked = $7,
-                            ssh_enabled = $8, waived = $9, regressed = $10
-                     WHERE id = $11",
-                    &[
-                        &finished,
-                        &interrupted,
-                        &counts[0],
-                        &counts[1],
-                        &counts[2],
-                        &counts[3],
-                        &counts[4],
-                        &counts[5],
-                        &counts[6],
-                        &counts[7],
-                        &run,
-                    ],
-                )
-                .await;
-            match closed {
-                Ok(_) => client.batch_execute("COMMIT").await,
-                Err(e) => {
-                    let _ = client.batch_execute("ROLLBACK").await;
-                    Err(e)
-                }
-            }
-        });
-        done.map(|()| self.run)
+        let done = self.pg.block(close(client, run, &finished, ending, counts));
+        done?;
+        // Committed: nothing is left to hold for the spool.
+        if let Source::Live(held) = &mut self.source {
+            *held = None;
+        }
+        Ok(self.run)
     }
+
+    /// The run as held since its start, once its commit failed (the store lost meanwhile),
+    /// for the spool; `None` for a run that holds none (pushed, or taken already).
+    pub(crate) fn take_lost(&mut self) -> Option<LostRun> {
+        match &mut self.source {
+            Source::Live(held) => held.take().map(|held| *held),
+            Source::Pushed { .. } => None,
+        }
+    }
+}
+
+/// Closes run `run` (its end, how it ended, its counts) and commits its transaction; rolls
+/// it back should the close fail.
+async fn close(
+    client: &tokio_postgres::Client,
+    run: i64,
+    finished: &str,
+    ending: Ending,
+    counts: [i64; 8],
+) -> Result<(), tokio_postgres::Error> {
+    let interrupted = ending == Ending::Interrupted;
+    let [devices, findings, compliant, non_compliant, not_checked, ssh, waived, regressed] = counts;
+    let closed = client
+        .execute(
+            "UPDATE runs SET finished_at = $1, interrupted = $2, devices = $3,
+                    findings = $4, compliant = $5, non_compliant = $6, not_checked = $7,
+                    ssh_enabled = $8, waived = $9, regressed = $10
+             WHERE id = $11",
+            &[
+                &finished,
+                &interrupted,
+                &devices,
+                &findings,
+                &compliant,
+                &non_compliant,
+                &not_checked,
+                &ssh,
+                &waived,
+                &regressed,
+                &run,
+            ],
+        )
+        .await;
+    match closed {
+        Ok(_) => client.batch_execute("COMMIT").await,
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+/// The run row's counts, in the order of its `UPDATE`: devices, findings, compliant,
+/// non-compliant, not checked, SSH enabled, waived, regressed.
+fn counts_of(summary: &Summary) -> [i64; 8] {
+    let regressed = summary
+        .drift
+        .as_ref()
+        .map_or(0, |d| d.by_change.get(Change::Regressed));
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    [
+        count(summary.total),
+        count(summary.findings()),
+        count(summary.compliant),
+        count(summary.non_compliant),
+        count(summary.not_checked()),
+        count(summary.ssh_enabled),
+        count(summary.waived),
+        count(regressed),
+    ]
 }
 
 /// Extends the periods of unchanged devices to this run, in one statement.

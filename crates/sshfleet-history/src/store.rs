@@ -175,4 +175,22 @@ impl Recorder {
             Writing::Postgres(r) => r.finish(summary, ending),
         }
     }
+
+    /// After [`Recorder::finish`] failed with [`HistoryError::Unreachable`] (the central
+    /// store lost during the run, its transaction gone): records the run into the SQLite
+    /// history at `spool` instead, every device as it was seen, with the run's start and
+    /// so its uid (`history push` then records it once, even had the commit reached the
+    /// server after all). The run's id in the spool; `None` when this recorder holds no run
+    /// for a spool (an SQLite history, or a run committed or spooled already).
+    pub fn spool(
+        &mut self,
+        spool: &Path,
+        summary: &Summary,
+        ending: Ending,
+    ) -> Option<Result<i64, HistoryError>> {
+        match &mut self.0 {
+            Writing::Sqlite(_) => None,
+            Writing::Postgres(r) => Some(r.take_lost()?.record_into(spool, summary, ending)),
+        }
+    }
 }

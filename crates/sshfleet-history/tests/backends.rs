@@ -204,6 +204,9 @@ fn runs_list(store: &Store<'_>) {
     assert_eq!(runs[0].regressed, 1);
     assert_eq!(runs[0].command, "scan");
     assert!(runs[0].finished_at.is_some() && !runs[0].interrupted);
+    let uids: std::collections::HashSet<&str> = runs.iter().map(|r| r.uid.as_str()).collect();
+    assert_eq!(uids.len(), 3, "a uid each");
+    assert!(uids.iter().all(|u| u.starts_with("run:")), "{uids:?}");
     assert_eq!(history.runs(1).unwrap().len(), 1);
     assert_eq!(history.run(None).unwrap().unwrap().id, 3);
     assert_eq!(history.run(Some(2)).unwrap().unwrap().scope, "west.csv");

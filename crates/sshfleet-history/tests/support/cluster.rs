@@ -134,6 +134,13 @@ impl Cluster {
             .args(["-U", SUPERUSER, "--auth=trust", "--no-sync", "-E", "UTF8"])
             .args(["--locale=C"]);
         self.run(initdb, "initdb");
+        self.start_server();
+        self.watchdog();
+    }
+
+    /// `pg_ctl start` on the cluster's data and socket, waiting (bounded) until the server
+    /// takes connections.
+    fn start_server(&self) {
         let options = format!(
             "-c listen_addresses='' -k {} -c fsync=off -c full_page_writes=off \
              -c synchronous_commit=off -c max_connections=40",
@@ -149,7 +156,24 @@ impl Cluster {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         self.run(start, "pg_ctl start");
-        self.watchdog();
+    }
+
+    /// Stops the server as `pg_ctl stop -m MODE` does (`fast`: each session is told and
+    /// closed; `immediate`: killed), waiting (bounded) until it is down: the central store
+    /// going away under a client.
+    pub(crate) fn stop(&self, mode: &str) {
+        let mut stop = self.server_command("pg_ctl");
+        stop.arg("-D")
+            .arg(&self.data)
+            .args(["-m", mode, "-w", "-t", "30", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        self.run(stop, "pg_ctl stop");
+    }
+
+    /// Starts the stopped server again, with its data, on the same socket.
+    pub(crate) fn restart(&self) {
+        self.start_server();
     }
 
     /// A shell that stops the server once this process is gone (killed, say), polling once
