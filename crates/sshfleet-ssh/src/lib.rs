@@ -1,6 +1,7 @@
 //! SSH server evidence in one polite connection: the identification line, the server's
-//! KEXINIT, one ephemeral key exchange, the host key and a check of its signature, then a
-//! DISCONNECT. It never authenticates and never opens a second connection.
+//! KEXINIT, one key exchange (our X25519 key is kept for 1,024 of them), the host key and a
+//! check of its signature, then a DISCONNECT. It never authenticates and never opens a
+//! second connection.
 //!
 //! The caller connects (and classifies refused or filtered ports); [`read_evidence`] does the
 //! rest within one deadline and returns what it learned, with the reason it stopped early.
