@@ -193,14 +193,21 @@ pub(super) fn report_output(
     super::report_output(format, schema, &output.output)
 }
 
-/// The files a finished run wrote, said last so a person knows where to look.
-pub(super) fn say_files_written(output: &Path, compliance: &ComplianceSettings) {
+/// The files a finished run wrote, said last so a person knows where to look: the history
+/// the run was recorded in (the spool, when the central history could not take it), as its
+/// `notes` say.
+pub(super) fn say_files_written(output: &Path, compliance: &ComplianceSettings, notes: &[Note]) {
     let report = Some(output).filter(|path| path.as_os_str() != "-");
+    let history = notes.iter().find_map(|note| match note {
+        Note::Recorded { history, .. } => Some(history.as_path()),
+        Note::Spooled { spool, .. } => Some(spool.as_path()),
+        _ => None,
+    });
     let extra = [
         compliance.html_out.as_deref(),
         compliance.metrics_out.as_deref(),
         compliance.summary_out.as_deref(),
-        compliance.history.as_deref(),
+        history,
     ];
     let written: Vec<String> = report
         .into_iter()

@@ -116,7 +116,7 @@ impl AfterScan<'_> {
         });
         say_notes(&outcome.notes, verbosity);
         if !outcome.output_failed() && !verbosity.is_quiet() {
-            say_files_written(&self.args.output.output, run.compliance());
+            say_files_written(&self.args.output.output, run.compliance(), &outcome.notes);
         }
         exit_of(outcome.verdict())
     }

@@ -399,3 +399,38 @@ async fn a_central_history_lost_during_the_run_keeps_it_in_the_spool_and_push_re
     assert!(again.contains("pushed 0 run(s)"), "{again}");
     assert_eq!(counts(), ("2".into(), "10".into(), "11".into()), "{again}");
 }
+
+/// The last line of a spooled run names the files it wrote: the spool, never the central
+/// history it could not reach (no PostgreSQL needed: nothing listens there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spooled_run_names_the_spool_among_the_files_written() {
+    let fleet = TestFleet::start(SimConfig {
+        devices: 4,
+        faults: FaultProfile::None,
+        ..SimConfig::default()
+    })
+    .await;
+    let nowhere = format!(
+        "postgresql://scan:s3cret@/fleet?host={}&connect_timeout=5",
+        fleet.path("no-such-dir").display()
+    );
+    let spool = fleet.path("site.spool.sqlite").display().to_string();
+    let report = fleet.path("r.jsonl");
+    let output = Sshfleet::scan(&fleet.inventory)
+        .out(&report)
+        .args(&["--history", &nowhere, "--spool", &spool])
+        .run()
+        .await;
+    let text = stderr(&output);
+    assert!(text.contains(&format!("in the spool {spool}")), "{text}");
+    let written = text
+        .lines()
+        .find(|l| l.starts_with("files written: "))
+        .unwrap_or_else(|| panic!("no files line: {text}"));
+    assert_eq!(
+        written,
+        format!("files written: {}, {spool}", report.display()),
+        "{text}"
+    );
+    fleet.fleet.shutdown().await;
+}
