@@ -432,5 +432,8 @@ async fn a_spooled_run_names_the_spool_among_the_files_written() {
         format!("files written: {}, {spool}", report.display()),
         "{text}"
     );
+    // Said once: the warning and the files line, no second log line saying it again.
+    let naming: Vec<&str> = text.lines().filter(|l| l.contains(&spool)).collect();
+    assert_eq!(naming.len(), 2, "{naming:#?}");
     fleet.fleet.shutdown().await;
 }

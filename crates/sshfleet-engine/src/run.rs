@@ -408,7 +408,8 @@ impl Run {
                 let Some(spool) = &self.compliance.spool else {
                     return Err(HistoryError::Unreachable { store, reason }.into());
                 };
-                tracing::warn!(%store, %reason, spool = %spool.display(), "history: spooling");
+                // Debug only: the run's note says it to the person, once and always.
+                tracing::debug!(%store, %reason, spool = %spool.display(), "history: spooling");
                 let (recorder, previous) = History::open(spool)?.begin_run(info)?;
                 Ok((recorder, previous, Some((store, reason))))
             }
@@ -590,7 +591,8 @@ impl Run {
         let Some(spool) = &self.compliance.spool else {
             return failed(String::new());
         };
-        tracing::warn!(central = %lost.central, reason = %lost.reason, spool = %spool.display(), "history: lost during the run, spooling");
+        // Debug only: the run's note says it to the person, once and always.
+        tracing::debug!(central = %lost.central, reason = %lost.reason, spool = %spool.display(), "history: lost during the run, spooling");
         match recorder.spool(spool, summary, ending) {
             Some(Ok(run)) => Note::Spooled {
                 spool: spool.clone(),
