@@ -239,6 +239,26 @@ impl Period {
     }
 }
 
+/// The run row's counts, in the order of both back ends' `UPDATE`: devices, findings, compliant,
+/// non-compliant, not checked, SSH enabled, waived, regressed.
+pub(crate) fn run_counts(summary: &Summary) -> [i64; 8] {
+    let regressed = summary
+        .drift
+        .as_ref()
+        .map_or(0, |d| d.by_change.get(Change::Regressed));
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    [
+        count(summary.total),
+        count(summary.findings()),
+        count(summary.compliant),
+        count(summary.non_compliant),
+        count(summary.not_checked()),
+        count(summary.ssh_enabled),
+        count(summary.waived),
+        count(regressed),
+    ]
+}
+
 /// What `prune` removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pruned {
@@ -864,11 +884,8 @@ impl SqliteRecorder {
             let _ = self.history.conn.execute_batch("ROLLBACK");
             return Err(e);
         }
-        let regressed = summary
-            .drift
-            .as_ref()
-            .map_or(0, |d| d.by_change.get(Change::Regressed));
-        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let [devices, findings, compliant, non_compliant, not_checked, ssh_enabled, waived, regressed] =
+            run_counts(summary);
         let done = self
             .history
             .conn
@@ -880,14 +897,14 @@ impl SqliteRecorder {
                 params![
                     sshfleet_core::time::now_rfc3339(),
                     ending == Ending::Interrupted,
-                    count(summary.total),
-                    count(summary.findings()),
-                    count(summary.compliant),
-                    count(summary.non_compliant),
-                    count(summary.not_checked()),
-                    count(summary.ssh_enabled),
-                    count(summary.waived),
-                    count(regressed),
+                    devices,
+                    findings,
+                    compliant,
+                    non_compliant,
+                    not_checked,
+                    ssh_enabled,
+                    waived,
+                    regressed,
                     self.run
                 ],
             )

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sshfleet_report::read::Observation;
 use sshfleet_report::record::WaiverTag;
-use sshfleet_report::{Change, DeviceRecord, Summary};
+use sshfleet_report::{DeviceRecord, Summary};
 
 use crate::pg::{Pg, SCOPE_LOCK};
 use crate::spool::{run_uid, Kept, LostRun};
@@ -326,7 +326,7 @@ impl PgRecorder {
             }
             return Err(e);
         }
-        let counts = counts_of(summary);
+        let counts = crate::run_counts(summary);
         let finished = match &self.source {
             Source::Pushed {
                 finished_at: Some(at),
@@ -392,26 +392,6 @@ async fn close(
             Err(e)
         }
     }
-}
-
-/// The run row's counts, in the order of its `UPDATE`: devices, findings, compliant,
-/// non-compliant, not checked, SSH enabled, waived, regressed.
-fn counts_of(summary: &Summary) -> [i64; 8] {
-    let regressed = summary
-        .drift
-        .as_ref()
-        .map_or(0, |d| d.by_change.get(Change::Regressed));
-    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    [
-        count(summary.total),
-        count(summary.findings()),
-        count(summary.compliant),
-        count(summary.non_compliant),
-        count(summary.not_checked()),
-        count(summary.ssh_enabled),
-        count(summary.waived),
-        count(regressed),
-    ]
 }
 
 /// Extends the periods of unchanged devices to this run, in one statement.
