@@ -352,6 +352,26 @@ pub struct FleetArgs {
     /// Write the metrics of the page in the Prometheus text format.
     #[arg(long, value_name = "FILE.prom")]
     pub metrics_out: Option<PathBuf>,
+    /// Site coverage: POST the expected sites with no complete run within --reported-within
+    /// to this http(s) URL (nothing when none is missing). The same missing sites give the
+    /// same Idempotency-Key, so a receiver that honours it alerts once per situation. A
+    /// failure only warns.
+    #[arg(
+        long = "notify",
+        value_name = "URL",
+        requires = "history",
+        conflicts_with = "run"
+    )]
+    pub notify: Option<String>,
+    /// The notification's body: `json`, or `slack` (`{"text": …}`).
+    #[arg(
+        long = "notify-format",
+        value_enum,
+        default_value = "json",
+        value_name = "FORMAT",
+        requires = "notify"
+    )]
+    pub notify_format: NotifyFormatArg,
 }
 
 /// An age as given (`7d`) and as a duration.

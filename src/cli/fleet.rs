@@ -10,10 +10,13 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 
 use super::args::{FleetArgs, ReportHtmlArgs};
+use super::verbosity::Verbosity;
 use super::Exit;
 use sshfleet_engine::fleet::{CoverageCheck, ExpectedSites, Fleet};
+use sshfleet_engine::notify::{build_coverage, send, NotifyTarget, RunLabel};
 use sshfleet_history::History;
 use sshfleet_inventory::{InventoryOptions, Row};
+use sshfleet_report::fleet::SiteCoverage;
 use sshfleet_report::html::HtmlReport;
 use sshfleet_report::metrics::RunFacts;
 use sshfleet_report::Summary;
@@ -28,7 +31,7 @@ impl FleetArgs {
 /// Whether `report html --history` renders the fleet: asked for, or the history holds
 /// more than one scope and no run was named.
 pub(super) fn wanted(args: &ReportHtmlArgs, history: &Path) -> anyhow::Result<bool> {
-    if args.fleet.fleet || args.fleet.wants_coverage() {
+    if args.fleet.fleet || args.fleet.wants_coverage() || args.fleet.notify.is_some() {
         return Ok(true);
     }
     if args.run.is_some() || (!sshfleet_history::is_database(history) && !history.exists()) {
@@ -75,10 +78,12 @@ fn expected(args: &FleetArgs) -> anyhow::Result<Option<CoverageCheck>> {
     }))
 }
 
-/// Renders the fleet view of `history` to `args.output`, with its summary and reports.
-pub(super) fn render(args: &ReportHtmlArgs, history: &Path) -> anyhow::Result<Exit> {
+/// Renders the fleet view of `history` to `args.output`, with its summary and reports, and
+/// with `--notify` sends its missing sites.
+pub(super) async fn render(args: &ReportHtmlArgs, history: &Path) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let check = expected(&args.fleet)?;
+    let notifier = coverage_notifier(&args.fleet, check.is_some())?;
     if !sshfleet_history::is_database(history) && !history.exists() {
         anyhow::bail!("the history {} does not exist", history.display());
     }
@@ -113,11 +118,56 @@ pub(super) fn render(args: &ReportHtmlArgs, history: &Path) -> anyhow::Result<Ex
             args.output.display()
         );
     }
+    if let (Some(target), Some(coverage)) = (notifier, &fleet.view.coverage) {
+        notify_missing(&target, coverage, args.verbosity()).await;
+    }
     Ok(if missing > 0 {
         Exit::Findings
     } else {
         Exit::Clean
     })
+}
+
+/// `--notify`'s target; it tells the missing sites, so it needs the expected ones.
+fn coverage_notifier(
+    args: &FleetArgs,
+    expects_sites: bool,
+) -> anyhow::Result<Option<NotifyTarget>> {
+    let Some(url) = &args.notify else {
+        return Ok(None);
+    };
+    if !expects_sites {
+        anyhow::bail!(
+            "--notify on report html tells the sites missing from the fleet: give --expect-sites-from INVENTORY or --sites-seen-within AGE"
+        );
+    }
+    NotifyTarget::parse(url, args.notify_format.format())
+        .map(Some)
+        .map_err(anyhow::Error::msg)
+}
+
+/// Sends the missing sites, if any; says how it went. A failure never changes the exit.
+async fn notify_missing(target: &NotifyTarget, coverage: &SiteCoverage, verbosity: Verbosity) {
+    let label = RunLabel {
+        command: "report html".to_owned(),
+        started_at: sshfleet_core::time::now_rfc3339(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let shown = target.shown().to_owned();
+    let Some(note) = build_coverage(coverage, &label, target.format) else {
+        if !verbosity.is_quiet() {
+            diagln!("no site missing: no notification to {shown}");
+        }
+        return;
+    };
+    match send(target, &note).await {
+        Ok(_) if verbosity.is_quiet() => {}
+        Ok(_) => diagln!("notified {shown}: {}", note.summary),
+        Err(e) => diagln!(
+            "warning: the notification was not delivered: {}; the result stands",
+            sshfleet_core::inert::message(&e.to_string())
+        ),
+    }
 }
 
 /// The page, and the JSON summary and metrics when asked for.

@@ -21,7 +21,7 @@ pub(super) fn latest_trend(path: &Path) -> anyhow::Result<Vec<TrendPoint>> {
 }
 
 /// `sshfleet report html`: the page of a report file, or of a history run.
-pub(super) fn render(args: ReportHtmlArgs) -> anyhow::Result<Exit> {
+pub(super) async fn render(args: ReportHtmlArgs) -> anyhow::Result<Exit> {
     sshfleet_core::files::RunFiles::default()
         .kept("REPORT", args.report.as_deref())
         .kept("--history", args.history.as_deref())
@@ -36,7 +36,7 @@ pub(super) fn render(args: ReportHtmlArgs) -> anyhow::Result<Exit> {
         .check()?;
     if let Some(history) = args.history.as_deref() {
         if super::fleet::wanted(&args, history)? {
-            return super::fleet::render(&args, history);
+            return super::fleet::render(&args, history).await;
         }
     }
     let (loaded, context) = match (&args.report, &args.history) {

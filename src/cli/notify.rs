@@ -12,6 +12,16 @@ use sshfleet_engine::notify::{
 use sshfleet_engine::waivers::Waivers;
 use sshfleet_report::RecordOutput;
 
+impl NotifyFormatArg {
+    /// The body format this option names.
+    pub(super) fn format(self) -> NotifyFormat {
+        match self {
+            NotifyFormatArg::Json => NotifyFormat::Json,
+            NotifyFormatArg::Slack => NotifyFormat::Slack,
+        }
+    }
+}
+
 /// What sends the run's notification, once the run is over.
 pub(super) struct Notifier {
     target: NotifyTarget,
@@ -35,11 +45,8 @@ impl Notifier {
                 "--notify tells what changed since the previous run: give --history or --baseline"
             );
         }
-        let format = match args.notify_format {
-            NotifyFormatArg::Json => NotifyFormat::Json,
-            NotifyFormatArg::Slack => NotifyFormat::Slack,
-        };
-        let target = NotifyTarget::parse(url, format).map_err(anyhow::Error::msg)?;
+        let target =
+            NotifyTarget::parse(url, args.notify_format.format()).map_err(anyhow::Error::msg)?;
         let (collector, changes) = ChangeCollector::new();
         let run = RunLabel {
             command: command.to_owned(),

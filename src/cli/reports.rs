@@ -29,7 +29,7 @@ const MAX_LISTED: usize = 50;
 pub(super) async fn run(args: ReportArgs) -> anyhow::Result<Exit> {
     match args.command {
         ReportCommand::Merge(args) => merge(args).await,
-        ReportCommand::Html(args) => super::html::render(args),
+        ReportCommand::Html(args) => super::html::render(args).await,
     }
 }
 

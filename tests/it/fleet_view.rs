@@ -337,6 +337,8 @@ async fn a_site_that_stopped_reporting_or_was_interrupted_is_named_missing() {
         Some("1")
     );
 
+    assert_missing_sites_notified(&sites, &inventory).await;
+
     // Sites seen within 30 days: the three that ever ran, not west.
     let (seen_output, _, seen_summary, _) = sites
         .report(
@@ -372,4 +374,66 @@ async fn a_site_that_stopped_reporting_or_was_interrupted_is_named_missing() {
         })
         .collect();
     assert_eq!(missing, [("east", false), ("south", true), ("west", false)]);
+}
+
+/// `--notify`: the receiver gets the missing sites with their gaps, nothing else; the same
+/// situation checked again carries the same Idempotency-Key; the URL's secrets are never
+/// printed; without expected sites `--notify` is refused.
+async fn assert_missing_sites_notified(sites: &Sites, inventory: &str) {
+    use crate::notify::{Answer, Receiver};
+    let receiver = Receiver::start(Answer::Statuses(&[])).await;
+    let coverage = ["--expect-sites-from", inventory, "--reported-within", "7d"];
+    let with_notify = |name: &'static str| {
+        let mut extra = coverage.to_vec();
+        extra.extend(["--notify", receiver.url.as_str()]);
+        async move { sites.report(name, &extra).await }
+    };
+    let (first, ..) = with_notify("notify-1").await;
+    let err = stderr(&first);
+    assert_eq!(code(&first), 1, "{err}");
+    assert!(err.contains("notified http://127.0.0.1:"), "{err}");
+    assert!(!err.contains("SECRET"), "{err}");
+    let (second, ..) = with_notify("notify-2").await;
+    assert_eq!(code(&second), 1, "{}", stderr(&second));
+    let got = receiver.received();
+    assert_eq!(got.len(), 2, "one POST per check");
+    let body = &got[0].body;
+    let missing: Vec<(&str, &str)> = body["missing_sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["site"].as_str().unwrap(), m["gap"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            ("east", "stale"),
+            ("south", "incomplete"),
+            ("west", "no_run")
+        ],
+        "{body}"
+    );
+    assert_eq!(body["expected_sites"], 4, "{body}");
+    assert!(body["missing_sites"][2]["description"]
+        .as_str()
+        .unwrap()
+        .contains("no run recorded at all"));
+    let key = got[0].header("idempotency-key").unwrap();
+    assert_eq!(
+        got[1].header("idempotency-key"),
+        Some(key),
+        "the same situation"
+    );
+
+    // It tells missing sites: without expected sites there is nothing to tell.
+    let (refused, ..) = sites
+        .report("notify-plain", &["--notify", receiver.url.as_str()])
+        .await;
+    assert_eq!(code(&refused), 2, "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("--expect-sites-from"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(receiver.received().len(), 2);
 }

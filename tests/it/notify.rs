@@ -15,13 +15,13 @@ use crate::support::{code, stderr, Sshfleet, TestFleet};
 
 /// One request the receiver read.
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     head: String,
-    body: Value,
+    pub(crate) body: Value,
 }
 
 impl Received {
-    fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.head.lines().find_map(|line| {
             let (key, value) = line.split_once(':')?;
             key.eq_ignore_ascii_case(name)
@@ -32,20 +32,21 @@ impl Received {
 
 /// How the receiver answers.
 #[derive(Clone, Copy)]
-enum Answer {
+pub(crate) enum Answer {
     /// These statuses in turn, then 200.
     Statuses(&'static [u16]),
     /// Reads the request and never answers.
     Never,
 }
 
-struct Receiver {
-    url: String,
+/// A webhook receiver on loopback that keeps what it was sent.
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     got: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
-    async fn start(answer: Answer) -> Receiver {
+    pub(crate) async fn start(answer: Answer) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let got = Arc::new(Mutex::new(Vec::new()));
@@ -80,7 +81,7 @@ impl Receiver {
         }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
     }
 }

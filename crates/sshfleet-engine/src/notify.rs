@@ -17,6 +17,7 @@ use sshfleet_core::model::EXPIRING_WITHIN_DAYS;
 use sshfleet_core::time::{days_between, parse_date, Date};
 use sshfleet_net::{ClientSettings, HttpClient};
 use sshfleet_report::drift::{is_new_exposure, Baseline, Seen};
+use sshfleet_report::fleet::SiteCoverage;
 use sshfleet_report::{Change, DeviceRecord, RecordWriter};
 
 use crate::waivers::Waivers;
@@ -333,15 +334,106 @@ pub fn build(
         }
     }
     .ok()?;
+    let key = idempotency_key(&[run.started_at.as_bytes(), &body]);
+    Some(Notification { body, key, summary })
+}
+
+/// `sshfleet-` and the first half of the SHA-256 of `parts`, each ended by a zero byte.
+fn idempotency_key(parts: &[&[u8]]) -> String {
     let mut hash = Sha256::new();
-    hash.update(run.started_at.as_bytes());
-    hash.update([0]);
-    hash.update(&body);
+    for part in parts {
+        hash.update(part);
+        hash.update([0]);
+    }
     let digest = hash.finalize();
     let mut key = String::from("sshfleet-");
     for byte in digest.iter().take(16) {
         key.push_str(&format!("{byte:02x}"));
     }
+    key
+}
+
+/// The JSON body of a fleet view's missing sites.
+#[derive(Serialize)]
+struct CoveragePayload<'a> {
+    source: &'static str,
+    version: &'a str,
+    command: &'a str,
+    checked_at: &'a str,
+    summary: String,
+    expected_sites: u64,
+    expected_from: &'a str,
+    reported_within: &'a str,
+    missing_sites: Vec<MissingPayload<'a>>,
+}
+
+#[derive(Serialize)]
+struct MissingPayload<'a> {
+    site: &'a str,
+    gap: &'static str,
+    last_complete: Option<&'a str>,
+    description: String,
+}
+
+/// The notification of a fleet view's expected sites that have no complete run within the
+/// period (`report html --history … --expect-sites-from / --sites-seen-within`), or `None`
+/// when none is missing. Its idempotency key is made from the missing sites, their gaps and
+/// their last complete runs only: checking the same situation again (an hourly job) gives the
+/// same key, so a receiver that honours it alerts once, and again when the situation changes.
+pub fn build_coverage(
+    coverage: &SiteCoverage,
+    run: &RunLabel,
+    format: NotifyFormat,
+) -> Option<Notification> {
+    if coverage.missing.is_empty() {
+        return None;
+    }
+    let summary = format!(
+        "{} of {} expected site(s) missing: no complete run within {}",
+        coverage.missing.len(),
+        coverage.expected,
+        coverage.within
+    );
+    let missing: Vec<MissingPayload<'_>> = coverage
+        .missing
+        .iter()
+        .map(|m| MissingPayload {
+            site: &m.site,
+            gap: m.gap.as_str(),
+            last_complete: m.last_complete.as_deref(),
+            description: m.describe(&coverage.since),
+        })
+        .collect();
+    let situation: Vec<u8> = missing
+        .iter()
+        .flat_map(|m| {
+            [m.site, m.gap, m.last_complete.unwrap_or("")]
+                .into_iter()
+                .flat_map(|part| part.bytes().chain([0]))
+        })
+        .collect();
+    let body = match format {
+        NotifyFormat::Json => serde_json::to_vec(&CoveragePayload {
+            source: "sshfleet",
+            version: &run.version,
+            command: &run.command,
+            checked_at: &run.started_at,
+            summary: summary.clone(),
+            expected_sites: coverage.expected,
+            expected_from: &coverage.expected_from,
+            reported_within: &coverage.within,
+            missing_sites: missing,
+        }),
+        NotifyFormat::Slack => {
+            let mut text = format!("sshfleet {}: {summary}", run.command);
+            for m in missing.iter().take(LISTED) {
+                text.push_str(&slack_escape(&format!("\n• {}: {}", m.site, m.description)));
+            }
+            serde_json::to_vec(&serde_json::json!({ "text": text }))
+        }
+    }
+    .ok()?;
+    let key = idempotency_key(&[b"coverage", &situation]);
     Some(Notification { body, key, summary })
 }
 
@@ -514,6 +606,56 @@ expires = "2027-06-01"
     #[test]
     fn nothing_changed_is_no_notification() {
         assert!(build(&Changes::default(), &[], &run(), NotifyFormat::Json).is_none());
+    }
+
+    #[test]
+    fn missing_sites_key_by_their_situation_and_slack_shows_their_names_as_text() {
+        use sshfleet_report::fleet::{Gap, MissingSite};
+        let missing = |gap: Gap| MissingSite {
+            site: "<!channel> east".into(),
+            gap,
+            last_complete: Some("2026-11-28T01:00:00.000Z".into()),
+            interrupted: None,
+        };
+        let coverage = |gap: Gap| SiteCoverage {
+            expected_from: "inventory sites.csv".into(),
+            within: "7d".into(),
+            since: "2026-12-01T00:00:00.000Z".into(),
+            expected: 3,
+            missing: vec![missing(gap)],
+        };
+        let at = |started_at: &str| RunLabel {
+            command: "report html".into(),
+            started_at: started_at.into(),
+            version: "0.1.0".into(),
+        };
+        let json = |gap, when| build_coverage(&coverage(gap), &at(when), NotifyFormat::Json);
+        let first = json(Gap::Stale, "2026-12-08T01:00:00.000Z").unwrap();
+        let later = json(Gap::Stale, "2026-12-08T02:00:00.000Z").unwrap();
+        let changed = json(Gap::Incomplete, "2026-12-08T02:00:00.000Z").unwrap();
+        assert_eq!(first.key, later.key, "the same situation, checked again");
+        assert_ne!(first.key, changed.key);
+        assert_eq!(
+            first.summary,
+            "1 of 3 expected site(s) missing: no complete run within 7d"
+        );
+        let body: serde_json::Value = serde_json::from_slice(&first.body).unwrap();
+        assert_eq!(body["missing_sites"][0]["gap"], "stale");
+        let slack = build_coverage(
+            &coverage(Gap::Stale),
+            &at("2026-12-08T01:00:00.000Z"),
+            NotifyFormat::Slack,
+        )
+        .unwrap();
+        let text: serde_json::Value = serde_json::from_slice(&slack.body).unwrap();
+        let text = text["text"].as_str().unwrap();
+        assert!(
+            text.contains("&lt;!channel&gt; east: no complete run since"),
+            "{text}"
+        );
+        let mut none = coverage(Gap::Stale);
+        none.missing.clear();
+        assert!(build_coverage(&none, &at("x"), NotifyFormat::Json).is_none());
     }
 
     #[test]
