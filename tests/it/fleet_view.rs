@@ -307,14 +307,8 @@ async fn a_site_that_stopped_reporting_or_was_interrupted_is_named_missing() {
         err.contains("site coverage: 1 of 4 expected sites"),
         "{err}"
     );
-    let gaps: Vec<(&str, &str)> = summary["fleet"]["coverage"]["missing"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| (m["site"].as_str().unwrap(), m["gap"].as_str().unwrap()))
-        .collect();
     assert_eq!(
-        gaps,
+        gaps(&summary["fleet"]["coverage"]["missing"]),
         [
             ("east", "stale"),
             ("south", "incomplete"),
@@ -376,6 +370,16 @@ async fn a_site_that_stopped_reporting_or_was_interrupted_is_named_missing() {
     assert_eq!(missing, [("east", false), ("south", true), ("west", false)]);
 }
 
+/// `(site, gap)` of a JSON list of missing sites.
+fn gaps(missing: &Value) -> Vec<(&str, &str)> {
+    missing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["site"].as_str().unwrap(), m["gap"].as_str().unwrap()))
+        .collect()
+}
+
 /// `--notify`: the receiver gets the missing sites with their gaps, nothing else; the same
 /// situation checked again carries the same Idempotency-Key; the URL's secrets are never
 /// printed; without expected sites `--notify` is refused.
@@ -398,14 +402,8 @@ async fn assert_missing_sites_notified(sites: &Sites, inventory: &str) {
     let got = receiver.received();
     assert_eq!(got.len(), 2, "one POST per check");
     let body = &got[0].body;
-    let missing: Vec<(&str, &str)> = body["missing_sites"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| (m["site"].as_str().unwrap(), m["gap"].as_str().unwrap()))
-        .collect();
     assert_eq!(
-        missing,
+        gaps(&body["missing_sites"]),
         [
             ("east", "stale"),
             ("south", "incomplete"),
