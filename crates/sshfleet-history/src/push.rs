@@ -13,8 +13,7 @@
 use std::path::Path;
 
 use rusqlite::params;
-use sshfleet_report::record::WaiverTag;
-use sshfleet_report::{Baseline, DeviceRecord, Status, Summary};
+use sshfleet_report::{Baseline, DeviceRecord, Summary};
 
 use crate::pg::Pg;
 use crate::pg_record::{Begun, Origin};
@@ -241,7 +240,7 @@ fn push_run(source: &Sqlite, run: &Spooled, url: &str) -> Result<PushedRun, Hist
     let mut baseline = Baseline::new(previous);
     let mut summary = Summary::default();
     for period in source.run_periods(&run.scope, run.id)? {
-        let mut rec = device_of(&period, run);
+        let mut rec = device_of(period, run);
         let before = baseline.annotate(&mut rec).cloned();
         recorder.record(&rec, before.as_ref());
         summary.add(&rec);
@@ -256,26 +255,19 @@ fn push_run(source: &Sqlite, run: &Spooled, url: &str) -> Result<PushedRun, Hist
     Ok(pushed)
 }
 
-/// The device as the spooled run saw it: the state of its period, checked at the period's
-/// time for this run.
-fn device_of(period: &Period, run: &Spooled) -> DeviceRecord {
-    let status = Status::parse(&period.status).unwrap_or(Status::ProtocolError);
-    let mut rec = DeviceRecord::new(
-        period.address.clone(),
-        period.name.clone(),
-        period.site.clone(),
-        status,
-    );
-    rec.serial.clone_from(&period.serial);
-    rec.ssh_enabled = period.ssh_enabled;
-    rec.compliant = period.compliant;
-    rec.waiver = period.waiver.as_deref().map(WaiverTag::parse);
-    rec.checked_at = if period.run_last == run.id {
+/// The device as `run` saw it in `period`: the period's state, its host key (the spool's
+/// run read it, or an earlier run of the period did), and the time the run checked it.
+fn device_of(period: Period, run: &Spooled) -> DeviceRecord {
+    let checked_at = if period.run_last == run.id {
         period.last_seen.clone()
     } else if period.run_first == run.id {
         period.first_seen.clone()
     } else {
         run.started_at.clone()
     };
+    let host_key = period.ssh_host_key.clone();
+    let mut rec = period.into_record();
+    rec.checked_at = checked_at;
+    rec.ssh.host_key = host_key;
     rec
 }

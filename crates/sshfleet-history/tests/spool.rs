@@ -269,3 +269,35 @@ fn a_run_left_in_the_spool_keeps_only_its_own_periods_for_the_runs_after_it() {
         ("3".into(), "4".into())
     );
 }
+
+/// A spooled run's host keys reach the central store with it: the next central run compares
+/// each camera's key against them (a key changed while offline is then `changed`, not a
+/// silent `first`).
+#[test]
+fn a_pushed_run_keeps_each_devices_host_key() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database();
+    let name = Cluster::name_of(&url).to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool.sqlite");
+    let keyed = || {
+        let mut records = site(false);
+        for r in &mut records {
+            r.ssh.host_key = (r.address != "c").then(|| format!("SHA256:key-{}", r.address));
+        }
+        records
+    };
+    run(&spool, "site", keyed());
+    run(&spool, "site", keyed());
+    let (said, done) = push_all(&spool, &url);
+    done.unwrap();
+    assert_eq!(said.len(), 2);
+    let keys = cluster.psql(
+        &name,
+        "SELECT string_agg(address || '=' || coalesce(ssh_host_key, '-'), ',' ORDER BY address)
+         FROM intervals",
+    );
+    assert_eq!(keys, "a=SHA256:key-a,b=SHA256:key-b,c=-");
+}
