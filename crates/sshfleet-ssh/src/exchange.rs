@@ -73,7 +73,7 @@ pub(crate) struct Ephemeral {
 
 enum Private {
     X25519(StaticSecret),
-    Nist(EphemeralPrivateKey),
+    Nist(EphemeralPrivateKey, &'static agreement::Algorithm),
 }
 
 /// A thread's X25519 key and how many exchanges it has served.
@@ -92,28 +92,31 @@ thread_local! {
 fn x25519_key() -> Result<(StaticSecret, [u8; 32]), Malformed> {
     X25519_KEY.with(|kept| {
         let mut kept = kept.borrow_mut();
-        let fresh = match kept.as_ref() {
-            Some(key) => key.uses >= X25519_KEY_USES,
-            None => true,
+        let key = match kept.as_mut() {
+            Some(key) if key.uses < X25519_KEY_USES => key,
+            _ => kept.insert(KeptKey::new()?),
         };
-        if fresh {
-            let mut bytes = [0u8; 32];
-            SystemRandom::new()
-                .fill(&mut bytes)
-                .map_err(|_| Malformed::NoRandomness)?;
-            let secret = StaticSecret::from(bytes);
-            bytes.fill(0);
-            let public = X25519Public::from(&secret).to_bytes();
-            *kept = Some(KeptKey {
-                secret,
-                public,
-                uses: 0,
-            });
-        }
-        let key = kept.as_mut().ok_or(Malformed::NoRandomness)?;
         key.uses = key.uses.saturating_add(1);
         Ok((key.secret.clone(), key.public))
     })
+}
+
+impl KeptKey {
+    /// A new key from the system's randomness, not used yet.
+    fn new() -> Result<KeptKey, Malformed> {
+        let mut bytes = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| Malformed::NoRandomness)?;
+        let secret = StaticSecret::from(bytes);
+        bytes.fill(0);
+        let public = X25519Public::from(&secret).to_bytes();
+        Ok(KeptKey {
+            secret,
+            public,
+            uses: 0,
+        })
+    }
 }
 
 /// What the exchange hash covers besides the reply: both identification lines (without
@@ -151,7 +154,7 @@ impl Ephemeral {
             .to_vec();
         Ok(Ephemeral {
             method,
-            private: Private::Nist(private),
+            private: Private::Nist(private, algorithm),
             public,
         })
     }
@@ -197,11 +200,7 @@ impl Ephemeral {
                 }
                 Ok(exchange_hash(shared.as_bytes()))
             }
-            Private::Nist(private) => {
-                let algorithm = self
-                    .method
-                    .nist_agreement()
-                    .ok_or(Malformed::BadServerPublicKey)?;
+            Private::Nist(private, algorithm) => {
                 let peer = UnparsedPublicKey::new(algorithm, reply.server_public);
                 agreement::agree_ephemeral(private, &peer, exchange_hash)
                     .map_err(|_| Malformed::BadServerPublicKey)
