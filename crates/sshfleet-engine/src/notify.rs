@@ -404,14 +404,15 @@ pub fn build_coverage(
             description: m.describe(&coverage.since),
         })
         .collect();
-    let situation: Vec<u8> = missing
-        .iter()
-        .flat_map(|m| {
-            [m.site, m.gap, m.last_complete.unwrap_or("")]
-                .into_iter()
-                .flat_map(|part| part.bytes().chain([0]))
-        })
+    // The situation: each missing site, its gap and its last complete run.
+    let situation: Vec<&[u8]> = std::iter::once(&b"coverage"[..])
+        .chain(
+            missing
+                .iter()
+                .flat_map(|m| [m.site, m.gap, m.last_complete.unwrap_or("")].map(str::as_bytes)),
+        )
         .collect();
+    let key = idempotency_key(&situation);
     let body = match format {
         NotifyFormat::Json => serde_json::to_vec(&CoveragePayload {
             source: "sshfleet",
@@ -433,7 +434,6 @@ pub fn build_coverage(
         }
     }
     .ok()?;
-    let key = idempotency_key(&[b"coverage", &situation]);
     Some(Notification { body, key, summary })
 }
 
